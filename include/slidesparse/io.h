@@ -1,0 +1,153 @@
+/* slidesparse/io.h — safetensors files, Hugging Face checkpoint directories,
+ * model configuration, atomic output.
+ *
+ * Safetensors format (https://github.com/huggingface/safetensors):
+ *   bytes 0..7   u64 little-endian N = header length
+ *   bytes 8..8+N JSON object {name: {"dtype": "BF16", "shape": [..],
+ *                "data_offsets": [begin, end]}, "__metadata__": {str: str}}
+ *                (may be padded with trailing spaces)
+ *   rest         the data buffer; offsets are relative to its start.
+ * The reader rejects, with one line naming the file and the tensor: a header
+ * past EOF, a non-object header, unknown dtype, negative or overflowing shapes,
+ * offsets out of range, reversed, overlapping, not matching dtype x shape, or
+ * leaving gaps in the buffer. Offsets and lengths are never trusted.
+ */
+#ifndef SLIDESPARSE_IO_H
+#define SLIDESPARSE_IO_H
+
+#include "slidesparse/core.h"
+#include "slidesparse/sparse.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// --- safetensors reader ------------------------------------------------------
+
+typedef struct ss_safetensors ss_safetensors; /* opaque */
+
+typedef struct {
+    const char *name;
+    ss_dtype dtype;
+    int ndim;
+    int64_t shape[SS_MAX_DIMS];
+    const void *data;   /* zero-copy view into the mapping */
+    size_t nbytes;
+    const char *file;   /* path of the file that holds it (for error text) */
+} ss_st_entry;
+
+/* Maps `path` read-only and validates it completely. */
+ss_status ss_safetensors_open(const char *path, ss_safetensors **out);
+/* Validates an in-memory image (the fuzz entry point); `buf` must outlive the
+ * handle; `label` names it in error messages. */
+ss_status ss_safetensors_parse(const void *buf, size_t len, const char *label,
+                               ss_safetensors **out);
+void ss_safetensors_close(ss_safetensors *st);
+
+size_t ss_safetensors_count(const ss_safetensors *st);
+/* Entries are in data-offset order. */
+const ss_st_entry *ss_safetensors_entry(const ss_safetensors *st, size_t i);
+/* NULL when absent. */
+const ss_st_entry *ss_safetensors_find(const ss_safetensors *st, const char *name);
+/* __metadata__ value for key, or NULL. */
+const char *ss_safetensors_metadata(const ss_safetensors *st, const char *key);
+
+// --- safetensors streaming writer ---------------------------------------------
+
+typedef struct ss_st_writer ss_st_writer; /* opaque */
+
+/* Writes to "<path>.tmp.<pid>"; nothing appears at `path` until close. */
+ss_status ss_st_writer_open(const char *path, ss_st_writer **out);
+/* Declare every tensor (in write order) before the first write. */
+ss_status ss_st_writer_declare(ss_st_writer *w, const char *name, ss_dtype dtype,
+                               int ndim, const int64_t *shape);
+ss_status ss_st_writer_set_metadata(ss_st_writer *w, const char *key, const char *value);
+/* Appends data of the declared tensors in order; may be called in chunks of any
+ * size. Writing more than declared is an error. */
+ss_status ss_st_writer_write(ss_st_writer *w, const void *data, size_t nbytes);
+/* Checks every declared byte was written, fsyncs, renames onto `path`, frees w. */
+ss_status ss_st_writer_close(ss_st_writer *w);
+/* Removes the temporary file and frees w (safe on NULL). */
+void ss_st_writer_abort(ss_st_writer *w);
+
+// --- model configuration (config.json) -----------------------------------------
+
+typedef enum {
+    SS_ARCH_BITNET = 0, /* BitNetForCausalLM */
+    SS_ARCH_LLAMA,      /* LlamaForCausalLM */
+    SS_ARCH_QWEN2,      /* Qwen2ForCausalLM */
+    SS_ARCH_COUNT
+} ss_arch;
+
+typedef enum {
+    SS_WEIGHTS_BF16 = 0,   /* the original dense checkpoint */
+    SS_WEIGHTS_QUANTIZED,  /* quantization_config present */
+    SS_WEIGHTS_SLID        /* slidesparse block present (implies quantized) */
+} ss_weights_kind;
+
+typedef struct {
+    ss_arch arch;
+    char architecture[64];      /* "BitNetForCausalLM" */
+    char model_type[32];        /* "bitnet" */
+    int hidden_size;
+    int intermediate_size;
+    int num_hidden_layers;
+    int num_attention_heads;
+    int num_key_value_heads;
+    int head_dim;               /* hidden/heads when absent */
+    int vocab_size;
+    int max_position_embeddings;
+    double rms_norm_eps;
+    double rope_theta;
+    int tie_word_embeddings;
+    int attention_bias;         /* q/k/v biases (Qwen2: 1) */
+    int bos_token_id, eos_token_id;
+    char hidden_act[16];        /* "relu2", "silu" */
+    /* quantization_config (when kind >= QUANTIZED) */
+    ss_weights_kind kind;
+    ss_dtype weight_dtype;      /* BF16, I8 or F8_E4M3 */
+    int per_channel;            /* weight_scale [N] (1) or [1] (0) */
+    /* slidesparse block (when kind == SLID) */
+    ss_pattern pattern;
+} ss_model_config;
+
+/* Parses config.json text; `label` names the file in errors. Rejects missing or
+ * mistyped required fields and unsupported architectures. */
+ss_status ss_model_config_parse(const char *json, size_t len, const char *label,
+                                ss_model_config *out);
+ss_status ss_model_config_load(const char *path, ss_model_config *out);
+
+// --- checkpoint directory -------------------------------------------------------
+
+typedef struct ss_checkpoint ss_checkpoint; /* opaque */
+
+/* Opens DIR/config.json and DIR/model.safetensors, or the shards listed in
+ * DIR/model.safetensors.index.json (each validated; the index must name
+ * exactly the tensors the shards hold). */
+ss_status ss_checkpoint_open(const char *dir, ss_checkpoint **out);
+void ss_checkpoint_close(ss_checkpoint *ck);
+const ss_model_config *ss_checkpoint_config(const ss_checkpoint *ck);
+const char *ss_checkpoint_dir(const ss_checkpoint *ck);
+/* Raw config.json text (NUL-terminated), for tools that copy and extend it. */
+const char *ss_checkpoint_config_json(const ss_checkpoint *ck);
+size_t ss_checkpoint_count(const ss_checkpoint *ck);
+const ss_st_entry *ss_checkpoint_entry(const ss_checkpoint *ck, size_t i);
+const ss_st_entry *ss_checkpoint_find(const ss_checkpoint *ck, const char *name);
+
+// --- atomic output directory ------------------------------------------------------
+
+/* Everything a command writes goes to a temporary sibling directory that is
+ * renamed onto the final path when complete, so a kill at any moment leaves
+ * the old state or the complete new directory.
+ *   begin: fails with SS_EEXIST when `final_dir` exists and !force; writes the
+ *          temporary path (final_dir + ".tmp.<pid>") into tmp (size n).
+ *   commit: fsyncs, replaces final_dir (removing an old one when force).
+ *   abort: removes the temporary directory recursively. */
+ss_status ss_outdir_begin(const char *final_dir, int force, char *tmp, size_t n);
+ss_status ss_outdir_commit(const char *tmp, const char *final_dir);
+void ss_outdir_abort(const char *tmp);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,116 @@
+/* slidesparse/linear.h — the one linear-layer interface every model layer,
+ * the kernel benchmark and the tuner call (DESIGN: "the seam").
+ *
+ *   Y[m, n] = dequant( GEMM( quant(+lift)(X[m, :]), W'[n, :] ) ) (+ bias[n])
+ *
+ * Stages and their exact arithmetic (SPEC §4; all backends must agree):
+ *   quant : slidesparse/quant.h ss_quant_act_ref (per-token scale sa[m]).
+ *   GEMM  : D[m, n] = sum_j q[m, j] * w[n, j]
+ *           I8 x I8  -> I32 exact;  E4M3 x E4M3 -> F32 (or BF16 when gemm_out says so).
+ *           BF16 weights: x (BF16) * w (BF16) -> F32 accumulate, no quantization.
+ *   dequant: t = (float)D * sa[m];  t = t * sb[n or 0];  t = t + (float)bias[n];
+ *            Y = bf16(t) (or t for F32 output). Three separately rounded IEEE
+ *            ops, no fused multiply-add, so the CPU and the GPU agree bit for bit.
+ *
+ * Buffers: the CPU backend takes host pointers; GPU backends take device
+ * pointers and run on the context's stream. Weights are handed over in host
+ * memory at creation (backends copy/compress them once).
+ */
+#ifndef SLIDESPARSE_LINEAR_H
+#define SLIDESPARSE_LINEAR_H
+
+#include "slidesparse/core.h"
+#include "slidesparse/sparse.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// --- context ---------------------------------------------------------------------
+
+typedef struct ss_context ss_context; /* opaque: device, library handles, stream,
+                                         GEMM workspace (owned here, so CUDA graphs
+                                         can capture forwards), tuning table */
+
+/* device: CUDA ordinal, or -1 for a CPU-only context. A CUDA build without a
+ * device, or a CPU-only build, fails with SS_EUNSUPPORTED for device >= 0. */
+ss_status ss_context_create(int device, ss_context **out);
+void ss_context_destroy(ss_context *ctx);
+int ss_context_device(const ss_context *ctx);
+/* cudaStream_t as void* (NULL = legacy default stream). */
+void ss_context_set_stream(ss_context *ctx, void *stream);
+void *ss_context_stream(const ss_context *ctx);
+
+/* Number of CUDA devices visible to this build (0 in a CPU-only build or when
+ * the driver finds none). */
+int ss_cuda_device_count(void);
+
+// --- backends ---------------------------------------------------------------------
+
+typedef enum {
+    SS_BACKEND_CPU = 0,     /* exact reference, OpenMP */
+    SS_BACKEND_CUBLASLT,    /* dense INT8 / FP8 / BF16 */
+    SS_BACKEND_CUSPARSELT,  /* 2:4 sparse on slid weights */
+    SS_BACKEND_COUNT
+} ss_backend;
+
+const char *ss_backend_name(ss_backend b);
+ss_status ss_backend_parse(const char *s, ss_backend *out);
+
+typedef struct {
+    const char *name;    /* tensor name, for error text */
+    int64_t n, k;        /* output features, logical inputs (K before sliding) */
+    ss_dtype wdtype;     /* SS_DTYPE_I8, SS_DTYPE_F8_E4M3, or SS_DTYPE_BF16 */
+    ss_pattern pattern;  /* SS_PATTERN_DENSE: w is (n, k); otherwise slid (n, K') */
+    ss_dtype gemm_out;   /* GEMM output dtype (I32 / F32 / BF16);
+                            SS_DTYPE_COUNT = backend default (I8: I32, FP8: F32) */
+    ss_dtype out_dtype;  /* SS_DTYPE_BF16 (default) or SS_DTYPE_F32 */
+    int per_channel;     /* w_scale has n entries (1) or one (0) */
+} ss_linear_desc;
+
+/* Defaults: gemm_out = COUNT, out_dtype = BF16, per_channel = 1, dense. */
+ss_linear_desc ss_linear_desc_default(const char *name, int64_t n, int64_t k,
+                                      ss_dtype wdtype);
+
+typedef struct {
+    const void *w;         /* (n, k) or slid (n, K'), dtype wdtype, host memory */
+    const float *w_scale;  /* (n) or (1); NULL for BF16 weights (treated as 1) */
+    const uint16_t *bias;  /* (n) BF16, or NULL */
+} ss_linear_weights;
+
+/* NULL when backend b can run (wdtype, pattern) in ctx, else a static reason
+ * ("FP8 needs compute capability >= 8.9", "built without cuSPARSELt", ...). */
+const char *ss_linear_supports(const ss_context *ctx, ss_backend b, ss_dtype wdtype,
+                               ss_pattern pattern);
+
+typedef struct ss_linear ss_linear; /* opaque */
+
+/* Validates shapes and, for slid patterns, that w is 2:4-valid (SS_EINVAL with
+ * the tensor name otherwise); copies/compresses the weights. */
+ss_status ss_linear_create(ss_context *ctx, ss_backend b, const ss_linear_desc *d,
+                           const ss_linear_weights *w, ss_linear **out);
+void ss_linear_destroy(ss_linear *lin);
+const ss_linear_desc *ss_linear_get_desc(const ss_linear *lin);
+
+/* y (m, n) out_dtype = linear(x (m, k) BF16). */
+ss_status ss_linear_forward(ss_linear *lin, const uint16_t *x, int64_t m, void *y);
+
+// --- stages (benchmarks and tests) ---------------------------------------------------
+
+/* Width of the quantized activations: K' for slid patterns, ceil32(K) dense. */
+int64_t ss_linear_q_cols(const ss_linear *lin);
+/* Rows the GEMM stage needs allocated for m tokens (m rounded up to 16). */
+int64_t ss_linear_m_pad(int64_t m);
+
+/* q (m_pad, q_cols) of wdtype, sa (m_pad). Rows >= m are zero-filled. */
+ss_status ss_linear_quant(ss_linear *lin, const uint16_t *x, int64_t m, void *q, float *sa);
+/* d (m, n) of gemm_out (row-major). */
+ss_status ss_linear_gemm(ss_linear *lin, const void *q, int64_t m, void *d);
+/* y (m, n) of out_dtype. */
+ss_status ss_linear_dequant(ss_linear *lin, const void *d, const float *sa, int64_t m,
+                            void *y);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

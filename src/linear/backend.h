@@ -1,0 +1,60 @@
+/* Internal: the backend table behind ss_linear (STYLE: backends are tables of
+ * { .name, .supports, .create, .forward stages, .destroy }).
+ *
+ * linear.c owns the public functions: it validates arguments once, picks the
+ * table, and calls through it; a backend is added by writing one file that
+ * defines an ss_backend_ops and listing it in linear.c.
+ */
+#ifndef SS_LINEAR_BACKEND_H
+#define SS_LINEAR_BACKEND_H
+
+#include "slidesparse/linear.h"
+
+/* The context: everything a GPU backend shares between linear layers. */
+struct ss_context {
+    int device;           /* -1: CPU only */
+    void *stream;         /* cudaStream_t */
+    void *gpu;            /* struct ss_cuda_state * (cuda_context.c), NULL on CPU */
+};
+
+/* Common part of every ss_linear; backends embed it first in their struct. */
+struct ss_linear {
+    const struct ss_backend_ops *ops;
+    ss_context *ctx;
+    ss_linear_desc desc;
+    char name[128];       /* desc.name points here */
+    int64_t q_cols;       /* ss_linear_q_cols */
+};
+
+typedef struct ss_backend_ops {
+    const char *name;
+    /* NULL when supported, else a static reason. */
+    const char *(*supports)(const ss_context *ctx, ss_dtype wdtype, ss_pattern p);
+    /* Allocates the backend's struct (which begins with struct ss_linear),
+     * copies/compresses weights. linear.c has validated d and w, and fills in the
+     * common part after create returns. */
+    ss_status (*create)(ss_context *ctx, const ss_linear_desc *d, const ss_linear_weights *w,
+                        ss_linear **out);
+    ss_status (*quant)(ss_linear *lin, const uint16_t *x, int64_t m, void *q, float *sa);
+    ss_status (*gemm)(ss_linear *lin, const void *q, int64_t m, void *d);
+    ss_status (*dequant)(ss_linear *lin, const void *d, const float *sa, int64_t m, void *y);
+    /* Whole forward; NULL = quant -> gemm -> dequant through scratch owned by lin. */
+    ss_status (*forward)(ss_linear *lin, const uint16_t *x, int64_t m, void *y);
+    void (*destroy)(ss_linear *lin);
+} ss_backend_ops;
+
+extern const ss_backend_ops ss_backend_cpu;
+#ifdef SS_HAVE_CUDA
+extern const ss_backend_ops ss_backend_cublaslt;
+#endif
+#ifdef SS_HAVE_CUSPARSELT
+extern const ss_backend_ops ss_backend_cusparselt;
+#endif
+
+/* cuda_context.c (CUDA builds only): creates/destroys ctx->gpu. */
+#ifdef SS_HAVE_CUDA
+ss_status ss_cuda_context_init(ss_context *ctx);
+void ss_cuda_context_fini(ss_context *ctx);
+#endif
+
+#endif

@@ -1,0 +1,51 @@
+/* Shared helpers for the cmocka test programs. */
+#ifndef SS_TEST_H
+#define SS_TEST_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include "slidesparse.h"
+
+/* Fails the test with ss_last_error() when expr is not SS_OK. */
+#define assert_ok(expr)                                                              \
+    do {                                                                             \
+        ss_status ss_t_ = (expr);                                                    \
+        if (ss_t_ != SS_OK)                                                          \
+            fail_msg("%s -> %s: %s", #expr, ss_status_name(ss_t_), ss_last_error()); \
+    } while (0)
+
+/* Asserts expr fails with status st and that the error text contains `needle`. */
+#define assert_fails(expr, st, needle) ss_test_assert_fails((expr), (st), (needle), #expr, __FILE__, __LINE__)
+void ss_test_assert_fails(ss_status got, ss_status want, const char *needle, const char *expr,
+                          const char *file, int line);
+
+/* Deterministic generator (splitmix64): tests are reproducible run to run. */
+typedef struct { uint64_t s; } ss_rng;
+uint64_t ss_rng_next(ss_rng *r);
+/* Uniform in [0, n). */
+uint64_t ss_rng_below(ss_rng *r, uint64_t n);
+/* Uniform in [lo, hi]. */
+int64_t ss_rng_range(ss_rng *r, int64_t lo, int64_t hi);
+/* Standard normal (Box-Muller). */
+double ss_rng_normal(ss_rng *r);
+
+/* Creates a fresh temporary directory under $TMPDIR (or /tmp); buf >= 64 bytes. */
+void ss_test_tmpdir(char *buf, size_t n);
+/* rm -rf path (tests only). */
+void ss_test_rmtree(const char *path);
+/* Reads a whole file; *len gets its size; caller frees. NULL when unreadable. */
+void *ss_test_read_file(const char *path, size_t *len);
+void ss_test_write_file(const char *path, const void *data, size_t len);
+
+/* For GPU test programs: when no CUDA device is visible prints
+ * "skipped: no CUDA device" and returns 1 (the caller then exits 77, which
+ * CTest reports as skipped). */
+int ss_test_no_cuda(void);
+
+#endif

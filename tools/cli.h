@@ -1,0 +1,38 @@
+/* Shared pieces of the slidesparse command-line program. The CLI parses
+ * arguments, calls the library and prints; it is the only place that exits. */
+#ifndef SS_CLI_H
+#define SS_CLI_H
+
+#include <stdio.h>
+#include "slidesparse.h"
+
+/* One subcommand: argv[0] is the command name. Returns the process exit code. */
+typedef struct {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+} ss_cli_command;
+
+/* Prints "slidesparse <cmd>: <message>" on stderr (one line). Returns 1. */
+int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints "slidesparse <cmd>: <ss_last_error()>" and returns 1 (2 for SS_EINVAL). */
+int cli_lib_error(const char *cmd, ss_status s);
+
+/* Option parsing: `--name value` or `--name=value`. Returns 1 and sets *val
+ * when argv[*i] is that option (advancing *i past a separate value). A
+ * missing value prints an error and sets *bad. */
+int cli_opt(int argc, char **argv, int *i, const char *name, const char **val, int *bad);
+/* `--flag`: returns 1 when argv[i] is that flag. */
+int cli_flag(const char *arg, const char *name);
+/* Strict integer parsing (whole string, range). Returns 0 on error. */
+int cli_parse_i64(const char *s, long long lo, long long hi, long long *out);
+
+int cmd_version(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+
+#endif

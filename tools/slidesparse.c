@@ -1,0 +1,91 @@
+/* slidesparse — the command-line program: dispatches to tools/cmd_*.c. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const ss_cli_command commands[] = {
+    {"demo", "build a tiny checkpoint, quantize, slide every pattern, prove it lossless", cmd_demo},
+    {"synth", "write an HF-layout BF16 checkpoint with random weights (--preset)", cmd_synth},
+    {"quantize", "BF16 checkpoint -> INT8 / FP8 checkpoint (task 1)", cmd_quantize},
+    {"convert", "prune + slide a checkpoint to SlideSparse 2_L patterns (task 2)", cmd_convert},
+    {"verify", "check a SlideSparse checkpoint against its dense source, exit 1 on mismatch", cmd_verify},
+    {"inspect", "list tensors, dtypes, shapes and detected Z:L pattern of a file or directory", cmd_inspect},
+    {"version", "print versions of slidesparse and the libraries it was built with", cmd_version},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+int cli_error(const char *cmd, const char *fmt, ...) {
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "slidesparse %s: %s\n", cmd, msg);
+    return 1;
+}
+
+int cli_lib_error(const char *cmd, ss_status s) {
+    fprintf(stderr, "slidesparse %s: %s\n", cmd, ss_last_error()[0] ? ss_last_error() : ss_status_name(s));
+    return s == SS_EINVAL ? 2 : 1;
+}
+
+int cli_opt(int argc, char **argv, int *i, const char *name, const char **val, int *bad) {
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0)
+        return 0;
+    if (a[n] == '=') {
+        *val = a + n + 1;
+        return 1;
+    }
+    if (a[n] != '\0')
+        return 0;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "slidesparse: option %s needs a value\n", name);
+        *bad = 1;
+        return 1;
+    }
+    *val = argv[++*i];
+    return 1;
+}
+
+int cli_flag(const char *arg, const char *name) { return strcmp(arg, name) == 0; }
+
+int cli_parse_i64(const char *s, long long lo, long long hi, long long *out) {
+    if (!s || !*s)
+        return 0;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: slidesparse <command> [options]   (slidesparse <command> --help)\n\ncommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (cli_flag(argv[1], "--help") || cli_flag(argv[1], "-h") || cli_flag(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (cli_flag(argv[1], "--version"))
+        return cmd_version(argc - 1, argv + 1);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "slidesparse: unknown command '%s' (see slidesparse --help)\n", argv[1]);
+    return 2;
+}
