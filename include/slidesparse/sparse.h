@@ -67,7 +67,7 @@ ss_status ss_prune(ss_dtype t, void *w, int64_t n, int64_t k, ss_pattern p,
                    ss_dtype ref_dtype, const void *ref);
 
 /* Does every row satisfy pattern p (at least Z zeros per group of L)? On
- * failure *bad_row/*bad_group (may be NULL) say where. */
+ * failure, bad_row and bad_group (may be NULL) say where. */
 int ss_check_pattern(ss_dtype t, const void *w, int64_t n, int64_t k, ss_pattern p,
                      int64_t *bad_row, int64_t *bad_group);
 
