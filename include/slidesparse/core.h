@@ -59,23 +59,36 @@ typedef enum {
     SS_DTYPE_COUNT
 } ss_dtype;
 
-/* Bytes per element (1 for BOOL and the FP8 types). */
+/* Bytes per element (1 for BOOL and the FP8 types; 0 for an invalid value). */
 size_t ss_dtype_size(ss_dtype t);
-/* Safetensors spelling: "BF16", "F8_E4M3", ... */
+/* Safetensors spelling: "BF16", "F8_E4M3", ... ("UNKNOWN" for an invalid value). */
 const char *ss_dtype_name(ss_dtype t);
-/* Parses the safetensors spelling; also accepts "int8", "fp8", "bf16" (CLI). */
+/* Parses the safetensors spelling (case-sensitive); also accepts the CLI
+ * aliases "int8" (I8), "fp8" (F8_E4M3), "bf16", "fp16", "fp32". On failure
+ * (SS_EINVAL) the message names the string and lists the valid spellings, and
+ * *out is untouched. */
 ss_status ss_dtype_parse(const char *s, ss_dtype *out);
 
-/* Exact conversions. Rounding is to nearest, ties to even, everywhere.
+/* Exact conversions. Rounding is to nearest, ties to even, everywhere; the
+ * sign is always kept (-0 -> -0, a negative value rounding to zero gives -0).
+ * Decoding (x -> f32) is exact for every pattern. Integer bit manipulation
+ * only: results do not depend on the FPU rounding mode or FTZ/DAZ.
+ * Inline versions for hot loops: src/core/dtype_inline.h.
  *
- * BF16: f32->bf16 keeps NaN a quiet NaN (sign kept), Inf stays Inf, overflow
- *   rounds to Inf as IEEE does.
- * F16: IEEE binary16, subnormals kept, overflow -> Inf, NaN -> quiet NaN.
+ * BF16: f32->bf16 keeps NaN a quiet NaN (sign and top payload bits kept, quiet
+ *   bit 0x0040 set), Inf stays Inf, overflow rounds to Inf as IEEE does
+ *   (from max + ulp/2 on, the tie included).
+ * F16: IEEE binary16, subnormals kept, overflow -> Inf (from 65520 on), NaN ->
+ *   quiet NaN (sign and top payload bits kept, quiet bit 0x0200 set, as F16C).
  * F8_E4M3 (OCP "e4m3fn"): bias 7, no Inf, one NaN pattern per sign (S.1111.111);
- *   max finite 448. f32->e4m3 SATURATES: |x| > 448 (and +-Inf) -> +-448;
- *   NaN -> 0x7F (or 0xFF with the sign). Subnormals (exp field 0) are kept.
- * F8_E5M2: bias 15, IEEE-like with Inf and NaN, max finite 57344; f32->e5m2 is
- *   NOT saturating (overflow -> Inf) as in IEEE; NaN -> quiet NaN 0x7E|sign.
+ *   exponent field 15 is finite (256..448); max finite 448. f32->e4m3
+ *   SATURATES: |x| > 448 (and +-Inf) -> +-448 (0x7E/0xFE), never the NaN code;
+ *   NaN -> 0x7F (or 0xFF with the sign). Subnormals (exp field 0, m * 2^-9)
+ *   are kept.
+ * F8_E5M2: bias 15, IEEE-like with Inf (S.11111.00) and NaN, max finite 57344;
+ *   f32->e5m2 is NOT saturating: overflow (from 61440 on) -> Inf as in IEEE;
+ *   NaN -> quiet NaN 0x7E|sign. Rounded from f32 directly (never through F16,
+ *   which would round twice).
  */
 float    ss_bf16_to_f32(uint16_t h);
 uint16_t ss_f32_to_bf16(float f);
@@ -86,7 +99,8 @@ uint8_t  ss_f32_to_e4m3(float f);
 float    ss_e5m2_to_f32(uint8_t b);
 uint8_t  ss_f32_to_e5m2(float f);
 
-/* Reads element i of a buffer of dtype t as double (BOOL -> 0/1). */
+/* Reads element i of a buffer of dtype t as double (BOOL -> 0/1; I64 beyond
+ * 2^53 rounds; an invalid dtype gives NaN). The buffer need not be aligned. */
 double ss_dtype_load(ss_dtype t, const void *data, size_t i);
 
 // --- tensor views -------------------------------------------------------------
