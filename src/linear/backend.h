@@ -24,6 +24,12 @@ struct ss_linear {
     ss_linear_desc desc;
     char name[128];       /* desc.name points here */
     int64_t q_cols;       /* ss_linear_q_cols */
+    /* Scratch of the generic forward (linear.c), grown on demand through
+     * ops->buf_alloc/buf_free; rows = m_pad it was sized for. */
+    void *scratch_q;      // (scratch_rows, q_cols) of wdtype
+    float *scratch_sa;    // (scratch_rows)
+    void *scratch_d;      // (scratch_rows, n) of gemm_out
+    int64_t scratch_rows;
 };
 
 typedef struct ss_backend_ops {
@@ -41,6 +47,10 @@ typedef struct ss_backend_ops {
     /* Whole forward; NULL = quant -> gemm -> dequant through scratch owned by lin. */
     ss_status (*forward)(ss_linear *lin, const uint16_t *x, int64_t m, void *y);
     void (*destroy)(ss_linear *lin);
+    /* Memory for the generic forward's scratch; NULL = host malloc/free (a
+     * backend on device memory that leaves .forward NULL must set these). */
+    void *(*buf_alloc)(ss_linear *lin, size_t bytes);
+    void (*buf_free)(ss_linear *lin, void *p);
 } ss_backend_ops;
 
 extern const ss_backend_ops ss_backend_cpu;
