@@ -5,7 +5,7 @@
  * by searching the sorted table of every finite value of the format for the
  * nearest one in double (ties to the even code), then applying the overflow
  * rule of core.h. It shares no code with src/core/dtype_inline.h. */
-#include "ss_test.h"
+#include "support/ss_test.h"
 
 #include "core/dtype_inline.h"
 

@@ -1,7 +1,7 @@
 /* The CLI progress line: formatting with fixed inputs, and the rate limits of
  * the terminal and log modes driven by explicit times. progress.c is part of
  * the CLI (tools/), not the library, so it is compiled into this test. */
-#include "ss_test.h"
+#include "support/ss_test.h"
 
 #include "../tools/progress.c"
 
