@@ -1,3 +1,53 @@
-/* placeholder: replaced by the real command */
+/* slidesparse quantize (task 1): BF16 checkpoint -> INT8 / FP8 checkpoint. */
 #include "cli.h"
-int cmd_quantize(int argc, char **argv) { return cli_error("quantize", "not implemented yet"); }
+
+#include "prep_cli.h"
+#include "slidesparse/prep.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: slidesparse quantize --in DIR --dtype int8|fp8 --out DIR [--force]\n"
+               "  BitNet: ternary absmean per tensor; other models: per-channel absmax.\n"
+               "  Embeddings, norms, biases and lm_head are copied unchanged (BF16).\n");
+}
+
+int cmd_quantize(int argc, char **argv) {
+    const char *in = NULL, *out = NULL, *dt = NULL;
+    int force = 0, bad = 0;
+    for (int i = 1; i < argc; i++) {
+        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (cli_opt(argc, argv, &i, "--in", &in, &bad) || cli_opt(argc, argv, &i, "--out", &out, &bad) ||
+            cli_opt(argc, argv, &i, "--dtype", &dt, &bad)) {
+            if (bad)
+                return 2;
+            continue;
+        }
+        if (cli_flag(argv[i], "--force")) {
+            force = 1;
+            continue;
+        }
+        cli_error("quantize", "unexpected argument '%s' (see --help)", argv[i]);
+        return 2;
+    }
+    if (!in || !out || !dt) {
+        cli_error("quantize", "--in, --dtype and --out are required (see --help)");
+        return 2;
+    }
+    ss_dtype dtype;
+    if (ss_dtype_parse(dt, &dtype) != SS_OK || (dtype != SS_DTYPE_I8 && dtype != SS_DTYPE_F8_E4M3)) {
+        cli_error("quantize", "--dtype '%s': expected int8 or fp8", dt);
+        return 2;
+    }
+    prep_cli_progress pg;
+    prep_cli_progress_init(&pg, "quantize");
+    ss_quantize_opts o = {.in_dir = in, .out_dir = out, .dtype = dtype, .force = force,
+                          .progress = prep_cli_progress_cb, .user = &pg};
+    ss_status s = ss_quantize_checkpoint(&o);
+    prep_cli_progress_done(&pg, s == SS_OK);
+    if (s != SS_OK)
+        return cli_lib_error("quantize", s);
+    printf("quantize: %s -> %s (%s)\n", in, out, ss_dtype_name(dtype));
+    return 0;
+}
