@@ -15,5 +15,6 @@
 #include "slidesparse/quant.h"
 #include "slidesparse/io.h"
 #include "slidesparse/linear.h"
+#include "slidesparse/prep.h"
 
 #endif
