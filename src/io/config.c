@@ -1,0 +1,368 @@
+/* config.json -> ss_model_config, for BitNet, Llama and Qwen2 checkpoints.
+ *
+ * Accepted schema (fields not listed are ignored):
+ *   architectures        array, [0] one of BitNetForCausalLM, LlamaForCausalLM,
+ *                        Qwen2ForCausalLM                                 required
+ *   hidden_size, intermediate_size, num_hidden_layers, num_attention_heads,
+ *   vocab_size           positive integers                               required
+ *   num_key_value_heads  positive, divides num_attention_heads    default heads
+ *   head_dim             positive                      default hidden / heads
+ *   max_position_embeddings positive                          default 2048
+ *   rms_norm_eps         number > 0                           default 1e-6
+ *   rope_theta           number > 0                           default 10000
+ *   tie_word_embeddings  boolean                              default false
+ *   attention_bias       boolean                default true for Qwen2, else false
+ *   hidden_act           string (< 16 chars)  default "relu2" (BitNet), "silu"
+ *   model_type           string (< 32 chars)                  default ""
+ *   bos_token_id, eos_token_id  integer, or array (first element), or null  default -1
+ *
+ *   quantization_config (written by `slidesparse quantize`)    optional, then kind QUANTIZED
+ *     { "quant_method": "slidesparse",                                    required
+ *       "weights":     { "dtype": "int8" | "fp8_e4m3",                    required
+ *                        "scheme": "per_channel" | "per_tensor",          required
+ *                        "static": true },                                optional, must be true
+ *       "activations": { "dtype": same as weights.dtype,                  required
+ *                        "scheme": "per_token",                           required
+ *                        "dynamic": true } }                              optional, must be true
+ *     Another quant_method (e.g. a Hugging Face "bitnet" block) is SS_EUNSUPPORTED.
+ *
+ *   slidesparse (written by `slidesparse convert`)              optional, then kind SLID
+ *     { "pattern": "2_8",                       ss_pattern_parse syntax   required
+ *       "Z": 2, "L": 8,                         must agree with pattern   optional
+ *                                               (2_inf: L is 0 or null)
+ *       "tensors": { "<name>": { "K": 2560, "K_slid": 3840 }, ... }        optional;
+ *                  each value an object; K, K_slid positive integers when
+ *                  present, and K_slid == ss_slid_k(pattern, K) when both are
+ *       "source": "...", "version": "..." }     strings                   optional
+ *     Without quantization_config a slid checkpoint keeps weight_dtype BF16.
+ */
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "io/fileutil.h"
+#include "slidesparse/io.h"
+
+#define SS_CONFIG_MAX ((size_t)16 << 20) /* a config.json is a few KB */
+
+static const char *const arch_names[SS_ARCH_COUNT] = {
+    [SS_ARCH_BITNET] = "BitNetForCausalLM",
+    [SS_ARCH_LLAMA] = "LlamaForCausalLM",
+    [SS_ARCH_QWEN2] = "Qwen2ForCausalLM",
+};
+
+static const char *type_word(const json_t *v) {
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a real number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "something else";
+}
+
+// --- typed field getters (label + dotted path name the field in errors) ------------------
+
+/* Integer in [lo, hi]; absent -> *out = def unless required. */
+static ss_status get_int(const char *label, json_t *obj, const char *path, const char *key,
+                         int required, long long lo, long long hi, int def, int *out) {
+    json_t *v = json_object_get(obj, key);
+    if (!v) {
+        if (required)
+            return ss_fail(SS_EFORMAT, "%s: missing required field '%s%s'", label, path, key);
+        *out = def;
+        return SS_OK;
+    }
+    if (!json_is_integer(v))
+        return ss_fail(SS_EFORMAT, "%s: field '%s%s' must be an integer, found %s", label, path, key,
+                       type_word(v));
+    long long x = json_integer_value(v);
+    if (x < lo || x > hi)
+        return ss_fail(SS_EFORMAT, "%s: field '%s%s' is %lld, expected %lld..%lld", label, path, key,
+                       x, lo, hi);
+    *out = (int)x;
+    return SS_OK;
+}
+
+/* Positive finite number (integer or real); absent -> def. */
+static ss_status get_pos_number(const char *label, json_t *obj, const char *key, double def,
+                                double *out) {
+    json_t *v = json_object_get(obj, key);
+    if (!v) {
+        *out = def;
+        return SS_OK;
+    }
+    if (!json_is_number(v))
+        return ss_fail(SS_EFORMAT, "%s: field '%s' must be a number, found %s", label, key, type_word(v));
+    double x = json_number_value(v);
+    if (!(x > 0) || !isfinite(x))
+        return ss_fail(SS_EFORMAT, "%s: field '%s' is %g, expected a positive number", label, key, x);
+    *out = x;
+    return SS_OK;
+}
+
+static ss_status get_bool(const char *label, json_t *obj, const char *path, const char *key,
+                          int def, int *out) {
+    json_t *v = json_object_get(obj, key);
+    if (!v) {
+        *out = def;
+        return SS_OK;
+    }
+    if (!json_is_boolean(v))
+        return ss_fail(SS_EFORMAT, "%s: field '%s%s' must be a boolean, found %s", label, path, key,
+                       type_word(v));
+    *out = json_is_true(v);
+    return SS_OK;
+}
+
+/* String copied into buf[n]; absent -> def (NULL: required). */
+static ss_status get_string(const char *label, json_t *obj, const char *path, const char *key,
+                            const char *def, char *buf, size_t n) {
+    json_t *v = json_object_get(obj, key);
+    const char *s = def;
+    if (v) {
+        if (!json_is_string(v))
+            return ss_fail(SS_EFORMAT, "%s: field '%s%s' must be a string, found %s", label, path,
+                           key, type_word(v));
+        s = json_string_value(v);
+    } else if (!def) {
+        return ss_fail(SS_EFORMAT, "%s: missing required field '%s%s'", label, path, key);
+    }
+    if (strlen(s) >= n)
+        return ss_fail(SS_EFORMAT, "%s: field '%s%s' is %zu characters, at most %zu allowed", label,
+                       path, key, strlen(s), n - 1);
+    memcpy(buf, s, strlen(s) + 1);
+    return SS_OK;
+}
+
+static ss_status get_object(const char *label, json_t *obj, const char *path, const char *key,
+                            int required, json_t **out) {
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (!v)
+        return required ? ss_fail(SS_EFORMAT, "%s: missing required field '%s%s'", label, path, key)
+                        : SS_OK;
+    if (!json_is_object(v))
+        return ss_fail(SS_EFORMAT, "%s: field '%s%s' must be an object, found %s", label, path, key,
+                       type_word(v));
+    *out = v;
+    return SS_OK;
+}
+
+/* Token ids: an integer, the first of an array (Llama 3 lists several eos),
+ * or null. */
+static ss_status get_token_id(const char *label, json_t *obj, const char *key, int *out) {
+    json_t *v = json_object_get(obj, key);
+    *out = -1;
+    if (!v || json_is_null(v))
+        return SS_OK;
+    if (json_is_array(v) && json_array_size(v) > 0)
+        v = json_array_get(v, 0);
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT_MAX)
+        return ss_fail(SS_EFORMAT, "%s: field '%s' must be a non-negative integer (or an array of them)",
+                       label, key);
+    *out = (int)json_integer_value(v);
+    return SS_OK;
+}
+
+// --- sections ----------------------------------------------------------------------------
+
+static ss_status parse_arch(const char *label, json_t *root, ss_model_config *c) {
+    json_t *a = json_object_get(root, "architectures");
+    if (!a)
+        return ss_fail(SS_EFORMAT, "%s: missing required field 'architectures'", label);
+    if (!json_is_array(a) || json_array_size(a) == 0 || !json_is_string(json_array_get(a, 0)))
+        return ss_fail(SS_EFORMAT, "%s: field 'architectures' must be a non-empty array of strings", label);
+    const char *name = json_string_value(json_array_get(a, 0));
+    for (int i = 0; i < SS_ARCH_COUNT; i++)
+        if (strcmp(name, arch_names[i]) == 0) {
+            c->arch = (ss_arch)i;
+            snprintf(c->architecture, sizeof c->architecture, "%s", name);
+            return SS_OK;
+        }
+    return ss_fail(SS_EUNSUPPORTED, "%s: unsupported architecture '%.64s' (supported: %s, %s, %s)",
+                   label, name, arch_names[0], arch_names[1], arch_names[2]);
+}
+
+static ss_status parse_dims(const char *label, json_t *root, ss_model_config *c) {
+    const long long big = 1 << 20, vocab_max = 1 << 24;
+    SS_TRY(get_int(label, root, "", "hidden_size", 1, 1, big, 0, &c->hidden_size));
+    SS_TRY(get_int(label, root, "", "intermediate_size", 1, 1, 4 * big, 0, &c->intermediate_size));
+    SS_TRY(get_int(label, root, "", "num_hidden_layers", 1, 1, 4096, 0, &c->num_hidden_layers));
+    SS_TRY(get_int(label, root, "", "num_attention_heads", 1, 1, c->hidden_size, 0, &c->num_attention_heads));
+    SS_TRY(get_int(label, root, "", "vocab_size", 1, 1, vocab_max, 0, &c->vocab_size));
+    SS_TRY(get_int(label, root, "", "num_key_value_heads", 0, 1, c->num_attention_heads,
+                   c->num_attention_heads, &c->num_key_value_heads));
+    if (c->hidden_size % c->num_attention_heads)
+        return ss_fail(SS_EFORMAT, "%s: hidden_size %d is not a multiple of num_attention_heads %d",
+                       label, c->hidden_size, c->num_attention_heads);
+    if (c->num_attention_heads % c->num_key_value_heads)
+        return ss_fail(SS_EFORMAT, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d",
+                       label, c->num_attention_heads, c->num_key_value_heads);
+    SS_TRY(get_int(label, root, "", "head_dim", 0, 1, big, c->hidden_size / c->num_attention_heads,
+                   &c->head_dim));
+    SS_TRY(get_int(label, root, "", "max_position_embeddings", 0, 1, 1 << 24, 2048,
+                   &c->max_position_embeddings));
+    return SS_OK;
+}
+
+static ss_status parse_rest(const char *label, json_t *root, ss_model_config *c) {
+    SS_TRY(get_pos_number(label, root, "rms_norm_eps", 1e-6, &c->rms_norm_eps));
+    SS_TRY(get_pos_number(label, root, "rope_theta", 10000.0, &c->rope_theta));
+    SS_TRY(get_bool(label, root, "", "tie_word_embeddings", 0, &c->tie_word_embeddings));
+    SS_TRY(get_bool(label, root, "", "attention_bias", c->arch == SS_ARCH_QWEN2, &c->attention_bias));
+    SS_TRY(get_string(label, root, "", "hidden_act", c->arch == SS_ARCH_BITNET ? "relu2" : "silu",
+                      c->hidden_act, sizeof c->hidden_act));
+    SS_TRY(get_string(label, root, "", "model_type", "", c->model_type, sizeof c->model_type));
+    SS_TRY(get_token_id(label, root, "bos_token_id", &c->bos_token_id));
+    SS_TRY(get_token_id(label, root, "eos_token_id", &c->eos_token_id));
+    return SS_OK;
+}
+
+static ss_status quant_dtype(const char *label, const char *path, const char *s, ss_dtype *out) {
+    if (strcmp(s, "int8") == 0)
+        *out = SS_DTYPE_I8;
+    else if (strcmp(s, "fp8_e4m3") == 0)
+        *out = SS_DTYPE_F8_E4M3;
+    else
+        return ss_fail(SS_EFORMAT, "%s: field '%sdtype' is '%s', expected 'int8' or 'fp8_e4m3'", label, path, s);
+    return SS_OK;
+}
+
+static ss_status parse_quant(const char *label, json_t *q, ss_model_config *c) {
+    char method[32], wdt[16], wscheme[16], adt[16], ascheme[16];
+    json_t *wq, *aq;
+    int flag;
+    const char *p = "quantization_config.";
+    SS_TRY(get_string(label, q, p, "quant_method", NULL, method, sizeof method));
+    if (strcmp(method, "slidesparse") != 0)
+        return ss_fail(SS_EUNSUPPORTED, "%s: quantization_config.quant_method '%s' is not supported (expected 'slidesparse')",
+                       label, method);
+    SS_TRY(get_object(label, q, p, "weights", 1, &wq));
+    SS_TRY(get_object(label, q, p, "activations", 1, &aq));
+    const char *pw = "quantization_config.weights.", *pa = "quantization_config.activations.";
+    SS_TRY(get_string(label, wq, pw, "dtype", NULL, wdt, sizeof wdt));
+    SS_TRY(quant_dtype(label, pw, wdt, &c->weight_dtype));
+    SS_TRY(get_string(label, wq, pw, "scheme", NULL, wscheme, sizeof wscheme));
+    if (strcmp(wscheme, "per_channel") && strcmp(wscheme, "per_tensor"))
+        return ss_fail(SS_EFORMAT, "%s: field '%sscheme' is '%s', expected 'per_channel' or 'per_tensor'",
+                       label, pw, wscheme);
+    c->per_channel = strcmp(wscheme, "per_channel") == 0;
+    SS_TRY(get_bool(label, wq, pw, "static", 1, &flag));
+    if (!flag)
+        return ss_fail(SS_EUNSUPPORTED, "%s: field '%sstatic' is false; only static weight scales are supported", label, pw);
+    ss_dtype act = SS_DTYPE_BF16;
+    SS_TRY(get_string(label, aq, pa, "dtype", NULL, adt, sizeof adt));
+    SS_TRY(quant_dtype(label, pa, adt, &act));
+    /* The GEMM multiplies operands of one dtype (INT8 x INT8, FP8 x FP8). */
+    if (act != c->weight_dtype)
+        return ss_fail(SS_EUNSUPPORTED, "%s: activations dtype '%s' differs from weights dtype '%s'",
+                       label, adt, wdt);
+    SS_TRY(get_string(label, aq, pa, "scheme", NULL, ascheme, sizeof ascheme));
+    if (strcmp(ascheme, "per_token"))
+        return ss_fail(SS_EFORMAT, "%s: field '%sscheme' is '%s', expected 'per_token'", label, pa, ascheme);
+    SS_TRY(get_bool(label, aq, pa, "dynamic", 1, &flag));
+    if (!flag)
+        return ss_fail(SS_EUNSUPPORTED, "%s: field '%sdynamic' is false; only dynamic activation scales are supported", label, pa);
+    c->kind = SS_WEIGHTS_QUANTIZED;
+    return SS_OK;
+}
+
+static ss_status parse_slid_tensors(const char *label, json_t *t, ss_pattern pat) {
+    const char *name;
+    json_t *v;
+    json_object_foreach(t, name, v) {
+        if (!json_is_object(v))
+            return ss_fail(SS_EFORMAT, "%s: slidesparse.tensors '%s' must be an object, found %s",
+                           label, name, type_word(v));
+        int k = 0, ks = 0;
+        char path[96];
+        snprintf(path, sizeof path, "slidesparse.tensors.%.60s.", name);
+        SS_TRY(get_int(label, v, path, "K", 0, 1, INT_MAX, 0, &k));
+        SS_TRY(get_int(label, v, path, "K_slid", 0, 1, INT_MAX, 0, &ks));
+        if (k && ks && ss_slid_k(pat, k) != ks)
+            return ss_fail(SS_EFORMAT, "%s: slidesparse.tensors '%s': K_slid %d does not match K %d (expected %lld)",
+                           label, name, ks, k, (long long)ss_slid_k(pat, k));
+    }
+    return SS_OK;
+}
+
+static ss_status parse_slid(const char *label, json_t *b, ss_model_config *c) {
+    char pat[32], pbuf[32];
+    const char *p = "slidesparse.";
+    SS_TRY(get_string(label, b, p, "pattern", NULL, pat, sizeof pat));
+    if (ss_pattern_parse(pat, &c->pattern) != SS_OK)
+        return ss_fail(SS_EFORMAT, "%s: field 'slidesparse.pattern' is '%s', expected a pattern like 2_8 or 2_inf",
+                       label, pat);
+    int z, l;
+    SS_TRY(get_int(label, b, p, "Z", 0, 0, INT_MAX, c->pattern.z, &z));
+    json_t *lv = json_object_get(b, "L");
+    if (lv && json_is_null(lv) && ss_pattern_is_inf(c->pattern))
+        l = 0;
+    else
+        SS_TRY(get_int(label, b, p, "L", 0, 0, INT_MAX, c->pattern.l, &l));
+    if (z != c->pattern.z || l != c->pattern.l)
+        return ss_fail(SS_EFORMAT, "%s: slidesparse Z=%d, L=%d disagree with pattern '%s' (%s)", label,
+                       z, l, pat, ss_pattern_format(c->pattern, pbuf, sizeof pbuf));
+    json_t *t;
+    SS_TRY(get_object(label, b, p, "tensors", 0, &t));
+    if (t)
+        SS_TRY(parse_slid_tensors(label, t, c->pattern));
+    char text[256];
+    SS_TRY(get_string(label, b, p, "source", "", text, sizeof text));
+    SS_TRY(get_string(label, b, p, "version", "", text, sizeof text));
+    c->kind = SS_WEIGHTS_SLID;
+    return SS_OK;
+}
+
+// --- entry points --------------------------------------------------------------------------
+
+ss_status ss_model_config_parse(const char *json, size_t len, const char *label,
+                                ss_model_config *out) {
+    if (!label)
+        label = "config.json";
+    memset(out, 0, sizeof *out);
+    out->weight_dtype = SS_DTYPE_BF16;
+    out->kind = SS_WEIGHTS_BF16;
+    out->pattern = SS_PATTERN_DENSE;
+    json_error_t jerr;
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root)
+        return ss_fail(SS_EFORMAT, "%s: invalid JSON at line %d column %d: %s", label, jerr.line,
+                       jerr.column, jerr.text);
+    ss_status s = SS_OK;
+    json_t *q, *b;
+    if (!json_is_object(root)) {
+        s = ss_fail(SS_EFORMAT, "%s: expected a JSON object, found %s", label, type_word(root));
+        goto done;
+    }
+    if ((s = parse_arch(label, root, out)) != SS_OK || (s = parse_dims(label, root, out)) != SS_OK ||
+        (s = parse_rest(label, root, out)) != SS_OK)
+        goto done;
+    if ((s = get_object(label, root, "", "quantization_config", 0, &q)) != SS_OK ||
+        (q && (s = parse_quant(label, q, out)) != SS_OK))
+        goto done;
+    if ((s = get_object(label, root, "", "slidesparse", 0, &b)) != SS_OK ||
+        (b && (s = parse_slid(label, b, out)) != SS_OK))
+        goto done;
+done:
+    json_decref(root);
+    return s;
+}
+
+ss_status ss_model_config_load(const char *path, ss_model_config *out) {
+    char *text;
+    size_t len;
+    SS_TRY(ss_read_file(path, SS_CONFIG_MAX, &text, &len));
+    ss_status s = ss_model_config_parse(text, len, path, out);
+    free(text);
+    return s;
+}
