@@ -1,0 +1,116 @@
+/* Atomic output directories: a command writes into "<final>.tmp.<pid>" and
+ * renames it onto <final> only when everything is written and synced, so a
+ * kill at any moment leaves the old state or the complete new directory
+ * (plus, at worst, a *.tmp.* sibling that the next run replaces).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "io/fileutil.h"
+#include "slidesparse/io.h"
+
+ss_status ss_outdir_begin(const char *final_dir, int force, char *tmp, size_t n) {
+    struct stat st;
+    if (!final_dir || !*final_dir)
+        return ss_fail(SS_EINVAL, "output directory: empty path");
+    if (lstat(final_dir, &st) == 0 && !force)
+        return ss_fail(SS_EEXIST, "%s: already exists (use --force to replace it)", final_dir);
+    int w = snprintf(tmp, n, "%s.tmp.%ld", final_dir, (long)getpid());
+    if (w < 0 || (size_t)w >= n)
+        return ss_fail(SS_EINVAL, "%s: path too long for its temporary name", final_dir);
+    /* Left by an earlier process that had our pid and was killed. */
+    SS_TRY(ss_remove_tree(tmp));
+    if (mkdir(tmp, 0755) != 0)
+        return ss_fail_errno(errno, "%s: cannot create output directory", tmp);
+    return SS_OK;
+}
+
+/* fsyncs every regular file under dfd and then the directory itself: the
+ * rename must not become durable before the data it publishes. */
+static ss_status sync_tree(int dfd, const char *path) {
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return ss_fail_errno(errno, "%s: cannot list", path);
+    }
+    ss_status s = SS_OK;
+    struct dirent *e;
+    while (s == SS_OK && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char sub[PATH_MAX];
+        if ((s = ss_path_join(sub, sizeof sub, path, e->d_name)) != SS_OK)
+            break;
+        struct stat st;
+        if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            s = ss_fail_errno(errno, "%s: cannot stat", sub);
+            break;
+        }
+        if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+            continue;
+        int fd = openat(dfd, e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+            s = ss_fail_errno(errno, "%s: cannot open", sub);
+            break;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            s = sync_tree(fd, sub);
+            continue;
+        }
+        if (fsync(fd) != 0)
+            s = ss_fail_errno(errno, "%s: fsync failed", sub);
+        close(fd);
+    }
+    if (s == SS_OK && fsync(dirfd(d)) != 0 && errno != EINVAL)
+        s = ss_fail_errno(errno, "%s: fsync failed", path);
+    closedir(d);
+    return s;
+}
+
+ss_status ss_outdir_commit(const char *tmp, const char *final_dir) {
+    int fd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return ss_fail_errno(errno, "%s: cannot open output directory", tmp);
+    SS_TRY(sync_tree(fd, tmp));
+    struct stat st;
+    if (lstat(final_dir, &st) != 0) {
+        if (rename(tmp, final_dir) != 0)
+            return ss_fail_errno(errno, "%s: cannot rename to %s", tmp, final_dir);
+        return ss_fsync_parent_dir(final_dir);
+    }
+    /* Replace: move the old one aside first (rename cannot replace a non-empty
+     * directory), then remove it once the new one is in place. */
+    char old[PATH_MAX];
+    int w = snprintf(old, sizeof old, "%s.old.%ld", final_dir, (long)getpid());
+    if (w < 0 || (size_t)w >= sizeof old)
+        return ss_fail(SS_EINVAL, "%s: path too long", final_dir);
+    SS_TRY(ss_remove_tree(old));
+    if (rename(final_dir, old) != 0)
+        return ss_fail_errno(errno, "%s: cannot move the old output aside to %s", final_dir, old);
+    if (rename(tmp, final_dir) != 0) {
+        int err = errno;
+        rename(old, final_dir); /* put the old output back */
+        return ss_fail_errno(err, "%s: cannot rename to %s", tmp, final_dir);
+    }
+    SS_TRY(ss_fsync_parent_dir(final_dir));
+    ss_status s = ss_remove_tree(old);
+    if (s != SS_OK) {
+        char why[SS_ERROR_MAX]; /* ss_fail must not read the buffer it writes */
+        snprintf(why, sizeof why, "%s", ss_last_error());
+        return ss_fail(SS_EIO, "%s: new output is in place, but removing the old copy failed: %s",
+                       final_dir, why);
+    }
+    return SS_OK;
+}
+
+void ss_outdir_abort(const char *tmp) {
+    if (tmp && *tmp)
+        ss_remove_tree(tmp);
+}

@@ -1,0 +1,244 @@
+/* Checkpoint directories: single file and sharded with an index, and the ways
+ * an index can lie (missing shard, missing or unlisted tensor, a tensor in two
+ * shards, shard names that escape the directory); atomic output directories. */
+#include "support/ss_test.h"
+
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/fileutil.h"
+
+static const char *config =
+    "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":64,\"intermediate_size\":128,"
+    "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"vocab_size\":100}";
+
+static void write_text(const char *dir, const char *name, const char *text) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    ss_test_write_file(path, text, strlen(text));
+}
+
+/* A shard holding tensors names[0..n-1], each F32 [2, 3] filled with a value
+ * derived from its name's first bytes. */
+static void write_shard(const char *dir, const char *file, const char *const *names, int n) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    ss_st_writer *w;
+    const int64_t shape[2] = {2, 3};
+    assert_ok(ss_st_writer_open(path, &w));
+    for (int i = 0; i < n; i++)
+        assert_ok(ss_st_writer_declare(w, names[i], SS_DTYPE_F32, 2, shape));
+    for (int i = 0; i < n; i++) {
+        float v[6];
+        for (int k = 0; k < 6; k++)
+            v[k] = (float)(names[i][0] * 100 + (int)strlen(names[i]) * 10 + k);
+        assert_ok(ss_st_writer_write(w, v, sizeof v));
+    }
+    assert_ok(ss_st_writer_close(w));
+}
+
+static const char *const shard1[] = {"model.embed_tokens.weight", "model.layers.0.mlp.down_proj.weight"};
+static const char *const shard2[] = {"model.layers.1.mlp.down_proj.weight", "lm_head.weight", "model.norm.weight"};
+
+static const char *good_index =
+    "{\"metadata\":{\"total_size\":120},\"weight_map\":{"
+    "\"model.embed_tokens.weight\":\"model-00001-of-00002.safetensors\","
+    "\"model.layers.0.mlp.down_proj.weight\":\"model-00001-of-00002.safetensors\","
+    "\"model.layers.1.mlp.down_proj.weight\":\"model-00002-of-00002.safetensors\","
+    "\"lm_head.weight\":\"model-00002-of-00002.safetensors\","
+    "\"model.norm.weight\":\"model-00002-of-00002.safetensors\"}}";
+
+static void make_sharded(const char *dir) {
+    write_text(dir, "config.json", config);
+    write_shard(dir, "model-00001-of-00002.safetensors", shard1, 2);
+    write_shard(dir, "model-00002-of-00002.safetensors", shard2, 3);
+    write_text(dir, "model.safetensors.index.json", good_index);
+}
+
+static void check_tensor(const ss_checkpoint *ck, const char *name) {
+    const ss_st_entry *e = ss_checkpoint_find(ck, name);
+    assert_non_null(e);
+    assert_string_equal(e->name, name);
+    assert_int_equal(e->dtype, SS_DTYPE_F32);
+    assert_int_equal(e->nbytes, 24);
+    const float *v = e->data;
+    assert_true(v[5] == (float)(name[0] * 100 + (int)strlen(name) * 10 + 5));
+}
+
+static void test_single_file(void **state) {
+    char dir[256];
+    ss_test_tmpdir(dir, sizeof dir);
+    write_text(dir, "config.json", config);
+    write_shard(dir, "model.safetensors", shard2, 3);
+    ss_checkpoint *ck;
+    assert_ok(ss_checkpoint_open(dir, &ck));
+    assert_int_equal(ss_checkpoint_config(ck)->arch, SS_ARCH_LLAMA);
+    assert_string_equal(ss_checkpoint_dir(ck), dir);
+    assert_string_equal(ss_checkpoint_config_json(ck), config);
+    assert_int_equal(ss_checkpoint_count(ck), 3);
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(ss_checkpoint_entry(ck, (size_t)i)->name, shard2[i]);
+        check_tensor(ck, shard2[i]);
+    }
+    assert_null(ss_checkpoint_entry(ck, 3));
+    assert_null(ss_checkpoint_find(ck, "model.embed_tokens.weight"));
+    ss_checkpoint_close(ck);
+    ss_test_rmtree(dir);
+}
+
+static void test_sharded(void **state) {
+    char dir[256];
+    ss_test_tmpdir(dir, sizeof dir);
+    make_sharded(dir);
+    ss_checkpoint *ck;
+    assert_ok(ss_checkpoint_open(dir, &ck));
+    assert_int_equal(ss_checkpoint_count(ck), 5);
+    for (int i = 0; i < 2; i++)
+        check_tensor(ck, shard1[i]);
+    for (int i = 0; i < 3; i++)
+        check_tensor(ck, shard2[i]);
+    assert_true(strstr(ss_checkpoint_find(ck, "lm_head.weight")->file, "model-00002-of-00002") != NULL);
+    ss_checkpoint_close(ck);
+    ss_test_rmtree(dir);
+}
+
+/* Replaces one substring of the good index and expects open to fail. */
+static void check_bad_index(const char *from, const char *to, ss_status st, const char *needle) {
+    char dir[256], idx[2048];
+    ss_test_tmpdir(dir, sizeof dir);
+    make_sharded(dir);
+    const char *at = strstr(good_index, from);
+    assert_non_null(at);
+    snprintf(idx, sizeof idx, "%.*s%s%s", (int)(at - good_index), good_index, to, at + strlen(from));
+    write_text(dir, "model.safetensors.index.json", idx);
+    ss_checkpoint *ck = NULL;
+    assert_fails(ss_checkpoint_open(dir, &ck), st, needle);
+    assert_null(ck);
+    ss_test_rmtree(dir);
+}
+
+static void test_bad_indexes(void **state) {
+    /* A tensor the index lists but no shard holds. */
+    check_bad_index("\"lm_head.weight\"", "\"lm_head.weight\":\"model-00002-of-00002.safetensors\",\"ghost.weight\"",
+                    SS_EFORMAT, "'ghost.weight'");
+    /* A tensor a shard holds but the index omits. */
+    check_bad_index("\"model.norm.weight\":\"model-00002-of-00002.safetensors\"",
+                    "\"x\":\"model-00002-of-00002.safetensors\"", SS_EFORMAT, "'model.norm.weight' of shard");
+    /* Mapped to the wrong shard. */
+    check_bad_index("\"lm_head.weight\":\"model-00002", "\"lm_head.weight\":\"model-00001", SS_EFORMAT,
+                    "index maps it to model-00001");
+    /* Missing shard file. */
+    check_bad_index("\"model.norm.weight\":\"model-00002-of-00002.safetensors\"",
+                    "\"model.norm.weight\":\"model-00003-of-00003.safetensors\"", SS_EIO, "model-00003-of-00003");
+    /* Shard names that leave the directory. */
+    check_bad_index("\"lm_head.weight\":\"model-00002-of-00002.safetensors\"", "\"lm_head.weight\":\"../x\"",
+                    SS_EFORMAT, "'../x'");
+    check_bad_index("\"lm_head.weight\":\"model-00002-of-00002.safetensors\"", "\"lm_head.weight\":\"/etc/passwd\"",
+                    SS_EFORMAT, "plain file name");
+    check_bad_index("\"lm_head.weight\":\"model-00002-of-00002.safetensors\"", "\"lm_head.weight\":\"..\"",
+                    SS_EFORMAT, "plain file name");
+    /* Broken index files. */
+    check_bad_index("\"weight_map\"", "\"weights\"", SS_EFORMAT, "weight_map");
+    check_bad_index("{\"metadata\"", "[{\"metadata\"", SS_EFORMAT, "invalid JSON");
+    check_bad_index("\"lm_head.weight\":\"model-00002-of-00002.safetensors\"", "\"lm_head.weight\":7",
+                    SS_EFORMAT, "non-string");
+}
+
+static void test_duplicate_across_shards(void **state) {
+    char dir[256];
+    ss_test_tmpdir(dir, sizeof dir);
+    make_sharded(dir);
+    const char *const dup[] = {"model.embed_tokens.weight", "lm_head.weight", "model.norm.weight",
+                               "model.layers.1.mlp.down_proj.weight"};
+    write_shard(dir, "model-00002-of-00002.safetensors", dup, 4);
+    ss_checkpoint *ck = NULL;
+    assert_fails(ss_checkpoint_open(dir, &ck), SS_EFORMAT, "appears in two shards");
+    ss_test_rmtree(dir);
+}
+
+static void test_missing_pieces(void **state) {
+    char dir[256], path[512];
+    ss_test_tmpdir(dir, sizeof dir);
+    ss_checkpoint *ck = NULL;
+    assert_fails(ss_checkpoint_open(dir, &ck), SS_EFORMAT, "no config.json");
+    write_text(dir, "config.json", config);
+    assert_fails(ss_checkpoint_open(dir, &ck), SS_EFORMAT, "no model.safetensors");
+    write_text(dir, "model.safetensors", "garbage");
+    assert_fails(ss_checkpoint_open(dir, &ck), SS_EFORMAT, "too short");
+    write_text(dir, "config.json", "{\"architectures\":[\"GPT2LMHeadModel\"]}");
+    assert_fails(ss_checkpoint_open(dir, &ck), SS_EUNSUPPORTED, "GPT2LMHeadModel");
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    assert_fails(ss_checkpoint_open(path, &ck), SS_EINVAL, "not a directory");
+    snprintf(path, sizeof path, "%s/nope", dir);
+    assert_fails(ss_checkpoint_open(path, &ck), SS_EIO, "nope");
+    assert_null(ck);
+    ss_test_rmtree(dir);
+}
+
+// --- atomic output directories ------------------------------------------------------------
+
+static int exists(const char *p) {
+    struct stat st;
+    return lstat(p, &st) == 0;
+}
+
+static void test_outdir(void **state) {
+    char dir[256], final[512], tmp[600], f[700];
+    ss_test_tmpdir(dir, sizeof dir);
+    snprintf(final, sizeof final, "%s/out", dir);
+
+    assert_ok(ss_outdir_begin(final, 0, tmp, sizeof tmp));
+    assert_true(strstr(tmp, "/out.tmp.") != NULL);
+    assert_false(exists(final));
+    snprintf(f, sizeof f, "%s/sub", tmp);
+    assert_int_equal(mkdir(f, 0755), 0);
+    snprintf(f, sizeof f, "%s/sub/a.txt", tmp);
+    ss_test_write_file(f, "new", 3);
+    assert_ok(ss_outdir_commit(tmp, final));
+    assert_false(exists(tmp));
+    snprintf(f, sizeof f, "%s/sub/a.txt", final);
+    assert_true(exists(f));
+
+    /* Exists: refused without force, and nothing is created. */
+    assert_fails(ss_outdir_begin(final, 0, tmp, sizeof tmp), SS_EEXIST, "--force");
+    assert_false(exists(tmp));
+
+    /* Abort removes the whole temporary tree and keeps the old output. */
+    assert_ok(ss_outdir_begin(final, 1, tmp, sizeof tmp));
+    snprintf(f, sizeof f, "%s/partial.safetensors", tmp);
+    ss_test_write_file(f, "x", 1);
+    ss_outdir_abort(tmp);
+    assert_false(exists(tmp));
+    snprintf(f, sizeof f, "%s/sub/a.txt", final);
+    assert_true(exists(f));
+
+    /* Force replaces the old directory entirely. */
+    assert_ok(ss_outdir_begin(final, 1, tmp, sizeof tmp));
+    snprintf(f, sizeof f, "%s/b.txt", tmp);
+    ss_test_write_file(f, "b", 1);
+    assert_ok(ss_outdir_commit(tmp, final));
+    snprintf(f, sizeof f, "%s/b.txt", final);
+    assert_true(exists(f));
+    snprintf(f, sizeof f, "%s/sub", final);
+    assert_false(exists(f));
+    assert_false(exists(tmp));
+
+    /* Temporary name too long for the caller's buffer. */
+    char small[8];
+    assert_fails(ss_outdir_begin("/tmp/some-new-dir", 0, small, sizeof small), SS_EINVAL, "too long");
+    ss_outdir_abort(NULL);
+    ss_test_rmtree(dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_single_file),
+        cmocka_unit_test(test_sharded),
+        cmocka_unit_test(test_bad_indexes),
+        cmocka_unit_test(test_duplicate_across_shards),
+        cmocka_unit_test(test_missing_pieces),
+        cmocka_unit_test(test_outdir),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
