@@ -519,7 +519,9 @@ static void test_supports_and_context(void **state) {
     /* A GPU backend needs a GPU context. */
     assert_non_null(ss_linear_supports(ctx, SS_BACKEND_CUBLASLT, SS_DTYPE_I8, SS_PATTERN_DENSE));
 #endif
-    assert_fails(ss_context_create(-2, &ctx), SS_EINVAL, "found -2");
+    ss_context *bad = ctx;
+    assert_fails(ss_context_create(-2, &bad), SS_EINVAL, "found -2");
+    assert_null(bad);
     assert_fails(ss_context_create(-1, NULL), SS_EINVAL, "NULL");
     ss_context_destroy(ctx);
     ss_context_destroy(NULL);
