@@ -41,6 +41,12 @@ int ss_context_device(const ss_context *ctx);
 void ss_context_set_stream(ss_context *ctx, void *stream);
 void *ss_context_stream(const ss_context *ctx);
 
+/* One line: GPU name, compute capability, SMs, memory, cuBLASLt and
+ * cuSPARSELt run-time versions, and a warning when cuSPARSELt < 0.8.1 (known
+ * Hopper regressions); "CPU (no device)" for a CPU context. SS_EINVAL when buf
+ * (n bytes) is too small. */
+ss_status ss_context_describe(const ss_context *ctx, char *buf, size_t n);
+
 /* Number of CUDA devices visible to this build (0 in a CPU-only build or when
  * the driver finds none). */
 int ss_cuda_device_count(void);

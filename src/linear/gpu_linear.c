@@ -1,0 +1,131 @@
+/* The part of a linear layer both GPU backends share (CUDA builds): device
+ * weight scales and bias, quant (+lift) and dequant (+bias) through our
+ * kernels, the staged GEMM (library GEMM on m_pad x n_pad, then the caller's
+ * (m, n) view) and the fused forward through context-owned scratch.
+ */
+#ifdef SS_HAVE_CUDA
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "linear/cuda_state.h"
+#include "slidesparse/quant.h"
+
+static int64_t ceil32(int64_t x) { return (x + 31) / 32 * 32; }
+
+ss_status ss_gpu_upload_rows(void **dst, const void *src, int64_t n, int64_t k, int64_t n_pad,
+                             int64_t kpad, size_t esz, const char *name) {
+    size_t bytes = (size_t)n_pad * (size_t)kpad * esz;
+    SS_TRY(ss_cuda_alloc(dst, bytes, name, "weights"));
+    cudaError_t e = cudaSuccess;
+    if (n_pad != n || kpad != k)
+        e = cudaMemset(*dst, 0, bytes);
+    if (e == cudaSuccess)
+        e = cudaMemcpy2D(*dst, (size_t)kpad * esz, src, (size_t)k * esz, (size_t)k * esz,
+                         (size_t)n, cudaMemcpyHostToDevice);
+    if (e != cudaSuccess) {
+        cudaFree(*dst);
+        *dst = NULL;
+        return ss_cuda_fail(e, name, "uploading weights");
+    }
+    return SS_OK;
+}
+
+ss_status ss_gpu_linear_init(ss_gpu_linear *g, ss_context *ctx, const ss_linear_desc *d,
+                             const ss_linear_weights *w, ss_gpu_gemm_fn gemm_raw) {
+    snprintf(g->name, sizeof g->name, "%s", d->name ? d->name : "(unnamed)");
+    g->ctx = ctx;
+    g->n = d->n;
+    g->n_pad = ceil32(d->n);
+    g->k = d->k;
+    g->kq = ss_slid_k(d->pattern, d->k);
+    g->qdt = d->wdtype;
+    g->ddt = d->gemm_out;
+    g->ydt = d->out_dtype;
+    g->gemm_raw = gemm_raw;
+    g->geo = (ss_lift_geom){.k = d->k, .k_out = g->kq, .k_raw = d->k, .l = 0, .g = 0};
+    if (!ss_pattern_is_dense(d->pattern)) {
+        int64_t l = ss_pattern_group_len(d->pattern, d->k);
+        g->geo.l = (int)l;
+        g->geo.g = (int)(2 * l - 4); /* G = 4(N-1), N = L/2 */
+        g->geo.k_raw = ss_slid_k_raw(d->pattern, d->k);
+    }
+    /* BF16 weights have no scale: 1.0 keeps one epilogue (x * 1.0f is exact). */
+    int64_t ns = d->per_channel && w->w_scale ? d->n : 1;
+    g->sb_per_channel = d->per_channel && w->w_scale;
+    float one = 1.0f;
+    SS_TRY(ss_cuda_alloc((void **)&g->sb, (size_t)ns * sizeof(float), g->name, "weight scale"));
+    cudaError_t e = cudaMemcpy(g->sb, w->w_scale ? w->w_scale : &one, (size_t)ns * sizeof(float),
+                               cudaMemcpyHostToDevice);
+    if (e != cudaSuccess)
+        return ss_cuda_fail(e, g->name, "uploading weight scale");
+    if (w->bias) {
+        SS_TRY(ss_cuda_alloc((void **)&g->bias, (size_t)d->n * 2, g->name, "bias"));
+        e = cudaMemcpy(g->bias, w->bias, (size_t)d->n * 2, cudaMemcpyHostToDevice);
+        if (e != cudaSuccess)
+            return ss_cuda_fail(e, g->name, "uploading bias");
+    }
+    return SS_OK;
+}
+
+void ss_gpu_linear_fini(ss_gpu_linear *g) {
+    if (g->sb)
+        cudaFree(g->sb);
+    if (g->bias)
+        cudaFree(g->bias);
+    g->sb = NULL;
+    g->bias = NULL;
+}
+
+ss_status ss_gpu_quant(ss_linear *lin, const uint16_t *x, int64_t m, void *q, float *sa) {
+    ss_gpu_linear *g = (ss_gpu_linear *)lin;
+    cudaError_t e = ss_kernel_quant(g->qdt, x, m, ss_linear_m_pad(m), g->geo, q, sa, 0,
+                                    ss_cuda_stream(g->ctx));
+    return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, "quant kernel");
+}
+
+ss_status ss_gpu_dequant(ss_linear *lin, const void *d, const float *sa, int64_t m, void *y) {
+    ss_gpu_linear *g = (ss_gpu_linear *)lin;
+    cudaError_t e = ss_kernel_dequant_bias(g->ddt, d, g->n, sa, g->sb, g->sb_per_channel, g->bias,
+                                           m, g->n, g->ydt, y, ss_cuda_stream(g->ctx));
+    return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, "dequant kernel");
+}
+
+/* The libraries run on m_pad x n_pad; the caller's d is (m, n): when the two
+ * differ, the GEMM writes the context's scratch and a 2-D copy trims it. */
+ss_status ss_gpu_gemm(ss_linear *lin, const void *q, int64_t m, void *d) {
+    ss_gpu_linear *g = (ss_gpu_linear *)lin;
+    int64_t mp = ss_linear_m_pad(m);
+    if (mp == m && g->n_pad == g->n)
+        return g->gemm_raw(g, q, mp, d);
+    ss_cuda_state *st = ss_cuda(g->ctx);
+    size_t esz = ss_dtype_size(g->ddt);
+    SS_TRY(ss_cuda_buf_reserve(&st->scratch_d, (size_t)mp * (size_t)g->n_pad * esz, g->name,
+                               "GEMM output scratch"));
+    SS_TRY(g->gemm_raw(g, q, mp, st->scratch_d.p));
+    cudaError_t e = cudaMemcpy2DAsync(d, (size_t)g->n * esz, st->scratch_d.p,
+                                      (size_t)g->n_pad * esz, (size_t)g->n * esz, (size_t)m,
+                                      cudaMemcpyDeviceToDevice, ss_cuda_stream(g->ctx));
+    return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, "trimming GEMM output");
+}
+
+ss_status ss_gpu_forward(ss_linear *lin, const uint16_t *x, int64_t m, void *y) {
+    ss_gpu_linear *g = (ss_gpu_linear *)lin;
+    ss_cuda_state *st = ss_cuda(g->ctx);
+    cudaStream_t s = ss_cuda_stream(g->ctx);
+    int64_t mp = ss_linear_m_pad(m);
+    SS_TRY(ss_cuda_buf_reserve(&st->scratch_q, (size_t)mp * (size_t)g->kq * ss_dtype_size(g->qdt),
+                               g->name, "quantized activations"));
+    SS_TRY(ss_cuda_buf_reserve(&st->scratch_sa, (size_t)mp * sizeof(float), g->name,
+                               "token scales"));
+    SS_TRY(ss_cuda_buf_reserve(&st->scratch_d, (size_t)mp * (size_t)g->n_pad * ss_dtype_size(g->ddt),
+                               g->name, "GEMM output"));
+    cudaError_t e = ss_kernel_quant(g->qdt, x, m, mp, g->geo, st->scratch_q.p, st->scratch_sa.p, 0, s);
+    if (e != cudaSuccess)
+        return ss_cuda_fail(e, g->name, "quant kernel");
+    SS_TRY(g->gemm_raw(g, st->scratch_q.p, mp, st->scratch_d.p));
+    e = ss_kernel_dequant_bias(g->ddt, st->scratch_d.p, g->n_pad, st->scratch_sa.p, g->sb,
+                               g->sb_per_channel, g->bias, m, g->n, g->ydt, y, s);
+    return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, "dequant kernel");
+}
+#endif

@@ -1,0 +1,183 @@
+/* dequant_bias (SPEC §4, linear.h): the GEMM epilogue
+ *   t = (float)D[r,c] * sa[r];  t = t * sb[c or 0];  t = t + (float)bias[c];
+ *   Y = bf16(t) (round to nearest even) or t.
+ * Three separately rounded IEEE ops (__fmul_rn, __fadd_rn), never fused, so the
+ * result is bit-identical to the CPU reference. Each thread handles 8
+ * consecutive columns of one row (vector loads/stores) when the row length
+ * and strides allow, otherwise one element.
+ */
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "linear/kernels/kernels.h"
+
+namespace {
+
+enum DKind { D_I32 = 0, D_F32 = 1, D_BF16 = 2 };
+
+/* Same rounding as ss_f32_to_bf16: RNE; NaN stays a quiet NaN with its sign. */
+__device__ __forceinline__ uint32_t f32_to_bf16_bits(float f) {
+    uint32_t u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (u >> 16) | 0x40u;
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return u >> 16;
+}
+
+template <int D>
+__device__ __forceinline__ float load_d(const void *d, int64_t i) {
+    if (D == D_I32)
+        return __int2float_rn(((const int32_t *)d)[i]);
+    if (D == D_F32)
+        return ((const float *)d)[i];
+    return __uint_as_float((uint32_t)((const uint16_t *)d)[i] << 16);
+}
+
+__device__ __forceinline__ float epilogue(float v, const float *sa, int64_t r, const float *sb,
+                                          int sb_pc, const uint16_t *bias, int64_t c) {
+    float t = v;
+    if (sa)
+        t = __fmul_rn(t, sa[r]);
+    if (sb)
+        t = __fmul_rn(t, sb[sb_pc ? c : 0]);
+    if (bias)
+        t = __fadd_rn(t, __uint_as_float((uint32_t)bias[c] << 16));
+    return t;
+}
+
+/* Scalar path: one element per thread. */
+template <int D, bool YF32>
+__global__ void dequant_scalar(const void *__restrict__ d, int64_t ldd, const float *__restrict__ sa,
+                               const float *__restrict__ sb, int sb_pc,
+                               const uint16_t *__restrict__ bias, int64_t m, int64_t n,
+                               void *__restrict__ y) {
+    const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (i >= m * n)
+        return;
+    const int64_t r = i / n, c = i - r * n;
+    const float t = epilogue(load_d<D>(d, r * ldd + c), sa, r, sb, sb_pc, bias, c);
+    if (YF32)
+        ((float *)y)[i] = t;
+    else
+        ((uint16_t *)y)[i] = (uint16_t)f32_to_bf16_bits(t);
+}
+
+/* Vector path: n, ldd multiples of 8 and 16-byte aligned buffers. */
+template <int D, bool YF32>
+__global__ void dequant_vec8(const void *__restrict__ d, int64_t ldd, const float *__restrict__ sa,
+                             const float *__restrict__ sb, int sb_pc,
+                             const uint16_t *__restrict__ bias, int64_t m, int64_t n,
+                             void *__restrict__ y) {
+    const int64_t nv = n >> 3;
+    const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (i >= m * nv)
+        return;
+    const int64_t r = i / nv, c0 = (i - r * nv) * 8;
+    float v[8];
+    if (D == D_BF16) {
+        uint4 u = __ldcs((const uint4 *)((const uint16_t *)d + r * ldd + c0));
+        uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            v[2 * e] = __uint_as_float(w[e] << 16);
+            v[2 * e + 1] = __uint_as_float(w[e] & 0xffff0000u);
+        }
+    } else {
+        const int4 *p = (const int4 *)((const int32_t *)d + r * ldd + c0);
+        int4 a = __ldcs(p), b = __ldcs(p + 1);
+        int w[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            v[e] = D == D_I32 ? __int2float_rn(w[e]) : __int_as_float(w[e]);
+    }
+    const float s = sa ? sa[r] : 1.0f;
+    float bv[8], sv[8];
+    if (bias) {
+        uint4 u = __ldg((const uint4 *)(bias + c0));
+        uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            bv[2 * e] = __uint_as_float(w[e] << 16);
+            bv[2 * e + 1] = __uint_as_float(w[e] & 0xffff0000u);
+        }
+    }
+    if (sb) {
+        if (sb_pc) {
+            float4 a = __ldg((const float4 *)(sb + c0)), b = __ldg((const float4 *)(sb + c0) + 1);
+            sv[0] = a.x; sv[1] = a.y; sv[2] = a.z; sv[3] = a.w;
+            sv[4] = b.x; sv[5] = b.y; sv[6] = b.z; sv[7] = b.w;
+        } else {
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                sv[e] = sb[0];
+        }
+    }
+#pragma unroll
+    for (int e = 0; e < 8; e++) {
+        float t = sa ? __fmul_rn(v[e], s) : v[e];
+        if (sb)
+            t = __fmul_rn(t, sv[e]);
+        if (bias)
+            t = __fadd_rn(t, bv[e]);
+        v[e] = t;
+    }
+    if (YF32) {
+        float4 *o = (float4 *)((float *)y + r * n + c0);
+        __stcs(o, make_float4(v[0], v[1], v[2], v[3]));
+        __stcs(o + 1, make_float4(v[4], v[5], v[6], v[7]));
+    } else {
+        uint32_t w[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+            w[e] = f32_to_bf16_bits(v[2 * e]) | (f32_to_bf16_bits(v[2 * e + 1]) << 16);
+        __stcs((uint4 *)((uint16_t *)y + r * n + c0), make_uint4(w[0], w[1], w[2], w[3]));
+    }
+}
+
+template <int D, bool YF32>
+cudaError_t launch(const void *d, int64_t ldd, const float *sa, const float *sb, int sb_pc,
+                   const uint16_t *bias, int64_t m, int64_t n, void *y, cudaStream_t stream) {
+    const int threads = 256;
+    const bool vec = n % 8 == 0 && ldd % 8 == 0 && (uintptr_t)d % 16 == 0 &&
+                     (uintptr_t)y % 16 == 0 && (!bias || (uintptr_t)bias % 16 == 0) &&
+                     (!sb || !sb_pc || (uintptr_t)sb % 16 == 0);
+    const int64_t work = vec ? m * (n / 8) : m * n;
+    if (work == 0)
+        return cudaSuccess;
+    const int64_t blocks = (work + threads - 1) / threads;
+    if (blocks > INT32_MAX)
+        return cudaErrorInvalidValue;
+    if (vec)
+        dequant_vec8<D, YF32><<<(unsigned)blocks, threads, 0, stream>>>(d, ldd, sa, sb, sb_pc, bias, m, n, y);
+    else
+        dequant_scalar<D, YF32><<<(unsigned)blocks, threads, 0, stream>>>(d, ldd, sa, sb, sb_pc, bias, m, n, y);
+    return cudaGetLastError();
+}
+
+template <int D>
+cudaError_t launch_y(ss_dtype ydt, const void *d, int64_t ldd, const float *sa, const float *sb,
+                     int sb_pc, const uint16_t *bias, int64_t m, int64_t n, void *y,
+                     cudaStream_t stream) {
+    if (ydt == SS_DTYPE_F32)
+        return launch<D, true>(d, ldd, sa, sb, sb_pc, bias, m, n, y, stream);
+    if (ydt == SS_DTYPE_BF16)
+        return launch<D, false>(d, ldd, sa, sb, sb_pc, bias, m, n, y, stream);
+    return cudaErrorInvalidValue;
+}
+
+} // namespace
+
+extern "C" cudaError_t ss_kernel_dequant_bias(ss_dtype ddt, const void *d, int64_t ldd,
+                                              const float *sa, const float *sb,
+                                              int sb_per_channel, const uint16_t *bias,
+                                              int64_t m, int64_t n, ss_dtype ydt, void *y,
+                                              cudaStream_t stream) {
+    if (m < 0 || n < 0 || ldd < n)
+        return cudaErrorInvalidValue;
+    switch (ddt) {
+    case SS_DTYPE_I32: return launch_y<D_I32>(ydt, d, ldd, sa, sb, sb_per_channel, bias, m, n, y, stream);
+    case SS_DTYPE_F32: return launch_y<D_F32>(ydt, d, ldd, sa, sb, sb_per_channel, bias, m, n, y, stream);
+    case SS_DTYPE_BF16: return launch_y<D_BF16>(ydt, d, ldd, sa, sb, sb_per_channel, bias, m, n, y, stream);
+    default: return cudaErrorInvalidValue;
+    }
+}

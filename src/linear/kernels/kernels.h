@@ -1,0 +1,54 @@
+/* Internal: our CUDA kernels behind C launchers (SPEC §4). Every float op is
+ * spelled out as in slidesparse/quant.h and linear.h (__fdiv_rn, __fmul_rn,
+ * __fadd_rn, rintf, no contraction) so that the results are bit-identical to
+ * the CPU reference.
+ *
+ * Launchers return cudaSuccess or the launch error; they never synchronize.
+ */
+#ifndef SS_LINEAR_KERNELS_H
+#define SS_LINEAR_KERNELS_H
+
+#include <stdint.h>
+#include <cuda_runtime_api.h>
+
+#include "slidesparse/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* How the activations are laid out for the GEMM: l = 0 means no lifting
+ * (quant_only: column j takes input j, zero for j >= k); otherwise slid
+ * columns j < k_raw take input (j / g)*l + 2*((j % g) / 4) + j % 4 (zero when
+ * that is >= k), and columns >= k_raw are zero. */
+typedef struct {
+    int64_t k;      /* logical inputs per row */
+    int64_t k_out;  /* q columns (multiple of 32) */
+    int64_t k_raw;  /* slid columns before padding (dense: k) */
+    int l, g;       /* group length L and slid columns per group G; l = 0: dense */
+} ss_lift_geom;
+
+/* quant_slide / quant_only, one block per token row.
+ *   qdt:   SS_DTYPE_I8, SS_DTYPE_F8_E4M3, or SS_DTYPE_BF16 (copy + pad, sa = 1)
+ *   x:     (m, k) BF16, device
+ *   q:     (m_pad, k_out) of qdt; rows >= m are zero, sa[rows >= m] = 0
+ *   sa:    (m_pad) per-token scale
+ *   threads: block size (0 = automatic choice); dev harnesses try others. */
+cudaError_t ss_kernel_quant(ss_dtype qdt, const uint16_t *x, int64_t m, int64_t m_pad,
+                            ss_lift_geom geo, void *q, float *sa, int threads,
+                            cudaStream_t stream);
+
+/* dequant_bias: y[r, c] = out(((float)d[r, c] * sa[r]) * sb[c or 0] + bias[c])
+ *   ddt:  SS_DTYPE_I32, SS_DTYPE_F32 or SS_DTYPE_BF16;  d: (m, ldd)
+ *   sa:   (m) or NULL (treated as 1);  sb: (n) if sb_per_channel else (1), or NULL
+ *   bias: (n) BF16 or NULL (no add: -0.0 stays -0.0)
+ *   ydt:  SS_DTYPE_BF16 or SS_DTYPE_F32; y: (m, n) */
+cudaError_t ss_kernel_dequant_bias(ss_dtype ddt, const void *d, int64_t ldd, const float *sa,
+                                   const float *sb, int sb_per_channel, const uint16_t *bias,
+                                   int64_t m, int64_t n, ss_dtype ydt, void *y,
+                                   cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

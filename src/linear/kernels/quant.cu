@@ -1,0 +1,195 @@
+/* quant_slide and quant_only (SPEC §4): one block per token row reads the row
+ * once into shared memory while taking its absmax, then writes the quantized,
+ * lifted (or just padded) row in 16-byte chunks and the per-token scale.
+ *
+ * Arithmetic, exactly as ss_quant_act_ref:
+ *   a = max(max|x|, 1e-12f)
+ *   INT8: inv = 127/a; q = clamp(rintf(x*inv), -128, 127); sa = a/127
+ *   FP8 : inv = 448/a; q = e4m3(clamp(x*inv, -448, 448));  sa = a/448
+ * Each op is a single IEEE round-to-nearest-even operation (__fdiv_rn,
+ * __fmul_rn); e4m3 is __nv_cvt_float_to_fp8(.., __NV_SATFINITE, __NV_E4M3),
+ * round to nearest even with saturation, as ss_f32_to_e4m3.
+ */
+#include <cuda_fp8.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "linear/kernels/kernels.h"
+
+namespace {
+
+enum QKind { Q_I8 = 0, Q_E4M3 = 1, Q_BF16 = 2 };
+
+__device__ __forceinline__ float bf16_bits_to_f32(uint32_t h) { return __uint_as_float(h << 16); }
+
+__device__ __forceinline__ float block_max(float v, float *red) {
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0)
+        red[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        int nw = (blockDim.x + 31) >> 5;
+        v = lane < nw ? red[lane] : 0.0f;
+        for (int o = 16; o > 0; o >>= 1)
+            v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+        if (lane == 0)
+            red[0] = v;
+    }
+    __syncthreads();
+    return red[0];
+}
+
+template <int Q>
+__device__ __forceinline__ uint32_t quantize(uint32_t bits, float inv) {
+    float x = bf16_bits_to_f32(bits);
+    if (Q == Q_I8) {
+        float t = rintf(__fmul_rn(x, inv));
+        t = fminf(fmaxf(t, -128.0f), 127.0f);
+        return (uint32_t)(uint8_t)(int8_t)(int)t;
+    } else if (Q == Q_E4M3) {
+        float t = fminf(fmaxf(__fmul_rn(x, inv), -448.0f), 448.0f);
+        return (uint32_t)__nv_cvt_float_to_fp8(t, __NV_SATFINITE, __NV_E4M3);
+    } else {
+        return bits;
+    }
+}
+
+/* Q_BF16 output is 2 bytes per element, the others 1; a chunk is 16 bytes. */
+template <int Q>
+__global__ void quant_kernel(const uint16_t *__restrict__ x, int64_t m, ss_lift_geom geo,
+                             bool vec_load, uint8_t *__restrict__ q, float *__restrict__ sa) {
+    extern __shared__ uint16_t row[]; // (ceil8(k)) the token's BF16 bits
+    __shared__ float red[32];
+    constexpr int ESZ = Q == Q_BF16 ? 2 : 1;
+    constexpr int PER = 16 / ESZ; // elements per 16-byte chunk
+    const int64_t r = blockIdx.x;
+    uint4 *qrow = (uint4 *)(q + r * geo.k_out * ESZ);
+    const int chunks = (int)(geo.k_out / PER);
+
+    if (r >= m) { // padding rows of the GEMM operand
+        for (int c = threadIdx.x; c < chunks; c += blockDim.x)
+            qrow[c] = make_uint4(0, 0, 0, 0);
+        if (threadIdx.x == 0)
+            sa[r] = 0.0f;
+        return;
+    }
+
+    // pass 1: read the row once (into shared memory) and take its absmax
+    const int32_t k = (int32_t)geo.k;
+    const uint16_t *xr = x + r * geo.k;
+    float amax = 0.0f;
+    if (vec_load) {
+        const uint4 *xv = (const uint4 *)xr;
+        uint4 *rv = (uint4 *)row;
+        const int nv = k >> 3;
+#pragma unroll 4
+        for (int i = threadIdx.x; i < nv; i += blockDim.x) {
+            uint4 v = __ldg(xv + i);
+            rv[i] = v;
+            uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                amax = fmaxf(amax, __uint_as_float((w[e] & 0x7fffu) << 16));
+                amax = fmaxf(amax, __uint_as_float(w[e] & 0x7fff0000u));
+            }
+        }
+    } else {
+        for (int i = threadIdx.x; i < k; i += blockDim.x) {
+            uint16_t h = xr[i];
+            row[i] = h;
+            amax = fmaxf(amax, __uint_as_float((uint32_t)(h & 0x7fffu) << 16));
+        }
+    }
+    amax = block_max(amax, red); // also the barrier that publishes row[]
+    const float a = fmaxf(amax, 1e-12f);
+    float inv = 1.0f;
+    if (Q == Q_I8)
+        inv = __fdiv_rn(127.0f, a);
+    else if (Q == Q_E4M3)
+        inv = __fdiv_rn(448.0f, a);
+    if (threadIdx.x == 0)
+        sa[r] = Q == Q_I8 ? __fdiv_rn(a, 127.0f) : Q == Q_E4M3 ? __fdiv_rn(a, 448.0f) : 1.0f;
+
+    // pass 2: each thread writes 16-byte chunks, window by window (4 columns).
+    // 32-bit index math, one division per chunk: windows never straddle a
+    // group (g is a multiple of 4), so the group advances incrementally.
+    const bool lift = geo.l != 0;
+    const uint32_t g = (uint32_t)geo.g, l = (uint32_t)geo.l, k_raw = (uint32_t)geo.k_raw;
+    for (int c = threadIdx.x; c < chunks; c += blockDim.x) {
+        uint32_t out[4];
+        uint32_t j = (uint32_t)c * PER;
+        uint32_t gi = 0, gr = 0;
+        if (lift) {
+            gi = j / g;
+            gr = j - gi * g;
+        }
+#pragma unroll
+        for (int wv = 0; wv < PER / 4; wv++, j += 4) {
+            int32_t s; // first input of this window, -1 = all zero
+            if (!lift) {
+                s = j < (uint32_t)k ? (int32_t)j : -1;
+            } else {
+                s = j < k_raw ? (int32_t)(gi * l + 2 * (gr >> 2)) : -1;
+                gr += 4;
+                if (gr == g) {
+                    gr = 0;
+                    gi++;
+                }
+            }
+            uint32_t v[4];
+#pragma unroll
+            for (int lane = 0; lane < 4; lane++) {
+                const int32_t p = s + lane;
+                v[lane] = (s >= 0 && p < k) ? quantize<Q>(row[p], inv) : 0u;
+            }
+            if (ESZ == 1) {
+                out[wv] = v[0] | (v[1] << 8) | (v[2] << 16) | (v[3] << 24);
+            } else {
+                out[2 * wv] = v[0] | (v[1] << 16);
+                out[2 * wv + 1] = v[2] | (v[3] << 16);
+            }
+        }
+        qrow[c] = make_uint4(out[0], out[1], out[2], out[3]);
+    }
+}
+
+template <int Q>
+cudaError_t launch(const uint16_t *x, int64_t m, int64_t m_pad, ss_lift_geom geo, void *q,
+                   float *sa, int threads, cudaStream_t stream) {
+    const bool vec = (geo.k % 8) == 0 && ((uintptr_t)x % 16) == 0;
+    const size_t smem = (size_t)((geo.k + 7) / 8 * 8) * sizeof(uint16_t);
+    if (threads <= 0) {
+        // about two chunks per thread; small blocks keep many rows in flight
+        const int64_t chunks = geo.k_out * (Q == Q_BF16 ? 2 : 1) / 16;
+        threads = chunks > 512 ? 256 : 128;
+    }
+    if (smem > 48 * 1024) {
+        cudaError_t e = cudaFuncSetAttribute(quant_kernel<Q>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e != cudaSuccess)
+            return e;
+    }
+    if (m_pad <= 0)
+        return cudaSuccess;
+    quant_kernel<Q><<<(unsigned)m_pad, threads, smem, stream>>>(x, m, geo, vec, (uint8_t *)q, sa);
+    return cudaGetLastError();
+}
+
+} // namespace
+
+extern "C" cudaError_t ss_kernel_quant(ss_dtype qdt, const uint16_t *x, int64_t m, int64_t m_pad,
+                                       ss_lift_geom geo, void *q, float *sa, int threads,
+                                       cudaStream_t stream) {
+    // 32-bit column indices inside the kernel (the lift map is int32 too)
+    if (geo.k_out % 32 != 0 || m < 0 || m_pad < m || geo.k_out >= INT32_MAX / 2 ||
+        geo.k >= INT32_MAX / 2 || (geo.l != 0 && (geo.g <= 0 || geo.g % 4 != 0)))
+        return cudaErrorInvalidValue;
+    switch (qdt) {
+    case SS_DTYPE_I8: return launch<Q_I8>(x, m, m_pad, geo, q, sa, threads, stream);
+    case SS_DTYPE_F8_E4M3: return launch<Q_E4M3>(x, m, m_pad, geo, q, sa, threads, stream);
+    case SS_DTYPE_BF16: return launch<Q_BF16>(x, m, m_pad, geo, q, sa, threads, stream);
+    default: return cudaErrorInvalidValue;
+    }
+}
