@@ -316,9 +316,14 @@ static ss_status parse_slid(const char *label, json_t *b, ss_model_config *c) {
     SS_TRY(get_object(label, b, p, "tensors", 0, &t));
     if (t)
         SS_TRY(parse_slid_tensors(label, t, c->pattern));
-    char text[256];
-    SS_TRY(get_string(label, b, p, "source", "", text, sizeof text));
-    SS_TRY(get_string(label, b, p, "version", "", text, sizeof text));
+    /* Informational strings of any length (source is a directory path). */
+    static const char *const info[] = {"source", "version"};
+    for (int i = 0; i < 2; i++) {
+        json_t *v = json_object_get(b, info[i]);
+        if (v && !json_is_string(v))
+            return ss_fail(SS_EFORMAT, "%s: field 'slidesparse.%s' must be a string, found %s", label,
+                           info[i], type_word(v));
+    }
     c->kind = SS_WEIGHTS_SLID;
     return SS_OK;
 }
