@@ -10,6 +10,10 @@
 
 #include "slidesparse/sparse.h"
 
+/* Longest group accepted: far beyond any useful pattern (2_16 is the largest
+ * benchmarked); prune.c packs an index in a group into 13 bits. */
+#define SS_PATTERN_MAX_L 4096
+
 typedef struct {
     int64_t k;      /* inputs per row */
     int64_t l;      /* group length (2_inf: ceil2(k) + 2) */

@@ -6,10 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Longest group the parser accepts: far beyond any useful pattern (2_16 is the
- * largest benchmarked), small enough that no size computation can overflow. */
-#define SS_PATTERN_MAX_L 4096
-
 // --- validation -----------------------------------------------------------------
 
 ss_status ss_pattern_check(const char *what, ss_pattern p) {

@@ -90,6 +90,58 @@ static inline int prunes_before(uint32_t ki, int64_t i, uint32_t kj, int64_t j,
         }                                                                                 \
     }
 
+/* Without a reference the order is (magnitude, index), which packs into one
+ * integer: key << 13 | index in group (L <= 4096). Zeros have key 0, so they
+ * sort first and "existing zeros count first" needs no counting: zero the two
+ * smallest packed keys (re-zeroing a zero changes nothing). One trailing
+ * padding slot enters as the sentinel (0, L-1); two or more leave the group
+ * as it is. Branch-free min/max keeps random data from mispredicting. */
+#define DEFINE_PRUNE_ROW_NOREF(NAME, T, KEY, FLOAT)                                       \
+    static void NAME(T *w, int64_t k, int64_t l) {                                       \
+        for (int64_t b = 0; b < k; b += l) {                                              \
+            const int64_t len = b + l < k ? l : k - b;                                    \
+            T *v = w + b;                                                                 \
+            uint64_t m1 = UINT64_MAX, m2 = UINT64_MAX;                                    \
+            for (int64_t i = 0; i < len; i++) {                                           \
+                uint64_t key = KEY(v[i]), c = key << 13 | (uint64_t)i;                    \
+                uint64_t lo = c < m1 ? c : m1, hi = c < m1 ? m1 : c;                      \
+                m1 = lo;                                                                  \
+                m2 = hi < m2 ? hi : m2;                                                   \
+                if (FLOAT)                                                                \
+                    v[i] = key ? v[i] : 0; /* -0.0 -> +0.0 */                             \
+            }                                                                             \
+            if (l - len >= 2)                                                             \
+                continue;                                                                 \
+            if (l - len == 1) {                                                           \
+                uint64_t c = (uint64_t)(l - 1);                                           \
+                m2 = c < m1 ? m1 : c < m2 ? c : m2;                                       \
+                m1 = c < m1 ? c : m1;                                                     \
+            }                                                                             \
+            const uint64_t idx = (1u << 13) - 1;                                          \
+            if ((int64_t)(m1 & idx) < len)                                                \
+                v[m1 & idx] = 0;                                                          \
+            if ((int64_t)(m2 & idx) < len)                                                \
+                v[m2 & idx] = 0;                                                          \
+        }                                                                                 \
+    }
+
+_Static_assert(SS_PATTERN_MAX_L < (1 << 13), "group index must fit the packed key");
+
+DEFINE_PRUNE_ROW_NOREF(prune_noref_i8, uint8_t, key_i8, 0)
+DEFINE_PRUNE_ROW_NOREF(prune_noref_f8, uint8_t, key_f8, 1)
+DEFINE_PRUNE_ROW_NOREF(prune_noref_h, uint16_t, key_h, 1)
+DEFINE_PRUNE_ROW_NOREF(prune_noref_f32, uint32_t, key_f32, 1)
+
+/* 2_inf prunes nothing (the padding holds the zeros); only -0.0 -> +0.0. */
+#define DEFINE_NORMALIZE_ROW(NAME, T, KEY)            \
+    static void NAME(T *w, int64_t k) {               \
+        for (int64_t i = 0; i < k; i++)               \
+            w[i] = KEY(w[i]) ? w[i] : 0;              \
+    }
+DEFINE_NORMALIZE_ROW(normalize_f8, uint8_t, key_f8)
+DEFINE_NORMALIZE_ROW(normalize_h, uint16_t, key_h)
+DEFINE_NORMALIZE_ROW(normalize_f32, uint32_t, key_f32)
+
 DEFINE_PRUNE_ROW(prune_row_i8, uint8_t, key_i8)
 DEFINE_PRUNE_ROW(prune_row_f8, uint8_t, key_f8)
 DEFINE_PRUNE_ROW(prune_row_h, uint16_t, key_h)
@@ -119,16 +171,35 @@ ss_status ss_prune(ss_dtype t, void *w, int64_t n, int64_t k, ss_pattern p, ss_d
     if (ss_pattern_is_dense(p))
         return SS_OK;
     int64_t l = ss_pattern_group_len(p, k);
+    int inf = ss_pattern_is_inf(p);
     ref_view rv = {ref_dtype, ref}, *r = ref ? &rv : NULL;
 #pragma omp parallel for schedule(static) if (n * k >= SS_PAR_MIN_ELEMS)
     for (int64_t row = 0; row < n; row++) {
         void *wr = (unsigned char *)w + (size_t)(row * k) * (size_t)sz;
-        switch (t) {
-        case SS_DTYPE_I8: prune_row_i8(wr, k, l, r, row * k); break;
-        case SS_DTYPE_BF16:
-        case SS_DTYPE_F16: prune_row_h(wr, k, l, r, row * k); break;
-        case SS_DTYPE_F32: prune_row_f32(wr, k, l, r, row * k); break;
-        default: prune_row_f8(wr, k, l, r, row * k); break;
+        if (inf) {
+            switch (t) {
+            case SS_DTYPE_I8: break;
+            case SS_DTYPE_BF16:
+            case SS_DTYPE_F16: normalize_h(wr, k); break;
+            case SS_DTYPE_F32: normalize_f32(wr, k); break;
+            default: normalize_f8(wr, k); break;
+            }
+        } else if (!r) {
+            switch (t) {
+            case SS_DTYPE_I8: prune_noref_i8(wr, k, l); break;
+            case SS_DTYPE_BF16:
+            case SS_DTYPE_F16: prune_noref_h(wr, k, l); break;
+            case SS_DTYPE_F32: prune_noref_f32(wr, k, l); break;
+            default: prune_noref_f8(wr, k, l); break;
+            }
+        } else {
+            switch (t) {
+            case SS_DTYPE_I8: prune_row_i8(wr, k, l, r, row * k); break;
+            case SS_DTYPE_BF16:
+            case SS_DTYPE_F16: prune_row_h(wr, k, l, r, row * k); break;
+            case SS_DTYPE_F32: prune_row_f32(wr, k, l, r, row * k); break;
+            default: prune_row_f8(wr, k, l, r, row * k); break;
+            }
         }
     }
     return SS_OK;

@@ -23,15 +23,16 @@ static const uint8_t first_two[16] = {0x0, 0x1, 0x2, 0x3, 0x4, 0x5, 0x6, 0x3,
 
 // --- slide ----------------------------------------------------------------------------------
 
-/* Slides one row; returns the first group that does not fit, or -1. out is
- * fully written either way. */
-#define DEFINE_SLIDE_ROW(NAME, T)                                                         \
-    static int64_t NAME(const T *w, T *out, const ss_slide_geom *g, T nzmask) {           \
+/* Slides groups g0.. of one row and zero-fills the columns past K'raw;
+ * returns the first group that does not fit, or -1. out is fully written
+ * either way. */
+#define DEFINE_SLIDE_GROUPS(NAME, T)                                                      \
+    static int64_t NAME(const T *w, T *out, const ss_slide_geom *g, T nzmask, int64_t g0) { \
         int64_t bad = -1, k = g->k;                                                       \
-        for (int64_t gi = 0; gi < g->groups; gi++) {                                      \
+        for (int64_t gi = g0; gi < g->groups; gi++) {                                     \
             const int64_t base = gi * g->l;                                               \
             T *o = out + gi * g->g;                                                       \
-            unsigned taken = 0, left = 0;                                                 \
+            unsigned taken = 0, left = 0, avail = 0, sel = 0;                             \
             for (int64_t win = 0; win < g->wins; win++) {                                 \
                 const int64_t p = base + 2 * win;                                         \
                 T v0, v1, v2, v3;                                                         \
@@ -45,16 +46,15 @@ static const uint8_t first_two[16] = {0x0, 0x1, 0x2, 0x3, 0x4, 0x5, 0x6, 0x3,
                               (unsigned)((v1 & nzmask) != 0) << 1 |                       \
                               (unsigned)((v2 & nzmask) != 0) << 2 |                       \
                               (unsigned)((v3 & nzmask) != 0) << 3;                        \
-                unsigned avail = nz & ~taken, sel = first_two[avail];                     \
+                avail = nz & ~taken, sel = first_two[avail];                              \
                 left |= avail & ~sel & 3u;                                                \
                 o[4 * win + 0] = (sel & 1u) ? v0 : 0;                                     \
                 o[4 * win + 1] = (sel & 2u) ? v1 : 0;                                     \
                 o[4 * win + 2] = (sel & 4u) ? v2 : 0;                                     \
                 o[4 * win + 3] = (sel & 8u) ? v3 : 0;                                     \
                 taken = sel >> 2;                                                         \
-                if (win == g->wins - 1)                                                   \
-                    left |= avail & ~sel;                                                 \
             }                                                                             \
+            left |= avail & ~sel; /* the last window's lanes 2-3 */                       \
             if (left && bad < 0)                                                          \
                 bad = gi;                                                                 \
         }                                                                                 \
@@ -63,9 +63,58 @@ static const uint8_t first_two[16] = {0x0, 0x1, 0x2, 0x3, 0x4, 0x5, 0x6, 0x3,
         return bad;                                                                       \
     }
 
-DEFINE_SLIDE_ROW(slide_row_8, uint8_t)
-DEFINE_SLIDE_ROW(slide_row_16, uint16_t)
-DEFINE_SLIDE_ROW(slide_row_32, uint32_t)
+DEFINE_SLIDE_GROUPS(slide_groups_8, uint8_t)
+DEFINE_SLIDE_GROUPS(slide_groups_16, uint16_t)
+DEFINE_SLIDE_GROUPS(slide_groups_32, uint32_t)
+
+/* Byte bits of the selected lanes, for one 4-lane window as a uint32. */
+static const uint32_t lane_bytes[16] = {
+    0x00000000u, 0x000000FFu, 0x0000FF00u, 0x0000FFFFu, 0x00FF0000u, 0x00FF00FFu,
+    0x00FFFF00u, 0x00FFFFFFu, 0xFF000000u, 0xFF0000FFu, 0xFF00FF00u, 0xFF00FFFFu,
+    0xFFFF0000u, 0xFFFF00FFu, 0xFFFFFF00u, 0xFFFFFFFFu};
+
+/* Nonzero lanes of a window as 4 bits: bit 7 of each byte of t is set iff the
+ * byte (masked by nz7: 0x7F for FP8, 0xFF for int8) is nonzero. */
+static inline unsigned nz_lanes8(uint32_t v, uint32_t nzmask4) {
+    v &= nzmask4;
+    uint32_t t = (((v & 0x7F7F7F7Fu) + 0x7F7F7F7Fu) | v) & 0x80808080u;
+    return (t >> 7 | t >> 14 | t >> 21 | t >> 28) & 0xFu;
+}
+
+/* One-byte elements: the groups that lie wholly inside the row go through
+ * 32-bit window loads; the rest through the generic loop. */
+static int64_t slide_row_8(const uint8_t *w, uint8_t *out, const ss_slide_geom *g, uint8_t nzmask) {
+    const uint32_t nzmask4 = nzmask * 0x01010101u;
+    int64_t bad = -1, gi = 0;
+    for (; (gi + 1) * g->l <= g->k; gi++) {
+        const uint8_t *in = w + gi * g->l;
+        uint8_t *o = out + gi * g->g;
+        unsigned taken = 0, left = 0, avail = 0, sel = 0;
+        for (int64_t win = 0; win < g->wins; win++) {
+            uint32_t v;
+            memcpy(&v, in + 2 * win, 4);
+            avail = nz_lanes8(v, nzmask4) & ~taken;
+            sel = first_two[avail];
+            left |= avail & ~sel & 3u;
+            v &= lane_bytes[sel];
+            memcpy(o + 4 * win, &v, 4);
+            taken = sel >> 2;
+        }
+        left |= avail & ~sel;
+        if (left && bad < 0)
+            bad = gi;
+    }
+    int64_t rest = slide_groups_8(w, out, g, nzmask, gi);
+    return bad >= 0 ? bad : rest;
+}
+
+static int64_t slide_row_16(const uint16_t *w, uint16_t *out, const ss_slide_geom *g, uint16_t m) {
+    return slide_groups_16(w, out, g, m, 0);
+}
+
+static int64_t slide_row_32(const uint32_t *w, uint32_t *out, const ss_slide_geom *g, uint32_t m) {
+    return slide_groups_32(w, out, g, m, 0);
+}
 
 static int64_t slide_row(ss_elem_kind e, const void *w, void *out, int64_t row,
                          const ss_slide_geom *g) {
