@@ -27,7 +27,7 @@ static const uint8_t first_two[16] = {0x0, 0x1, 0x2, 0x3, 0x4, 0x5, 0x6, 0x3,
  * returns the first group that does not fit, or -1. out is fully written
  * either way. */
 #define DEFINE_SLIDE_GROUPS(NAME, T)                                                      \
-    static int64_t NAME(const T *w, T *out, const ss_slide_geom *g, T nzmask, int64_t g0) { \
+    static int64_t NAME(const T *w, T *out, const ss_slide_geom *g, T nzmask, int64_t g0) {  \
         int64_t bad = -1, k = g->k;                                                       \
         for (int64_t gi = g0; gi < g->groups; gi++) {                                     \
             const int64_t base = gi * g->l;                                               \
@@ -63,11 +63,14 @@ static const uint8_t first_two[16] = {0x0, 0x1, 0x2, 0x3, 0x4, 0x5, 0x6, 0x3,
         return bad;                                                                       \
     }
 
-DEFINE_SLIDE_GROUPS(slide_groups_8, uint8_t)
 DEFINE_SLIDE_GROUPS(slide_groups_16, uint16_t)
 DEFINE_SLIDE_GROUPS(slide_groups_32, uint32_t)
 
-/* Byte bits of the selected lanes, for one 4-lane window as a uint32. */
+/* Byte bits of the selected lanes, for one 4-lane window loaded as a uint32
+ * (lane i = byte i: little-endian). */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "slide.c: the one-byte window path assumes a little-endian host"
+#endif
 static const uint32_t lane_bytes[16] = {
     0x00000000u, 0x000000FFu, 0x0000FF00u, 0x0000FFFFu, 0x00FF0000u, 0x00FF00FFu,
     0x00FFFF00u, 0x00FFFFFFu, 0xFF000000u, 0xFF0000FFu, 0xFF00FF00u, 0xFF00FFFFu,
@@ -81,18 +84,29 @@ static inline unsigned nz_lanes8(uint32_t v, uint32_t nzmask4) {
     return (t >> 7 | t >> 14 | t >> 21 | t >> 28) & 0xFu;
 }
 
-/* One-byte elements: the groups that lie wholly inside the row go through
- * 32-bit window loads; the rest through the generic loop. */
+/* One-byte elements: each window is one 32-bit word (4 lanes). Windows that
+ * reach past K (the last group's padding; for 2_inf the last window or two)
+ * assemble the word from the bytes that exist. */
 static int64_t slide_row_8(const uint8_t *w, uint8_t *out, const ss_slide_geom *g, uint8_t nzmask) {
     const uint32_t nzmask4 = nzmask * 0x01010101u;
-    int64_t bad = -1, gi = 0;
-    for (; (gi + 1) * g->l <= g->k; gi++) {
-        const uint8_t *in = w + gi * g->l;
+    const int64_t k = g->k;
+    int64_t bad = -1;
+    for (int64_t gi = 0; gi < g->groups; gi++) {
+        const int64_t base = gi * g->l;
+        /* windows [0, full) read inputs < k only: base + 2*win + 3 < k */
+        int64_t full = k - base >= 4 ? (k - base - 4) / 2 + 1 : 0;
+        if (full > g->wins)
+            full = g->wins;
         uint8_t *o = out + gi * g->g;
         unsigned taken = 0, left = 0, avail = 0, sel = 0;
         for (int64_t win = 0; win < g->wins; win++) {
-            uint32_t v;
-            memcpy(&v, in + 2 * win, 4);
+            const int64_t p = base + 2 * win;
+            uint32_t v = 0;
+            if (win < full)
+                memcpy(&v, w + p, 4);
+            else
+                for (int lane = 0; lane < 4 && p + lane < k; lane++)
+                    v |= (uint32_t)w[p + lane] << (8 * lane);
             avail = nz_lanes8(v, nzmask4) & ~taken;
             sel = first_two[avail];
             left |= avail & ~sel & 3u;
@@ -100,12 +114,12 @@ static int64_t slide_row_8(const uint8_t *w, uint8_t *out, const ss_slide_geom *
             memcpy(o + 4 * win, &v, 4);
             taken = sel >> 2;
         }
-        left |= avail & ~sel;
+        left |= avail & ~sel; /* the last window's lanes 2-3 */
         if (left && bad < 0)
             bad = gi;
     }
-    int64_t rest = slide_groups_8(w, out, g, nzmask, gi);
-    return bad >= 0 ? bad : rest;
+    memset(out + g->kraw, 0, (size_t)(g->kslid - g->kraw));
+    return bad;
 }
 
 static int64_t slide_row_16(const uint16_t *w, uint16_t *out, const ss_slide_geom *g, uint16_t m) {
