@@ -15,6 +15,7 @@
 #include "slidesparse/quant.h"
 #include "slidesparse/io.h"
 #include "slidesparse/linear.h"
+#include "slidesparse/engine.h"
 #include "slidesparse/prep.h"
 
 #endif

@@ -1,0 +1,114 @@
+/* slidesparse/engine.h — the model graph (BitNet b1.58, Llama, Qwen2), paged
+ * KV cache, batched forward and greedy sampling.
+ *
+ * A model is loaded from a checkpoint directory (BF16, INT8/FP8 quantized, or
+ * SlideSparse slid); every projection becomes one ss_linear on the chosen
+ * backend: q/k/v fused into one (rows concatenated), gate/up fused into one.
+ * Per-tensor weight scales (BitNet) become per-channel scales of the fused
+ * layer, which computes exactly the same numbers (dequant multiplies by sb[n]).
+ * Embeddings and lm_head stay BF16 (lm_head: a BF16 ss_linear on the dense
+ * backend of the same device, F32 output).
+ *
+ * Numerics (CPU now; the GPU engine rounds at the same points):
+ *   activations between ops are BF16; RMSNorm, RoPE, softmax and attention
+ *   accumulate in float; residual adds are float adds rounded to BF16.
+ *   RMSNorm follows HF: y = bf16(w * bf16(x * rsqrt(mean(x^2) + eps))).
+ *
+ * KV cache: a pool of blocks of SS_KV_BLOCK tokens; layout of the pool
+ *   k, v: (layers, n_blocks, SS_KV_BLOCK, kv_heads, head_dim) BF16
+ * Each sequence owns a block table (indices into the pool) that grows as
+ * tokens are written; position p of a sequence lives in block
+ * table[p / SS_KV_BLOCK], slot p % SS_KV_BLOCK. The scheduler and the GPU
+ * engine use the same layout.
+ */
+#ifndef SLIDESPARSE_ENGINE_H
+#define SLIDESPARSE_ENGINE_H
+
+#include "slidesparse/core.h"
+#include "slidesparse/io.h"
+#include "slidesparse/linear.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SS_KV_BLOCK 16
+
+// --- model -------------------------------------------------------------------------
+
+typedef struct ss_model ss_model; /* opaque */
+
+/* Loads DIR with every projection on backend b (lm_head on the dense backend
+ * of the same device). Fails with one line for: unsupported architecture,
+ * tensors missing or with shapes contradicting config.json, a SlideSparse
+ * checkpoint on a dense backend, a BF16 checkpoint on cuSPARSELt, or a
+ * backend that ctx cannot run. */
+ss_status ss_model_load(ss_context *ctx, ss_backend b, const char *dir, ss_model **out);
+void ss_model_destroy(ss_model *m);
+const ss_model_config *ss_model_get_config(const ss_model *m);
+
+/* Called after every decoder layer with the residual stream of the whole
+ * batch, x (t, hidden) BF16 in host memory (tests compare it per layer). */
+typedef void (*ss_layer_hook)(void *user, int layer, const uint16_t *x, int64_t t);
+void ss_model_set_layer_hook(ss_model *m, ss_layer_hook fn, void *user);
+
+// --- paged KV cache -----------------------------------------------------------------
+
+typedef struct ss_kv_cache ss_kv_cache; /* opaque: the block pool */
+
+typedef struct {
+    int32_t *blocks;   /* (cap) block ids, the first n_blocks in use */
+    int32_t n_blocks;
+    int32_t cap;
+    int64_t n_tokens;  /* positions 0..n_tokens-1 hold keys/values */
+} ss_kv_seq;
+
+/* n_blocks blocks for model m's layers / kv heads / head dim. */
+ss_status ss_kv_cache_create(const ss_model *m, int32_t n_blocks, ss_kv_cache **out);
+void ss_kv_cache_destroy(ss_kv_cache *c);
+int32_t ss_kv_cache_free_blocks(const ss_kv_cache *c);
+int32_t ss_kv_cache_total_blocks(const ss_kv_cache *c);
+
+/* An empty sequence (no blocks). */
+void ss_kv_seq_init(ss_kv_seq *s);
+/* Makes s hold blocks for positions 0..n_tokens-1 (allocating from the pool);
+ * SS_ENOMEM with the counts when the pool is exhausted (s is unchanged). */
+ss_status ss_kv_seq_reserve(ss_kv_cache *c, ss_kv_seq *s, int64_t n_tokens);
+/* Returns s's blocks to the pool and frees its table. */
+void ss_kv_seq_release(ss_kv_cache *c, ss_kv_seq *s);
+
+// --- forward -------------------------------------------------------------------------
+
+typedef struct {
+    const int32_t *tokens; /* (n_tokens) new tokens */
+    int64_t n_tokens;      /* >= 1 */
+    int64_t start_pos;     /* position of tokens[0]; <= kv->n_tokens */
+    ss_kv_seq *kv;         /* the sequence's cache (grown as needed) */
+} ss_seq_step;
+
+/* One forward over a batch of sequences (prefill chunks and decode steps
+ * alike): writes the keys/values of positions start_pos..start_pos+n-1 of each
+ * sequence, attends causally over 0..that position, and writes the logits of
+ * the LAST new token of each sequence: logits (n_seqs, vocab) F32. Sequences do
+ * not see each other. */
+ss_status ss_model_forward(ss_model *m, ss_kv_cache *c, const ss_seq_step *seqs,
+                           int n_seqs, float *logits);
+
+// --- sampling, generation -------------------------------------------------------------
+
+/* argmax (lowest index on ties; NaN never wins). */
+int32_t ss_sample_greedy(const float *logits, int64_t vocab);
+/* FNV-1a 64 over the float bit patterns of logits (n). */
+uint64_t ss_logits_hash(const float *logits, int64_t n);
+
+/* Greedy generation of one prompt: prefill, then max_new decode steps
+ * (out (max_new) tokens). last_logits (vocab), may be NULL: the logits of the
+ * final step. Validates ids against the vocabulary and the length against
+ * max_position_embeddings (SS_EINVAL, one line). */
+ss_status ss_generate_greedy(ss_model *m, const int32_t *prompt, int64_t n_prompt,
+                             int64_t max_new, int32_t *out, float *last_logits);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

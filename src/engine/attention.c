@@ -1,0 +1,56 @@
+/* Causal attention with GQA over the paged KV cache (CPU). Scores, softmax and
+ * the weighted sum of values accumulate in float; the output is rounded once.
+ * Query head h reads kv head h / (nh / nkv). Two passes over the keys (max,
+ * then exp-sum and values) so no per-thread score buffer is needed. */
+#include "engine/ops.h"
+
+#include <math.h>
+
+#include "core/dtype_inline.h"
+
+static const uint16_t *kv_row(const ss_kv_cache *c, const uint16_t *pool, int layer,
+                              const ss_kv_seq *kv, int64_t j, int kvh) {
+    return pool + ss_kv_offset(c, layer, kv->blocks[j / SS_KV_BLOCK], (int)(j % SS_KV_BLOCK)) +
+           (size_t)kvh * (size_t)c->head_dim;
+}
+
+static float dot_bf16(const uint16_t *a, const uint16_t *b, int n) {
+    float s = 0.0f;
+    for (int d = 0; d < n; d++)
+        s += ss_bf16_to_f32_inline(a[d]) * ss_bf16_to_f32_inline(b[d]);
+    return s;
+}
+
+void ss_attention_cpu(const ss_kv_cache *c, int layer, const uint16_t *qkv,
+                      const ss_tok_info *tok, int64_t t, const ss_seq_step *seqs, int nh,
+                      uint16_t *out) {
+    int nkv = c->n_kv_heads, hd = c->head_dim, group = nh / nkv;
+    int64_t row = (int64_t)(nh + 2 * nkv) * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel for collapse(2) schedule(static) if (t * nh > 16)
+    for (int64_t r = 0; r < t; r++) {
+        for (int h = 0; h < nh; h++) {
+            const ss_kv_seq *kv = seqs[tok[r].seq].kv;
+            const uint16_t *q = qkv + r * row + (int64_t)h * hd; // (hd)
+            int kvh = h / group;
+            int64_t n = (int64_t)tok[r].pos + 1;
+            float mx = -INFINITY;
+            for (int64_t j = 0; j < n; j++) {
+                float s = dot_bf16(q, kv_row(c, c->k, layer, kv, j, kvh), hd) * scale;
+                mx = s > mx ? s : mx;
+            }
+            float acc[512] = {0}; /* hd <= 512 is checked at load */
+            float sum = 0.0f;
+            for (int64_t j = 0; j < n; j++) {
+                float p = expf(dot_bf16(q, kv_row(c, c->k, layer, kv, j, kvh), hd) * scale - mx);
+                const uint16_t *v = kv_row(c, c->v, layer, kv, j, kvh);
+                sum += p;
+                for (int d = 0; d < hd; d++)
+                    acc[d] += p * ss_bf16_to_f32_inline(v[d]);
+            }
+            uint16_t *o = out + r * (int64_t)nh * hd + (int64_t)h * hd; // (hd)
+            for (int d = 0; d < hd; d++)
+                o[d] = ss_f32_to_bf16_inline(acc[d] / sum);
+        }
+    }
+}

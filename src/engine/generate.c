@@ -1,0 +1,49 @@
+/* Greedy generation of one prompt over a private KV cache: prefill in one
+ * forward, then one forward per new token. */
+#include "engine/model.h"
+
+#include <stdlib.h>
+
+#include "core/error.h"
+
+ss_status ss_generate_greedy(ss_model *m, const int32_t *prompt, int64_t n_prompt,
+                             int64_t max_new, int32_t *out, float *last_logits) {
+    const ss_model_config *c = &m->cfg;
+    if (n_prompt <= 0)
+        return ss_fail(SS_EINVAL, "generate: empty prompt, expected at least one token id");
+    if (max_new < 1)
+        return ss_fail(SS_EINVAL, "generate: max_new %lld, expected >= 1", (long long)max_new);
+    for (int64_t i = 0; i < n_prompt; i++)
+        if (prompt[i] < 0 || prompt[i] >= c->vocab_size)
+            return ss_fail(SS_EINVAL, "generate: prompt id %d at index %lld is out of vocabulary (vocab_size %d)",
+                           (int)prompt[i], (long long)i, c->vocab_size);
+    if (n_prompt + max_new > c->max_position_embeddings)
+        return ss_fail(SS_EINVAL, "generate: prompt of %lld + %lld new tokens exceeds max_position_embeddings %d",
+                       (long long)n_prompt, (long long)max_new, c->max_position_embeddings);
+    int64_t total = n_prompt + max_new;
+    ss_kv_cache *kc = NULL;
+    ss_kv_seq seq;
+    ss_kv_seq_init(&seq);
+    float *logits = malloc((size_t)c->vocab_size * sizeof *logits);
+    ss_status s = logits ? SS_OK : ss_fail(SS_ENOMEM, "generate: out of memory");
+    if (s == SS_OK)
+        s = ss_kv_cache_create(m, (int32_t)((total + SS_KV_BLOCK - 1) / SS_KV_BLOCK), &kc);
+    if (s != SS_OK)
+        goto fail;
+    ss_seq_step step = {.tokens = prompt, .n_tokens = n_prompt, .start_pos = 0, .kv = &seq};
+    for (int64_t i = 0; i < max_new; i++) {
+        if ((s = ss_model_forward(m, kc, &step, 1, logits)) != SS_OK)
+            goto fail;
+        out[i] = ss_sample_greedy(logits, c->vocab_size);
+        step = (ss_seq_step){.tokens = &out[i], .n_tokens = 1, .start_pos = n_prompt + i, .kv = &seq};
+    }
+    if (last_logits)
+        for (int64_t i = 0; i < c->vocab_size; i++)
+            last_logits[i] = logits[i];
+fail:
+    if (kc)
+        ss_kv_seq_release(kc, &seq);
+    ss_kv_cache_destroy(kc);
+    free(logits);
+    return s;
+}
