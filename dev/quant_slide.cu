@@ -1,0 +1,344 @@
+/* dev harness: quant_slide (per-token quantization fused with activation
+ * lifting) and quant_only (dense path), INT8 and FP8 e4m3 (SPEC §4).
+ *
+ *   1. e4m3 check: __nv_cvt_float_to_fp8(SATFINITE, E4M3) == ss_f32_to_e4m3 on
+ *      every bf16-representable float and its +-1 ulp neighbours (ties,
+ *      subnormals, saturation, NaN).
+ *   2. CPU reference (written here from the SPEC formulas) vs the kernel for
+ *      every pattern, odd K, m not a multiple of 16: bit-exact, padding included.
+ *   3. timing, M = 4096 and 16384, K in {2560, 6912}: variants = block sizes
+ *      (0 = the library's automatic choice), µs, GB/s (bytes read + written),
+ *      % of the measured device-to-device copy bandwidth.
+ *   4. share of the GEMM: quant_slide vs cuSPARSELt GEMM (I32 and BF16 output)
+ *      and quant_only vs cuBLASLt, BitNet-2B shapes, M = 4096.
+ * Usage: dev_quant_slide [quick]
+ */
+#include <cuda_fp8.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "dev_common.h"
+#include "linear/kernels/kernels.h"
+#include "slidesparse.h"
+
+// --- 1. e4m3 conversion ------------------------------------------------------------------
+
+__global__ void cvt_e4m3(const float *in, uint8_t *out, size_t n) {
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < n)
+        out[i] = __nv_cvt_float_to_fp8(in[i], __NV_SATFINITE, __NV_E4M3);
+}
+
+static int check_e4m3(void) {
+    const uint32_t lows[] = {0x0000, 0x0001, 0x7fff, 0x8000, 0x8001, 0xffff};
+    size_t n = 65536 * 6;
+    std::vector<float> in(n);
+    for (uint32_t h = 0; h < 65536; h++)
+        for (int j = 0; j < 6; j++) {
+            uint32_t u = (h << 16) | lows[j];
+            memcpy(&in[h * 6 + j], &u, 4);
+        }
+    float *din;
+    uint8_t *dout;
+    CK(cudaMalloc(&din, n * 4));
+    CK(cudaMalloc(&dout, n));
+    CK(cudaMemcpy(din, in.data(), n * 4, cudaMemcpyHostToDevice));
+    cvt_e4m3<<<(unsigned)((n + 255) / 256), 256>>>(din, dout, n);
+    std::vector<uint8_t> out(n);
+    CK(cudaMemcpy(out.data(), dout, n, cudaMemcpyDeviceToHost));
+    size_t bad = 0, bad_finite = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t want = ss_f32_to_e4m3(in[i]);
+        if (out[i] != want) {
+            if (isfinite(in[i]))
+                bad_finite++;
+            if (bad++ < 5) {
+                uint32_t u;
+                memcpy(&u, &in[i], 4);
+                printf("  e4m3 mismatch: x=%a (0x%08x) gpu 0x%02x cpu 0x%02x\n", in[i], u, out[i], want);
+            }
+        }
+    }
+    printf("e4m3: %zu values, %zu mismatches (%zu finite)  %s\n", n, bad, bad_finite,
+           bad_finite ? "FAIL" : "OK (finite values bit-exact)");
+    cudaFree(din);
+    cudaFree(dout);
+    return bad_finite != 0;
+}
+
+// --- 2. CPU reference --------------------------------------------------------------------
+
+/* quant.h + SPEC §4: lift index j -> source, then per-token quantization. */
+static void ref_quant(ss_dtype qdt, const uint16_t *x, int64_t m, int64_t mp, ss_lift_geom geo,
+                      uint8_t *q, float *sa) {
+    memset(q, 0, (size_t)(mp * geo.k_out));
+    for (int64_t r = mp - 1; r >= m; r--)
+        sa[r] = 0.0f;
+    const float qmax = qdt == SS_DTYPE_I8 ? 127.0f : 448.0f;
+    for (int64_t r = 0; r < m; r++) {
+        float a = 0.0f;
+        for (int64_t i = 0; i < geo.k; i++)
+            a = fmaxf(a, fabsf(ss_bf16_to_f32(x[r * geo.k + i])));
+        a = fmaxf(a, 1e-12f);
+        float inv = qmax / a;
+        sa[r] = a / qmax;
+        for (int64_t j = 0; j < geo.k_out; j++) {
+            int64_t src;
+            if (geo.l == 0)
+                src = j < geo.k ? j : -1;
+            else if (j >= geo.k_raw)
+                src = -1;
+            else {
+                int64_t g = j / geo.g, rr = j % geo.g;
+                src = g * geo.l + 2 * (rr / 4) + rr % 4;
+                if (src >= geo.k)
+                    src = -1;
+            }
+            if (src < 0)
+                continue;
+            float t = ss_bf16_to_f32(x[r * geo.k + src]) * inv;
+            uint8_t b;
+            if (qdt == SS_DTYPE_I8)
+                b = (uint8_t)(int8_t)fminf(fmaxf(rintf(t), -128.0f), 127.0f);
+            else
+                b = ss_f32_to_e4m3(fminf(fmaxf(t, -448.0f), 448.0f));
+            q[r * geo.k_out + j] = b;
+        }
+    }
+}
+
+static ss_lift_geom geom(ss_pattern p, int64_t k) {
+    ss_lift_geom g = {k, ss_slid_k(p, k), k, 0, 0};
+    if (!ss_pattern_is_dense(p)) {
+        g.l = (int)ss_pattern_group_len(p, k);
+        g.g = 2 * g.l - 4;
+        g.k_raw = ss_slid_k_raw(p, k);
+    }
+    return g;
+}
+
+static uint16_t *random_x(int64_t count, uint64_t seed) {
+    uint16_t *x = (uint16_t *)malloc((size_t)count * 2);
+    uint64_t s = seed;
+    for (int64_t i = 0; i < count; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        double u = ((s >> 11) & ((1ull << 53) - 1)) / 9007199254740992.0;
+        float v = (float)((u - 0.5) * 6.0);
+        if ((s >> 60) == 0)
+            v *= 40.0f; /* outliers, so rows have different scales */
+        x[i] = ss_f32_to_bf16(v);
+    }
+    return x;
+}
+
+static int validate(void) {
+    const char *pats[] = {"dense", "2_4", "2_6", "2_8", "2_10", "2_12", "2_14", "2_16", "2_inf"};
+    const int64_t ks[] = {7, 130, 2560, 1001};
+    const ss_dtype qdts[] = {SS_DTYPE_I8, SS_DTYPE_F8_E4M3};
+    int fails = 0;
+    for (const char *ps : pats)
+        for (int64_t k : ks)
+            for (ss_dtype qdt : qdts) {
+                ss_pattern p = SS_PATTERN_DENSE;
+                if (strcmp(ps, "dense"))
+                    SS_CK(ss_pattern_parse(ps, &p));
+                int64_t m = 37, mp = 48;
+                ss_lift_geom g = geom(p, k);
+                uint16_t *x = random_x(m * k, (uint64_t)k * 131 + qdt);
+                std::vector<uint8_t> qr((size_t)(mp * g.k_out)), qg(qr.size());
+                std::vector<float> sr(mp), sg(mp);
+                ref_quant(qdt, x, m, mp, g, qr.data(), sr.data());
+                uint16_t *dx;
+                uint8_t *dq;
+                float *ds;
+                CK(cudaMalloc(&dx, (size_t)(m * k) * 2 + 16));
+                CK(cudaMalloc(&dq, qr.size()));
+                CK(cudaMalloc(&ds, mp * 4));
+                CK(cudaMemset(dq, 0xA5, qr.size()));
+                CK(cudaMemcpy(dx, x, (size_t)(m * k) * 2, cudaMemcpyHostToDevice));
+                CK(ss_kernel_quant(qdt, dx, m, mp, g, dq, ds, 0, 0));
+                CK(cudaMemcpy(qg.data(), dq, qr.size(), cudaMemcpyDeviceToHost));
+                CK(cudaMemcpy(sg.data(), ds, mp * 4, cudaMemcpyDeviceToHost));
+                size_t bad = 0, first = 0;
+                for (size_t i = 0; i < qr.size(); i++)
+                    if (qr[i] != qg[i] && bad++ == 0)
+                        first = i;
+                int sbad = memcmp(sr.data(), sg.data(), mp * 4) != 0;
+                if (bad || sbad) {
+                    fails++;
+                    printf("  MISMATCH %s %s k=%lld: %zu q bytes (first row %zu col %zu: gpu 0x%02x "
+                           "cpu 0x%02x), scales %s\n", ss_dtype_name(qdt), ps, (long long)k, bad,
+                           first / g.k_out, first % g.k_out, qg[first], qr[first],
+                           sbad ? "differ" : "equal");
+                }
+                cudaFree(dx);
+                cudaFree(dq);
+                cudaFree(ds);
+                free(x);
+            }
+    printf("validation: %zu cases, %d mismatching  %s\n", sizeof pats / sizeof *pats * 4 * 2, fails,
+           fails ? "FAIL" : "OK (bit-exact)");
+    return fails != 0;
+}
+
+// --- 3. timing -----------------------------------------------------------------------------
+
+struct bufset {
+    std::vector<uint16_t *> x;
+    std::vector<uint8_t *> q;
+    std::vector<float *> sa;
+};
+
+static bufset alloc_sets(int64_t m, int64_t k, int64_t k_out, int sets) {
+    bufset b;
+    /* one host input for every configuration: the largest one, generated once */
+    static uint16_t *hx = random_x(16384 * 6912, 7);
+    if (m * k > 16384 * 6912) {
+        fprintf(stderr, "alloc_sets: %lld x %lld is larger than the host input\n", (long long)m,
+                (long long)k);
+        exit(1);
+    }
+    for (int i = 0; i < sets; i++) {
+        uint16_t *x;
+        uint8_t *q;
+        float *s;
+        CK(cudaMalloc(&x, (size_t)(m * k) * 2));
+        CK(cudaMalloc(&q, (size_t)(m * k_out)));
+        CK(cudaMalloc(&s, (size_t)m * 4));
+        CK(cudaMemcpy(x, hx, (size_t)(m * k) * 2, cudaMemcpyHostToDevice));
+        b.x.push_back(x);
+        b.q.push_back(q);
+        b.sa.push_back(s);
+    }
+    return b;
+}
+
+static void free_sets(bufset &b) {
+    for (size_t i = 0; i < b.x.size(); i++) {
+        cudaFree(b.x[i]);
+        cudaFree(b.q[i]);
+        cudaFree(b.sa[i]);
+    }
+}
+
+static double time_quant(ss_dtype qdt, int64_t m, ss_lift_geom g, int threads, bufset &b) {
+    return time_us([&](int i) { ss_kernel_quant(qdt, b.x[i], m, m, g, b.q[i], b.sa[i], threads, 0); },
+                   (int)b.x.size());
+}
+
+static void bench(double d2d, int quick) {
+    printf("\n%-6s %-5s %6s %5s %6s %7s | %9s %8s %6s\n", "kernel", "dtype", "M", "K", "pattern",
+           "threads", "us", "GB/s", "%D2D");
+    const int64_t ms[] = {4096, 16384};
+    const int64_t ks[] = {2560, 6912};
+    const char *pats[] = {"dense", "2_4", "2_6", "2_8", "2_10", "2_16", "2_inf"};
+    const int threads[] = {0, 64, 128, 256, 512};
+    for (int64_t m : ms)
+        for (int64_t k : ks)
+            for (const char *ps : pats)
+                for (ss_dtype qdt : {SS_DTYPE_I8, SS_DTYPE_F8_E4M3}) {
+                    if (quick && (m != 4096 || qdt != SS_DTYPE_I8))
+                        continue;
+                    ss_pattern p = SS_PATTERN_DENSE;
+                    if (strcmp(ps, "dense"))
+                        SS_CK(ss_pattern_parse(ps, &p));
+                    ss_lift_geom g = geom(p, k);
+                    double bytes = (double)m * k * 2 + (double)m * g.k_out + m * 4.0;
+                    bufset b = alloc_sets(m, k, g.k_out, rotation_sets((size_t)bytes));
+                    for (int t : threads) {
+                        if (t != 0 && (quick || qdt != SS_DTYPE_I8 || m != 4096))
+                            continue; /* variants: INT8 at M = 4096 only */
+                        double us = time_quant(qdt, m, g, t, b);
+                        double gbs = bytes / (us * 1e3);
+                        printf("%-6s %-5s %6lld %5lld %6s %7d | %9.2f %8.0f %5.1f%%\n",
+                               g.l ? "slide" : "only", qdt == SS_DTYPE_I8 ? "int8" : "fp8",
+                               (long long)m, (long long)k, ps, t, us, gbs, 100.0 * gbs / d2d);
+                    }
+                    free_sets(b);
+                }
+}
+
+// --- 4. share of the GEMM --------------------------------------------------------------------
+
+/* A random 2:4-valid slid weight (n, kq): 2 nonzeros per aligned group of 4. */
+static int8_t *random_24(int64_t n, int64_t kq) {
+    int8_t *w = (int8_t *)calloc((size_t)(n * kq), 1);
+    uint64_t s = 99;
+    for (int64_t i = 0; i < n * kq; i += 4) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        int a = (int)((s >> 33) % 4), c = (a + 1 + (int)((s >> 40) % 3)) % 4;
+        w[i + a] = (int8_t)(1 + (s >> 50) % 60);
+        w[i + c] = (int8_t)-(int)(1 + (s >> 56) % 60);
+    }
+    return w;
+}
+
+static double time_gemm(ss_context *ctx, ss_backend be, ss_pattern p, ss_dtype go, int64_t m,
+                        int64_t n, int64_t k) {
+    int64_t kq = ss_slid_k(p, k);
+    int8_t *w = ss_pattern_is_dense(p) ? (int8_t *)calloc((size_t)(n * k), 1) : random_24(n, kq);
+    if (ss_pattern_is_dense(p))
+        for (int64_t i = 0; i < n * k; i++)
+            w[i] = (int8_t)(i % 7 - 3);
+    std::vector<float> sc(n, 0.01f);
+    ss_linear_desc d = ss_linear_desc_default("bench", n, k, SS_DTYPE_I8);
+    d.pattern = p;
+    d.gemm_out = go;
+    ss_linear_weights lw = {w, sc.data(), NULL};
+    ss_linear *lin;
+    SS_CK(ss_linear_create(ctx, be, &d, &lw, &lin));
+    free(w);
+    int8_t *q;
+    void *dd;
+    CK(cudaMalloc(&q, (size_t)(m * kq)));
+    CK(cudaMemset(q, 1, (size_t)(m * kq)));
+    CK(cudaMalloc(&dd, (size_t)(m * n) * 4));
+    double us = time_us([&](int) { ss_linear_gemm(lin, q, m, dd); }, 1);
+    cudaFree(q);
+    cudaFree(dd);
+    ss_linear_destroy(lin);
+    return us;
+}
+
+static void gemm_share(void) {
+    ss_context *ctx;
+    SS_CK(ss_context_create(0, &ctx));
+    char desc[512];
+    SS_CK(ss_context_describe(ctx, desc, sizeof desc));
+    printf("\n# %s\n", desc);
+    printf("%-6s %5s %5s %6s | %9s %10s %10s | %8s %8s\n", "M", "N", "K", "pattern", "quant_us",
+           "gemm_i32", "gemm_bf16", "q/i32", "q/bf16");
+    const int64_t shapes[][2] = {{3840, 2560}, {2560, 2560}, {13824, 2560}, {2560, 6912}};
+    const char *pats[] = {"dense", "2_4", "2_6", "2_8", "2_10"};
+    int64_t m = 4096;
+    for (auto &s : shapes)
+        for (const char *ps : pats) {
+            ss_pattern p = SS_PATTERN_DENSE;
+            if (strcmp(ps, "dense"))
+                SS_CK(ss_pattern_parse(ps, &p));
+            ss_backend be = ss_pattern_is_dense(p) ? SS_BACKEND_CUBLASLT : SS_BACKEND_CUSPARSELT;
+            ss_lift_geom g = geom(p, s[1]);
+            double bytes = (double)m * s[1] * 2 + (double)m * g.k_out;
+            bufset b = alloc_sets(m, s[1], g.k_out, rotation_sets((size_t)bytes));
+            double qus = time_quant(SS_DTYPE_I8, m, g, 0, b);
+            free_sets(b);
+            double gi = time_gemm(ctx, be, p, SS_DTYPE_I32, m, s[0], s[1]);
+            double gb = be == SS_BACKEND_CUBLASLT ? NAN : time_gemm(ctx, be, p, SS_DTYPE_BF16, m, s[0], s[1]);
+            printf("%-6lld %5lld %5lld %6s | %9.2f %10.2f %10.2f | %7.1f%% %7.1f%%\n", (long long)m,
+                   (long long)s[0], (long long)s[1], ps, qus, gi, gb, 100 * qus / gi, 100 * qus / gb);
+        }
+    ss_context_destroy(ctx);
+}
+
+int main(int argc, char **argv) {
+    int quick = argc > 1 && !strcmp(argv[1], "quick");
+    dev_banner();
+    int bad = check_e4m3();
+    bad |= validate();
+    double d2d = d2d_copy_gbs();
+    printf("D2D copy: %.0f GB/s (read + write)\n", d2d);
+    bench(d2d, quick);
+    gemm_share();
+    return bad;
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# scripts/gpu_check.sh [OUTDIR] — the whole GPU check on the GPU machine, one command:
+#   1. environment (scripts/device_env.sh: carried debs, cuSPARSELt from pip),
+#   2. configure + build (sm_90 unless SS_CUDA_ARCHS says otherwise) of the
+#      library, the GPU test and the dev harnesses,
+#   3. the GPU tests through ctest,
+#   4. compute-sanitizer memcheck on test_gpu_linear with the quick shape set,
+#   5. dev harnesses (validation + timings),
+#   6. a short summary last.
+# Logs go to OUTDIR (default $OUT, else ./gpu-check-logs).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-${OUT:-gpu-check-logs}}
+mkdir -p "$out"
+archs=${SS_CUDA_ARCHS:-90}
+B=${SS_GPU_BUILD:-build-gpu}
+jobs=$(nproc 2>/dev/null || echo 4)
+declare -A result
+
+step() { # name timeout_s command...
+    local name=$1 t=$2; shift 2
+    echo "== $name"
+    local t0=$SECONDS
+    timeout "$t" "$@" >"$out/$name.log" 2>&1
+    local rc=$?
+    tail -n 40 "$out/$name.log"
+    result[$name]="rc=$rc $((SECONDS - t0))s"
+    return $rc
+}
+
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem,memory.total --format=csv 2>&1 | tee "$out/gpu.txt"
+source scripts/device_env.sh
+
+# cuSPARSELt 0.8.0's header includes <cstddef>, which a C compiler cannot
+# (fixed in 0.8.1): build against a copy with <stddef.h>, same library.
+if [[ -n "${CUSPARSELT_ROOT:-}" ]] && grep -q '#include <cstddef>' "$CUSPARSELT_ROOT/include/cusparseLt.h"; then
+    fix=/tmp/cusparselt-c
+    mkdir -p $fix/include
+    sed 's/#include <cstddef>/#include <stddef.h>/' "$CUSPARSELT_ROOT/include/cusparseLt.h" >$fix/include/cusparseLt.h
+    ln -sfn "$CUSPARSELT_ROOT/lib" $fix/lib
+    export CUSPARSELT_ROOT=$fix
+    echo "gpu_check: cuSPARSELt header patched for C at $fix"
+fi
+
+step configure 300 cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_CUDA_ARCHITECTURES="$archs" -DSS_CUDA=ON -DCUSPARSELT_ROOT="$CUSPARSELT_ROOT" || exit 1
+grep "slidesparse:" "$out/configure.log"
+step build 600 cmake --build "$B" -j "$jobs" --target slidesparse test_gpu_linear test_linear_cpu \
+    dev_quant_slide dev_dequant_bias || exit 1
+
+step ctest 600 ctest --test-dir "$B" -R 'test_gpu_linear|test_linear_cpu' --output-on-failure -V
+step memcheck 600 env SS_GPU_TEST_QUICK=1 compute-sanitizer --tool memcheck --leak-check full \
+    --error-exitcode 1 "$B/test_gpu_linear"
+step dev_dequant_bias 300 "$B/dev_dequant_bias" ${SS_DEV_QUICK:+quick}
+step dev_quant_slide 600 "$B/dev_quant_slide" ${SS_DEV_QUICK:+quick}
+
+echo
+echo "== summary ($(head -2 "$out/gpu.txt" | tail -1))"
+for s in configure build ctest memcheck dev_dequant_bias dev_quant_slide; do
+    printf '%-18s %s\n' "$s" "${result[$s]:-not run}"
+done
+grep -h "PASSED\|FAILED\|skipped\|\[  FAILED  \]\|OK\b" "$out/ctest.log" | grep -v "^\s*$" | tail -n 15
+grep -h "ERROR SUMMARY\|LEAK SUMMARY" "$out/memcheck.log"
+grep -h "validation\|e4m3:\|D2D" "$out"/dev_*.log
