@@ -295,7 +295,7 @@ ss_status ss_linear_quant(ss_linear *lin, const uint16_t *x, int64_t m, void *q,
     SS_TRY(check_call(lin, m, x, q, "quant"));
     if (m > 0 && !sa)
         return ss_fail(SS_EINVAL, "tensor '%s': quant: scale buffer is NULL", lin->name);
-    return lin->ops->quant(lin, x, m, q, sa);
+    return m == 0 ? SS_OK : lin->ops->quant(lin, x, m, q, sa); /* m_pad(0) = 0 rows */
 }
 
 ss_status ss_linear_gemm(ss_linear *lin, const void *q, int64_t m, void *d) {
