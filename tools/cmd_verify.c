@@ -28,6 +28,8 @@ static void row(void *user, const ss_verify_row *r) {
     printf("%-44s %6lld %6lld %6lld  %-5s %-5s %-5s %-7s %-6s %s\n", r->name, (long long)r->n,
            (long long)r->k, (long long)r->k_slid, mark(r->slide_ok), mark(r->scale_ok),
            mark(r->valid_24), mark(r->unslide_ok), mark(r->linear_ok), r->note ? r->note : "");
+    if (!r->linear_ok)
+        printf("%-44s max |y_slid - y_dense| = %g\n", "", r->max_abs_diff);
 }
 
 int cmd_verify(int argc, char **argv) {

@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "slidesparse/quant.h"
@@ -22,6 +23,7 @@ typedef struct {
     int per_channel;
     char tmp[SS_PREP_MAX_PATTERNS][PREP_PATH_MAX];
     int began[SS_PREP_MAX_PATTERNS];
+    char made_parent[SS_PREP_MAX_PATTERNS][PREP_PATH_MAX]; /* removed again on failure */
     ss_st_writer *w[SS_PREP_MAX_PATTERNS];
     json_t *wmap;                        /* name -> shard file (same for every output) */
     int64_t out_bytes[SS_PREP_MAX_PATTERNS];
@@ -339,7 +341,7 @@ ss_status prep_run(const prep_job *job) {
         (s = ss_model_tensors(g.cfg, &x, &nx)) != SS_OK)
         goto fail;
     for (int p = 0; p < job->n_out; p++) {
-        if ((s = prep_mkdir_parent(job->final_dir[p])) != SS_OK)
+        if ((s = prep_mkdir_parent(job->final_dir[p], g.made_parent[p], PREP_PATH_MAX)) != SS_OK)
             goto fail;
         if ((s = ss_outdir_begin(job->final_dir[p], job->force, g.tmp[p], PREP_PATH_MAX)) != SS_OK)
             goto fail;
@@ -368,6 +370,9 @@ fail:
         if (g.began[p])
             ss_outdir_abort(g.tmp[p]);
     }
+    for (int p = job->n_out - 1; s != SS_OK && p >= 0; p--)
+        if (g.made_parent[p][0])
+            rmdir(g.made_parent[p]); /* only when empty: another pattern's output may be there */
     json_decref(g.wmap);
     free(g.q);
     free(g.pruned);

@@ -131,8 +131,9 @@ ss_status prep_copy_side_files(const char *in_dir, const char *out_dir) {
     return s;
 }
 
-ss_status prep_mkdir_parent(const char *path) {
+ss_status prep_mkdir_parent(const char *path, char *made, size_t n_made) {
     char buf[PREP_PATH_MAX];
+    made[0] = '\0';
     snprintf(buf, sizeof buf, "%s", path);
     size_t n = strlen(buf);
     while (n > 1 && buf[n - 1] == '/')
@@ -146,8 +147,12 @@ ss_status prep_mkdir_parent(const char *path) {
         if (*p == '/' || end) {
             char c = *p;
             *p = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            if (mkdir(buf, 0755) == 0) {
+                if (!made[0])
+                    snprintf(made, n_made, "%s", buf);
+            } else if (errno != EEXIST) {
                 return ss_fail_errno(errno, "%s: cannot create directory", buf);
+            }
             *p = c;
         }
         if (end)
