@@ -17,6 +17,7 @@
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #define REF_MAGIC 0x46455253u
 #define REF_VERSION 1u
@@ -501,6 +502,67 @@ static void test_slid_on_dense_backend(void **st) {
     ss_test_rmtree(tmp);
 }
 
+// --- the CLI --------------------------------------------------------------------
+
+/* Runs `$SS_CLI generate ARGS 2>&1`; returns the exit code, output in buf. */
+static int run_cli(const char *args, char *buf, size_t n) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' generate %s 2>&1", getenv("SS_CLI"), args);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t got = fread(buf, 1, n - 1, f);
+    buf[got] = 0;
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_cli_generate(void **st) {
+    if (!getenv("SS_CLI")) {
+        printf("skipped: SS_CLI not set\n");
+        return;
+    }
+    char dir[512], args[1024], out[4096], want[256];
+    fixture_dir("bitnet", dir, sizeof dir);
+    ss_context *ctx;
+    assert_ok(ss_context_create(-1, &ctx));
+    ss_model *m = load(ctx, dir);
+    const int32_t ids[] = {1, 17, 42, 99, 5};
+    int32_t gen[6];
+    float logits[320];
+    assert_int_equal(ss_model_get_config(m)->vocab_size, 320);
+    assert_ok(ss_generate_greedy(m, ids, 5, 6, gen, logits));
+    snprintf(args, sizeof args, "--model '%s' --prompt-ids 1,17,42,99,5 --max-tokens 6", dir);
+    assert_int_equal(run_cli(args, out, sizeof out), 0);
+    snprintf(want, sizeof want, "generated: %d,%d,%d,%d,%d,%d\n", gen[0], gen[1], gen[2], gen[3], gen[4], gen[5]);
+    assert_non_null(strstr(out, want));
+    snprintf(want, sizeof want, "logits hash: %016llx", (unsigned long long)ss_logits_hash(logits, 320));
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, "tokens/s"));
+    printf("OK  cli: %s", out);
+
+    /* Bad input: one line naming the problem, exit != 0. */
+    static const struct { const char *args, *needle; } bad[] = {
+        {"--prompt-ids 1,320 --max-tokens 2", "prompt id 320 at index 1 is out of vocabulary"},
+        {"--prompt-ids '' --max-tokens 2", "non-empty comma-separated list"},
+        {"--prompt-ids 1,x --max-tokens 2", "non-empty comma-separated list"},
+        {"--prompt-ids 1,2 --max-tokens 127", "exceed max_position_embeddings 128"},
+        {"--prompt-ids 1 --max-tokens 0", "--max-tokens '0'"},
+        {"--prompt-ids 1 --max-tokens 2 --backend cusparselt", "needs a SlideSparse checkpoint"},
+        {"--prompt-ids 1 --max-tokens 2 --backend tpu", "--backend 'tpu'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(args, sizeof args, "--model '%s' %s", dir, bad[i].args);
+        int rc = run_cli(args, out, sizeof out);
+        printf("    exit %d: %s", rc, out);
+        assert_int_not_equal(rc, 0);
+        assert_non_null(strstr(out, bad[i].needle));
+        assert_non_null(strstr(out, "slidesparse generate: "));
+        assert_int_equal(strchr(out, '\n') - out + 1, strlen(out)); /* one line */
+    }
+    ss_model_destroy(m);
+    ss_context_destroy(ctx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bitnet_matches_reference),
@@ -512,6 +574,7 @@ int main(void) {
         cmocka_unit_test(test_slid_int8_equals_dense_qwen2),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_slid_on_dense_backend),
+        cmocka_unit_test(test_cli_generate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@ static const ss_cli_command commands[] = {
     {"quantize", "BF16 checkpoint -> INT8 / FP8 checkpoint (task 1)", cmd_quantize},
     {"convert", "prune + slide a checkpoint to SlideSparse 2_L patterns (task 2)", cmd_convert},
     {"verify", "check a SlideSparse checkpoint against its dense source, exit 1 on mismatch", cmd_verify},
+    {"generate", "greedy generation from token ids; prints ids, logits hash, tokens/s", cmd_generate},
     {"inspect", "list tensors, dtypes, shapes and detected Z:L pattern of a file or directory", cmd_inspect},
     {"version", "print versions of slidesparse and the libraries it was built with", cmd_version},
 };

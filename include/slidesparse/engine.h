@@ -45,6 +45,10 @@ typedef struct ss_model ss_model; /* opaque */
  * backend that ctx cannot run. */
 ss_status ss_model_load(ss_context *ctx, ss_backend b, const char *dir, ss_model **out);
 void ss_model_destroy(ss_model *m);
+/* The checkpoint-kind / backend rule ss_model_load applies, for callers that
+ * validate before loading: SlideSparse checkpoints run on cusparselt or cpu,
+ * dense ones (BF16, INT8, FP8) on cublaslt or cpu. `dir` names it in errors. */
+ss_status ss_model_check_backend(const char *dir, const ss_model_config *c, ss_backend b);
 const ss_model_config *ss_model_get_config(const ss_model *m);
 
 /* Called after every decoder layer with the residual stream of the whole

@@ -218,7 +218,7 @@ static ss_status check_config(const char *dir, const ss_model_config *c) {
 }
 
 /* Which backends can run which checkpoint kind (one line when not). */
-static ss_status check_backend(const char *dir, const ss_model_config *c, ss_backend b) {
+ss_status ss_model_check_backend(const char *dir, const ss_model_config *c, ss_backend b) {
     char pb[32];
     if (c->kind == SS_WEIGHTS_SLID && b == SS_BACKEND_CUBLASLT)
         return ss_fail(SS_EINVAL, "%s: SlideSparse checkpoint (pattern %s) cannot run on the dense backend cublaslt; use --backend cusparselt or cpu",
@@ -237,7 +237,7 @@ ss_status ss_model_load(ss_context *ctx, ss_backend b, const char *dir, ss_model
     if (s != SS_OK)
         return s;
     const ss_model_config *c = ss_checkpoint_config(ck);
-    if ((s = check_config(dir, c)) != SS_OK || (s = check_backend(dir, c, b)) != SS_OK)
+    if ((s = check_config(dir, c)) != SS_OK || (s = ss_model_check_backend(dir, c, b)) != SS_OK)
         goto fail;
     ss_dtype wdt = c->kind == SS_WEIGHTS_BF16 ? SS_DTYPE_BF16 : c->weight_dtype;
     const char *why = ss_linear_supports(ctx, b, wdt, c->kind == SS_WEIGHTS_SLID ? c->pattern : SS_PATTERN_DENSE);
