@@ -3,7 +3,7 @@
  *
  * At create the weights are widened once into the layout the GEMM kernels
  * want, padded with zeros to q_cols columns:
- *   I8       -> int16  (n, q_cols)   exact, lets the inner loop be pmaddwd
+ *   I8       -> int8   (n, q_cols)   as given
  *   F8_E4M3  -> float  (n, q_cols)   exact decode
  *   BF16     -> float  (n, q_cols)   exact decode
  * Activations are widened the same way on every GEMM call.
@@ -18,7 +18,7 @@
 
 typedef struct {
     struct ss_linear base;
-    void *w;        // (n, q_cols) int16 for I8, float for F8_E4M3 / BF16
+    void *w;        // (n, q_cols) int8 for I8, float for F8_E4M3 / BF16
     float *w_scale; // (n) or (1); 1.0 for BF16 weights
     float *bias;    // (n) or NULL: the BF16 bias widened once
 } cpu_linear;
@@ -43,12 +43,8 @@ static void cpu_destroy(ss_linear *lin) {
 static void widen_weight_row(ss_dtype wdt, const void *src, int64_t k_in, int64_t q_cols,
                              void *dst) {
     if (wdt == SS_DTYPE_I8) {
-        const int8_t *s = src;
-        int16_t *d = dst;
-        for (int64_t j = 0; j < k_in; j++)
-            d[j] = s[j];
-        for (int64_t j = k_in; j < q_cols; j++)
-            d[j] = 0;
+        memcpy(dst, src, (size_t)k_in);
+        memset((int8_t *)dst + k_in, 0, (size_t)(q_cols - k_in));
         return;
     }
     float *d = dst;
@@ -64,7 +60,7 @@ static ss_status cpu_create(ss_context *ctx, const ss_linear_desc *d, const ss_l
     int64_t q_cols = ss_slid_k(d->pattern, d->k);
     /* Slid weights are already (n, K'); dense ones (n, k) are padded to ceil32(k). */
     int64_t k_in = ss_pattern_is_dense(d->pattern) ? d->k : q_cols;
-    size_t welem = d->wdtype == SS_DTYPE_I8 ? sizeof(int16_t) : sizeof(float);
+    size_t welem = d->wdtype == SS_DTYPE_I8 ? 1 : sizeof(float);
     size_t in_elem = ss_dtype_size(d->wdtype);
     int64_t ns = d->per_channel ? d->n : 1;
 
@@ -130,7 +126,7 @@ static ss_status cpu_gemm(ss_linear *lin, const void *q, int64_t m, void *dout) 
         int16_t *t = a;
         for (size_t i = 0; i < count; i++)
             t[i] = s[i];
-        ss_cpu_gemm_i16(a, c->w, m, d->n, qc, d->gemm_out, dout);
+        ss_cpu_gemm_i8(a, c->w, m, d->n, qc, d->gemm_out, dout);
     } else {
         float *t = a;
         for (size_t i = 0; i < count; i++)

@@ -4,9 +4,9 @@
  * toolchain supports function multi-versioning.
  *
  * Blocking: one OpenMP work item is a TM x TN tile of D; it walks K in chunks
- * of TK so that its TM + TN operand rows (int16: 128 rows x 2 KiB = 256 KiB)
- * stay in L2, and inside a chunk a MR x NR register micro-kernel reads
- * MR + NR rows of TK elements (<= 16 KiB) from L1. Partial sums live in a
+ * of TK so that its TM + TN operand rows (INT8: 64 x 2 KiB + 64 x 1 KiB) stay
+ * in L2, and inside a chunk a MR x NR register micro-kernel reads MR + NR rows
+ * of TK elements (12 KiB) from L1. Partial sums live in a
  * per-tile accumulator on the stack until the last chunk, then are converted
  * to the output dtype once.
  */
@@ -19,8 +19,8 @@ enum { TM = 64, TN = 64, TK = 1024, MR = 4, NR = 4 };
 /* Below this many multiply-adds a parallel region costs more than it saves. */
 #define SS_GEMM_PARALLEL_MIN (1 << 18)
 
-/* Measured on Zen 4, INT8 256x2560x2560, one thread: default (SSE2) 69 GOPS,
- * avx2 102, x86-64-v4 (AVX-512) 124. gcc < 12 does not know arch=x86-64-v4. */
+/* Measured on Zen 4, INT8 256x2560x2560, one thread (CPU time): default (SSE2)
+ * 70 GOPS, avx2 119, x86-64-v4 (AVX-512) 130-139. gcc < 12 does not know arch=x86-64-v4. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
     !defined(__SANITIZE_ADDRESS__) && __GNUC__ >= 12
 #define SS_GEMM_CLONES __attribute__((target_clones("default", "avx2", "arch=x86-64-v4")))
@@ -38,9 +38,9 @@ enum { TM = 64, TN = 64, TK = 1024, MR = 4, NR = 4 };
 /* c[i, j] += sum_{k < kc} a[i, k] * b[j, k] for i < mr, j < nr (mr <= MR,
  * nr <= NR, constants after inlining so the i/j loops unroll and the k loop
  * becomes mr*nr vector dot products). kc is a multiple of 32. */
-SS_ALWAYS_INLINE void kern_i16(int mr, int nr, const int16_t *restrict a, int64_t lda,
-                               const int16_t *restrict b, int64_t ldb, int64_t kc,
-                               int32_t *restrict c, int64_t ldc) {
+SS_ALWAYS_INLINE void kern_i8(int mr, int nr, const int16_t *restrict a, int64_t lda,
+                              const int8_t *restrict b, int64_t ldb, int64_t kc,
+                              int32_t *restrict c, int64_t ldc) {
     int32_t acc[MR][NR] = {{0}};
     for (int64_t k = 0; k < kc; k++)
         for (int i = 0; i < mr; i++)
@@ -53,22 +53,22 @@ SS_ALWAYS_INLINE void kern_i16(int mr, int nr, const int16_t *restrict a, int64_
 
 /* One K chunk of one tile: c (tm, tn) += a (tm, kc) . b (tn, kc)^T. */
 SS_GEMM_CLONES
-static void tile_i16(const int16_t *a, int64_t lda, const int16_t *b, int64_t ldb, int64_t tm,
-                     int64_t tn, int64_t kc, int32_t *c, int64_t ldc) {
+static void tile_i8(const int16_t *a, int64_t lda, const int8_t *b, int64_t ldb, int64_t tm,
+                    int64_t tn, int64_t kc, int32_t *c, int64_t ldc) {
     int64_t i = 0;
     for (; i + MR <= tm; i += MR) {
         int64_t j = 0;
         for (; j + NR <= tn; j += NR)
-            kern_i16(MR, NR, a + i * lda, lda, b + j * ldb, ldb, kc, c + i * ldc + j, ldc);
+            kern_i8(MR, NR, a + i * lda, lda, b + j * ldb, ldb, kc, c + i * ldc + j, ldc);
         for (; j < tn; j++)
-            kern_i16(MR, 1, a + i * lda, lda, b + j * ldb, ldb, kc, c + i * ldc + j, ldc);
+            kern_i8(MR, 1, a + i * lda, lda, b + j * ldb, ldb, kc, c + i * ldc + j, ldc);
     }
     for (; i < tm; i++) {
         int64_t j = 0;
         for (; j + NR <= tn; j += NR)
-            kern_i16(1, NR, a + i * lda, lda, b + j * ldb, ldb, kc, c + i * ldc + j, ldc);
+            kern_i8(1, NR, a + i * lda, lda, b + j * ldb, ldb, kc, c + i * ldc + j, ldc);
         for (; j < tn; j++)
-            kern_i16(1, 1, a + i * lda, lda, b + j * ldb, ldb, kc, c + i * ldc + j, ldc);
+            kern_i8(1, 1, a + i * lda, lda, b + j * ldb, ldb, kc, c + i * ldc + j, ldc);
     }
 }
 
@@ -88,8 +88,8 @@ static void store_i32(const int32_t *acc, int64_t tm, int64_t tn, ss_dtype dt, v
     }
 }
 
-void ss_cpu_gemm_i16(const int16_t *a, const int16_t *b, int64_t m, int64_t n, int64_t k,
-                     ss_dtype dt, void *d) {
+void ss_cpu_gemm_i8(const int16_t *a, const int8_t *b, int64_t m, int64_t n, int64_t k,
+                    ss_dtype dt, void *d) {
     int64_t mt = (m + TM - 1) / TM, nt = (n + TN - 1) / TN;
     int parallel = (double)m * (double)n * (double)k >= SS_GEMM_PARALLEL_MIN;
 #pragma omp parallel for collapse(2) schedule(dynamic) if (parallel)
@@ -101,7 +101,7 @@ void ss_cpu_gemm_i16(const int16_t *a, const int16_t *b, int64_t m, int64_t n, i
             memset(acc, 0, sizeof acc);
             for (int64_t k0 = 0; k0 < k; k0 += TK) {
                 int64_t kc = k - k0 < TK ? k - k0 : TK;
-                tile_i16(a + r0 * k + k0, k, b + c0 * k + k0, k, tm, tn, kc, acc, TN);
+                tile_i8(a + r0 * k + k0, k, b + c0 * k + k0, k, tm, tn, kc, acc, TN);
             }
             store_i32(acc, tm, tn, dt, d, n, r0, c0);
         }
