@@ -26,7 +26,7 @@
  * d: (m, n) of dt = SS_DTYPE_I32 (exact), SS_DTYPE_F32 ((float)acc) or
  * SS_DTYPE_BF16 (bf16((float)acc)). */
 void ss_cpu_gemm_i8(const int16_t *a, const int8_t *b, int64_t m, int64_t n, int64_t k,
-                     ss_dtype dt, void *d);
+                    ss_dtype dt, void *d);
 
 /* a: (m, k) float, b: (n, k) float, k a multiple of 32.
  * d: (m, n) of dt = SS_DTYPE_F32 ((float)sum) or SS_DTYPE_BF16 (bf16((float)sum)). */
