@@ -14,6 +14,8 @@
  * (`OK max diff ...`) so a regression towards the bound shows. */
 #include "support/ss_test.h"
 
+#include "engine/model.h" /* the fused layers, for the fusion test */
+
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,7 +39,7 @@ typedef struct {
     int64_t numel;
     int64_t shape[4];
     uint32_t ndim;
-    const void *data;
+    const void *data; /* malloc'd (aligned) */
 } ref_rec;
 
 typedef struct {
@@ -85,7 +87,10 @@ static void ref_load(const char *arch, ref_file *rf) {
             at += 8;
         }
         assert_true(at + 4 * (size_t)r->numel <= len);
-        r->data = rf->buf + at;
+        /* Records are packed, so copy each into aligned memory. */
+        void *copy = malloc(4 * (size_t)r->numel + 4);
+        memcpy(copy, rf->buf + at, 4 * (size_t)r->numel);
+        r->data = copy;
         at += 4 * (size_t)r->numel;
     }
     assert_int_equal(at, len);
@@ -217,6 +222,8 @@ static void check_arch(const char *arch) {
     }
     ss_model_destroy(m);
     ss_context_destroy(ctx);
+    for (int i = 0; i < rf.n; i++)
+        free((void *)rf.rec[i].data);
     free(rf.buf);
 }
 
@@ -423,6 +430,86 @@ static void check_slid_equals_dense(const char *arch, const char *pattern) {
 static void test_slid_int8_equals_dense_bitnet(void **st) { check_slid_equals_dense("bitnet", "2_8"); }
 static void test_slid_int8_equals_dense_qwen2(void **st) { check_slid_equals_dense("qwen2", "2_6"); }
 
+// --- fusion: one fused ss_linear == the separate projections ---------------------
+
+/* y (m, n) of the checkpoint's projection `base` as its own ss_linear. */
+static void separate_linear(ss_context *ctx, const ss_checkpoint *ck, const char *base, int64_t k,
+                            const uint16_t *x, int64_t m, uint16_t *y) {
+    char name[256];
+    snprintf(name, sizeof name, "%s.weight", base);
+    const ss_st_entry *w = ss_checkpoint_find(ck, name);
+    snprintf(name, sizeof name, "%s.weight_scale", base);
+    const ss_st_entry *sc = ss_checkpoint_find(ck, name);
+    assert_non_null(w);
+    assert_non_null(sc);
+    ss_linear_desc d = ss_linear_desc_default(base, w->shape[0], k, w->dtype);
+    d.per_channel = sc->shape[0] != 1 || w->shape[0] == 1;
+    snprintf(name, sizeof name, "%s.bias", base);
+    const ss_st_entry *b = ss_checkpoint_find(ck, name); /* Qwen2 q/k/v */
+    assert_true(!b || b->dtype == SS_DTYPE_BF16);
+    ss_linear_weights lw = {.w = w->data, .w_scale = sc->data, .bias = b ? b->data : NULL};
+    ss_linear *lin;
+    assert_ok(ss_linear_create(ctx, SS_BACKEND_CPU, &d, &lw, &lin));
+    assert_ok(ss_linear_forward(lin, x, m, y));
+    ss_linear_destroy(lin);
+}
+
+static void check_fusion(const char *arch, ss_dtype dt) {
+    char src[512], tmp[256], qdir[600];
+    fixture_dir(arch, src, sizeof src);
+    ss_test_tmpdir(tmp, sizeof tmp);
+    snprintf(qdir, sizeof qdir, "%s/q", tmp);
+    ss_quantize_opts qo = {.in_dir = src, .out_dir = qdir, .dtype = dt};
+    assert_ok(ss_quantize_checkpoint(&qo));
+    ss_context *ctx;
+    assert_ok(ss_context_create(-1, &ctx));
+    ss_model *m = load(ctx, qdir);
+    ss_checkpoint *ck;
+    assert_ok(ss_checkpoint_open(qdir, &ck));
+    const ss_model_config *c = ss_model_get_config(m);
+    int64_t h = c->hidden_size, mm = 3;
+    int64_t qd = (int64_t)c->num_attention_heads * c->head_dim, kvd = (int64_t)c->num_key_value_heads * c->head_dim;
+    int64_t inter = c->intermediate_size;
+    int64_t nqkv = qd + 2 * kvd, nmax = nqkv > 2 * inter ? nqkv : 2 * inter;
+    uint16_t *x = malloc((size_t)(mm * h) * 2), *fused = malloc((size_t)(mm * nmax) * 2),
+             *part = malloc((size_t)(mm * nmax) * 2);
+    ss_rng rng = {11};
+    for (int64_t i = 0; i < mm * h; i++)
+        x[i] = ss_f32_to_bf16((float)ss_rng_normal(&rng));
+    int bad = 0;
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        const struct { ss_linear *lin; const char *parts[3]; int64_t n[3]; int np; } f[2] = {
+            {m->layers[l].qkv, {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}, {qd, kvd, kvd}, 3},
+            {m->layers[l].gate_up, {"mlp.gate_proj", "mlp.up_proj"}, {inter, inter}, 2},
+        };
+        for (int j = 0; j < 2; j++) {
+            int64_t n = ss_linear_get_desc(f[j].lin)->n;
+            assert_ok(ss_linear_forward(f[j].lin, x, mm, fused));
+            for (int p = 0, c0 = 0; p < f[j].np; c0 += (int)f[j].n[p], p++) {
+                char base[128];
+                snprintf(base, sizeof base, "model.layers.%d.%s", l, f[j].parts[p]);
+                separate_linear(ctx, ck, base, h, x, mm, part);
+                for (int64_t r = 0; r < mm; r++)
+                    bad += memcmp(fused + r * n + c0, part + r * f[j].n[p], (size_t)f[j].n[p] * 2) != 0;
+            }
+        }
+    }
+    printf("%s %s %s: fused qkv / gate_up == separate projections bit for bit\n", bad ? "BAD" : "OK ", arch,
+           ss_dtype_name(dt));
+    assert_int_equal(bad, 0);
+    free(x);
+    free(fused);
+    free(part);
+    ss_checkpoint_close(ck);
+    ss_model_destroy(m);
+    ss_context_destroy(ctx);
+    ss_test_rmtree(tmp);
+}
+
+/* BitNet: per-tensor ternary scales become per-channel; Qwen2: per-channel. */
+static void test_fusion_bitnet_int8(void **st) { check_fusion("bitnet", SS_DTYPE_I8); }
+static void test_fusion_qwen2_fp8(void **st) { check_fusion("qwen2", SS_DTYPE_F8_E4M3); }
+
 // --- errors -------------------------------------------------------------------------
 
 /* A copy of the llama fixture with config.json text `from` replaced by `to`. */
@@ -572,6 +659,8 @@ int main(void) {
         cmocka_unit_test(test_batch_isolates_sequences),
         cmocka_unit_test(test_slid_int8_equals_dense_bitnet),
         cmocka_unit_test(test_slid_int8_equals_dense_qwen2),
+        cmocka_unit_test(test_fusion_bitnet_int8),
+        cmocka_unit_test(test_fusion_qwen2_fp8),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_slid_on_dense_backend),
         cmocka_unit_test(test_cli_generate),

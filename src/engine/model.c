@@ -239,6 +239,13 @@ ss_status ss_model_load(ss_context *ctx, ss_backend b, const char *dir, ss_model
     const ss_model_config *c = ss_checkpoint_config(ck);
     if ((s = check_config(dir, c)) != SS_OK || (s = ss_model_check_backend(dir, c, b)) != SS_OK)
         goto fail;
+    if (b != SS_BACKEND_CPU) {
+        /* The graph runs host buffers through ss_engine_ops_cpu; the GPU op
+         * table and device scratch come with the CUDA half of the engine. */
+        s = ss_fail(SS_EUNSUPPORTED, "%s: backend %s: the GPU engine is not implemented yet (use --backend cpu)",
+                    dir, ss_backend_name(b));
+        goto fail;
+    }
     ss_dtype wdt = c->kind == SS_WEIGHTS_BF16 ? SS_DTYPE_BF16 : c->weight_dtype;
     const char *why = ss_linear_supports(ctx, b, wdt, c->kind == SS_WEIGHTS_SLID ? c->pattern : SS_PATTERN_DENSE);
     if (why) {
