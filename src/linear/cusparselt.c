@@ -214,9 +214,15 @@ static ss_status compress_weights(sp_linear *c, const ss_linear_desc *d, const v
     s = ss_cuda_alloc((void **)&d_invalid, sizeof(int), g->name, "prune check flag");
     if (s != SS_OK)
         goto fail;
+    /* the check only raises the flag: it must start at 0 */
+    cudaError_t e = cudaMemsetAsync(d_invalid, 0, sizeof(int), stream);
+    if (e != cudaSuccess) {
+        s = ss_cuda_fail(e, g->name, "prune check flag");
+        goto fail;
+    }
     SP_TRY(cusparseLtSpMMAPruneCheck2(h, &c->ma, 1, CUSPARSE_OPERATION_TRANSPOSE, dense, d_invalid,
                                       stream), "prune check");
-    cudaError_t e = cudaMemcpyAsync(&invalid, d_invalid, sizeof invalid, cudaMemcpyDeviceToHost,
+    e = cudaMemcpyAsync(&invalid, d_invalid, sizeof invalid, cudaMemcpyDeviceToHost,
                                     stream);
     if (e == cudaSuccess)
         e = cudaStreamSynchronize(stream);

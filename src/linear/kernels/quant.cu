@@ -1,6 +1,7 @@
 /* quant_slide and quant_only (SPEC §4): one block per token row reads the row
  * once into shared memory while taking its absmax, then writes the quantized,
- * lifted (or just padded) row in 16-byte chunks and the per-token scale.
+ * lifted (or just padded) row window by window (4 columns) and the per-token
+ * scale.
  *
  * Arithmetic, exactly as ss_quant_act_ref:
  *   a = max(max|x|, 1e-12f)
@@ -56,17 +57,16 @@ __device__ __forceinline__ uint32_t quantize(uint32_t bits, float inv) {
     }
 }
 
-/* Q_BF16 output is 2 bytes per element, the others 1; a chunk is 16 bytes. */
+/* Q_BF16 output is 2 bytes per element, the others 1. */
 template <int Q>
 __global__ void quant_kernel(const uint16_t *__restrict__ x, int64_t m, ss_lift_geom geo,
                              bool vec_load, uint8_t *__restrict__ q, float *__restrict__ sa) {
     extern __shared__ uint16_t row[]; // (ceil8(k)) the token's BF16 bits
     __shared__ float red[32];
     constexpr int ESZ = Q == Q_BF16 ? 2 : 1;
-    constexpr int PER = 16 / ESZ; // elements per 16-byte chunk
     const int64_t r = blockIdx.x;
     uint4 *qrow = (uint4 *)(q + r * geo.k_out * ESZ);
-    const int chunks = (int)(geo.k_out / PER);
+    const int chunks = (int)(geo.k_out * ESZ / 16);
 
     if (r >= m) { // padding rows of the GEMM operand
         for (int c = threadIdx.x; c < chunks; c += blockDim.x)
@@ -112,46 +112,43 @@ __global__ void quant_kernel(const uint16_t *__restrict__ x, int64_t m, ss_lift_
     if (threadIdx.x == 0)
         sa[r] = Q == Q_I8 ? __fdiv_rn(a, 127.0f) : Q == Q_E4M3 ? __fdiv_rn(a, 448.0f) : 1.0f;
 
-    // pass 2: each thread writes 16-byte chunks, window by window (4 columns).
-    // 32-bit index math, one division per chunk: windows never straddle a
-    // group (g is a multiple of 4), so the group advances incrementally.
+    // pass 2: one 4-column window per thread. A window's 4 inputs are
+    // consecutive and start at an even index, so they are two aligned 32-bit
+    // words of row[]: consecutive threads read consecutive words (no bank
+    // conflicts) and write consecutive 4-byte (8-byte for BF16) words.
     const bool lift = geo.l != 0;
     const uint32_t g = (uint32_t)geo.g, l = (uint32_t)geo.l, k_raw = (uint32_t)geo.k_raw;
-    for (int c = threadIdx.x; c < chunks; c += blockDim.x) {
-        uint32_t out[4];
-        uint32_t j = (uint32_t)c * PER;
-        uint32_t gi = 0, gr = 0;
-        if (lift) {
-            gi = j / g;
-            gr = j - gi * g;
+    const float inv_g = lift ? 1.0f / (float)g : 0.0f;
+    const uint32_t *row32 = (const uint32_t *)row;
+    const int nwin = (int)(geo.k_out >> 2);
+    for (int w = threadIdx.x; w < nwin; w += blockDim.x) {
+        const uint32_t j = (uint32_t)w << 2;
+        int32_t s = -1; // first input of this window, -1 = all zero
+        if (!lift) {
+            if (j < (uint32_t)k)
+                s = (int32_t)j;
+        } else if (j < k_raw) {
+            // j / g through a float reciprocal, corrected to the exact quotient
+            uint32_t gi = __float2uint_rz(__uint2float_rn(j) * inv_g);
+            while (gi * g > j)
+                gi--;
+            while ((gi + 1) * g <= j)
+                gi++;
+            s = (int32_t)(gi * l + ((j - gi * g) >> 1)); // gL + 2 * (r / 4), r = j - gi*g
         }
+        uint32_t v[4] = {0u, 0u, 0u, 0u};
+        if (s >= 0) {
+            const uint32_t a = row32[s >> 1], b = s + 2 < k ? row32[(s >> 1) + 1] : 0u;
+            const uint32_t in[4] = {a & 0xffffu, a >> 16, b & 0xffffu, b >> 16};
 #pragma unroll
-        for (int wv = 0; wv < PER / 4; wv++, j += 4) {
-            int32_t s; // first input of this window, -1 = all zero
-            if (!lift) {
-                s = j < (uint32_t)k ? (int32_t)j : -1;
-            } else {
-                s = j < k_raw ? (int32_t)(gi * l + 2 * (gr >> 2)) : -1;
-                gr += 4;
-                if (gr == g) {
-                    gr = 0;
-                    gi++;
-                }
-            }
-            uint32_t v[4];
-#pragma unroll
-            for (int lane = 0; lane < 4; lane++) {
-                const int32_t p = s + lane;
-                v[lane] = (s >= 0 && p < k) ? quantize<Q>(row[p], inv) : 0u;
-            }
-            if (ESZ == 1) {
-                out[wv] = v[0] | (v[1] << 8) | (v[2] << 16) | (v[3] << 24);
-            } else {
-                out[2 * wv] = v[0] | (v[1] << 16);
-                out[2 * wv + 1] = v[2] | (v[3] << 16);
-            }
+            for (int lane = 0; lane < 4; lane++)
+                if (s + lane < k)
+                    v[lane] = quantize<Q>(in[lane], inv);
         }
-        qrow[c] = make_uint4(out[0], out[1], out[2], out[3]);
+        if (ESZ == 1)
+            ((uint32_t *)qrow)[w] = v[0] | (v[1] << 8) | (v[2] << 16) | (v[3] << 24);
+        else
+            ((uint2 *)qrow)[w] = make_uint2(v[0] | (v[1] << 16), v[2] | (v[3] << 16));
     }
 }
 
@@ -161,9 +158,8 @@ cudaError_t launch(const uint16_t *x, int64_t m, int64_t m_pad, ss_lift_geom geo
     const bool vec = (geo.k % 8) == 0 && ((uintptr_t)x % 16) == 0;
     const size_t smem = (size_t)((geo.k + 7) / 8 * 8) * sizeof(uint16_t);
     if (threads <= 0) {
-        // about two chunks per thread; small blocks keep many rows in flight
-        const int64_t chunks = geo.k_out * (Q == Q_BF16 ? 2 : 1) / 16;
-        threads = chunks > 512 ? 256 : 128;
+        // a few windows per thread; small blocks keep many rows in flight
+        threads = geo.k_out / 4 > 2048 ? 256 : 128;
     }
     if (smem > 48 * 1024) {
         cudaError_t e = cudaFuncSetAttribute(quant_kernel<Q>,
