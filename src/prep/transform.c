@@ -27,7 +27,9 @@ typedef struct {
     ss_st_writer *w[SS_PREP_MAX_PATTERNS];
     json_t *wmap;                        /* name -> shard file (same for every output) */
     int64_t out_bytes[SS_PREP_MAX_PATTERNS];
-    uint8_t *q, *pruned, *slid;          /* (N, K), (N, K), (N, K') of the largest projection */
+    uint8_t *q;                          /* (N, K) of the largest projection */
+    uint8_t *pruned[SS_PREP_MAX_PATTERNS]; /* (N, K) per output */
+    uint8_t *slid[SS_PREP_MAX_PATTERNS];   /* (N, K') per output */
     float *scale;                        /* (N) */
     size_t cap_q, cap_slid, cap_scale;
 } engine;
@@ -121,10 +123,16 @@ static ss_status validate(engine *g) {
     if (s != SS_OK)
         return s;
     g->q = malloc(max_nk ? max_nk : 1);
-    g->pruned = malloc(max_nk ? max_nk : 1);
-    g->slid = malloc(max_slid ? max_slid : 1);
     g->scale = malloc((max_n ? max_n : 1) * sizeof *g->scale);
-    if (!g->q || !g->pruned || !g->slid || !g->scale)
+    int ok = g->q && g->scale;
+    for (int p = 0; p < g->job->n_out; p++) {
+        if (ss_pattern_is_dense(g->job->pat[p]))
+            continue;
+        g->pruned[p] = malloc(max_nk ? max_nk : 1);
+        g->slid[p] = malloc(max_slid ? max_slid : 1);
+        ok = ok && g->pruned[p] && g->slid[p];
+    }
+    if (!ok)
         return ss_fail(SS_ENOMEM, "%s: out of memory for %zu-byte projection buffers", dir, max_slid);
     return SS_OK;
 }
@@ -162,28 +170,6 @@ static ss_status declare_shard(engine *g, const prep_shard *sh) {
 
 // --- one projection ------------------------------------------------------------------------------------
 
-typedef struct {
-    engine *g;
-    const ss_st_entry *e;
-    int64_t k, kp;
-    ss_pattern pat;
-} rows_ctx;
-
-static ss_status quant_rows(void *ctx, int64_t r0, int64_t r1) {
-    rows_ctx *c = ctx;
-    const uint16_t *w = c->e->data;
-    return ss_quant_weight_per_channel(c->e->name, SS_DTYPE_BF16, w + r0 * c->k, r1 - r0, c->k,
-                                       c->g->qdt, c->g->q + r0 * c->k, c->g->scale + r0);
-}
-
-static ss_status prune_slide_rows(void *ctx, int64_t r0, int64_t r1) {
-    rows_ctx *c = ctx;
-    uint8_t *p = c->g->pruned + r0 * c->k;
-    const uint16_t *ref = c->g->from_bf16 ? (const uint16_t *)c->e->data + r0 * c->k : NULL;
-    SS_TRY(ss_prune(c->g->qdt, p, r1 - r0, c->k, c->pat, SS_DTYPE_BF16, ref));
-    return ss_slide(c->g->qdt, p, r1 - r0, c->k, c->pat, c->g->slid + r0 * c->kp);
-}
-
 static ss_status with_file(ss_status s, const ss_st_entry *e) {
     if (s == SS_OK || s == SS_ENOSPC || s == SS_EIO)
         return s;
@@ -194,47 +180,88 @@ static ss_status with_file(ss_status s, const ss_st_entry *e) {
     return ss_fail(s, "%s: %s", e->file, msg);
 }
 
-static ss_status do_projection(engine *g, const ss_st_entry *e) {
+/* Output p of one projection: prune + slide (or the quantized weight as is),
+ * then the scale. Runs on one thread per output when there are several, so
+ * the outputs' writes overlap each other's compute. */
+static ss_status emit(engine *g, int p, const ss_st_entry *e, const uint8_t *q, const float *scale) {
     int64_t n = e->shape[0], k = e->shape[1];
     int64_t ns = g->per_channel ? n : 1;
+    ss_pattern pat = g->job->pat[p];
+    if (ss_pattern_is_dense(pat)) {
+        SS_TRY(ss_st_writer_write(g->w[p], q, (size_t)(n * k)));
+    } else {
+        int64_t kp = ss_slid_k(pat, k);
+        memcpy(g->pruned[p], q, (size_t)(n * k));
+        SS_TRY(with_file(ss_prune(g->qdt, g->pruned[p], n, k, pat, SS_DTYPE_BF16,
+                                  g->from_bf16 ? e->data : NULL), e));
+        SS_TRY(with_file(ss_slide(g->qdt, g->pruned[p], n, k, pat, g->slid[p]), e));
+        SS_TRY(ss_st_writer_write(g->w[p], g->slid[p], (size_t)(n * kp)));
+    }
+    return ss_st_writer_write(g->w[p], scale, (size_t)ns * sizeof *scale);
+}
+
+/* The same data to every output, one thread per output. */
+static ss_status copy_all(engine *g, const void *data, size_t n);
+
+static ss_status do_projection(engine *g, const ss_st_entry *e) {
+    int64_t n = e->shape[0], k = e->shape[1];
     const uint8_t *q = g->q;
     const float *scale = g->scale;
-    rows_ctx c = {g, e, k, k, SS_PATTERN_DENSE};
     if (g->from_bf16) {
         if (g->per_channel)
-            SS_TRY(with_file(prep_parallel_rows(n, prep_row_block(k), quant_rows, &c), e));
+            SS_TRY(with_file(ss_quant_weight_per_channel(e->name, SS_DTYPE_BF16, e->data, n, k, g->qdt,
+                                                         g->q, g->scale), e));
         else
             SS_TRY(with_file(ss_quant_weight_ternary(e->name, SS_DTYPE_BF16, e->data, n, k, g->qdt,
                                                      g->q, g->scale), e));
     } else {
         char sn[160];
         prep_scale_name(e->name, sn, sizeof sn);
-        const ss_st_entry *se = ss_checkpoint_find(g->ck, sn);
         q = e->data;
-        scale = se->data;
+        scale = ss_checkpoint_find(g->ck, sn)->data;
     }
+    if (g->job->n_out == 1)
+        return emit(g, 0, e, q, scale);
+    ss_status first = SS_OK;
+    char msg[1024] = "";
+#pragma omp parallel for schedule(dynamic, 1)
     for (int p = 0; p < g->job->n_out; p++) {
-        ss_pattern pat = g->job->pat[p];
-        if (ss_pattern_is_dense(pat)) {
-            SS_TRY(ss_st_writer_write(g->w[p], q, (size_t)(n * k)));
-        } else {
-            memcpy(g->pruned, q, (size_t)(n * k));
-            c.pat = pat;
-            c.kp = ss_slid_k(pat, k);
-            SS_TRY(with_file(prep_parallel_rows(n, prep_row_block(k), prune_slide_rows, &c), e));
-            SS_TRY(ss_st_writer_write(g->w[p], g->slid, (size_t)(n * c.kp)));
+        ss_status s = emit(g, p, e, q, scale);
+        if (s != SS_OK) {
+#pragma omp critical(prep_emit_error)
+            if (first == SS_OK) {
+                first = s;
+                snprintf(msg, sizeof msg, "%s", ss_last_error());
+            }
         }
-        SS_TRY(ss_st_writer_write(g->w[p], scale, (size_t)ns * sizeof *scale));
     }
-    return SS_OK;
+    return first == SS_OK ? SS_OK : ss_fail(first, "%s", msg);
+}
+
+static ss_status copy_all(engine *g, const void *data, size_t n) {
+    if (g->job->n_out == 1)
+        return ss_st_writer_write(g->w[0], data, n);
+    ss_status first = SS_OK;
+    char msg[1024] = "";
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int p = 0; p < g->job->n_out; p++) {
+        ss_status s = ss_st_writer_write(g->w[p], data, n);
+        if (s != SS_OK) {
+#pragma omp critical(prep_emit_error)
+            if (first == SS_OK) {
+                first = s;
+                snprintf(msg, sizeof msg, "%s", ss_last_error());
+            }
+        }
+    }
+    return first == SS_OK ? SS_OK : ss_fail(first, "%s", msg);
 }
 
 static ss_status do_copy(engine *g, const ss_st_entry *e) {
     const uint8_t *d = e->data;
     for (size_t off = 0; off < e->nbytes; off += COPY_CHUNK) {
         size_t m = e->nbytes - off < COPY_CHUNK ? e->nbytes - off : COPY_CHUNK;
-        for (int p = 0; p < g->job->n_out; p++)
-            SS_TRY(ss_st_writer_write(g->w[p], d + off, m));
+        SS_TRY(copy_all(g, d + off, m));
         prep_release(d + off, m);
     }
     return SS_OK;
@@ -375,8 +402,10 @@ fail:
             rmdir(g.made_parent[p]); /* only when empty: another pattern's output may be there */
     json_decref(g.wmap);
     free(g.q);
-    free(g.pruned);
-    free(g.slid);
+    for (int p = 0; p < job->n_out; p++) {
+        free(g.pruned[p]);
+        free(g.slid[p]);
+    }
     free(g.scale);
     free(x);
     prep_layout_free(&l);

@@ -208,7 +208,16 @@ static ss_status verify_copy(verifier *v, const ss_expected_tensor *t, int *bad)
     const ss_st_entry *de, *se;
     SS_TRY(find_2(v->dense, t->name, SS_DTYPE_BF16, t->shape[0], t->ndim == 2 ? t->shape[1] : 0, &de));
     SS_TRY(find_2(v->slid, t->name, SS_DTYPE_BF16, t->shape[0], t->ndim == 2 ? t->shape[1] : 0, &se));
-    if (memcmp(de->data, se->data, de->nbytes) != 0) {
+    /* in chunks, releasing pages as we go: an embedding is ~0.7 GB per side */
+    int same = 1;
+    const size_t chunk = (size_t)32 << 20;
+    for (size_t off = 0; off < de->nbytes && same; off += chunk) {
+        size_t m = de->nbytes - off < chunk ? de->nbytes - off : chunk;
+        same = memcmp((const char *)de->data + off, (const char *)se->data + off, m) == 0;
+        prep_release((const char *)de->data + off, m);
+        prep_release((const char *)se->data + off, m);
+    }
+    if (!same) {
         (*bad)++;
         ss_verify_row r = {.name = t->name, .n = t->shape[0], .k = t->ndim == 2 ? t->shape[1] : 1,
                            .slide_ok = 0, .scale_ok = 1, .valid_24 = 1, .unslide_ok = 1,
