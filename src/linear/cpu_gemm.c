@@ -16,8 +16,12 @@
 
 enum { TM = 64, TN = 64, TK = 1024, MR = 4, NR = 4 };
 
-/* Below this many multiply-adds a parallel region costs more than it saves. */
-#define SS_GEMM_PARALLEL_MIN (1 << 18)
+/* Below this many multiply-adds (~80 us on one core) the GEMM runs on the
+ * calling thread: on an idle machine a parallel region costs microseconds, but
+ * when the cores are shared (ctest -j, CI runners) its closing barrier waits
+ * for a descheduled thread -- measured 8 ms instead of 0.2 ms for
+ * 1 x 2560 x 2560 on 2 loaded cores. Decode steps of small models stay below. */
+#define SS_GEMM_PARALLEL_MIN (1 << 23)
 
 /* Measured on Zen 4, INT8 256x2560x2560, one thread (CPU time): default (SSE2)
  * 70 GOPS, avx2 119, x86-64-v4 (AVX-512) 130-139. gcc < 12 does not know arch=x86-64-v4. */
