@@ -16,6 +16,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 echo "== 1/3 build + tests"
 scripts/build.sh build
 ctest --test-dir build --output-on-failure -j "$jobs"
+scripts/show_skips.sh build
 [[ $fast == 1 ]] && exit 0
 
 echo "== 2/3 AddressSanitizer + UndefinedBehaviorSanitizer"
