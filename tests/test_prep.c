@@ -388,6 +388,12 @@ static void test_convert_from_quantized(void **state) {
         ss_verify_opts vo = {.dense_dir = q, .slid_dir = s, .seed = 3};
         assert_ok(ss_verify_checkpoint(&vo, &bad));
         assert_int_equal(bad, 0);
+        /* the BF16 source re-derives it too (ties by index, as recorded) */
+        char bf[512];
+        path(bf, sizeof bf, "llama");
+        vo.dense_dir = bf;
+        assert_ok(ss_verify_checkpoint(&vo, &bad));
+        assert_int_equal(bad, 0);
     }
     ss_checkpoint_close(a);
     /* asking for another dtype than the input's */

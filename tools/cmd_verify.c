@@ -11,6 +11,7 @@ static void usage(FILE *f) {
                "  re-derives every slid tensor from the dense one (quantize if BF16, prune, slide) and\n"
                "  checks: bytes equal, 2:4-valid, unslide == pruned dense, slid linear == dense linear\n"
                "  (CPU ss_linear on M random tokens, first N rows; default N = 1024, 0 = all rows).\n"
+               "  DENSE_DIR is the checkpoint SLID_DIR was converted from (or its BF16 source).\n"
                "  Prints one line per projection; exit 1 on any mismatch.\n");
 }
 

@@ -17,7 +17,9 @@
  *        "activations": {"dtype": same, "scheme": "per_token", "dynamic": true}}
  *   convert: as quantize, with every projection pruned to 2_L and slid to
  *     [N, K'], plus config.json "slidesparse": {"pattern": "2_8", "Z": 2, "L": 8,
- *        "tensors": {name: {"K": k, "K_slid": kp}}, "source": dir, "version": v}.
+ *        "tensors": {name: {"K": k, "K_slid": kp}}, "source": dir, "version": v,
+ *        "tie_break": "bf16" (pruned from BF16: ties by |BF16|, then index) or
+ *                     "index" (pruned from a quantized input: ties by index)}.
  *   Shards follow the input: a tensor of input shard i goes to output shard i.
  *
  * The library never prints: progress goes through a callback.

@@ -296,9 +296,10 @@ static ss_status write_config(engine *g, int p, const ss_expected_tensor *x, siz
                                     json_pack("{s:I, s:I}", "K", (json_int_t)x[i].shape[1], "K_slid",
                                               (json_int_t)ss_slid_k(pat, x[i].shape[1])));
         json_object_set_new(j, "slidesparse",
-                            json_pack("{s:s, s:i, s:i, s:o, s:s, s:s}", "pattern", name, "Z", pat.z,
-                                      "L", pat.l, "tensors", tensors, "source",
-                                      ss_checkpoint_dir(g->ck), "version", SS_VERSION_STRING));
+                            json_pack("{s:s, s:i, s:i, s:o, s:s, s:s, s:s}", "pattern", name, "Z",
+                                      pat.z, "L", pat.l, "tensors", tensors, "source",
+                                      ss_checkpoint_dir(g->ck), "version", SS_VERSION_STRING,
+                                      "tie_break", g->from_bf16 ? "bf16" : "index"));
     }
     char path[PREP_PATH_MAX];
     snprintf(path, sizeof path, "%s/config.json", g->tmp[p]);

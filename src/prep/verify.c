@@ -24,7 +24,19 @@ typedef struct {
     ss_pattern pat;
     ss_dtype qdt;
     int from_bf16, per_channel;
+    int use_ref; /* prune ties by |BF16| (the slid one was converted from BF16) */
 } verifier;
+
+/* A slid checkpoint converted from a quantized one broke pruning ties by
+ * index only ("tie_break": "index"); re-deriving it from the BF16 source must
+ * do the same. */
+static int ties_by_index(const ss_checkpoint *ck) {
+    json_t *j = json_loads(ss_checkpoint_config_json(ck), 0, NULL);
+    const char *t = json_string_value(json_object_get(json_object_get(j, "slidesparse"), "tie_break"));
+    int r = t && strcmp(t, "index") == 0;
+    json_decref(j);
+    return r;
+}
 
 typedef struct {
     ss_dtype qdt;
@@ -65,6 +77,7 @@ static ss_status open_both(verifier *v) {
     v->qdt = b->weight_dtype;
     v->from_bf16 = a->kind == SS_WEIGHTS_BF16;
     v->per_channel = v->from_bf16 ? a->arch != SS_ARCH_BITNET : a->per_channel;
+    v->use_ref = v->from_bf16 && !ties_by_index(v->slid);
     if (!v->from_bf16 && a->weight_dtype != v->qdt)
         return ss_fail(SS_EFORMAT, "%s: quantized to %s but %s holds %s weights", o->dense_dir,
                        ss_dtype_name(a->weight_dtype), o->slid_dir, ss_dtype_name(v->qdt));
@@ -169,7 +182,7 @@ static ss_status verify_projection(verifier *v, const ss_expected_tensor *t, int
         memcpy(scale, dsc->data, (size_t)ns * sizeof *scale);
     }
     memcpy(pruned, q, (size_t)(n * k));
-    ps_ctx pc = {v->qdt, v->pat, k, kp, pruned, slid, v->from_bf16 ? de->data : NULL};
+    ps_ctx pc = {v->qdt, v->pat, k, kp, pruned, slid, v->use_ref ? de->data : NULL};
     if ((s = prep_parallel_rows(n, prep_row_block(k), prune_slide_rows, &pc)) != SS_OK)
         goto fail;
 
