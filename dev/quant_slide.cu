@@ -291,7 +291,7 @@ static double time_gemm(ss_context *ctx, ss_backend be, ss_pattern p, ss_dtype g
     free(w);
     int8_t *q;
     void *dd;
-    CK(cudaMalloc(&q, (size_t)(m * kq)));
+    CK(cudaMalloc(&q, (size_t)(m * kq) + 4096)); /* cuSPARSELt's K-tile slack (linear.h) */
     CK(cudaMemset(q, 1, (size_t)(m * kq)));
     CK(cudaMalloc(&dd, (size_t)(m * n) * 4));
     double us = time_us([&](int) { ss_linear_gemm(lin, q, m, dd); }, 1);

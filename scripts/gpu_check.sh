@@ -31,12 +31,13 @@ step() { # name timeout_s command...
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem,memory.total --format=csv 2>&1 | tee "$out/gpu.txt"
 source scripts/device_env.sh
 
-# cuSPARSELt 0.8.0's header includes <cstddef>, which a C compiler cannot
-# (fixed in 0.8.1): build against a copy with <stddef.h>, same library.
+# cuSPARSELt 0.8.0's header includes <cstddef> and uses alignas without
+# <stdalign.h>, which a C compiler cannot take (fixed in 0.8.1): build against a copy with <stddef.h>, same library.
 if [[ -n "${CUSPARSELT_ROOT:-}" ]] && grep -q '#include <cstddef>' "$CUSPARSELT_ROOT/include/cusparseLt.h"; then
     fix=/tmp/cusparselt-c
     mkdir -p $fix/include
-    sed 's/#include <cstddef>/#include <stddef.h>/' "$CUSPARSELT_ROOT/include/cusparseLt.h" >$fix/include/cusparseLt.h
+    { printf '#ifndef __cplusplus\n#include <stddef.h>\n#include <stdalign.h> /* alignas */\n#endif\n'
+      sed 's/#include <cstddef>//' "$CUSPARSELT_ROOT/include/cusparseLt.h"; } >$fix/include/cusparseLt.h
     ln -sfn "$CUSPARSELT_ROOT/lib" $fix/lib
     export CUSPARSELT_ROOT=$fix
     echo "gpu_check: cuSPARSELt header patched for C at $fix"

@@ -110,7 +110,9 @@ int64_t ss_linear_m_pad(int64_t m);
 
 /* q (m_pad, q_cols) of wdtype, sa (m_pad). Rows >= m are zero-filled. */
 ss_status ss_linear_quant(ss_linear *lin, const uint16_t *x, int64_t m, void *q, float *sa);
-/* d (m, n) of gemm_out (row-major). */
+/* d (m, n) of gemm_out (row-major). On the cusparselt backend q must be
+ * allocated with 4096 bytes of slack past (m_pad, q_cols): cuSPARSELt 0.8 reads
+ * the last K tile whole (ss_linear_forward's own scratch has the slack). */
 ss_status ss_linear_gemm(ss_linear *lin, const void *q, int64_t m, void *d);
 /* y (m, n) of out_dtype. */
 ss_status ss_linear_dequant(ss_linear *lin, const void *d, const float *sa, int64_t m,

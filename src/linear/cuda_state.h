@@ -16,6 +16,12 @@
 #include "linear/backend.h"
 #include "linear/kernels/kernels.h"
 
+/* cuSPARSELt (0.8, SM90) reads the activations in whole K tiles, up to this
+ * many bytes past the end of the (m_pad, K') operand (seen by compute-sanitizer
+ * with K' = 672: 512 bytes). Our scratch carries the slack; callers of the
+ * staged GEMM on a GPU backend must too (slidesparse/linear.h). */
+#define SS_GPU_GEMM_SLACK 4096
+
 /* A device buffer that only grows (cudaFree + cudaMalloc): the GEMM workspace
  * and the fused forward's scratch. Growing happens when a plan is built or a
  * larger m is seen, never in steady state (so CUDA graphs can capture). */

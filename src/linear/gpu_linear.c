@@ -114,7 +114,8 @@ ss_status ss_gpu_forward(ss_linear *lin, const uint16_t *x, int64_t m, void *y) 
     ss_cuda_state *st = ss_cuda(g->ctx);
     cudaStream_t s = ss_cuda_stream(g->ctx);
     int64_t mp = ss_linear_m_pad(m);
-    SS_TRY(ss_cuda_buf_reserve(&st->scratch_q, (size_t)mp * (size_t)g->kq * ss_dtype_size(g->qdt),
+    SS_TRY(ss_cuda_buf_reserve(&st->scratch_q,
+                               (size_t)mp * (size_t)g->kq * ss_dtype_size(g->qdt) + SS_GPU_GEMM_SLACK,
                                g->name, "quantized activations"));
     SS_TRY(ss_cuda_buf_reserve(&st->scratch_sa, (size_t)mp * sizeof(float), g->name,
                                "token scales"));

@@ -137,7 +137,7 @@ __global__ void quant_kernel(const uint16_t *__restrict__ x, int64_t m, ss_lift_
             s = (int32_t)(gi * l + ((j - gi * g) >> 1)); // gL + 2 * (r / 4), r = j - gi*g
         }
         uint32_t v[4] = {0u, 0u, 0u, 0u};
-        if (s >= 0) {
+        if (s >= 0 && s < k) { // windows past K (zero padding of Kp) read nothing
             const uint32_t a = row32[s >> 1], b = s + 2 < k ? row32[(s >> 1) + 1] : 0u;
             const uint32_t in[4] = {a & 0xffffu, a >> 16, b & 0xffffu, b >> 16};
 #pragma unroll
