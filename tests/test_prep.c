@@ -475,6 +475,67 @@ static void test_verify_detects_corruption(void **state) {
                  SS_EFORMAT, "bitnet");
 }
 
+
+/* A sharded input (two shards + index): outputs keep the shard split and get
+ * their own index, and verify follows the index. */
+static void test_sharded_input(void **state) {
+    char src[512], dst[512], p[700];
+    path(src, sizeof src, "qwen");
+    path(dst, sizeof dst, "qwen-sharded");
+    mkdir(dst, 0755);
+    size_t n;
+    snprintf(p, sizeof p, "%s/config.json", src);
+    void *cfg = ss_test_read_file(p, &n);
+    snprintf(p, sizeof p, "%s/config.json", dst);
+    ss_test_write_file(p, cfg, n);
+    free(cfg);
+    snprintf(p, sizeof p, "%s/model.safetensors", src);
+    ss_safetensors *st;
+    assert_ok(ss_safetensors_open(p, &st));
+    size_t count = ss_safetensors_count(st), half = count / 2;
+    char index[16384];
+    size_t o = (size_t)snprintf(index, sizeof index, "{\"metadata\": {}, \"weight_map\": {");
+    for (int sh = 0; sh < 2; sh++) {
+        ss_st_writer *w;
+        snprintf(p, sizeof p, "%s/model-%05d-of-00002.safetensors", dst, sh + 1);
+        assert_ok(ss_st_writer_open(p, &w));
+        size_t a = sh ? half : 0, b = sh ? count : half;
+        for (size_t i = a; i < b; i++) {
+            const ss_st_entry *e = ss_safetensors_entry(st, i);
+            assert_ok(ss_st_writer_declare(w, e->name, e->dtype, e->ndim, e->shape));
+            o += (size_t)snprintf(index + o, sizeof index - o, "%s\"%s\": \"model-%05d-of-00002.safetensors\"",
+                                  i ? ", " : "", e->name, sh + 1);
+        }
+        for (size_t i = a; i < b; i++)
+            assert_ok(ss_st_writer_write(w, ss_safetensors_entry(st, i)->data, ss_safetensors_entry(st, i)->nbytes));
+        assert_ok(ss_st_writer_close(w));
+    }
+    ss_safetensors_close(st);
+    snprintf(index + o, sizeof index - o, "}}");
+    snprintf(p, sizeof p, "%s/model.safetensors.index.json", dst);
+    ss_test_write_file(p, index, strlen(index));
+
+    assert_ok(convert("qwen-sharded", "2_6,2_10", SS_DTYPE_I8, "sh", 0));
+    char s[512];
+    path(s, sizeof s, "sh/qwen-sharded-SlideSparse-2_10");
+    assert_int_equal(count_entries(s), 4); /* config, index, 2 shards */
+    ss_checkpoint *a, *b;
+    assert_ok(ss_checkpoint_open(dst, &a));
+    assert_ok(ss_checkpoint_open(s, &b));
+    for (size_t i = 0; i < ss_checkpoint_count(a); i++) {
+        const ss_st_entry *e = ss_checkpoint_entry(a, i), *f = ss_checkpoint_find(b, e->name);
+        assert_non_null(f);
+        const char *x = strrchr(e->file, '/'), *y = strrchr(f->file, '/');
+        assert_string_equal(x, y); /* same shard as in the input */
+    }
+    ss_checkpoint_close(a);
+    ss_checkpoint_close(b);
+    int bad = -1;
+    ss_verify_opts vo = {.dense_dir = dst, .slid_dir = s};
+    assert_ok(ss_verify_checkpoint(&vo, &bad));
+    assert_int_equal(bad, 0);
+}
+
 // --- bad input: one line naming file/tensor, no output ------------------------------------------------
 
 typedef enum { MUT_DROP, MUT_SHAPE, MUT_DTYPE, MUT_NAN, MUT_INF } mutation;
@@ -624,6 +685,7 @@ int main(void) {
         cmocka_unit_test(test_convert_from_quantized),
         cmocka_unit_test(test_convert_multi_equals_single),
         cmocka_unit_test(test_verify_detects_corruption),
+        cmocka_unit_test(test_sharded_input),
         cmocka_unit_test(test_bad_tensors),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_bad_patterns),
