@@ -34,6 +34,7 @@ int cmd_synth(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_tune(int, char**); int cmd_bench(int, char**);
 int cmd_generate(int, char **);
 
 #endif

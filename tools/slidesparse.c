@@ -13,6 +13,8 @@ static const ss_cli_command commands[] = {
     {"convert", "prune + slide a checkpoint to SlideSparse 2_L patterns (task 2)", cmd_convert},
     {"verify", "check a SlideSparse checkpoint against its dense source, exit 1 on mismatch", cmd_verify},
     {"generate", "greedy generation from token ids; prints ids, logits hash, tokens/s", cmd_generate},
+    {"tune", "search the fastest GEMM algorithms for a model's shapes (task 3)", cmd_tune},
+    {"bench", "bench kernel: dense vs slid GEMM / linear latency CSVs (tasks 6-8)", cmd_bench},
     {"inspect", "list tensors, dtypes, shapes and detected Z:L pattern of a file or directory", cmd_inspect},
     {"version", "print versions of slidesparse and the libraries it was built with", cmd_version},
 };

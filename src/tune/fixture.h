@@ -1,0 +1,75 @@
+/* Internal (tuner and kernel benchmark): one linear layer with synthetic
+ * weights on a backend, its CPU reference twin, and buffers for up to m_max
+ * tokens, plus the timing loop (CUDA events on a GPU context, the monotonic
+ * clock on the CPU one).
+ *
+ * Activations are 16 random rows tiled down the whole buffer, so a GEMM's
+ * first 16 output rows (and every later block of 16) can be checked against
+ * the CPU reference on those 16 rows alone: validation costs the same at any M.
+ */
+#ifndef SS_TUNE_FIXTURE_H
+#define SS_TUNE_FIXTURE_H
+
+#include "slidesparse/linear.h"
+#include "slidesparse/tune.h"
+
+#define SS_FIX_ROWS 16
+
+typedef struct {
+    ss_context *ctx;
+    ss_backend backend;
+    int on_device;
+    ss_linear *lin;       /* the backend under test */
+    ss_linear *ref;       /* CPU, same weights */
+    ss_linear_desc desc;  /* as created (gemm_out resolved) */
+    int64_t n, k, kq;     /* kq: GEMM K (ceil32(K) or K') */
+    int64_t m_max;        /* rows the buffers hold (multiple of 16) */
+    void *q_host;         // (16, kq) of wdtype: the tile
+    void *d_ref;          // (16, n) of gemm_out: reference GEMM of the tile
+    /* buffers in the backend's memory (device or host) */
+    uint16_t *x;          // (m_max, k) BF16
+    void *q;              // (m_max, kq) of wdtype
+    float *sa;            // (m_max)
+    void *d;              // (m_max, n) of gemm_out
+    void *y;              // (m_max, n) BF16
+    void *flush;          /* 2 x L2 bytes, written before every timed iteration */
+    size_t flush_bytes;
+} ss_fixture;
+
+/* Synthetic weights (seeded): random I8 / E4M3 values pruned to the pattern
+ * and slid, per-channel scales in [0.5, 1.5). */
+ss_status ss_fixture_create(ss_context *ctx, ss_backend b, const char *name, int64_t n,
+                            int64_t k, ss_dtype wdtype, ss_pattern p, int64_t m_max,
+                            uint64_t seed, ss_fixture *f);
+void ss_fixture_free(ss_fixture *f);
+
+/* Runs the GEMM at m on the tiled activations and compares its first and last
+ * 16 rows with the CPU reference: I8 bit-exact, FP8 within 1e-3 of the
+ * largest reference magnitude. *ok = 0 names the mismatch in `why`. */
+ss_status ss_fixture_validate(ss_fixture *f, int64_t m, int *ok, char *why, size_t n);
+
+typedef enum {
+    SS_STAGE_GEMM = 0,  /* ss_linear_gemm on quantized activations */
+    SS_STAGE_LINEAR,    /* quant(+slide) + GEMM + dequant through the stage API */
+    SS_STAGE_QUANT,
+    SS_STAGE_DEQUANT,
+} ss_stage;
+
+/* Median latency in microseconds of `stage` at m over `repeat` iterations
+ * after `warmup`, L2 flushed before each (unless no_flush). Nothing is
+ * allocated or planned inside the timed region (one untimed call first). */
+ss_status ss_fixture_time(ss_fixture *f, ss_stage stage, int64_t m, int warmup, int repeat,
+                          int no_flush, double *us);
+
+/* Measured device-to-device copy bandwidth (GB/s, read + write); 0 on CPU. */
+double ss_fixture_bandwidth(ss_context *ctx);
+
+/* One search (tuner internal): every candidate of f->lin at m. */
+ss_status ss_tune_search(ss_fixture *f, int64_t m, int warmup, int repeat, int no_flush,
+                         ss_tune_progress_fn progress, void *user, ss_tune_progress *pg,
+                         ss_tune_entry *e);
+
+/* mkdir -p of the folder that holds path. */
+ss_status ss_mkdir_parent(const char *path);
+
+#endif

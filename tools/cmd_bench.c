@@ -1,0 +1,201 @@
+/* slidesparse bench kernel (tasks 6-8): dense vs slid GEMMs of a model's
+ * projections, GEMM-only and whole-linear, CSVs per slidesparse/bench.h. */
+#include "cli.h"
+
+#include <string.h>
+
+#include "bench_cli.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: slidesparse bench kernel (--preset NAME | --model DIR | --square) [options]\n"
+            "  Task 6: cuBLASLt dense; task 7: cuSPARSELt 2_4..2_10; task 8: 2_12..2_16, 2_inf.\n"
+            "  Native 2:4 on the same K is always measured (slid efficiency).\n"
+            "  Every (projection, M, pattern) at two levels: GEMM only (tuned algorithm)\n"
+            "  and the whole linear layer (quant(+slide) + GEMM + dequant).\n"
+            "  --task LIST        6,7,8 (default)\n"
+            "  --sparsity LIST    patterns instead of the tasks' (2_L, 2_inf)\n"
+            "  --dtype LIST       int8,fp8 (default both; FP8 skipped below cc 8.9)\n"
+            "  --m LIST           default 64,128,256,512,1024,2048,4096,8192,16384\n"
+            "  --square           M = N = K for each M (the paper's sweep)\n"
+            "  --out DIR          CSVs under DIR/benchmark_kernel/... (default .)\n"
+            "  --tuning-dir DIR   default ./tuning; shapes it lacks are tuned now and saved\n"
+            "  --no-tune          use the heuristic where the table has no entry\n"
+            "  --backend B        auto (GPU when present), gpu, cpu\n"
+            "  --device N --warmup N --repeat N (default 25 / 100) --no-flush --quiet\n");
+}
+
+/* The `total` table of one dtype on the console: dense latency and TOPS,
+ * then speedup per pattern, for both levels. */
+static void print_totals(const ss_bench_kernel_result *r, ss_dtype dt, const ss_proj_shape *sh,
+                         int nsh, const ss_pattern *pats, int np, const int64_t *ms, int nm) {
+    double nk = 0;
+    for (int j = 0; j < nsh; j++)
+        nk += (double)sh[j].n * (double)sh[j].k;
+    for (int lv = 0; lv < 2; lv++) {
+        printf("\n%s total of one layer (%s), %s: dense us, TOPS, speedup per pattern (ideal)\n",
+               dt == SS_DTYPE_I8 ? "INT8" : "FP8", lv ? "whole linear" : "GEMM only",
+               lv ? "quant+GEMM+dequant" : "tuned algorithm");
+        printf("%7s %10s %8s", "M", "dense_us", "TOPS");
+        for (int p = 0; p < np; p++) {
+            char b[16], h[32];
+            snprintf(h, sizeof h, "%s(%.2f)", ss_pattern_format(pats[p], b, sizeof b),
+                     ss_pattern_ideal_speedup(pats[p]));
+            printf(" %12s", h);
+        }
+        printf("\n");
+        for (int i = 0; i < nm; i++) {
+            double d;
+            if (ss_bench_total(r, nsh, dt, SS_PATTERN_DENSE, ms[i], lv, &d) != SS_OK)
+                continue;
+            printf("%7lld %10.1f %8.1f", (long long)ms[i], d, 2.0 * (double)ms[i] * nk / d * 1e-6);
+            for (int p = 0; p < np; p++) {
+                double t;
+                if (ss_bench_total(r, nsh, dt, pats[p], ms[i], lv, &t) == SS_OK)
+                    printf(" %12.3f", d / t);
+                else
+                    printf(" %12s", "-");
+            }
+            printf("\n");
+        }
+    }
+    ss_clear_error();
+}
+
+static int bench_kernel(int argc, char **argv) {
+    const char *preset = NULL, *model = NULL, *dt = "int8,fp8", *tasks = "6,7,8", *sp = NULL,
+               *mlist = NULL, *outdir = ".", *root = "tuning", *backend = NULL, *device = NULL,
+               *warm = NULL, *rep = NULL;
+    int bad = 0, quiet = 0, square = 0, no_tune = 0, no_flush = 0;
+    const char *cmd = "bench kernel";
+    for (int i = 1; i < argc; i++) {
+        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (cli_opt(argc, argv, &i, "--preset", &preset, &bad) ||
+            cli_opt(argc, argv, &i, "--model", &model, &bad) ||
+            cli_opt(argc, argv, &i, "--dtype", &dt, &bad) ||
+            cli_opt(argc, argv, &i, "--task", &tasks, &bad) ||
+            cli_opt(argc, argv, &i, "--sparsity", &sp, &bad) ||
+            cli_opt(argc, argv, &i, "--m", &mlist, &bad) ||
+            cli_opt(argc, argv, &i, "--out", &outdir, &bad) ||
+            cli_opt(argc, argv, &i, "--tuning-dir", &root, &bad) ||
+            cli_opt(argc, argv, &i, "--backend", &backend, &bad) ||
+            cli_opt(argc, argv, &i, "--device", &device, &bad) ||
+            cli_opt(argc, argv, &i, "--warmup", &warm, &bad) ||
+            cli_opt(argc, argv, &i, "--repeat", &rep, &bad)) {
+            if (bad)
+                return 2;
+            continue;
+        }
+        if (cli_flag(argv[i], "--quiet") || cli_flag(argv[i], "--square") ||
+            cli_flag(argv[i], "--no-tune") || cli_flag(argv[i], "--no-flush")) {
+            quiet |= cli_flag(argv[i], "--quiet");
+            square |= cli_flag(argv[i], "--square");
+            no_tune |= cli_flag(argv[i], "--no-tune");
+            no_flush |= cli_flag(argv[i], "--no-flush");
+            continue;
+        }
+        return cli_error(cmd, "unexpected argument '%s' (see --help)", argv[i]) + 1;
+    }
+    ss_proj_shape shapes[4];
+    char name[256] = "square";
+    ss_dtype dtypes[2];
+    ss_pattern pats[BCLI_MAX_LIST];
+    int64_t ms[BCLI_MAX_LIST];
+    int nd = 0, np = 0, nm = 0;
+    long long w = 25, r = 100;
+    if (square && (preset || model))
+        return cli_error(cmd, "--square takes no --preset / --model") + 1;
+    if (!square && !bcli_shapes(cmd, preset, model, shapes, name, sizeof name))
+        return 2;
+    if (!bcli_parse_dtypes(cmd, dt, dtypes, &nd) || (mlist && !bcli_parse_m(cmd, "--m", mlist, ms, &nm)))
+        return 2;
+    if ((warm && !cli_parse_i64(warm, 1, 100000, &w)) || (rep && !cli_parse_i64(rep, 1, 100000, &r)))
+        return cli_error(cmd, "--warmup / --repeat: expected integers >= 1") + 1;
+    if (sp) {
+        if (!bcli_parse_patterns(cmd, sp, pats, &np))
+            return 2;
+    } else {
+        static const char *task_pats[] = {"", "2_4,2_6,2_8,2_10", "2_12,2_14,2_16,2_inf"};
+        char list[128] = "";
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s", tasks);
+        char *save = NULL;
+        for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            long long k;
+            if (!cli_parse_i64(t, 6, 8, &k))
+                return cli_error(cmd, "--task: expected 6, 7 and/or 8, found '%s'", t) + 1;
+            if (k > 6 && !strstr(list, task_pats[k - 6]))
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? "," : "",
+                         task_pats[k - 6]);
+        }
+        if (list[0] && !bcli_parse_patterns(cmd, list, pats, &np))
+            return 2;
+    }
+    if (!mlist) {
+        const int64_t def[] = {64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384};
+        memcpy(ms, def, sizeof def);
+        nm = 9;
+    }
+    ss_context *ctx = NULL;
+    if (!bcli_context(cmd, backend, device, &ctx))
+        return 1;
+    bcli_out out;
+    bcli_out_init(&out, cmd, quiet);
+    ss_device_info di;
+    char banner[2048];
+    ss_status s = ss_device_info_get(ctx, 1, &di);
+    if (s == SS_OK)
+        s = ss_device_banner(&di, banner, sizeof banner);
+    if (s != SS_OK) {
+        ss_context_destroy(ctx);
+        return cli_lib_error(cmd, s);
+    }
+    fputs(banner, stdout);
+    printf("== timing: CUDA events (CPU: monotonic clock), warm-up %lld, median of %lld, L2 %s\n",
+           w, r, no_flush || di.key.cc == 0 ? "not flushed" : "flushed (2 x L2 memset) each iteration");
+    ss_bench_kernel_opts o = {.ctx = ctx, .model = name, .shapes = shapes, .n_shapes = 4,
+                              .dtypes = dtypes, .n_dtypes = nd, .patterns = pats, .n_patterns = np,
+                              .ms = ms, .n_m = nm, .square = square, .out_root = outdir,
+                              .tuning_root = root, .no_tune = no_tune, .warmup = (int)w,
+                              .repeat = (int)r, .no_flush = no_flush, .seed = 1,
+                              .progress = bcli_progress, .user = &out, .log = bcli_log};
+    ss_bench_kernel_result res;
+    double t0 = ss_monotonic_s();
+    s = ss_bench_kernel(&o, &res);
+    bcli_end_line(&out);
+    if (s != SS_OK) {
+        ss_bench_kernel_result_free(&res);
+        ss_context_destroy(ctx);
+        return cli_lib_error(cmd, s);
+    }
+    printf("tuning: %d table entries tuned during this run, %d lookups served by the table\n",
+           res.tuned, res.reused);
+    ss_pattern all[BCLI_MAX_LIST + 1];
+    int na = 0;
+    all[na++] = (ss_pattern){2, 4};
+    for (int i = 0; i < np; i++)
+        if (pats[i].l != 4)
+            all[na++] = pats[i];
+    if (!square)
+        for (int d = 0; d < nd; d++)
+            print_totals(&res, dtypes[d], shapes, 4, all, na, ms, nm);
+    printf("\nbench kernel: %zu measurements in %.1f s; CSVs in %s and %s\n", res.n_rows,
+           ss_monotonic_s() - t0, res.dirs[0], res.dirs[1]);
+    ss_bench_kernel_result_free(&res);
+    ss_context_destroy(ctx);
+    return 0;
+}
+
+int cmd_bench(int argc, char **argv) {
+    if (argc < 2 || cli_flag(argv[1], "--help") || cli_flag(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "kernel"))
+        return bench_kernel(argc - 1, argv + 1);
+    return cli_error("bench", "'%s': expected kernel (prefill and decode are not built yet)",
+                     argv[1]) + 1;
+}

@@ -1,0 +1,304 @@
+/* slidesparse tune (task 3): algorithm search for a model's GEMM shapes, kept
+ * in the tuning table of this GPU + library versions. Also the helpers
+ * `bench kernel` shares (tools/bench_cli.h). */
+#include "cli.h"
+
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench_cli.h"
+
+// --- shared helpers ---------------------------------------------------------------------
+
+int bcli_parse_m(const char *cmd, const char *opt, const char *s, int64_t *out, int *n) {
+    char buf[1024];
+    *n = 0;
+    if (!s || !*s || strlen(s) >= sizeof buf)
+        return !cli_error(cmd, "%s: expected a comma-separated list of M values, found '%s'", opt,
+                          s ? s : "");
+    snprintf(buf, sizeof buf, "%s", s);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        long long v;
+        if (!cli_parse_i64(t, 1, 1 << 20, &v))
+            return !cli_error(cmd, "%s: expected positive integers up to %d, found '%s'", opt,
+                              1 << 20, t);
+        if (*n >= BCLI_MAX_LIST)
+            return !cli_error(cmd, "%s: more than %d values", opt, BCLI_MAX_LIST);
+        out[(*n)++] = v;
+    }
+    if (*n == 0 || s[strlen(s) - 1] == ',' || s[0] == ',' || strstr(s, ",,"))
+        return !cli_error(cmd, "%s: expected a comma-separated list of M values, found '%s'", opt, s);
+    return 1;
+}
+
+int bcli_parse_patterns(const char *cmd, const char *s, ss_pattern *out, int *n) {
+    char buf[512];
+    *n = 0;
+    if (!s || !*s || strlen(s) >= sizeof buf)
+        return !cli_error(cmd, "--sparsity: expected patterns 2_L (even L >= 4) or 2_inf, found '%s'",
+                          s ? s : "");
+    snprintf(buf, sizeof buf, "%s", s);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        ss_pattern p;
+        if (ss_pattern_parse(t, &p) != SS_OK || ss_pattern_is_dense(p))
+            return !cli_error(cmd, "--sparsity: expected patterns 2_L (even L >= 4) or 2_inf, "
+                              "found '%s'", t);
+        for (int i = 0; i < *n; i++)
+            if (out[i].l == p.l)
+                return !cli_error(cmd, "--sparsity: pattern '%s' given twice", t);
+        if (*n >= BCLI_MAX_LIST)
+            return !cli_error(cmd, "--sparsity: more than %d patterns", BCLI_MAX_LIST);
+        out[(*n)++] = p;
+    }
+    if (*n == 0)
+        return !cli_error(cmd, "--sparsity: expected patterns 2_L, found '%s'", s);
+    return 1;
+}
+
+int bcli_parse_dtypes(const char *cmd, const char *s, ss_dtype *out, int *n) {
+    char buf[128];
+    *n = 0;
+    if (!s || strlen(s) >= sizeof buf)
+        return !cli_error(cmd, "--dtype: expected int8, fp8 or int8,fp8");
+    snprintf(buf, sizeof buf, "%s", s);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        ss_dtype d;
+        if (ss_dtype_parse(t, &d) != SS_OK || (d != SS_DTYPE_I8 && d != SS_DTYPE_F8_E4M3))
+            return !cli_error(cmd, "--dtype: expected int8 or fp8, found '%s'", t);
+        for (int i = 0; i < *n; i++)
+            if (out[i] == d)
+                return !cli_error(cmd, "--dtype: '%s' given twice", t);
+        if (*n < 2)
+            out[(*n)++] = d;
+    }
+    if (*n == 0)
+        return !cli_error(cmd, "--dtype: expected int8, fp8 or int8,fp8, found '%s'", s);
+    return 1;
+}
+
+static const struct {
+    const char *preset, *stem;
+} stems[] = {{"bitnet-2b", "BitNet-2B"},   {"llama3.2-1b", "Llama3.2-1B"},
+             {"llama3.2-3b", "Llama3.2-3B"}, {"qwen2.5-7b", "Qwen2.5-7B"},
+             {"qwen2.5-14b", "Qwen2.5-14B"}};
+
+int bcli_shapes(const char *cmd, const char *preset, const char *model, ss_proj_shape out[4],
+                char *name, size_t n) {
+    if (!!preset == !!model)
+        return !cli_error(cmd, "exactly one of --preset NAME and --model DIR is required");
+    if (preset) {
+        if (ss_preset_shapes(preset, out) != SS_OK)
+            return !cli_lib_error(cmd, SS_EINVAL);
+        snprintf(name, n, "%s", preset);
+        for (size_t i = 0; i < sizeof stems / sizeof *stems; i++)
+            if (!strcmp(preset, stems[i].preset))
+                snprintf(name, n, "%s", stems[i].stem);
+        return 1;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", model);
+    ss_model_config c;
+    ss_status s = ss_model_config_load(path, &c);
+    if (s == SS_OK)
+        s = ss_model_shapes(&c, out);
+    if (s != SS_OK)
+        return !cli_lib_error(cmd, s);
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", model);
+    size_t l = strlen(tmp);
+    while (l > 1 && tmp[l - 1] == '/')
+        tmp[--l] = '\0';
+    snprintf(name, n, "%s", basename(tmp));
+    return 1;
+}
+
+int bcli_context(const char *cmd, const char *backend, const char *device, ss_context **out) {
+    long long dev = 0;
+    if (device && !cli_parse_i64(device, 0, 255, &dev))
+        return !cli_error(cmd, "--device: expected a CUDA ordinal 0..255, found '%s'", device);
+    const char *b = backend ? backend : "auto";
+    int gpu;
+    if (!strcmp(b, "cpu"))
+        gpu = 0;
+    else if (!strcmp(b, "gpu"))
+        gpu = 1;
+    else if (!strcmp(b, "auto"))
+        gpu = ss_cuda_device_count() > 0;
+    else
+        return !cli_error(cmd, "--backend: expected auto, gpu or cpu, found '%s'", b);
+    ss_status s = ss_context_create(gpu ? (int)dev : -1, out);
+    if (s != SS_OK)
+        return !cli_lib_error(cmd, s);
+    return 1;
+}
+
+void bcli_out_init(bcli_out *o, const char *cmd, int quiet) {
+    memset(o, 0, sizeof *o);
+    o->cmd = cmd;
+    o->quiet = quiet;
+    o->tty = isatty(fileno(stdout));
+    o->last_s = -1e9;
+}
+
+void bcli_end_line(bcli_out *o) {
+    if (o->drawn) {
+        fputc('\n', stdout);
+        o->drawn = 0;
+    }
+}
+
+static void hms(double s, char *buf, size_t n) {
+    if (s < 0) {
+        snprintf(buf, n, "--:--");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else
+        snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
+}
+
+void bcli_progress(void *user, const ss_tune_progress *p) {
+    bcli_out *o = user;
+    if (o->quiet)
+        return;
+    double now = ss_monotonic_s();
+    /* a terminal redraws at most ~10/s; a log gets one line every 2 s */
+    if (now - o->last_s < (o->tty ? 0.1 : 2.0))
+        return;
+    o->last_s = now;
+    char el[32], eta[32];
+    hms(p->elapsed_s, el, sizeof el);
+    hms(p->eta_s, eta, sizeof eta);
+    char line[512];
+    if (p->total > 1)
+        snprintf(line, sizeof line, "%s %d/%d  %s  [%s]  elapsed %s  ETA %s", o->cmd, p->index + 1,
+                 p->total, p->what, p->candidate ? p->candidate : "", el, eta);
+    else
+        snprintf(line, sizeof line, "%s  %s  [%s]", o->cmd, p->what,
+                 p->candidate ? p->candidate : "");
+    if (o->tty) {
+        printf("\r%-100.160s", line);
+        o->drawn = 1;
+    } else {
+        printf("%s\n", line);
+    }
+    fflush(stdout);
+}
+
+void bcli_log(void *user, const char *line) {
+    bcli_out *o = user;
+    bcli_end_line(o);
+    printf("%s\n", line);
+    fflush(stdout);
+}
+
+// --- tune -----------------------------------------------------------------------------------
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: slidesparse tune (--preset NAME | --model DIR) [options]\n"
+            "  Searches the fastest GEMM algorithm per (shape, dtype, M) and stores it in\n"
+            "  <tuning-dir>/<GPU>_cc<cc>_<toolchain>/tuning.json (reused by every later run).\n"
+            "  coarse: cuBLASLt dense + quant_only; fine: cuSPARSELt + quant_slide + dequant_bias.\n"
+            "  --preset NAME      bitnet-2b, llama3.2-1b, llama3.2-3b, qwen2.5-7b, qwen2.5-14b, tiny-*\n"
+            "  --model DIR        shapes from DIR/config.json\n"
+            "  --dtype LIST       int8,fp8 (default both; FP8 skipped below cc 8.9)\n"
+            "  --stage LIST       coarse,fine (default both)\n"
+            "  --sparsity LIST    fine-stage patterns (default 2_4,2_6,2_8,2_10)\n"
+            "  --m-coarse LIST    default 256,1024,4096,16384,32768\n"
+            "  --m-fine LIST      default 64,128,...,32768\n"
+            "  --tuning-dir DIR   default ./tuning\n"
+            "  --backend B        auto (GPU when present), gpu, cpu (CI: one candidate, timed)\n"
+            "  --device N         CUDA device (default 0)\n"
+            "  --warmup N --repeat N   per candidate (default 25 / 50)\n"
+            "  --no-flush         do not flush L2 between iterations\n"
+            "  --retune           re-time entries the table already holds\n"
+            "  --quiet            no progress lines\n");
+}
+
+int cmd_tune(int argc, char **argv) {
+    const char *preset = NULL, *model = NULL, *dt = "int8,fp8", *stage = "coarse,fine",
+               *sp = "2_4,2_6,2_8,2_10", *mc = NULL, *mf = NULL, *root = "tuning", *backend = NULL,
+               *device = NULL, *warm = NULL, *rep = NULL;
+    int bad = 0, quiet = 0, retune = 0, no_flush = 0;
+    for (int i = 1; i < argc; i++) {
+        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (cli_opt(argc, argv, &i, "--preset", &preset, &bad) ||
+            cli_opt(argc, argv, &i, "--model", &model, &bad) ||
+            cli_opt(argc, argv, &i, "--dtype", &dt, &bad) ||
+            cli_opt(argc, argv, &i, "--stage", &stage, &bad) ||
+            cli_opt(argc, argv, &i, "--sparsity", &sp, &bad) ||
+            cli_opt(argc, argv, &i, "--m-coarse", &mc, &bad) ||
+            cli_opt(argc, argv, &i, "--m-fine", &mf, &bad) ||
+            cli_opt(argc, argv, &i, "--tuning-dir", &root, &bad) ||
+            cli_opt(argc, argv, &i, "--backend", &backend, &bad) ||
+            cli_opt(argc, argv, &i, "--device", &device, &bad) ||
+            cli_opt(argc, argv, &i, "--warmup", &warm, &bad) ||
+            cli_opt(argc, argv, &i, "--repeat", &rep, &bad)) {
+            if (bad)
+                return 2;
+            continue;
+        }
+        if (cli_flag(argv[i], "--quiet") || cli_flag(argv[i], "--retune") ||
+            cli_flag(argv[i], "--no-flush")) {
+            quiet |= cli_flag(argv[i], "--quiet");
+            retune |= cli_flag(argv[i], "--retune");
+            no_flush |= cli_flag(argv[i], "--no-flush");
+            continue;
+        }
+        return cli_error("tune", "unexpected argument '%s' (see --help)", argv[i]) + 1;
+    }
+    ss_proj_shape shapes[4];
+    char name[256];
+    ss_dtype dtypes[2];
+    ss_pattern pats[BCLI_MAX_LIST];
+    int64_t m_c[BCLI_MAX_LIST], m_f[BCLI_MAX_LIST];
+    int nd = 0, np = 0, nmc = 0, nmf = 0;
+    long long w = 25, r = 50;
+    if (!bcli_shapes("tune", preset, model, shapes, name, sizeof name) ||
+        !bcli_parse_dtypes("tune", dt, dtypes, &nd) || !bcli_parse_patterns("tune", sp, pats, &np) ||
+        (mc && !bcli_parse_m("tune", "--m-coarse", mc, m_c, &nmc)) ||
+        (mf && !bcli_parse_m("tune", "--m-fine", mf, m_f, &nmf)))
+        return 2;
+    if ((warm && !cli_parse_i64(warm, 1, 100000, &w)) || (rep && !cli_parse_i64(rep, 1, 100000, &r)))
+        return cli_error("tune", "--warmup / --repeat: expected integers >= 1") + 1;
+    int coarse = strstr(stage, "coarse") != NULL, fine = strstr(stage, "fine") != NULL;
+    if (!coarse && !fine)
+        return cli_error("tune", "--stage: expected coarse, fine or coarse,fine, found '%s'", stage) + 1;
+    ss_context *ctx = NULL;
+    if (!bcli_context("tune", backend, device, &ctx))
+        return 1;
+    bcli_out out;
+    bcli_out_init(&out, "tune", quiet);
+    ss_device_info di;
+    char banner[2048];
+    if (ss_device_info_get(ctx, 0, &di) == SS_OK && ss_device_banner(&di, banner, sizeof banner) == SS_OK)
+        fputs(banner, stdout);
+    ss_tune_opts o = {.ctx = ctx, .shapes = shapes, .n_shapes = 4, .dtypes = dtypes,
+                      .n_dtypes = nd, .patterns = pats, .n_patterns = np, .coarse = coarse,
+                      .fine = fine, .m_coarse = mc ? m_c : NULL, .n_m_coarse = nmc,
+                      .m_fine = mf ? m_f : NULL, .n_m_fine = nmf, .root = root, .retune = retune,
+                      .warmup = (int)w, .repeat = (int)r, .no_flush = no_flush, .seed = 1,
+                      .progress = bcli_progress, .user = &out, .log = bcli_log};
+    ss_tune_result res;
+    double t0 = ss_monotonic_s();
+    ss_status s = ss_tune_run(&o, &res);
+    bcli_end_line(&out);
+    ss_context_destroy(ctx);
+    if (s != SS_OK)
+        return cli_lib_error("tune", s);
+    printf("tune: %s: %d entries tuned, %d reused from the table, %d skipped in %.1f s -> %s\n",
+           name, res.tuned, res.reused, res.skipped, ss_monotonic_s() - t0,
+           res.tuned ? res.path : "(table unchanged)");
+    return 0;
+}
