@@ -7,7 +7,8 @@
  *   2. CPU reference (written here from the SPEC formulas) vs the kernel for
  *      every pattern, odd K, m not a multiple of 16: bit-exact, padding included.
  *   3. timing, M = 4096 and 16384, K in {2560, 6912}: variants = block sizes
- *      (0 = the library's automatic choice), µs, GB/s (bytes read + written),
+ *      of the pipelined kernel (0 = the library's choice) and of the simple
+ *      one-row-per-block kernel (negative), µs, GB/s (bytes read + written),
  *      % of the measured device-to-device copy bandwidth.
  *   4. share of the GEMM: quant_slide vs cuSPARSELt GEMM (I32 and BF16 output)
  *      and quant_only vs cuBLASLt, BitNet-2B shapes, M = 4096.
@@ -233,7 +234,7 @@ static void bench(double d2d, int quick) {
     const int64_t ms[] = {4096, 16384};
     const int64_t ks[] = {2560, 6912};
     const char *pats[] = {"dense", "2_4", "2_6", "2_8", "2_10", "2_16", "2_inf"};
-    const int threads[] = {0, 64, 128, 256, 512};
+    const int threads[] = {0, 64, 256, 512, -128, -256}; /* < 0: one row per block */
     for (int64_t m : ms)
         for (int64_t k : ks)
             for (const char *ps : pats)

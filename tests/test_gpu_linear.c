@@ -3,8 +3,10 @@
  * and through the fused forward:
  *   - INT8, every pattern 2_4..2_16 and 2_inf, GEMM output I32: q, sa, D and Y
  *     bit-identical to the CPU backend; GEMM output BF16 within 1e-2 normalized;
- *   - FP8: q and sa bit-identical (quantization is exact), D and Y (F32) within
- *     a normalized error of 2e-3 (FP32 accumulation order differs);
+ *   - FP8: q and sa bit-identical (quantization is exact), D and Y within a
+ *     normalized error (max |gpu - cpu| / max |cpu|) of 1e-2: Hopper's FP8
+ *     tensor cores accumulate with reduced precision (2.0e-3 seen at K' 2560);
+ *     the dequant stage alone is bit-exact for every dtype;
  *   - dense cuBLASLt I8 / FP8 / BF16 likewise;
  *   - shapes: M 1, 15, 17, 64 and 4096, K not a multiple of L, N not a
  *     multiple of 32, the BitNet-2B projections at small M;
@@ -193,7 +195,10 @@ static void run_case(ss_context *cpu, ss_context *gpu, const gcase *c) {
     compare("sa", name, SS_DTYPE_F32, sah, sa, (size_t)mp, 0);
 
     int exact = go == SS_DTYPE_I32;
-    double dtol = exact ? 0 : go == SS_DTYPE_BF16 ? 1e-2 : 2e-3;
+    /* FP8: Hopper's FP8 tensor cores accumulate with fewer than 24 mantissa
+     * bits (2.0e-3 seen at K' = 2560), hence 1e-2 like BF16 outputs; BF16
+     * weights accumulate in FP32 proper (2e-3). */
+    double dtol = exact ? 0 : go == SS_DTYPE_BF16 || c->wdt == SS_DTYPE_F8_E4M3 ? 1e-2 : 2e-3;
     /* GEMM from the CPU's q (so the stage is checked on its own) */
     void *qg_cpu = dev_from(q, qb);
     float *sag_cpu = dev_from(sa, (size_t)mp * sizeof(float));
@@ -208,7 +213,7 @@ static void run_case(ss_context *cpu, ss_context *gpu, const gcase *c) {
     /* fused forward end to end */
     assert_ok(ss_linear_forward(lg, xg, c->m, yg2));
     void *yh2 = host_from(yg2, yb);
-    double ytol = exact ? 0 : go == SS_DTYPE_BF16 || c->out == SS_DTYPE_BF16 ? 1e-2 : 2e-3;
+    double ytol = exact ? 0 : c->out == SS_DTYPE_BF16 ? 1e-2 : dtol;
     compare("Y (forward)", name, c->out, yh2, y, (size_t)(c->m * c->n), ytol);
 
     cudaFree(xg);

@@ -127,7 +127,8 @@ static ss_status plan_build(sp_linear *c, int64_t mp, sp_plan *p) {
     SP_TRY(cusparseLtMatmulPlanInit(h, &p->plan, &p->mm, &p->sel), "plan");
     p->have_plan = 1;
     SP_TRY(cusparseLtMatmulGetWorkspace(h, &p->plan, &p->workspace), "workspace query");
-    s = ss_cuda_buf_reserve(&st->workspace, p->workspace, g->name, "GEMM workspace");
+    s = ss_cuda_buf_reserve(&st->workspace, p->workspace + SS_GPU_GEMM_SLACK, g->name,
+                            "GEMM workspace");
     if (s != SS_OK)
         goto fail;
     p->m_pad = mp;
@@ -237,7 +238,8 @@ static ss_status compress_weights(sp_linear *c, const ss_linear_desc *d, const v
         goto fail;
     }
     SP_TRY(cusparseLtSpMMACompressedSize2(h, &c->ma, &csize, &cbsize), "compressed size");
-    s = ss_cuda_alloc(&c->wc, csize, g->name, "compressed weights");
+    /* the kernels read whole tiles past the reported size (compute-sanitizer) */
+    s = ss_cuda_alloc(&c->wc, csize + SS_GPU_GEMM_SLACK, g->name, "compressed weights");
     if (s == SS_OK && cbsize)
         s = ss_cuda_alloc(&cbuf, cbsize, g->name, "compression buffer");
     if (s != SS_OK)

@@ -33,7 +33,10 @@ typedef struct {
  *   x:     (m, k) BF16, device
  *   q:     (m_pad, k_out) of qdt; rows >= m are zero, sa[rows >= m] = 0
  *   sa:    (m_pad) per-token scale
- *   threads: block size (0 = automatic choice); dev harnesses try others. */
+ *   threads: block size (0 = automatic choice); negative = force the simple
+ *          one-row-per-block kernel with block size -threads (dev variants).
+ * K % 8 == 0 with a 16-byte aligned x takes the pipelined kernel (persistent
+ * blocks, next row prefetched with cp.async while this one is written). */
 cudaError_t ss_kernel_quant(ss_dtype qdt, const uint16_t *x, int64_t m, int64_t m_pad,
                             ss_lift_geom geo, void *q, float *sa, int threads,
                             cudaStream_t stream);
