@@ -125,9 +125,9 @@ static ss_status bench_case(bench *b, ss_dtype dt, int proj, const ss_proj_shape
             break;
         }
         if (s == SS_OK)
-            s = ss_fixture_time(&f, SS_STAGE_GEMM, ms[i], warm, rep, o->no_flush, &row.us[0]);
+            s = ss_fixture_time(&f, SS_FIX_GEMM, ms[i], warm, rep, o->no_flush, &row.us[0]);
         if (s == SS_OK)
-            s = ss_fixture_time(&f, SS_STAGE_LINEAR, ms[i], warm, rep, o->no_flush, &row.us[1]);
+            s = ss_fixture_time(&f, SS_FIX_LINEAR, ms[i], warm, rep, o->no_flush, &row.us[1]);
         if (s == SS_OK)
             s = push_row(b, &row);
     }

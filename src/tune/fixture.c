@@ -289,11 +289,11 @@ ss_status ss_fixture_validate(ss_fixture *f, int64_t m, int *ok, char *why, size
 
 // --- timing -------------------------------------------------------------------------------------
 
-static ss_status run_stage(ss_fixture *f, ss_stage st, int64_t m) {
+static ss_status run_stage(ss_fixture *f, ss_fix_stage st, int64_t m) {
     switch (st) {
-    case SS_STAGE_GEMM: return ss_linear_gemm(f->lin, f->q, m, f->d);
-    case SS_STAGE_QUANT: return ss_linear_quant(f->lin, f->x, m, f->q, f->sa);
-    case SS_STAGE_DEQUANT: return ss_linear_dequant(f->lin, f->d, f->sa, m, f->y);
+    case SS_FIX_GEMM: return ss_linear_gemm(f->lin, f->q, m, f->d);
+    case SS_FIX_QUANT: return ss_linear_quant(f->lin, f->x, m, f->q, f->sa);
+    case SS_FIX_DEQUANT: return ss_linear_dequant(f->lin, f->d, f->sa, m, f->y);
     default: return ss_linear_forward(f->lin, f->x, m, f->y);
     }
 }
@@ -309,7 +309,7 @@ static double median(double *v, int n) {
 }
 
 #ifdef SS_HAVE_CUDA
-static ss_status time_gpu(ss_fixture *f, ss_stage stage, int64_t m, int warmup, int repeat,
+static ss_status time_gpu(ss_fixture *f, ss_fix_stage stage, int64_t m, int warmup, int repeat,
                           int no_flush, double *t) {
     cudaStream_t s = (cudaStream_t)ss_context_stream(f->ctx);
     cudaEvent_t *ev = calloc((size_t)repeat * 2, sizeof *ev);
@@ -344,7 +344,7 @@ static ss_status time_gpu(ss_fixture *f, ss_stage stage, int64_t m, int warmup, 
 }
 #endif
 
-ss_status ss_fixture_time(ss_fixture *f, ss_stage stage, int64_t m, int warmup, int repeat,
+ss_status ss_fixture_time(ss_fixture *f, ss_fix_stage stage, int64_t m, int warmup, int repeat,
                           int no_flush, double *us) {
     if (repeat <= 0)
         repeat = 1;

@@ -49,16 +49,16 @@ void ss_fixture_free(ss_fixture *f);
 ss_status ss_fixture_validate(ss_fixture *f, int64_t m, int *ok, char *why, size_t n);
 
 typedef enum {
-    SS_STAGE_GEMM = 0,  /* ss_linear_gemm on quantized activations */
-    SS_STAGE_LINEAR,    /* quant(+slide) + GEMM + dequant through the stage API */
-    SS_STAGE_QUANT,
-    SS_STAGE_DEQUANT,
-} ss_stage;
+    SS_FIX_GEMM = 0,  /* ss_linear_gemm on quantized activations */
+    SS_FIX_LINEAR,    /* quant(+slide) + GEMM + dequant through the stage API */
+    SS_FIX_QUANT,
+    SS_FIX_DEQUANT,
+} ss_fix_stage;
 
 /* Median latency in microseconds of `stage` at m over `repeat` iterations
  * after `warmup`, L2 flushed before each (unless no_flush). Nothing is
  * allocated or planned inside the timed region (one untimed call first). */
-ss_status ss_fixture_time(ss_fixture *f, ss_stage stage, int64_t m, int warmup, int repeat,
+ss_status ss_fixture_time(ss_fixture *f, ss_fix_stage stage, int64_t m, int warmup, int repeat,
                           int no_flush, double *us);
 
 /* Measured device-to-device copy bandwidth (GB/s, read + write); 0 on CPU. */

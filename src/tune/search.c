@@ -39,7 +39,7 @@ static ss_status try_one(ss_fixture *f, int64_t m, const ss_algo *a, int warmup,
     if (s == SS_OK && !ok)
         return SS_OK; /* wrong results never win */
     if (s == SS_OK)
-        s = ss_fixture_time(f, SS_STAGE_GEMM, m, warmup, repeat, no_flush, us);
+        s = ss_fixture_time(f, SS_FIX_GEMM, m, warmup, repeat, no_flush, us);
     if (s == SS_ECUDA || s == SS_EUNSUPPORTED) { /* this algorithm failed to launch */
         ss_clear_error();
         *us = -1;

@@ -153,7 +153,7 @@ ss_status ss_tune_table_dump(const ss_tune_table *t, char **out) {
         json_array_append_new(arr, o);
     }
     json_object_set_new(root, "entries", arr);
-    char *s = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7));
+    char *s = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
     json_decref(root);
     if (!s)
         return ss_fail(SS_ENOMEM, "tuning table: out of memory serializing %zu entries", t->n);
