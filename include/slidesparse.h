@@ -17,6 +17,7 @@
 #include "slidesparse/linear.h"
 #include "slidesparse/engine.h"
 #include "slidesparse/prep.h"
+#include "slidesparse/serve.h"
 #include "slidesparse/tune.h"
 #include "slidesparse/bench.h"
 

@@ -35,6 +35,9 @@ int cmd_quantize(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_tune(int, char**); int cmd_bench(int, char**);
+/* bench prefill / bench decode (cmd_bench_throughput.c). */
+int cmd_bench_prefill(int argc, char **argv);
+int cmd_bench_decode(int argc, char **argv);
 int cmd_generate(int, char **);
 
 #endif

@@ -196,6 +196,9 @@ int cmd_bench(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "kernel"))
         return bench_kernel(argc - 1, argv + 1);
-    return cli_error("bench", "'%s': expected kernel (prefill and decode are not built yet)",
-                     argv[1]) + 1;
+    if (!strcmp(argv[1], "prefill"))
+        return cmd_bench_prefill(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "decode"))
+        return cmd_bench_decode(argc - 1, argv + 1);
+    return cli_error("bench", "'%s': expected kernel, prefill or decode", argv[1]) + 1;
 }

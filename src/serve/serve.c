@@ -1,0 +1,155 @@
+/* The serving loop: schedule -> one forward over every scheduled token ->
+ * greedy sampling -> commit, until the scheduler is done or a stop flag is
+ * raised. Times the host side of every step (scheduling, block tables,
+ * bookkeeping) apart from the forward, so "host <= 5% of a step" can be
+ * checked on the GPU engine; with profile, splits the forward at the engine's
+ * layer hook (costs nothing when off: no hook is installed). */
+#include "slidesparse/serve.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/error.h"
+#ifdef SS_HAVE_CUDA
+#include <cuda_runtime.h>
+#endif
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Layer-hook state of one profiled forward. */
+typedef struct {
+    double *layers_s; // (n_layers)
+    int n_layers;
+    double last;      /* time of the previous mark */
+} layer_clock;
+
+static void on_layer(void *user, int layer, const uint16_t *x, int64_t t) {
+    layer_clock *lc = user;
+    double now = now_s();
+    if (layer >= 0 && layer < lc->n_layers)
+        lc->layers_s[layer] = now - lc->last;
+    lc->last = now;
+}
+
+static void stats_add(ss_serve_stats *st, const ss_step_timing *t) {
+    double total = t->host_s + t->forward_s + t->sample_s;
+    st->steps++;
+    st->tokens += t->n_tokens;
+    st->host_s += t->host_s;
+    st->forward_s += t->forward_s;
+    st->sample_s += t->sample_s;
+    if (total > 0 && t->host_s / total > st->max_host_frac)
+        st->max_host_frac = t->host_s / total;
+    if (t->layers_s) {
+        st->head_s += t->head_s;
+        for (int i = 0; i < t->n_layers; i++)
+            st->layers_s += t->layers_s[i];
+    }
+}
+
+ss_status ss_serve_run(ss_model *m, ss_scheduler *s, const ss_serve_opts *o, ss_serve_stats *st) {
+    static const ss_serve_opts none = {0};
+    if (!o)
+        o = &none;
+    memset(st, 0, sizeof *st);
+    const ss_model_config *cfg = ss_model_get_config(m);
+    layer_clock lc = {.n_layers = cfg->num_hidden_layers};
+    float *logits = NULL;
+    int32_t *next = NULL;
+    size_t cap = 0;
+    ss_status rc = SS_OK;
+    if (o->profile) {
+        lc.layers_s = calloc((size_t)lc.n_layers, sizeof *lc.layers_s);
+        if (!lc.layers_s)
+            return ss_fail(SS_ENOMEM, "serve: out of memory");
+        ss_model_set_layer_hook(m, on_layer, &lc);
+    }
+    double t_start = now_s();
+    while (!ss_scheduler_done(s)) {
+        if (o->stop && *o->stop) {
+            st->stopped = 1;
+            break;
+        }
+        ss_step_timing t = {.step = st->steps};
+        ss_sched_batch b;
+        double t0 = now_s();
+        if ((rc = ss_scheduler_schedule(s, &b)) != SS_OK)
+            goto fail;
+        if ((size_t)b.n > cap) {
+            cap = (size_t)b.n;
+            free(logits);
+            free(next);
+            logits = malloc(cap * (size_t)cfg->vocab_size * sizeof *logits);
+            next = malloc(cap * sizeof *next);
+            if (!logits || !next) {
+                rc = ss_fail(SS_ENOMEM, "serve: out of memory for the logits of %zu sequences", cap);
+                goto fail;
+            }
+        }
+        double t1 = now_s();
+        lc.last = t1;
+        if ((rc = ss_model_forward(m, ss_scheduler_kv(s), b.steps, b.n, logits)) != SS_OK)
+            goto fail;
+        double t2 = now_s();
+        for (int i = 0; i < b.n; i++)
+            next[i] = b.sample[i] ? ss_sample_greedy(logits + (size_t)i * (size_t)cfg->vocab_size, cfg->vocab_size) : 0;
+        double t3 = now_s();
+        if ((rc = ss_scheduler_commit(s, next)) != SS_OK)
+            goto fail;
+        double t4 = now_s();
+        for (int i = 0; i < b.n; i++)
+            st->generated += b.sample[i];
+        t.n_seqs = b.n;
+        t.n_tokens = b.n_tokens;
+        t.n_decode = b.n_decode;
+        t.host_s = (t1 - t0) + (t4 - t3);
+        t.forward_s = t2 - t1;
+        t.sample_s = t3 - t2;
+        if (o->profile) {
+            t.layers_s = lc.layers_s;
+            t.n_layers = lc.n_layers;
+            t.head_s = t2 - lc.last;
+        }
+        stats_add(st, &t);
+        if (o->on_step)
+            o->on_step(o->user, &t);
+    }
+fail:
+    st->elapsed_s = now_s() - t_start;
+    st->preemptions = ss_scheduler_preemptions(s);
+    if (o->profile)
+        ss_model_set_layer_hook(m, NULL, NULL);
+    free(lc.layers_s);
+    free(logits);
+    free(next);
+    return rc;
+}
+
+// --- KV pool sizing ---------------------------------------------------------------------------
+
+size_t ss_kv_block_bytes(const ss_model_config *c) {
+    return 2 * (size_t)c->num_hidden_layers * SS_KV_BLOCK * (size_t)c->num_key_value_heads *
+           (size_t)c->head_dim * sizeof(uint16_t);
+}
+
+ss_status ss_device_memory(const ss_context *ctx, size_t *free_b, size_t *total_b) {
+    *free_b = *total_b = 0;
+    if (ss_context_device(ctx) < 0)
+        return ss_fail(SS_EUNSUPPORTED, "device memory: a CPU context has no device memory");
+#ifdef SS_HAVE_CUDA
+    size_t f = 0, t = 0;
+    cudaError_t e = cudaMemGetInfo(&f, &t);
+    if (e != cudaSuccess)
+        return ss_fail(SS_ECUDA, "device memory: cudaMemGetInfo failed: %s", cudaGetErrorString(e));
+    *free_b = f;
+    *total_b = t;
+    return SS_OK;
+#else
+    return ss_fail(SS_EUNSUPPORTED, "device memory: built without CUDA");
+#endif
+}

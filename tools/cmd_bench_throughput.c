@@ -1,0 +1,343 @@
+/* slidesparse bench prefill | decode: the throughput benchmarks of SPEC §8
+ * (tasks 4-5) on one checkpoint and backend, with continuous batching. Writes
+ *   <out>/throughput_benchmark_results/<stage>/<GPU>_cc<cc>_<dtype>_<toolchain>/
+ *       <backend>[/2_L]/<Model>_<stage>.csv
+ * one row per M (merged with rows of other M already there, written atomically
+ * after each M), then the speedup table of every backend found side by side. */
+#include "cli.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "slidesparse/serve.h"
+#include "slidesparse/tune.h"
+
+#define MAX_M 16
+
+/* Set by SIGINT; the serving loop checks it between steps. */
+static volatile sig_atomic_t g_stop;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+static void usage(FILE *f, const char *stage) {
+    int pre = !strcmp(stage, "prefill");
+    fprintf(f,
+            "usage: slidesparse bench %s --model DIR [--backend cpu|cublaslt|cusparselt] [--device I]\n"
+            "        [--M %s] [--scale quick|full | --num-prompts-scale F] [--out DIR]\n"
+            "        [--seed N] [--gpu-memory-fraction F] [--kv-memory-mb MB] [--profile]\n"
+            "  Workload per M (SPEC §8): %s\n"
+            "  Random prompt ids (fixed --seed, default 1). tokens/s = (input + output tokens) /\n"
+            "  elapsed, requests/s = prompts / elapsed; elapsed excludes load and warm-up.\n"
+            "  --backend: default cusparselt for SlideSparse checkpoints and cublaslt for dense ones\n"
+            "    when a GPU is present, cpu otherwise.\n"
+            "  --scale quick: 1/16 of the prompts per M (same M list; num_prompts is in the CSV);\n"
+            "    --num-prompts-scale F in (0, 1] sets the fraction directly.\n"
+            "  KV cache: --gpu-memory-fraction (default 0.8) of free device memory after loading;\n"
+            "    on the CPU a fixed --kv-memory-mb (default 1024). When the pool runs out the newest\n"
+            "    sequence is preempted and recomputed later.\n"
+            "  --profile: per step: host (scheduling, block tables), forward split per layer\n"
+            "    (layer hook) and final norm + lm_head, sampling; then the averages.\n"
+            "  --out DIR (default .): CSVs under DIR/throughput_benchmark_results/%s/.\n",
+            stage, pre ? "512,1024,...,32768" : "64,128,256,512",
+            pre ? "P = min(M,1024), O = 1, S = ceil(M/1024), R = 128*S, T = S*P"
+                : "P = 16, O = 256, S = R = M, T = max(M,272)",
+            stage);
+}
+
+/* "64,128" -> ms; 0 on junk. */
+static int parse_m_list(const char *s, int64_t *ms, int *n) {
+    *n = 0;
+    char buf[512];
+    if (snprintf(buf, sizeof buf, "%s", s) >= (int)sizeof buf)
+        return 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        long long v;
+        if (*n >= MAX_M || !cli_parse_i64(tok, 1, 1 << 30, &v))
+            return 0;
+        ms[(*n)++] = v;
+    }
+    return *n > 0 && s[strlen(s) - 1] != ',';
+}
+
+typedef struct {
+    int step_lines;
+} profile_state;
+
+static void print_step(void *user, const ss_step_timing *t) {
+    double total = t->host_s + t->forward_s + t->sample_s;
+    printf("  step %5lld: %3d seqs %6lld tokens (%lld decode)  host %8.3f ms (%4.1f%%)  forward %8.3f ms",
+           (long long)t->step, t->n_seqs, (long long)t->n_tokens, (long long)t->n_decode, 1e3 * t->host_s,
+           total > 0 ? 100 * t->host_s / total : 0.0, 1e3 * t->forward_s);
+    if (t->layers_s) {
+        printf(" [layers");
+        for (int i = 0; i < t->n_layers; i++)
+            printf(" %.3f", 1e3 * t->layers_s[i]);
+        printf("; norm+lm_head %.3f]", 1e3 * t->head_s);
+    }
+    printf("  sampling %.3f ms\n", 1e3 * t->sample_s);
+}
+
+static void print_bound(ss_stage st, const ss_model_config *cfg, const ss_peak *pk,
+                        const ss_throughput_row *r) {
+    double params, bytes;
+    ss_model_weight_stats(cfg, &params, &bytes);
+    if (st == SS_STAGE_PREFILL) {
+        double tops = 2 * params * (double)(r->input_tokens + r->output_tokens) / r->elapsed_s / 1e12;
+        double peak = pk ? (cfg->weight_dtype == SS_DTYPE_F8_E4M3 ? pk->fp8_tops : pk->int8_tops) : 0;
+        if (peak > 0)
+            printf("  compute: %.2f TOPS of projections (2*params*tokens), %.1f%% of the %s dense peak %.0f TOPS\n",
+                   tops, 100 * tops / peak, pk->label, peak);
+        else
+            printf("  compute: %.4f TOPS of projections (2*params*tokens); fraction of peak: n/a\n", tops);
+    } else {
+        double tbs = bytes * (double)r->stats.steps / r->elapsed_s / 1e12;
+        if (pk)
+            printf("  weight bandwidth: %.1f MB/step x %lld steps = %.3f TB/s, %.1f%% of the %s %.2f TB/s\n",
+                   bytes / 1e6, (long long)r->stats.steps, tbs, 100 * tbs / pk->bw_tbs, pk->label, pk->bw_tbs);
+        else
+            printf("  weight bandwidth: %.1f MB/step x %lld steps = %.4f TB/s; fraction of peak: n/a\n",
+                   bytes / 1e6, (long long)r->stats.steps, tbs);
+    }
+}
+
+static void print_profile(const ss_serve_stats *s) {
+    double total = s->host_s + s->forward_s + s->sample_s;
+    if (s->steps == 0 || total <= 0)
+        return;
+    double n = (double)s->steps;
+    printf("  per step (mean of %lld): host %.3f ms (%.1f%%, max %.1f%%), layers %.3f ms, norm+lm_head %.3f ms,"
+           " sampling %.3f ms\n",
+           (long long)s->steps, 1e3 * s->host_s / n, 100 * s->host_s / total, 100 * s->max_host_frac,
+           1e3 * s->layers_s / n, 1e3 * s->head_s / n, 1e3 * s->sample_s / n);
+    printf("  (quant/GEMM/dequant/attention are inside 'layers': the engine has no finer timing points yet)\n");
+}
+
+static int run(ss_stage st, int argc, char **argv) {
+    const char *cmd = ss_stage_name(st);
+    char cmdname[32];
+    snprintf(cmdname, sizeof cmdname, "bench %s", cmd);
+    const char *model = NULL, *backend_s = NULL, *dev_s = NULL, *m_s = NULL, *scale_s = NULL,
+               *nps_s = NULL, *out = ".", *seed_s = NULL, *frac_s = NULL, *kvmb_s = NULL;
+    int bad = 0, profile = 0;
+    for (int i = 1; i < argc; i++) {
+        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
+            usage(stdout, cmd);
+            return 0;
+        }
+        if (cli_flag(argv[i], "--profile")) {
+            profile = 1;
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--model", &model, &bad) ||
+            cli_opt(argc, argv, &i, "--backend", &backend_s, &bad) ||
+            cli_opt(argc, argv, &i, "--device", &dev_s, &bad) || cli_opt(argc, argv, &i, "--M", &m_s, &bad) ||
+            cli_opt(argc, argv, &i, "--scale", &scale_s, &bad) ||
+            cli_opt(argc, argv, &i, "--num-prompts-scale", &nps_s, &bad) ||
+            cli_opt(argc, argv, &i, "--out", &out, &bad) || cli_opt(argc, argv, &i, "--seed", &seed_s, &bad) ||
+            cli_opt(argc, argv, &i, "--gpu-memory-fraction", &frac_s, &bad) ||
+            cli_opt(argc, argv, &i, "--kv-memory-mb", &kvmb_s, &bad)) {
+            if (bad)
+                return 2;
+            continue;
+        }
+        cli_error(cmdname, "unexpected argument '%s' (see --help)", argv[i]);
+        return 2;
+    }
+    if (!model) {
+        cli_error(cmdname, "--model DIR is required (see --help)");
+        return 2;
+    }
+    /* --- arguments that need no model -------------------------------------------------- */
+    int64_t ms[MAX_M];
+    int n_m = 0;
+    if (m_s) {
+        if (!parse_m_list(m_s, ms, &n_m)) {
+            cli_error(cmdname, "--M '%.64s': expected a comma-separated list of at most %d integers", m_s, MAX_M);
+            return 2;
+        }
+    } else if (st == SS_STAGE_PREFILL) {
+        for (int64_t v = 512; v <= 32768; v *= 2)
+            ms[n_m++] = v;
+    } else {
+        for (int64_t v = 64; v <= 512; v *= 2)
+            ms[n_m++] = v;
+    }
+    ss_workload wl[MAX_M];
+    for (int i = 0; i < n_m; i++)
+        if (ss_workload_make(st, ms[i], &wl[i]) != SS_OK)
+            return cli_lib_error(cmdname, SS_EINVAL);
+    double scale = 1;
+    if (scale_s && nps_s) {
+        cli_error(cmdname, "--scale and --num-prompts-scale exclude each other");
+        return 2;
+    }
+    if (scale_s) {
+        if (!strcmp(scale_s, "quick"))
+            scale = 1.0 / 16;
+        else if (strcmp(scale_s, "full")) {
+            cli_error(cmdname, "--scale '%s': expected quick or full", scale_s);
+            return 2;
+        }
+    }
+    char *end;
+    if (nps_s && (!(scale = strtod(nps_s, &end)) || *end || !(scale > 0 && scale <= 1))) {
+        cli_error(cmdname, "--num-prompts-scale '%s': expected a number in (0, 1]", nps_s);
+        return 2;
+    }
+    double frac = 0.8;
+    if (frac_s && (!(frac = strtod(frac_s, &end)) || *end || !(frac > 0 && frac <= 0.95))) {
+        cli_error(cmdname, "--gpu-memory-fraction '%s': expected a number in (0, 0.95]", frac_s);
+        return 2;
+    }
+    long long kv_mb = 1024, dev = 0, seed = 1;
+    if (kvmb_s && !cli_parse_i64(kvmb_s, 1, 1 << 24, &kv_mb)) {
+        cli_error(cmdname, "--kv-memory-mb '%s': expected an integer in 1..%d", kvmb_s, 1 << 24);
+        return 2;
+    }
+    if (dev_s && !cli_parse_i64(dev_s, 0, 1024, &dev)) {
+        cli_error(cmdname, "--device '%s': expected a CUDA device ordinal >= 0", dev_s);
+        return 2;
+    }
+    if (seed_s && !cli_parse_i64(seed_s, 0, INT64_MAX, &seed)) {
+        cli_error(cmdname, "--seed '%s': expected a non-negative integer", seed_s);
+        return 2;
+    }
+    /* --- the checkpoint against backend and workloads, before loading ------------------- */
+    char cfg_path[4096];
+    ss_model_config cfg;
+    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", model);
+    ss_status s = ss_model_config_load(cfg_path, &cfg);
+    if (s != SS_OK)
+        return cli_lib_error(cmdname, s);
+    int slid = cfg.kind == SS_WEIGHTS_SLID;
+    ss_backend backend;
+    if (backend_s) {
+        if (ss_backend_parse(backend_s, &backend) != SS_OK) {
+            cli_error(cmdname, "--backend '%s': expected cpu, cublaslt or cusparselt", backend_s);
+            return 2;
+        }
+    } else {
+        backend = ss_cuda_device_count() > 0 ? (slid ? SS_BACKEND_CUSPARSELT : SS_BACKEND_CUBLASLT) : SS_BACKEND_CPU;
+    }
+    if ((s = ss_model_check_backend(model, &cfg, backend)) != SS_OK)
+        return cli_lib_error(cmdname, s);
+    for (int i = 0; i < n_m; i++)
+        if (wl[i].prompt_len + wl[i].output_len > cfg.max_position_embeddings) {
+            cli_error(cmdname, "M %lld: prompt %lld + output %lld tokens exceed max_position_embeddings %d of %s",
+                      (long long)ms[i], (long long)wl[i].prompt_len, (long long)wl[i].output_len,
+                      cfg.max_position_embeddings, model);
+            return 2;
+        }
+    /* --- load -------------------------------------------------------------------------- */
+    ss_context *ctx = NULL;
+    ss_model *m = NULL;
+    int rc = 1;
+    if ((s = ss_context_create(backend == SS_BACKEND_CPU ? -1 : (int)dev, &ctx)) != SS_OK ||
+        (s = ss_model_load(ctx, backend, model, &m)) != SS_OK) {
+        rc = cli_lib_error(cmdname, s);
+        goto done;
+    }
+    ss_tune_key key;
+    char describe[512], devdir[256], pat[16], stem[256], dir[4096], path[8192];
+    if ((s = ss_tune_key_of(ctx, &key)) != SS_OK || (s = ss_context_describe(ctx, describe, sizeof describe)) != SS_OK) {
+        rc = cli_lib_error(cmdname, s);
+        goto done;
+    }
+    /* <GPU>_cc<cc>_<dtype>_<toolchain> */
+    char gpu[sizeof key.gpu];
+    snprintf(gpu, sizeof gpu, "%s", key.gpu);
+    for (char *p = gpu; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' || *p == '-'))
+            *p = '_';
+    const char *dt = cfg.weight_dtype == SS_DTYPE_I8 ? "INT8" : cfg.weight_dtype == SS_DTYPE_F8_E4M3 ? "FP8" : "BF16";
+    /* One folder for every backend of a device, so results sit side by side. */
+    snprintf(devdir, sizeof devdir, "%s_cc%d_%s_%s", gpu, key.cc, dt, key.toolchain);
+    ss_model_stem(model, stem, sizeof stem);
+    snprintf(dir, sizeof dir, "%s/throughput_benchmark_results/%s/%s", out, cmd, devdir);
+    if (slid)
+        snprintf(path, sizeof path, "%s/%s/%s/%s_%s.csv", dir, ss_backend_name(backend),
+                 ss_pattern_format(cfg.pattern, pat, sizeof pat), stem, cmd);
+    else
+        snprintf(path, sizeof path, "%s/%s/%s_%s.csv", dir, ss_backend_name(backend), stem, cmd);
+
+    /* --- the KV pool budget ------------------------------------------------------------- */
+    size_t block = ss_kv_block_bytes(&cfg), budget;
+    if (backend == SS_BACKEND_CPU) {
+        budget = (size_t)kv_mb << 20;
+    } else {
+        size_t fr = 0, tot = 0;
+        if ((s = ss_device_memory(ctx, &fr, &tot)) != SS_OK) {
+            rc = cli_lib_error(cmdname, s);
+            goto done;
+        }
+        budget = (size_t)(frac * (double)fr);
+    }
+    int64_t blocks64 = (int64_t)(budget / block);
+    int32_t kv_blocks = blocks64 > INT32_MAX ? INT32_MAX : (int32_t)blocks64;
+    const ss_peak *pk = ss_peak_lookup(key.gpu);
+    printf("device: %s\n", describe);
+    printf("model: %s (%s, %s%s%s), backend %s, KV budget %.1f MB = %d blocks of %zu bytes\n", model, stem, dt,
+           slid ? ", " : "", slid ? pat : "", ss_backend_name(backend), (double)budget / 1048576.0, (int)kv_blocks,
+           block);
+    printf("peak: %s\n", pk ? pk->label : "n/a (no peak table entry for this device)");
+    printf("prompt scale: %g%s\n", scale, scale < 1 ? " (fewer prompts per M; num_prompts in the CSV)" : "");
+
+    struct sigaction sa = {0}, old_sa;
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_sa);
+    ss_serve_opts so = {.stop = &g_stop, .profile = profile, .on_step = profile ? print_step : NULL};
+    for (int i = 0; i < n_m; i++) {
+        const ss_workload *w = &wl[i];
+        int64_t r = ss_workload_scaled_prompts(w, scale);
+        printf("M %lld: P %lld, O %lld, S %d, R %lld, T %lld\n", (long long)w->m, (long long)w->prompt_len,
+               (long long)w->output_len, w->max_num_seqs, (long long)r, (long long)w->max_num_batched_tokens);
+        fflush(stdout);
+        ss_throughput_row row;
+        if ((s = ss_throughput_run(m, kv_blocks, w, r, (uint64_t)seed, &so, &row)) != SS_OK) {
+            rc = cli_lib_error(cmdname, s);
+            goto restore;
+        }
+        if (row.stats.stopped) {
+            fprintf(stderr, "slidesparse %s: interrupted at M %lld; rows of earlier M are saved, none for this one\n",
+                    cmdname, (long long)w->m);
+            rc = 130;
+            goto restore;
+        }
+        if ((s = ss_throughput_save(path, &row, 1)) != SS_OK) {
+            rc = cli_lib_error(cmdname, s);
+            goto restore;
+        }
+        printf("  %.3f s: %.2f requests/s, %.1f tokens/s (%lld in + %lld out), %lld steps, %lld preemptions,"
+               " host %.1f%% of step time\n",
+               row.elapsed_s, row.requests_per_s, row.tokens_per_s, (long long)row.input_tokens,
+               (long long)row.output_tokens, (long long)row.stats.steps, (long long)row.stats.preemptions,
+               100 * row.stats.host_s / (row.stats.host_s + row.stats.forward_s + row.stats.sample_s));
+        print_bound(st, &cfg, pk, &row);
+        if (profile)
+            print_profile(&row.stats);
+    }
+    printf("wrote %s\n", path);
+    int written = 0;
+    if ((s = ss_throughput_speedup(dir, stem, st, &written)) != SS_OK) {
+        rc = cli_lib_error(cmdname, s);
+        goto restore;
+    }
+    if (written)
+        printf("wrote %s/%s_%s_speedup.csv\n", dir, stem, cmd);
+    rc = 0;
+restore:
+    sigaction(SIGINT, &old_sa, NULL);
+done:
+    ss_model_destroy(m);
+    ss_context_destroy(ctx);
+    return rc;
+}
+
+int cmd_bench_prefill(int argc, char **argv) { return run(SS_STAGE_PREFILL, argc, argv); }
+int cmd_bench_decode(int argc, char **argv) { return run(SS_STAGE_DECODE, argc, argv); }
