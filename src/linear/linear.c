@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "linear/backend.h"
+#include "slidesparse/tune.h"
 
 // --- the backend table ---------------------------------------------------------------
 
@@ -83,6 +84,7 @@ ss_status ss_context_create(int device, ss_context **out) {
 void ss_context_destroy(ss_context *ctx) {
     if (!ctx)
         return;
+    ss_context_tuning_release(ctx); /* the tuning table a lookup attached */
 #ifdef SS_HAVE_CUDA
     if (ctx->device >= 0)
         ss_cuda_context_fini(ctx);
