@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "engine/cuda/engine_gpu.h"
 
 /* Scratch of one forward, sized for t tokens. */
 typedef struct {
@@ -53,8 +54,8 @@ static ss_status scratch_alloc(const ss_model_config *c, int64_t t, scratch *s) 
 }
 
 /* Checks the batch and grows each sequence's block table; fills tok. */
-static ss_status prepare_batch(const ss_model *m, ss_kv_cache *c, const ss_seq_step *seqs,
-                               int n_seqs, ss_tok_info *tok) {
+ss_status ss_engine_prepare_batch(const ss_model *m, ss_kv_cache *c, const ss_seq_step *seqs,
+                                  int n_seqs, ss_tok_info *tok) {
     int64_t r = 0;
     for (int i = 0; i < n_seqs; i++) {
         const ss_seq_step *q = &seqs[i];
@@ -114,6 +115,11 @@ static ss_status layer_forward(ss_model *m, ss_kv_cache *c, int li, const ss_seq
 
 ss_status ss_model_forward(ss_model *m, ss_kv_cache *c, const ss_seq_step *seqs, int n_seqs,
                            float *logits) {
+    return ss_model_forward_next(m, c, seqs, n_seqs, logits, NULL);
+}
+
+ss_status ss_model_forward_next(ss_model *m, ss_kv_cache *c, const ss_seq_step *seqs, int n_seqs,
+                                float *logits, int32_t *next) {
     const ss_model_config *cfg = &m->cfg;
     if (n_seqs <= 0)
         return ss_fail(SS_EINVAL, "forward: n_seqs %d, expected >= 1", n_seqs);
@@ -124,10 +130,16 @@ ss_status ss_model_forward(ss_model *m, ss_kv_cache *c, const ss_seq_step *seqs,
                            i, (long long)seqs[i].n_tokens);
         t += seqs[i].n_tokens;
     }
+#ifdef SS_HAVE_CUDA
+    if (m->gpu)
+        return ss_engine_gpu_forward(m, c, seqs, n_seqs, t, logits, next);
+#endif
+    if (!logits)
+        return ss_fail(SS_EINVAL, "forward: the CPU engine needs a logits buffer");
     scratch s;
     SS_TRY(scratch_alloc(cfg, t, &s));
     int64_t h = cfg->hidden_size;
-    ss_status st = prepare_batch(m, c, seqs, n_seqs, s.tok);
+    ss_status st = ss_engine_prepare_batch(m, c, seqs, n_seqs, s.tok);
     if (st != SS_OK)
         goto done;
     for (int64_t r = 0, i = 0; i < n_seqs; i++)
@@ -151,6 +163,9 @@ ss_status ss_model_forward(ss_model *m, ss_kv_cache *c, const ss_seq_step *seqs,
     }
     m->ops->rmsnorm(s.proj, m->final_norm, n_seqs, h, (float)cfg->rms_norm_eps, s.h);
     st = ss_linear_forward(m->lm_head, s.h, n_seqs, logits);
+    if (st == SS_OK && next)
+        for (int i = 0; i < n_seqs; i++)
+            next[i] = ss_sample_greedy(logits + (int64_t)i * cfg->vocab_size, cfg->vocab_size);
 done:
     scratch_free(&s);
     return st;

@@ -32,9 +32,10 @@ ss_status ss_generate_greedy(ss_model *m, const int32_t *prompt, int64_t n_promp
         goto fail;
     ss_seq_step step = {.tokens = prompt, .n_tokens = n_prompt, .start_pos = 0, .kv = &seq};
     for (int64_t i = 0; i < max_new; i++) {
-        if ((s = ss_model_forward(m, kc, &step, 1, logits)) != SS_OK)
+        /* On the GPU only the sampled id comes back, except on the last step. */
+        float *lg = (!m->gpu || i == max_new - 1) ? logits : NULL;
+        if ((s = ss_model_forward_next(m, kc, &step, 1, lg, &out[i])) != SS_OK)
             goto fail;
-        out[i] = ss_sample_greedy(logits, c->vocab_size);
         step = (ss_seq_step){.tokens = &out[i], .n_tokens = 1, .start_pos = n_prompt + i, .kv = &seq};
     }
     if (last_logits)

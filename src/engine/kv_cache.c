@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "engine/model.h"
+#include "engine/cuda/engine_gpu.h"
 
 ss_status ss_kv_cache_create(const ss_model *m, int32_t n_blocks, ss_kv_cache **out) {
     *out = NULL;
@@ -23,8 +24,20 @@ ss_status ss_kv_cache_create(const ss_model *m, int32_t n_blocks, ss_kv_cache **
     c->n_blocks = n_blocks;
     size_t elems = (size_t)c->n_layers * (size_t)n_blocks * SS_KV_BLOCK * (size_t)c->n_kv_heads *
                    (size_t)c->head_dim;
-    c->k = calloc(elems, sizeof *c->k);
-    c->v = calloc(elems, sizeof *c->v);
+#ifdef SS_HAVE_CUDA
+    if (m->gpu) {
+        /* A GPU model keeps its pool on the device; tables stay on the host. */
+        ss_status s = ss_engine_gpu_kv_alloc(c, elems);
+        if (s != SS_OK) {
+            ss_kv_cache_destroy(c);
+            return s;
+        }
+    }
+#endif
+    if (!c->on_device) {
+        c->k = calloc(elems, sizeof *c->k);
+        c->v = calloc(elems, sizeof *c->v);
+    }
     c->free_list = malloc((size_t)n_blocks * sizeof *c->free_list);
     if (!c->k || !c->v || !c->free_list) {
         ss_kv_cache_destroy(c);
@@ -42,8 +55,14 @@ ss_status ss_kv_cache_create(const ss_model *m, int32_t n_blocks, ss_kv_cache **
 void ss_kv_cache_destroy(ss_kv_cache *c) {
     if (!c)
         return;
-    free(c->k);
-    free(c->v);
+#ifdef SS_HAVE_CUDA
+    if (c->on_device)
+        ss_engine_gpu_kv_free(c);
+#endif
+    if (!c->on_device) {
+        free(c->k);
+        free(c->v);
+    }
     free(c->free_list);
     free(c);
 }

@@ -9,6 +9,7 @@
 
 #include "core/dtype_inline.h"
 #include "core/error.h"
+#include "engine/cuda/engine_gpu.h"
 
 const ss_engine_ops ss_engine_ops_cpu = {
     .rmsnorm = ss_rmsnorm_cpu,
@@ -239,11 +240,16 @@ ss_status ss_model_load(ss_context *ctx, ss_backend b, const char *dir, ss_model
     const ss_model_config *c = ss_checkpoint_config(ck);
     if ((s = check_config(dir, c)) != SS_OK || (s = ss_model_check_backend(dir, c, b)) != SS_OK)
         goto fail;
+#ifndef SS_HAVE_CUDA
     if (b != SS_BACKEND_CPU) {
-        /* The graph runs host buffers through ss_engine_ops_cpu; the GPU op
-         * table and device scratch come with the CUDA half of the engine. */
-        s = ss_fail(SS_EUNSUPPORTED, "%s: backend %s: the GPU engine is not implemented yet (use --backend cpu)",
-                    dir, ss_backend_name(b));
+        s = ss_fail(SS_EUNSUPPORTED, "%s: backend %s: this build has no CUDA (use --backend cpu)", dir,
+                    ss_backend_name(b));
+        goto fail;
+    }
+#endif
+    if ((b == SS_BACKEND_CPU) != (ss_context_device(ctx) < 0)) {
+        s = ss_fail(SS_EINVAL, "%s: backend %s needs a %s context, found device %d", dir, ss_backend_name(b),
+                    b == SS_BACKEND_CPU ? "CPU (device -1)" : "CUDA (device >= 0)", ss_context_device(ctx));
         goto fail;
     }
     ss_dtype wdt = c->kind == SS_WEIGHTS_BF16 ? SS_DTYPE_BF16 : c->weight_dtype;
@@ -287,6 +293,12 @@ ss_status ss_model_load(ss_context *ctx, ss_backend b, const char *dir, ss_model
         if (s != SS_OK)
             goto fail;
     }
+#ifdef SS_HAVE_CUDA
+    /* The device copies of embeddings and norms, and the scratch; the host
+     * copies stay (the layer hook and the CPU-side checks read them). */
+    if (b != SS_BACKEND_CPU && (s = ss_engine_gpu_init(m)) != SS_OK)
+        goto fail;
+#endif
     ss_checkpoint_close(ck);
     *out = m;
     return SS_OK;
@@ -311,6 +323,9 @@ void ss_model_destroy(ss_model *m) {
         free(L->ffn_sub_norm);
     }
     free(m->layers);
+#ifdef SS_HAVE_CUDA
+    ss_engine_gpu_destroy(m->gpu);
+#endif
     ss_linear_destroy(m->lm_head);
     free(m->embed);
     free(m->final_norm);

@@ -26,6 +26,7 @@ struct ss_kv_cache {
     uint16_t *v;        // same
     int32_t *free_list; // (n_blocks) stack of free block ids
     int32_t n_free;
+    int on_device;      /* k, v are device pointers (GPU model; cuda/engine_gpu.c) */
 };
 
 /* Address of (layer, block, slot) in a pool buffer. */
@@ -71,5 +72,11 @@ void ss_attention_cpu(const ss_kv_cache *c, int layer, const uint16_t *qkv,
                       uint16_t *out);
 
 extern const ss_engine_ops ss_engine_ops_cpu;
+
+/* The GPU twins of these ops live in cuda/kernels.h (ss_rmsnorm_cuda, ...):
+ * same arithmetic and rounding points, device pointers, and batch metadata
+ * that is already on the device (block tables, attention tiles) instead of
+ * host ss_seq_step; RoPE and the KV write are one kernel there. The graph on
+ * the GPU is cuda/engine_gpu.c. */
 
 #endif

@@ -1,0 +1,69 @@
+/* Internal (CUDA builds): the engine's device kernels behind C launchers
+ * (ops.cu, attention.cu). Same arithmetic and rounding points as the CPU ops
+ * in engine/ops.h; every launcher runs on `stream`, never synchronizes, and
+ * returns cudaSuccess or the launch error.
+ *
+ * BF16 buffers are uint16 bits. Row lengths that are multiples of 8 take the
+ * 16-byte vector path (buffers come from cudaMalloc, so row starts are then
+ * 16-byte aligned); other lengths take a scalar path.
+ */
+#ifndef SS_ENGINE_CUDA_KERNELS_H
+#define SS_ENGINE_CUDA_KERNELS_H
+
+#include <stdint.h>
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "engine/ops.h" /* C declarations: keep C linkage from .cu files */
+
+/* One attention work tile: query rows row0..row0+nq-1 (consecutive new tokens
+ * of sequence `seq`, increasing positions) times query heads
+ * head0..head0+nheads-1, all of one kv head. nq * nheads <= SS_ATTN_ITEMS. */
+typedef struct {
+    int32_t seq, row0, nq, head0, nheads;
+} ss_attn_tile;
+
+#define SS_ATTN_ITEMS 16
+
+/* y (t, n) = rmsnorm of x rows (rows[r] when rows != NULL, else r), w (n). */
+cudaError_t ss_rmsnorm_cuda(const uint16_t *x, const int32_t *rows, const uint16_t *w, int64_t t,
+                            int64_t n, float eps, uint16_t *y, cudaStream_t stream);
+/* x (t, n) = bf16(x + d). */
+cudaError_t ss_residual_add_cuda(uint16_t *x, const uint16_t *d, int64_t t, int64_t n,
+                                 cudaStream_t stream);
+/* y (t, i) = act(gate) * up from gu (t, 2i) = [gate | up]. */
+cudaError_t ss_glu_cuda(const uint16_t *gu, int64_t t, int64_t i, int relu2, uint16_t *y,
+                        cudaStream_t stream);
+/* RoPE on the q and k heads of qkv (t, (nh + 2 nkv) hd) in place, and the
+ * rotated k and the v of every token written to its cache slot:
+ *   k_layer, v_layer: this layer's pool (n_blocks, SS_KV_BLOCK, nkv, hd)
+ *   tables: (n_seqs, max_blocks) block ids per sequence. */
+cudaError_t ss_rope_kv_write_cuda(uint16_t *qkv, const ss_tok_info *tok, int64_t t, int nh,
+                                  int nkv, int hd, const float *inv_freq, uint16_t *k_layer,
+                                  uint16_t *v_layer, const int32_t *tables, int max_blocks,
+                                  cudaStream_t stream);
+/* out (t, nh*hd): causal GQA attention of every query row over positions
+ * 0..pos of its sequence, read from the paged cache (flash style: key tiles
+ * in shared memory, online softmax in float). One block per tile. */
+cudaError_t ss_attention_cuda(const uint16_t *qkv, const ss_tok_info *tok,
+                              const ss_attn_tile *tiles, int64_t n_tiles, const int32_t *tables,
+                              int max_blocks, const uint16_t *k_layer, const uint16_t *v_layer,
+                              int nh, int nkv, int hd, uint16_t *out, cudaStream_t stream);
+/* x (t, h) = embed rows ids[r]. */
+cudaError_t ss_embed_cuda(const uint16_t *embed, const int32_t *ids, int64_t t, int64_t h,
+                          uint16_t *x, cudaStream_t stream);
+/* next[r] = argmax of logits row r (n_rows, vocab): lowest index on ties, NaN
+ * never wins (index 0 when every value is NaN), as ss_sample_greedy. */
+cudaError_t ss_argmax_cuda(const float *logits, int64_t n_rows, int64_t vocab, int32_t *next,
+                           cudaStream_t stream);
+
+/* Largest head_dim the attention kernel handles. */
+#define SS_ATTN_MAX_HD 256
+
+#ifdef __cplusplus
+}
+#endif
+#endif
