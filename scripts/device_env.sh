@@ -20,3 +20,15 @@ if [[ -z "${CUSPARSELT_ROOT:-}" ]]; then
   export CUSPARSELT_ROOT
 fi
 echo "device_env: deps in $D, cuSPARSELt at ${CUSPARSELT_ROOT:-none} ($(python3 -m pip show nvidia-cusparselt-cu13 2>/dev/null | grep ^Version))"
+# cuSPARSELt 0.8.0's header includes <cstddef> and uses alignas without
+# <stdalign.h>, which a C compiler cannot take (fixed in 0.8.1): point the build
+# at a copy with <stddef.h>/<stdalign.h>, same library.
+if [[ -n "${CUSPARSELT_ROOT:-}" ]] && grep -q '#include <cstddef>' "$CUSPARSELT_ROOT/include/cusparseLt.h" 2>/dev/null; then
+  fix=/tmp/cusparselt-c
+  mkdir -p $fix/include
+  { printf '#ifndef __cplusplus\n#include <stddef.h>\n#include <stdalign.h> /* alignas */\n#endif\n'
+    sed 's/#include <cstddef>//' "$CUSPARSELT_ROOT/include/cusparseLt.h"; } >$fix/include/cusparseLt.h
+  ln -sfn "$CUSPARSELT_ROOT/lib" $fix/lib
+  export CUSPARSELT_ROOT=$fix
+  echo "device_env: cuSPARSELt header patched for C at $fix"
+fi
