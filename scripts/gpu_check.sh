@@ -32,17 +32,7 @@ step() { # name timeout_s command...
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem,memory.total --format=csv 2>&1 | tee "$out/gpu.txt"
 source scripts/device_env.sh
 
-# cuSPARSELt 0.8.0's header includes <cstddef> and uses alignas without
-# <stdalign.h>, which a C compiler cannot take (fixed in 0.8.1): build against a copy with <stddef.h>, same library.
-if [[ -n "${CUSPARSELT_ROOT:-}" ]] && grep -q '#include <cstddef>' "$CUSPARSELT_ROOT/include/cusparseLt.h"; then
-    fix=/tmp/cusparselt-c
-    mkdir -p $fix/include
-    { printf '#ifndef __cplusplus\n#include <stddef.h>\n#include <stdalign.h> /* alignas */\n#endif\n'
-      sed 's/#include <cstddef>//' "$CUSPARSELT_ROOT/include/cusparseLt.h"; } >$fix/include/cusparseLt.h
-    ln -sfn "$CUSPARSELT_ROOT/lib" $fix/lib
-    export CUSPARSELT_ROOT=$fix
-    echo "gpu_check: cuSPARSELt header patched for C at $fix"
-fi
+# (device_env.sh also points CUSPARSELT_ROOT at a C-compatible copy of 0.8.0's header)
 
 step configure 300 cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_CUDA_ARCHITECTURES="$archs" -DSS_CUDA=ON -DCUSPARSELT_ROOT="$CUSPARSELT_ROOT" || exit 1
