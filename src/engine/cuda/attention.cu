@@ -48,7 +48,7 @@ size_t smem_bytes(int hd) {
 
 /* DPL: output columns per lane, hd <= 32 * DPL; hd even. */
 template <int DPL>
-__global__ void __launch_bounds__(WARPS * 32)
+__global__ void __launch_bounds__(WARPS * 32, 4)
 attention_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ tok,
                  const ss_attn_tile *__restrict__ tiles, const int32_t *__restrict__ tables,
                  int max_blocks, const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc,
