@@ -194,11 +194,12 @@ static int run(ss_stage st, int argc, char **argv) {
         cli_error(cmdname, "--gpu-memory-fraction '%s': expected a number in (0, 0.95]", frac_s);
         return 2;
     }
-    long long kv_mb = 1024, dev = 0, seed = 1;
-    if (kvmb_s && !cli_parse_i64(kvmb_s, 1, 1 << 24, &kv_mb)) {
-        cli_error(cmdname, "--kv-memory-mb '%s': expected an integer in 1..%d", kvmb_s, 1 << 24);
+    double kv_mb = 1024;
+    if (kvmb_s && (!(kv_mb = strtod(kvmb_s, &end)) || *end || !(kv_mb > 0 && kv_mb <= 1 << 24))) {
+        cli_error(cmdname, "--kv-memory-mb '%s': expected a number of MB in (0, %d]", kvmb_s, 1 << 24);
         return 2;
     }
+    long long dev = 0, seed = 1;
     if (dev_s && !cli_parse_i64(dev_s, 0, 1024, &dev)) {
         cli_error(cmdname, "--device '%s': expected a CUDA device ordinal >= 0", dev_s);
         return 2;
@@ -268,7 +269,7 @@ static int run(ss_stage st, int argc, char **argv) {
     /* --- the KV pool budget ------------------------------------------------------------- */
     size_t block = ss_kv_block_bytes(&cfg), budget;
     if (backend == SS_BACKEND_CPU) {
-        budget = (size_t)kv_mb << 20;
+        budget = (size_t)(kv_mb * 1048576.0);
     } else {
         size_t fr = 0, tot = 0;
         if ((s = ss_device_memory(ctx, &fr, &tot)) != SS_OK) {

@@ -22,7 +22,7 @@ ss_status ss_workload_make(ss_stage st, int64_t m, ss_workload *out) {
         for (int64_t v = 512; v <= 32768; v *= 2)
             ok |= v == m;
         if (!ok)
-            return ss_fail(SS_EINVAL, "bench prefill: M %lld is not supported, expected one of 512, 1024, 2048, 4096, 8192, 16384, 32768",
+            return ss_fail(SS_EINVAL, "prefill M %lld is not supported, expected one of 512, 1024, 2048, 4096, 8192, 16384, 32768",
                            (long long)m);
         out->prompt_len = m < 1024 ? m : 1024;
         out->output_len = 1;
@@ -32,7 +32,7 @@ ss_status ss_workload_make(ss_stage st, int64_t m, ss_workload *out) {
         return SS_OK;
     }
     if (m != 64 && m != 128 && m != 256 && m != 512)
-        return ss_fail(SS_EINVAL, "bench decode: M %lld is not supported, expected one of 64, 128, 256, 512",
+        return ss_fail(SS_EINVAL, "decode M %lld is not supported, expected one of 64, 128, 256, 512",
                        (long long)m);
     out->prompt_len = 16;
     out->output_len = 256;

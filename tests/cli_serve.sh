@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# CLI-level tests of `bench prefill` / `bench decode` (called with the
+# slidesparse binary as $1) on a tiny BitNet (synth tiny-bitnet, positions
+# raised to 2048 so the SPEC workloads fit, quantized INT8, slid 2_8): the CSV
+# layout and columns, the speedup table, the bad-input errors (exit code, one
+# stderr line, no CSV left) and Ctrl-C (exit 130, no CSV, no temp file).
+set -uo pipefail
+B=$(realpath "$1")
+T=$(mktemp -d /tmp/cli_serve.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+run_ok() { "$@" >"$T/out" 2>"$T/err" || { fail "$* -> exit $?: $(cat "$T/err")"; return 1; }; }
+# expect_err DESC NEEDLE -- cmd...   (and nothing under $T/bad)
+expect_err() {
+  local desc=$1 needle=$2; shift 3
+  "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  local lines; lines=$(wc -l <"$T/err")
+  if [[ $rc == 0 ]]; then fail "$desc: exit 0"; return; fi
+  if [[ $lines != 1 ]]; then fail "$desc: stderr has $lines lines: $(cat "$T/err")"; fi
+  if ! grep -qF -- "$needle" "$T/err"; then fail "$desc: stderr lacks '$needle': $(cat "$T/err")"; fi
+  if [[ -n $(find "$T/bad" -type f 2>/dev/null) ]]; then fail "$desc: left $(find "$T/bad" -type f)"; fi
+  echo "ok: $desc ($(cat "$T/err"))"
+}
+cd "$T"
+
+run_ok "$B" synth --preset tiny-bitnet --out tiny-bitnet --seed 5 || exit 1
+sed -i 's/"max_position_embeddings": [0-9]*/"max_position_embeddings": 2048/' tiny-bitnet/config.json
+run_ok "$B" quantize --in tiny-bitnet --dtype int8 --out tiny-bitnet-INT8 || exit 1
+run_ok "$B" convert --in tiny-bitnet-INT8 --sparsity 2_8 --out-root cs || exit 1
+SLID=cs/tiny-bitnet-INT8-SlideSparse-2_8
+HEADER="M,prompt_len,max_num_seqs,num_prompts,N,output_len,requests_per_s,tokens_per_s,elapsed_time_s"
+
+# check_csv FILE M P S R N O
+check_csv() {
+  local f=$1; shift
+  [[ -f $f ]] || { fail "missing $f"; return; }
+  [[ $(head -1 "$f") == "$HEADER" ]] || fail "$f: header $(head -1 "$f")"
+  local row; row=$(grep "^$1," "$f") || { fail "$f: no row for M $1"; return; }
+  IFS=, read -r m p s r n o rps tps el <<<"$row"
+  [[ "$m,$p,$s,$r,$n,$o" == "$1,$2,$3,$4,$5,$6" ]] || fail "$f: row $row, expected $1,$2,$3,$4,$5,$6,..."
+  awk -v a="$rps" -v b="$tps" -v c="$el" 'BEGIN { exit !(a > 0 && b > 0 && c > 0) }' || fail "$f: non-positive numbers: $row"
+  # tokens/s = (R*P + R*O) / elapsed, requests/s = R / elapsed (to print precision)
+  awk -v r="$r" -v p="$p" -v o="$o" -v a="$rps" -v b="$tps" -v c="$el" \
+    'BEGIN { t = (r * (p + o)) / c; q = r / c; exit !((b - t) ^ 2 < (1e-3 * t) ^ 2 && (a - q) ^ 2 < (1e-3 * q) ^ 2) }' ||
+    fail "$f: tokens/s or requests/s inconsistent with elapsed: $row"
+  echo "ok: $f: $row"
+}
+
+DEC=res/throughput_benchmark_results/decode/CPU_cc0_INT8_cpu
+PRE=res/throughput_benchmark_results/prefill/CPU_cc0_INT8_cpu
+# decode M 64 quick: P 16, O 256, S 64, R 64/16 = 4, T 272
+run_ok "$B" bench decode --model tiny-bitnet-INT8 --M 64 --scale quick --out res && grep -q "fraction of peak: n/a" out ||
+  fail "decode dense: $(cat out)"
+check_csv $DEC/cpu/tiny-bitnet_decode.csv 64 16 64 4 272 256
+run_ok "$B" bench decode --model $SLID --M 64 --scale quick --out res
+check_csv $DEC/cpu/2_8/tiny-bitnet_decode.csv 64 16 64 4 272 256
+grep -q "^M,cpu_tokens_per_s,cpu_2_8_tokens_per_s,cpu_2_8_speedup$" $DEC/tiny-bitnet_decode_speedup.csv &&
+  grep -q "^64," $DEC/tiny-bitnet_decode_speedup.csv || fail "speedup CSV: $(cat $DEC/tiny-bitnet_decode_speedup.csv 2>&1)"
+# prefill M 512 with 1/128 of the prompts: P 512, O 1, S 1, R 1, T 512; --profile prints per-step lines
+run_ok "$B" bench prefill --model tiny-bitnet-INT8 --M 512 --num-prompts-scale 0.0078125 --out res --profile &&
+  grep -q "step     0:.*host.*forward.*layers.*sampling" out || fail "prefill --profile: $(cat out)"
+check_csv $PRE/cpu/tiny-bitnet_prefill.csv 512 512 1 1 512 1
+[[ -z $(find res -name '*.tmp*') ]] || fail "temporary files left: $(find res -name '*.tmp*')"
+
+# --- bad input ------------------------------------------------------------------------------------
+expect_err "prefill M outside the list" "M 100 is not supported" -- "$B" bench prefill --model tiny-bitnet-INT8 --M 100 --out bad
+expect_err "decode M outside the list" "expected one of 64, 128, 256, 512" -- "$B" bench decode --model tiny-bitnet-INT8 --M 64,1024 --out bad
+expect_err "workload beyond max positions" "exceed max_position_embeddings 128" -- \
+  "$B" bench decode --model "$SS_TEST_DATA/engine/bitnet" --M 64 --out bad
+expect_err "one sequence beyond the KV budget" "needs 17 KV blocks" -- \
+  "$B" bench decode --model tiny-bitnet-INT8 --M 64 --scale quick --kv-memory-mb 0.01 --out bad
+expect_err "slid checkpoint on a dense backend" "cublaslt" -- "$B" bench decode --model $SLID --backend cublaslt --M 64 --out bad
+expect_err "bad scale" "--scale 'slow'" -- "$B" bench decode --model tiny-bitnet-INT8 --scale slow --out bad
+expect_err "bad prompt scale" "--num-prompts-scale '2'" -- "$B" bench decode --model tiny-bitnet-INT8 --num-prompts-scale 2 --out bad
+expect_err "missing model" "config.json" -- "$B" bench prefill --model nowhere --out bad
+expect_err "unknown stage" "expected kernel, prefill or decode" -- "$B" bench serve
+
+# --- Ctrl-C: a full decode M 512 takes seconds; interrupt it ----------------------------------------
+"$B" bench decode --model tiny-bitnet-INT8 --M 512 --out bad >"$T/out" 2>"$T/err" &
+pid=$!
+sleep 0.7
+kill -INT $pid
+wait $pid; rc=$?
+if [[ $rc != 130 ]]; then fail "Ctrl-C: exit $rc, expected 130: $(cat "$T/err")"; fi
+grep -q "interrupted" "$T/err" || fail "Ctrl-C: stderr: $(cat "$T/err")"
+[[ -z $(find bad -type f 2>/dev/null) ]] || fail "Ctrl-C left $(find bad -type f)"
+echo "ok: Ctrl-C ($(cat "$T/err"))"
+
+if [[ $fails != 0 ]]; then echo "$fails failure(s)"; exit 1; fi
+echo "cli_serve: all passed"
