@@ -144,12 +144,15 @@ static int bench_kernel(int argc, char **argv) {
         return 1;
     bcli_out out;
     bcli_out_init(&out, cmd, quiet);
+    /* GEMM plans built before an algorithm is pinned read the same folder */
+    (void)ss_context_set_tuning(ctx, root, NULL, NULL);
     ss_device_info di;
     char banner[2048];
     ss_status s = ss_device_info_get(ctx, 1, &di);
     if (s == SS_OK)
         s = ss_device_banner(&di, banner, sizeof banner);
     if (s != SS_OK) {
+        ss_context_tuning_release(ctx); /* CPU contexts: linear.c does not */
         ss_context_destroy(ctx);
         return cli_lib_error(cmd, s);
     }
@@ -168,6 +171,7 @@ static int bench_kernel(int argc, char **argv) {
     bcli_end_line(&out);
     if (s != SS_OK) {
         ss_bench_kernel_result_free(&res);
+        ss_context_tuning_release(ctx); /* CPU contexts: linear.c does not */
         ss_context_destroy(ctx);
         return cli_lib_error(cmd, s);
     }
@@ -185,6 +189,7 @@ static int bench_kernel(int argc, char **argv) {
     printf("\nbench kernel: %zu measurements in %.1f s; CSVs in %s and %s\n", res.n_rows,
            ss_monotonic_s() - t0, res.dirs[0], res.dirs[1]);
     ss_bench_kernel_result_free(&res);
+    ss_context_tuning_release(ctx); /* CPU contexts: linear.c does not */
     ss_context_destroy(ctx);
     return 0;
 }

@@ -280,6 +280,8 @@ int cmd_tune(int argc, char **argv) {
         return 1;
     bcli_out out;
     bcli_out_init(&out, "tune", quiet);
+    /* GEMM plans built before an algorithm is pinned read the same folder */
+    (void)ss_context_set_tuning(ctx, root, NULL, NULL);
     ss_device_info di;
     char banner[2048];
     if (ss_device_info_get(ctx, 0, &di) == SS_OK && ss_device_banner(&di, banner, sizeof banner) == SS_OK)
@@ -294,6 +296,7 @@ int cmd_tune(int argc, char **argv) {
     double t0 = ss_monotonic_s();
     ss_status s = ss_tune_run(&o, &res);
     bcli_end_line(&out);
+    ss_context_tuning_release(ctx); /* CPU contexts: linear.c does not */
     ss_context_destroy(ctx);
     if (s != SS_OK)
         return cli_lib_error("tune", s);

@@ -52,25 +52,56 @@ static cudaDataType_t cuda_type(ss_dtype t) {
     }
 }
 
-/* The tuning hook: the algorithm for `key` (next issue: look up the tuning
- * table first). Today: cuBLASLt's heuristic, top-1 within the workspace cap. */
-static ss_status ss_cublaslt_pick_algo(ss_cuda_state *st, const ss_cublaslt_key *key,
-                                       cublasLtMatmulDesc_t op, cublasLtMatrixLayout_t la,
-                                       cublasLtMatrixLayout_t lb, cublasLtMatrixLayout_t ld,
-                                       cublasLtMatmulAlgo_t *algo, size_t *workspace,
-                                       const char *name) {
+/* cuBLASLt's heuristic: up to `want` results within the workspace cap. */
+static cublasStatus_t lt_heuristic(cublasLtHandle_t lt, cublasLtMatmulDesc_t op,
+                                   cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb,
+                                   cublasLtMatrixLayout_t ld, int want,
+                                   cublasLtMatmulHeuristicResult_t *res, int *found) {
     cublasLtMatmulPreference_t pref = NULL;
     size_t cap = SS_LT_MAX_WORKSPACE;
-    cublasLtMatmulHeuristicResult_t res;
-    int found = 0;
+    *found = 0;
     cublasStatus_t s = cublasLtMatmulPreferenceCreate(&pref);
     if (s == CUBLAS_STATUS_SUCCESS)
         s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                  &cap, sizeof cap);
     if (s == CUBLAS_STATUS_SUCCESS)
-        s = cublasLtMatmulAlgoGetHeuristic(st->lt, op, la, lb, ld, ld, pref, 1, &res, &found);
+        s = cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, ld, ld, pref, want, res, found);
     if (pref)
         cublasLtMatmulPreferenceDestroy(pref);
+    return s;
+}
+
+/* A stored algorithm, if cuBLASLt accepts it for these descriptors (a table
+ * from another shape or library never gets applied). */
+static int lt_algo_usable(cublasLtHandle_t lt, cublasLtMatmulDesc_t op, cublasLtMatrixLayout_t la,
+                          cublasLtMatrixLayout_t lb, cublasLtMatrixLayout_t ld,
+                          const uint8_t *opaque, cublasLtMatmulAlgo_t *algo, size_t *workspace) {
+    cublasLtMatmulHeuristicResult_t chk;
+    memcpy(algo, opaque, sizeof *algo);
+    if (cublasLtMatmulAlgoCheck(lt, op, la, lb, ld, ld, algo, &chk) != CUBLAS_STATUS_SUCCESS ||
+        chk.state != CUBLAS_STATUS_SUCCESS || chk.workspaceSize > SS_LT_MAX_WORKSPACE)
+        return 0;
+    *workspace = chk.workspaceSize;
+    return 1;
+}
+
+/* The tuning hook: the algorithm for `key` from the context's tuning table
+ * (slidesparse/tune.h, loaded on first use) when cuBLASLt accepts it, else
+ * cuBLASLt's heuristic, top-1 within the workspace cap. */
+static ss_status ss_cublaslt_pick_algo(ss_context *ctx, const ss_cublaslt_key *key,
+                                       cublasLtMatmulDesc_t op, cublasLtMatrixLayout_t la,
+                                       cublasLtMatrixLayout_t lb, cublasLtMatrixLayout_t ld,
+                                       cublasLtMatmulAlgo_t *algo, size_t *workspace,
+                                       const char *name) {
+    ss_cuda_state *st = ss_cuda(ctx);
+    const ss_tune_entry *e = ss_context_tuned(ctx, SS_BACKEND_CUBLASLT, key->in, key->out, key->n,
+                                              key->k, key->m_bucket);
+    if (e && e->best.has_opaque &&
+        lt_algo_usable(st->lt, op, la, lb, ld, e->best.opaque, algo, workspace))
+        return SS_OK;
+    cublasLtMatmulHeuristicResult_t res;
+    int found = 0;
+    cublasStatus_t s = lt_heuristic(st->lt, op, la, lb, ld, 1, &res, &found);
     if (s != CUBLAS_STATUS_SUCCESS || found == 0)
         return ss_fail(SS_EUNSUPPORTED,
                        "tensor '%s': cuBLASLt has no algorithm for %s -> %s, M %lld N %lld K %lld "
@@ -118,7 +149,7 @@ static ss_status plan_get(lt_linear *c, int64_t mp, lt_plan **out) {
                        (long long)mp);
     }
     ss_cublaslt_key key = {.m_bucket = mp, .n = g->n_pad, .k = g->kq, .in = g->qdt, .out = g->ddt};
-    ss_status s = ss_cublaslt_pick_algo(st, &key, c->op, c->la, p->lb, p->ld, &p->algo,
+    ss_status s = ss_cublaslt_pick_algo(g->ctx, &key, c->op, c->la, p->lb, p->ld, &p->algo,
                                         &p->workspace, g->name);
     if (s == SS_OK)
         s = ss_cuda_buf_reserve(&st->workspace, p->workspace, g->name, "GEMM workspace");
@@ -212,6 +243,74 @@ fail:
     return s;
 }
 
+// --- the tuner's candidates (slidesparse/tune.h) ------------------------------------------
+
+#define SS_LT_CANDIDATES 32
+
+/* The heuristic's list for this M bucket ("ask for many"); 0 when none. */
+static int lt_candidates(lt_linear *c, int64_t mp, cublasLtMatmulHeuristicResult_t *res) {
+    lt_plan *p = NULL;
+    if (plan_get(c, mp, &p) != SS_OK) {
+        ss_clear_error();
+        return 0;
+    }
+    int found = 0;
+    if (lt_heuristic(ss_cuda(c->g.ctx)->lt, c->op, c->la, p->lb, p->ld, SS_LT_CANDIDATES, res,
+                     &found) != CUBLAS_STATUS_SUCCESS)
+        return 0;
+    return found;
+}
+
+static int lt_algo_count(ss_linear *lin, int64_t mp) {
+    cublasLtMatmulHeuristicResult_t res[SS_LT_CANDIDATES];
+    return lt_candidates((lt_linear *)lin, mp, res);
+}
+
+static ss_status lt_algo_get(ss_linear *lin, int64_t mp, int i, ss_algo *out) {
+    lt_linear *c = (lt_linear *)lin;
+    cublasLtMatmulHeuristicResult_t res[SS_LT_CANDIDATES];
+    int n = lt_candidates(c, mp, res);
+    if (i < 0 || i >= n)
+        return ss_fail(SS_EINVAL, "tensor '%s': cuBLASLt candidate %d of %d", c->g.name, i, n);
+    memset(out, 0, sizeof *out);
+    out->backend = SS_BACKEND_CUBLASLT;
+    out->workspace = res[i].workspaceSize;
+    out->has_opaque = 1;
+    _Static_assert(sizeof(cublasLtMatmulAlgo_t) <= SS_ALGO_OPAQUE_BYTES, "opaque algo size");
+    memcpy(out->opaque, &res[i].algo, sizeof res[i].algo);
+    int id = -1, sk = 1;
+    size_t w = 0;
+    cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_ID, &id, sizeof id, &w);
+    cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &sk,
+                                         sizeof sk, &w);
+    out->alg_id = id;
+    out->split_k = sk;
+    snprintf(out->desc, sizeof out->desc, "heuristic #%d (id %d, split_k %d)", i, id, sk);
+    return SS_OK;
+}
+
+static ss_status lt_algo_set(ss_linear *lin, int64_t mp, const ss_algo *a) {
+    lt_linear *c = (lt_linear *)lin;
+    ss_gpu_linear *g = &c->g;
+    ss_cuda_state *st = ss_cuda(g->ctx);
+    lt_plan *p = NULL;
+    SS_TRY(plan_get(c, mp, &p));
+    cublasLtMatmulAlgo_t algo;
+    size_t ws = 0;
+    if (!a) {
+        ss_cublaslt_key key = {.m_bucket = mp, .n = g->n_pad, .k = g->kq, .in = g->qdt, .out = g->ddt};
+        SS_TRY(ss_cublaslt_pick_algo(g->ctx, &key, c->op, c->la, p->lb, p->ld, &algo, &ws, g->name));
+    } else if (!a->has_opaque ||
+               !lt_algo_usable(st->lt, c->op, c->la, p->lb, p->ld, a->opaque, &algo, &ws)) {
+        return ss_fail(SS_EUNSUPPORTED, "tensor '%s': cuBLASLt rejects algorithm '%s' for M %lld",
+                       g->name, a->desc, (long long)mp);
+    }
+    SS_TRY(ss_cuda_buf_reserve(&st->workspace, ws, g->name, "GEMM workspace"));
+    p->algo = algo;
+    p->workspace = ws;
+    return SS_OK;
+}
+
 const ss_backend_ops ss_backend_cublaslt = {
     .name = "cublaslt",
     .supports = lt_supports,
@@ -221,4 +320,7 @@ const ss_backend_ops ss_backend_cublaslt = {
     .dequant = ss_gpu_dequant,
     .forward = ss_gpu_forward,
     .destroy = lt_destroy,
+    .algo_count = lt_algo_count,
+    .algo_get = lt_algo_get,
+    .algo_set = lt_algo_set,
 };

@@ -31,12 +31,14 @@ typedef struct {
     int alg_id, split_k;
 } ss_cusparselt_choice;
 
-/* The tuning hook: next issue's table lookup goes here. Today the library's
- * default algorithm (no search, so that creation stays fast and deterministic). */
-static ss_cusparselt_choice ss_cusparselt_pick_alg(const ss_cuda_state *st,
-                                                   const ss_cusparselt_key *key) {
-    (void)st;
-    (void)key;
+/* The tuning hook: the context's tuning table (slidesparse/tune.h, loaded on
+ * first use) for this key, else the library's default algorithm (no search,
+ * so that creation stays fast and deterministic). */
+static ss_cusparselt_choice ss_cusparselt_pick_alg(ss_context *ctx, const ss_cusparselt_key *key) {
+    const ss_tune_entry *e = ss_context_tuned(ctx, SS_BACKEND_CUSPARSELT, key->in, key->out,
+                                              key->n, key->k, key->m_bucket);
+    if (e)
+        return (ss_cusparselt_choice){.alg_id = e->best.alg_id, .split_k = e->best.split_k};
     return (ss_cusparselt_choice){.alg_id = -1, .split_k = 0};
 }
 
@@ -97,13 +99,16 @@ static void plan_clear(sp_plan *p) {
         }                                                    \
     } while (0)
 
-static ss_status plan_build(sp_linear *c, int64_t mp, sp_plan *p) {
+/* Builds the plan for mp with `choice` (the tuner's pin), or the table's /
+ * the default one when choice is NULL. */
+static ss_status plan_build_with(sp_linear *c, int64_t mp, sp_plan *p,
+                                 const ss_cusparselt_choice *choice) {
     ss_gpu_linear *g = &c->g;
     ss_cuda_state *st = ss_cuda(g->ctx);
     const cusparseLtHandle_t *h = &st->sp;
     ss_status s = SS_OK;
     ss_cusparselt_key key = {.m_bucket = mp, .n = g->n_pad, .k = g->kq, .in = g->qdt, .out = g->ddt};
-    p->choice = ss_cusparselt_pick_alg(st, &key);
+    p->choice = choice ? *choice : ss_cusparselt_pick_alg(g->ctx, &key);
     SP_TRY(cusparseLtDenseDescriptorInit(h, &p->mb, (int64_t)g->kq, mp, g->kq, 16, c->in_t,
                                          CUSPARSE_ORDER_COL), "dense descriptor (activations)");
     p->have_b = 1;
@@ -135,6 +140,17 @@ static ss_status plan_build(sp_linear *c, int64_t mp, sp_plan *p) {
     return SS_OK;
 fail:
     plan_clear(p);
+    return s;
+}
+
+/* A tuned choice the library refuses (a table from a run with other limits)
+ * falls back to the default rather than failing the layer. */
+static ss_status plan_build(sp_linear *c, int64_t mp, sp_plan *p) {
+    ss_status s = plan_build_with(c, mp, p, NULL);
+    if (s != SS_OK) {
+        ss_cusparselt_choice def = {.alg_id = -1, .split_k = 0};
+        s = plan_build_with(c, mp, p, &def);
+    }
     return s;
 }
 
@@ -286,6 +302,48 @@ fail:
     return s;
 }
 
+// --- the tuner's candidates (slidesparse/tune.h) ------------------------------------------
+
+/* Every alg id of this M bucket (split_k searched by the tuner; Segment-K on SM90+). */
+static int sp_algo_count(ss_linear *lin, int64_t mp) {
+    sp_linear *c = (sp_linear *)lin;
+    sp_plan *p = NULL;
+    if (plan_get(c, mp, &p) != SS_OK) {
+        ss_clear_error();
+        return 0;
+    }
+    int max_id = 0;
+    if (cusparseLtMatmulAlgGetAttribute(&ss_cuda(c->g.ctx)->sp, &p->sel,
+                                        CUSPARSELT_MATMUL_ALG_CONFIG_MAX_ID, &max_id,
+                                        sizeof max_id) != CUSPARSE_STATUS_SUCCESS)
+        return 0;
+    return max_id > 0 ? max_id : 0;
+}
+
+static ss_status sp_algo_get(ss_linear *lin, int64_t mp, int i, ss_algo *out) {
+    sp_linear *c = (sp_linear *)lin;
+    const ss_cuda_state *st = ss_cuda(c->g.ctx);
+    memset(out, 0, sizeof *out);
+    out->backend = SS_BACKEND_CUSPARSELT;
+    out->alg_id = i;
+    out->split_k = 1;
+    out->split_k_max = 16;
+    out->segment_k = st->cc_major >= 9;
+    snprintf(out->desc, sizeof out->desc, "alg %d", i);
+    return SS_OK;
+}
+
+static ss_status sp_algo_set(ss_linear *lin, int64_t mp, const ss_algo *a) {
+    sp_linear *c = (sp_linear *)lin;
+    sp_plan *p = NULL;
+    SS_TRY(plan_get(c, mp, &p));
+    plan_clear(p);
+    if (!a)
+        return plan_build(c, mp, p);
+    ss_cusparselt_choice ch = {.alg_id = a->alg_id, .split_k = a->split_k};
+    return plan_build_with(c, mp, p, &ch);
+}
+
 const ss_backend_ops ss_backend_cusparselt = {
     .name = "cusparselt",
     .supports = sp_supports,
@@ -295,4 +353,7 @@ const ss_backend_ops ss_backend_cusparselt = {
     .dequant = ss_gpu_dequant,
     .forward = ss_gpu_forward,
     .destroy = sp_destroy,
+    .algo_count = sp_algo_count,
+    .algo_get = sp_algo_get,
+    .algo_set = sp_algo_set,
 };

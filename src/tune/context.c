@@ -35,7 +35,7 @@ ss_status ss_tune_key_of(const ss_context *ctx, ss_tune_key *out) {
 #ifdef SS_HAVE_CUDA
     const ss_cuda_state *st = ctx->device >= 0 ? ss_cuda(ctx) : NULL;
     if (st) {
-        snprintf(out->gpu, sizeof out->gpu, "%s", st->gpu_name);
+        snprintf(out->gpu, sizeof out->gpu, "%.127s", st->gpu_name);
         out->cc = st->cc_major * 10 + st->cc_minor;
         snprintf(out->cublaslt, sizeof out->cublaslt, "%zu", st->lt_version);
 #ifdef SS_HAVE_CUSPARSELT

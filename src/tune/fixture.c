@@ -248,7 +248,8 @@ static ss_status compare_block(const ss_fixture *f, const void *got, int64_t row
     double maxref = 0;
     for (size_t i = 0; i < cnt; i++)
         maxref = fmax(maxref, fabs(d_value(t, f->d_ref, i)));
-    double tol = t == SS_DTYPE_I32 ? 0.0 : 1e-3 * fmax(maxref, 1.0);
+    /* FP8: Hopper tensor cores accumulate with fewer mantissa bits than FP32 */
+    double tol = t == SS_DTYPE_I32 ? 0.0 : 1e-2 * fmax(maxref, 1.0);
     for (size_t i = 0; i < cnt; i++) {
         double a = d_value(t, got, i), r = d_value(t, f->d_ref, i);
         if (!(fabs(a - r) <= tol)) {

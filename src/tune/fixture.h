@@ -44,7 +44,7 @@ ss_status ss_fixture_create(ss_context *ctx, ss_backend b, const char *name, int
 void ss_fixture_free(ss_fixture *f);
 
 /* Runs the GEMM at m on the tiled activations and compares its first and last
- * 16 rows with the CPU reference: I8 bit-exact, FP8 within 1e-3 of the
+ * 16 rows with the CPU reference: I8 bit-exact, FP8 within 1e-2 of the
  * largest reference magnitude. *ok = 0 names the mismatch in `why`. */
 ss_status ss_fixture_validate(ss_fixture *f, int64_t m, int *ok, char *why, size_t n);
 
