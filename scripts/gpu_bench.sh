@@ -10,7 +10,8 @@
 #   SS_TUNE_M_FINE   64,256,1024,4096,16384     SS_TUNE_M_COARSE 256,1024,4096,16384
 #   SS_TUNE_SPARSITY 2_4,2_6,2_8,2_10,2_12,2_14,2_16,2_inf  (bench run 1 then reuses all)
 #   SS_TUNE_REPEAT 20 / SS_TUNE_WARMUP 5;  SS_BENCH_REPEAT 30 / SS_BENCH_WARMUP 10
-#   SS_BENCH_M 64,128,256,512,1024,2048,4096,8192,16384
+#   SS_BENCH_M 64,128,256,512,1024,2048,4096,8192,16384   SS_BENCH_TASKS 6,7,8
+#   step timeouts: SS_CONF_TIMEOUT 60, SS_BUILD_TIMEOUT 200, SS_TUNE_TIMEOUT 270, SS_BENCH_TIMEOUT 150
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-${OUT:-gpu-bench-logs}}
@@ -40,9 +41,9 @@ if [[ -n "${CUSPARSELT_ROOT:-}" ]] && grep -q '#include <cstddef>' "$CUSPARSELT_
     ln -sfn "$CUSPARSELT_ROOT/lib" $fix/lib
     export CUSPARSELT_ROOT=$fix
 fi
-step configure 200 cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
+step configure ${SS_CONF_TIMEOUT:-60} cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
     -DCMAKE_CUDA_ARCHITECTURES="${SS_CUDA_ARCHS:-90}" -DSS_CUDA=ON -DCUSPARSELT_ROOT="$CUSPARSELT_ROOT" || exit 1
-step build 300 cmake --build "$B" -j "$jobs" --target slidesparse || exit 1
+step build ${SS_BUILD_TIMEOUT:-200} cmake --build "$B" -j "$jobs" --target slidesparse || exit 1
 S=$(realpath "$B/slidesparse")
 
 cd "$work"
@@ -51,12 +52,14 @@ step tune ${SS_TUNE_TIMEOUT:-270} "$S" tune --preset bitnet-2b --dtype int8,fp8 
     --sparsity "$pats" --m-coarse "${SS_TUNE_M_COARSE:-256,1024,4096,16384}" \
     --m-fine "${SS_TUNE_M_FINE:-64,256,1024,4096,16384}" \
     --warmup "${SS_TUNE_WARMUP:-5}" --repeat "${SS_TUNE_REPEAT:-20}" --backend gpu
+pack() { tar czf "$out/results.tgz" res tuning 2>/dev/null; }
+pack
 for run in 1 2; do
     step bench$run ${SS_BENCH_TIMEOUT:-150} "$S" bench kernel --preset bitnet-2b --dtype int8,fp8 \
-        --task 6,7,8 --m "${SS_BENCH_M:-64,128,256,512,1024,2048,4096,8192,16384}" \
+        --task "${SS_BENCH_TASKS:-6,7,8}" --m "${SS_BENCH_M:-64,128,256,512,1024,2048,4096,8192,16384}" \
         --warmup "${SS_BENCH_WARMUP:-10}" --repeat "${SS_BENCH_REPEAT:-30}" --backend gpu --out res
+    pack
 done
-tar czf "$out/results.tgz" res tuning 2>/dev/null
 {
 echo
 echo "== summary ($(sed -n 2p "$out/gpu.txt"))"

@@ -327,7 +327,7 @@ static ss_status sp_algo_get(ss_linear *lin, int64_t mp, int i, ss_algo *out) {
     out->backend = SS_BACKEND_CUSPARSELT;
     out->alg_id = i;
     out->split_k = 1;
-    out->split_k_max = 16;
+    out->split_k_max = 8;
     out->segment_k = st->cc_major >= 9;
     snprintf(out->desc, sizeof out->desc, "alg %d", i);
     return SS_OK;
