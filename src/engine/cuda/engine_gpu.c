@@ -252,8 +252,13 @@ static meta_layout layout_batch(const ss_model_config *c, const ss_seq_step *seq
     L.heads_per_tile = group < SS_ATTN_ITEMS ? group : SS_ATTN_ITEMS;
     L.rows_per_tile = SS_ATTN_ITEMS / L.heads_per_tile;
     int head_splits = (group + L.heads_per_tile - 1) / L.heads_per_tile;
+    /* Clamped to what a valid batch can need: an invalid one is sized small
+     * here and rejected, with its message, by ss_engine_prepare_batch. */
+    int64_t end_max = c->max_position_embeddings;
     for (int i = 0; i < n_seqs; i++) {
-        int64_t nb = (seqs[i].start_pos + seqs[i].n_tokens + SS_KV_BLOCK - 1) / SS_KV_BLOCK;
+        int64_t end = seqs[i].start_pos + seqs[i].n_tokens;
+        end = end < 1 ? 1 : end > end_max ? end_max : end;
+        int64_t nb = (end + SS_KV_BLOCK - 1) / SS_KV_BLOCK;
         if (nb > L.max_blocks)
             L.max_blocks = (int)nb;
         L.n_tiles += (int64_t)c->num_key_value_heads * head_splits *
