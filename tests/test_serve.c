@@ -354,6 +354,17 @@ static void test_stop_flag_and_profile(void **st) {
     assert_true(stats.steps > 0);
     assert_true(stats.layers_s > 0 && stats.layers_s <= stats.forward_s);
     assert_true(stats.host_s >= 0 && stats.max_host_frac <= 1);
+    /* The CPU replay timed every stage and changed no token. */
+    assert_int_equal(stats.has_stages, 1);
+    assert_true(stats.stages.gemm_s > 0 && stats.stages.attention_s > 0 && stats.stages.quant_s > 0 &&
+                stats.stages.dequant_s > 0 && stats.stages.lm_head_s > 0);
+    assert_true(stats.replay_s > 0);
+    for (int i = 0; i < NREQ; i++) {
+        int64_t n;
+        const int32_t *out = ss_scheduler_output(s, i, &n, NULL);
+        assert_int_equal(n, q.max_new[i]);
+        assert_memory_equal(out, q.ref[i], (size_t)n * sizeof *out);
+    }
     ss_scheduler_destroy(s);
     ss_kv_cache_destroy(kv);
 }

@@ -80,6 +80,13 @@ static void print_step(void *user, const ss_step_timing *t) {
         printf("; norm+lm_head %.3f]", 1e3 * t->head_s);
     }
     printf("  sampling %.3f ms\n", 1e3 * t->sample_s);
+    if (t->stages) {
+        const ss_stage_times *a = t->stages;
+        printf("             stages (replay, ms): quant/lift %.3f  GEMM %.3f  dequant %.3f  attention %.3f"
+               "  norms/elementwise %.3f  lm_head %.3f\n",
+               1e3 * a->quant_s, 1e3 * a->gemm_s, 1e3 * a->dequant_s, 1e3 * a->attention_s, 1e3 * a->norms_s,
+               1e3 * a->lm_head_s);
+    }
 }
 
 static void print_bound(ss_stage st, const ss_model_config *cfg, const ss_peak *pk,
@@ -114,7 +121,20 @@ static void print_profile(const ss_serve_stats *s) {
            " sampling %.3f ms\n",
            (long long)s->steps, 1e3 * s->host_s / n, 100 * s->host_s / total, 100 * s->max_host_frac,
            1e3 * s->layers_s / n, 1e3 * s->head_s / n, 1e3 * s->sample_s / n);
-    printf("  (quant/GEMM/dequant/attention are inside 'layers': the engine has no finer timing points yet)\n");
+    if (s->has_stages) {
+        const ss_stage_times *a = &s->stages;
+        double sum = a->quant_s + a->gemm_s + a->dequant_s + a->attention_s + a->norms_s + a->lm_head_s +
+                     s->sample_s + s->host_s;
+        printf("  stages per step (replayed on the CPU engine; %% of their sum):\n");
+        const char *names[] = {"quant/lift", "GEMM", "dequant", "attention", "norms/elementwise", "lm_head",
+                               "sampling", "host"};
+        double v[] = {a->quant_s, a->gemm_s, a->dequant_s, a->attention_s, a->norms_s, a->lm_head_s,
+                      s->sample_s, s->host_s};
+        for (int i = 0; i < 8; i++)
+            printf("    %-18s %9.3f ms  %5.1f%%\n", names[i], 1e3 * v[i] / n, sum > 0 ? 100 * v[i] / sum : 0.0);
+    } else {
+        printf("  (no per-stage split on this engine: quant/GEMM/dequant/attention are inside 'layers')\n");
+    }
 }
 
 static int run(ss_stage st, int argc, char **argv) {

@@ -92,6 +92,18 @@ const int32_t *ss_scheduler_output(const ss_scheduler *s, int64_t id, int64_t *n
 
 // --- serving loop ----------------------------------------------------------------------
 
+/* Seconds per stage of a forward (profile). On the CPU engine they come from
+ * a replay of the step's stages right after its forward (one more forward
+ * per step; the cache is only read). */
+typedef struct {
+    double quant_s;     /* activation quant (+ lift) of every projection */
+    double gemm_s;
+    double dequant_s;   /* dequant (+ bias) epilogues */
+    double attention_s;
+    double norms_s;     /* RMSNorms, RoPE, GLU, residual adds */
+    double lm_head_s;   /* final norm + lm_head (all three stages) */
+} ss_stage_times;
+
 typedef struct {
     int64_t step;
     int n_seqs;
@@ -106,6 +118,8 @@ typedef struct {
     const double *layers_s; // (n_layers) or NULL
     int n_layers;
     double head_s;
+    /* With profile on the CPU engine: the replayed stages (else NULL). */
+    const ss_stage_times *stages;
 } ss_step_timing;
 
 typedef void (*ss_step_fn)(void *user, const ss_step_timing *t);
@@ -120,9 +134,13 @@ typedef struct {
 typedef struct {
     int64_t steps, tokens;        /* forwards run, tokens through them (recompute included) */
     int64_t generated;            /* tokens sampled */
-    double host_s, forward_s, sample_s, elapsed_s;
+    double host_s, forward_s, sample_s;
+    double elapsed_s;             /* wall time of the loop, the profile replay excluded */
+    double replay_s;              /* profile replay (CPU engine) */
     double max_host_frac;         /* max over steps of host / (host + forward + sample) */
     double head_s, layers_s;      /* profile only */
+    ss_stage_times stages;        /* profile only, CPU engine: sums over steps */
+    int has_stages;
     int64_t preemptions;
     int stopped;                  /* 1: *stop was seen, the scheduler is not done */
 } ss_serve_stats;

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "core/error.h"
+#include "serve/profile.h"
 #ifdef SS_HAVE_CUDA
 #include <cuda_runtime.h>
 #endif
@@ -45,6 +46,17 @@ static void stats_add(ss_serve_stats *st, const ss_step_timing *t) {
     st->sample_s += t->sample_s;
     if (total > 0 && t->host_s / total > st->max_host_frac)
         st->max_host_frac = t->host_s / total;
+    if (t->stages) {
+        const ss_stage_times *a = t->stages;
+        ss_stage_times *b = &st->stages;
+        b->quant_s += a->quant_s;
+        b->gemm_s += a->gemm_s;
+        b->dequant_s += a->dequant_s;
+        b->attention_s += a->attention_s;
+        b->norms_s += a->norms_s;
+        b->lm_head_s += a->lm_head_s;
+        st->has_stages = 1;
+    }
     if (t->layers_s) {
         st->head_s += t->head_s;
         for (int i = 0; i < t->n_layers; i++)
@@ -99,6 +111,16 @@ ss_status ss_serve_run(ss_model *m, ss_scheduler *s, const ss_serve_opts *o, ss_
         for (int i = 0; i < b.n; i++)
             next[i] = b.sample[i] ? ss_sample_greedy(logits + (size_t)i * (size_t)cfg->vocab_size, cfg->vocab_size) : 0;
         double t3 = now_s();
+        ss_stage_times stages;
+        int has_stages = 0;
+        if (o->profile && ss_profile_replay_supported(m)) {
+            /* Before the commit: retiring would free the blocks it reads. */
+            if ((rc = ss_profile_replay(m, ss_scheduler_kv(s), b.steps, b.n, &stages)) != SS_OK)
+                goto fail;
+            has_stages = 1;
+        }
+        double t3b = now_s();
+        st->replay_s += t3b - t3;
         if ((rc = ss_scheduler_commit(s, next)) != SS_OK)
             goto fail;
         double t4 = now_s();
@@ -107,20 +129,21 @@ ss_status ss_serve_run(ss_model *m, ss_scheduler *s, const ss_serve_opts *o, ss_
         t.n_seqs = b.n;
         t.n_tokens = b.n_tokens;
         t.n_decode = b.n_decode;
-        t.host_s = (t1 - t0) + (t4 - t3);
+        t.host_s = (t1 - t0) + (t4 - t3b);
         t.forward_s = t2 - t1;
         t.sample_s = t3 - t2;
         if (o->profile) {
             t.layers_s = lc.layers_s;
             t.n_layers = lc.n_layers;
             t.head_s = t2 - lc.last;
+            t.stages = has_stages ? &stages : NULL;
         }
         stats_add(st, &t);
         if (o->on_step)
             o->on_step(o->user, &t);
     }
 fail:
-    st->elapsed_s = now_s() - t_start;
+    st->elapsed_s = now_s() - t_start - st->replay_s;
     st->preemptions = ss_scheduler_preemptions(s);
     if (o->profile)
         ss_model_set_layer_hook(m, NULL, NULL);
