@@ -85,19 +85,27 @@ ss_status ss_outdir_commit(const char *tmp, const char *final_dir) {
             return ss_fail_errno(errno, "%s: cannot rename to %s", tmp, final_dir);
         return ss_fsync_parent_dir(final_dir);
     }
-    /* Replace: move the old one aside first (rename cannot replace a non-empty
-     * directory), then remove it once the new one is in place. */
-    char old[PATH_MAX];
-    int w = snprintf(old, sizeof old, "%s.old.%ld", final_dir, (long)getpid());
-    if (w < 0 || (size_t)w >= sizeof old)
-        return ss_fail(SS_EINVAL, "%s: path too long", final_dir);
-    SS_TRY(ss_remove_tree(old));
-    if (rename(final_dir, old) != 0)
-        return ss_fail_errno(errno, "%s: cannot move the old output aside to %s", final_dir, old);
-    if (rename(tmp, final_dir) != 0) {
-        int err = errno;
-        rename(old, final_dir); /* put the old output back */
-        return ss_fail_errno(err, "%s: cannot rename to %s", tmp, final_dir);
+    /* Replace. RENAME_EXCHANGE swaps the two directories in one step, so
+     * there is no moment without a complete final_dir; the old output then
+     * sits at tmp and is removed. Filesystems without it (EINVAL/ENOSYS) get
+     * the two-rename fallback, which has a short window without final_dir. */
+    const char *old = tmp;
+    char aside[PATH_MAX];
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final_dir, RENAME_EXCHANGE) != 0) {
+        if (errno != EINVAL && errno != ENOSYS)
+            return ss_fail_errno(errno, "%s: cannot exchange with %s", tmp, final_dir);
+        int w = snprintf(aside, sizeof aside, "%s.old.%ld", final_dir, (long)getpid());
+        if (w < 0 || (size_t)w >= sizeof aside)
+            return ss_fail(SS_EINVAL, "%s: path too long", final_dir);
+        old = aside;
+        SS_TRY(ss_remove_tree(old));
+        if (rename(final_dir, old) != 0)
+            return ss_fail_errno(errno, "%s: cannot move the old output aside to %s", final_dir, old);
+        if (rename(tmp, final_dir) != 0) {
+            int err = errno;
+            rename(old, final_dir); /* put the old output back */
+            return ss_fail_errno(err, "%s: cannot rename to %s", tmp, final_dir);
+        }
     }
     SS_TRY(ss_fsync_parent_dir(final_dir));
     ss_status s = ss_remove_tree(old);
