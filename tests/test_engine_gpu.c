@@ -323,19 +323,23 @@ static void check_slid_equals_dense(const char *arch) {
         ss_test_rmtree(tmp);
         return;
     }
+    /* Every pattern in one conversion (the input is read once). */
+    enum { NP = sizeof PATTERNS / sizeof *PATTERNS };
+    ss_pattern pats[NP];
+    for (int i = 0; i < NP; i++)
+        assert_ok(ss_pattern_parse(PATTERNS[i], &pats[i]));
+    ss_convert_opts co = {.in_dir = qdir, .out_root = root, .patterns = pats, .n_patterns = NP,
+                          .dtype = SS_DTYPE_COUNT};
+    assert_ok(ss_convert_checkpoint(&co));
     ss_model *unpruned = load(ctx, SS_BACKEND_CUBLASLT, qdir);
     int64_t v = ss_model_get_config(unpruned)->vocab_size;
     const int32_t ids[] = {3, 141, 59, 26, 53, 58, 97, 93, 23, 84, 62, 64, 33, 83, 27, 95, 2, 7, 1};
     const int64_t n = sizeof ids / sizeof *ids;
     float *a = malloc((size_t)v * 4), *b = malloc((size_t)v * 4), *u = malloc((size_t)v * 4);
     prefill(unpruned, ids, n, u);
-    for (size_t pi = 0; pi < sizeof PATTERNS / sizeof *PATTERNS; pi++) {
-        ss_pattern p;
+    for (int pi = 0; pi < NP; pi++) {
+        ss_pattern p = pats[pi];
         char sdir[700], pdir[700];
-        assert_ok(ss_pattern_parse(PATTERNS[pi], &p));
-        ss_convert_opts co = {.in_dir = qdir, .out_root = root, .patterns = &p, .n_patterns = 1,
-                              .dtype = SS_DTYPE_COUNT};
-        assert_ok(ss_convert_checkpoint(&co));
         assert_ok(ss_convert_out_dir(qdir, root, p, sdir, sizeof sdir));
         snprintf(pdir, sizeof pdir, "%s/pruned_%s", tmp, PATTERNS[pi]);
         write_unslid(sdir, qdir, pdir, p);
