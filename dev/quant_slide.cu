@@ -4,12 +4,13 @@
  *   1. e4m3 check: __nv_cvt_float_to_fp8(SATFINITE, E4M3) == ss_f32_to_e4m3 on
  *      every bf16-representable float and its +-1 ulp neighbours (ties,
  *      subnormals, saturation, NaN).
- *   2. CPU reference (written here from the SPEC formulas) vs the kernel for
- *      every pattern, odd K, m not a multiple of 16: bit-exact, padding included.
- *   3. timing, M = 4096 and 16384, K in {2560, 6912}: variants = block sizes
- *      of the pipelined kernel (0 = the library's choice) and of the simple
- *      one-row-per-block kernel (negative), µs, GB/s (bytes read + written),
- *      % of the measured device-to-device copy bandwidth.
+ *   2. CPU reference (written here from the SPEC formulas) vs every kernel
+ *      variant for every pattern, odd K, K % 8 == 0 with partial groups, m not
+ *      a multiple of 16, rows of zeros / NaN / Inf / subnormals: bit-exact,
+ *      padding included (output poisoned first).
+ *   3. timing, M = 4096 and 16384, K in {2560, 6912}: the variants below, µs,
+ *      GB/s (bytes read + written), % of the measured device-to-device copy
+ *      bandwidth.
  *   4. share of the GEMM: quant_slide vs cuSPARSELt GEMM (I32 and BF16 output)
  *      and quant_only vs cuBLASLt, BitNet-2B shapes, M = 4096.
  * Usage: dev_quant_slide [quick]
@@ -119,6 +120,30 @@ static ss_lift_geom geom(ss_pattern p, int64_t k) {
     return g;
 }
 
+/* The ladder: 0 = the library's choice (ss_kernel_quant, threads = 0);
+ * 1, 2 = the previous kernels (pipelined with its own block-size rule, simple
+ * one-row-per-block with 128 threads); 3-6 = the row-in-registers kernel with
+ * 1, 2, 4, 8 16-byte loads per thread. */
+static const char *variant_names[] = {"auto", "old-pipe", "old-row", "vec1", "vec2", "vec4", "vec8"};
+enum { N_VARIANTS = 7 };
+
+static cudaError_t run_variant(int v, ss_dtype qdt, const uint16_t *x, int64_t m, int64_t mp,
+                               ss_lift_geom g, void *q, float *sa) {
+    switch (v) {
+    case 0: return ss_kernel_quant(qdt, x, m, mp, g, q, sa, 0, 0);
+    case 1: return ss_kernel_quant(qdt, x, m, mp, g, q, sa, g.k_out / 4 > 2048 ? 256 : 128, 0);
+    case 2: return ss_kernel_quant(qdt, x, m, mp, g, q, sa, -128, 0);
+    default: return ss_kernel_quant_vecs(qdt, x, m, mp, g, q, sa, 1 << (v - 3), 0);
+    }
+}
+
+/* Can variant v take K? (the row-in-registers kernel: K % 8 == 0, <= 1024 threads) */
+static bool variant_fits(int v, int64_t k) {
+    if (v < 3)
+        return true;
+    return k % 8 == 0 && (k / 8 + (1 << (v - 3)) - 1) / (1 << (v - 3)) <= 1024;
+}
+
 static uint16_t *random_x(int64_t count, uint64_t seed) {
     uint16_t *x = (uint16_t *)malloc((size_t)count * 2);
     uint64_t s = seed;
@@ -135,9 +160,9 @@ static uint16_t *random_x(int64_t count, uint64_t seed) {
 
 static int validate(void) {
     const char *pats[] = {"dense", "2_4", "2_6", "2_8", "2_10", "2_12", "2_14", "2_16", "2_inf"};
-    const int64_t ks[] = {7, 130, 2560, 1001};
+    const int64_t ks[] = {7, 130, 2560, 1001, 8, 136, 1000, 6912};
     const ss_dtype qdts[] = {SS_DTYPE_I8, SS_DTYPE_F8_E4M3};
-    int fails = 0;
+    int fails = 0, cases = 0;
     for (const char *ps : pats)
         for (int64_t k : ks)
             for (ss_dtype qdt : qdts) {
@@ -147,6 +172,13 @@ static int validate(void) {
                 int64_t m = 37, mp = 48;
                 ss_lift_geom g = geom(p, k);
                 uint16_t *x = random_x(m * k, (uint64_t)k * 131 + qdt);
+                for (int64_t i = 0; i < k; i++) { // rows 0-4: zero, NaN, Inf, -Inf, subnormal maxima
+                    x[0 * k + i] = 0;
+                    x[4 * k + i] = (uint16_t)(i * 37 % 128) | (i % 3 ? 0x8000u : 0u);
+                }
+                x[1 * k + k / 2] = 0x7fc1; // NaN: skipped by the absmax, -128 / -448 in q
+                x[2 * k + k / 3] = 0x7f80; // +Inf: a = Inf, inv = 0, x * inv = NaN or 0
+                x[3 * k + k - 1] = 0xff80;
                 std::vector<uint8_t> qr((size_t)(mp * g.k_out)), qg(qr.size());
                 std::vector<float> sr(mp), sg(mp);
                 ref_quant(qdt, x, m, mp, g, qr.data(), sr.data());
@@ -158,27 +190,35 @@ static int validate(void) {
                 CK(cudaMalloc(&ds, mp * 4));
                 CK(cudaMemset(dq, 0xA5, qr.size()));
                 CK(cudaMemcpy(dx, x, (size_t)(m * k) * 2, cudaMemcpyHostToDevice));
-                CK(ss_kernel_quant(qdt, dx, m, mp, g, dq, ds, 0, 0));
-                CK(cudaMemcpy(qg.data(), dq, qr.size(), cudaMemcpyDeviceToHost));
-                CK(cudaMemcpy(sg.data(), ds, mp * 4, cudaMemcpyDeviceToHost));
-                size_t bad = 0, first = 0;
-                for (size_t i = 0; i < qr.size(); i++)
-                    if (qr[i] != qg[i] && bad++ == 0)
-                        first = i;
-                int sbad = memcmp(sr.data(), sg.data(), mp * 4) != 0;
-                if (bad || sbad) {
-                    fails++;
-                    printf("  MISMATCH %s %s k=%lld: %zu q bytes (first row %zu col %zu: gpu 0x%02x "
-                           "cpu 0x%02x), scales %s\n", ss_dtype_name(qdt), ps, (long long)k, bad,
-                           first / g.k_out, first % g.k_out, qg[first], qr[first],
-                           sbad ? "differ" : "equal");
+                for (int v = 0; v < N_VARIANTS; v++) {
+                    if (!variant_fits(v, k))
+                        continue;
+                    CK(cudaMemset(dq, 0xA5, qr.size()));
+                    CK(cudaMemset(ds, 0xA5, mp * 4));
+                    CK(run_variant(v, qdt, dx, m, mp, g, dq, ds));
+                    CK(cudaMemcpy(qg.data(), dq, qr.size(), cudaMemcpyDeviceToHost));
+                    CK(cudaMemcpy(sg.data(), ds, mp * 4, cudaMemcpyDeviceToHost));
+                    size_t bad = 0, first = 0;
+                    for (size_t i = 0; i < qr.size(); i++)
+                        if (qr[i] != qg[i] && bad++ == 0)
+                            first = i;
+                    int sbad = memcmp(sr.data(), sg.data(), mp * 4) != 0;
+                    cases++;
+                    if (bad || sbad) {
+                        if (fails++ < 10)
+                            printf("  MISMATCH %s %s k=%lld variant %s: %zu q bytes (first row %zu "
+                                   "col %zu: gpu 0x%02x cpu 0x%02x), scales %s\n",
+                                   ss_dtype_name(qdt), ps, (long long)k, variant_names[v], bad,
+                                   first / g.k_out, first % g.k_out, qg[first], qr[first],
+                                   sbad ? "differ" : "equal");
+                    }
                 }
                 cudaFree(dx);
                 cudaFree(dq);
                 cudaFree(ds);
                 free(x);
             }
-    printf("validation: %zu cases, %d mismatching  %s\n", sizeof pats / sizeof *pats * 4 * 2, fails,
+    printf("validation: %d cases (pattern x K x dtype x variant), %d mismatching  %s\n", cases, fails,
            fails ? "FAIL" : "OK (bit-exact)");
     return fails != 0;
 }
@@ -223,18 +263,18 @@ static void free_sets(bufset &b) {
     }
 }
 
-static double time_quant(ss_dtype qdt, int64_t m, ss_lift_geom g, int threads, bufset &b) {
-    return time_us([&](int i) { ss_kernel_quant(qdt, b.x[i], m, m, g, b.q[i], b.sa[i], threads, 0); },
+static double time_quant(ss_dtype qdt, int64_t m, ss_lift_geom g, int variant, bufset &b) {
+    CK(run_variant(variant, qdt, b.x[0], m, m, g, b.q[0], b.sa[0]));
+    return time_us([&](int i) { run_variant(variant, qdt, b.x[i], m, m, g, b.q[i], b.sa[i]); },
                    (int)b.x.size());
 }
 
 static void bench(double d2d, int quick) {
-    printf("\n%-6s %-5s %6s %5s %6s %7s | %9s %8s %6s\n", "kernel", "dtype", "M", "K", "pattern",
-           "threads", "us", "GB/s", "%D2D");
+    printf("\n%-6s %-5s %6s %5s %6s %8s | %9s %8s %6s\n", "kernel", "dtype", "M", "K", "pattern",
+           "variant", "us", "GB/s", "%D2D");
     const int64_t ms[] = {4096, 16384};
     const int64_t ks[] = {2560, 6912};
     const char *pats[] = {"dense", "2_4", "2_6", "2_8", "2_10", "2_16", "2_inf"};
-    const int threads[] = {0, 64, 256, 512, -128, -256}; /* < 0: one row per block */
     for (int64_t m : ms)
         for (int64_t k : ks)
             for (const char *ps : pats)
@@ -247,14 +287,15 @@ static void bench(double d2d, int quick) {
                     ss_lift_geom g = geom(p, k);
                     double bytes = (double)m * k * 2 + (double)m * g.k_out + m * 4.0;
                     bufset b = alloc_sets(m, k, g.k_out, rotation_sets((size_t)bytes));
-                    for (int t : threads) {
-                        if (t != 0 && (quick || qdt != SS_DTYPE_I8 || m != 4096))
-                            continue; /* variants: INT8 at M = 4096 only */
-                        double us = time_quant(qdt, m, g, t, b);
+                    for (int v = 0; v < N_VARIANTS; v++) {
+                        if (v != 0 && (quick || qdt != SS_DTYPE_I8 || !variant_fits(v, k)))
+                            continue; /* variants: INT8 only */
+                        double us = time_quant(qdt, m, g, v, b);
                         double gbs = bytes / (us * 1e3);
-                        printf("%-6s %-5s %6lld %5lld %6s %7d | %9.2f %8.0f %5.1f%%\n",
+                        printf("%-6s %-5s %6lld %5lld %6s %8s | %9.2f %8.0f %5.1f%%\n",
                                g.l ? "slide" : "only", qdt == SS_DTYPE_I8 ? "int8" : "fp8",
-                               (long long)m, (long long)k, ps, t, us, gbs, 100.0 * gbs / d2d);
+                               (long long)m, (long long)k, ps, variant_names[v], us, gbs,
+                               100.0 * gbs / d2d);
                     }
                     free_sets(b);
                 }

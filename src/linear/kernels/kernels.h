@@ -33,13 +33,24 @@ typedef struct {
  *   x:     (m, k) BF16, device
  *   q:     (m_pad, k_out) of qdt; rows >= m are zero, sa[rows >= m] = 0
  *   sa:    (m_pad) per-token scale
- *   threads: block size (0 = automatic choice); negative = force the simple
+ *   threads: 0 = automatic choice; > 0 = force the previous pipelined kernel
+ *          with that block size; < 0 = force the previous simple
  *          one-row-per-block kernel with block size -threads (dev variants).
- * K % 8 == 0 with a 16-byte aligned x takes the pipelined kernel (persistent
- * blocks, next row prefetched with cp.async while this one is written). */
+ * Automatic: INT8/FP8 with K % 8 == 0 and 16-byte aligned x and q take the
+ * row-in-registers kernel (ss_kernel_quant_vecs); other K % 8 == 0 calls the
+ * pipelined kernel (persistent blocks, next row prefetched with cp.async);
+ * the rest the simple one. */
 cudaError_t ss_kernel_quant(ss_dtype qdt, const uint16_t *x, int64_t m, int64_t m_pad,
                             ss_lift_geom geo, void *q, float *sa, int threads,
                             cudaStream_t stream);
+
+/* The row-in-registers kernel with `vecs` 16-byte loads per thread (1, 2, 4
+ * or 8; 0 = automatic), block size ceil32(k / 8 / vecs), for the dev harness.
+ * cudaErrorInvalidValue where it cannot take the call (BF16 output, K % 8,
+ * x or q not 16-byte aligned, more than 1024 threads). */
+cudaError_t ss_kernel_quant_vecs(ss_dtype qdt, const uint16_t *x, int64_t m, int64_t m_pad,
+                                 ss_lift_geom geo, void *q, float *sa, int vecs,
+                                 cudaStream_t stream);
 
 /* dequant_bias: y[r, c] = out(((float)d[r, c] * sa[r]) * sb[c or 0] + bias[c])
  *   ddt:  SS_DTYPE_I32, SS_DTYPE_F32 or SS_DTYPE_BF16;  d: (m, ldd)

@@ -1,7 +1,4 @@
-/* quant_slide and quant_only (SPEC §4): one block per token row reads the row
- * once into shared memory while taking its absmax, then writes the quantized,
- * lifted (or just padded) row window by window (4 columns) and the per-token
- * scale.
+/* quant_slide and quant_only (SPEC §4).
  *
  * Arithmetic, exactly as ss_quant_act_ref:
  *   a = max(max|x|, 1e-12f)
@@ -10,7 +7,20 @@
  * Each op is a single IEEE round-to-nearest-even operation (__fdiv_rn,
  * __fmul_rn); e4m3 is __nv_cvt_float_to_fp8(.., __NV_SATFINITE, __NV_E4M3),
  * round to nearest even with saturation, as ss_f32_to_e4m3.
+ *
+ * Two kernels:
+ *   quant_rows_kernel (the default: K % 8 == 0, 16-byte aligned x and q, INT8
+ *     or FP8): one block per token row holds the row in registers (V 16-byte
+ *     loads per thread, all in flight at once), quantizes every input once,
+ *     and either stores it in place (dense, 2_4: the lift is the identity) or
+ *     stages the quantized row in shared memory and gathers 16 output bytes
+ *     per thread, the group length a compile-time constant so that j / G is a
+ *     multiply (the issue-bound part of the older kernels).
+ *   quant_kernel / quant_kernel_pipe (the previous kernels, any K, BF16
+ *     output; kept for those cases and as dev variants): one 4-column window
+ *     per thread with the group index from a corrected float division.
  */
+#include <cuda_bf16.h>
 #include <cuda_fp8.h>
 #include <cuda_pipeline.h>
 #include <cuda_runtime.h>
@@ -224,6 +234,211 @@ __global__ void quant_kernel_pipe(const uint16_t *__restrict__ x, int64_t m, int
     }
 }
 
+// --- the row-in-registers kernel ----------------------------------------------------------
+
+__device__ __forceinline__ float bf16_lo(uint32_t w) { return __uint_as_float(w << 16); }
+__device__ __forceinline__ float bf16_hi(uint32_t w) { return __uint_as_float(w & 0xffff0000u); }
+
+/* Running max of |x| over two BF16 per word, in BF16 (exact: BF16 -> float
+ * preserves order). max.bf16x2 returns the non-NaN operand, as fmaxf does, so
+ * NaN inputs are skipped exactly as in the reference. */
+__device__ __forceinline__ uint32_t absmax_bf16x2(uint32_t acc, uint32_t w) {
+    __nv_bfloat162 a = *reinterpret_cast<__nv_bfloat162 *>(&acc);
+    uint32_t aw = w & 0x7fff7fffu;
+    __nv_bfloat162 b = *reinterpret_cast<__nv_bfloat162 *>(&aw);
+    a = __hmax2(a, b);
+    return *reinterpret_cast<uint32_t *>(&a);
+}
+
+/* Four BF16 (two words) -> four quantized bytes, element 0 in the low byte.
+ *
+ * INT8: rintf(t) for |t| < 2^22 is t + 1.5*2^23 in one IEEE add (the sum lies
+ * in [2^23, 2^24), where the spacing is 1 and 1.5*2^23 is even, so ties go to
+ * even as rintf's do), and the integer is the low byte of the sum's bits. The
+ * clamps of the reference reduce to fmaxf(t, -128): |x| <= a and
+ * inv = RN(127/a) give |t| <= 127 (1 + 2^-24)^2 < 127.5, so the upper clamp
+ * never changes the rounded value and the lower one only catches NaN
+ * (fmaxf(NaN, -128) = -128, as in the reference).
+ * FP8: likewise |t| <= 448 (1 + 2^-24)^2, which SATFINITE rounds to 448 as the
+ * reference does after clamping; fmaxf(t, -448) maps NaN to -448. */
+template <int Q> __device__ __forceinline__ uint32_t quant4(uint32_t w0, uint32_t w1, float inv) {
+    const float x0 = bf16_lo(w0), x1 = bf16_hi(w0), x2 = bf16_lo(w1), x3 = bf16_hi(w1);
+    if (Q == Q_I8) {
+        const float magic = 12582912.0f; // 1.5 * 2^23
+        const uint32_t t0 = __float_as_uint(__fadd_rn(fmaxf(__fmul_rn(x0, inv), -128.0f), magic));
+        const uint32_t t1 = __float_as_uint(__fadd_rn(fmaxf(__fmul_rn(x1, inv), -128.0f), magic));
+        const uint32_t t2 = __float_as_uint(__fadd_rn(fmaxf(__fmul_rn(x2, inv), -128.0f), magic));
+        const uint32_t t3 = __float_as_uint(__fadd_rn(fmaxf(__fmul_rn(x3, inv), -128.0f), magic));
+        return __byte_perm(__byte_perm(t0, t1, 0x0040), __byte_perm(t2, t3, 0x0040), 0x5410);
+    } else {
+        const float t0 = fmaxf(__fmul_rn(x0, inv), -448.0f), t1 = fmaxf(__fmul_rn(x1, inv), -448.0f);
+        const float t2 = fmaxf(__fmul_rn(x2, inv), -448.0f), t3 = fmaxf(__fmul_rn(x3, inv), -448.0f);
+        const uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(t0, t1), __NV_SATFINITE, __NV_E4M3);
+        const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(t2, t3), __NV_SATFINITE, __NV_E4M3);
+        return lo | (hi << 16);
+    }
+}
+
+template <int Q> __device__ __forceinline__ uint2 quant8(uint4 v, float inv) {
+    return make_uint2(quant4<Q>(v.x, v.y, inv), quant4<Q>(v.z, v.w, inv));
+}
+
+/* Lift modes of quant_rows_kernel: H = L/2 pairs of inputs per group, the
+ * group's G/4 = H - 1 output words (4 bytes) each reading pairs w and w + 1.
+ * Output word o of the row therefore starts at pair p = o + o / (H - 1). */
+enum {
+    LIFT_IDENTITY = -1, // dense and 2_4: output byte j is input j
+    LIFT_ONE_GROUP = -2, // every output word in group 0 (2_inf, K <= L): p = o
+    LIFT_RUNTIME = 0,   // other L: a run-time division
+};
+
+/* One block per row r of x (rows >= m: zero row, sa = 0). Thread t holds the
+ * 16-byte vectors t, t + T, ... (V of them, T = blockDim.x, T * V >= K / 8).
+ * Shared memory (lifted modes): the quantized row, zero from K up to Kp + 4
+ * bytes, so that every gathered pair below K'raw exists. */
+template <int Q, int H, int V>
+__global__ void __launch_bounds__(1024)
+quant_rows_kernel(const uint4 *__restrict__ x, int64_t m, ss_lift_geom geo, int hm1, int nz,
+                  uint8_t *__restrict__ q, float *__restrict__ sa) {
+    extern __shared__ uint4 qrow_s[]; // (ceil16(Kp + 4) / 16) quantized row, lifted modes
+    __shared__ float red[32];
+    const int t = threadIdx.x, nt = blockDim.x;
+    const int nv = (int)(geo.k >> 3), kout = (int)geo.k_out;
+    const int64_t r = blockIdx.x;
+    uint8_t *qrow = q + r * geo.k_out;
+    if (r >= m) { // padding rows of the GEMM operand
+        for (int c = t; c < kout / 16; c += nt)
+            ((uint4 *)qrow)[c] = make_uint4(0, 0, 0, 0);
+        if (t == 0)
+            sa[r] = 0.0f;
+        return;
+    }
+    const uint4 *xr = x + r * nv;
+    uint4 v[V];
+#pragma unroll
+    for (int i = 0; i < V; i++) // all loads issued before the first use
+        v[i] = t + i * nt < nv ? __ldcs(xr + t + i * nt) : make_uint4(0, 0, 0, 0);
+    uint32_t mx = 0;
+#pragma unroll
+    for (int i = 0; i < V; i++) {
+        mx = absmax_bf16x2(mx, v[i].x);
+        mx = absmax_bf16x2(mx, v[i].y);
+        mx = absmax_bf16x2(mx, v[i].z);
+        mx = absmax_bf16x2(mx, v[i].w);
+    }
+    float amax = fmaxf(bf16_lo(mx), bf16_hi(mx));
+    for (int o = 16; o > 0; o >>= 1)
+        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    if ((t & 31) == 0)
+        red[t >> 5] = amax;
+    __syncthreads();
+    for (int w = 0; w < (nt + 31) >> 5; w++) // every thread reads the few warp maxima
+        amax = fmaxf(amax, red[w]);
+    const float inv = token_inv<Q>(amax, r, sa);
+
+    if (H == LIFT_IDENTITY) {
+#pragma unroll
+        for (int i = 0; i < V; i++)
+            if (t + i * nt < nv)
+                ((uint2 *)qrow)[t + i * nt] = quant8<Q>(v[i], inv);
+        for (int u = nv + t; u < kout / 8; u += nt) // K .. K' is zero
+            ((uint2 *)qrow)[u] = make_uint2(0, 0);
+        return;
+    }
+    uint2 *qs = (uint2 *)qrow_s;
+#pragma unroll
+    for (int i = 0; i < V; i++)
+        if (t + i * nt < nv)
+            qs[t + i * nt] = quant8<Q>(v[i], inv);
+    for (int u = nv + t; u < nz; u += nt) // nz = ceil8(Kp + 4) / 8
+        qs[u] = make_uint2(0, 0);
+    __syncthreads();
+    const uint32_t *qw = (const uint32_t *)qrow_s;
+    const uint32_t words_raw = (uint32_t)(geo.k_raw >> 2);
+    for (int c = t; c < kout / 16; c += nt) {
+        uint32_t o4[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const uint32_t o = 4 * c + j;
+            const uint32_t g = H == LIFT_ONE_GROUP ? 0 : H == LIFT_RUNTIME ? o / (uint32_t)hm1 : o / (H - 1);
+            const uint32_t p = o + g;
+            o4[j] = 0u; // K'raw .. K' is zero (and its p may lie past the staged row)
+            if (o < words_raw)
+                o4[j] = __funnelshift_r(qw[p >> 1], qw[(p >> 1) + 1], (p & 1) << 4);
+        }
+        ((uint4 *)qrow)[c] = make_uint4(o4[0], o4[1], o4[2], o4[3]);
+    }
+}
+
+template <int Q, int H, int V>
+cudaError_t launch_rows_v(const uint16_t *x, int64_t m_pad, int64_t m, ss_lift_geom geo, void *q,
+                          float *sa, int threads, cudaStream_t stream) {
+    size_t smem = 0;
+    int nz = 0;
+    if (H != LIFT_IDENTITY) {
+        const int64_t kp = geo.k_raw / geo.g * geo.l; // Kp = (K'raw / G) * L
+        smem = (size_t)((kp + 4 + 15) / 16 * 16);
+        nz = (int)((kp + 4 + 7) / 8);
+        if (smem > 48 * 1024) {
+            cudaError_t e = cudaFuncSetAttribute(quant_rows_kernel<Q, H, V>,
+                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+            if (e != cudaSuccess)
+                return e;
+        }
+    }
+    quant_rows_kernel<Q, H, V><<<(unsigned)m_pad, threads, smem, stream>>>(
+        (const uint4 *)x, m, geo, geo.g / 4, nz, (uint8_t *)q, sa);
+    return cudaGetLastError();
+}
+
+template <int Q, int H>
+cudaError_t launch_rows_h(const uint16_t *x, int64_t m, int64_t m_pad, ss_lift_geom geo, void *q,
+                          float *sa, int vecs, cudaStream_t stream) {
+    const int64_t nv = geo.k / 8;
+    const int threads = (int)((nv + vecs - 1) / vecs + 31) / 32 * 32;
+    if (threads > 1024)
+        return cudaErrorInvalidValue;
+    switch (vecs) {
+    case 1: return launch_rows_v<Q, H, 1>(x, m_pad, m, geo, q, sa, threads, stream);
+    case 2: return launch_rows_v<Q, H, 2>(x, m_pad, m, geo, q, sa, threads, stream);
+    case 4: return launch_rows_v<Q, H, 4>(x, m_pad, m, geo, q, sa, threads, stream);
+    case 8: return launch_rows_v<Q, H, 8>(x, m_pad, m, geo, q, sa, threads, stream);
+    default: return cudaErrorInvalidValue;
+    }
+}
+
+/* Can quant_rows_kernel take this call? */
+bool rows_kernel_fits(ss_dtype qdt, const uint16_t *x, ss_lift_geom geo, const void *q) {
+    return (qdt == SS_DTYPE_I8 || qdt == SS_DTYPE_F8_E4M3) && geo.k > 0 && geo.k % 8 == 0 &&
+           (uintptr_t)x % 16 == 0 && (uintptr_t)q % 16 == 0 && geo.k <= 8 * 1024 * 8;
+}
+
+/* vecs = 0: the automatic choice, the fewest vectors per thread with at most
+ * 256 threads per row (K = 2560: 2 x 160; K = 6912: 4 x 224), so that short
+ * blocks keep several rows per SM in flight. */
+template <int Q>
+cudaError_t launch_rows(const uint16_t *x, int64_t m, int64_t m_pad, ss_lift_geom geo, void *q,
+                        float *sa, int vecs, cudaStream_t stream) {
+    if (m_pad <= 0)
+        return cudaSuccess;
+    if (vecs == 0)
+        for (vecs = 1; vecs < 8 && geo.k / 8 > 256 * (int64_t)vecs; vecs *= 2) {
+        }
+    if (geo.l == 0 || geo.l == 4)
+        return launch_rows_h<Q, LIFT_IDENTITY>(x, m, m_pad, geo, q, sa, vecs, stream);
+    if (geo.k_raw <= geo.g)
+        return launch_rows_h<Q, LIFT_ONE_GROUP>(x, m, m_pad, geo, q, sa, vecs, stream);
+    switch (geo.l) {
+    case 6: return launch_rows_h<Q, 3>(x, m, m_pad, geo, q, sa, vecs, stream);
+    case 8: return launch_rows_h<Q, 4>(x, m, m_pad, geo, q, sa, vecs, stream);
+    case 10: return launch_rows_h<Q, 5>(x, m, m_pad, geo, q, sa, vecs, stream);
+    case 12: return launch_rows_h<Q, 6>(x, m, m_pad, geo, q, sa, vecs, stream);
+    case 14: return launch_rows_h<Q, 7>(x, m, m_pad, geo, q, sa, vecs, stream);
+    case 16: return launch_rows_h<Q, 8>(x, m, m_pad, geo, q, sa, vecs, stream);
+    default: return launch_rows_h<Q, LIFT_RUNTIME>(x, m, m_pad, geo, q, sa, vecs, stream);
+    }
+}
+
 template <int Q>
 cudaError_t launch(const uint16_t *x, int64_t m, int64_t m_pad, ss_lift_geom geo, void *q,
                    float *sa, int threads, cudaStream_t stream) {
@@ -277,10 +492,23 @@ extern "C" cudaError_t ss_kernel_quant(ss_dtype qdt, const uint16_t *x, int64_t 
     if (geo.k_out % 32 != 0 || m < 0 || m_pad < m || geo.k_out >= INT32_MAX / 2 ||
         geo.k >= INT32_MAX / 2 || (geo.l != 0 && (geo.g <= 0 || geo.g % 4 != 0)))
         return cudaErrorInvalidValue;
+    if (threads == 0 && rows_kernel_fits(qdt, x, geo, q))
+        return qdt == SS_DTYPE_I8 ? launch_rows<Q_I8>(x, m, m_pad, geo, q, sa, 0, stream)
+                                  : launch_rows<Q_E4M3>(x, m, m_pad, geo, q, sa, 0, stream);
     switch (qdt) {
     case SS_DTYPE_I8: return launch<Q_I8>(x, m, m_pad, geo, q, sa, threads, stream);
     case SS_DTYPE_F8_E4M3: return launch<Q_E4M3>(x, m, m_pad, geo, q, sa, threads, stream);
     case SS_DTYPE_BF16: return launch<Q_BF16>(x, m, m_pad, geo, q, sa, threads, stream);
     default: return cudaErrorInvalidValue;
     }
+}
+
+extern "C" cudaError_t ss_kernel_quant_vecs(ss_dtype qdt, const uint16_t *x, int64_t m,
+                                            int64_t m_pad, ss_lift_geom geo, void *q, float *sa,
+                                            int vecs, cudaStream_t stream) {
+    if (geo.k_out % 32 != 0 || m < 0 || m_pad < m || geo.k_out >= INT32_MAX / 2 ||
+        (geo.l != 0 && (geo.g <= 0 || geo.g % 4 != 0)) || !rows_kernel_fits(qdt, x, geo, q))
+        return cudaErrorInvalidValue;
+    return qdt == SS_DTYPE_I8 ? launch_rows<Q_I8>(x, m, m_pad, geo, q, sa, vecs, stream)
+                              : launch_rows<Q_E4M3>(x, m, m_pad, geo, q, sa, vecs, stream);
 }
