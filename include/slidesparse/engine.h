@@ -97,6 +97,12 @@ typedef struct {
  * not see each other. */
 ss_status ss_model_forward(ss_model *m, ss_kv_cache *c, const ss_seq_step *seqs,
                            int n_seqs, float *logits);
+/* ss_model_forward that also (or only) returns the greedy id of each sequence:
+ * next (n_seqs). logits may be NULL: a GPU model then samples on the device and
+ * copies back n_seqs ids instead of n_seqs x vocab floats (what a serving loop
+ * wants every step). */
+ss_status ss_model_forward_next(ss_model *m, ss_kv_cache *c, const ss_seq_step *seqs, int n_seqs,
+                                float *logits, int32_t *next);
 
 // --- sampling, generation -------------------------------------------------------------
 

@@ -134,8 +134,8 @@ ss_status ss_model_forward_next(ss_model *m, ss_kv_cache *c, const ss_seq_step *
     if (m->gpu)
         return ss_engine_gpu_forward(m, c, seqs, n_seqs, t, logits, next);
 #endif
-    if (!logits)
-        return ss_fail(SS_EINVAL, "forward: the CPU engine needs a logits buffer");
+    if (!logits && !next)
+        return ss_fail(SS_EINVAL, "forward: neither a logits buffer nor a next-token buffer");
     scratch s;
     SS_TRY(scratch_alloc(cfg, t, &s));
     int64_t h = cfg->hidden_size;
@@ -162,10 +162,18 @@ ss_status ss_model_forward_next(ss_model *m, ss_kv_cache *c, const ss_seq_step *
         memcpy(s.proj + i * h, s.x + (r - 1) * h, (size_t)h * 2);
     }
     m->ops->rmsnorm(s.proj, m->final_norm, n_seqs, h, (float)cfg->rms_norm_eps, s.h);
-    st = ss_linear_forward(m->lm_head, s.h, n_seqs, logits);
+    /* Only next ids wanted: the logits live in a temporary, as on the GPU. */
+    float *lg = logits ? logits : malloc((size_t)n_seqs * (size_t)cfg->vocab_size * sizeof *lg);
+    if (!lg) {
+        st = ss_fail(SS_ENOMEM, "forward: out of memory for the logits of %d sequences", n_seqs);
+        goto done;
+    }
+    st = ss_linear_forward(m->lm_head, s.h, n_seqs, lg);
     if (st == SS_OK && next)
         for (int i = 0; i < n_seqs; i++)
-            next[i] = ss_sample_greedy(logits + (int64_t)i * cfg->vocab_size, cfg->vocab_size);
+            next[i] = ss_sample_greedy(lg + (int64_t)i * cfg->vocab_size, cfg->vocab_size);
+    if (lg != logits)
+        free(lg);
 done:
     scratch_free(&s);
     return st;

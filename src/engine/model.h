@@ -33,9 +33,5 @@ struct ss_model {
 /* Checks a batch, grows each sequence's block table, fills tok (t) (forward.c). */
 ss_status ss_engine_prepare_batch(const ss_model *m, ss_kv_cache *c, const ss_seq_step *seqs,
                                   int n_seqs, ss_tok_info *tok);
-/* ss_model_forward that also (or only) returns the greedy id of each
- * sequence: next (n_seqs); logits may be NULL on a GPU model (no copy back). */
-ss_status ss_model_forward_next(ss_model *m, ss_kv_cache *c, const ss_seq_step *seqs, int n_seqs,
-                                float *logits, int32_t *next);
 
 #endif

@@ -71,7 +71,6 @@ ss_status ss_serve_run(ss_model *m, ss_scheduler *s, const ss_serve_opts *o, ss_
     memset(st, 0, sizeof *st);
     const ss_model_config *cfg = ss_model_get_config(m);
     layer_clock lc = {.n_layers = cfg->num_hidden_layers};
-    float *logits = NULL;
     int32_t *next = NULL;
     size_t cap = 0;
     ss_status rc = SS_OK;
@@ -94,22 +93,21 @@ ss_status ss_serve_run(ss_model *m, ss_scheduler *s, const ss_serve_opts *o, ss_
             goto fail;
         if ((size_t)b.n > cap) {
             cap = (size_t)b.n;
-            free(logits);
             free(next);
-            logits = malloc(cap * (size_t)cfg->vocab_size * sizeof *logits);
             next = malloc(cap * sizeof *next);
-            if (!logits || !next) {
-                rc = ss_fail(SS_ENOMEM, "serve: out of memory for the logits of %zu sequences", cap);
+            if (!next) {
+                rc = ss_fail(SS_ENOMEM, "serve: out of memory for the next tokens of %zu sequences", cap);
                 goto fail;
             }
         }
         double t1 = now_s();
         lc.last = t1;
-        if ((rc = ss_model_forward(m, ss_scheduler_kv(s), b.steps, b.n, logits)) != SS_OK)
+        /* Greedy ids only: no per-step copy of n x vocab logits off the GPU. */
+        if ((rc = ss_model_forward_next(m, ss_scheduler_kv(s), b.steps, b.n, NULL, next)) != SS_OK)
             goto fail;
         double t2 = now_s();
         for (int i = 0; i < b.n; i++)
-            next[i] = b.sample[i] ? ss_sample_greedy(logits + (size_t)i * (size_t)cfg->vocab_size, cfg->vocab_size) : 0;
+            next[i] = b.sample[i] ? next[i] : 0;
         double t3 = now_s();
         ss_stage_times stages;
         int has_stages = 0;
@@ -148,7 +146,6 @@ fail:
     if (o->profile)
         ss_model_set_layer_hook(m, NULL, NULL);
     free(lc.layers_s);
-    free(logits);
     free(next);
     return rc;
 }
