@@ -20,5 +20,6 @@
 #include "slidesparse/serve.h"
 #include "slidesparse/tune.h"
 #include "slidesparse/bench.h"
+#include "slidesparse/pipeline.h"
 
 #endif

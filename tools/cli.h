@@ -39,5 +39,6 @@ int cmd_tune(int, char**); int cmd_bench(int, char**);
 int cmd_bench_prefill(int argc, char **argv);
 int cmd_bench_decode(int argc, char **argv);
 int cmd_generate(int, char **);
+int cmd_run_all(int, char**); int cmd_report(int, char**);
 
 #endif

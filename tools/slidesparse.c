@@ -15,6 +15,8 @@ static const ss_cli_command commands[] = {
     {"generate", "greedy generation from token ids; prints ids, logits hash, tokens/s", cmd_generate},
     {"tune", "search the fastest GEMM algorithms for a model's shapes (task 3)", cmd_tune},
     {"bench", "bench kernel: dense vs slid GEMM / linear latency CSVs (tasks 6-8)", cmd_bench},
+    {"run-all", "the whole pipeline (tasks 1-8): log, status JSON, report with plots", cmd_run_all},
+    {"report", "regenerate the run-all report from a results folder", cmd_report},
     {"inspect", "list tensors, dtypes, shapes and detected Z:L pattern of a file or directory", cmd_inspect},
     {"version", "print versions of slidesparse and the libraries it was built with", cmd_version},
 };

@@ -1,0 +1,142 @@
+/* slidesparse run-all: the whole seed pipeline (tasks 1-8) in one resumable
+ * command, with a log, a status JSON and a Markdown report with plots
+ * (slidesparse/pipeline.h holds the layout and the config-file schema). */
+#include "cli.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "slidesparse/pipeline.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: slidesparse run-all [--config FILE] [--out DIR] [--resume] [--tasks 1,2,4]\n"
+            "        [--models bitnet-2b,...] [--dtypes int8,fp8] [--sparsity 2_4,2_6,2_8,2_10]\n"
+            "        [--base DIR] [--scale quick|full] [--backend auto|gpu|cpu] [--name NAME] [--quiet]\n"
+            "  Tasks: 1 base checkpoints (--base DIR, else one present under <out>/checkpoints, else\n"
+            "  synthesized with the exact configuration) + INT8/FP8 quantization; 2 convert to the\n"
+            "  --sparsity patterns; 3 tune (coarse + fine); 4 prefill; 5 decode; 6 kernel dense;\n"
+            "  7 kernel 2_4..2_10; 8 kernel 2_12, 2_14, 2_16, 2_inf.\n"
+            "  With a GPU the defaults follow the seed: bitnet-2b, INT8 + FP8, prefill M 512..32768,\n"
+            "  decode M 64..512, kernel M 64..16384, full scale. Without one (or --backend cpu) the\n"
+            "  embedded default runs: tiny-bitnet on the CPU backend, two M per stage, quick scale.\n"
+            "  --out DIR (default results): checkpoints, CSVs (SPEC §8 layout), <name>_<stamp>.log,\n"
+            "    <name>_<stamp>_status.json (rewritten after every task) and <GPU>_report_<date>.md.\n"
+            "  --resume: continue the newest run in --out (its own configuration): finished tasks\n"
+            "    are kept, an interrupted or failed one starts over.\n"
+            "  --config FILE: JSON, keys out, name, tasks, models, dtypes, sparsity, sparsity_task8,\n"
+            "    m_prefill, m_decode, m_kernel, m_tune_coarse, m_tune_fine, tune_stages, scale,\n"
+            "    backend, device, base, checkpoints, warmup, repeat, kv_memory_mb,\n"
+            "    gpu_memory_fraction, seed (schema in include/slidesparse/pipeline.h); options given\n"
+            "    on the command line override the file.\n");
+}
+
+typedef struct {
+    int tty, quiet, drawn;
+} ui;
+
+static void clear_line(ui *u) {
+    if (u->drawn) {
+        fputs("\r\033[K", stdout);
+        u->drawn = 0;
+    }
+}
+
+static void on_log(void *user, const char *line) {
+    ui *u = user;
+    clear_line(u);
+    if (!u->quiet)
+        printf("%s\n", line);
+    fflush(stdout);
+}
+
+static void hms(double s, char *b, size_t n) {
+    if (s < 0)
+        snprintf(b, n, "--:--");
+    else
+        snprintf(b, n, "%ld:%02ld", (long)(s + 0.5) / 60, (long)(s + 0.5) % 60);
+}
+
+static void on_progress(void *user, const ss_pipe_progress *p) {
+    ui *u = user;
+    if (!u->tty || u->quiet)
+        return;
+    char el[16], eta[16];
+    hms(p->elapsed_s, el, sizeof el);
+    hms(p->eta_s, eta, sizeof eta);
+    printf("\r\033[Krun-all task %d/%d (#%d %s)  elapsed %s  ETA %s  | %.70s", p->k, p->n, p->task, p->name, el, eta,
+           p->what);
+    u->drawn = 1;
+    fflush(stdout);
+}
+
+int cmd_run_all(int argc, char **argv) {
+    const char *cmd = "run-all", *config = NULL, *out = NULL, *tasks = NULL, *models = NULL, *dtypes = NULL,
+               *sparsity = NULL, *base = NULL, *scale = NULL, *backend = NULL, *name = NULL;
+    int bad = 0, resume = 0, quiet = 0, other = 0;
+    for (int i = 1; i < argc; i++) {
+        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (cli_flag(argv[i], "--resume") || cli_flag(argv[i], "--quiet")) {
+            resume |= cli_flag(argv[i], "--resume");
+            quiet |= cli_flag(argv[i], "--quiet");
+            continue;
+        }
+        if (cli_opt(argc, argv, &i, "--out", &out, &bad))
+            goto next;
+        other++;
+        if (cli_opt(argc, argv, &i, "--config", &config, &bad) || cli_opt(argc, argv, &i, "--tasks", &tasks, &bad) ||
+            cli_opt(argc, argv, &i, "--models", &models, &bad) || cli_opt(argc, argv, &i, "--dtypes", &dtypes, &bad) ||
+            cli_opt(argc, argv, &i, "--sparsity", &sparsity, &bad) || cli_opt(argc, argv, &i, "--base", &base, &bad) ||
+            cli_opt(argc, argv, &i, "--scale", &scale, &bad) || cli_opt(argc, argv, &i, "--backend", &backend, &bad) ||
+            cli_opt(argc, argv, &i, "--name", &name, &bad))
+            goto next;
+        return cli_error(cmd, "unexpected argument '%s' (see --help)", argv[i]) + 1;
+    next:
+        if (bad)
+            return 2;
+    }
+    if (resume && other)
+        return cli_error(cmd, "--resume continues the newest run in --out with its own configuration; give only --out") + 1;
+    if (backend && strcmp(backend, "auto") && strcmp(backend, "gpu") && strcmp(backend, "cpu"))
+        return cli_error(cmd, "--backend '%s': expected auto, gpu or cpu", backend) + 1;
+    if (scale && strcmp(scale, "quick") && strcmp(scale, "full"))
+        return cli_error(cmd, "--scale '%s': expected quick or full", scale) + 1;
+    ss_pipe_opts o = {.resume = resume, .log = on_log, .progress = on_progress};
+    ss_pipe_config *c = &o.config;
+    int gpu = backend ? strcmp(backend, "cpu") != 0 && (!strcmp(backend, "gpu") || ss_cuda_device_count() > 0)
+                      : ss_cuda_device_count() > 0;
+    ss_pipe_config_default(c, gpu);
+    ss_status s = SS_OK;
+    if (config && (s = ss_pipe_config_load(config, c)) != SS_OK)
+        return cli_lib_error(cmd, s);
+    if ((tasks && (s = ss_pipe_parse_tasks(tasks, c)) != SS_OK) ||
+        (models && (s = ss_pipe_parse_models(models, c)) != SS_OK) ||
+        (dtypes && (s = ss_pipe_parse_dtypes(dtypes, c)) != SS_OK) ||
+        (sparsity && (s = ss_pipe_parse_sparsity(sparsity, c)) != SS_OK))
+        return cli_lib_error(cmd, s);
+    if (out)
+        snprintf(c->out, sizeof c->out, "%s", out);
+    if (base)
+        snprintf(c->base, sizeof c->base, "%s", base);
+    if (name)
+        snprintf(c->name, sizeof c->name, "%s", name);
+    if (scale)
+        c->quick = !strcmp(scale, "quick");
+    if (backend)
+        c->backend = !strcmp(backend, "auto") ? 0 : !strcmp(backend, "gpu") ? 1 : 2;
+    if ((s = ss_pipe_config_check(c)) != SS_OK)
+        return cli_lib_error(cmd, s);
+    ui u = {.tty = isatty(fileno(stdout)), .quiet = quiet};
+    o.user = &u;
+    ss_pipe_result res;
+    s = ss_pipe_run(&o, &res);
+    clear_line(&u);
+    if (s != SS_OK)
+        return cli_lib_error(cmd, s);
+    printf("run-all: %d tasks done, %d skipped, %d failed\n  status %s\n  log    %s\n  report %s\n", res.n_done,
+           res.n_skipped, res.n_failed, res.status_path, res.log_path, res.report_path[0] ? res.report_path : "(failed)");
+    return res.n_failed ? 1 : 0;
+}
