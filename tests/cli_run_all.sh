@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# CLI-level tests of `slidesparse run-all` / `slidesparse report` (the binary
+# is $1): the real no-GPU run on the embedded default (tiny-bitnet, CPU
+# backend, quick scale) into a temp dir, checked through its report, status
+# JSON, CSVs and PNGs; `report` regenerating the same report from the folder;
+# a run killed with SIGKILL in the middle of a task and resumed; bad input
+# failing with one line before any work.
+set -uo pipefail
+B=$(realpath "$1")
+T=$(mktemp -d /tmp/cli_run_all.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+cd "$T"
+# never a GPU here, even on a GPU machine: the test checks the embedded default
+export CUDA_VISIBLE_DEVICES=""
+
+# --- the embedded default, end to end -----------------------------------------------------------
+t0=$(date +%s.%N)
+"$B" run-all --out r1 >out1 2>err1 || fail "run-all exit $?: $(tail -5 err1 out1)"
+t1=$(date +%s.%N)
+echo "embedded default run: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
+REPORT=$(ls r1/CPU_report_*.md 2>/dev/null | head -1)
+STATUS=$(ls r1/run_all_*_status.json 2>/dev/null | head -1)
+LOG=$(ls r1/run_all_*.log 2>/dev/null | head -1)
+[[ -s $REPORT ]] || fail "no report in r1: $(ls r1)"
+[[ -s $STATUS ]] || fail "no status JSON in r1"
+[[ -s $LOG ]] || fail "no log in r1"
+for k in 1 2 3 4 5 6 7 8; do
+  grep -q "^| $k | .* | done | " "$REPORT" || fail "report: task $k not done: $(grep "^| $k |" "$REPORT")"
+done
+[[ $(grep -c '"state": "done"' "$STATUS") == 8 ]] || fail "status: not 8 tasks done: $(grep '"state"' "$STATUS")"
+grep -q '"embedded_default": true' "$STATUS" && grep -q '"scale": "quick"' "$STATUS" || fail "status: scale/embedded not recorded"
+for needle in "Embedded no-GPU default" "Synthetic weights were used" "## Prefill throughput" "## Decode throughput" \
+  "## Kernel benchmarks" "## Skipped" "## Failed" "## Conclusions" "quick (1/16"; do
+  grep -qF "$needle" "$REPORT" || fail "report lacks '$needle'"
+done
+grep -q "task 4/8: start" "$LOG" && grep -q "task 8: end: done" "$LOG" || fail "log lacks task start/end lines"
+HEADER="M,prompt_len,max_num_seqs,num_prompts,N,output_len,requests_per_s,tokens_per_s,elapsed_time_s"
+for dt in INT8 FP8; do
+  for st in prefill:512 decode:64 decode:128; do
+    stage=${st%%:*} m=${st##*:}
+    for v in "" 2_4/ 2_6/ 2_8/ 2_10/; do
+      f=r1/throughput_benchmark_results/$stage/CPU_cc0_${dt}_cpu/cpu/${v}tiny-bitnet_$stage.csv
+      [[ $(head -1 "$f" 2>/dev/null) == "$HEADER" ]] || { fail "$f: missing or bad header"; continue; }
+      grep -q "^$m," "$f" || fail "$f: no row for M $m"
+      # each reported tokens/s appears in the report's table for that M
+      tps=$(awk -F, -v m="$m" '$1 == m { printf "%.1f", $8 }' "$f")
+      grep -q "^| $m | ${v%/}${v:+ }.*| $tps |" "$REPORT" 2>/dev/null || grep -q "| $tps |" "$REPORT" ||
+        fail "report lacks tokens/s $tps of $f"
+    done
+  done
+  for task in 6 7 8; do
+    f=r1/kernel_task$task/benchmark_kernel/cuSPARSELt/CPU_cc0_${dt}_cpu/tiny-bitnet_total.csv
+    [[ $(wc -l <"$f" 2>/dev/null) -gt 1 ]] || fail "$f: missing or empty"
+  done
+done
+grep -q "^| 64 | [0-9.]* | [0-9.]* (2.00) | [0-9.]* (1.50) |" "$REPORT" || fail "report: kernel table without ideal speedups"
+n_png=0
+for p in r1/plots/*.png; do
+  [[ -s $p && $(head -c 4 "$p" | od -An -tx1 | tr -d ' ') == 89504e47 ]] || fail "$p: not a PNG"
+  grep -qF "(plots/$(basename "$p"))" "$REPORT" || fail "report does not link $p"
+  n_png=$((n_png + 1))
+done
+[[ $n_png -ge 8 ]] || fail "only $n_png PNGs in r1/plots"
+[[ -z $(find r1 -name '*.tmp*') ]] || fail "temporary files left: $(find r1 -name '*.tmp*')"
+
+# --- report regenerates the same report from the folder alone -------------------------------------
+cp "$REPORT" report.orig && rm "$REPORT" r1/plots/*.png
+"$B" report r1 >out2 2>err2 || fail "report exit $?: $(cat err2)"
+cmp -s report.orig "$REPORT" || fail "regenerated report differs: $(diff report.orig "$REPORT" | head -5)"
+[[ $(ls r1/plots/*.png | wc -l) == "$n_png" ]] || fail "report did not redraw the plots"
+
+# --- SIGKILL in the middle of task 4, then --resume (reuses r1's checkpoints) ----------------------
+
+"$B" run-all --out r2 --dtypes int8 >out3 2>err3 &
+pid=$!
+for _ in $(seq 1 300); do
+  grep -qs 'task 4: .* M 512' r2/run_all_*.log && break
+  sleep 0.1
+done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+S2=$(ls r2/run_all_*_status.json | head -1)
+grep -A3 '"task": 4,' "$S2" | grep -q '"state": "running"' || fail "killed run: task 4 not 'running' in $S2"
+grep -A3 '"task": 3,' "$S2" | grep -q '"state": "done"' || fail "killed run: task 3 not 'done'"
+"$B" run-all --out r2 --resume >out4 2>err4 || fail "resume exit $?: $(tail -3 err4 out4)"
+grep -q "task 3 (.*): done in the interrupted run, kept" out4 || fail "resume did not keep task 3: $(head out4)"
+grep -q "start: task 4" out4 || fail "resume did not redo task 4"
+grep -q "start: task 1 " out4 && fail "resume redid task 1"
+[[ $(grep -c '"state": "done"' "$S2") == 8 ]] || fail "resumed status: not 8 tasks done"
+[[ $(ls r2/run_all_*_status.json | wc -l) == 1 ]] || fail "resume started a second status file"
+for f in r2/throughput_benchmark_results/prefill/CPU_cc0_INT8_cpu/cpu/tiny-bitnet_prefill.csv \
+  r2/throughput_benchmark_results/prefill/CPU_cc0_INT8_cpu/cpu/2_10/tiny-bitnet_prefill.csv; do
+  [[ $(grep -c '^512,' "$f" 2>/dev/null) == 1 ]] || fail "$f: expected one M 512 row after resume"
+done
+ls r2/CPU_report_*.md >/dev/null 2>&1 || fail "no report after resume"
+
+# --- bad input: one line on stderr, non-zero exit, no work ---------------------------------------
+expect_err() {
+  local desc=$1 needle=$2; shift 3
+  rm -rf bad
+  "$@" >out 2>err; local rc=$?
+  [[ $rc != 0 ]] || fail "$desc: exit 0"
+  [[ $(wc -l <err) == 1 ]] || fail "$desc: stderr has $(wc -l <err) lines: $(cat err)"
+  grep -qF -- "$needle" err || fail "$desc: stderr lacks '$needle': $(cat err)"
+  [[ -z $(ls bad/*_status.json bad/checkpoints 2>/dev/null) ]] || fail "$desc: work started in bad/"
+  echo "ok: $desc ($(cat err))"
+}
+echo '{"dtypes": "int8"}' >wrongtype.json
+echo '{"m_decode": [64, "x"]}' >wrongelem.json
+echo '{"colour": 1}' >unknown.json
+echo '{"tasks": [1, 2' >broken.json
+touch afile
+expect_err "unknown task" "unknown task '9'" -- "$B" run-all --out bad --tasks 1,9
+expect_err "unknown model" "unknown model 'gpt-5'" -- "$B" run-all --out bad --models gpt-5
+expect_err "unknown dtype" "unknown dtype 'bf16'" -- "$B" run-all --out bad --dtypes int8,bf16
+expect_err "unknown pattern" "unknown pattern '2_5'" -- "$B" run-all --out bad --sparsity 2_4,2_5
+expect_err "unwritable output" "afile/out" -- "$B" run-all --out afile/out
+expect_err "config: wrong type" '"dtypes": expected a non-empty array of strings' -- "$B" run-all --out bad --config wrongtype.json
+expect_err "config: wrong element" '"m_decode"[1]: expected an integer' -- "$B" run-all --out bad --config wrongelem.json
+expect_err "config: unknown key" 'unknown key "colour"' -- "$B" run-all --out bad --config unknown.json
+expect_err "config: not JSON" "broken.json: line" -- "$B" run-all --out bad --config broken.json
+expect_err "config: missing" "nowhere.json" -- "$B" run-all --out bad --config nowhere.json
+echo '{"m_decode": [100]}' >decode_m.json
+expect_err "decode M off the SPEC list" "M 100" -- "$B" run-all --out bad --config decode_m.json
+expect_err "resume with options" "give only --out" -- "$B" run-all --out bad --resume --tasks 4
+expect_err "resume without a run" "no *_status.json" -- "$B" run-all --out bad --resume
+expect_err "report of an empty folder" "no *_status.json" -- "$B" report "$T"
+
+if [[ $fails != 0 ]]; then
+  echo "$fails failure(s)"
+  exit 1
+fi
+echo "cli_run_all: all checks passed"
