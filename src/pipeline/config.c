@@ -259,6 +259,14 @@ static ss_status int_field(const cfgfile *f, const char *key, int lo, int hi, in
     return SS_OK;
 }
 
+/* A list parser's SS_EINVAL as SS_EFORMAT naming the file; the message is
+ * copied first because ss_fail rewrites the buffer ss_last_error points to. */
+static ss_status refail(const cfgfile *f, const char *key, const char *msg) {
+    char copy[1024];
+    snprintf(copy, sizeof copy, "%s", msg);
+    return ss_fail(SS_EFORMAT, "%s: \"%s\": %s", f->label, key, copy);
+}
+
 static const char *known_keys[] = {"out", "name", "tasks", "models", "dtypes", "sparsity",
                                    "sparsity_task8", "m_prefill", "m_decode", "m_kernel",
                                    "m_tune_coarse", "m_tune_fine", "tune_stages", "scale", "backend",
@@ -295,14 +303,14 @@ static ss_status apply(const cfgfile *f, ss_pipe_config *c) {
 #define LIST(k, fn)                                                                      \
     SS_TRY(str_list(f, k, buf, sizeof buf, &have));                                      \
     if (have && (s = fn(buf, c)) != SS_OK)                                               \
-        return ss_fail(SS_EFORMAT, "%s: \"%s\": %s", f->label, k, ss_last_error());
+        return refail(f, k, ss_last_error());
     LIST("models", ss_pipe_parse_models)
     LIST("dtypes", ss_pipe_parse_dtypes)
     LIST("sparsity", ss_pipe_parse_sparsity)
 #undef LIST
     SS_TRY(str_list(f, "sparsity_task8", buf, sizeof buf, &have));
     if (have && parse_patterns("sparsity_task8", buf, c->sparsity8, &c->n_sparsity8, 1) != SS_OK)
-        return ss_fail(SS_EFORMAT, "%s: %s", f->label, ss_last_error());
+        return refail(f, "sparsity_task8", ss_last_error());
     SS_TRY(int_list(f, "m_prefill", 1, 1 << 20, c->m_prefill, &c->n_prefill));
     SS_TRY(int_list(f, "m_decode", 1, 1 << 20, c->m_decode, &c->n_decode));
     SS_TRY(int_list(f, "m_kernel", 1, 1 << 20, c->m_kernel, &c->n_kernel));
