@@ -12,7 +12,7 @@
  * (max|ours - ref| / max|ref|) of 3e-2 for hidden states and logits; a BF16
  * round of the residual alone gives 4e-3. Measured values are printed
  * (`OK max diff ...`) so a regression towards the bound shows. */
-#include "support/ss_test.h"
+#include "support/engine_fixture.h"
 
 #include "engine/model.h" /* the fused layers, for the fusion test */
 
@@ -21,8 +21,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#define REF_MAGIC 0x46455253u
-#define REF_VERSION 1u
 #define TOL_HIDDEN 3e-2
 #define TOL_LOGITS 3e-2
 /* Greedy tokens are compared only where the reference's top-2 gap exceeds
@@ -31,127 +29,12 @@
 
 static const char *const ARCHS[] = {"bitnet", "llama", "qwen2"};
 
-// --- reference.bin (format: tools/make_reference.py) ----------------------------
-
-typedef struct {
-    char name[64];
-    uint32_t dtype; /* 0 float32, 1 int32 */
-    int64_t numel;
-    int64_t shape[4];
-    uint32_t ndim;
-    const void *data; /* malloc'd (aligned) */
-} ref_rec;
-
-typedef struct {
-    uint8_t *buf;
-    ref_rec rec[64];
-    int n;
-} ref_file;
-
-static uint32_t rd_u32(const uint8_t *p) {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-static void ref_load(const char *arch, ref_file *rf) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/engine/%s/reference.bin", getenv("SS_TEST_DATA"), arch);
-    size_t len = 0;
-    rf->buf = ss_test_read_file(path, &len);
-    if (!rf->buf)
-        fail_msg("cannot read %s", path);
-    assert_true(len >= 12);
-    assert_int_equal(rd_u32(rf->buf), REF_MAGIC);
-    assert_int_equal(rd_u32(rf->buf + 4), REF_VERSION);
-    uint32_t count = rd_u32(rf->buf + 8);
-    assert_true(count <= 64);
-    size_t at = 12;
-    for (uint32_t i = 0; i < count; i++) {
-        ref_rec *r = &rf->rec[i];
-        assert_true(at + 4 <= len);
-        uint32_t nl = rd_u32(rf->buf + at);
-        assert_true(nl < sizeof r->name && at + 4 + nl + 8 <= len);
-        memcpy(r->name, rf->buf + at + 4, nl);
-        r->name[nl] = 0;
-        at += 4 + nl;
-        r->dtype = rd_u32(rf->buf + at);
-        r->ndim = rd_u32(rf->buf + at + 4);
-        at += 8;
-        assert_true(r->dtype <= 1 && r->ndim <= 4 && at + 8 * r->ndim <= len);
-        r->numel = 1;
-        for (uint32_t d = 0; d < r->ndim; d++) {
-            memcpy(&r->shape[d], rf->buf + at, 8);
-            assert_true(r->shape[d] >= 0 && r->shape[d] < (1 << 24));
-            r->numel *= r->shape[d];
-            at += 8;
-        }
-        assert_true(at + 4 * (size_t)r->numel <= len);
-        /* Records are packed, so copy each into aligned memory. */
-        void *copy = malloc(4 * (size_t)r->numel + 4);
-        memcpy(copy, rf->buf + at, 4 * (size_t)r->numel);
-        r->data = copy;
-        at += 4 * (size_t)r->numel;
-    }
-    assert_int_equal(at, len);
-    rf->n = (int)count;
-}
-
-static const ref_rec *ref_get(const ref_file *rf, const char *fmt, int a, int b) {
-    char name[64];
-    snprintf(name, sizeof name, fmt, a, b);
-    for (int i = 0; i < rf->n; i++)
-        if (strcmp(rf->rec[i].name, name) == 0)
-            return &rf->rec[i];
-    fail_msg("reference record %s missing", name);
-    return NULL;
-}
-
-static int ref_count_prompts(const ref_file *rf) {
-    int n = 0;
-    for (int i = 0; i < rf->n; i++)
-        if (strstr(rf->rec[i].name, ".ids"))
-            n++;
-    return n;
-}
-
 // --- helpers --------------------------------------------------------------------
-
-static void fixture_dir(const char *arch, char *buf, size_t n) {
-    snprintf(buf, n, "%s/engine/%s", getenv("SS_TEST_DATA"), arch);
-}
 
 static ss_model *load(ss_context *ctx, const char *dir) {
     ss_model *m = NULL;
     assert_ok(ss_model_load(ctx, SS_BACKEND_CPU, dir, &m));
     return m;
-}
-
-/* Normalized max error; prints the STYLE.md line and checks it. */
-static double compare(const char *what, const float *ours, const float *ref, int64_t n, double tol) {
-    double md = 0, mr = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)ours[i] - ref[i]);
-        md = d > md || d != d ? d : md;
-        mr = fabs(ref[i]) > mr ? fabs(ref[i]) : mr;
-    }
-    double rel = md / (mr > 1 ? mr : 1);
-    printf("%s %-28s max diff %.3e (normalized %.3e, tol %.0e)\n", rel <= tol ? "OK " : "BAD", what, md,
-           rel, tol);
-    if (!(rel <= tol))
-        fail_msg("%s: normalized max diff %.3e > %.0e", what, rel, tol);
-    return rel;
-}
-
-typedef struct {
-    float *layers; // (n_layers, t, hidden)
-    int64_t hidden;
-} layer_capture;
-
-static void capture_hook(void *user, int layer, const uint16_t *x, int64_t t) {
-    layer_capture *c = user;
-    for (int64_t i = 0; i < t * c->hidden; i++)
-        c->layers[(int64_t)layer * t * c->hidden + i] = ss_bf16_to_f32(x[i]);
 }
 
 /* Prefill of one sequence in a fresh cache: logits (vocab) of its last token. */
@@ -171,39 +54,39 @@ static void prefill(ss_model *m, const int32_t *ids, int64_t n, float *logits) {
 
 static void check_arch(const char *arch) {
     char dir[512];
-    fixture_dir(arch, dir, sizeof dir);
-    ref_file rf;
-    ref_load(arch, &rf);
+    ss_engine_fixture_dir(arch, dir, sizeof dir);
+    ss_ref_file rf;
+    ss_ref_load(arch, &rf);
     ss_context *ctx;
     assert_ok(ss_context_create(-1, &ctx));
     ss_model *m = load(ctx, dir);
     const ss_model_config *c = ss_model_get_config(m);
-    int np = ref_count_prompts(&rf);
+    int np = ss_ref_count_prompts(&rf);
     assert_true(np >= 2);
     for (int p = 0; p < np; p++) {
-        const ref_rec *ids = ref_get(&rf, "p%d.ids", p, 0);
+        const ss_ref_rec *ids = ss_ref_get(&rf, "p%d.ids", p, 0);
         int64_t t = ids->numel;
-        layer_capture cap = {.layers = malloc((size_t)(c->num_hidden_layers * t * c->hidden_size) * 4),
-                             .hidden = c->hidden_size};
+        ss_layer_capture cap = {.layers = malloc((size_t)(c->num_hidden_layers * t * c->hidden_size) * 4),
+                                .hidden = c->hidden_size};
         float *logits = malloc((size_t)c->vocab_size * 4);
-        ss_model_set_layer_hook(m, capture_hook, &cap);
+        ss_model_set_layer_hook(m, ss_layer_capture_hook, &cap);
         prefill(m, ids->data, t, logits);
         ss_model_set_layer_hook(m, NULL, NULL);
         char what[64];
         for (int l = 0; l < c->num_hidden_layers; l++) {
-            const ref_rec *r = ref_get(&rf, "p%d.layer%d", p, l);
+            const ss_ref_rec *r = ss_ref_get(&rf, "p%d.layer%d", p, l);
             assert_int_equal(r->numel, t * c->hidden_size);
             snprintf(what, sizeof what, "%s p%d layer%d", arch, p, l);
-            compare(what, cap.layers + (int64_t)l * t * c->hidden_size, r->data, r->numel, TOL_HIDDEN);
+            ss_compare_normalized(what, cap.layers + (int64_t)l * t * c->hidden_size, r->data, r->numel, TOL_HIDDEN);
         }
-        const ref_rec *rl = ref_get(&rf, "p%d.logits", p, 0);
+        const ss_ref_rec *rl = ss_ref_get(&rf, "p%d.logits", p, 0);
         assert_int_equal(rl->numel, c->vocab_size);
         snprintf(what, sizeof what, "%s p%d logits", arch, p);
-        compare(what, logits, rl->data, rl->numel, TOL_LOGITS);
+        ss_compare_normalized(what, logits, rl->data, rl->numel, TOL_LOGITS);
 
         /* Greedy continuation through the KV cache == the reference's, which
          * recomputed the full sequence every step. */
-        const ref_rec *g = ref_get(&rf, "p%d.greedy", p, 0), *gap = ref_get(&rf, "p%d.gap", p, 0);
+        const ss_ref_rec *g = ss_ref_get(&rf, "p%d.greedy", p, 0), *gap = ss_ref_get(&rf, "p%d.gap", p, 0);
         int32_t out[16];
         assert_true(g->numel <= 16);
         assert_ok(ss_generate_greedy(m, ids->data, t, g->numel, out, NULL));
@@ -222,9 +105,7 @@ static void check_arch(const char *arch) {
     }
     ss_model_destroy(m);
     ss_context_destroy(ctx);
-    for (int i = 0; i < rf.n; i++)
-        free((void *)rf.rec[i].data);
-    free(rf.buf);
+    ss_ref_free(&rf);
 }
 
 static void test_bitnet_matches_reference(void **st) { check_arch("bitnet"); }
@@ -236,7 +117,7 @@ static void test_qwen2_matches_reference(void **st) { check_arch("qwen2"); }
 static void test_decode_equals_prefill(void **st) {
     for (size_t a = 0; a < sizeof ARCHS / sizeof *ARCHS; a++) {
         char dir[512];
-        fixture_dir(ARCHS[a], dir, sizeof dir);
+        ss_engine_fixture_dir(ARCHS[a], dir, sizeof dir);
         ss_context *ctx;
         assert_ok(ss_context_create(-1, &ctx));
         ss_model *m = load(ctx, dir);
@@ -266,7 +147,7 @@ static void test_decode_equals_prefill(void **st) {
         char what[64];
         snprintf(what, sizeof what, "%s decode vs prefill", ARCHS[a]);
         /* Same rows through the same ops: only the GEMM's row count differs. */
-        compare(what, step, full, v, 1e-6);
+        ss_compare_normalized(what, step, full, v, 1e-6);
         /* The pool is full: one more token needs a fourth block. */
         assert_fails(ss_kv_seq_reserve(kc, &s, 49), SS_ENOMEM, "more blocks");
         ss_kv_seq_release(kc, &s);
@@ -281,7 +162,7 @@ static void test_decode_equals_prefill(void **st) {
 
 static void test_batch_isolates_sequences(void **st) {
     char dir[512];
-    fixture_dir("qwen2", dir, sizeof dir);
+    ss_engine_fixture_dir("qwen2", dir, sizeof dir);
     ss_context *ctx;
     assert_ok(ss_context_create(-1, &ctx));
     ss_model *m = load(ctx, dir);
@@ -309,15 +190,15 @@ static void test_batch_isolates_sequences(void **st) {
     }
     steps[0].n_tokens = 20;
     assert_ok(ss_model_forward(m, kc, steps, NS, batch));
-    compare("qwen2 batch seq1 vs alone", batch + 1 * v, alone + 1 * v, v, 1e-6);
+    ss_compare_normalized("qwen2 batch seq1 vs alone", batch + 1 * v, alone + 1 * v, v, 1e-6);
     ss_seq_step mixed[2] = {
         {.tokens = &ids[0][20], .n_tokens = 1, .start_pos = 20, .kv = &s[0]},
         {.tokens = &ids[2][5], .n_tokens = 4, .start_pos = 5, .kv = &s[2]},
     };
     float *mix = malloc((size_t)(2 * v) * 4);
     assert_ok(ss_model_forward(m, kc, mixed, 2, mix));
-    compare("qwen2 batch seq0 decode", mix, alone, v, 1e-6);
-    compare("qwen2 batch seq2 chunked", mix + v, alone + 2 * v, v, 1e-6);
+    ss_compare_normalized("qwen2 batch seq0 decode", mix, alone, v, 1e-6);
+    ss_compare_normalized("qwen2 batch seq2 chunked", mix + v, alone + 2 * v, v, 1e-6);
     for (int i = 0; i < NS; i++)
         ss_kv_seq_release(kc, &s[i]);
     ss_kv_cache_destroy(kc);
@@ -330,58 +211,9 @@ static void test_batch_isolates_sequences(void **st) {
 
 // --- slid INT8 == dense INT8 holding the same pruned weights ----------------------
 
-/* Writes dst = src's tensors with every slid projection unslid back to (N, K),
- * and the config.json of `config_from` (dense quantized, no slidesparse block). */
-static void write_unslid(const char *slid_dir, const char *config_from, const char *dst, ss_pattern p) {
-    ss_checkpoint *ck;
-    assert_ok(ss_checkpoint_open(slid_dir, &ck));
-    char path[1024];
-    assert_int_equal(mkdir(dst, 0755), 0);
-    snprintf(path, sizeof path, "%s/config.json", config_from);
-    size_t len;
-    void *cfg = ss_test_read_file(path, &len);
-    assert_non_null(cfg);
-    snprintf(path, sizeof path, "%s/config.json", dst);
-    ss_test_write_file(path, cfg, len);
-    free(cfg);
-
-    size_t n = ss_checkpoint_count(ck);
-    void **bufs = calloc(n, sizeof *bufs);
-    size_t *sizes = calloc(n, sizeof *sizes);
-    ss_st_writer *w;
-    snprintf(path, sizeof path, "%s/model.safetensors", dst);
-    assert_ok(ss_st_writer_open(path, &w));
-    for (size_t i = 0; i < n; i++) {
-        const ss_st_entry *e = ss_checkpoint_entry(ck, i);
-        int64_t shape[2] = {e->shape[0], e->ndim == 2 ? e->shape[1] : 0};
-        if (ss_tensor_role_of(e->name) == SS_ROLE_PROJ && e->dtype == SS_DTYPE_I8) {
-            /* K is what config.json implies; recover it from the expected tensors. */
-            const ss_model_config *c = ss_checkpoint_config(ck);
-            int64_t k = strstr(e->name, "down_proj") ? c->intermediate_size
-                        : strstr(e->name, "o_proj") ? (int64_t)c->num_attention_heads * c->head_dim
-                                                    : c->hidden_size;
-            assert_int_equal(e->shape[1], ss_slid_k(p, k));
-            shape[1] = k;
-            sizes[i] = (size_t)(shape[0] * k);
-            bufs[i] = malloc(sizes[i]);
-            assert_ok(ss_unslide(SS_DTYPE_I8, e->data, shape[0], k, p, bufs[i]));
-        }
-        assert_ok(ss_st_writer_declare(w, e->name, e->dtype, e->ndim, shape));
-    }
-    for (size_t i = 0; i < n; i++) {
-        const ss_st_entry *e = ss_checkpoint_entry(ck, i);
-        assert_ok(ss_st_writer_write(w, bufs[i] ? bufs[i] : e->data, bufs[i] ? sizes[i] : e->nbytes));
-        free(bufs[i]);
-    }
-    assert_ok(ss_st_writer_close(w));
-    free(bufs);
-    free(sizes);
-    ss_checkpoint_close(ck);
-}
-
 static void check_slid_equals_dense(const char *arch, const char *pattern) {
     char src[512], tmp[256], qdir[600], root[600], sdir[700], pdir[600];
-    fixture_dir(arch, src, sizeof src);
+    ss_engine_fixture_dir(arch, src, sizeof src);
     ss_test_tmpdir(tmp, sizeof tmp);
     snprintf(qdir, sizeof qdir, "%s/q", tmp);
     snprintf(root, sizeof root, "%s/slid", tmp);
@@ -394,7 +226,7 @@ static void check_slid_equals_dense(const char *arch, const char *pattern) {
                           .dtype = SS_DTYPE_COUNT};
     assert_ok(ss_convert_checkpoint(&co));
     assert_ok(ss_convert_out_dir(qdir, root, p, sdir, sizeof sdir));
-    write_unslid(sdir, qdir, pdir, p);
+    ss_write_unslid(sdir, qdir, pdir, p);
 
     ss_context *ctx;
     assert_ok(ss_context_create(-1, &ctx));
@@ -456,7 +288,7 @@ static void separate_linear(ss_context *ctx, const ss_checkpoint *ck, const char
 
 static void check_fusion(const char *arch, ss_dtype dt) {
     char src[512], tmp[256], qdir[600];
-    fixture_dir(arch, src, sizeof src);
+    ss_engine_fixture_dir(arch, src, sizeof src);
     ss_test_tmpdir(tmp, sizeof tmp);
     snprintf(qdir, sizeof qdir, "%s/q", tmp);
     ss_quantize_opts qo = {.in_dir = src, .out_dir = qdir, .dtype = dt};
@@ -515,7 +347,7 @@ static void test_fusion_qwen2_fp8(void **st) { check_fusion("qwen2", SS_DTYPE_F8
 /* A copy of the llama fixture with config.json text `from` replaced by `to`. */
 static void patched_copy(const char *tmp, const char *from, const char *to) {
     char src[512], path[1024];
-    fixture_dir("llama", src, sizeof src);
+    ss_engine_fixture_dir("llama", src, sizeof src);
     assert_int_equal(mkdir(tmp, 0755), 0);
     size_t len;
     snprintf(path, sizeof path, "%s/model.safetensors", src);
@@ -549,7 +381,7 @@ static void test_errors(void **st) {
     patched_copy(d2, "LlamaForCausalLM", "GPT2LMHeadModel");
     assert_fails(ss_model_load(ctx, SS_BACKEND_CPU, d2, &m), SS_EUNSUPPORTED, "unsupported architecture");
 
-    fixture_dir("llama", dir, sizeof dir);
+    ss_engine_fixture_dir("llama", dir, sizeof dir);
     assert_fails(ss_model_load(ctx, SS_BACKEND_CUSPARSELT, dir, &m), SS_EINVAL, "needs a SlideSparse checkpoint");
     m = load(ctx, dir);
     int32_t out[4];
@@ -572,7 +404,7 @@ static void test_errors(void **st) {
 
 static void test_slid_on_dense_backend(void **st) {
     char src[512], tmp[256], root[300], sdir[700];
-    fixture_dir("llama", src, sizeof src);
+    ss_engine_fixture_dir("llama", src, sizeof src);
     ss_test_tmpdir(tmp, sizeof tmp);
     snprintf(root, sizeof root, "%s/slid", tmp);
     ss_pattern p = {2, 8};
@@ -609,7 +441,7 @@ static void test_cli_generate(void **st) {
         return;
     }
     char dir[512], args[1024], out[4096], want[256];
-    fixture_dir("bitnet", dir, sizeof dir);
+    ss_engine_fixture_dir("bitnet", dir, sizeof dir);
     ss_context *ctx;
     assert_ok(ss_context_create(-1, &ctx));
     ss_model *m = load(ctx, dir);
