@@ -10,6 +10,7 @@
  * the hook the tuning table plugs into; it is asked once per bucket and the
  * layouts + algorithm are cached in the linear, never rebuilt per call.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,18 +20,13 @@
 #define SS_LT_PLANS 32
 #define SS_LT_MAX_WORKSPACE ((size_t)32 << 20)
 
-/* What an algorithm choice depends on (SPEC §7 key, less the GPU/library). */
 typedef struct {
-    int64_t m_bucket, n, k;
-    ss_dtype in, out;
-} ss_cublaslt_key;
-
-typedef struct {
-    int64_t m_pad;               /* 0 = empty slot */
+    int64_t m_pad;               /* first (ss_gpu_plan_slot); 0 = empty slot */
     cublasLtMatrixLayout_t lb, ld;
     cublasLtMatmulAlgo_t algo;
     size_t workspace;
 } lt_plan;
+_Static_assert(offsetof(lt_plan, m_pad) == 0, "ss_gpu_plan_slot reads m_pad first");
 
 typedef struct {
     ss_gpu_linear g;       /* first */
@@ -41,16 +37,6 @@ typedef struct {
     lt_plan plans[SS_LT_PLANS];
     int next_evict;
 } lt_linear;
-
-static cudaDataType_t cuda_type(ss_dtype t) {
-    switch (t) {
-    case SS_DTYPE_I8: return CUDA_R_8I;
-    case SS_DTYPE_F8_E4M3: return CUDA_R_8F_E4M3;
-    case SS_DTYPE_BF16: return CUDA_R_16BF;
-    case SS_DTYPE_I32: return CUDA_R_32I;
-    default: return CUDA_R_32F;
-    }
-}
 
 /* cuBLASLt's heuristic: up to `want` results within the workspace cap. */
 static cublasStatus_t lt_heuristic(cublasLtHandle_t lt, cublasLtMatmulDesc_t op,
@@ -88,14 +74,13 @@ static int lt_algo_usable(cublasLtHandle_t lt, cublasLtMatmulDesc_t op, cublasLt
 /* The tuning hook: the algorithm for `key` from the context's tuning table
  * (slidesparse/tune.h, loaded on first use) when cuBLASLt accepts it, else
  * cuBLASLt's heuristic, top-1 within the workspace cap. */
-static ss_status ss_cublaslt_pick_algo(ss_context *ctx, const ss_cublaslt_key *key,
+static ss_status ss_cublaslt_pick_algo(ss_context *ctx, const ss_gpu_tune_key *key,
                                        cublasLtMatmulDesc_t op, cublasLtMatrixLayout_t la,
                                        cublasLtMatrixLayout_t lb, cublasLtMatrixLayout_t ld,
                                        cublasLtMatmulAlgo_t *algo, size_t *workspace,
                                        const char *name) {
     ss_cuda_state *st = ss_cuda(ctx);
-    const ss_tune_entry *e = ss_context_tuned(ctx, SS_BACKEND_CUBLASLT, key->in, key->out, key->n,
-                                              key->k, key->m_bucket);
+    const ss_tune_entry *e = ss_gpu_tuned(ctx, SS_BACKEND_CUBLASLT, key);
     if (e && e->best.has_opaque &&
         lt_algo_usable(st->lt, op, la, lb, ld, e->best.opaque, algo, workspace))
         return SS_OK;
@@ -124,21 +109,14 @@ static void plan_clear(lt_plan *p) {
 /* The cached plan for m_pad, built on first use. */
 static ss_status plan_get(lt_linear *c, int64_t mp, lt_plan **out) {
     ss_gpu_linear *g = &c->g;
-    for (int i = 0; i < SS_LT_PLANS; i++)
-        if (c->plans[i].m_pad == mp) {
-            *out = &c->plans[i];
-            return SS_OK;
-        }
-    int slot = -1;
-    for (int i = 0; i < SS_LT_PLANS && slot < 0; i++)
-        if (c->plans[i].m_pad == 0)
-            slot = i;
-    if (slot < 0) { /* full: evict round robin (decode with many distinct m) */
-        slot = c->next_evict;
-        c->next_evict = (c->next_evict + 1) % SS_LT_PLANS;
-        plan_clear(&c->plans[slot]);
-    }
+    int hit;
+    int slot = ss_gpu_plan_slot(c->plans, sizeof *c->plans, SS_LT_PLANS, mp, &c->next_evict, &hit);
     lt_plan *p = &c->plans[slot];
+    if (hit) {
+        *out = p;
+        return SS_OK;
+    }
+    plan_clear(p); /* an evicted plan; no-op on an empty slot */
     ss_cuda_state *st = ss_cuda(g->ctx);
     if (cublasLtMatrixLayoutCreate(&p->lb, c->in_t, (uint64_t)g->kq, (uint64_t)mp, g->kq) !=
             CUBLAS_STATUS_SUCCESS ||
@@ -148,7 +126,7 @@ static ss_status plan_get(lt_linear *c, int64_t mp, lt_plan **out) {
         return ss_fail(SS_ECUDA, "tensor '%s': cuBLASLt layout for M %lld failed", g->name,
                        (long long)mp);
     }
-    ss_cublaslt_key key = {.m_bucket = mp, .n = g->n_pad, .k = g->kq, .in = g->qdt, .out = g->ddt};
+    ss_gpu_tune_key key = ss_gpu_linear_key(g, mp);
     ss_status s = ss_cublaslt_pick_algo(g->ctx, &key, c->op, c->la, p->lb, p->ld, &p->algo,
                                         &p->workspace, g->name);
     if (s == SS_OK)
@@ -223,8 +201,8 @@ static ss_status lt_create(ss_context *ctx, const ss_linear_desc *d, const ss_li
                            g->name);
     if (s != SS_OK)
         goto fail;
-    c->in_t = cuda_type(d->wdtype);
-    c->out_t = cuda_type(d->gemm_out);
+    c->in_t = ss_cuda_data_type(d->wdtype);
+    c->out_t = ss_cuda_data_type(d->gemm_out);
     int i8 = d->wdtype == SS_DTYPE_I8;
     cublasOperation_t T = CUBLAS_OP_T;
     if (cublasLtMatmulDescCreate(&c->op, i8 ? CUBLAS_COMPUTE_32I : CUBLAS_COMPUTE_32F,
@@ -298,7 +276,7 @@ static ss_status lt_algo_set(ss_linear *lin, int64_t mp, const ss_algo *a) {
     cublasLtMatmulAlgo_t algo;
     size_t ws = 0;
     if (!a) {
-        ss_cublaslt_key key = {.m_bucket = mp, .n = g->n_pad, .k = g->kq, .in = g->qdt, .out = g->ddt};
+        ss_gpu_tune_key key = ss_gpu_linear_key(g, mp);
         SS_TRY(ss_cublaslt_pick_algo(g->ctx, &key, c->op, c->la, p->lb, p->ld, &algo, &ws, g->name));
     } else if (!a->has_opaque ||
                !lt_algo_usable(st->lt, c->op, c->la, p->lb, p->ld, a->opaque, &algo, &ws)) {

@@ -96,4 +96,27 @@ ss_status ss_gpu_forward(ss_linear *lin, const uint16_t *x, int64_t m, void *y);
 ss_status ss_gpu_upload_rows(void **dst, const void *src, int64_t n, int64_t k, int64_t n_pad,
                              int64_t kpad, size_t esz, const char *name);
 
+/* The CUDA data type of a GEMM operand (I8, F8_E4M3, BF16, I32; F32 otherwise). */
+cudaDataType_t ss_cuda_data_type(ss_dtype t);
+
+// --- what the GPU backends' plan caches share --------------------------------------------
+
+/* What an algorithm choice depends on (SPEC §7 key, less the GPU/library). */
+typedef struct {
+    int64_t m_bucket, n, k;
+    ss_dtype in, out;
+} ss_gpu_tune_key;
+
+/* The key of g's GEMM on the M bucket m_pad (padded N and K'). */
+ss_gpu_tune_key ss_gpu_linear_key(const ss_gpu_linear *g, int64_t m_pad);
+/* The context's tuning table entry for `key` on backend b, or NULL. */
+const ss_tune_entry *ss_gpu_tuned(ss_context *ctx, ss_backend b, const ss_gpu_tune_key *key);
+
+/* Plans cached per M bucket: `n` plans of `size` bytes each, whose first member
+ * is `int64_t m_pad` (0 = empty slot). Returns the slot of the plan built for
+ * m_pad (*hit = 1); else an empty slot, else the next one round robin (decode
+ * with many distinct m), *hit = 0: the caller clears that slot and builds. */
+int ss_gpu_plan_slot(const void *plans, size_t size, int n, int64_t m_pad, int *next_evict,
+                     int *hit);
+
 #endif

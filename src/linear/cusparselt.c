@@ -12,6 +12,7 @@
  * dtypes, alg, split_k) in the linear and built on first use of a bucket,
  * never per call; the workspace belongs to the context.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,13 +21,8 @@
 
 #define SS_SP_PLANS 32
 
-/* The tuning key and choice (SPEC §7): alg id -1 = library default,
+/* The tuning choice (SPEC §7; key: ss_gpu_tune_key): alg id -1 = library default,
  * split_k 0 = library default, -1 = Segment-K (SM90+). */
-typedef struct {
-    int64_t m_bucket, n, k;
-    ss_dtype in, out;
-} ss_cusparselt_key;
-
 typedef struct {
     int alg_id, split_k;
 } ss_cusparselt_choice;
@@ -34,16 +30,15 @@ typedef struct {
 /* The tuning hook: the context's tuning table (slidesparse/tune.h, loaded on
  * first use) for this key, else the library's default algorithm (no search,
  * so that creation stays fast and deterministic). */
-static ss_cusparselt_choice ss_cusparselt_pick_alg(ss_context *ctx, const ss_cusparselt_key *key) {
-    const ss_tune_entry *e = ss_context_tuned(ctx, SS_BACKEND_CUSPARSELT, key->in, key->out,
-                                              key->n, key->k, key->m_bucket);
+static ss_cusparselt_choice ss_cusparselt_pick_alg(ss_context *ctx, const ss_gpu_tune_key *key) {
+    const ss_tune_entry *e = ss_gpu_tuned(ctx, SS_BACKEND_CUSPARSELT, key);
     if (e)
         return (ss_cusparselt_choice){.alg_id = e->best.alg_id, .split_k = e->best.split_k};
     return (ss_cusparselt_choice){.alg_id = -1, .split_k = 0};
 }
 
 typedef struct {
-    int64_t m_pad; /* 0 = empty */
+    int64_t m_pad; /* first (ss_gpu_plan_slot); 0 = empty */
     ss_cusparselt_choice choice;
     cusparseLtMatDescriptor_t mb, mc;
     cusparseLtMatmulDescriptor_t mm;
@@ -52,6 +47,7 @@ typedef struct {
     int have_b, have_c, have_sel, have_plan;
     size_t workspace;
 } sp_plan;
+_Static_assert(offsetof(sp_plan, m_pad) == 0, "ss_gpu_plan_slot reads m_pad first");
 
 typedef struct {
     ss_gpu_linear g;              /* first */
@@ -63,16 +59,6 @@ typedef struct {
     sp_plan plans[SS_SP_PLANS];
     int next_evict;
 } sp_linear;
-
-static cudaDataType_t cuda_type(ss_dtype t) {
-    switch (t) {
-    case SS_DTYPE_I8: return CUDA_R_8I;
-    case SS_DTYPE_F8_E4M3: return CUDA_R_8F_E4M3;
-    case SS_DTYPE_BF16: return CUDA_R_16BF;
-    case SS_DTYPE_I32: return CUDA_R_32I;
-    default: return CUDA_R_32F;
-    }
-}
 
 static ss_status sp_fail(cusparseStatus_t s, const char *name, const char *what) {
     return ss_fail(SS_ECUDA, "tensor '%s': %s failed: cuSPARSELt status %d", name, what, (int)s);
@@ -107,7 +93,7 @@ static ss_status plan_build_with(sp_linear *c, int64_t mp, sp_plan *p,
     ss_cuda_state *st = ss_cuda(g->ctx);
     const cusparseLtHandle_t *h = &st->sp;
     ss_status s = SS_OK;
-    ss_cusparselt_key key = {.m_bucket = mp, .n = g->n_pad, .k = g->kq, .in = g->qdt, .out = g->ddt};
+    ss_gpu_tune_key key = ss_gpu_linear_key(g, mp);
     p->choice = choice ? *choice : ss_cusparselt_pick_alg(g->ctx, &key);
     SP_TRY(cusparseLtDenseDescriptorInit(h, &p->mb, (int64_t)g->kq, mp, g->kq, 16, c->in_t,
                                          CUSPARSE_ORDER_COL), "dense descriptor (activations)");
@@ -155,20 +141,13 @@ static ss_status plan_build(sp_linear *c, int64_t mp, sp_plan *p) {
 }
 
 static ss_status plan_get(sp_linear *c, int64_t mp, sp_plan **out) {
-    for (int i = 0; i < SS_SP_PLANS; i++)
-        if (c->plans[i].m_pad == mp) {
-            *out = &c->plans[i];
-            return SS_OK;
-        }
-    int slot = -1;
-    for (int i = 0; i < SS_SP_PLANS && slot < 0; i++)
-        if (c->plans[i].m_pad == 0)
-            slot = i;
-    if (slot < 0) {
-        slot = c->next_evict;
-        c->next_evict = (c->next_evict + 1) % SS_SP_PLANS;
-        plan_clear(&c->plans[slot]);
+    int hit;
+    int slot = ss_gpu_plan_slot(c->plans, sizeof *c->plans, SS_SP_PLANS, mp, &c->next_evict, &hit);
+    if (hit) {
+        *out = &c->plans[slot];
+        return SS_OK;
     }
+    plan_clear(&c->plans[slot]); /* an evicted plan; no-op on an empty slot */
     SS_TRY(plan_build(c, mp, &c->plans[slot]));
     *out = &c->plans[slot];
     return SS_OK;
@@ -284,8 +263,8 @@ static ss_status sp_create(ss_context *ctx, const ss_linear_desc *d, const ss_li
     ss_status s = ss_gpu_linear_init(g, ctx, d, w, sp_gemm_raw);
     if (s != SS_OK)
         goto fail;
-    c->in_t = cuda_type(d->wdtype);
-    c->out_t = cuda_type(d->gemm_out);
+    c->in_t = ss_cuda_data_type(d->wdtype);
+    c->out_t = ss_cuda_data_type(d->gemm_out);
     c->compute = d->wdtype == SS_DTYPE_I8 ? CUSPARSE_COMPUTE_32I : CUSPARSE_COMPUTE_32F;
     ss_cuda_state *st = ss_cuda(ctx);
     SP_TRY(cusparseLtStructuredDescriptorInit(&st->sp, &c->ma, g->kq, g->n_pad, g->kq, 16, c->in_t,

@@ -13,6 +13,46 @@
 
 static int64_t ceil32(int64_t x) { return (x + 31) / 32 * 32; }
 
+cudaDataType_t ss_cuda_data_type(ss_dtype t) {
+    switch (t) {
+    case SS_DTYPE_I8: return CUDA_R_8I;
+    case SS_DTYPE_F8_E4M3: return CUDA_R_8F_E4M3;
+    case SS_DTYPE_BF16: return CUDA_R_16BF;
+    case SS_DTYPE_I32: return CUDA_R_32I;
+    default: return CUDA_R_32F;
+    }
+}
+
+ss_gpu_tune_key ss_gpu_linear_key(const ss_gpu_linear *g, int64_t m_pad) {
+    return (ss_gpu_tune_key){.m_bucket = m_pad, .n = g->n_pad, .k = g->kq, .in = g->qdt, .out = g->ddt};
+}
+
+const ss_tune_entry *ss_gpu_tuned(ss_context *ctx, ss_backend b, const ss_gpu_tune_key *key) {
+    return ss_context_tuned(ctx, b, key->in, key->out, key->n, key->k, key->m_bucket);
+}
+
+int ss_gpu_plan_slot(const void *plans, size_t size, int n, int64_t m_pad, int *next_evict,
+                     int *hit) {
+    const char *base = plans;
+    int64_t mp;
+    *hit = 0;
+    for (int i = 0; i < n; i++) {
+        memcpy(&mp, base + (size_t)i * size, sizeof mp);
+        if (mp == m_pad) {
+            *hit = 1;
+            return i;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        memcpy(&mp, base + (size_t)i * size, sizeof mp);
+        if (mp == 0)
+            return i;
+    }
+    int slot = *next_evict;
+    *next_evict = (*next_evict + 1) % n;
+    return slot;
+}
+
 ss_status ss_gpu_upload_rows(void **dst, const void *src, int64_t n, int64_t k, int64_t n_pad,
                              int64_t kpad, size_t esz, const char *name) {
     size_t bytes = (size_t)n_pad * (size_t)kpad * esz;
