@@ -157,14 +157,16 @@ ss_status ss_path_join(char *buf, size_t n, const char *dir, const char *name) {
     return SS_OK;
 }
 
-/* Removes the entries of the open directory dfd (named `path` for errors) and
- * closes it. Recursion depth = tree depth, which our outputs keep shallow. */
-static ss_status remove_children(int dfd, const char *path) {
-    DIR *d = fdopendir(dfd);
-    if (!d) {
+ss_status ss_dir_open(int dfd, const char *path, DIR **out) {
+    *out = fdopendir(dfd);
+    if (!*out) {
         close(dfd);
         return ss_fail_errno(errno, "%s: cannot list", path);
     }
+    return SS_OK;
+}
+
+ss_status ss_dir_each(DIR *d, const char *path, ss_dir_entry_fn fn, void *user) {
     ss_status s = SS_OK;
     struct dirent *e;
     while (s == SS_OK && (e = readdir(d))) {
@@ -174,24 +176,36 @@ static ss_status remove_children(int dfd, const char *path) {
         if ((s = ss_path_join(sub, sizeof sub, path, e->d_name)) != SS_OK)
             break;
         struct stat st;
-        if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
             s = ss_fail_errno(errno, "%s: cannot stat", sub);
             break;
         }
-        if (S_ISDIR(st.st_mode)) {
-            int cfd = openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (cfd < 0) {
-                s = ss_fail_errno(errno, "%s: cannot open", sub);
-                break;
-            }
-            if ((s = remove_children(cfd, sub)) != SS_OK)
-                break;
-            if (unlinkat(dfd, e->d_name, AT_REMOVEDIR) != 0)
-                s = ss_fail_errno(errno, "%s: cannot remove directory", sub);
-        } else if (unlinkat(dfd, e->d_name, 0) != 0) {
-            s = ss_fail_errno(errno, "%s: cannot remove", sub);
-        }
+        s = fn(dirfd(d), e->d_name, sub, &st, user);
     }
+    return s;
+}
+
+static ss_status remove_children(int dfd, const char *path);
+
+static ss_status remove_entry(int dfd, const char *name, const char *sub, const struct stat *st,
+                              void *user) {
+    if (!S_ISDIR(st->st_mode))
+        return unlinkat(dfd, name, 0) == 0 ? SS_OK : ss_fail_errno(errno, "%s: cannot remove", sub);
+    int cfd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (cfd < 0)
+        return ss_fail_errno(errno, "%s: cannot open", sub);
+    SS_TRY(remove_children(cfd, sub));
+    if (unlinkat(dfd, name, AT_REMOVEDIR) != 0)
+        return ss_fail_errno(errno, "%s: cannot remove directory", sub);
+    return SS_OK;
+}
+
+/* Removes the entries of the open directory dfd (named `path` for errors) and
+ * closes it. Recursion depth = tree depth, which our outputs keep shallow. */
+static ss_status remove_children(int dfd, const char *path) {
+    DIR *d;
+    SS_TRY(ss_dir_open(dfd, path, &d));
+    ss_status s = ss_dir_each(d, path, remove_entry, NULL);
     closedir(d);
     return s;
 }

@@ -8,7 +8,9 @@
 #ifndef SS_IO_FILEUTIL_H
 #define SS_IO_FILEUTIL_H
 
+#include <dirent.h>
 #include <stddef.h>
+#include <sys/stat.h>
 
 #include "slidesparse/core.h"
 
@@ -31,6 +33,18 @@ ss_status ss_read_file(const char *path, size_t max_len, char **out, size_t *len
 
 /* Joins dir + "/" + name into buf; SS_EINVAL when it does not fit. */
 ss_status ss_path_join(char *buf, size_t n, const char *dir, const char *name);
+
+/* fdopendir(dfd) (dfd named `path` for errors); on failure closes dfd. */
+ss_status ss_dir_open(int dfd, const char *path, DIR **out);
+
+/* What ss_dir_each calls per entry: dfd is the directory, name the entry in
+ * it, sub = path/name, st its lstat. Anything but SS_OK stops the walk. */
+typedef ss_status (*ss_dir_entry_fn)(int dfd, const char *name, const char *sub,
+                                     const struct stat *st, void *user);
+
+/* Calls fn for every entry of d but "." and ".." (`path` names d in errors);
+ * stops at the first failure (joining, stat or fn's) and returns it. Leaves d open. */
+ss_status ss_dir_each(DIR *d, const char *path, ss_dir_entry_fn fn, void *user);
 
 /* Removes path recursively (files, links, directories; never follows links).
  * Returns SS_EIO naming the first entry that could not be removed. */

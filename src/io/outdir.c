@@ -32,42 +32,30 @@ ss_status ss_outdir_begin(const char *final_dir, int force, char *tmp, size_t n)
     return SS_OK;
 }
 
+static ss_status sync_tree(int dfd, const char *path);
+
+static ss_status sync_entry(int dfd, const char *name, const char *sub, const struct stat *st,
+                            void *user) {
+    if (!S_ISDIR(st->st_mode) && !S_ISREG(st->st_mode))
+        return SS_OK;
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return ss_fail_errno(errno, "%s: cannot open", sub);
+    if (S_ISDIR(st->st_mode))
+        return sync_tree(fd, sub);
+    ss_status s = SS_OK;
+    if (fsync(fd) != 0)
+        s = ss_fail_errno(errno, "%s: fsync failed", sub);
+    close(fd);
+    return s;
+}
+
 /* fsyncs every regular file under dfd and then the directory itself: the
  * rename must not become durable before the data it publishes. */
 static ss_status sync_tree(int dfd, const char *path) {
-    DIR *d = fdopendir(dfd);
-    if (!d) {
-        close(dfd);
-        return ss_fail_errno(errno, "%s: cannot list", path);
-    }
-    ss_status s = SS_OK;
-    struct dirent *e;
-    while (s == SS_OK && (e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char sub[PATH_MAX];
-        if ((s = ss_path_join(sub, sizeof sub, path, e->d_name)) != SS_OK)
-            break;
-        struct stat st;
-        if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-            s = ss_fail_errno(errno, "%s: cannot stat", sub);
-            break;
-        }
-        if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
-            continue;
-        int fd = openat(dfd, e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) {
-            s = ss_fail_errno(errno, "%s: cannot open", sub);
-            break;
-        }
-        if (S_ISDIR(st.st_mode)) {
-            s = sync_tree(fd, sub);
-            continue;
-        }
-        if (fsync(fd) != 0)
-            s = ss_fail_errno(errno, "%s: fsync failed", sub);
-        close(fd);
-    }
+    DIR *d;
+    SS_TRY(ss_dir_open(dfd, path, &d));
+    ss_status s = ss_dir_each(d, path, sync_entry, NULL);
     if (s == SS_OK && fsync(dirfd(d)) != 0 && errno != EINVAL)
         s = ss_fail_errno(errno, "%s: fsync failed", path);
     closedir(d);
