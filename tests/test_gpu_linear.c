@@ -20,14 +20,10 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "support/ss_test.h"
+#include "support/linear_inputs.h"
 
 #ifdef SS_HAVE_CUDA
 #include <cuda_runtime_api.h>
-
-static const char *const k_patterns[] = {"2_4", "2_6", "2_8", "2_10", "2_12", "2_14", "2_16",
-                                         "2_inf"};
-#define NPAT (sizeof k_patterns / sizeof k_patterns[0])
 
 static int quick(void) {
     const char *q = getenv("SS_GPU_TEST_QUICK");
@@ -60,38 +56,6 @@ static void *host_from(const void *d, size_t bytes) {
 }
 
 // --- inputs --------------------------------------------------------------------------
-
-static void *random_weight(ss_rng *r, ss_dtype t, int64_t n, int64_t k) {
-    size_t es = ss_dtype_size(t);
-    uint8_t *w = malloc((size_t)(n * k) * es);
-    for (int64_t i = 0; i < n * k; i++) {
-        if (t == SS_DTYPE_BF16) {
-            ((uint16_t *)w)[i] = ss_f32_to_bf16((float)ss_rng_normal(r));
-            continue;
-        }
-        uint8_t b = (uint8_t)ss_rng_below(r, 256);
-        if (t == SS_DTYPE_F8_E4M3 && (b & 0x7F) == 0x7F)
-            b = 0x3F;
-        if (ss_rng_below(r, 10) == 0)
-            b = 0;
-        w[i] = b;
-    }
-    return w;
-}
-
-static uint16_t *random_bf16(ss_rng *r, int64_t count, double scale) {
-    uint16_t *x = malloc((size_t)count * sizeof *x);
-    for (int64_t i = 0; i < count; i++)
-        x[i] = ss_f32_to_bf16((float)(ss_rng_normal(r) * scale));
-    return x;
-}
-
-static float *random_scales(ss_rng *r, int64_t n) {
-    float *s = malloc((size_t)n * sizeof *s);
-    for (int64_t i = 0; i < n; i++)
-        s[i] = (float)(0.001 + 0.02 * (double)ss_rng_below(r, 1000) / 1000.0);
-    return s;
-}
 
 static double as_double(ss_dtype t, const void *p, size_t i) { return ss_dtype_load(t, p, i); }
 
@@ -154,15 +118,15 @@ static void run_case(ss_context *cpu, ss_context *gpu, const gcase *c) {
     ss_rng r = {c->seed};
     int slid = !ss_pattern_is_dense(c->p);
     int64_t qc = ss_slid_k(c->p, c->k), mp = ss_linear_m_pad(c->m);
-    void *wd = random_weight(&r, c->wdt, c->n, c->k), *w = wd;
+    void *wd = ss_test_random_weight(&r, c->wdt, c->n, c->k), *w = wd;
     if (slid) {
         assert_ok(ss_prune(c->wdt, wd, c->n, c->k, c->p, SS_DTYPE_F32, NULL));
         w = malloc((size_t)(c->n * qc) * ss_dtype_size(c->wdt));
         assert_ok(ss_slide(c->wdt, wd, c->n, c->k, c->p, w));
     }
-    uint16_t *x = random_bf16(&r, c->m * c->k, 3.0);
-    uint16_t *bias = random_bf16(&r, c->n, 1.0);
-    float *scale = random_scales(&r, c->n);
+    uint16_t *x = ss_test_random_bf16(&r, c->m * c->k, 3.0);
+    uint16_t *bias = ss_test_random_bf16(&r, c->n, 1.0);
+    float *scale = ss_test_random_scales(&r, c->n);
 
     ss_linear_desc d = ss_linear_desc_default(name, c->n, c->k, c->wdt);
     d.pattern = c->p;
@@ -280,11 +244,11 @@ static void sparse_all_patterns(void **state, ss_dtype wdt, ss_dtype go, ss_dtyp
                                 uint64_t seed) {
     fixture *f = *state;
     ss_rng r = {seed};
-    for (size_t pi = 0; pi < NPAT; pi++) {
+    for (size_t pi = 0; pi < SS_TEST_NPAT; pi++) {
         ss_pattern p;
-        assert_ok(ss_pattern_parse(k_patterns[pi], &p));
+        assert_ok(ss_pattern_parse(ss_test_patterns[pi], &p));
         if (ss_linear_supports(f->gpu, SS_BACKEND_CUSPARSELT, wdt, p)) {
-            print_message("skipped %s %s: %s\n", ss_dtype_name(wdt), k_patterns[pi],
+            print_message("skipped %s %s: %s\n", ss_dtype_name(wdt), ss_test_patterns[pi],
                           ss_linear_supports(f->gpu, SS_BACKEND_CUSPARSELT, wdt, p));
             continue;
         }
@@ -398,7 +362,7 @@ static void test_not_24_valid(void **state) {
     int64_t n = 64, k = 64, qc = ss_slid_k(p, k);
     int8_t *w = malloc((size_t)(n * qc));
     memset(w, 1, (size_t)(n * qc)); /* every window full: not 2:4 */
-    float *scale = random_scales(&(ss_rng){9}, n);
+    float *scale = ss_test_random_scales(&(ss_rng){9}, n);
     ss_linear_desc d = ss_linear_desc_default("model.layers.3.mlp.up_proj.weight", n, k, SS_DTYPE_I8);
     d.pattern = p;
     ss_linear_weights lw = {w, scale, NULL};

@@ -12,41 +12,7 @@
 #include <omp.h>
 #include <string.h>
 
-#include "support/ss_test.h"
-
-// --- inputs ------------------------------------------------------------------------
-
-static const char *const k_patterns[] = {"2_4", "2_6", "2_8", "2_10", "2_12", "2_14", "2_16",
-                                         "2_inf"};
-#define NPAT (sizeof k_patterns / sizeof k_patterns[0])
-
-/* A random weight (n, k) of I8 or F8_E4M3 (no NaN encodings), some zeros. */
-static void *random_weight(ss_rng *r, ss_dtype t, int64_t n, int64_t k) {
-    uint8_t *w = malloc((size_t)(n * k));
-    for (int64_t i = 0; i < n * k; i++) {
-        uint8_t b = (uint8_t)ss_rng_below(r, 256);
-        if (t == SS_DTYPE_F8_E4M3 && (b & 0x7F) == 0x7F)
-            b = 0x3F;
-        if (ss_rng_below(r, 10) == 0)
-            b = 0;
-        w[i] = b;
-    }
-    return w;
-}
-
-static uint16_t *random_bf16(ss_rng *r, int64_t count, double scale) {
-    uint16_t *x = malloc((size_t)count * sizeof *x);
-    for (int64_t i = 0; i < count; i++)
-        x[i] = ss_f32_to_bf16((float)(ss_rng_normal(r) * scale));
-    return x;
-}
-
-static float *random_scales(ss_rng *r, int64_t n) {
-    float *s = malloc((size_t)n * sizeof *s);
-    for (int64_t i = 0; i < n; i++)
-        s[i] = (float)(0.001 + 0.02 * (double)ss_rng_below(r, 1000) / 1000.0);
-    return s;
-}
+#include "support/linear_inputs.h"
 
 // --- the independent reference ------------------------------------------------------------
 
@@ -193,13 +159,13 @@ static void *check_linear(ss_linear *lin, const case_t *c, const uint8_t *qref,
  * slid form, random activations, scales, bias. */
 static case_t make_case(ss_rng *r, ss_dtype wdt, ss_pattern p, int64_t m, int64_t n, int64_t k) {
     case_t c = {wdt, m, n, k, p, NULL, NULL, NULL, NULL, NULL};
-    c.wd = random_weight(r, wdt, n, k);
+    c.wd = ss_test_random_weight(r, wdt, n, k);
     assert_ok(ss_prune(wdt, c.wd, n, k, p, SS_DTYPE_F32, NULL));
     c.ws = malloc((size_t)(n * ss_slid_k(p, k)));
     assert_ok(ss_slide(wdt, c.wd, n, k, p, c.ws));
-    c.x = random_bf16(r, m * k, 3.0);
-    c.bias = random_bf16(r, n, 1.0);
-    c.scale = random_scales(r, n);
+    c.x = ss_test_random_bf16(r, m * k, 3.0);
+    c.bias = ss_test_random_bf16(r, n, 1.0);
+    c.scale = ss_test_random_scales(r, n);
     return c;
 }
 
@@ -256,9 +222,9 @@ static void property_slid_equals_dense(ss_dtype wdt, const ss_dtype *gemm_outs, 
     ss_rng r = {seed};
     ss_context *ctx = NULL;
     assert_ok(ss_context_create(-1, &ctx));
-    for (size_t pi = 0; pi < NPAT; pi++) {
+    for (size_t pi = 0; pi < SS_TEST_NPAT; pi++) {
         ss_pattern p;
-        assert_ok(ss_pattern_parse(k_patterns[pi], &p));
+        assert_ok(ss_pattern_parse(ss_test_patterns[pi], &p));
         for (int rep = 0; rep < 3; rep++) {
             /* M covers 1, a multiple of 16, and up to 300. */
             int64_t m = rep == 0 ? 1 : rep == 1 ? 16 * ss_rng_range(&r, 1, 4)
@@ -361,7 +327,7 @@ static void test_bf16_weights(void **state) {
         x[i] = ss_f32_to_bf16((float)ss_rng_range(&r, -8, 8));
     for (int64_t i = 0; i < n * k; i++)
         w[i] = ss_f32_to_bf16((float)ss_rng_range(&r, -8, 8) * 0.5f);
-    uint16_t *bias = random_bf16(&r, n, 1.0);
+    uint16_t *bias = ss_test_random_bf16(&r, n, 1.0);
     ss_linear_desc d = ss_linear_desc_default("lm_head.weight", n, k, SS_DTYPE_BF16);
     d.out_dtype = SS_DTYPE_F32;
     ss_linear_weights wt = {w, NULL, bias};
@@ -488,9 +454,9 @@ static void test_supports_and_context(void **state) {
     ss_context_set_stream(ctx, NULL);
 
     /* CPU runs every legal (dtype, pattern). */
-    for (size_t pi = 0; pi < NPAT; pi++) {
+    for (size_t pi = 0; pi < SS_TEST_NPAT; pi++) {
         ss_pattern p;
-        assert_ok(ss_pattern_parse(k_patterns[pi], &p));
+        assert_ok(ss_pattern_parse(ss_test_patterns[pi], &p));
         assert_null(ss_linear_supports(ctx, SS_BACKEND_CPU, SS_DTYPE_I8, p));
         assert_null(ss_linear_supports(ctx, SS_BACKEND_CPU, SS_DTYPE_F8_E4M3, p));
         assert_non_null(ss_linear_supports(ctx, SS_BACKEND_CPU, SS_DTYPE_BF16, p));
