@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/gpu_bench.sh [OUTDIR] — tuning + kernel benchmark on the GPU machine, one command:
-#   1. environment + build of the CLI (as scripts/gpu_check.sh: carried debs,
-#      cuSPARSELt from pip, header patched for C when it is 0.8.0),
+#   1. environment (scripts/device_env.sh: carried debs, cuSPARSELt from pip,
+#      header patched for C when it is 0.8.0) + build of the CLI,
 #   2. slidesparse tune   --preset bitnet-2b, int8+fp8, coarse + fine,
 #   3. slidesparse bench kernel, bitnet-2b, int8+fp8, tasks 6-8   (run 1)
 #   4. the same again                                              (run 2: must tune nothing)
@@ -20,27 +20,11 @@ B=${SS_GPU_BUILD:-build-gpu}
 jobs=$(nproc 2>/dev/null || echo 4)
 work=$(mktemp -d /tmp/gpu_bench.XXXXXX)
 declare -A result
-step() { # name timeout_s command...
-    local name=$1 t=$2; shift 2
-    echo "== $name: $*"
-    local t0=$SECONDS
-    timeout "$t" "$@" >"$out/$name.log" 2>&1
-    local rc=$?
-    tail -n 30 "$out/$name.log"
-    result[$name]="rc=$rc $((SECONDS - t0))s"
-    return $rc
-}
+STEP_TAIL=30
+source scripts/gpu_common.sh
 
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem,memory.total --format=csv 2>&1 | tee "$out/gpu.txt"
-source scripts/device_env.sh
-if [[ -n "${CUSPARSELT_ROOT:-}" ]] && grep -q '#include <cstddef>' "$CUSPARSELT_ROOT/include/cusparseLt.h"; then
-    fix=/tmp/cusparselt-c
-    mkdir -p $fix/include
-    { printf '#ifndef __cplusplus\n#include <stddef.h>\n#include <stdalign.h> /* alignas */\n#endif\n'
-      sed 's/#include <cstddef>//' "$CUSPARSELT_ROOT/include/cusparseLt.h"; } >$fix/include/cusparseLt.h
-    ln -sfn "$CUSPARSELT_ROOT/lib" $fix/lib
-    export CUSPARSELT_ROOT=$fix
-fi
+source scripts/device_env.sh # also patches cuSPARSELt 0.8.0's header for C
 step configure ${SS_CONF_TIMEOUT:-60} cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
     -DCMAKE_CUDA_ARCHITECTURES="${SS_CUDA_ARCHS:-90}" -DSS_CUDA=ON -DCUSPARSELT_ROOT="$CUSPARSELT_ROOT" || exit 1
 step build ${SS_BUILD_TIMEOUT:-200} cmake --build "$B" -j "$jobs" --target slidesparse || exit 1

@@ -17,22 +17,10 @@ archs=${SS_CUDA_ARCHS:-90}
 B=${SS_GPU_BUILD:-build-gpu}
 jobs=$(nproc 2>/dev/null || echo 4)
 declare -A result
-
-step() { # name timeout_s command...
-    local name=$1 t=$2; shift 2
-    echo "== $name"
-    local t0=$SECONDS
-    timeout "$t" "$@" >"$out/$name.log" 2>&1
-    local rc=$?
-    tail -n 40 "$out/$name.log"
-    result[$name]="rc=$rc $((SECONDS - t0))s"
-    return $rc
-}
+source scripts/gpu_common.sh
 
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem,memory.total --format=csv 2>&1 | tee "$out/gpu.txt"
-source scripts/device_env.sh
-
-# (device_env.sh also points CUSPARSELT_ROOT at a C-compatible copy of 0.8.0's header)
+source scripts/device_env.sh # also patches cuSPARSELt 0.8.0's header for C
 
 step configure 300 cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_CUDA_ARCHITECTURES="$archs" -DSS_CUDA=ON -DCUSPARSELT_ROOT="$CUSPARSELT_ROOT" || exit 1

@@ -53,16 +53,7 @@ step() {
 skip() { names+=("$1"); result[$1]="skipped ($2)"; echo "== $1: skipped ($2)"; }
 
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv 2>&1
-source scripts/device_env.sh
-# cuSPARSELt 0.8.0's header cannot be included from C (see scripts/gpu_check.sh).
-if [[ -n "${CUSPARSELT_ROOT:-}" ]] && grep -q '#include <cstddef>' "$CUSPARSELT_ROOT/include/cusparseLt.h" 2>/dev/null; then
-    fix=/tmp/cusparselt-c
-    mkdir -p $fix/include
-    { printf '#ifndef __cplusplus\n#include <stddef.h>\n#include <stdalign.h> /* alignas */\n#endif\n'
-      sed 's/#include <cstddef>//' "$CUSPARSELT_ROOT/include/cusparseLt.h"; } >$fix/include/cusparseLt.h
-    ln -sfn "$CUSPARSELT_ROOT/lib" $fix/lib
-    export CUSPARSELT_ROOT=$fix
-fi
+source scripts/device_env.sh # also patches cuSPARSELt 0.8.0's header for C
 
 built=0
 if step configure 30 cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
