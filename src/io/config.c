@@ -44,6 +44,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "io/json_util.h"
 #include "io/fileutil.h"
 #include "slidesparse/io.h"
 
@@ -54,20 +55,6 @@ static const char *const arch_names[SS_ARCH_COUNT] = {
     [SS_ARCH_LLAMA] = "LlamaForCausalLM",
     [SS_ARCH_QWEN2] = "Qwen2ForCausalLM",
 };
-
-static const char *type_word(const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
-    }
-    return "something else";
-}
 
 // --- typed field getters (label + dotted path name the field in errors) ------------------
 
@@ -83,7 +70,7 @@ static ss_status get_int(const char *label, json_t *obj, const char *path, const
     }
     if (!json_is_integer(v))
         return ss_fail(SS_EFORMAT, "%s: field '%s%s' must be an integer, found %s", label, path, key,
-                       type_word(v));
+                       ss_json_type_word(v));
     long long x = json_integer_value(v);
     if (x < lo || x > hi)
         return ss_fail(SS_EFORMAT, "%s: field '%s%s' is %lld, expected %lld..%lld", label, path, key,
@@ -101,7 +88,7 @@ static ss_status get_pos_number(const char *label, json_t *obj, const char *key,
         return SS_OK;
     }
     if (!json_is_number(v))
-        return ss_fail(SS_EFORMAT, "%s: field '%s' must be a number, found %s", label, key, type_word(v));
+        return ss_fail(SS_EFORMAT, "%s: field '%s' must be a number, found %s", label, key, ss_json_type_word(v));
     double x = json_number_value(v);
     if (!(x > 0) || !isfinite(x))
         return ss_fail(SS_EFORMAT, "%s: field '%s' is %g, expected a positive number", label, key, x);
@@ -118,7 +105,7 @@ static ss_status get_bool(const char *label, json_t *obj, const char *path, cons
     }
     if (!json_is_boolean(v))
         return ss_fail(SS_EFORMAT, "%s: field '%s%s' must be a boolean, found %s", label, path, key,
-                       type_word(v));
+                       ss_json_type_word(v));
     *out = json_is_true(v);
     return SS_OK;
 }
@@ -131,7 +118,7 @@ static ss_status get_string(const char *label, json_t *obj, const char *path, co
     if (v) {
         if (!json_is_string(v))
             return ss_fail(SS_EFORMAT, "%s: field '%s%s' must be a string, found %s", label, path,
-                           key, type_word(v));
+                           key, ss_json_type_word(v));
         s = json_string_value(v);
     } else if (!def) {
         return ss_fail(SS_EFORMAT, "%s: missing required field '%s%s'", label, path, key);
@@ -152,7 +139,7 @@ static ss_status get_object(const char *label, json_t *obj, const char *path, co
                         : SS_OK;
     if (!json_is_object(v))
         return ss_fail(SS_EFORMAT, "%s: field '%s%s' must be an object, found %s", label, path, key,
-                       type_word(v));
+                       ss_json_type_word(v));
     *out = v;
     return SS_OK;
 }
@@ -282,7 +269,7 @@ static ss_status parse_slid_tensors(const char *label, json_t *t, ss_pattern pat
     json_object_foreach(t, name, v) {
         if (!json_is_object(v))
             return ss_fail(SS_EFORMAT, "%s: slidesparse.tensors '%s' must be an object, found %s",
-                           label, name, type_word(v));
+                           label, name, ss_json_type_word(v));
         int k = 0, ks = 0;
         char path[96];
         snprintf(path, sizeof path, "slidesparse.tensors.%.60s.", name);
@@ -322,7 +309,7 @@ static ss_status parse_slid(const char *label, json_t *b, ss_model_config *c) {
         json_t *v = json_object_get(b, info[i]);
         if (v && !json_is_string(v))
             return ss_fail(SS_EFORMAT, "%s: field 'slidesparse.%s' must be a string, found %s", label,
-                           info[i], type_word(v));
+                           info[i], ss_json_type_word(v));
     }
     c->kind = SS_WEIGHTS_SLID;
     return SS_OK;
@@ -346,7 +333,7 @@ ss_status ss_model_config_parse(const char *json, size_t len, const char *label,
     ss_status s = SS_OK;
     json_t *q, *b;
     if (!json_is_object(root)) {
-        s = ss_fail(SS_EFORMAT, "%s: expected a JSON object, found %s", label, type_word(root));
+        s = ss_fail(SS_EFORMAT, "%s: expected a JSON object, found %s", label, ss_json_type_word(root));
         goto done;
     }
     if ((s = parse_arch(label, root, out)) != SS_OK || (s = parse_dims(label, root, out)) != SS_OK ||

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "io/json_util.h"
 #include "slidesparse/io.h"
 
 /* A header larger than this is not a weights file (the reference library
@@ -41,20 +42,6 @@ struct ss_safetensors {
 };
 
 // --- small helpers ---------------------------------------------------------------------
-
-static const char *json_type_word(const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
-    }
-    return "something else";
-}
 
 /* Strict safetensors spelling only ("BF16", "F8_E4M3"); the CLI aliases that
  * ss_dtype_parse accepts are not valid in a file. */
@@ -92,7 +79,7 @@ static ss_status parse_shape(const st_ctx *c, const char *name, json_t *shape, s
         return ss_fail(SS_EFORMAT, "%s: tensor '%s': missing 'shape'", c->label, name);
     if (!json_is_array(shape))
         return ss_fail(SS_EFORMAT, "%s: tensor '%s': 'shape' must be an array, found %s",
-                       c->label, name, json_type_word(shape));
+                       c->label, name, ss_json_type_word(shape));
     size_t nd = json_array_size(shape);
     if (nd > SS_MAX_DIMS)
         return ss_fail(SS_EFORMAT, "%s: tensor '%s': shape has %zu dims, at most %d supported",
@@ -103,7 +90,7 @@ static ss_status parse_shape(const st_ctx *c, const char *name, json_t *shape, s
         json_t *d = json_array_get(shape, i);
         if (!json_is_integer(d))
             return ss_fail(SS_EFORMAT, "%s: tensor '%s': shape[%zu] must be an integer, found %s",
-                           c->label, name, i, json_type_word(d));
+                           c->label, name, i, ss_json_type_word(d));
         json_int_t v = json_integer_value(d);
         if (v < 0)
             return ss_fail(SS_EFORMAT, "%s: tensor '%s': shape[%zu] is negative (%lld)", c->label,
@@ -126,7 +113,7 @@ static ss_status parse_offsets(const st_ctx *c, const char *name, json_t *off, u
         return ss_fail(SS_EFORMAT, "%s: tensor '%s': missing 'data_offsets'", c->label, name);
     if (!json_is_array(off) || json_array_size(off) != 2)
         return ss_fail(SS_EFORMAT, "%s: tensor '%s': 'data_offsets' must be an array [begin, end], found %s",
-                       c->label, name, json_is_array(off) ? "an array of another length" : json_type_word(off));
+                       c->label, name, json_is_array(off) ? "an array of another length" : ss_json_type_word(off));
     json_t *b = json_array_get(off, 0), *en = json_array_get(off, 1);
     if (!json_is_integer(b) || !json_is_integer(en))
         return ss_fail(SS_EFORMAT, "%s: tensor '%s': 'data_offsets' must hold integers", c->label, name);
@@ -149,7 +136,7 @@ static ss_status parse_entry(const st_ctx *c, const char *name, json_t *v, ss_st
                              uint64_t *begin) {
     if (!json_is_object(v))
         return ss_fail(SS_EFORMAT, "%s: tensor '%s': expected an object {dtype, shape, data_offsets}, found %s",
-                       c->label, name, json_type_word(v));
+                       c->label, name, ss_json_type_word(v));
     const char *key;
     json_t *field;
     json_object_foreach(v, key, field) {
@@ -162,7 +149,7 @@ static ss_status parse_entry(const st_ctx *c, const char *name, json_t *v, ss_st
         return ss_fail(SS_EFORMAT, "%s: tensor '%s': missing 'dtype'", c->label, name);
     if (!json_is_string(dt))
         return ss_fail(SS_EFORMAT, "%s: tensor '%s': 'dtype' must be a string, found %s", c->label,
-                       name, json_type_word(dt));
+                       name, ss_json_type_word(dt));
     if (!dtype_from_name(json_string_value(dt), &e->dtype))
         return ss_fail(SS_EFORMAT, "%s: tensor '%s': unknown dtype '%s'", c->label, name,
                        json_string_value(dt));
@@ -183,7 +170,7 @@ static ss_status parse_entry(const st_ctx *c, const char *name, json_t *v, ss_st
 static ss_status parse_metadata(ss_safetensors *st, json_t *m) {
     if (!json_is_object(m))
         return ss_fail(SS_EFORMAT, "%s: __metadata__ must be an object of strings, found %s",
-                       st->label, json_type_word(m));
+                       st->label, ss_json_type_word(m));
     size_t n = json_object_size(m);
     st->meta = calloc(n ? n : 1, sizeof *st->meta);
     if (!st->meta)
@@ -193,7 +180,7 @@ static ss_status parse_metadata(ss_safetensors *st, json_t *m) {
     json_object_foreach(m, key, v) {
         if (!json_is_string(v))
             return ss_fail(SS_EFORMAT, "%s: __metadata__ '%s' must be a string, found %s", st->label,
-                           key, json_type_word(v));
+                           key, ss_json_type_word(v));
         st_meta *kv = &st->meta[st->n_meta];
         kv->key = strdup(key);
         kv->value = strdup(json_string_value(v));
@@ -362,7 +349,7 @@ ss_status ss_safetensors_parse(const void *buf, size_t len, const char *label,
         goto fail;
     }
     if (!json_is_object(root)) {
-        s = ss_fail(SS_EFORMAT, "%s: header is not a JSON object, found %s", label, json_type_word(root));
+        s = ss_fail(SS_EFORMAT, "%s: header is not a JSON object, found %s", label, ss_json_type_word(root));
         goto fail;
     }
     if ((s = parse_header(st, root, b + 8 + hlen, len - 8 - (size_t)hlen)) != SS_OK)
