@@ -178,11 +178,6 @@ static void test_missing_pieces(void **state) {
 
 // --- atomic output directories ------------------------------------------------------------
 
-static int exists(const char *p) {
-    struct stat st;
-    return lstat(p, &st) == 0;
-}
-
 static void test_outdir(void **state) {
     char dir[256], final[512], tmp[600], f[700];
     ss_test_tmpdir(dir, sizeof dir);
@@ -190,28 +185,28 @@ static void test_outdir(void **state) {
 
     assert_ok(ss_outdir_begin(final, 0, tmp, sizeof tmp));
     assert_true(strstr(tmp, "/out.tmp.") != NULL);
-    assert_false(exists(final));
+    assert_false(ss_test_exists(final));
     snprintf(f, sizeof f, "%s/sub", tmp);
     assert_int_equal(mkdir(f, 0755), 0);
     snprintf(f, sizeof f, "%s/sub/a.txt", tmp);
     ss_test_write_file(f, "new", 3);
     assert_ok(ss_outdir_commit(tmp, final));
-    assert_false(exists(tmp));
+    assert_false(ss_test_exists(tmp));
     snprintf(f, sizeof f, "%s/sub/a.txt", final);
-    assert_true(exists(f));
+    assert_true(ss_test_exists(f));
 
     /* Exists: refused without force, and nothing is created. */
     assert_fails(ss_outdir_begin(final, 0, tmp, sizeof tmp), SS_EEXIST, "--force");
-    assert_false(exists(tmp));
+    assert_false(ss_test_exists(tmp));
 
     /* Abort removes the whole temporary tree and keeps the old output. */
     assert_ok(ss_outdir_begin(final, 1, tmp, sizeof tmp));
     snprintf(f, sizeof f, "%s/partial.safetensors", tmp);
     ss_test_write_file(f, "x", 1);
     ss_outdir_abort(tmp);
-    assert_false(exists(tmp));
+    assert_false(ss_test_exists(tmp));
     snprintf(f, sizeof f, "%s/sub/a.txt", final);
-    assert_true(exists(f));
+    assert_true(ss_test_exists(f));
 
     /* Force replaces the old directory entirely. */
     assert_ok(ss_outdir_begin(final, 1, tmp, sizeof tmp));
@@ -219,10 +214,10 @@ static void test_outdir(void **state) {
     ss_test_write_file(f, "b", 1);
     assert_ok(ss_outdir_commit(tmp, final));
     snprintf(f, sizeof f, "%s/b.txt", final);
-    assert_true(exists(f));
+    assert_true(ss_test_exists(f));
     snprintf(f, sizeof f, "%s/sub", final);
-    assert_false(exists(f));
-    assert_false(exists(tmp));
+    assert_false(ss_test_exists(f));
+    assert_false(ss_test_exists(tmp));
 
     /* Temporary name too long for the caller's buffer. */
     char small[8];

@@ -14,23 +14,6 @@
 
 static char root[256];
 
-static int exists(const char *p) {
-    struct stat st;
-    return lstat(p, &st) == 0;
-}
-
-/* Number of entries of dir (other than . and ..). */
-static int count_entries(const char *dir) {
-    DIR *d = opendir(dir);
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-    if (d)
-        closedir(d);
-    return n;
-}
-
 static void path(char *buf, size_t n, const char *leaf) { snprintf(buf, n, "%s/%s", root, leaf); }
 
 static void synth(const char *preset, const char *leaf, uint64_t seed) {
@@ -423,9 +406,9 @@ static void test_convert_multi_equals_single(void **state) {
     /* existing outputs: refused as a whole, nothing new written */
     assert_fails(convert("qwen", "2_4,2_8", SS_DTYPE_F8_E4M3, "single", 0), SS_EEXIST, "2_8");
     path(a, sizeof a, "single");
-    assert_int_equal(count_entries(a), 1);
+    assert_int_equal(ss_test_count_entries(a), 1);
     assert_ok(convert("qwen", "2_4,2_8", SS_DTYPE_F8_E4M3, "single", 1));
-    assert_int_equal(count_entries(a), 2);
+    assert_int_equal(ss_test_count_entries(a), 2);
 }
 
 typedef struct {
@@ -518,7 +501,7 @@ static void test_sharded_input(void **state) {
     assert_ok(convert("qwen-sharded", "2_6,2_10", SS_DTYPE_I8, "sh", 0));
     char s[512];
     path(s, sizeof s, "sh/qwen-sharded-SlideSparse-2_10");
-    assert_int_equal(count_entries(s), 4); /* config, index, 2 shards */
+    assert_int_equal(ss_test_count_entries(s), 4); /* config, index, 2 shards */
     ss_checkpoint *a, *b;
     assert_ok(ss_checkpoint_open(dst, &a));
     assert_ok(ss_checkpoint_open(s, &b));
@@ -607,7 +590,7 @@ static void both_fail(const char *in_leaf, ss_status st, const char *needle) {
     ss_quantize_opts o = {.in_dir = in, .out_dir = out, .dtype = SS_DTYPE_I8};
     assert_fails(ss_quantize_checkpoint(&o), st, needle);
     assert_fails(convert(in_leaf, "2_4,2_8", SS_DTYPE_COUNT, "bad-out", 0), st, needle);
-    assert_int_equal(count_entries(rt), 0);
+    assert_int_equal(ss_test_count_entries(rt), 0);
 }
 
 static void test_bad_tensors(void **state) {
@@ -671,7 +654,7 @@ static void test_bad_patterns(void **state) {
     ss_convert_opts o = {.in_dir = in, .out_root = rt, .patterns = twice, .n_patterns = 2,
                          .dtype = SS_DTYPE_COUNT};
     assert_fails(ss_convert_checkpoint(&o), SS_EINVAL, "twice");
-    assert_false(exists(rt));
+    assert_false(ss_test_exists(rt));
 }
 
 int main(void) {

@@ -40,17 +40,6 @@ static ss_status parse_header(const char *header, size_t data_len) {
     return s;
 }
 
-static int dir_entries(const char *dir) {
-    DIR *d = opendir(dir);
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-    if (d)
-        closedir(d);
-    return n;
-}
-
 // --- round trip ------------------------------------------------------------------------
 
 typedef struct {
@@ -108,7 +97,7 @@ static void test_round_trip(void **state) {
     struct stat sb;
     assert_int_not_equal(stat(path, &sb), 0); /* nothing at path before close */
     assert_ok(ss_st_writer_close(w));
-    assert_int_equal(dir_entries(dir), 1);     /* no temporary left */
+    assert_int_equal(ss_test_count_entries(dir), 1);     /* no temporary left */
 
     size_t flen;
     unsigned char *raw = ss_test_read_file(path, &flen);
@@ -208,9 +197,9 @@ static void test_writer_abort_and_misuse(void **state) {
     assert_ok(ss_st_writer_open(path, &w));
     assert_ok(ss_st_writer_declare(w, "x", SS_DTYPE_F32, 2, shape));
     assert_ok(ss_st_writer_write(w, data, 10));
-    assert_int_equal(dir_entries(dir), 1);  /* the temporary */
+    assert_int_equal(ss_test_count_entries(dir), 1);  /* the temporary */
     ss_st_writer_abort(w);
-    assert_int_equal(dir_entries(dir), 0);
+    assert_int_equal(ss_test_count_entries(dir), 0);
     ss_st_writer_abort(NULL);
 
     assert_ok(ss_st_writer_open(path, &w));
@@ -223,7 +212,7 @@ static void test_writer_abort_and_misuse(void **state) {
     assert_fails(ss_st_writer_write(w, data, 8), SS_EINVAL, "exceeds");
     assert_fails(ss_st_writer_declare(w, "late", SS_DTYPE_F32, 2, shape), SS_EINVAL, "after data");
     assert_fails(ss_st_writer_close(w), SS_EINVAL, "'x' incomplete");
-    assert_int_equal(dir_entries(dir), 0);
+    assert_int_equal(ss_test_count_entries(dir), 0);
     ss_test_rmtree(dir);
 }
 
@@ -260,9 +249,9 @@ static void test_writer_write_error(void **state) {
     signal(SIGXFSZ, prev);
     assert_true(s == SS_EIO || s == SS_ENOSPC);
     assert_non_null(strstr(ss_last_error(), ".tmp."));
-    assert_int_equal(dir_entries(dir), 0);
+    assert_int_equal(ss_test_count_entries(dir), 0);
     assert_fails(ss_st_writer_close(w), s, "earlier write failed");
-    assert_int_equal(dir_entries(dir), 0);
+    assert_int_equal(ss_test_count_entries(dir), 0);
     free(data);
     ss_test_rmtree(dir);
 }
@@ -277,7 +266,7 @@ static void test_write_file_atomic(void **state) {
     char *text = ss_test_read_file(path, &len);
     assert_int_equal(len, 2);
     assert_memory_equal(text, "{}", 2);
-    assert_int_equal(dir_entries(dir), 1);
+    assert_int_equal(ss_test_count_entries(dir), 1);
     free(text);
     snprintf(path, sizeof path, "%s/no/such/dir/x.json", dir);
     assert_fails(ss_write_file_atomic(path, "{}", 2), SS_EIO, "no/such/dir");

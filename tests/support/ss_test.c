@@ -66,6 +66,22 @@ void ss_test_rmtree(const char *path) {
     }
 }
 
+int ss_test_exists(const char *path) {
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+int ss_test_count_entries(const char *dir) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    if (d)
+        closedir(d);
+    return n;
+}
+
 void *ss_test_read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f)

@@ -42,6 +42,10 @@ void ss_test_rmtree(const char *path);
 /* Reads a whole file; *len gets its size; caller frees. NULL when unreadable. */
 void *ss_test_read_file(const char *path, size_t *len);
 void ss_test_write_file(const char *path, const void *data, size_t len);
+/* 1 when path exists (lstat: a dangling link counts). */
+int ss_test_exists(const char *path);
+/* Number of entries of dir other than . and .. (0 when it cannot be opened). */
+int ss_test_count_entries(const char *dir);
 
 /* For GPU test programs: when no CUDA device is visible prints
  * "skipped: no CUDA device" and returns 1 (the caller then exits 77, which
