@@ -4,7 +4,6 @@
  * slidesparse/bench.h. Shapes the tuning table lacks are tuned on the spot
  * (and the table saved), so a second run reuses them.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,18 +25,6 @@ typedef struct {
     int n_pats;
     ss_tune_key key;
 } bench;
-
-static void blog(const bench *b, const char *fmt, ...) SS_PRINTF(2, 3);
-static void blog(const bench *b, const char *fmt, ...) {
-    if (!b->o->log)
-        return;
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    b->o->log(b->o->user, buf);
-}
 
 static ss_status push_row(bench *b, const ss_bench_row *r) {
     ss_bench_kernel_result *res = b->res;
@@ -78,8 +65,9 @@ static ss_status apply_algo(bench *b, ss_fixture *f, int64_t m, ss_bench_row *ro
         return SS_OK;
     if (ss_linear_algo_count(f->lin, mp) > 0) {
         if (ss_linear_algo_set(f->lin, mp, &e->best) != SS_OK) {
-            blog(b, "%s M %lld: tuned algorithm '%s' refused (%s); using the heuristic",
-                 f->desc.name, (long long)m, e->best.desc, ss_last_error());
+            ss_fix_log(b->o->log, b->o->user,
+                       "%s M %lld: tuned algorithm '%s' refused (%s); using the heuristic",
+                       f->desc.name, (long long)m, e->best.desc, ss_last_error());
             ss_clear_error();
             (void)ss_linear_algo_set(f->lin, mp, NULL);
             return SS_OK;
@@ -289,7 +277,7 @@ static ss_status run_dtype(bench *b, ss_dtype dt, const int64_t *ms, int nm, ss_
     ss_backend bs = gpu ? SS_BACKEND_CUSPARSELT : SS_BACKEND_CPU;
     const char *why = ss_linear_supports(o->ctx, bd, dt, SS_PATTERN_DENSE);
     if (why) {
-        blog(b, "skipped %s: %s", ss_dtype_name(dt), why);
+        ss_fix_log(b->o->log, b->o->user, "skipped %s: %s", ss_dtype_name(dt), why);
         return SS_OK;
     }
     ss_status s = SS_OK;
@@ -302,8 +290,8 @@ static ss_status run_dtype(bench *b, ss_dtype dt, const int64_t *ms, int nm, ss_
             char pat[16];
             const char *w = ss_linear_supports(o->ctx, bs, dt, b->pats[pi]);
             if (w) {
-                blog(b, "skipped %s %s %s: %s", ss_dtype_name(dt), sh->name,
-                     ss_pattern_format(b->pats[pi], pat, sizeof pat), w);
+                ss_fix_log(b->o->log, b->o->user, "skipped %s %s %s: %s", ss_dtype_name(dt),
+                           sh->name, ss_pattern_format(b->pats[pi], pat, sizeof pat), w);
                 continue;
             }
             s = bench_case(b, dt, j, sh, bs, b->pats[pi], mj, nmj);

@@ -1,6 +1,7 @@
 /* A linear layer under test with synthetic weights, its CPU twin, buffers,
  * validation and the timing loop (see fixture.h). */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -416,4 +417,15 @@ double ss_fixture_bandwidth(ss_context *ctx) {
     (void)ctx;
     return 0;
 #endif
+}
+
+void ss_fix_log(ss_log_fn log, void *user, const char *fmt, ...) {
+    if (!log)
+        return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    log(user, buf);
 }

@@ -10,6 +10,7 @@
 #ifndef SS_TUNE_FIXTURE_H
 #define SS_TUNE_FIXTURE_H
 
+#include "core/error.h" /* SS_PRINTF */
 #include "slidesparse/linear.h"
 #include "slidesparse/tune.h"
 
@@ -71,5 +72,9 @@ ss_status ss_tune_search(ss_fixture *f, int64_t m, int warmup, int repeat, int n
 
 /* mkdir -p of the folder that holds path. */
 ss_status ss_mkdir_parent(const char *path);
+
+/* printf into a line for an ss_log_fn (the tuner's and the benchmark's log
+ * callback); nothing when log is NULL. Lines are cut at 1023 bytes. */
+void ss_fix_log(ss_log_fn log, void *user, const char *fmt, ...) SS_PRINTF(3, 4);
 
 #endif

@@ -5,7 +5,6 @@
  * fastest, less workspace and then smaller split_k win. And the driver that
  * runs it over stages x shapes x dtypes x patterns x M and keeps the table.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,18 +179,6 @@ typedef struct {
     char what[128];
 } run_state;
 
-static void logf_(const ss_tune_opts *o, const char *fmt, ...) SS_PRINTF(2, 3);
-static void logf_(const ss_tune_opts *o, const char *fmt, ...) {
-    if (!o->log)
-        return;
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    o->log(o->user, buf);
-}
-
 /* One (backend, shape, dtype, pattern) over its M list. */
 static ss_status tune_case(run_state *rs, ss_backend b, const ss_proj_shape *sh, ss_dtype dt,
                            ss_pattern p, const int64_t *ms, int nm, const char *stage) {
@@ -200,7 +187,8 @@ static ss_status tune_case(run_state *rs, ss_backend b, const ss_proj_shape *sh,
     ss_pattern_format(p, pat, sizeof pat);
     const char *why = ss_linear_supports(o->ctx, b, dt, p);
     if (why) {
-        logf_(o, "skipped %s %s %s %s: %s", stage, sh->name, ss_dtype_name(dt), pat, why);
+        ss_fix_log(o->log, o->user, "skipped %s %s %s %s: %s", stage, sh->name, ss_dtype_name(dt),
+                   pat, why);
         rs->res->skipped += nm;
         rs->step += nm;
         return SS_OK;
@@ -237,7 +225,7 @@ static ss_status tune_case(run_state *rs, ss_backend b, const ss_proj_shape *sh,
         s = ss_tune_search(&f, mp, o->warmup > 0 ? o->warmup : 25, o->repeat > 0 ? o->repeat : 50,
                            o->no_flush, o->progress, o->user, &pg, &e);
         if (s == SS_EUNSUPPORTED) {
-            logf_(o, "skipped %s: %s", rs->what, ss_last_error());
+            ss_fix_log(o->log, o->user, "skipped %s: %s", rs->what, ss_last_error());
             ss_clear_error();
             rs->res->skipped++;
             s = SS_OK;
@@ -277,7 +265,7 @@ ss_status ss_tune_run(const ss_tune_opts *o, ss_tune_result *res) {
     run_state rs = {.o = o, .res = res, .t0 = ss_monotonic_s()};
     char status[2048];
     SS_TRY(ss_tune_table_open(o->ctx, o->root, &rs.table, status, sizeof status));
-    logf_(o, "%s", status);
+    ss_fix_log(o->log, o->user, "%s", status);
     if (!rs.table)
         SS_TRY(ss_tune_table_create(&key, &rs.table));
     rs.total = o->n_shapes * o->n_dtypes * ((o->coarse ? nmc : 0) + (o->fine ? o->n_patterns * nmf : 0));
