@@ -123,9 +123,11 @@ static ss_lift_geom geom(ss_pattern p, int64_t k) {
 /* The ladder: 0 = the library's choice (ss_kernel_quant, threads = 0);
  * 1, 2 = the previous kernels (pipelined with its own block-size rule, simple
  * one-row-per-block with 128 threads); 3-6 = the row-in-registers kernel with
- * 1, 2, 4, 8 16-byte loads per thread. */
-static const char *variant_names[] = {"auto", "old-pipe", "old-row", "vec1", "vec2", "vec4", "vec8"};
-enum { N_VARIANTS = 7 };
+ * 1, 2, 4, 8 16-byte loads per thread; 7 = the library's choice launched as a
+ * programmatic dependent launch (back-to-back calls overlap launch and drain). */
+static const char *variant_names[] = {"auto", "old-pipe", "old-row", "vec1",
+                                      "vec2", "vec4", "vec8", "auto-pdl"};
+enum { N_VARIANTS = 8 };
 
 static cudaError_t run_variant(int v, ss_dtype qdt, const uint16_t *x, int64_t m, int64_t mp,
                                ss_lift_geom g, void *q, float *sa) {
@@ -133,7 +135,8 @@ static cudaError_t run_variant(int v, ss_dtype qdt, const uint16_t *x, int64_t m
     case 0: return ss_kernel_quant(qdt, x, m, mp, g, q, sa, 0, 0);
     case 1: return ss_kernel_quant(qdt, x, m, mp, g, q, sa, g.k_out / 4 > 2048 ? 256 : 128, 0);
     case 2: return ss_kernel_quant(qdt, x, m, mp, g, q, sa, -128, 0);
-    default: return ss_kernel_quant_vecs(qdt, x, m, mp, g, q, sa, 1 << (v - 3), 0);
+    case 7: return ss_kernel_quant_vecs(qdt, x, m, mp, g, q, sa, 0, 1, 0);
+    default: return ss_kernel_quant_vecs(qdt, x, m, mp, g, q, sa, 1 << (v - 3), 0, 0);
     }
 }
 
@@ -141,6 +144,8 @@ static cudaError_t run_variant(int v, ss_dtype qdt, const uint16_t *x, int64_t m
 static bool variant_fits(int v, int64_t k) {
     if (v < 3)
         return true;
+    if (v == 7)
+        return k % 8 == 0;
     return k % 8 == 0 && (k / 8 + (1 << (v - 3)) - 1) / (1 << (v - 3)) <= 1024;
 }
 
@@ -269,6 +274,23 @@ static double time_quant(ss_dtype qdt, int64_t m, ss_lift_geom g, int variant, b
                    (int)b.x.size());
 }
 
+/* cudaMemcpyAsync of n bytes device to device, input sets rotated past L2; µs. */
+static double copy_us(size_t n) {
+    int sets = rotation_sets(2 * n);
+    std::vector<void *> a(sets), b(sets);
+    for (int i = 0; i < sets; i++) {
+        CK(cudaMalloc(&a[i], n));
+        CK(cudaMalloc(&b[i], n));
+        CK(cudaMemset(a[i], 1, n));
+    }
+    double us = time_us([&](int i) { cudaMemcpyAsync(b[i], a[i], n, cudaMemcpyDeviceToDevice); }, sets);
+    for (int i = 0; i < sets; i++) {
+        cudaFree(a[i]);
+        cudaFree(b[i]);
+    }
+    return us;
+}
+
 static void bench(double d2d, int quick) {
     printf("\n%-6s %-5s %6s %5s %6s %8s | %9s %8s %6s\n", "kernel", "dtype", "M", "K", "pattern",
            "variant", "us", "GB/s", "%D2D");
@@ -276,7 +298,14 @@ static void bench(double d2d, int quick) {
     const int64_t ks[] = {2560, 6912};
     const char *pats[] = {"dense", "2_4", "2_6", "2_8", "2_10", "2_16", "2_inf"};
     for (int64_t m : ms)
-        for (int64_t k : ks)
+        for (int64_t k : ks) {
+            /* what launch, ramp-up and drain cost at this size: a copy moving
+             * the bytes of quant_only (read + write) */
+            double cbytes = (double)m * k * 2 + (double)m * ss_ceil32(k) + m * 4.0;
+            double cus = copy_us((size_t)(cbytes / 2));
+            printf("%-6s %-5s %6lld %5lld %6s %8s | %9.2f %8.0f %5.1f%%\n", "copy", "-",
+                   (long long)m, (long long)k, "-", "D2D", cus, cbytes / (cus * 1e3),
+                   100.0 * cbytes / (cus * 1e3) / d2d);
             for (const char *ps : pats)
                 for (ss_dtype qdt : {SS_DTYPE_I8, SS_DTYPE_F8_E4M3}) {
                     if (quick && (m != 4096 || qdt != SS_DTYPE_I8))
@@ -299,6 +328,7 @@ static void bench(double d2d, int quick) {
                     }
                     free_sets(b);
                 }
+        }
 }
 
 // --- 4. share of the GEMM --------------------------------------------------------------------

@@ -46,10 +46,12 @@ cudaError_t ss_kernel_quant(ss_dtype qdt, const uint16_t *x, int64_t m, int64_t 
 
 /* The row-in-registers kernel with `vecs` 16-byte loads per thread (1, 2, 4
  * or 8; 0 = automatic), block size ceil32(k / 8 / vecs), for the dev harness.
- * cudaErrorInvalidValue where it cannot take the call (BF16 output, K % 8,
- * x or q not 16-byte aligned, more than 1024 threads). */
+ * pdl != 0 launches it as a programmatic dependent launch (cc >= 9.0: its
+ * blocks may be scheduled while the previous kernel drains; they wait for it
+ * before touching memory). cudaErrorInvalidValue where it cannot take the
+ * call (BF16 output, K % 8, x or q not 16-byte aligned, > 1024 threads). */
 cudaError_t ss_kernel_quant_vecs(ss_dtype qdt, const uint16_t *x, int64_t m, int64_t m_pad,
-                                 ss_lift_geom geo, void *q, float *sa, int vecs,
+                                 ss_lift_geom geo, void *q, float *sa, int vecs, int pdl,
                                  cudaStream_t stream);
 
 /* dequant_bias: y[r, c] = out(((float)d[r, c] * sa[r]) * sb[c or 0] + bias[c])

@@ -306,6 +306,13 @@ quant_rows_kernel(const uint4 *__restrict__ x, int64_t m, ss_lift_geom geo, int 
     const int nv = (int)(geo.k >> 3), kout = (int)geo.k_out;
     const int64_t r = blockIdx.x;
     uint8_t *qrow = q + r * geo.k_out;
+#if __CUDA_ARCH__ >= 900
+    // Programmatic dependent launch (launched with the attribute): let the
+    // next kernel's blocks be scheduled now, and wait for the previous grid to
+    // finish and flush before touching memory. Both are no-ops otherwise.
+    asm volatile("griddepcontrol.launch_dependents;");
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
     if (r >= m) { // padding rows of the GEMM operand
         for (int c = t; c < kout / 16; c += nt)
             ((uint4 *)qrow)[c] = make_uint4(0, 0, 0, 0);
@@ -360,7 +367,9 @@ quant_rows_kernel(const uint4 *__restrict__ x, int64_t m, ss_lift_geom geo, int 
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             const uint32_t o = 4 * c + j;
-            const uint32_t g = H == LIFT_ONE_GROUP ? 0 : H == LIFT_RUNTIME ? o / (uint32_t)hm1 : o / (H - 1);
+            const uint32_t g = H == LIFT_ONE_GROUP ? 0
+                               : H == LIFT_RUNTIME ? o / (uint32_t)hm1
+                                                   : o / (uint32_t)(H > 1 ? H - 1 : 1);
             const uint32_t p = o + g;
             o4[j] = 0u; // K'raw .. K' is zero (and its p may lie past the staged row)
             if (o < words_raw)
@@ -372,7 +381,7 @@ quant_rows_kernel(const uint4 *__restrict__ x, int64_t m, ss_lift_geom geo, int 
 
 template <int Q, int H, int V>
 cudaError_t launch_rows_v(const uint16_t *x, int64_t m_pad, int64_t m, ss_lift_geom geo, void *q,
-                          float *sa, int threads, cudaStream_t stream) {
+                          float *sa, int threads, bool pdl, cudaStream_t stream) {
     size_t smem = 0;
     int nz = 0;
     if (H != LIFT_IDENTITY) {
@@ -386,23 +395,32 @@ cudaError_t launch_rows_v(const uint16_t *x, int64_t m_pad, int64_t m, ss_lift_g
                 return e;
         }
     }
-    quant_rows_kernel<Q, H, V><<<(unsigned)m_pad, threads, smem, stream>>>(
-        (const uint4 *)x, m, geo, geo.g / 4, nz, (uint8_t *)q, sa);
-    return cudaGetLastError();
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3((unsigned)m_pad);
+    cfg.blockDim = dim3((unsigned)threads);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, quant_rows_kernel<Q, H, V>, (const uint4 *)x, m, geo,
+                              geo.g / 4, nz, (uint8_t *)q, sa);
 }
 
 template <int Q, int H>
 cudaError_t launch_rows_h(const uint16_t *x, int64_t m, int64_t m_pad, ss_lift_geom geo, void *q,
-                          float *sa, int vecs, cudaStream_t stream) {
+                          float *sa, int vecs, bool pdl, cudaStream_t stream) {
     const int64_t nv = geo.k / 8;
     const int threads = (int)((nv + vecs - 1) / vecs + 31) / 32 * 32;
     if (threads > 1024)
         return cudaErrorInvalidValue;
     switch (vecs) {
-    case 1: return launch_rows_v<Q, H, 1>(x, m_pad, m, geo, q, sa, threads, stream);
-    case 2: return launch_rows_v<Q, H, 2>(x, m_pad, m, geo, q, sa, threads, stream);
-    case 4: return launch_rows_v<Q, H, 4>(x, m_pad, m, geo, q, sa, threads, stream);
-    case 8: return launch_rows_v<Q, H, 8>(x, m_pad, m, geo, q, sa, threads, stream);
+    case 1: return launch_rows_v<Q, H, 1>(x, m_pad, m, geo, q, sa, threads, pdl, stream);
+    case 2: return launch_rows_v<Q, H, 2>(x, m_pad, m, geo, q, sa, threads, pdl, stream);
+    case 4: return launch_rows_v<Q, H, 4>(x, m_pad, m, geo, q, sa, threads, pdl, stream);
+    case 8: return launch_rows_v<Q, H, 8>(x, m_pad, m, geo, q, sa, threads, pdl, stream);
     default: return cudaErrorInvalidValue;
     }
 }
@@ -418,24 +436,24 @@ bool rows_kernel_fits(ss_dtype qdt, const uint16_t *x, ss_lift_geom geo, const v
  * blocks keep several rows per SM in flight. */
 template <int Q>
 cudaError_t launch_rows(const uint16_t *x, int64_t m, int64_t m_pad, ss_lift_geom geo, void *q,
-                        float *sa, int vecs, cudaStream_t stream) {
+                        float *sa, int vecs, bool pdl, cudaStream_t stream) {
     if (m_pad <= 0)
         return cudaSuccess;
     if (vecs == 0)
         for (vecs = 1; vecs < 8 && geo.k / 8 > 256 * (int64_t)vecs; vecs *= 2) {
         }
     if (geo.l == 0 || geo.l == 4)
-        return launch_rows_h<Q, LIFT_IDENTITY>(x, m, m_pad, geo, q, sa, vecs, stream);
+        return launch_rows_h<Q, LIFT_IDENTITY>(x, m, m_pad, geo, q, sa, vecs, pdl, stream);
     if (geo.k_raw <= geo.g)
-        return launch_rows_h<Q, LIFT_ONE_GROUP>(x, m, m_pad, geo, q, sa, vecs, stream);
+        return launch_rows_h<Q, LIFT_ONE_GROUP>(x, m, m_pad, geo, q, sa, vecs, pdl, stream);
     switch (geo.l) {
-    case 6: return launch_rows_h<Q, 3>(x, m, m_pad, geo, q, sa, vecs, stream);
-    case 8: return launch_rows_h<Q, 4>(x, m, m_pad, geo, q, sa, vecs, stream);
-    case 10: return launch_rows_h<Q, 5>(x, m, m_pad, geo, q, sa, vecs, stream);
-    case 12: return launch_rows_h<Q, 6>(x, m, m_pad, geo, q, sa, vecs, stream);
-    case 14: return launch_rows_h<Q, 7>(x, m, m_pad, geo, q, sa, vecs, stream);
-    case 16: return launch_rows_h<Q, 8>(x, m, m_pad, geo, q, sa, vecs, stream);
-    default: return launch_rows_h<Q, LIFT_RUNTIME>(x, m, m_pad, geo, q, sa, vecs, stream);
+    case 6: return launch_rows_h<Q, 3>(x, m, m_pad, geo, q, sa, vecs, pdl, stream);
+    case 8: return launch_rows_h<Q, 4>(x, m, m_pad, geo, q, sa, vecs, pdl, stream);
+    case 10: return launch_rows_h<Q, 5>(x, m, m_pad, geo, q, sa, vecs, pdl, stream);
+    case 12: return launch_rows_h<Q, 6>(x, m, m_pad, geo, q, sa, vecs, pdl, stream);
+    case 14: return launch_rows_h<Q, 7>(x, m, m_pad, geo, q, sa, vecs, pdl, stream);
+    case 16: return launch_rows_h<Q, 8>(x, m, m_pad, geo, q, sa, vecs, pdl, stream);
+    default: return launch_rows_h<Q, LIFT_RUNTIME>(x, m, m_pad, geo, q, sa, vecs, pdl, stream);
     }
 }
 
@@ -493,8 +511,8 @@ extern "C" cudaError_t ss_kernel_quant(ss_dtype qdt, const uint16_t *x, int64_t 
         geo.k >= INT32_MAX / 2 || (geo.l != 0 && (geo.g <= 0 || geo.g % 4 != 0)))
         return cudaErrorInvalidValue;
     if (threads == 0 && rows_kernel_fits(qdt, x, geo, q))
-        return qdt == SS_DTYPE_I8 ? launch_rows<Q_I8>(x, m, m_pad, geo, q, sa, 0, stream)
-                                  : launch_rows<Q_E4M3>(x, m, m_pad, geo, q, sa, 0, stream);
+        return qdt == SS_DTYPE_I8 ? launch_rows<Q_I8>(x, m, m_pad, geo, q, sa, 0, false, stream)
+                                  : launch_rows<Q_E4M3>(x, m, m_pad, geo, q, sa, 0, false, stream);
     switch (qdt) {
     case SS_DTYPE_I8: return launch<Q_I8>(x, m, m_pad, geo, q, sa, threads, stream);
     case SS_DTYPE_F8_E4M3: return launch<Q_E4M3>(x, m, m_pad, geo, q, sa, threads, stream);
@@ -505,10 +523,10 @@ extern "C" cudaError_t ss_kernel_quant(ss_dtype qdt, const uint16_t *x, int64_t 
 
 extern "C" cudaError_t ss_kernel_quant_vecs(ss_dtype qdt, const uint16_t *x, int64_t m,
                                             int64_t m_pad, ss_lift_geom geo, void *q, float *sa,
-                                            int vecs, cudaStream_t stream) {
+                                            int vecs, int pdl, cudaStream_t stream) {
     if (geo.k_out % 32 != 0 || m < 0 || m_pad < m || geo.k_out >= INT32_MAX / 2 ||
         (geo.l != 0 && (geo.g <= 0 || geo.g % 4 != 0)) || !rows_kernel_fits(qdt, x, geo, q))
         return cudaErrorInvalidValue;
-    return qdt == SS_DTYPE_I8 ? launch_rows<Q_I8>(x, m, m_pad, geo, q, sa, vecs, stream)
-                              : launch_rows<Q_E4M3>(x, m, m_pad, geo, q, sa, vecs, stream);
+    return qdt == SS_DTYPE_I8 ? launch_rows<Q_I8>(x, m, m_pad, geo, q, sa, vecs, pdl != 0, stream)
+                              : launch_rows<Q_E4M3>(x, m, m_pad, geo, q, sa, vecs, pdl != 0, stream);
 }
