@@ -200,8 +200,54 @@ static ss_status emit(engine *g, int p, const ss_st_entry *e, const uint8_t *q, 
     return ss_st_writer_write(g->w[p], scale, (size_t)ns * sizeof *scale);
 }
 
+typedef ss_status (*per_output_fn)(engine *g, int p, const void *arg);
+
+/* fn for every output p, one thread per output when there are several; the
+ * first failure (by the time it is seen) is returned with its message. */
+static ss_status each_output(engine *g, per_output_fn fn, const void *arg) {
+    if (g->job->n_out == 1)
+        return fn(g, 0, arg);
+    ss_status first = SS_OK;
+    char msg[1024] = "";
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int p = 0; p < g->job->n_out; p++) {
+        ss_status s = fn(g, p, arg);
+        if (s != SS_OK) {
+#pragma omp critical(prep_emit_error)
+            if (first == SS_OK) {
+                first = s;
+                snprintf(msg, sizeof msg, "%s", ss_last_error());
+            }
+        }
+    }
+    return first == SS_OK ? SS_OK : ss_fail(first, "%s", msg);
+}
+
+typedef struct {
+    const ss_st_entry *e;
+    const uint8_t *q;
+    const float *scale;
+} emit_arg;
+
+static ss_status emit_one(engine *g, int p, const void *arg) {
+    const emit_arg *a = arg;
+    return emit(g, p, a->e, a->q, a->scale);
+}
+
+typedef struct {
+    const void *data;
+    size_t n;
+} copy_arg;
+
+static ss_status copy_one(engine *g, int p, const void *arg) {
+    const copy_arg *a = arg;
+    return ss_st_writer_write(g->w[p], a->data, a->n);
+}
+
 /* The same data to every output, one thread per output. */
-static ss_status copy_all(engine *g, const void *data, size_t n);
+static ss_status copy_all(engine *g, const void *data, size_t n) {
+    return each_output(g, copy_one, &(copy_arg){.data = data, .n = n});
+}
 
 static ss_status do_projection(engine *g, const ss_st_entry *e) {
     int64_t n = e->shape[0], k = e->shape[1];
@@ -220,41 +266,7 @@ static ss_status do_projection(engine *g, const ss_st_entry *e) {
         q = e->data;
         scale = ss_checkpoint_find(g->ck, sn)->data;
     }
-    if (g->job->n_out == 1)
-        return emit(g, 0, e, q, scale);
-    ss_status first = SS_OK;
-    char msg[1024] = "";
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int p = 0; p < g->job->n_out; p++) {
-        ss_status s = emit(g, p, e, q, scale);
-        if (s != SS_OK) {
-#pragma omp critical(prep_emit_error)
-            if (first == SS_OK) {
-                first = s;
-                snprintf(msg, sizeof msg, "%s", ss_last_error());
-            }
-        }
-    }
-    return first == SS_OK ? SS_OK : ss_fail(first, "%s", msg);
-}
-
-static ss_status copy_all(engine *g, const void *data, size_t n) {
-    if (g->job->n_out == 1)
-        return ss_st_writer_write(g->w[0], data, n);
-    ss_status first = SS_OK;
-    char msg[1024] = "";
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int p = 0; p < g->job->n_out; p++) {
-        ss_status s = ss_st_writer_write(g->w[p], data, n);
-        if (s != SS_OK) {
-#pragma omp critical(prep_emit_error)
-            if (first == SS_OK) {
-                first = s;
-                snprintf(msg, sizeof msg, "%s", ss_last_error());
-            }
-        }
-    }
-    return first == SS_OK ? SS_OK : ss_fail(first, "%s", msg);
+    return each_output(g, emit_one, &(emit_arg){.e = e, .q = q, .scale = scale});
 }
 
 static ss_status do_copy(engine *g, const ss_st_entry *e) {
