@@ -1,7 +1,16 @@
-/* dev/attention.cu — the engine's paged GQA attention kernel
+/* dev/attention.cu — the engine's paged GQA attention kernels
  * (src/engine/cuda/attention.cu) in isolation: a CPU reference (double
- * softmax), validation on small and BitNet-2B-shaped batches (prefill
- * chunks, decode, mixed), then timings.
+ * softmax), validation of every variant on small and BitNet-2B-shaped batches
+ * (prefill chunks, decode, mixed), then timings of every variant.
+ *
+ * Variants (STYLE.md ladder):
+ *   1  the SIMT kernel before the tensor-core rewrite, 16-item tiles (copied
+ *      here verbatim: the "before" row)
+ *   2  SS_ATTN_SIMT: today's SIMT kernel for every tile (256-item tiles; the
+ *      path of every head_dim other than 128)
+ *   3  SS_ATTN_MMA_H1: tensor-core prefill, one head per block + split-key decode
+ *   4  SS_ATTN_AUTO (what the engine runs): tensor-core prefill, 2 heads per
+ *      block sharing K/V tiles + split-key decode
  *
  *   dev_attention [quick]
  *
@@ -21,10 +30,219 @@
 #include <string.h>
 
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "dev_common.h"
+#include "engine/cuda/bf16.cuh"
 #include "engine/cuda/kernels.h"
+
+// --- variant 1: the SIMT kernel before the tensor-core rewrite (verbatim, 16-item tiles) ----
+
+namespace v1 {
+
+
+constexpr int OLD_ITEMS = 16; /* items per block (the old SS_ATTN_ITEMS) */
+constexpr int BK = 32;        /* keys per tile */
+constexpr int WARPS = 4;
+constexpr int ITEMS = OLD_ITEMS / WARPS; /* items per warp */
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* Shared memory: q (ITEMS_ALL, hd) float, then k and v (BK, hd + 2) BF16. */
+size_t v1_smem(int hd) {
+    return (size_t)OLD_ITEMS * hd * sizeof(float) + 2 * (size_t)BK * (hd + 2) * sizeof(uint16_t);
+}
+
+/* DPL: output columns per lane, hd <= 32 * DPL; hd even. */
+template <int DPL>
+__global__ void __launch_bounds__(WARPS * 32, 4)
+v1_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ tok,
+                 const ss_attn_tile *__restrict__ tiles, const int32_t *__restrict__ tables,
+                 int max_blocks, const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc,
+                 int nh, int nkv, int hd, float scale, uint16_t *__restrict__ out) {
+    extern __shared__ float smem[];
+    float *qs = smem;                                        // (OLD_ITEMS, hd)
+    uint16_t *ks = (uint16_t *)(qs + OLD_ITEMS * hd);    // (BK, hd + 2)
+    uint16_t *vs = ks + BK * (hd + 2);                       // (BK, hd + 2)
+    const int kstr = hd + 2;
+    const ss_attn_tile tile = tiles[blockIdx.x];
+    const int group = nh / nkv, kvh = tile.head0 / group;
+    const int n_items = tile.nq * tile.nheads;
+    const int64_t row_len = (int64_t)(nh + 2 * nkv) * hd;
+    const int64_t kv_row = (int64_t)nkv * hd;
+    const int32_t *table = tables + (int64_t)tile.seq * max_blocks;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+
+    /* Queries of all items (zero for unused items: their scores stay finite). */
+    for (int e = threadIdx.x; e < OLD_ITEMS * hd; e += blockDim.x) {
+        const int it = e / hd, d = e - it * hd;
+        float q = 0.0f;
+        if (it < n_items) {
+            const int64_t r = tile.row0 + it / tile.nheads;
+            const int h = tile.head0 + it % tile.nheads;
+            q = ss_bf(qkv[r * row_len + (int64_t)h * hd + d]);
+        }
+        qs[e] = q;
+    }
+    int qpos[ITEMS];
+    float m[ITEMS], l[ITEMS], o[ITEMS][DPL];
+#pragma unroll
+    for (int j = 0; j < ITEMS; j++) {
+        const int it = warp + WARPS * j;
+        qpos[j] = it < n_items ? tok[tile.row0 + it / tile.nheads].pos : -1;
+        m[j] = -INFINITY;
+        l[j] = 0.0f;
+#pragma unroll
+        for (int c = 0; c < DPL; c++)
+            o[j][c] = 0.0f;
+    }
+    /* Rows have increasing positions: the last one sees the most keys. */
+    const int n_keys = tok[tile.row0 + tile.nq - 1].pos + 1;
+    const bool vec = (hd & 7) == 0;
+
+    for (int k0 = 0; k0 < n_keys; k0 += BK) {
+        const int nk = min(BK, n_keys - k0);
+        __syncthreads(); /* the previous tile is consumed (and qs is written) */
+        if (vec) {
+            const int vpr = hd / 8;
+            for (int e = threadIdx.x; e < BK * vpr; e += blockDim.x) {
+                const int kk = e / vpr, c = (e - kk * vpr) * 8;
+                uint4 kv4 = make_uint4(0, 0, 0, 0), vv4 = make_uint4(0, 0, 0, 0);
+                if (kk < nk) {
+                    const int p = k0 + kk;
+                    const int64_t off = ((int64_t)table[p / SS_KV_BLOCK] * SS_KV_BLOCK + p % SS_KV_BLOCK) * kv_row +
+                                        (int64_t)kvh * hd + c;
+                    kv4 = *(const uint4 *)(kc + off);
+                    vv4 = *(const uint4 *)(vc + off);
+                }
+                uint32_t *kd = (uint32_t *)(ks + kk * kstr + c), *vd = (uint32_t *)(vs + kk * kstr + c);
+                kd[0] = kv4.x; kd[1] = kv4.y; kd[2] = kv4.z; kd[3] = kv4.w;
+                vd[0] = vv4.x; vd[1] = vv4.y; vd[2] = vv4.z; vd[3] = vv4.w;
+            }
+        } else {
+            const int wpr = hd / 2; /* 4-byte words per row */
+            for (int e = threadIdx.x; e < BK * wpr; e += blockDim.x) {
+                const int kk = e / wpr, c = (e - kk * wpr) * 2;
+                uint32_t kw = 0, vw = 0;
+                if (kk < nk) {
+                    const int p = k0 + kk;
+                    const int64_t off = ((int64_t)table[p / SS_KV_BLOCK] * SS_KV_BLOCK + p % SS_KV_BLOCK) * kv_row +
+                                        (int64_t)kvh * hd + c;
+                    kw = *(const uint32_t *)(kc + off);
+                    vw = *(const uint32_t *)(vc + off);
+                }
+                *(uint32_t *)(ks + kk * kstr + c) = kw;
+                *(uint32_t *)(vs + kk * kstr + c) = vw;
+            }
+        }
+        __syncthreads();
+
+        /* Lane j scores key k0 + j for every item of this warp. */
+        float sc[ITEMS];
+#pragma unroll
+        for (int j = 0; j < ITEMS; j++)
+            sc[j] = 0.0f;
+        {
+            const uint32_t *kr = (const uint32_t *)(ks + lane * kstr); // (hd / 2) pairs
+            for (int d2 = 0; d2 < hd / 2; d2++) {
+                const uint32_t kw = kr[d2];
+                const float ka = __uint_as_float(kw << 16), kb = __uint_as_float(kw & 0xffff0000u);
+#pragma unroll
+                for (int j = 0; j < ITEMS; j++) {
+                    const float *q = qs + (warp + WARPS * j) * hd + 2 * d2;
+                    sc[j] += q[0] * ka + q[1] * kb;
+                }
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < ITEMS; j++) {
+            const bool ok = lane < nk && k0 + lane <= qpos[j];
+            const float s = ok ? sc[j] * scale : -INFINITY;
+            const float mt = warp_max(s);
+            if (mt == -INFINITY)
+                continue; /* no visible key in this tile (same in every lane) */
+            const float mn = fmaxf(m[j], mt);
+            const float alpha = expf(m[j] - mn); /* m = -inf on the first visible tile: 0 */
+            const float p = ok ? expf(s - mn) : 0.0f;
+            l[j] = l[j] * alpha + warp_sum(p);
+            m[j] = mn;
+#pragma unroll
+            for (int c = 0; c < DPL; c++)
+                o[j][c] *= alpha;
+            for (int kk = 0; kk < nk; kk++) {
+                const float pk = __shfl_sync(0xffffffffu, p, kk);
+                const uint16_t *vr = vs + kk * kstr;
+#pragma unroll
+                for (int c = 0; c < DPL; c++) {
+                    const int d = lane + 32 * c;
+                    if (d < hd)
+                        o[j][c] += pk * ss_bf(vr[d]);
+                }
+            }
+        }
+    }
+
+#pragma unroll
+    for (int j = 0; j < ITEMS; j++) {
+        const int it = warp + WARPS * j;
+        if (it >= n_items)
+            continue;
+        const int64_t r = tile.row0 + it / tile.nheads;
+        const int h = tile.head0 + it % tile.nheads;
+        uint16_t *dst = out + r * (int64_t)nh * hd + (int64_t)h * hd; // (hd)
+        const float inv_l = 1.0f / l[j];
+#pragma unroll
+        for (int c = 0; c < DPL; c++) {
+            const int d = lane + 32 * c;
+            if (d < hd)
+                dst[d] = ss_to_bf(o[j][c] * inv_l);
+        }
+    }
+}
+
+template <int DPL>
+cudaError_t v1_launch(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles,
+                   int64_t n_tiles, const int32_t *tables, int max_blocks, const uint16_t *kc,
+                   const uint16_t *vc, int nh, int nkv, int hd, uint16_t *out, cudaStream_t stream) {
+    const size_t smem = v1_smem(hd);
+    if (smem > 48 * 1024) {
+        cudaError_t e = cudaFuncSetAttribute(v1_kernel<DPL>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e != cudaSuccess)
+            return e;
+    }
+    const float scale = 1.0f / sqrtf((float)hd);
+    v1_kernel<DPL><<<(unsigned)n_tiles, WARPS * 32, smem, stream>>>(
+        qkv, tok, tiles, tables, max_blocks, kc, vc, nh, nkv, hd, scale, out);
+    return cudaGetLastError();
+}
+
+
+cudaError_t run(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles, int64_t n_tiles,
+               const int32_t *tables, int max_blocks, const uint16_t *k, const uint16_t *v, int nh, int nkv,
+               int hd, uint16_t *out) {
+    if (hd <= 32)
+        return v1_launch<1>(qkv, tok, tiles, n_tiles, tables, max_blocks, k, v, nh, nkv, hd, out, 0);
+    if (hd <= 64)
+        return v1_launch<2>(qkv, tok, tiles, n_tiles, tables, max_blocks, k, v, nh, nkv, hd, out, 0);
+    if (hd <= 128)
+        return v1_launch<4>(qkv, tok, tiles, n_tiles, tables, max_blocks, k, v, nh, nkv, hd, out, 0);
+    return v1_launch<8>(qkv, tok, tiles, n_tiles, tables, max_blocks, k, v, nh, nkv, hd, out, 0);
+}
+} // namespace v1
 
 // --- host helpers ---------------------------------------------------------------------------
 
@@ -61,27 +279,30 @@ struct Batch {
     std::vector<uint16_t> qkv, k, v; // (t, (nh+2nkv) hd); pool (n_blocks, 16, nkv, hd)
     std::vector<ss_tok_info> tok;
     std::vector<int32_t> tables;     // (n_seqs, max_blocks)
-    std::vector<ss_attn_tile> tiles;
+    std::vector<ss_attn_tile> tiles, tiles16; // engine split (SS_ATTN_ITEMS); variant 1's (16 items)
+    int64_t n_tiles16;
     uint16_t *d_qkv = nullptr, *d_k = nullptr, *d_v = nullptr, *d_out = nullptr;
     ss_tok_info *d_tok = nullptr;
     int32_t *d_tables = nullptr;
-    ss_attn_tile *d_tiles = nullptr;
+    ss_attn_tile *d_tiles = nullptr, *d_tiles16 = nullptr;
 };
 
-/* The engine's tile split (src/engine/cuda/engine_gpu.c fill_meta). */
-static void make_tiles(Batch &b) {
-    int group = b.nh / b.nkv, hp = std::min(group, SS_ATTN_ITEMS), rq = SS_ATTN_ITEMS / hp;
+/* The engine's tile split (src/engine/cuda/engine_gpu.c fill_meta) for
+ * `items` items per tile. */
+static std::vector<ss_attn_tile> make_tiles(const Batch &b, int items) {
+    std::vector<ss_attn_tile> tiles;
+    int group = b.nh / b.nkv, hp = std::min(group, items), rq = items / hp;
     int64_t row0 = 0;
     for (size_t i = 0; i < b.seqs.size(); i++) {
         int n = b.seqs[i].n;
         for (int kvh = 0; kvh < b.nkv; kvh++)
             for (int hs = 0; hs < group; hs += hp)
                 for (int r = 0; r < n; r += rq)
-                    b.tiles.push_back({(int32_t)i, (int32_t)(row0 + r), std::min(rq, n - r),
-                                       kvh * group + hs, std::min(hp, group - hs)});
+                    tiles.push_back({(int32_t)i, (int32_t)(row0 + r), std::min(rq, n - r),
+                                     kvh * group + hs, std::min(hp, group - hs)});
         row0 += n;
     }
-    b.n_tiles = (int64_t)b.tiles.size();
+    return tiles;
 }
 
 static void build(Batch &b, int nh, int nkv, int hd, const std::vector<Seq> &seqs) {
@@ -125,7 +346,10 @@ static void build(Batch &b, int nh, int nkv, int hd, const std::vector<Seq> &seq
     for (size_t i = 0; i < seqs.size(); i++)
         for (int j = 0; j < seqs[i].n; j++)
             b.tok.push_back({(int32_t)i, seqs[i].start + j});
-    make_tiles(b);
+    b.tiles = make_tiles(b, SS_ATTN_ITEMS);
+    b.tiles16 = make_tiles(b, 16);
+    b.n_tiles = (int64_t)b.tiles.size();
+    b.n_tiles16 = (int64_t)b.tiles16.size();
     CK(cudaMalloc(&b.d_qkv, b.qkv.size() * 2));
     CK(cudaMalloc(&b.d_k, pool * 2));
     CK(cudaMalloc(&b.d_v, pool * 2));
@@ -139,17 +363,31 @@ static void build(Batch &b, int nh, int nkv, int hd, const std::vector<Seq> &seq
     CK(cudaMemcpy(b.d_tok, b.tok.data(), b.tok.size() * sizeof(ss_tok_info), cudaMemcpyHostToDevice));
     CK(cudaMemcpy(b.d_tables, b.tables.data(), b.tables.size() * 4, cudaMemcpyHostToDevice));
     CK(cudaMemcpy(b.d_tiles, b.tiles.data(), b.tiles.size() * sizeof(ss_attn_tile), cudaMemcpyHostToDevice));
+    CK(cudaMalloc(&b.d_tiles16, b.tiles16.size() * sizeof(ss_attn_tile)));
+    CK(cudaMemcpy(b.d_tiles16, b.tiles16.data(), b.tiles16.size() * sizeof(ss_attn_tile), cudaMemcpyHostToDevice));
     CK(cudaMemset(b.d_out, 0xff, (size_t)b.t * nh * hd * 2)); /* NaN: unwritten rows show */
 }
 
 static void release(Batch &b) {
     cudaFree(b.d_qkv), cudaFree(b.d_k), cudaFree(b.d_v), cudaFree(b.d_out);
-    cudaFree(b.d_tok), cudaFree(b.d_tables), cudaFree(b.d_tiles);
+    cudaFree(b.d_tok), cudaFree(b.d_tables), cudaFree(b.d_tiles), cudaFree(b.d_tiles16);
 }
 
-static cudaError_t run(const Batch &b) {
-    return ss_attention_cuda(b.d_qkv, b.d_tok, b.d_tiles, b.n_tiles, b.d_tables, b.max_blocks, b.d_k,
-                             b.d_v, b.nh, b.nkv, b.hd, b.d_out, 0);
+static const int N_VARIANTS = 4;
+static const char *variant_name[N_VARIANTS + 1] = {"", "1 old SIMT (16-item tiles)", "2 SIMT (256-item tiles)",
+                                                   "3 MMA 1 head/block + split decode",
+                                                   "4 MMA 2 heads/block (engine)"};
+
+static cudaError_t run(const Batch &b, int variant) {
+    if (variant == 1)
+        return v1::run(b.d_qkv, b.d_tok, b.d_tiles16, b.n_tiles16, b.d_tables, b.max_blocks, b.d_k, b.d_v, b.nh,
+                       b.nkv, b.hd, b.d_out);
+    if (variant == 4) /* the engine's entry point itself */
+        return ss_attention_cuda(b.d_qkv, b.d_tok, b.d_tiles, b.n_tiles, b.d_tables, b.max_blocks, b.d_k,
+                                 b.d_v, b.nh, b.nkv, b.hd, b.d_out, 0);
+    return ss_attention_cuda_variant(b.d_qkv, b.d_tok, b.d_tiles, b.n_tiles, b.d_tables, b.max_blocks, b.d_k,
+                                     b.d_v, b.nh, b.nkv, b.hd, b.d_out,
+                                     variant == 2 ? SS_ATTN_SIMT : SS_ATTN_MMA_H1, 0);
 }
 
 /* Reference for one (row, head): double softmax over positions 0..pos. */
@@ -181,9 +419,12 @@ static void ref_row(const Batch &b, int64_t r, int h, std::vector<double> &o) {
         o[c] /= sum;
 }
 
-/* Runs once and compares rows r % stride == 0 (and the last row); 0 = pass. */
-static int validate(const char *name, Batch &b, int64_t stride) {
-    CK(run(b));
+/* Runs variant once (output poisoned with NaN first) and compares rows
+ * r % stride == 0 (and the last row); 0 = pass. */
+static int validate(const char *name, Batch &b, int64_t stride, int variant) {
+    CK(cudaMemset(b.d_out, 0xff, (size_t)b.t * b.nh * b.hd * 2));
+    CK(run(b, variant));
+    CK(cudaGetLastError());
     CK(cudaDeviceSynchronize());
     std::vector<uint16_t> out((size_t)b.t * b.nh * b.hd);
     CK(cudaMemcpy(out.data(), b.d_out, out.size() * 2, cudaMemcpyDeviceToHost));
@@ -211,8 +452,8 @@ static int validate(const char *name, Batch &b, int64_t stride) {
     }
     double rel = md / std::max(mr, 1e-30);
     int ok = rel <= 1e-2;
-    printf("%s %-44s rows %6lld  max diff %.3e (normalized %.3e, tol 1e-02)\n", ok ? "OK " : "BAD", name,
-           (long long)rows, md, rel);
+    printf("%s v%d %-44s rows %6lld  max diff %.3e (normalized %.3e, tol 1e-02)\n", ok ? "OK " : "BAD", variant,
+           name, (long long)rows, md, rel);
     return ok ? 0 : 1;
 }
 
@@ -240,18 +481,25 @@ int main(int argc, char **argv) {
         {"bitnet-2b decode 64 seqs at 271", 20, 5, 128, uniform(64, 271, 1), 1},
         {"bitnet-2b chunked prefill 100 after 200", 20, 5, 128, uniform(3, 200, 100), 5},
         {"hd 256 (dynamic smem > 48 KB)", 8, 2, 256, {{0, 50}, {64, 1}}, 3},
+        /* head_dim 128 edge cases of the tensor-core and decode kernels */
+        {"bitnet-2b mixed (decode, chunks, tails)", 20, 5, 128,
+         {{0, 1}, {700, 1}, {0, 2}, {13, 77}, {64, 64}, {5, 3}, {0, 129}, {1000, 1}, {250, 6}}, 1},
+        {"hd 128 group 1 (256-row tiles)", 3, 3, 128, {{0, 300}, {37, 260}, {90, 1}}, 3},
+        {"hd 128 group 5 (odd heads per block)", 10, 2, 128, {{0, 70}, {0, 1}, {31, 33}}, 1},
+        {"hd 128 group 20 (12-row tiles)", 20, 1, 128, {{0, 50}, {300, 1}, {7, 13}}, 1},
     };
     for (Case &c : cases) {
         Batch b;
         build(b, c.nh, c.nkv, c.hd, c.seqs);
-        fails += validate(c.name, b, c.stride);
+        for (int v = 1; v <= N_VARIANTS; v++)
+            fails += validate(c.name, b, c.stride, v);
         release(b);
     }
     if (fails) {
-        printf("attention: %d case(s) FAILED validation\n", fails);
+        printf("attention: %d validation(s) FAILED\n", fails);
         return 1;
     }
-    /* Timings: BitNet-2B shapes. */
+    /* Timings: BitNet-2B shapes, every variant. */
     struct Timing {
         const char *name;
         int n_seqs, start, n;
@@ -259,17 +507,20 @@ int main(int argc, char **argv) {
     std::vector<Timing> timings = {
         {"prefill 16 x 1024 (M = 16384)", 16, 0, 1024},
         {"prefill 4 x 1024 (M = 4096)", 4, 0, 1024},
+        {"chunked 16 x 512 after 512", 16, 512, 512},
         {"decode 64 seqs at 272", 64, 271, 1},
         {"decode 64 seqs at 1024", 64, 1023, 1},
         {"decode 256 seqs at 272", 256, 271, 1},
+        {"decode 512 seqs at 272", 512, 271, 1},
+        {"decode 8 seqs at 4096", 8, 4095, 1},
     };
     if (quick)
-        timings.resize(3);
-    printf("# timings (BitNet-2B: 20 heads, 5 kv heads, hd 128)\n");
+        timings.resize(4);
+    printf("# timings (BitNet-2B: 20 heads, 5 kv heads, hd 128; median of cudaEvent batches)\n");
+    std::vector<std::string> table;
     for (const Timing &tm : timings) {
         Batch b;
         build(b, 20, 5, 128, uniform(tm.n_seqs, tm.start, tm.n));
-        double us = time_us([&](int) { run(b); }, 1, 5, 7);
         double pairs = 0; /* (query, key) pairs per head */
         for (const Seq &s : b.seqs)
             pairs += (double)s.n * s.start + (double)s.n * (s.n + 1) / 2.0;
@@ -277,10 +528,21 @@ int main(int argc, char **argv) {
         double kv_bytes = 0; /* distinct K and V rows read */
         for (const Seq &s : b.seqs)
             kv_bytes += 2.0 * (s.start + s.n) * b.nkv * b.hd * 2;
-        printf("%-34s %9.1f us  %7.2f TFLOPS  %8.1f GB/s KV  %10.0f tokens/s\n", tm.name, us,
-               flops / us / 1e6, kv_bytes / us / 1e3, (double)b.t / us * 1e6);
+        for (int v = 1; v <= N_VARIANTS; v++) {
+            if (v == 2 && tm.n > 1)
+                continue; /* variant 2 = variant 1's kernel on 16x bigger tiles: slower, not timed for prefill */
+            double us = time_us([&](int) { run(b, v); }, 1, 5, 7);
+            char line[256];
+            snprintf(line, sizeof line, "%-32s %-36s %9.1f us %7.2f TFLOPS %8.1f GB/s KV %10.0f tok/s", tm.name,
+                     variant_name[v], us, flops / us / 1e6, kv_bytes / us / 1e3, (double)b.t / us * 1e6);
+            printf("%s\n", line);
+            table.push_back(line);
+        }
         release(b);
     }
     CK(cudaGetLastError());
+    printf("\n# summary\n");
+    for (const std::string &l : table)
+        printf("%s\n", l.c_str());
     return 0;
 }

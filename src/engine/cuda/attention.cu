@@ -1,18 +1,25 @@
-/* Causal GQA attention over the paged KV cache, flash-attention style (SIMT,
- * FP32 softmax and accumulation), for prefill chunks and decode steps alike.
+/* Causal GQA attention over the paged KV cache (flash style: FP32 online
+ * softmax and accumulation, BF16 output rounded once), for prefill chunks and
+ * decode steps alike. Three kernels share one work list of ss_attn_tile
+ * (up to SS_ATTN_ITEMS (query row, query head) items of one kv head):
  *
- * One block (4 warps) per ss_attn_tile: up to SS_ATTN_ITEMS (query row, query
- * head) items that share one kv head, so each key/value tile read from the
- * cache serves every head of the GQA group (decode: one block per (sequence,
- * kv head); prefill: several query rows per block). Warp w owns items w,
- * w + 4, w + 8, w + 12 and keeps, per item, the running max m, the running
- * sum l and its slice of the output (lane + 32 c for c < DPL).
- *
- * Per key tile (BK = 32 positions = two cache blocks, resolved through the
- * sequence's block table): K and V go to shared memory (rows padded to an odd
- * number of words, so lane = key reads are bank-conflict free), lane j scores
- * key j against each item's query, masks positions > the item's position,
- * and the online softmax rescales o and l. The output is o / l rounded once.
+ * - mma_kernel (head_dim 128, tiles of >= 2 rows): tensor-core prefill,
+ *   flash-attention-2 style. A block holds HPC heads x 64 query rows (one warp
+ *   per 16 rows of one head, Q fragments in registers); key/value tiles of 64
+ *   positions (4 cache blocks, gathered through the block table) are staged
+ *   in shared memory by cp.async, double buffered, and shared by the block's
+ *   heads. S = Q K^T and O += P V are mma.sync m16n8k16 BF16 -> FP32; P stays
+ *   in registers (the accumulator layout of S is the A layout of P V). The
+ *   softmax runs in the log2 domain (exp2f, scale * log2 e folded into one
+ *   FMA); the causal mask is applied only on tiles that reach past the first
+ *   row's position.
+ * - decode_kernel (head_dim 128, 1-row tiles): one block of 8 warps per
+ *   (sequence, kv head); the context is split across the warps (32 keys per
+ *   warp step, lane = key, 16-byte loads of the key row), each warp keeps its
+ *   own (m, l, o) for up to 4 heads, and the warps' partials are merged in
+ *   shared memory at the end.
+ * - simt_kernel (every other head_dim, and SS_ATTN_SIMT): 4 warps, 16 items
+ *   at a time; lane = key scores, warp = item.
  */
 #include <cuda_runtime.h>
 #include <math.h>
@@ -23,9 +30,7 @@
 
 namespace {
 
-constexpr int BK = 32;        /* keys per tile */
-constexpr int WARPS = 4;
-constexpr int ITEMS = SS_ATTN_ITEMS / WARPS; /* items per warp */
+constexpr float LOG2E = 1.4426950408889634f;
 
 __device__ __forceinline__ float warp_max(float v) {
 #pragma unroll
@@ -41,191 +46,235 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
-/* Shared memory: q (ITEMS_ALL, hd) float, then k and v (BK, hd + 2) BF16. */
-size_t smem_bytes(int hd) {
-    return (size_t)SS_ATTN_ITEMS * hd * sizeof(float) + 2 * (size_t)BK * (hd + 2) * sizeof(uint16_t);
+/* Cache slot (block * SS_KV_BLOCK + offset) of position p. */
+__device__ __forceinline__ int64_t kv_slot(const int32_t *table, int p) {
+    return (int64_t)table[p / SS_KV_BLOCK] * SS_KV_BLOCK + p % SS_KV_BLOCK;
 }
 
-/* DPL: output columns per lane, hd <= 32 * DPL; hd even. */
+// --- SIMT kernel (any head_dim) -----------------------------------------------------------------
+
+constexpr int SBK = 32;   /* keys per tile */
+constexpr int SWARPS = 4;
+constexpr int SITEMS = 16; /* items per pass of a block */
+constexpr int SIPW = SITEMS / SWARPS;
+
+/* Shared memory: q (SITEMS, hd) float, then k and v (SBK, hd + 2) BF16 (rows
+ * padded to an odd number of words: lane = key reads are conflict free). */
+size_t simt_smem(int hd) {
+    return (size_t)SITEMS * hd * sizeof(float) + 2 * (size_t)SBK * (hd + 2) * sizeof(uint16_t);
+}
+
+/* DPL: output columns per lane, hd <= 32 * DPL; hd even. The tile's items go
+ * 16 at a time (item it = row it / nheads, head it % nheads). */
 template <int DPL>
-__global__ void __launch_bounds__(WARPS * 32, 4)
-attention_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ tok,
-                 const ss_attn_tile *__restrict__ tiles, const int32_t *__restrict__ tables,
-                 int max_blocks, const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc,
-                 int nh, int nkv, int hd, float scale, uint16_t *__restrict__ out) {
+__global__ void __launch_bounds__(SWARPS * 32, 4)
+simt_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ tok,
+            const ss_attn_tile *__restrict__ tiles, const int32_t *__restrict__ tables,
+            int max_blocks, const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc,
+            int nh, int nkv, int hd, float scale, uint16_t *__restrict__ out) {
     extern __shared__ float smem[];
-    float *qs = smem;                                        // (SS_ATTN_ITEMS, hd)
-    uint16_t *ks = (uint16_t *)(qs + SS_ATTN_ITEMS * hd);    // (BK, hd + 2)
-    uint16_t *vs = ks + BK * (hd + 2);                       // (BK, hd + 2)
+    float *qs = smem;                                  // (SITEMS, hd)
+    uint16_t *ks = (uint16_t *)(qs + SITEMS * hd);     // (SBK, hd + 2)
+    uint16_t *vs = ks + SBK * (hd + 2);                // (SBK, hd + 2)
     const int kstr = hd + 2;
     const ss_attn_tile tile = tiles[blockIdx.x];
     const int group = nh / nkv, kvh = tile.head0 / group;
-    const int n_items = tile.nq * tile.nheads;
+    const int n_all = tile.nq * tile.nheads;
     const int64_t row_len = (int64_t)(nh + 2 * nkv) * hd;
     const int64_t kv_row = (int64_t)nkv * hd;
     const int32_t *table = tables + (int64_t)tile.seq * max_blocks;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-
-    /* Queries of all items (zero for unused items: their scores stay finite). */
-    for (int e = threadIdx.x; e < SS_ATTN_ITEMS * hd; e += blockDim.x) {
-        const int it = e / hd, d = e - it * hd;
-        float q = 0.0f;
-        if (it < n_items) {
-            const int64_t r = tile.row0 + it / tile.nheads;
-            const int h = tile.head0 + it % tile.nheads;
-            q = ss_bf(qkv[r * row_len + (int64_t)h * hd + d]);
-        }
-        qs[e] = q;
-    }
-    int qpos[ITEMS];
-    float m[ITEMS], l[ITEMS], o[ITEMS][DPL];
-#pragma unroll
-    for (int j = 0; j < ITEMS; j++) {
-        const int it = warp + WARPS * j;
-        qpos[j] = it < n_items ? tok[tile.row0 + it / tile.nheads].pos : -1;
-        m[j] = -INFINITY;
-        l[j] = 0.0f;
-#pragma unroll
-        for (int c = 0; c < DPL; c++)
-            o[j][c] = 0.0f;
-    }
-    /* Rows have increasing positions: the last one sees the most keys. */
-    const int n_keys = tok[tile.row0 + tile.nq - 1].pos + 1;
     const bool vec = (hd & 7) == 0;
 
-    for (int k0 = 0; k0 < n_keys; k0 += BK) {
-        const int nk = min(BK, n_keys - k0);
-        __syncthreads(); /* the previous tile is consumed (and qs is written) */
-        if (vec) {
-            const int vpr = hd / 8;
-            for (int e = threadIdx.x; e < BK * vpr; e += blockDim.x) {
-                const int kk = e / vpr, c = (e - kk * vpr) * 8;
-                uint4 kv4 = make_uint4(0, 0, 0, 0), vv4 = make_uint4(0, 0, 0, 0);
-                if (kk < nk) {
-                    const int p = k0 + kk;
-                    const int64_t off = ((int64_t)table[p / SS_KV_BLOCK] * SS_KV_BLOCK + p % SS_KV_BLOCK) * kv_row +
-                                        (int64_t)kvh * hd + c;
-                    kv4 = *(const uint4 *)(kc + off);
-                    vv4 = *(const uint4 *)(vc + off);
-                }
-                uint32_t *kd = (uint32_t *)(ks + kk * kstr + c), *vd = (uint32_t *)(vs + kk * kstr + c);
-                kd[0] = kv4.x; kd[1] = kv4.y; kd[2] = kv4.z; kd[3] = kv4.w;
-                vd[0] = vv4.x; vd[1] = vv4.y; vd[2] = vv4.z; vd[3] = vv4.w;
+    for (int i0 = 0; i0 < n_all; i0 += SITEMS) {
+        const int n_items = min(SITEMS, n_all - i0);
+        __syncthreads(); /* the previous pass is done with qs */
+        /* Queries of this pass (zero for unused items: their scores stay finite). */
+        for (int e = threadIdx.x; e < SITEMS * hd; e += blockDim.x) {
+            const int it = e / hd, d = e - it * hd;
+            float q = 0.0f;
+            if (it < n_items) {
+                const int64_t r = tile.row0 + (i0 + it) / tile.nheads;
+                const int h = tile.head0 + (i0 + it) % tile.nheads;
+                q = ss_bf(qkv[r * row_len + (int64_t)h * hd + d]);
             }
-        } else {
-            const int wpr = hd / 2; /* 4-byte words per row */
-            for (int e = threadIdx.x; e < BK * wpr; e += blockDim.x) {
-                const int kk = e / wpr, c = (e - kk * wpr) * 2;
-                uint32_t kw = 0, vw = 0;
-                if (kk < nk) {
-                    const int p = k0 + kk;
-                    const int64_t off = ((int64_t)table[p / SS_KV_BLOCK] * SS_KV_BLOCK + p % SS_KV_BLOCK) * kv_row +
-                                        (int64_t)kvh * hd + c;
-                    kw = *(const uint32_t *)(kc + off);
-                    vw = *(const uint32_t *)(vc + off);
-                }
-                *(uint32_t *)(ks + kk * kstr + c) = kw;
-                *(uint32_t *)(vs + kk * kstr + c) = vw;
-            }
+            qs[e] = q;
         }
-        __syncthreads();
-
-        /* Lane j scores key k0 + j for every item of this warp. */
-        float sc[ITEMS];
+        int qpos[SIPW];
+        float m[SIPW], l[SIPW], o[SIPW][DPL];
 #pragma unroll
-        for (int j = 0; j < ITEMS; j++)
-            sc[j] = 0.0f;
-        {
-            const uint32_t *kr = (const uint32_t *)(ks + lane * kstr); // (hd / 2) pairs
-            for (int d2 = 0; d2 < hd / 2; d2++) {
-                const uint32_t kw = kr[d2];
-                const float ka = __uint_as_float(kw << 16), kb = __uint_as_float(kw & 0xffff0000u);
-#pragma unroll
-                for (int j = 0; j < ITEMS; j++) {
-                    const float *q = qs + (warp + WARPS * j) * hd + 2 * d2;
-                    sc[j] += q[0] * ka + q[1] * kb;
-                }
-            }
-        }
-#pragma unroll
-        for (int j = 0; j < ITEMS; j++) {
-            const bool ok = lane < nk && k0 + lane <= qpos[j];
-            const float s = ok ? sc[j] * scale : -INFINITY;
-            const float mt = warp_max(s);
-            if (mt == -INFINITY)
-                continue; /* no visible key in this tile (same in every lane) */
-            const float mn = fmaxf(m[j], mt);
-            const float alpha = expf(m[j] - mn); /* m = -inf on the first visible tile: 0 */
-            const float p = ok ? expf(s - mn) : 0.0f;
-            l[j] = l[j] * alpha + warp_sum(p);
-            m[j] = mn;
+        for (int j = 0; j < SIPW; j++) {
+            const int it = warp + SWARPS * j;
+            qpos[j] = it < n_items ? tok[tile.row0 + (i0 + it) / tile.nheads].pos : -1;
+            m[j] = -INFINITY;
+            l[j] = 0.0f;
 #pragma unroll
             for (int c = 0; c < DPL; c++)
-                o[j][c] *= alpha;
-            for (int kk = 0; kk < nk; kk++) {
-                const float pk = __shfl_sync(0xffffffffu, p, kk);
-                const uint16_t *vr = vs + kk * kstr;
+                o[j][c] = 0.0f;
+        }
+        /* Rows have increasing positions: the pass's last one sees the most keys. */
+        const int n_keys = tok[tile.row0 + (i0 + n_items - 1) / tile.nheads].pos + 1;
+
+        for (int k0 = 0; k0 < n_keys; k0 += SBK) {
+            const int nk = min(SBK, n_keys - k0);
+            __syncthreads(); /* the previous tile is consumed (and qs is written) */
+            if (vec) {
+                const int vpr = hd / 8;
+                for (int e = threadIdx.x; e < SBK * vpr; e += blockDim.x) {
+                    const int kk = e / vpr, c = (e - kk * vpr) * 8;
+                    uint4 kv4 = make_uint4(0, 0, 0, 0), vv4 = make_uint4(0, 0, 0, 0);
+                    if (kk < nk) {
+                        const int64_t off = kv_slot(table, k0 + kk) * kv_row + (int64_t)kvh * hd + c;
+                        kv4 = *(const uint4 *)(kc + off);
+                        vv4 = *(const uint4 *)(vc + off);
+                    }
+                    uint32_t *kd = (uint32_t *)(ks + kk * kstr + c), *vd = (uint32_t *)(vs + kk * kstr + c);
+                    kd[0] = kv4.x; kd[1] = kv4.y; kd[2] = kv4.z; kd[3] = kv4.w;
+                    vd[0] = vv4.x; vd[1] = vv4.y; vd[2] = vv4.z; vd[3] = vv4.w;
+                }
+            } else {
+                const int wpr = hd / 2; /* 4-byte words per row */
+                for (int e = threadIdx.x; e < SBK * wpr; e += blockDim.x) {
+                    const int kk = e / wpr, c = (e - kk * wpr) * 2;
+                    uint32_t kw = 0, vw = 0;
+                    if (kk < nk) {
+                        const int64_t off = kv_slot(table, k0 + kk) * kv_row + (int64_t)kvh * hd + c;
+                        kw = *(const uint32_t *)(kc + off);
+                        vw = *(const uint32_t *)(vc + off);
+                    }
+                    *(uint32_t *)(ks + kk * kstr + c) = kw;
+                    *(uint32_t *)(vs + kk * kstr + c) = vw;
+                }
+            }
+            __syncthreads();
+
+            /* Lane j scores key k0 + j for every item of this warp. */
+            float sc[SIPW];
 #pragma unroll
-                for (int c = 0; c < DPL; c++) {
-                    const int d = lane + 32 * c;
-                    if (d < hd)
-                        o[j][c] += pk * ss_bf(vr[d]);
+            for (int j = 0; j < SIPW; j++)
+                sc[j] = 0.0f;
+            {
+                const uint32_t *kr = (const uint32_t *)(ks + lane * kstr); // (hd / 2) pairs
+                for (int d2 = 0; d2 < hd / 2; d2++) {
+                    const uint32_t kw = kr[d2];
+                    const float ka = __uint_as_float(kw << 16), kb = __uint_as_float(kw & 0xffff0000u);
+#pragma unroll
+                    for (int j = 0; j < SIPW; j++) {
+                        const float *q = qs + (warp + SWARPS * j) * hd + 2 * d2;
+                        sc[j] += q[0] * ka + q[1] * kb;
+                    }
+                }
+            }
+#pragma unroll
+            for (int j = 0; j < SIPW; j++) {
+                const bool ok = lane < nk && k0 + lane <= qpos[j];
+                const float s = ok ? sc[j] * scale : -INFINITY;
+                const float mt = warp_max(s);
+                if (mt == -INFINITY)
+                    continue; /* no visible key in this tile (same in every lane) */
+                const float mn = fmaxf(m[j], mt);
+                const float alpha = expf(m[j] - mn); /* m = -inf on the first visible tile: 0 */
+                const float p = ok ? expf(s - mn) : 0.0f;
+                l[j] = l[j] * alpha + warp_sum(p);
+                m[j] = mn;
+#pragma unroll
+                for (int c = 0; c < DPL; c++)
+                    o[j][c] *= alpha;
+                for (int kk = 0; kk < nk; kk++) {
+                    const float pk = __shfl_sync(0xffffffffu, p, kk);
+                    const uint16_t *vr = vs + kk * kstr;
+#pragma unroll
+                    for (int c = 0; c < DPL; c++) {
+                        const int d = lane + 32 * c;
+                        if (d < hd)
+                            o[j][c] += pk * ss_bf(vr[d]);
+                    }
                 }
             }
         }
-    }
 
 #pragma unroll
-    for (int j = 0; j < ITEMS; j++) {
-        const int it = warp + WARPS * j;
-        if (it >= n_items)
-            continue;
-        const int64_t r = tile.row0 + it / tile.nheads;
-        const int h = tile.head0 + it % tile.nheads;
-        uint16_t *dst = out + r * (int64_t)nh * hd + (int64_t)h * hd; // (hd)
-        const float inv_l = 1.0f / l[j];
+        for (int j = 0; j < SIPW; j++) {
+            const int it = warp + SWARPS * j;
+            if (it >= n_items)
+                continue;
+            const int64_t r = tile.row0 + (i0 + it) / tile.nheads;
+            const int h = tile.head0 + (i0 + it) % tile.nheads;
+            uint16_t *dst = out + r * (int64_t)nh * hd + (int64_t)h * hd; // (hd)
+            const float inv_l = 1.0f / l[j];
 #pragma unroll
-        for (int c = 0; c < DPL; c++) {
-            const int d = lane + 32 * c;
-            if (d < hd)
-                dst[d] = ss_to_bf(o[j][c] * inv_l);
+            for (int c = 0; c < DPL; c++) {
+                const int d = lane + 32 * c;
+                if (d < hd)
+                    dst[d] = ss_to_bf(o[j][c] * inv_l);
+            }
         }
     }
 }
 
 template <int DPL>
-cudaError_t launch(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles,
-                   int64_t n_tiles, const int32_t *tables, int max_blocks, const uint16_t *kc,
-                   const uint16_t *vc, int nh, int nkv, int hd, uint16_t *out, cudaStream_t stream) {
-    const size_t smem = smem_bytes(hd);
+cudaError_t launch_simt(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles,
+                        int64_t n_tiles, const int32_t *tables, int max_blocks, const uint16_t *kc,
+                        const uint16_t *vc, int nh, int nkv, int hd, uint16_t *out, cudaStream_t stream) {
+    const size_t smem = simt_smem(hd);
     if (smem > 48 * 1024) {
-        cudaError_t e = cudaFuncSetAttribute(attention_kernel<DPL>,
-                                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        cudaError_t e = cudaFuncSetAttribute(simt_kernel<DPL>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             (int)smem);
         if (e != cudaSuccess)
             return e;
     }
     const float scale = 1.0f / sqrtf((float)hd);
-    attention_kernel<DPL><<<(unsigned)n_tiles, WARPS * 32, smem, stream>>>(
+    simt_kernel<DPL><<<(unsigned)n_tiles, SWARPS * 32, smem, stream>>>(
         qkv, tok, tiles, tables, max_blocks, kc, vc, nh, nkv, hd, scale, out);
     return cudaGetLastError();
 }
 
+cudaError_t simt(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles, int64_t n_tiles,
+                 const int32_t *tables, int max_blocks, const uint16_t *kc, const uint16_t *vc, int nh,
+                 int nkv, int hd, uint16_t *out, cudaStream_t stream) {
+    if (hd <= 32)
+        return launch_simt<1>(qkv, tok, tiles, n_tiles, tables, max_blocks, kc, vc, nh, nkv, hd, out, stream);
+    if (hd <= 64)
+        return launch_simt<2>(qkv, tok, tiles, n_tiles, tables, max_blocks, kc, vc, nh, nkv, hd, out, stream);
+    if (hd <= 128)
+        return launch_simt<4>(qkv, tok, tiles, n_tiles, tables, max_blocks, kc, vc, nh, nkv, hd, out, stream);
+    return launch_simt<8>(qkv, tok, tiles, n_tiles, tables, max_blocks, kc, vc, nh, nkv, hd, out, stream);
+}
+
+#include "engine/cuda/attention_mma.cuh"
+
 } // namespace
+
+extern "C" cudaError_t ss_attention_cuda_variant(const uint16_t *qkv, const ss_tok_info *tok,
+                                                 const ss_attn_tile *tiles, int64_t n_tiles,
+                                                 const int32_t *tables, int max_blocks,
+                                                 const uint16_t *k_layer, const uint16_t *v_layer,
+                                                 int nh, int nkv, int hd, uint16_t *out, int variant,
+                                                 cudaStream_t stream) {
+    if (n_tiles <= 0)
+        return cudaSuccess;
+    if (hd <= 0 || (hd & 1) || hd > SS_ATTN_MAX_HD || n_tiles > 0x7fffffff || nkv <= 0 || nh % nkv)
+        return cudaErrorInvalidValue;
+    if (hd != MMA_HD || variant == SS_ATTN_SIMT)
+        return simt(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, hd, out, stream);
+    /* Tiles of >= 2 rows to the tensor cores, 1-row tiles to the decode
+     * kernel; each kernel's blocks skip the other kind. */
+    const int group = nh / nkv, max_heads = group < SS_ATTN_ITEMS ? group : SS_ATTN_ITEMS;
+    cudaError_t e = variant == SS_ATTN_MMA_H1
+                        ? launch_mma<1>(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh,
+                                        nkv, max_heads, out, stream)
+                        : launch_mma<2>(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh,
+                                        nkv, max_heads, out, stream);
+    if (e != cudaSuccess)
+        return e;
+    return launch_decode(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, out, stream);
+}
 
 extern "C" cudaError_t ss_attention_cuda(const uint16_t *qkv, const ss_tok_info *tok,
                                          const ss_attn_tile *tiles, int64_t n_tiles,
                                          const int32_t *tables, int max_blocks,
                                          const uint16_t *k_layer, const uint16_t *v_layer, int nh,
                                          int nkv, int hd, uint16_t *out, cudaStream_t stream) {
-    if (n_tiles <= 0)
-        return cudaSuccess;
-    if (hd <= 0 || (hd & 1) || hd > SS_ATTN_MAX_HD || n_tiles > 0x7fffffff)
-        return cudaErrorInvalidValue;
-    if (hd <= 32)
-        return launch<1>(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, hd, out, stream);
-    if (hd <= 64)
-        return launch<2>(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, hd, out, stream);
-    if (hd <= 128)
-        return launch<4>(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, hd, out, stream);
-    return launch<8>(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, hd, out, stream);
+    return ss_attention_cuda_variant(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh,
+                                     nkv, hd, out, SS_ATTN_AUTO, stream);
 }

@@ -20,13 +20,15 @@ extern "C" {
 #include "engine/ops.h" /* C declarations: keep C linkage from .cu files */
 
 /* One attention work tile: query rows row0..row0+nq-1 (consecutive new tokens
- * of sequence `seq`, increasing positions) times query heads
- * head0..head0+nheads-1, all of one kv head. nq * nheads <= SS_ATTN_ITEMS. */
+ * of sequence `seq`, consecutive increasing positions) times query heads
+ * head0..head0+nheads-1, all of one kv head. nq * nheads <= SS_ATTN_ITEMS.
+ * 256 items = 64 rows x 4 heads for BitNet-2B's GQA group of 4: one 64-row
+ * tensor-core query tile per head (attention.cu). */
 typedef struct {
     int32_t seq, row0, nq, head0, nheads;
 } ss_attn_tile;
 
-#define SS_ATTN_ITEMS 16
+#define SS_ATTN_ITEMS 256
 
 /* y (t, n) = rmsnorm of x rows (rows[r] when rows != NULL, else r), w (n). */
 cudaError_t ss_rmsnorm_cuda(const uint16_t *x, const int32_t *rows, const uint16_t *w, int64_t t,
@@ -52,6 +54,19 @@ cudaError_t ss_attention_cuda(const uint16_t *qkv, const ss_tok_info *tok,
                               const ss_attn_tile *tiles, int64_t n_tiles, const int32_t *tables,
                               int max_blocks, const uint16_t *k_layer, const uint16_t *v_layer,
                               int nh, int nkv, int hd, uint16_t *out, cudaStream_t stream);
+/* The same with a kernel choice, for dev/attention.cu's ladder:
+ *   SS_ATTN_AUTO   what ss_attention_cuda runs: head_dim 128 -> tensor-core
+ *                  prefill (2 heads per block) for tiles of >= 2 rows and the
+ *                  split-key decode kernel for 1-row tiles; else SIMT
+ *   SS_ATTN_MMA_H1 as AUTO with one head per tensor-core block
+ *   SS_ATTN_SIMT   the SIMT kernel for every tile (any head_dim) */
+enum { SS_ATTN_AUTO = 0, SS_ATTN_MMA_H1 = 1, SS_ATTN_SIMT = 2 };
+cudaError_t ss_attention_cuda_variant(const uint16_t *qkv, const ss_tok_info *tok,
+                                      const ss_attn_tile *tiles, int64_t n_tiles,
+                                      const int32_t *tables, int max_blocks,
+                                      const uint16_t *k_layer, const uint16_t *v_layer, int nh,
+                                      int nkv, int hd, uint16_t *out, int variant,
+                                      cudaStream_t stream);
 /* x (t, h) = embed rows ids[r]. */
 cudaError_t ss_embed_cuda(const uint16_t *embed, const int32_t *ids, int64_t t, int64_t h,
                           uint16_t *x, cudaStream_t stream);
