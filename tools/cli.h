@@ -24,6 +24,24 @@ int cli_lib_error(const char *cmd, ss_status s);
 int cli_opt(int argc, char **argv, int *i, const char *name, const char **val, int *bad);
 /* `--flag`: returns 1 when argv[i] is that flag. */
 int cli_flag(const char *arg, const char *name);
+/* One option of a subcommand: `--name VALUE` / `--name=VALUE` (cli_opt) stores
+ * VALUE in *val; a flag (val NULL) sets *flag to 1. */
+typedef struct {
+    const char *name;
+    const char **val;
+    int *flag;
+} cli_option;
+
+#define CLI_OPT(name, val) {(name), (val), NULL}
+#define CLI_FLAG(name, flag) {(name), NULL, (flag)}
+#define CLI_END {NULL, NULL, NULL}
+
+#define CLI_HELP (-1)
+/* Parses argv[1..] against opts (ended by {NULL}): 0 when every argument was
+ * one of them; CLI_HELP at --help / -h (the caller prints its usage, exits 0);
+ * 2 after printing why (an option without its value, or "slidesparse <cmd>:
+ * unexpected argument '...' (see --help)"). */
+int cli_parse(const char *cmd, int argc, char **argv, const cli_option *opts);
 /* Strict integer parsing (whole string, range). Returns 0 on error. */
 int cli_parse_i64(const char *s, long long lo, long long hi, long long *out);
 

@@ -66,39 +66,23 @@ static int bench_kernel(int argc, char **argv) {
     const char *preset = NULL, *model = NULL, *dt = "int8,fp8", *tasks = "6,7,8", *sp = NULL,
                *mlist = NULL, *outdir = ".", *root = "tuning", *backend = NULL, *device = NULL,
                *warm = NULL, *rep = NULL;
-    int bad = 0, quiet = 0, square = 0, no_tune = 0, no_flush = 0;
+    int quiet = 0, square = 0, no_tune = 0, no_flush = 0;
     const char *cmd = "bench kernel";
-    for (int i = 1; i < argc; i++) {
-        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (cli_opt(argc, argv, &i, "--preset", &preset, &bad) ||
-            cli_opt(argc, argv, &i, "--model", &model, &bad) ||
-            cli_opt(argc, argv, &i, "--dtype", &dt, &bad) ||
-            cli_opt(argc, argv, &i, "--task", &tasks, &bad) ||
-            cli_opt(argc, argv, &i, "--sparsity", &sp, &bad) ||
-            cli_opt(argc, argv, &i, "--m", &mlist, &bad) ||
-            cli_opt(argc, argv, &i, "--out", &outdir, &bad) ||
-            cli_opt(argc, argv, &i, "--tuning-dir", &root, &bad) ||
-            cli_opt(argc, argv, &i, "--backend", &backend, &bad) ||
-            cli_opt(argc, argv, &i, "--device", &device, &bad) ||
-            cli_opt(argc, argv, &i, "--warmup", &warm, &bad) ||
-            cli_opt(argc, argv, &i, "--repeat", &rep, &bad)) {
-            if (bad)
-                return 2;
-            continue;
-        }
-        if (cli_flag(argv[i], "--quiet") || cli_flag(argv[i], "--square") ||
-            cli_flag(argv[i], "--no-tune") || cli_flag(argv[i], "--no-flush")) {
-            quiet |= cli_flag(argv[i], "--quiet");
-            square |= cli_flag(argv[i], "--square");
-            no_tune |= cli_flag(argv[i], "--no-tune");
-            no_flush |= cli_flag(argv[i], "--no-flush");
-            continue;
-        }
-        return cli_error(cmd, "unexpected argument '%s' (see --help)", argv[i]) + 1;
+    const cli_option opts[] = {
+        CLI_OPT("--preset", &preset), CLI_OPT("--model", &model), CLI_OPT("--dtype", &dt),
+        CLI_OPT("--task", &tasks), CLI_OPT("--sparsity", &sp), CLI_OPT("--m", &mlist),
+        CLI_OPT("--out", &outdir), CLI_OPT("--tuning-dir", &root), CLI_OPT("--backend", &backend),
+        CLI_OPT("--device", &device), CLI_OPT("--warmup", &warm), CLI_OPT("--repeat", &rep),
+        CLI_FLAG("--quiet", &quiet), CLI_FLAG("--square", &square),
+        CLI_FLAG("--no-tune", &no_tune), CLI_FLAG("--no-flush", &no_flush), CLI_END,
+    };
+    int parsed = cli_parse(cmd, argc, argv, opts);
+    if (parsed == CLI_HELP) {
+        usage(stdout);
+        return 0;
     }
+    if (parsed)
+        return parsed;
     ss_proj_shape shapes[4];
     char name[256] = "square";
     ss_dtype dtypes[2];

@@ -143,31 +143,21 @@ static int run(ss_stage st, int argc, char **argv) {
     snprintf(cmdname, sizeof cmdname, "bench %s", cmd);
     const char *model = NULL, *backend_s = NULL, *dev_s = NULL, *m_s = NULL, *scale_s = NULL,
                *nps_s = NULL, *out = ".", *seed_s = NULL, *frac_s = NULL, *kvmb_s = NULL;
-    int bad = 0, profile = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
-            usage(stdout, cmd);
-            return 0;
-        }
-        if (cli_flag(argv[i], "--profile")) {
-            profile = 1;
-            continue;
-        }
-        if (cli_opt(argc, argv, &i, "--model", &model, &bad) ||
-            cli_opt(argc, argv, &i, "--backend", &backend_s, &bad) ||
-            cli_opt(argc, argv, &i, "--device", &dev_s, &bad) || cli_opt(argc, argv, &i, "--M", &m_s, &bad) ||
-            cli_opt(argc, argv, &i, "--scale", &scale_s, &bad) ||
-            cli_opt(argc, argv, &i, "--num-prompts-scale", &nps_s, &bad) ||
-            cli_opt(argc, argv, &i, "--out", &out, &bad) || cli_opt(argc, argv, &i, "--seed", &seed_s, &bad) ||
-            cli_opt(argc, argv, &i, "--gpu-memory-fraction", &frac_s, &bad) ||
-            cli_opt(argc, argv, &i, "--kv-memory-mb", &kvmb_s, &bad)) {
-            if (bad)
-                return 2;
-            continue;
-        }
-        cli_error(cmdname, "unexpected argument '%s' (see --help)", argv[i]);
-        return 2;
+    int profile = 0;
+    const cli_option opts[] = {
+        CLI_FLAG("--profile", &profile), CLI_OPT("--model", &model),
+        CLI_OPT("--backend", &backend_s), CLI_OPT("--device", &dev_s), CLI_OPT("--M", &m_s),
+        CLI_OPT("--scale", &scale_s), CLI_OPT("--num-prompts-scale", &nps_s),
+        CLI_OPT("--out", &out), CLI_OPT("--seed", &seed_s),
+        CLI_OPT("--gpu-memory-fraction", &frac_s), CLI_OPT("--kv-memory-mb", &kvmb_s), CLI_END,
+    };
+    int parsed = cli_parse(cmdname, argc, argv, opts);
+    if (parsed == CLI_HELP) {
+        usage(stdout, cmd);
+        return 0;
     }
+    if (parsed)
+        return parsed;
     if (!model) {
         cli_error(cmdname, "--model DIR is required (see --help)");
         return 2;

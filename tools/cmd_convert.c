@@ -52,25 +52,18 @@ static int parse_patterns(const char *list, ss_pattern *p, int *n) {
 
 int cmd_convert(int argc, char **argv) {
     const char *in = NULL, *sp = NULL, *dt = NULL, *root = NULL;
-    int force = 0, bad = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (cli_opt(argc, argv, &i, "--in", &in, &bad) || cli_opt(argc, argv, &i, "--sparsity", &sp, &bad) ||
-            cli_opt(argc, argv, &i, "--dtype", &dt, &bad) || cli_opt(argc, argv, &i, "--out-root", &root, &bad)) {
-            if (bad)
-                return 2;
-            continue;
-        }
-        if (cli_flag(argv[i], "--force")) {
-            force = 1;
-            continue;
-        }
-        cli_error("convert", "unexpected argument '%s' (see --help)", argv[i]);
-        return 2;
+    int force = 0;
+    const cli_option opts[] = {
+        CLI_OPT("--in", &in), CLI_OPT("--sparsity", &sp), CLI_OPT("--dtype", &dt),
+        CLI_OPT("--out-root", &root), CLI_FLAG("--force", &force), CLI_END,
+    };
+    int parsed = cli_parse("convert", argc, argv, opts);
+    if (parsed == CLI_HELP) {
+        usage(stdout);
+        return 0;
     }
+    if (parsed)
+        return parsed;
     if (!in || !sp) {
         cli_error("convert", "--in and --sparsity are required (see --help)");
         return 2;

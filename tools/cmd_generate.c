@@ -54,24 +54,18 @@ static double now_s(void) {
 
 int cmd_generate(int argc, char **argv) {
     const char *model = NULL, *ids_s = NULL, *max_s = NULL, *backend_s = "cpu", *dev_s = NULL;
-    int bad = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (cli_opt(argc, argv, &i, "--model", &model, &bad) ||
-            cli_opt(argc, argv, &i, "--prompt-ids", &ids_s, &bad) ||
-            cli_opt(argc, argv, &i, "--max-tokens", &max_s, &bad) ||
-            cli_opt(argc, argv, &i, "--backend", &backend_s, &bad) ||
-            cli_opt(argc, argv, &i, "--device", &dev_s, &bad)) {
-            if (bad)
-                return 2;
-            continue;
-        }
-        cli_error("generate", "unexpected argument '%s' (see --help)", argv[i]);
-        return 2;
+    const cli_option opts[] = {
+        CLI_OPT("--model", &model), CLI_OPT("--prompt-ids", &ids_s),
+        CLI_OPT("--max-tokens", &max_s), CLI_OPT("--backend", &backend_s),
+        CLI_OPT("--device", &dev_s), CLI_END,
+    };
+    int parsed = cli_parse("generate", argc, argv, opts);
+    if (parsed == CLI_HELP) {
+        usage(stdout);
+        return 0;
     }
+    if (parsed)
+        return parsed;
     if (!model || !ids_s || !max_s) {
         cli_error("generate", "--model, --prompt-ids and --max-tokens are required (see --help)");
         return 2;

@@ -12,25 +12,18 @@ static void usage(FILE *f) {
 
 int cmd_quantize(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *dt = NULL;
-    int force = 0, bad = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (cli_opt(argc, argv, &i, "--in", &in, &bad) || cli_opt(argc, argv, &i, "--out", &out, &bad) ||
-            cli_opt(argc, argv, &i, "--dtype", &dt, &bad)) {
-            if (bad)
-                return 2;
-            continue;
-        }
-        if (cli_flag(argv[i], "--force")) {
-            force = 1;
-            continue;
-        }
-        cli_error("quantize", "unexpected argument '%s' (see --help)", argv[i]);
-        return 2;
+    int force = 0;
+    const cli_option opts[] = {
+        CLI_OPT("--in", &in), CLI_OPT("--out", &out), CLI_OPT("--dtype", &dt),
+        CLI_FLAG("--force", &force), CLI_END,
+    };
+    int parsed = cli_parse("quantize", argc, argv, opts);
+    if (parsed == CLI_HELP) {
+        usage(stdout);
+        return 0;
     }
+    if (parsed)
+        return parsed;
     if (!in || !out || !dt) {
         cli_error("quantize", "--in, --dtype and --out are required (see --help)");
         return 2;

@@ -17,26 +17,18 @@ static void usage(FILE *f) {
 
 int cmd_synth(int argc, char **argv) {
     const char *preset = NULL, *out = NULL, *seed_s = NULL;
-    int force = 0, bad = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (cli_opt(argc, argv, &i, "--preset", &preset, &bad) ||
-            cli_opt(argc, argv, &i, "--out", &out, &bad) ||
-            cli_opt(argc, argv, &i, "--seed", &seed_s, &bad)) {
-            if (bad)
-                return 2;
-            continue;
-        }
-        if (cli_flag(argv[i], "--force")) {
-            force = 1;
-            continue;
-        }
-        cli_error("synth", "unexpected argument '%s' (see --help)", argv[i]);
-        return 2;
+    int force = 0;
+    const cli_option opts[] = {
+        CLI_OPT("--preset", &preset), CLI_OPT("--out", &out), CLI_OPT("--seed", &seed_s),
+        CLI_FLAG("--force", &force), CLI_END,
+    };
+    int parsed = cli_parse("synth", argc, argv, opts);
+    if (parsed == CLI_HELP) {
+        usage(stdout);
+        return 0;
     }
+    if (parsed)
+        return parsed;
     if (!preset || !out) {
         cli_error("synth", "--preset and --out are required (see --help)");
         return 2;

@@ -227,37 +227,22 @@ int cmd_tune(int argc, char **argv) {
     const char *preset = NULL, *model = NULL, *dt = "int8,fp8", *stage = "coarse,fine",
                *sp = "2_4,2_6,2_8,2_10", *mc = NULL, *mf = NULL, *root = "tuning", *backend = NULL,
                *device = NULL, *warm = NULL, *rep = NULL;
-    int bad = 0, quiet = 0, retune = 0, no_flush = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (cli_opt(argc, argv, &i, "--preset", &preset, &bad) ||
-            cli_opt(argc, argv, &i, "--model", &model, &bad) ||
-            cli_opt(argc, argv, &i, "--dtype", &dt, &bad) ||
-            cli_opt(argc, argv, &i, "--stage", &stage, &bad) ||
-            cli_opt(argc, argv, &i, "--sparsity", &sp, &bad) ||
-            cli_opt(argc, argv, &i, "--m-coarse", &mc, &bad) ||
-            cli_opt(argc, argv, &i, "--m-fine", &mf, &bad) ||
-            cli_opt(argc, argv, &i, "--tuning-dir", &root, &bad) ||
-            cli_opt(argc, argv, &i, "--backend", &backend, &bad) ||
-            cli_opt(argc, argv, &i, "--device", &device, &bad) ||
-            cli_opt(argc, argv, &i, "--warmup", &warm, &bad) ||
-            cli_opt(argc, argv, &i, "--repeat", &rep, &bad)) {
-            if (bad)
-                return 2;
-            continue;
-        }
-        if (cli_flag(argv[i], "--quiet") || cli_flag(argv[i], "--retune") ||
-            cli_flag(argv[i], "--no-flush")) {
-            quiet |= cli_flag(argv[i], "--quiet");
-            retune |= cli_flag(argv[i], "--retune");
-            no_flush |= cli_flag(argv[i], "--no-flush");
-            continue;
-        }
-        return cli_error("tune", "unexpected argument '%s' (see --help)", argv[i]) + 1;
+    int quiet = 0, retune = 0, no_flush = 0;
+    const cli_option opts[] = {
+        CLI_OPT("--preset", &preset), CLI_OPT("--model", &model), CLI_OPT("--dtype", &dt),
+        CLI_OPT("--stage", &stage), CLI_OPT("--sparsity", &sp), CLI_OPT("--m-coarse", &mc),
+        CLI_OPT("--m-fine", &mf), CLI_OPT("--tuning-dir", &root), CLI_OPT("--backend", &backend),
+        CLI_OPT("--device", &device), CLI_OPT("--warmup", &warm), CLI_OPT("--repeat", &rep),
+        CLI_FLAG("--quiet", &quiet), CLI_FLAG("--retune", &retune),
+        CLI_FLAG("--no-flush", &no_flush), CLI_END,
+    };
+    int parsed = cli_parse("tune", argc, argv, opts);
+    if (parsed == CLI_HELP) {
+        usage(stdout);
+        return 0;
     }
+    if (parsed)
+        return parsed;
     ss_proj_shape shapes[4];
     char name[256];
     ss_dtype dtypes[2];

@@ -59,6 +59,25 @@ int cli_opt(int argc, char **argv, int *i, const char *name, const char **val, i
 
 int cli_flag(const char *arg, const char *name) { return strcmp(arg, name) == 0; }
 
+int cli_parse(const char *cmd, int argc, char **argv, const cli_option *opts) {
+    for (int i = 1; i < argc; i++) {
+        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h"))
+            return CLI_HELP;
+        int bad = 0, matched = 0;
+        for (const cli_option *o = opts; o->name && !matched; o++) {
+            if (o->val)
+                matched = cli_opt(argc, argv, &i, o->name, o->val, &bad);
+            else if ((matched = cli_flag(argv[i], o->name)))
+                *o->flag = 1;
+        }
+        if (bad)
+            return 2;
+        if (!matched)
+            return cli_error(cmd, "unexpected argument '%s' (see --help)", argv[i]) + 1;
+    }
+    return 0;
+}
+
 int cli_parse_i64(const char *s, long long lo, long long hi, long long *out) {
     if (!s || !*s)
         return 0;
