@@ -307,9 +307,10 @@ quant_rows_kernel(const uint4 *__restrict__ x, int64_t m, ss_lift_geom geo, int 
     const int64_t r = blockIdx.x;
     uint8_t *qrow = q + r * geo.k_out;
 #if __CUDA_ARCH__ >= 900
-    // Programmatic dependent launch (launched with the attribute): let the
-    // next kernel's blocks be scheduled now, and wait for the previous grid to
-    // finish and flush before touching memory. Both are no-ops otherwise.
+    // Programmatic dependent launch: a following kernel launched with the
+    // attribute may be scheduled from now on (it waits for us itself); when
+    // this one was launched with it, wait for the previous grid to finish and
+    // flush before touching memory (a no-op otherwise).
     asm volatile("griddepcontrol.launch_dependents;");
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
