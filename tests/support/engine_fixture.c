@@ -78,6 +78,25 @@ int ss_ref_count_prompts(const ss_ref_file *rf) {
     return n;
 }
 
+void ss_ref_check_greedy(ss_model *m, const ss_ref_file *rf, int p, const char *label, float gap_min,
+                         float *logits) {
+    const ss_ref_rec *ids = ss_ref_get(rf, "p%d.ids", p, 0);
+    const ss_ref_rec *g = ss_ref_get(rf, "p%d.greedy", p, 0), *gap = ss_ref_get(rf, "p%d.gap", p, 0);
+    int32_t out[16];
+    assert_true(g->numel <= 16);
+    assert_ok(ss_generate_greedy(m, ids->data, ids->numel, g->numel, out, logits));
+    int checked = 0;
+    for (int64_t i = 0; i < g->numel; i++) {
+        if (((const float *)gap->data)[i] < gap_min)
+            break; /* a near tie: later tokens may legitimately differ */
+        assert_int_equal(out[i], ((const int32_t *)g->data)[i]);
+        checked++;
+    }
+    printf("OK  %s p%d greedy: %d of %lld tokens match the reference\n", label, p, checked,
+           (long long)g->numel);
+    assert_true(checked >= 2);
+}
+
 void ss_engine_fixture_dir(const char *arch, char *buf, size_t n) {
     snprintf(buf, n, "%s/engine/%s", getenv("SS_TEST_DATA"), arch);
 }

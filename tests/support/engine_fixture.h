@@ -30,6 +30,14 @@ const ss_ref_rec *ss_ref_get(const ss_ref_file *rf, const char *fmt, int a, int 
 /* How many prompts (records "p<i>.ids") the reference holds. */
 int ss_ref_count_prompts(const ss_ref_file *rf);
 
+/* Greedy continuation of reference prompt p (records p<p>.ids/.greedy/.gap)
+ * through m's KV cache == the reference's tokens, which it recomputed over the
+ * full sequence every step. Compared up to the first near tie (top-2 gap <
+ * gap_min), and at least 2 must be; prints "OK  <label> p<p> greedy: ...".
+ * logits: (vocab) scratch for ss_generate_greedy, or NULL. */
+void ss_ref_check_greedy(ss_model *m, const ss_ref_file *rf, int p, const char *label, float gap_min,
+                         float *logits);
+
 /* buf = $SS_TEST_DATA/engine/<arch>. */
 void ss_engine_fixture_dir(const char *arch, char *buf, size_t n);
 
