@@ -37,11 +37,12 @@ typedef struct {
 #define CLI_END {NULL, NULL, NULL}
 
 #define CLI_HELP (-1)
-/* Parses argv[1..] against opts (ended by {NULL}): 0 when every argument was
- * one of them; CLI_HELP at --help / -h (the caller prints its usage, exits 0);
- * 2 after printing why (an option without its value, or "slidesparse <cmd>:
- * unexpected argument '...' (see --help)"). */
-int cli_parse(const char *cmd, int argc, char **argv, const cli_option *opts);
+/* Parses argv[1..] against opts (ended by CLI_END): 0 when every argument was
+ * one of them; CLI_HELP at --help / -h, after usage(stdout) when usage is not
+ * NULL (the command then exits 0); 2 after printing why (an option without its
+ * value, or "slidesparse <cmd>: unexpected argument '...' (see --help)"). */
+int cli_parse(const char *cmd, int argc, char **argv, const cli_option *opts,
+              void (*usage)(FILE *f));
 /* Strict integer parsing (whole string, range). Returns 0 on error. */
 int cli_parse_i64(const char *s, long long lo, long long hi, long long *out);
 

@@ -76,13 +76,9 @@ static int bench_kernel(int argc, char **argv) {
         CLI_FLAG("--quiet", &quiet), CLI_FLAG("--square", &square),
         CLI_FLAG("--no-tune", &no_tune), CLI_FLAG("--no-flush", &no_flush), CLI_END,
     };
-    int parsed = cli_parse(cmd, argc, argv, opts);
-    if (parsed == CLI_HELP) {
-        usage(stdout);
-        return 0;
-    }
+    int parsed = cli_parse(cmd, argc, argv, opts, usage);
     if (parsed)
-        return parsed;
+        return parsed == CLI_HELP ? 0 : parsed;
     ss_proj_shape shapes[4];
     char name[256] = "square";
     ss_dtype dtypes[2];

@@ -151,7 +151,7 @@ static int run(ss_stage st, int argc, char **argv) {
         CLI_OPT("--out", &out), CLI_OPT("--seed", &seed_s),
         CLI_OPT("--gpu-memory-fraction", &frac_s), CLI_OPT("--kv-memory-mb", &kvmb_s), CLI_END,
     };
-    int parsed = cli_parse(cmdname, argc, argv, opts);
+    int parsed = cli_parse(cmdname, argc, argv, opts, NULL);
     if (parsed == CLI_HELP) {
         usage(stdout, cmd);
         return 0;

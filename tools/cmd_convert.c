@@ -57,13 +57,9 @@ int cmd_convert(int argc, char **argv) {
         CLI_OPT("--in", &in), CLI_OPT("--sparsity", &sp), CLI_OPT("--dtype", &dt),
         CLI_OPT("--out-root", &root), CLI_FLAG("--force", &force), CLI_END,
     };
-    int parsed = cli_parse("convert", argc, argv, opts);
-    if (parsed == CLI_HELP) {
-        usage(stdout);
-        return 0;
-    }
+    int parsed = cli_parse("convert", argc, argv, opts, usage);
     if (parsed)
-        return parsed;
+        return parsed == CLI_HELP ? 0 : parsed;
     if (!in || !sp) {
         cli_error("convert", "--in and --sparsity are required (see --help)");
         return 2;

@@ -59,13 +59,9 @@ int cmd_generate(int argc, char **argv) {
         CLI_OPT("--max-tokens", &max_s), CLI_OPT("--backend", &backend_s),
         CLI_OPT("--device", &dev_s), CLI_END,
     };
-    int parsed = cli_parse("generate", argc, argv, opts);
-    if (parsed == CLI_HELP) {
-        usage(stdout);
-        return 0;
-    }
+    int parsed = cli_parse("generate", argc, argv, opts, usage);
     if (parsed)
-        return parsed;
+        return parsed == CLI_HELP ? 0 : parsed;
     if (!model || !ids_s || !max_s) {
         cli_error("generate", "--model, --prompt-ids and --max-tokens are required (see --help)");
         return 2;

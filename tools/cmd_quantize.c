@@ -17,13 +17,9 @@ int cmd_quantize(int argc, char **argv) {
         CLI_OPT("--in", &in), CLI_OPT("--out", &out), CLI_OPT("--dtype", &dt),
         CLI_FLAG("--force", &force), CLI_END,
     };
-    int parsed = cli_parse("quantize", argc, argv, opts);
-    if (parsed == CLI_HELP) {
-        usage(stdout);
-        return 0;
-    }
+    int parsed = cli_parse("quantize", argc, argv, opts, usage);
     if (parsed)
-        return parsed;
+        return parsed == CLI_HELP ? 0 : parsed;
     if (!in || !out || !dt) {
         cli_error("quantize", "--in, --dtype and --out are required (see --help)");
         return 2;

@@ -22,13 +22,9 @@ int cmd_synth(int argc, char **argv) {
         CLI_OPT("--preset", &preset), CLI_OPT("--out", &out), CLI_OPT("--seed", &seed_s),
         CLI_FLAG("--force", &force), CLI_END,
     };
-    int parsed = cli_parse("synth", argc, argv, opts);
-    if (parsed == CLI_HELP) {
-        usage(stdout);
-        return 0;
-    }
+    int parsed = cli_parse("synth", argc, argv, opts, usage);
     if (parsed)
-        return parsed;
+        return parsed == CLI_HELP ? 0 : parsed;
     if (!preset || !out) {
         cli_error("synth", "--preset and --out are required (see --help)");
         return 2;

@@ -236,13 +236,9 @@ int cmd_tune(int argc, char **argv) {
         CLI_FLAG("--quiet", &quiet), CLI_FLAG("--retune", &retune),
         CLI_FLAG("--no-flush", &no_flush), CLI_END,
     };
-    int parsed = cli_parse("tune", argc, argv, opts);
-    if (parsed == CLI_HELP) {
-        usage(stdout);
-        return 0;
-    }
+    int parsed = cli_parse("tune", argc, argv, opts, usage);
     if (parsed)
-        return parsed;
+        return parsed == CLI_HELP ? 0 : parsed;
     ss_proj_shape shapes[4];
     char name[256];
     ss_dtype dtypes[2];

@@ -59,10 +59,14 @@ int cli_opt(int argc, char **argv, int *i, const char *name, const char **val, i
 
 int cli_flag(const char *arg, const char *name) { return strcmp(arg, name) == 0; }
 
-int cli_parse(const char *cmd, int argc, char **argv, const cli_option *opts) {
+int cli_parse(const char *cmd, int argc, char **argv, const cli_option *opts,
+              void (*usage)(FILE *f)) {
     for (int i = 1; i < argc; i++) {
-        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h"))
+        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
+            if (usage)
+                usage(stdout);
             return CLI_HELP;
+        }
         int bad = 0, matched = 0;
         for (const cli_option *o = opts; o->name && !matched; o++) {
             if (o->val)
