@@ -96,6 +96,20 @@ for f in r2/throughput_benchmark_results/prefill/CPU_cc0_INT8_cpu/cpu/tiny-bitne
 done
 ls r2/CPU_report_*.md >/dev/null 2>&1 || fail "no report after resume"
 
+# --- a full disk mid-run (needs root for a small tmpfs; skipped otherwise) ------------------------
+mkdir -p small
+if [[ $(id -u) == 0 ]] && mount -t tmpfs -o size=3m tmpfs small 2>/dev/null; then
+  trap 'umount "$T/small" 2>/dev/null; rm -rf "$T"' EXIT
+  "$B" run-all --out small/r --dtypes int8 --tasks 1,2 >out5 2>err5 && fail "full disk: exit 0"
+  S5=$(ls small/r/run_all_*_status.json | head -1)
+  grep -A6 '"task": 2,' "$S5" | grep -q '"error": "SS_ENOSPC: ' || fail "full disk: no ENOSPC for task 2 in $S5"
+  grep -A3 '"task": 1,' "$S5" | grep -q '"state": "done"' || fail "full disk: task 1 not done"
+  [[ -z $(find small -name '*.tmp*' -o -name '*.reserve') ]] || fail "full disk: left $(find small -name '*.tmp*')"
+  umount small && echo "ok: full disk recorded as SS_ENOSPC, nothing partial left"
+else
+  echo "skipped: full-disk check (needs root to mount a small tmpfs)"
+fi
+
 # --- bad input: one line on stderr, non-zero exit, no work ---------------------------------------
 expect_err() {
   local desc=$1 needle=$2; shift 3

@@ -19,6 +19,7 @@ typedef struct {
     ss_pipe_config *c;
     ss_pipe_status st;
     char status_path[1200], log_path[1200];
+    char reserve[1300];       /* space kept so a full disk can still be recorded */
     char ckroot[1100], slidroot[1200];
     FILE *log;
     ss_context *ctx;
@@ -75,10 +76,37 @@ static void prep_progress(void *user, int64_t i, int64_t n, int64_t bd, int64_t 
     progress(user, what, bt > 0 ? (double)bd / (double)bt : n > 0 ? (double)i / (double)n : -1);
 }
 
+/* 256 KiB of real blocks: when the disk fills, the status rewrite frees them
+ * first, so the ENOSPC failure still reaches the status JSON. */
+static void make_reserve(run *r) {
+    snprintf(r->reserve, sizeof r->reserve, "%s/.%s_%s.reserve", r->c->out, r->st.name, r->st.stamp);
+    FILE *f = fopen(r->reserve, "w");
+    static const char zero[4096];
+    int ok = f != NULL;
+    for (int i = 0; ok && i < 64; i++)
+        ok = fwrite(zero, 1, sizeof zero, f) == sizeof zero;
+    if (f && (fclose(f) != 0 || !ok))
+        ok = 0;
+    if (!ok) {
+        unlink(r->reserve);
+        r->reserve[0] = '\0';
+    }
+}
+
+static void drop_reserve(run *r) {
+    if (r->reserve[0])
+        unlink(r->reserve);
+    r->reserve[0] = '\0';
+}
+
 static ss_status save_status(run *r) {
     ss_pipe_iso_now(r->st.updated, sizeof r->st.updated);
     r->st.total_seconds = r->prior_s + (ss_monotonic_s() - r->t0);
     ss_status s = ss_pipe_status_save(&r->st, r->status_path);
+    if (s == SS_ENOSPC && r->reserve[0]) {
+        drop_reserve(r);
+        s = ss_pipe_status_save(&r->st, r->status_path);
+    }
     if (s != SS_OK)
         logf_(r, "warning: status %s not rewritten: %s", r->status_path, ss_last_error());
     return s;
@@ -541,6 +569,7 @@ static ss_status open_run(run *r, const ss_pipe_opts *o) {
     }
     r->c = &r->st.config;
     snprintf(r->log_path, sizeof r->log_path, "%s/%s", r->c->out, r->st.log);
+    make_reserve(r);
     r->log = fopen(r->log_path, "a");
     if (!r->log)
         return ss_fail_errno(errno, "%s: cannot open the log", r->log_path);
@@ -561,6 +590,7 @@ static ss_status open_run(run *r, const ss_pipe_opts *o) {
 }
 
 static void close_run(run *r) {
+    drop_reserve(r);
     if (r->ctx) {
         ss_context_tuning_release(r->ctx); /* CPU contexts: linear.c does not */
         ss_context_destroy(r->ctx);
