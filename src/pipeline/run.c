@@ -333,6 +333,20 @@ static ss_status task_convert(run *r, int mi) {
     return SS_OK;
 }
 
+/* The configured dtypes this device runs (the rest noted as skipped, once per task). */
+static int runnable_dtypes(run *r, ss_dtype *out) {
+    int n = 0;
+    ss_backend b = r->gpu ? SS_BACKEND_CUBLASLT : SS_BACKEND_CPU;
+    for (int d = 0; d < r->c->n_dtypes; d++) {
+        const char *why = ss_linear_supports(r->ctx, b, r->c->dtypes[d], SS_PATTERN_DENSE);
+        if (why)
+            note(r, "skipped", "%s: %s", dt_tag(r->c->dtypes[d]), why);
+        else
+            out[n++] = r->c->dtypes[d];
+    }
+    return n;
+}
+
 // --- task 3: tune ----------------------------------------------------------------------------------
 
 static ss_status task_tune(run *r, int mi) {
@@ -340,8 +354,17 @@ static ss_status task_tune(run *r, int mi) {
     SS_TRY(ss_preset_shapes(r->c->models[mi], sh));
     char root[1200];
     snprintf(root, sizeof root, "%s/tuning", r->c->out);
-    ss_tune_opts o = {.ctx = r->ctx, .shapes = sh, .n_shapes = 4, .dtypes = r->c->dtypes,
-                      .n_dtypes = r->c->n_dtypes, .patterns = r->c->sparsity, .n_patterns = r->c->n_sparsity,
+    ss_dtype dts[2];
+    int nd = mi == 0 ? runnable_dtypes(r, dts) : 0;
+    if (mi > 0) /* noted once */
+        for (int d = 0; d < r->c->n_dtypes; d++)
+            if (!ss_linear_supports(r->ctx, r->gpu ? SS_BACKEND_CUBLASLT : SS_BACKEND_CPU, r->c->dtypes[d],
+                                    SS_PATTERN_DENSE))
+                dts[nd++] = r->c->dtypes[d];
+    if (nd == 0)
+        return SS_OK;
+    ss_tune_opts o = {.ctx = r->ctx, .shapes = sh, .n_shapes = 4, .dtypes = dts,
+                      .n_dtypes = nd, .patterns = r->c->sparsity, .n_patterns = r->c->n_sparsity,
                       .coarse = r->c->coarse, .fine = r->c->fine, .m_coarse = r->c->m_coarse,
                       .n_m_coarse = r->c->n_coarse, .m_fine = r->c->m_fine, .n_m_fine = r->c->n_fine,
                       .root = root, .warmup = r->c->warmup, .repeat = r->c->repeat, .seed = r->c->seed,
@@ -475,12 +498,13 @@ static ss_status task_kernel(run *r) {
     ss_clear_error();
     const ss_pattern *pats = r->task == 7 ? r->c->sparsity : r->c->sparsity8;
     int np = r->task == 6 ? 0 : r->task == 7 ? r->c->n_sparsity : r->c->n_sparsity8;
-    for (int mi = 0; mi < r->c->n_models; mi++) {
+    ss_dtype dts[2];
+    int nd = runnable_dtypes(r, dts);
+    for (int mi = 0; mi < r->c->n_models && nd > 0; mi++) {
         ss_proj_shape sh[4];
         SS_TRY(ss_preset_shapes(r->c->models[mi], sh));
         ss_bench_kernel_opts o = {.ctx = r->ctx, .model = ss_pipe_model_stem(r->c->models[mi]), .shapes = sh,
-                                  .n_shapes = 4, .dtypes = r->c->dtypes, .n_dtypes = r->c->n_dtypes,
-                                  .patterns = pats, .n_patterns = np, .ms = r->c->m_kernel,
+                                  .n_shapes = 4, .dtypes = dts, .n_dtypes = nd, .patterns = pats, .n_patterns = np, .ms = r->c->m_kernel,
                                   .n_m = r->c->n_kernel, .out_root = root, .tuning_root = tune_root,
                                   .warmup = r->c->warmup, .repeat = r->c->repeat, .seed = r->c->seed,
                                   .progress = tune_progress, .user = r, .log = lib_log};
@@ -648,7 +672,7 @@ ss_status ss_pipe_run(const ss_pipe_opts *o, ss_pipe_result *res) {
             snprintf(t->error, sizeof t->error, "%s: %s", ss_status_name(s),
                      ss_last_error()[0] ? ss_last_error() : "failed");
             logf_(&r, "task %d: FAILED after %.1f s: %s", k, t->seconds, t->error);
-        } else if (t->n_done == 0 && t->n_skipped > 0 && t->n_failed == 0 && k >= 4) {
+        } else if (t->n_done == 0 && t->n_skipped > 0 && t->n_failed == 0 && k >= 3) {
             t->state = SS_TASK_SKIPPED;
             snprintf(t->reason, sizeof t->reason, "nothing could run here (see notes)");
             logf_(&r, "task %d: skipped: nothing could run here", k);
