@@ -233,7 +233,8 @@ static int cmp_point(const void *a, const void *b) {
 }
 
 static void finish_points(points *ps) {
-    qsort(ps->p, (size_t)ps->n, sizeof *ps->p, cmp_point);
+    if (ps->n > 0)
+        qsort(ps->p, (size_t)ps->n, sizeof *ps->p, cmp_point);
     for (int i = 0; i < ps->n; i++) {
         point *p = &ps->p[i];
         const point *d = dense_of(ps, p);
