@@ -113,6 +113,21 @@ for f in r2/throughput_benchmark_results/$stage/CPU_cc0_INT8_cpu/cpu/tiny-bitnet
 done
 ls r2/CPU_report_*.md >/dev/null 2>&1 || fail "no report after resume"
 
+# --- task 1's sources: a given --base checkpoint, then one already present -------------------------
+"$B" run-all --out r3 --base r1/checkpoints/tiny-bitnet-BF16 --tasks 1,2 --dtypes int8 --sparsity 2_8 >out6 2>err6 ||
+  fail "--base run exit $?: $(tail -3 err6)"
+R3=$(ls r3/CPU_report_*.md | head -1)
+grep -q "| base | r1/checkpoints/tiny-bitnet-BF16 | given (--base): real weights |" "$R3" &&
+  grep -q "Real checkpoint weights were used" "$R3" || fail "--base: report does not name the given weights"
+[[ -d r3/checkpoints_slidesparse/tiny-bitnet-INT8-SlideSparse-2_8 ]] || fail "--base: no conversion"
+sleep 1 # a new stamp
+"$B" run-all --out r3 --tasks 1,2 --dtypes int8 --sparsity 2_8 >out7 2>err7 || fail "rerun exit $?: $(tail -3 err7)"
+grep -q "tiny-bitnet-INT8 already present, skipped" out7 && grep -q "SlideSparse-2_8 already present, skipped" out7 ||
+  fail "rerun did not reuse the checkpoints: $(cat out7)"
+grep -q "tiny-bitnet-BF16 absent, not needed" out7 || fail "rerun synthesized a base it does not need"
+grep -q "already present; where their weights came from is not recorded" r3/CPU_report_*.md ||
+  fail "rerun: report does not say the weights' origin is unknown"
+
 # --- a full disk mid-run (needs root for a small tmpfs; skipped otherwise) ------------------------
 mkdir -p small
 if [[ $(id -u) == 0 ]] && mount -t tmpfs -o size=3m tmpfs small 2>/dev/null; then

@@ -33,6 +33,7 @@ static void usage(FILE *f) {
 
 typedef struct {
     int tty, quiet, drawn;
+    double last_s; /* last redraw: at most ~10 a second */
 } ui;
 
 static void clear_line(ui *u) {
@@ -61,6 +62,10 @@ static void on_progress(void *user, const ss_pipe_progress *p) {
     ui *u = user;
     if (!u->tty || u->quiet)
         return;
+    double now = ss_monotonic_s();
+    if (u->drawn && now - u->last_s < 0.1)
+        return;
+    u->last_s = now;
     char el[16], eta[16];
     hms(p->elapsed_s, el, sizeof el);
     hms(p->eta_s, eta, sizeof eta);

@@ -559,19 +559,23 @@ static void prep_table(sbuf *b, const ss_pipe_status *st) {
         put(b, "No checkpoint was prepared in this run.\n");
         return;
     }
-    int synthetic = 0;
+    int synthetic = 0, real = 0;
     put(b, "| role | checkpoint | weights | this run |\n|---|---|---|---|\n");
     for (int i = 0; i < st->n_ckpts; i++) {
         const ss_ckpt_record *c = &st->ckpts[i];
         synthetic |= !strcmp(c->role, "base") && strstr(c->origin, "synthesized") != NULL;
+        real |= !strcmp(c->role, "base") && strstr(c->origin, "real weights") != NULL;
         put(b, "| %s | %s | %s | %s |\n", c->role, c->path, c->origin, c->reused ? "already present, reused" : "written");
     }
     if (synthetic)
         put(b, "\n**Synthetic weights were used** (random values, the exact configuration of the model). "
                "Throughput and kernel latency do not depend on weight values, so the benchmark numbers hold; "
                "generated text would be meaningless.\n");
-    else
+    else if (real)
         put(b, "\nReal checkpoint weights were used.\n");
+    else
+        put(b, "\nThe quantized checkpoints were already present; where their weights came from is not "
+               "recorded in this run (an earlier run's report says).\n");
 }
 
 static void tuning_section(sbuf *b, const ss_pipe_status *st) {

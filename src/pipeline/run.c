@@ -250,10 +250,21 @@ static ss_status task_base(run *r, int mi) {
             return ss_fail(SS_EIO, "--base %s: no config.json there (expected a Hugging Face checkpoint folder)", dir);
         ckpt(r, "base", dir, "given (--base): real weights", 1);
         logf_(r, "task 1: base checkpoint %s given, used as is", dir);
-        return SS_OK;
     }
-    int synthetic = exists(marker, "") || access(marker, F_OK) == 0;
-    if (exists(dir, "config.json")) {
+    int synthetic = !(mi == 0 && r->c->base[0]) && access(marker, F_OK) == 0;
+    int all_quantized = 1;
+    for (int d = 0; d < r->c->n_dtypes; d++) {
+        char q[1200];
+        quant_dir(r, mi, r->c->dtypes[d], q, sizeof q);
+        all_quantized &= exists(q, "config.json");
+    }
+    if (mi == 0 && r->c->base[0]) {
+        /* recorded above */
+    } else if (!exists(dir, "config.json") && all_quantized) {
+        /* a base is only an input of quantization: do not synthesize gigabytes for nothing */
+        logf_(r, "task 1: %s absent, not needed: every quantized checkpoint is present", dir);
+        synthetic = 0;
+    } else if (exists(dir, "config.json")) {
         snprintf(origin, sizeof origin, "%s", synthetic ? "synthesized earlier (random weights, exact configuration)"
                                                         : "present under checkpoints/: real weights");
         logf_(r, "task 1: %s already present, skipped", dir);
