@@ -66,7 +66,7 @@ static void on_progress(void *user, const ss_pipe_progress *p) {
     if (u->drawn && now - u->last_s < 0.1)
         return;
     u->last_s = now;
-    char el[16], eta[16];
+    char el[32], eta[32];
     hms(p->elapsed_s, el, sizeof el);
     hms(p->eta_s, eta, sizeof eta);
     printf("\r\033[Krun-all task %d/%d (#%d %s)  elapsed %s  ETA %s  | %.70s", p->k, p->n, p->task, p->name, el, eta,

@@ -127,7 +127,7 @@ ss_status ss_pipe_parse_models(const char *s, ss_pipe_config *c) {
                          ss_preset_name(k));
             return ss_fail(SS_EINVAL, "--models: unknown model '%s' (expected one of %s)", t[i], list);
         }
-        snprintf(c->models[i], sizeof c->models[i], "%s", t[i]);
+        snprintf(c->models[i], sizeof c->models[i], "%.31s", t[i]);
     }
     c->n_models = n;
     ss_clear_error();

@@ -182,7 +182,7 @@ static ss_status collect_kernel(points *ps, const char *out, int task) {
                 for (int r = 0; r < c.n_rows && s == SS_OK; r++) {
                     point p = {.task = task};
                     p.stage = !strcmp(field(&c, r, "level"), "linear") ? ST_LINEAR : ST_GEMM;
-                    snprintf(p.dev, sizeof p.dev, "%s", e0->d_name);
+                    snprintf(p.dev, sizeof p.dev, "%.159s", e0->d_name);
                     snprintf(p.model, sizeof p.model, "%s", field(&c, r, "model"));
                     const char *pat = field(&c, r, "pattern");
                     snprintf(p.variant, sizeof p.variant, "%s", side == 0 ? "dense" : pat);

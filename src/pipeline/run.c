@@ -127,7 +127,7 @@ static void note(run *r, const char *kind, const char *fmt, ...) {
     else if (!strcmp(kind, "failed"))
         t->n_failed++;
     if (t->n_notes < SS_PIPE_MAX_NOTES)
-        snprintf(t->notes[t->n_notes++], sizeof t->notes[0], "%s: %s", kind, msg);
+        snprintf(t->notes[t->n_notes++], sizeof t->notes[0], "%s: %.240s", kind, msg);
     logf_(r, "task %d: %s: %s", r->task, kind, msg);
 }
 
@@ -204,7 +204,7 @@ static int64_t positions_needed(const ss_pipe_config *c) {
 }
 
 static ss_status raise_positions(const char *dir, int64_t need, int *raised) {
-    char path[1200];
+    char path[1300];
     snprintf(path, sizeof path, "%s/config.json", dir);
     *raised = 0;
     json_error_t je;
@@ -469,7 +469,7 @@ static ss_status task_throughput(run *r, ss_stage stg) {
                 }
                 quant_dir(r, mi, dt, dir, sizeof dir);
                 if (v >= 0) {
-                    char q[1200];
+                    char q[1500];
                     snprintf(q, sizeof q, "%s", dir);
                     if ((s = ss_convert_out_dir(q, r->slidroot, p, dir, sizeof dir)) != SS_OK)
                         return s;
