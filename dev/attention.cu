@@ -11,6 +11,9 @@
  *   3  SS_ATTN_MMA_H1: tensor-core prefill, one head per block + split-key decode
  *   4  SS_ATTN_AUTO (what the engine runs): tensor-core prefill, 2 heads per
  *      block sharing K/V tiles + split-key decode
+ *   5  SS_ATTN_DECODE2 (the engine with SS_ATTN_DECODE=2): as 4, with the v2
+ *      decode kernel (a chunk's value rows loaded before the first FMA,
+ *      16-byte loads, two keys per warp load)
  *
  *   dev_attention [quick | validate]
  *
@@ -373,10 +376,11 @@ static void release(Batch &b) {
     cudaFree(b.d_tok), cudaFree(b.d_tables), cudaFree(b.d_tiles), cudaFree(b.d_tiles16);
 }
 
-static const int N_VARIANTS = 4;
+static const int N_VARIANTS = 5;
 static const char *variant_name[N_VARIANTS + 1] = {"", "1 old SIMT (16-item tiles)", "2 SIMT (256-item tiles)",
                                                    "3 MMA 1 head/block + split decode",
-                                                   "4 MMA 2 heads/block (engine)"};
+                                                   "4 MMA 2 heads/block (engine)",
+                                                   "5 as 4 + decode v2 (SS_ATTN_DECODE=2)"};
 
 static cudaError_t run(const Batch &b, int variant) {
     if (variant == 1)
@@ -387,7 +391,7 @@ static cudaError_t run(const Batch &b, int variant) {
                                  b.d_v, b.nh, b.nkv, b.hd, b.d_out, 0);
     return ss_attention_cuda_variant(b.d_qkv, b.d_tok, b.d_tiles, b.n_tiles, b.d_tables, b.max_blocks, b.d_k,
                                      b.d_v, b.nh, b.nkv, b.hd, b.d_out,
-                                     variant == 2 ? SS_ATTN_SIMT : SS_ATTN_MMA_H1, 0);
+                                     variant == 2 ? SS_ATTN_SIMT : variant == 5 ? SS_ATTN_DECODE2 : SS_ATTN_MMA_H1, 0);
 }
 
 /* Reference for one (row, head): double softmax over positions 0..pos. */
@@ -532,6 +536,8 @@ int main(int argc, char **argv) {
         for (int v = 1; v <= N_VARIANTS; v++) {
             if (v == 2 && tm.n > 1)
                 continue; /* variant 2 = variant 1's kernel on 16x bigger tiles: slower, not timed for prefill */
+            if (v == 5 && tm.n > 1)
+                continue; /* variant 5 differs from 4 in decode tiles only */
             double us = time_us([&](int) { run(b, v); }, 1, 5, 7);
             char line[256];
             snprintf(line, sizeof line, "%-32s %-36s %9.1f us %7.2f TFLOPS %8.1f GB/s KV %10.0f tok/s", tm.name,

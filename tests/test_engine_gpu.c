@@ -21,9 +21,17 @@
  *     the BF16 lm_head may pick another cuBLASLt algorithm for another row
  *     count, hence 1e-4 instead of bit equality.
  *   - the on-device argmax == ss_sample_greedy of the same logits.
+ *   - decode CUDA graphs (SS_CUDA_GRAPHS=1): the same script of prefills and
+ *     decode steps (buckets 1 and 4 with dummy rows, a prefill in between
+ *     that grows the GEMM scratch so the graphs are captured again) gives
+ *     bit-identical logits and ids with graphs on and off (same kernels,
+ *     same M buckets for every GEMM), and the on run did replay graphs.
+ *     (The v2 decode attention kernel, SS_ATTN_DECODE=2, is head_dim 128
+ *     only: the fixtures' head_dim is 16, so dev/attention.cu validates it.)
  */
 #include "support/engine_fixture.h"
 
+#include "engine/cuda/engine_gpu.h" /* graph counters */
 #include "engine/model.h" /* ss_model_forward_next: sampled ids from the device */
 
 #include <math.h>
@@ -289,6 +297,120 @@ static void test_batch_isolates_sequences(void **st) {
     ss_test_rmtree(tmp);
 }
 
+// --- decode CUDA graphs and the v2 decode kernel -----------------------------------------------
+
+enum { SCRIPT_LOGITS = 3 + 6 * 3 + 3 + 1 + 4 * 4 };
+
+/* Prefill 3 sequences together, 6 decode steps of all 3 (bucket 4: one dummy
+ * row), 3 steps of one (bucket 1), a 100-token prefill of a 4th sequence
+ * (larger GEMM scratch: graphs may need a new capture), 4 steps of all 4. Greedy feedback; every step's logits go to out (rows in
+ * order), ids to ids. */
+static void run_script(ss_model *m, float *out, int32_t *ids_out) {
+    int64_t v = ss_model_get_config(m)->vocab_size;
+    enum { NS = 4 };
+    static const int64_t plen[NS] = {5, 17, 2, 100};
+    int32_t prompt[NS][100], cur[NS];
+    ss_rng rng = {99};
+    for (int i = 0; i < NS; i++)
+        for (int j = 0; j < plen[i]; j++)
+            prompt[i][j] = (int32_t)ss_rng_below(&rng, (uint64_t)v);
+    ss_kv_cache *kc;
+    assert_ok(ss_kv_cache_create(m, 32, &kc));
+    ss_kv_seq s[NS];
+    ss_seq_step st[NS];
+    int32_t next[NS];
+    for (int i = 0; i < NS; i++) {
+        ss_kv_seq_init(&s[i]);
+        st[i] = (ss_seq_step){.tokens = prompt[i], .n_tokens = plen[i], .start_pos = 0, .kv = &s[i]};
+    }
+    int64_t row = 0;
+    assert_ok(ss_model_forward_next(m, kc, st, 3, out + row * v, next));
+    memcpy(ids_out + row, next, 3 * sizeof *next);
+    row += 3;
+    for (int i = 0; i < 3; i++)
+        cur[i] = next[i];
+    for (int k = 0; k < 6; k++) {
+        for (int i = 0; i < 3; i++)
+            st[i] = (ss_seq_step){.tokens = &cur[i], .n_tokens = 1, .start_pos = s[i].n_tokens, .kv = &s[i]};
+        assert_ok(ss_model_forward_next(m, kc, st, 3, out + row * v, next));
+        memcpy(ids_out + row, next, 3 * sizeof *next);
+        row += 3;
+        memcpy(cur, next, 3 * sizeof *next);
+    }
+    for (int k = 0; k < 3; k++) {
+        st[0] = (ss_seq_step){.tokens = &cur[1], .n_tokens = 1, .start_pos = s[1].n_tokens, .kv = &s[1]};
+        assert_ok(ss_model_forward_next(m, kc, st, 1, out + row * v, next));
+        ids_out[row++] = next[0];
+        cur[1] = next[0];
+    }
+    st[0] = (ss_seq_step){.tokens = prompt[3], .n_tokens = plen[3], .start_pos = 0, .kv = &s[3]};
+    assert_ok(ss_model_forward_next(m, kc, st, 1, out + row * v, next));
+    ids_out[row++] = next[0];
+    cur[3] = next[0];
+    for (int k = 0; k < 4; k++) {
+        for (int i = 0; i < NS; i++)
+            st[i] = (ss_seq_step){.tokens = &cur[i], .n_tokens = 1, .start_pos = s[i].n_tokens, .kv = &s[i]};
+        assert_ok(ss_model_forward_next(m, kc, st, NS, out + row * v, next));
+        memcpy(ids_out + row, next, NS * sizeof *next);
+        row += NS;
+        memcpy(cur, next, NS * sizeof *next);
+    }
+    assert_int_equal(row, SCRIPT_LOGITS);
+    for (int i = 0; i < NS; i++)
+        ss_kv_seq_release(kc, &s[i]);
+    assert_int_equal(ss_kv_cache_free_blocks(kc), 32);
+    ss_kv_cache_destroy(kc);
+}
+
+/* The script on a model loaded with the given environment switches. */
+static void script_with(const char *dir, const char *graphs, float *out, int32_t *ids, int64_t *captures,
+                        int64_t *replays) {
+    setenv("SS_CUDA_GRAPHS", graphs, 1);
+    ss_context *ctx = gpu_ctx();
+    ss_model *m = load(ctx, SS_BACKEND_CUBLASLT, dir);
+    unsetenv("SS_CUDA_GRAPHS");
+    run_script(m, out, ids);
+    ss_engine_gpu_graph_counts(m, captures, replays);
+    ss_model_destroy(m);
+    ss_context_destroy(ctx);
+}
+
+static void test_decode_graphs(void **st) {
+    char tmp[256], qdir[600];
+    ss_test_tmpdir(tmp, sizeof tmp);
+    quantize_int8("bitnet", tmp, qdir, sizeof qdir);
+    const char *dirs[2];
+    char bf16[512];
+    ss_engine_fixture_dir("llama", bf16, sizeof bf16);
+    dirs[0] = qdir;
+    dirs[1] = bf16;
+    for (int d = 0; d < 2; d++) {
+        ss_context *probe = gpu_ctx();
+        ss_model *pm = load(probe, SS_BACKEND_CUBLASLT, dirs[d]);
+        int64_t v = ss_model_get_config(pm)->vocab_size;
+        ss_model_destroy(pm);
+        ss_context_destroy(probe);
+        size_t n = (size_t)SCRIPT_LOGITS * (size_t)v;
+        float *off = malloc(n * 4), *on = malloc(n * 4);
+        int32_t ids_off[SCRIPT_LOGITS], ids_on[SCRIPT_LOGITS];
+        int64_t cap_off = -1, rep_off = -1, cap_on = -1, rep_on = -1;
+        script_with(dirs[d], "0", off, ids_off, &cap_off, &rep_off);
+        script_with(dirs[d], "1", on, ids_on, &cap_on, &rep_on);
+        assert_int_equal(cap_off + rep_off, 0);
+        /* 13 pure decode steps: a capture per bucket (and after the scratch
+         * grew), every other one a replay. */
+        assert_true(cap_on >= 2);
+        assert_int_equal(cap_on + rep_on, 13);
+        assert_memory_equal(ids_on, ids_off, sizeof ids_on);
+        assert_memory_equal(on, off, n * 4);
+        printf("OK %s: decode graphs on == off, bit-identical (%lld captures, %lld replays)\n",
+               d ? "llama BF16" : "bitnet INT8", (long long)cap_on, (long long)rep_on);
+        free(off);
+        free(on);
+    }
+    ss_test_rmtree(tmp);
+}
+
 // --- errors ----------------------------------------------------------------------------------
 
 static void test_errors(void **st) {
@@ -330,6 +452,7 @@ int main(void) {
         cmocka_unit_test(test_slid_int8_equals_dense_qwen2),
         cmocka_unit_test(test_decode_equals_prefill),
         cmocka_unit_test(test_batch_isolates_sequences),
+        cmocka_unit_test(test_decode_graphs),
         cmocka_unit_test(test_errors),
     };
     /* SS_GPU_TEST_QUICK=1 (compute-sanitizer runs): one tiny model through

@@ -94,7 +94,9 @@ const int32_t *ss_scheduler_output(const ss_scheduler *s, int64_t id, int64_t *n
 
 /* Seconds per stage of a forward (profile). On the CPU engine they come from
  * a replay of the step's stages right after its forward (one more forward
- * per step; the cache is only read). */
+ * per step; the cache is only read); on the GPU engine from cudaEvents
+ * between the stages of the forward itself (the linears then run as three
+ * stage calls; no layer hook is installed, so layers_s stays NULL). */
 typedef struct {
     double quant_s;     /* activation quant (+ lift) of every projection */
     double gemm_s;
@@ -102,6 +104,7 @@ typedef struct {
     double attention_s;
     double norms_s;     /* RMSNorms, RoPE, GLU, residual adds */
     double lm_head_s;   /* final norm + lm_head (all three stages) */
+    double sampling_s;  /* on-device argmax (GPU engine; 0 on the CPU engine) */
 } ss_stage_times;
 
 typedef struct {

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "core/error.h"
+#include "engine/cuda/engine_gpu.h"
 #include "engine/model.h"
 
 static double now_s(void) {
@@ -181,4 +182,42 @@ ss_status ss_profile_replay(ss_model *m, ss_kv_cache *c, const ss_seq_step *seqs
     }
     buf_free(&b);
     return rc;
+}
+
+// --- GPU engine: events inside the forward -------------------------------------------------------
+
+int ss_profile_gpu_supported(const ss_model *m) {
+#ifdef SS_HAVE_CUDA
+    return m->gpu != NULL;
+#else
+    (void)m;
+    return 0;
+#endif
+}
+
+ss_status ss_profile_gpu_enable(ss_model *m, int on) {
+#ifdef SS_HAVE_CUDA
+    return ss_engine_gpu_set_profile(m, on);
+#else
+    (void)m;
+    (void)on;
+    return ss_fail(SS_EUNSUPPORTED, "profile: built without CUDA");
+#endif
+}
+
+void ss_profile_gpu_read(const ss_model *m, ss_stage_times *st) {
+    memset(st, 0, sizeof *st);
+#ifdef SS_HAVE_CUDA
+    double s[SS_GPU_STAGE_COUNT];
+    ss_engine_gpu_stage_times(m, s);
+    st->quant_s = s[SS_GPU_STAGE_QUANT];
+    st->gemm_s = s[SS_GPU_STAGE_GEMM];
+    st->dequant_s = s[SS_GPU_STAGE_DEQUANT];
+    st->attention_s = s[SS_GPU_STAGE_ATTENTION];
+    st->norms_s = s[SS_GPU_STAGE_NORMS];
+    st->lm_head_s = s[SS_GPU_STAGE_LM_HEAD];
+    st->sampling_s = s[SS_GPU_STAGE_SAMPLING];
+#else
+    (void)m;
+#endif
 }

@@ -13,4 +13,10 @@ ss_status ss_profile_replay(ss_model *m, ss_kv_cache *c, const ss_seq_step *seqs
 /* 1 when ss_profile_replay can run on m (the CPU engine). */
 int ss_profile_replay_supported(const ss_model *m);
 
+/* GPU engine: per-stage cudaEvent timing inside the forward itself. */
+int ss_profile_gpu_supported(const ss_model *m);
+ss_status ss_profile_gpu_enable(ss_model *m, int on);
+/* The stages of the forward just run. */
+void ss_profile_gpu_read(const ss_model *m, ss_stage_times *st);
+
 #endif

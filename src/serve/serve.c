@@ -55,6 +55,7 @@ static void stats_add(ss_serve_stats *st, const ss_step_timing *t) {
         b->attention_s += a->attention_s;
         b->norms_s += a->norms_s;
         b->lm_head_s += a->lm_head_s;
+        b->sampling_s += a->sampling_s;
         st->has_stages = 1;
     }
     if (t->layers_s) {
@@ -74,7 +75,12 @@ ss_status ss_serve_run(ss_model *m, ss_scheduler *s, const ss_serve_opts *o, ss_
     int32_t *next = NULL;
     size_t cap = 0;
     ss_status rc = SS_OK;
-    if (o->profile) {
+    /* GPU: stage events inside the forward (a layer hook would add a
+     * synchronization and a host copy per layer to what is measured). */
+    int gpu_stages = o->profile && ss_profile_gpu_supported(m);
+    if (gpu_stages)
+        SS_TRY(ss_profile_gpu_enable(m, 1));
+    else if (o->profile) {
         lc.layers_s = calloc((size_t)lc.n_layers, sizeof *lc.layers_s);
         if (!lc.layers_s)
             return ss_fail(SS_ENOMEM, "serve: out of memory");
@@ -111,7 +117,10 @@ ss_status ss_serve_run(ss_model *m, ss_scheduler *s, const ss_serve_opts *o, ss_
         double t3 = now_s();
         ss_stage_times stages;
         int has_stages = 0;
-        if (o->profile && ss_profile_replay_supported(m)) {
+        if (gpu_stages) {
+            ss_profile_gpu_read(m, &stages);
+            has_stages = 1;
+        } else if (o->profile && ss_profile_replay_supported(m)) {
             /* Before the commit: retiring would free the blocks it reads. */
             if ((rc = ss_profile_replay(m, ss_scheduler_kv(s), b.steps, b.n, &stages)) != SS_OK)
                 goto fail;
@@ -131,7 +140,7 @@ ss_status ss_serve_run(ss_model *m, ss_scheduler *s, const ss_serve_opts *o, ss_
         t.forward_s = t2 - t1;
         t.sample_s = t3 - t2;
         if (o->profile) {
-            t.layers_s = lc.layers_s;
+            t.layers_s = lc.layers_s; /* NULL with GPU stages */
             t.n_layers = lc.n_layers;
             t.head_s = t2 - lc.last;
             t.stages = has_stages ? &stages : NULL;
@@ -143,7 +152,9 @@ ss_status ss_serve_run(ss_model *m, ss_scheduler *s, const ss_serve_opts *o, ss_
 fail:
     st->elapsed_s = now_s() - t_start - st->replay_s;
     st->preemptions = ss_scheduler_preemptions(s);
-    if (o->profile)
+    if (gpu_stages)
+        (void)ss_profile_gpu_enable(m, 0);
+    else if (o->profile)
         ss_model_set_layer_hook(m, NULL, NULL);
     free(lc.layers_s);
     free(next);

@@ -17,7 +17,8 @@
  *   (sequence, kv head); the context is split across the warps (32 keys per
  *   warp step, lane = key, 16-byte loads of the key row), each warp keeps its
  *   own (m, l, o) for up to 4 heads, and the warps' partials are merged in
- *   shared memory at the end.
+ *   shared memory at the end. decode2_kernel (SS_ATTN_DECODE2, opt-in) is the
+ *   same split with the chunk's value rows loaded before the first FMA.
  * - simt_kernel (every other head_dim, and SS_ATTN_SIMT): 4 warps, 16 items
  *   at a time; lane = key scores, warp = item.
  */
@@ -267,6 +268,8 @@ extern "C" cudaError_t ss_attention_cuda_variant(const uint16_t *qkv, const ss_t
                                         nkv, max_heads, out, stream);
     if (e != cudaSuccess)
         return e;
+    if (variant == SS_ATTN_DECODE2)
+        return launch_decode2(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, out, stream);
     return launch_decode(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, out, stream);
 }
 

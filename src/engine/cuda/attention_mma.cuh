@@ -388,3 +388,146 @@ cudaError_t launch_decode(const uint16_t *qkv, const ss_tok_info *tok, const ss_
                                                                      nh, nkv, sl2, out);
     return cudaGetLastError();
 }
+
+// --- split-key decode, v2: value rows loaded up front ---------------------------------------------
+
+/* decode_kernel's P V loop loads the value row of one key at a time behind a
+ * shuffle of its address (8 bytes per lane, a dependent chain of 32 loads per
+ * chunk): ~1.1-1.2 TB/s on the H100. Here a warp issues the whole chunk's
+ * value loads together with its key loads, before any FMA: 16-byte loads,
+ * half-warp h (lanes 16h..16h+15, 8 dims each) takes keys 2i + h, so one load
+ * instruction covers two value rows. The half-warps' partial sums are added at
+ * the merge. Same block / warp / chunk split, same online softmax. */
+__global__ void __launch_bounds__(DEC_WARPS * 32, 1)
+decode2_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ tok,
+               const ss_attn_tile *__restrict__ tiles, const int32_t *__restrict__ tables, int max_blocks,
+               const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc, int nh, int nkv, float sl2,
+               uint16_t *__restrict__ out) {
+    const ss_attn_tile tile = tiles[blockIdx.x];
+    if (tile.nq != 1)
+        return;
+    __shared__ __align__(16) float qs[DEC_HEADS][MMA_HD];            /* queries * scale * log2 e */
+    __shared__ __align__(16) float po[DEC_WARPS][DEC_HEADS][MMA_HD]; /* each warp's o */
+    __shared__ float pm[DEC_WARPS][DEC_HEADS], pl[DEC_WARPS][DEC_HEADS];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int half = lane >> 4, d0 = (lane & 15) * 8; /* P V: key parity and first dim of this lane */
+    const int group = nh / nkv, kvh = tile.head0 / group;
+    const int64_t row_len = (int64_t)(nh + 2 * nkv) * MMA_HD, kv_row = (int64_t)nkv * MMA_HD;
+    const int32_t *table = tables + (int64_t)tile.seq * max_blocks;
+    const int n_keys = tok[tile.row0].pos + 1;
+    const int n_chunks = (n_keys + 31) / 32;
+
+    for (int h0 = 0; h0 < tile.nheads; h0 += DEC_HEADS) {
+        const int nhp = min(DEC_HEADS, tile.nheads - h0);
+        __syncthreads(); /* the previous pass is done with qs and po */
+        for (int e = threadIdx.x; e < DEC_HEADS * MMA_HD; e += blockDim.x) {
+            const int hh = e / MMA_HD, d = e % MMA_HD;
+            qs[hh][d] = hh < nhp ? ss_bf(qkv[tile.row0 * row_len + (int64_t)(tile.head0 + h0 + hh) * MMA_HD + d]) * sl2
+                                 : 0.0f;
+        }
+        __syncthreads();
+        float m[DEC_HEADS], l[DEC_HEADS], o[DEC_HEADS][8];
+#pragma unroll
+        for (int hh = 0; hh < DEC_HEADS; hh++) {
+            m[hh] = -INFINITY, l[hh] = 0.0f;
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+                o[hh][i] = 0.0f;
+        }
+        for (int c = warp; c < n_chunks; c += DEC_WARPS) {
+            const int p = c * 32 + lane;
+            const bool ok = p < n_keys;
+            const int64_t base = ok ? kv_slot(table, p) * kv_row + (int64_t)kvh * MMA_HD : 0;
+            /* Every load of the chunk in flight before the first FMA. */
+            uint4 kv[16], vv[16];
+            const uint4 *kr = (const uint4 *)(kc + base);
+#pragma unroll
+            for (int i = 0; i < 16; i++)
+                kv[i] = ok ? kr[i] : make_uint4(0, 0, 0, 0);
+#pragma unroll
+            for (int i = 0; i < 16; i++) {
+                const int j = 2 * i + half; /* key of the chunk */
+                const int64_t vb = __shfl_sync(0xffffffffu, base, j);
+                const bool vok = c * 32 + j < n_keys;
+                vv[i] = vok ? *(const uint4 *)(vc + vb + d0) : make_uint4(0, 0, 0, 0);
+            }
+            float sc[DEC_HEADS] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+            for (int i = 0; i < 16; i++) {
+                float kf[8];
+                ss_unpack8(kv[i], kf);
+#pragma unroll
+                for (int hh = 0; hh < DEC_HEADS; hh++) {
+                    const float4 qa = *(const float4 *)&qs[hh][i * 8];
+                    const float4 qb = *(const float4 *)&qs[hh][i * 8 + 4];
+                    sc[hh] += qa.x * kf[0] + qa.y * kf[1] + qa.z * kf[2] + qa.w * kf[3] + qb.x * kf[4] +
+                              qb.y * kf[5] + qb.z * kf[6] + qb.w * kf[7];
+                }
+            }
+            float pr[DEC_HEADS];
+#pragma unroll
+            for (int hh = 0; hh < DEC_HEADS; hh++) {
+                const float s = ok ? sc[hh] : -INFINITY;
+                const float mn = fmaxf(m[hh], warp_max(s)); /* finite: lane 0's key is visible */
+                const float alpha = exp2f(m[hh] - mn);
+                pr[hh] = exp2f(s - mn);
+                l[hh] = l[hh] * alpha + warp_sum(pr[hh]);
+                m[hh] = mn;
+#pragma unroll
+                for (int i = 0; i < 8; i++)
+                    o[hh][i] *= alpha;
+            }
+#pragma unroll
+            for (int i = 0; i < 16; i++) {
+                float vf[8];
+                ss_unpack8(vv[i], vf);
+#pragma unroll
+                for (int hh = 0; hh < DEC_HEADS; hh++) {
+                    const float pj = __shfl_sync(0xffffffffu, pr[hh], 2 * i + half); /* 0 past n_keys */
+#pragma unroll
+                    for (int d = 0; d < 8; d++)
+                        o[hh][d] += pj * vf[d];
+                }
+            }
+        }
+        /* Half-warps hold even / odd keys of the same dims: add them, then
+         * merge the warps' partials (a warp without keys has m = -inf, l = 0). */
+#pragma unroll
+        for (int hh = 0; hh < DEC_HEADS; hh++) {
+#pragma unroll
+            for (int d = 0; d < 8; d++)
+                o[hh][d] += __shfl_xor_sync(0xffffffffu, o[hh][d], 16);
+            if (half == 0) {
+                *(float4 *)&po[warp][hh][d0] = make_float4(o[hh][0], o[hh][1], o[hh][2], o[hh][3]);
+                *(float4 *)&po[warp][hh][d0 + 4] = make_float4(o[hh][4], o[hh][5], o[hh][6], o[hh][7]);
+            }
+            if (lane == 0)
+                pm[warp][hh] = m[hh], pl[warp][hh] = l[hh];
+        }
+        __syncthreads();
+        for (int e = threadIdx.x; e < nhp * MMA_HD; e += blockDim.x) {
+            const int hh = e / MMA_HD, d = e % MMA_HD;
+            float mx = -INFINITY;
+#pragma unroll
+            for (int w = 0; w < DEC_WARPS; w++)
+                mx = fmaxf(mx, pm[w][hh]);
+            float ls = 0.0f, os = 0.0f;
+#pragma unroll
+            for (int w = 0; w < DEC_WARPS; w++) {
+                const float f = exp2f(pm[w][hh] - mx);
+                ls += pl[w][hh] * f;
+                os += po[w][hh][d] * f;
+            }
+            out[tile.row0 * (int64_t)nh * MMA_HD + (int64_t)(tile.head0 + h0 + hh) * MMA_HD + d] = ss_to_bf(os / ls);
+        }
+    }
+}
+
+cudaError_t launch_decode2(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles, int64_t n_tiles,
+                           const int32_t *tables, int max_blocks, const uint16_t *kc, const uint16_t *vc, int nh,
+                           int nkv, uint16_t *out, cudaStream_t stream) {
+    const float sl2 = LOG2E / sqrtf((float)MMA_HD);
+    decode2_kernel<<<(unsigned)n_tiles, DEC_WARPS * 32, 0, stream>>>(qkv, tok, tiles, tables, max_blocks, kc, vc,
+                                                                      nh, nkv, sl2, out);
+    return cudaGetLastError();
+}

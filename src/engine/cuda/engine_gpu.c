@@ -3,18 +3,22 @@
  * arrives, the per-forward metadata upload, and the layer loop. The loop is
  * the CPU graph of forward.c with device ops; every pointer it uses is stable
  * between forwards of the same size, and every launch goes on the context's
- * stream, so decode steps can later be captured in a CUDA graph.
+ * stream, so decode steps can be captured in CUDA graphs (opt-in,
+ * SS_CUDA_GRAPHS=1; see "decode graphs" below).
  */
 #ifdef SS_HAVE_CUDA
 
 #include "engine/cuda/engine_gpu.h"
 
 #include <cuda_runtime_api.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "engine/cuda/kernels.h"
+#include "engine/cuda/stage_clock.h"
+#include "linear/cuda_state.h" /* the context's GEMM workspace and scratch: addresses a graph bakes in */
 
 /* Device activations for up to cap_t tokens and cap_seqs sequences. */
 typedef struct {
@@ -32,6 +36,37 @@ typedef struct {
     int32_t *next;   // (n_seqs)
 } gpu_scratch;
 
+/* Decode graphs: one per bucket of 2^i sequences. A captured step bakes in
+ * device addresses (scratch, the context's GEMM workspace and forward
+ * scratch, the KV pool, the fixed metadata buffer); buffers only grow, so a
+ * graph is replayed only while every one of them is unchanged, and captured
+ * again otherwise. */
+#define GRAPH_BUCKETS 10
+#define GRAPH_MAX_SEQS (1 << (GRAPH_BUCKETS - 1))
+#define GRAPH_KEY_PTRS 18
+
+typedef struct {
+    const void *p[GRAPH_KEY_PTRS];
+    int64_t n_blocks;
+} graph_key;
+
+typedef struct {
+    cudaGraphExec_t exec; /* NULL: not captured */
+    graph_key key;
+} decode_graph;
+
+typedef struct {
+    int on;
+    decode_graph g[GRAPH_BUCKETS];
+    void *meta_dev;        /* fixed device metadata, sized for the largest bucket */
+    size_t meta_cap;
+    cudaStream_t cap;      /* capture stream (the context's may be the legacy one) */
+    ss_seq_step *steps;    // (GRAPH_MAX_SEQS) the real steps, then dummy rows
+    ss_kv_seq dummy;       /* a dummy row's "sequence": one free block */
+    int32_t dummy_block, dummy_tok;
+    int64_t captures, replays;
+} decode_graphs;
+
 struct ss_engine_gpu {
     uint16_t *embed;       // (vocab, hidden)
     uint16_t *final_norm;  // (hidden)
@@ -44,6 +79,12 @@ struct ss_engine_gpu {
     void *meta_host, *meta_dev;
     uint16_t *hook_host;   // (t, hidden) host copy for the layer hook
     size_t hook_cap;       /* bytes */
+    int attn_variant;      /* SS_ATTN_AUTO, or SS_ATTN_DECODE2 (SS_ATTN_DECODE=2) */
+    decode_graphs gr;
+    /* Profile only: the stage clock and the staged linears' buffers. */
+    ss_stage_clock *clock;
+    ss_cuda_buf pq, psa, pd; // (m_pad, q_cols) + slack, (m_pad), (m, n) of the widest linear
+    double stage_s[SS_GPU_STAGE_COUNT];
 };
 
 // --- helpers ---------------------------------------------------------------------------------
@@ -144,6 +185,28 @@ static ss_status meta_reserve(ss_engine_gpu *g, size_t bytes) {
     return SS_OK;
 }
 
+static void graphs_drop(decode_graphs *gr) {
+    for (int i = 0; i < GRAPH_BUCKETS; i++) {
+        if (gr->g[i].exec)
+            cudaGraphExecDestroy(gr->g[i].exec);
+        gr->g[i].exec = NULL;
+    }
+}
+
+static void graphs_free(decode_graphs *gr) {
+    graphs_drop(gr);
+    cudaFree(gr->meta_dev);
+    if (gr->cap)
+        cudaStreamDestroy(gr->cap);
+    free(gr->steps);
+    memset(gr, 0, sizeof *gr);
+}
+
+static int env_is(const char *name, const char *value) {
+    const char *v = getenv(name);
+    return v && strcmp(v, value) == 0;
+}
+
 // --- load ------------------------------------------------------------------------------------
 
 void ss_engine_gpu_destroy(ss_engine_gpu *g) {
@@ -157,6 +220,11 @@ void ss_engine_gpu_destroy(ss_engine_gpu *g) {
     cudaFreeHost(g->meta_host);
     cudaFree(g->meta_dev);
     free(g->hook_host);
+    graphs_free(&g->gr);
+    ss_stage_clock_destroy(g->clock);
+    ss_cuda_buf_free(&g->pq);
+    ss_cuda_buf_free(&g->psa);
+    ss_cuda_buf_free(&g->pd);
     free(g);
 }
 
@@ -209,11 +277,47 @@ ss_status ss_engine_gpu_init(ss_model *m) {
         (s = upload_norms(g, m)) != SS_OK || (s = scratch_reserve(c, &g->s, 256, 64)) != SS_OK ||
         (s = meta_reserve(g, 64 * 1024)) != SS_OK)
         goto fail;
+    g->attn_variant = env_is("SS_ATTN_DECODE", "2") ? SS_ATTN_DECODE2 : SS_ATTN_AUTO;
+    g->gr.on = env_is("SS_CUDA_GRAPHS", "1");
     m->gpu = g;
     return SS_OK;
 fail:
     ss_engine_gpu_destroy(g);
     return s;
+}
+
+void ss_engine_gpu_set_graphs(ss_model *m, int on) {
+    if (!m->gpu)
+        return;
+    if (!on)
+        graphs_drop(&m->gpu->gr);
+    m->gpu->gr.on = on;
+}
+
+void ss_engine_gpu_graph_counts(const ss_model *m, int64_t *captures, int64_t *replays) {
+    *captures = m->gpu ? m->gpu->gr.captures : 0;
+    *replays = m->gpu ? m->gpu->gr.replays : 0;
+}
+
+ss_status ss_engine_gpu_set_profile(ss_model *m, int on) {
+    ss_engine_gpu *g = m->gpu;
+    if (!g)
+        return ss_fail(SS_EUNSUPPORTED, "engine: the GPU stage profile needs a model on a GPU backend");
+    memset(g->stage_s, 0, sizeof g->stage_s);
+    if (!on) {
+        ss_stage_clock_destroy(g->clock);
+        g->clock = NULL;
+        ss_cuda_buf_free(&g->pq);
+        ss_cuda_buf_free(&g->psa);
+        ss_cuda_buf_free(&g->pd);
+        return SS_OK;
+    }
+    return g->clock ? SS_OK : ss_stage_clock_create(&g->clock);
+}
+
+void ss_engine_gpu_stage_times(const ss_model *m, double secs[SS_GPU_STAGE_COUNT]) {
+    for (int i = 0; i < SS_GPU_STAGE_COUNT; i++)
+        secs[i] = m->gpu ? m->gpu->stage_s[i] : 0.0;
 }
 
 // --- KV pool ---------------------------------------------------------------------------------
@@ -246,12 +350,33 @@ typedef struct {
     int heads_per_tile, rows_per_tile;
 } meta_layout;
 
-static meta_layout layout_batch(const ss_model_config *c, const ss_seq_step *seqs, int n_seqs, int64_t t) {
+static meta_layout layout_tiling(const ss_model_config *c) {
     meta_layout L = {0};
     int group = c->num_attention_heads / c->num_key_value_heads;
     L.heads_per_tile = group < SS_ATTN_ITEMS ? group : SS_ATTN_ITEMS;
     L.rows_per_tile = SS_ATTN_ITEMS / L.heads_per_tile;
-    int head_splits = (group + L.heads_per_tile - 1) / L.heads_per_tile;
+    return L;
+}
+
+static int head_splits(const ss_model_config *c, const meta_layout *L) {
+    int group = c->num_attention_heads / c->num_key_value_heads;
+    return (group + L->heads_per_tile - 1) / L->heads_per_tile;
+}
+
+/* Section offsets for t tokens and n_seqs sequences (max_blocks, n_tiles set). */
+static void layout_place(meta_layout *L, int n_seqs, int64_t t) {
+    size_t at = 0;
+    L->tok = at;    at += align16((size_t)t * sizeof(ss_tok_info));
+    L->ids = at;    at += align16((size_t)t * sizeof(int32_t));
+    L->last = at;   at += align16((size_t)n_seqs * sizeof(int32_t));
+    L->tables = at; at += align16((size_t)n_seqs * (size_t)L->max_blocks * sizeof(int32_t));
+    L->tiles = at;  at += align16((size_t)L->n_tiles * sizeof(ss_attn_tile));
+    L->total = at;
+}
+
+static meta_layout layout_batch(const ss_model_config *c, const ss_seq_step *seqs, int n_seqs, int64_t t) {
+    meta_layout L = layout_tiling(c);
+    int splits = head_splits(c, &L);
     /* Clamped to what a valid batch can need: an invalid one is sized small
      * here and rejected, with its message, by ss_engine_prepare_batch. */
     int64_t end_max = c->max_position_embeddings;
@@ -261,16 +386,21 @@ static meta_layout layout_batch(const ss_model_config *c, const ss_seq_step *seq
         int64_t nb = (end + SS_KV_BLOCK - 1) / SS_KV_BLOCK;
         if (nb > L.max_blocks)
             L.max_blocks = (int)nb;
-        L.n_tiles += (int64_t)c->num_key_value_heads * head_splits *
+        L.n_tiles += (int64_t)c->num_key_value_heads * splits *
                      ((seqs[i].n_tokens + L.rows_per_tile - 1) / L.rows_per_tile);
     }
-    size_t at = 0;
-    L.tok = at;    at += align16((size_t)t * sizeof(ss_tok_info));
-    L.ids = at;    at += align16((size_t)t * sizeof(int32_t));
-    L.last = at;   at += align16((size_t)n_seqs * sizeof(int32_t));
-    L.tables = at; at += align16((size_t)n_seqs * (size_t)L.max_blocks * sizeof(int32_t));
-    L.tiles = at;  at += align16((size_t)L.n_tiles * sizeof(ss_attn_tile));
-    L.total = at;
+    layout_place(&L, n_seqs, t);
+    return L;
+}
+
+/* A decode graph's layout for b sequences of one token: fixed whatever the
+ * positions (tables as wide as max_position_embeddings needs), so the
+ * captured kernels' arguments hold for every step of the bucket. */
+static meta_layout layout_decode(const ss_model_config *c, int b) {
+    meta_layout L = layout_tiling(c);
+    L.max_blocks = (c->max_position_embeddings + SS_KV_BLOCK - 1) / SS_KV_BLOCK;
+    L.n_tiles = (int64_t)b * c->num_key_value_heads * head_splits(c, &L);
+    layout_place(&L, b, b);
     return L;
 }
 
@@ -305,11 +435,55 @@ static void fill_meta(const ss_model_config *c, const meta_layout *L, const ss_s
 
 typedef struct {
     const ss_tok_info *tok;
+    const int32_t *ids;
+    const int32_t *last;
     const int32_t *tables;
     const ss_attn_tile *tiles;
     int max_blocks;
     int64_t n_tiles;
 } dev_batch;
+
+static dev_batch dev_batch_at(const meta_layout *L, const uint8_t *dev) {
+    return (dev_batch){.tok = (const ss_tok_info *)(dev + L->tok), .ids = (const int32_t *)(dev + L->ids),
+                       .last = (const int32_t *)(dev + L->last), .tables = (const int32_t *)(dev + L->tables),
+                       .tiles = (const ss_attn_tile *)(dev + L->tiles), .max_blocks = L->max_blocks,
+                       .n_tiles = L->n_tiles};
+}
+
+/* Profile only: the work queued since the previous mark was `stage`. */
+#define MARK(g, stage, st)                                                  \
+    do {                                                                    \
+        if ((g)->clock)                                                     \
+            SS_TRY(ss_stage_clock_mark((g)->clock, (stage), (st)));         \
+    } while (0)
+
+/* Grows the staged linear's buffers for m rows of l (profile only). */
+static ss_status profile_reserve(ss_engine_gpu *g, const ss_linear *l, int64_t m) {
+    const ss_linear_desc *d = ss_linear_get_desc(l);
+    size_t mp = (size_t)ss_linear_m_pad(m);
+    SS_TRY(ss_cuda_buf_reserve(&g->pq, mp * (size_t)ss_linear_q_cols(l) * ss_dtype_size(d->wdtype) + SS_GPU_GEMM_SLACK,
+                               d->name, "profile: quantized activations"));
+    SS_TRY(ss_cuda_buf_reserve(&g->psa, mp * sizeof(float), d->name, "profile: token scales"));
+    /* 4 bytes covers every GEMM output dtype (I32, F32, BF16). */
+    return ss_cuda_buf_reserve(&g->pd, (size_t)m * (size_t)d->n * 4, d->name, "profile: GEMM output");
+}
+
+/* y = l(x) on m rows: the fused forward, or (profiling) its three stages
+ * apart with a mark after each (all three as `lm` when lm != COUNT). */
+static ss_status linear(ss_engine_gpu *g, ss_linear *l, const uint16_t *x, int64_t m, void *y, ss_gpu_stage lm,
+                        cudaStream_t st) {
+    if (!g->clock)
+        return ss_linear_forward(l, x, m, y);
+    int head = lm != SS_GPU_STAGE_COUNT;
+    SS_TRY(profile_reserve(g, l, m));
+    SS_TRY(ss_linear_quant(l, x, m, g->pq.p, g->psa.p));
+    MARK(g, head ? lm : SS_GPU_STAGE_QUANT, st);
+    SS_TRY(ss_linear_gemm(l, g->pq.p, m, g->pd.p));
+    MARK(g, head ? lm : SS_GPU_STAGE_GEMM, st);
+    SS_TRY(ss_linear_dequant(l, g->pd.p, g->psa.p, m, y));
+    MARK(g, head ? lm : SS_GPU_STAGE_DEQUANT, st);
+    return SS_OK;
+}
 
 static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_batch *b, int64_t t,
                                cudaStream_t st) {
@@ -322,23 +496,30 @@ static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_b
     float eps = (float)cfg->rms_norm_eps;
     const uint16_t *norms = g->norms + (size_t)li * 4 * (size_t)g->norm_len;
     size_t layer_off = ss_kv_offset(kc, li, 0, 0);
+    const ss_gpu_stage none = SS_GPU_STAGE_COUNT;
 
     CU(ss_rmsnorm_cuda(s->x, NULL, norms, t, h, eps, s->h, st), "input_layernorm");
-    SS_TRY(ss_linear_forward(L->qkv, s->h, t, s->qkv));
+    MARK(g, SS_GPU_STAGE_NORMS, st);
+    SS_TRY(linear(g, L->qkv, s->h, t, s->qkv, none, st));
     CU(ss_rope_kv_write_cuda(s->qkv, b->tok, t, nh, nkv, hd, g->inv_freq, kc->k + layer_off,
                              kc->v + layer_off, b->tables, b->max_blocks, st), "rope + kv write");
-    CU(ss_attention_cuda(s->qkv, b->tok, b->tiles, b->n_tiles, b->tables, b->max_blocks,
-                         kc->k + layer_off, kc->v + layer_off, nh, nkv, hd, s->att, st), "attention");
+    MARK(g, SS_GPU_STAGE_NORMS, st);
+    CU(ss_attention_cuda_variant(s->qkv, b->tok, b->tiles, b->n_tiles, b->tables, b->max_blocks,
+                                 kc->k + layer_off, kc->v + layer_off, nh, nkv, hd, s->att, g->attn_variant, st),
+       "attention");
+    MARK(g, SS_GPU_STAGE_ATTENTION, st);
     const uint16_t *o_in = s->att;
     if (L->attn_sub_norm) {
         CU(ss_rmsnorm_cuda(s->att, NULL, norms + 2 * g->norm_len, t, qd, eps, s->h, st), "attn_sub_norm");
+        MARK(g, SS_GPU_STAGE_NORMS, st);
         o_in = s->h;
     }
-    SS_TRY(ss_linear_forward(L->o, o_in, t, s->proj));
+    SS_TRY(linear(g, L->o, o_in, t, s->proj, none, st));
     CU(ss_residual_add_cuda(s->x, s->proj, t, h, st), "residual add");
 
     CU(ss_rmsnorm_cuda(s->x, NULL, norms + g->norm_len, t, h, eps, s->h, st), "post_attention_layernorm");
-    SS_TRY(ss_linear_forward(L->gate_up, s->h, t, s->gu));
+    MARK(g, SS_GPU_STAGE_NORMS, st);
+    SS_TRY(linear(g, L->gate_up, s->h, t, s->gu, none, st));
     CU(ss_glu_cuda(s->gu, t, inter, cfg->arch == SS_ARCH_BITNET, s->act, st), "glu");
     const uint16_t *d_in = s->act;
     if (L->ffn_sub_norm) {
@@ -346,8 +527,10 @@ static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_b
         CU(ss_rmsnorm_cuda(s->act, NULL, norms + 3 * g->norm_len, t, inter, eps, s->gu, st), "ffn_sub_norm");
         d_in = s->gu;
     }
-    SS_TRY(ss_linear_forward(L->down, d_in, t, s->proj));
+    MARK(g, SS_GPU_STAGE_NORMS, st);
+    SS_TRY(linear(g, L->down, d_in, t, s->proj, none, st));
     CU(ss_residual_add_cuda(s->x, s->proj, t, h, st), "residual add");
+    MARK(g, SS_GPU_STAGE_NORMS, st);
     return SS_OK;
 }
 
@@ -368,6 +551,189 @@ static ss_status call_hook(ss_model *m, int li, int64_t t, cudaStream_t st) {
     return SS_OK;
 }
 
+/* Everything between the metadata upload and the result copies, on `st`:
+ * embedding, the layers, final norm + lm_head for n_rows last rows, and the
+ * argmax when asked. What a decode graph captures. */
+static ss_status body(ss_model *m, ss_kv_cache *c, const dev_batch *b, int64_t t, int n_rows, int argmax,
+                      cudaStream_t st) {
+    const ss_model_config *cfg = &m->cfg;
+    ss_engine_gpu *g = m->gpu;
+    gpu_scratch *s = &g->s;
+    int64_t h = cfg->hidden_size;
+    CU(ss_embed_cuda(g->embed, b->ids, t, h, s->x, st), "embedding gather");
+    MARK(g, SS_GPU_STAGE_NORMS, st);
+    for (int li = 0; li < cfg->num_hidden_layers; li++) {
+        SS_TRY(layer_forward(m, c, li, b, t, st));
+        if (m->hook)
+            SS_TRY(call_hook(m, li, t, st));
+    }
+    /* Logits only for the last new token of each sequence. */
+    CU(ss_rmsnorm_cuda(s->x, b->last, g->final_norm, n_rows, h, (float)cfg->rms_norm_eps, s->last, st),
+       "final norm");
+    MARK(g, SS_GPU_STAGE_LM_HEAD, st);
+    SS_TRY(linear(g, m->lm_head, s->last, n_rows, s->logits, SS_GPU_STAGE_LM_HEAD, st));
+    if (argmax) {
+        CU(ss_argmax_cuda(s->logits, n_rows, cfg->vocab_size, s->next, st), "argmax");
+        MARK(g, SS_GPU_STAGE_SAMPLING, st);
+    }
+    return SS_OK;
+}
+
+/* Copies the results of the first n_seqs rows out, synchronizes once (the
+ * pinned metadata may then be overwritten), and commits the positions. */
+static ss_status finish(ss_model *m, const ss_seq_step *seqs, int n_seqs, float *logits, int32_t *next,
+                        cudaStream_t st) {
+    gpu_scratch *s = &m->gpu->s;
+    if (next)
+        CU(cudaMemcpyAsync(next, s->next, (size_t)n_seqs * sizeof *next, cudaMemcpyDeviceToHost, st),
+           "next ids copy");
+    if (logits)
+        CU(cudaMemcpyAsync(logits, s->logits, (size_t)n_seqs * (size_t)m->cfg.vocab_size * sizeof *logits,
+                           cudaMemcpyDeviceToHost, st), "logits copy");
+    CU(cudaStreamSynchronize(st), "forward");
+    if (m->gpu->clock)
+        SS_TRY(ss_stage_clock_read(m->gpu->clock, m->gpu->stage_s));
+    for (int i = 0; i < n_seqs; i++) {
+        int64_t end = seqs[i].start_pos + seqs[i].n_tokens;
+        if (end > seqs[i].kv->n_tokens)
+            seqs[i].kv->n_tokens = end;
+    }
+    return SS_OK;
+}
+
+// --- decode graphs -----------------------------------------------------------------------------
+
+/* Bucket index of a batch that a graph can run, else -1. t == n_seqs with
+ * every n_tokens >= 1 (checked by prepare_batch) means one token each. */
+static int graph_bucket(const ss_model *m, int n_seqs, int64_t t) {
+    const ss_engine_gpu *g = m->gpu;
+    if (!g->gr.on || m->hook || g->clock || n_seqs < 1 || n_seqs > GRAPH_MAX_SEQS || t != n_seqs)
+        return -1;
+    int i = 0;
+    while ((1 << i) < n_seqs)
+        i++;
+    return i;
+}
+
+static graph_key graph_key_now(const ss_model *m, const ss_kv_cache *c) {
+    const ss_engine_gpu *g = m->gpu;
+    const gpu_scratch *s = &g->s;
+    const ss_cuda_state *cs = ss_cuda(m->ctx);
+    graph_key k;
+    memset(&k, 0, sizeof k);
+    const void *p[GRAPH_KEY_PTRS] = {s->x, s->h, s->qkv, s->att, s->proj, s->gu, s->act, s->last, s->logits,
+                                     s->next, cs->workspace.p, cs->scratch_q.p, cs->scratch_sa.p,
+                                     cs->scratch_d.p, c, c->k, c->v, g->gr.meta_dev};
+    memcpy(k.p, p, sizeof p);
+    k.n_blocks = c->n_blocks;
+    return k;
+}
+
+/* The fixed device metadata (largest bucket), the capture stream and the
+ * padded step array, made on the first graph step. */
+static ss_status graphs_ready(ss_engine_gpu *g, const ss_model_config *cfg) {
+    decode_graphs *gr = &g->gr;
+    if (gr->meta_dev)
+        return SS_OK;
+    meta_layout L = layout_decode(cfg, GRAPH_MAX_SEQS);
+    gr->steps = calloc(GRAPH_MAX_SEQS, sizeof *gr->steps);
+    if (!gr->steps)
+        return ss_fail(SS_ENOMEM, "engine (GPU): out of memory for decode graph steps");
+    CU(cudaStreamCreateWithFlags(&gr->cap, cudaStreamNonBlocking), "decode graph capture stream");
+    SS_TRY(dev_alloc(&gr->meta_dev, L.total, "decode graph metadata"));
+    gr->meta_cap = L.total;
+    return SS_OK;
+}
+
+/* Captures body() for bucket b on the capture stream (the linears follow the
+ * context's stream, switched for the capture). Every plan and buffer exists:
+ * the same step just ran eagerly. */
+static ss_status graph_capture(ss_model *m, ss_kv_cache *c, const dev_batch *db, int bi) {
+    ss_engine_gpu *g = m->gpu;
+    decode_graphs *gr = &g->gr;
+    int b = 1 << bi;
+    void *old = ss_context_stream(m->ctx);
+    ss_context_set_stream(m->ctx, gr->cap);
+    cudaGraph_t graph = NULL;
+    cudaError_t e = cudaStreamBeginCapture(gr->cap, cudaStreamCaptureModeThreadLocal);
+    ss_status s = e == cudaSuccess ? body(m, c, db, b, b, 1, gr->cap) : cuda_fail(e, "decode graph begin capture");
+    if (e == cudaSuccess) {
+        cudaError_t e2 = cudaStreamEndCapture(gr->cap, &graph);
+        if (s == SS_OK && e2 != cudaSuccess)
+            s = cuda_fail(e2, "decode graph capture");
+    }
+    ss_context_set_stream(m->ctx, old);
+    if (s == SS_OK) {
+        e = cudaGraphInstantiate(&gr->g[bi].exec, graph, 0);
+        if (e != cudaSuccess) {
+            gr->g[bi].exec = NULL;
+            s = cuda_fail(e, "decode graph instantiate");
+        }
+    }
+    if (graph)
+        cudaGraphDestroy(graph);
+    if (s != SS_OK) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", ss_last_error());
+        return ss_fail(s, "engine (GPU): decode graph of %d sequences (SS_CUDA_GRAPHS=1): %s", b, why);
+    }
+    gr->g[bi].key = graph_key_now(m, c);
+    gr->captures++;
+    return SS_OK;
+}
+
+/* A pure decode step through bucket bi's graph: the batch padded to 2^bi
+ * rows with dummy rows (token 0 at position 0 of a block that is free right
+ * now: its slots are written before any sequence that later takes the block
+ * reads them), the metadata uploaded to the fixed buffer, then a replay — or,
+ * when the graph is missing or stale, the step run eagerly and captured.
+ * *ran = 0 (nothing done) when no block is free for the dummy rows. */
+static ss_status forward_graph(ss_model *m, ss_kv_cache *c, const ss_seq_step *seqs, int n_seqs, int bi,
+                               float *logits, int32_t *next, cudaStream_t st, int *ran) {
+    const ss_model_config *cfg = &m->cfg;
+    ss_engine_gpu *g = m->gpu;
+    decode_graphs *gr = &g->gr;
+    int b = 1 << bi;
+    *ran = 0;
+    meta_layout L = layout_decode(cfg, b);
+    SS_TRY(graphs_ready(g, cfg));
+    SS_TRY(meta_reserve(g, L.total));
+    SS_TRY(scratch_reserve(cfg, &g->s, b, b));
+    uint8_t *host = g->meta_host;
+    ss_tok_info *tok = (ss_tok_info *)(host + L.tok);
+    SS_TRY(ss_engine_prepare_batch(m, c, seqs, n_seqs, tok));
+    if (b > n_seqs && c->n_free == 0)
+        return SS_OK;
+    memcpy(gr->steps, seqs, (size_t)n_seqs * sizeof *seqs);
+    if (b > n_seqs) {
+        gr->dummy_block = c->free_list[c->n_free - 1];
+        gr->dummy_tok = 0;
+        gr->dummy = (ss_kv_seq){.blocks = &gr->dummy_block, .n_blocks = 1, .cap = 1, .n_tokens = 0};
+        for (int i = n_seqs; i < b; i++) {
+            gr->steps[i] = (ss_seq_step){.tokens = &gr->dummy_tok, .n_tokens = 1, .start_pos = 0, .kv = &gr->dummy};
+            tok[i] = (ss_tok_info){.seq = i, .pos = 0};
+        }
+    }
+    fill_meta(cfg, &L, gr->steps, b, host);
+    CU(cudaMemcpyAsync(gr->meta_dev, host, L.total, cudaMemcpyHostToDevice, st), "batch metadata upload");
+    dev_batch db = dev_batch_at(&L, gr->meta_dev);
+    decode_graph *dg = &gr->g[bi];
+    graph_key key = graph_key_now(m, c);
+    if (dg->exec && memcmp(&key, &dg->key, sizeof key) == 0) {
+        CU(cudaGraphLaunch(dg->exec, st), "decode graph launch");
+        gr->replays++;
+    } else {
+        if (dg->exec)
+            cudaGraphExecDestroy(dg->exec);
+        dg->exec = NULL;
+        SS_TRY(body(m, c, &db, b, b, 1, st));
+        CU(cudaStreamSynchronize(st), "decode graph warm-up");
+        SS_TRY(graph_capture(m, c, &db, bi));
+    }
+    *ran = 1;
+    return finish(m, seqs, n_seqs, logits, next, st);
+}
+
 static ss_status forward(ss_model *m, ss_kv_cache *c, const ss_seq_step *seqs, int n_seqs, int64_t t,
                          float *logits, int32_t *next, cudaStream_t st) {
     const ss_model_config *cfg = &m->cfg;
@@ -376,6 +742,13 @@ static ss_status forward(ss_model *m, ss_kv_cache *c, const ss_seq_step *seqs, i
         return ss_fail(SS_EINVAL, "forward: the KV cache is in host memory but the model runs on the GPU (create the cache after loading)");
     if (t > INT32_MAX)
         return ss_fail(SS_EINVAL, "forward: %lld tokens in one batch, expected < 2^31", (long long)t);
+    int bi = graph_bucket(m, n_seqs, t);
+    if (bi >= 0) {
+        int ran = 0;
+        SS_TRY(forward_graph(m, c, seqs, n_seqs, bi, logits, next, st, &ran));
+        if (ran)
+            return SS_OK;
+    }
     meta_layout L = layout_batch(cfg, seqs, n_seqs, t);
     SS_TRY(meta_reserve(g, L.total));
     SS_TRY(scratch_reserve(cfg, &g->s, t, n_seqs));
@@ -383,38 +756,11 @@ static ss_status forward(ss_model *m, ss_kv_cache *c, const ss_seq_step *seqs, i
     SS_TRY(ss_engine_prepare_batch(m, c, seqs, n_seqs, (ss_tok_info *)(host + L.tok)));
     fill_meta(cfg, &L, seqs, n_seqs, host);
     CU(cudaMemcpyAsync(dev, host, L.total, cudaMemcpyHostToDevice, st), "batch metadata upload");
-    dev_batch b = {.tok = (const ss_tok_info *)(dev + L.tok), .tables = (const int32_t *)(dev + L.tables),
-                   .tiles = (const ss_attn_tile *)(dev + L.tiles), .max_blocks = L.max_blocks,
-                   .n_tiles = L.n_tiles};
-    gpu_scratch *s = &g->s;
-    int64_t h = cfg->hidden_size;
-    CU(ss_embed_cuda(g->embed, (const int32_t *)(dev + L.ids), t, h, s->x, st), "embedding gather");
-    for (int li = 0; li < cfg->num_hidden_layers; li++) {
-        SS_TRY(layer_forward(m, c, li, &b, t, st));
-        if (m->hook)
-            SS_TRY(call_hook(m, li, t, st));
-    }
-    /* Logits only for the last new token of each sequence. */
-    CU(ss_rmsnorm_cuda(s->x, (const int32_t *)(dev + L.last), g->final_norm, n_seqs, h,
-                       (float)cfg->rms_norm_eps, s->last, st), "final norm");
-    SS_TRY(ss_linear_forward(m->lm_head, s->last, n_seqs, s->logits));
-    if (next) {
-        CU(ss_argmax_cuda(s->logits, n_seqs, cfg->vocab_size, s->next, st), "argmax");
-        CU(cudaMemcpyAsync(next, s->next, (size_t)n_seqs * sizeof *next, cudaMemcpyDeviceToHost, st),
-           "next ids copy");
-    }
-    if (logits)
-        CU(cudaMemcpyAsync(logits, s->logits, (size_t)n_seqs * (size_t)cfg->vocab_size * sizeof *logits,
-                           cudaMemcpyDeviceToHost, st), "logits copy");
-    /* The one synchronization: results are read, and the pinned metadata may
-     * be overwritten by the next forward. */
-    CU(cudaStreamSynchronize(st), "forward");
-    for (int i = 0; i < n_seqs; i++) {
-        int64_t end = seqs[i].start_pos + seqs[i].n_tokens;
-        if (end > seqs[i].kv->n_tokens)
-            seqs[i].kv->n_tokens = end;
-    }
-    return SS_OK;
+    if (g->clock)
+        SS_TRY(ss_stage_clock_start(g->clock, st));
+    dev_batch b = dev_batch_at(&L, dev);
+    SS_TRY(body(m, c, &b, t, n_seqs, next != NULL, st));
+    return finish(m, seqs, n_seqs, logits, next, st);
 }
 
 ss_status ss_engine_gpu_forward(ss_model *m, ss_kv_cache *c, const ss_seq_step *seqs, int n_seqs,
@@ -430,5 +776,23 @@ ss_status ss_engine_gpu_forward(ss_model *m, ss_kv_cache *c, const ss_seq_step *
 }
 
 #else
-typedef int ss_engine_gpu_not_built; /* CPU-only build: nothing here */
+/* CPU-only build: the switches and counters exist (tests link them) and
+ * report that nothing runs on a GPU. */
+#include "engine/cuda/engine_gpu.h"
+#include "core/error.h"
+
+void ss_engine_gpu_set_graphs(ss_model *m, int on) { (void)m, (void)on; }
+void ss_engine_gpu_graph_counts(const ss_model *m, int64_t *captures, int64_t *replays) {
+    (void)m;
+    *captures = *replays = 0;
+}
+ss_status ss_engine_gpu_set_profile(ss_model *m, int on) {
+    (void)m, (void)on;
+    return ss_fail(SS_EUNSUPPORTED, "engine: built without CUDA, no GPU stage profile");
+}
+void ss_engine_gpu_stage_times(const ss_model *m, double secs[SS_GPU_STAGE_COUNT]) {
+    (void)m;
+    for (int i = 0; i < SS_GPU_STAGE_COUNT; i++)
+        secs[i] = 0.0;
+}
 #endif /* SS_HAVE_CUDA */

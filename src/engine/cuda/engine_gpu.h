@@ -28,6 +28,38 @@ void ss_engine_gpu_destroy(ss_engine_gpu *g);
 ss_status ss_engine_gpu_forward(ss_model *m, ss_kv_cache *c, const ss_seq_step *seqs, int n_seqs,
                                 int64_t t, float *logits, int32_t *next);
 
+/* Opt-in switches, read once by ss_engine_gpu_init from the environment
+ * (defaults keep the validated behaviour):
+ *   SS_CUDA_GRAPHS=1   pure decode batches (every sequence 1 new token, at
+ *                      most 512) replay a CUDA graph captured per batch-size
+ *                      bucket (1, 2, 4, ..., 512); the batch is padded to the
+ *                      bucket with dummy rows that write only a free KV block
+ *                      and whose outputs are dropped. Off while a layer hook
+ *                      is set or while profiling.
+ *   SS_ATTN_DECODE=2   the v2 decode attention kernel (SS_ATTN_DECODE2). */
+void ss_engine_gpu_set_graphs(ss_model *m, int on);
+/* Decode graphs captured and replayed so far (tests, benchmarks). */
+void ss_engine_gpu_graph_counts(const ss_model *m, int64_t *captures, int64_t *replays);
+
+/* Stages of the per-stage profile (src/serve --profile on a GPU model). */
+typedef enum {
+    SS_GPU_STAGE_QUANT = 0,  /* activation quant (+ lift) of every projection */
+    SS_GPU_STAGE_GEMM,
+    SS_GPU_STAGE_DEQUANT,    /* dequant (+ bias) */
+    SS_GPU_STAGE_ATTENTION,
+    SS_GPU_STAGE_NORMS,      /* embedding, RMSNorms, RoPE + KV write, GLU, residual adds */
+    SS_GPU_STAGE_LM_HEAD,    /* final norm + lm_head (all three stages) */
+    SS_GPU_STAGE_SAMPLING,   /* on-device argmax */
+    SS_GPU_STAGE_COUNT
+} ss_gpu_stage;
+
+/* on = 1: every forward records cudaEvents between stages (the linears run
+ * as quant -> GEMM -> dequant through the stage API, same results) and
+ * ss_engine_gpu_stage_times returns the last forward's split; 0: no events. */
+ss_status ss_engine_gpu_set_profile(ss_model *m, int on);
+/* Seconds per stage of the last forward (zeros when profiling is off). */
+void ss_engine_gpu_stage_times(const ss_model *m, double secs[SS_GPU_STAGE_COUNT]);
+
 /* The KV pool on the device (zeroed); c->on_device set. */
 ss_status ss_engine_gpu_kv_alloc(ss_kv_cache *c, size_t elems);
 void ss_engine_gpu_kv_free(ss_kv_cache *c);

@@ -59,8 +59,10 @@ cudaError_t ss_attention_cuda(const uint16_t *qkv, const ss_tok_info *tok,
  *                  prefill (2 heads per block) for tiles of >= 2 rows and the
  *                  split-key decode kernel for 1-row tiles; else SIMT
  *   SS_ATTN_MMA_H1 as AUTO with one head per tensor-core block
- *   SS_ATTN_SIMT   the SIMT kernel for every tile (any head_dim) */
-enum { SS_ATTN_AUTO = 0, SS_ATTN_MMA_H1 = 1, SS_ATTN_SIMT = 2 };
+ *   SS_ATTN_SIMT   the SIMT kernel for every tile (any head_dim)
+ *   SS_ATTN_DECODE2 as AUTO with the v2 decode kernel (a chunk's value rows
+ *                  loaded up front, 16-byte loads; the engine's SS_ATTN_DECODE=2) */
+enum { SS_ATTN_AUTO = 0, SS_ATTN_MMA_H1 = 1, SS_ATTN_SIMT = 2, SS_ATTN_DECODE2 = 3 };
 cudaError_t ss_attention_cuda_variant(const uint16_t *qkv, const ss_tok_info *tok,
                                       const ss_attn_tile *tiles, int64_t n_tiles,
                                       const int32_t *tables, int max_blocks,
