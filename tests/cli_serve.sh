@@ -49,12 +49,12 @@ check_csv() {
 
 DEC=res/throughput_benchmark_results/decode/CPU_cc0_INT8_cpu
 PRE=res/throughput_benchmark_results/prefill/CPU_cc0_INT8_cpu
-# decode M 64 quick: P 16, O 256, S 64, R 64/16 = 4, T 272
+# decode M 64 quick: P 16, O 256, S 64, R 64 (one wave: quick never shrinks a batch), T 272
 run_ok "$B" bench decode --model tiny-bitnet-INT8 --M 64 --scale quick --out res && grep -q "fraction of peak: n/a" out ||
   fail "decode dense: $(cat out)"
-check_csv $DEC/cpu/tiny-bitnet_decode.csv 64 16 64 4 272 256
+check_csv $DEC/cpu/tiny-bitnet_decode.csv 64 16 64 64 272 256
 run_ok "$B" bench decode --model $SLID --M 64 --scale quick --out res
-check_csv $DEC/cpu/2_8/tiny-bitnet_decode.csv 64 16 64 4 272 256
+check_csv $DEC/cpu/2_8/tiny-bitnet_decode.csv 64 16 64 64 272 256
 grep -q "^M,cpu_tokens_per_s,cpu_2_8_tokens_per_s,cpu_2_8_speedup$" $DEC/tiny-bitnet_decode_speedup.csv &&
   grep -q "^64," $DEC/tiny-bitnet_decode_speedup.csv || fail "speedup CSV: $(cat $DEC/tiny-bitnet_decode_speedup.csv 2>&1)"
 # prefill M 512 with 1/128 of the prompts: P 512, O 1, S 1, R 1, T 512; --profile prints per-step lines

@@ -387,8 +387,12 @@ static void test_workloads(void **st) {
                 w.max_num_batched_tokens == 272);
     assert_ok(ss_workload_make(SS_STAGE_DECODE, 512, &w));
     assert_true(w.max_num_seqs == 512 && w.max_num_batched_tokens == 512);
+    /* decode is one wave (R = S = M): scaling never shrinks it */
+    assert_int_equal(ss_workload_scaled_prompts(&w, 1.0 / 16), 512);
+    assert_int_equal(ss_workload_scaled_prompts(&w, 1e-9), 512);
+    assert_ok(ss_workload_make(SS_STAGE_PREFILL, 4096, &w));
     assert_int_equal(ss_workload_scaled_prompts(&w, 1.0 / 16), 32);
-    assert_int_equal(ss_workload_scaled_prompts(&w, 1e-9), 1);
+    assert_int_equal(ss_workload_scaled_prompts(&w, 1e-9), 4); /* one wave of S = 4 */
     assert_fails(ss_workload_make(SS_STAGE_PREFILL, 256, &w), SS_EINVAL, "M 256 is not supported");
     assert_fails(ss_workload_make(SS_STAGE_PREFILL, 3000, &w), SS_EINVAL, "expected one of 512");
     assert_fails(ss_workload_make(SS_STAGE_DECODE, 1024, &w), SS_EINVAL, "64, 128, 256, 512");

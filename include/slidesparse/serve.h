@@ -177,7 +177,8 @@ typedef struct {
 /* SS_EINVAL naming the supported values when m is not one of them:
  * prefill 512, 1024, ..., 32768; decode 64, 128, 256, 512. */
 ss_status ss_workload_make(ss_stage st, int64_t m, ss_workload *out);
-/* num_prompts scaled by f (0 < f <= 1), at least 1. */
+/* num_prompts scaled by f (0 < f <= 1), never fewer than one full wave of
+ * max_num_seqs prompts (so decode, where R = S = M, is never scaled). */
 int64_t ss_workload_scaled_prompts(const ss_workload *w, double f);
 
 typedef struct {

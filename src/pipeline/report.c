@@ -531,7 +531,7 @@ static void header(sbuf *b, const ss_pipe_status *st, const char *status_file) {
            "| cuSPARSELt | %s |\n| device | %s |\n",
         st->key.gpu, st->key.cc / 10, st->key.cc % 10, st->key.toolchain, st->key.cublaslt, st->key.cusparselt,
         st->describe);
-    put(b, "| scale | %s%s |\n", st->quick ? "quick (1/16 of the SPEC prompts per M)" : "full (SPEC §8 workloads)",
+    put(b, "| scale | %s%s |\n", st->quick ? "quick (1/16 of the SPEC prefill prompts per M; decode unscaled)" : "full (SPEC §8 workloads)",
         st->embedded ? ", embedded default" : "");
     put(b, "| models | ");
     for (int i = 0; i < st->config.n_models; i++)

@@ -45,8 +45,12 @@ ss_status ss_workload_make(ss_stage st, int64_t m, ss_workload *out) {
 int64_t ss_workload_scaled_prompts(const ss_workload *w, double f) {
     if (!(f > 0) || f >= 1)
         return w->num_prompts;
+    /* Scaling drops whole waves, never shrinks one: with fewer prompts than
+     * max_num_seqs a step would batch fewer sequences than the SPEC workload
+     * (decode, where R = S = M, would measure a batch of M/16). */
     int64_t r = (int64_t)((double)w->num_prompts * f + 0.5);
-    return r < 1 ? 1 : r;
+    int64_t wave = w->max_num_seqs < w->num_prompts ? w->max_num_seqs : w->num_prompts;
+    return r < wave ? wave : r;
 }
 
 // --- peaks --------------------------------------------------------------------------------
