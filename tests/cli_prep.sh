@@ -42,6 +42,11 @@ for p in tiny-bitnet tiny-llama tiny-qwen2; do
 done
 for c in synth quantize convert verify; do "$B" $c --help >/dev/null || fail "$c --help"; done
 
+# synth creates a missing parent of --out, as convert does for --out-root
+run_ok "$B" synth --preset tiny-llama --out new/nested/tiny-llama --seed 5 &&
+  [[ -f new/nested/tiny-llama/config.json ]] && echo "ok: synth into a missing parent" ||
+  fail "synth into a missing parent"
+
 # --- argument and input errors -----------------------------------------------------------
 expect_err "unknown preset" "gpt-9" o1 -- "$B" synth --preset gpt-9 --out o1
 expect_err "synth without --out" "--out" "" -- "$B" synth --preset tiny-llama

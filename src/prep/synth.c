@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "io/fileutil.h"
 
 static uint64_t mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -103,6 +104,7 @@ ss_status ss_synth(const ss_synth_opts *o) {
     json_t *cj = NULL, *index = NULL, *wmap = NULL;
     ss_st_writer *w = NULL;
     char tmp[PREP_PATH_MAX] = "";
+    char made_parent[PREP_PATH_MAX] = ""; /* created here, removed again on failure */
     int began = 0;
     ss_status s = SS_OK;
     if (!shard_of || !buf) {
@@ -126,6 +128,10 @@ ss_status ss_synth(const ss_synth_opts *o) {
         }
     }
 
+    /* Like convert: a missing parent of --out is created (and removed again
+     * when synth fails, so an error leaves nothing behind). */
+    if ((s = prep_mkdir_parent(o->out_dir, made_parent, sizeof made_parent)) != SS_OK)
+        goto fail;
     if ((s = ss_outdir_begin(o->out_dir, o->force, tmp, sizeof tmp)) != SS_OK)
         goto fail;
     began = 1;
@@ -176,10 +182,13 @@ ss_status ss_synth(const ss_synth_opts *o) {
     if ((s = ss_outdir_commit(tmp, o->out_dir)) != SS_OK)
         goto fail;
     began = 0;
+    made_parent[0] = '\0';
 fail:
     ss_st_writer_abort(w);
     if (began)
         ss_outdir_abort(tmp);
+    if (made_parent[0])
+        ss_remove_tree(made_parent); /* only directories this call created */
     json_decref(cj);
     json_decref(index);
     json_decref(wmap);
