@@ -1,4 +1,5 @@
-# Sourced by scripts/gpu_bench.sh and scripts/gpu_check.sh: their `step`.
+# Sourced by the scripts/gpu_*.sh device scripts: `step` (gpu_bench.sh,
+# gpu_check.sh) and `budget_step` (gpu_engine_check.sh, gpu_perf.sh).
 # The caller sets `out` (the log folder) and `declare -A result`; STEP_TAIL
 # (default 40) is how many lines of each step's log are echoed.
 
@@ -12,5 +13,40 @@ step() {
     local rc=$?
     tail -n "${STEP_TAIL:-40}" "$out/$name.log"
     result[$name]="rc=$rc $((SECONDS - t0))s"
+    return $rc
+}
+
+# budget_step NAME MIN_SECONDS CMD...: runs CMD under a timeout of what is left
+# of `budget` seconds (the caller sets it; counted by $SECONDS from the
+# script's start), skipped when less than MIN_SECONDS remain, so that a step
+# that cannot finish leaves the rest of one device call to the next ones.
+# Appends NAME to the caller's `names` array (its summary order) and records
+# "ok Ns", "TIMEOUT Ns", "FAILED rc=N Ns" or "skipped (budget)" in
+# result[NAME]; returns CMD's status (1 when skipped). With STEP_LOGS=1 the
+# output goes to $out/NAME.log and its tail is echoed (as `step` does); else it
+# stays on stdout and a closing "== NAME: VERDICT (Ns)" line follows it.
+budget_step() {
+    local name=$1 need=$2; shift 2
+    local left=$((budget - SECONDS))
+    names+=("$name")
+    if ((left < need)); then
+        echo "== $name: SKIPPED (budget: ${left}s left, needs ~${need}s)"
+        result[$name]="skipped (budget)"
+        return 1
+    fi
+    echo "== $name (timeout ${left}s): $*"
+    local t0=$SECONDS rc
+    if [[ ${STEP_LOGS:-0} == 1 ]]; then
+        timeout "$left" "$@" >"$out/$name.log" 2>&1
+        rc=$?
+        tail -n "${STEP_TAIL:-40}" "$out/$name.log"
+    else
+        timeout "$left" "$@"
+        rc=$?
+    fi
+    local verdict=ok
+    ((rc == 124)) && verdict=TIMEOUT || { ((rc != 0)) && verdict="FAILED rc=$rc"; }
+    result[$name]="$verdict $((SECONDS - t0))s"
+    [[ ${STEP_LOGS:-0} == 1 ]] || echo "== $name: $verdict ($((SECONDS - t0))s)"
     return $rc
 }

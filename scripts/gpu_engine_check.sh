@@ -29,27 +29,11 @@ jobs=$(nproc 2>/dev/null || echo 4)
 names=()
 declare -A result
 
-# step NAME MIN_SECONDS CMD...: runs CMD with a timeout of the budget left;
-# skipped when less than MIN_SECONDS remain.
-step() {
-    local name=$1 need=$2; shift 2
-    local left=$((budget - SECONDS))
-    names+=("$name")
-    if ((left < need)); then
-        echo "== $name: SKIPPED (budget: ${left}s left, needs ~${need}s)"
-        result[$name]="skipped (budget)"
-        return 1
-    fi
-    echo "== $name (timeout ${left}s): $*"
-    local t0=$SECONDS
-    timeout "$left" "$@"
-    local rc=$?
-    local verdict=ok
-    ((rc == 124)) && verdict="TIMEOUT" || { ((rc != 0)) && verdict="FAILED rc=$rc"; }
-    result[$name]="$verdict $((SECONDS - t0))s"
-    echo "== $name: $verdict ($((SECONDS - t0))s)"
-    return $rc
-}
+source scripts/gpu_common.sh
+# step NAME MIN_SECONDS CMD...: CMD (output here, in the log) with a timeout of
+# the budget left; skipped when less than MIN_SECONDS remain (replaces the
+# fixed-timeout step of gpu_common.sh).
+step() { budget_step "$@"; }
 skip() { names+=("$1"); result[$1]="skipped ($2)"; echo "== $1: skipped ($2)"; }
 
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv 2>&1

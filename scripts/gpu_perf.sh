@@ -28,27 +28,12 @@ jobs=$(nproc 2>/dev/null || echo 4)
 names=()
 declare -A result
 
+STEP_LOGS=1 STEP_TAIL=${STEP_TAIL:-25}
+source scripts/gpu_common.sh
 # step NAME MIN_SECONDS CMD...: CMD (output in OUTDIR/NAME.log, tail echoed)
-# under the budget left; skipped when less than MIN_SECONDS remain.
-step() {
-    local name=$1 need=$2; shift 2
-    local left=$((budget - SECONDS))
-    names+=("$name")
-    if ((left < need)); then
-        echo "== $name: SKIPPED (budget: ${left}s left, needs ~${need}s)"
-        result[$name]="skipped (budget)"
-        return 1
-    fi
-    echo "== $name (timeout ${left}s): $*"
-    local t0=$SECONDS
-    timeout "$left" "$@" >"$out/$name.log" 2>&1
-    local rc=$?
-    tail -n "${STEP_TAIL:-25}" "$out/$name.log"
-    local verdict=ok
-    ((rc == 124)) && verdict=TIMEOUT || { ((rc != 0)) && verdict="FAILED rc=$rc"; }
-    result[$name]="$verdict $((SECONDS - t0))s"
-    return $rc
-}
+# under the budget left; skipped when less than MIN_SECONDS remain (replaces the
+# fixed-timeout step of gpu_common.sh).
+step() { budget_step "$@"; }
 
 source scripts/device_env.sh
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv,noheader 2>&1
