@@ -7,7 +7,7 @@
 #include "core/dtype_inline.h"
 
 void ss_glu_cpu(const uint16_t *gu, int64_t t, int64_t i, int relu2, uint16_t *y) {
-#pragma omp parallel for schedule(static) if (t > 8)
+#pragma omp parallel for schedule(static) if (t * i >= SS_ENGINE_PAR_MIN_WORK)
     for (int64_t r = 0; r < t; r++) {
         const uint16_t *g = gu + r * 2 * i; // (i) gate, then (i) up
         const uint16_t *u = g + i;

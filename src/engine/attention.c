@@ -27,7 +27,11 @@ void ss_attention_cpu(const ss_kv_cache *c, int layer, const uint16_t *qkv,
     int nkv = c->n_kv_heads, hd = c->head_dim, group = nh / nkv;
     int64_t row = (int64_t)(nh + 2 * nkv) * hd;
     float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel for collapse(2) schedule(static) if (t * nh > 16)
+    int64_t work = 0; /* (query, key) pairs x head_dim x heads */
+    for (int64_t r = 0; r < t; r++)
+        work += (int64_t)tok[r].pos + 1;
+    work *= (int64_t)nh * hd;
+#pragma omp parallel for collapse(2) schedule(static) if (work >= SS_ENGINE_PAR_MIN_WORK)
     for (int64_t r = 0; r < t; r++) {
         for (int h = 0; h < nh; h++) {
             const ss_kv_seq *kv = seqs[tok[r].seq].kv;

@@ -9,7 +9,7 @@
 
 void ss_rmsnorm_cpu(const uint16_t *x, const uint16_t *w, int64_t t, int64_t n, float eps,
                     uint16_t *y) {
-#pragma omp parallel for schedule(static) if (t > 8)
+#pragma omp parallel for schedule(static) if (t * n >= SS_ENGINE_PAR_MIN_WORK)
     for (int64_t r = 0; r < t; r++) {
         const uint16_t *xr = x + r * n; // (n)
         uint16_t *yr = y + r * n;       // (n)

@@ -12,6 +12,12 @@
 
 #include "slidesparse/engine.h"
 
+/* CPU ops open an OpenMP region only above this much work (elements touched):
+ * a decode step of a small model is many tiny ops, and a parallel region costs
+ * microseconds when idle cores wait for it and milliseconds when the cores are
+ * shared (threads spinning at the barrier take the time the work needs). */
+#define SS_ENGINE_PAR_MIN_WORK ((int64_t)1 << 16)
+
 /* Per-token metadata of a flattened batch. */
 typedef struct {
     int32_t seq;       /* index into the batch's sequences */

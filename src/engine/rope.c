@@ -25,7 +25,7 @@ static void rotate(uint16_t *x, int hd, const float *cs, const float *sn) {
 void ss_rope_cpu(uint16_t *qkv, const ss_tok_info *tok, int64_t t, int nh, int nkv, int hd,
                  const float *inv_freq) {
     int64_t row = (int64_t)(nh + 2 * nkv) * hd;
-#pragma omp parallel for schedule(static) if (t > 8)
+#pragma omp parallel for schedule(static) if (t * row >= SS_ENGINE_PAR_MIN_WORK)
     for (int64_t r = 0; r < t; r++) {
         float cs[256], sn[256]; /* hd <= 512 is checked at load */
         for (int i = 0; i < hd / 2; i++) {
