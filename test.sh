@@ -13,6 +13,10 @@ fast=0
 scripts/deps.sh $([[ $fast == 0 ]] && echo --fuzz)
 jobs=$(nproc 2>/dev/null || echo 2)
 
+# ctest runs $jobs tests at once: one OpenMP thread each, so parallel tests do
+# not oversubscribe the cores (an OpenMP barrier then spins for milliseconds).
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+
 echo "== 1/3 build + tests"
 scripts/build.sh build
 ctest --test-dir build --output-on-failure -j "$jobs"

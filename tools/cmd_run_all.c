@@ -19,7 +19,7 @@ static void usage(FILE *f) {
             "  7 kernel 2_4..2_10; 8 kernel 2_12, 2_14, 2_16, 2_inf.\n"
             "  With a GPU the defaults follow the seed: bitnet-2b, INT8 + FP8, prefill M 512..32768,\n"
             "  decode M 64..512, kernel M 64..16384, full scale. Without one (or --backend cpu) the\n"
-            "  embedded default runs: tiny-bitnet on the CPU backend, two M per stage, quick scale.\n"
+            "  embedded default runs: tiny-bitnet on the CPU backend, one or two M per stage, quick scale.\n"
             "  --out DIR (default results): checkpoints, CSVs (SPEC §8 layout), <name>_<stamp>.log,\n"
             "    <name>_<stamp>_status.json (rewritten after every task) and <GPU>_report_<date>.md.\n"
             "  --resume: continue the newest run in --out (its own configuration): finished tasks\n"

@@ -58,10 +58,10 @@ void ss_pipe_config_default(ss_pipe_config *c, int gpu) {
     } else {
         /* Minutes on 2 cores at most: the tiny model, a couple of M per stage. */
         snprintf(c->models[0], sizeof c->models[0], "tiny-bitnet");
-        const int64_t pre[] = {512}, dec[] = {64, 128}, ker[] = {64, 256}, co[] = {256},
+        const int64_t pre[] = {512}, dec[] = {64}, ker[] = {64, 256}, co[] = {256},
                       fi[] = {64, 256};
         set_ms(c->m_prefill, &c->n_prefill, pre, 1);
-        set_ms(c->m_decode, &c->n_decode, dec, 2);
+        set_ms(c->m_decode, &c->n_decode, dec, 1); /* decode is one full wave of M sequences */
         set_ms(c->m_kernel, &c->n_kernel, ker, 2);
         set_ms(c->m_coarse, &c->n_coarse, co, 1);
         set_ms(c->m_fine, &c->n_fine, fi, 2);
