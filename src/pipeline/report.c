@@ -40,11 +40,15 @@ typedef struct {
     int n, cap;
 } points;
 
+/* Same (stage, dev, model, M): the cell a variant's point is compared in. */
+static int same_cell(const point *q, const point *p) {
+    return q->stage == p->stage && q->m == p->m && !strcmp(q->dev, p->dev) && !strcmp(q->model, p->model);
+}
+
 static int add(points *ps, const point *p) {
     for (int i = 0; i < ps->n; i++) { /* first source wins (task 7/8 before task 6) */
         const point *q = &ps->p[i];
-        if (q->stage == p->stage && q->m == p->m && !strcmp(q->dev, p->dev) && !strcmp(q->model, p->model) &&
-            !strcmp(q->variant, p->variant))
+        if (same_cell(q, p) && !strcmp(q->variant, p->variant))
             return 1;
     }
     if (ps->n == ps->cap) {
@@ -76,9 +80,10 @@ static ss_status read_throughput(points *ps, int stage, const char *dev, const c
     SS_TRY(ss_pipe_csv_read(path, &c));
     for (int r = 0; r < c.n_rows; r++) {
         point p = {.stage = stage};
-        snprintf(p.dev, sizeof p.dev, "%s", dev);
+        /* names come from directory entries (up to 255 bytes): cut to fit, as snprintf would */
+        snprintf(p.dev, sizeof p.dev, "%.*s", (int)sizeof p.dev - 1, dev);
         snprintf(p.model, sizeof p.model, "%s", model);
-        snprintf(p.variant, sizeof p.variant, "%s", variant);
+        snprintf(p.variant, sizeof p.variant, "%.*s", (int)sizeof p.variant - 1, variant);
         p.m = strtoll(field(&c, r, "M"), NULL, 10);
         p.tps = strtod(field(&c, r, "tokens_per_s"), NULL);
         p.rps = strtod(field(&c, r, "requests_per_s"), NULL);
@@ -95,6 +100,13 @@ static ss_status read_throughput(points *ps, int stage, const char *dev, const c
 static int is_dir(const char *p) {
     struct stat sb;
     return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* Opens <parent>/<name> (its path left in path) when it is a directory that is
+ * not hidden; NULL otherwise. */
+static DIR *open_subdir(char *path, size_t cap, const char *parent, const char *name) {
+    snprintf(path, cap, "%s/%s", parent, name);
+    return name[0] != '.' && is_dir(path) ? opendir(path) : NULL;
 }
 
 static int ends_with(const char *s, const char *suf) {
@@ -115,17 +127,15 @@ static ss_status collect_throughput(points *ps, const char *out, int stage) {
     struct dirent *e0, *e1, *e2, *e3;
     while (s == SS_OK && (e0 = readdir(d0))) {
         char p0[1500];
-        snprintf(p0, sizeof p0, "%s/%s", root, e0->d_name);
-        if (e0->d_name[0] == '.' || !is_dir(p0))
+        DIR *d1 = open_subdir(p0, sizeof p0, root, e0->d_name);
+        if (!d1)
             continue;
-        DIR *d1 = opendir(p0);
-        while (s == SS_OK && d1 && (e1 = readdir(d1))) {
+        while (s == SS_OK && (e1 = readdir(d1))) {
             char p1[1800];
-            snprintf(p1, sizeof p1, "%s/%s", p0, e1->d_name);
-            if (e1->d_name[0] == '.' || !is_dir(p1))
+            DIR *d2 = open_subdir(p1, sizeof p1, p0, e1->d_name);
+            if (!d2)
                 continue;
-            DIR *d2 = opendir(p1);
-            while (s == SS_OK && d2 && (e2 = readdir(d2))) {
+            while (s == SS_OK && (e2 = readdir(d2))) {
                 char p2[2100];
                 snprintf(p2, sizeof p2, "%s/%s", p1, e2->d_name);
                 if (e2->d_name[0] == '.')
@@ -145,11 +155,9 @@ static ss_status collect_throughput(points *ps, const char *out, int stage) {
                 if (d3)
                     closedir(d3);
             }
-            if (d2)
-                closedir(d2);
+            closedir(d2);
         }
-        if (d1)
-            closedir(d1);
+        closedir(d1);
     }
     closedir(d0);
     return s;
@@ -167,11 +175,10 @@ static ss_status collect_kernel(points *ps, const char *out, int task) {
         ss_status s = SS_OK;
         while (s == SS_OK && (e0 = readdir(d0))) {
             char p0[1500];
-            snprintf(p0, sizeof p0, "%s/%s", root, e0->d_name);
-            if (e0->d_name[0] == '.' || !is_dir(p0))
+            DIR *d1 = open_subdir(p0, sizeof p0, root, e0->d_name);
+            if (!d1)
                 continue;
-            DIR *d1 = opendir(p0);
-            while (s == SS_OK && d1 && (e1 = readdir(d1))) {
+            while (s == SS_OK && (e1 = readdir(d1))) {
                 if (!ends_with(e1->d_name, "_total.csv"))
                     continue;
                 char p1[1800];
@@ -194,8 +201,7 @@ static ss_status collect_kernel(points *ps, const char *out, int task) {
                 }
                 ss_pipe_csv_free(&c);
             }
-            if (d1)
-                closedir(d1);
+            closedir(d1);
         }
         closedir(d0);
         SS_TRY(s);
@@ -206,8 +212,7 @@ static ss_status collect_kernel(points *ps, const char *out, int task) {
 static const point *dense_of(const points *ps, const point *p) {
     for (int i = 0; i < ps->n; i++) {
         const point *q = &ps->p[i];
-        if (q->stage == p->stage && q->m == p->m && !strcmp(q->variant, "dense") && !strcmp(q->dev, p->dev) &&
-            !strcmp(q->model, p->model))
+        if (same_cell(q, p) && !strcmp(q->variant, "dense"))
             return q;
     }
     return NULL;
