@@ -4,12 +4,9 @@
 # INT8 (quantize), SlideSparse 2_8 (convert), a bare .safetensors file, and the
 # bad inputs (missing path, directory without config.json, corrupt file).
 set -uo pipefail
-B=$(realpath "$1")
-T=$(mktemp -d /tmp/cli_inspect.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/support/cli_common.sh"
+cli_begin cli_inspect "$1"
 cd "$T"
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 need() { # DESC FILE REGEX: the output must match
   grep -qE -- "$3" "$2" && echo "ok: $1" || fail "$1: no line matching '$3' in: $(head -c 2000 "$2")"
 }

@@ -4,14 +4,11 @@
 # pipeline, every error path's exit code + one-line stderr + no output left
 # behind, a full disk, and kill -9 in the middle of a convert.
 set -uo pipefail
-B=$(realpath "$1")
-T=$(mktemp -d /tmp/cli_prep.XXXXXX)
+source "$(dirname "${BASH_SOURCE[0]}")/support/cli_common.sh"
+cli_begin cli_prep "$1"
 mounted=""
 cleanup() { [[ -n $mounted ]] && umount "$mounted" 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-run_ok() { "$@" >"$T/out" 2>"$T/err" || { fail "$* -> exit $?: $(cat "$T/err")"; return 1; }; }
 # expect_err DESC NEEDLE [PATH_THAT_MUST_NOT_EXIST] -- cmd...
 expect_err() {
   local desc=$1 needle=$2 nopath=$3; shift 4

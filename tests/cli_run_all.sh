@@ -6,11 +6,8 @@
 # a run killed with SIGKILL in the middle of a task and resumed; bad input
 # failing with one line before any work.
 set -uo pipefail
-B=$(realpath "$1")
-T=$(mktemp -d /tmp/cli_run_all.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+source "$(dirname "${BASH_SOURCE[0]}")/support/cli_common.sh"
+cli_begin cli_run_all "$1"
 cd "$T"
 # never a GPU here, even on a GPU machine: the test checks the embedded default
 export CUDA_VISIBLE_DEVICES=""

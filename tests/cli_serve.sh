@@ -5,12 +5,8 @@
 # layout and columns, the speedup table, the bad-input errors (exit code, one
 # stderr line, no CSV left) and Ctrl-C (exit 130, no CSV, no temp file).
 set -uo pipefail
-B=$(realpath "$1")
-T=$(mktemp -d /tmp/cli_serve.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-run_ok() { "$@" >"$T/out" 2>"$T/err" || { fail "$* -> exit $?: $(cat "$T/err")"; return 1; }; }
+source "$(dirname "${BASH_SOURCE[0]}")/support/cli_common.sh"
+cli_begin cli_serve "$1"
 # expect_err DESC NEEDLE -- cmd...   (and nothing under $T/bad)
 expect_err() {
   local desc=$1 needle=$2; shift 3

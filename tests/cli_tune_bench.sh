@@ -5,12 +5,8 @@
 # (one line on stderr, non-zero exit, no crash; corrupt/foreign tables fall
 # back to the heuristic with a warning).
 set -uo pipefail
-B=$(realpath "$1")
-T=$(mktemp -d /tmp/cli_tune.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-run_ok() { "$@" >"$T/out" 2>"$T/err" || { fail "$* -> exit $?: $(cat "$T/err")"; return 1; }; }
+source "$(dirname "${BASH_SOURCE[0]}")/support/cli_common.sh"
+cli_begin cli_tune "$1"
 expect_err() { # DESC NEEDLE -- cmd...
   local desc=$1 needle=$2; shift 3
   "$@" >"$T/out" 2>"$T/err"; local rc=$?
