@@ -617,31 +617,29 @@ static void tuning_section(sbuf *b, const ss_pipe_status *st) {
     ss_tune_table_free(t);
 }
 
-static void skip_lists(sbuf *b, const ss_pipe_status *st) {
-    put(b, "\n## Skipped\n\n");
+/* "## <title>": the tasks in `state` (with their reason or error) and every
+ * note "<word>: ..." of any task, or `none` when there is neither. */
+static void task_list(sbuf *b, const ss_pipe_status *st, const char *title, ss_task_state state, const char *word,
+                      const char *none) {
+    put(b, "\n## %s\n\n", title);
+    size_t wl = strlen(word);
     int n = 0;
     for (int k = 1; k <= SS_PIPE_TASKS; k++) {
         const ss_task_status *t = &st->tasks[k];
-        if (t->state == SS_TASK_SKIPPED)
-            put(b, "- task %d (%s): %s\n", k, ss_pipe_task_name(k), t->reason), n++;
+        if (t->state == state)
+            put(b, "- task %d (%s): %s\n", k, ss_pipe_task_name(k), state == SS_TASK_FAILED ? t->error : t->reason),
+                n++;
         for (int i = 0; i < t->n_notes; i++)
-            if (!strncmp(t->notes[i], "skipped", 7))
-                put(b, "- task %d: %s\n", k, t->notes[i] + 9), n++;
+            if (!strncmp(t->notes[i], word, wl))
+                put(b, "- task %d: %s\n", k, t->notes[i] + wl + 2), n++;
     }
     if (!n)
-        put(b, "Nothing was skipped.\n");
-    put(b, "\n## Failed\n\n");
-    n = 0;
-    for (int k = 1; k <= SS_PIPE_TASKS; k++) {
-        const ss_task_status *t = &st->tasks[k];
-        if (t->state == SS_TASK_FAILED)
-            put(b, "- task %d (%s): %s\n", k, ss_pipe_task_name(k), t->error), n++;
-        for (int i = 0; i < t->n_notes; i++)
-            if (!strncmp(t->notes[i], "failed", 6))
-                put(b, "- task %d: %s\n", k, t->notes[i] + 8), n++;
-    }
-    if (!n)
-        put(b, "Nothing failed.\n");
+        put(b, "%s\n", none);
+}
+
+static void skip_lists(sbuf *b, const ss_pipe_status *st) {
+    task_list(b, st, "Skipped", SS_TASK_SKIPPED, "skipped", "Nothing was skipped.");
+    task_list(b, st, "Failed", SS_TASK_FAILED, "failed", "Nothing failed.");
 }
 
 ss_status ss_pipe_report(const char *dir, char *report, size_t n) {
