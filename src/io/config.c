@@ -289,7 +289,7 @@ static ss_status parse_slid(const char *label, json_t *b, ss_model_config *c) {
     if (ss_pattern_parse(pat, &c->pattern) != SS_OK)
         return ss_fail(SS_EFORMAT, "%s: field 'slidesparse.pattern' is '%s', expected a pattern like 2_8 or 2_inf",
                        label, pat);
-    int z, l;
+    int z = 0, l = 0; /* set by get_int on success; initialized for -Wmaybe-uninitialized */
     SS_TRY(get_int(label, b, p, "Z", 0, 0, INT_MAX, c->pattern.z, &z));
     json_t *lv = json_object_get(b, "L");
     if (lv && json_is_null(lv) && ss_pattern_is_inf(c->pattern))
