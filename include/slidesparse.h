@@ -12,6 +12,7 @@
 
 #include "slidesparse/core.h"
 #include "slidesparse/sparse.h"
+#include "slidesparse/compress24.h"
 #include "slidesparse/quant.h"
 #include "slidesparse/io.h"
 #include "slidesparse/linear.h"
