@@ -269,6 +269,31 @@ cudaError_t launch_mma(const uint16_t *qkv, const ss_tok_info *tok, const ss_att
 constexpr int DEC_WARPS = 8;
 constexpr int DEC_HEADS = 4; /* heads per pass */
 
+/* Both decode kernels end alike: each warp left a partial (max m, sum l, o) per
+ * head over its share of the keys; the block rescales them to the common max
+ * and writes o / l for nhp heads. out: (nhp, MMA_HD) BF16, heads contiguous.
+ * Callers __syncthreads() after writing po/pm/pl. */
+__device__ __forceinline__ void merge_warp_partials(const float (*po)[DEC_HEADS][MMA_HD],
+                                                    const float (*pm)[DEC_HEADS],
+                                                    const float (*pl)[DEC_HEADS], int nhp,
+                                                    uint16_t *out) {
+    for (int e = threadIdx.x; e < nhp * MMA_HD; e += blockDim.x) {
+        const int hh = e / MMA_HD, d = e % MMA_HD;
+        float mx = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < DEC_WARPS; w++)
+            mx = fmaxf(mx, pm[w][hh]);
+        float ls = 0.0f, os = 0.0f;
+#pragma unroll
+        for (int w = 0; w < DEC_WARPS; w++) {
+            const float f = exp2f(pm[w][hh] - mx);
+            ls += pl[w][hh] * f;
+            os += po[w][hh][d] * f;
+        }
+        out[(int64_t)hh * MMA_HD + d] = ss_to_bf(os / ls);
+    }
+}
+
 /* Block: one 1-row tile (other tiles return at once); heads go DEC_HEADS at
  * a time. Warp w scores keys 32 c + lane for chunks c = w, w + 8, ...: lane =
  * key for Q K (the key row by 16-byte loads), lane = 4 output dims for P V
@@ -362,21 +387,8 @@ decode_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ 
                 pm[warp][hh] = m[hh], pl[warp][hh] = l[hh];
         }
         __syncthreads();
-        for (int e = threadIdx.x; e < nhp * MMA_HD; e += blockDim.x) {
-            const int hh = e / MMA_HD, d = e % MMA_HD;
-            float mx = -INFINITY;
-#pragma unroll
-            for (int w = 0; w < DEC_WARPS; w++)
-                mx = fmaxf(mx, pm[w][hh]);
-            float ls = 0.0f, os = 0.0f;
-#pragma unroll
-            for (int w = 0; w < DEC_WARPS; w++) {
-                const float f = exp2f(pm[w][hh] - mx);
-                ls += pl[w][hh] * f;
-                os += po[w][hh][d] * f;
-            }
-            out[tile.row0 * (int64_t)nh * MMA_HD + (int64_t)(tile.head0 + h0 + hh) * MMA_HD + d] = ss_to_bf(os / ls);
-        }
+        merge_warp_partials(po, pm, pl, nhp,
+                            out + tile.row0 * (int64_t)nh * MMA_HD + (int64_t)(tile.head0 + h0) * MMA_HD);
     }
 }
 
@@ -505,21 +517,8 @@ decode2_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__
                 pm[warp][hh] = m[hh], pl[warp][hh] = l[hh];
         }
         __syncthreads();
-        for (int e = threadIdx.x; e < nhp * MMA_HD; e += blockDim.x) {
-            const int hh = e / MMA_HD, d = e % MMA_HD;
-            float mx = -INFINITY;
-#pragma unroll
-            for (int w = 0; w < DEC_WARPS; w++)
-                mx = fmaxf(mx, pm[w][hh]);
-            float ls = 0.0f, os = 0.0f;
-#pragma unroll
-            for (int w = 0; w < DEC_WARPS; w++) {
-                const float f = exp2f(pm[w][hh] - mx);
-                ls += pl[w][hh] * f;
-                os += po[w][hh][d] * f;
-            }
-            out[tile.row0 * (int64_t)nh * MMA_HD + (int64_t)(tile.head0 + h0 + hh) * MMA_HD + d] = ss_to_bf(os / ls);
-        }
+        merge_warp_partials(po, pm, pl, nhp,
+                            out + tile.row0 * (int64_t)nh * MMA_HD + (int64_t)(tile.head0 + h0) * MMA_HD);
     }
 }
 
