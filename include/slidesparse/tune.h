@@ -148,6 +148,19 @@ const char *ss_context_tuning_status(const ss_context *ctx);
 /* The entry a backend applies for a GEMM (NULL: use the heuristic). */
 const ss_tune_entry *ss_context_tuned(ss_context *ctx, ss_backend b, ss_dtype in, ss_dtype out,
                                       int64_t n, int64_t k, int64_t m);
+/* Our quant(+slide) kernel's launch configuration, tuned per (dtype, K, K_out, M)
+ * alongside the GEMMs: vecs = 16-byte loads per thread in the row-in-registers
+ * kernel (1, 2, 4 or 8; 0 = the library's automatic choice), pdl = 1 launches it
+ * as a programmatic dependent launch (cc >= 9.0). */
+typedef struct {
+    int vecs;
+    int pdl;
+} ss_quant_launch;
+/* The tuned quant launch for (qdt, k, k_out) at the M bucket of m in ctx's
+ * table (same lookup rule as the GEMM entries): 1 with *out filled, or 0 when
+ * the table has none (then the automatic choice applies). */
+int ss_context_tuned_quant(ss_context *ctx, ss_dtype qdt, int64_t k, int64_t k_out, int64_t m,
+                           ss_quant_launch *out);
 /* Frees what ss_context_set_tuning / a lookup attached (called at destroy). */
 void ss_context_tuning_release(ss_context *ctx);
 

@@ -191,6 +191,13 @@ const ss_tune_entry *ss_context_tuned(ss_context *ctx, ss_backend b, ss_dtype in
     return ss_tune_table_lookup(tc->table, b, in, out, n, k, m);
 }
 
+int ss_context_tuned_quant(ss_context *ctx, ss_dtype qdt, int64_t k, int64_t k_out, int64_t m,
+                           ss_quant_launch *out) {
+    /* Contract stub: kernel-launch entries arrive with the launch-config search. */
+    (void)ctx, (void)qdt, (void)k, (void)k_out, (void)m, (void)out;
+    return 0;
+}
+
 void ss_context_tuning_release(ss_context *ctx) {
     if (!ctx || !ctx->tune)
         return;
