@@ -125,6 +125,19 @@ grep -q "tiny-bitnet-BF16 absent, not needed" out7 || fail "rerun synthesized a 
 grep -q "already present; where their weights came from is not recorded" r3/CPU_report_*.md ||
   fail "rerun: report does not say the weights' origin is unknown"
 
+# --- --stop-after: a lease-sized slice, the rest left pending for --resume --------------------------
+"$B" run-all --out r4 --base r1/checkpoints/tiny-bitnet-BF16 --tasks 1,2 --dtypes int8 --sparsity 2_8 \
+  --stop-after 0.000001 >out9 2>err9
+rc=$?
+[[ $rc == 3 ]] || fail "--stop-after: exit $rc, expected 3: $(tail -3 err9 out9)"
+grep -q "stopping after .* 2 task(s) left for --resume" r4/run_all_*.log || fail "--stop-after: no stop line in the log"
+grep -q "continue with .*--resume" out9 || fail "--stop-after: no hint to resume"
+S4=$(ls r4/run_all_*_status.json | head -1)
+[[ $(grep -c '"state": "pending"' "$S4") == 2 ]] || fail "--stop-after: tasks 1, 2 not pending in $S4"
+"$B" run-all --out r4 --resume --stop-after 600 >out10 2>err10 || fail "resume after --stop-after: exit $?: $(tail -3 err10)"
+[[ $(grep -c '"state": "done"' "$S4") == 2 ]] || fail "resume after --stop-after: tasks 1, 2 not done"
+expect_err "--stop-after not a number" "--stop-after 'soon'" -- "$B" run-all --out bad --stop-after soon
+
 # --- a full disk mid-run (needs root for a small tmpfs; skipped otherwise) ------------------------
 mkdir -p small
 if [[ $(id -u) == 0 ]] && mount -t tmpfs -o size=3m tmpfs small 2>/dev/null; then

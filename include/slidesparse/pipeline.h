@@ -185,6 +185,10 @@ typedef void (*ss_pipe_progress_fn)(void *user, const ss_pipe_progress *p);
 typedef struct {
     ss_pipe_config config;
     int resume;
+    /* > 0: start no task once this many seconds have passed in this process;
+     * the rest stay pending for a later --resume (a lease-sized slice of a
+     * long run). Not part of the run's configuration. */
+    double stop_after_s;
     ss_log_fn log;              /* every log line (also written to the log file) */
     ss_pipe_progress_fn progress;
     void *user;
@@ -192,6 +196,7 @@ typedef struct {
 
 typedef struct {
     int n_done, n_skipped, n_failed;
+    int n_pending;  /* left for --resume by stop_after_s */
     char status_path[1200], log_path[1200], report_path[1200];
 } ss_pipe_result;
 

@@ -659,6 +659,14 @@ ss_status ss_pipe_run(const ss_pipe_opts *o, ss_pipe_result *res) {
                 logf_(&r, "task %d (%s): done in the interrupted run, kept", k, ss_pipe_task_name(k));
             continue;
         }
+        if (o->stop_after_s > 0 && ss_monotonic_s() - r.t0 >= o->stop_after_s) {
+            int left = 0;
+            for (int j = k; j <= SS_PIPE_TASKS; j++)
+                left += r.st.tasks[j].state == SS_TASK_PENDING;
+            logf_(&r, "run-all: stopping after %.0f s (--stop-after %.0f): %d task(s) left for --resume",
+                  ss_monotonic_s() - r.t0, o->stop_after_s, left);
+            break;
+        }
         r.task = k;
         r.k++;
         const char *why = unrunnable(&r, k);
@@ -702,6 +710,7 @@ ss_status ss_pipe_run(const ss_pipe_opts *o, ss_pipe_result *res) {
         res->n_done += ts == SS_TASK_DONE;
         res->n_skipped += ts == SS_TASK_SKIPPED;
         res->n_failed += ts == SS_TASK_FAILED;
+        res->n_pending += ts == SS_TASK_PENDING;
     }
     save_status(&r);
     if ((s = ss_pipe_report(r.c->out, res->report_path, sizeof res->report_path)) != SS_OK) {
