@@ -1,13 +1,16 @@
 /* Tuning tables: JSON round trip, the lookup rule against a brute-force
  * reading of SPEC §7, rejection of malformed / foreign tables, atomic save,
  * the context's automatic table, model shapes, and the search driver on the
- * CPU backend (tuned once, reused after). */
+ * CPU backend (tuned once, reused after). Kernel launch entries: round trip,
+ * lookup rule, old tables without them, rejection naming the entry, the
+ * context's quant lookup; on a GPU the search lands quant entries. */
 #include <string.h>
 #include <sys/stat.h>
 #include <dirent.h>
 
 #include "support/ss_test.h"
 #include "linear/backend.h"
+#include "tune/fixture.h" /* ss_mkdir_parent */
 
 static ss_tune_key cpu_key(void) {
     ss_tune_key k;
@@ -371,12 +374,305 @@ static void test_run_reuses(void **st) {
     ss_test_rmtree(tmp);
 }
 
+// --- kernel launch entries -------------------------------------------------------------
+
+static const int vecs_ok[5] = {0, 1, 2, 4, 8};
+
+static ss_tune_kernel_entry rand_kentry(ss_rng *r, ss_dtype qdt, int64_t k, int64_t k_out,
+                                        int64_t m) {
+    ss_tune_kernel_entry e;
+    memset(&e, 0, sizeof e);
+    snprintf(e.kernel, sizeof e.kernel, "quant");
+    e.qdt = qdt;
+    e.k = k;
+    e.k_out = k_out;
+    e.m = m;
+    e.n_top = 1 + (int)ss_rng_below(r, 3);
+    for (int i = 0; i < e.n_top; i++) {
+        e.top[i].launch.vecs = vecs_ok[ss_rng_below(r, 5)];
+        e.top[i].launch.pdl = (int)ss_rng_below(r, 2);
+        e.top[i].us = (double)ss_rng_below(r, 100000) / 16.0; /* exact in binary */
+    }
+    e.best = e.top[0].launch;
+    return e;
+}
+
+static void assert_kentry_equal(const ss_tune_kernel_entry *a, const ss_tune_kernel_entry *b) {
+    assert_string_equal(a->kernel, b->kernel);
+    assert_int_equal(a->qdt, b->qdt);
+    assert_int_equal(a->k, b->k);
+    assert_int_equal(a->k_out, b->k_out);
+    assert_int_equal(a->m, b->m);
+    assert_int_equal(a->best.vecs, b->best.vecs);
+    assert_int_equal(a->best.pdl, b->best.pdl);
+    assert_int_equal(a->n_top, b->n_top);
+    for (int i = 0; i < a->n_top; i++) {
+        assert_int_equal(a->top[i].launch.vecs, b->top[i].launch.vecs);
+        assert_int_equal(a->top[i].launch.pdl, b->top[i].launch.pdl);
+        assert_true(a->top[i].us == b->top[i].us);
+    }
+}
+
+static void test_kernel_round_trip(void **st) {
+    ss_rng r = {23};
+    ss_tune_key key = cpu_key();
+    ss_tune_table *t = NULL, *u = NULL;
+    assert_ok(ss_tune_table_create(&key, &t));
+    ss_tune_entry g = rand_entry(&r, SS_BACKEND_CUSPARSELT, 3840, 3840, 64);
+    assert_ok(ss_tune_table_put(t, &g));
+    for (int i = 0; i < 40; i++) {
+        ss_tune_kernel_entry e =
+            rand_kentry(&r, i % 2 ? SS_DTYPE_I8 : SS_DTYPE_F8_E4M3, 32 * ss_rng_range(&r, 1, 400),
+                        32 * ss_rng_range(&r, 1, 600), 16 * ss_rng_range(&r, 1, 2048));
+        assert_ok(ss_tune_table_put_kernel(t, &e));
+    }
+    char *js = NULL;
+    assert_ok(ss_tune_table_dump(t, &js));
+    assert_non_null(strstr(js, "\"kernels\""));
+    assert_ok(ss_tune_table_parse(js, strlen(js), "rt.json", &u));
+    free(js);
+    assert_int_equal(ss_tune_table_count(u), 1);
+    assert_int_equal(ss_tune_table_kernel_count(u), ss_tune_table_kernel_count(t));
+    for (size_t i = 0; i < ss_tune_table_kernel_count(t); i++)
+        assert_kentry_equal(ss_tune_table_kernel_entry(t, i), ss_tune_table_kernel_entry(u, i));
+    ss_tune_table_free(u);
+    ss_tune_table_free(t);
+}
+
+static void test_kernel_lookup_rule(void **st) {
+    ss_rng r = {29};
+    ss_tune_key key = cpu_key();
+    for (int round = 0; round < 200; round++) {
+        ss_tune_table *t = NULL;
+        assert_ok(ss_tune_table_create(&key, &t));
+        int64_t ms[8];
+        int nm = 1 + (int)ss_rng_below(&r, 8);
+        for (int i = 0; i < nm; i++) {
+            ms[i] = 16 * ss_rng_range(&r, 1, 64);
+            ss_tune_kernel_entry e = rand_kentry(&r, SS_DTYPE_I8, 2560, 3840, ms[i]);
+            assert_ok(ss_tune_table_put_kernel(t, &e));
+            ss_tune_kernel_entry other = e; /* same K and M, dense K_out: must never answer */
+            other.k_out = 2560;
+            other.best.vecs = 8;
+            assert_ok(ss_tune_table_put_kernel(t, &other));
+        }
+        int64_t want_m = ss_rng_range(&r, 1, 1200), best = -1, largest = -1;
+        for (int i = 0; i < nm; i++) {
+            if (ms[i] >= want_m && (best < 0 || ms[i] < best))
+                best = ms[i];
+            largest = ms[i] > largest ? ms[i] : largest;
+        }
+        const ss_tune_kernel_entry *e =
+            ss_tune_table_lookup_kernel(t, "quant", SS_DTYPE_I8, 2560, 3840, want_m);
+        assert_non_null(e);
+        assert_int_equal(e->k_out, 3840);
+        assert_int_equal(e->m, best >= 0 ? best : largest);
+        assert_null(ss_tune_table_lookup_kernel(t, "quant", SS_DTYPE_F8_E4M3, 2560, 3840, want_m));
+        assert_null(ss_tune_table_lookup_kernel(t, "dequant", SS_DTYPE_I8, 2560, 3840, want_m));
+        assert_null(ss_tune_table_lookup_kernel(t, "quant", SS_DTYPE_I8, 2048, 3840, want_m));
+        /* put replaces the same key */
+        size_t nk = ss_tune_table_kernel_count(t);
+        ss_tune_kernel_entry again = *e;
+        again.best.pdl = !again.best.pdl;
+        assert_ok(ss_tune_table_put_kernel(t, &again));
+        assert_int_equal(ss_tune_table_kernel_count(t), nk);
+        assert_int_equal(ss_tune_table_find_kernel(t, "quant", SS_DTYPE_I8, 2560, 3840,
+                                                   again.m)->best.pdl, again.best.pdl);
+        ss_tune_table_free(t);
+    }
+    /* put refuses what the parser would */
+    ss_tune_table *t = NULL;
+    assert_ok(ss_tune_table_create(&key, &t));
+    ss_tune_kernel_entry e = rand_kentry(&r, SS_DTYPE_I8, 64, 64, 16);
+    e.best.vecs = 3;
+    assert_fails(ss_tune_table_put_kernel(t, &e), SS_EINVAL, "vecs");
+    e = rand_kentry(&r, SS_DTYPE_BF16, 64, 64, 16);
+    assert_fails(ss_tune_table_put_kernel(t, &e), SS_EINVAL, "qdt");
+    e = rand_kentry(&r, SS_DTYPE_I8, 64, 48, 16);
+    assert_fails(ss_tune_table_put_kernel(t, &e), SS_EINVAL, "k_out");
+    assert_int_equal(ss_tune_table_kernel_count(t), 0);
+    ss_tune_table_free(t);
+}
+
+#define KTABLE(kernels) \
+    "{\"format\":\"slidesparse-tuning\",\"version\":1,\"key\":{\"gpu\":\"CPU\",\"cc\":0," \
+    "\"cublaslt\":\"none\",\"cusparselt\":\"none\",\"toolchain\":\"cpu\"},\"entries\":[]," \
+    "\"kernels\":[" kernels "]}"
+#define KGOOD(m) \
+    "{\"kernel\":\"quant\",\"qdt\":\"I8\",\"k\":2560,\"k_out\":3840,\"m\":" #m "," \
+    "\"best\":{\"vecs\":2,\"pdl\":1},\"top\":[{\"vecs\":2,\"pdl\":1,\"us\":5.5}]}"
+#define KBAD(fields) KTABLE(KGOOD(16) ",{" fields "}")
+#define KF_HEAD "\"kernel\":\"quant\",\"qdt\":\"I8\",\"k\":2560,\"k_out\":3840,\"m\":32,"
+#define KF_TOP ",\"top\":[{\"vecs\":2,\"pdl\":0,\"us\":5.5}]"
+
+static void test_kernel_rejects(void **st) {
+    static const struct {
+        const char *json, *needle;
+    } bad[] = {
+        {KTABLE("3"), "kernel entry 0"},
+        {"{\"format\":\"slidesparse-tuning\",\"version\":1,\"key\":{\"gpu\":\"CPU\",\"cc\":0,"
+         "\"cublaslt\":\"none\",\"cusparselt\":\"none\",\"toolchain\":\"cpu\"},\"entries\":[],"
+         "\"kernels\":{}}", "'kernels'"},
+        {KBAD("\"kernel\":\"dequant\""), "'kernel'"},
+        {KBAD("\"kernel\":\"quant_with_a_very_long_name\""), "'kernel'"},
+        {KBAD("\"kernel\":\"quant\",\"qdt\":\"BF16\""), "'qdt'"},
+        {KBAD("\"kernel\":\"quant\",\"qdt\":\"I9\""), "'qdt'"},
+        {KBAD("\"kernel\":\"quant\",\"qdt\":\"I8\",\"k\":0"), "'k'"},
+        {KBAD("\"kernel\":\"quant\",\"qdt\":\"I8\",\"k\":2560,\"k_out\":3841"), "'k_out'"},
+        {KBAD("\"kernel\":\"quant\",\"qdt\":\"I8\",\"k\":2560,\"k_out\":\"3840\""), "'k_out'"},
+        {KBAD("\"kernel\":\"quant\",\"qdt\":\"I8\",\"k\":2560,\"k_out\":3840,\"m\":-16"), "'m'"},
+        {KBAD(KF_HEAD "\"best\":{\"vecs\":3,\"pdl\":0}" KF_TOP), "'best'"},
+        {KBAD(KF_HEAD "\"best\":{\"vecs\":16,\"pdl\":0}" KF_TOP), "'vecs'"},
+        {KBAD(KF_HEAD "\"best\":{\"vecs\":2,\"pdl\":2}" KF_TOP), "'pdl'"},
+        {KBAD(KF_HEAD "\"best\":{\"vecs\":2,\"pdl\":true}" KF_TOP), "'pdl'"},
+        {KBAD(KF_HEAD "\"best\":[]" KF_TOP), "'best'"},
+        {KBAD(KF_HEAD "\"best\":{\"vecs\":2,\"pdl\":0},\"top\":[]"), "'top'"},
+        {KBAD(KF_HEAD "\"best\":{\"vecs\":2,\"pdl\":0},\"top\":[{\"vecs\":2,\"pdl\":0,\"us\":-1}]"),
+         "'us'"},
+        {KBAD(KF_HEAD "\"best\":{\"vecs\":2,\"pdl\":0},\"top\":[{\"vecs\":2,\"pdl\":0}]"), "'us'"},
+        {KTABLE(KGOOD(16) "," KGOOD(16)), "twice"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        ss_tune_table *t = (ss_tune_table *)&t;
+        assert_fails(ss_tune_table_parse(bad[i].json, strlen(bad[i].json), "bad.json", &t),
+                     SS_EFORMAT, bad[i].needle);
+        assert_null(t);
+        const char *msg = ss_last_error();
+        assert_non_null(strstr(msg, "bad.json"));
+        assert_null(strchr(msg, '\n')); /* one line */
+        /* the second entry is the bad one (the first two cases have no good one) */
+        if (i >= 2 && i + 1 < sizeof bad / sizeof *bad)
+            assert_non_null(strstr(msg, "kernel entry 1"));
+    }
+    const char *good = KTABLE(KGOOD(16) "," KGOOD(64));
+    ss_tune_table *t = NULL;
+    assert_ok(ss_tune_table_parse(good, strlen(good), "good.json", &t));
+    assert_int_equal(ss_tune_table_kernel_count(t), 2);
+    assert_int_equal(ss_tune_table_kernel_entry(t, 1)->best.vecs, 2);
+    ss_tune_table_free(t);
+}
+
+/* A table written before kernel entries existed: loads, applies its GEMMs,
+ * answers no quant launch. The context's quant lookup: the matching table's
+ * entry by the lookup rule; a foreign table's never. */
+static void test_context_quant(void **st) {
+    char tmp[256], path[1024];
+    ss_test_tmpdir(tmp, sizeof tmp);
+    ss_context *ctx = NULL;
+    assert_ok(ss_context_create(-1, &ctx));
+    ss_tune_key key;
+    assert_ok(ss_tune_key_of(ctx, &key));
+    assert_ok(ss_tune_table_path(tmp, &key, path, sizeof path));
+    const char *old = ENTRY("{\"backend\":\"cpu\",\"in\":\"I8\",\"out\":\"I32\",\"n\":64,"
+                            "\"k\":64,\"m\":16,\"best\":" ALGO("cpu", "") ",\"top\":[{\"algo\":"
+                            ALGO("cpu", "") ",\"us\":1.5,\"tops\":2}]}");
+    assert_ok(ss_mkdir_parent(path));
+    ss_test_write_file(path, old, strlen(old));
+    ss_quant_launch ql = {-1, -1};
+    assert_ok(ss_context_set_tuning(ctx, tmp, NULL, NULL));
+    assert_int_equal(ss_context_tuned_quant(ctx, SS_DTYPE_I8, 2560, 3840, 64, &ql), 0);
+    assert_int_equal(ql.vecs, -1);
+    assert_non_null(ss_context_tuned(ctx, SS_BACKEND_CPU, SS_DTYPE_I8, SS_DTYPE_I32, 64, 64, 16));
+    assert_non_null(strstr(ss_context_tuning_status(ctx), "loaded"));
+
+    /* the same table with kernel entries at M 64 and 256 */
+    ss_tune_table *t = NULL;
+    assert_ok(ss_tune_table_load(path, &t));
+    ss_rng r = {31};
+    ss_tune_kernel_entry a = rand_kentry(&r, SS_DTYPE_I8, 2560, 3840, 64), b = a;
+    a.best = (ss_quant_launch){4, 0};
+    b.m = 256;
+    b.best = (ss_quant_launch){2, 1};
+    assert_ok(ss_tune_table_put_kernel(t, &a));
+    assert_ok(ss_tune_table_put_kernel(t, &b));
+    assert_ok(ss_tune_table_save(t, path));
+    assert_ok(ss_context_set_tuning(ctx, tmp, NULL, NULL));
+    const int64_t ms[4] = {1, 64, 65, 100000};
+    const int want[4] = {4, 4, 2, 2};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(ss_context_tuned_quant(ctx, SS_DTYPE_I8, 2560, 3840, ms[i], &ql), 1);
+        assert_int_equal(ql.vecs, want[i]);
+        assert_int_equal(ql.pdl, want[i] == 2);
+    }
+    assert_int_equal(ss_context_tuned_quant(ctx, SS_DTYPE_F8_E4M3, 2560, 3840, 64, &ql), 0);
+    assert_int_equal(ss_context_tuned_quant(ctx, SS_DTYPE_I8, 2560, 2560, 64, &ql), 0);
+
+    /* tuned on another GPU: ignored, never misapplied */
+    ss_tune_key other = key;
+    snprintf(other.gpu, sizeof other.gpu, "NVIDIA H100 80GB HBM3");
+    other.cc = 90;
+    ss_tune_table *f = NULL;
+    assert_ok(ss_tune_table_create(&other, &f));
+    assert_ok(ss_tune_table_put_kernel(f, &a));
+    assert_ok(ss_tune_table_save(f, path));
+    ss_tune_table_free(f);
+    assert_ok(ss_context_set_tuning(ctx, tmp, NULL, NULL));
+    assert_int_equal(ss_context_tuned_quant(ctx, SS_DTYPE_I8, 2560, 3840, 64, &ql), 0);
+    assert_non_null(strstr(ss_context_tuning_status(ctx), "ignoring"));
+    ss_tune_table_free(t);
+    ss_context_tuning_release(ctx);
+    ss_context_destroy(ctx);
+    ss_test_rmtree(tmp);
+}
+
+/* On a GPU the search adds a quant launch entry per (dtype, K, K_out, M),
+ * coarse (dense K_out) and fine (K'), reused by the next run. */
+static void test_gpu_quant_search(void **st) {
+    ss_context *ctx = NULL;
+    if (ss_context_create(0, &ctx) != SS_OK) {
+        ss_clear_error();
+        skip(); /* CPU build or no device */
+    }
+    char tmp[256];
+    ss_test_tmpdir(tmp, sizeof tmp);
+    ss_proj_shape sh[1] = {{"a", 256, 512}};
+    ss_dtype dt[1] = {SS_DTYPE_I8};
+    ss_pattern pats[1] = {{2, 8}};
+    int64_t mc[1] = {64}, mf[1] = {128};
+    ss_tune_opts o = {.ctx = ctx, .shapes = sh, .n_shapes = 1, .dtypes = dt, .n_dtypes = 1,
+                      .patterns = pats, .n_patterns = 1, .coarse = 1, .fine = 1, .m_coarse = mc,
+                      .n_m_coarse = 1, .m_fine = mf, .n_m_fine = 1, .root = tmp, .warmup = 2,
+                      .repeat = 5};
+    ss_tune_result res;
+    assert_ok(ss_context_set_tuning(ctx, tmp, NULL, NULL)); /* not ./tuning */
+    assert_ok(ss_tune_run(&o, &res));
+    int fine_ran = res.skipped == 0;
+    assert_int_equal(res.launches_tuned, 1 + fine_ran);
+    ss_tune_table *t = NULL;
+    assert_ok(ss_tune_table_load(res.path, &t));
+    const ss_tune_kernel_entry *c =
+        ss_tune_table_find_kernel(t, "quant", SS_DTYPE_I8, 512, 512, 64);
+    assert_non_null(c);
+    assert_true(c->top[0].us > 0);
+    if (fine_ran) {
+        int64_t kq = ss_slid_k(pats[0], 512);
+        assert_non_null(ss_tune_table_find_kernel(t, "quant", SS_DTYPE_I8, 512, kq, 128));
+        /* cuSPARSELt candidates carry the workspace their plan asked for */
+        const ss_tune_entry *g = ss_tune_table_find(t, SS_BACKEND_CUSPARSELT, SS_DTYPE_I8,
+                                                    SS_DTYPE_I32, 256, kq, 128);
+        assert_non_null(g);
+    }
+    ss_tune_table_free(t);
+    assert_ok(ss_tune_run(&o, &res));
+    assert_int_equal(res.launches_tuned, 0);
+    assert_int_equal(res.tuned, 0);
+    /* what a layer would apply */
+    ss_quant_launch ql;
+    assert_ok(ss_context_set_tuning(ctx, tmp, NULL, NULL));
+    assert_int_equal(ss_context_tuned_quant(ctx, SS_DTYPE_I8, 512, 512, 64, &ql), 1);
+    ss_context_destroy(ctx);
+    ss_test_rmtree(tmp);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_lookup_rule),
         cmocka_unit_test(test_put_replaces), cmocka_unit_test(test_parse_rejects),
         cmocka_unit_test(test_open_rules),   cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_cpu_algo_interface), cmocka_unit_test(test_run_reuses),
+        cmocka_unit_test(test_kernel_round_trip), cmocka_unit_test(test_kernel_lookup_rule),
+        cmocka_unit_test(test_kernel_rejects),    cmocka_unit_test(test_context_quant),
+        cmocka_unit_test(test_gpu_quant_search),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

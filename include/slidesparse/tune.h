@@ -24,6 +24,17 @@
  * M bucket (multiple of 16). Lookup: among entries of the same (backend, in,
  * out, n, k) the smallest m >= requested, else the largest.
  *
+ * Optional (a table without it loads, with no kernel entries): our kernels'
+ * launch configurations, a top-level array beside "entries":
+ *    "kernels": [
+ *      {"kernel": "quant", "qdt": "I8", "k": 2560, "k_out": 3840, "m": 4096,
+ *       "best": {"vecs": 2, "pdl": 1},
+ *       "top": [{"vecs": 2, "pdl": 1, "us": 5.1}, ...]}]              (1..3)
+ * kernel "quant" is the quant(+slide) kernel, qdt I8 or F8_E4M3, k its
+ * logical K, k_out the q columns (ceil32(K) dense, K' slid: a multiple of
+ * 32), vecs 0 (automatic), 1, 2, 4 or 8, pdl 0 or 1.
+ * Same lookup rule per (kernel, qdt, k, k_out).
+ *
  * The library never prints: the search reports progress through a callback
  * and the table loader's decision is a status string (and a log callback).
  */
@@ -61,6 +72,10 @@ typedef struct {
  * backend has no choice: the CPU backend). */
 int ss_linear_algo_count(ss_linear *lin, int64_t m);
 ss_status ss_linear_algo_get(ss_linear *lin, int64_t m, int i, ss_algo *out);
+/* Workspace bytes algorithm a (alg id, split_k, opaque algo) needs at the M
+ * bucket of m: cuSPARSELt asks a plan built with a's settings; a backend
+ * whose candidates already carry it answers a->workspace. */
+ss_status ss_linear_algo_workspace(ss_linear *lin, int64_t m, const ss_algo *a, uint64_t *bytes);
 /* Pins algorithm a for the M bucket of m (a == NULL: back to the table or the
  * heuristic). SS_EUNSUPPORTED when the backend has no choice. */
 ss_status ss_linear_algo_set(ss_linear *lin, int64_t m, const ss_algo *a);
@@ -124,6 +139,42 @@ const ss_tune_entry *ss_tune_table_lookup(const ss_tune_table *t, ss_backend b, 
 const ss_tune_entry *ss_tune_table_find(const ss_tune_table *t, ss_backend b, ss_dtype in,
                                         ss_dtype out, int64_t n, int64_t k, int64_t m);
 
+/* Our quant(+slide) kernel's launch configuration, tuned per (dtype, K, K_out, M)
+ * alongside the GEMMs: vecs = 16-byte loads per thread in the row-in-registers
+ * kernel (1, 2, 4 or 8; 0 = the library's automatic choice), pdl = 1 launches it
+ * as a programmatic dependent launch (cc >= 9.0). */
+typedef struct {
+    int vecs;
+    int pdl;
+} ss_quant_launch;
+
+/* One kernel-launch entry (the "kernels" array). */
+typedef struct {
+    char kernel[16];      /* "quant" */
+    ss_dtype qdt;         /* SS_DTYPE_I8 / SS_DTYPE_F8_E4M3 */
+    int64_t k, k_out, m;  /* m: the M bucket */
+    ss_quant_launch best;
+    int n_top;
+    struct {
+        ss_quant_launch launch;
+        double us;
+    } top[SS_TUNE_TOP];
+} ss_tune_kernel_entry;
+
+size_t ss_tune_table_kernel_count(const ss_tune_table *t);
+const ss_tune_kernel_entry *ss_tune_table_kernel_entry(const ss_tune_table *t, size_t i);
+/* Adds e (range-checked like the parser: SS_EINVAL), replacing an entry with
+ * the same (kernel, qdt, k, k_out, m). */
+ss_status ss_tune_table_put_kernel(ss_tune_table *t, const ss_tune_kernel_entry *e);
+/* By the lookup rule (smallest m >= requested, else the largest), or NULL. */
+const ss_tune_kernel_entry *ss_tune_table_lookup_kernel(const ss_tune_table *t,
+                                                        const char *kernel, ss_dtype qdt,
+                                                        int64_t k, int64_t k_out, int64_t m);
+/* Tuned at exactly this m, or NULL. */
+const ss_tune_kernel_entry *ss_tune_table_find_kernel(const ss_tune_table *t, const char *kernel,
+                                                      ss_dtype qdt, int64_t k, int64_t k_out,
+                                                      int64_t m);
+
 /* "<root>/<key dir>/tuning.json". */
 ss_status ss_tune_table_path(const char *root, const ss_tune_key *key, char *buf, size_t n);
 
@@ -148,14 +199,6 @@ const char *ss_context_tuning_status(const ss_context *ctx);
 /* The entry a backend applies for a GEMM (NULL: use the heuristic). */
 const ss_tune_entry *ss_context_tuned(ss_context *ctx, ss_backend b, ss_dtype in, ss_dtype out,
                                       int64_t n, int64_t k, int64_t m);
-/* Our quant(+slide) kernel's launch configuration, tuned per (dtype, K, K_out, M)
- * alongside the GEMMs: vecs = 16-byte loads per thread in the row-in-registers
- * kernel (1, 2, 4 or 8; 0 = the library's automatic choice), pdl = 1 launches it
- * as a programmatic dependent launch (cc >= 9.0). */
-typedef struct {
-    int vecs;
-    int pdl;
-} ss_quant_launch;
 /* The tuned quant launch for (qdt, k, k_out) at the M bucket of m in ctx's
  * table (same lookup rule as the GEMM entries): 1 with *out filled, or 0 when
  * the table has none (then the automatic choice applies). */
@@ -212,6 +255,7 @@ typedef struct {
 
 typedef struct {
     int tuned, reused, skipped;
+    int launches_tuned;         /* quant launch entries measured (GPU) */
     char path[1024];            /* the table written */
 } ss_tune_result;
 

@@ -59,6 +59,8 @@ typedef struct ss_backend_ops {
     int (*algo_count)(ss_linear *lin, int64_t m_pad);
     ss_status (*algo_get)(ss_linear *lin, int64_t m_pad, int i, ss_algo *out);
     ss_status (*algo_set)(ss_linear *lin, int64_t m_pad, const ss_algo *a);
+    /* Optional: workspace bytes a needs at m_pad (NULL = a->workspace is exact). */
+    ss_status (*algo_workspace)(ss_linear *lin, int64_t m_pad, const ss_algo *a, uint64_t *bytes);
 } ss_backend_ops;
 
 extern const ss_backend_ops ss_backend_cpu;

@@ -86,9 +86,10 @@ static void plan_clear(sp_plan *p) {
     } while (0)
 
 /* Builds the plan for mp with `choice` (the tuner's pin), or the table's /
- * the default one when choice is NULL. */
-static ss_status plan_build_with(sp_linear *c, int64_t mp, sp_plan *p,
-                                 const ss_cusparselt_choice *choice) {
+ * the default one when choice is NULL. reserve = 0 only asks the workspace
+ * size (the tuner's query) without growing the context's buffer. */
+static ss_status plan_build_ex(sp_linear *c, int64_t mp, sp_plan *p,
+                               const ss_cusparselt_choice *choice, int reserve) {
     ss_gpu_linear *g = &c->g;
     ss_cuda_state *st = ss_cuda(g->ctx);
     const cusparseLtHandle_t *h = &st->sp;
@@ -118,6 +119,10 @@ static ss_status plan_build_with(sp_linear *c, int64_t mp, sp_plan *p,
     SP_TRY(cusparseLtMatmulPlanInit(h, &p->plan, &p->mm, &p->sel), "plan");
     p->have_plan = 1;
     SP_TRY(cusparseLtMatmulGetWorkspace(h, &p->plan, &p->workspace), "workspace query");
+    if (!reserve) {
+        p->m_pad = mp;
+        return SS_OK;
+    }
     s = ss_cuda_buf_reserve(&st->workspace, p->workspace + SS_GPU_GEMM_SLACK, g->name,
                             "GEMM workspace");
     if (s != SS_OK)
@@ -127,6 +132,24 @@ static ss_status plan_build_with(sp_linear *c, int64_t mp, sp_plan *p,
 fail:
     plan_clear(p);
     return s;
+}
+
+static ss_status plan_build_with(sp_linear *c, int64_t mp, sp_plan *p,
+                                 const ss_cusparselt_choice *choice) {
+    return plan_build_ex(c, mp, p, choice, 1);
+}
+
+/* Workspace of (alg id, split_k) at mp, from a scratch plan: the size depends
+ * on both (split-K keeps partial sums there), so the candidate list's 0 would
+ * make the search's "less workspace" tie-break meaningless. */
+static ss_status plan_workspace(sp_linear *c, int64_t mp, ss_cusparselt_choice ch,
+                                uint64_t *bytes) {
+    sp_plan tmp;
+    memset(&tmp, 0, sizeof tmp);
+    SS_TRY(plan_build_ex(c, mp, &tmp, &ch, 0));
+    *bytes = (uint64_t)tmp.workspace;
+    plan_clear(&tmp);
+    return SS_OK;
 }
 
 /* A tuned choice the library refuses (a table from a run with other limits)
@@ -309,7 +332,17 @@ static ss_status sp_algo_get(ss_linear *lin, int64_t mp, int i, ss_algo *out) {
     out->split_k_max = 8;
     out->segment_k = st->cc_major >= 9;
     snprintf(out->desc, sizeof out->desc, "alg %d", i);
+    /* the size at split_k 1; the search asks again for the split_k it times */
+    if (plan_workspace(c, mp, (ss_cusparselt_choice){.alg_id = i, .split_k = 1},
+                       &out->workspace) != SS_OK)
+        ss_clear_error(); /* the library refuses this id here: algo_set will say so */
     return SS_OK;
+}
+
+static ss_status sp_algo_workspace(ss_linear *lin, int64_t mp, const ss_algo *a,
+                                   uint64_t *bytes) {
+    ss_cusparselt_choice ch = {.alg_id = a->alg_id, .split_k = a->split_k};
+    return plan_workspace((sp_linear *)lin, mp, ch, bytes);
 }
 
 static ss_status sp_algo_set(ss_linear *lin, int64_t mp, const ss_algo *a) {
@@ -335,4 +368,5 @@ const ss_backend_ops ss_backend_cusparselt = {
     .algo_count = sp_algo_count,
     .algo_get = sp_algo_get,
     .algo_set = sp_algo_set,
+    .algo_workspace = sp_algo_workspace,
 };

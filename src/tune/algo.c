@@ -33,3 +33,16 @@ ss_status ss_linear_algo_set(ss_linear *lin, int64_t m, const ss_algo *a) {
                        ss_backend_name(a->backend), lin->ops->name);
     return lin->ops->algo_set(lin, ss_linear_m_pad(m), a);
 }
+
+ss_status ss_linear_algo_workspace(ss_linear *lin, int64_t m, const ss_algo *a, uint64_t *bytes) {
+    if (!lin || !a || !bytes)
+        return ss_fail(SS_EINVAL, "algo workspace: linear, algorithm or out pointer is NULL");
+    if (m <= 0)
+        return ss_fail(SS_EINVAL, "tensor '%s': algo workspace: expected m > 0, found %lld",
+                       lin->name, (long long)m);
+    if (!lin->ops->algo_workspace) {
+        *bytes = a->workspace;
+        return SS_OK;
+    }
+    return lin->ops->algo_workspace(lin, ss_linear_m_pad(m), a, bytes);
+}

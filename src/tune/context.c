@@ -122,7 +122,8 @@ ss_status ss_tune_table_open(const ss_context *ctx, const char *root, ss_tune_ta
         ss_tune_table_free(t);
         return SS_OK;
     }
-    snprintf(status, n, "tuning: loaded %s (%zu entries)", path, ss_tune_table_count(t));
+    snprintf(status, n, "tuning: loaded %s (%zu entries, %zu kernel launches)", path,
+             ss_tune_table_count(t), ss_tune_table_kernel_count(t));
     *out = t;
     return SS_OK;
 }
@@ -169,8 +170,8 @@ const char *ss_context_tuning_status(const ss_context *ctx) {
     return tc ? tc->status : "";
 }
 
-const ss_tune_entry *ss_context_tuned(ss_context *ctx, ss_backend b, ss_dtype in, ss_dtype out,
-                                      int64_t n, int64_t k, int64_t m) {
+/* ctx's table, opened on first use (NULL: none applies). */
+static const ss_tune_table *context_table(ss_context *ctx) {
     if (!ctx)
         return NULL;
     ss_tune_ctx *tc = tune_state(ctx);
@@ -188,14 +189,22 @@ const ss_tune_entry *ss_context_tuned(ss_context *ctx, ss_backend b, ss_dtype in
         if (tc->log)
             tc->log(tc->user, tc->status);
     }
-    return ss_tune_table_lookup(tc->table, b, in, out, n, k, m);
+    return tc->table;
+}
+
+const ss_tune_entry *ss_context_tuned(ss_context *ctx, ss_backend b, ss_dtype in, ss_dtype out,
+                                      int64_t n, int64_t k, int64_t m) {
+    return ss_tune_table_lookup(context_table(ctx), b, in, out, n, k, m);
 }
 
 int ss_context_tuned_quant(ss_context *ctx, ss_dtype qdt, int64_t k, int64_t k_out, int64_t m,
                            ss_quant_launch *out) {
-    /* Contract stub: kernel-launch entries arrive with the launch-config search. */
-    (void)ctx, (void)qdt, (void)k, (void)k_out, (void)m, (void)out;
-    return 0;
+    const ss_tune_kernel_entry *e =
+        ss_tune_table_lookup_kernel(context_table(ctx), "quant", qdt, k, k_out, m);
+    if (!e || !out)
+        return 0;
+    *out = e->best;
+    return 1;
 }
 
 void ss_context_tuning_release(ss_context *ctx) {

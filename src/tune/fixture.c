@@ -115,6 +115,8 @@ void ss_fixture_free(ss_fixture *f) {
     buf_free(f, f->d);
     buf_free(f, f->y);
     buf_free(f, f->flush);
+    buf_free(f, f->lq);
+    buf_free(f, f->lsa);
     free(f->q_host);
     free(f->d_ref);
     memset(f, 0, sizeof *f);
@@ -296,6 +298,7 @@ static ss_status run_stage(ss_fixture *f, ss_fix_stage st, int64_t m) {
     case SS_FIX_GEMM: return ss_linear_gemm(f->lin, f->q, m, f->d);
     case SS_FIX_QUANT: return ss_linear_quant(f->lin, f->x, m, f->q, f->sa);
     case SS_FIX_DEQUANT: return ss_linear_dequant(f->lin, f->d, f->sa, m, f->y);
+    case SS_FIX_QUANT_LAUNCH: return ss_fixture_quant_launch(f, m);
     default: return ss_linear_forward(f->lin, f->x, m, f->y);
     }
 }

@@ -35,6 +35,11 @@ typedef struct {
     void *y;              // (m_max, n) BF16
     void *flush;          /* 2 x L2 bytes, written before every timed iteration */
     size_t flush_bytes;
+    /* SS_FIX_QUANT_LAUNCH: the configuration timed and its own outputs, so
+     * that the GEMM's input tile in q stays intact (quant_search.c) */
+    ss_quant_launch launch;
+    void *lq;             // (m_max, kq) of wdtype, device
+    float *lsa;           // (m_max), device
 } ss_fixture;
 
 /* Synthetic weights (seeded): random I8 / E4M3 values pruned to the pattern
@@ -54,6 +59,7 @@ typedef enum {
     SS_FIX_LINEAR,    /* quant(+slide) + GEMM + dequant through the stage API */
     SS_FIX_QUANT,
     SS_FIX_DEQUANT,
+    SS_FIX_QUANT_LAUNCH, /* our quant kernel with f->launch into lq / lsa (GPU) */
 } ss_fix_stage;
 
 /* Median latency in microseconds of `stage` at m over `repeat` iterations
@@ -69,6 +75,19 @@ double ss_fixture_bandwidth(ss_context *ctx);
 ss_status ss_tune_search(ss_fixture *f, int64_t m, int warmup, int repeat, int no_flush,
                          ss_tune_progress_fn progress, void *user, ss_tune_progress *pg,
                          ss_tune_entry *e);
+
+/* The launch search of our quant(+slide) kernel at m (quant_search.c): every
+ * configuration the kernel takes plus the automatic one, each checked
+ * bit-exactly against the CPU quantizer before it may win. GPU fixtures only
+ * (SS_EUNSUPPORTED elsewhere, or when no configuration matched). */
+ss_status ss_tune_quant_search(ss_fixture *f, int64_t m, int warmup, int repeat, int no_flush,
+                               ss_tune_progress_fn progress, void *user, ss_tune_progress *pg,
+                               ss_tune_kernel_entry *e);
+/* "vec2 pdl 5.10 us (then auto 5.40 us, ...)": an entry for the tuner's log. */
+void ss_tune_quant_describe(const ss_tune_kernel_entry *e, char *buf, size_t n);
+/* One launch of SS_FIX_QUANT_LAUNCH (SS_EUNSUPPORTED: the kernel does not take
+ * f->launch for this shape). */
+ss_status ss_fixture_quant_launch(ss_fixture *f, int64_t m);
 
 /* mkdir -p of the folder that holds path. */
 ss_status ss_mkdir_parent(const char *path);

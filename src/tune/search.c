@@ -3,7 +3,10 @@
  * Segment-K where allowed), each validated once against the CPU reference
  * before it may win, timed with the fixture's loop; within 2.5% of the
  * fastest, less workspace and then smaller split_k win. And the driver that
- * runs it over stages x shapes x dtypes x patterns x M and keeps the table.
+ * runs it over stages x shapes x dtypes x patterns x M and keeps the table;
+ * on a GPU it also tunes our quant(+slide) kernel's launch for each (dtype,
+ * K, K_out, M) (quant_search.c): quant_only in the coarse stage, quant_slide
+ * per pattern in the fine one.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +48,16 @@ static ss_status try_one(ss_fixture *f, int64_t m, const ss_algo *a, int warmup,
         return SS_OK;
     }
     return s;
+}
+
+/* The workspace a really needs (cuSPARSELt's depends on split_k; the
+ * candidate list only knows split_k 1). */
+static void fill_workspace(ss_fixture *f, int64_t mp, ss_algo *a) {
+    uint64_t ws;
+    if (ss_linear_algo_workspace(f->lin, mp, a, &ws) == SS_OK)
+        a->workspace = ws;
+    else
+        ss_clear_error(); /* it ran, so only the size is unknown: keep the list's */
 }
 
 static int better(const result *x, const result *y) {
@@ -106,6 +119,7 @@ ss_status ss_tune_search(ss_fixture *f, int64_t m, int warmup, int repeat, int n
                 break;
             if (base.split_k_max > 0)
                 snprintf(a.desc, sizeof a.desc, "%.48s sk%d", base.desc, sk);
+            fill_workspace(f, mp, &a);
             r[nr].a = a;
             r[nr++].us = us;
             int gains = prev < 0 || us < prev;
@@ -121,6 +135,7 @@ ss_status ss_tune_search(ss_fixture *f, int64_t m, int warmup, int repeat, int n
             s = try_one(f, mp, &a, warmup, repeat, no_flush, &us);
             if (s == SS_OK && us >= 0) {
                 snprintf(a.desc, sizeof a.desc, "%.48s segK", base.desc);
+                fill_workspace(f, mp, &a);
                 r[nr].a = a;
                 r[nr++].us = us;
             }
@@ -173,11 +188,52 @@ static const int64_t m_fine_default[] = {64, 128, 256, 512, 1024, 2048, 4096, 81
 typedef struct {
     const ss_tune_opts *o;
     ss_tune_table *table;
+    ss_tune_table *fresh; /* quant launches measured by this run (retune: once per key) */
     ss_tune_result *res;
     int step, total;
     double t0;
     char what[128];
 } run_state;
+
+/* Whether the quant launch for (dt, k, kq, mp) still needs measuring: GPU
+ * backends only (the CPU has no launch to choose); with retune once per run
+ * (shapes sharing a K share the entry). */
+static int quant_wanted(const run_state *rs, ss_backend b, ss_dtype dt, int64_t k, int64_t kq,
+                        int64_t mp) {
+    if (b == SS_BACKEND_CPU)
+        return 0;
+    if (ss_tune_table_find_kernel(rs->fresh, "quant", dt, k, kq, mp))
+        return 0;
+    return rs->o->retune || !ss_tune_table_find_kernel(rs->table, "quant", dt, k, kq, mp);
+}
+
+/* The launch search at mp on the fixture; a shape the kernel cannot take is
+ * skipped with its reason, like a GEMM nobody can run. */
+static ss_status tune_quant(run_state *rs, ss_fixture *f, int64_t mp, ss_tune_progress *pg) {
+    const ss_tune_opts *o = rs->o;
+    char what[128];
+    snprintf(what, sizeof what, "quant %s K %lld -> %lld M %lld", ss_dtype_name(f->desc.wdtype),
+             (long long)f->k, (long long)f->kq, (long long)mp);
+    pg->what = what;
+    ss_tune_kernel_entry e;
+    ss_status s = ss_tune_quant_search(f, mp, o->warmup > 0 ? o->warmup : 25,
+                                       o->repeat > 0 ? o->repeat : 50, o->no_flush, o->progress,
+                                       o->user, pg, &e);
+    pg->what = rs->what;
+    if (s == SS_EUNSUPPORTED) {
+        ss_fix_log(o->log, o->user, "skipped %s: %s", what, ss_last_error());
+        ss_clear_error();
+        return SS_OK;
+    }
+    SS_TRY(s);
+    SS_TRY(ss_tune_table_put_kernel(rs->table, &e));
+    SS_TRY(ss_tune_table_put_kernel(rs->fresh, &e));
+    rs->res->launches_tuned++;
+    char line[256];
+    ss_tune_quant_describe(&e, line, sizeof line);
+    ss_fix_log(o->log, o->user, "%s: %s", what, line);
+    return SS_OK;
+}
 
 /* One (backend, shape, dtype, pattern) over its M list. */
 static ss_status tune_case(run_state *rs, ss_backend b, const ss_proj_shape *sh, ss_dtype dt,
@@ -196,11 +252,14 @@ static ss_status tune_case(run_state *rs, ss_backend b, const ss_proj_shape *sh,
     ss_dtype gout = dt == SS_DTYPE_I8 ? SS_DTYPE_I32 : SS_DTYPE_F32;
     int64_t n32 = ss_ceil32(sh->n), kq = ss_slid_k(p, sh->k), mmax = 0;
     int todo = 0;
-    for (int i = 0; i < nm; i++)
-        if (o->retune || !ss_tune_table_find(rs->table, b, dt, gout, n32, kq, ss_linear_m_pad(ms[i]))) {
+    for (int i = 0; i < nm; i++) {
+        int64_t mp = ss_linear_m_pad(ms[i]);
+        if (o->retune || !ss_tune_table_find(rs->table, b, dt, gout, n32, kq, mp) ||
+            quant_wanted(rs, b, dt, sh->k, kq, mp)) {
             todo++;
             mmax = ms[i] > mmax ? ms[i] : mmax;
         }
+    }
     if (todo == 0) {
         rs->res->reused += nm;
         rs->step += nm;
@@ -211,16 +270,20 @@ static ss_status tune_case(run_state *rs, ss_backend b, const ss_proj_shape *sh,
     ss_status s = SS_OK;
     for (int i = 0; s == SS_OK && i < nm; i++, rs->step++) {
         int64_t mp = ss_linear_m_pad(ms[i]);
-        if (!o->retune && ss_tune_table_find(rs->table, b, dt, gout, n32, kq, mp)) {
-            rs->res->reused++;
-            continue;
-        }
+        int gemm = o->retune || !ss_tune_table_find(rs->table, b, dt, gout, n32, kq, mp);
+        int quant = quant_wanted(rs, b, dt, sh->k, kq, mp);
         snprintf(rs->what, sizeof rs->what, "%s %s %s %s M %lld", stage, sh->name,
                  ss_dtype_name(dt), pat, (long long)mp);
         double el = ss_monotonic_s() - rs->t0;
         ss_tune_progress pg = {.what = rs->what, .index = rs->step, .total = rs->total,
                                .elapsed_s = el,
                                .eta_s = rs->step > 0 ? el / rs->step * (rs->total - rs->step) : -1};
+        if (!gemm)
+            rs->res->reused++;
+        if (quant)
+            s = tune_quant(rs, &f, mp, &pg);
+        if (s != SS_OK || !gemm)
+            continue;
         ss_tune_entry e;
         s = ss_tune_search(&f, mp, o->warmup > 0 ? o->warmup : 25, o->repeat > 0 ? o->repeat : 50,
                            o->no_flush, o->progress, o->user, &pg, &e);
@@ -268,6 +331,10 @@ ss_status ss_tune_run(const ss_tune_opts *o, ss_tune_result *res) {
     ss_fix_log(o->log, o->user, "%s", status);
     if (!rs.table)
         SS_TRY(ss_tune_table_create(&key, &rs.table));
+    if (ss_tune_table_create(&key, &rs.fresh) != SS_OK) {
+        ss_tune_table_free(rs.table);
+        return ss_fail(SS_ENOMEM, "tune: out of memory");
+    }
     rs.total = o->n_shapes * o->n_dtypes * ((o->coarse ? nmc : 0) + (o->fine ? o->n_patterns * nmf : 0));
     ss_status s = SS_OK;
     for (int si = 0; s == SS_OK && si < o->n_shapes; si++) {
@@ -280,9 +347,10 @@ ss_status ss_tune_run(const ss_tune_opts *o, ss_tune_result *res) {
                               "fine");
         }
         /* saved after every shape: an interrupted run keeps what it measured */
-        if (s == SS_OK && res->tuned > 0)
+        if (s == SS_OK && res->tuned + res->launches_tuned > 0)
             s = ss_tune_table_save(rs.table, res->path);
     }
+    ss_tune_table_free(rs.fresh);
     ss_tune_table_free(rs.table);
     return s;
 }

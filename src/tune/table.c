@@ -1,5 +1,6 @@
-/* Tuning tables (SPEC §7): the in-memory table, its JSON form (format in
- * slidesparse/tune.h), lookup, and the atomic load/save.
+/* Tuning tables (SPEC §7): the in-memory table (GEMM entries and our
+ * kernels' launch entries), its JSON form (format in slidesparse/tune.h),
+ * lookup, and the atomic load/save.
  *
  * The parser treats the file as untrusted: every field is type- and
  * range-checked, unknown backends/dtypes are refused, and a bad entry fails
@@ -26,6 +27,8 @@ struct ss_tune_table {
     ss_tune_key key;
     ss_tune_entry *e; // (n, cap)
     size_t n, cap;
+    ss_tune_kernel_entry *ke; // (nk, kcap)
+    size_t nk, kcap;
 };
 
 // --- the table ---------------------------------------------------------------------
@@ -45,6 +48,7 @@ void ss_tune_table_free(ss_tune_table *t) {
     if (!t)
         return;
     free(t->e);
+    free(t->ke);
     free(t);
 }
 
@@ -102,6 +106,93 @@ const ss_tune_entry *ss_tune_table_find(const ss_tune_table *t, ss_backend b, ss
     return NULL;
 }
 
+// --- kernel launch entries -----------------------------------------------------------
+
+static int same_kernel(const ss_tune_kernel_entry *e, const char *kernel, ss_dtype qdt, int64_t k,
+                       int64_t k_out) {
+    return !strcmp(e->kernel, kernel) && e->qdt == qdt && e->k == k && e->k_out == k_out;
+}
+
+static int launch_ok(ss_quant_launch l) {
+    return (l.vecs == 0 || l.vecs == 1 || l.vecs == 2 || l.vecs == 4 || l.vecs == 8) &&
+           (l.pdl == 0 || l.pdl == 1);
+}
+
+/* Why e cannot be in a table (the parser's rules), or NULL. */
+static const char *kernel_entry_flaw(const ss_tune_kernel_entry *e) {
+    if (strcmp(e->kernel, "quant") != 0)
+        return "kernel: expected 'quant'";
+    if (e->qdt != SS_DTYPE_I8 && e->qdt != SS_DTYPE_F8_E4M3)
+        return "qdt: expected I8 or F8_E4M3";
+    if (e->k < 1 || e->k > SS_TUNE_MAX_DIM || e->m < 1 || e->m > SS_TUNE_MAX_DIM)
+        return "k, m: expected 1..2^31";
+    if (e->k_out < 32 || e->k_out > SS_TUNE_MAX_DIM || e->k_out % 32)
+        return "k_out: expected a positive multiple of 32";
+    if (e->n_top < 1 || e->n_top > SS_TUNE_TOP)
+        return "top: expected 1..3 timings";
+    if (!launch_ok(e->best))
+        return "best: expected vecs 0, 1, 2, 4 or 8 and pdl 0 or 1";
+    for (int i = 0; i < e->n_top; i++)
+        if (!launch_ok(e->top[i].launch) || !(e->top[i].us >= 0 && e->top[i].us < 1e30))
+            return "top: expected vecs 0, 1, 2, 4 or 8, pdl 0 or 1, us >= 0";
+    return NULL;
+}
+
+size_t ss_tune_table_kernel_count(const ss_tune_table *t) { return t ? t->nk : 0; }
+const ss_tune_kernel_entry *ss_tune_table_kernel_entry(const ss_tune_table *t, size_t i) {
+    return t && i < t->nk ? &t->ke[i] : NULL;
+}
+
+ss_status ss_tune_table_put_kernel(ss_tune_table *t, const ss_tune_kernel_entry *e) {
+    if (!t || !e)
+        return ss_fail(SS_EINVAL, "tuning table: table or kernel entry is NULL");
+    const char *flaw = kernel_entry_flaw(e);
+    if (flaw)
+        return ss_fail(SS_EINVAL, "tuning table: kernel entry (%.15s %s k %lld -> %lld, m %lld): %s",
+                       e->kernel, ss_dtype_name(e->qdt), (long long)e->k, (long long)e->k_out,
+                       (long long)e->m, flaw);
+    for (size_t i = 0; i < t->nk; i++)
+        if (same_kernel(&t->ke[i], e->kernel, e->qdt, e->k, e->k_out) && t->ke[i].m == e->m) {
+            t->ke[i] = *e;
+            return SS_OK;
+        }
+    if (t->nk == t->kcap) {
+        size_t cap = t->kcap ? t->kcap * 2 : 16;
+        ss_tune_kernel_entry *ne = realloc(t->ke, cap * sizeof *ne);
+        if (!ne)
+            return ss_fail(SS_ENOMEM, "tuning table: out of memory for %zu kernel entries", cap);
+        t->ke = ne;
+        t->kcap = cap;
+    }
+    t->ke[t->nk++] = *e;
+    return SS_OK;
+}
+
+const ss_tune_kernel_entry *ss_tune_table_lookup_kernel(const ss_tune_table *t,
+                                                        const char *kernel, ss_dtype qdt,
+                                                        int64_t k, int64_t k_out, int64_t m) {
+    const ss_tune_kernel_entry *ge = NULL, *largest = NULL; /* as ss_tune_table_lookup */
+    for (size_t i = 0; t && kernel && i < t->nk; i++) {
+        const ss_tune_kernel_entry *e = &t->ke[i];
+        if (!same_kernel(e, kernel, qdt, k, k_out))
+            continue;
+        if (e->m >= m && (!ge || e->m < ge->m))
+            ge = e;
+        if (!largest || e->m > largest->m)
+            largest = e;
+    }
+    return ge ? ge : largest;
+}
+
+const ss_tune_kernel_entry *ss_tune_table_find_kernel(const ss_tune_table *t, const char *kernel,
+                                                      ss_dtype qdt, int64_t k, int64_t k_out,
+                                                      int64_t m) {
+    for (size_t i = 0; t && kernel && i < t->nk; i++)
+        if (same_kernel(&t->ke[i], kernel, qdt, k, k_out) && t->ke[i].m == m)
+            return &t->ke[i];
+    return NULL;
+}
+
 // --- JSON: writing -----------------------------------------------------------------------
 
 static json_t *algo_json(const ss_algo *a) {
@@ -118,6 +209,35 @@ static json_t *algo_json(const ss_algo *a) {
     }
     json_object_set_new(o, "desc", json_string(a->desc));
     return o;
+}
+
+static void launch_into(json_t *o, ss_quant_launch l) {
+    json_object_set_new(o, "vecs", json_integer(l.vecs));
+    json_object_set_new(o, "pdl", json_integer(l.pdl));
+}
+
+static json_t *kernels_json(const ss_tune_table *t) {
+    json_t *arr = json_array();
+    for (size_t i = 0; i < t->nk; i++) {
+        const ss_tune_kernel_entry *e = &t->ke[i];
+        json_t *o = json_object(), *best = json_object(), *top = json_array();
+        json_object_set_new(o, "kernel", json_string(e->kernel));
+        json_object_set_new(o, "qdt", json_string(ss_dtype_name(e->qdt)));
+        json_object_set_new(o, "k", json_integer(e->k));
+        json_object_set_new(o, "k_out", json_integer(e->k_out));
+        json_object_set_new(o, "m", json_integer(e->m));
+        launch_into(best, e->best);
+        json_object_set_new(o, "best", best);
+        for (int j = 0; j < e->n_top; j++) {
+            json_t *x = json_object();
+            launch_into(x, e->top[j].launch);
+            json_object_set_new(x, "us", json_real(e->top[j].us));
+            json_array_append_new(top, x);
+        }
+        json_object_set_new(o, "top", top);
+        json_array_append_new(arr, o);
+    }
+    return arr;
 }
 
 ss_status ss_tune_table_dump(const ss_tune_table *t, char **out) {
@@ -153,6 +273,7 @@ ss_status ss_tune_table_dump(const ss_tune_table *t, char **out) {
         json_array_append_new(arr, o);
     }
     json_object_set_new(root, "entries", arr);
+    json_object_set_new(root, "kernels", kernels_json(t));
     char *s = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
     json_decref(root);
     if (!s)
@@ -310,6 +431,73 @@ static ss_status parse_entry(pctx *p, json_t *o, ss_tune_entry *e) {
     return SS_OK;
 }
 
+static ss_status parse_launch(const pctx *p, json_t *o, const char *field, ss_quant_launch *l) {
+    if (!json_is_object(o))
+        return bad(p, field, "an object", o);
+    int64_t v = 0, pdl = 0;
+    SS_TRY(get_int(p, o, "vecs", 0, 8, &v));
+    SS_TRY(get_int(p, o, "pdl", 0, 1, &pdl));
+    l->vecs = (int)v;
+    l->pdl = (int)pdl;
+    if (!launch_ok(*l))
+        return ss_fail(SS_EFORMAT, "%s: %s: field '%s': expected vecs 0, 1, 2, 4 or 8, found %d",
+                       p->label, p->where, field, l->vecs);
+    return SS_OK;
+}
+
+static ss_status parse_kernel_entry(const pctx *p, json_t *o, ss_tune_kernel_entry *e) {
+    if (!json_is_object(o))
+        return bad(p, "kernels[]", "an object", o);
+    memset(e, 0, sizeof *e);
+    SS_TRY(get_str(p, o, "kernel", e->kernel, sizeof e->kernel));
+    if (strcmp(e->kernel, "quant") != 0)
+        return ss_fail(SS_EFORMAT, "%s: %s: field 'kernel': expected 'quant', found '%s'",
+                       p->label, p->where, e->kernel);
+    SS_TRY(get_dtype(p, o, "qdt", &e->qdt));
+    if (e->qdt != SS_DTYPE_I8 && e->qdt != SS_DTYPE_F8_E4M3)
+        return ss_fail(SS_EFORMAT, "%s: %s: field 'qdt': expected I8 or F8_E4M3, found %s",
+                       p->label, p->where, ss_dtype_name(e->qdt));
+    SS_TRY(get_int(p, o, "k", 1, SS_TUNE_MAX_DIM, &e->k));
+    SS_TRY(get_int(p, o, "k_out", 32, SS_TUNE_MAX_DIM, &e->k_out));
+    if (e->k_out % 32)
+        return ss_fail(SS_EFORMAT, "%s: %s: field 'k_out': expected a multiple of 32, found %lld",
+                       p->label, p->where, (long long)e->k_out);
+    SS_TRY(get_int(p, o, "m", 1, SS_TUNE_MAX_DIM, &e->m));
+    SS_TRY(parse_launch(p, json_object_get(o, "best"), "best", &e->best));
+    json_t *top = json_object_get(o, "top");
+    if (!json_is_array(top) || json_array_size(top) < 1 || json_array_size(top) > SS_TUNE_TOP)
+        return ss_fail(SS_EFORMAT, "%s: %s: field 'top': expected an array of 1..%d, found %s",
+                       p->label, p->where, SS_TUNE_TOP,
+                       json_is_array(top) ? "another length" : "no array");
+    for (size_t j = 0; j < json_array_size(top); j++) {
+        json_t *x = json_array_get(top, j);
+        SS_TRY(parse_launch(p, x, "top[]", &e->top[j].launch));
+        SS_TRY(get_num(p, x, "us", &e->top[j].us));
+        e->n_top++;
+    }
+    return SS_OK;
+}
+
+/* The optional "kernels" array (absent in tables written before it existed). */
+static ss_status parse_kernels(pctx *p, json_t *arr, ss_tune_table *t) {
+    snprintf(p->where, sizeof p->where, "top level");
+    if (!arr)
+        return SS_OK;
+    if (!json_is_array(arr))
+        return bad(p, "kernels", "an array", arr);
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        ss_tune_kernel_entry e;
+        snprintf(p->where, sizeof p->where, "kernel entry %zu", i);
+        SS_TRY(parse_kernel_entry(p, json_array_get(arr, i), &e));
+        if (ss_tune_table_find_kernel(t, e.kernel, e.qdt, e.k, e.k_out, e.m))
+            return ss_fail(SS_EFORMAT, "%s: kernel entry %zu: (%s %s k %lld -> %lld, m %lld) "
+                           "appears twice", p->label, i, e.kernel, ss_dtype_name(e.qdt),
+                           (long long)e.k, (long long)e.k_out, (long long)e.m);
+        SS_TRY(ss_tune_table_put_kernel(t, &e));
+    }
+    return SS_OK;
+}
+
 static ss_status parse_key(pctx *p, json_t *k, ss_tune_key *key) {
     snprintf(p->where, sizeof p->where, "key");
     if (!json_is_object(k))
@@ -359,6 +547,8 @@ static ss_status parse_root(pctx *p, json_t *root, ss_tune_table **out) {
         if (s == SS_OK)
             s = ss_tune_table_put(t, &e);
     }
+    if (s == SS_OK)
+        s = parse_kernels(p, json_object_get(root, "kernels"), t);
     if (s != SS_OK) {
         ss_tune_table_free(t);
         return s;
