@@ -9,11 +9,17 @@
  *   2  SS_ATTN_SIMT: today's SIMT kernel for every tile (256-item tiles; the
  *      path of every head_dim other than 128)
  *   3  SS_ATTN_MMA_H1: tensor-core prefill, one head per block + split-key decode
- *   4  SS_ATTN_AUTO (what the engine runs): tensor-core prefill, 2 heads per
- *      block sharing K/V tiles + split-key decode
+ *   4  SS_ATTN_DECODE1 (the engine before decode v3; SS_ATTN_DECODE=1):
+ *      tensor-core prefill, 2 heads per block sharing K/V tiles + split-key
+ *      decode v1 (8 warps per (sequence, kv head))
  *   5  SS_ATTN_DECODE2 (the engine with SS_ATTN_DECODE=2): as 4, with the v2
  *      decode kernel (a chunk's value rows loaded before the first FMA,
  *      16-byte loads, two keys per warp load)
+ *   6  SS_ATTN_DECODE3 (the engine's default, SS_ATTN_DECODE=3): as 4, with
+ *      the v3 decode kernel (keys split over a cluster of blocks, cp.async
+ *      K/V tiles, the GQA heads as tensor-core rows, DSMEM merge)
+ *   7  as 6 with SS_ATTN_PURE_DECODE (no tensor-core prefill launch; pure
+ *      decode batches only)
  *
  *   dev_attention [quick | validate]
  *
@@ -24,7 +30,9 @@
  * Timing (median of batches, cudaEvents): prefill of S sequences x P tokens
  * (BitNet-2B: 20 heads, 5 kv heads, hd 128) in TFLOPS (4 * hd flops per
  * (query, key, head) pair) and tokens/s of the attention alone; decode of B
- * sequences at context C in GB/s of KV read (the bound for decode).
+ * sequences at context C in GB/s of KV read (the bound for decode). Decode
+ * timings rotate over copies of the K/V pools that together exceed 4x L2, so
+ * small cases are not served from L2.
  */
 #include <math.h>
 #include <stdint.h>
@@ -376,22 +384,24 @@ static void release(Batch &b) {
     cudaFree(b.d_tok), cudaFree(b.d_tables), cudaFree(b.d_tiles), cudaFree(b.d_tiles16);
 }
 
-static const int N_VARIANTS = 5;
+static const int N_VARIANTS = 7;
 static const char *variant_name[N_VARIANTS + 1] = {"", "1 old SIMT (16-item tiles)", "2 SIMT (256-item tiles)",
-                                                   "3 MMA 1 head/block + split decode",
-                                                   "4 MMA 2 heads/block (engine)",
-                                                   "5 as 4 + decode v2 (SS_ATTN_DECODE=2)"};
+                                                   "3 MMA 1 head/block + decode v1",
+                                                   "4 MMA 2 heads/block + decode v1",
+                                                   "5 as 4 + decode v2 (SS_ATTN_DECODE=2)",
+                                                   "6 as 4 + decode v3 (SS_ATTN_DECODE=3)",
+                                                   "7 v3, pure-decode flag"};
+
+static bool pure_decode(const Batch &b) { return b.t == (int64_t)b.seqs.size(); }
 
 static cudaError_t run(const Batch &b, int variant) {
+    static const int code[N_VARIANTS + 1] = {0, 0, SS_ATTN_SIMT, SS_ATTN_MMA_H1, SS_ATTN_DECODE1, SS_ATTN_DECODE2,
+                                             SS_ATTN_DECODE3, SS_ATTN_DECODE3 | SS_ATTN_PURE_DECODE};
     if (variant == 1)
         return v1::run(b.d_qkv, b.d_tok, b.d_tiles16, b.n_tiles16, b.d_tables, b.max_blocks, b.d_k, b.d_v, b.nh,
                        b.nkv, b.hd, b.d_out);
-    if (variant == 4) /* the engine's entry point itself */
-        return ss_attention_cuda(b.d_qkv, b.d_tok, b.d_tiles, b.n_tiles, b.d_tables, b.max_blocks, b.d_k,
-                                 b.d_v, b.nh, b.nkv, b.hd, b.d_out, 0);
     return ss_attention_cuda_variant(b.d_qkv, b.d_tok, b.d_tiles, b.n_tiles, b.d_tables, b.max_blocks, b.d_k,
-                                     b.d_v, b.nh, b.nkv, b.hd, b.d_out,
-                                     variant == 2 ? SS_ATTN_SIMT : variant == 5 ? SS_ATTN_DECODE2 : SS_ATTN_MMA_H1, 0);
+                                     b.d_v, b.nh, b.nkv, b.hd, b.d_out, code[variant], 0);
 }
 
 /* Reference for one (row, head): double softmax over positions 0..pos. */
@@ -465,6 +475,15 @@ static int validate(const char *name, Batch &b, int64_t stride, int variant) {
 
 static std::vector<Seq> uniform(int n_seqs, int start, int n) { return std::vector<Seq>(n_seqs, Seq{start, n}); }
 
+/* One decode token per sequence, contexts spread evenly over lo..hi (the
+ * decode bench's running set: prompts of 16 plus 0..256 generated tokens). */
+static std::vector<Seq> decode_mix(int n_seqs, int lo, int hi) {
+    std::vector<Seq> s;
+    for (int i = 0; i < n_seqs; i++)
+        s.push_back(Seq{lo - 1 + (int)((int64_t)i * (hi - lo) / std::max(1, n_seqs - 1)), 1});
+    return s;
+}
+
 int main(int argc, char **argv) {
     const bool quick = argc > 1 && strcmp(argv[1], "quick") == 0;
     const bool validate_only = argc > 1 && strcmp(argv[1], "validate") == 0; /* e.g. under compute-sanitizer */
@@ -492,12 +511,18 @@ int main(int argc, char **argv) {
         {"hd 128 group 1 (256-row tiles)", 3, 3, 128, {{0, 300}, {37, 260}, {90, 1}}, 3},
         {"hd 128 group 5 (odd heads per block)", 10, 2, 128, {{0, 70}, {0, 1}, {31, 33}}, 1},
         {"hd 128 group 20 (12-row tiles)", 20, 1, 128, {{0, 50}, {300, 1}, {7, 13}}, 1},
+        /* decode v3: 8-block clusters over long contexts, 16-key tails, 2 head passes */
+        {"bitnet-2b decode 8 seqs at 4096", 20, 5, 128, uniform(8, 4095, 1), 1},
+        {"bitnet-2b decode mix 512 seqs at 16..272", 20, 5, 128, decode_mix(512, 16, 272), 3},
+        {"decode group 20, contexts 1..1500", 20, 1, 128, {{0, 1}, {14, 1}, {16, 1}, {17, 1}, {1499, 1}}, 1},
+        {"decode group 8, 2 seqs (8-way split)", 16, 2, 128, {{0, 1}, {999, 1}}, 1},
     };
     for (Case &c : cases) {
         Batch b;
         build(b, c.nh, c.nkv, c.hd, c.seqs);
         for (int v = 1; v <= N_VARIANTS; v++)
-            fails += validate(c.name, b, c.stride, v);
+            if (v != 7 || pure_decode(b))
+                fails += validate(c.name, b, c.stride, v);
         release(b);
     }
     if (fails)
@@ -507,25 +532,27 @@ int main(int argc, char **argv) {
     /* Timings: BitNet-2B shapes, every variant. */
     struct Timing {
         const char *name;
-        int n_seqs, start, n;
+        std::vector<Seq> seqs;
     };
     std::vector<Timing> timings = {
-        {"prefill 16 x 1024 (M = 16384)", 16, 0, 1024},
-        {"prefill 4 x 1024 (M = 4096)", 4, 0, 1024},
-        {"chunked 16 x 512 after 512", 16, 512, 512},
-        {"decode 64 seqs at 272", 64, 271, 1},
-        {"decode 64 seqs at 1024", 64, 1023, 1},
-        {"decode 256 seqs at 272", 256, 271, 1},
-        {"decode 512 seqs at 272", 512, 271, 1},
-        {"decode 8 seqs at 4096", 8, 4095, 1},
+        {"decode 64 seqs at 272", uniform(64, 271, 1)},
+        {"decode 64 seqs at 1024", uniform(64, 1023, 1)},
+        {"decode 256 seqs at 272", uniform(256, 271, 1)},
+        {"decode 512 seqs at 272", uniform(512, 271, 1)},
+        {"decode 8 seqs at 4096", uniform(8, 4095, 1)},
+        {"decode mix 512 at 16..272", decode_mix(512, 16, 272)},
+        {"prefill 16 x 1024 (M = 16384)", uniform(16, 0, 1024)},
+        {"prefill 4 x 1024 (M = 4096)", uniform(4, 0, 1024)},
+        {"chunked 16 x 512 after 512", uniform(16, 512, 512)},
     };
     if (quick)
-        timings.resize(4);
+        timings.resize(1);
     printf("# timings (BitNet-2B: 20 heads, 5 kv heads, hd 128; median of cudaEvent batches)\n");
     std::vector<std::string> table;
     for (const Timing &tm : timings) {
         Batch b;
-        build(b, 20, 5, 128, uniform(tm.n_seqs, tm.start, tm.n));
+        build(b, 20, 5, 128, tm.seqs);
+        const bool decode = pure_decode(b);
         double pairs = 0; /* (query, key) pairs per head */
         for (const Seq &s : b.seqs)
             pairs += (double)s.n * s.start + (double)s.n * (s.n + 1) / 2.0;
@@ -533,18 +560,36 @@ int main(int argc, char **argv) {
         double kv_bytes = 0; /* distinct K and V rows read */
         for (const Seq &s : b.seqs)
             kv_bytes += 2.0 * (s.start + s.n) * b.nkv * b.hd * 2;
+        /* Decode: copies of the K/V pools, rotated, so that L2 does not hold them. */
+        const size_t pool = (size_t)b.n_blocks * SS_KV_BLOCK * b.nkv * b.hd * 2;
+        const int sets = decode ? rotation_sets(2 * pool) : 1;
+        std::vector<uint16_t *> ks(sets, b.d_k), vs(sets, b.d_v);
+        for (int i = 1; i < sets; i++) {
+            CK(cudaMalloc(&ks[i], pool));
+            CK(cudaMalloc(&vs[i], pool));
+            CK(cudaMemcpy(ks[i], b.d_k, pool, cudaMemcpyDeviceToDevice));
+            CK(cudaMemcpy(vs[i], b.d_v, pool, cudaMemcpyDeviceToDevice));
+        }
         for (int v = 1; v <= N_VARIANTS; v++) {
-            if (v == 2 && tm.n > 1)
+            if (v == 2 && !decode)
                 continue; /* variant 2 = variant 1's kernel on 16x bigger tiles: slower, not timed for prefill */
-            if (v == 5 && tm.n > 1)
-                continue; /* variant 5 differs from 4 in decode tiles only */
-            double us = time_us([&](int) { run(b, v); }, 1, 5, 7);
+            if (v >= 5 && !decode)
+                continue; /* variants 5..7 differ from 4 in decode tiles only */
+            double us = time_us(
+                [&](int i) {
+                    b.d_k = ks[i], b.d_v = vs[i];
+                    run(b, v);
+                },
+                sets, 5, 7);
+            b.d_k = ks[0], b.d_v = vs[0];
             char line[256];
-            snprintf(line, sizeof line, "%-32s %-36s %9.1f us %7.2f TFLOPS %8.1f GB/s KV %10.0f tok/s", tm.name,
-                     variant_name[v], us, flops / us / 1e6, kv_bytes / us / 1e3, (double)b.t / us * 1e6);
+            snprintf(line, sizeof line, "%-28s %-38s %9.1f us %7.2f TFLOPS %8.1f GB/s KV (3 TB/s floor %6.1f us) %10.0f tok/s", tm.name,
+                     variant_name[v], us, flops / us / 1e6, kv_bytes / us / 1e3, kv_bytes / 3e6, (double)b.t / us * 1e6);
             printf("%s\n", line);
             table.push_back(line);
         }
+        for (int i = 1; i < sets; i++)
+            cudaFree(ks[i]), cudaFree(vs[i]);
         release(b);
     }
     CK(cudaGetLastError());

@@ -19,12 +19,19 @@
  *   own (m, l, o) for up to 4 heads, and the warps' partials are merged in
  *   shared memory at the end. decode2_kernel (SS_ATTN_DECODE2, opt-in) is the
  *   same split with the chunk's value rows loaded before the first FMA.
+ * - decode3_kernel (head_dim 128, 1-row tiles, cc >= 9.0; the default decode
+ *   kernel, attention_cluster_decode.cuh): the keys of a (sequence, kv head)
+ *   split over a cluster of up to 8 blocks, K/V tiles staged by cp.async,
+ *   the GQA group's heads as the rows of tensor-core mma, partials merged
+ *   through distributed shared memory.
  * - simt_kernel (every other head_dim, and SS_ATTN_SIMT): 4 warps, 16 items
  *   at a time; lane = key scores, warp = item.
  */
+#include <cooperative_groups.h> /* clusters (attention_cluster_decode.cuh) */
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "engine/cuda/bf16.cuh"
 #include "engine/cuda/kernels.h"
@@ -45,6 +52,25 @@ __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1)
         v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
+}
+
+constexpr int MAX_DEVICES = 64;
+
+/* cudaFuncSetAttribute(MaxDynamicSharedMemorySize) once per device and
+ * kernel instead of per launch (a driver call each time). done: the caller's
+ * static flags for this kernel. Benign race: the call is idempotent. */
+cudaError_t opt_in_smem(int (&done)[MAX_DEVICES], const void *kernel, int bytes) {
+    int dev = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e != cudaSuccess)
+        return e;
+    const bool cached = dev >= 0 && dev < MAX_DEVICES;
+    if (cached && __atomic_load_n(&done[dev], __ATOMIC_ACQUIRE))
+        return cudaSuccess;
+    e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    if (e == cudaSuccess && cached)
+        __atomic_store_n(&done[dev], 1, __ATOMIC_RELEASE);
+    return e;
 }
 
 /* Cache slot (block * SS_KV_BLOCK + offset) of position p. */
@@ -219,8 +245,8 @@ cudaError_t launch_simt(const uint16_t *qkv, const ss_tok_info *tok, const ss_at
                         const uint16_t *vc, int nh, int nkv, int hd, uint16_t *out, cudaStream_t stream) {
     const size_t smem = simt_smem(hd);
     if (smem > 48 * 1024) {
-        cudaError_t e = cudaFuncSetAttribute(simt_kernel<DPL>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             (int)smem);
+        static int opted[MAX_DEVICES]; /* per instantiation; the largest smem of this DPL */
+        cudaError_t e = opt_in_smem(opted, (const void *)simt_kernel<DPL>, (int)simt_smem(32 * DPL));
         if (e != cudaSuccess)
             return e;
     }
@@ -243,6 +269,23 @@ cudaError_t simt(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile
 }
 
 #include "engine/cuda/attention_mma.cuh"
+#include "engine/cuda/attention_cluster_decode.cuh"
+
+/* Decode kernel version (1, 2, 3) of SS_ATTN_AUTO: SS_ATTN_DECODE=1|2|3 in
+ * the environment (read once per process, like the engine's other switches),
+ * else DEFAULT_DECODE. Benign race: every reader computes the same value. */
+constexpr int DEFAULT_DECODE = 1;
+
+int auto_decode_version() {
+    static int version; /* 0: not read yet */
+    int v = __atomic_load_n(&version, __ATOMIC_ACQUIRE);
+    if (v == 0) {
+        const char *s = getenv("SS_ATTN_DECODE");
+        v = s && s[0] >= '1' && s[0] <= '3' && s[1] == 0 ? s[0] - '0' : DEFAULT_DECODE;
+        __atomic_store_n(&version, v, __ATOMIC_RELEASE);
+    }
+    return v;
+}
 
 } // namespace
 
@@ -252,6 +295,8 @@ extern "C" cudaError_t ss_attention_cuda_variant(const uint16_t *qkv, const ss_t
                                                  const uint16_t *k_layer, const uint16_t *v_layer,
                                                  int nh, int nkv, int hd, uint16_t *out, int variant,
                                                  cudaStream_t stream) {
+    const bool pure_decode = (variant & SS_ATTN_PURE_DECODE) != 0;
+    variant &= ~SS_ATTN_PURE_DECODE;
     if (n_tiles <= 0)
         return cudaSuccess;
     if (hd <= 0 || (hd & 1) || hd > SS_ATTN_MAX_HD || n_tiles > 0x7fffffff || nkv <= 0 || nh % nkv)
@@ -259,17 +304,31 @@ extern "C" cudaError_t ss_attention_cuda_variant(const uint16_t *qkv, const ss_t
     if (hd != MMA_HD || variant == SS_ATTN_SIMT)
         return simt(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, hd, out, stream);
     /* Tiles of >= 2 rows to the tensor cores, 1-row tiles to the decode
-     * kernel; each kernel's blocks skip the other kind. */
+     * kernel; each kernel's blocks skip the other kind. On a batch the caller
+     * knows to be pure decode, the tensor-core grid (all empty blocks) is not
+     * launched at all. */
     const int group = nh / nkv, max_heads = group < SS_ATTN_ITEMS ? group : SS_ATTN_ITEMS;
-    cudaError_t e = variant == SS_ATTN_MMA_H1
-                        ? launch_mma<1>(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh,
-                                        nkv, max_heads, out, stream)
-                        : launch_mma<2>(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh,
-                                        nkv, max_heads, out, stream);
+    cudaError_t e = cudaSuccess;
+    if (!pure_decode)
+        e = variant == SS_ATTN_MMA_H1 ? launch_mma<1>(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer,
+                                                      nh, nkv, max_heads, out, stream)
+                                      : launch_mma<2>(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer,
+                                                      nh, nkv, max_heads, out, stream);
     if (e != cudaSuccess)
         return e;
-    if (variant == SS_ATTN_DECODE2)
+    const int version = variant == SS_ATTN_DECODE2   ? 2
+                        : variant == SS_ATTN_DECODE3 ? 3
+                        : variant == SS_ATTN_AUTO    ? auto_decode_version()
+                                                     : 1; /* SS_ATTN_DECODE1, SS_ATTN_MMA_H1 */
+    if (version == 2)
         return launch_decode2(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, out, stream);
+    if (version == 3) {
+        bool ran = false;
+        e = launch_decode3(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, out, stream, &ran);
+        if (e != cudaSuccess || ran)
+            return e;
+        /* no thread-block clusters before cc 9.0: v1 */
+    }
     return launch_decode(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, out, stream);
 }
 

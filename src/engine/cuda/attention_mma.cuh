@@ -254,7 +254,8 @@ cudaError_t launch_mma(const uint16_t *qkv, const ss_tok_info *tok, const ss_att
                        int64_t n_tiles, const int32_t *tables, int max_blocks, const uint16_t *kc,
                        const uint16_t *vc, int nh, int nkv, int max_heads, uint16_t *out,
                        cudaStream_t stream) {
-    cudaError_t e = cudaFuncSetAttribute(mma_kernel<HPC>, cudaFuncAttributeMaxDynamicSharedMemorySize, MMA_SMEM);
+    static int opted[MAX_DEVICES]; /* one set per instantiation */
+    cudaError_t e = opt_in_smem(opted, (const void *)mma_kernel<HPC>, MMA_SMEM);
     if (e != cudaSuccess)
         return e;
     const float sl2 = LOG2E / sqrtf((float)MMA_HD);

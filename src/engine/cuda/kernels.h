@@ -57,12 +57,31 @@ cudaError_t ss_attention_cuda(const uint16_t *qkv, const ss_tok_info *tok,
 /* The same with a kernel choice, for dev/attention.cu's ladder:
  *   SS_ATTN_AUTO   what ss_attention_cuda runs: head_dim 128 -> tensor-core
  *                  prefill (2 heads per block) for tiles of >= 2 rows and the
- *                  split-key decode kernel for 1-row tiles; else SIMT
- *   SS_ATTN_MMA_H1 as AUTO with one head per tensor-core block
+ *                  default decode kernel for 1-row tiles (v1; SS_ATTN_DECODE=1,
+ *                  2 or 3 in the environment picks v1, v2, v3, read once per
+ *                  process); else SIMT
+ *   SS_ATTN_MMA_H1 as AUTO with one head per tensor-core block and decode v1
  *   SS_ATTN_SIMT   the SIMT kernel for every tile (any head_dim)
  *   SS_ATTN_DECODE2 as AUTO with the v2 decode kernel (a chunk's value rows
- *                  loaded up front, 16-byte loads; the engine's SS_ATTN_DECODE=2) */
-enum { SS_ATTN_AUTO = 0, SS_ATTN_MMA_H1 = 1, SS_ATTN_SIMT = 2, SS_ATTN_DECODE2 = 3 };
+ *                  loaded up front, 16-byte loads; the engine's SS_ATTN_DECODE=2)
+ *   SS_ATTN_DECODE1 as AUTO with the v1 split-key decode kernel (8 warps per
+ *                  (sequence, kv head))
+ *   SS_ATTN_DECODE3 as AUTO with the v3 decode kernel (keys split over a
+ *                  cluster of blocks, cp.async K/V tiles, tensor-core heads;
+ *                  cc >= 9.0, v1 below)
+ * OR-ed flag:
+ *   SS_ATTN_PURE_DECODE every tile has one row (the batch has no prefill
+ *                  token): the tensor-core prefill grid, all of whose blocks
+ *                  would return at once, is not launched. */
+enum {
+    SS_ATTN_AUTO = 0,
+    SS_ATTN_MMA_H1 = 1,
+    SS_ATTN_SIMT = 2,
+    SS_ATTN_DECODE2 = 3,
+    SS_ATTN_DECODE1 = 4,
+    SS_ATTN_DECODE3 = 5,
+    SS_ATTN_PURE_DECODE = 0x100
+};
 cudaError_t ss_attention_cuda_variant(const uint16_t *qkv, const ss_tok_info *tok,
                                       const ss_attn_tile *tiles, int64_t n_tiles,
                                       const int32_t *tables, int max_blocks,

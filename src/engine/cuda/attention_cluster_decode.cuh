@@ -1,0 +1,300 @@
+/* Internal to attention.cu (included inside its anonymous namespace, after
+ * attention_mma.cuh): decode kernel v3, built for the KV-read bound.
+ *
+ * decode_kernel / decode2_kernel keep one block of 8 warps per (sequence, kv
+ * head) and walk the keys with dependent global loads; at 64 sequences x 272
+ * that is 320 blocks of mostly idle warps (~0.75-0.95 TB/s). Here:
+ *
+ * - The keys of a (sequence, kv head) are split over a thread-block cluster of
+ *   n_split blocks (1..8, chosen on the host from the tile count so that the
+ *   grid covers the SMs ~2x); block `rank` takes a contiguous 16-aligned range
+ *   of ~n_keys / n_split keys, computed on the device from the position.
+ * - A block stages 64-key K and V tiles in shared memory by cp.async (16-byte
+ *   copies, the same swizzled tile as the prefill kernel), two stages in
+ *   flight: 32-64 KB of loads outstanding per block, up to 3 blocks per SM.
+ * - All query heads of the tile are computed from the same K/V reads, on the
+ *   tensor cores: the heads are the 16 rows of the mma A operand (GQA group of
+ *   4 -> rows 0..3, the rest zero), warp w takes keys 16 w .. 16 w + 15 of a
+ *   tile: S = Q K^T (8 mma pairs), online softmax in the log2 domain, O += P V
+ *   (8 ldmatrix.trans + 16 mma), FP32 accumulation; P is rounded to BF16 for
+ *   the mma, as in the prefill kernel.
+ * - Each warp leaves (m, l, o) per head in its block's shared memory; after a
+ *   cluster barrier, block `rank` merges elements rank, rank + n_split, ... of
+ *   the (heads x 128) output over every warp of every block of the cluster
+ *   through distributed shared memory, and a second barrier keeps the shared
+ *   memory alive until every reader is done. No global scratch.
+ * (attention.cu includes <cooperative_groups.h> outside the namespace.)
+ */
+
+constexpr int D3_WARPS = 4;
+constexpr int D3_THREADS = D3_WARPS * 32;
+constexpr int D3_STAGES = 2;
+constexpr int D3_SMEM = D3_STAGES * 2 * MMA_TILE_BYTES; /* 64 KB */
+constexpr int D3_ROWS = 16;                              /* heads per pass (mma rows) */
+constexpr int D3_MAX_SPLIT = 8;                          /* portable cluster size */
+constexpr int D3_BLOCKS_PER_SM = 3;
+
+/* Partials in the (then idle) stage memory: o (D3_WARPS, D3_ROWS, MMA_HD),
+ * then m and l (D3_WARPS, D3_ROWS) each; 33 KB of the 64. */
+constexpr int D3_PO = 0;
+constexpr int D3_PM = D3_WARPS * D3_ROWS * MMA_HD;
+constexpr int D3_PL = D3_PM + D3_WARPS * D3_ROWS;
+static_assert((D3_PL + D3_WARPS * D3_ROWS) * 4 <= D3_SMEM, "partials fit in the stage memory");
+
+/* Block: split `rank` of tile blockIdx.x / n_split (1-row tiles only; the
+ * whole cluster of a longer tile returns at once). */
+__global__ void __launch_bounds__(D3_THREADS, D3_BLOCKS_PER_SM)
+decode3_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ tok,
+               const ss_attn_tile *__restrict__ tiles, const int32_t *__restrict__ tables, int max_blocks,
+               const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc, int nh, int nkv, float sl2,
+               int n_split, uint16_t *__restrict__ out) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    namespace cg = cooperative_groups;
+    const cg::cluster_group cluster = cg::this_cluster();
+    const int rank = (int)cluster.block_rank();
+    const ss_attn_tile tile = tiles[blockIdx.x / n_split];
+    if (tile.nq != 1)
+        return; /* same tile for the whole cluster: nobody waits at a barrier */
+    extern __shared__ __align__(128) uint8_t smem_raw[];
+    const uint32_t sbase = smem_u32(smem_raw);
+    float *part = (float *)smem_raw;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int g = lane >> 2, tq = lane & 3; /* fragment row group and column pair */
+    const int group = nh / nkv, kvh = tile.head0 / group;
+    const int64_t row_len = (int64_t)(nh + 2 * nkv) * MMA_HD, kv_row = (int64_t)nkv * MMA_HD;
+    const int32_t *table = tables + (int64_t)tile.seq * max_blocks;
+    const int n_keys = tok[tile.row0].pos + 1;
+    /* This block's keys: [k_begin, k_end), 16-aligned ranges (a warp's share of a tile). */
+    const int span = ((n_keys + n_split - 1) / n_split + 15) & ~15;
+    const int k_begin = min(n_keys, rank * span), k_end = min(n_keys, k_begin + span);
+    const int n_t = (k_end - k_begin + MMA_BN - 1) / MMA_BN;
+
+    for (int h0 = 0; h0 < tile.nheads; h0 += D3_ROWS) {
+        const int nhp = min(D3_ROWS, tile.nheads - h0);
+#pragma unroll
+        for (int s = 0; s < D3_STAGES; s++) {
+            if (s < n_t) {
+                const uint32_t st = sbase + (uint32_t)(s * 2 * MMA_TILE_BYTES);
+                load_kv_tile<D3_THREADS>(st, st + MMA_TILE_BYTES, kc, vc, table, kv_row, kvh, k_begin + s * MMA_BN,
+                                         k_end);
+            }
+            cp_async_commit(); /* empty groups too: wait<STAGES-1> below counts tiles */
+        }
+        /* Q fragments: row r = head h0 + r (zero past nhp), 8 k-steps of 16 dims. */
+        uint32_t qf[8][4];
+        {
+            const uint32_t *qa = (const uint32_t *)(qkv + tile.row0 * row_len + (int64_t)(tile.head0 + h0 + g) * MMA_HD);
+            const uint32_t *qb = qa + 8 * MMA_HD / 2;
+            const bool va = g < nhp, vb = g + 8 < nhp;
+#pragma unroll
+            for (int kb = 0; kb < 8; kb++) {
+                const int w = kb * 8 + tq;
+                qf[kb][0] = va ? qa[w] : 0u;
+                qf[kb][1] = vb ? qb[w] : 0u;
+                qf[kb][2] = va ? qa[w + 4] : 0u;
+                qf[kb][3] = vb ? qb[w + 4] : 0u;
+            }
+        }
+        float o[16][4];
+#pragma unroll
+        for (int i = 0; i < 16; i++)
+            o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+        float ma = -INFINITY, mb = -INFINITY, la = 0.0f, lb = 0.0f;
+
+        for (int j = 0; j < n_t; j++) {
+            cp_async_wait<D3_STAGES - 1>();
+            __syncthreads(); /* tile j visible to every warp */
+            const uint32_t sk = sbase + (uint32_t)((j % D3_STAGES) * 2 * MMA_TILE_BYTES), sv = sk + MMA_TILE_BYTES;
+            const int k0 = k_begin + j * MMA_BN + warp * 16; /* this warp's first key */
+            if (k0 < k_end) {
+                /* S (16 heads x 16 keys) = Q K^T. */
+                float s[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
+                const int kr = warp * 16 + (lane & 7) + ((lane >> 4) << 3);
+#pragma unroll
+                for (int kb = 0; kb < 8; kb++) {
+                    uint32_t b0, b1, b2, b3;
+                    ldsm_x4(sk + swz(kr, kb * 2 + ((lane >> 3) & 1)), b0, b1, b2, b3);
+                    mma_bf16(s[0], qf[kb], b0, b1);
+                    mma_bf16(s[1], qf[kb], b2, b3);
+                }
+                if (k0 + 16 > k_end) { /* tail: keys past the context (zero rows) */
+#pragma unroll
+                    for (int nt = 0; nt < 2; nt++) {
+                        const int key = k0 + nt * 8 + tq * 2;
+                        if (key >= k_end) s[nt][0] = s[nt][2] = -INFINITY;
+                        if (key + 1 >= k_end) s[nt][1] = s[nt][3] = -INFINITY;
+                    }
+                }
+                /* Online softmax: a row's 16 scores sit in the 4 lanes of its group. */
+                float xa = fmaxf(ma, fmaxf(fmaxf(s[0][0], s[0][1]), fmaxf(s[1][0], s[1][1])));
+                float xb = fmaxf(mb, fmaxf(fmaxf(s[0][2], s[0][3]), fmaxf(s[1][2], s[1][3])));
+                xa = fmaxf(xa, __shfl_xor_sync(0xffffffffu, xa, 1));
+                xa = fmaxf(xa, __shfl_xor_sync(0xffffffffu, xa, 2));
+                xb = fmaxf(xb, __shfl_xor_sync(0xffffffffu, xb, 1));
+                xb = fmaxf(xb, __shfl_xor_sync(0xffffffffu, xb, 2));
+                /* key k0 is visible, so xa, xb are finite from here on */
+                const float oa = xa * sl2, ob = xb * sl2;
+                const float alpha_a = exp2f(ma * sl2 - oa), alpha_b = exp2f(mb * sl2 - ob);
+                ma = xa, mb = xb;
+                float sa = 0.0f, sb = 0.0f;
+                uint32_t pf[4]; /* P (16 x 16 keys) as one A fragment */
+#pragma unroll
+                for (int nt = 0; nt < 2; nt++) {
+                    const float p0 = exp2f(fmaf(s[nt][0], sl2, -oa)), p1 = exp2f(fmaf(s[nt][1], sl2, -oa));
+                    const float p2 = exp2f(fmaf(s[nt][2], sl2, -ob)), p3 = exp2f(fmaf(s[nt][3], sl2, -ob));
+                    sa += p0 + p1;
+                    sb += p2 + p3;
+                    pf[nt * 2 + 0] = pack_bf2(p0, p1);
+                    pf[nt * 2 + 1] = pack_bf2(p2, p3);
+                }
+                la = la * alpha_a + sa;
+                lb = lb * alpha_b + sb;
+#pragma unroll
+                for (int i = 0; i < 16; i++) {
+                    o[i][0] *= alpha_a, o[i][1] *= alpha_a;
+                    o[i][2] *= alpha_b, o[i][3] *= alpha_b;
+                }
+                /* O (16 x 128) += P V: V^T fragments by ldmatrix.trans. */
+                const int vr = warp * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
+#pragma unroll
+                for (int dp = 0; dp < 8; dp++) {
+                    uint32_t b0, b1, b2, b3;
+                    ldsm_x4_t(sv + swz(vr, dp * 2 + (lane >> 4)), b0, b1, b2, b3);
+                    mma_bf16(o[2 * dp], pf, b0, b1);
+                    mma_bf16(o[2 * dp + 1], pf, b2, b3);
+                }
+            }
+            __syncthreads(); /* tile j consumed before its stage is refilled */
+            if (j + D3_STAGES < n_t) {
+                const uint32_t st = sbase + (uint32_t)((j % D3_STAGES) * 2 * MMA_TILE_BYTES);
+                load_kv_tile<D3_THREADS>(st, st + MMA_TILE_BYTES, kc, vc, table, kv_row, kvh,
+                                         k_begin + (j + D3_STAGES) * MMA_BN, k_end);
+            }
+            cp_async_commit();
+        }
+        cp_async_wait<0>(); /* only empty groups can be pending; the stages become the partials */
+        __syncthreads();
+
+        /* This warp's partial: rows g (a) and g + 8 (b); m in the log2 domain
+         * (-inf and l = 0 for a warp that saw no key). */
+        la += __shfl_xor_sync(0xffffffffu, la, 1);
+        la += __shfl_xor_sync(0xffffffffu, la, 2);
+        lb += __shfl_xor_sync(0xffffffffu, lb, 1);
+        lb += __shfl_xor_sync(0xffffffffu, lb, 2);
+        float *po = part + D3_PO + warp * D3_ROWS * MMA_HD;
+#pragma unroll
+        for (int nt = 0; nt < 16; nt++) {
+            const int d = nt * 8 + tq * 2;
+            if (g < nhp)
+                *(float2 *)&po[g * MMA_HD + d] = make_float2(o[nt][0], o[nt][1]);
+            if (g + 8 < nhp)
+                *(float2 *)&po[(g + 8) * MMA_HD + d] = make_float2(o[nt][2], o[nt][3]);
+        }
+        if (tq == 0) {
+            part[D3_PM + warp * D3_ROWS + g] = ma * sl2;
+            part[D3_PL + warp * D3_ROWS + g] = la;
+            part[D3_PM + warp * D3_ROWS + g + 8] = mb * sl2;
+            part[D3_PL + warp * D3_ROWS + g + 8] = lb;
+        }
+        cluster.sync(); /* every block's partials written and visible cluster-wide */
+
+        uint16_t *dst = out + tile.row0 * (int64_t)nh * MMA_HD + (int64_t)(tile.head0 + h0) * MMA_HD; // (nhp, 128)
+        for (int e = rank * D3_THREADS + threadIdx.x; e < nhp * MMA_HD; e += n_split * D3_THREADS) {
+            const int hh = e / MMA_HD, d = e % MMA_HD;
+            float mx = -INFINITY;
+            for (int r = 0; r < n_split; r++) {
+                const float *pr = cluster.map_shared_rank(part, r);
+#pragma unroll
+                for (int w = 0; w < D3_WARPS; w++)
+                    mx = fmaxf(mx, pr[D3_PM + w * D3_ROWS + hh]);
+            }
+            float ls = 0.0f, os = 0.0f;
+            for (int r = 0; r < n_split; r++) {
+                const float *pr = cluster.map_shared_rank(part, r);
+#pragma unroll
+                for (int w = 0; w < D3_WARPS; w++) {
+                    const float f = exp2f(pr[D3_PM + w * D3_ROWS + hh] - mx); /* 0 for a warp without keys */
+                    ls += pr[D3_PL + w * D3_ROWS + hh] * f;
+                    os += pr[D3_PO + (w * D3_ROWS + hh) * MMA_HD + d] * f;
+                }
+            }
+            dst[e] = ss_to_bf(os / ls);
+        }
+        cluster.sync(); /* readers done before the next pass (or exit) reuses the memory */
+    }
+#endif
+}
+
+/* Per device, once per process: the 64 KB shared memory opt-in and the SM
+ * count (cudaFuncSetAttribute costs a driver call per launch otherwise).
+ * Benign race: two threads may both do the idempotent setup. */
+struct Decode3Setup {
+    int ready, n_sm, ok;
+};
+
+cudaError_t decode3_setup(int *n_sm, bool *ok) {
+    static Decode3Setup setup[MAX_DEVICES];
+    int dev = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e != cudaSuccess)
+        return e;
+    if (dev < 0 || dev >= MAX_DEVICES)
+        return cudaErrorInvalidDevice;
+    Decode3Setup *s = &setup[dev];
+    if (!__atomic_load_n(&s->ready, __ATOMIC_ACQUIRE)) {
+        int major = 0, sms = 0;
+        if ((e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev)) != cudaSuccess ||
+            (e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess)
+            return e;
+        if (major >= 9 && (e = cudaFuncSetAttribute(decode3_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                    D3_SMEM)) != cudaSuccess)
+            return e;
+        s->n_sm = sms, s->ok = major >= 9;
+        __atomic_store_n(&s->ready, 1, __ATOMIC_RELEASE);
+    }
+    *n_sm = s->n_sm;
+    *ok = s->ok != 0;
+    return cudaSuccess;
+}
+
+/* Splits per tile: the smallest power of two (<= 8) that gives >= 2 blocks
+ * per resident slot; n_tiles counts every tile (decode and prefill alike). */
+int decode3_splits(int64_t n_tiles, int n_sm) {
+    const int64_t want = 2LL * D3_BLOCKS_PER_SM * n_sm;
+    int n = 1;
+    while (n < D3_MAX_SPLIT && n_tiles * n < want)
+        n *= 2;
+    return n;
+}
+
+/* Needs cc >= 9.0 (clusters); *ran = false where it is not available. */
+cudaError_t launch_decode3(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles, int64_t n_tiles,
+                           const int32_t *tables, int max_blocks, const uint16_t *kc, const uint16_t *vc, int nh,
+                           int nkv, uint16_t *out, cudaStream_t stream, bool *ran) {
+    int n_sm = 0;
+    bool ok = false;
+    *ran = false;
+    cudaError_t e = decode3_setup(&n_sm, &ok);
+    if (e != cudaSuccess || !ok)
+        return e;
+    const int n_split = decode3_splits(n_tiles, n_sm);
+    if (n_tiles * n_split > 0x7fffffffLL)
+        return cudaErrorInvalidValue;
+    const float sl2 = LOG2E / sqrtf((float)MMA_HD);
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3((unsigned)(n_tiles * n_split));
+    cfg.blockDim = dim3(D3_THREADS);
+    cfg.dynamicSmemBytes = D3_SMEM;
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = (unsigned)n_split;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    e = cudaLaunchKernelEx(&cfg, decode3_kernel, qkv, tok, tiles, tables, max_blocks, kc, vc, nh, nkv, sl2, n_split,
+                           out);
+    *ran = e == cudaSuccess;
+    return e;
+}
