@@ -101,6 +101,18 @@ const ss_linear_desc *ss_linear_get_desc(const ss_linear *lin);
 /* y (m, n) out_dtype = linear(x (m, k) BF16). */
 ss_status ss_linear_forward(ss_linear *lin, const uint16_t *x, int64_t m, void *y);
 
+/* y (m, n) = linear(rmsnorm(x) * gamma): the RMSNorm in front of a projection
+ * fused into its quant stage (the row is read once; no normed copy is
+ * written). Per row, HF's rounding points (as the engine's norm):
+ *   inv = 1 / sqrt(sum_j x[j]^2 / k + eps)   (float; each op rounded)
+ *   h[j] = bf16(gamma[j] * bf16(x[j] * inv)),  then y = linear(h).
+ * gamma (k) BF16 lives where x does (host for the CPU backend, device for
+ * the GPU ones); eps finite and >= 0. The CPU backend equals the norm
+ * followed by ss_linear_forward bit for bit; the GPU backends sum the squares
+ * in another order, the only difference. */
+ss_status ss_linear_forward_rmsnorm(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
+                                    float eps, int64_t m, void *y);
+
 // --- stages (benchmarks and tests) ---------------------------------------------------
 
 /* Width of the quantized activations: K' for slid patterns, ceil32(K) dense. */
@@ -110,6 +122,9 @@ int64_t ss_linear_m_pad(int64_t m);
 
 /* q (m_pad, q_cols) of wdtype, sa (m_pad). Rows >= m are zero-filled. */
 ss_status ss_linear_quant(ss_linear *lin, const uint16_t *x, int64_t m, void *q, float *sa);
+/* The quant stage of ss_linear_forward_rmsnorm: q, sa as ss_linear_quant of h. */
+ss_status ss_linear_quant_rmsnorm(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
+                                  float eps, int64_t m, void *q, float *sa);
 /* d (m, n) of gemm_out (row-major). On the cusparselt backend q must be
  * allocated with 4096 bytes of slack past (m_pad, q_cols): cuSPARSELt 0.8 reads
  * the last K tile whole (ss_linear_forward's own scratch has the slack). */

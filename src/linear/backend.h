@@ -61,6 +61,14 @@ typedef struct ss_backend_ops {
     ss_status (*algo_set)(ss_linear *lin, int64_t m_pad, const ss_algo *a);
     /* Optional: workspace bytes a needs at m_pad (NULL = a->workspace is exact). */
     ss_status (*algo_workspace)(ss_linear *lin, int64_t m_pad, const ss_algo *a, uint64_t *bytes);
+    /* The RMSNorm-fused stage and forward (linear.h ss_linear_*_rmsnorm);
+     * linear.c has checked gamma and eps. quant_rmsnorm is required;
+     * forward_rmsnorm NULL = quant_rmsnorm -> gemm -> dequant through the
+     * generic forward's scratch. */
+    ss_status (*quant_rmsnorm)(ss_linear *lin, const uint16_t *x, const uint16_t *gamma, float eps,
+                               int64_t m, void *q, float *sa);
+    ss_status (*forward_rmsnorm)(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
+                                 float eps, int64_t m, void *y);
 } ss_backend_ops;
 
 extern const ss_backend_ops ss_backend_cpu;

@@ -8,9 +8,11 @@
  *   BF16     -> float  (n, q_cols)   exact decode
  * Activations are widened the same way on every GEMM call.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dtype_inline.h"
 #include "core/error.h"
 #include "linear/backend.h"
 #include "linear/cpu_gemm.h"
@@ -112,6 +114,37 @@ static ss_status cpu_quant(ss_linear *lin, const uint16_t *x, int64_t m, void *q
     return SS_OK;
 }
 
+/* ss_rmsnorm_cpu's arithmetic (src/engine/norm.c; the engine sits above this
+ * layer, so it is spelled out again here and the tests hold the two equal bit
+ * for bit): float sum of squares in order, inv = 1 / sqrt(ss / k + eps),
+ * h = bf16(gamma * bf16(x * inv)). Then the ordinary quant stage on h. */
+static ss_status cpu_quant_rmsnorm(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
+                                   float eps, int64_t m, void *q, float *sa) {
+    int64_t k = lin->desc.k;
+    uint16_t *h = malloc((size_t)m * (size_t)k * sizeof *h); // (m, k)
+    if (!h)
+        return ss_fail(SS_ENOMEM, "tensor '%s': out of memory for %lld x %lld normed rows",
+                       lin->name, (long long)m, (long long)k);
+#pragma omp parallel for schedule(static) if (m * k >= (1 << 16))
+    for (int64_t r = 0; r < m; r++) {
+        const uint16_t *xr = x + r * k; // (k)
+        uint16_t *hr = h + r * k;       // (k)
+        float ss = 0.0f;
+        for (int64_t j = 0; j < k; j++) {
+            float v = ss_bf16_to_f32_inline(xr[j]);
+            ss += v * v;
+        }
+        float inv = 1.0f / sqrtf(ss / (float)k + eps);
+        for (int64_t j = 0; j < k; j++) {
+            float t = ss_bf16_to_f32_inline(ss_f32_to_bf16_inline(ss_bf16_to_f32_inline(xr[j]) * inv));
+            hr[j] = ss_f32_to_bf16_inline(ss_bf16_to_f32_inline(gamma[j]) * t);
+        }
+    }
+    ss_status s = cpu_quant(lin, h, m, q, sa);
+    free(h);
+    return s;
+}
+
 static ss_status cpu_gemm(ss_linear *lin, const void *q, int64_t m, void *dout) {
     cpu_linear *c = (cpu_linear *)lin;
     const ss_linear_desc *d = &lin->desc;
@@ -179,4 +212,6 @@ const ss_backend_ops ss_backend_cpu = {
     .dequant = cpu_dequant,
     .forward = NULL, /* the generic quant -> gemm -> dequant in linear.c */
     .destroy = cpu_destroy,
+    .quant_rmsnorm = cpu_quant_rmsnorm,
+    .forward_rmsnorm = NULL, /* the generic one in linear.c */
 };

@@ -91,6 +91,10 @@ ss_status ss_gpu_quant(ss_linear *lin, const uint16_t *x, int64_t m, void *q, fl
 ss_status ss_gpu_gemm(ss_linear *lin, const void *q, int64_t m, void *d);
 ss_status ss_gpu_dequant(ss_linear *lin, const void *d, const float *sa, int64_t m, void *y);
 ss_status ss_gpu_forward(ss_linear *lin, const uint16_t *x, int64_t m, void *y);
+ss_status ss_gpu_quant_rmsnorm(ss_linear *lin, const uint16_t *x, const uint16_t *gamma, float eps,
+                               int64_t m, void *q, float *sa);
+ss_status ss_gpu_forward_rmsnorm(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
+                                 float eps, int64_t m, void *y);
 
 /* Uploads host rows (n, k) of esz bytes into a zeroed device (n_pad, kpad). */
 ss_status ss_gpu_upload_rows(void **dst, const void *src, int64_t n, int64_t k, int64_t n_pad,

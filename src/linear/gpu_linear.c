@@ -117,11 +117,39 @@ void ss_gpu_linear_fini(ss_gpu_linear *g) {
     g->bias = NULL;
 }
 
+/* The quant(+lift) launch, with the RMSNorm prologue when gamma != NULL. A
+ * launch configuration tuned for (qdt, K, K', M) (ss_context_tuned_quant)
+ * picks the row kernel's vectors per thread and PDL; a call the row kernel
+ * cannot take (BF16, K % 8, alignment), or a tuned vecs it refuses, gets
+ * the automatic choice. */
+static cudaError_t quant_launch(ss_gpu_linear *g, const uint16_t *x, const uint16_t *gamma,
+                                float eps, int64_t m, int64_t mp, void *q, float *sa) {
+    cudaStream_t s = ss_cuda_stream(g->ctx);
+    ss_quant_launch cfg = {0, 0};
+    if (ss_kernel_quant_rows_fit(g->qdt, x, gamma, g->geo, q) &&
+        ss_context_tuned_quant(g->ctx, g->qdt, g->k, g->kq, m, &cfg)) {
+        cudaError_t e = gamma ? ss_kernel_quant_rmsnorm(g->qdt, x, gamma, eps, m, mp, g->geo, q, sa,
+                                                        cfg.vecs, cfg.pdl, s)
+                              : ss_kernel_quant_vecs(g->qdt, x, m, mp, g->geo, q, sa, cfg.vecs,
+                                                     cfg.pdl, s);
+        if (e != cudaErrorInvalidValue) /* refused before launching: nothing is queued */
+            return e;
+    }
+    return gamma ? ss_kernel_quant_rmsnorm(g->qdt, x, gamma, eps, m, mp, g->geo, q, sa, 0, 0, s)
+                 : ss_kernel_quant(g->qdt, x, m, mp, g->geo, q, sa, 0, s);
+}
+
 ss_status ss_gpu_quant(ss_linear *lin, const uint16_t *x, int64_t m, void *q, float *sa) {
     ss_gpu_linear *g = (ss_gpu_linear *)lin;
-    cudaError_t e = ss_kernel_quant(g->qdt, x, m, ss_linear_m_pad(m), g->geo, q, sa, 0,
-                                    ss_cuda_stream(g->ctx));
+    cudaError_t e = quant_launch(g, x, NULL, 0.0f, m, ss_linear_m_pad(m), q, sa);
     return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, "quant kernel");
+}
+
+ss_status ss_gpu_quant_rmsnorm(ss_linear *lin, const uint16_t *x, const uint16_t *gamma, float eps,
+                               int64_t m, void *q, float *sa) {
+    ss_gpu_linear *g = (ss_gpu_linear *)lin;
+    cudaError_t e = quant_launch(g, x, gamma, eps, m, ss_linear_m_pad(m), q, sa);
+    return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, "rmsnorm + quant kernel");
 }
 
 ss_status ss_gpu_dequant(ss_linear *lin, const void *d, const float *sa, int64_t m, void *y) {
@@ -149,8 +177,10 @@ ss_status ss_gpu_gemm(ss_linear *lin, const void *q, int64_t m, void *d) {
     return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, "trimming GEMM output");
 }
 
-ss_status ss_gpu_forward(ss_linear *lin, const uint16_t *x, int64_t m, void *y) {
-    ss_gpu_linear *g = (ss_gpu_linear *)lin;
+/* quant (+ the norm when gamma != NULL) -> GEMM -> dequant through the
+ * context's scratch. */
+static ss_status forward(ss_gpu_linear *g, const uint16_t *x, const uint16_t *gamma, float eps,
+                         int64_t m, void *y) {
     ss_cuda_state *st = ss_cuda(g->ctx);
     cudaStream_t s = ss_cuda_stream(g->ctx);
     int64_t mp = ss_linear_m_pad(m);
@@ -161,12 +191,21 @@ ss_status ss_gpu_forward(ss_linear *lin, const uint16_t *x, int64_t m, void *y) 
                                "token scales"));
     SS_TRY(ss_cuda_buf_reserve(&st->scratch_d, (size_t)mp * (size_t)g->n_pad * ss_dtype_size(g->ddt),
                                g->name, "GEMM output"));
-    cudaError_t e = ss_kernel_quant(g->qdt, x, m, mp, g->geo, st->scratch_q.p, st->scratch_sa.p, 0, s);
+    cudaError_t e = quant_launch(g, x, gamma, eps, m, mp, st->scratch_q.p, st->scratch_sa.p);
     if (e != cudaSuccess)
-        return ss_cuda_fail(e, g->name, "quant kernel");
+        return ss_cuda_fail(e, g->name, gamma ? "rmsnorm + quant kernel" : "quant kernel");
     SS_TRY(g->gemm_raw(g, st->scratch_q.p, mp, st->scratch_d.p));
     e = ss_kernel_dequant_bias(g->ddt, st->scratch_d.p, g->n_pad, st->scratch_sa.p, g->sb,
                                g->sb_per_channel, g->bias, m, g->n, g->ydt, y, s);
     return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, "dequant kernel");
+}
+
+ss_status ss_gpu_forward(ss_linear *lin, const uint16_t *x, int64_t m, void *y) {
+    return forward((ss_gpu_linear *)lin, x, NULL, 0.0f, m, y);
+}
+
+ss_status ss_gpu_forward_rmsnorm(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
+                                 float eps, int64_t m, void *y) {
+    return forward((ss_gpu_linear *)lin, x, gamma, eps, m, y);
 }
 #endif

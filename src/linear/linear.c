@@ -300,6 +300,26 @@ ss_status ss_linear_quant(ss_linear *lin, const uint16_t *x, int64_t m, void *q,
     return m == 0 ? SS_OK : lin->ops->quant(lin, x, m, q, sa); /* m_pad(0) = 0 rows */
 }
 
+/* gamma and eps of the RMSNorm-fused calls. */
+static ss_status check_norm(const ss_linear *lin, int64_t m, const uint16_t *gamma, float eps) {
+    if (m > 0 && !gamma)
+        return ss_fail(SS_EINVAL, "tensor '%s': rmsnorm: gamma (%lld BF16) is NULL", lin->name,
+                       (long long)lin->desc.k);
+    if (!(eps >= 0.0f) || eps > 3.4e38f)
+        return ss_fail(SS_EINVAL, "tensor '%s': rmsnorm: expected a finite eps >= 0, found %g",
+                       lin->name, (double)eps);
+    return SS_OK;
+}
+
+ss_status ss_linear_quant_rmsnorm(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
+                                  float eps, int64_t m, void *q, float *sa) {
+    SS_TRY(check_call(lin, m, x, q, "quant_rmsnorm"));
+    SS_TRY(check_norm(lin, m, gamma, eps));
+    if (m > 0 && !sa)
+        return ss_fail(SS_EINVAL, "tensor '%s': quant_rmsnorm: scale buffer is NULL", lin->name);
+    return m == 0 ? SS_OK : lin->ops->quant_rmsnorm(lin, x, gamma, eps, m, q, sa);
+}
+
 ss_status ss_linear_gemm(ss_linear *lin, const void *q, int64_t m, void *d) {
     SS_TRY(check_call(lin, m, q, d, "gemm"));
     return m == 0 ? SS_OK : lin->ops->gemm(lin, q, m, d);
@@ -338,6 +358,20 @@ ss_status ss_linear_forward(ss_linear *lin, const uint16_t *x, int64_t m, void *
         return lin->ops->forward(lin, x, m, y);
     SS_TRY(scratch_reserve(lin, ss_linear_m_pad(m)));
     SS_TRY(lin->ops->quant(lin, x, m, lin->scratch_q, lin->scratch_sa));
+    SS_TRY(lin->ops->gemm(lin, lin->scratch_q, m, lin->scratch_d));
+    return lin->ops->dequant(lin, lin->scratch_d, lin->scratch_sa, m, y);
+}
+
+ss_status ss_linear_forward_rmsnorm(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
+                                    float eps, int64_t m, void *y) {
+    SS_TRY(check_call(lin, m, x, y, "forward_rmsnorm"));
+    SS_TRY(check_norm(lin, m, gamma, eps));
+    if (m == 0)
+        return SS_OK;
+    if (lin->ops->forward_rmsnorm)
+        return lin->ops->forward_rmsnorm(lin, x, gamma, eps, m, y);
+    SS_TRY(scratch_reserve(lin, ss_linear_m_pad(m)));
+    SS_TRY(lin->ops->quant_rmsnorm(lin, x, gamma, eps, m, lin->scratch_q, lin->scratch_sa));
     SS_TRY(lin->ops->gemm(lin, lin->scratch_q, m, lin->scratch_d));
     return lin->ops->dequant(lin, lin->scratch_d, lin->scratch_sa, m, y);
 }

@@ -468,21 +468,32 @@ static ss_status profile_reserve(ss_engine_gpu *g, const ss_linear *l, int64_t m
     return ss_cuda_buf_reserve(&g->pd, (size_t)m * (size_t)d->n * 4, d->name, "profile: GEMM output");
 }
 
-/* y = l(x) on m rows: the fused forward, or (profiling) its three stages
- * apart with a mark after each (all three as `lm` when lm != COUNT). */
-static ss_status linear(ss_engine_gpu *g, ss_linear *l, const uint16_t *x, int64_t m, void *y, ss_gpu_stage lm,
-                        cudaStream_t st) {
+/* y = l(x) on m rows, or y = l(rmsnorm(x) * gamma) when gamma != NULL (the
+ * norm fused into the quant kernel: x is read once, no normed copy): the
+ * fused forward, or (profiling) its three stages apart with a mark after
+ * each (all three as `lm` when lm != COUNT). A fused norm is timed inside
+ * SS_GPU_STAGE_QUANT, not SS_GPU_STAGE_NORMS. */
+static ss_status linear_norm(ss_engine_gpu *g, ss_linear *l, const uint16_t *x, const uint16_t *gamma, float eps,
+                             int64_t m, void *y, ss_gpu_stage lm, cudaStream_t st) {
     if (!g->clock)
-        return ss_linear_forward(l, x, m, y);
+        return gamma ? ss_linear_forward_rmsnorm(l, x, gamma, eps, m, y) : ss_linear_forward(l, x, m, y);
     int head = lm != SS_GPU_STAGE_COUNT;
     SS_TRY(profile_reserve(g, l, m));
-    SS_TRY(ss_linear_quant(l, x, m, g->pq.p, g->psa.p));
+    if (gamma)
+        SS_TRY(ss_linear_quant_rmsnorm(l, x, gamma, eps, m, g->pq.p, g->psa.p)); /* norm + quant */
+    else
+        SS_TRY(ss_linear_quant(l, x, m, g->pq.p, g->psa.p));
     MARK(g, head ? lm : SS_GPU_STAGE_QUANT, st);
     SS_TRY(ss_linear_gemm(l, g->pq.p, m, g->pd.p));
     MARK(g, head ? lm : SS_GPU_STAGE_GEMM, st);
     SS_TRY(ss_linear_dequant(l, g->pd.p, g->psa.p, m, y));
     MARK(g, head ? lm : SS_GPU_STAGE_DEQUANT, st);
     return SS_OK;
+}
+
+static ss_status linear(ss_engine_gpu *g, ss_linear *l, const uint16_t *x, int64_t m, void *y, ss_gpu_stage lm,
+                        cudaStream_t st) {
+    return linear_norm(g, l, x, NULL, 0.0f, m, y, lm, st);
 }
 
 static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_batch *b, int64_t t,
@@ -492,15 +503,14 @@ static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_b
     gpu_scratch *s = &g->s;
     const ss_layer *L = &m->layers[li];
     int nh = cfg->num_attention_heads, nkv = cfg->num_key_value_heads, hd = cfg->head_dim;
-    int64_t h = cfg->hidden_size, qd = (int64_t)nh * hd, inter = cfg->intermediate_size;
+    int64_t h = cfg->hidden_size, inter = cfg->intermediate_size;
     float eps = (float)cfg->rms_norm_eps;
     const uint16_t *norms = g->norms + (size_t)li * 4 * (size_t)g->norm_len;
     size_t layer_off = ss_kv_offset(kc, li, 0, 0);
     const ss_gpu_stage none = SS_GPU_STAGE_COUNT;
 
-    CU(ss_rmsnorm_cuda(s->x, NULL, norms, t, h, eps, s->h, st), "input_layernorm");
-    MARK(g, SS_GPU_STAGE_NORMS, st);
-    SS_TRY(linear(g, L->qkv, s->h, t, s->qkv, none, st));
+    /* Every projection's RMSNorm runs inside its quant kernel (linear_norm). */
+    SS_TRY(linear_norm(g, L->qkv, s->x, norms, eps, t, s->qkv, none, st)); /* input_layernorm */
     CU(ss_rope_kv_write_cuda(s->qkv, b->tok, t, nh, nkv, hd, g->inv_freq, kc->k + layer_off,
                              kc->v + layer_off, b->tables, b->max_blocks, st), "rope + kv write");
     MARK(g, SS_GPU_STAGE_NORMS, st);
@@ -508,27 +518,17 @@ static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_b
                                  kc->k + layer_off, kc->v + layer_off, nh, nkv, hd, s->att, g->attn_variant, st),
        "attention");
     MARK(g, SS_GPU_STAGE_ATTENTION, st);
-    const uint16_t *o_in = s->att;
-    if (L->attn_sub_norm) {
-        CU(ss_rmsnorm_cuda(s->att, NULL, norms + 2 * g->norm_len, t, qd, eps, s->h, st), "attn_sub_norm");
-        MARK(g, SS_GPU_STAGE_NORMS, st);
-        o_in = s->h;
-    }
-    SS_TRY(linear(g, L->o, o_in, t, s->proj, none, st));
+    /* attn_sub_norm (BitNet) */
+    SS_TRY(linear_norm(g, L->o, s->att, L->attn_sub_norm ? norms + 2 * g->norm_len : NULL, eps, t, s->proj,
+                       none, st));
     CU(ss_residual_add_cuda(s->x, s->proj, t, h, st), "residual add");
-
-    CU(ss_rmsnorm_cuda(s->x, NULL, norms + g->norm_len, t, h, eps, s->h, st), "post_attention_layernorm");
     MARK(g, SS_GPU_STAGE_NORMS, st);
-    SS_TRY(linear(g, L->gate_up, s->h, t, s->gu, none, st));
+    SS_TRY(linear_norm(g, L->gate_up, s->x, norms + g->norm_len, eps, t, s->gu, none, st)); /* post_attention_layernorm */
     CU(ss_glu_cuda(s->gu, t, inter, cfg->arch == SS_ARCH_BITNET, s->act, st), "glu");
-    const uint16_t *d_in = s->act;
-    if (L->ffn_sub_norm) {
-        /* gu is free again: its first half takes the normed activation. */
-        CU(ss_rmsnorm_cuda(s->act, NULL, norms + 3 * g->norm_len, t, inter, eps, s->gu, st), "ffn_sub_norm");
-        d_in = s->gu;
-    }
     MARK(g, SS_GPU_STAGE_NORMS, st);
-    SS_TRY(linear(g, L->down, d_in, t, s->proj, none, st));
+    /* ffn_sub_norm (BitNet): glu -> norm + quant -> down */
+    SS_TRY(linear_norm(g, L->down, s->act, L->ffn_sub_norm ? norms + 3 * g->norm_len : NULL, eps, t, s->proj,
+                       none, st));
     CU(ss_residual_add_cuda(s->x, s->proj, t, h, st), "residual add");
     MARK(g, SS_GPU_STAGE_NORMS, st);
     return SS_OK;

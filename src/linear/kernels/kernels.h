@@ -54,6 +54,26 @@ cudaError_t ss_kernel_quant_vecs(ss_dtype qdt, const uint16_t *x, int64_t m, int
                                  ss_lift_geom geo, void *q, float *sa, int vecs, int pdl,
                                  cudaStream_t stream);
 
+/* 1 when the row-in-registers kernel can take the call: INT8/FP8, K % 8 == 0,
+ * K <= 65536, x, q (and gamma unless NULL) 16-byte aligned. */
+int ss_kernel_quant_rows_fit(ss_dtype qdt, const uint16_t *x, const uint16_t *gamma,
+                             ss_lift_geom geo, const void *q);
+
+/* RMSNorm fused into quant_slide / quant_only: quantizes (and lifts) the row
+ *   h[j] = bf16(gamma[j] * bf16(x[j] * inv)),  inv = 1 / sqrt(ss / k + eps),
+ * ss = sum of x[j]^2 in float (products and sums each rounded; block order),
+ * exactly as ss_rmsnorm_cuda / ss_rmsnorm_cpu round, so the result equals
+ * ss_kernel_quant on the norm's output up to the order of ss's sum.
+ *   gamma: (k) BF16, device;  qdt, x, m, m_pad, geo, q, sa: as ss_kernel_quant.
+ *   vecs >= 0: the row-in-registers kernel with that many 16-byte loads per
+ *     thread (0 = automatic) where it fits (ss_kernel_quant_rows_fit and
+ *     <= 1024 threads), else the fallback kernel (any K, BF16 output, the row
+ *     normalized in shared memory; no scratch); vecs < 0 forces the fallback.
+ *   pdl: as ss_kernel_quant_vecs (row kernel only). */
+cudaError_t ss_kernel_quant_rmsnorm(ss_dtype qdt, const uint16_t *x, const uint16_t *gamma,
+                                    float eps, int64_t m, int64_t m_pad, ss_lift_geom geo,
+                                    void *q, float *sa, int vecs, int pdl, cudaStream_t stream);
+
 /* dequant_bias: y[r, c] = out(((float)d[r, c] * sa[r]) * sb[c or 0] + bias[c])
  *   ddt:  SS_DTYPE_I32, SS_DTYPE_F32 or SS_DTYPE_BF16;  d: (m, ldd)
  *   sa:   (m) or NULL (treated as 1);  sb: (n) if sb_per_channel else (1), or NULL

@@ -16,6 +16,11 @@
  *     stages the quantized row in shared memory and gathers 16 output bytes
  *     per thread, the group length a compile-time constant so that j / G is a
  *     multiply (the issue-bound part of the older kernels).
+ *   quant_rows_norm_kernel: the same with an RMSNorm prologue (the row is
+ *     normalized and scaled by gamma in registers before the absmax), so a
+ *     linear whose input is an RMSNorm's output reads the row once;
+ *     quant_norm_kernel is its any-K / BF16-output fallback (row in shared
+ *     memory).
  *   quant_kernel / quant_kernel_pipe (the previous kernels, any K, BF16
  *     output; kept for those cases and as dev variants): one 4-column window
  *     per thread with the group index from a corrected float division.
@@ -292,14 +297,68 @@ enum {
     LIFT_RUNTIME = 0,   // other L: a run-time division
 };
 
+/* Sum over the block, the same value in every thread (blockDim.x a multiple
+ * of 32): xor shuffles within a warp (commutative pairs, so every lane holds
+ * the same bits), then every thread adds the warp sums in warp order. The
+ * RMSNorm prologue's sum of squares; its order differs from the CPU's
+ * sequential sum, which is the only difference between the two. */
+__device__ __forceinline__ float block_sum_all(float v) {
+    __shared__ float part[32];
+    for (int o = 16; o > 0; o >>= 1)
+        v = __fadd_rn(v, __shfl_xor_sync(0xffffffffu, v, o));
+    if ((threadIdx.x & 31) == 0)
+        part[threadIdx.x >> 5] = v;
+    __syncthreads();
+    float s = 0.0f;
+    for (int w = 0; w < (int)((blockDim.x + 31) >> 5); w++)
+        s = __fadd_rn(s, part[w]);
+    return s;
+}
+
+/* inv = 1 / sqrt(ss / k + eps), each op one IEEE rounding, as rmsnorm_kernel
+ * (src/engine/cuda/ops.cu) and ss_rmsnorm_cpu spell it. */
+__device__ __forceinline__ float rms_inv(float ss, int64_t k, float eps) {
+    return __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(__fdiv_rn(ss, (float)k), eps)));
+}
+
+__device__ __forceinline__ float sumsq8(uint4 v, float ss) {
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+        const float a = bf16_lo(w[e]), b = bf16_hi(w[e]);
+        ss = __fadd_rn(ss, __fmul_rn(a, a));
+        ss = __fadd_rn(ss, __fmul_rn(b, b));
+    }
+    return ss;
+}
+
+/* Two BF16 of x (one word) -> bf16(gamma * bf16(x * inv)) (HF's rounding
+ * points). cvt.rn.bf16x2 rounds to nearest even as ss_f32_to_bf16 does; only
+ * a NaN's payload may differ, and every NaN quantizes alike. */
+__device__ __forceinline__ uint32_t norm2(uint32_t xw, uint32_t gw, float inv) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(__fmul_rn(bf16_lo(xw), inv), __fmul_rn(bf16_hi(xw), inv));
+    const uint32_t hw = *reinterpret_cast<uint32_t *>(&h);
+    h = __floats2bfloat162_rn(__fmul_rn(bf16_lo(gw), bf16_lo(hw)), __fmul_rn(bf16_hi(gw), bf16_hi(hw)));
+    return *reinterpret_cast<uint32_t *>(&h);
+}
+
+__device__ __forceinline__ uint4 norm8(uint4 x, uint4 g, float inv) {
+    return make_uint4(norm2(x.x, g.x, inv), norm2(x.y, g.y, inv), norm2(x.z, g.z, inv),
+                      norm2(x.w, g.w, inv));
+}
+
 /* One block per row r of x (rows >= m: zero row, sa = 0). Thread t holds the
  * 16-byte vectors t, t + T, ... (V of them, T = blockDim.x, T * V >= K / 8).
  * Shared memory (lifted modes): the quantized row, zero from K up to Kp + 4
- * bytes, so that every gathered pair below K'raw exists. */
-template <int Q, int H, int V>
-__global__ void __launch_bounds__(1024)
-quant_rows_kernel(const uint4 *__restrict__ x, int64_t m, ss_lift_geom geo, int hm1, int nz,
-                  uint8_t *__restrict__ q, float *__restrict__ sa) {
+ * bytes, so that every gathered pair below K'raw exists.
+ * NORM: the row is first replaced in registers by its RMSNorm times gamma
+ * (k, 16-byte aligned); the plain kernel instantiates NORM = false and is the
+ * code it was before the prologue existed. */
+template <int Q, int H, int V, bool NORM>
+__device__ __forceinline__ void quant_rows_body(const uint4 *__restrict__ x, int64_t m,
+                                                const ss_lift_geom &geo, int hm1, int nz,
+                                                uint8_t *__restrict__ q, float *__restrict__ sa,
+                                                const uint4 *__restrict__ gamma, float eps) {
     extern __shared__ uint4 qrow_s[]; // (ceil16(Kp + 4) / 16) quantized row, lifted modes
     __shared__ float red[32];
     const int t = threadIdx.x, nt = blockDim.x;
@@ -326,6 +385,17 @@ quant_rows_kernel(const uint4 *__restrict__ x, int64_t m, ss_lift_geom geo, int 
 #pragma unroll
     for (int i = 0; i < V; i++) // all loads issued before the first use
         v[i] = t + i * nt < nv ? __ldcs(xr + t + i * nt) : make_uint4(0, 0, 0, 0);
+    if (NORM) { // vectors past K are zero: they add nothing and stay zero
+        float ss = 0.0f;
+#pragma unroll
+        for (int i = 0; i < V; i++)
+            ss = sumsq8(v[i], ss);
+        const float inv = rms_inv(block_sum_all(ss), geo.k, eps);
+#pragma unroll
+        for (int i = 0; i < V; i++)
+            if (t + i * nt < nv)
+                v[i] = norm8(v[i], __ldg(gamma + t + i * nt), inv);
+    }
     uint32_t mx = 0;
 #pragma unroll
     for (int i = 0; i < V; i++) {
@@ -381,8 +451,26 @@ quant_rows_kernel(const uint4 *__restrict__ x, int64_t m, ss_lift_geom geo, int 
 }
 
 template <int Q, int H, int V>
-cudaError_t launch_rows_v(const uint16_t *x, int64_t m_pad, int64_t m, ss_lift_geom geo, void *q,
-                          float *sa, int threads, bool pdl, cudaStream_t stream) {
+__global__ void __launch_bounds__(1024)
+quant_rows_kernel(const uint4 *__restrict__ x, int64_t m, ss_lift_geom geo, int hm1, int nz,
+                  uint8_t *__restrict__ q, float *__restrict__ sa) {
+    quant_rows_body<Q, H, V, false>(x, m, geo, hm1, nz, q, sa, nullptr, 0.0f);
+}
+
+/* quant_rows_kernel with the RMSNorm prologue (gamma (k) BF16, eps). */
+template <int Q, int H, int V>
+__global__ void __launch_bounds__(1024)
+quant_rows_norm_kernel(const uint4 *__restrict__ x, int64_t m, ss_lift_geom geo, int hm1, int nz,
+                       uint8_t *__restrict__ q, float *__restrict__ sa,
+                       const uint4 *__restrict__ gamma, float eps) {
+    quant_rows_body<Q, H, V, true>(x, m, geo, hm1, nz, q, sa, gamma, eps);
+}
+
+/* gamma == NULL: the plain kernel; else the one with the RMSNorm prologue. */
+template <int Q, int H, int V>
+cudaError_t launch_rows_v(const uint16_t *x, const uint16_t *gamma, float eps, int64_t m_pad,
+                          int64_t m, ss_lift_geom geo, void *q, float *sa, int threads, bool pdl,
+                          cudaStream_t stream) {
     size_t smem = 0;
     int nz = 0;
     if (H != LIFT_IDENTITY) {
@@ -390,8 +478,12 @@ cudaError_t launch_rows_v(const uint16_t *x, int64_t m_pad, int64_t m, ss_lift_g
         smem = (size_t)((kp + 4 + 15) / 16 * 16);
         nz = (int)((kp + 4 + 7) / 8);
         if (smem > 48 * 1024) {
-            cudaError_t e = cudaFuncSetAttribute(quant_rows_kernel<Q, H, V>,
-                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+            cudaError_t e = gamma ? cudaFuncSetAttribute(quant_rows_norm_kernel<Q, H, V>,
+                                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                         (int)smem)
+                                  : cudaFuncSetAttribute(quant_rows_kernel<Q, H, V>,
+                                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                         (int)smem);
             if (e != cudaSuccess)
                 return e;
         }
@@ -406,56 +498,138 @@ cudaError_t launch_rows_v(const uint16_t *x, int64_t m_pad, int64_t m, ss_lift_g
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
     cfg.numAttrs = pdl ? 1 : 0;
+    if (gamma)
+        return cudaLaunchKernelEx(&cfg, quant_rows_norm_kernel<Q, H, V>, (const uint4 *)x, m, geo,
+                                  geo.g / 4, nz, (uint8_t *)q, sa, (const uint4 *)gamma, eps);
     return cudaLaunchKernelEx(&cfg, quant_rows_kernel<Q, H, V>, (const uint4 *)x, m, geo,
                               geo.g / 4, nz, (uint8_t *)q, sa);
 }
 
 template <int Q, int H>
-cudaError_t launch_rows_h(const uint16_t *x, int64_t m, int64_t m_pad, ss_lift_geom geo, void *q,
-                          float *sa, int vecs, bool pdl, cudaStream_t stream) {
+cudaError_t launch_rows_h(const uint16_t *x, const uint16_t *gamma, float eps, int64_t m,
+                          int64_t m_pad, ss_lift_geom geo, void *q, float *sa, int vecs, bool pdl,
+                          cudaStream_t stream) {
     const int64_t nv = geo.k / 8;
     const int threads = (int)((nv + vecs - 1) / vecs + 31) / 32 * 32;
     if (threads > 1024)
         return cudaErrorInvalidValue;
     switch (vecs) {
-    case 1: return launch_rows_v<Q, H, 1>(x, m_pad, m, geo, q, sa, threads, pdl, stream);
-    case 2: return launch_rows_v<Q, H, 2>(x, m_pad, m, geo, q, sa, threads, pdl, stream);
-    case 4: return launch_rows_v<Q, H, 4>(x, m_pad, m, geo, q, sa, threads, pdl, stream);
-    case 8: return launch_rows_v<Q, H, 8>(x, m_pad, m, geo, q, sa, threads, pdl, stream);
+    case 1: return launch_rows_v<Q, H, 1>(x, gamma, eps, m_pad, m, geo, q, sa, threads, pdl, stream);
+    case 2: return launch_rows_v<Q, H, 2>(x, gamma, eps, m_pad, m, geo, q, sa, threads, pdl, stream);
+    case 4: return launch_rows_v<Q, H, 4>(x, gamma, eps, m_pad, m, geo, q, sa, threads, pdl, stream);
+    case 8: return launch_rows_v<Q, H, 8>(x, gamma, eps, m_pad, m, geo, q, sa, threads, pdl, stream);
     default: return cudaErrorInvalidValue;
     }
 }
 
-/* Can quant_rows_kernel take this call? */
-bool rows_kernel_fits(ss_dtype qdt, const uint16_t *x, ss_lift_geom geo, const void *q) {
+/* Can quant_rows_kernel take this call? (gamma: NULL, or 16-byte aligned) */
+bool rows_kernel_fits(ss_dtype qdt, const uint16_t *x, ss_lift_geom geo, const void *q,
+                      const uint16_t *gamma = nullptr) {
     return (qdt == SS_DTYPE_I8 || qdt == SS_DTYPE_F8_E4M3) && geo.k > 0 && geo.k % 8 == 0 &&
-           (uintptr_t)x % 16 == 0 && (uintptr_t)q % 16 == 0 && geo.k <= 8 * 1024 * 8;
+           (uintptr_t)x % 16 == 0 && (uintptr_t)q % 16 == 0 && (uintptr_t)gamma % 16 == 0 &&
+           geo.k <= 8 * 1024 * 8;
 }
 
 /* vecs = 0: the automatic choice, the fewest vectors per thread with at most
  * 256 threads per row (K = 2560: 2 x 160; K = 6912: 4 x 224), so that short
  * blocks keep several rows per SM in flight. */
 template <int Q>
-cudaError_t launch_rows(const uint16_t *x, int64_t m, int64_t m_pad, ss_lift_geom geo, void *q,
-                        float *sa, int vecs, bool pdl, cudaStream_t stream) {
+cudaError_t launch_rows(const uint16_t *x, const uint16_t *gamma, float eps, int64_t m,
+                        int64_t m_pad, ss_lift_geom geo, void *q, float *sa, int vecs, bool pdl,
+                        cudaStream_t stream) {
     if (m_pad <= 0)
         return cudaSuccess;
     if (vecs == 0)
         for (vecs = 1; vecs < 8 && geo.k / 8 > 256 * (int64_t)vecs; vecs *= 2) {
         }
+#define SS_ROWS(H) launch_rows_h<Q, H>(x, gamma, eps, m, m_pad, geo, q, sa, vecs, pdl, stream)
     if (geo.l == 0 || geo.l == 4)
-        return launch_rows_h<Q, LIFT_IDENTITY>(x, m, m_pad, geo, q, sa, vecs, pdl, stream);
+        return SS_ROWS(LIFT_IDENTITY);
     if (geo.k_raw <= geo.g)
-        return launch_rows_h<Q, LIFT_ONE_GROUP>(x, m, m_pad, geo, q, sa, vecs, pdl, stream);
+        return SS_ROWS(LIFT_ONE_GROUP);
     switch (geo.l) {
-    case 6: return launch_rows_h<Q, 3>(x, m, m_pad, geo, q, sa, vecs, pdl, stream);
-    case 8: return launch_rows_h<Q, 4>(x, m, m_pad, geo, q, sa, vecs, pdl, stream);
-    case 10: return launch_rows_h<Q, 5>(x, m, m_pad, geo, q, sa, vecs, pdl, stream);
-    case 12: return launch_rows_h<Q, 6>(x, m, m_pad, geo, q, sa, vecs, pdl, stream);
-    case 14: return launch_rows_h<Q, 7>(x, m, m_pad, geo, q, sa, vecs, pdl, stream);
-    case 16: return launch_rows_h<Q, 8>(x, m, m_pad, geo, q, sa, vecs, pdl, stream);
-    default: return launch_rows_h<Q, LIFT_RUNTIME>(x, m, m_pad, geo, q, sa, vecs, pdl, stream);
+    case 6: return SS_ROWS(3);
+    case 8: return SS_ROWS(4);
+    case 10: return SS_ROWS(5);
+    case 12: return SS_ROWS(6);
+    case 14: return SS_ROWS(7);
+    case 16: return SS_ROWS(8);
+    default: return SS_ROWS(LIFT_RUNTIME);
     }
+#undef SS_ROWS
+}
+
+// --- the fused fallback: any K, any alignment, BF16 output -------------------------------
+
+/* ss_f32_to_bf16 bit for bit (NaN payload included: the BF16 output keeps it). */
+__device__ __forceinline__ uint16_t f32_to_bf16_bits(float f) {
+    uint32_t u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 0x40u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* RMSNorm + quant(+lift) for the calls quant_rows_norm_kernel cannot take:
+ * one block per row; the row is staged in shared memory, normalized there in
+ * place (h = bf16(gamma * bf16(x * inv))), then quantized and lifted by
+ * write_row as quant_kernel does. No scratch buffer, so a CUDA graph sees the
+ * same addresses as with the row kernel. */
+template <int Q>
+__global__ void quant_norm_kernel(const uint16_t *__restrict__ x, const uint16_t *__restrict__ gamma,
+                                  float eps, int64_t m, ss_lift_geom geo, uint8_t *__restrict__ q,
+                                  float *__restrict__ sa) {
+    extern __shared__ uint16_t row[]; // (ceil8(k)) the token's BF16 bits, then its norm
+    __shared__ float red[32];
+    constexpr int ESZ = Q == Q_BF16 ? 2 : 1;
+    const int64_t r = blockIdx.x;
+    uint4 *qrow = (uint4 *)(q + r * geo.k_out * ESZ);
+    if (r >= m) { // padding rows of the GEMM operand
+        for (int c = threadIdx.x; c < (int)(geo.k_out * ESZ / 16); c += blockDim.x)
+            qrow[c] = make_uint4(0, 0, 0, 0);
+        if (threadIdx.x == 0)
+            sa[r] = 0.0f;
+        return;
+    }
+    const int32_t k = (int32_t)geo.k;
+    const uint16_t *xr = x + r * geo.k;
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < k; i += blockDim.x) {
+        const uint16_t h = xr[i];
+        const float f = bf16_lo(h);
+        row[i] = h;
+        ss = __fadd_rn(ss, __fmul_rn(f, f));
+    }
+    const float inv = rms_inv(block_sum_all(ss), geo.k, eps); // its barrier publishes row[]
+    float amax = 0.0f;
+    for (int i = threadIdx.x; i < k; i += blockDim.x) {
+        const float hn = bf16_lo(f32_to_bf16_bits(__fmul_rn(bf16_lo(row[i]), inv)));
+        const uint16_t h = f32_to_bf16_bits(__fmul_rn(bf16_lo(gamma[i]), hn));
+        row[i] = h;
+        amax = fmaxf(amax, bf16_lo(h & 0x7fffu));
+    }
+    amax = block_max(amax, red); // also the barrier that publishes the normed row
+    const float tinv = token_inv<Q>(amax, r, sa);
+    write_row<Q>((const uint32_t *)row, geo, tinv, (uint8_t *)qrow);
+}
+
+template <int Q>
+cudaError_t launch_norm_simple(const uint16_t *x, const uint16_t *gamma, float eps, int64_t m,
+                               int64_t m_pad, ss_lift_geom geo, void *q, float *sa,
+                               cudaStream_t stream) {
+    if (m_pad <= 0)
+        return cudaSuccess;
+    const size_t row_bytes = (size_t)((geo.k + 7) / 8 * 8) * sizeof(uint16_t);
+    const int threads = geo.k_out / 4 > 2048 ? 256 : 128;
+    if (row_bytes > 48 * 1024) {
+        cudaError_t e = cudaFuncSetAttribute(quant_norm_kernel<Q>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             (int)row_bytes);
+        if (e != cudaSuccess)
+            return e;
+    }
+    quant_norm_kernel<Q><<<(unsigned)m_pad, threads, row_bytes, stream>>>(x, gamma, eps, m, geo,
+                                                                          (uint8_t *)q, sa);
+    return cudaGetLastError();
 }
 
 template <int Q>
@@ -512,8 +686,8 @@ extern "C" cudaError_t ss_kernel_quant(ss_dtype qdt, const uint16_t *x, int64_t 
         geo.k >= INT32_MAX / 2 || (geo.l != 0 && (geo.g <= 0 || geo.g % 4 != 0)))
         return cudaErrorInvalidValue;
     if (threads == 0 && rows_kernel_fits(qdt, x, geo, q))
-        return qdt == SS_DTYPE_I8 ? launch_rows<Q_I8>(x, m, m_pad, geo, q, sa, 0, false, stream)
-                                  : launch_rows<Q_E4M3>(x, m, m_pad, geo, q, sa, 0, false, stream);
+        return qdt == SS_DTYPE_I8 ? launch_rows<Q_I8>(x, nullptr, 0.0f, m, m_pad, geo, q, sa, 0, false, stream)
+                                  : launch_rows<Q_E4M3>(x, nullptr, 0.0f, m, m_pad, geo, q, sa, 0, false, stream);
     switch (qdt) {
     case SS_DTYPE_I8: return launch<Q_I8>(x, m, m_pad, geo, q, sa, threads, stream);
     case SS_DTYPE_F8_E4M3: return launch<Q_E4M3>(x, m, m_pad, geo, q, sa, threads, stream);
@@ -528,6 +702,35 @@ extern "C" cudaError_t ss_kernel_quant_vecs(ss_dtype qdt, const uint16_t *x, int
     if (geo.k_out % 32 != 0 || m < 0 || m_pad < m || geo.k_out >= INT32_MAX / 2 ||
         (geo.l != 0 && (geo.g <= 0 || geo.g % 4 != 0)) || !rows_kernel_fits(qdt, x, geo, q))
         return cudaErrorInvalidValue;
-    return qdt == SS_DTYPE_I8 ? launch_rows<Q_I8>(x, m, m_pad, geo, q, sa, vecs, pdl != 0, stream)
-                              : launch_rows<Q_E4M3>(x, m, m_pad, geo, q, sa, vecs, pdl != 0, stream);
+    return qdt == SS_DTYPE_I8 ? launch_rows<Q_I8>(x, nullptr, 0.0f, m, m_pad, geo, q, sa, vecs, pdl != 0, stream)
+                              : launch_rows<Q_E4M3>(x, nullptr, 0.0f, m, m_pad, geo, q, sa, vecs, pdl != 0, stream);
+}
+
+extern "C" int ss_kernel_quant_rows_fit(ss_dtype qdt, const uint16_t *x, const uint16_t *gamma,
+                                        ss_lift_geom geo, const void *q) {
+    return rows_kernel_fits(qdt, x, geo, q, gamma) ? 1 : 0;
+}
+
+extern "C" cudaError_t ss_kernel_quant_rmsnorm(ss_dtype qdt, const uint16_t *x,
+                                               const uint16_t *gamma, float eps, int64_t m,
+                                               int64_t m_pad, ss_lift_geom geo, void *q,
+                                               float *sa, int vecs, int pdl,
+                                               cudaStream_t stream) {
+    if (!gamma || geo.k_out % 32 != 0 || m < 0 || m_pad < m || geo.k_out >= INT32_MAX / 2 ||
+        geo.k >= INT32_MAX / 2 || (geo.l != 0 && (geo.g <= 0 || geo.g % 4 != 0)))
+        return cudaErrorInvalidValue;
+    if (vecs >= 0 && rows_kernel_fits(qdt, x, geo, q, gamma)) {
+        auto rows = qdt == SS_DTYPE_I8 ? launch_rows<Q_I8> : launch_rows<Q_E4M3>;
+        cudaError_t e = rows(x, gamma, eps, m, m_pad, geo, q, sa, vecs, pdl != 0, stream);
+        if (e == cudaErrorInvalidValue && vecs != 0) // this vecs needs > 1024 threads
+            e = rows(x, gamma, eps, m, m_pad, geo, q, sa, 0, pdl != 0, stream);
+        return e;
+    }
+    switch (qdt) {
+    case SS_DTYPE_I8: return launch_norm_simple<Q_I8>(x, gamma, eps, m, m_pad, geo, q, sa, stream);
+    case SS_DTYPE_F8_E4M3:
+        return launch_norm_simple<Q_E4M3>(x, gamma, eps, m, m_pad, geo, q, sa, stream);
+    case SS_DTYPE_BF16: return launch_norm_simple<Q_BF16>(x, gamma, eps, m, m_pad, geo, q, sa, stream);
+    default: return cudaErrorInvalidValue;
+    }
 }
