@@ -401,6 +401,161 @@ static void test_supports_and_describe(void **state) {
     assert_fails(ss_context_describe(f->gpu, small, sizeof small), SS_EINVAL, "too small");
     assert_ok(ss_context_describe(f->cpu, buf, sizeof buf));
 }
+
+// --- RMSNorm fused into quant --------------------------------------------------------------
+
+/* Distance between two codes of t in units in the last place (I8: integers;
+ * E4M3 / BF16: sign-magnitude codes mapped to an ordered integer line). */
+static int64_t code_dist(ss_dtype t, const void *a, const void *b, size_t i) {
+    if (t == SS_DTYPE_I8)
+        return llabs((int64_t)((const int8_t *)a)[i] - ((const int8_t *)b)[i]);
+    uint32_t ua, ub, sign;
+    if (t == SS_DTYPE_F8_E4M3) {
+        ua = ((const uint8_t *)a)[i], ub = ((const uint8_t *)b)[i], sign = 0x80;
+    } else {
+        ua = ((const uint16_t *)a)[i], ub = ((const uint16_t *)b)[i], sign = 0x8000;
+    }
+    int64_t oa = ua & sign ? -(int64_t)(ua & ~sign) : (int64_t)ua;
+    int64_t ob = ub & sign ? -(int64_t)(ub & ~sign) : (int64_t)ub;
+    return llabs(oa - ob);
+}
+
+/* GPU fused (norm + quant, and the forward) against the CPU fused. exact_in:
+ * x in multiples of 1/8 up to 2, so every partial sum of squares is exact in
+ * float and the order of the sum cannot matter: q, sa bit-exact (and Y too for
+ * I32 GEMMs). Otherwise q within 1 code and sa within 1e-6 relative, except
+ * rows whose absmax element rounded to the neighbouring BF16 (sa within
+ * 2^-7; at most a few). */
+static void run_fused(ss_context *cpu, ss_context *gpu, ss_backend b, ss_dtype wdt,
+                      const char *pattern, int64_t m, int64_t k, int exact_in, uint64_t seed) {
+    ss_pattern p;
+    assert_ok(ss_pattern_parse(pattern, &p));
+    const char *why = ss_linear_supports(gpu, b, wdt, p);
+    if (why) {
+        print_message("skipped fused %s %s %s: %s\n", ss_backend_name(b), ss_dtype_name(wdt),
+                      pattern, why);
+        return;
+    }
+    char name[160];
+    snprintf(name, sizeof name, "fused %s %s %s m=%lld k=%lld %s", ss_backend_name(b),
+             ss_dtype_name(wdt), pattern, (long long)m, (long long)k, exact_in ? "exact" : "random");
+    ss_rng r = {seed};
+    int64_t n = 96, qc = ss_slid_k(p, k), mp = ss_linear_m_pad(m);
+    void *wd = ss_test_random_weight(&r, wdt, n, k), *w = wd;
+    if (!ss_pattern_is_dense(p)) {
+        assert_ok(ss_prune(wdt, wd, n, k, p, SS_DTYPE_F32, NULL));
+        w = malloc((size_t)(n * qc) * ss_dtype_size(wdt));
+        assert_ok(ss_slide(wdt, wd, n, k, p, w));
+    }
+    uint16_t *x = ss_test_random_bf16(&r, m * k, 3.0);
+    if (exact_in)
+        for (int64_t i = 0; i < m * k; i++)
+            x[i] = ss_f32_to_bf16((float)ss_rng_range(&r, -16, 16) / 8.0f);
+    uint16_t *gamma = ss_test_random_bf16(&r, k, 1.0);
+    float *scale = ss_test_random_scales(&r, n);
+    float eps = 1e-5f;
+    ss_linear_desc d = ss_linear_desc_default(name, n, k, wdt);
+    d.pattern = p;
+    ss_linear_weights lw = {w, wdt == SS_DTYPE_BF16 ? NULL : scale, NULL};
+    ss_linear *lc = NULL, *lg = NULL;
+    assert_ok(ss_linear_create(cpu, SS_BACKEND_CPU, &d, &lw, &lc));
+    assert_ok(ss_linear_create(gpu, b, &d, &lw, &lg));
+    ss_dtype go = ss_linear_get_desc(lc)->gemm_out;
+
+    size_t qb = (size_t)(mp * qc) * ss_dtype_size(wdt), yb = (size_t)(m * n) * 2;
+    void *q = malloc(qb), *y = malloc(yb);
+    float *sa = malloc((size_t)mp * sizeof *sa);
+    assert_ok(ss_linear_quant_rmsnorm(lc, x, gamma, eps, m, q, sa));
+    assert_ok(ss_linear_forward_rmsnorm(lc, x, gamma, eps, m, y));
+
+    void *xg = dev_from(x, (size_t)(m * k) * 2), *gg = dev_from(gamma, (size_t)k * 2);
+    void *qg = dev_alloc(qb), *yg = dev_alloc(yb);
+    float *sag = dev_alloc((size_t)mp * sizeof(float));
+    assert_ok(ss_linear_quant_rmsnorm(lg, xg, gg, eps, m, qg, sag));
+    assert_ok(ss_linear_forward_rmsnorm(lg, xg, gg, eps, m, yg));
+    void *qh = host_from(qg, qb), *yh = host_from(yg, yb);
+    float *sah = host_from(sag, (size_t)mp * sizeof(float));
+    if (exact_in) {
+        compare("q", name, wdt, qh, q, (size_t)(mp * qc), 0);
+        compare("sa", name, SS_DTYPE_F32, sah, sa, (size_t)mp, 0);
+    } else {
+        int flipped = 0;
+        for (int64_t i = 0; i < mp; i++) {
+            double rel = fabs((double)sah[i] - sa[i]) / (sa[i] > 0 ? sa[i] : 1.0);
+            if (rel > 1e-6) {
+                if (rel > 1.0 / 128)
+                    fail_msg("%s: sa[%lld] gpu %.9g cpu %.9g", name, (long long)i, sah[i], sa[i]);
+                flipped++;
+            }
+        }
+        if (flipped > 2 + m / 16)
+            fail_msg("%s: %d of %lld token scales differ by more than 1e-6", name, flipped,
+                     (long long)m);
+        for (size_t i = 0; i < (size_t)(mp * qc); i++)
+            if (code_dist(wdt, qh, q, i) > 1)
+                fail_msg("%s: q[%zu] gpu %g cpu %g (more than 1 code apart)", name, i,
+                         as_double(wdt, qh, i), as_double(wdt, q, i));
+    }
+    int exact = exact_in && go == SS_DTYPE_I32;
+    compare("Y (forward_rmsnorm)", name, SS_DTYPE_BF16, yh, y, (size_t)(m * n), exact ? 0 : 1e-2);
+
+    cudaFree(xg);
+    cudaFree(gg);
+    cudaFree(qg);
+    cudaFree(yg);
+    cudaFree(sag);
+    free(qh);
+    free(yh);
+    free(sah);
+    free(q);
+    free(y);
+    free(sa);
+    free(x);
+    free(gamma);
+    free(scale);
+    if (w != wd)
+        free(w);
+    free(wd);
+    ss_linear_destroy(lc);
+    ss_linear_destroy(lg);
+}
+
+/* The row kernel with the norm prologue (K % 8 == 0: 2560, 6912 and a small
+ * one), dense and slid, INT8 and FP8, M = 1, 17, 64. */
+static void test_fused_rmsnorm(void **state) {
+    fixture *f = *state;
+    static const int64_t ms[] = {1, 17, 64};
+    static const int64_t ks[] = {2560, 6912, 136};
+    static const char *const pats[] = {"2_4", "2_8", "2_10", "2_inf"};
+    static const ss_dtype dts[] = {SS_DTYPE_I8, SS_DTYPE_F8_E4M3};
+    uint64_t seed = 4000;
+    for (int di = 0; di < 2; di++)
+        for (int ki = 0; ki < 3; ki++)
+            for (int mi = 0; mi < 3; mi++)
+                for (int ex = 0; ex < 2; ex++) {
+                    if (quick() && (ki == 1 || mi == 1))
+                        continue;
+                    run_fused(f->cpu, f->gpu, SS_BACKEND_CUBLASLT, dts[di], "dense", ms[mi], ks[ki],
+                              ex, seed++);
+                    run_fused(f->cpu, f->gpu, SS_BACKEND_CUSPARSELT, dts[di], pats[(ki + mi) % 4],
+                              ms[mi], ks[ki], ex, seed++);
+                }
+}
+
+/* The fallback kernel (norm in shared memory): K % 8 != 0, and BF16 weights
+ * (the BF16 copy stage). */
+static void test_fused_rmsnorm_fallback(void **state) {
+    fixture *f = *state;
+    uint64_t seed = 5000;
+    for (int ex = 0; ex < 2; ex++)
+        for (int64_t m = 1; m <= 17; m += 16) {
+            run_fused(f->cpu, f->gpu, SS_BACKEND_CUBLASLT, SS_DTYPE_I8, "dense", m, 1001, ex, seed++);
+            run_fused(f->cpu, f->gpu, SS_BACKEND_CUSPARSELT, SS_DTYPE_I8, "2_6", m, 1001, ex, seed++);
+            run_fused(f->cpu, f->gpu, SS_BACKEND_CUSPARSELT, SS_DTYPE_F8_E4M3, "2_8", m, 2563, ex,
+                      seed++);
+            run_fused(f->cpu, f->gpu, SS_BACKEND_CUBLASLT, SS_DTYPE_BF16, "dense", m, 520, ex, seed++);
+        }
+}
 #endif
 
 int main(void) {
@@ -417,6 +572,8 @@ int main(void) {
         cmocka_unit_test(test_large_shapes),
         cmocka_unit_test(test_not_24_valid),
         cmocka_unit_test(test_out_of_device_memory),
+        cmocka_unit_test(test_fused_rmsnorm),
+        cmocka_unit_test(test_fused_rmsnorm_fallback),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 #else
