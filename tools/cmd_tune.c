@@ -281,8 +281,8 @@ int cmd_tune(int argc, char **argv) {
     ss_context_destroy(ctx);
     if (s != SS_OK)
         return cli_lib_error("tune", s);
-    printf("tune: %s: %d entries tuned, %d reused from the table, %d skipped in %.1f s -> %s\n",
-           name, res.tuned, res.reused, res.skipped, ss_monotonic_s() - t0,
-           res.tuned ? res.path : "(table unchanged)");
+    printf("tune: %s: %d entries tuned, %d reused from the table, %d skipped, %d quant launches "
+           "tuned in %.1f s -> %s\n", name, res.tuned, res.reused, res.skipped, res.launches_tuned,
+           ss_monotonic_s() - t0, res.tuned + res.launches_tuned ? res.path : "(table unchanged)");
     return 0;
 }
