@@ -13,7 +13,14 @@
  *      bandwidth.
  *   4. share of the GEMM: quant_slide vs cuSPARSELt GEMM (I32 and BF16 output)
  *      and quant_only vs cuBLASLt, BitNet-2B shapes, M = 4096.
- * Usage: dev_quant_slide [quick]
+ *   5. RMSNorm fused into quant (issue #4): M in {4096, 16384}, K in {2560,
+ *      6912}: the engine's norm alone (ss_rmsnorm_cuda), quant alone, fused
+ *      norm + quant (ss_kernel_quant_rmsnorm), and the fused stage's marginal
+ *      cost over the norm it replaces, as % of the GEMM it feeds (the bar: <= 5%).
+ *   6. graph-pdl: 20 back-to-back quant calls launched with PDL, captured in
+ *      one CUDA graph and replayed, vs the same 20 on the stream; µs per call
+ *      and % of D2D (what is left of the launch gaps).
+ * Usage: dev_quant_slide [quick | fused]   (fused: sections 5 and 6 only)
  */
 #include <cuda_fp8.h>
 #include <math.h>
@@ -21,6 +28,7 @@
 #include <string.h>
 
 #include "dev_common.h"
+#include "engine/cuda/kernels.h"
 #include "linear/kernels/kernels.h"
 #include "slidesparse.h"
 
@@ -403,14 +411,165 @@ static void gemm_share(void) {
     ss_context_destroy(ctx);
 }
 
+// --- 5. RMSNorm fused into quant -------------------------------------------------------------
+
+/* Fused vs norm-then-quant on the first rows: q codes at most 1 apart (the
+ * only difference is the order of the sum of squares). Returns mismatches. */
+static int64_t fused_check(ss_dtype qdt, int64_t m, ss_lift_geom g, const uint16_t *x,
+                           const uint16_t *gamma, uint16_t *h, uint8_t *q1, float *sa1,
+                           uint8_t *q2, float *sa2) {
+    const float eps = 1e-5f;
+    CK(ss_rmsnorm_cuda(x, NULL, gamma, m, g.k, eps, h, 0));
+    CK(ss_kernel_quant(qdt, h, m, m, g, q1, sa1, 0, 0));
+    CK(ss_kernel_quant_rmsnorm(qdt, x, gamma, eps, m, m, g, q2, sa2, 0, 0, 0));
+    size_t n = (size_t)(m * g.k_out);
+    std::vector<int8_t> a(n), b(n);
+    CK(cudaMemcpy(a.data(), q1, n, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(b.data(), q2, n, cudaMemcpyDeviceToHost));
+    int64_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad += abs(a[i] - b[i]) > 1; // INT8 codes
+    return bad;
+}
+
+static void fused_norm(double d2d) {
+    ss_context *ctx;
+    SS_CK(ss_context_create(0, &ctx));
+    printf("\n# 5. RMSNorm fused into quant (INT8); marginal = fused - norm; GEMM = cuSPARSELt "
+           "(cuBLASLt dense) I32, N = 3840 (K 2560) / 2560 (K 6912)\n");
+    printf("%-6s %5s %6s | %8s %8s %8s %6s %9s | %9s | %8s %9s | %6s\n", "M", "K", "pattern",
+           "norm_us", "quant_us", "fused_us", "%D2D", "margin_us", "gemm_us", "q/gemm",
+           "marg/gemm", "check");
+    const int64_t ms[] = {4096, 16384};
+    const int64_t ks[] = {2560, 6912};
+    const char *pats[] = {"dense", "2_4", "2_8"};
+    const float eps = 1e-5f;
+    for (int64_t m : ms)
+        for (int64_t k : ks) {
+            int64_t n = k == 2560 ? 3840 : 2560;
+            std::vector<uint16_t> hg(k);
+            for (int64_t j = 0; j < k; j++)
+                hg[j] = ss_f32_to_bf16(0.5f + (float)(j % 13) / 8.0f);
+            uint16_t *gamma;
+            CK(cudaMalloc(&gamma, (size_t)k * 2));
+            CK(cudaMemcpy(gamma, hg.data(), (size_t)k * 2, cudaMemcpyHostToDevice));
+            for (const char *ps : pats) {
+                ss_pattern p = SS_PATTERN_DENSE;
+                if (strcmp(ps, "dense"))
+                    SS_CK(ss_pattern_parse(ps, &p));
+                ss_lift_geom g = geom(p, k);
+                double bytes = (double)m * k * 2 + (double)m * g.k_out + m * 4.0;
+                bufset b = alloc_sets(m, k, g.k_out, rotation_sets((size_t)(bytes + m * k * 2.0)));
+                int sets = (int)b.x.size();
+                std::vector<uint16_t *> h(sets);
+                for (int i = 0; i < sets; i++)
+                    CK(cudaMalloc(&h[i], (size_t)(m * k) * 2));
+                double nus = time_us([&](int i) { ss_rmsnorm_cuda(b.x[i], NULL, gamma, m, k, eps, h[i], 0); }, sets);
+                double qus = time_us([&](int i) { ss_kernel_quant(SS_DTYPE_I8, h[i], m, m, g, b.q[i], b.sa[i], 0, 0); }, sets);
+                double fus = time_us([&](int i) {
+                    ss_kernel_quant_rmsnorm(SS_DTYPE_I8, b.x[i], gamma, eps, m, m, g, b.q[i], b.sa[i], 0, 0, 0);
+                }, sets);
+                int64_t bad = sets > 1 ? fused_check(SS_DTYPE_I8, m, g, b.x[0], gamma, h[0], b.q[0], b.sa[0],
+                                                     b.q[1], b.sa[1])
+                                       : -1;
+                for (int i = 0; i < sets; i++)
+                    cudaFree(h[i]);
+                free_sets(b);
+                ss_backend be = ss_pattern_is_dense(p) ? SS_BACKEND_CUBLASLT : SS_BACKEND_CUSPARSELT;
+                double gus = time_gemm(ctx, be, p, SS_DTYPE_I32, m, n, k);
+                printf("%-6lld %5lld %6s | %8.2f %8.2f %8.2f %5.1f%% %9.2f | %9.2f | %7.1f%% %8.1f%% | %6s\n",
+                       (long long)m, (long long)k, ps, nus, qus, fus, 100.0 * bytes / (fus * 1e3) / d2d,
+                       fus - nus, gus, 100 * qus / gus, 100 * (fus - nus) / gus,
+                       bad < 0 ? "-" : bad == 0 ? "ok" : "BAD");
+            }
+            cudaFree(gamma);
+        }
+    ss_context_destroy(ctx);
+}
+
+// --- 6. graph-pdl -----------------------------------------------------------------------------
+
+/* 20 quant calls on rotated sets: on the stream (no PDL), and with PDL
+ * captured in one graph, replayed; µs per call (median of 9 replays). */
+static void graph_pdl(double d2d) {
+    printf("\n# 6. 20 back-to-back quant calls: stream vs PDL launches in a CUDA graph (INT8)\n");
+    printf("%-6s %5s %6s | %9s %6s | %9s %6s\n", "M", "K", "pattern", "stream_us", "%D2D",
+           "graph_us", "%D2D");
+    const int calls = 20;
+    cudaStream_t st;
+    CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    for (int64_t m : {4096, 16384})
+        for (int64_t k : {2560, 6912})
+            for (const char *ps : {"dense", "2_8"}) {
+                ss_pattern p = SS_PATTERN_DENSE;
+                if (strcmp(ps, "dense"))
+                    SS_CK(ss_pattern_parse(ps, &p));
+                ss_lift_geom g = geom(p, k);
+                double bytes = (double)m * k * 2 + (double)m * g.k_out + m * 4.0;
+                bufset b = alloc_sets(m, k, g.k_out, rotation_sets((size_t)bytes));
+                int sets = (int)b.x.size();
+                auto burst = [&](int pdl) {
+                    for (int c = 0; c < calls; c++)
+                        CK(ss_kernel_quant_vecs(SS_DTYPE_I8, b.x[c % sets], m, m, g, b.q[c % sets],
+                                                b.sa[c % sets], 0, pdl, st));
+                };
+                cudaEvent_t e0, e1;
+                CK(cudaEventCreate(&e0));
+                CK(cudaEventCreate(&e1));
+                auto timed = [&](auto fn) {
+                    fn();
+                    CK(cudaStreamSynchronize(st));
+                    std::vector<double> t;
+                    for (int r = 0; r < 9; r++) {
+                        CK(cudaEventRecord(e0, st));
+                        fn();
+                        CK(cudaEventRecord(e1, st));
+                        CK(cudaEventSynchronize(e1));
+                        float ms;
+                        CK(cudaEventElapsedTime(&ms, e0, e1));
+                        t.push_back(ms * 1000.0 / calls);
+                    }
+                    std::sort(t.begin(), t.end());
+                    return t[t.size() / 2];
+                };
+                double sus = timed([&] { burst(0); });
+                cudaGraph_t graph;
+                cudaGraphExec_t exec;
+                CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
+                burst(1);
+                CK(cudaStreamEndCapture(st, &graph));
+                CK(cudaGraphInstantiate(&exec, graph, 0));
+                double gus = timed([&] { CK(cudaGraphLaunch(exec, st)); });
+                printf("%-6lld %5lld %6s | %9.2f %5.1f%% | %9.2f %5.1f%%\n", (long long)m, (long long)k,
+                       ps, sus, 100.0 * bytes / (sus * 1e3) / d2d, gus,
+                       100.0 * bytes / (gus * 1e3) / d2d);
+                cudaGraphExecDestroy(exec);
+                cudaGraphDestroy(graph);
+                cudaEventDestroy(e0);
+                cudaEventDestroy(e1);
+                free_sets(b);
+            }
+    cudaStreamDestroy(st);
+}
+
 int main(int argc, char **argv) {
     int quick = argc > 1 && !strcmp(argv[1], "quick");
+    int fused_only = argc > 1 && !strcmp(argv[1], "fused");
     dev_banner();
+    if (fused_only) {
+        double d2d = d2d_copy_gbs();
+        printf("D2D copy: %.0f GB/s (read + write)\n", d2d);
+        fused_norm(d2d);
+        graph_pdl(d2d);
+        return 0;
+    }
     int bad = check_e4m3();
     bad |= validate();
     double d2d = d2d_copy_gbs();
     printf("D2D copy: %.0f GB/s (read + write)\n", d2d);
     bench(d2d, quick);
     gemm_share();
+    fused_norm(d2d);
+    graph_pdl(d2d);
     return bad;
 }
