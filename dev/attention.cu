@@ -15,7 +15,7 @@
  *   5  SS_ATTN_DECODE2 (the engine with SS_ATTN_DECODE=2): as 4, with the v2
  *      decode kernel (a chunk's value rows loaded before the first FMA,
  *      16-byte loads, two keys per warp load)
- *   6  SS_ATTN_DECODE3 (the engine's default, SS_ATTN_DECODE=3): as 4, with
+ *   6  SS_ATTN_DECODE3 (the engine's default; SS_ATTN_DECODE=3): as 4, with
  *      the v3 decode kernel (keys split over a cluster of blocks, cp.async
  *      K/V tiles, the GQA heads as tensor-core rows, DSMEM merge)
  *   7  as 6 with SS_ATTN_PURE_DECODE (no tensor-core prefill launch; pure
@@ -389,7 +389,7 @@ static const char *variant_name[N_VARIANTS + 1] = {"", "1 old SIMT (16-item tile
                                                    "3 MMA 1 head/block + decode v1",
                                                    "4 MMA 2 heads/block + decode v1",
                                                    "5 as 4 + decode v2 (SS_ATTN_DECODE=2)",
-                                                   "6 as 4 + decode v3 (SS_ATTN_DECODE=3)",
+                                                   "6 as 4 + decode v3 (engine default)",
                                                    "7 v3, pure-decode flag"};
 
 static bool pure_decode(const Batch &b) { return b.t == (int64_t)b.seqs.size(); }

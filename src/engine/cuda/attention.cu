@@ -274,7 +274,7 @@ cudaError_t simt(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile
 /* Decode kernel version (1, 2, 3) of SS_ATTN_AUTO: SS_ATTN_DECODE=1|2|3 in
  * the environment (read once per process, like the engine's other switches),
  * else DEFAULT_DECODE. Benign race: every reader computes the same value. */
-constexpr int DEFAULT_DECODE = 1;
+constexpr int DEFAULT_DECODE = 3;
 
 int auto_decode_version() {
     static int version; /* 0: not read yet */

@@ -57,7 +57,7 @@ cudaError_t ss_attention_cuda(const uint16_t *qkv, const ss_tok_info *tok,
 /* The same with a kernel choice, for dev/attention.cu's ladder:
  *   SS_ATTN_AUTO   what ss_attention_cuda runs: head_dim 128 -> tensor-core
  *                  prefill (2 heads per block) for tiles of >= 2 rows and the
- *                  default decode kernel for 1-row tiles (v1; SS_ATTN_DECODE=1,
+ *                  default decode kernel for 1-row tiles (v3; SS_ATTN_DECODE=1,
  *                  2 or 3 in the environment picks v1, v2, v3, read once per
  *                  process); else SIMT
  *   SS_ATTN_MMA_H1 as AUTO with one head per tensor-core block and decode v1
