@@ -79,6 +79,34 @@ static ss_status apply_algo(bench *b, ss_fixture *f, int64_t m, ss_bench_row *ro
     return SS_OK;
 }
 
+/* Says which quant launch the whole-linear level runs with: the layer reads
+ * the same table through ss_context_tuned_quant (no entry: the automatic
+ * choice). Once per (dtype, K, K_out): projections sharing K share it. */
+static void log_quant_launch(bench *b, const ss_fixture *f, int proj, const int64_t *ms, int nm) {
+    if (f->backend == SS_BACKEND_CPU)
+        return;
+    for (int j = 0; j < proj; j++)
+        if (b->shapes[j].k == f->k)
+            return;
+    char line[1024], d[32];
+    int w = snprintf(line, sizeof line, "whole linear: quant %s K %lld -> %lld launch:",
+                     ss_dtype_name(f->desc.wdtype), (long long)f->k, (long long)f->kq);
+    int tuned = 0;
+    for (int i = 0; i < nm && w > 0 && (size_t)w < sizeof line; i++) {
+        const ss_tune_kernel_entry *e = ss_tune_table_lookup_kernel(
+            b->table, "quant", f->desc.wdtype, f->k, f->kq, ss_linear_m_pad(ms[i]));
+        tuned += e != NULL;
+        ss_quant_launch_desc(e ? e->best : (ss_quant_launch){0, 0}, d, sizeof d);
+        w += snprintf(line + w, sizeof line - (size_t)w, " M %lld %s%s", (long long)ms[i], d,
+                      i + 1 < nm ? "," : "");
+    }
+    if (tuned == 0)
+        snprintf(line + strlen("whole linear: "), sizeof line - strlen("whole linear: "),
+                 "quant %s K %lld -> %lld launch: auto (no tuned entry)",
+                 ss_dtype_name(f->desc.wdtype), (long long)f->k, (long long)f->kq);
+    ss_fix_log(b->o->log, b->o->user, "%s", line);
+}
+
 /* One (dtype, projection, backend/pattern) over the M list. */
 static ss_status bench_case(bench *b, ss_dtype dt, int proj, const ss_proj_shape *sh,
                             ss_backend be, ss_pattern p, const int64_t *ms, int nm) {
@@ -119,6 +147,8 @@ static ss_status bench_case(bench *b, ss_dtype dt, int proj, const ss_proj_shape
         if (s == SS_OK)
             s = push_row(b, &row);
     }
+    if (s == SS_OK)
+        log_quant_launch(b, &f, proj, ms, nm);
     ss_fixture_free(&f);
     return s;
 }

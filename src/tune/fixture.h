@@ -83,6 +83,8 @@ ss_status ss_tune_search(ss_fixture *f, int64_t m, int warmup, int repeat, int n
 ss_status ss_tune_quant_search(ss_fixture *f, int64_t m, int warmup, int repeat, int no_flush,
                                ss_tune_progress_fn progress, void *user, ss_tune_progress *pg,
                                ss_tune_kernel_entry *e);
+/* "auto", "vec2 pdl", ...: a launch configuration in log lines. */
+void ss_quant_launch_desc(ss_quant_launch l, char *buf, size_t n);
 /* "vec2 pdl 5.10 us (then auto 5.40 us, ...)": an entry for the tuner's log. */
 void ss_tune_quant_describe(const ss_tune_kernel_entry *e, char *buf, size_t n);
 /* One launch of SS_FIX_QUANT_LAUNCH (SS_EUNSUPPORTED: the kernel does not take

@@ -22,7 +22,7 @@
 #define SS_QUANT_NEAR 1.025
 #define SS_QUANT_CANDS 10 /* auto, auto+pdl, vecs {1,2,4,8} x pdl {0,1} */
 
-static void launch_desc(ss_quant_launch l, char *buf, size_t n) {
+void ss_quant_launch_desc(ss_quant_launch l, char *buf, size_t n) {
     if (l.vecs == 0)
         snprintf(buf, n, "auto%s", l.pdl ? " pdl" : "");
     else
@@ -64,7 +64,7 @@ ss_status ss_fixture_quant_launch(ss_fixture *f, int64_t m) {
         return SS_OK;
     (void)cudaGetLastError();
     char d[32];
-    launch_desc(l, d, sizeof d);
+    ss_quant_launch_desc(l, d, sizeof d);
     return ss_fail(e == cudaErrorInvalidValue ? SS_EUNSUPPORTED : SS_ECUDA,
                    "tensor '%s': quant kernel %s, K %lld -> %lld: %s", f->desc.name, d,
                    (long long)f->k, (long long)f->kq, cudaGetErrorString(e));
@@ -255,7 +255,7 @@ ss_status ss_tune_quant_search(ss_fixture *f, int64_t m, int warmup, int repeat,
     char why[256] = "", desc[32];
     ss_status s = SS_OK;
     for (int i = 0; i < nc && s == SS_OK; i++) {
-        launch_desc(c[i], desc, sizeof desc);
+        ss_quant_launch_desc(c[i], desc, sizeof desc);
         if (progress && pg) {
             pg->candidate = desc;
             progress(user, pg);
@@ -282,10 +282,10 @@ ss_status ss_tune_quant_search(ss_fixture *f, int64_t m, int warmup, int repeat,
 /* "vec2 pdl 5.10 us (auto 5.40 us)" for the tuner's log line. */
 void ss_tune_quant_describe(const ss_tune_kernel_entry *e, char *buf, size_t n) {
     char b[32], o[32];
-    launch_desc(e->best, b, sizeof b);
+    ss_quant_launch_desc(e->best, b, sizeof b);
     int w = snprintf(buf, n, "%s %.2f us", b, e->top[0].us);
     for (int i = 1; i < e->n_top && w >= 0 && (size_t)w < n; i++) {
-        launch_desc(e->top[i].launch, o, sizeof o);
+        ss_quant_launch_desc(e->top[i].launch, o, sizeof o);
         w += snprintf(buf + w, n - (size_t)w, "%s%s %.2f us%s", i == 1 ? " (then " : ", ", o,
                       e->top[i].us, i + 1 == e->n_top ? ")" : "");
     }
