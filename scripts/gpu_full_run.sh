@@ -12,7 +12,7 @@
 #            complete and time is left) `bench prefill --profile` at M 16384.
 # Each phase packs the CSVs, status, log and report (no checkpoints) into
 # $OUT/results.tgz. If the engine tests fail in phase 1, the run continues with
-# the previous kernels (SS_FUSED_NORM=0 SS_ATTN_DECODE=1, kept in build-gpu/ra.env)
+# the previous decode attention (SS_ATTN_DECODE=1, kept in build-gpu/ra.env)
 # and says so.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,20 +28,20 @@ if [[ $phase == 1 ]]; then
     nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv,noheader
     cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DSS_CUDA=ON \
         -DCUSPARSELT_ROOT="$CUSPARSELT_ROOT" >"$out/configure.log" 2>&1 || { tail -20 "$out/configure.log"; exit 1; }
-    cmake --build $B -j "$(nproc)" --target slidesparse test_gpu_linear test_engine_gpu test_tune dev_quant_slide \
+    cmake --build $B -j "$(nproc)" --target slidesparse test_gpu_linear test_engine_gpu test_tune test_linear_rmsnorm dev_quant_slide \
         >"$out/build.log" 2>&1 || { grep -E "error" "$out/build.log" | head -20; exit 1; }
     echo "build done at ${SECONDS}s"
-    ctest --test-dir $B -R 'test_gpu_linear|test_engine_gpu|test_tune' --output-on-failure -V >"$out/ctest.log" 2>&1
+    ctest --test-dir $B -R 'test_gpu_linear|test_engine_gpu|test_tune|test_linear_rmsnorm' --output-on-failure -V >"$out/ctest.log" 2>&1
     rc=$?
     grep -E "tests passed|Failed|FAILED|\*\*\*|skipped" "$out/ctest.log" | tail -8
     rm -rf "$RA" && mkdir -p "$RA"
     if ((rc != 0)); then
-        echo "export SS_FUSED_NORM=0 SS_ATTN_DECODE=1" >"$RA.env"
-        echo "GPU tests failed: run-all uses the previous kernels ($(cat $RA.env))"
+        echo "export SS_ATTN_DECODE=1" >"$RA.env"
+        echo "GPU tests failed: run-all uses decode attention v1 ($(cat $RA.env))"
     else
         : >"$RA.env"
     fi
-    timeout 60 $B/dev_quant_slide >"$out/dev_quant_slide.log" 2>&1
+    timeout 90 $B/dev_quant_slide fused >"$out/dev_quant_slide.log" 2>&1
     echo "dev_quant_slide rc=$? at ${SECONDS}s"; tail -30 "$out/dev_quant_slide.log"
     args=(--config bench/h100_full.json --out "$RA")
 else
