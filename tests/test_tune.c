@@ -325,6 +325,12 @@ static void test_cpu_algo_interface(void **st) {
     ss_algo a = {.backend = SS_BACKEND_CUSPARSELT};
     assert_fails(ss_linear_algo_set(lin, 16, &a), SS_EUNSUPPORTED, "one algorithm");
     assert_fails(ss_linear_algo_get(lin, 16, 0, &a), SS_EINVAL, "offers 0");
+    /* a backend without a workspace query answers the candidate's own figure */
+    uint64_t ws = 0;
+    a.workspace = 4096;
+    assert_ok(ss_linear_algo_workspace(lin, 16, &a, &ws));
+    assert_true(ws == 4096);
+    assert_fails(ss_linear_algo_workspace(lin, 0, &a, &ws), SS_EINVAL, "m > 0");
     ss_linear_destroy(lin);
     ss_context_destroy(ctx);
 }
