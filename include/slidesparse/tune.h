@@ -142,7 +142,10 @@ const ss_tune_entry *ss_tune_table_find(const ss_tune_table *t, ss_backend b, ss
 /* Our quant(+slide) kernel's launch configuration, tuned per (dtype, K, K_out, M)
  * alongside the GEMMs: vecs = 16-byte loads per thread in the row-in-registers
  * kernel (1, 2, 4 or 8; 0 = the library's automatic choice), pdl = 1 launches it
- * as a programmatic dependent launch (cc >= 9.0). */
+ * as a programmatic dependent launch (cc >= 9.0). The search measures {0, 0}
+ * as the library's own choice (ss_kernel_quant, threads 0) and every other
+ * value as ss_kernel_quant_vecs(vecs, pdl); a layer whose call that kernel
+ * refuses (cudaErrorInvalidValue: alignment) falls back to the automatic one. */
 typedef struct {
     int vecs;
     int pdl;
