@@ -1,0 +1,851 @@
+/* sparse_gemm_sm90.cu — issue #9 phase 1: a Hopper 2:4 sparse GEMM (CUTLASS SM90
+ * sparse collective, wgmma.mma_async.sp) with the dequant+bias epilogue fused,
+ * measured against dense cuBLASLt INT8 (IMMA, INT32 out) in the same run.
+ *
+ * Standalone on purpose: not part of the CMake build (CMake globs dev/*.cu, not
+ * dev/cutlass/), no library link. Build (one command, ~minutes on 2 cores):
+ *
+ *   CI=$(python3 -c "import cutlass_library,os;print(os.path.join(os.path.dirname(cutlass_library.__file__),'source','include'))")
+ *   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --expt-relaxed-constexpr \
+ *        -I$CI -I$CI/../tools/util/include -DNDEBUG -o sparse_gemm_sm90 dev/cutlass/sparse_gemm_sm90.cu -lcublasLt
+ *
+ * Run: ./sparse_gemm_sm90 [validate|time|all]   (default all; needs an sm_90 GPU)
+ *
+ * Mapping onto CUTLASS (its GEMM is D(M,N) = A(M,K) B(K,N)):
+ *   A (sparse, K-major)  = our weights W' (N, K') row-major        -> CUTLASS M = our N
+ *   B (K-major)          = our activations q (M_tok, K') row-major -> CUTLASS N = our M_tok
+ *   D (column-major M×N) = our Y (M_tok, N) row-major, ld = N
+ * so per-channel sb[n] and bias[n] vary along CUTLASS M (Sm90ColBroadcast, stride
+ * <_1,_0>) and the per-token sa[m] varies along CUTLASS N (Sm90RowBroadcast,
+ * stride <_0,_1>).
+ *
+ * Epilogue arithmetic (SPEC §4, include/slidesparse/linear.h): t = (float)acc;
+ * t = t*sa[m]; t = t*sb[n]; t = t + (float)bias[n]; Y = bf16_rne(t) — three
+ * separately rounded ops (__fmul_rn/__fadd_rn, never contracted to FMA), so the
+ * INT8 result is bit-identical to the CPU reference below.
+ *
+ * Requirements (can_implement): K' % 32 == 0 (TMA: 16-byte rows of the compressed
+ * weights), N % 8 == 0 (TMA store of 16-byte bf16 columns of D). All SPEC K' are
+ * multiples of 32. The weight metadata layout depends only on the tile's K (128
+ * for every configuration here), so one compressed copy serves all of them.
+ *
+ * The C-callable entry points at the bottom (ss_sm90sp_*) are what a library
+ * backend would wrap; the harness calls only those for the sparse path.
+ */
+#include <cuda_runtime.h>
+#include <cublasLt.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cutlass/cutlass.h"
+#include "cute/tensor.hpp"
+#include "cutlass/epilogue/collective/collective_builder.hpp"
+#include "cutlass/epilogue/fusion/sm90_callbacks_tma_warpspecialized.hpp"
+#include "cutlass/gemm/collective/collective_builder.hpp"
+#include "cutlass/gemm/device/gemm_universal_adapter.h"
+#include "cutlass/gemm/dispatch_policy.hpp"
+#include "cutlass/gemm/kernel/gemm_universal.hpp"
+#include "cutlass/kernel_hardware_info.h"
+#include "cutlass/transform/device/transform_universal_adapter.hpp"
+#include "cutlass/transform/kernel/sparse_gemm_compressor.hpp"
+#include "cutlass/util/packed_stride.hpp"
+
+#define CK(x)                                                                                  \
+    do {                                                                                       \
+        cudaError_t e_ = (x);                                                                  \
+        if (e_ != cudaSuccess) {                                                               \
+            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
+            exit(2);                                                                           \
+        }                                                                                      \
+    } while (0)
+#define CKLT(x)                                                                      \
+    do {                                                                             \
+        cublasStatus_t s_ = (x);                                                     \
+        if (s_ != CUBLAS_STATUS_SUCCESS) {                                           \
+            fprintf(stderr, "%s:%d: %s: cublas status %d\n", __FILE__, __LINE__, #x, \
+                    (int)s_);                                                        \
+            exit(2);                                                                 \
+        }                                                                            \
+    } while (0)
+
+/* ======================================================================== */
+/* The kernel family                                                         */
+/* ======================================================================== */
+namespace sm90sp {
+using namespace cute;
+
+/* The dequant epilogue as one EVT compute node of four inputs (acc already
+ * converted int32 -> float with round-to-nearest by Sm90Compute). */
+template <class T>
+struct DequantFn {
+    CUTLASS_HOST_DEVICE T operator()(T acc, T sa, T sb, T bias) const {
+        return acc * sa * sb + bias; /* only instantiated for the Arguments probe */
+    }
+};
+template <int N>
+struct DequantFn<cutlass::Array<float, N>> {
+    CUTLASS_DEVICE cutlass::Array<float, N>
+    operator()(cutlass::Array<float, N> const &acc, cutlass::Array<float, N> const &sa,
+               cutlass::Array<float, N> const &sb, cutlass::Array<float, N> const &bias) const {
+        cutlass::Array<float, N> r;
+        CUTLASS_PRAGMA_UNROLL
+        for (int i = 0; i < N; ++i)
+            r[i] = __fadd_rn(__fmul_rn(__fmul_rn(acc[i], sa[i]), sb[i]), bias[i]);
+        return r;
+    }
+};
+
+using ProblemShape = Shape<int, int, int, int>; /* (N, M_tok, K', 1) */
+using LayoutTagA = cutlass::layout::RowMajor;     /* W' (N, K'), K-major */
+using LayoutTagB = cutlass::layout::ColumnMajor;  /* q (M_tok, K'), K-major */
+using LayoutTagD = cutlass::layout::ColumnMajor;  /* Y (M_tok, N) row-major */
+using ElementD = cutlass::bfloat16_t;
+
+template <class ElemAB_, class Acc_, class Tile_, class Cluster_, class KSched_, class ESched_>
+struct Config {
+    using ElemAB = ElemAB_;
+    using Acc = Acc_;
+    using Tile = Tile_;
+    static constexpr int kAlignAB = 16; /* 8-bit operands: 16 elements = 16 B */
+    static constexpr int kAlignD = 8;
+
+    using EVT = cutlass::epilogue::fusion::Sm90EVT<
+        cutlass::epilogue::fusion::Sm90Compute<DequantFn, ElementD, float,
+                                               cutlass::FloatRoundStyle::round_to_nearest>,
+        cutlass::epilogue::fusion::Sm90AccFetch,
+        cutlass::epilogue::fusion::Sm90RowBroadcast<0, Tile, float, float, Stride<_0, _1, _0>>,
+        cutlass::epilogue::fusion::Sm90ColBroadcast<0, Tile, float, float, Stride<_1, _0, _0>>,
+        cutlass::epilogue::fusion::Sm90ColBroadcast<0, Tile, cutlass::bfloat16_t, float,
+                                                    Stride<_1, _0, _0>>>;
+
+    using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
+        cutlass::arch::Sm90, cutlass::arch::OpClassSparseTensorOp, Tile, Cluster_,
+        cutlass::epilogue::collective::EpilogueTileAuto, Acc, float, void, LayoutTagD, kAlignD,
+        ElementD, LayoutTagD, kAlignD, ESched_, EVT>::CollectiveOp;
+
+    using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
+        cutlass::arch::Sm90, cutlass::arch::OpClassSparseTensorOp, ElemAB, LayoutTagA, kAlignAB,
+        ElemAB, LayoutTagB, kAlignAB, Acc, Tile, Cluster_,
+        cutlass::gemm::collective::StageCountAutoCarveout<
+            static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
+        KSched_>::CollectiveOp;
+
+    using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, Mainloop, Epilogue>;
+    using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+    using SparseConfig = typename Mainloop::SparseConfig;
+    using LayoutA = typename Mainloop::LayoutA;
+    using LayoutE = typename Mainloop::LayoutE;
+    using StrideB = typename Kernel::StrideB;
+    using StrideD = typename Kernel::StrideD;
+    static constexpr int kStages = Mainloop::DispatchPolicy::Stages;
+};
+
+using Coop = cutlass::gemm::KernelTmaWarpSpecializedCooperative;
+using Ping = cutlass::gemm::KernelTmaWarpSpecializedPingpong;
+using ECoop = cutlass::epilogue::TmaWarpSpecializedCooperative;
+using EPing = cutlass::epilogue::TmaWarpSpecialized;
+using T128x128 = Shape<_128, _128, _128>;
+using T128x256 = Shape<_128, _256, _128>;
+using T256x128 = Shape<_256, _128, _128>;
+using C1x1 = Shape<_1, _1, _1>;
+using C2x1 = Shape<_2, _1, _1>;
+
+/* INT8 variants (tile is CUTLASS M x N x K = our N x M_tok x K'). */
+using I8_0 = Config<int8_t, int32_t, T128x256, C2x1, Coop, ECoop>;
+using I8_1 = Config<int8_t, int32_t, T256x128, C2x1, Coop, ECoop>;
+using I8_2 = Config<int8_t, int32_t, T128x128, C2x1, Ping, EPing>;
+using I8_3 = Config<int8_t, int32_t, T128x128, C1x1, Ping, EPing>;
+static const char *const kI8Names[] = {"coop128x256c2", "coop256x128c2", "ping128x128c2",
+                                       "ping128x128c1"};
+constexpr int kI8Configs = 4;
+
+using SparseConfigI8 = I8_0::SparseConfig;
+static_assert(std::is_same_v<SparseConfigI8, I8_1::SparseConfig> &&
+                  std::is_same_v<SparseConfigI8, I8_2::SparseConfig> &&
+                  std::is_same_v<SparseConfigI8, I8_3::SparseConfig>,
+              "every variant must read the same compressed weight layout");
+
+using CompressorUtilI8 = cutlass::transform::kernel::StructuredSparseCompressorUtility<
+    ProblemShape, int8_t, LayoutTagA, SparseConfigI8>;
+using CompressorI8 = cutlass::transform::device::TransformUniversalAdapter<
+    cutlass::transform::kernel::StructuredSparseCompressor<ProblemShape, int8_t, LayoutTagA,
+                                                           SparseConfigI8, cutlass::arch::Sm90>>;
+
+/* A prepared launch: arguments baked into the adapter once (TMA descriptors
+ * built on the host), then run() many times. */
+struct Plan {
+    virtual ~Plan() {}
+    virtual cutlass::Status run(cudaStream_t s) = 0;
+};
+
+template <class Cfg>
+struct PlanT : Plan {
+    typename Cfg::Gemm gemm;
+    void *workspace = nullptr;
+    ~PlanT() override { cudaFree(workspace); }
+    cutlass::Status run(cudaStream_t s) override { return gemm.run(s); }
+};
+
+template <class Cfg>
+static Plan *make_plan(const void *wc, const void *meta, const void *q, const float *sa,
+                       const float *sb, const uint16_t *bias, int m, int n, int kp, void *y,
+                       int sm_count, cutlass::Status *st) {
+    ProblemShape ps{n, m, kp, 1};
+    auto layout_a = Cfg::SparseConfig::fill_layoutA(ps);
+    auto layout_e = Cfg::SparseConfig::fill_layoutE(ps);
+    auto stride_b = cutlass::make_cute_packed_stride(typename Cfg::StrideB{}, make_shape(m, kp, 1));
+    auto stride_d = cutlass::make_cute_packed_stride(typename Cfg::StrideD{}, make_shape(n, m, 1));
+    cutlass::KernelHardwareInfo hw;
+    hw.device_id = 0;
+    hw.sm_count = sm_count;
+    typename Cfg::Gemm::Arguments args{
+        cutlass::gemm::GemmUniversalMode::kGemm,
+        ps,
+        {(const typename Cfg::ElemAB *)wc, layout_a, (const typename Cfg::ElemAB *)q, stride_b,
+         (const typename Cfg::Mainloop::ElementE *)meta, layout_e},
+        {{{}, {sa, 0.f, {}}, {sb, 0.f, {}}, {(const cutlass::bfloat16_t *)bias, {}, {}}, {}},
+         nullptr,
+         stride_d,
+         (ElementD *)y,
+         stride_d},
+        hw};
+    auto *p = new PlanT<Cfg>();
+    *st = p->gemm.can_implement(args);
+    if (*st != cutlass::Status::kSuccess) {
+        delete p;
+        return nullptr;
+    }
+    size_t ws = Cfg::Gemm::get_workspace_size(args);
+    if (ws && cudaMalloc(&p->workspace, ws) != cudaSuccess) {
+        *st = cutlass::Status::kErrorWorkspaceNull;
+        delete p;
+        return nullptr;
+    }
+    *st = p->gemm.initialize(args, p->workspace);
+    if (*st != cutlass::Status::kSuccess) {
+        delete p;
+        return nullptr;
+    }
+    return p;
+}
+
+} // namespace sm90sp
+
+/* ======================================================================== */
+/* C entry points (what a library backend would wrap)                        */
+/* ======================================================================== */
+using cute::make_shape;
+
+extern "C" {
+
+/* Sizes in bytes of the compressed weights and of the metadata for W' (n, kp). */
+void ss_sm90sp_sizes_i8(int n, int kp, size_t *wc_bytes, size_t *meta_bytes) {
+    using namespace sm90sp;
+    ProblemShape ps{n, 1, kp, 1};
+    auto stride_a = cutlass::make_cute_packed_stride(cutlass::gemm::TagToStrideA_t<LayoutTagA>{},
+                                                     make_shape(n, kp, 1));
+    CompressorUtilI8 u(ps, stride_a);
+    *wc_bytes = u.get_compressed_tensor_A_bytes();
+    *meta_bytes = u.get_tensor_E_bytes();
+}
+
+/* Compress a 2:4-valid W' (n, kp) int8 row-major (device memory) into wc/meta
+ * (device, sizes from ss_sm90sp_sizes_i8) with CUTLASS's SM90 compressor.
+ * Returns 0 on success. */
+int ss_sm90sp_compress_i8(const int8_t *w, int n, int kp, void *wc, void *meta,
+                          cudaStream_t stream) {
+    using namespace sm90sp;
+    ProblemShape ps{n, 1, kp, 1};
+    auto stride_a = cutlass::make_cute_packed_stride(cutlass::gemm::TagToStrideA_t<LayoutTagA>{},
+                                                     make_shape(n, kp, 1));
+    cutlass::KernelHardwareInfo hw;
+    hw.device_id = 0;
+    hw.sm_count = cutlass::KernelHardwareInfo::query_device_multiprocessor_count(0);
+    typename CompressorI8::Arguments args{ps, {w, stride_a, wc, meta}, {hw}};
+    CompressorI8 op;
+    size_t ws_bytes = CompressorI8::get_workspace_size(args);
+    void *ws = nullptr;
+    if (ws_bytes && cudaMalloc(&ws, ws_bytes) != cudaSuccess)
+        return 1;
+    int rc = 0;
+    if (op.can_implement(args) != cutlass::Status::kSuccess)
+        rc = 2;
+    else if (op.initialize(args, ws) != cutlass::Status::kSuccess)
+        rc = 3;
+    else if (op.run(stream) != cutlass::Status::kSuccess)
+        rc = 4;
+    if (!rc && cudaStreamSynchronize(stream) != cudaSuccess)
+        rc = 5;
+    cudaFree(ws);
+    return rc;
+}
+
+/* Y (m, n) bf16 = dequant(W'_sparse · q^T): wc/meta from ss_sm90sp_compress_i8,
+ * q (m, kp) int8, sa[m], sb[n] float, bias[n] bf16 bits. `variant` picks the
+ * tile/schedule (0..3, see kI8Names). Builds the launch each call (host cost
+ * of a few µs: TMA descriptors); a library would cache the plan per shape.
+ * Returns 0 on success. */
+int ss_sm90sp_gemm_i8(int variant, const void *wc, const void *meta, const int8_t *q,
+                      const float *sa, const float *sb, const uint16_t *bias, int m, int n, int kp,
+                      uint16_t *y, cudaStream_t stream);
+}
+
+namespace sm90sp {
+static Plan *make_plan_i8(int variant, const void *wc, const void *meta, const void *q,
+                          const float *sa, const float *sb, const uint16_t *bias, int m, int n,
+                          int kp, void *y, int sm_count, cutlass::Status *st) {
+    switch (variant) {
+    case 0: return make_plan<I8_0>(wc, meta, q, sa, sb, bias, m, n, kp, y, sm_count, st);
+    case 1: return make_plan<I8_1>(wc, meta, q, sa, sb, bias, m, n, kp, y, sm_count, st);
+    case 2: return make_plan<I8_2>(wc, meta, q, sa, sb, bias, m, n, kp, y, sm_count, st);
+    case 3: return make_plan<I8_3>(wc, meta, q, sa, sb, bias, m, n, kp, y, sm_count, st);
+    }
+    *st = cutlass::Status::kErrorNotSupported;
+    return nullptr;
+}
+} // namespace sm90sp
+
+extern "C" int ss_sm90sp_gemm_i8(int variant, const void *wc, const void *meta, const int8_t *q,
+                                 const float *sa, const float *sb, const uint16_t *bias, int m,
+                                 int n, int kp, uint16_t *y, cudaStream_t stream) {
+    static int sm_count = cutlass::KernelHardwareInfo::query_device_multiprocessor_count(0);
+    cutlass::Status st;
+    sm90sp::Plan *p =
+        sm90sp::make_plan_i8(variant, wc, meta, q, sa, sb, bias, m, n, kp, y, sm_count, &st);
+    if (!p)
+        return 1;
+    int rc = p->run(stream) == cutlass::Status::kSuccess ? 0 : 2;
+    delete p; /* frees the (empty for these kernels) workspace: synchronizes */
+    return rc;
+}
+
+/* ======================================================================== */
+/* Harness: data, CPU reference, dense baseline, timing                      */
+/* ======================================================================== */
+/* named, not anonymous: nvcc's host stubs for kernels in an anonymous
+ * namespace clash with CuTe's anonymous namespaces */
+namespace harness {
+
+__host__ __device__ inline uint32_t hash3(uint32_t a, uint32_t b, uint32_t c) {
+    uint32_t h = a * 0x9E3779B1u ^ (b + 0x7F4A7C15u) * 0x85EBCA77u ^ (c + 0x165667B1u) * 0xC2B2AE3Du;
+    h ^= h >> 15;
+    h *= 0x2C1B3C6Du;
+    h ^= h >> 12;
+    h *= 0x297A2D39u;
+    h ^= h >> 15;
+    return h;
+}
+
+/* W (n, kp) int8: in every group of 4 exactly two nonzeros, values in ±[1,127]. */
+__global__ void fill_w24(int8_t *w, int64_t n, int64_t kp, uint32_t seed) {
+    static const uint8_t pairs[6][2] = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}};
+    int64_t groups = n * (kp / 4);
+    for (int64_t g = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; g < groups;
+         g += (int64_t)gridDim.x * blockDim.x) {
+        uint32_t h = hash3(seed, (uint32_t)g, (uint32_t)(g >> 32));
+        const uint8_t *p = pairs[h % 6];
+        int v0 = (int)((h >> 8) % 254) - 127, v1 = (int)((h >> 16) % 254) - 127;
+        v0 += v0 >= 0;
+        v1 += v1 >= 0;
+        char4 o = make_char4(0, 0, 0, 0);
+        int8_t *ob = (int8_t *)&o;
+        ob[p[0]] = (int8_t)v0;
+        ob[p[1]] = (int8_t)v1;
+        ((char4 *)w)[g] = o;
+    }
+}
+
+__global__ void fill_i8(int8_t *x, int64_t count, uint32_t seed) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < count;
+         i += (int64_t)gridDim.x * blockDim.x)
+        x[i] = (int8_t)(hash3(seed, (uint32_t)i, (uint32_t)(i >> 32)) & 0xff);
+}
+
+/* float in [lo, hi) */
+__global__ void fill_f32(float *x, int64_t count, uint32_t seed, float lo, float hi) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < count;
+         i += (int64_t)gridDim.x * blockDim.x)
+        x[i] = lo + (hi - lo) * (float)(hash3(seed, (uint32_t)i, 7u) >> 8) * (1.0f / 16777216.0f);
+}
+
+__device__ __host__ inline uint16_t f32_to_bf16_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+__device__ __host__ inline float bf16_bits_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+__global__ void fill_bias(uint16_t *b, int64_t count, uint32_t seed) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < count;
+         i += (int64_t)gridDim.x * blockDim.x)
+        b[i] = f32_to_bf16_bits(-1.f + 2.f * (float)(hash3(seed, (uint32_t)i, 9u) >> 8) *
+                                           (1.0f / 16777216.0f));
+}
+
+/* The library's dense path after cuBLASLt: INT32 (m, n) -> bf16 with the same
+ * arithmetic, 8 columns per thread (what src/linear/kernels/dequant.cu does);
+ * timed so the dense baseline is the same whole GEMM+epilogue. n % 8 == 0. */
+__global__ void dequant_i32(const int32_t *__restrict__ d, const float *__restrict__ sa,
+                            const float *__restrict__ sb, const uint16_t *__restrict__ bias,
+                            int64_t m, int64_t n, uint16_t *__restrict__ y) {
+    int64_t nv = n >> 3;
+    int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (i >= m * nv)
+        return;
+    int64_t r = i / nv, c0 = (i - r * nv) * 8;
+    int4 a = __ldcs((const int4 *)(d + r * n + c0)), b = __ldcs((const int4 *)(d + r * n + c0 + 4));
+    int v[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+    uint32_t o[4];
+    float s = sa[r];
+#pragma unroll
+    for (int j = 0; j < 8; j += 2) {
+        float t0 = __fadd_rn(__fmul_rn(__fmul_rn(__int2float_rn(v[j]), s), sb[c0 + j]),
+                             bf16_bits_to_f32(bias[c0 + j]));
+        float t1 = __fadd_rn(__fmul_rn(__fmul_rn(__int2float_rn(v[j + 1]), s), sb[c0 + j + 1]),
+                             bf16_bits_to_f32(bias[c0 + j + 1]));
+        o[j / 2] = f32_to_bf16_bits(t0) | ((uint32_t)f32_to_bf16_bits(t1) << 16);
+    }
+    __stcs((uint4 *)(y + r * n + c0), make_uint4(o[0], o[1], o[2], o[3]));
+}
+
+const int kGrid = 132 * 8, kBlock = 256;
+
+/* One input set of the sparse path (device memory). */
+struct SpSet {
+    void *wc = nullptr, *meta = nullptr;
+    int8_t *q = nullptr;
+    float *sa = nullptr, *sb = nullptr;
+    uint16_t *bias = nullptr, *y = nullptr;
+    size_t bytes = 0;
+};
+
+static void sp_set_alloc(SpSet &s, int m, int n, int kp, uint32_t seed, int8_t *wtmp) {
+    size_t wcb, eb;
+    ss_sm90sp_sizes_i8(n, kp, &wcb, &eb);
+    CK(cudaMalloc(&s.wc, wcb));
+    CK(cudaMalloc(&s.meta, eb));
+    CK(cudaMemset(s.wc, 0, wcb));
+    CK(cudaMemset(s.meta, 0, eb));
+    CK(cudaMalloc(&s.q, (size_t)m * kp));
+    CK(cudaMalloc(&s.sa, (size_t)m * 4));
+    CK(cudaMalloc(&s.sb, (size_t)n * 4));
+    CK(cudaMalloc(&s.bias, (size_t)n * 2));
+    CK(cudaMalloc(&s.y, (size_t)m * n * 2));
+    s.bytes = wcb + eb + (size_t)m * kp + (size_t)m * 4 + (size_t)n * 6 + (size_t)m * n * 2;
+    fill_w24<<<kGrid, kBlock>>>(wtmp, n, kp, seed);
+    fill_i8<<<kGrid, kBlock>>>(s.q, (int64_t)m * kp, seed + 1);
+    fill_f32<<<kGrid, kBlock>>>(s.sa, m, seed + 2, 1e-3f, 2e-2f);
+    fill_f32<<<kGrid, kBlock>>>(s.sb, n, seed + 3, 1e-3f, 2e-2f);
+    fill_bias<<<kGrid, kBlock>>>(s.bias, n, seed + 4);
+    CK(cudaGetLastError());
+    int rc = ss_sm90sp_compress_i8(wtmp, n, kp, s.wc, s.meta, 0);
+    if (rc) {
+        fprintf(stderr, "compress failed (%d) n=%d kp=%d\n", rc, n, kp);
+        exit(2);
+    }
+}
+
+static void sp_set_free(SpSet &s) {
+    cudaFree(s.wc);
+    cudaFree(s.meta);
+    cudaFree(s.q);
+    cudaFree(s.sa);
+    cudaFree(s.sb);
+    cudaFree(s.bias);
+    cudaFree(s.y);
+    s = SpSet();
+}
+
+/* ---- CPU reference (int64 accumulate, then SPEC §4 in float) ---- */
+static void cpu_ref_i8(const std::vector<int8_t> &w, const std::vector<int8_t> &q,
+                       const std::vector<float> &sa, const std::vector<float> &sb,
+                       const std::vector<uint16_t> &bias, int m, int n, int kp,
+                       std::vector<uint16_t> &y) {
+    y.assign((size_t)m * n, 0);
+    unsigned nt = std::max(1u, std::thread::hardware_concurrency());
+    std::vector<std::thread> th;
+    for (unsigned t = 0; t < nt; ++t)
+        th.emplace_back([&, t]() {
+            std::vector<int> nzi;
+            std::vector<int> nzv;
+            for (int c = (int)t; c < n; c += (int)nt) {
+                nzi.clear();
+                nzv.clear();
+                for (int j = 0; j < kp; ++j)
+                    if (w[(size_t)c * kp + j]) {
+                        nzi.push_back(j);
+                        nzv.push_back(w[(size_t)c * kp + j]);
+                    }
+                for (int r = 0; r < m; ++r) {
+                    const int8_t *qr = &q[(size_t)r * kp];
+                    int64_t acc = 0;
+                    for (size_t z = 0; z < nzi.size(); ++z)
+                        acc += (int64_t)nzv[z] * qr[nzi[z]];
+                    volatile float v = (float)acc; /* volatile: no contraction */
+                    v = v * sa[r];
+                    v = v * sb[c];
+                    v = v + bf16_bits_to_f32(bias[c]);
+                    y[(size_t)r * n + c] = f32_to_bf16_bits(v);
+                }
+            }
+        });
+    for (auto &x : th)
+        x.join();
+}
+
+template <class T>
+static std::vector<T> d2h(const void *p, size_t count) {
+    std::vector<T> v(count);
+    CK(cudaMemcpy(v.data(), p, count * sizeof(T), cudaMemcpyDeviceToHost));
+    return v;
+}
+
+static int validate_case(int m, int n, int kp, uint32_t seed) {
+    int8_t *wtmp;
+    CK(cudaMalloc(&wtmp, (size_t)n * kp));
+    SpSet s;
+    sp_set_alloc(s, m, n, kp, seed, wtmp);
+    CK(cudaDeviceSynchronize());
+    auto w = d2h<int8_t>(wtmp, (size_t)n * kp);
+    /* the generator's promise: exactly two nonzeros per group of four */
+    for (size_t g = 0; g < w.size() / 4; ++g) {
+        int nz = (w[4 * g] != 0) + (w[4 * g + 1] != 0) + (w[4 * g + 2] != 0) + (w[4 * g + 3] != 0);
+        if (nz != 2) {
+            printf("generator bug: group %zu has %d nonzeros\n", g, nz);
+            exit(2);
+        }
+    }
+    auto q = d2h<int8_t>(s.q, (size_t)m * kp);
+    auto sa = d2h<float>(s.sa, m);
+    auto sb = d2h<float>(s.sb, n);
+    auto bias = d2h<uint16_t>(s.bias, n);
+    std::vector<uint16_t> ref;
+    cpu_ref_i8(w, q, sa, sb, bias, m, n, kp, ref);
+    int fails = 0;
+    for (int v = 0; v < sm90sp::kI8Configs; ++v) {
+        CK(cudaMemset(s.y, 0xff, (size_t)m * n * 2)); /* poison: bf16 NaN */
+        int rc = ss_sm90sp_gemm_i8(v, s.wc, s.meta, s.q, s.sa, s.sb, s.bias, m, n, kp, s.y, 0);
+        CK(cudaDeviceSynchronize());
+        size_t bad = 0, first = (size_t)-1;
+        std::vector<uint16_t> y;
+        if (!rc) {
+            y = d2h<uint16_t>(s.y, (size_t)m * n);
+            for (size_t i = 0; i < y.size(); ++i)
+                if (y[i] != ref[i]) {
+                    if (!bad)
+                        first = i;
+                    ++bad;
+                }
+        }
+        bool ok = !rc && !bad;
+        fails += !ok;
+        printf("validate %-14s m=%5d n=%5d k'=%5d : %s", sm90sp::kI8Names[v], m, n, kp,
+               rc ? "LAUNCH FAILED" : (bad ? "MISMATCH" : "bit-exact"));
+        if (bad)
+            printf(" (%zu of %zu differ; first [%zu,%zu] got %04x want %04x)", bad, y.size(),
+                   first / n, first % n, y[first], ref[first]);
+        printf("\n");
+    }
+    sp_set_free(s);
+    cudaFree(wtmp);
+    return fails;
+}
+
+/* ---- timing helpers ---- */
+static double median(std::vector<float> v) {
+    std::sort(v.begin(), v.end());
+    size_t k = v.size();
+    return k % 2 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
+}
+
+/* Runs fn(set) warm-up times, then `iters` times rotating over the sets, each
+ * launch bracketed by its own events; returns the median in µs. */
+template <class F>
+static double time_rotating(int nsets, int warm, int iters, F fn) {
+    std::vector<cudaEvent_t> ev(2 * iters);
+    for (auto &e : ev)
+        CK(cudaEventCreate(&e));
+    for (int i = 0; i < warm; ++i)
+        fn(i % nsets);
+    for (int i = 0; i < iters; ++i) {
+        CK(cudaEventRecord(ev[2 * i]));
+        fn(i % nsets);
+        CK(cudaEventRecord(ev[2 * i + 1]));
+    }
+    CK(cudaDeviceSynchronize());
+    std::vector<float> ms(iters);
+    for (int i = 0; i < iters; ++i)
+        CK(cudaEventElapsedTime(&ms[i], ev[2 * i], ev[2 * i + 1]));
+    for (auto &e : ev)
+        cudaEventDestroy(e);
+    return median(ms) * 1e3;
+}
+
+static const size_t kRotateBytes = 160ull << 20; /* > 3 x the 50 MB L2 */
+static int sets_for(size_t set_bytes) {
+    int k = (int)((kRotateBytes + set_bytes - 1) / set_bytes);
+    return std::max(2, std::min(k, 64));
+}
+
+/* ---- dense cuBLASLt INT8 (TN, IMMA, INT32 out): D (n x m col-major) = W q^T ---- */
+struct Dense {
+    cublasLtHandle_t lt;
+    void *ws;
+    size_t ws_bytes = 64ull << 20;
+};
+
+struct DenseResult {
+    double gemm_us, dequant_us;
+};
+
+static DenseResult time_dense(Dense &dn, int m, int n, int k) {
+    struct DSet {
+        int8_t *w, *q;
+        int32_t *d;
+        float *sa, *sb;
+        uint16_t *bias, *y;
+    };
+    size_t set_bytes = (size_t)n * k + (size_t)m * k + (size_t)m * n * 6;
+    int ns = sets_for(set_bytes);
+    std::vector<DSet> sets(ns);
+    for (int i = 0; i < ns; ++i) {
+        DSet &s = sets[i];
+        CK(cudaMalloc(&s.w, (size_t)n * k));
+        CK(cudaMalloc(&s.q, (size_t)m * k));
+        CK(cudaMalloc(&s.d, (size_t)m * n * 4));
+        CK(cudaMalloc(&s.sa, (size_t)m * 4));
+        CK(cudaMalloc(&s.sb, (size_t)n * 4));
+        CK(cudaMalloc(&s.bias, (size_t)n * 2));
+        CK(cudaMalloc(&s.y, (size_t)m * n * 2));
+        fill_i8<<<kGrid, kBlock>>>(s.w, (int64_t)n * k, 100 + i);
+        fill_i8<<<kGrid, kBlock>>>(s.q, (int64_t)m * k, 200 + i);
+        fill_f32<<<kGrid, kBlock>>>(s.sa, m, 300 + i, 1e-3f, 2e-2f);
+        fill_f32<<<kGrid, kBlock>>>(s.sb, n, 400 + i, 1e-3f, 2e-2f);
+        fill_bias<<<kGrid, kBlock>>>(s.bias, n, 500 + i);
+    }
+    CK(cudaDeviceSynchronize());
+    cublasLtMatmulDesc_t op;
+    CKLT(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32I, CUDA_R_32I));
+    cublasOperation_t tA = CUBLAS_OP_T, tB = CUBLAS_OP_N;
+    CKLT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &tA, sizeof tA));
+    CKLT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tB, sizeof tB));
+    cublasLtMatrixLayout_t la, lb, ld;
+    CKLT(cublasLtMatrixLayoutCreate(&la, CUDA_R_8I, k, n, k));
+    CKLT(cublasLtMatrixLayoutCreate(&lb, CUDA_R_8I, k, m, k));
+    CKLT(cublasLtMatrixLayoutCreate(&ld, CUDA_R_32I, n, m, n));
+    cublasLtMatmulPreference_t pref;
+    CKLT(cublasLtMatmulPreferenceCreate(&pref));
+    CKLT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                              &dn.ws_bytes, sizeof dn.ws_bytes));
+    cublasLtMatmulHeuristicResult_t heur[8];
+    int nh = 0;
+    CKLT(cublasLtMatmulAlgoGetHeuristic(dn.lt, op, la, lb, ld, ld, pref, 8, heur, &nh));
+    int32_t one = 1, zero = 0;
+    double best = 1e30;
+    for (int h = 0; h < nh; ++h) {
+        auto run = [&](int i) {
+            cublasLtMatmul(dn.lt, op, &one, sets[i].w, la, sets[i].q, lb, &zero, sets[i].d, ld,
+                           sets[i].d, ld, &heur[h].algo, dn.ws, dn.ws_bytes, 0);
+        };
+        double t = time_rotating(ns, 3, 15, run);
+        if (cudaGetLastError() == cudaSuccess)
+            best = std::min(best, t);
+    }
+    int64_t nv = (int64_t)m * (n / 8);
+    double dq = time_rotating(ns, 3, 15, [&](int i) {
+        dequant_i32<<<(unsigned)((nv + 255) / 256), 256>>>(sets[i].d, sets[i].sa, sets[i].sb,
+                                                           sets[i].bias, m, n, sets[i].y);
+    });
+    CK(cudaGetLastError());
+    cublasLtMatmulPreferenceDestroy(pref);
+    cublasLtMatrixLayoutDestroy(la);
+    cublasLtMatrixLayoutDestroy(lb);
+    cublasLtMatrixLayoutDestroy(ld);
+    cublasLtMatmulDescDestroy(op);
+    for (auto &s : sets) {
+        cudaFree(s.w);
+        cudaFree(s.q);
+        cudaFree(s.d);
+        cudaFree(s.sa);
+        cudaFree(s.sb);
+        cudaFree(s.bias);
+        cudaFree(s.y);
+    }
+    return {best, dq};
+}
+
+/* Sparse fused: every variant on the same rotating sets; returns µs per variant. */
+static std::vector<double> time_sparse(int m, int n, int kp, int sm_count) {
+    size_t wcb, eb;
+    ss_sm90sp_sizes_i8(n, kp, &wcb, &eb);
+    size_t set_bytes = wcb + eb + (size_t)m * kp + (size_t)m * n * 2 + (size_t)m * 4 + n * 6;
+    int ns = sets_for(set_bytes);
+    int8_t *wtmp;
+    CK(cudaMalloc(&wtmp, (size_t)n * kp));
+    std::vector<SpSet> sets(ns);
+    for (int i = 0; i < ns; ++i)
+        sp_set_alloc(sets[i], m, n, kp, 1000 + 17 * i, wtmp);
+    cudaFree(wtmp);
+    std::vector<double> us(sm90sp::kI8Configs, -1.0);
+    for (int v = 0; v < sm90sp::kI8Configs; ++v) {
+        std::vector<sm90sp::Plan *> plans(ns, nullptr);
+        bool ok = true;
+        for (int i = 0; i < ns && ok; ++i) {
+            cutlass::Status st;
+            SpSet &s = sets[i];
+            plans[i] = sm90sp::make_plan_i8(v, s.wc, s.meta, s.q, s.sa, s.sb, s.bias, m, n, kp,
+                                            s.y, sm_count, &st);
+            ok = plans[i] != nullptr;
+        }
+        if (ok)
+            us[v] = time_rotating(ns, 5, 30, [&](int i) { plans[i]->run(0); });
+        CK(cudaGetLastError());
+        for (auto *p : plans)
+            delete p;
+    }
+    for (auto &s : sets)
+        sp_set_free(s);
+    return us;
+}
+
+struct Shape2 {
+    const char *name;
+    int n, k;
+};
+static const Shape2 kShapes[] = {
+    {"qkv", 3840, 2560}, {"o", 2560, 2560}, {"gate_up", 13824, 2560}, {"down", 2560, 6912}};
+static const char *kPatterns[] = {"2_4", "2_6", "2_8", "2_10"};
+static const int kPatL[] = {4, 6, 8, 10};
+
+/* SPEC §1: Kp = ceil(K/L)·L, K'raw = (Kp/L)·G with G = 4(L/2 - 1), K' = ceil32. */
+static int kprime(int k, int L) {
+    int kp = (k + L - 1) / L * L;
+    int g = 4 * (L / 2 - 1);
+    int raw = kp / L * g;
+    return (raw + 31) / 32 * 32;
+}
+
+} // namespace harness
+
+using namespace harness;
+
+int main(int argc, char **argv) {
+    std::string mode = argc > 1 ? argv[1] : "all";
+    cudaDeviceProp prop;
+    CK(cudaGetDeviceProperties(&prop, 0));
+    printf("device: %s, sm_%d%d, %d SMs, L2 %d MB\n", prop.name, prop.major, prop.minor,
+           prop.multiProcessorCount, prop.l2CacheSize >> 20);
+    if (prop.major != 9) {
+        printf("needs sm_90 (Hopper)\n");
+        return 1;
+    }
+    for (int v = 0; v < sm90sp::kI8Configs; ++v) {
+        static const int stages[] = {sm90sp::I8_0::kStages, sm90sp::I8_1::kStages,
+                                     sm90sp::I8_2::kStages, sm90sp::I8_3::kStages};
+        printf("variant %d %-14s stages %d\n", v, sm90sp::kI8Names[v], stages[v]);
+    }
+    int fails = 0;
+    if (mode == "validate" || mode == "all") {
+        /* odd M, N not a multiple of any tile, K' not a multiple of 128 (2_6) */
+        const int vc[][3] = {{1, 1000, 3424},   {17, 1000, 3424},  {4097, 1000, 3424},
+                             {17, 3840, 2560},  {33, 2568, 6912},  {256, 13824, 2560},
+                             {300, 2560, 11072}, {4096, 256, 4096}};
+        for (auto &c : vc)
+            fails += validate_case(c[0], c[1], c[2], 77u + c[0] + c[1]);
+        printf("validation: %s (%d failing variant-cases)\n", fails ? "FAILED" : "all bit-exact",
+               fails);
+    }
+    if (mode == "time" || mode == "all") {
+        Dense dn;
+        CKLT(cublasLtCreate(&dn.lt));
+        CK(cudaMalloc(&dn.ws, dn.ws_bytes));
+        const int Ms[] = {512, 4096, 16384};
+        const double peak_sp = 3958e12, peak_dn = 1979e12, bw = 3e12;
+        /* dense per (shape, M) */
+        DenseResult dres[4][3];
+        for (int si = 0; si < 4; ++si)
+            for (int mi = 0; mi < 3; ++mi)
+                dres[si][mi] = time_dense(dn, Ms[mi], kShapes[si].n, kShapes[si].k);
+        printf("\n# dense cuBLASLt INT8 (best of heuristic top-8), INT32 out, + dequant kernel\n");
+        printf("%-8s %6s %10s %8s %7s %7s %10s\n", "shape", "M", "gemm_us", "TOPS", "%1979",
+               "%bw", "dequant_us");
+        for (int si = 0; si < 4; ++si)
+            for (int mi = 0; mi < 3; ++mi) {
+                int m = Ms[mi], n = kShapes[si].n, k = kShapes[si].k;
+                double fl = 2.0 * m * n * k, by = (double)n * k + (double)m * k + 4.0 * m * n;
+                double t = dres[si][mi].gemm_us;
+                printf("%-8s %6d %10.1f %8.0f %6.1f%% %6.1f%% %10.1f\n", kShapes[si].name, m, t,
+                       fl / t * 1e-6, 100.0 * (fl / peak_dn) / (t * 1e-6),
+                       100.0 * (by / bw) / (t * 1e-6), dres[si][mi].dequant_us);
+            }
+        printf("\n# sparse fused (CUTLASS SM90 2:4, dequant epilogue, bf16 out); TOPS "
+               "dense-equivalent 2*M*N*K'\n");
+        printf("%-8s %-4s %6s %6s", "shape", "pat", "M", "K'");
+        for (int v = 0; v < sm90sp::kI8Configs; ++v)
+            printf(" %14s", sm90sp::kI8Names[v]);
+        printf(" %8s %7s %7s %7s %9s\n", "TOPS", "%3958", "%bw", "xgemm", "xgemm+dq");
+        double sum_sp[4][3][sm90sp::kI8Configs + 1] = {}, sum_dn[3] = {}, sum_dq[3] = {};
+        for (int pi = 0; pi < 4; ++pi)
+            for (int mi = 0; mi < 3; ++mi)
+                for (int si = 0; si < 4; ++si) {
+                    int m = Ms[mi], n = kShapes[si].n, kp = kprime(kShapes[si].k, kPatL[pi]);
+                    auto us = time_sparse(m, n, kp, prop.multiProcessorCount);
+                    double best = 1e30;
+                    for (int v = 0; v < sm90sp::kI8Configs; ++v) {
+                        if (us[v] > 0)
+                            best = std::min(best, us[v]);
+                        sum_sp[pi][mi][v] += us[v] > 0 ? us[v] : 1e9;
+                    }
+                    sum_sp[pi][mi][sm90sp::kI8Configs] += best;
+                    if (pi == 0) {
+                        sum_dn[mi] += dres[si][mi].gemm_us;
+                        sum_dq[mi] += dres[si][mi].dequant_us;
+                    }
+                    size_t wcb, eb;
+                    ss_sm90sp_sizes_i8(n, kp, &wcb, &eb);
+                    double fl = 2.0 * m * n * kp,
+                           by = (double)wcb + eb + (double)m * kp + 2.0 * m * n;
+                    printf("%-8s %-4s %6d %6d", kShapes[si].name, kPatterns[pi], m, kp);
+                    for (int v = 0; v < sm90sp::kI8Configs; ++v)
+                        printf(" %14.1f", us[v]);
+                    double dt = dres[si][mi].gemm_us, dq = dres[si][mi].dequant_us;
+                    printf(" %8.0f %6.1f%% %6.1f%% %6.2fx %8.2fx\n", fl / best * 1e-6,
+                           100.0 * (fl / peak_sp) / (best * 1e-6),
+                           100.0 * (by / bw) / (best * 1e-6), dt / best, (dt + dq) / best);
+                    fflush(stdout);
+                }
+        printf("\n# four projections summed (sparse: best variant per shape; per-variant sums "
+               "in brackets)\n");
+        printf("%-4s %6s %10s %12s %10s %7s %9s   per-variant\n", "pat", "M", "dense_us",
+               "dense+dq_us", "sparse_us", "xgemm", "xgemm+dq");
+        for (int pi = 0; pi < 4; ++pi)
+            for (int mi = 0; mi < 3; ++mi) {
+                double sp = sum_sp[pi][mi][sm90sp::kI8Configs];
+                printf("%-4s %6d %10.1f %12.1f %10.1f %6.2fx %8.2fx   [", kPatterns[pi], Ms[mi],
+                       sum_dn[mi], sum_dn[mi] + sum_dq[mi], sp, sum_dn[mi] / sp,
+                       (sum_dn[mi] + sum_dq[mi]) / sp);
+                for (int v = 0; v < sm90sp::kI8Configs; ++v)
+                    printf(" %.0f", sum_sp[pi][mi][v]);
+                printf(" ]\n");
+            }
+        cudaFree(dn.ws);
+        cublasLtDestroy(dn.lt);
+    }
+    return fails ? 1 : 0;
+}
