@@ -394,14 +394,17 @@ static const char *variant_name[N_VARIANTS + 1] = {"", "1 old SIMT (16-item tile
 
 static bool pure_decode(const Batch &b) { return b.t == (int64_t)b.seqs.size(); }
 
+static int force_split = 0; /* v6/v7: cluster size forced (0: the kernel's choice) */
+
 static cudaError_t run(const Batch &b, int variant) {
     static const int code[N_VARIANTS + 1] = {0, 0, SS_ATTN_SIMT, SS_ATTN_MMA_H1, SS_ATTN_DECODE1, SS_ATTN_DECODE2,
                                              SS_ATTN_DECODE3, SS_ATTN_DECODE3 | SS_ATTN_PURE_DECODE};
     if (variant == 1)
         return v1::run(b.d_qkv, b.d_tok, b.d_tiles16, b.n_tiles16, b.d_tables, b.max_blocks, b.d_k, b.d_v, b.nh,
                        b.nkv, b.hd, b.d_out);
+    const int split = variant >= 6 ? SS_ATTN_DECODE3_SPLITS(force_split) : 0;
     return ss_attention_cuda_variant(b.d_qkv, b.d_tok, b.d_tiles, b.n_tiles, b.d_tables, b.max_blocks, b.d_k,
-                                     b.d_v, b.nh, b.nkv, b.hd, b.d_out, code[variant], 0);
+                                     b.d_v, b.nh, b.nkv, b.hd, b.d_out, code[variant] | split, 0);
 }
 
 /* Reference for one (row, head): double softmax over positions 0..pos. */
@@ -523,6 +526,13 @@ int main(int argc, char **argv) {
         for (int v = 1; v <= N_VARIANTS; v++)
             if (v != 7 || pure_decode(b))
                 fails += validate(c.name, b, c.stride, v);
+        if (pure_decode(b)) /* v3 at every cluster size */
+            for (int sp = 1; sp <= 8; sp *= 2) {
+                force_split = sp;
+                std::string name = std::string(c.name) + " [cluster " + std::to_string(sp) + "]";
+                fails += validate(name.c_str(), b, c.stride, 7);
+                force_split = 0;
+            }
         release(b);
     }
     if (fails)
@@ -585,6 +595,22 @@ int main(int argc, char **argv) {
             char line[256];
             snprintf(line, sizeof line, "%-28s %-38s %9.1f us %7.2f TFLOPS %8.1f GB/s KV (3 TB/s floor %6.1f us) %10.0f tok/s", tm.name,
                      variant_name[v], us, flops / us / 1e6, kv_bytes / us / 1e3, kv_bytes / 3e6, (double)b.t / us * 1e6);
+            printf("%s\n", line);
+            table.push_back(line);
+        }
+        for (int sp = 1; decode && sp <= 8; sp *= 2) { /* v3's cluster size sweep */
+            force_split = sp;
+            double us = time_us(
+                [&](int i) {
+                    b.d_k = ks[i], b.d_v = vs[i];
+                    run(b, 7);
+                },
+                sets, 5, 7);
+            b.d_k = ks[0], b.d_v = vs[0];
+            force_split = 0;
+            char line[256];
+            snprintf(line, sizeof line, "%-28s 7 v3 pure, cluster of %d %14s %9.1f us %8.1f GB/s KV", tm.name, sp, "",
+                     us, kv_bytes / us / 1e3);
             printf("%s\n", line);
             table.push_back(line);
         }

@@ -296,7 +296,10 @@ extern "C" cudaError_t ss_attention_cuda_variant(const uint16_t *qkv, const ss_t
                                                  int nh, int nkv, int hd, uint16_t *out, int variant,
                                                  cudaStream_t stream) {
     const bool pure_decode = (variant & SS_ATTN_PURE_DECODE) != 0;
-    variant &= ~SS_ATTN_PURE_DECODE;
+    const int splits = (variant >> 12) & 15; /* SS_ATTN_DECODE3_SPLITS, 0: chosen here */
+    variant &= 0xff;
+    if (splits & (splits - 1) || splits > D3_MAX_SPLIT)
+        return cudaErrorInvalidValue;
     if (n_tiles <= 0)
         return cudaSuccess;
     if (hd <= 0 || (hd & 1) || hd > SS_ATTN_MAX_HD || n_tiles > 0x7fffffff || nkv <= 0 || nh % nkv)
@@ -324,7 +327,8 @@ extern "C" cudaError_t ss_attention_cuda_variant(const uint16_t *qkv, const ss_t
         return launch_decode2(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, out, stream);
     if (version == 3) {
         bool ran = false;
-        e = launch_decode3(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, out, stream, &ran);
+        e = launch_decode3(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, out, splits,
+                           stream, &ran);
         if (e != cudaSuccess || ran)
             return e;
         /* no thread-block clusters before cc 9.0: v1 */

@@ -6,9 +6,9 @@
  * that is 320 blocks of mostly idle warps (~0.75-0.95 TB/s). Here:
  *
  * - The keys of a (sequence, kv head) are split over a thread-block cluster of
- *   n_split blocks (1..8, chosen on the host from the tile count so that the
- *   grid covers the SMs ~2x); block `rank` takes a contiguous 16-aligned range
- *   of ~n_keys / n_split keys, computed on the device from the position.
+ *   n_split blocks (1..8, chosen on the host from the tile count: the fewest
+ *   that give one block per SM); block `rank` takes a contiguous 16-aligned
+ *   range of ~n_keys / n_split keys, computed on the device from the position.
  * - A block stages 64-key K and V tiles in shared memory by cp.async (16-byte
  *   copies, the same swizzled tile as the prefill kernel), two stages in
  *   flight: 32-64 KB of loads outstanding per block, up to 3 blocks per SM.
@@ -257,27 +257,31 @@ cudaError_t decode3_setup(int *n_sm, bool *ok) {
     return cudaSuccess;
 }
 
-/* Splits per tile: the smallest power of two (<= 8) that gives >= 2 blocks
- * per resident slot; n_tiles counts every tile (decode and prefill alike). */
+/* Splits per tile: the smallest power of two (<= 8) that gives one block
+ * per SM; n_tiles counts every tile (decode and prefill alike). Splitting
+ * further costs more (cluster scheduling, two cluster barriers, the merge)
+ * than it wins once every SM has work: H100 sweep (dev_attention), 64 seqs x
+ * 272: 25.0 / 31.5 / 42.2 / 63.6 us at clusters of 1 / 2 / 4 / 8; 512 x 272:
+ * 141 / 160 / 241 / 444 us; 8 x 4096 (40 tiles): 102 / 54.5 / 39.1 / 39.8 us. */
 int decode3_splits(int64_t n_tiles, int n_sm) {
-    const int64_t want = 2LL * D3_BLOCKS_PER_SM * n_sm;
     int n = 1;
-    while (n < D3_MAX_SPLIT && n_tiles * n < want)
+    while (n < D3_MAX_SPLIT && n_tiles * n < n_sm)
         n *= 2;
     return n;
 }
 
-/* Needs cc >= 9.0 (clusters); *ran = false where it is not available. */
+/* Needs cc >= 9.0 (clusters); *ran = false where it is not available.
+ * splits: cluster size, 0 = decode3_splits. */
 cudaError_t launch_decode3(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles, int64_t n_tiles,
                            const int32_t *tables, int max_blocks, const uint16_t *kc, const uint16_t *vc, int nh,
-                           int nkv, uint16_t *out, cudaStream_t stream, bool *ran) {
+                           int nkv, uint16_t *out, int splits, cudaStream_t stream, bool *ran) {
     int n_sm = 0;
     bool ok = false;
     *ran = false;
     cudaError_t e = decode3_setup(&n_sm, &ok);
     if (e != cudaSuccess || !ok)
         return e;
-    const int n_split = decode3_splits(n_tiles, n_sm);
+    const int n_split = splits > 0 ? splits : decode3_splits(n_tiles, n_sm);
     if (n_tiles * n_split > 0x7fffffffLL)
         return cudaErrorInvalidValue;
     const float sl2 = LOG2E / sqrtf((float)MMA_HD);

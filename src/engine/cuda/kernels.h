@@ -72,7 +72,11 @@ cudaError_t ss_attention_cuda(const uint16_t *qkv, const ss_tok_info *tok,
  * OR-ed flag:
  *   SS_ATTN_PURE_DECODE every tile has one row (the batch has no prefill
  *                  token): the tensor-core prefill grid, all of whose blocks
- *                  would return at once, is not launched. */
+ *                  would return at once, is not launched.
+ *   SS_ATTN_DECODE3_SPLITS(n) (dev/attention.cu's sweep) v3 with clusters of
+ *                  n blocks (1, 2, 4 or 8) instead of the size chosen from the
+ *                  tile count. */
+#define SS_ATTN_DECODE3_SPLITS(n) ((n) << 12)
 enum {
     SS_ATTN_AUTO = 0,
     SS_ATTN_MMA_H1 = 1,
