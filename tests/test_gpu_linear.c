@@ -10,6 +10,13 @@
  *   - dense cuBLASLt I8 / FP8 / BF16 likewise;
  *   - shapes: M 1, 15, 17, 64 and 4096, K not a multiple of L, N not a
  *     multiple of 32, the BitNet-2B projections at small M;
+ *   - GLU / residual fused into dequant (ss_linear_*_glu / *_residual): the
+ *     stage form on the GPU's own GEMM output equals ss_linear_dequant then
+ *     the engine's ss_glu_cuda / ss_residual_add_cuda bit for bit (every
+ *     dtype, relu2 and SiLU, vector and scalar paths); the GPU forwards
+ *     equal the CPU's bit for bit for INT8 (I32 GEMM) with relu2 and the
+ *     residual add, SiLU within 1 BF16 code (device expf), FP8 within the
+ *     1e-2 normalized error above;
  *   - errors: weights larger than device memory -> SS_ENOMEM and no device
  *     memory leaked; a slid weight that is not 2:4-valid -> SS_EINVAL naming
  *     the tensor; supports() reasons; ss_context_describe.
@@ -24,6 +31,8 @@
 
 #ifdef SS_HAVE_CUDA
 #include <cuda_runtime_api.h>
+
+#include "engine/cuda/kernels.h" /* the engine's unfused ss_glu_cuda / ss_residual_add_cuda */
 
 static int quick(void) {
     const char *q = getenv("SS_GPU_TEST_QUICK");
@@ -556,6 +565,185 @@ static void test_fused_rmsnorm_fallback(void **state) {
             run_fused(f->cpu, f->gpu, SS_BACKEND_CUBLASLT, SS_DTYPE_BF16, "dense", m, 520, ex, seed++);
         }
 }
+
+// --- GLU / residual add fused into dequant ------------------------------------------------
+
+typedef struct {
+    ss_backend b;
+    ss_dtype wdt;
+    const char *pattern;
+    int64_t m, n, k; /* glu: n = 2 * inter */
+    int glu, relu2, norm, bias;
+    uint64_t seed;
+} ecase;
+
+/* One fused epilogue case: GPU stage form vs GPU unfused (exact), GPU
+ * forward vs CPU forward (exact for INT8 + relu2 / residual). x is in
+ * multiples of 1/8 up to 2 so the fused norm's sum of squares is exact in
+ * any order. */
+static void run_epilogue(ss_context *cpu, ss_context *gpu, const ecase *c) {
+    ss_pattern p;
+    assert_ok(ss_pattern_parse(c->pattern, &p));
+    const char *why = ss_linear_supports(gpu, c->b, c->wdt, p);
+    if (why) {
+        print_message("skipped epilogue %s %s %s: %s\n", ss_backend_name(c->b),
+                      ss_dtype_name(c->wdt), c->pattern, why);
+        return;
+    }
+    char name[200];
+    snprintf(name, sizeof name, "%s %s %s %s m=%lld n=%lld k=%lld norm=%d bias=%d",
+             c->glu ? (c->relu2 ? "glu(relu2)" : "glu(silu)") : "residual", ss_backend_name(c->b),
+             ss_dtype_name(c->wdt), c->pattern, (long long)c->m, (long long)c->n, (long long)c->k,
+             c->norm, c->bias);
+    ss_rng r = {c->seed};
+    int64_t m = c->m, n = c->n, k = c->k, qc = ss_slid_k(p, k), mp = ss_linear_m_pad(m);
+    int64_t on = c->glu ? n / 2 : n; /* output columns */
+    void *wd = ss_test_random_weight(&r, c->wdt, n, k), *w = wd;
+    if (!ss_pattern_is_dense(p)) {
+        assert_ok(ss_prune(c->wdt, wd, n, k, p, SS_DTYPE_F32, NULL));
+        w = malloc((size_t)(n * qc) * ss_dtype_size(c->wdt));
+        assert_ok(ss_slide(c->wdt, wd, n, k, p, w));
+    }
+    uint16_t *x = malloc((size_t)(m * k) * 2);
+    for (int64_t i = 0; i < m * k; i++)
+        x[i] = ss_f32_to_bf16((float)ss_rng_range(&r, -16, 16) / 8.0f);
+    uint16_t *gamma = ss_test_random_bf16(&r, k, 1.0), *bias = ss_test_random_bf16(&r, n, 1.0);
+    uint16_t *resid = ss_test_random_bf16(&r, m * n, 4.0);
+    float *scale = ss_test_random_scales(&r, n), eps = 1e-5f;
+    ss_linear_desc d = ss_linear_desc_default(name, n, k, c->wdt);
+    d.pattern = p;
+    ss_linear_weights lw = {w, c->wdt == SS_DTYPE_BF16 ? NULL : scale, c->bias ? bias : NULL};
+    ss_linear *lc = NULL, *lg = NULL;
+    assert_ok(ss_linear_create(cpu, SS_BACKEND_CPU, &d, &lw, &lc));
+    assert_ok(ss_linear_create(gpu, c->b, &d, &lw, &lg));
+    ss_dtype go = ss_linear_get_desc(lc)->gemm_out;
+    const uint16_t *gm = c->norm ? gamma : NULL;
+    size_t ob = (size_t)(m * on) * 2, yb = (size_t)(m * n) * 2;
+
+    /* CPU fused forward */
+    uint16_t *oc = malloc(ob);
+    if (c->glu) {
+        assert_ok(ss_linear_forward_glu(lc, x, gm, eps, m, c->relu2, oc));
+    } else {
+        memcpy(oc, resid, ob);
+        assert_ok(ss_linear_forward_residual(lc, x, gm, eps, m, oc));
+    }
+
+    /* GPU fused forward */
+    void *xg = dev_from(x, (size_t)(m * k) * 2), *gg = dev_from(gamma, (size_t)k * 2);
+    uint16_t *og = c->glu ? dev_alloc(ob) : dev_from(resid, ob);
+    if (c->glu)
+        assert_ok(ss_linear_forward_glu(lg, xg, c->norm ? gg : NULL, eps, m, c->relu2, og));
+    else
+        assert_ok(ss_linear_forward_residual(lg, xg, c->norm ? gg : NULL, eps, m, og));
+    uint16_t *oh = host_from(og, ob);
+    if (go == SS_DTYPE_I32 && !(c->glu && !c->relu2)) {
+        compare("forward (fused)", name, SS_DTYPE_BF16, oh, oc, (size_t)(m * on), 0);
+    } else if (go == SS_DTYPE_I32) {
+        for (size_t i = 0; i < (size_t)(m * on); i++)
+            if (code_dist(SS_DTYPE_BF16, oh, oc, i) > 1)
+                fail_msg("%s: act[%zu] gpu %g cpu %g (more than 1 BF16 code apart)", name, i,
+                         as_double(SS_DTYPE_BF16, oh, i), as_double(SS_DTYPE_BF16, oc, i));
+    } else {
+        compare("forward (fused)", name, SS_DTYPE_BF16, oh, oc, (size_t)(m * on), 1e-2);
+    }
+
+    /* Stage form on the GPU's own D: fused == dequant then the engine's op */
+    size_t qb = (size_t)(mp * qc) * ss_dtype_size(c->wdt), db = (size_t)(m * n) * ss_dtype_size(go);
+    void *qg = dev_alloc(qb), *dg = dev_alloc(db);
+    float *sag = dev_alloc((size_t)mp * sizeof(float));
+    uint16_t *yg = dev_alloc(yb), *o1 = c->glu ? dev_alloc(ob) : dev_from(resid, ob);
+    uint16_t *o2 = c->glu ? dev_alloc(ob) : dev_from(resid, ob);
+    if (c->norm)
+        assert_ok(ss_linear_quant_rmsnorm(lg, xg, gg, eps, m, qg, sag));
+    else
+        assert_ok(ss_linear_quant(lg, xg, m, qg, sag));
+    assert_ok(ss_linear_gemm(lg, qg, m, dg));
+    assert_ok(ss_linear_dequant(lg, dg, sag, m, yg));
+    if (c->glu) {
+        assert_int_equal(ss_glu_cuda(yg, m, n / 2, c->relu2, o1, NULL), cudaSuccess);
+        assert_ok(ss_linear_dequant_glu(lg, dg, sag, m, c->relu2, o2));
+    } else {
+        assert_int_equal(ss_residual_add_cuda(o1, yg, m, n, NULL), cudaSuccess);
+        assert_ok(ss_linear_dequant_residual(lg, dg, sag, m, o2));
+    }
+    uint16_t *h1 = host_from(o1, ob), *h2 = host_from(o2, ob);
+    compare("dequant stage (fused vs dequant then op)", name, SS_DTYPE_BF16, h2, h1,
+            (size_t)(m * on), 0);
+
+    cudaFree(xg);
+    cudaFree(gg);
+    cudaFree(og);
+    cudaFree(qg);
+    cudaFree(dg);
+    cudaFree(sag);
+    cudaFree(yg);
+    cudaFree(o1);
+    cudaFree(o2);
+    free(oh);
+    free(h1);
+    free(h2);
+    free(oc);
+    free(x);
+    free(gamma);
+    free(bias);
+    free(resid);
+    free(scale);
+    if (w != wd)
+        free(w);
+    free(wd);
+    ss_linear_destroy(lc);
+    ss_linear_destroy(lg);
+}
+
+/* INT8 / FP8 / BF16, dense and slid; inter % 8 == 0 (vector path) and odd
+ * inter / n % 8 != 0 (scalar path); the BitNet-2B gate_up (inter 6912) and
+ * o/down (n 2560) at small M; relu2 and SiLU; with and without the norm. */
+static void test_fused_epilogue(void **state) {
+    fixture *f = *state;
+    uint64_t seed = 6000;
+    static const int64_t ms[] = {1, 17, 64};
+    static const struct {
+        ss_backend b;
+        ss_dtype wdt;
+        const char *pattern;
+    } lins[] = {
+        {SS_BACKEND_CUBLASLT, SS_DTYPE_I8, "dense"},      {SS_BACKEND_CUSPARSELT, SS_DTYPE_I8, "2_8"},
+        {SS_BACKEND_CUSPARSELT, SS_DTYPE_I8, "2_4"},      {SS_BACKEND_CUBLASLT, SS_DTYPE_F8_E4M3, "dense"},
+        {SS_BACKEND_CUSPARSELT, SS_DTYPE_F8_E4M3, "2_6"}, {SS_BACKEND_CUBLASLT, SS_DTYPE_BF16, "dense"},
+    };
+    for (size_t li = 0; li < sizeof lins / sizeof *lins; li++)
+        for (int mi = 0; mi < 3; mi++) {
+            if (quick() && mi == 1)
+                continue;
+            /* (n, k): vector path, scalar path (odd inter, n % 8 != 0) */
+            static const int64_t shapes[2][2] = {{192, 136}, {90, 101}};
+            for (int si = 0; si < 2; si++)
+                for (int op = 0; op < 3; op++) {
+                    ecase c = {lins[li].b, lins[li].wdt, lins[li].pattern, ms[mi], shapes[si][0],
+                               shapes[si][1], op < 2, op == 1, (int)(seed & 1), (int)((seed >> 1) & 1),
+                               seed};
+                    if (op == 2 && si == 1)
+                        c.n = 93; /* an odd n for the residual */
+                    seed++;
+                    run_epilogue(f->cpu, f->gpu, &c);
+                }
+        }
+    if (quick())
+        return;
+    /* BitNet-2B: gate_up (2 * 6912, 2560), o (2560, 2560), down (2560, 6912) */
+    for (int mi = 0; mi < 2; mi++)
+        for (int bi = 0; bi < 2; bi++) {
+            ss_backend b = bi ? SS_BACKEND_CUSPARSELT : SS_BACKEND_CUBLASLT;
+            const char *pat = bi ? "2_8" : "dense";
+            ecase gu = {b, SS_DTYPE_I8, pat, ms[mi], 13824, 2560, 1, 1, 1, 0, seed++};
+            ecase o = {b, SS_DTYPE_I8, pat, ms[mi], 2560, 2560, 0, 0, 1, 0, seed++};
+            ecase dn = {b, SS_DTYPE_I8, pat, ms[mi], 2560, 6912, 0, 0, 1, 0, seed++};
+            run_epilogue(f->cpu, f->gpu, &gu);
+            run_epilogue(f->cpu, f->gpu, &o);
+            run_epilogue(f->cpu, f->gpu, &dn);
+        }
+}
 #endif
 
 int main(void) {
@@ -574,6 +762,7 @@ int main(void) {
         cmocka_unit_test(test_out_of_device_memory),
         cmocka_unit_test(test_fused_rmsnorm),
         cmocka_unit_test(test_fused_rmsnorm_fallback),
+        cmocka_unit_test(test_fused_epilogue),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 #else

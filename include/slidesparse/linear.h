@@ -113,6 +113,31 @@ ss_status ss_linear_forward(ss_linear *lin, const uint16_t *x, int64_t m, void *
 ss_status ss_linear_forward_rmsnorm(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
                                     float eps, int64_t m, void *y);
 
+/* The elementwise op after a projection fused into its dequant stage (the
+ * GEMM output is read once; the BF16 projection output is never written).
+ * Both take gamma == NULL for no norm, else the RMSNorm of
+ * ss_linear_forward_rmsnorm in front. BF16 output only: a linear created
+ * with out_dtype F32 fails with SS_EUNSUPPORTED.
+ *
+ * ss_linear_forward_glu: act (m, n/2) BF16 = glu(y), y = the BF16 output of
+ * the forward (n even; columns [0, n/2) are the gate, [n/2, n) the up
+ * projection, as the engine's fused gate_up rows), per element
+ *   g = y[r, c], u = y[r, n/2 + c] (each the bf16 of its dequant)
+ *   relu2 != 0: a = g > 0 ? g * g : 0      (BitNet, HF "relu2")
+ *   relu2 == 0: a = g / (1 + exp(-g))      (SiLU; each op rounded)
+ *   act[r, c] = bf16(a * u)
+ * exactly the engine's ss_glu_cpu / ss_glu_cuda on y (the GPU's expf is the
+ * device's, as in ss_glu_cuda: SiLU agrees with the CPU to rounding only).
+ *
+ * ss_linear_forward_residual: resid (m, n) BF16 is the residual stream,
+ *   resid[r, c] = bf16(resid[r, c] + y[r, c])  (float add)
+ * exactly the engine's residual add after the plain forward. resid must not
+ * overlap x. */
+ss_status ss_linear_forward_glu(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
+                                float eps, int64_t m, int relu2, uint16_t *act);
+ss_status ss_linear_forward_residual(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
+                                     float eps, int64_t m, uint16_t *resid);
+
 // --- stages (benchmarks and tests) ---------------------------------------------------
 
 /* Width of the quantized activations: K' for slid patterns, ceil32(K) dense. */
@@ -132,6 +157,13 @@ ss_status ss_linear_gemm(ss_linear *lin, const void *q, int64_t m, void *d);
 /* y (m, n) of out_dtype. */
 ss_status ss_linear_dequant(ss_linear *lin, const void *d, const float *sa, int64_t m,
                             void *y);
+/* The dequant stages of ss_linear_forward_glu / _residual: d (m, n) of
+ * gemm_out and sa (m) as ss_linear_dequant takes them; act (m, n/2) BF16;
+ * resid (m, n) BF16 updated in place. */
+ss_status ss_linear_dequant_glu(ss_linear *lin, const void *d, const float *sa, int64_t m,
+                                int relu2, uint16_t *act);
+ss_status ss_linear_dequant_residual(ss_linear *lin, const void *d, const float *sa, int64_t m,
+                                     uint16_t *resid);
 
 #ifdef __cplusplus
 }

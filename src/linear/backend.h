@@ -69,6 +69,19 @@ typedef struct ss_backend_ops {
                                int64_t m, void *q, float *sa);
     ss_status (*forward_rmsnorm)(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
                                  float eps, int64_t m, void *y);
+    /* The GLU- / residual-fused dequant stage and forward (linear.h
+     * ss_linear_*_glu / *_residual); linear.c has checked n even (glu) and a
+     * BF16 out_dtype. gamma NULL = no norm. The dequant stages are required;
+     * the forwards NULL = quant(_rmsnorm) -> gemm -> fused dequant through
+     * the generic forward's scratch. */
+    ss_status (*dequant_glu)(ss_linear *lin, const void *d, const float *sa, int64_t m, int relu2,
+                             uint16_t *act);
+    ss_status (*dequant_residual)(ss_linear *lin, const void *d, const float *sa, int64_t m,
+                                  uint16_t *resid);
+    ss_status (*forward_glu)(ss_linear *lin, const uint16_t *x, const uint16_t *gamma, float eps,
+                             int64_t m, int relu2, uint16_t *act);
+    ss_status (*forward_residual)(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
+                                  float eps, int64_t m, uint16_t *resid);
 } ss_backend_ops;
 
 extern const ss_backend_ops ss_backend_cpu;

@@ -180,25 +180,71 @@ static float gemm_value(ss_dtype t, const void *d, size_t i) {
     }
 }
 
+/* Element (r, j) of the layer output before its final rounding: three
+ * separately rounded float ops (linear.h); separate statements and
+ * -ffp-contract=off keep the compiler from fusing them. */
+static float dequant_value(const cpu_linear *c, const void *dd, const float *sa, int64_t r,
+                           int64_t j) {
+    const ss_linear_desc *d = &c->base.desc;
+    float t = gemm_value(d->gemm_out, dd, (size_t)r * (size_t)d->n + (size_t)j) * sa[r];
+    t = t * c->w_scale[d->per_channel ? j : 0];
+    if (c->bias)
+        t = t + c->bias[j];
+    return t;
+}
+
+/* bf16(dequant) as float: the value the plain forward hands on. */
+static float dequant_bf16(const cpu_linear *c, const void *dd, const float *sa, int64_t r,
+                          int64_t j) {
+    return ss_bf16_to_f32_inline(ss_f32_to_bf16_inline(dequant_value(c, dd, sa, r, j)));
+}
+
 static ss_status cpu_dequant(ss_linear *lin, const void *dd, const float *sa, int64_t m,
                              void *y) {
-    cpu_linear *c = (cpu_linear *)lin;
-    const ss_linear_desc *d = &lin->desc;
-    int64_t n = d->n;
+    const cpu_linear *c = (const cpu_linear *)lin;
+    int64_t n = lin->desc.n;
+    int f32 = lin->desc.out_dtype == SS_DTYPE_F32;
 #pragma omp parallel for schedule(static) if (m * n >= (1 << 16))
     for (int64_t r = 0; r < m; r++)
         for (int64_t j = 0; j < n; j++) {
             size_t i = (size_t)r * (size_t)n + (size_t)j;
-            /* Three separately rounded float ops (linear.h); separate statements
-             * and -ffp-contract=off keep the compiler from fusing them. */
-            float t = gemm_value(d->gemm_out, dd, i) * sa[r];
-            t = t * c->w_scale[d->per_channel ? j : 0];
-            if (c->bias)
-                t = t + c->bias[j];
-            if (d->out_dtype == SS_DTYPE_F32)
+            float t = dequant_value(c, dd, sa, r, j);
+            if (f32)
                 ((float *)y)[i] = t;
             else
                 ((uint16_t *)y)[i] = ss_f32_to_bf16(t);
+        }
+    return SS_OK;
+}
+
+/* The engine's ss_glu_cpu (src/engine/activation.c; the engine sits above this
+ * layer, so it is spelled out again and the tests hold the two equal bit for
+ * bit) on the bf16 outputs: gate = columns [0, n/2), up = [n/2, n). */
+static ss_status cpu_dequant_glu(ss_linear *lin, const void *dd, const float *sa, int64_t m,
+                                 int relu2, uint16_t *act) {
+    const cpu_linear *c = (const cpu_linear *)lin;
+    int64_t inter = lin->desc.n / 2;
+#pragma omp parallel for schedule(static) if (m * inter >= (1 << 16))
+    for (int64_t r = 0; r < m; r++)
+        for (int64_t j = 0; j < inter; j++) {
+            float gv = dequant_bf16(c, dd, sa, r, j);
+            float u = dequant_bf16(c, dd, sa, r, inter + j);
+            float a = relu2 ? (gv > 0.0f ? gv * gv : 0.0f) : gv / (1.0f + expf(-gv));
+            act[r * inter + j] = ss_f32_to_bf16_inline(a * u);
+        }
+    return SS_OK;
+}
+
+/* The engine's ss_residual_add_cpu (src/engine/norm.c) on the bf16 outputs. */
+static ss_status cpu_dequant_residual(ss_linear *lin, const void *dd, const float *sa, int64_t m,
+                                      uint16_t *resid) {
+    const cpu_linear *c = (const cpu_linear *)lin;
+    int64_t n = lin->desc.n;
+#pragma omp parallel for schedule(static) if (m * n >= (1 << 16))
+    for (int64_t r = 0; r < m; r++)
+        for (int64_t j = 0; j < n; j++) {
+            uint16_t *x = resid + r * n + j;
+            *x = ss_f32_to_bf16_inline(ss_bf16_to_f32_inline(*x) + dequant_bf16(c, dd, sa, r, j));
         }
     return SS_OK;
 }
@@ -214,4 +260,8 @@ const ss_backend_ops ss_backend_cpu = {
     .destroy = cpu_destroy,
     .quant_rmsnorm = cpu_quant_rmsnorm,
     .forward_rmsnorm = NULL, /* the generic one in linear.c */
+    .dequant_glu = cpu_dequant_glu,
+    .dequant_residual = cpu_dequant_residual,
+    .forward_glu = NULL,      /* the generic ones in linear.c */
+    .forward_residual = NULL,
 };

@@ -95,6 +95,14 @@ ss_status ss_gpu_quant_rmsnorm(ss_linear *lin, const uint16_t *x, const uint16_t
                                int64_t m, void *q, float *sa);
 ss_status ss_gpu_forward_rmsnorm(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
                                  float eps, int64_t m, void *y);
+ss_status ss_gpu_dequant_glu(ss_linear *lin, const void *d, const float *sa, int64_t m, int relu2,
+                             uint16_t *act);
+ss_status ss_gpu_dequant_residual(ss_linear *lin, const void *d, const float *sa, int64_t m,
+                                  uint16_t *resid);
+ss_status ss_gpu_forward_glu(ss_linear *lin, const uint16_t *x, const uint16_t *gamma, float eps,
+                             int64_t m, int relu2, uint16_t *act);
+ss_status ss_gpu_forward_residual(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
+                                  float eps, int64_t m, uint16_t *resid);
 
 /* Uploads host rows (n, k) of esz bytes into a zeroed device (n_pad, kpad). */
 ss_status ss_gpu_upload_rows(void **dst, const void *src, int64_t n, int64_t k, int64_t n_pad,

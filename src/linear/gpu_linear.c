@@ -177,12 +177,59 @@ ss_status ss_gpu_gemm(ss_linear *lin, const void *q, int64_t m, void *d) {
     return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, "trimming GEMM output");
 }
 
-/* quant (+ the norm when gamma != NULL) -> GEMM -> dequant through the
+/* What follows the GEMM in a forward: the plain dequant into y, or dequant
+ * fused with the gated activation (act) or the residual add (resid). */
+typedef enum { EPI_PLAIN, EPI_GLU, EPI_RESIDUAL } epi_kind;
+
+typedef struct {
+    epi_kind kind;
+    int relu2;    /* EPI_GLU */
+    void *out;    /* y, act or resid */
+} epilogue;
+
+static ss_status epilogue_launch(ss_gpu_linear *g, const epilogue *ep, const void *d, int64_t ldd,
+                                 const float *sa, int64_t m) {
+    cudaStream_t s = ss_cuda_stream(g->ctx);
+    cudaError_t e;
+    const char *what;
+    switch (ep->kind) {
+    case EPI_GLU:
+        e = ss_kernel_dequant_glu(g->ddt, d, ldd, sa, g->sb, g->sb_per_channel, g->bias, m, g->n / 2,
+                                  ep->relu2, ep->out, s);
+        what = "dequant + glu kernel";
+        break;
+    case EPI_RESIDUAL:
+        e = ss_kernel_dequant_residual(g->ddt, d, ldd, sa, g->sb, g->sb_per_channel, g->bias, m,
+                                       g->n, ep->out, s);
+        what = "dequant + residual kernel";
+        break;
+    default:
+        e = ss_kernel_dequant_bias(g->ddt, d, ldd, sa, g->sb, g->sb_per_channel, g->bias, m, g->n,
+                                   g->ydt, ep->out, s);
+        what = "dequant kernel";
+    }
+    return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, what);
+}
+
+ss_status ss_gpu_dequant_glu(ss_linear *lin, const void *d, const float *sa, int64_t m, int relu2,
+                             uint16_t *act) {
+    ss_gpu_linear *g = (ss_gpu_linear *)lin;
+    epilogue ep = {EPI_GLU, relu2, act};
+    return epilogue_launch(g, &ep, d, g->n, sa, m);
+}
+
+ss_status ss_gpu_dequant_residual(ss_linear *lin, const void *d, const float *sa, int64_t m,
+                                  uint16_t *resid) {
+    ss_gpu_linear *g = (ss_gpu_linear *)lin;
+    epilogue ep = {EPI_RESIDUAL, 0, resid};
+    return epilogue_launch(g, &ep, d, g->n, sa, m);
+}
+
+/* quant (+ the norm when gamma != NULL) -> GEMM -> the epilogue through the
  * context's scratch. */
 static ss_status forward(ss_gpu_linear *g, const uint16_t *x, const uint16_t *gamma, float eps,
-                         int64_t m, void *y) {
+                         int64_t m, const epilogue *ep) {
     ss_cuda_state *st = ss_cuda(g->ctx);
-    cudaStream_t s = ss_cuda_stream(g->ctx);
     int64_t mp = ss_linear_m_pad(m);
     SS_TRY(ss_cuda_buf_reserve(&st->scratch_q,
                                (size_t)mp * (size_t)g->kq * ss_dtype_size(g->qdt) + SS_GPU_GEMM_SLACK,
@@ -195,17 +242,29 @@ static ss_status forward(ss_gpu_linear *g, const uint16_t *x, const uint16_t *ga
     if (e != cudaSuccess)
         return ss_cuda_fail(e, g->name, gamma ? "rmsnorm + quant kernel" : "quant kernel");
     SS_TRY(g->gemm_raw(g, st->scratch_q.p, mp, st->scratch_d.p));
-    e = ss_kernel_dequant_bias(g->ddt, st->scratch_d.p, g->n_pad, st->scratch_sa.p, g->sb,
-                               g->sb_per_channel, g->bias, m, g->n, g->ydt, y, s);
-    return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, "dequant kernel");
+    return epilogue_launch(g, ep, st->scratch_d.p, g->n_pad, st->scratch_sa.p, m);
 }
 
 ss_status ss_gpu_forward(ss_linear *lin, const uint16_t *x, int64_t m, void *y) {
-    return forward((ss_gpu_linear *)lin, x, NULL, 0.0f, m, y);
+    epilogue ep = {EPI_PLAIN, 0, y};
+    return forward((ss_gpu_linear *)lin, x, NULL, 0.0f, m, &ep);
 }
 
 ss_status ss_gpu_forward_rmsnorm(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
                                  float eps, int64_t m, void *y) {
-    return forward((ss_gpu_linear *)lin, x, gamma, eps, m, y);
+    epilogue ep = {EPI_PLAIN, 0, y};
+    return forward((ss_gpu_linear *)lin, x, gamma, eps, m, &ep);
+}
+
+ss_status ss_gpu_forward_glu(ss_linear *lin, const uint16_t *x, const uint16_t *gamma, float eps,
+                             int64_t m, int relu2, uint16_t *act) {
+    epilogue ep = {EPI_GLU, relu2, act};
+    return forward((ss_gpu_linear *)lin, x, gamma, eps, m, &ep);
+}
+
+ss_status ss_gpu_forward_residual(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
+                                  float eps, int64_t m, uint16_t *resid) {
+    epilogue ep = {EPI_RESIDUAL, 0, resid};
+    return forward((ss_gpu_linear *)lin, x, gamma, eps, m, &ep);
 }
 #endif

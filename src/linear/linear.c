@@ -375,3 +375,77 @@ ss_status ss_linear_forward_rmsnorm(ss_linear *lin, const uint16_t *x, const uin
     SS_TRY(lin->ops->gemm(lin, lin->scratch_q, m, lin->scratch_d));
     return lin->ops->dequant(lin, lin->scratch_d, lin->scratch_sa, m, y);
 }
+
+// --- the GLU- and residual-fused dequant ------------------------------------------------------
+
+/* What the fused epilogues need of lin: BF16 output, an even n for the GLU. */
+static ss_status check_fused(const ss_linear *lin, int glu, const char *stage) {
+    if (lin->desc.out_dtype != SS_DTYPE_BF16)
+        return ss_fail(SS_EUNSUPPORTED, "tensor '%s': %s: needs BF16 output, found out_dtype %s",
+                       lin->name, stage, ss_dtype_name(lin->desc.out_dtype));
+    if (glu && lin->desc.n % 2 != 0)
+        return ss_fail(SS_EINVAL, "tensor '%s': %s: expected an even n (gate | up), found n=%lld",
+                       lin->name, stage, (long long)lin->desc.n);
+    if (!(glu ? lin->ops->dequant_glu : lin->ops->dequant_residual))
+        return ss_fail(SS_EUNSUPPORTED, "tensor '%s': %s: backend %s has no fused epilogue",
+                       lin->name, stage, lin->ops->name);
+    return SS_OK;
+}
+
+ss_status ss_linear_dequant_glu(ss_linear *lin, const void *d, const float *sa, int64_t m,
+                                int relu2, uint16_t *act) {
+    SS_TRY(check_call(lin, m, d, act, "dequant_glu"));
+    SS_TRY(check_fused(lin, 1, "dequant_glu"));
+    if (m > 0 && !sa)
+        return ss_fail(SS_EINVAL, "tensor '%s': dequant_glu: scale buffer is NULL", lin->name);
+    return m == 0 ? SS_OK : lin->ops->dequant_glu(lin, d, sa, m, relu2 != 0, act);
+}
+
+ss_status ss_linear_dequant_residual(ss_linear *lin, const void *d, const float *sa, int64_t m,
+                                     uint16_t *resid) {
+    SS_TRY(check_call(lin, m, d, resid, "dequant_residual"));
+    SS_TRY(check_fused(lin, 0, "dequant_residual"));
+    if (m > 0 && !sa)
+        return ss_fail(SS_EINVAL, "tensor '%s': dequant_residual: scale buffer is NULL", lin->name);
+    return m == 0 ? SS_OK : lin->ops->dequant_residual(lin, d, sa, m, resid);
+}
+
+/* quant (+ norm) -> GEMM into the generic forward's scratch. */
+static ss_status scratch_quant_gemm(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
+                                    float eps, int64_t m) {
+    SS_TRY(scratch_reserve(lin, ss_linear_m_pad(m)));
+    if (gamma)
+        SS_TRY(lin->ops->quant_rmsnorm(lin, x, gamma, eps, m, lin->scratch_q, lin->scratch_sa));
+    else
+        SS_TRY(lin->ops->quant(lin, x, m, lin->scratch_q, lin->scratch_sa));
+    return lin->ops->gemm(lin, lin->scratch_q, m, lin->scratch_d);
+}
+
+ss_status ss_linear_forward_glu(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
+                                float eps, int64_t m, int relu2, uint16_t *act) {
+    SS_TRY(check_call(lin, m, x, act, "forward_glu"));
+    SS_TRY(check_fused(lin, 1, "forward_glu"));
+    if (gamma)
+        SS_TRY(check_norm(lin, m, gamma, eps));
+    if (m == 0)
+        return SS_OK;
+    relu2 = relu2 != 0;
+    if (lin->ops->forward_glu)
+        return lin->ops->forward_glu(lin, x, gamma, eps, m, relu2, act);
+    SS_TRY(scratch_quant_gemm(lin, x, gamma, eps, m));
+    return lin->ops->dequant_glu(lin, lin->scratch_d, lin->scratch_sa, m, relu2, act);
+}
+
+ss_status ss_linear_forward_residual(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
+                                     float eps, int64_t m, uint16_t *resid) {
+    SS_TRY(check_call(lin, m, x, resid, "forward_residual"));
+    SS_TRY(check_fused(lin, 0, "forward_residual"));
+    if (gamma)
+        SS_TRY(check_norm(lin, m, gamma, eps));
+    if (m == 0)
+        return SS_OK;
+    if (lin->ops->forward_residual)
+        return lin->ops->forward_residual(lin, x, gamma, eps, m, resid);
+    SS_TRY(scratch_quant_gemm(lin, x, gamma, eps, m));
+    return lin->ops->dequant_residual(lin, lin->scratch_d, lin->scratch_sa, m, resid);
+}

@@ -491,6 +491,38 @@ static ss_status linear_norm(ss_engine_gpu *g, ss_linear *l, const uint16_t *x, 
     return SS_OK;
 }
 
+/* The elementwise op after a projection, fused into its dequant stage. */
+typedef enum { FUSE_GLU, FUSE_RESIDUAL } fused_op;
+
+/* out = glu(l(norm(x))) (FUSE_GLU: act (m, n/2), relu2 or SiLU) or
+ * out += l(norm(x)) (FUSE_RESIDUAL: the residual stream (m, n)); gamma NULL
+ * = no norm. The projection's BF16 output is never written: the dequant
+ * kernel rounds it as the plain dequant does and applies the op in
+ * registers, so the result is bit-identical to linear_norm followed by
+ * ss_glu_cuda / ss_residual_add_cuda. Profiling runs the stages apart;
+ * SS_GPU_STAGE_DEQUANT then includes the GLU / residual add (they no longer
+ * appear under SS_GPU_STAGE_NORMS). */
+static ss_status linear_fused(ss_engine_gpu *g, ss_linear *l, const uint16_t *x, const uint16_t *gamma,
+                              float eps, int64_t m, fused_op op, int relu2, uint16_t *out, cudaStream_t st) {
+    if (!g->clock)
+        return op == FUSE_GLU ? ss_linear_forward_glu(l, x, gamma, eps, m, relu2, out)
+                              : ss_linear_forward_residual(l, x, gamma, eps, m, out);
+    SS_TRY(profile_reserve(g, l, m));
+    if (gamma)
+        SS_TRY(ss_linear_quant_rmsnorm(l, x, gamma, eps, m, g->pq.p, g->psa.p)); /* norm + quant */
+    else
+        SS_TRY(ss_linear_quant(l, x, m, g->pq.p, g->psa.p));
+    MARK(g, SS_GPU_STAGE_QUANT, st);
+    SS_TRY(ss_linear_gemm(l, g->pq.p, m, g->pd.p));
+    MARK(g, SS_GPU_STAGE_GEMM, st);
+    if (op == FUSE_GLU)
+        SS_TRY(ss_linear_dequant_glu(l, g->pd.p, g->psa.p, m, relu2, out));
+    else
+        SS_TRY(ss_linear_dequant_residual(l, g->pd.p, g->psa.p, m, out));
+    MARK(g, SS_GPU_STAGE_DEQUANT, st);
+    return SS_OK;
+}
+
 static ss_status linear(ss_engine_gpu *g, ss_linear *l, const uint16_t *x, int64_t m, void *y, ss_gpu_stage lm,
                         cudaStream_t st) {
     return linear_norm(g, l, x, NULL, 0.0f, m, y, lm, st);
@@ -503,7 +535,6 @@ static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_b
     gpu_scratch *s = &g->s;
     const ss_layer *L = &m->layers[li];
     int nh = cfg->num_attention_heads, nkv = cfg->num_key_value_heads, hd = cfg->head_dim;
-    int64_t h = cfg->hidden_size, inter = cfg->intermediate_size;
     float eps = (float)cfg->rms_norm_eps;
     const uint16_t *norms = g->norms + (size_t)li * 4 * (size_t)g->norm_len;
     size_t layer_off = ss_kv_offset(kc, li, 0, 0);
@@ -518,19 +549,15 @@ static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_b
                                  kc->k + layer_off, kc->v + layer_off, nh, nkv, hd, s->att, g->attn_variant, st),
        "attention");
     MARK(g, SS_GPU_STAGE_ATTENTION, st);
-    /* attn_sub_norm (BitNet) */
-    SS_TRY(linear_norm(g, L->o, s->att, L->attn_sub_norm ? norms + 2 * g->norm_len : NULL, eps, t, s->proj,
-                       none, st));
-    CU(ss_residual_add_cuda(s->x, s->proj, t, h, st), "residual add");
-    MARK(g, SS_GPU_STAGE_NORMS, st);
-    SS_TRY(linear_norm(g, L->gate_up, s->x, norms + g->norm_len, eps, t, s->gu, none, st)); /* post_attention_layernorm */
-    CU(ss_glu_cuda(s->gu, t, inter, cfg->arch == SS_ARCH_BITNET, s->act, st), "glu");
-    MARK(g, SS_GPU_STAGE_NORMS, st);
-    /* ffn_sub_norm (BitNet): glu -> norm + quant -> down */
-    SS_TRY(linear_norm(g, L->down, s->act, L->ffn_sub_norm ? norms + 3 * g->norm_len : NULL, eps, t, s->proj,
-                       none, st));
-    CU(ss_residual_add_cuda(s->x, s->proj, t, h, st), "residual add");
-    MARK(g, SS_GPU_STAGE_NORMS, st);
+    /* attn_sub_norm (BitNet); x += o(att): the residual add inside o's dequant */
+    SS_TRY(linear_fused(g, L->o, s->att, L->attn_sub_norm ? norms + 2 * g->norm_len : NULL, eps, t,
+                        FUSE_RESIDUAL, 0, s->x, st));
+    /* post_attention_layernorm; act = glu(gate_up(x)) inside gate_up's dequant */
+    SS_TRY(linear_fused(g, L->gate_up, s->x, norms + g->norm_len, eps, t, FUSE_GLU,
+                        cfg->arch == SS_ARCH_BITNET, s->act, st));
+    /* ffn_sub_norm (BitNet): glu -> norm + quant -> down; x += down(act) */
+    SS_TRY(linear_fused(g, L->down, s->act, L->ffn_sub_norm ? norms + 3 * g->norm_len : NULL, eps, t,
+                        FUSE_RESIDUAL, 0, s->x, st));
     return SS_OK;
 }
 

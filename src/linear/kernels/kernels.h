@@ -84,6 +84,24 @@ cudaError_t ss_kernel_dequant_bias(ss_dtype ddt, const void *d, int64_t ldd, con
                                    int64_t m, int64_t n, ss_dtype ydt, void *y,
                                    cudaStream_t stream);
 
+/* dequant_bias (BF16 output) fused with the engine's gated activation:
+ *   g = bf16(dequant(d[r, c])), u = bf16(dequant(d[r, inter + c])),
+ *   act[r, c] = bf16(act(g) * u),  act = relu(g)^2 (relu2) or g / (1 + expf(-g))
+ * with the rounding points of ss_glu_cuda (src/engine/cuda/ops.cu), so the
+ * result equals dequant_bias then ss_glu_cuda bit for bit.
+ *   d: (m, ldd), ldd >= 2 * inter;  sb, bias: (2 * inter) (sb or (1));  act: (m, inter) */
+cudaError_t ss_kernel_dequant_glu(ss_dtype ddt, const void *d, int64_t ldd, const float *sa,
+                                  const float *sb, int sb_per_channel, const uint16_t *bias,
+                                  int64_t m, int64_t inter, int relu2, uint16_t *act,
+                                  cudaStream_t stream);
+
+/* dequant_bias (BF16 output) fused with the residual add:
+ *   x[r, c] = bf16(x[r, c] + bf16(dequant(d[r, c])))   (ss_residual_add_cuda's rounding)
+ *   d: (m, ldd), ldd >= n;  x: (m, n) BF16, read and written */
+cudaError_t ss_kernel_dequant_residual(ss_dtype ddt, const void *d, int64_t ldd, const float *sa,
+                                       const float *sb, int sb_per_channel, const uint16_t *bias,
+                                       int64_t m, int64_t n, uint16_t *x, cudaStream_t stream);
+
 #ifdef __cplusplus
 }
 #endif
