@@ -27,9 +27,9 @@ typedef struct {
     uint16_t *h;    // (t, max(hidden, nh*hd)) normed input
     uint16_t *qkv;  // (t, (nh + 2*nkv) * hd)
     uint16_t *att;  // (t, nh*hd)
-    uint16_t *proj; // (t, hidden) o / down output
-    uint16_t *gu;   // (t, 2 * intermediate)
     uint16_t *act;  // (t, intermediate)
+    /* No o / down / gate_up outputs: their residual add and GLU run inside
+     * the dequant stage (ss_linear_forward_residual / _glu). */
     int cap_seqs;
     uint16_t *last;  // (n_seqs, hidden) final-normed last rows
     float *logits;   // (n_seqs, vocab)
@@ -43,7 +43,7 @@ typedef struct {
  * again otherwise. */
 #define GRAPH_BUCKETS 10
 #define GRAPH_MAX_SEQS (1 << (GRAPH_BUCKETS - 1))
-#define GRAPH_KEY_PTRS 18
+#define GRAPH_KEY_PTRS 16
 
 typedef struct {
     const void *p[GRAPH_KEY_PTRS];
@@ -122,8 +122,6 @@ static void scratch_free(gpu_scratch *s) {
     cudaFree(s->h);
     cudaFree(s->qkv);
     cudaFree(s->att);
-    cudaFree(s->proj);
-    cudaFree(s->gu);
     cudaFree(s->act);
     cudaFree(s->last);
     cudaFree(s->logits);
@@ -142,15 +140,13 @@ static ss_status scratch_reserve(const ss_model_config *c, gpu_scratch *s, int64
         size_t qd = (size_t)c->num_attention_heads * hd, kvd = (size_t)c->num_key_value_heads * hd;
         size_t hmax = qd > hid ? qd : hid, inter = (size_t)c->intermediate_size;
         cudaFree(s->x); cudaFree(s->h); cudaFree(s->qkv); cudaFree(s->att);
-        cudaFree(s->proj); cudaFree(s->gu); cudaFree(s->act);
-        s->x = s->h = s->qkv = s->att = s->proj = s->gu = s->act = NULL;
+        cudaFree(s->act);
+        s->x = s->h = s->qkv = s->att = s->act = NULL;
         s->cap_t = 0;
         SS_TRY(dev_alloc((void **)&s->x, tt * hid * 2, "scratch x"));
         SS_TRY(dev_alloc((void **)&s->h, tt * hmax * 2, "scratch h"));
         SS_TRY(dev_alloc((void **)&s->qkv, tt * (qd + 2 * kvd) * 2, "scratch qkv"));
         SS_TRY(dev_alloc((void **)&s->att, tt * qd * 2, "scratch att"));
-        SS_TRY(dev_alloc((void **)&s->proj, tt * hid * 2, "scratch proj"));
-        SS_TRY(dev_alloc((void **)&s->gu, tt * 2 * inter * 2, "scratch gate_up"));
         SS_TRY(dev_alloc((void **)&s->act, tt * inter * 2, "scratch act"));
         s->cap_t = cap;
     }
@@ -648,7 +644,7 @@ static graph_key graph_key_now(const ss_model *m, const ss_kv_cache *c) {
     const ss_cuda_state *cs = ss_cuda(m->ctx);
     graph_key k;
     memset(&k, 0, sizeof k);
-    const void *p[GRAPH_KEY_PTRS] = {s->x, s->h, s->qkv, s->att, s->proj, s->gu, s->act, s->last, s->logits,
+    const void *p[GRAPH_KEY_PTRS] = {s->x, s->h, s->qkv, s->att, s->act, s->last, s->logits,
                                      s->next, cs->workspace.p, cs->scratch_q.p, cs->scratch_sa.p,
                                      cs->scratch_d.p, c, c->k, c->v, g->gr.meta_dev};
     memcpy(k.p, p, sizeof p);

@@ -45,9 +45,11 @@ void ss_engine_gpu_graph_counts(const ss_model *m, int64_t *captures, int64_t *r
 typedef enum {
     SS_GPU_STAGE_QUANT = 0,  /* activation quant (+ lift) of every projection */
     SS_GPU_STAGE_GEMM,
-    SS_GPU_STAGE_DEQUANT,    /* dequant (+ bias) */
+    SS_GPU_STAGE_DEQUANT,    /* dequant (+ bias), with the GLU (gate_up) and the
+                                residual adds (o, down) fused in */
     SS_GPU_STAGE_ATTENTION,
-    SS_GPU_STAGE_NORMS,      /* embedding, RMSNorms, RoPE + KV write, GLU, residual adds */
+    SS_GPU_STAGE_NORMS,      /* embedding, RoPE + KV write (the RMSNorms run inside the
+                                quant stage, GLU / residual adds inside dequant) */
     SS_GPU_STAGE_LM_HEAD,    /* final norm + lm_head (all three stages) */
     SS_GPU_STAGE_SAMPLING,   /* on-device argmax */
     SS_GPU_STAGE_COUNT
