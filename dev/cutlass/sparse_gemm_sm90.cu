@@ -9,7 +9,13 @@
  *   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --expt-relaxed-constexpr \
  *        -I$CI -I$CI/../tools/util/include -DNDEBUG -o sparse_gemm_sm90 dev/cutlass/sparse_gemm_sm90.cu -lcublasLt
  *
- * Run: ./sparse_gemm_sm90 [validate|time|all]   (default all; needs an sm_90 GPU)
+ * Optional same-run cuSPARSELt baseline (INT8 2:4, INT32 out + the dequant
+ * kernel, best algorithm by cusparseLtMatmulSearch): add
+ *        -DSS_WITH_CUSPARSELT -I$CUSPARSELT_ROOT/include -L$CUSPARSELT_ROOT/lib -l:libcusparseLt.so.0
+ * (and LD_LIBRARY_PATH=$CUSPARSELT_ROOT/lib at run time).
+ *
+ * Run: ./sparse_gemm_sm90 [validate|time|all] [variant mask, default 0xf]
+ * (default all; needs an sm_90 GPU)
  *
  * Mapping onto CUTLASS (its GEMM is D(M,N) = A(M,K) B(K,N)):
  *   A (sparse, K-major)  = our weights W' (N, K') row-major        -> CUTLASS M = our N
@@ -34,6 +40,9 @@
  */
 #include <cuda_runtime.h>
 #include <cublasLt.h>
+#ifdef SS_WITH_CUSPARSELT
+#include <cusparseLt.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -197,7 +206,7 @@ struct PlanT : Plan {
 template <class Cfg>
 static Plan *make_plan(const void *wc, const void *meta, const void *q, const float *sa,
                        const float *sb, const uint16_t *bias, int m, int n, int kp, void *y,
-                       int sm_count, cutlass::Status *st) {
+                       int sm_count, int sched, cutlass::Status *st) {
     ProblemShape ps{n, m, kp, 1};
     auto layout_a = Cfg::SparseConfig::fill_layoutA(ps);
     auto layout_e = Cfg::SparseConfig::fill_layoutE(ps);
@@ -217,6 +226,12 @@ static Plan *make_plan(const void *wc, const void *meta, const void *q, const fl
          (ElementD *)y,
          stride_d},
         hw};
+    /* tile order of the persistent scheduler (a tuning knob, see ss_sm90sp_gemm_i8) */
+    using Raster = cutlass::gemm::kernel::detail::RasterOrderOptions;
+    args.scheduler.max_swizzle_size = 1 << (sched & 15);
+    args.scheduler.raster_order = (sched >> 4) == 1   ? Raster::AlongM
+                                  : (sched >> 4) == 2 ? Raster::AlongN
+                                                      : Raster::Heuristic;
     auto *p = new PlanT<Cfg>();
     *st = p->gemm.can_implement(args);
     if (*st != cutlass::Status::kSuccess) {
@@ -290,10 +305,14 @@ int ss_sm90sp_compress_i8(const int8_t *w, int n, int kp, void *wc, void *meta,
 
 /* Y (m, n) bf16 = dequant(W'_sparse · q^T): wc/meta from ss_sm90sp_compress_i8,
  * q (m, kp) int8, sa[m], sb[n] float, bias[n] bf16 bits. `variant` picks the
- * tile/schedule (0..3, see kI8Names). Builds the launch each call (host cost
+ * tile/schedule (0..3, see kI8Names); `sched` the persistent scheduler's tile
+ * order: (raster << 4) | log2(swizzle), raster 0 = CUTLASS heuristic (along the
+ * longer tile dimension), 1 = along CUTLASS M (weights: a wave shares q tiles
+ * and streams all of W'), 2 = along N (a wave shares W' tiles and streams q).
+ * Builds the launch each call (host cost
  * of a few µs: TMA descriptors); a library would cache the plan per shape.
  * Returns 0 on success. */
-int ss_sm90sp_gemm_i8(int variant, const void *wc, const void *meta, const int8_t *q,
+int ss_sm90sp_gemm_i8(int variant, int sched, const void *wc, const void *meta, const int8_t *q,
                       const float *sa, const float *sb, const uint16_t *bias, int m, int n, int kp,
                       uint16_t *y, cudaStream_t stream);
 }
@@ -301,25 +320,25 @@ int ss_sm90sp_gemm_i8(int variant, const void *wc, const void *meta, const int8_
 namespace sm90sp {
 static Plan *make_plan_i8(int variant, const void *wc, const void *meta, const void *q,
                           const float *sa, const float *sb, const uint16_t *bias, int m, int n,
-                          int kp, void *y, int sm_count, cutlass::Status *st) {
+                          int kp, void *y, int sm_count, int sched, cutlass::Status *st) {
     switch (variant) {
-    case 0: return make_plan<I8_0>(wc, meta, q, sa, sb, bias, m, n, kp, y, sm_count, st);
-    case 1: return make_plan<I8_1>(wc, meta, q, sa, sb, bias, m, n, kp, y, sm_count, st);
-    case 2: return make_plan<I8_2>(wc, meta, q, sa, sb, bias, m, n, kp, y, sm_count, st);
-    case 3: return make_plan<I8_3>(wc, meta, q, sa, sb, bias, m, n, kp, y, sm_count, st);
+    case 0: return make_plan<I8_0>(wc, meta, q, sa, sb, bias, m, n, kp, y, sm_count, sched, st);
+    case 1: return make_plan<I8_1>(wc, meta, q, sa, sb, bias, m, n, kp, y, sm_count, sched, st);
+    case 2: return make_plan<I8_2>(wc, meta, q, sa, sb, bias, m, n, kp, y, sm_count, sched, st);
+    case 3: return make_plan<I8_3>(wc, meta, q, sa, sb, bias, m, n, kp, y, sm_count, sched, st);
     }
     *st = cutlass::Status::kErrorNotSupported;
     return nullptr;
 }
 } // namespace sm90sp
 
-extern "C" int ss_sm90sp_gemm_i8(int variant, const void *wc, const void *meta, const int8_t *q,
+extern "C" int ss_sm90sp_gemm_i8(int variant, int sched, const void *wc, const void *meta, const int8_t *q,
                                  const float *sa, const float *sb, const uint16_t *bias, int m,
                                  int n, int kp, uint16_t *y, cudaStream_t stream) {
     static int sm_count = cutlass::KernelHardwareInfo::query_device_multiprocessor_count(0);
     cutlass::Status st;
     sm90sp::Plan *p =
-        sm90sp::make_plan_i8(variant, wc, meta, q, sa, sb, bias, m, n, kp, y, sm_count, &st);
+        sm90sp::make_plan_i8(variant, wc, meta, q, sa, sb, bias, m, n, kp, y, sm_count, sched, &st);
     if (!p)
         return 1;
     int rc = p->run(stream) == cutlass::Status::kSuccess ? 0 : 2;
@@ -538,9 +557,12 @@ static int validate_case(int m, int n, int kp, uint32_t seed) {
     std::vector<uint16_t> ref;
     cpu_ref_i8(w, q, sa, sb, bias, m, n, kp, ref);
     int fails = 0;
-    for (int v = 0; v < sm90sp::kI8Configs; ++v) {
+    for (int vs = 0; vs < 2 * sm90sp::kI8Configs; ++vs) {
+        /* each variant with the default tile order and with a swizzled one */
+        int v = vs >> 1, sched = (vs & 1) ? 0x12 : 0;
         CK(cudaMemset(s.y, 0xff, (size_t)m * n * 2)); /* poison: bf16 NaN */
-        int rc = ss_sm90sp_gemm_i8(v, s.wc, s.meta, s.q, s.sa, s.sb, s.bias, m, n, kp, s.y, 0);
+        int rc = ss_sm90sp_gemm_i8(v, sched, s.wc, s.meta, s.q, s.sa, s.sb, s.bias, m, n, kp, s.y,
+                                   0);
         CK(cudaDeviceSynchronize());
         size_t bad = 0, first = (size_t)-1;
         std::vector<uint16_t> y;
@@ -555,7 +577,8 @@ static int validate_case(int m, int n, int kp, uint32_t seed) {
         }
         bool ok = !rc && !bad;
         fails += !ok;
-        printf("validate %-14s m=%5d n=%5d k'=%5d : %s", sm90sp::kI8Names[v], m, n, kp,
+        printf("validate %-14s sched %02x m=%5d n=%5d k'=%5d : %s", sm90sp::kI8Names[v], sched,
+               m, n, kp,
                rc ? "LAUNCH FAILED" : (bad ? "MISMATCH" : "bit-exact"));
         if (bad)
             printf(" (%zu of %zu differ; first [%zu,%zu] got %04x want %04x)", bad, y.size(),
@@ -690,8 +713,23 @@ static DenseResult time_dense(Dense &dn, int m, int n, int k) {
     return {best, dq};
 }
 
-/* Sparse fused: every variant on the same rotating sets; returns µs per variant. */
-static std::vector<double> time_sparse(int m, int n, int kp, int sm_count) {
+/* Tile orders tried per variant ((raster << 4) | log2 swizzle, see ss_sm90sp_gemm_i8). */
+static const int kScheds[] = {0x00, 0x10, 0x20, 0x12, 0x22};
+static const int kNScheds = 5;
+static std::string sched_tag(int s) {
+    char b[8];
+    snprintf(b, sizeof b, "%c%d", "hMN"[s >> 4], 1 << (s & 15));
+    return b;
+}
+
+struct SpTimes {
+    std::vector<double> best;  /* per variant: best over kScheds */
+    std::vector<int> best_sched;
+    std::vector<double> dflt;  /* per variant: CUTLASS's default order (h1) */
+};
+
+/* Sparse fused: every variant x tile order on the same rotating sets. */
+static SpTimes time_sparse(int m, int n, int kp, int sm_count, unsigned mask) {
     size_t wcb, eb;
     ss_sm90sp_sizes_i8(n, kp, &wcb, &eb);
     size_t set_bytes = wcb + eb + (size_t)m * kp + (size_t)m * n * 2 + (size_t)m * 4 + n * 6;
@@ -702,27 +740,150 @@ static std::vector<double> time_sparse(int m, int n, int kp, int sm_count) {
     for (int i = 0; i < ns; ++i)
         sp_set_alloc(sets[i], m, n, kp, 1000 + 17 * i, wtmp);
     cudaFree(wtmp);
-    std::vector<double> us(sm90sp::kI8Configs, -1.0);
-    for (int v = 0; v < sm90sp::kI8Configs; ++v) {
+    SpTimes r;
+    r.best.assign(sm90sp::kI8Configs, -1.0);
+    r.dflt.assign(sm90sp::kI8Configs, -1.0);
+    r.best_sched.assign(sm90sp::kI8Configs, 0);
+    for (int vs = 0; vs < sm90sp::kI8Configs * kNScheds; ++vs) {
+        int v = vs / kNScheds, sched = kScheds[vs % kNScheds];
+        if (!(mask >> v & 1))
+            continue;
         std::vector<sm90sp::Plan *> plans(ns, nullptr);
         bool ok = true;
         for (int i = 0; i < ns && ok; ++i) {
             cutlass::Status st;
             SpSet &s = sets[i];
             plans[i] = sm90sp::make_plan_i8(v, s.wc, s.meta, s.q, s.sa, s.sb, s.bias, m, n, kp,
-                                            s.y, sm_count, &st);
+                                            s.y, sm_count, sched, &st);
             ok = plans[i] != nullptr;
         }
-        if (ok)
-            us[v] = time_rotating(ns, 5, 30, [&](int i) { plans[i]->run(0); });
+        if (ok) {
+            double t = time_rotating(ns, 5, 30, [&](int i) { plans[i]->run(0); });
+            if (sched == 0)
+                r.dflt[v] = t;
+            if (r.best[v] < 0 || t < r.best[v]) {
+                r.best[v] = t;
+                r.best_sched[v] = sched;
+            }
+        }
         CK(cudaGetLastError());
         for (auto *p : plans)
             delete p;
     }
     for (auto &s : sets)
         sp_set_free(s);
-    return us;
+    return r;
 }
+
+#ifdef SS_WITH_CUSPARSELT
+#define CKSP(x)                                                                        \
+    do {                                                                               \
+        cusparseStatus_t s_ = (x);                                                     \
+        if (s_ != CUSPARSE_STATUS_SUCCESS) {                                           \
+            fprintf(stderr, "%s:%d: %s: cusparse status %d\n", __FILE__, __LINE__, #x, \
+                    (int)s_);                                                          \
+            exit(2);                                                                   \
+        }                                                                              \
+    } while (0)
+
+/* cuSPARSELt INT8 2:4 the way src/linear/cusparselt.c calls it: W' (N, K')
+ * row-major = structured column-major K' x N, op T; q = dense K' x M col-major;
+ * D = N x M col-major INT32; then the same dequant kernel. Algorithm and split-K
+ * picked by cusparseLtMatmulSearch on the first set. */
+static DenseResult time_cusparselt(cusparseLtHandle_t *h, int m, int n, int kp) {
+    cusparseLtMatDescriptor_t ma, mb, mc;
+    CKSP(cusparseLtStructuredDescriptorInit(h, &ma, kp, n, kp, 16, CUDA_R_8I, CUSPARSE_ORDER_COL,
+                                            CUSPARSELT_SPARSITY_50_PERCENT));
+    CKSP(cusparseLtDenseDescriptorInit(h, &mb, kp, m, kp, 16, CUDA_R_8I, CUSPARSE_ORDER_COL));
+    CKSP(cusparseLtDenseDescriptorInit(h, &mc, n, m, n, 16, CUDA_R_32I, CUSPARSE_ORDER_COL));
+    cusparseLtMatmulDescriptor_t mm;
+    CKSP(cusparseLtMatmulDescriptorInit(h, &mm, CUSPARSE_OPERATION_TRANSPOSE,
+                                        CUSPARSE_OPERATION_NON_TRANSPOSE, &ma, &mb, &mc, &mc,
+                                        CUSPARSE_COMPUTE_32I));
+    cusparseLtMatmulAlgSelection_t sel;
+    CKSP(cusparseLtMatmulAlgSelectionInit(h, &sel, &mm, CUSPARSELT_MATMUL_ALG_DEFAULT));
+    cusparseLtMatmulPlan_t plan;
+    CKSP(cusparseLtMatmulPlanInit(h, &plan, &mm, &sel));
+    size_t csize = 0, cbsize = 0;
+    CKSP(cusparseLtSpMMACompressedSize2(h, &ma, &csize, &cbsize));
+    struct CSet {
+        void *wc;
+        int8_t *q;
+        int32_t *d;
+        float *sa, *sb;
+        uint16_t *bias, *y;
+    };
+    size_t set_bytes = csize + (size_t)m * kp + (size_t)m * n * 6;
+    int ns = sets_for(set_bytes);
+    std::vector<CSet> sets(ns);
+    int8_t *wtmp;
+    void *cbuf = nullptr;
+    CK(cudaMalloc(&wtmp, (size_t)n * kp));
+    if (cbsize)
+        CK(cudaMalloc(&cbuf, cbsize));
+    for (int i = 0; i < ns; ++i) {
+        CSet &s = sets[i];
+        CK(cudaMalloc(&s.wc, csize + (1 << 20)));
+        CK(cudaMalloc(&s.q, (size_t)m * kp));
+        CK(cudaMalloc(&s.d, (size_t)m * n * 4));
+        CK(cudaMalloc(&s.sa, (size_t)m * 4));
+        CK(cudaMalloc(&s.sb, (size_t)n * 4));
+        CK(cudaMalloc(&s.bias, (size_t)n * 2));
+        CK(cudaMalloc(&s.y, (size_t)m * n * 2));
+        fill_w24<<<kGrid, kBlock>>>(wtmp, n, kp, 3000 + i);
+        fill_i8<<<kGrid, kBlock>>>(s.q, (int64_t)m * kp, 3100 + i);
+        fill_f32<<<kGrid, kBlock>>>(s.sa, m, 3200 + i, 1e-3f, 2e-2f);
+        fill_f32<<<kGrid, kBlock>>>(s.sb, n, 3300 + i, 1e-3f, 2e-2f);
+        fill_bias<<<kGrid, kBlock>>>(s.bias, n, 3400 + i);
+        CKSP(cusparseLtSpMMACompress2(h, &ma, 1, CUSPARSE_OPERATION_TRANSPOSE, wtmp, s.wc, cbuf,
+                                      0));
+    }
+    CK(cudaDeviceSynchronize());
+    cudaFree(wtmp);
+    cudaFree(cbuf);
+    float one = 1.f, zero = 0.f;
+    cudaStream_t st0 = 0;
+    size_t ws_bytes = 0;
+    void *ws = nullptr;
+    CKSP(cusparseLtMatmulGetWorkspace(h, &plan, &ws_bytes));
+    /* the search may pick split-K, whose workspace is larger: reserve generously */
+    size_t ws_cap = std::max(ws_bytes, (size_t)256 << 20);
+    CK(cudaMalloc(&ws, ws_cap));
+    CKSP(cusparseLtMatmulSearch(h, &plan, &one, sets[0].wc, sets[0].q, &zero, sets[0].d,
+                                sets[0].d, ws, &st0, 1));
+    CKSP(cusparseLtMatmulGetWorkspace(h, &plan, &ws_bytes));
+    if (ws_bytes > ws_cap) {
+        fprintf(stderr, "cuSPARSELt workspace %zu > %zu\n", ws_bytes, ws_cap);
+        exit(2);
+    }
+    double t = time_rotating(ns, 3, 20, [&](int i) {
+        cusparseLtMatmul(h, &plan, &one, sets[i].wc, sets[i].q, &zero, sets[i].d, sets[i].d, ws,
+                         &st0, 1);
+    });
+    int64_t nv = (int64_t)m * (n / 8);
+    double dq = time_rotating(ns, 3, 15, [&](int i) {
+        dequant_i32<<<(unsigned)((nv + 255) / 256), 256>>>(sets[i].d, sets[i].sa, sets[i].sb,
+                                                           sets[i].bias, m, n, sets[i].y);
+    });
+    CK(cudaGetLastError());
+    cudaFree(ws);
+    for (auto &s : sets) {
+        cudaFree(s.wc);
+        cudaFree(s.q);
+        cudaFree(s.d);
+        cudaFree(s.sa);
+        cudaFree(s.sb);
+        cudaFree(s.bias);
+        cudaFree(s.y);
+    }
+    cusparseLtMatmulPlanDestroy(&plan);
+    cusparseLtMatmulAlgSelectionDestroy(&sel);
+    cusparseLtMatDescriptorDestroy(&ma);
+    cusparseLtMatDescriptorDestroy(&mb);
+    cusparseLtMatDescriptorDestroy(&mc);
+    return {t, dq};
+}
+#endif
 
 struct Shape2 {
     const char *name;
@@ -747,6 +908,7 @@ using namespace harness;
 
 int main(int argc, char **argv) {
     std::string mode = argc > 1 ? argv[1] : "all";
+    unsigned mask = argc > 2 ? (unsigned)strtoul(argv[2], nullptr, 0) : 0xfu;
     cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, 0));
     printf("device: %s, sm_%d%d, %d SMs, L2 %d MB\n", prop.name, prop.major, prop.minor,
@@ -755,11 +917,12 @@ int main(int argc, char **argv) {
         printf("needs sm_90 (Hopper)\n");
         return 1;
     }
-    for (int v = 0; v < sm90sp::kI8Configs; ++v) {
-        static const int stages[] = {sm90sp::I8_0::kStages, sm90sp::I8_1::kStages,
-                                     sm90sp::I8_2::kStages, sm90sp::I8_3::kStages};
-        printf("variant %d %-14s stages %d\n", v, sm90sp::kI8Names[v], stages[v]);
-    }
+    const int nv = sm90sp::kI8Configs;
+    static const int stages[] = {sm90sp::I8_0::kStages, sm90sp::I8_1::kStages,
+                                 sm90sp::I8_2::kStages, sm90sp::I8_3::kStages};
+    for (int v = 0; v < nv; ++v)
+        printf("variant %d %-14s stages %d%s\n", v, sm90sp::kI8Names[v], stages[v],
+               mask >> v & 1 ? "" : " (skipped)");
     int fails = 0;
     if (mode == "validate" || mode == "all") {
         /* odd M, N not a multiple of any tile, K' not a multiple of 128 (2_6) */
@@ -770,19 +933,29 @@ int main(int argc, char **argv) {
             fails += validate_case(c[0], c[1], c[2], 77u + c[0] + c[1]);
         printf("validation: %s (%d failing variant-cases)\n", fails ? "FAILED" : "all bit-exact",
                fails);
+        fflush(stdout);
     }
     if (mode == "time" || mode == "all") {
         Dense dn;
         CKLT(cublasLtCreate(&dn.lt));
         CK(cudaMalloc(&dn.ws, dn.ws_bytes));
+#ifdef SS_WITH_CUSPARSELT
+        cusparseLtHandle_t sph;
+        CKSP(cusparseLtInit(&sph));
+        int spver = 0;
+        cusparseLtGetVersion(&sph, &spver);
+        printf("cuSPARSELt version %d\n", spver);
+        const bool have_cslt = true;
+#else
+        const bool have_cslt = false;
+#endif
         const int Ms[] = {512, 4096, 16384};
         const double peak_sp = 3958e12, peak_dn = 1979e12, bw = 3e12;
-        /* dense per (shape, M) */
         DenseResult dres[4][3];
         for (int si = 0; si < 4; ++si)
             for (int mi = 0; mi < 3; ++mi)
                 dres[si][mi] = time_dense(dn, Ms[mi], kShapes[si].n, kShapes[si].k);
-        printf("\n# dense cuBLASLt INT8 (best of heuristic top-8), INT32 out, + dequant kernel\n");
+        printf("\n# dense cuBLASLt INT8 (best of heuristic top-8), INT32 out; + dequant kernel\n");
         printf("%-8s %6s %10s %8s %7s %7s %10s\n", "shape", "M", "gemm_us", "TOPS", "%1979",
                "%bw", "dequant_us");
         for (int si = 0; si < 4; ++si)
@@ -794,25 +967,42 @@ int main(int argc, char **argv) {
                        fl / t * 1e-6, 100.0 * (fl / peak_dn) / (t * 1e-6),
                        100.0 * (by / bw) / (t * 1e-6), dres[si][mi].dequant_us);
             }
-        printf("\n# sparse fused (CUTLASS SM90 2:4, dequant epilogue, bf16 out); TOPS "
-               "dense-equivalent 2*M*N*K'\n");
+        printf("\n# sparse fused (CUTLASS SM90 2:4, dequant epilogue, bf16 out), us per variant"
+               " (best tile order: h=CUTLASS heuristic, M=along weights, N=along tokens; swizzle);"
+               " TOPS dense-equivalent 2*M*N*K'; %%bw = (W'c+meta+q+Y bytes / 3 TB/s) / t;"
+               " x = dense cuBLASLt / best variant (gemm only, and gemm+dequant);"
+               " cslt = cuSPARSELt INT32 out (+dq = + dequant kernel)\n");
         printf("%-8s %-4s %6s %6s", "shape", "pat", "M", "K'");
-        for (int v = 0; v < sm90sp::kI8Configs; ++v)
+        for (int v = 0; v < nv; ++v)
             printf(" %14s", sm90sp::kI8Names[v]);
-        printf(" %8s %7s %7s %7s %9s\n", "TOPS", "%3958", "%bw", "xgemm", "xgemm+dq");
+        printf(" %8s %7s %7s %7s %9s %9s %9s\n", "TOPS", "%3958", "%bw", "xgemm", "xgemm+dq",
+               "cslt_us", "cslt+dq");
         double sum_sp[4][3][sm90sp::kI8Configs + 1] = {}, sum_dn[3] = {}, sum_dq[3] = {};
+        double sum_cs[4][3] = {}, sum_csdq[4][3] = {}, sum_dflt[4][3] = {};
         for (int pi = 0; pi < 4; ++pi)
             for (int mi = 0; mi < 3; ++mi)
                 for (int si = 0; si < 4; ++si) {
                     int m = Ms[mi], n = kShapes[si].n, kp = kprime(kShapes[si].k, kPatL[pi]);
-                    auto us = time_sparse(m, n, kp, prop.multiProcessorCount);
+                    SpTimes tr = time_sparse(m, n, kp, prop.multiProcessorCount, mask);
+                    const std::vector<double> &us = tr.best;
+                    DenseResult cs = {0, 0};
+#ifdef SS_WITH_CUSPARSELT
+                    cs = time_cusparselt(&sph, m, n, kp);
+#endif
+                    sum_cs[pi][mi] += cs.gemm_us;
+                    sum_csdq[pi][mi] += cs.gemm_us + cs.dequant_us;
                     double best = 1e30;
-                    for (int v = 0; v < sm90sp::kI8Configs; ++v) {
+                    for (int v = 0; v < nv; ++v) {
                         if (us[v] > 0)
                             best = std::min(best, us[v]);
                         sum_sp[pi][mi][v] += us[v] > 0 ? us[v] : 1e9;
                     }
-                    sum_sp[pi][mi][sm90sp::kI8Configs] += best;
+                    sum_sp[pi][mi][nv] += best;
+                    double bestd = 1e30;
+                    for (int v = 0; v < nv; ++v)
+                        if (tr.dflt[v] > 0)
+                            bestd = std::min(bestd, tr.dflt[v]);
+                    sum_dflt[pi][mi] += bestd;
                     if (pi == 0) {
                         sum_dn[mi] += dres[si][mi].gemm_us;
                         sum_dq[mi] += dres[si][mi].dequant_us;
@@ -822,28 +1012,35 @@ int main(int argc, char **argv) {
                     double fl = 2.0 * m * n * kp,
                            by = (double)wcb + eb + (double)m * kp + 2.0 * m * n;
                     printf("%-8s %-4s %6d %6d", kShapes[si].name, kPatterns[pi], m, kp);
-                    for (int v = 0; v < sm90sp::kI8Configs; ++v)
-                        printf(" %14.1f", us[v]);
+                    for (int v = 0; v < nv; ++v)
+                        printf(" %10.1f(%-3s)", us[v], sched_tag(tr.best_sched[v]).c_str());
                     double dt = dres[si][mi].gemm_us, dq = dres[si][mi].dequant_us;
-                    printf(" %8.0f %6.1f%% %6.1f%% %6.2fx %8.2fx\n", fl / best * 1e-6,
+                    printf(" %8.0f %6.1f%% %6.1f%% %6.2fx %8.2fx %9.1f %9.1f\n", fl / best * 1e-6,
                            100.0 * (fl / peak_sp) / (best * 1e-6),
-                           100.0 * (by / bw) / (best * 1e-6), dt / best, (dt + dq) / best);
+                           100.0 * (by / bw) / (best * 1e-6), dt / best, (dt + dq) / best,
+                           cs.gemm_us, cs.gemm_us + cs.dequant_us);
                     fflush(stdout);
                 }
-        printf("\n# four projections summed (sparse: best variant per shape; per-variant sums "
-               "in brackets)\n");
-        printf("%-4s %6s %10s %12s %10s %7s %9s   per-variant\n", "pat", "M", "dense_us",
-               "dense+dq_us", "sparse_us", "xgemm", "xgemm+dq");
+        printf("\n# four projections summed (sparse: best variant per shape; per-variant sums in"
+               " brackets). x = dense / sparse; the +dq columns charge each unfused path its"
+               " dequant kernel\n");
+        printf("%-4s %6s %9s %11s %10s %7s %9s %9s %9s %9s %10s   per-variant\n", "pat", "M",
+               "dense_us", "dense+dq_us", "fused_us", "xgemm", "xgemm+dq", "cslt_us", "x_cslt",
+               "cslt+dq", "x_cslt+dq");
         for (int pi = 0; pi < 4; ++pi)
             for (int mi = 0; mi < 3; ++mi) {
-                double sp = sum_sp[pi][mi][sm90sp::kI8Configs];
-                printf("%-4s %6d %10.1f %12.1f %10.1f %6.2fx %8.2fx   [", kPatterns[pi], Ms[mi],
-                       sum_dn[mi], sum_dn[mi] + sum_dq[mi], sp, sum_dn[mi] / sp,
-                       (sum_dn[mi] + sum_dq[mi]) / sp);
-                for (int v = 0; v < sm90sp::kI8Configs; ++v)
+                double sp = sum_sp[pi][mi][nv], dn_ = sum_dn[mi], dq_ = sum_dq[mi];
+                double c = sum_cs[pi][mi], cq = sum_csdq[pi][mi];
+                printf("%-4s %6d %9.1f %11.1f %10.1f %6.2fx %8.2fx %9.1f %8.2fx %9.1f %9.2fx   [",
+                       kPatterns[pi], Ms[mi], dn_, dn_ + dq_, sp, dn_ / sp, (dn_ + dq_) / sp, c,
+                       have_cslt ? dn_ / c : 0.0, cq, have_cslt ? (dn_ + dq_) / cq : 0.0);
+                for (int v = 0; v < nv; ++v)
                     printf(" %.0f", sum_sp[pi][mi][v]);
-                printf(" ]\n");
+                printf(" ] default-order best %.0f\n", sum_dflt[pi][mi]);
             }
+#ifdef SS_WITH_CUSPARSELT
+        cusparseLtDestroy(&sph);
+#endif
         cudaFree(dn.ws);
         cublasLtDestroy(dn.lt);
     }
