@@ -28,10 +28,10 @@ if [[ $phase == 1 ]]; then
     nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv,noheader
     cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DSS_CUDA=ON \
         -DCUSPARSELT_ROOT="$CUSPARSELT_ROOT" >"$out/configure.log" 2>&1 || { tail -20 "$out/configure.log"; exit 1; }
-    cmake --build $B -j "$(nproc)" --target slidesparse test_gpu_linear test_engine_gpu test_tune test_linear_rmsnorm dev_quant_slide \
+    cmake --build $B -j "$(nproc)" --target slidesparse test_gpu_linear test_engine_gpu test_tune test_linear_rmsnorm test_linear_epilogue dev_quant_slide dev_dequant_bias \
         >"$out/build.log" 2>&1 || { grep -E "error" "$out/build.log" | head -20; exit 1; }
     echo "build done at ${SECONDS}s"
-    ctest --test-dir $B -R 'test_gpu_linear|test_engine_gpu|test_tune|test_linear_rmsnorm' --output-on-failure -V >"$out/ctest.log" 2>&1
+    ctest --test-dir $B -R 'test_gpu_linear|test_engine_gpu|test_tune|test_linear_rmsnorm|test_linear_epilogue' --output-on-failure -V >"$out/ctest.log" 2>&1
     rc=$?
     grep -E "tests passed|Failed|FAILED|\*\*\*|skipped" "$out/ctest.log" | tail -8
     rm -rf "$RA" && mkdir -p "$RA"
@@ -43,6 +43,8 @@ if [[ $phase == 1 ]]; then
     fi
     timeout 90 $B/dev_quant_slide fused >"$out/dev_quant_slide.log" 2>&1
     echo "dev_quant_slide rc=$? at ${SECONDS}s"; tail -30 "$out/dev_quant_slide.log"
+    timeout 60 $B/dev_dequant_bias fused >"$out/dev_dequant_bias.log" 2>&1
+    echo "dev_dequant_bias rc=$? at ${SECONDS}s"; tail -16 "$out/dev_dequant_bias.log"
     args=(--config bench/h100_full.json --out "$RA")
 else
     args=(--resume --out "$RA")
@@ -59,6 +61,9 @@ if ((rc == 0 && limit - SECONDS > 60)); then
     timeout $((limit - SECONDS - 10)) $B/slidesparse bench prefill --model "$RA/checkpoints/bitnet-2b-INT8" \
         --backend cublaslt --M 16384 --scale quick --profile --out /tmp/prof >"$out/profile_prefill.log" 2>&1
     echo "profile rc=$?"; tail -25 "$out/profile_prefill.log"
+    timeout $((limit - SECONDS - 10)) $B/slidesparse bench decode --model "$RA/checkpoints/bitnet-2b-INT8" \
+        --backend cublaslt --M 64,512 --profile --out /tmp/prof >"$out/profile_decode.log" 2>&1
+    echo "decode profile rc=$?"; tail -25 "$out/profile_decode.log"
 fi
 tar czf "$out/results.tgz" --exclude=checkpoints --exclude=checkpoints_slidesparse -C $B ra
 nvidia-smi --query-gpu=name,clocks.sm,power.draw,memory.used --format=csv,noheader

@@ -3,8 +3,8 @@
  * arrives, the per-forward metadata upload, and the layer loop. The loop is
  * the CPU graph of forward.c with device ops; every pointer it uses is stable
  * between forwards of the same size, and every launch goes on the context's
- * stream, so decode steps can be captured in CUDA graphs (opt-in,
- * SS_CUDA_GRAPHS=1; see "decode graphs" below).
+ * stream, so decode steps are captured in CUDA graphs (on by default;
+ * SS_CUDA_GRAPHS=0 turns them off; see "decode graphs" below).
  */
 #ifdef SS_HAVE_CUDA
 
@@ -274,7 +274,7 @@ ss_status ss_engine_gpu_init(ss_model *m) {
         (s = meta_reserve(g, 64 * 1024)) != SS_OK)
         goto fail;
     g->attn_variant = env_is("SS_ATTN_DECODE", "2") ? SS_ATTN_DECODE2 : SS_ATTN_AUTO;
-    g->gr.on = env_is("SS_CUDA_GRAPHS", "1");
+    g->gr.on = !env_is("SS_CUDA_GRAPHS", "0"); /* default on since validated on the H100 */
     m->gpu = g;
     return SS_OK;
 fail:
@@ -344,6 +344,7 @@ typedef struct {
     int max_blocks;
     int64_t n_tiles;
     int heads_per_tile, rows_per_tile;
+    int pure_decode; /* one token per sequence: no prefill rows in this batch */
 } meta_layout;
 
 static meta_layout layout_tiling(const ss_model_config *c) {
@@ -362,6 +363,7 @@ static int head_splits(const ss_model_config *c, const meta_layout *L) {
 /* Section offsets for t tokens and n_seqs sequences (max_blocks, n_tiles set). */
 static void layout_place(meta_layout *L, int n_seqs, int64_t t) {
     size_t at = 0;
+    L->pure_decode = t == n_seqs; /* every sequence brings >= 1 token */
     L->tok = at;    at += align16((size_t)t * sizeof(ss_tok_info));
     L->ids = at;    at += align16((size_t)t * sizeof(int32_t));
     L->last = at;   at += align16((size_t)n_seqs * sizeof(int32_t));
@@ -437,13 +439,14 @@ typedef struct {
     const ss_attn_tile *tiles;
     int max_blocks;
     int64_t n_tiles;
+    int pure_decode;
 } dev_batch;
 
 static dev_batch dev_batch_at(const meta_layout *L, const uint8_t *dev) {
     return (dev_batch){.tok = (const ss_tok_info *)(dev + L->tok), .ids = (const int32_t *)(dev + L->ids),
                        .last = (const int32_t *)(dev + L->last), .tables = (const int32_t *)(dev + L->tables),
                        .tiles = (const ss_attn_tile *)(dev + L->tiles), .max_blocks = L->max_blocks,
-                       .n_tiles = L->n_tiles};
+                       .n_tiles = L->n_tiles, .pure_decode = L->pure_decode};
 }
 
 /* Profile only: the work queued since the previous mark was `stage`. */
@@ -542,7 +545,8 @@ static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_b
                              kc->v + layer_off, b->tables, b->max_blocks, st), "rope + kv write");
     MARK(g, SS_GPU_STAGE_NORMS, st);
     CU(ss_attention_cuda_variant(s->qkv, b->tok, b->tiles, b->n_tiles, b->tables, b->max_blocks,
-                                 kc->k + layer_off, kc->v + layer_off, nh, nkv, hd, s->att, g->attn_variant, st),
+                                 kc->k + layer_off, kc->v + layer_off, nh, nkv, hd, s->att,
+                                 g->attn_variant | (b->pure_decode ? SS_ATTN_PURE_DECODE : 0), st),
        "attention");
     MARK(g, SS_GPU_STAGE_ATTENTION, st);
     /* attn_sub_norm (BitNet); x += o(att): the residual add inside o's dequant */
@@ -698,7 +702,7 @@ static ss_status graph_capture(ss_model *m, ss_kv_cache *c, const dev_batch *db,
     if (s != SS_OK) {
         char why[256];
         snprintf(why, sizeof why, "%s", ss_last_error());
-        return ss_fail(s, "engine (GPU): decode graph of %d sequences (SS_CUDA_GRAPHS=1): %s", b, why);
+        return ss_fail(s, "engine (GPU): decode graph of %d sequences (SS_CUDA_GRAPHS=0 turns graphs off): %s", b, why);
     }
     gr->g[bi].key = graph_key_now(m, c);
     gr->captures++;

@@ -28,15 +28,15 @@ void ss_engine_gpu_destroy(ss_engine_gpu *g);
 ss_status ss_engine_gpu_forward(ss_model *m, ss_kv_cache *c, const ss_seq_step *seqs, int n_seqs,
                                 int64_t t, float *logits, int32_t *next);
 
-/* Opt-in switches, read once by ss_engine_gpu_init from the environment
- * (defaults keep the validated behaviour):
- *   SS_CUDA_GRAPHS=1   pure decode batches (every sequence 1 new token, at
+/* Switches, read once by ss_engine_gpu_init from the environment:
+ *   SS_CUDA_GRAPHS     (default on; =0 turns it off) pure decode batches (every sequence 1 new token, at
  *                      most 512) replay a CUDA graph captured per batch-size
  *                      bucket (1, 2, 4, ..., 512); the batch is padded to the
  *                      bucket with dummy rows that write only a free KV block
  *                      and whose outputs are dropped. Off while a layer hook
  *                      is set or while profiling.
- *   SS_ATTN_DECODE=2   the v2 decode attention kernel (SS_ATTN_DECODE2). */
+ *   SS_ATTN_DECODE=1|2|3 the decode attention kernel (default 3 on cc >= 9.0,
+ *                      read by the attention launcher). */
 void ss_engine_gpu_set_graphs(ss_model *m, int on);
 /* Decode graphs captured and replayed so far (tests, benchmarks). */
 void ss_engine_gpu_graph_counts(const ss_model *m, int64_t *captures, int64_t *replays);
