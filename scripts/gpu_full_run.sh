@@ -58,10 +58,10 @@ rc=$?
 echo "run-all rc=$rc at ${SECONDS}s"
 tail -12 "$out/run_all_$phase.log"
 if ((rc == 0 && limit - SECONDS > 60)); then
-    timeout $((limit - SECONDS - 10)) $B/slidesparse bench prefill --model "$RA/checkpoints/bitnet-2b-INT8" \
+    timeout $((limit - SECONDS - 10)) $B/slidesparse bench prefill --model "$RA/checkpoints/BitNet-2B-INT8" \
         --backend cublaslt --M 16384 --scale quick --profile --out /tmp/prof >"$out/profile_prefill.log" 2>&1
     echo "profile rc=$?"; tail -25 "$out/profile_prefill.log"
-    timeout $((limit - SECONDS - 10)) $B/slidesparse bench decode --model "$RA/checkpoints/bitnet-2b-INT8" \
+    timeout $((limit - SECONDS - 10)) $B/slidesparse bench decode --model "$RA/checkpoints/BitNet-2B-INT8" \
         --backend cublaslt --M 64,512 --profile --out /tmp/prof >"$out/profile_decode.log" 2>&1
     echo "decode profile rc=$?"; tail -25 "$out/profile_decode.log"
 fi
