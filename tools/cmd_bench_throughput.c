@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/cuda/engine_gpu.h"
 #include "slidesparse/serve.h"
 #include "slidesparse/tune.h"
 
@@ -330,6 +331,11 @@ static int run(ss_stage st, int argc, char **argv) {
                row.elapsed_s, row.requests_per_s, row.tokens_per_s, (long long)row.input_tokens,
                (long long)row.output_tokens, (long long)row.stats.steps, (long long)row.stats.preemptions,
                100 * row.stats.host_s / (row.stats.host_s + row.stats.forward_s + row.stats.sample_s));
+        int64_t captures = 0, replays = 0;
+        ss_engine_gpu_graph_counts(m, &captures, &replays);
+        if (captures || replays) /* a capture per step would mean the graphs never pay off */
+            printf("  decode CUDA graphs so far: %lld captures, %lld replays\n", (long long)captures,
+                   (long long)replays);
         print_bound(st, &cfg, pk, &row);
         if (profile)
             print_profile(&row.stats);

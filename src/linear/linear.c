@@ -386,7 +386,7 @@ static ss_status check_fused(const ss_linear *lin, int glu, const char *stage) {
     if (glu && lin->desc.n % 2 != 0)
         return ss_fail(SS_EINVAL, "tensor '%s': %s: expected an even n (gate | up), found n=%lld",
                        lin->name, stage, (long long)lin->desc.n);
-    if (!(glu ? lin->ops->dequant_glu : lin->ops->dequant_residual))
+    if (glu ? !lin->ops->dequant_glu : !lin->ops->dequant_residual)
         return ss_fail(SS_EUNSUPPORTED, "tensor '%s': %s: backend %s has no fused epilogue",
                        lin->name, stage, lin->ops->name);
     return SS_OK;
