@@ -524,7 +524,19 @@ static void conclusions(sbuf *b, const points *ps) {
 
 // --- the report --------------------------------------------------------------------------------------------
 
+/* cuSPARSELt's integer version (cusparseLtGetVersion: major*1e6 + minor*100
+ * + patch) as "0.8.0"; other text as it is ("none"). */
+static const char *sparselt_version(const char *key, char *buf, size_t n) {
+    char *end = NULL;
+    long v = strtol(key, &end, 10);
+    if (end == key || *end || v < 0)
+        return key;
+    snprintf(buf, n, "%ld.%ld.%ld", v / 1000000, v / 100 % 10000, v % 100);
+    return buf;
+}
+
 static void header(sbuf *b, const ss_pipe_status *st, const char *status_file) {
+    char spv[48];
     put(b, "# SlideSparse benchmark report — %s\n\n", st->key.gpu);
     if (st->embedded)
         put(b, "> **Embedded no-GPU default.** No GPU was used: this run is the seed pipeline on a tiny model "
@@ -534,8 +546,8 @@ static void header(sbuf *b, const ss_pipe_status *st, const char *status_file) {
     put(b, "| | |\n|---|---|\n");
     put(b, "| GPU | %s |\n| compute capability | %d.%d |\n| toolchain (CUDA) | %s |\n| cuBLASLt | %s |\n"
            "| cuSPARSELt | %s |\n| device | %s |\n",
-        st->key.gpu, st->key.cc / 10, st->key.cc % 10, st->key.toolchain, st->key.cublaslt, st->key.cusparselt,
-        st->describe);
+        st->key.gpu, st->key.cc / 10, st->key.cc % 10, st->key.toolchain, st->key.cublaslt,
+        sparselt_version(st->key.cusparselt, spv, sizeof spv), st->describe);
     put(b, "| scale | %s%s |\n", st->quick ? "quick (1/16 of the SPEC prefill prompts per M; decode unscaled)" : "full (SPEC §8 workloads)",
         st->embedded ? ", embedded default" : "");
     put(b, "| models | ");
