@@ -335,6 +335,35 @@ static void test_cpu_algo_interface(void **st) {
     ss_context_destroy(ctx);
 }
 
+/* A context that looked its table up before a tuning run (and found none)
+ * applies the run's entries afterwards: run-all tunes, then benchmarks, in
+ * one process. */
+static void test_run_refreshes_context(void **st) {
+    (void)st;
+    char tmp[256];
+    ss_test_tmpdir(tmp, sizeof tmp);
+    ss_context *ctx = NULL;
+    assert_ok(ss_context_create(-1, &ctx));
+    assert_ok(ss_context_set_tuning(ctx, tmp, NULL, NULL));
+    assert_null(ss_context_tuned(ctx, SS_BACKEND_CPU, SS_DTYPE_I8, SS_DTYPE_I32, 96, 224, 16));
+    assert_non_null(strstr(ss_context_tuning_status(ctx), "no table at"));
+    ss_proj_shape sh[1] = {{"a", 96, 200}};
+    ss_dtype dt[1] = {SS_DTYPE_I8};
+    ss_pattern pats[1] = {{2, 6}};
+    int64_t mc[1] = {16}, mf[1] = {16};
+    ss_tune_opts o = {.ctx = ctx, .shapes = sh, .n_shapes = 1, .dtypes = dt, .n_dtypes = 1,
+                      .patterns = pats, .n_patterns = 1, .coarse = 1, .fine = 0, .m_coarse = mc,
+                      .n_m_coarse = 1, .m_fine = mf, .n_m_fine = 1, .root = tmp, .warmup = 1,
+                      .repeat = 2};
+    ss_tune_result res;
+    assert_ok(ss_tune_run(&o, &res));
+    assert_int_equal(res.tuned, 1);
+    assert_non_null(ss_context_tuned(ctx, SS_BACKEND_CPU, SS_DTYPE_I8, SS_DTYPE_I32, 96, 224, 16));
+    assert_non_null(strstr(ss_context_tuning_status(ctx), "loaded"));
+    ss_context_tuning_release(ctx);
+    ss_context_destroy(ctx);
+}
+
 static void test_run_reuses(void **st) {
     char tmp[256];
     ss_test_tmpdir(tmp, sizeof tmp);
@@ -677,7 +706,7 @@ int main(void) {
         cmocka_unit_test(test_open_rules),   cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_cpu_algo_interface), cmocka_unit_test(test_run_reuses),
         cmocka_unit_test(test_kernel_round_trip), cmocka_unit_test(test_kernel_lookup_rule),
-        cmocka_unit_test(test_kernel_rejects),    cmocka_unit_test(test_context_quant),
+        cmocka_unit_test(test_kernel_rejects),    cmocka_unit_test(test_context_quant), cmocka_unit_test(test_run_refreshes_context),
         cmocka_unit_test(test_gpu_quant_search),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

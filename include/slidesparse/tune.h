@@ -207,6 +207,11 @@ const ss_tune_entry *ss_context_tuned(ss_context *ctx, ss_backend b, ss_dtype in
  * the table has none (then the automatic choice applies). */
 int ss_context_tuned_quant(ss_context *ctx, ss_dtype qdt, int64_t k, int64_t k_out, int64_t m,
                            ss_quant_launch *out);
+/* Forgets the table ctx applied, so the next lookup reads the file again:
+ * ss_tune_run calls it after saving (a run-all tunes and then benchmarks in
+ * one process; without this the benchmarks kept the table as it was before
+ * tuning). Linears already planned keep their choices. */
+void ss_context_tuning_reload(ss_context *ctx);
 /* Frees what ss_context_set_tuning / a lookup attached (called at destroy). */
 void ss_context_tuning_release(ss_context *ctx);
 

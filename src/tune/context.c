@@ -207,6 +207,15 @@ int ss_context_tuned_quant(ss_context *ctx, ss_dtype qdt, int64_t k, int64_t k_o
     return 1;
 }
 
+void ss_context_tuning_reload(ss_context *ctx) {
+    ss_tune_ctx *tc = ctx ? ctx->tune : NULL;
+    if (!tc)
+        return;
+    ss_tune_table_free(tc->table);
+    tc->table = NULL;
+    tc->loaded = 0;
+}
+
 void ss_context_tuning_release(ss_context *ctx) {
     if (!ctx || !ctx->tune)
         return;

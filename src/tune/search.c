@@ -352,5 +352,7 @@ ss_status ss_tune_run(const ss_tune_opts *o, ss_tune_result *res) {
     }
     ss_tune_table_free(rs.fresh);
     ss_tune_table_free(rs.table);
+    if (res->tuned + res->launches_tuned > 0)
+        ss_context_tuning_reload(o->ctx); /* later linears of this process see the new entries */
     return s;
 }
