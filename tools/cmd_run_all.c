@@ -14,7 +14,7 @@ static void usage(FILE *f) {
             "usage: slidesparse run-all [--config FILE] [--out DIR] [--resume] [--tasks 1,2,4]\n"
             "        [--models bitnet-2b,...] [--dtypes int8,fp8] [--sparsity 2_4,2_6,2_8,2_10]\n"
             "        [--base DIR] [--scale quick|full] [--backend auto|gpu|cpu] [--name NAME] [--quiet]\n"
-            "        [--stop-after SECONDS]\n"
+            "        [--stop-after SECONDS] [--redo 4,5]\n"
             "  Tasks: 1 base checkpoints (--base DIR, else one present under <out>/checkpoints, else\n"
             "  synthesized with the exact configuration) + INT8/FP8 quantization; 2 convert to the\n"
             "  --sparsity patterns; 3 tune (coarse + fine); 4 prefill; 5 decode; 6 kernel dense;\n"
@@ -28,6 +28,7 @@ static void usage(FILE *f) {
             "    are kept, an interrupted or failed one starts over.\n"
             "  --stop-after S: start no task after S seconds (a lease-sized slice of a long run);\n"
             "    exit 3 with the rest pending; allowed with --resume.\n"
+            "  --redo LIST: with --resume, run these finished tasks again (e.g. after a fix).\n"
             "  --config FILE: JSON, keys out, name, tasks, models, dtypes, sparsity, sparsity_task8,\n"
             "    m_prefill, m_decode, m_kernel, m_tune_coarse, m_tune_fine, tune_stages, scale,\n"
             "    backend, device, base, checkpoints, warmup, repeat, kv_memory_mb,\n"
@@ -81,7 +82,7 @@ static void on_progress(void *user, const ss_pipe_progress *p) {
 
 int cmd_run_all(int argc, char **argv) {
     const char *cmd = "run-all", *config = NULL, *out = NULL, *tasks = NULL, *models = NULL, *dtypes = NULL,
-               *sparsity = NULL, *base = NULL, *scale = NULL, *backend = NULL, *name = NULL, *stop = NULL;
+               *sparsity = NULL, *base = NULL, *scale = NULL, *backend = NULL, *name = NULL, *stop = NULL, *redo = NULL;
     int bad = 0, resume = 0, quiet = 0, other = 0;
     for (int i = 1; i < argc; i++) {
         if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
@@ -93,7 +94,8 @@ int cmd_run_all(int argc, char **argv) {
             quiet |= cli_flag(argv[i], "--quiet");
             continue;
         }
-        if (cli_opt(argc, argv, &i, "--out", &out, &bad) || cli_opt(argc, argv, &i, "--stop-after", &stop, &bad))
+        if (cli_opt(argc, argv, &i, "--out", &out, &bad) || cli_opt(argc, argv, &i, "--stop-after", &stop, &bad) ||
+            cli_opt(argc, argv, &i, "--redo", &redo, &bad))
             goto next;
         other++;
         if (cli_opt(argc, argv, &i, "--config", &config, &bad) || cli_opt(argc, argv, &i, "--tasks", &tasks, &bad) ||
@@ -108,7 +110,7 @@ int cmd_run_all(int argc, char **argv) {
             return 2;
     }
     if (resume && other)
-        return cli_error(cmd, "--resume continues the newest run in --out with its own configuration; give only --out (and --stop-after)") + 1;
+        return cli_error(cmd, "--resume continues the newest run in --out with its own configuration; give only --out (and --stop-after, --redo)") + 1;
     if (backend && strcmp(backend, "auto") && strcmp(backend, "gpu") && strcmp(backend, "cpu"))
         return cli_error(cmd, "--backend '%s': expected auto, gpu or cpu", backend) + 1;
     if (scale && strcmp(scale, "quick") && strcmp(scale, "full"))
@@ -121,6 +123,15 @@ int cmd_run_all(int argc, char **argv) {
             return cli_error(cmd, "--stop-after '%s': expected a positive number of seconds", stop) + 1;
     }
     ss_pipe_opts o = {.resume = resume, .stop_after_s = stop_after, .log = on_log, .progress = on_progress};
+    if (redo) {
+        if (!resume)
+            return cli_error(cmd, "--redo reruns tasks of an earlier run: it needs --resume") + 1;
+        ss_pipe_config tmp;
+        ss_status rs = ss_pipe_parse_tasks(redo, &tmp);
+        if (rs != SS_OK)
+            return cli_lib_error(cmd, rs);
+        memcpy(o.redo, tmp.tasks, sizeof o.redo);
+    }
     ss_pipe_config *c = &o.config;
     int gpu = backend ? strcmp(backend, "cpu") != 0 && (!strcmp(backend, "gpu") || ss_cuda_device_count() > 0)
                       : ss_cuda_device_count() > 0;

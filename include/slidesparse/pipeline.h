@@ -189,6 +189,9 @@ typedef struct {
      * the rest stay pending for a later --resume (a lease-sized slice of a
      * long run). Not part of the run's configuration. */
     double stop_after_s;
+    /* With resume: tasks (1..8, selected ones) that run again although they
+     * are done, e.g. after a fix; their CSV rows are replaced per M. */
+    int redo[SS_PIPE_TASKS + 1];
     ss_log_fn log;              /* every log line (also written to the log file) */
     ss_pipe_progress_fn progress;
     void *user;

@@ -580,6 +580,13 @@ static ss_status open_run(run *r, const ss_pipe_opts *o) {
         snprintf(r->status_path, sizeof r->status_path, "%s", path);
         r->prior_s = r->st.total_seconds;
         ss_pipe_status_prepare_resume(&r->st);
+        for (int k = 1; k <= SS_PIPE_TASKS; k++) {
+            if (!o->redo[k] || !r->st.config.tasks[k] || r->st.tasks[k].state == SS_TASK_PENDING)
+                continue;
+            memset(&r->st.tasks[k], 0, sizeof r->st.tasks[k]);
+            r->st.tasks[k].task = k;
+            r->st.tasks[k].state = SS_TASK_PENDING;
+        }
     } else {
         memset(&r->st, 0, sizeof r->st);
         r->st.config = o->config;
