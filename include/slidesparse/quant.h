@@ -39,6 +39,14 @@ extern "C" {
 ss_status ss_quant_act_ref(ss_dtype qdt, const uint16_t *x, int64_t m, int64_t k,
                            ss_pattern p, int64_t k_out, void *q, float *scale);
 
+/* RMSNorm of t rows of n BF16 values with the BF16 weight w (n), HF's
+ * rounding points (BitNetRMSNorm / LlamaRMSNorm): float sum of squares in
+ * order, inv = 1 / sqrt(ss / n + eps), y = bf16(w * bf16(x * inv)). The
+ * reference of the engine's norm and of the norm fused into the quant stage.
+ * y (t, n) must not alias x. */
+void ss_rmsnorm_ref(const uint16_t *x, const uint16_t *w, int64_t t, int64_t n, float eps,
+                    uint16_t *y);
+
 /* BitNet ternary absmean per tensor. w: (n, k) of dtype wdt (BF16/F16/F32);
  * q: (n, k) of qdt (I8 or F8_E4M3) with values exactly -1/0/+1; scale[0] = s. */
 ss_status ss_quant_weight_ternary(const char *name, ss_dtype wdt, const void *w,

@@ -6,24 +6,11 @@
 #include <math.h>
 
 #include "core/dtype_inline.h"
+#include "slidesparse/quant.h"
 
 void ss_rmsnorm_cpu(const uint16_t *x, const uint16_t *w, int64_t t, int64_t n, float eps,
                     uint16_t *y) {
-#pragma omp parallel for schedule(static) if (t * n >= SS_ENGINE_PAR_MIN_WORK)
-    for (int64_t r = 0; r < t; r++) {
-        const uint16_t *xr = x + r * n; // (n)
-        uint16_t *yr = y + r * n;       // (n)
-        float ss = 0.0f;
-        for (int64_t j = 0; j < n; j++) {
-            float v = ss_bf16_to_f32_inline(xr[j]);
-            ss += v * v;
-        }
-        float inv = 1.0f / sqrtf(ss / (float)n + eps);
-        for (int64_t j = 0; j < n; j++) {
-            float h = ss_bf16_to_f32_inline(ss_f32_to_bf16_inline(ss_bf16_to_f32_inline(xr[j]) * inv));
-            yr[j] = ss_f32_to_bf16_inline(ss_bf16_to_f32_inline(w[j]) * h);
-        }
-    }
+    ss_rmsnorm_ref(x, w, t, n, eps, y); /* one spelling, shared with the fused quant stage */
 }
 
 void ss_residual_add_cpu(uint16_t *x, const uint16_t *d, int64_t t, int64_t n) {

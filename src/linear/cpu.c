@@ -114,10 +114,8 @@ static ss_status cpu_quant(ss_linear *lin, const uint16_t *x, int64_t m, void *q
     return SS_OK;
 }
 
-/* ss_rmsnorm_cpu's arithmetic (src/engine/norm.c; the engine sits above this
- * layer, so it is spelled out again here and the tests hold the two equal bit
- * for bit): float sum of squares in order, inv = 1 / sqrt(ss / k + eps),
- * h = bf16(gamma * bf16(x * inv)). Then the ordinary quant stage on h. */
+/* The norm exactly as the engine's (ss_rmsnorm_ref), then the ordinary
+ * quant stage on its BF16 output. */
 static ss_status cpu_quant_rmsnorm(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
                                    float eps, int64_t m, void *q, float *sa) {
     int64_t k = lin->desc.k;
@@ -125,21 +123,7 @@ static ss_status cpu_quant_rmsnorm(ss_linear *lin, const uint16_t *x, const uint
     if (!h)
         return ss_fail(SS_ENOMEM, "tensor '%s': out of memory for %lld x %lld normed rows",
                        lin->name, (long long)m, (long long)k);
-#pragma omp parallel for schedule(static) if (m * k >= (1 << 16))
-    for (int64_t r = 0; r < m; r++) {
-        const uint16_t *xr = x + r * k; // (k)
-        uint16_t *hr = h + r * k;       // (k)
-        float ss = 0.0f;
-        for (int64_t j = 0; j < k; j++) {
-            float v = ss_bf16_to_f32_inline(xr[j]);
-            ss += v * v;
-        }
-        float inv = 1.0f / sqrtf(ss / (float)k + eps);
-        for (int64_t j = 0; j < k; j++) {
-            float t = ss_bf16_to_f32_inline(ss_f32_to_bf16_inline(ss_bf16_to_f32_inline(xr[j]) * inv));
-            hr[j] = ss_f32_to_bf16_inline(ss_bf16_to_f32_inline(gamma[j]) * t);
-        }
-    }
+    ss_rmsnorm_ref(x, gamma, m, k, eps, h);
     ss_status s = cpu_quant(lin, h, m, q, sa);
     free(h);
     return s;
