@@ -10,6 +10,9 @@
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 #ifdef SS_HAVE_CUSPARSELT
+/* cuSPARSELt 0.8.x's header spells C++'s alignas in its structs; in C11 the
+ * macro comes from <stdalign.h> (0.9+ does not need it). */
+#include <stdalign.h>
 #include <cusparseLt.h>
 #endif
 
