@@ -28,4 +28,9 @@ if command -v nvcc >/dev/null && command -v python3 >/dev/null && python3 -m pip
     echo "deps: pip install nvidia-cusparselt-cu13"
     python3 -m pip install -q nvidia-cusparselt-cu13 || echo "deps: cuSPARSELt not installed; the sparse GPU backend will be off" >&2
   fi
+  # CUTLASS headers for the sm90sp backend (Hopper 2:4 GEMM with the dequant fused).
+  if ! python3 -m pip show -q nvidia-cutlass >/dev/null 2>&1 && [[ -z "${CUTLASS_ROOT:-}" ]]; then
+    echo "deps: pip install nvidia-cutlass"
+    python3 -m pip install -q nvidia-cutlass || echo "deps: CUTLASS not installed; the sm90sp backend will be off" >&2
+  fi
 fi

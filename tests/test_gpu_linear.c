@@ -20,6 +20,11 @@
  *   - errors: weights larger than device memory -> SS_ENOMEM and no device
  *     memory leaked; a slid weight that is not 2:4-valid -> SS_EINVAL naming
  *     the tensor; supports() reasons; ss_context_describe.
+ *   - sm90sp (CUTLASS SM90 2:4, dequant fused into the GEMM): INT8 2_4..2_16,
+ *     2_inf, M 1..4096, K' not a multiple of the K tile, n not a multiple of
+ *     32, per-tensor scale and no bias: forward, stages, GLU / residual
+ *     forwards bit-exact vs the CPU; every tuner candidate bit-exact; errors
+ *     (skipped with "skipped: needs sm_90 + CUTLASS build" elsewhere).
  * SS_GPU_TEST_QUICK=1 keeps only the small shapes (for compute-sanitizer).
  * Without a CUDA device the program prints "skipped: no CUDA device" (77).
  */
@@ -744,6 +749,189 @@ static void test_fused_epilogue(void **state) {
             run_epilogue(f->cpu, f->gpu, &dn);
         }
 }
+
+// --- sm90sp: CUTLASS SM90 2:4 GEMM with the dequant fused (issue #9) --------------------
+
+/* NULL when the sm90sp backend can run here, else prints the skip line. */
+static int sm90sp_skipped(ss_context *gpu) {
+    const char *why = ss_linear_supports(gpu, SS_BACKEND_SM90SP, SS_DTYPE_I8, (ss_pattern){2, 4});
+    if (why)
+        print_message("skipped: needs sm_90 + CUTLASS build (%s)\n", why);
+    return why != NULL;
+}
+
+/* One sm90sp layer against the CPU backend, bit for bit (BF16 out): the
+ * forward, the staged form (quant -> fused GEMM -> copy), and the GLU /
+ * residual forwards (relu2; n even). */
+static void run_sm90sp(ss_context *cpu, ss_context *gpu, const char *pattern, int64_t m,
+                       int64_t n, int64_t k, int per_channel, int with_bias, uint64_t seed) {
+    ss_pattern p;
+    assert_ok(ss_pattern_parse(pattern, &p));
+    char name[160];
+    snprintf(name, sizeof name, "sm90sp I8 %s m=%lld n=%lld k=%lld pc=%d bias=%d", pattern,
+             (long long)m, (long long)n, (long long)k, per_channel, with_bias);
+    ss_rng r = {seed};
+    int64_t qc = ss_slid_k(p, k), mp = ss_linear_m_pad(m);
+    int8_t *wd = ss_test_random_weight(&r, SS_DTYPE_I8, n, k);
+    assert_ok(ss_prune(SS_DTYPE_I8, wd, n, k, p, SS_DTYPE_F32, NULL));
+    int8_t *w = malloc((size_t)(n * qc));
+    assert_ok(ss_slide(SS_DTYPE_I8, wd, n, k, p, w));
+    uint16_t *x = ss_test_random_bf16(&r, m * k, 3.0);
+    uint16_t *bias = ss_test_random_bf16(&r, n, 1.0);
+    float *scale = ss_test_random_scales(&r, n);
+    ss_linear_desc d = ss_linear_desc_default(name, n, k, SS_DTYPE_I8);
+    d.pattern = p;
+    d.per_channel = per_channel;
+    ss_linear_weights lw = {w, scale, with_bias ? bias : NULL};
+    ss_linear *lc = NULL, *lg = NULL;
+    assert_ok(ss_linear_create(cpu, SS_BACKEND_CPU, &d, &lw, &lc));
+    assert_ok(ss_linear_create(gpu, SS_BACKEND_SM90SP, &d, &lw, &lg));
+    assert_int_equal(ss_linear_get_desc(lg)->gemm_out, SS_DTYPE_BF16); /* dequant fused */
+
+    size_t yb = (size_t)(m * n) * 2, ab = (size_t)(m * (n / 2)) * 2;
+    uint16_t *y = malloc(yb), *act = malloc(ab), *res = ss_test_random_bf16(&r, m * n, 2.0);
+    uint16_t *res_cpu = malloc(yb);
+    memcpy(res_cpu, res, yb);
+    assert_ok(ss_linear_forward(lc, x, m, y));
+    assert_ok(ss_linear_forward_glu(lc, x, NULL, 0.0f, m, 1, act));
+    assert_ok(ss_linear_forward_residual(lc, x, NULL, 0.0f, m, res_cpu));
+
+    void *xg = dev_from(x, (size_t)(m * k) * 2), *yg = dev_alloc(yb), *dg = dev_alloc(yb);
+    void *qg = dev_alloc((size_t)(mp * qc)), *ag = dev_alloc(ab), *rg = dev_from(res, yb);
+    float *sag = dev_alloc((size_t)mp * sizeof(float));
+    assert_ok(ss_linear_forward(lg, xg, m, yg));
+    uint16_t *yh = host_from(yg, yb);
+    compare("Y (forward)", name, SS_DTYPE_BF16, yh, y, (size_t)(m * n), 0);
+    free(yh);
+    cudaMemset(yg, 0xff, yb); /* poison: the stages must write every element */
+    assert_ok(ss_linear_quant(lg, xg, m, qg, sag));
+    assert_ok(ss_linear_gemm(lg, qg, m, dg));
+    assert_ok(ss_linear_dequant(lg, dg, sag, m, yg));
+    yh = host_from(yg, yb);
+    compare("Y (stages)", name, SS_DTYPE_BF16, yh, y, (size_t)(m * n), 0);
+    free(yh);
+    if (n % 2 == 0) {
+        assert_ok(ss_linear_forward_glu(lg, xg, NULL, 0.0f, m, 1, ag));
+        uint16_t *ah = host_from(ag, ab);
+        compare("act (forward_glu relu2)", name, SS_DTYPE_BF16, ah, act, (size_t)(m * (n / 2)), 0);
+        free(ah);
+    }
+    assert_ok(ss_linear_forward_residual(lg, xg, NULL, 0.0f, m, rg));
+    uint16_t *rh = host_from(rg, yb);
+    compare("resid (forward_residual)", name, SS_DTYPE_BF16, rh, res_cpu, (size_t)(m * n), 0);
+    free(rh);
+
+    cudaFree(xg);
+    cudaFree(yg);
+    cudaFree(dg);
+    cudaFree(qg);
+    cudaFree(ag);
+    cudaFree(rg);
+    cudaFree(sag);
+    ss_linear_destroy(lc);
+    ss_linear_destroy(lg);
+    free(y);
+    free(act);
+    free(res);
+    free(res_cpu);
+    free(w);
+    free(wd);
+    free(x);
+    free(bias);
+    free(scale);
+}
+
+static void test_sm90sp(void **state) {
+    fixture *f = *state;
+    if (sm90sp_skipped(f->gpu))
+        skip();
+    static const char *pats[] = {"2_4", "2_6", "2_8", "2_10", "2_16", "2_inf"};
+    static const int64_t ms[] = {1, 17, 64};
+    uint64_t seed = 900;
+    for (size_t pi = 0; pi < sizeof pats / sizeof *pats; pi++)
+        for (size_t mi = 0; mi < sizeof ms / sizeof *ms; mi++)
+            run_sm90sp(f->cpu, f->gpu, pats[pi], ms[mi], 256, 320, 1, 1, seed++);
+    /* K' not a multiple of the 128-wide K tile, n not a multiple of 32 (scratch
+     * + trim path), per-tensor scale, no bias (-0.0 must stay -0.0) */
+    run_sm90sp(f->cpu, f->gpu, "2_8", 17, 200, 2565, 1, 1, seed++);
+    run_sm90sp(f->cpu, f->gpu, "2_4", 64, 136, 96, 0, 0, seed++);
+    run_sm90sp(f->cpu, f->gpu, "2_8", 33, 512, 2565, 0, 0, seed++);
+    if (!quick()) { /* both variants: M = 4096 takes the cooperative 128x256 one */
+        run_sm90sp(f->cpu, f->gpu, "2_4", 4096, 2560, 2560, 1, 1, seed++);
+        run_sm90sp(f->cpu, f->gpu, "2_8", 4096, 640, 2565, 1, 1, seed++);
+    }
+}
+
+/* Every tuner candidate (2 variants x 5 tile orders) is bit-exact too. */
+static void test_sm90sp_algos(void **state) {
+    fixture *f = *state;
+    if (sm90sp_skipped(f->gpu))
+        skip();
+    ss_rng r = {77};
+    int64_t n = 384, k = 2560, m = 300;
+    ss_pattern p = {2, 8};
+    int64_t qc = ss_slid_k(p, k);
+    int8_t *wd = ss_test_random_weight(&r, SS_DTYPE_I8, n, k), *w = malloc((size_t)(n * qc));
+    assert_ok(ss_prune(SS_DTYPE_I8, wd, n, k, p, SS_DTYPE_F32, NULL));
+    assert_ok(ss_slide(SS_DTYPE_I8, wd, n, k, p, w));
+    uint16_t *x = ss_test_random_bf16(&r, m * k, 3.0), *bias = ss_test_random_bf16(&r, n, 1.0);
+    float *scale = ss_test_random_scales(&r, n);
+    ss_linear_desc d = ss_linear_desc_default("sm90sp.algos", n, k, SS_DTYPE_I8);
+    d.pattern = p;
+    ss_linear_weights lw = {w, scale, bias};
+    ss_linear *lc = NULL, *lg = NULL;
+    assert_ok(ss_linear_create(f->cpu, SS_BACKEND_CPU, &d, &lw, &lc));
+    assert_ok(ss_linear_create(f->gpu, SS_BACKEND_SM90SP, &d, &lw, &lg));
+    size_t yb = (size_t)(m * n) * 2;
+    uint16_t *y = malloc(yb);
+    assert_ok(ss_linear_forward(lc, x, m, y));
+    void *xg = dev_from(x, (size_t)(m * k) * 2), *yg = dev_alloc(yb);
+    int na = ss_linear_algo_count(lg, m);
+    assert_int_equal(na, 10);
+    for (int i = 0; i < na; i++) {
+        ss_algo a;
+        assert_ok(ss_linear_algo_get(lg, m, i, &a));
+        assert_int_equal(a.backend, SS_BACKEND_SM90SP);
+        assert_ok(ss_linear_algo_set(lg, m, &a));
+        cudaMemset(yg, 0xff, yb);
+        assert_ok(ss_linear_forward(lg, xg, m, yg));
+        uint16_t *yh = host_from(yg, yb);
+        compare(a.desc, "sm90sp.algos", SS_DTYPE_BF16, yh, y, (size_t)(m * n), 0);
+        free(yh);
+    }
+    assert_ok(ss_linear_algo_set(lg, m, NULL));
+    ss_algo bad = {.backend = SS_BACKEND_SM90SP, .alg_id = 10};
+    assert_fails(ss_linear_algo_set(lg, m, &bad), SS_EINVAL, "sm90sp.algos");
+    /* the GEMM stage without a quant stage first: a clear error, not garbage */
+    ss_linear *fresh = NULL;
+    assert_ok(ss_linear_create(f->gpu, SS_BACKEND_SM90SP, &d, &lw, &fresh));
+    assert_fails(ss_linear_gemm(fresh, xg, m, yg), SS_EINVAL, "quant stage");
+    ss_linear_destroy(fresh);
+    /* out_dtype F32 is refused; a non-2:4 weight is rejected by name */
+    d.out_dtype = SS_DTYPE_F32;
+    assert_fails(ss_linear_create(f->gpu, SS_BACKEND_SM90SP, &d, &lw, &fresh), SS_EUNSUPPORTED,
+                 "BF16 output only");
+    d.out_dtype = SS_DTYPE_BF16;
+    memset(w, 1, (size_t)(n * qc));
+    d.name = "model.layers.5.mlp.down_proj.weight";
+    assert_fails(ss_linear_create(f->gpu, SS_BACKEND_SM90SP, &d, &lw, &fresh), SS_EINVAL,
+                 "model.layers.5.mlp.down_proj.weight");
+    assert_null(fresh);
+    assert_string_equal(ss_linear_supports(f->gpu, SS_BACKEND_SM90SP, SS_DTYPE_I8, SS_PATTERN_DENSE),
+                        "dense weights: use cublaslt");
+    assert_non_null(strstr(ss_linear_supports(f->gpu, SS_BACKEND_SM90SP, SS_DTYPE_F8_E4M3, p),
+                           "FP8 not yet"));
+    cudaFree(xg);
+    cudaFree(yg);
+    ss_linear_destroy(lc);
+    ss_linear_destroy(lg);
+    free(y);
+    free(w);
+    free(wd);
+    free(x);
+    free(bias);
+    free(scale);
+}
 #endif
 
 int main(void) {
@@ -763,6 +951,8 @@ int main(void) {
         cmocka_unit_test(test_fused_rmsnorm),
         cmocka_unit_test(test_fused_rmsnorm_fallback),
         cmocka_unit_test(test_fused_epilogue),
+        cmocka_unit_test(test_sm90sp),
+        cmocka_unit_test(test_sm90sp_algos),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 #else

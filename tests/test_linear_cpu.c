@@ -471,6 +471,16 @@ static void test_supports_and_context(void **state) {
     assert_string_equal(ss_linear_supports(ctx, SS_BACKEND_CUSPARSELT, SS_DTYPE_I8, SS_PATTERN_INF),
                         "built without CUDA");
     assert_int_equal(ss_cuda_device_count(), 0);
+#endif
+#ifndef SS_HAVE_SM90SP
+    /* issue #9: the CUTLASS backend says what it lacks */
+    assert_string_equal(ss_linear_supports(ctx, SS_BACKEND_SM90SP, SS_DTYPE_I8, (ss_pattern){2, 8}),
+                        "needs sm_90 and a build with CUTLASS");
+#else
+    assert_string_equal(ss_linear_supports(ctx, SS_BACKEND_SM90SP, SS_DTYPE_I8, (ss_pattern){2, 8}),
+                        "GPU backend needs a context with a CUDA device");
+#endif
+#ifndef SS_HAVE_CUDA
     ss_context *g = (ss_context *)ctx;
     assert_fails(ss_context_create(0, &g), SS_EUNSUPPORTED, "built without CUDA");
     assert_null(g);
@@ -502,6 +512,7 @@ static void test_names_and_sizes(void **state) {
     assert_string_equal(ss_backend_name(SS_BACKEND_CPU), "cpu");
     assert_string_equal(ss_backend_name(SS_BACKEND_CUBLASLT), "cublaslt");
     assert_string_equal(ss_backend_name(SS_BACKEND_CUSPARSELT), "cusparselt");
+    assert_string_equal(ss_backend_name(SS_BACKEND_SM90SP), "sm90sp");
     ss_backend b;
     assert_fails(ss_backend_parse("cuBLAS", &b), SS_EINVAL, "found 'cuBLAS'");
     assert_fails(ss_backend_parse(NULL, &b), SS_EINVAL, "backend");

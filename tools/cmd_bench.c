@@ -22,6 +22,8 @@ static void usage(FILE *f) {
             "  --tuning-dir DIR   default ./tuning; shapes it lacks are tuned now and saved\n"
             "  --no-tune          use the heuristic where the table has no entry\n"
             "  --backend B        auto (GPU when present), gpu, cpu\n"
+            "  --sm90sp           sparse side on the sm90sp backend (CUTLASS SM90 2:4 GEMM,\n"
+            "                     dequant fused: GEMM level = GEMM + dequant) instead of cuSPARSELt\n"
             "  --device N --warmup N --repeat N (default 25 / 100) --no-flush --quiet\n");
 }
 
@@ -66,7 +68,7 @@ static int bench_kernel(int argc, char **argv) {
     const char *preset = NULL, *model = NULL, *dt = "int8,fp8", *tasks = "6,7,8", *sp = NULL,
                *mlist = NULL, *outdir = ".", *root = "tuning", *backend = NULL, *device = NULL,
                *warm = NULL, *rep = NULL;
-    int quiet = 0, square = 0, no_tune = 0, no_flush = 0;
+    int quiet = 0, square = 0, no_tune = 0, no_flush = 0, sm90sp = 0;
     const char *cmd = "bench kernel";
     const cli_option opts[] = {
         CLI_OPT("--preset", &preset), CLI_OPT("--model", &model), CLI_OPT("--dtype", &dt),
@@ -74,7 +76,8 @@ static int bench_kernel(int argc, char **argv) {
         CLI_OPT("--out", &outdir), CLI_OPT("--tuning-dir", &root), CLI_OPT("--backend", &backend),
         CLI_OPT("--device", &device), CLI_OPT("--warmup", &warm), CLI_OPT("--repeat", &rep),
         CLI_FLAG("--quiet", &quiet), CLI_FLAG("--square", &square),
-        CLI_FLAG("--no-tune", &no_tune), CLI_FLAG("--no-flush", &no_flush), CLI_END,
+        CLI_FLAG("--no-tune", &no_tune), CLI_FLAG("--no-flush", &no_flush),
+        CLI_FLAG("--sm90sp", &sm90sp), CLI_END,
     };
     int parsed = cli_parse(cmd, argc, argv, opts, usage);
     if (parsed)
@@ -144,7 +147,8 @@ static int bench_kernel(int argc, char **argv) {
                               .ms = ms, .n_m = nm, .square = square, .out_root = outdir,
                               .tuning_root = root, .no_tune = no_tune, .warmup = (int)w,
                               .repeat = (int)r, .no_flush = no_flush, .seed = 1,
-                              .progress = bcli_progress, .user = &out, .log = bcli_log};
+                              .progress = bcli_progress, .user = &out, .log = bcli_log,
+                              .sm90sp = sm90sp};
     ss_bench_kernel_result res;
     double t0 = ss_monotonic_s();
     s = ss_bench_kernel(&o, &res);

@@ -113,6 +113,9 @@ typedef struct {
     ss_tune_progress_fn progress;
     void *user;
     ss_log_fn log;
+    int sm90sp;                   /* sparse side on the sm90sp backend (CUTLASS, dequant
+                                     fused; GEMM level = the fused GEMM) instead of
+                                     cuSPARSELt; CSVs under benchmark_kernel/sm90sp */
 } ss_bench_kernel_opts;
 
 typedef struct {

@@ -57,6 +57,8 @@ typedef enum {
     SS_BACKEND_CPU = 0,     /* exact reference, OpenMP */
     SS_BACKEND_CUBLASLT,    /* dense INT8 / FP8 / BF16 */
     SS_BACKEND_CUSPARSELT,  /* 2:4 sparse on slid weights */
+    SS_BACKEND_SM90SP,      /* 2:4 sparse INT8 on sm_90 (CUTLASS), dequant fused into
+                               the GEMM: its GEMM stage writes the BF16 output */
     SS_BACKEND_COUNT
 } ss_backend;
 
@@ -152,7 +154,12 @@ ss_status ss_linear_quant_rmsnorm(ss_linear *lin, const uint16_t *x, const uint1
                                   float eps, int64_t m, void *q, float *sa);
 /* d (m, n) of gemm_out (row-major). On the cusparselt backend q must be
  * allocated with 4096 bytes of slack past (m_pad, q_cols): cuSPARSELt 0.8 reads
- * the last K tile whole (ss_linear_forward's own scratch has the slack). */
+ * the last K tile whole (ss_linear_forward's own scratch has the slack).
+ * sm90sp fuses the dequant into the GEMM: its gemm_out is BF16 and d is the
+ * layer's output y, computed with the token scales of the last
+ * ss_linear_quant(_rmsnorm) on this linear (call the stages in order on the
+ * same buffers); its dequant stage then copies d to y (sa unused) and the
+ * _glu / _residual stages apply only the op. */
 ss_status ss_linear_gemm(ss_linear *lin, const void *q, int64_t m, void *d);
 /* y (m, n) of out_dtype. */
 ss_status ss_linear_dequant(ss_linear *lin, const void *d, const float *sa, int64_t m,

@@ -181,7 +181,10 @@ ss_status ss_bench_total(const ss_bench_kernel_result *r, int n_proj, ss_dtype d
 }
 
 static const char *backend_label(ss_backend b) {
-    return b == SS_BACKEND_CUBLASLT ? "cuBLASLt" : b == SS_BACKEND_CUSPARSELT ? "cuSPARSELt" : "cpu";
+    return b == SS_BACKEND_CUBLASLT     ? "cuBLASLt"
+           : b == SS_BACKEND_CUSPARSELT ? "cuSPARSELt"
+           : b == SS_BACKEND_SM90SP     ? "sm90sp"
+                                        : "cpu";
 }
 
 static const char *dtype_tag(ss_dtype t) { return t == SS_DTYPE_I8 ? "INT8" : "FP8"; }
@@ -224,10 +227,12 @@ static ss_status write_dtype(bench *b, ss_dtype dt, const char *model, const int
     size_t cut = strlen(stem) - strlen(b->key.toolchain) - 1;
     snprintf(folder, sizeof folder, "%.*s_%s_%s", (int)cut, stem, dtype_tag(dt), b->key.toolchain);
     ss_status s = SS_OK;
-    for (int side = 0; side < 2 && s == SS_OK; side++) { /* 0: cuBLASLt (dense), 1: cuSPARSELt */
-        const char *side_name = b->key.cc == 0 ? "cpu" : side ? "cuSPARSELt" : "cuBLASLt";
+    /* the sparse side: cuSPARSELt, or sm90sp (--sm90sp) */
+    const char *sparse_name = o->sm90sp ? "sm90sp" : "cuSPARSELt";
+    for (int side = 0; side < 2 && s == SS_OK; side++) { /* 0: cuBLASLt (dense), 1: sparse */
+        const char *side_name = b->key.cc == 0 ? "cpu" : side ? sparse_name : "cuBLASLt";
         snprintf(b->res->dirs[side], sizeof b->res->dirs[side], "%s/benchmark_kernel/%s/%s",
-                 o->out_root, side ? "cuSPARSELt" : "cuBLASLt", folder);
+                 o->out_root, side ? sparse_name : "cuBLASLt", folder);
         for (int j = 0; j <= b->n_shapes && s == SS_OK; j++) { /* j == n_shapes: total */
             int total = j == b->n_shapes;
             if (total && o->square)
@@ -304,7 +309,7 @@ static ss_status run_dtype(bench *b, ss_dtype dt, const int64_t *ms, int nm, ss_
     const ss_bench_kernel_opts *o = b->o;
     int gpu = ss_context_device(o->ctx) >= 0;
     ss_backend bd = gpu ? SS_BACKEND_CUBLASLT : SS_BACKEND_CPU;
-    ss_backend bs = gpu ? SS_BACKEND_CUSPARSELT : SS_BACKEND_CPU;
+    ss_backend bs = !gpu ? SS_BACKEND_CPU : o->sm90sp ? SS_BACKEND_SM90SP : SS_BACKEND_CUSPARSELT;
     const char *why = ss_linear_supports(o->ctx, bd, dt, SS_PATTERN_DENSE);
     if (why) {
         ss_fix_log(b->o->log, b->o->user, "skipped %s: %s", ss_dtype_name(dt), why);

@@ -30,6 +30,11 @@ static const struct {
 #else
     [SS_BACKEND_CUSPARSELT] = {"cusparselt", NULL, "built without CUDA"},
 #endif
+#if defined(SS_HAVE_SM90SP)
+    [SS_BACKEND_SM90SP] = {"sm90sp", &ss_backend_sm90sp, NULL},
+#else
+    [SS_BACKEND_SM90SP] = {"sm90sp", NULL, "needs sm_90 and a build with CUTLASS"},
+#endif
 };
 
 const char *ss_backend_name(ss_backend b) {
@@ -42,7 +47,7 @@ ss_status ss_backend_parse(const char *s, ss_backend *out) {
             *out = (ss_backend)b;
             return SS_OK;
         }
-    return ss_fail(SS_EINVAL, "backend: expected cpu, cublaslt or cusparselt, found '%s'",
+    return ss_fail(SS_EINVAL, "backend: expected cpu, cublaslt, cusparselt or sm90sp, found '%s'",
                    s ? s : "(null)");
 }
 
@@ -235,6 +240,8 @@ ss_status ss_linear_create(ss_context *ctx, ss_backend b, const ss_linear_desc *
     lin->desc = fixed;
     snprintf(lin->name, sizeof lin->name, "%s", name);
     lin->desc.name = lin->name;
+    if (ops->gemm_fused)
+        lin->desc.gemm_out = SS_DTYPE_BF16; /* the GEMM stage writes the dequantized output */
     lin->q_cols = ss_slid_k(fixed.pattern, fixed.k);
     lin->scratch_q = lin->scratch_d = NULL;
     lin->scratch_sa = NULL;

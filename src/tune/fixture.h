@@ -23,10 +23,12 @@ typedef struct {
     ss_linear *lin;       /* the backend under test */
     ss_linear *ref;       /* CPU, same weights */
     ss_linear_desc desc;  /* as created (gemm_out resolved) */
+    int fused;            /* the GEMM stage writes the dequantized BF16 (sm90sp): d_ref is
+                             the CPU forward of the x tile, q and sa its quantization */
     int64_t n, k, kq;     /* kq: GEMM K (ceil32(K) or K') */
     int64_t m_max;        /* rows the buffers hold (multiple of 16) */
     void *q_host;         // (16, kq) of wdtype: the tile
-    void *d_ref;          // (16, n) of gemm_out: reference GEMM of the tile
+    void *d_ref;          // (16, n) of gemm_out: reference GEMM of the tile (fused: Y)
     /* buffers in the backend's memory (device or host) */
     uint16_t *x;          // (m_max, k) BF16
     void *q;              // (m_max, kq) of wdtype

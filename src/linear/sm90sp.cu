@@ -1,0 +1,589 @@
+/* 2:4 sparse INT8 linear layers on Hopper (sm_90a) through CUTLASS's SM90 sparse
+ * GEMM with the dequant fused into its epilogue (issue #9; the kernel family and
+ * its measurements: dev/cutlass/sparse_gemm_sm90.cu, bench/sparse_gemm_sm90.md).
+ *
+ * Mapping onto CUTLASS (D(M,N) = A(M,K) B(K,N)):
+ *   A (sparse, K-major) = W' (n_pad, K') row-major     -> CUTLASS M = our n_pad
+ *   B (K-major)         = q (m, K') row-major          -> CUTLASS N = our m
+ *   D (column-major)    = Y (m, n_pad) BF16 row-major
+ * Epilogue (one EVT node): Y = bf16(((float)acc * sa[m]) * sb[n] + bias[n]), each
+ * op rounded (__fmul_rn / __fadd_rn): SPEC §4, bit-identical to the CPU backend.
+ * A missing bias is a bias of -0.0 (t + -0.0 == t for every t, -0.0 included),
+ * a per-tensor scale is broadcast to n_pad entries, so one epilogue serves all.
+ *
+ * Stages (linear.h): there is no INT32 GEMM output. The GEMM stage is the fused
+ * GEMM: it writes the dequantized BF16 (m, n) — the linear's gemm_out is BF16 —
+ * and reads the token scales the last quant stage of this linear wrote (every
+ * caller runs quant -> gemm -> dequant on the same buffers). The dequant stage
+ * copies d to y (sa already applied); the GLU / residual stages apply the op to
+ * that BF16 through the fused-dequant kernels with identity scales (x * 1, no
+ * bias: exact), i.e. exactly ss_glu_cuda / ss_residual_add_cuda on y.
+ *
+ * Algorithms (the tuner's candidates): 2 tile/schedule variants x 5 tile
+ * orders of the persistent scheduler (runtime arguments: no instantiation).
+ * Default: a shape heuristic from h4's table (Pingpong 128x128 while the
+ * 128x128 tiles fit in two waves, else Cooperative 128x256 rastered along the
+ * weights). Built only with CUDA + CUTLASS headers + sm_90 in the arch list
+ * (CMakeLists.txt), compiled for sm_90a alone.
+ */
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+#ifdef SS_HAVE_CUSPARSELT
+#include <cusparseLt.h>
+#endif
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "cute/tensor.hpp"
+#include "cutlass/cutlass.h"
+#include "cutlass/epilogue/collective/collective_builder.hpp"
+#include "cutlass/epilogue/fusion/sm90_callbacks_tma_warpspecialized.hpp"
+#include "cutlass/gemm/collective/collective_builder.hpp"
+#include "cutlass/gemm/device/gemm_universal_adapter.h"
+#include "cutlass/gemm/dispatch_policy.hpp"
+#include "cutlass/gemm/kernel/gemm_universal.hpp"
+#include "cutlass/kernel_hardware_info.h"
+#include "cutlass/transform/device/transform_universal_adapter.hpp"
+#include "cutlass/transform/kernel/sparse_gemm_compressor.hpp"
+#include "cutlass/util/packed_stride.hpp"
+
+extern "C" {
+#include "core/error.h"
+#include "linear/cuda_state.h"
+}
+
+// --- the kernel family (two instantiations: compile time is ~25 s each on 2 cores) ---
+
+namespace ss_sm90sp {
+using namespace cute;
+
+/* The dequant epilogue as one EVT compute node (acc converted int32 -> float
+ * with round-to-nearest by Sm90Compute). */
+template <class T>
+struct DequantFn {
+    CUTLASS_HOST_DEVICE T operator()(T acc, T sa, T sb, T bias) const {
+        return acc * sa * sb + bias; /* only instantiated for the Arguments probe */
+    }
+};
+template <int N>
+struct DequantFn<cutlass::Array<float, N>> {
+    CUTLASS_DEVICE cutlass::Array<float, N>
+    operator()(cutlass::Array<float, N> const &acc, cutlass::Array<float, N> const &sa,
+               cutlass::Array<float, N> const &sb, cutlass::Array<float, N> const &bias) const {
+        cutlass::Array<float, N> r;
+        CUTLASS_PRAGMA_UNROLL
+        for (int i = 0; i < N; ++i)
+            r[i] = __fadd_rn(__fmul_rn(__fmul_rn(acc[i], sa[i]), sb[i]), bias[i]);
+        return r;
+    }
+};
+
+using ProblemShape = Shape<int, int, int, int>;  /* (n_pad, m, K', 1) */
+using LayoutTagA = cutlass::layout::RowMajor;    /* W' (n_pad, K'), K-major */
+using LayoutTagB = cutlass::layout::ColumnMajor; /* q (m, K'), K-major */
+using LayoutTagD = cutlass::layout::ColumnMajor; /* Y (m, n_pad) row-major */
+using ElementD = cutlass::bfloat16_t;
+
+template <class Tile_, class Cluster_, class KSched_, class ESched_>
+struct Config {
+    using Tile = Tile_;
+    static constexpr int kAlignAB = 16; /* 8-bit operands: 16 B */
+    static constexpr int kAlignD = 8;   /* bf16: 16 B */
+    using EVT = cutlass::epilogue::fusion::Sm90EVT<
+        cutlass::epilogue::fusion::Sm90Compute<DequantFn, ElementD, float,
+                                               cutlass::FloatRoundStyle::round_to_nearest>,
+        cutlass::epilogue::fusion::Sm90AccFetch,
+        cutlass::epilogue::fusion::Sm90RowBroadcast<0, Tile, float, float, Stride<_0, _1, _0>>,
+        cutlass::epilogue::fusion::Sm90ColBroadcast<0, Tile, float, float, Stride<_1, _0, _0>>,
+        cutlass::epilogue::fusion::Sm90ColBroadcast<0, Tile, cutlass::bfloat16_t, float,
+                                                    Stride<_1, _0, _0>>>;
+    using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
+        cutlass::arch::Sm90, cutlass::arch::OpClassSparseTensorOp, Tile, Cluster_,
+        cutlass::epilogue::collective::EpilogueTileAuto, int32_t, float, void, LayoutTagD, kAlignD,
+        ElementD, LayoutTagD, kAlignD, ESched_, EVT>::CollectiveOp;
+    using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
+        cutlass::arch::Sm90, cutlass::arch::OpClassSparseTensorOp, int8_t, LayoutTagA, kAlignAB,
+        int8_t, LayoutTagB, kAlignAB, int32_t, Tile, Cluster_,
+        cutlass::gemm::collective::StageCountAutoCarveout<
+            static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
+        KSched_>::CollectiveOp;
+    using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, Mainloop, Epilogue>;
+    using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+    using SparseConfig = typename Mainloop::SparseConfig;
+    using StrideB = typename Kernel::StrideB;
+    using StrideD = typename Kernel::StrideD;
+};
+
+/* The two best of h4's four (bench/sparse_gemm_sm90.md): Cooperative 128x256
+ * (tokens) wins from a few waves of tiles up, Pingpong 128x128 below. */
+using Coop = Config<Shape<_128, _256, _128>, Shape<_2, _1, _1>,
+                    cutlass::gemm::KernelTmaWarpSpecializedCooperative,
+                    cutlass::epilogue::TmaWarpSpecializedCooperative>;
+using Ping = Config<Shape<_128, _128, _128>, Shape<_1, _1, _1>,
+                    cutlass::gemm::KernelTmaWarpSpecializedPingpong,
+                    cutlass::epilogue::TmaWarpSpecialized>;
+static_assert(std::is_same_v<Coop::SparseConfig, Ping::SparseConfig>,
+              "both variants must read the same compressed weight layout");
+
+using CompressorUtil = cutlass::transform::kernel::StructuredSparseCompressorUtility<
+    ProblemShape, int8_t, LayoutTagA, Coop::SparseConfig>;
+using Compressor = cutlass::transform::device::TransformUniversalAdapter<
+    cutlass::transform::kernel::StructuredSparseCompressor<ProblemShape, int8_t, LayoutTagA,
+                                                           Coop::SparseConfig, cutlass::arch::Sm90>>;
+
+/* One launch's operands (device pointers). */
+struct Launch {
+    const void *wc, *meta, *q;
+    const float *sa, *sb;
+    const uint16_t *bias;
+    int m, n, kp;
+    void *y; /* (m, n) bf16, ld n */
+    int device, sms;
+    int order; /* (raster << 4) | log2(swizzle) */
+};
+
+/* Builds the arguments (TMA descriptors: a few µs of host work), takes the
+ * workspace from the context and runs on `stream`. */
+template <class Cfg>
+static ss_status run(const Launch &L, ss_cuda_buf *ws, const char *name, cudaStream_t stream) {
+    ProblemShape ps{L.n, L.m, L.kp, 1};
+    auto layout_a = Cfg::SparseConfig::fill_layoutA(ps);
+    auto layout_e = Cfg::SparseConfig::fill_layoutE(ps);
+    auto stride_b = cutlass::make_cute_packed_stride(typename Cfg::StrideB{}, make_shape(L.m, L.kp, 1));
+    auto stride_d = cutlass::make_cute_packed_stride(typename Cfg::StrideD{}, make_shape(L.n, L.m, 1));
+    cutlass::KernelHardwareInfo hw;
+    hw.device_id = L.device;
+    hw.sm_count = L.sms;
+    typename Cfg::Gemm::Arguments args{
+        cutlass::gemm::GemmUniversalMode::kGemm,
+        ps,
+        {(const int8_t *)L.wc, layout_a, (const int8_t *)L.q, stride_b,
+         (const typename Cfg::Mainloop::ElementE *)L.meta, layout_e},
+        {{{}, {L.sa, 0.f, {}}, {L.sb, 0.f, {}}, {(const cutlass::bfloat16_t *)L.bias, {}, {}}, {}},
+         nullptr,
+         stride_d,
+         (ElementD *)L.y,
+         stride_d},
+        hw};
+    using Raster = cutlass::gemm::kernel::detail::RasterOrderOptions;
+    args.scheduler.max_swizzle_size = 1 << (L.order & 15);
+    args.scheduler.raster_order = (L.order >> 4) == 1   ? Raster::AlongM
+                                  : (L.order >> 4) == 2 ? Raster::AlongN
+                                                        : Raster::Heuristic;
+    typename Cfg::Gemm gemm;
+    cutlass::Status st = gemm.can_implement(args);
+    if (st != cutlass::Status::kSuccess)
+        return ss_fail(SS_EINVAL, "tensor '%s': CUTLASS sparse GEMM M %d N %d K' %d refused: %s",
+                       name, L.m, L.n, L.kp, cutlass::cutlassGetStatusString(st));
+    size_t wsb = Cfg::Gemm::get_workspace_size(args);
+    if (wsb)
+        SS_TRY(ss_cuda_buf_reserve(ws, wsb, name, "GEMM workspace"));
+    st = gemm.initialize(args, wsb ? ws->p : nullptr, stream);
+    if (st == cutlass::Status::kSuccess)
+        st = gemm.run(stream);
+    if (st != cutlass::Status::kSuccess) {
+        cudaError_t e = cudaGetLastError();
+        return ss_fail(SS_ECUDA, "tensor '%s': CUTLASS sparse GEMM M %d N %d K' %d: %s (%s)", name,
+                       L.m, L.n, L.kp, cutlass::cutlassGetStatusString(st), cudaGetErrorString(e));
+    }
+    return SS_OK;
+}
+} // namespace ss_sm90sp
+
+using namespace ss_sm90sp;
+
+// --- algorithms ------------------------------------------------------------------------
+
+#define SM_VARIANTS 2
+#define SM_ORDERS 5
+#define SM_ALGOS (SM_VARIANTS * SM_ORDERS)
+#define SM_PINS 32
+
+static const char *const kVariant[SM_VARIANTS] = {"coop128x256c2", "ping128x128c1"};
+/* h = CUTLASS's heuristic, M = raster along the weights, N = along the tokens; swizzle */
+static const int kOrder[SM_ORDERS] = {0x00, 0x10, 0x20, 0x12, 0x22};
+static const char *const kOrderName[SM_ORDERS] = {"h1", "M1", "N1", "M4", "N4"};
+
+/* alg id = variant * SM_ORDERS + order index. */
+static int heuristic_alg(int64_t m, int64_t n_pad, int sms) {
+    int64_t tiles = ((n_pad + 127) / 128) * ((m + 127) / 128);
+    return tiles <= 2 * (int64_t)sms ? 1 * SM_ORDERS + 0 : 0 * SM_ORDERS + 1;
+}
+
+typedef struct {
+    int64_t m_pad; /* first (ss_gpu_plan_slot); 0 = empty */
+    int alg;
+} sm_pin;
+
+typedef struct {
+    ss_gpu_linear g;       /* first */
+    void *wc, *meta;       /* compressed W' (n_pad, K') and its metadata, device */
+    float *sb_full;        // (n_pad) device: per-channel scale (broadcast when per-tensor)
+    uint16_t *bias_full;   // (n_pad) device BF16: the bias, -0.0 where none
+    const float *last_sa;  /* token scales of the last quant stage (the GEMM stage's) */
+    sm_pin pins[SM_PINS];  /* the tuner's pins per M bucket */
+    int next_evict;
+} sm_linear;
+
+static int pick_alg(sm_linear *c, int64_t m) {
+    ss_gpu_linear *g = &c->g;
+    int64_t mp = ss_linear_m_pad(m);
+    for (int i = 0; i < SM_PINS; i++)
+        if (c->pins[i].m_pad == mp)
+            return c->pins[i].alg;
+    ss_gpu_tune_key key = ss_gpu_linear_key(g, mp);
+    const ss_tune_entry *e = ss_gpu_tuned(g->ctx, SS_BACKEND_SM90SP, &key);
+    if (e && e->best.alg_id >= 0 && e->best.alg_id < SM_ALGOS)
+        return e->best.alg_id;
+    return heuristic_alg(m, g->n_pad, ss_cuda(g->ctx)->sms);
+}
+
+/* y (m, n_pad) BF16, ld n_pad = dequant(W' q^T) with token scales sa. */
+static ss_status gemm_fused(sm_linear *c, const void *q, const float *sa, int64_t m, void *y) {
+    ss_gpu_linear *g = &c->g;
+    ss_cuda_state *st = ss_cuda(g->ctx);
+    int alg = pick_alg(c, m);
+    Launch L = {c->wc, c->meta, q, sa, c->sb_full, c->bias_full, (int)m, (int)g->n_pad,
+                (int)g->kq, y, st->device, st->sms, kOrder[alg % SM_ORDERS]};
+    cudaStream_t s = ss_cuda_stream(g->ctx);
+    return alg / SM_ORDERS == 0 ? run<Coop>(L, &st->workspace, g->name, s)
+                                : run<Ping>(L, &st->workspace, g->name, s);
+}
+
+/* The fused GEMM into the caller's y (m, n): directly when the row pitch
+ * (n_pad == n) and y's alignment suit the TMA store, else through the
+ * context's scratch and a 2-D copy. */
+static ss_status gemm_into(sm_linear *c, const void *q, const float *sa, int64_t m, void *y) {
+    ss_gpu_linear *g = &c->g;
+    if (g->n_pad == g->n && (uintptr_t)y % 16 == 0)
+        return gemm_fused(c, q, sa, m, y);
+    ss_cuda_state *st = ss_cuda(g->ctx);
+    SS_TRY(ss_cuda_buf_reserve(&st->scratch_d, (size_t)m * (size_t)g->n_pad * 2, g->name,
+                               "GEMM output scratch"));
+    SS_TRY(gemm_fused(c, q, sa, m, st->scratch_d.p));
+    cudaError_t e = cudaMemcpy2DAsync(y, (size_t)g->n * 2, st->scratch_d.p, (size_t)g->n_pad * 2,
+                                      (size_t)g->n * 2, (size_t)m, cudaMemcpyDeviceToDevice,
+                                      ss_cuda_stream(g->ctx));
+    return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, "trimming GEMM output");
+}
+
+// --- stages ----------------------------------------------------------------------------
+
+static ss_status sm_quant(ss_linear *lin, const uint16_t *x, int64_t m, void *q, float *sa) {
+    ((sm_linear *)lin)->last_sa = sa;
+    return ss_gpu_quant(lin, x, m, q, sa);
+}
+
+static ss_status sm_quant_rmsnorm(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
+                                  float eps, int64_t m, void *q, float *sa) {
+    ((sm_linear *)lin)->last_sa = sa;
+    return ss_gpu_quant_rmsnorm(lin, x, gamma, eps, m, q, sa);
+}
+
+static ss_status sm_gemm(ss_linear *lin, const void *q, int64_t m, void *d) {
+    sm_linear *c = (sm_linear *)lin;
+    if (!c->last_sa)
+        return ss_fail(SS_EINVAL, "tensor '%s': sm90sp GEMM stage: the dequant is fused into the "
+                       "GEMM and needs the token scales of a quant stage on this linear first, "
+                       "found none", c->g.name);
+    return gemm_into(c, q, c->last_sa, m, d);
+}
+
+/* d is already the BF16 output (the GEMM stage applied sa, sb and bias). */
+static ss_status sm_dequant(ss_linear *lin, const void *d, const float *sa, int64_t m, void *y) {
+    ss_gpu_linear *g = (ss_gpu_linear *)lin;
+    if (d == y)
+        return SS_OK;
+    cudaError_t e = cudaMemcpyAsync(y, d, (size_t)m * (size_t)g->n * 2, cudaMemcpyDeviceToDevice,
+                                    ss_cuda_stream(g->ctx));
+    return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, "copying the fused GEMM output");
+}
+
+/* The GLU / residual on a BF16 projection output (ld ldd): the fused-dequant
+ * kernels with no scales and no bias are the identity on BF16 values, then
+ * exactly ss_glu_cuda / ss_residual_add_cuda. */
+static ss_status glu_on(ss_gpu_linear *g, const void *y, int64_t ldd, int64_t m, int relu2,
+                        uint16_t *act) {
+    cudaError_t e = ss_kernel_dequant_glu(SS_DTYPE_BF16, y, ldd, NULL, NULL, 0, NULL, m, g->n / 2,
+                                          relu2, act, ss_cuda_stream(g->ctx));
+    return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, "glu kernel");
+}
+
+static ss_status residual_on(ss_gpu_linear *g, const void *y, int64_t ldd, int64_t m,
+                             uint16_t *resid) {
+    cudaError_t e = ss_kernel_dequant_residual(SS_DTYPE_BF16, y, ldd, NULL, NULL, 0, NULL, m, g->n,
+                                               resid, ss_cuda_stream(g->ctx));
+    return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, "residual kernel");
+}
+
+static ss_status sm_dequant_glu(ss_linear *lin, const void *d, const float *sa, int64_t m,
+                                int relu2, uint16_t *act) {
+    ss_gpu_linear *g = (ss_gpu_linear *)lin;
+    return glu_on(g, d, g->n, m, relu2, act);
+}
+
+static ss_status sm_dequant_residual(ss_linear *lin, const void *d, const float *sa, int64_t m,
+                                     uint16_t *resid) {
+    ss_gpu_linear *g = (ss_gpu_linear *)lin;
+    return residual_on(g, d, g->n, m, resid);
+}
+
+// --- forwards: quant (+ norm) -> fused GEMM (-> GLU / residual) ------------------------
+
+/* Quantizes x (normed when gamma != NULL) into the context's scratch. */
+static ss_status quant_scratch(sm_linear *c, const uint16_t *x, const uint16_t *gamma, float eps,
+                               int64_t m) {
+    ss_gpu_linear *g = &c->g;
+    ss_cuda_state *st = ss_cuda(g->ctx);
+    int64_t mp = ss_linear_m_pad(m);
+    SS_TRY(ss_cuda_buf_reserve(&st->scratch_q, (size_t)mp * (size_t)g->kq + SS_GPU_GEMM_SLACK,
+                               g->name, "quantized activations"));
+    SS_TRY(ss_cuda_buf_reserve(&st->scratch_sa, (size_t)mp * sizeof(float), g->name,
+                               "token scales"));
+    ss_linear *lin = &g->base;
+    return gamma ? ss_gpu_quant_rmsnorm(lin, x, gamma, eps, m, st->scratch_q.p,
+                                        (float *)st->scratch_sa.p)
+                 : ss_gpu_quant(lin, x, m, st->scratch_q.p, (float *)st->scratch_sa.p);
+}
+
+static ss_status sm_forward_rmsnorm(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
+                                    float eps, int64_t m, void *y) {
+    sm_linear *c = (sm_linear *)lin;
+    SS_TRY(quant_scratch(c, x, gamma, eps, m));
+    ss_cuda_state *st = ss_cuda(c->g.ctx);
+    return gemm_into(c, st->scratch_q.p, (const float *)st->scratch_sa.p, m, y);
+}
+
+static ss_status sm_forward(ss_linear *lin, const uint16_t *x, int64_t m, void *y) {
+    return sm_forward_rmsnorm(lin, x, NULL, 0.0f, m, y);
+}
+
+/* quant -> fused GEMM into the context's (m, n_pad) scratch; *y points there. */
+static ss_status forward_scratch(sm_linear *c, const uint16_t *x, const uint16_t *gamma, float eps,
+                                 int64_t m, const void **y) {
+    ss_gpu_linear *g = &c->g;
+    ss_cuda_state *st = ss_cuda(g->ctx);
+    SS_TRY(quant_scratch(c, x, gamma, eps, m));
+    SS_TRY(ss_cuda_buf_reserve(&st->scratch_d, (size_t)m * (size_t)g->n_pad * 2, g->name,
+                               "GEMM output"));
+    SS_TRY(gemm_fused(c, st->scratch_q.p, (const float *)st->scratch_sa.p, m, st->scratch_d.p));
+    *y = st->scratch_d.p;
+    return SS_OK;
+}
+
+static ss_status sm_forward_glu(ss_linear *lin, const uint16_t *x, const uint16_t *gamma, float eps,
+                                int64_t m, int relu2, uint16_t *act) {
+    sm_linear *c = (sm_linear *)lin;
+    const void *y = NULL;
+    SS_TRY(forward_scratch(c, x, gamma, eps, m, &y));
+    return glu_on(&c->g, y, c->g.n_pad, m, relu2, act);
+}
+
+static ss_status sm_forward_residual(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
+                                     float eps, int64_t m, uint16_t *resid) {
+    sm_linear *c = (sm_linear *)lin;
+    const void *y = NULL;
+    SS_TRY(forward_scratch(c, x, gamma, eps, m, &y));
+    return residual_on(&c->g, y, c->g.n_pad, m, resid);
+}
+
+// --- create / destroy ------------------------------------------------------------------
+
+static ss_status no_raw_gemm(ss_gpu_linear *g, const void *q, int64_t m_pad, void *d) {
+    return ss_fail(SS_EUNSUPPORTED, "tensor '%s': sm90sp has no unfused GEMM", g->name);
+}
+
+static void sm_destroy(ss_linear *lin) {
+    sm_linear *c = (sm_linear *)lin;
+    if (!c)
+        return;
+    cudaStreamSynchronize(ss_cuda_stream(c->g.ctx));
+    cudaFree(c->wc);
+    cudaFree(c->meta);
+    cudaFree(c->sb_full);
+    cudaFree(c->bias_full);
+    ss_gpu_linear_fini(&c->g);
+    free(c);
+}
+
+static const char *sm_supports(const ss_context *ctx, ss_dtype wdtype, ss_pattern p) {
+    const ss_cuda_state *st = ss_cuda(ctx);
+    if (ss_pattern_is_dense(p))
+        return "dense weights: use cublaslt";
+    if (wdtype == SS_DTYPE_F8_E4M3)
+        return "FP8 not yet (sm90sp runs INT8 only)";
+    if (wdtype != SS_DTYPE_I8)
+        return "sm90sp takes I8 weights";
+    if (st->cc_major != 9 || st->cc_minor != 0)
+        return "needs sm_90 (compute capability 9.0) and a build with CUTLASS";
+    return NULL;
+}
+
+/* CUTLASS's SM90 compressor on the device copy of W' (n_pad, K'). */
+static ss_status compress(sm_linear *c, const void *w) {
+    ss_gpu_linear *g = &c->g;
+    ss_cuda_state *st = ss_cuda(g->ctx);
+    cudaStream_t s = ss_cuda_stream(g->ctx);
+    void *dense = NULL, *ws = NULL;
+    ss_status rc = ss_gpu_upload_rows(&dense, w, g->n, g->kq, g->n_pad, g->kq, 1, g->name);
+    if (rc != SS_OK)
+        return rc;
+    ProblemShape ps{(int)g->n_pad, 1, (int)g->kq, 1};
+    auto stride_a = cutlass::make_cute_packed_stride(cutlass::gemm::TagToStrideA_t<LayoutTagA>{},
+                                                     make_shape((int)g->n_pad, (int)g->kq, 1));
+    CompressorUtil u(ps, stride_a);
+    size_t wc_bytes = u.get_compressed_tensor_A_bytes(), meta_bytes = u.get_tensor_E_bytes();
+    cutlass::KernelHardwareInfo hw;
+    hw.device_id = st->device;
+    hw.sm_count = st->sms;
+    Compressor op;
+    size_t ws_bytes = 0;
+    cutlass::Status cs;
+    cudaError_t e;
+    rc = ss_cuda_alloc(&c->wc, wc_bytes, g->name, "compressed weights");
+    if (rc == SS_OK)
+        rc = ss_cuda_alloc(&c->meta, meta_bytes, g->name, "sparse metadata");
+    if (rc != SS_OK) {
+        cudaFree(dense);
+        return rc;
+    }
+    typename Compressor::Arguments args{ps, {(const int8_t *)dense, stride_a, c->wc, c->meta}, {hw}};
+    ws_bytes = Compressor::get_workspace_size(args);
+    if (ws_bytes && (rc = ss_cuda_alloc(&ws, ws_bytes, g->name, "compressor workspace")) != SS_OK)
+        goto fail;
+    cs = op.can_implement(args);
+    if (cs == cutlass::Status::kSuccess)
+        cs = op.initialize(args, ws, s);
+    if (cs == cutlass::Status::kSuccess)
+        cs = op.run(s);
+    if (cs != cutlass::Status::kSuccess) {
+        rc = ss_fail(SS_ECUDA, "tensor '%s': CUTLASS 2:4 compressor (n %lld, K' %lld): %s",
+                     g->name, (long long)g->n_pad, (long long)g->kq,
+                     cutlass::cutlassGetStatusString(cs));
+        goto fail;
+    }
+    e = cudaStreamSynchronize(s);
+    if (e != cudaSuccess)
+        rc = ss_cuda_fail(e, g->name, "compressing weights");
+fail:
+    cudaFree(dense);
+    cudaFree(ws);
+    return rc;
+}
+
+/* sb broadcast to n_pad channels (0 in the padding), bias with -0.0 where absent. */
+static ss_status upload_epilogue(sm_linear *c, const ss_linear_desc *d, const ss_linear_weights *w) {
+    ss_gpu_linear *g = &c->g;
+    size_t np = (size_t)g->n_pad;
+    float *sb = (float *)calloc(np, sizeof *sb);
+    uint16_t *bias = (uint16_t *)malloc(np * sizeof *bias);
+    ss_status rc = SS_OK;
+    cudaError_t e = cudaSuccess;
+    if (!sb || !bias) {
+        rc = ss_fail(SS_ENOMEM, "tensor '%s': out of host memory", g->name);
+        goto fail;
+    }
+    for (size_t i = 0; i < (size_t)g->n; i++) {
+        sb[i] = d->per_channel ? w->w_scale[i] : w->w_scale[0];
+        bias[i] = w->bias ? w->bias[i] : (uint16_t)0x8000;
+    }
+    for (size_t i = (size_t)g->n; i < np; i++)
+        bias[i] = 0x8000;
+    rc = ss_cuda_alloc((void **)&c->sb_full, np * sizeof(float), g->name, "weight scale");
+    if (rc == SS_OK)
+        rc = ss_cuda_alloc((void **)&c->bias_full, np * 2, g->name, "bias");
+    if (rc != SS_OK)
+        goto fail;
+    e = cudaMemcpy(c->sb_full, sb, np * sizeof(float), cudaMemcpyHostToDevice);
+    if (e == cudaSuccess)
+        e = cudaMemcpy(c->bias_full, bias, np * 2, cudaMemcpyHostToDevice);
+    if (e != cudaSuccess)
+        rc = ss_cuda_fail(e, g->name, "uploading the epilogue's scale and bias");
+fail:
+    free(sb);
+    free(bias);
+    return rc;
+}
+
+static ss_status sm_create(ss_context *ctx, const ss_linear_desc *d, const ss_linear_weights *w,
+                           ss_linear **out) {
+    if (d->out_dtype != SS_DTYPE_BF16)
+        return ss_fail(SS_EUNSUPPORTED, "tensor '%s': sm90sp writes BF16 output only (the fused "
+                       "epilogue), found out_dtype %s", d->name, ss_dtype_name(d->out_dtype));
+    sm_linear *c = (sm_linear *)calloc(1, sizeof *c);
+    if (!c)
+        return ss_fail(SS_ENOMEM, "tensor '%s': out of host memory", d->name);
+    ss_gpu_linear *g = &c->g;
+    ss_status s = ss_gpu_linear_init(g, ctx, d, w, no_raw_gemm);
+    g->ddt = SS_DTYPE_BF16; /* the GEMM stage writes the dequantized output */
+    if (s == SS_OK && g->kq % 32 != 0)
+        s = ss_fail(SS_EINVAL, "tensor '%s': sm90sp expects K' %% 32 == 0, found K' %lld", d->name,
+                    (long long)g->kq);
+    if (s == SS_OK)
+        s = upload_epilogue(c, d, w);
+    if (s == SS_OK)
+        s = compress(c, w->w);
+    if (s != SS_OK) {
+        sm_destroy(&g->base);
+        return s;
+    }
+    *out = &g->base;
+    return SS_OK;
+}
+
+// --- the tuner's candidates (slidesparse/tune.h) ----------------------------------------
+
+static int sm_algo_count(ss_linear *lin, int64_t mp) { return SM_ALGOS; }
+
+static ss_status sm_algo_get(ss_linear *lin, int64_t mp, int i, ss_algo *out) {
+    if (i < 0 || i >= SM_ALGOS)
+        return ss_fail(SS_EINVAL, "tensor '%s': sm90sp algorithm %d of %d", lin->name, i, SM_ALGOS);
+    memset(out, 0, sizeof *out);
+    out->backend = SS_BACKEND_SM90SP;
+    out->alg_id = i;
+    out->split_k = 1;
+    snprintf(out->desc, sizeof out->desc, "%s %s", kVariant[i / SM_ORDERS],
+             kOrderName[i % SM_ORDERS]);
+    return SS_OK;
+}
+
+static ss_status sm_algo_set(ss_linear *lin, int64_t mp, const ss_algo *a) {
+    sm_linear *c = (sm_linear *)lin;
+    if (a && (a->alg_id < 0 || a->alg_id >= SM_ALGOS))
+        return ss_fail(SS_EINVAL, "tensor '%s': expected an sm90sp algorithm 0..%d, found %d",
+                       lin->name, SM_ALGOS - 1, a->alg_id);
+    int hit;
+    int slot = ss_gpu_plan_slot(c->pins, sizeof *c->pins, SM_PINS, mp, &c->next_evict, &hit);
+    c->pins[slot].m_pad = a ? mp : 0;
+    c->pins[slot].alg = a ? a->alg_id : 0;
+    return SS_OK;
+}
+
+static ss_backend_ops make_ops(void) {
+    ss_backend_ops o;
+    memset(&o, 0, sizeof o);
+    o.name = "sm90sp";
+    o.supports = sm_supports;
+    o.create = sm_create;
+    o.quant = sm_quant;
+    o.gemm = sm_gemm;
+    o.dequant = sm_dequant;
+    o.forward = sm_forward;
+    o.destroy = sm_destroy;
+    o.algo_count = sm_algo_count;
+    o.algo_get = sm_algo_get;
+    o.algo_set = sm_algo_set;
+    o.quant_rmsnorm = sm_quant_rmsnorm;
+    o.forward_rmsnorm = sm_forward_rmsnorm;
+    o.dequant_glu = sm_dequant_glu;
+    o.dequant_residual = sm_dequant_residual;
+    o.forward_glu = sm_forward_glu;
+    o.forward_residual = sm_forward_residual;
+    o.gemm_fused = 1;
+    return o;
+}
+
+extern "C" const ss_backend_ops ss_backend_sm90sp = make_ops();
