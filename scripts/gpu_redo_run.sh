@@ -18,13 +18,15 @@ out=${OUT:-gpu-redo-logs}
 mkdir -p "$out"
 source scripts/device_env.sh >/dev/null
 cut=()
-[[ -d .carry/cutlass ]] && cut=(-DCUTLASS_ROOT="$PWD/.carry/cutlass")
+[[ -d .carry/cutlass/include ]] && cut=(-DCUTLASS_ROOT="$PWD/.carry/cutlass/include")
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
 cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DSS_CUDA=ON \
     -DCUSPARSELT_ROOT="$CUSPARSELT_ROOT" "${cut[@]}" >"$out/configure.log" 2>&1 || { tail -20 "$out/configure.log"; exit 1; }
 grep -i "cutlass" "$out/configure.log" | head -3
-cmake --build $B -j "$(nproc)" --target slidesparse >"$out/build.log" 2>&1 || { grep -E "error" "$out/build.log" | head -20; exit 1; }
+cmake --build $B -j "$(nproc)" --target slidesparse test_gpu_linear >"$out/build.log" 2>&1 || { grep -E "error" "$out/build.log" | head -20; exit 1; }
 echo "build done at ${SECONDS}s"
+SS_TEST_FILTER='test_sm90sp*' timeout 90 $B/test_gpu_linear >"$out/test_sm90sp.log" 2>&1
+echo "test_gpu_linear (test_sm90sp*) rc=$? at ${SECONDS}s"; grep -E "OK|FAILED|PASSED|skipped|Error" "$out/test_sm90sp.log" | head -12
 rm -rf "$RA" && cp -r docs/h100_full "$RA"
 timeout $((limit - SECONDS - 130)) $B/slidesparse run-all --resume --redo "$tasks" --out "$RA" --quiet >"$out/run_all_redo.log" 2>&1
 echo "run-all rc=$? at ${SECONDS}s"; tail -6 "$out/run_all_redo.log"

@@ -937,6 +937,9 @@ static void test_sm90sp_algos(void **state) {
 int main(void) {
     if (ss_test_no_cuda())
         return 77;
+    /* SS_TEST_FILTER='test_sm90sp*' runs a subset on the GPU machine (cmocka glob) */
+    if (getenv("SS_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("SS_TEST_FILTER"));
 #ifdef SS_HAVE_CUDA
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_supports_and_describe),
