@@ -138,6 +138,7 @@ S4=$(ls r4/run_all_*_status.json | head -1)
 [[ $(grep -c '"state": "done"' "$S4") == 2 ]] || fail "resume after --stop-after: tasks 1, 2 not done"
 "$B" run-all --out r4 --resume --redo 2 >out11 2>err11 || fail "--redo 2: exit $?: $(tail -3 err11)"
 grep -q "start: task 2 " out11 && ! grep -q "start: task 1 " out11 || fail "--redo 2: did not rerun exactly task 2: $(grep start out11)"
+grep -q -- "--redo 2: these tasks run again" r4/run_all_*.log || fail "--redo 2: the log does not say so"
 [[ $(grep -c '"state": "done"' "$S4") == 2 ]] || fail "--redo 2: tasks 1, 2 not done"
 expect_err "--redo without --resume" "needs --resume" -- "$B" run-all --out bad --redo 4
 expect_err "--stop-after not a number" "--stop-after 'soon'" -- "$B" run-all --out bad --stop-after soon

@@ -655,6 +655,12 @@ ss_status ss_pipe_run(const ss_pipe_opts *o, ss_pipe_result *res) {
     logf_(&r, "run-all %s: %s; device %s; scale %s%s", o->resume ? "resumed" : "started", r.status_path,
           r.st.describe, r.c->quick ? "quick" : "full",
           r.st.embedded ? " (embedded no-GPU default: tiny model, CPU backend, short M lists)" : "");
+    char redo[64] = "";
+    for (int k = 1; k <= SS_PIPE_TASKS; k++)
+        if (o->resume && o->redo[k] && r.c->tasks[k])
+            snprintf(redo + strlen(redo), sizeof redo - strlen(redo), "%s%d", redo[0] ? "," : "", k);
+    if (redo[0])
+        logf_(&r, "run-all: --redo %s: these tasks run again although they were done", redo);
     if ((s = save_status(&r)) != SS_OK)
         goto out;
     for (int k = 1; k <= SS_PIPE_TASKS; k++)
