@@ -760,22 +760,29 @@ static int sm90sp_skipped(ss_context *gpu) {
     return why != NULL;
 }
 
-/* One sm90sp layer against the CPU backend, bit for bit (BF16 out): the
- * forward, the staged form (quant -> fused GEMM -> copy), and the GLU /
- * residual forwards (relu2; n even). */
+/* One sm90sp layer (sm90dense for pattern "dense") against the CPU backend,
+ * bit for bit (BF16 out): the forward, the staged form (quant -> fused GEMM
+ * -> copy), and the GLU / residual forwards (relu2; n even). */
 static void run_sm90sp(ss_context *cpu, ss_context *gpu, const char *pattern, int64_t m,
                        int64_t n, int64_t k, int per_channel, int with_bias, uint64_t seed) {
     ss_pattern p;
     assert_ok(ss_pattern_parse(pattern, &p));
+    int dense = ss_pattern_is_dense(p);
+    ss_backend be = dense ? SS_BACKEND_SM90DENSE : SS_BACKEND_SM90SP;
     char name[160];
-    snprintf(name, sizeof name, "sm90sp I8 %s m=%lld n=%lld k=%lld pc=%d bias=%d", pattern,
-             (long long)m, (long long)n, (long long)k, per_channel, with_bias);
+    snprintf(name, sizeof name, "%s I8 %s m=%lld n=%lld k=%lld pc=%d bias=%d",
+             ss_backend_name(be), pattern, (long long)m, (long long)n, (long long)k, per_channel,
+             with_bias);
     ss_rng r = {seed};
     int64_t qc = ss_slid_k(p, k), mp = ss_linear_m_pad(m);
     int8_t *wd = ss_test_random_weight(&r, SS_DTYPE_I8, n, k);
-    assert_ok(ss_prune(SS_DTYPE_I8, wd, n, k, p, SS_DTYPE_F32, NULL));
-    int8_t *w = malloc((size_t)(n * qc));
-    assert_ok(ss_slide(SS_DTYPE_I8, wd, n, k, p, w));
+    int8_t *w = malloc((size_t)(n * qc)); /* dense: (n, k) as given */
+    if (dense) {
+        memcpy(w, wd, (size_t)(n * k));
+    } else {
+        assert_ok(ss_prune(SS_DTYPE_I8, wd, n, k, p, SS_DTYPE_F32, NULL));
+        assert_ok(ss_slide(SS_DTYPE_I8, wd, n, k, p, w));
+    }
     uint16_t *x = ss_test_random_bf16(&r, m * k, 3.0);
     uint16_t *bias = ss_test_random_bf16(&r, n, 1.0);
     float *scale = ss_test_random_scales(&r, n);
@@ -785,7 +792,7 @@ static void run_sm90sp(ss_context *cpu, ss_context *gpu, const char *pattern, in
     ss_linear_weights lw = {w, scale, with_bias ? bias : NULL};
     ss_linear *lc = NULL, *lg = NULL;
     assert_ok(ss_linear_create(cpu, SS_BACKEND_CPU, &d, &lw, &lc));
-    assert_ok(ss_linear_create(gpu, SS_BACKEND_SM90SP, &d, &lw, &lg));
+    assert_ok(ss_linear_create(gpu, be, &d, &lw, &lg));
     assert_int_equal(ss_linear_get_desc(lg)->gemm_out, SS_DTYPE_BF16); /* dequant fused */
 
     size_t yb = (size_t)(m * n) * 2, ab = (size_t)(m * (n / 2)) * 2;
@@ -862,7 +869,42 @@ static void test_sm90sp(void **state) {
     }
 }
 
-/* Every tuner candidate (2 variants x 5 tile orders) is bit-exact too. */
+/* Every tuner candidate (2 variants x 5 tile orders) of backend be is
+ * bit-exact on the weights w (slid for p, or dense). */
+static void check_sm90_algos(fixture *f, ss_backend be, const ss_linear_desc *d,
+                             const ss_linear_weights *lw, uint16_t *x, int64_t m) {
+    ss_linear *lc = NULL, *lg = NULL;
+    int64_t n = d->n, k = d->k;
+    assert_ok(ss_linear_create(f->cpu, SS_BACKEND_CPU, d, lw, &lc));
+    assert_ok(ss_linear_create(f->gpu, be, d, lw, &lg));
+    size_t yb = (size_t)(m * n) * 2;
+    uint16_t *y = malloc(yb);
+    assert_ok(ss_linear_forward(lc, x, m, y));
+    void *xg = dev_from(x, (size_t)(m * k) * 2), *yg = dev_alloc(yb);
+    int na = ss_linear_algo_count(lg, m);
+    assert_int_equal(na, 10);
+    for (int i = 0; i < na; i++) {
+        ss_algo a;
+        assert_ok(ss_linear_algo_get(lg, m, i, &a));
+        assert_int_equal(a.backend, be);
+        assert_ok(ss_linear_algo_set(lg, m, &a));
+        cudaMemset(yg, 0xff, yb);
+        assert_ok(ss_linear_forward(lg, xg, m, yg));
+        uint16_t *yh = host_from(yg, yb);
+        compare(a.desc, d->name, SS_DTYPE_BF16, yh, y, (size_t)(m * n), 0);
+        free(yh);
+    }
+    assert_ok(ss_linear_algo_set(lg, m, NULL));
+    /* the other backend's algorithm is refused by name */
+    ss_algo other = {.backend = be == SS_BACKEND_SM90SP ? SS_BACKEND_SM90DENSE : SS_BACKEND_SM90SP};
+    assert_fails(ss_linear_algo_set(lg, m, &other), SS_EINVAL, d->name);
+    cudaFree(xg);
+    cudaFree(yg);
+    ss_linear_destroy(lc);
+    ss_linear_destroy(lg);
+    free(y);
+}
+
 static void test_sm90sp_algos(void **state) {
     fixture *f = *state;
     if (sm90sp_skipped(f->gpu))
@@ -879,27 +921,11 @@ static void test_sm90sp_algos(void **state) {
     ss_linear_desc d = ss_linear_desc_default("sm90sp.algos", n, k, SS_DTYPE_I8);
     d.pattern = p;
     ss_linear_weights lw = {w, scale, bias};
-    ss_linear *lc = NULL, *lg = NULL;
-    assert_ok(ss_linear_create(f->cpu, SS_BACKEND_CPU, &d, &lw, &lc));
+    check_sm90_algos(f, SS_BACKEND_SM90SP, &d, &lw, x, m);
+    ss_linear *lg = NULL;
     assert_ok(ss_linear_create(f->gpu, SS_BACKEND_SM90SP, &d, &lw, &lg));
     size_t yb = (size_t)(m * n) * 2;
-    uint16_t *y = malloc(yb);
-    assert_ok(ss_linear_forward(lc, x, m, y));
     void *xg = dev_from(x, (size_t)(m * k) * 2), *yg = dev_alloc(yb);
-    int na = ss_linear_algo_count(lg, m);
-    assert_int_equal(na, 10);
-    for (int i = 0; i < na; i++) {
-        ss_algo a;
-        assert_ok(ss_linear_algo_get(lg, m, i, &a));
-        assert_int_equal(a.backend, SS_BACKEND_SM90SP);
-        assert_ok(ss_linear_algo_set(lg, m, &a));
-        cudaMemset(yg, 0xff, yb);
-        assert_ok(ss_linear_forward(lg, xg, m, yg));
-        uint16_t *yh = host_from(yg, yb);
-        compare(a.desc, "sm90sp.algos", SS_DTYPE_BF16, yh, y, (size_t)(m * n), 0);
-        free(yh);
-    }
-    assert_ok(ss_linear_algo_set(lg, m, NULL));
     ss_algo bad = {.backend = SS_BACKEND_SM90SP, .alg_id = 10};
     assert_fails(ss_linear_algo_set(lg, m, &bad), SS_EINVAL, "sm90sp.algos");
     /* the GEMM stage without a quant stage first: a clear error, not garbage */
@@ -918,16 +944,68 @@ static void test_sm90sp_algos(void **state) {
                  "model.layers.5.mlp.down_proj.weight");
     assert_null(fresh);
     assert_string_equal(ss_linear_supports(f->gpu, SS_BACKEND_SM90SP, SS_DTYPE_I8, SS_PATTERN_DENSE),
-                        "dense weights: use cublaslt");
+                        "dense weights: use cublaslt or sm90dense");
     assert_non_null(strstr(ss_linear_supports(f->gpu, SS_BACKEND_SM90SP, SS_DTYPE_F8_E4M3, p),
                            "FP8 not yet"));
     cudaFree(xg);
     cudaFree(yg);
-    ss_linear_destroy(lc);
     ss_linear_destroy(lg);
-    free(y);
     free(w);
     free(wd);
+    free(x);
+    free(bias);
+    free(scale);
+}
+
+// --- sm90dense: the same kernel family on dense weights, the honest baseline (issue #9) ----
+
+static void test_sm90dense(void **state) {
+    fixture *f = *state;
+    if (sm90sp_skipped(f->gpu))
+        skip();
+    static const int64_t ms[] = {1, 17, 64};
+    uint64_t seed = 1900;
+    for (size_t mi = 0; mi < sizeof ms / sizeof *ms; mi++)
+        run_sm90sp(f->cpu, f->gpu, "dense", ms[mi], 256, 320, 1, 1, seed++);
+    /* K not a multiple of 16 (zero-padded to ceil32(K): the padding adds 0),
+     * n not a multiple of 32 (scratch + trim), per-tensor scale, no bias */
+    run_sm90sp(f->cpu, f->gpu, "dense", 17, 200, 2565, 1, 1, seed++);
+    run_sm90sp(f->cpu, f->gpu, "dense", 64, 136, 100, 0, 0, seed++);
+    run_sm90sp(f->cpu, f->gpu, "dense", 33, 512, 2565, 0, 1, seed++);
+    run_sm90sp(f->cpu, f->gpu, "dense", 1, 64, 7, 1, 0, seed++);
+    if (!quick()) /* M = 4096 takes the cooperative 128x256 variant */
+        run_sm90sp(f->cpu, f->gpu, "dense", 4096, 2560, 2560, 1, 1, seed++);
+}
+
+static void test_sm90dense_algos(void **state) {
+    fixture *f = *state;
+    if (sm90sp_skipped(f->gpu))
+        skip();
+    ss_rng r = {78};
+    int64_t n = 384, k = 2500, m = 300;
+    int8_t *w = ss_test_random_weight(&r, SS_DTYPE_I8, n, k);
+    uint16_t *x = ss_test_random_bf16(&r, m * k, 3.0), *bias = ss_test_random_bf16(&r, n, 1.0);
+    float *scale = ss_test_random_scales(&r, n);
+    ss_linear_desc d = ss_linear_desc_default("sm90dense.algos", n, k, SS_DTYPE_I8);
+    ss_linear_weights lw = {w, scale, bias};
+    check_sm90_algos(f, SS_BACKEND_SM90DENSE, &d, &lw, x, m);
+    /* the supports() rules: dense I8 only */
+    ss_linear *fresh = NULL;
+    d.out_dtype = SS_DTYPE_F32;
+    assert_fails(ss_linear_create(f->gpu, SS_BACKEND_SM90DENSE, &d, &lw, &fresh),
+                 SS_EUNSUPPORTED, "sm90dense writes BF16 output only");
+    assert_null(fresh);
+    assert_null(ss_linear_supports(f->gpu, SS_BACKEND_SM90DENSE, SS_DTYPE_I8, SS_PATTERN_DENSE));
+    assert_string_equal(ss_linear_supports(f->gpu, SS_BACKEND_SM90DENSE, SS_DTYPE_I8,
+                                           (ss_pattern){2, 8}),
+                        "sm90dense runs dense weights only (2:4 patterns: sm90sp)");
+    assert_string_equal(ss_linear_supports(f->gpu, SS_BACKEND_SM90DENSE, SS_DTYPE_F8_E4M3,
+                                           SS_PATTERN_DENSE),
+                        "FP8 not yet (sm90dense runs INT8 only)");
+    assert_string_equal(ss_linear_supports(f->gpu, SS_BACKEND_SM90DENSE, SS_DTYPE_BF16,
+                                           SS_PATTERN_DENSE),
+                        "sm90dense takes I8 weights");
+    free(w);
     free(x);
     free(bias);
     free(scale);
@@ -956,6 +1034,8 @@ int main(void) {
         cmocka_unit_test(test_fused_epilogue),
         cmocka_unit_test(test_sm90sp),
         cmocka_unit_test(test_sm90sp_algos),
+        cmocka_unit_test(test_sm90dense),
+        cmocka_unit_test(test_sm90dense_algos),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 #else

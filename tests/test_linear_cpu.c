@@ -476,9 +476,17 @@ static void test_supports_and_context(void **state) {
     /* issue #9: the CUTLASS backend says what it lacks */
     assert_string_equal(ss_linear_supports(ctx, SS_BACKEND_SM90SP, SS_DTYPE_I8, (ss_pattern){2, 8}),
                         "needs sm_90 and a build with CUTLASS");
+    /* its dense baseline (same kernel family, same fused epilogue) likewise */
+    assert_string_equal(ss_linear_supports(ctx, SS_BACKEND_SM90DENSE, SS_DTYPE_I8, SS_PATTERN_DENSE),
+                        "needs sm_90 and a build with CUTLASS");
 #else
     assert_string_equal(ss_linear_supports(ctx, SS_BACKEND_SM90SP, SS_DTYPE_I8, (ss_pattern){2, 8}),
                         "GPU backend needs a context with a CUDA device");
+    assert_string_equal(ss_linear_supports(ctx, SS_BACKEND_SM90DENSE, SS_DTYPE_I8, SS_PATTERN_DENSE),
+                        "GPU backend needs a context with a CUDA device");
+    /* built in, the generic rules come first: BF16 runs dense only */
+    assert_string_equal(ss_linear_supports(ctx, SS_BACKEND_SM90DENSE, SS_DTYPE_BF16, (ss_pattern){2, 8}),
+                        "BF16 weights run dense only");
 #endif
 #ifndef SS_HAVE_CUDA
     ss_context *g = (ss_context *)ctx;
@@ -513,7 +521,9 @@ static void test_names_and_sizes(void **state) {
     assert_string_equal(ss_backend_name(SS_BACKEND_CUBLASLT), "cublaslt");
     assert_string_equal(ss_backend_name(SS_BACKEND_CUSPARSELT), "cusparselt");
     assert_string_equal(ss_backend_name(SS_BACKEND_SM90SP), "sm90sp");
+    assert_string_equal(ss_backend_name(SS_BACKEND_SM90DENSE), "sm90dense");
     ss_backend b;
+    assert_fails(ss_backend_parse("sm90", &b), SS_EINVAL, "sm90dense");
     assert_fails(ss_backend_parse("cuBLAS", &b), SS_EINVAL, "found 'cuBLAS'");
     assert_fails(ss_backend_parse(NULL, &b), SS_EINVAL, "backend");
     assert_int_equal(ss_linear_m_pad(0), 0);

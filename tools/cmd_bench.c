@@ -24,13 +24,16 @@ static void usage(FILE *f) {
             "  --backend B        auto (GPU when present), gpu, cpu\n"
             "  --sm90sp           sparse side on the sm90sp backend (CUTLASS SM90 2:4 GEMM,\n"
             "                     dequant fused: GEMM level = GEMM + dequant) instead of cuSPARSELt\n"
+            "  --sm90dense        dense side on sm90dense too (the same CUTLASS family, dense,\n"
+            "                     dequant fused); speedups are then against the best dense\n"
             "  --device N --warmup N --repeat N (default 25 / 100) --no-flush --quiet\n");
 }
 
 /* The `total` table of one dtype on the console: dense latency and TOPS,
  * then speedup per pattern, for both levels. */
 static void print_totals(const ss_bench_kernel_result *r, ss_dtype dt, const ss_proj_shape *sh,
-                         int nsh, const ss_pattern *pats, int np, const int64_t *ms, int nm) {
+                         int nsh, const ss_pattern *pats, int np, const int64_t *ms, int nm,
+                         int two_dense) {
     double nk = 0;
     for (int j = 0; j < nsh; j++)
         nk += (double)sh[j].n * (double)sh[j].k;
@@ -38,7 +41,12 @@ static void print_totals(const ss_bench_kernel_result *r, ss_dtype dt, const ss_
         printf("\n%s total of one layer (%s), %s: dense us, TOPS, speedup per pattern (ideal)\n",
                dt == SS_DTYPE_I8 ? "INT8" : "FP8", lv ? "whole linear" : "GEMM only",
                lv ? "quant+GEMM+dequant" : "tuned algorithm");
-        printf("%7s %10s %8s", "M", "dense_us", "TOPS");
+        if (two_dense)
+            printf("dense_us = the best of cuBLASLt and sm90dense per projection\n%7s %10s %10s",
+                   "M", "cublas_us", "sm90d_us");
+        else
+            printf("%7s", "M");
+        printf(" %10s %8s", "dense_us", "TOPS");
         for (int p = 0; p < np; p++) {
             char b[16], h[32];
             snprintf(h, sizeof h, "%s(%.2f)", ss_pattern_format(pats[p], b, sizeof b),
@@ -50,7 +58,16 @@ static void print_totals(const ss_bench_kernel_result *r, ss_dtype dt, const ss_
             double d;
             if (ss_bench_total(r, nsh, dt, SS_PATTERN_DENSE, ms[i], lv, &d) != SS_OK)
                 continue;
-            printf("%7lld %10.1f %8.1f", (long long)ms[i], d, 2.0 * (double)ms[i] * nk / d * 1e-6);
+            printf("%7lld", (long long)ms[i]);
+            for (int b = 0; two_dense && b < 2; b++) {
+                double t;
+                if (ss_bench_total_on(r, nsh, dt, b ? SS_BACKEND_SM90DENSE : SS_BACKEND_CUBLASLT,
+                                      SS_PATTERN_DENSE, ms[i], lv, &t) == SS_OK)
+                    printf(" %10.1f", t);
+                else
+                    printf(" %10s", "-");
+            }
+            printf(" %10.1f %8.1f", d, 2.0 * (double)ms[i] * nk / d * 1e-6);
             for (int p = 0; p < np; p++) {
                 double t;
                 if (ss_bench_total(r, nsh, dt, pats[p], ms[i], lv, &t) == SS_OK)
@@ -68,7 +85,7 @@ static int bench_kernel(int argc, char **argv) {
     const char *preset = NULL, *model = NULL, *dt = "int8,fp8", *tasks = "6,7,8", *sp = NULL,
                *mlist = NULL, *outdir = ".", *root = "tuning", *backend = NULL, *device = NULL,
                *warm = NULL, *rep = NULL;
-    int quiet = 0, square = 0, no_tune = 0, no_flush = 0, sm90sp = 0;
+    int quiet = 0, square = 0, no_tune = 0, no_flush = 0, sm90sp = 0, sm90dense = 0;
     const char *cmd = "bench kernel";
     const cli_option opts[] = {
         CLI_OPT("--preset", &preset), CLI_OPT("--model", &model), CLI_OPT("--dtype", &dt),
@@ -77,7 +94,7 @@ static int bench_kernel(int argc, char **argv) {
         CLI_OPT("--device", &device), CLI_OPT("--warmup", &warm), CLI_OPT("--repeat", &rep),
         CLI_FLAG("--quiet", &quiet), CLI_FLAG("--square", &square),
         CLI_FLAG("--no-tune", &no_tune), CLI_FLAG("--no-flush", &no_flush),
-        CLI_FLAG("--sm90sp", &sm90sp), CLI_END,
+        CLI_FLAG("--sm90sp", &sm90sp), CLI_FLAG("--sm90dense", &sm90dense), CLI_END,
     };
     int parsed = cli_parse(cmd, argc, argv, opts, usage);
     if (parsed)
@@ -148,7 +165,7 @@ static int bench_kernel(int argc, char **argv) {
                               .tuning_root = root, .no_tune = no_tune, .warmup = (int)w,
                               .repeat = (int)r, .no_flush = no_flush, .seed = 1,
                               .progress = bcli_progress, .user = &out, .log = bcli_log,
-                              .sm90sp = sm90sp};
+                              .sm90sp = sm90sp, .sm90dense = sm90dense};
     ss_bench_kernel_result res;
     double t0 = ss_monotonic_s();
     s = ss_bench_kernel(&o, &res);
@@ -169,9 +186,11 @@ static int bench_kernel(int argc, char **argv) {
             all[na++] = pats[i];
     if (!square)
         for (int d = 0; d < nd; d++)
-            print_totals(&res, dtypes[d], shapes, 4, all, na, ms, nm);
-    printf("\nbench kernel: %zu measurements in %.1f s; CSVs in %s and %s\n", res.n_rows,
-           ss_monotonic_s() - t0, res.dirs[0], res.dirs[1]);
+            print_totals(&res, dtypes[d], shapes, 4, all, na, ms, nm,
+                         sm90dense && ss_context_device(ctx) >= 0);
+    printf("\nbench kernel: %zu measurements in %.1f s; CSVs in %s and %s%s%s\n", res.n_rows,
+           ss_monotonic_s() - t0, res.dirs[0], res.dirs[1], res.dense2_dir[0] ? " and " : "",
+           res.dense2_dir);
     ss_bench_kernel_result_free(&res);
     ss_context_tuning_release(ctx); /* CPU contexts: linear.c does not */
     ss_context_destroy(ctx);

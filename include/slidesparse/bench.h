@@ -18,6 +18,7 @@
  *   <out>/benchmark_kernel/cuBLASLt/<GPU>_cc<cc>_<INT8|FP8>_<toolchain>/
  *       <Model>_<proj>.csv       dense rows, per M and level
  *       <Model>_total.csv        the four projections of one layer summed
+ *   <out>/benchmark_kernel/sm90dense/...   (opts.sm90dense) dense rows, as cuBLASLt's
  *   <out>/benchmark_kernel/cuSPARSELt/<GPU>_cc<cc>_<INT8|FP8>_<toolchain>/
  *       <Model>_<proj>.csv       one row per (M, pattern, level)
  *       <Model>_total.csv        per (M, pattern, level): sum of latencies,
@@ -116,6 +117,11 @@ typedef struct {
     int sm90sp;                   /* sparse side on the sm90sp backend (CUTLASS, dequant
                                      fused; GEMM level = the fused GEMM) instead of
                                      cuSPARSELt; CSVs under benchmark_kernel/sm90sp */
+    int sm90dense;                /* dense side also on sm90dense (sm90sp's kernel family,
+                                     dense operand, same fused epilogue; GPU only), CSVs
+                                     under benchmark_kernel/sm90dense; every speedup is
+                                     then against the best dense per (projection, M,
+                                     level) of cuBLASLt and sm90dense (issue #9) */
 } ss_bench_kernel_opts;
 
 typedef struct {
@@ -124,15 +130,23 @@ typedef struct {
     int tuned, reused;            /* table entries searched now / found */
     char table_status[2048];
     char dirs[2][1024];           /* last cuBLASLt / cuSPARSELt folder written */
+    char dense2_dir[1024];        /* last sm90dense folder written (--sm90dense) */
 } ss_bench_kernel_result;
 
 ss_status ss_bench_kernel(const ss_bench_kernel_opts *o, ss_bench_kernel_result *res);
 void ss_bench_kernel_result_free(ss_bench_kernel_result *r);
 
 /* Sum over the projections of one layer of `level` latency for (dtype,
- * backend/pattern, m); SS_EINVAL when some projection has no row. */
+ * backend/pattern, m); SS_EINVAL when some projection has no row. Dense with
+ * two dense backends measured: each projection's fastest at `level` (the
+ * best dense). */
 ss_status ss_bench_total(const ss_bench_kernel_result *r, int n_proj, ss_dtype dt, ss_pattern p,
                          int64_t m, ss_bench_level level, double *us);
+/* The same sum over the rows of backend be only (SS_BACKEND_COUNT: as
+ * ss_bench_total). */
+ss_status ss_bench_total_on(const ss_bench_kernel_result *r, int n_proj, ss_dtype dt,
+                            ss_backend be, ss_pattern p, int64_t m, ss_bench_level level,
+                            double *us);
 
 #ifdef __cplusplus
 }

@@ -59,6 +59,9 @@ typedef enum {
     SS_BACKEND_CUSPARSELT,  /* 2:4 sparse on slid weights */
     SS_BACKEND_SM90SP,      /* 2:4 sparse INT8 on sm_90 (CUTLASS), dequant fused into
                                the GEMM: its GEMM stage writes the BF16 output */
+    SS_BACKEND_SM90DENSE,   /* dense INT8 on sm_90: sm90sp's kernel family with a dense
+                               operand and the same fused epilogue (the honest dense
+                               baseline of sm90sp); stages as sm90sp */
     SS_BACKEND_COUNT
 } ss_backend;
 

@@ -155,35 +155,64 @@ static ss_status bench_case(bench *b, ss_dtype dt, int proj, const ss_proj_shape
 
 // --- CSV ------------------------------------------------------------------------------------
 
-static const ss_bench_row *find_row(const ss_bench_kernel_result *r, ss_dtype dt, int proj,
-                                    ss_pattern p, int64_t m) {
+/* The row of (dt, proj, p, m) on backend be (SS_BACKEND_COUNT: any). */
+static const ss_bench_row *find_row_on(const ss_bench_kernel_result *r, ss_dtype dt, int proj,
+                                       ss_backend be, ss_pattern p, int64_t m) {
     for (size_t i = 0; i < r->n_rows; i++) {
         const ss_bench_row *x = &r->rows[i];
         if (x->dtype == dt && x->proj == proj && x->m == m && x->pattern.z == p.z &&
-            x->pattern.l == p.l)
+            x->pattern.l == p.l && (be == SS_BACKEND_COUNT || x->backend == be))
             return x;
     }
     return NULL;
 }
 
-ss_status ss_bench_total(const ss_bench_kernel_result *r, int n_proj, ss_dtype dt, ss_pattern p,
-                         int64_t m, ss_bench_level level, double *us) {
+/* Dense: the fastest dense row at `level` (cuBLASLt or sm90dense when both
+ * ran: the best dense is the baseline, issue #9); else the one row of p. */
+static const ss_bench_row *find_best(const ss_bench_kernel_result *r, ss_dtype dt, int proj,
+                                     ss_pattern p, int64_t m, int level) {
+    const ss_bench_row *best = NULL;
+    for (size_t i = 0; i < r->n_rows; i++) {
+        const ss_bench_row *x = &r->rows[i];
+        if (x->dtype == dt && x->proj == proj && x->m == m && x->pattern.z == p.z &&
+            x->pattern.l == p.l && (!best || x->us[level] < best->us[level]))
+            best = x;
+    }
+    return best;
+}
+
+static const ss_bench_row *find_row(const ss_bench_kernel_result *r, ss_dtype dt, int proj,
+                                    ss_pattern p, int64_t m) {
+    return find_row_on(r, dt, proj, SS_BACKEND_COUNT, p, m);
+}
+
+ss_status ss_bench_total_on(const ss_bench_kernel_result *r, int n_proj, ss_dtype dt,
+                            ss_backend be, ss_pattern p, int64_t m, ss_bench_level level,
+                            double *us) {
     double t = 0;
     for (int j = 0; j < n_proj; j++) {
-        const ss_bench_row *x = find_row(r, dt, j, p, m);
+        const ss_bench_row *x = be == SS_BACKEND_COUNT ? find_best(r, dt, j, p, m, level)
+                                                       : find_row_on(r, dt, j, be, p, m);
         if (!x)
-            return ss_fail(SS_EINVAL, "bench total: no row for projection %d at M %lld", j,
-                           (long long)m);
+            return ss_fail(SS_EINVAL, "bench total: no row%s%s for projection %d at M %lld",
+                           be == SS_BACKEND_COUNT ? "" : " on ",
+                           be == SS_BACKEND_COUNT ? "" : ss_backend_name(be), j, (long long)m);
         t += x->us[level];
     }
     *us = t;
     return SS_OK;
 }
 
+ss_status ss_bench_total(const ss_bench_kernel_result *r, int n_proj, ss_dtype dt, ss_pattern p,
+                         int64_t m, ss_bench_level level, double *us) {
+    return ss_bench_total_on(r, n_proj, dt, SS_BACKEND_COUNT, p, m, level, us);
+}
+
 static const char *backend_label(ss_backend b) {
     return b == SS_BACKEND_CUBLASLT     ? "cuBLASLt"
            : b == SS_BACKEND_CUSPARSELT ? "cuSPARSELt"
            : b == SS_BACKEND_SM90SP     ? "sm90sp"
+           : b == SS_BACKEND_SM90DENSE  ? "sm90dense"
                                         : "cpu";
 }
 
@@ -227,12 +256,22 @@ static ss_status write_dtype(bench *b, ss_dtype dt, const char *model, const int
     size_t cut = strlen(stem) - strlen(b->key.toolchain) - 1;
     snprintf(folder, sizeof folder, "%.*s_%s_%s", (int)cut, stem, dtype_tag(dt), b->key.toolchain);
     ss_status s = SS_OK;
-    /* the sparse side: cuSPARSELt, or sm90sp (--sm90sp) */
+    /* the sparse side: cuSPARSELt, or sm90sp (--sm90sp); the dense side:
+     * cuBLASLt, and sm90dense too with --sm90dense (its own folder). Dense
+     * references (speedup) are the best dense per projection, M and level. */
     const char *sparse_name = o->sm90sp ? "sm90sp" : "cuSPARSELt";
-    for (int side = 0; side < 2 && s == SS_OK; side++) { /* 0: cuBLASLt (dense), 1: sparse */
-        const char *side_name = b->key.cc == 0 ? "cpu" : side ? sparse_name : "cuBLASLt";
-        snprintf(b->res->dirs[side], sizeof b->res->dirs[side], "%s/benchmark_kernel/%s/%s",
-                 o->out_root, side ? sparse_name : "cuBLASLt", folder);
+    int gpu = b->key.cc != 0;
+    for (int side = 0; side < 3 && s == SS_OK; side++) { /* cuBLASLt, sparse, sm90dense */
+        if (side == 2 && (!o->sm90dense || !gpu))
+            break;
+        const char *folder_name = side == 1 ? sparse_name : side ? "sm90dense" : "cuBLASLt";
+        const char *side_name = !gpu ? "cpu" : folder_name;
+        /* which dense rows this side writes (the sparse side: any backend) */
+        ss_backend dbe = side == 2 ? SS_BACKEND_SM90DENSE : gpu ? SS_BACKEND_CUBLASLT : SS_BACKEND_CPU;
+        char *dir = side == 2 ? b->res->dense2_dir : b->res->dirs[side];
+        snprintf(dir, sizeof b->res->dense2_dir, "%s/benchmark_kernel/%s/%s", o->out_root,
+                 folder_name, folder);
+        int sparse = side == 1;
         for (int j = 0; j <= b->n_shapes && s == SS_OK; j++) { /* j == n_shapes: total */
             int total = j == b->n_shapes;
             if (total && o->square)
@@ -242,12 +281,14 @@ static ss_status write_dtype(bench *b, ss_dtype dt, const char *model, const int
             int lines = 0;
             for (int mi = 0; mi < nm; mi++) {
                 int64_t m = ms[mi];
-                for (int pi = side ? 0 : -1; pi < (side ? b->n_pats : 0); pi++) {
+                for (int pi = sparse ? 0 : -1; pi < (sparse ? b->n_pats : 0); pi++) {
                     ss_pattern p = pi < 0 ? SS_PATTERN_DENSE : b->pats[pi];
                     for (int lv = 0; lv < 2; lv++) {
                         double us = 0, du = 0, nat = 0;
                         if (total) {
-                            if (ss_bench_total(b->res, b->n_shapes, dt, p, m, lv, &us) != SS_OK ||
+                            if (ss_bench_total_on(b->res, b->n_shapes, dt,
+                                                  sparse ? SS_BACKEND_COUNT : dbe, p, m, lv,
+                                                  &us) != SS_OK ||
                                 ss_bench_total(b->res, b->n_shapes, dt, SS_PATTERN_DENSE, m, lv,
                                                &du) != SS_OK) {
                                 ss_clear_error();
@@ -270,8 +311,9 @@ static ss_status write_dtype(bench *b, ss_dtype dt, const char *model, const int
                             lines++;
                             continue;
                         }
-                        const ss_bench_row *r = find_row(b->res, dt, j, p, m);
-                        const ss_bench_row *d = find_row(b->res, dt, j, SS_PATTERN_DENSE, m);
+                        const ss_bench_row *r = sparse ? find_row(b->res, dt, j, p, m)
+                                                       : find_row_on(b->res, dt, j, dbe, p, m);
+                        const ss_bench_row *d = find_best(b->res, dt, j, SS_PATTERN_DENSE, m, lv);
                         const ss_bench_row *n24 = find_row(b->res, dt, j, (ss_pattern){2, 4}, m);
                         if (!r)
                             continue;
@@ -283,7 +325,7 @@ static ss_status write_dtype(bench *b, ss_dtype dt, const char *model, const int
                 }
             }
             if (lines > 0) {
-                snprintf(path, sizeof path, "%s/%s_%s.csv", b->res->dirs[side], model,
+                snprintf(path, sizeof path, "%s/%s_%s.csv", dir, model,
                          total ? "total" : b->shapes[j].name);
                 s = ss_csv_save(&c, path);
             }
@@ -321,6 +363,14 @@ static ss_status run_dtype(bench *b, ss_dtype dt, const int64_t *ms, int nm, ss_
         int nmj = o->square ? 1 : nm;
         const ss_proj_shape *sh = o->square ? &sq[j] : &b->shapes[j];
         s = bench_case(b, dt, j, sh, bd, SS_PATTERN_DENSE, mj, nmj);
+        if (s == SS_OK && o->sm90dense && gpu) { /* the dense baseline with the fused epilogue */
+            const char *w = ss_linear_supports(o->ctx, SS_BACKEND_SM90DENSE, dt, SS_PATTERN_DENSE);
+            if (w)
+                ss_fix_log(b->o->log, b->o->user, "skipped %s %s sm90dense: %s",
+                           ss_dtype_name(dt), sh->name, w);
+            else
+                s = bench_case(b, dt, j, sh, SS_BACKEND_SM90DENSE, SS_PATTERN_DENSE, mj, nmj);
+        }
         for (int pi = 0; pi < b->n_pats && s == SS_OK; pi++) {
             char pat[16];
             const char *w = ss_linear_supports(o->ctx, bs, dt, b->pats[pi]);

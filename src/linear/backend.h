@@ -82,7 +82,7 @@ typedef struct ss_backend_ops {
                              int64_t m, int relu2, uint16_t *act);
     ss_status (*forward_residual)(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
                                   float eps, int64_t m, uint16_t *resid);
-    /* 1: the dequant is fused into the GEMM (sm90sp): the GEMM stage writes the
+    /* 1: the dequant is fused into the GEMM (sm90sp, sm90dense): the GEMM stage writes the
      * dequantized BF16 output (linear.c sets desc.gemm_out = BF16), reading the
      * token scales of the linear's last quant stage; dequant only copies it. */
     int gemm_fused;
@@ -96,7 +96,8 @@ extern const ss_backend_ops ss_backend_cublaslt;
 extern const ss_backend_ops ss_backend_cusparselt;
 #endif
 #ifdef SS_HAVE_SM90SP
-extern const ss_backend_ops ss_backend_sm90sp; /* sm90sp.cu (C++, CUTLASS) */
+extern const ss_backend_ops ss_backend_sm90sp;    /* sm90sp.cu (C++, CUTLASS) */
+extern const ss_backend_ops ss_backend_sm90dense; /* sm90sp.cu: the dense baseline */
 #endif
 
 /* cuda_context.c (CUDA builds only): creates/destroys ctx->gpu. */

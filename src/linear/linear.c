@@ -32,8 +32,10 @@ static const struct {
 #endif
 #if defined(SS_HAVE_SM90SP)
     [SS_BACKEND_SM90SP] = {"sm90sp", &ss_backend_sm90sp, NULL},
+    [SS_BACKEND_SM90DENSE] = {"sm90dense", &ss_backend_sm90dense, NULL},
 #else
     [SS_BACKEND_SM90SP] = {"sm90sp", NULL, "needs sm_90 and a build with CUTLASS"},
+    [SS_BACKEND_SM90DENSE] = {"sm90dense", NULL, "needs sm_90 and a build with CUTLASS"},
 #endif
 };
 
@@ -47,7 +49,7 @@ ss_status ss_backend_parse(const char *s, ss_backend *out) {
             *out = (ss_backend)b;
             return SS_OK;
         }
-    return ss_fail(SS_EINVAL, "backend: expected cpu, cublaslt, cusparselt or sm90sp, found '%s'",
+    return ss_fail(SS_EINVAL, "backend: expected cpu, cublaslt, cusparselt, sm90sp or sm90dense, found '%s'",
                    s ? s : "(null)");
 }
 

@@ -1,9 +1,16 @@
 /* 2:4 sparse INT8 linear layers on Hopper (sm_90a) through CUTLASS's SM90 sparse
  * GEMM with the dequant fused into its epilogue (issue #9; the kernel family and
  * its measurements: dev/cutlass/sparse_gemm_sm90.cu, bench/sparse_gemm_sm90.md).
+ * Two backends share this file: sm90sp (2:4 weights, sparse wgmma) and
+ * sm90dense (dense weights, plain wgmma: the same collectives, tiles, tile
+ * orders and epilogue, the weight operand dense), so the sparse speedup is
+ * measured against a dense baseline that has the fused epilogue too. The
+ * kernel family lives in sm90_gemm.cuh; sm90dense.cu instantiates its dense
+ * pair (a second unit, compiled in parallel).
  *
  * Mapping onto CUTLASS (D(M,N) = A(M,K) B(K,N)):
  *   A (sparse, K-major) = W' (n_pad, K') row-major     -> CUTLASS M = our n_pad
+ *                         (sm90dense: W (n_pad, ceil32(K)), zero-padded, uncompressed)
  *   B (K-major)         = q (m, K') row-major          -> CUTLASS N = our m
  *   D (column-major)    = Y (m, n_pad) BF16 row-major
  * Epilogue (one EVT node): Y = bf16(((float)acc * sa[m]) * sb[n] + bias[n]), each
@@ -26,171 +33,14 @@
  * weights). Built only with CUDA + CUTLASS headers + sm_90 in the arch list
  * (CMakeLists.txt), compiled for sm_90a alone.
  */
-#include <cublasLt.h>
-#include <cuda_runtime.h>
-#ifdef SS_HAVE_CUSPARSELT
-#include <cusparseLt.h>
-#endif
-
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-
-#include "cute/tensor.hpp"
-#include "cutlass/cutlass.h"
-#include "cutlass/epilogue/collective/collective_builder.hpp"
-#include "cutlass/epilogue/fusion/sm90_callbacks_tma_warpspecialized.hpp"
-#include "cutlass/gemm/collective/collective_builder.hpp"
-#include "cutlass/gemm/device/gemm_universal_adapter.h"
-#include "cutlass/gemm/dispatch_policy.hpp"
-#include "cutlass/gemm/kernel/gemm_universal.hpp"
-#include "cutlass/kernel_hardware_info.h"
-#include "cutlass/transform/device/transform_universal_adapter.hpp"
-#include "cutlass/transform/kernel/sparse_gemm_compressor.hpp"
-#include "cutlass/util/packed_stride.hpp"
-
-extern "C" {
-#include "core/error.h"
-#include "linear/cuda_state.h"
-}
-
-// --- the kernel family (two instantiations: compile time is ~25 s each on 2 cores) ---
+#include "linear/sm90_gemm.cuh"
 
 namespace ss_sm90sp {
-using namespace cute;
-
-/* The dequant epilogue as one EVT compute node (acc converted int32 -> float
- * with round-to-nearest by Sm90Compute). */
-template <class T>
-struct DequantFn {
-    CUTLASS_HOST_DEVICE T operator()(T acc, T sa, T sb, T bias) const {
-        return acc * sa * sb + bias; /* only instantiated for the Arguments probe */
-    }
-};
-template <int N>
-struct DequantFn<cutlass::Array<float, N>> {
-    CUTLASS_DEVICE cutlass::Array<float, N>
-    operator()(cutlass::Array<float, N> const &acc, cutlass::Array<float, N> const &sa,
-               cutlass::Array<float, N> const &sb, cutlass::Array<float, N> const &bias) const {
-        cutlass::Array<float, N> r;
-        CUTLASS_PRAGMA_UNROLL
-        for (int i = 0; i < N; ++i)
-            r[i] = __fadd_rn(__fmul_rn(__fmul_rn(acc[i], sa[i]), sb[i]), bias[i]);
-        return r;
-    }
-};
-
-using ProblemShape = Shape<int, int, int, int>;  /* (n_pad, m, K', 1) */
-using LayoutTagA = cutlass::layout::RowMajor;    /* W' (n_pad, K'), K-major */
-using LayoutTagB = cutlass::layout::ColumnMajor; /* q (m, K'), K-major */
-using LayoutTagD = cutlass::layout::ColumnMajor; /* Y (m, n_pad) row-major */
-using ElementD = cutlass::bfloat16_t;
-
-template <class Tile_, class Cluster_, class KSched_, class ESched_>
-struct Config {
-    using Tile = Tile_;
-    static constexpr int kAlignAB = 16; /* 8-bit operands: 16 B */
-    static constexpr int kAlignD = 8;   /* bf16: 16 B */
-    using EVT = cutlass::epilogue::fusion::Sm90EVT<
-        cutlass::epilogue::fusion::Sm90Compute<DequantFn, ElementD, float,
-                                               cutlass::FloatRoundStyle::round_to_nearest>,
-        cutlass::epilogue::fusion::Sm90AccFetch,
-        cutlass::epilogue::fusion::Sm90RowBroadcast<0, Tile, float, float, Stride<_0, _1, _0>>,
-        cutlass::epilogue::fusion::Sm90ColBroadcast<0, Tile, float, float, Stride<_1, _0, _0>>,
-        cutlass::epilogue::fusion::Sm90ColBroadcast<0, Tile, cutlass::bfloat16_t, float,
-                                                    Stride<_1, _0, _0>>>;
-    using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
-        cutlass::arch::Sm90, cutlass::arch::OpClassSparseTensorOp, Tile, Cluster_,
-        cutlass::epilogue::collective::EpilogueTileAuto, int32_t, float, void, LayoutTagD, kAlignD,
-        ElementD, LayoutTagD, kAlignD, ESched_, EVT>::CollectiveOp;
-    using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
-        cutlass::arch::Sm90, cutlass::arch::OpClassSparseTensorOp, int8_t, LayoutTagA, kAlignAB,
-        int8_t, LayoutTagB, kAlignAB, int32_t, Tile, Cluster_,
-        cutlass::gemm::collective::StageCountAutoCarveout<
-            static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
-        KSched_>::CollectiveOp;
-    using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, Mainloop, Epilogue>;
-    using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
-    using SparseConfig = typename Mainloop::SparseConfig;
-    using StrideB = typename Kernel::StrideB;
-    using StrideD = typename Kernel::StrideD;
-};
-
-/* The two best of h4's four (bench/sparse_gemm_sm90.md): Cooperative 128x256
- * (tokens) wins from a few waves of tiles up, Pingpong 128x128 below. */
-using Coop = Config<Shape<_128, _256, _128>, Shape<_2, _1, _1>,
-                    cutlass::gemm::KernelTmaWarpSpecializedCooperative,
-                    cutlass::epilogue::TmaWarpSpecializedCooperative>;
-using Ping = Config<Shape<_128, _128, _128>, Shape<_1, _1, _1>,
-                    cutlass::gemm::KernelTmaWarpSpecializedPingpong,
-                    cutlass::epilogue::TmaWarpSpecialized>;
-static_assert(std::is_same_v<Coop::SparseConfig, Ping::SparseConfig>,
-              "both variants must read the same compressed weight layout");
-
 using CompressorUtil = cutlass::transform::kernel::StructuredSparseCompressorUtility<
-    ProblemShape, int8_t, LayoutTagA, Coop::SparseConfig>;
+    ProblemShape, int8_t, LayoutTagA, SparseConfig>;
 using Compressor = cutlass::transform::device::TransformUniversalAdapter<
     cutlass::transform::kernel::StructuredSparseCompressor<ProblemShape, int8_t, LayoutTagA,
-                                                           Coop::SparseConfig, cutlass::arch::Sm90>>;
-
-/* One launch's operands (device pointers). */
-struct Launch {
-    const void *wc, *meta, *q;
-    const float *sa, *sb;
-    const uint16_t *bias;
-    int m, n, kp;
-    void *y; /* (m, n) bf16, ld n */
-    int device, sms;
-    int order; /* (raster << 4) | log2(swizzle) */
-};
-
-/* Builds the arguments (TMA descriptors: a few µs of host work), takes the
- * workspace from the context and runs on `stream`. */
-template <class Cfg>
-static ss_status run(const Launch &L, ss_cuda_buf *ws, const char *name, cudaStream_t stream) {
-    ProblemShape ps{L.n, L.m, L.kp, 1};
-    auto layout_a = Cfg::SparseConfig::fill_layoutA(ps);
-    auto layout_e = Cfg::SparseConfig::fill_layoutE(ps);
-    auto stride_b = cutlass::make_cute_packed_stride(typename Cfg::StrideB{}, make_shape(L.m, L.kp, 1));
-    auto stride_d = cutlass::make_cute_packed_stride(typename Cfg::StrideD{}, make_shape(L.n, L.m, 1));
-    cutlass::KernelHardwareInfo hw;
-    hw.device_id = L.device;
-    hw.sm_count = L.sms;
-    typename Cfg::Gemm::Arguments args{
-        cutlass::gemm::GemmUniversalMode::kGemm,
-        ps,
-        {(const int8_t *)L.wc, layout_a, (const int8_t *)L.q, stride_b,
-         (const typename Cfg::Mainloop::ElementE *)L.meta, layout_e},
-        {{{}, {L.sa, 0.f, {}}, {L.sb, 0.f, {}}, {(const cutlass::bfloat16_t *)L.bias, {}, {}}, {}},
-         nullptr,
-         stride_d,
-         (ElementD *)L.y,
-         stride_d},
-        hw};
-    using Raster = cutlass::gemm::kernel::detail::RasterOrderOptions;
-    args.scheduler.max_swizzle_size = 1 << (L.order & 15);
-    args.scheduler.raster_order = (L.order >> 4) == 1   ? Raster::AlongM
-                                  : (L.order >> 4) == 2 ? Raster::AlongN
-                                                        : Raster::Heuristic;
-    typename Cfg::Gemm gemm;
-    cutlass::Status st = gemm.can_implement(args);
-    if (st != cutlass::Status::kSuccess)
-        return ss_fail(SS_EINVAL, "tensor '%s': CUTLASS sparse GEMM M %d N %d K' %d refused: %s",
-                       name, L.m, L.n, L.kp, cutlass::cutlassGetStatusString(st));
-    size_t wsb = Cfg::Gemm::get_workspace_size(args);
-    if (wsb)
-        SS_TRY(ss_cuda_buf_reserve(ws, wsb, name, "GEMM workspace"));
-    st = gemm.initialize(args, wsb ? ws->p : nullptr, stream);
-    if (st == cutlass::Status::kSuccess)
-        st = gemm.run(stream);
-    if (st != cutlass::Status::kSuccess) {
-        cudaError_t e = cudaGetLastError();
-        return ss_fail(SS_ECUDA, "tensor '%s': CUTLASS sparse GEMM M %d N %d K' %d: %s (%s)", name,
-                       L.m, L.n, L.kp, cutlass::cutlassGetStatusString(st), cudaGetErrorString(e));
-    }
-    return SS_OK;
-}
+                                                           SparseConfig, cutlass::arch::Sm90>>;
 } // namespace ss_sm90sp
 
 using namespace ss_sm90sp;
@@ -220,7 +70,9 @@ typedef struct {
 
 typedef struct {
     ss_gpu_linear g;       /* first */
-    void *wc, *meta;       /* compressed W' (n_pad, K') and its metadata, device */
+    ss_backend backend;    /* SS_BACKEND_SM90SP or SS_BACKEND_SM90DENSE */
+    void *wc, *meta;       /* compressed W' (n_pad, K') and its metadata, device;
+                              sm90dense: W (n_pad, ceil32(K)) and NULL */
     float *sb_full;        // (n_pad) device: per-channel scale (broadcast when per-tensor)
     uint16_t *bias_full;   // (n_pad) device BF16: the bias, -0.0 where none
     const float *last_sa;  /* token scales of the last quant stage (the GEMM stage's) */
@@ -235,7 +87,7 @@ static int pick_alg(sm_linear *c, int64_t m) {
         if (c->pins[i].m_pad == mp)
             return c->pins[i].alg;
     ss_gpu_tune_key key = ss_gpu_linear_key(g, mp);
-    const ss_tune_entry *e = ss_gpu_tuned(g->ctx, SS_BACKEND_SM90SP, &key);
+    const ss_tune_entry *e = ss_gpu_tuned(g->ctx, c->backend, &key);
     if (e && e->best.alg_id >= 0 && e->best.alg_id < SM_ALGOS)
         return e->best.alg_id;
     return heuristic_alg(m, g->n_pad, ss_cuda(g->ctx)->sms);
@@ -249,8 +101,16 @@ static ss_status gemm_fused(sm_linear *c, const void *q, const float *sa, int64_
     Launch L = {c->wc, c->meta, q, sa, c->sb_full, c->bias_full, (int)m, (int)g->n_pad,
                 (int)g->kq, y, st->device, st->sms, kOrder[alg % SM_ORDERS]};
     cudaStream_t s = ss_cuda_stream(g->ctx);
-    return alg / SM_ORDERS == 0 ? run<Coop>(L, &st->workspace, g->name, s)
-                                : run<Ping>(L, &st->workspace, g->name, s);
+    ss_cuda_buf *ws = &st->workspace;
+    if (c->backend == SS_BACKEND_SM90DENSE)
+        return alg / SM_ORDERS == 0 ? run<Coop<false>>(L, ws, g->name, s)
+                                    : run<Ping<false>>(L, ws, g->name, s);
+    return alg / SM_ORDERS == 0 ? run<Coop<true>>(L, ws, g->name, s)
+                                : run<Ping<true>>(L, ws, g->name, s);
+}
+
+static const char *sm_name(const sm_linear *c) {
+    return c->backend == SS_BACKEND_SM90DENSE ? "sm90dense" : "sm90sp";
 }
 
 /* The fused GEMM into the caller's y (m, n): directly when the row pitch
@@ -286,9 +146,9 @@ static ss_status sm_quant_rmsnorm(ss_linear *lin, const uint16_t *x, const uint1
 static ss_status sm_gemm(ss_linear *lin, const void *q, int64_t m, void *d) {
     sm_linear *c = (sm_linear *)lin;
     if (!c->last_sa)
-        return ss_fail(SS_EINVAL, "tensor '%s': sm90sp GEMM stage: the dequant is fused into the "
+        return ss_fail(SS_EINVAL, "tensor '%s': %s GEMM stage: the dequant is fused into the "
                        "GEMM and needs the token scales of a quant stage on this linear first, "
-                       "found none", c->g.name);
+                       "found none", c->g.name, sm_name(c));
     return gemm_into(c, q, c->last_sa, m, d);
 }
 
@@ -393,7 +253,8 @@ static ss_status sm_forward_residual(ss_linear *lin, const uint16_t *x, const ui
 // --- create / destroy ------------------------------------------------------------------
 
 static ss_status no_raw_gemm(ss_gpu_linear *g, const void *q, int64_t m_pad, void *d) {
-    return ss_fail(SS_EUNSUPPORTED, "tensor '%s': sm90sp has no unfused GEMM", g->name);
+    return ss_fail(SS_EUNSUPPORTED, "tensor '%s': %s has no unfused GEMM", g->name,
+                   sm_name((const sm_linear *)g));
 }
 
 static void sm_destroy(ss_linear *lin) {
@@ -409,17 +270,29 @@ static void sm_destroy(ss_linear *lin) {
     free(c);
 }
 
-static const char *sm_supports(const ss_context *ctx, ss_dtype wdtype, ss_pattern p) {
+/* The rules both backends share (the pattern rule is each one's own). */
+static const char *sm90_reason(const ss_context *ctx, ss_dtype wdtype, int dense) {
     const ss_cuda_state *st = ss_cuda(ctx);
-    if (ss_pattern_is_dense(p))
-        return "dense weights: use cublaslt";
     if (wdtype == SS_DTYPE_F8_E4M3)
-        return "FP8 not yet (sm90sp runs INT8 only)";
+        return dense ? "FP8 not yet (sm90dense runs INT8 only)"
+                     : "FP8 not yet (sm90sp runs INT8 only)";
     if (wdtype != SS_DTYPE_I8)
-        return "sm90sp takes I8 weights";
+        return dense ? "sm90dense takes I8 weights" : "sm90sp takes I8 weights";
     if (st->cc_major != 9 || st->cc_minor != 0)
         return "needs sm_90 (compute capability 9.0) and a build with CUTLASS";
     return NULL;
+}
+
+static const char *sm_supports(const ss_context *ctx, ss_dtype wdtype, ss_pattern p) {
+    if (ss_pattern_is_dense(p))
+        return "dense weights: use cublaslt or sm90dense";
+    return sm90_reason(ctx, wdtype, 0);
+}
+
+static const char *dense_supports(const ss_context *ctx, ss_dtype wdtype, ss_pattern p) {
+    if (!ss_pattern_is_dense(p))
+        return "sm90dense runs dense weights only (2:4 patterns: sm90sp)";
+    return sm90_reason(ctx, wdtype, 1);
 }
 
 /* CUTLASS's SM90 compressor on the device copy of W' (n_pad, K'). */
@@ -508,23 +381,30 @@ fail:
     return rc;
 }
 
-static ss_status sm_create(ss_context *ctx, const ss_linear_desc *d, const ss_linear_weights *w,
-                           ss_linear **out) {
+/* Both backends: sm90dense keeps W as the dense A operand (zero-padded to
+ * (n_pad, ceil32(K)): zero columns add nothing), sm90sp compresses W'. */
+static ss_status create_as(ss_backend b, ss_context *ctx, const ss_linear_desc *d,
+                           const ss_linear_weights *w, ss_linear **out) {
+    const char *bn = b == SS_BACKEND_SM90DENSE ? "sm90dense" : "sm90sp";
     if (d->out_dtype != SS_DTYPE_BF16)
-        return ss_fail(SS_EUNSUPPORTED, "tensor '%s': sm90sp writes BF16 output only (the fused "
-                       "epilogue), found out_dtype %s", d->name, ss_dtype_name(d->out_dtype));
+        return ss_fail(SS_EUNSUPPORTED, "tensor '%s': %s writes BF16 output only (the fused "
+                       "epilogue), found out_dtype %s", d->name, bn, ss_dtype_name(d->out_dtype));
     sm_linear *c = (sm_linear *)calloc(1, sizeof *c);
     if (!c)
         return ss_fail(SS_ENOMEM, "tensor '%s': out of host memory", d->name);
+    c->backend = b;
     ss_gpu_linear *g = &c->g;
     ss_status s = ss_gpu_linear_init(g, ctx, d, w, no_raw_gemm);
     g->ddt = SS_DTYPE_BF16; /* the GEMM stage writes the dequantized output */
+    /* 16-byte TMA rows of W' and q; always true (ss_slid_k pads to 32) */
     if (s == SS_OK && g->kq % 32 != 0)
-        s = ss_fail(SS_EINVAL, "tensor '%s': sm90sp expects K' %% 32 == 0, found K' %lld", d->name,
-                    (long long)g->kq);
+        s = ss_fail(SS_EINVAL, "tensor '%s': %s expects K' %% 32 == 0, found K' %lld", d->name,
+                    bn, (long long)g->kq);
     if (s == SS_OK)
         s = upload_epilogue(c, d, w);
-    if (s == SS_OK)
+    if (s == SS_OK && b == SS_BACKEND_SM90DENSE)
+        s = ss_gpu_upload_rows(&c->wc, w->w, g->n, g->k, g->n_pad, g->kq, 1, g->name);
+    else if (s == SS_OK)
         s = compress(c, w->w);
     if (s != SS_OK) {
         sm_destroy(&g->base);
@@ -534,15 +414,27 @@ static ss_status sm_create(ss_context *ctx, const ss_linear_desc *d, const ss_li
     return SS_OK;
 }
 
+static ss_status sm_create(ss_context *ctx, const ss_linear_desc *d, const ss_linear_weights *w,
+                           ss_linear **out) {
+    return create_as(SS_BACKEND_SM90SP, ctx, d, w, out);
+}
+
+static ss_status dense_create(ss_context *ctx, const ss_linear_desc *d, const ss_linear_weights *w,
+                              ss_linear **out) {
+    return create_as(SS_BACKEND_SM90DENSE, ctx, d, w, out);
+}
+
 // --- the tuner's candidates (slidesparse/tune.h) ----------------------------------------
 
 static int sm_algo_count(ss_linear *lin, int64_t mp) { return SM_ALGOS; }
 
 static ss_status sm_algo_get(ss_linear *lin, int64_t mp, int i, ss_algo *out) {
+    sm_linear *c = (sm_linear *)lin;
     if (i < 0 || i >= SM_ALGOS)
-        return ss_fail(SS_EINVAL, "tensor '%s': sm90sp algorithm %d of %d", lin->name, i, SM_ALGOS);
+        return ss_fail(SS_EINVAL, "tensor '%s': %s algorithm %d of %d", lin->name, sm_name(c), i,
+                       SM_ALGOS);
     memset(out, 0, sizeof *out);
-    out->backend = SS_BACKEND_SM90SP;
+    out->backend = c->backend;
     out->alg_id = i;
     out->split_k = 1;
     snprintf(out->desc, sizeof out->desc, "%s %s", kVariant[i / SM_ORDERS],
@@ -552,9 +444,10 @@ static ss_status sm_algo_get(ss_linear *lin, int64_t mp, int i, ss_algo *out) {
 
 static ss_status sm_algo_set(ss_linear *lin, int64_t mp, const ss_algo *a) {
     sm_linear *c = (sm_linear *)lin;
-    if (a && (a->alg_id < 0 || a->alg_id >= SM_ALGOS))
-        return ss_fail(SS_EINVAL, "tensor '%s': expected an sm90sp algorithm 0..%d, found %d",
-                       lin->name, SM_ALGOS - 1, a->alg_id);
+    if (a && (a->backend != c->backend || a->alg_id < 0 || a->alg_id >= SM_ALGOS))
+        return ss_fail(SS_EINVAL, "tensor '%s': expected an %s algorithm 0..%d, found %s %d",
+                       lin->name, sm_name(c), SM_ALGOS - 1, ss_backend_name(a->backend),
+                       a->alg_id);
     int hit;
     int slot = ss_gpu_plan_slot(c->pins, sizeof *c->pins, SM_PINS, mp, &c->next_evict, &hit);
     c->pins[slot].m_pad = a ? mp : 0;
@@ -562,12 +455,15 @@ static ss_status sm_algo_set(ss_linear *lin, int64_t mp, const ss_algo *a) {
     return SS_OK;
 }
 
-static ss_backend_ops make_ops(void) {
+static ss_backend_ops make_ops(const char *name,
+                               const char *(*supports)(const ss_context *, ss_dtype, ss_pattern),
+                               ss_status (*create)(ss_context *, const ss_linear_desc *,
+                                                   const ss_linear_weights *, ss_linear **)) {
     ss_backend_ops o;
     memset(&o, 0, sizeof o);
-    o.name = "sm90sp";
-    o.supports = sm_supports;
-    o.create = sm_create;
+    o.name = name;
+    o.supports = supports;
+    o.create = create;
     o.quant = sm_quant;
     o.gemm = sm_gemm;
     o.dequant = sm_dequant;
@@ -586,4 +482,6 @@ static ss_backend_ops make_ops(void) {
     return o;
 }
 
-extern "C" const ss_backend_ops ss_backend_sm90sp = make_ops();
+extern "C" const ss_backend_ops ss_backend_sm90sp = make_ops("sm90sp", sm_supports, sm_create);
+extern "C" const ss_backend_ops ss_backend_sm90dense =
+    make_ops("sm90dense", dense_supports, dense_create);

@@ -29,7 +29,7 @@ ss_status ss_linear_algo_set(ss_linear *lin, int64_t m, const ss_algo *a) {
         return ss_fail(SS_EINVAL, "tensor '%s': algo set: expected m > 0, found %lld", lin->name,
                        (long long)m);
     if (a && a->backend != SS_BACKEND_CUBLASLT && a->backend != SS_BACKEND_CUSPARSELT &&
-        a->backend != SS_BACKEND_SM90SP)
+        a->backend != SS_BACKEND_SM90SP && a->backend != SS_BACKEND_SM90DENSE)
         return ss_fail(SS_EINVAL, "tensor '%s': algorithm for backend %s given to %s", lin->name,
                        ss_backend_name(a->backend), lin->ops->name);
     return lin->ops->algo_set(lin, ss_linear_m_pad(m), a);

@@ -1,0 +1,200 @@
+/* Internal (sm90sp.cu, sm90dense.cu): the CUTLASS SM90 kernel family of the
+ * sm90sp / sm90dense backends: INT8 GEMM (2:4 sparse or dense A operand) with
+ * the dequant as one EVT epilogue node, two tile/schedule variants, and
+ * run<Cfg>() that launches one. The mapping onto CUTLASS and the epilogue's
+ * arithmetic are described at the top of sm90sp.cu.
+ *
+ * Each instantiation costs ~25-60 s of nvcc on one core, so the four live in
+ * two translation units that build in parallel: sm90sp.cu instantiates the
+ * sparse pair, sm90dense.cu the dense pair (the extern templates below keep
+ * sm90sp.cu from instantiating them again).
+ */
+#ifndef SS_LINEAR_SM90_GEMM_CUH
+#define SS_LINEAR_SM90_GEMM_CUH
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+#ifdef SS_HAVE_CUSPARSELT
+#include <cusparseLt.h>
+#endif
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "cute/tensor.hpp"
+#include "cutlass/cutlass.h"
+#include "cutlass/epilogue/collective/collective_builder.hpp"
+#include "cutlass/epilogue/fusion/sm90_callbacks_tma_warpspecialized.hpp"
+#include "cutlass/gemm/collective/collective_builder.hpp"
+#include "cutlass/gemm/device/gemm_universal_adapter.h"
+#include "cutlass/gemm/dispatch_policy.hpp"
+#include "cutlass/gemm/kernel/gemm_universal.hpp"
+#include "cutlass/kernel_hardware_info.h"
+#include "cutlass/transform/device/transform_universal_adapter.hpp"
+#include "cutlass/transform/kernel/sparse_gemm_compressor.hpp"
+#include "cutlass/util/packed_stride.hpp"
+
+extern "C" {
+#include "core/error.h"
+#include "linear/cuda_state.h"
+}
+
+namespace ss_sm90sp {
+using namespace cute;
+
+/* The dequant epilogue as one EVT compute node (acc converted int32 -> float
+ * with round-to-nearest by Sm90Compute). */
+template <class T>
+struct DequantFn {
+    CUTLASS_HOST_DEVICE T operator()(T acc, T sa, T sb, T bias) const {
+        return acc * sa * sb + bias; /* only instantiated for the Arguments probe */
+    }
+};
+template <int N>
+struct DequantFn<cutlass::Array<float, N>> {
+    CUTLASS_DEVICE cutlass::Array<float, N>
+    operator()(cutlass::Array<float, N> const &acc, cutlass::Array<float, N> const &sa,
+               cutlass::Array<float, N> const &sb, cutlass::Array<float, N> const &bias) const {
+        cutlass::Array<float, N> r;
+        CUTLASS_PRAGMA_UNROLL
+        for (int i = 0; i < N; ++i)
+            r[i] = __fadd_rn(__fmul_rn(__fmul_rn(acc[i], sa[i]), sb[i]), bias[i]);
+        return r;
+    }
+};
+
+using ProblemShape = Shape<int, int, int, int>;  /* (n_pad, m, K', 1) */
+using LayoutTagA = cutlass::layout::RowMajor;    /* W' (n_pad, K'), K-major */
+using LayoutTagB = cutlass::layout::ColumnMajor; /* q (m, K'), K-major */
+using LayoutTagD = cutlass::layout::ColumnMajor; /* Y (m, n_pad) row-major */
+using ElementD = cutlass::bfloat16_t;
+
+template <bool Sparse_, class Tile_, class Cluster_, class KSched_, class ESched_>
+struct Config {
+    static constexpr bool kSparse = Sparse_;
+    using OpClass = std::conditional_t<Sparse_, cutlass::arch::OpClassSparseTensorOp,
+                                       cutlass::arch::OpClassTensorOp>;
+    using Tile = Tile_;
+    static constexpr int kAlignAB = 16; /* 8-bit operands: 16 B */
+    static constexpr int kAlignD = 8;   /* bf16: 16 B */
+    using EVT = cutlass::epilogue::fusion::Sm90EVT<
+        cutlass::epilogue::fusion::Sm90Compute<DequantFn, ElementD, float,
+                                               cutlass::FloatRoundStyle::round_to_nearest>,
+        cutlass::epilogue::fusion::Sm90AccFetch,
+        cutlass::epilogue::fusion::Sm90RowBroadcast<0, Tile, float, float, Stride<_0, _1, _0>>,
+        cutlass::epilogue::fusion::Sm90ColBroadcast<0, Tile, float, float, Stride<_1, _0, _0>>,
+        cutlass::epilogue::fusion::Sm90ColBroadcast<0, Tile, cutlass::bfloat16_t, float,
+                                                    Stride<_1, _0, _0>>>;
+    using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
+        cutlass::arch::Sm90, OpClass, Tile, Cluster_,
+        cutlass::epilogue::collective::EpilogueTileAuto, int32_t, float, void, LayoutTagD, kAlignD,
+        ElementD, LayoutTagD, kAlignD, ESched_, EVT>::CollectiveOp;
+    using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
+        cutlass::arch::Sm90, OpClass, int8_t, LayoutTagA, kAlignAB,
+        int8_t, LayoutTagB, kAlignAB, int32_t, Tile, Cluster_,
+        cutlass::gemm::collective::StageCountAutoCarveout<
+            static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
+        KSched_>::CollectiveOp;
+    using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, Mainloop, Epilogue>;
+    using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+    using StrideA = typename Kernel::StrideA; /* dense only (sparse: SparseConfig's layout) */
+    using StrideB = typename Kernel::StrideB;
+    using StrideD = typename Kernel::StrideD;
+};
+
+/* The two best of h4's four (bench/sparse_gemm_sm90.md): Cooperative 128x256
+ * (tokens) wins from a few waves of tiles up, Pingpong 128x128 below; the
+ * dense baseline takes the same two. */
+template <bool Sparse>
+using Coop = Config<Sparse, Shape<_128, _256, _128>, Shape<_2, _1, _1>,
+                    cutlass::gemm::KernelTmaWarpSpecializedCooperative,
+                    cutlass::epilogue::TmaWarpSpecializedCooperative>;
+template <bool Sparse>
+using Ping = Config<Sparse, Shape<_128, _128, _128>, Shape<_1, _1, _1>,
+                    cutlass::gemm::KernelTmaWarpSpecializedPingpong,
+                    cutlass::epilogue::TmaWarpSpecialized>;
+using SparseConfig = typename Coop<true>::Mainloop::SparseConfig;
+static_assert(std::is_same_v<SparseConfig, typename Ping<true>::Mainloop::SparseConfig>,
+              "both variants must read the same compressed weight layout");
+
+/* One launch's operands (device pointers). */
+struct Launch {
+    const void *wc, *meta, *q; /* dense: wc = W (n_pad, K'), meta NULL */
+    const float *sa, *sb;
+    const uint16_t *bias;
+    int m, n, kp;
+    void *y; /* (m, n) bf16, ld n */
+    int device, sms;
+    int order; /* (raster << 4) | log2(swizzle) */
+};
+
+/* The mainloop's operands: compressed W' + metadata, or the dense W. */
+template <class Cfg>
+inline typename Cfg::Mainloop::Arguments mainloop_args(const Launch &L, ProblemShape ps) {
+    auto stride_b = cutlass::make_cute_packed_stride(typename Cfg::StrideB{}, make_shape(L.m, L.kp, 1));
+    if constexpr (Cfg::kSparse) {
+        return {(const int8_t *)L.wc, SparseConfig::fill_layoutA(ps), (const int8_t *)L.q,
+                stride_b, (const typename Cfg::Mainloop::ElementE *)L.meta,
+                SparseConfig::fill_layoutE(ps)};
+    } else {
+        auto stride_a = cutlass::make_cute_packed_stride(typename Cfg::StrideA{},
+                                                         make_shape(L.n, L.kp, 1));
+        return {(const int8_t *)L.wc, stride_a, (const int8_t *)L.q, stride_b};
+    }
+}
+
+/* Builds the arguments (TMA descriptors: a few µs of host work), takes the
+ * workspace from the context and runs on `stream`. Not static: sm90dense.cu
+ * instantiates the dense pair for sm90sp.cu. */
+template <class Cfg>
+ss_status run(const Launch &L, ss_cuda_buf *ws, const char *name, cudaStream_t stream) {
+    ProblemShape ps{L.n, L.m, L.kp, 1};
+    const char *kind = Cfg::kSparse ? "sparse" : "dense";
+    auto stride_d = cutlass::make_cute_packed_stride(typename Cfg::StrideD{}, make_shape(L.n, L.m, 1));
+    cutlass::KernelHardwareInfo hw;
+    hw.device_id = L.device;
+    hw.sm_count = L.sms;
+    typename Cfg::Gemm::Arguments args{
+        cutlass::gemm::GemmUniversalMode::kGemm,
+        ps,
+        mainloop_args<Cfg>(L, ps),
+        {{{}, {L.sa, 0.f, {}}, {L.sb, 0.f, {}}, {(const cutlass::bfloat16_t *)L.bias, {}, {}}, {}},
+         nullptr,
+         stride_d,
+         (ElementD *)L.y,
+         stride_d},
+        hw};
+    using Raster = cutlass::gemm::kernel::detail::RasterOrderOptions;
+    args.scheduler.max_swizzle_size = 1 << (L.order & 15);
+    args.scheduler.raster_order = (L.order >> 4) == 1   ? Raster::AlongM
+                                  : (L.order >> 4) == 2 ? Raster::AlongN
+                                                        : Raster::Heuristic;
+    typename Cfg::Gemm gemm;
+    cutlass::Status st = gemm.can_implement(args);
+    if (st != cutlass::Status::kSuccess)
+        return ss_fail(SS_EINVAL, "tensor '%s': CUTLASS %s GEMM M %d N %d K' %d refused: %s",
+                       name, kind, L.m, L.n, L.kp, cutlass::cutlassGetStatusString(st));
+    size_t wsb = Cfg::Gemm::get_workspace_size(args);
+    if (wsb)
+        SS_TRY(ss_cuda_buf_reserve(ws, wsb, name, "GEMM workspace"));
+    st = gemm.initialize(args, wsb ? ws->p : nullptr, stream);
+    if (st == cutlass::Status::kSuccess)
+        st = gemm.run(stream);
+    if (st != cutlass::Status::kSuccess) {
+        cudaError_t e = cudaGetLastError();
+        return ss_fail(SS_ECUDA, "tensor '%s': CUTLASS %s GEMM M %d N %d K' %d: %s (%s)", name,
+                       kind, L.m, L.n, L.kp, cutlass::cutlassGetStatusString(st), cudaGetErrorString(e));
+    }
+    return SS_OK;
+}
+
+/* Built in sm90dense.cu (explicit instantiations). */
+extern template ss_status run<Coop<false>>(const Launch &, ss_cuda_buf *, const char *,
+                                           cudaStream_t);
+extern template ss_status run<Ping<false>>(const Launch &, ss_cuda_buf *, const char *,
+                                           cudaStream_t);
+} // namespace ss_sm90sp
+
+#endif

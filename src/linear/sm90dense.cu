@@ -1,0 +1,11 @@
+/* The dense pair of the sm90sp kernel family (linear/sm90_gemm.cuh): plain
+ * wgmma with the same tiles, schedules and fused dequant epilogue as the 2:4
+ * kernels, used by the sm90dense backend (sm90sp.cu). A file of its own so
+ * its two instantiations compile in parallel with sm90sp.cu's two.
+ */
+#include "linear/sm90_gemm.cuh"
+
+namespace ss_sm90sp {
+template ss_status run<Coop<false>>(const Launch &, ss_cuda_buf *, const char *, cudaStream_t);
+template ss_status run<Ping<false>>(const Launch &, ss_cuda_buf *, const char *, cudaStream_t);
+} // namespace ss_sm90sp
