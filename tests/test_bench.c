@@ -115,6 +115,16 @@ static void test_kernel_cpu(void **st) {
     assert_int_equal(r.tuned, 0);
     assert_true(r.reused >= tuned_first);
     assert_non_null(strstr(r.table_status, "loaded"));
+    ss_bench_kernel_result_free(&r);
+    /* a new M is tuned for itself, not served by the nearest tuned M */
+    int64_t ms3[3] = {16, 48, 64};
+    o.ms = ms3;
+    o.n_m = 3;
+    assert_ok(ss_bench_kernel(&o, &r));
+    assert_true(r.tuned > 0);
+    assert_true(r.tuned <= tuned_first);
+    o.ms = ms;
+    o.n_m = 2;
     double x;
     assert_fails(ss_bench_total(&r, 4, SS_DTYPE_I8, pats[0], 999, SS_LEVEL_GEMM, &x), SS_EINVAL,
                  "M 999");

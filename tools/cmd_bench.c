@@ -19,7 +19,7 @@ static void usage(FILE *f) {
             "  --m LIST           default 64,128,256,512,1024,2048,4096,8192,16384\n"
             "  --square           M = N = K for each M (the paper's sweep)\n"
             "  --out DIR          CSVs under DIR/benchmark_kernel/... (default .)\n"
-            "  --tuning-dir DIR   default ./tuning; shapes it lacks are tuned now and saved\n"
+            "  --tuning-dir DIR   default ./tuning; (shape, M) pairs it lacks are tuned now and saved\n"
             "  --no-tune          use the heuristic where the table has no entry\n"
             "  --backend B        auto (GPU when present), gpu, cpu\n"
             "  --sm90sp           sparse side on the sm90sp backend (CUTLASS SM90 2:4 GEMM,\n"

@@ -1,7 +1,7 @@
 /* The kernel benchmark (tasks 6-8): dense vs every slid pattern for each
  * projection of a model and each M, at two levels (GEMM alone with the tuned
  * algorithm; the whole linear layer), written as CSVs in the layout of
- * slidesparse/bench.h. Shapes the tuning table lacks are tuned on the spot
+ * slidesparse/bench.h. (Shape, M) pairs the tuning table lacks are tuned on the spot
  * (and the table saved), so a second run reuses them.
  */
 #include <stdio.h>
@@ -40,13 +40,16 @@ static ss_status push_row(bench *b, const ss_bench_row *r) {
     return SS_OK;
 }
 
-/* The table's algorithm for (f, m), searching it first when the shape has no
- * entry at all; pins it on the linear. Fills the row's algorithm fields. */
+/* The table's algorithm for (f, m), searching it first when the table has no
+ * entry tuned at this very M (an algorithm tuned at another M can be far off:
+ * cuBLASLt's M 256 choice costs ~20% at M 64); with --no-tune the nearest
+ * entry by the lookup rule. Pins it on the linear; fills the row's fields. */
 static ss_status apply_algo(bench *b, ss_fixture *f, int64_t m, ss_bench_row *row) {
     const ss_bench_kernel_opts *o = b->o;
     int64_t mp = ss_linear_m_pad(m), n32 = ss_ceil32(f->n);
     ss_dtype in = f->desc.wdtype, out = f->desc.gemm_out;
-    const ss_tune_entry *e = ss_tune_table_lookup(b->table, f->backend, in, out, n32, f->kq, mp);
+    const ss_tune_entry *e = o->no_tune ? ss_tune_table_lookup(b->table, f->backend, in, out, n32, f->kq, mp)
+                                        : ss_tune_table_find(b->table, f->backend, in, out, n32, f->kq, mp);
     if (!e && !o->no_tune) {
         ss_tune_progress pg = {.what = "tuning", .index = 0, .total = 1, .eta_s = -1};
         ss_tune_entry ne;
