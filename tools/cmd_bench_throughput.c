@@ -28,7 +28,7 @@ static void on_sigint(int sig) {
 static void usage(FILE *f, const char *stage) {
     int pre = !strcmp(stage, "prefill");
     fprintf(f,
-            "usage: slidesparse bench %s --model DIR [--backend cpu|cublaslt|cusparselt|sm90sp] [--device I]\n"
+            "usage: slidesparse bench %s --model DIR [--backend cpu|cublaslt|cusparselt|sm90sp|sm90dense] [--device I]\n"
             "        [--M %s] [--scale quick|full | --num-prompts-scale F] [--out DIR]\n"
             "        [--seed N] [--gpu-memory-fraction F] [--kv-memory-mb MB] [--profile]\n"
             "  Workload per M (SPEC §8): %s\n"
@@ -231,7 +231,7 @@ static int run(ss_stage st, int argc, char **argv) {
     ss_backend backend;
     if (backend_s) {
         if (ss_backend_parse(backend_s, &backend) != SS_OK) {
-            cli_error(cmdname, "--backend '%s': expected cpu, cublaslt, cusparselt or sm90sp", backend_s);
+            cli_error(cmdname, "--backend '%s': expected cpu, cublaslt, cusparselt, sm90sp or sm90dense", backend_s);
             return 2;
         }
     } else {
