@@ -63,6 +63,19 @@ static int same_shape(const ss_tune_entry *e, ss_backend b, ss_dtype in, ss_dtyp
     return e->backend == b && e->in == in && e->out == out && e->n == n && e->k == k;
 }
 
+/* arr (n used of *cap elements of elem bytes) with room for one more: the
+ * same pointer, or the array doubled (from `first`); NULL when out of memory
+ * (arr and *cap unchanged). */
+static void *grow(void *arr, size_t *cap, size_t n, size_t elem, size_t first) {
+    if (n < *cap)
+        return arr;
+    size_t c = *cap ? *cap * 2 : first;
+    void *p = realloc(arr, c * elem);
+    if (p)
+        *cap = c;
+    return p;
+}
+
 ss_status ss_tune_table_put(ss_tune_table *t, const ss_tune_entry *e) {
     if (!t || !e)
         return ss_fail(SS_EINVAL, "tuning table: table or entry is NULL");
@@ -71,14 +84,10 @@ ss_status ss_tune_table_put(ss_tune_table *t, const ss_tune_entry *e) {
             t->e[i] = *e;
             return SS_OK;
         }
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 64;
-        ss_tune_entry *ne = realloc(t->e, cap * sizeof *ne);
-        if (!ne)
-            return ss_fail(SS_ENOMEM, "tuning table: out of memory for %zu entries", cap);
-        t->e = ne;
-        t->cap = cap;
-    }
+    ss_tune_entry *ne = grow(t->e, &t->cap, t->n, sizeof *t->e, 64);
+    if (!ne)
+        return ss_fail(SS_ENOMEM, "tuning table: out of memory for %zu entries", t->n + 1);
+    t->e = ne;
     t->e[t->n++] = *e;
     return SS_OK;
 }
@@ -156,14 +165,10 @@ ss_status ss_tune_table_put_kernel(ss_tune_table *t, const ss_tune_kernel_entry 
             t->ke[i] = *e;
             return SS_OK;
         }
-    if (t->nk == t->kcap) {
-        size_t cap = t->kcap ? t->kcap * 2 : 16;
-        ss_tune_kernel_entry *ne = realloc(t->ke, cap * sizeof *ne);
-        if (!ne)
-            return ss_fail(SS_ENOMEM, "tuning table: out of memory for %zu kernel entries", cap);
-        t->ke = ne;
-        t->kcap = cap;
-    }
+    ss_tune_kernel_entry *ne = grow(t->ke, &t->kcap, t->nk, sizeof *t->ke, 16);
+    if (!ne)
+        return ss_fail(SS_ENOMEM, "tuning table: out of memory for %zu kernel entries", t->nk + 1);
+    t->ke = ne;
     t->ke[t->nk++] = *e;
     return SS_OK;
 }
