@@ -26,6 +26,10 @@ run_ok "$B" tune --preset tiny-bitnet --m-coarse 16,64 --m-fine 16,32 --sparsity
 grep -q " 0 entries tuned" out || fail "second tune re-tuned: $(cat out)"
 grep -q "tuning: loaded" out || fail "second tune did not load the table: $(cat out)"
 echo "ok: tune reuses its table"
+run_ok "$B" tune --preset tiny-bitnet --dtype int8 --sparsity 2_8 --m-coarse 16 --m-fine 16 --sm90sp --sm90dense \
+  --tuning-dir t90 "${common[@]}"
+grep -q "no GPU context, the CPU backend stands in" out || fail "tune --sm90sp on the CPU: no note: $(head -3 out)"
+[[ -s t90/CPU_cc0_cpu/tuning.json ]] || fail "tune --sm90sp on the CPU wrote no table"
 
 # --- bench kernel: CSV layout, banner, table reuse ---------------------------------------
 run_ok "$B" bench kernel --preset tiny-bitnet --m 16,32 --task 6,7 --out res "${common[@]}"

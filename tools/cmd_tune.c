@@ -220,6 +220,8 @@ static void usage(FILE *f) {
             "  --warmup N --repeat N   per candidate (default 25 / 50)\n"
             "  --no-flush         do not flush L2 between iterations\n"
             "  --retune           re-time entries the table already holds\n"
+            "  --sm90sp           fine stage on the sm90sp backend (CUTLASS SM90 2:4, INT8)\n"
+            "  --sm90dense        coarse stage on the sm90dense backend (its dense twin)\n"
             "  --quiet            no progress lines\n");
 }
 
@@ -227,14 +229,15 @@ int cmd_tune(int argc, char **argv) {
     const char *preset = NULL, *model = NULL, *dt = "int8,fp8", *stage = "coarse,fine",
                *sp = "2_4,2_6,2_8,2_10", *mc = NULL, *mf = NULL, *root = "tuning", *backend = NULL,
                *device = NULL, *warm = NULL, *rep = NULL;
-    int quiet = 0, retune = 0, no_flush = 0;
+    int quiet = 0, retune = 0, no_flush = 0, sm90sp = 0, sm90dense = 0;
     const cli_option opts[] = {
         CLI_OPT("--preset", &preset), CLI_OPT("--model", &model), CLI_OPT("--dtype", &dt),
         CLI_OPT("--stage", &stage), CLI_OPT("--sparsity", &sp), CLI_OPT("--m-coarse", &mc),
         CLI_OPT("--m-fine", &mf), CLI_OPT("--tuning-dir", &root), CLI_OPT("--backend", &backend),
         CLI_OPT("--device", &device), CLI_OPT("--warmup", &warm), CLI_OPT("--repeat", &rep),
         CLI_FLAG("--quiet", &quiet), CLI_FLAG("--retune", &retune),
-        CLI_FLAG("--no-flush", &no_flush), CLI_END,
+        CLI_FLAG("--no-flush", &no_flush), CLI_FLAG("--sm90sp", &sm90sp), CLI_FLAG("--sm90dense", &sm90dense),
+        CLI_END,
     };
     int parsed = cli_parse("tune", argc, argv, opts, usage);
     if (parsed)
@@ -272,7 +275,11 @@ int cmd_tune(int argc, char **argv) {
                       .fine = fine, .m_coarse = mc ? m_c : NULL, .n_m_coarse = nmc,
                       .m_fine = mf ? m_f : NULL, .n_m_fine = nmf, .root = root, .retune = retune,
                       .warmup = (int)w, .repeat = (int)r, .no_flush = no_flush, .seed = 1,
-                      .progress = bcli_progress, .user = &out, .log = bcli_log};
+                      .progress = bcli_progress, .user = &out, .log = bcli_log,
+                      .dense_backend = sm90dense ? SS_BACKEND_SM90DENSE : SS_BACKEND_CPU,
+                      .sparse_backend = sm90sp ? SS_BACKEND_SM90SP : SS_BACKEND_CPU};
+    if ((sm90sp || sm90dense) && ss_context_device(ctx) < 0)
+        bcli_log(&out, "--sm90sp / --sm90dense: no GPU context, the CPU backend stands in");
     ss_tune_result res;
     double t0 = ss_monotonic_s();
     ss_status s = ss_tune_run(&o, &res);

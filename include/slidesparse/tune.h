@@ -247,6 +247,10 @@ typedef struct {
     const ss_pattern *patterns; /* fine stage */
     int n_patterns;
     int coarse, fine;           /* which stages run */
+    /* GPU contexts: the backend of the coarse (dense) and of the fine (slid)
+     * stage; SS_BACKEND_CPU (0) = cuBLASLt / cuSPARSELt. E.g. SS_BACKEND_SM90DENSE
+     * / SS_BACKEND_SM90SP tune those backends' tile variants x tile orders. */
+    ss_backend dense_backend, sparse_backend;
     const int64_t *m_coarse;    /* NULL: 256, 1024, 4096, 16384, 32768 */
     int n_m_coarse;
     const int64_t *m_fine;      /* NULL: 64, 128, ..., 32768 */

@@ -320,8 +320,8 @@ ss_status ss_tune_run(const ss_tune_opts *o, ss_tune_result *res) {
         if (mf[i] <= 0)
             return ss_fail(SS_EINVAL, "tune: fine M list: expected M > 0, found %lld", (long long)mf[i]);
     int gpu = ss_context_device(o->ctx) >= 0;
-    ss_backend bc = gpu ? SS_BACKEND_CUBLASLT : SS_BACKEND_CPU;
-    ss_backend bf = gpu ? SS_BACKEND_CUSPARSELT : SS_BACKEND_CPU;
+    ss_backend bc = !gpu ? SS_BACKEND_CPU : o->dense_backend ? o->dense_backend : SS_BACKEND_CUBLASLT;
+    ss_backend bf = !gpu ? SS_BACKEND_CPU : o->sparse_backend ? o->sparse_backend : SS_BACKEND_CUSPARSELT;
     ss_tune_key key;
     SS_TRY(ss_tune_key_of(o->ctx, &key));
     SS_TRY(ss_tune_table_path(o->root, &key, res->path, sizeof res->path));
