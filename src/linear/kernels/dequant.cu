@@ -138,23 +138,34 @@ __global__ void dequant_vec8(const void *__restrict__ d, int64_t ldd, const floa
     }
 }
 
+/* Blocks of 256 threads for `work` items; 0 when there is nothing to do,
+ * -1 when the grid would not fit. */
+int64_t grid_of(int64_t work) {
+    const int64_t blocks = (work + 255) / 256;
+    return blocks > INT32_MAX ? -1 : blocks;
+}
+
+bool aligned16(const void *p) { return (uintptr_t)p % 16 == 0; }
+
+/* Whether the 8-wide kernels can take a call: `cols` output columns per row
+ * (n, or inter for the GLU), 16-byte rows and pointers. */
+bool vec8_ok(int64_t cols, int64_t ldd, const void *d, const void *out, const uint16_t *bias,
+             const float *sb, int sb_pc) {
+    return cols % 8 == 0 && ldd % 8 == 0 && aligned16(d) && aligned16(out) && (!bias || aligned16(bias)) &&
+           (!sb || !sb_pc || aligned16(sb));
+}
+
 template <int D, bool YF32>
 cudaError_t launch(const void *d, int64_t ldd, const float *sa, const float *sb, int sb_pc,
                    const uint16_t *bias, int64_t m, int64_t n, void *y, cudaStream_t stream) {
-    const int threads = 256;
-    const bool vec = n % 8 == 0 && ldd % 8 == 0 && (uintptr_t)d % 16 == 0 &&
-                     (uintptr_t)y % 16 == 0 && (!bias || (uintptr_t)bias % 16 == 0) &&
-                     (!sb || !sb_pc || (uintptr_t)sb % 16 == 0);
-    const int64_t work = vec ? m * (n / 8) : m * n;
-    if (work == 0)
-        return cudaSuccess;
-    const int64_t blocks = (work + threads - 1) / threads;
-    if (blocks > INT32_MAX)
-        return cudaErrorInvalidValue;
+    const bool vec = vec8_ok(n, ldd, d, y, bias, sb, sb_pc);
+    const int64_t blocks = grid_of(vec ? m * (n / 8) : m * n);
+    if (blocks <= 0)
+        return blocks == 0 ? cudaSuccess : cudaErrorInvalidValue;
     if (vec)
-        dequant_vec8<D, YF32><<<(unsigned)blocks, threads, 0, stream>>>(d, ldd, sa, sb, sb_pc, bias, m, n, y);
+        dequant_vec8<D, YF32><<<(unsigned)blocks, 256, 0, stream>>>(d, ldd, sa, sb, sb_pc, bias, m, n, y);
     else
-        dequant_scalar<D, YF32><<<(unsigned)blocks, threads, 0, stream>>>(d, ldd, sa, sb, sb_pc, bias, m, n, y);
+        dequant_scalar<D, YF32><<<(unsigned)blocks, 256, 0, stream>>>(d, ldd, sa, sb, sb_pc, bias, m, n, y);
     return cudaGetLastError();
 }
 
@@ -330,21 +341,11 @@ __global__ void dequant_residual_scalar(const void *__restrict__ d, int64_t ldd,
     x[i] = (uint16_t)f32_to_bf16_bits(__fadd_rn(__uint_as_float((uint32_t)x[i] << 16), y));
 }
 
-/* Blocks of 256 threads for `work` items; 0 when there is nothing to do,
- * -1 when the grid would not fit. */
-int64_t grid_of(int64_t work) {
-    const int64_t blocks = (work + 255) / 256;
-    return blocks > INT32_MAX ? -1 : blocks;
-}
-
-bool aligned16(const void *p) { return (uintptr_t)p % 16 == 0; }
-
 template <int D, bool RELU2>
 cudaError_t launch_glu(const void *d, int64_t ldd, const float *sa, const float *sb, int sb_pc,
                        const uint16_t *bias, int64_t m, int64_t inter, uint16_t *act,
                        cudaStream_t stream) {
-    const bool vec = inter % 8 == 0 && ldd % 8 == 0 && aligned16(d) && aligned16(act) &&
-                     (!bias || aligned16(bias)) && (!sb || !sb_pc || aligned16(sb));
+    const bool vec = vec8_ok(inter, ldd, d, act, bias, sb, sb_pc);
     const int64_t blocks = grid_of(vec ? m * (inter / 8) : m * inter);
     if (blocks <= 0)
         return blocks == 0 ? cudaSuccess : cudaErrorInvalidValue;
@@ -367,8 +368,7 @@ template <int D>
 cudaError_t launch_residual(const void *d, int64_t ldd, const float *sa, const float *sb, int sb_pc,
                             const uint16_t *bias, int64_t m, int64_t n, uint16_t *x,
                             cudaStream_t stream) {
-    const bool vec = n % 8 == 0 && ldd % 8 == 0 && aligned16(d) && aligned16(x) &&
-                     (!bias || aligned16(bias)) && (!sb || !sb_pc || aligned16(sb));
+    const bool vec = vec8_ok(n, ldd, d, x, bias, sb, sb_pc);
     const int64_t blocks = grid_of(vec ? m * (n / 8) : m * n);
     if (blocks <= 0)
         return blocks == 0 ? cudaSuccess : cudaErrorInvalidValue;
