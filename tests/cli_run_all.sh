@@ -141,6 +141,8 @@ grep -q "start: task 2 " out11 && ! grep -q "start: task 1 " out11 || fail "--re
 grep -q -- "--redo 2: these tasks run again" r4/run_all_*.log || fail "--redo 2: the log does not say so"
 [[ $(grep -c '"state": "done"' "$S4") == 2 ]] || fail "--redo 2: tasks 1, 2 not done"
 expect_err "--redo without --resume" "needs --resume" -- "$B" run-all --out bad --redo 4
+expect_err "--redo unknown task" "unknown task '9'" -- "$B" run-all --out r4 --resume --redo 9
+expect_err "--stop-after zero" "--stop-after '0'" -- "$B" run-all --out bad --stop-after 0
 expect_err "--stop-after not a number" "--stop-after 'soon'" -- "$B" run-all --out bad --stop-after soon
 
 # --- a full disk mid-run (needs root for a small tmpfs; skipped otherwise) ------------------------
