@@ -3,7 +3,10 @@
  *   <out>/throughput_benchmark_results/<stage>/<GPU>_cc<cc>_<dtype>_<toolchain>/
  *       <backend>[/2_L]/<Model>_<stage>.csv
  * one row per M (merged with rows of other M already there, written atomically
- * after each M), then the speedup table of every backend found side by side. */
+ * after each M), then the speedup table of every backend found side by side.
+ * bench decode --soak SECONDS repeats one M instead and watches memory
+ * (bench_soak.c); it writes no throughput CSV. */
+#include "bench_soak.h"
 #include "cli.h"
 
 #include <math.h>
@@ -49,6 +52,20 @@ static void usage(FILE *f, const char *stage) {
             pre ? "P = min(M,1024), O = 1, S = ceil(M/1024), R = 128*S, T = S*P"
                 : "P = 16, O = 256, S = R = M, T = max(M,272)",
             stage);
+    if (pre)
+        return;
+    fprintf(f,
+            "  --soak SECONDS (exactly one --M): a memory soak instead of the benchmark. Serves the\n"
+            "    decode workload of M at least twice, then again until SECONDS of wall time have passed\n"
+            "    (checked after each repetition; Ctrl-C stops, exit 130). Prints device memory used\n"
+            "    (cudaMemGetInfo total - free) and host RSS (VmRSS, peak VmHWM) after load and after every\n"
+            "    repetition, then 'soak: N repetitions in S s, device memory after first repetition X MB,\n"
+            "    at end Y MB, growth Z MB'. Exit %d when the growth from the first repetition to the last\n"
+            "    exceeds %.0f MB (a leaked allocation shows as >= one 2 MB driver page). On a CPU context\n"
+            "    there is no device memory: host RSS is judged instead, with max(%.0f MB, %.0f%%) of\n"
+            "    tolerance for malloc's lazily trimmed arenas. Writes NO throughput CSV; writes\n"
+            "    DIR/soak_<M>.csv (one row per repetition, replaced atomically after each).\n",
+            SOAK_EXIT_GROWTH, SOAK_DEVICE_TOL_MB, SOAK_HOST_TOL_MB, 100 * SOAK_HOST_TOL_FRAC);
 }
 
 /* "64,128" -> ms; 0 on junk. */
@@ -144,14 +161,16 @@ static int run(ss_stage st, int argc, char **argv) {
     char cmdname[32];
     snprintf(cmdname, sizeof cmdname, "bench %s", cmd);
     const char *model = NULL, *backend_s = NULL, *dev_s = NULL, *m_s = NULL, *scale_s = NULL,
-               *nps_s = NULL, *out = ".", *seed_s = NULL, *frac_s = NULL, *kvmb_s = NULL;
+               *nps_s = NULL, *out = ".", *seed_s = NULL, *frac_s = NULL, *kvmb_s = NULL,
+               *soak_s = NULL;
     int profile = 0;
     const cli_option opts[] = {
         CLI_FLAG("--profile", &profile), CLI_OPT("--model", &model),
         CLI_OPT("--backend", &backend_s), CLI_OPT("--device", &dev_s), CLI_OPT("--M", &m_s),
         CLI_OPT("--scale", &scale_s), CLI_OPT("--num-prompts-scale", &nps_s),
         CLI_OPT("--out", &out), CLI_OPT("--seed", &seed_s),
-        CLI_OPT("--gpu-memory-fraction", &frac_s), CLI_OPT("--kv-memory-mb", &kvmb_s), CLI_END,
+        CLI_OPT("--gpu-memory-fraction", &frac_s), CLI_OPT("--kv-memory-mb", &kvmb_s),
+        CLI_OPT("--soak", &soak_s), CLI_END,
     };
     int parsed = cli_parse(cmdname, argc, argv, opts, NULL);
     if (parsed == CLI_HELP) {
@@ -179,6 +198,22 @@ static int run(ss_stage st, int argc, char **argv) {
         for (int64_t v = 64; v <= 512; v *= 2)
             ms[n_m++] = v;
     }
+    char *end;
+    double soak = 0;
+    if (soak_s) {
+        if (st != SS_STAGE_DECODE) {
+            cli_error(cmdname, "--soak is a decode soak: use bench decode --M M --soak SECONDS");
+            return 2;
+        }
+        if (!(soak = strtod(soak_s, &end)) || *end || !(soak > 0 && soak <= 604800)) {
+            cli_error(cmdname, "--soak '%.64s': expected a number of seconds in (0, 604800]", soak_s);
+            return 2;
+        }
+        if (n_m != 1) {
+            cli_error(cmdname, "--soak runs exactly one M, found %d (give --M 64, 128, 256 or 512)", n_m);
+            return 2;
+        }
+    }
     ss_workload wl[MAX_M];
     for (int i = 0; i < n_m; i++)
         if (ss_workload_make(st, ms[i], &wl[i]) != SS_OK)
@@ -196,7 +231,6 @@ static int run(ss_stage st, int argc, char **argv) {
             return 2;
         }
     }
-    char *end;
     if (nps_s && (!(scale = strtod(nps_s, &end)) || *end || !(scale > 0 && scale <= 1))) {
         cli_error(cmdname, "--num-prompts-scale '%s': expected a number in (0, 1]", nps_s);
         return 2;
@@ -305,6 +339,12 @@ static int run(ss_stage st, int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_sa);
     ss_serve_opts so = {.stop = &g_stop, .profile = profile, .on_step = profile ? print_step : NULL};
+    if (soak > 0) {
+        bench_soak_opts bo = {.cmd = cmdname, .ctx = ctx, .model = m, .kv_blocks = kv_blocks, .w = &wl[0],
+                              .seed = (uint64_t)seed, .seconds = soak, .out_dir = out, .serve = &so};
+        rc = bench_soak(&bo);
+        goto restore;
+    }
     for (int i = 0; i < n_m; i++) {
         const ss_workload *w = &wl[i];
         int64_t r = ss_workload_scaled_prompts(w, scale);
