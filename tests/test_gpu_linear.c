@@ -20,11 +20,13 @@
  *   - errors: weights larger than device memory -> SS_ENOMEM and no device
  *     memory leaked; a slid weight that is not 2:4-valid -> SS_EINVAL naming
  *     the tensor; supports() reasons; ss_context_describe.
- *   - sm90sp (CUTLASS SM90 2:4, dequant fused into the GEMM): INT8 2_4..2_16,
- *     2_inf, M 1..4096, K' not a multiple of the K tile, n not a multiple of
- *     32, per-tensor scale and no bias: forward, stages, GLU / residual
- *     forwards bit-exact vs the CPU; every tuner candidate bit-exact; errors
- *     (skipped with "skipped: needs sm_90 + CUTLASS build" elsewhere).
+ *   - sm90sp / sm90dense (CUTLASS SM90 2:4 / dense, dequant fused into the
+ *     GEMM): INT8 and FP8, 2_4..2_16, 2_inf and dense, M 1..4096, K' not a
+ *     multiple of the K tile, n not a multiple of 32, per-tensor scale and no
+ *     bias: forward, stages, GLU / residual forwards bit-exact vs the CPU for
+ *     INT8, within the 1e-2 normalized error above for FP8; every tuner
+ *     candidate likewise; errors (skipped with "skipped: needs sm_90 +
+ *     CUTLASS build" elsewhere).
  * SS_GPU_TEST_QUICK=1 keeps only the small shapes (for compute-sanitizer).
  * Without a CUDA device the program prints "skipped: no CUDA device" (77).
  */
@@ -760,33 +762,43 @@ static int sm90sp_skipped(ss_context *gpu) {
     return why != NULL;
 }
 
-/* One sm90sp layer (sm90dense for pattern "dense") against the CPU backend,
- * bit for bit (BF16 out): the forward, the staged form (quant -> fused GEMM
- * -> copy), and the GLU / residual forwards (relu2; n even). */
-static void run_sm90sp(ss_context *cpu, ss_context *gpu, const char *pattern, int64_t m,
-                       int64_t n, int64_t k, int per_channel, int with_bias, uint64_t seed) {
+/* The tolerance of an sm90 backend's BF16 output against the CPU: bit for
+ * bit for INT8 (exact S32 sums); for FP8 the normalized error (norm_err) of
+ * the other FP8 GPU backends, 1e-2: the tensor cores' F32 sums differ from the
+ * CPU's exact ones in the last bits, which can flip BF16 roundings. */
+static double sm90_tol(ss_dtype wdt) { return wdt == SS_DTYPE_F8_E4M3 ? 1e-2 : 0; }
+
+/* One sm90sp layer (sm90dense for pattern "dense") of weight dtype wdt against
+ * the CPU backend within sm90_tol (BF16 out): the forward, the staged form
+ * (quant -> fused GEMM -> copy), and the GLU / residual forwards (relu2; n
+ * even). */
+static void run_sm90(ss_context *cpu, ss_context *gpu, ss_dtype wdt, const char *pattern,
+                     int64_t m, int64_t n, int64_t k, int per_channel, int with_bias,
+                     uint64_t seed) {
     ss_pattern p;
     assert_ok(ss_pattern_parse(pattern, &p));
     int dense = ss_pattern_is_dense(p);
     ss_backend be = dense ? SS_BACKEND_SM90DENSE : SS_BACKEND_SM90SP;
     char name[160];
-    snprintf(name, sizeof name, "%s I8 %s m=%lld n=%lld k=%lld pc=%d bias=%d",
-             ss_backend_name(be), pattern, (long long)m, (long long)n, (long long)k, per_channel,
-             with_bias);
+    snprintf(name, sizeof name, "%s %s %s m=%lld n=%lld k=%lld pc=%d bias=%d",
+             ss_backend_name(be), ss_dtype_name(wdt), pattern, (long long)m, (long long)n,
+             (long long)k, per_channel, with_bias);
     ss_rng r = {seed};
     int64_t qc = ss_slid_k(p, k), mp = ss_linear_m_pad(m);
-    int8_t *wd = ss_test_random_weight(&r, SS_DTYPE_I8, n, k);
-    int8_t *w = malloc((size_t)(n * qc)); /* dense: (n, k) as given */
+    size_t es = ss_dtype_size(wdt);
+    void *wd = ss_test_random_weight(&r, wdt, n, k);
+    void *w = malloc((size_t)(n * qc) * es); /* dense: (n, k) as given */
     if (dense) {
-        memcpy(w, wd, (size_t)(n * k));
+        memcpy(w, wd, (size_t)(n * k) * es);
     } else {
-        assert_ok(ss_prune(SS_DTYPE_I8, wd, n, k, p, SS_DTYPE_F32, NULL));
-        assert_ok(ss_slide(SS_DTYPE_I8, wd, n, k, p, w));
+        assert_ok(ss_prune(wdt, wd, n, k, p, SS_DTYPE_F32, NULL));
+        assert_ok(ss_slide(wdt, wd, n, k, p, w));
     }
     uint16_t *x = ss_test_random_bf16(&r, m * k, 3.0);
     uint16_t *bias = ss_test_random_bf16(&r, n, 1.0);
     float *scale = ss_test_random_scales(&r, n);
-    ss_linear_desc d = ss_linear_desc_default(name, n, k, SS_DTYPE_I8);
+    double tol = sm90_tol(wdt);
+    ss_linear_desc d = ss_linear_desc_default(name, n, k, wdt);
     d.pattern = p;
     d.per_channel = per_channel;
     ss_linear_weights lw = {w, scale, with_bias ? bias : NULL};
@@ -804,28 +816,29 @@ static void run_sm90sp(ss_context *cpu, ss_context *gpu, const char *pattern, in
     assert_ok(ss_linear_forward_residual(lc, x, NULL, 0.0f, m, res_cpu));
 
     void *xg = dev_from(x, (size_t)(m * k) * 2), *yg = dev_alloc(yb), *dg = dev_alloc(yb);
-    void *qg = dev_alloc((size_t)(mp * qc)), *ag = dev_alloc(ab), *rg = dev_from(res, yb);
+    void *qg = dev_alloc((size_t)(mp * qc) * es), *ag = dev_alloc(ab), *rg = dev_from(res, yb);
     float *sag = dev_alloc((size_t)mp * sizeof(float));
     assert_ok(ss_linear_forward(lg, xg, m, yg));
     uint16_t *yh = host_from(yg, yb);
-    compare("Y (forward)", name, SS_DTYPE_BF16, yh, y, (size_t)(m * n), 0);
+    compare("Y (forward)", name, SS_DTYPE_BF16, yh, y, (size_t)(m * n), tol);
     free(yh);
     cudaMemset(yg, 0xff, yb); /* poison: the stages must write every element */
     assert_ok(ss_linear_quant(lg, xg, m, qg, sag));
     assert_ok(ss_linear_gemm(lg, qg, m, dg));
     assert_ok(ss_linear_dequant(lg, dg, sag, m, yg));
     yh = host_from(yg, yb);
-    compare("Y (stages)", name, SS_DTYPE_BF16, yh, y, (size_t)(m * n), 0);
+    compare("Y (stages)", name, SS_DTYPE_BF16, yh, y, (size_t)(m * n), tol);
     free(yh);
     if (n % 2 == 0) {
         assert_ok(ss_linear_forward_glu(lg, xg, NULL, 0.0f, m, 1, ag));
         uint16_t *ah = host_from(ag, ab);
-        compare("act (forward_glu relu2)", name, SS_DTYPE_BF16, ah, act, (size_t)(m * (n / 2)), 0);
+        compare("act (forward_glu relu2)", name, SS_DTYPE_BF16, ah, act, (size_t)(m * (n / 2)),
+                tol);
         free(ah);
     }
     assert_ok(ss_linear_forward_residual(lg, xg, NULL, 0.0f, m, rg));
     uint16_t *rh = host_from(rg, yb);
-    compare("resid (forward_residual)", name, SS_DTYPE_BF16, rh, res_cpu, (size_t)(m * n), 0);
+    compare("resid (forward_residual)", name, SS_DTYPE_BF16, rh, res_cpu, (size_t)(m * n), tol);
     free(rh);
 
     cudaFree(xg);
@@ -848,33 +861,49 @@ static void run_sm90sp(ss_context *cpu, ss_context *gpu, const char *pattern, in
     free(scale);
 }
 
+/* Every pattern at small M, odd shapes, M = 4096 in both variants, weight dtype wdt. */
+static void sm90sp_cases(fixture *f, ss_dtype wdt, uint64_t seed) {
+    static const char *pats[] = {"2_4", "2_6", "2_8", "2_10", "2_16", "2_inf"};
+    static const int64_t ms[] = {1, 17, 64};
+    for (size_t pi = 0; pi < sizeof pats / sizeof *pats; pi++)
+        for (size_t mi = 0; mi < sizeof ms / sizeof *ms; mi++)
+            run_sm90(f->cpu, f->gpu, wdt, pats[pi], ms[mi], 256, 320, 1, 1, seed++);
+    /* K' not a multiple of the 128-wide K tile, n not a multiple of 32 (scratch
+     * + trim path), per-tensor scale, no bias (-0.0 must stay -0.0) */
+    run_sm90(f->cpu, f->gpu, wdt, "2_8", 17, 200, 2565, 1, 1, seed++);
+    run_sm90(f->cpu, f->gpu, wdt, "2_4", 64, 136, 96, 0, 0, seed++);
+    run_sm90(f->cpu, f->gpu, wdt, "2_8", 33, 512, 2565, 0, 0, seed++);
+    if (quick())
+        return;
+    /* M = 4096: the first takes the cooperative 128x256 variant (tiles >
+     * two waves), the second Pingpong; FP8's CPU reference (double sums) is
+     * the slower one, hence its smaller n */
+    int fp8 = wdt == SS_DTYPE_F8_E4M3;
+    run_sm90(f->cpu, f->gpu, wdt, "2_4", 4096, fp8 ? 1280 : 2560, 2560, 1, 1, seed++);
+    run_sm90(f->cpu, f->gpu, wdt, "2_8", 4096, 640, 2565, 1, 1, seed++);
+}
+
 static void test_sm90sp(void **state) {
     fixture *f = *state;
     if (sm90sp_skipped(f->gpu))
         skip();
-    static const char *pats[] = {"2_4", "2_6", "2_8", "2_10", "2_16", "2_inf"};
-    static const int64_t ms[] = {1, 17, 64};
-    uint64_t seed = 900;
-    for (size_t pi = 0; pi < sizeof pats / sizeof *pats; pi++)
-        for (size_t mi = 0; mi < sizeof ms / sizeof *ms; mi++)
-            run_sm90sp(f->cpu, f->gpu, pats[pi], ms[mi], 256, 320, 1, 1, seed++);
-    /* K' not a multiple of the 128-wide K tile, n not a multiple of 32 (scratch
-     * + trim path), per-tensor scale, no bias (-0.0 must stay -0.0) */
-    run_sm90sp(f->cpu, f->gpu, "2_8", 17, 200, 2565, 1, 1, seed++);
-    run_sm90sp(f->cpu, f->gpu, "2_4", 64, 136, 96, 0, 0, seed++);
-    run_sm90sp(f->cpu, f->gpu, "2_8", 33, 512, 2565, 0, 0, seed++);
-    if (!quick()) { /* both variants: M = 4096 takes the cooperative 128x256 one */
-        run_sm90sp(f->cpu, f->gpu, "2_4", 4096, 2560, 2560, 1, 1, seed++);
-        run_sm90sp(f->cpu, f->gpu, "2_8", 4096, 640, 2565, 1, 1, seed++);
-    }
+    sm90sp_cases(f, SS_DTYPE_I8, 900);
 }
 
-/* Every tuner candidate (2 variants x 5 tile orders) of backend be is
- * bit-exact on the weights w (slid for p, or dense). */
+static void test_sm90sp_fp8(void **state) {
+    fixture *f = *state;
+    if (sm90sp_skipped(f->gpu))
+        skip();
+    sm90sp_cases(f, SS_DTYPE_F8_E4M3, 2900);
+}
+
+/* Every tuner candidate (2 variants x 5 tile orders) of backend be is within
+ * sm90_tol of the CPU on the weights w (slid for p, or dense). */
 static void check_sm90_algos(fixture *f, ss_backend be, const ss_linear_desc *d,
                              const ss_linear_weights *lw, uint16_t *x, int64_t m) {
     ss_linear *lc = NULL, *lg = NULL;
     int64_t n = d->n, k = d->k;
+    double tol = sm90_tol(d->wdtype);
     assert_ok(ss_linear_create(f->cpu, SS_BACKEND_CPU, d, lw, &lc));
     assert_ok(ss_linear_create(f->gpu, be, d, lw, &lg));
     size_t yb = (size_t)(m * n) * 2;
@@ -891,7 +920,7 @@ static void check_sm90_algos(fixture *f, ss_backend be, const ss_linear_desc *d,
         cudaMemset(yg, 0xff, yb);
         assert_ok(ss_linear_forward(lg, xg, m, yg));
         uint16_t *yh = host_from(yg, yb);
-        compare(a.desc, d->name, SS_DTYPE_BF16, yh, y, (size_t)(m * n), 0);
+        compare(a.desc, d->name, SS_DTYPE_BF16, yh, y, (size_t)(m * n), tol);
         free(yh);
     }
     assert_ok(ss_linear_algo_set(lg, m, NULL));
@@ -905,10 +934,35 @@ static void check_sm90_algos(fixture *f, ss_backend be, const ss_linear_desc *d,
     free(y);
 }
 
+/* check_sm90_algos on slid 2_8 weights of dtype wdt (n 384, K 2560, M 300). */
+static void sm90sp_algos_of(fixture *f, ss_dtype wdt, const char *name, uint64_t seed) {
+    ss_rng r = {seed};
+    int64_t n = 384, k = 2560, m = 300;
+    ss_pattern p = {2, 8};
+    int64_t qc = ss_slid_k(p, k);
+    void *wd = ss_test_random_weight(&r, wdt, n, k);
+    void *w = malloc((size_t)(n * qc) * ss_dtype_size(wdt));
+    assert_ok(ss_prune(wdt, wd, n, k, p, SS_DTYPE_F32, NULL));
+    assert_ok(ss_slide(wdt, wd, n, k, p, w));
+    uint16_t *x = ss_test_random_bf16(&r, m * k, 3.0), *bias = ss_test_random_bf16(&r, n, 1.0);
+    float *scale = ss_test_random_scales(&r, n);
+    ss_linear_desc d = ss_linear_desc_default(name, n, k, wdt);
+    d.pattern = p;
+    ss_linear_weights lw = {w, scale, bias};
+    check_sm90_algos(f, SS_BACKEND_SM90SP, &d, &lw, x, m);
+    free(w);
+    free(wd);
+    free(x);
+    free(bias);
+    free(scale);
+}
+
 static void test_sm90sp_algos(void **state) {
     fixture *f = *state;
     if (sm90sp_skipped(f->gpu))
         skip();
+    sm90sp_algos_of(f, SS_DTYPE_I8, "sm90sp.algos", 77);
+    sm90sp_algos_of(f, SS_DTYPE_F8_E4M3, "sm90sp.algos.fp8", 79);
     ss_rng r = {77};
     int64_t n = 384, k = 2560, m = 300;
     ss_pattern p = {2, 8};
@@ -921,7 +975,6 @@ static void test_sm90sp_algos(void **state) {
     ss_linear_desc d = ss_linear_desc_default("sm90sp.algos", n, k, SS_DTYPE_I8);
     d.pattern = p;
     ss_linear_weights lw = {w, scale, bias};
-    check_sm90_algos(f, SS_BACKEND_SM90SP, &d, &lw, x, m);
     ss_linear *lg = NULL;
     assert_ok(ss_linear_create(f->gpu, SS_BACKEND_SM90SP, &d, &lw, &lg));
     size_t yb = (size_t)(m * n) * 2;
@@ -945,8 +998,9 @@ static void test_sm90sp_algos(void **state) {
     assert_null(fresh);
     assert_string_equal(ss_linear_supports(f->gpu, SS_BACKEND_SM90SP, SS_DTYPE_I8, SS_PATTERN_DENSE),
                         "dense weights: use cublaslt or sm90dense");
-    assert_non_null(strstr(ss_linear_supports(f->gpu, SS_BACKEND_SM90SP, SS_DTYPE_F8_E4M3, p),
-                           "FP8 not yet"));
+    assert_null(ss_linear_supports(f->gpu, SS_BACKEND_SM90SP, SS_DTYPE_F8_E4M3, p));
+    assert_string_equal(ss_linear_supports(f->gpu, SS_BACKEND_SM90SP, SS_DTYPE_BF16, p),
+                        "sm90sp takes I8 or F8_E4M3 weights");
     cudaFree(xg);
     cudaFree(yg);
     ss_linear_destroy(lg);
@@ -959,22 +1013,34 @@ static void test_sm90sp_algos(void **state) {
 
 // --- sm90dense: the same kernel family on dense weights, the honest baseline (issue #9) ----
 
+/* Small M, K not a multiple of 16, odd n, M = 4096, weight dtype wdt. */
+static void sm90dense_cases(fixture *f, ss_dtype wdt, uint64_t seed) {
+    static const int64_t ms[] = {1, 17, 64};
+    for (size_t mi = 0; mi < sizeof ms / sizeof *ms; mi++)
+        run_sm90(f->cpu, f->gpu, wdt, "dense", ms[mi], 256, 320, 1, 1, seed++);
+    /* K not a multiple of 16 (zero-padded to ceil32(K): the padding adds 0),
+     * n not a multiple of 32 (scratch + trim), per-tensor scale, no bias */
+    run_sm90(f->cpu, f->gpu, wdt, "dense", 17, 200, 2565, 1, 1, seed++);
+    run_sm90(f->cpu, f->gpu, wdt, "dense", 64, 136, 100, 0, 0, seed++);
+    run_sm90(f->cpu, f->gpu, wdt, "dense", 33, 512, 2565, 0, 1, seed++);
+    run_sm90(f->cpu, f->gpu, wdt, "dense", 1, 64, 7, 1, 0, seed++);
+    if (!quick()) /* M = 4096 takes the cooperative 128x256 variant (FP8: see sm90sp_cases) */
+        run_sm90(f->cpu, f->gpu, wdt, "dense", 4096, wdt == SS_DTYPE_F8_E4M3 ? 1280 : 2560, 2560,
+                 1, 1, seed++);
+}
+
 static void test_sm90dense(void **state) {
     fixture *f = *state;
     if (sm90sp_skipped(f->gpu))
         skip();
-    static const int64_t ms[] = {1, 17, 64};
-    uint64_t seed = 1900;
-    for (size_t mi = 0; mi < sizeof ms / sizeof *ms; mi++)
-        run_sm90sp(f->cpu, f->gpu, "dense", ms[mi], 256, 320, 1, 1, seed++);
-    /* K not a multiple of 16 (zero-padded to ceil32(K): the padding adds 0),
-     * n not a multiple of 32 (scratch + trim), per-tensor scale, no bias */
-    run_sm90sp(f->cpu, f->gpu, "dense", 17, 200, 2565, 1, 1, seed++);
-    run_sm90sp(f->cpu, f->gpu, "dense", 64, 136, 100, 0, 0, seed++);
-    run_sm90sp(f->cpu, f->gpu, "dense", 33, 512, 2565, 0, 1, seed++);
-    run_sm90sp(f->cpu, f->gpu, "dense", 1, 64, 7, 1, 0, seed++);
-    if (!quick()) /* M = 4096 takes the cooperative 128x256 variant */
-        run_sm90sp(f->cpu, f->gpu, "dense", 4096, 2560, 2560, 1, 1, seed++);
+    sm90dense_cases(f, SS_DTYPE_I8, 1900);
+}
+
+static void test_sm90dense_fp8(void **state) {
+    fixture *f = *state;
+    if (sm90sp_skipped(f->gpu))
+        skip();
+    sm90dense_cases(f, SS_DTYPE_F8_E4M3, 3900);
 }
 
 static void test_sm90dense_algos(void **state) {
@@ -983,29 +1049,36 @@ static void test_sm90dense_algos(void **state) {
         skip();
     ss_rng r = {78};
     int64_t n = 384, k = 2500, m = 300;
-    int8_t *w = ss_test_random_weight(&r, SS_DTYPE_I8, n, k);
     uint16_t *x = ss_test_random_bf16(&r, m * k, 3.0), *bias = ss_test_random_bf16(&r, n, 1.0);
     float *scale = ss_test_random_scales(&r, n);
-    ss_linear_desc d = ss_linear_desc_default("sm90dense.algos", n, k, SS_DTYPE_I8);
-    ss_linear_weights lw = {w, scale, bias};
-    check_sm90_algos(f, SS_BACKEND_SM90DENSE, &d, &lw, x, m);
-    /* the supports() rules: dense I8 only */
-    ss_linear *fresh = NULL;
-    d.out_dtype = SS_DTYPE_F32;
-    assert_fails(ss_linear_create(f->gpu, SS_BACKEND_SM90DENSE, &d, &lw, &fresh),
-                 SS_EUNSUPPORTED, "sm90dense writes BF16 output only");
-    assert_null(fresh);
+    static const ss_dtype dts[] = {SS_DTYPE_I8, SS_DTYPE_F8_E4M3};
+    for (size_t i = 0; i < sizeof dts / sizeof *dts; i++) {
+        void *w = ss_test_random_weight(&r, dts[i], n, k);
+        ss_linear_desc d = ss_linear_desc_default(i ? "sm90dense.algos.fp8" : "sm90dense.algos",
+                                                  n, k, dts[i]);
+        ss_linear_weights lw = {w, scale, bias};
+        check_sm90_algos(f, SS_BACKEND_SM90DENSE, &d, &lw, x, m);
+        /* F32 output is refused for either dtype */
+        ss_linear *fresh = NULL;
+        d.out_dtype = SS_DTYPE_F32;
+        assert_fails(ss_linear_create(f->gpu, SS_BACKEND_SM90DENSE, &d, &lw, &fresh),
+                     SS_EUNSUPPORTED, "sm90dense writes BF16 output only");
+        assert_null(fresh);
+        free(w);
+    }
+    /* the supports() rules: dense I8 / F8_E4M3 only */
     assert_null(ss_linear_supports(f->gpu, SS_BACKEND_SM90DENSE, SS_DTYPE_I8, SS_PATTERN_DENSE));
+    assert_null(ss_linear_supports(f->gpu, SS_BACKEND_SM90DENSE, SS_DTYPE_F8_E4M3,
+                                   SS_PATTERN_DENSE));
     assert_string_equal(ss_linear_supports(f->gpu, SS_BACKEND_SM90DENSE, SS_DTYPE_I8,
                                            (ss_pattern){2, 8}),
                         "sm90dense runs dense weights only (2:4 patterns: sm90sp)");
     assert_string_equal(ss_linear_supports(f->gpu, SS_BACKEND_SM90DENSE, SS_DTYPE_F8_E4M3,
-                                           SS_PATTERN_DENSE),
-                        "FP8 not yet (sm90dense runs INT8 only)");
+                                           (ss_pattern){2, 8}),
+                        "sm90dense runs dense weights only (2:4 patterns: sm90sp)");
     assert_string_equal(ss_linear_supports(f->gpu, SS_BACKEND_SM90DENSE, SS_DTYPE_BF16,
                                            SS_PATTERN_DENSE),
-                        "sm90dense takes I8 weights");
-    free(w);
+                        "sm90dense takes I8 or F8_E4M3 weights");
     free(x);
     free(bias);
     free(scale);
@@ -1033,8 +1106,10 @@ int main(void) {
         cmocka_unit_test(test_fused_rmsnorm_fallback),
         cmocka_unit_test(test_fused_epilogue),
         cmocka_unit_test(test_sm90sp),
+        cmocka_unit_test(test_sm90sp_fp8),
         cmocka_unit_test(test_sm90sp_algos),
         cmocka_unit_test(test_sm90dense),
+        cmocka_unit_test(test_sm90dense_fp8),
         cmocka_unit_test(test_sm90dense_algos),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -220,7 +220,7 @@ static void usage(FILE *f) {
             "  --warmup N --repeat N   per candidate (default 25 / 50)\n"
             "  --no-flush         do not flush L2 between iterations\n"
             "  --retune           re-time entries the table already holds\n"
-            "  --sm90sp           fine stage on the sm90sp backend (CUTLASS SM90 2:4, INT8)\n"
+            "  --sm90sp           fine stage on the sm90sp backend (CUTLASS SM90 2:4, INT8 / FP8)\n"
             "  --sm90dense        coarse stage on the sm90dense backend (its dense twin)\n"
             "  --quiet            no progress lines\n");
 }

@@ -1,12 +1,17 @@
 /* Internal (sm90sp.cu, sm90dense.cu): the CUTLASS SM90 kernel family of the
- * sm90sp / sm90dense backends: INT8 GEMM (2:4 sparse or dense A operand) with
- * the dequant as one EVT epilogue node, two tile/schedule variants, and
- * run<Cfg>() that launches one. The mapping onto CUTLASS and the epilogue's
- * arithmetic are described at the top of sm90sp.cu.
+ * sm90sp / sm90dense backends: INT8 (S32 accumulation) or FP8 e4m3 (F32
+ * accumulation) GEMM, 2:4 sparse or dense A operand, with the dequant as one
+ * EVT epilogue node, two tile/schedule variants per dtype, and run<Cfg>()
+ * that launches one. The mapping onto CUTLASS and the epilogue's arithmetic
+ * are described at the top of sm90sp.cu.
  *
- * Each instantiation costs ~25-60 s of nvcc on one core, so the four live in
+ * FP8 takes CUTLASS's default FP8 mainloops (not the FP8FastAccum schedules):
+ * the wgmma accumulators are promoted into F32 registers every 4 k-blocks,
+ * the accuracy cuBLASLt / cuSPARSELt give without their fast-accumulate flag.
+ *
+ * Each instantiation costs ~25-60 s of nvcc on one core, so the eight live in
  * two translation units that build in parallel: sm90sp.cu instantiates the
- * sparse pair, sm90dense.cu the dense pair (the extern templates below keep
+ * sparse four, sm90dense.cu the dense four (the extern templates below keep
  * sm90sp.cu from instantiating them again).
  */
 #ifndef SS_LINEAR_SM90_GEMM_CUH
@@ -44,8 +49,8 @@ extern "C" {
 namespace ss_sm90sp {
 using namespace cute;
 
-/* The dequant epilogue as one EVT compute node (acc converted int32 -> float
- * with round-to-nearest by Sm90Compute). */
+/* The dequant epilogue as one EVT compute node (an int32 acc converted to
+ * float with round-to-nearest by Sm90Compute; an FP8 GEMM's acc is float). */
 template <class T>
 struct DequantFn {
     CUTLASS_HOST_DEVICE T operator()(T acc, T sa, T sb, T bias) const {
@@ -70,10 +75,17 @@ using LayoutTagA = cutlass::layout::RowMajor;    /* W' (n_pad, K'), K-major */
 using LayoutTagB = cutlass::layout::ColumnMajor; /* q (m, K'), K-major */
 using LayoutTagD = cutlass::layout::ColumnMajor; /* Y (m, n_pad) row-major */
 using ElementD = cutlass::bfloat16_t;
+using E4M3 = cutlass::float_e4m3_t;
 
-template <bool Sparse_, class Tile_, class Cluster_, class KSched_, class ESched_>
+/* The accumulator of an 8-bit operand type: S32 for int8, F32 for e4m3. */
+template <class T>
+using AccOf = std::conditional_t<std::is_same_v<T, int8_t>, int32_t, float>;
+
+template <bool Sparse_, class Elem_, class Tile_, class Cluster_, class KSched_, class ESched_>
 struct Config {
     static constexpr bool kSparse = Sparse_;
+    using Elem = Elem_; /* int8_t or E4M3, both operands */
+    using Acc = AccOf<Elem_>;
     using OpClass = std::conditional_t<Sparse_, cutlass::arch::OpClassSparseTensorOp,
                                        cutlass::arch::OpClassTensorOp>;
     using Tile = Tile_;
@@ -89,11 +101,11 @@ struct Config {
                                                     Stride<_1, _0, _0>>>;
     using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
         cutlass::arch::Sm90, OpClass, Tile, Cluster_,
-        cutlass::epilogue::collective::EpilogueTileAuto, int32_t, float, void, LayoutTagD, kAlignD,
+        cutlass::epilogue::collective::EpilogueTileAuto, Acc, float, void, LayoutTagD, kAlignD,
         ElementD, LayoutTagD, kAlignD, ESched_, EVT>::CollectiveOp;
     using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
-        cutlass::arch::Sm90, OpClass, int8_t, LayoutTagA, kAlignAB,
-        int8_t, LayoutTagB, kAlignAB, int32_t, Tile, Cluster_,
+        cutlass::arch::Sm90, OpClass, Elem, LayoutTagA, kAlignAB,
+        Elem, LayoutTagB, kAlignAB, Acc, Tile, Cluster_,
         cutlass::gemm::collective::StageCountAutoCarveout<
             static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
         KSched_>::CollectiveOp;
@@ -106,18 +118,25 @@ struct Config {
 
 /* The two best of h4's four (bench/sparse_gemm_sm90.md): Cooperative 128x256
  * (tokens) wins from a few waves of tiles up, Pingpong 128x128 below; the
- * dense baseline takes the same two. */
-template <bool Sparse>
-using Coop = Config<Sparse, Shape<_128, _256, _128>, Shape<_2, _1, _1>,
+ * dense baseline and FP8 take the same two (both 8-bit: the same K tile of
+ * 128 bytes, the same shared-memory budget). */
+template <bool Sparse, class Elem>
+using Coop = Config<Sparse, Elem, Shape<_128, _256, _128>, Shape<_2, _1, _1>,
                     cutlass::gemm::KernelTmaWarpSpecializedCooperative,
                     cutlass::epilogue::TmaWarpSpecializedCooperative>;
-template <bool Sparse>
-using Ping = Config<Sparse, Shape<_128, _128, _128>, Shape<_1, _1, _1>,
+template <bool Sparse, class Elem>
+using Ping = Config<Sparse, Elem, Shape<_128, _128, _128>, Shape<_1, _1, _1>,
                     cutlass::gemm::KernelTmaWarpSpecializedPingpong,
                     cutlass::epilogue::TmaWarpSpecialized>;
-using SparseConfig = typename Coop<true>::Mainloop::SparseConfig;
-static_assert(std::is_same_v<SparseConfig, typename Ping<true>::Mainloop::SparseConfig>,
-              "both variants must read the same compressed weight layout");
+/* The compressed weight layout of element type Elem (both variants read it). */
+template <class Elem>
+using SparseConfigOf = typename Coop<true, Elem>::Mainloop::SparseConfig;
+static_assert(std::is_same_v<SparseConfigOf<int8_t>,
+                             typename Ping<true, int8_t>::Mainloop::SparseConfig>,
+              "both INT8 variants must read the same compressed weight layout");
+static_assert(std::is_same_v<SparseConfigOf<E4M3>,
+                             typename Ping<true, E4M3>::Mainloop::SparseConfig>,
+              "both FP8 variants must read the same compressed weight layout");
 
 /* One launch's operands (device pointers). */
 struct Launch {
@@ -133,15 +152,16 @@ struct Launch {
 /* The mainloop's operands: compressed W' + metadata, or the dense W. */
 template <class Cfg>
 inline typename Cfg::Mainloop::Arguments mainloop_args(const Launch &L, ProblemShape ps) {
+    using T = typename Cfg::Elem;
     auto stride_b = cutlass::make_cute_packed_stride(typename Cfg::StrideB{}, make_shape(L.m, L.kp, 1));
     if constexpr (Cfg::kSparse) {
-        return {(const int8_t *)L.wc, SparseConfig::fill_layoutA(ps), (const int8_t *)L.q,
-                stride_b, (const typename Cfg::Mainloop::ElementE *)L.meta,
-                SparseConfig::fill_layoutE(ps)};
+        using SC = SparseConfigOf<T>;
+        return {(const T *)L.wc, SC::fill_layoutA(ps), (const T *)L.q, stride_b,
+                (const typename Cfg::Mainloop::ElementE *)L.meta, SC::fill_layoutE(ps)};
     } else {
         auto stride_a = cutlass::make_cute_packed_stride(typename Cfg::StrideA{},
                                                          make_shape(L.n, L.kp, 1));
-        return {(const int8_t *)L.wc, stride_a, (const int8_t *)L.q, stride_b};
+        return {(const T *)L.wc, stride_a, (const T *)L.q, stride_b};
     }
 }
 
@@ -191,10 +211,14 @@ ss_status run(const Launch &L, ss_cuda_buf *ws, const char *name, cudaStream_t s
 }
 
 /* Built in sm90dense.cu (explicit instantiations). */
-extern template ss_status run<Coop<false>>(const Launch &, ss_cuda_buf *, const char *,
-                                           cudaStream_t);
-extern template ss_status run<Ping<false>>(const Launch &, ss_cuda_buf *, const char *,
-                                           cudaStream_t);
+extern template ss_status run<Coop<false, int8_t>>(const Launch &, ss_cuda_buf *, const char *,
+                                                   cudaStream_t);
+extern template ss_status run<Ping<false, int8_t>>(const Launch &, ss_cuda_buf *, const char *,
+                                                   cudaStream_t);
+extern template ss_status run<Coop<false, E4M3>>(const Launch &, ss_cuda_buf *, const char *,
+                                                 cudaStream_t);
+extern template ss_status run<Ping<false, E4M3>>(const Launch &, ss_cuda_buf *, const char *,
+                                                 cudaStream_t);
 } // namespace ss_sm90sp
 
 #endif

@@ -1,4 +1,4 @@
-/* 2:4 sparse INT8 linear layers on Hopper (sm_90a) through CUTLASS's SM90 sparse
+/* 2:4 sparse INT8 / FP8 linear layers on Hopper (sm_90a) through CUTLASS's SM90 sparse
  * GEMM with the dequant fused into its epilogue (issue #9; the kernel family and
  * its measurements: dev/cutlass/sparse_gemm_sm90.cu, bench/sparse_gemm_sm90.md).
  * Two backends share this file: sm90sp (2:4 weights, sparse wgmma) and
@@ -13,8 +13,12 @@
  *                         (sm90dense: W (n_pad, ceil32(K)), zero-padded, uncompressed)
  *   B (K-major)         = q (m, K') row-major          -> CUTLASS N = our m
  *   D (column-major)    = Y (m, n_pad) BF16 row-major
+ * Operands: INT8 (S32 accumulation) or FP8 e4m3 (F32 accumulation, CUTLASS's
+ * promoting FP8 mainloop), weights and activations of the same type.
  * Epilogue (one EVT node): Y = bf16(((float)acc * sa[m]) * sb[n] + bias[n]), each
- * op rounded (__fmul_rn / __fadd_rn): SPEC §4, bit-identical to the CPU backend.
+ * op rounded (__fmul_rn / __fadd_rn): SPEC §4, bit-identical to the CPU backend
+ * for INT8; for FP8 the tensor cores' sums differ from the CPU's exact ones in
+ * the last bits, so Y agrees within the FP8 tolerance of cuBLASLt / cuSPARSELt.
  * A missing bias is a bias of -0.0 (t + -0.0 == t for every t, -0.0 included),
  * a per-tensor scale is broadcast to n_pad entries, so one epilogue serves all.
  *
@@ -27,7 +31,8 @@
  * bias: exact), i.e. exactly ss_glu_cuda / ss_residual_add_cuda on y.
  *
  * Algorithms (the tuner's candidates): 2 tile/schedule variants x 5 tile
- * orders of the persistent scheduler (runtime arguments: no instantiation).
+ * orders of the persistent scheduler (runtime arguments: no instantiation),
+ * the same ten for each dtype.
  * Default: a shape heuristic from h4's table (Pingpong 128x128 while the
  * 128x128 tiles fit in two waves, else Cooperative 128x256 rastered along the
  * weights). Built only with CUDA + CUTLASS headers + sm_90 in the arch list
@@ -36,11 +41,15 @@
 #include "linear/sm90_gemm.cuh"
 
 namespace ss_sm90sp {
+/* CUTLASS's 2:4 compressor for element type T (e4m3: -0.0 counts as zero, as
+ * in ss_check_24). */
+template <class T>
 using CompressorUtil = cutlass::transform::kernel::StructuredSparseCompressorUtility<
-    ProblemShape, int8_t, LayoutTagA, SparseConfig>;
+    ProblemShape, T, LayoutTagA, SparseConfigOf<T>>;
+template <class T>
 using Compressor = cutlass::transform::device::TransformUniversalAdapter<
-    cutlass::transform::kernel::StructuredSparseCompressor<ProblemShape, int8_t, LayoutTagA,
-                                                           SparseConfig, cutlass::arch::Sm90>>;
+    cutlass::transform::kernel::StructuredSparseCompressor<ProblemShape, T, LayoutTagA,
+                                                           SparseConfigOf<T>, cutlass::arch::Sm90>>;
 } // namespace ss_sm90sp
 
 using namespace ss_sm90sp;
@@ -93,20 +102,29 @@ static int pick_alg(sm_linear *c, int64_t m) {
     return heuristic_alg(m, g->n_pad, ss_cuda(g->ctx)->sms);
 }
 
+/* Variant 0 (Coop) or 1 (Ping) of the kernels for (sparse, T). */
+template <bool Sparse, class T>
+static ss_status run_variant(int variant, const Launch &L, ss_cuda_buf *ws, const char *name,
+                             cudaStream_t s) {
+    return variant == 0 ? run<Coop<Sparse, T>>(L, ws, name, s)
+                        : run<Ping<Sparse, T>>(L, ws, name, s);
+}
+
 /* y (m, n_pad) BF16, ld n_pad = dequant(W' q^T) with token scales sa. */
 static ss_status gemm_fused(sm_linear *c, const void *q, const float *sa, int64_t m, void *y) {
     ss_gpu_linear *g = &c->g;
     ss_cuda_state *st = ss_cuda(g->ctx);
-    int alg = pick_alg(c, m);
+    int alg = pick_alg(c, m), v = alg / SM_ORDERS;
     Launch L = {c->wc, c->meta, q, sa, c->sb_full, c->bias_full, (int)m, (int)g->n_pad,
                 (int)g->kq, y, st->device, st->sms, kOrder[alg % SM_ORDERS]};
     cudaStream_t s = ss_cuda_stream(g->ctx);
     ss_cuda_buf *ws = &st->workspace;
+    int fp8 = g->qdt == SS_DTYPE_F8_E4M3;
     if (c->backend == SS_BACKEND_SM90DENSE)
-        return alg / SM_ORDERS == 0 ? run<Coop<false>>(L, ws, g->name, s)
-                                    : run<Ping<false>>(L, ws, g->name, s);
-    return alg / SM_ORDERS == 0 ? run<Coop<true>>(L, ws, g->name, s)
-                                : run<Ping<true>>(L, ws, g->name, s);
+        return fp8 ? run_variant<false, E4M3>(v, L, ws, g->name, s)
+                   : run_variant<false, int8_t>(v, L, ws, g->name, s);
+    return fp8 ? run_variant<true, E4M3>(v, L, ws, g->name, s)
+               : run_variant<true, int8_t>(v, L, ws, g->name, s);
 }
 
 static const char *sm_name(const sm_linear *c) {
@@ -273,11 +291,9 @@ static void sm_destroy(ss_linear *lin) {
 /* The rules both backends share (the pattern rule is each one's own). */
 static const char *sm90_reason(const ss_context *ctx, ss_dtype wdtype, int dense) {
     const ss_cuda_state *st = ss_cuda(ctx);
-    if (wdtype == SS_DTYPE_F8_E4M3)
-        return dense ? "FP8 not yet (sm90dense runs INT8 only)"
-                     : "FP8 not yet (sm90sp runs INT8 only)";
-    if (wdtype != SS_DTYPE_I8)
-        return dense ? "sm90dense takes I8 weights" : "sm90sp takes I8 weights";
+    if (wdtype != SS_DTYPE_I8 && wdtype != SS_DTYPE_F8_E4M3)
+        return dense ? "sm90dense takes I8 or F8_E4M3 weights"
+                     : "sm90sp takes I8 or F8_E4M3 weights";
     if (st->cc_major != 9 || st->cc_minor != 0)
         return "needs sm_90 (compute capability 9.0) and a build with CUTLASS";
     return NULL;
@@ -295,8 +311,9 @@ static const char *dense_supports(const ss_context *ctx, ss_dtype wdtype, ss_pat
     return sm90_reason(ctx, wdtype, 1);
 }
 
-/* CUTLASS's SM90 compressor on the device copy of W' (n_pad, K'). */
-static ss_status compress(sm_linear *c, const void *w) {
+/* CUTLASS's SM90 compressor (element type T) on the device copy of W' (n_pad, K'). */
+template <class T>
+static ss_status compress_as(sm_linear *c, const void *w) {
     ss_gpu_linear *g = &c->g;
     ss_cuda_state *st = ss_cuda(g->ctx);
     cudaStream_t s = ss_cuda_stream(g->ctx);
@@ -307,12 +324,12 @@ static ss_status compress(sm_linear *c, const void *w) {
     ProblemShape ps{(int)g->n_pad, 1, (int)g->kq, 1};
     auto stride_a = cutlass::make_cute_packed_stride(cutlass::gemm::TagToStrideA_t<LayoutTagA>{},
                                                      make_shape((int)g->n_pad, (int)g->kq, 1));
-    CompressorUtil u(ps, stride_a);
+    CompressorUtil<T> u(ps, stride_a);
     size_t wc_bytes = u.get_compressed_tensor_A_bytes(), meta_bytes = u.get_tensor_E_bytes();
     cutlass::KernelHardwareInfo hw;
     hw.device_id = st->device;
     hw.sm_count = st->sms;
-    Compressor op;
+    Compressor<T> op;
     size_t ws_bytes = 0;
     cutlass::Status cs;
     cudaError_t e;
@@ -323,8 +340,8 @@ static ss_status compress(sm_linear *c, const void *w) {
         cudaFree(dense);
         return rc;
     }
-    typename Compressor::Arguments args{ps, {(const int8_t *)dense, stride_a, c->wc, c->meta}, {hw}};
-    ws_bytes = Compressor::get_workspace_size(args);
+    typename Compressor<T>::Arguments args{ps, {(const T *)dense, stride_a, c->wc, c->meta}, {hw}};
+    ws_bytes = Compressor<T>::get_workspace_size(args);
     if (ws_bytes && (rc = ss_cuda_alloc(&ws, ws_bytes, g->name, "compressor workspace")) != SS_OK)
         goto fail;
     cs = op.can_implement(args);
@@ -345,6 +362,10 @@ fail:
     cudaFree(dense);
     cudaFree(ws);
     return rc;
+}
+
+static ss_status compress(sm_linear *c, const void *w) {
+    return c->g.qdt == SS_DTYPE_F8_E4M3 ? compress_as<E4M3>(c, w) : compress_as<int8_t>(c, w);
 }
 
 /* sb broadcast to n_pad channels (0 in the padding), bias with -0.0 where absent. */
