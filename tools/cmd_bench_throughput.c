@@ -63,7 +63,8 @@ static void usage(FILE *f, const char *stage) {
             "    at end Y MB, growth Z MB'. Exit %d when the growth from the first repetition to the last\n"
             "    exceeds %.0f MB (a leaked allocation shows as >= one 2 MB driver page). On a CPU context\n"
             "    there is no device memory: host RSS is judged instead, with max(%.0f MB, %.0f%%) of\n"
-            "    tolerance for malloc's lazily trimmed arenas. Writes NO throughput CSV; writes\n"
+            "    tolerance for malloc's lazily trimmed arenas (not judged in an AddressSanitizer build,\n"
+            "    whose quarantine keeps freed memory resident). Writes NO throughput CSV; writes\n"
             "    DIR/soak_<M>.csv (one row per repetition, replaced atomically after each).\n",
             SOAK_EXIT_GROWTH, SOAK_DEVICE_TOL_MB, SOAK_HOST_TOL_MB, 100 * SOAK_HOST_TOL_FRAC);
 }
