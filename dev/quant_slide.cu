@@ -20,7 +20,9 @@
  *   6. graph-pdl: 20 back-to-back quant calls launched with PDL, captured in
  *      one CUDA graph and replayed (automatic launch and the best of vecs
  *      1/2/4/8), vs the same 20 on the stream; every pattern at K = 2560; µs per call
- *      and % of D2D (what is left of the launch gaps).
+ *      and % of D2D (what is left of the launch gaps); gather: the best of the
+ *      per-word gather in the same graph (issue #4's before for 2_6; the same
+ *      kernel as best_us for the other lifted patterns: the run's noise).
  * Usage: dev_quant_slide [quick | fused]   (fused: sections 5 and 6 only)
  */
 #include <cuda_fp8.h>
@@ -133,10 +135,12 @@ static ss_lift_geom geom(ss_pattern p, int64_t k) {
  * 1, 2 = the previous kernels (pipelined with its own block-size rule, simple
  * one-row-per-block with 128 threads); 3-6 = the row-in-registers kernel with
  * 1, 2, 4, 8 16-byte loads per thread; 7 = the library's choice launched as a
- * programmatic dependent launch (back-to-back calls overlap launch and drain). */
-static const char *variant_names[] = {"auto", "old-pipe", "old-row", "vec1",
-                                      "vec2", "vec4", "vec8", "auto-pdl"};
-enum { N_VARIANTS = 8 };
+ * programmatic dependent launch (back-to-back calls overlap launch and drain);
+ * 8 = the automatic choice with the previous per-word gather of the lifted
+ * row (ss_kernel_quant_gather; differs from 0 for 2_6 only). */
+static const char *variant_names[] = {"auto", "old-pipe", "old-row", "vec1", "vec2",
+                                      "vec4", "vec8", "auto-pdl", "gather"};
+enum { N_VARIANTS = 9 };
 
 static cudaError_t run_variant(int v, ss_dtype qdt, const uint16_t *x, int64_t m, int64_t mp,
                                ss_lift_geom g, void *q, float *sa) {
@@ -145,6 +149,7 @@ static cudaError_t run_variant(int v, ss_dtype qdt, const uint16_t *x, int64_t m
     case 1: return ss_kernel_quant(qdt, x, m, mp, g, q, sa, g.k_out / 4 > 2048 ? 256 : 128, 0);
     case 2: return ss_kernel_quant(qdt, x, m, mp, g, q, sa, -128, 0);
     case 7: return ss_kernel_quant_vecs(qdt, x, m, mp, g, q, sa, 0, 1, 0);
+    case 8: return ss_kernel_quant_gather(qdt, x, m, mp, g, q, sa, 0, 0, 0);
     default: return ss_kernel_quant_vecs(qdt, x, m, mp, g, q, sa, 1 << (v - 3), 0, 0);
     }
 }
@@ -153,7 +158,7 @@ static cudaError_t run_variant(int v, ss_dtype qdt, const uint16_t *x, int64_t m
 static bool variant_fits(int v, int64_t k) {
     if (v < 3)
         return true;
-    if (v == 7)
+    if (v == 7 || v == 8)
         return k % 8 == 0;
     return k % 8 == 0 && (k / 8 + (1 << (v - 3)) - 1) / (1 << (v - 3)) <= 1024;
 }
@@ -494,8 +499,9 @@ static void fused_norm(double d2d) {
  * captured in one graph, replayed; µs per call (median of 9 replays). */
 static void graph_pdl(double d2d) {
     printf("\n# 6. 20 back-to-back quant calls: stream vs PDL launches in a CUDA graph (INT8)\n");
-    printf("%-6s %5s %6s | %9s %6s | %9s %6s | %9s %6s %4s\n", "M", "K", "pattern", "stream_us", "%D2D",
-           "graph_us", "%D2D", "best_us", "%D2D", "vecs");
+    printf("%-6s %5s %6s | %9s %6s | %9s %6s | %9s %6s %4s | %9s %6s %4s\n", "M", "K", "pattern",
+           "stream_us", "%D2D", "graph_us", "%D2D", "best_us", "%D2D", "vecs", "gather_us", "%D2D",
+           "vecs");
     const int calls = 20;
     cudaStream_t st;
     CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
@@ -511,10 +517,15 @@ static void graph_pdl(double d2d) {
                 double bytes = (double)m * k * 2 + (double)m * g.k_out + m * 4.0;
                 bufset b = alloc_sets(m, k, g.k_out, rotation_sets((size_t)bytes));
                 int sets = (int)b.x.size();
-                auto burst = [&](int pdl, int vecs) {
+                auto launch = [&](int c, int pdl, int vecs, int gather) {
+                    return gather ? ss_kernel_quant_gather(SS_DTYPE_I8, b.x[c % sets], m, m, g,
+                                                           b.q[c % sets], b.sa[c % sets], vecs, pdl, st)
+                                  : ss_kernel_quant_vecs(SS_DTYPE_I8, b.x[c % sets], m, m, g,
+                                                         b.q[c % sets], b.sa[c % sets], vecs, pdl, st);
+                };
+                auto burst = [&](int pdl, int vecs, int gather) {
                     for (int c = 0; c < calls; c++)
-                        CK(ss_kernel_quant_vecs(SS_DTYPE_I8, b.x[c % sets], m, m, g, b.q[c % sets],
-                                                b.sa[c % sets], vecs, pdl, st));
+                        CK(launch(c, pdl, vecs, gather));
                 };
                 cudaEvent_t e0, e1;
                 CK(cudaEventCreate(&e0));
@@ -535,38 +546,41 @@ static void graph_pdl(double d2d) {
                     std::sort(t.begin(), t.end());
                     return t[t.size() / 2];
                 };
-                double sus = timed([&] { burst(0, 0); });
+                double sus = timed([&] { burst(0, 0, 0); });
                 /* the graph with each launch configuration the kernel takes (what the
-                 * tuner would pick); vecs 0 = the automatic choice */
-                double gus = 0, best = 0;
-                int best_v = 0;
-                for (int v : {0, 1, 2, 4, 8}) {
-                    cudaError_t e = ss_kernel_quant_vecs(SS_DTYPE_I8, b.x[0], m, m, g, b.q[0], b.sa[0], v, 1, st);
-                    if (e == cudaErrorInvalidValue) {
-                        (void)cudaGetLastError();
-                        continue;
+                 * tuner would pick); vecs 0 = the automatic choice. gather = 1: the
+                 * previous per-word gather (issue #4's before), lifted patterns only */
+                double gus = 0, best[2] = {0, 0};
+                int best_v[2] = {0, 0};
+                for (int gather = 0; gather < (g.l ? 2 : 1); gather++)
+                    for (int v : {0, 1, 2, 4, 8}) {
+                        cudaError_t e = launch(0, 1, v, gather);
+                        if (e == cudaErrorInvalidValue) {
+                            (void)cudaGetLastError();
+                            continue;
+                        }
+                        CK(e);
+                        CK(cudaStreamSynchronize(st));
+                        cudaGraph_t graph;
+                        cudaGraphExec_t exec;
+                        CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
+                        burst(1, v, gather);
+                        CK(cudaStreamEndCapture(st, &graph));
+                        CK(cudaGraphInstantiate(&exec, graph, 0));
+                        double us = timed([&] { CK(cudaGraphLaunch(exec, st)); });
+                        if (v == 0 && !gather)
+                            gus = us;
+                        if (best[gather] == 0 || us < best[gather]) {
+                            best[gather] = us;
+                            best_v[gather] = v;
+                        }
+                        cudaGraphExecDestroy(exec);
+                        cudaGraphDestroy(graph);
                     }
-                    CK(e);
-                    CK(cudaStreamSynchronize(st));
-                    cudaGraph_t graph;
-                    cudaGraphExec_t exec;
-                    CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
-                    burst(1, v);
-                    CK(cudaStreamEndCapture(st, &graph));
-                    CK(cudaGraphInstantiate(&exec, graph, 0));
-                    double us = timed([&] { CK(cudaGraphLaunch(exec, st)); });
-                    if (v == 0)
-                        gus = us;
-                    if (best == 0 || us < best) {
-                        best = us;
-                        best_v = v;
-                    }
-                    cudaGraphExecDestroy(exec);
-                    cudaGraphDestroy(graph);
-                }
-                printf("%-6lld %5lld %6s | %9.2f %5.1f%% | %9.2f %5.1f%% | %9.2f %5.1f%% %4d\n", (long long)m,
-                       (long long)k, ps, sus, 100.0 * bytes / (sus * 1e3) / d2d, gus,
-                       100.0 * bytes / (gus * 1e3) / d2d, best, 100.0 * bytes / (best * 1e3) / d2d, best_v);
+                auto pct = [&](double us) { return us > 0 ? 100.0 * bytes / (us * 1e3) / d2d : 0.0; };
+                printf("%-6lld %5lld %6s | %9.2f %5.1f%% | %9.2f %5.1f%% | %9.2f %5.1f%% %4d | %9.2f %5.1f%% %4d\n",
+                       (long long)m, (long long)k, ps, sus, pct(sus), gus, pct(gus), best[0],
+                       pct(best[0]), best_v[0], best[1], pct(best[1]), best_v[1]);
                 cudaEventDestroy(e0);
                 cudaEventDestroy(e1);
                 free_sets(b);

@@ -54,6 +54,14 @@ cudaError_t ss_kernel_quant_vecs(ss_dtype qdt, const uint16_t *x, int64_t m, int
                                  ss_lift_geom geo, void *q, float *sa, int vecs, int pdl,
                                  cudaStream_t stream);
 
+/* ss_kernel_quant_vecs with the previous gather of the lifted row (dev
+ * variant, issue #4): every output word located by a division and two shared
+ * memory reads. It differs only for 2_6 (L = 6), which ss_kernel_quant_vecs
+ * gathers in tiles with compile-time shifts. Same arguments and results. */
+cudaError_t ss_kernel_quant_gather(ss_dtype qdt, const uint16_t *x, int64_t m, int64_t m_pad,
+                                   ss_lift_geom geo, void *q, float *sa, int vecs, int pdl,
+                                   cudaStream_t stream);
+
 /* 1 when the row-in-registers kernel can take the call: INT8/FP8, K % 8 == 0,
  * K <= 65536, x, q (and gamma unless NULL) 16-byte aligned. */
 int ss_kernel_quant_rows_fit(ss_dtype qdt, const uint16_t *x, const uint16_t *gamma,

@@ -347,14 +347,94 @@ __device__ __forceinline__ uint4 norm8(uint4 x, uint4 g, float inv) {
                       norm2(x.w, g.w, inv));
 }
 
+/* The gather of a lift with H pairs per group (H = L/2, compile time), in
+ * tiles: a tile is NG whole groups whose H - 1 output words per group fill
+ * whole 16-byte chunks (S = NG (H - 1) words, a multiple of 4) and whose
+ * NG H pairs fill whole words of the staged row (NG H even). One thread per
+ * tile reads its NQ = NG H / 2 words of the staged row (16-byte loads where
+ * NQ % 4 == 0), forms the S words with shifts fixed at compile time, and
+ * stores S / 4 chunks. gather_words instead divides, indexes shared memory
+ * twice and funnel-shifts by a run-time amount for every output word.
+ * Used for H = 3 (2_6) only, where a tile is one chunk, so a warp still
+ * stores 512 contiguous bytes: H100, 20 PDL launches in a graph, M 4096
+ * K 2560: 84.9% of D2D (85.4% with vecs 4) against 83.5% per word; M 16384
+ * and K 6912 gain 0.2-1.1 points. For H > 3 a thread stores S / 4 > 1 chunks
+ * S * 4 bytes apart, so every store instruction writes half sectors: measured
+ * 2_8 74.8%, 2_10 84.0%, 2_16 55.2% against 83.4 / 84.4 / 84.9% per word
+ * (issue #4); those patterns keep gather_words. */
+__host__ __device__ constexpr int tile_groups(int h) { return (h - 1) % 4 == 0 ? (h % 2 ? 2 : 1) : (h - 1) % 2 == 0 ? 2 : 4; }
+
+template <int H>
+__device__ __forceinline__ void gather_tiles(const uint32_t *__restrict__ qw, uint32_t words_raw,
+                                             int kout, uint8_t *__restrict__ qrow) {
+    constexpr int NG = tile_groups(H), S = NG * (H - 1), NQ = NG * H / 2;
+    static_assert(S % 4 == 0 && (NG * H) % 2 == 0, "a tile is whole chunks and whole words");
+    const int t = threadIdx.x, nt = blockDim.x, nchunk = kout / 16;
+    const int ntile = (int)((words_raw + S - 1) / S);
+    for (int s = t; s < ntile; s += nt) {
+        uint32_t w[NQ];
+        if (NQ % 4 == 0) {
+#pragma unroll
+            for (int i = 0; i < NQ / 4; i++) {
+                const uint4 a = ((const uint4 *)qw)[s * (NQ / 4) + i];
+                w[4 * i] = a.x, w[4 * i + 1] = a.y, w[4 * i + 2] = a.z, w[4 * i + 3] = a.w;
+            }
+        } else {
+#pragma unroll
+            for (int i = 0; i < NQ; i++)
+                w[i] = qw[s * NQ + i];
+        }
+#pragma unroll
+        for (int k = 0; k < S / 4; k++) {
+            uint32_t o4[4];
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const int wl = 4 * k + j, p = wl / (H - 1) * H + wl % (H - 1); // pair of word wl
+                // p + 1 < NG H always (the last word of a group ends one pair early)
+                const uint32_t val = p & 1 ? __funnelshift_r(w[p >> 1], w[(p >> 1) + 1], 16) : w[p >> 1];
+                o4[j] = (uint32_t)(s * S + wl) < words_raw ? val : 0u; // K'raw .. K' is zero
+            }
+            const int c = s * (S / 4) + k;
+            if (c < nchunk)
+                ((uint4 *)qrow)[c] = make_uint4(o4[0], o4[1], o4[2], o4[3]);
+        }
+    }
+    for (int c = ntile * (S / 4) + t; c < nchunk; c += nt)
+        ((uint4 *)qrow)[c] = make_uint4(0, 0, 0, 0);
+}
+
+/* The per-word gather: every H but 3, and H = 3 in the dev variant (TILE = false). */
+template <int H>
+__device__ __forceinline__ void gather_words(const uint32_t *__restrict__ qw, uint32_t words_raw,
+                                             int hm1, int kout, uint8_t *__restrict__ qrow) {
+    const int t = threadIdx.x, nt = blockDim.x;
+    for (int c = t; c < kout / 16; c += nt) {
+        uint32_t o4[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const uint32_t o = 4 * c + j;
+            const uint32_t g = H == LIFT_ONE_GROUP ? 0
+                               : H == LIFT_RUNTIME ? o / (uint32_t)hm1
+                                                   : o / (uint32_t)(H > 1 ? H - 1 : 1);
+            const uint32_t p = o + g;
+            o4[j] = 0u; // K'raw .. K' is zero (and its p may lie past the staged row)
+            if (o < words_raw)
+                o4[j] = __funnelshift_r(qw[p >> 1], qw[(p >> 1) + 1], (p & 1) << 4);
+        }
+        ((uint4 *)qrow)[c] = make_uint4(o4[0], o4[1], o4[2], o4[3]);
+    }
+}
+
 /* One block per row r of x (rows >= m: zero row, sa = 0). Thread t holds the
  * 16-byte vectors t, t + T, ... (V of them, T = blockDim.x, T * V >= K / 8).
- * Shared memory (lifted modes): the quantized row, zero from K up to Kp + 4
- * bytes, so that every gathered pair below K'raw exists.
+ * Shared memory (lifted modes): the quantized row, zero from K up to Kp + 68
+ * bytes, so that every pair a gather reads exists (a tile may end up to
+ * 2H(NG - 1) <= 48 bytes past Kp).
+ * TILE: H = 3 takes the tiled gather; else the per-word one (dev variant).
  * NORM: the row is first replaced in registers by its RMSNorm times gamma
  * (k, 16-byte aligned); the plain kernel instantiates NORM = false and is the
  * code it was before the prologue existed. */
-template <int Q, int H, int V, bool NORM>
+template <int Q, int H, int V, bool NORM, bool TILE>
 __device__ __forceinline__ void quant_rows_body(const uint4 *__restrict__ x, int64_t m,
                                                 const ss_lift_geom &geo, int hm1, int nz,
                                                 uint8_t *__restrict__ q, float *__restrict__ sa,
@@ -428,33 +508,22 @@ __device__ __forceinline__ void quant_rows_body(const uint4 *__restrict__ x, int
     for (int i = 0; i < V; i++)
         if (t + i * nt < nv)
             qs[t + i * nt] = quant8<Q>(v[i], inv);
-    for (int u = nv + t; u < nz; u += nt) // nz = ceil8(Kp + 4) / 8
+    for (int u = nv + t; u < nz; u += nt) // nz = ceil8(Kp + 68) / 8
         qs[u] = make_uint2(0, 0);
     __syncthreads();
     const uint32_t *qw = (const uint32_t *)qrow_s;
     const uint32_t words_raw = (uint32_t)(geo.k_raw >> 2);
-    for (int c = t; c < kout / 16; c += nt) {
-        uint32_t o4[4];
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            const uint32_t o = 4 * c + j;
-            const uint32_t g = H == LIFT_ONE_GROUP ? 0
-                               : H == LIFT_RUNTIME ? o / (uint32_t)hm1
-                                                   : o / (uint32_t)(H > 1 ? H - 1 : 1);
-            const uint32_t p = o + g;
-            o4[j] = 0u; // K'raw .. K' is zero (and its p may lie past the staged row)
-            if (o < words_raw)
-                o4[j] = __funnelshift_r(qw[p >> 1], qw[(p >> 1) + 1], (p & 1) << 4);
-        }
-        ((uint4 *)qrow)[c] = make_uint4(o4[0], o4[1], o4[2], o4[3]);
-    }
+    if (TILE && H == 3)
+        gather_tiles<3>(qw, words_raw, kout, qrow);
+    else
+        gather_words<H>(qw, words_raw, hm1, kout, qrow);
 }
 
-template <int Q, int H, int V>
+template <int Q, int H, int V, bool TILE>
 __global__ void __launch_bounds__(1024)
 quant_rows_kernel(const uint4 *__restrict__ x, int64_t m, ss_lift_geom geo, int hm1, int nz,
                   uint8_t *__restrict__ q, float *__restrict__ sa) {
-    quant_rows_body<Q, H, V, false>(x, m, geo, hm1, nz, q, sa, nullptr, 0.0f);
+    quant_rows_body<Q, H, V, false, TILE>(x, m, geo, hm1, nz, q, sa, nullptr, 0.0f);
 }
 
 /* quant_rows_kernel with the RMSNorm prologue (gamma (k) BF16, eps). */
@@ -463,11 +532,12 @@ __global__ void __launch_bounds__(1024)
 quant_rows_norm_kernel(const uint4 *__restrict__ x, int64_t m, ss_lift_geom geo, int hm1, int nz,
                        uint8_t *__restrict__ q, float *__restrict__ sa,
                        const uint4 *__restrict__ gamma, float eps) {
-    quant_rows_body<Q, H, V, true>(x, m, geo, hm1, nz, q, sa, gamma, eps);
+    quant_rows_body<Q, H, V, true, true>(x, m, geo, hm1, nz, q, sa, gamma, eps);
 }
 
-/* gamma == NULL: the plain kernel; else the one with the RMSNorm prologue. */
-template <int Q, int H, int V>
+/* gamma == NULL: the plain kernel; else the one with the RMSNorm prologue.
+ * TILE = false: the per-word gather (plain kernel only; dev variant). */
+template <int Q, int H, int V, bool TILE>
 cudaError_t launch_rows_v(const uint16_t *x, const uint16_t *gamma, float eps, int64_t m_pad,
                           int64_t m, ss_lift_geom geo, void *q, float *sa, int threads, bool pdl,
                           cudaStream_t stream) {
@@ -475,13 +545,13 @@ cudaError_t launch_rows_v(const uint16_t *x, const uint16_t *gamma, float eps, i
     int nz = 0;
     if (H != LIFT_IDENTITY) {
         const int64_t kp = geo.k_raw / geo.g * geo.l; // Kp = (K'raw / G) * L
-        smem = (size_t)((kp + 4 + 15) / 16 * 16);
-        nz = (int)((kp + 4 + 7) / 8);
+        smem = (size_t)((kp + 68 + 15) / 16 * 16);
+        nz = (int)((kp + 68 + 7) / 8);
         if (smem > 48 * 1024) {
             cudaError_t e = gamma ? cudaFuncSetAttribute(quant_rows_norm_kernel<Q, H, V>,
                                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                          (int)smem)
-                                  : cudaFuncSetAttribute(quant_rows_kernel<Q, H, V>,
+                                  : cudaFuncSetAttribute(quant_rows_kernel<Q, H, V, TILE>,
                                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                          (int)smem);
             if (e != cudaSuccess)
@@ -501,25 +571,31 @@ cudaError_t launch_rows_v(const uint16_t *x, const uint16_t *gamma, float eps, i
     if (gamma)
         return cudaLaunchKernelEx(&cfg, quant_rows_norm_kernel<Q, H, V>, (const uint4 *)x, m, geo,
                                   geo.g / 4, nz, (uint8_t *)q, sa, (const uint4 *)gamma, eps);
-    return cudaLaunchKernelEx(&cfg, quant_rows_kernel<Q, H, V>, (const uint4 *)x, m, geo,
+    return cudaLaunchKernelEx(&cfg, quant_rows_kernel<Q, H, V, TILE>, (const uint4 *)x, m, geo,
                               geo.g / 4, nz, (uint8_t *)q, sa);
 }
 
 template <int Q, int H>
 cudaError_t launch_rows_h(const uint16_t *x, const uint16_t *gamma, float eps, int64_t m,
                           int64_t m_pad, ss_lift_geom geo, void *q, float *sa, int vecs, bool pdl,
-                          cudaStream_t stream) {
+                          bool tile, cudaStream_t stream) {
     const int64_t nv = geo.k / 8;
     const int threads = (int)((nv + vecs - 1) / vecs + 31) / 32 * 32;
     if (threads > 1024)
         return cudaErrorInvalidValue;
+    // only H = 3 has the tiled gather: the rest instantiate the TILE = true kernel alone
+    const bool t = tile || H != 3;
+#define SS_V(V)                                                                                  \
+    (t ? launch_rows_v<Q, H, V, true>(x, gamma, eps, m_pad, m, geo, q, sa, threads, pdl, stream) \
+       : launch_rows_v<Q, H, V, (H != 3)>(x, gamma, eps, m_pad, m, geo, q, sa, threads, pdl, stream))
     switch (vecs) {
-    case 1: return launch_rows_v<Q, H, 1>(x, gamma, eps, m_pad, m, geo, q, sa, threads, pdl, stream);
-    case 2: return launch_rows_v<Q, H, 2>(x, gamma, eps, m_pad, m, geo, q, sa, threads, pdl, stream);
-    case 4: return launch_rows_v<Q, H, 4>(x, gamma, eps, m_pad, m, geo, q, sa, threads, pdl, stream);
-    case 8: return launch_rows_v<Q, H, 8>(x, gamma, eps, m_pad, m, geo, q, sa, threads, pdl, stream);
+    case 1: return SS_V(1);
+    case 2: return SS_V(2);
+    case 4: return SS_V(4);
+    case 8: return SS_V(8);
     default: return cudaErrorInvalidValue;
     }
+#undef SS_V
 }
 
 /* Can quant_rows_kernel take this call? (gamma: NULL, or 16-byte aligned) */
@@ -536,13 +612,13 @@ bool rows_kernel_fits(ss_dtype qdt, const uint16_t *x, ss_lift_geom geo, const v
 template <int Q>
 cudaError_t launch_rows(const uint16_t *x, const uint16_t *gamma, float eps, int64_t m,
                         int64_t m_pad, ss_lift_geom geo, void *q, float *sa, int vecs, bool pdl,
-                        cudaStream_t stream) {
+                        cudaStream_t stream, bool tile = true) {
     if (m_pad <= 0)
         return cudaSuccess;
     if (vecs == 0)
         for (vecs = 1; vecs < 8 && geo.k / 8 > 256 * (int64_t)vecs; vecs *= 2) {
         }
-#define SS_ROWS(H) launch_rows_h<Q, H>(x, gamma, eps, m, m_pad, geo, q, sa, vecs, pdl, stream)
+#define SS_ROWS(H) launch_rows_h<Q, H>(x, gamma, eps, m, m_pad, geo, q, sa, vecs, pdl, tile, stream)
     if (geo.l == 0 || geo.l == 4)
         return SS_ROWS(LIFT_IDENTITY);
     if (geo.k_raw <= geo.g)
@@ -721,9 +797,9 @@ extern "C" cudaError_t ss_kernel_quant_rmsnorm(ss_dtype qdt, const uint16_t *x,
         return cudaErrorInvalidValue;
     if (vecs >= 0 && rows_kernel_fits(qdt, x, geo, q, gamma)) {
         auto rows = qdt == SS_DTYPE_I8 ? launch_rows<Q_I8> : launch_rows<Q_E4M3>;
-        cudaError_t e = rows(x, gamma, eps, m, m_pad, geo, q, sa, vecs, pdl != 0, stream);
+        cudaError_t e = rows(x, gamma, eps, m, m_pad, geo, q, sa, vecs, pdl != 0, stream, true);
         if (e == cudaErrorInvalidValue && vecs != 0) // this vecs needs > 1024 threads
-            e = rows(x, gamma, eps, m, m_pad, geo, q, sa, 0, pdl != 0, stream);
+            e = rows(x, gamma, eps, m, m_pad, geo, q, sa, 0, pdl != 0, stream, true);
         return e;
     }
     switch (qdt) {
@@ -733,4 +809,15 @@ extern "C" cudaError_t ss_kernel_quant_rmsnorm(ss_dtype qdt, const uint16_t *x,
     case SS_DTYPE_BF16: return launch_norm_simple<Q_BF16>(x, gamma, eps, m, m_pad, geo, q, sa, stream);
     default: return cudaErrorInvalidValue;
     }
+}
+
+extern "C" cudaError_t ss_kernel_quant_gather(ss_dtype qdt, const uint16_t *x, int64_t m,
+                                              int64_t m_pad, ss_lift_geom geo, void *q, float *sa,
+                                              int vecs, int pdl, cudaStream_t stream) {
+    if (geo.k_out % 32 != 0 || m < 0 || m_pad < m || geo.k_out >= INT32_MAX / 2 ||
+        (geo.l != 0 && (geo.g <= 0 || geo.g % 4 != 0)) || !rows_kernel_fits(qdt, x, geo, q))
+        return cudaErrorInvalidValue;
+    return qdt == SS_DTYPE_I8
+               ? launch_rows<Q_I8>(x, nullptr, 0.0f, m, m_pad, geo, q, sa, vecs, pdl != 0, stream, false)
+               : launch_rows<Q_E4M3>(x, nullptr, 0.0f, m, m_pad, geo, q, sa, vecs, pdl != 0, stream, false);
 }
