@@ -159,6 +159,22 @@ else
   echo "skipped: full-disk check (needs root to mount a small tmpfs)"
 fi
 
+# --- task 3 tunes the dense (coarse) stage at task 5's decode M too ---------------------------------
+# The seed's coarse list starts at 256; lookups take the smallest tuned M >= the request, so without
+# this dense decode at M 64 would run M 256's algorithm while the fine stage tunes sparse at 64.
+# Here fine runs at 128 only, so every entry at M 64 is a coarse one: the four projections.
+echo '{"tasks": [3], "dtypes": ["int8"], "sparsity": ["2_6"], "m_decode": [64], "m_tune_coarse": [256],
+       "m_tune_fine": [128], "warmup": 1, "repeat": 1}' >tune_only.json
+"$B" run-all --out rt --config tune_only.json >outt 2>errt || fail "tune-only run: exit $?: $(tail -2 errt)"
+n64=$(grep -c '"m": 64,' rt/tuning/CPU_cc0_cpu/tuning.json)
+[[ $n64 == 0 ]] || fail "task 5 not in the run, yet $n64 entries at M 64"
+echo '{"tasks": [3, 5], "dtypes": ["int8"], "sparsity": ["2_6"], "m_decode": [64], "m_tune_coarse": [256],
+       "m_tune_fine": [128], "warmup": 1, "repeat": 1}' >tune_dec.json
+"$B" run-all --out rt2 --config tune_dec.json >outt2 2>errt2 # task 5 fails here: no checkpoints (tasks 1-2)
+n64=$(grep -c '"m": 64,' rt2/tuning/CPU_cc0_cpu/tuning.json)
+[[ $n64 == 4 ]] && echo "ok: coarse stage tuned at the decode M 64 (4 projections)" ||
+  fail "coarse stage at decode M 64: $n64 entries, expected 4"
+
 # --- bad input: one line on stderr, non-zero exit, no work ---------------------------------------
 expect_err() {
   local desc=$1 needle=$2; shift 3

@@ -360,6 +360,31 @@ static int runnable_dtypes(run *r, ss_dtype *out) {
 
 // --- task 3: tune ----------------------------------------------------------------------------------
 
+/* The coarse (dense) stage's M list: the configured one plus every decode M
+ * of task 5. Why: lookups take the smallest tuned M >= the request, and the
+ * seed's coarse list starts at 256, so dense decode at M 64 ran M 256's
+ * cuBLASLt algorithm (~16% slower than its own) while the fine stage tunes
+ * the sparse backends at 64 — an unfair decode comparison. Sorted, unique. */
+static int coarse_ms(const ss_pipe_config *c, int64_t *out) {
+    int n = 0;
+    for (int i = 0; i < c->n_coarse; i++)
+        out[n++] = c->m_coarse[i];
+    for (int i = 0; c->tasks[5] && i < c->n_decode; i++) {
+        int dup = 0;
+        for (int j = 0; j < n; j++)
+            dup |= out[j] == c->m_decode[i];
+        if (!dup)
+            out[n++] = c->m_decode[i];
+    }
+    for (int i = 1; i < n; i++) /* insertion sort: a handful of entries */
+        for (int j = i; j > 0 && out[j - 1] > out[j]; j--) {
+            int64_t t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+        }
+    return n;
+}
+
 static ss_status task_tune(run *r, int mi) {
     ss_proj_shape sh[4];
     SS_TRY(ss_preset_shapes(r->c->models[mi], sh));
@@ -374,10 +399,12 @@ static ss_status task_tune(run *r, int mi) {
                 dts[nd++] = r->c->dtypes[d];
     if (nd == 0)
         return SS_OK;
+    int64_t mc[2 * SS_PIPE_MAX_LIST];
+    int nmc = coarse_ms(r->c, mc);
     ss_tune_opts o = {.ctx = r->ctx, .shapes = sh, .n_shapes = 4, .dtypes = dts,
                       .n_dtypes = nd, .patterns = r->c->sparsity, .n_patterns = r->c->n_sparsity,
-                      .coarse = r->c->coarse, .fine = r->c->fine, .m_coarse = r->c->m_coarse,
-                      .n_m_coarse = r->c->n_coarse, .m_fine = r->c->m_fine, .n_m_fine = r->c->n_fine,
+                      .coarse = r->c->coarse, .fine = r->c->fine, .m_coarse = mc,
+                      .n_m_coarse = nmc, .m_fine = r->c->m_fine, .n_m_fine = r->c->n_fine,
                       .root = root, .warmup = r->c->warmup, .repeat = r->c->repeat, .seed = r->c->seed,
                       .progress = tune_progress, .user = r, .log = lib_log};
     ss_tune_result res;
