@@ -22,7 +22,8 @@
  *      1/2/4/8), vs the same 20 on the stream; every pattern at K = 2560; µs per call
  *      and % of D2D (what is left of the launch gaps); gather: the best of the
  *      per-word gather in the same graph (issue #4's before for 2_6; the same
- *      kernel as best_us for the other lifted patterns: the run's noise).
+ *      kernel as best_us for the other lifted patterns: the run's noise);
+ *      staged: the best of the warp-staged tiles (every lifted L in 6..16).
  * Usage: dev_quant_slide [quick | fused]   (fused: sections 5 and 6 only)
  */
 #include <cuda_fp8.h>
@@ -137,10 +138,11 @@ static ss_lift_geom geom(ss_pattern p, int64_t k) {
  * 1, 2, 4, 8 16-byte loads per thread; 7 = the library's choice launched as a
  * programmatic dependent launch (back-to-back calls overlap launch and drain);
  * 8 = the automatic choice with the previous per-word gather of the lifted
- * row (ss_kernel_quant_gather; differs from 0 for 2_6 only). */
+ * row (ss_kernel_quant_gather; differs from 0 for 2_6 only); 9 = tiles staged
+ * per warp for every L in 6..16 (ss_kernel_quant_staged). */
 static const char *variant_names[] = {"auto", "old-pipe", "old-row", "vec1", "vec2",
-                                      "vec4", "vec8", "auto-pdl", "gather"};
-enum { N_VARIANTS = 9 };
+                                      "vec4", "vec8", "auto-pdl", "gather", "staged"};
+enum { N_VARIANTS = 10 };
 
 static cudaError_t run_variant(int v, ss_dtype qdt, const uint16_t *x, int64_t m, int64_t mp,
                                ss_lift_geom g, void *q, float *sa) {
@@ -150,6 +152,7 @@ static cudaError_t run_variant(int v, ss_dtype qdt, const uint16_t *x, int64_t m
     case 2: return ss_kernel_quant(qdt, x, m, mp, g, q, sa, -128, 0);
     case 7: return ss_kernel_quant_vecs(qdt, x, m, mp, g, q, sa, 0, 1, 0);
     case 8: return ss_kernel_quant_gather(qdt, x, m, mp, g, q, sa, 0, 0, 0);
+    case 9: return ss_kernel_quant_staged(qdt, x, m, mp, g, q, sa, 0, 0, 0);
     default: return ss_kernel_quant_vecs(qdt, x, m, mp, g, q, sa, 1 << (v - 3), 0, 0);
     }
 }
@@ -158,7 +161,7 @@ static cudaError_t run_variant(int v, ss_dtype qdt, const uint16_t *x, int64_t m
 static bool variant_fits(int v, int64_t k) {
     if (v < 3)
         return true;
-    if (v == 7 || v == 8)
+    if (v >= 7)
         return k % 8 == 0;
     return k % 8 == 0 && (k / 8 + (1 << (v - 3)) - 1) / (1 << (v - 3)) <= 1024;
 }
@@ -499,9 +502,9 @@ static void fused_norm(double d2d) {
  * captured in one graph, replayed; µs per call (median of 9 replays). */
 static void graph_pdl(double d2d) {
     printf("\n# 6. 20 back-to-back quant calls: stream vs PDL launches in a CUDA graph (INT8)\n");
-    printf("%-6s %5s %6s | %9s %6s | %9s %6s | %9s %6s %4s | %9s %6s %4s\n", "M", "K", "pattern",
-           "stream_us", "%D2D", "graph_us", "%D2D", "best_us", "%D2D", "vecs", "gather_us", "%D2D",
-           "vecs");
+    printf("%-6s %5s %6s | %9s %6s | %9s %6s | %9s %6s %4s | %9s %6s %4s | %9s %6s %4s\n", "M",
+           "K", "pattern", "stream_us", "%D2D", "graph_us", "%D2D", "best_us", "%D2D", "vecs",
+           "gather_us", "%D2D", "vecs", "staged_us", "%D2D", "vecs");
     const int calls = 20;
     cudaStream_t st;
     CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
@@ -517,11 +520,12 @@ static void graph_pdl(double d2d) {
                 double bytes = (double)m * k * 2 + (double)m * g.k_out + m * 4.0;
                 bufset b = alloc_sets(m, k, g.k_out, rotation_sets((size_t)bytes));
                 int sets = (int)b.x.size();
+                /* gather 0: the library's gather, 1: per word, 2: staged tiles */
                 auto launch = [&](int c, int pdl, int vecs, int gather) {
-                    return gather ? ss_kernel_quant_gather(SS_DTYPE_I8, b.x[c % sets], m, m, g,
-                                                           b.q[c % sets], b.sa[c % sets], vecs, pdl, st)
-                                  : ss_kernel_quant_vecs(SS_DTYPE_I8, b.x[c % sets], m, m, g,
-                                                         b.q[c % sets], b.sa[c % sets], vecs, pdl, st);
+                    auto fn = gather == 1 ? ss_kernel_quant_gather
+                              : gather == 2 ? ss_kernel_quant_staged : ss_kernel_quant_vecs;
+                    return fn(SS_DTYPE_I8, b.x[c % sets], m, m, g, b.q[c % sets], b.sa[c % sets],
+                              vecs, pdl, st);
                 };
                 auto burst = [&](int pdl, int vecs, int gather) {
                     for (int c = 0; c < calls; c++)
@@ -550,9 +554,9 @@ static void graph_pdl(double d2d) {
                 /* the graph with each launch configuration the kernel takes (what the
                  * tuner would pick); vecs 0 = the automatic choice. gather = 1: the
                  * previous per-word gather (issue #4's before), lifted patterns only */
-                double gus = 0, best[2] = {0, 0};
-                int best_v[2] = {0, 0};
-                for (int gather = 0; gather < (g.l ? 2 : 1); gather++)
+                double gus = 0, best[3] = {0, 0, 0};
+                int best_v[3] = {0, 0, 0};
+                for (int gather = 0; gather < (g.l ? 3 : 1); gather++)
                     for (int v : {0, 1, 2, 4, 8}) {
                         cudaError_t e = launch(0, 1, v, gather);
                         if (e == cudaErrorInvalidValue) {
@@ -578,9 +582,11 @@ static void graph_pdl(double d2d) {
                         cudaGraphDestroy(graph);
                     }
                 auto pct = [&](double us) { return us > 0 ? 100.0 * bytes / (us * 1e3) / d2d : 0.0; };
-                printf("%-6lld %5lld %6s | %9.2f %5.1f%% | %9.2f %5.1f%% | %9.2f %5.1f%% %4d | %9.2f %5.1f%% %4d\n",
+                printf("%-6lld %5lld %6s | %9.2f %5.1f%% | %9.2f %5.1f%% | %9.2f %5.1f%% %4d | %9.2f %5.1f%% "
+                       "%4d | %9.2f %5.1f%% %4d\n",
                        (long long)m, (long long)k, ps, sus, pct(sus), gus, pct(gus), best[0],
-                       pct(best[0]), best_v[0], best[1], pct(best[1]), best_v[1]);
+                       pct(best[0]), best_v[0], best[1], pct(best[1]), best_v[1], best[2],
+                       pct(best[2]), best_v[2]);
                 cudaEventDestroy(e0);
                 cudaEventDestroy(e1);
                 free_sets(b);

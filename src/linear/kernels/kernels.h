@@ -62,6 +62,14 @@ cudaError_t ss_kernel_quant_gather(ss_dtype qdt, const uint16_t *x, int64_t m, i
                                    ss_lift_geom geo, void *q, float *sa, int vecs, int pdl,
                                    cudaStream_t stream);
 
+/* ss_kernel_quant_vecs with the lifted row gathered in tiles of whole groups
+ * (compile-time shifts) for every L in 6..16, the chunks staged per warp in
+ * shared memory and stored contiguously (dev variant, issue #4: the candidate
+ * for 2_8 .. 2_16, not yet measured). Same arguments and results. */
+cudaError_t ss_kernel_quant_staged(ss_dtype qdt, const uint16_t *x, int64_t m, int64_t m_pad,
+                                   ss_lift_geom geo, void *q, float *sa, int vecs, int pdl,
+                                   cudaStream_t stream);
+
 /* 1 when the row-in-registers kernel can take the call: INT8/FP8, K % 8 == 0,
  * K <= 65536, x, q (and gamma unless NULL) 16-byte aligned. */
 int ss_kernel_quant_rows_fit(ss_dtype qdt, const uint16_t *x, const uint16_t *gamma,

@@ -297,6 +297,9 @@ enum {
     LIFT_RUNTIME = 0,   // other L: a run-time division
 };
 
+/* How quant_rows_body gathers a lifted row (see GM there). */
+enum { GATHER_AUTO = 0, GATHER_WORDS = 1, GATHER_STAGED = 2 };
+
 /* Sum over the block, the same value in every thread (blockDim.x a multiple
  * of 32): xor shuffles within a warp (commutative pairs, so every lane holds
  * the same bits), then every thread adds the warp sums in warp order. The
@@ -364,46 +367,88 @@ __device__ __forceinline__ uint4 norm8(uint4 x, uint4 g, float inv) {
  * (issue #4); those patterns keep gather_words. */
 __host__ __device__ constexpr int tile_groups(int h) { return (h - 1) % 4 == 0 ? (h % 2 ? 2 : 1) : (h - 1) % 2 == 0 ? 2 : 4; }
 
-template <int H>
+/* Tile s of the staged row: its NQ words into w. */
+template <int H, int NQ>
+__device__ __forceinline__ void tile_load(const uint32_t *__restrict__ qw, int s, uint32_t (&w)[NQ]) {
+    if (NQ % 4 == 0) {
+#pragma unroll
+        for (int i = 0; i < NQ / 4; i++) {
+            const uint4 a = ((const uint4 *)qw)[s * (NQ / 4) + i];
+            w[4 * i] = a.x, w[4 * i + 1] = a.y, w[4 * i + 2] = a.z, w[4 * i + 3] = a.w;
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < NQ; i++)
+            w[i] = qw[s * NQ + i];
+    }
+}
+
+/* Chunk k of tile s (S words), words from K'raw on zero. */
+template <int H, int S, int NQ>
+__device__ __forceinline__ uint4 tile_chunk(const uint32_t (&w)[NQ], int s, int k, uint32_t words_raw) {
+    uint32_t o4[4];
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        const int wl = 4 * k + j, p = wl / (H - 1) * H + wl % (H - 1); // pair of word wl
+        // p + 1 < NG H always (the last word of a group ends one pair early)
+        const uint32_t val = p & 1 ? __funnelshift_r(w[p >> 1], w[(p >> 1) + 1], 16) : w[p >> 1];
+        o4[j] = (uint32_t)(s * S + wl) < words_raw ? val : 0u; // K'raw .. K' is zero
+    }
+    return make_uint4(o4[0], o4[1], o4[2], o4[3]);
+}
+
+/* STAGED (dev variant): the chunks of a warp's 32 tiles go to the warp's
+ * stage in shared memory (32 S / 4 chunks, after the staged row) and the
+ * warp stores them as contiguous chunks, so that every store instruction
+ * writes whole sectors as the per-word gather's do, for every H. Not
+ * measured yet (issue #4's candidate for 2_8 .. 2_16). */
+template <int H, bool STAGED>
 __device__ __forceinline__ void gather_tiles(const uint32_t *__restrict__ qw, uint32_t words_raw,
-                                             int kout, uint8_t *__restrict__ qrow) {
-    constexpr int NG = tile_groups(H), S = NG * (H - 1), NQ = NG * H / 2;
+                                             int kout, uint8_t *__restrict__ qrow,
+                                             uint4 *__restrict__ stage) {
+    constexpr int NG = tile_groups(H), S = NG * (H - 1), NQ = NG * H / 2, C = S / 4;
     static_assert(S % 4 == 0 && (NG * H) % 2 == 0, "a tile is whole chunks and whole words");
     const int t = threadIdx.x, nt = blockDim.x, nchunk = kout / 16;
     const int ntile = (int)((words_raw + S - 1) / S);
-    for (int s = t; s < ntile; s += nt) {
-        uint32_t w[NQ];
-        if (NQ % 4 == 0) {
+    uint4 *q4 = (uint4 *)qrow;
+    if (!STAGED) {
+        for (int s = t; s < ntile; s += nt) {
+            uint32_t w[NQ];
+            tile_load<H>(qw, s, w);
 #pragma unroll
-            for (int i = 0; i < NQ / 4; i++) {
-                const uint4 a = ((const uint4 *)qw)[s * (NQ / 4) + i];
-                w[4 * i] = a.x, w[4 * i + 1] = a.y, w[4 * i + 2] = a.z, w[4 * i + 3] = a.w;
+            for (int k = 0; k < C; k++) {
+                const uint4 o = tile_chunk<H, S>(w, s, k, words_raw);
+                if (s * C + k < nchunk)
+                    q4[s * C + k] = o;
             }
-        } else {
-#pragma unroll
-            for (int i = 0; i < NQ; i++)
-                w[i] = qw[s * NQ + i];
         }
+    } else {
+        const int lane = t & 31;
+        uint4 *st = stage + (t >> 5) * 32 * C;
+#pragma unroll 1
+        for (int s0 = t - lane; s0 < ntile; s0 += nt) { // the warp's tiles s0 .. s0 + 31
+            const int s = s0 + lane;
+            if (s < ntile) {
+                uint32_t w[NQ];
+                tile_load<H>(qw, s, w);
 #pragma unroll
-        for (int k = 0; k < S / 4; k++) {
-            uint32_t o4[4];
-#pragma unroll
-            for (int j = 0; j < 4; j++) {
-                const int wl = 4 * k + j, p = wl / (H - 1) * H + wl % (H - 1); // pair of word wl
-                // p + 1 < NG H always (the last word of a group ends one pair early)
-                const uint32_t val = p & 1 ? __funnelshift_r(w[p >> 1], w[(p >> 1) + 1], 16) : w[p >> 1];
-                o4[j] = (uint32_t)(s * S + wl) < words_raw ? val : 0u; // K'raw .. K' is zero
+                for (int k = 0; k < C; k++)
+                    st[lane * C + k] = tile_chunk<H, S>(w, s, k, words_raw);
             }
-            const int c = s * (S / 4) + k;
-            if (c < nchunk)
-                ((uint4 *)qrow)[c] = make_uint4(o4[0], o4[1], o4[2], o4[3]);
+            __syncwarp();
+            const int n = (ntile - s0 < 32 ? ntile - s0 : 32) * C;
+#pragma unroll 1
+            for (int j = lane; j < n; j += 32)
+                if (s0 * C + j < nchunk)
+                    q4[s0 * C + j] = st[j];
+            __syncwarp(); // the stage is refilled by the warp's next tiles
         }
     }
-    for (int c = ntile * (S / 4) + t; c < nchunk; c += nt)
-        ((uint4 *)qrow)[c] = make_uint4(0, 0, 0, 0);
+    for (int c = ntile * C + t; c < nchunk; c += nt)
+        q4[c] = make_uint4(0, 0, 0, 0);
 }
 
-/* The per-word gather: every H but 3, and H = 3 in the dev variant (TILE = false). */
+/* The per-word gather: every H but 3 by default. */
 template <int H>
 __device__ __forceinline__ void gather_words(const uint32_t *__restrict__ qw, uint32_t words_raw,
                                              int hm1, int kout, uint8_t *__restrict__ qrow) {
@@ -430,11 +475,13 @@ __device__ __forceinline__ void gather_words(const uint32_t *__restrict__ qw, ui
  * Shared memory (lifted modes): the quantized row, zero from K up to Kp + 68
  * bytes, so that every pair a gather reads exists (a tile may end up to
  * 2H(NG - 1) <= 48 bytes past Kp).
- * TILE: H = 3 takes the tiled gather; else the per-word one (dev variant).
+ * GM, the gather of lifted rows: GATHER_AUTO (tiles for H = 3, else per
+ * word), GATHER_WORDS (per word), GATHER_STAGED (warp-staged tiles, H >= 3);
+ * the last two are dev variants.
  * NORM: the row is first replaced in registers by its RMSNorm times gamma
  * (k, 16-byte aligned); the plain kernel instantiates NORM = false and is the
  * code it was before the prologue existed. */
-template <int Q, int H, int V, bool NORM, bool TILE>
+template <int Q, int H, int V, bool NORM, int GM>
 __device__ __forceinline__ void quant_rows_body(const uint4 *__restrict__ x, int64_t m,
                                                 const ss_lift_geom &geo, int hm1, int nz,
                                                 uint8_t *__restrict__ q, float *__restrict__ sa,
@@ -513,17 +560,19 @@ __device__ __forceinline__ void quant_rows_body(const uint4 *__restrict__ x, int
     __syncthreads();
     const uint32_t *qw = (const uint32_t *)qrow_s;
     const uint32_t words_raw = (uint32_t)(geo.k_raw >> 2);
-    if (TILE && H == 3)
-        gather_tiles<3>(qw, words_raw, kout, qrow);
+    if (GM == GATHER_STAGED && H >= 3)
+        gather_tiles<H >= 3 ? H : 3, true>(qw, words_raw, kout, qrow, qrow_s + (nz * 8 + 15) / 16);
+    else if (GM == GATHER_AUTO && H == 3)
+        gather_tiles<3, false>(qw, words_raw, kout, qrow, nullptr);
     else
         gather_words<H>(qw, words_raw, hm1, kout, qrow);
 }
 
-template <int Q, int H, int V, bool TILE>
+template <int Q, int H, int V, int GM>
 __global__ void __launch_bounds__(1024)
 quant_rows_kernel(const uint4 *__restrict__ x, int64_t m, ss_lift_geom geo, int hm1, int nz,
                   uint8_t *__restrict__ q, float *__restrict__ sa) {
-    quant_rows_body<Q, H, V, false, TILE>(x, m, geo, hm1, nz, q, sa, nullptr, 0.0f);
+    quant_rows_body<Q, H, V, false, GM>(x, m, geo, hm1, nz, q, sa, nullptr, 0.0f);
 }
 
 /* quant_rows_kernel with the RMSNorm prologue (gamma (k) BF16, eps). */
@@ -532,12 +581,12 @@ __global__ void __launch_bounds__(1024)
 quant_rows_norm_kernel(const uint4 *__restrict__ x, int64_t m, ss_lift_geom geo, int hm1, int nz,
                        uint8_t *__restrict__ q, float *__restrict__ sa,
                        const uint4 *__restrict__ gamma, float eps) {
-    quant_rows_body<Q, H, V, true, true>(x, m, geo, hm1, nz, q, sa, gamma, eps);
+    quant_rows_body<Q, H, V, true, GATHER_AUTO>(x, m, geo, hm1, nz, q, sa, gamma, eps);
 }
 
 /* gamma == NULL: the plain kernel; else the one with the RMSNorm prologue.
- * TILE = false: the per-word gather (plain kernel only; dev variant). */
-template <int Q, int H, int V, bool TILE>
+ * GM: the gather (plain kernel only; the norm kernel takes GATHER_AUTO). */
+template <int Q, int H, int V, int GM>
 cudaError_t launch_rows_v(const uint16_t *x, const uint16_t *gamma, float eps, int64_t m_pad,
                           int64_t m, ss_lift_geom geo, void *q, float *sa, int threads, bool pdl,
                           cudaStream_t stream) {
@@ -547,11 +596,14 @@ cudaError_t launch_rows_v(const uint16_t *x, const uint16_t *gamma, float eps, i
         const int64_t kp = geo.k_raw / geo.g * geo.l; // Kp = (K'raw / G) * L
         smem = (size_t)((kp + 68 + 15) / 16 * 16);
         nz = (int)((kp + 68 + 7) / 8);
+        if (GM == GATHER_STAGED && H >= 3) // the warps' stages: 32 tiles of S words each
+            smem = (size_t)(nz * 8 + 15) / 16 * 16 +
+                   (size_t)threads * 4 * (size_t)(tile_groups(H) * (H - 1));
         if (smem > 48 * 1024) {
             cudaError_t e = gamma ? cudaFuncSetAttribute(quant_rows_norm_kernel<Q, H, V>,
                                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                          (int)smem)
-                                  : cudaFuncSetAttribute(quant_rows_kernel<Q, H, V, TILE>,
+                                  : cudaFuncSetAttribute(quant_rows_kernel<Q, H, V, GM>,
                                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                          (int)smem);
             if (e != cudaSuccess)
@@ -571,23 +623,32 @@ cudaError_t launch_rows_v(const uint16_t *x, const uint16_t *gamma, float eps, i
     if (gamma)
         return cudaLaunchKernelEx(&cfg, quant_rows_norm_kernel<Q, H, V>, (const uint4 *)x, m, geo,
                                   geo.g / 4, nz, (uint8_t *)q, sa, (const uint4 *)gamma, eps);
-    return cudaLaunchKernelEx(&cfg, quant_rows_kernel<Q, H, V, TILE>, (const uint4 *)x, m, geo,
+    return cudaLaunchKernelEx(&cfg, quant_rows_kernel<Q, H, V, GM>, (const uint4 *)x, m, geo,
                               geo.g / 4, nz, (uint8_t *)q, sa);
 }
 
 template <int Q, int H>
 cudaError_t launch_rows_h(const uint16_t *x, const uint16_t *gamma, float eps, int64_t m,
                           int64_t m_pad, ss_lift_geom geo, void *q, float *sa, int vecs, bool pdl,
-                          bool tile, cudaStream_t stream) {
+                          int gm, cudaStream_t stream) {
     const int64_t nv = geo.k / 8;
     const int threads = (int)((nv + vecs - 1) / vecs + 31) / 32 * 32;
     if (threads > 1024)
         return cudaErrorInvalidValue;
-    // only H = 3 has the tiled gather: the rest instantiate the TILE = true kernel alone
-    const bool t = tile || H != 3;
-#define SS_V(V)                                                                                  \
-    (t ? launch_rows_v<Q, H, V, true>(x, gamma, eps, m_pad, m, geo, q, sa, threads, pdl, stream) \
-       : launch_rows_v<Q, H, V, (H != 3)>(x, gamma, eps, m_pad, m, geo, q, sa, threads, pdl, stream))
+    // a mode that runs the GATHER_AUTO code for this H instantiates nothing more
+    if ((gm == GATHER_WORDS && H != 3) || (gm == GATHER_STAGED && H < 3) || gamma)
+        gm = GATHER_AUTO;
+#define SS_V(V)                                                                                   \
+    (gm == GATHER_WORDS                                                                           \
+         ? launch_rows_v<Q, H, V, H == 3 ? GATHER_WORDS : GATHER_AUTO>(x, gamma, eps, m_pad, m,   \
+                                                                       geo, q, sa, threads, pdl,  \
+                                                                       stream)                    \
+     : gm == GATHER_STAGED                                                                        \
+         ? launch_rows_v<Q, H, V, H >= 3 ? GATHER_STAGED : GATHER_AUTO>(x, gamma, eps, m_pad, m,  \
+                                                                        geo, q, sa, threads, pdl, \
+                                                                        stream)                   \
+         : launch_rows_v<Q, H, V, GATHER_AUTO>(x, gamma, eps, m_pad, m, geo, q, sa, threads, pdl, \
+                                               stream))
     switch (vecs) {
     case 1: return SS_V(1);
     case 2: return SS_V(2);
@@ -612,13 +673,13 @@ bool rows_kernel_fits(ss_dtype qdt, const uint16_t *x, ss_lift_geom geo, const v
 template <int Q>
 cudaError_t launch_rows(const uint16_t *x, const uint16_t *gamma, float eps, int64_t m,
                         int64_t m_pad, ss_lift_geom geo, void *q, float *sa, int vecs, bool pdl,
-                        cudaStream_t stream, bool tile = true) {
+                        cudaStream_t stream, int gm = GATHER_AUTO) {
     if (m_pad <= 0)
         return cudaSuccess;
     if (vecs == 0)
         for (vecs = 1; vecs < 8 && geo.k / 8 > 256 * (int64_t)vecs; vecs *= 2) {
         }
-#define SS_ROWS(H) launch_rows_h<Q, H>(x, gamma, eps, m, m_pad, geo, q, sa, vecs, pdl, tile, stream)
+#define SS_ROWS(H) launch_rows_h<Q, H>(x, gamma, eps, m, m_pad, geo, q, sa, vecs, pdl, gm, stream)
     if (geo.l == 0 || geo.l == 4)
         return SS_ROWS(LIFT_IDENTITY);
     if (geo.k_raw <= geo.g)
@@ -797,9 +858,9 @@ extern "C" cudaError_t ss_kernel_quant_rmsnorm(ss_dtype qdt, const uint16_t *x,
         return cudaErrorInvalidValue;
     if (vecs >= 0 && rows_kernel_fits(qdt, x, geo, q, gamma)) {
         auto rows = qdt == SS_DTYPE_I8 ? launch_rows<Q_I8> : launch_rows<Q_E4M3>;
-        cudaError_t e = rows(x, gamma, eps, m, m_pad, geo, q, sa, vecs, pdl != 0, stream, true);
+        cudaError_t e = rows(x, gamma, eps, m, m_pad, geo, q, sa, vecs, pdl != 0, stream, GATHER_AUTO);
         if (e == cudaErrorInvalidValue && vecs != 0) // this vecs needs > 1024 threads
-            e = rows(x, gamma, eps, m, m_pad, geo, q, sa, 0, pdl != 0, stream, true);
+            e = rows(x, gamma, eps, m, m_pad, geo, q, sa, 0, pdl != 0, stream, GATHER_AUTO);
         return e;
     }
     switch (qdt) {
@@ -818,6 +879,17 @@ extern "C" cudaError_t ss_kernel_quant_gather(ss_dtype qdt, const uint16_t *x, i
         (geo.l != 0 && (geo.g <= 0 || geo.g % 4 != 0)) || !rows_kernel_fits(qdt, x, geo, q))
         return cudaErrorInvalidValue;
     return qdt == SS_DTYPE_I8
-               ? launch_rows<Q_I8>(x, nullptr, 0.0f, m, m_pad, geo, q, sa, vecs, pdl != 0, stream, false)
-               : launch_rows<Q_E4M3>(x, nullptr, 0.0f, m, m_pad, geo, q, sa, vecs, pdl != 0, stream, false);
+               ? launch_rows<Q_I8>(x, nullptr, 0.0f, m, m_pad, geo, q, sa, vecs, pdl != 0, stream, GATHER_WORDS)
+               : launch_rows<Q_E4M3>(x, nullptr, 0.0f, m, m_pad, geo, q, sa, vecs, pdl != 0, stream, GATHER_WORDS);
+}
+
+extern "C" cudaError_t ss_kernel_quant_staged(ss_dtype qdt, const uint16_t *x, int64_t m,
+                                              int64_t m_pad, ss_lift_geom geo, void *q, float *sa,
+                                              int vecs, int pdl, cudaStream_t stream) {
+    if (geo.k_out % 32 != 0 || m < 0 || m_pad < m || geo.k_out >= INT32_MAX / 2 ||
+        (geo.l != 0 && (geo.g <= 0 || geo.g % 4 != 0)) || !rows_kernel_fits(qdt, x, geo, q))
+        return cudaErrorInvalidValue;
+    return qdt == SS_DTYPE_I8
+               ? launch_rows<Q_I8>(x, nullptr, 0.0f, m, m_pad, geo, q, sa, vecs, pdl != 0, stream, GATHER_STAGED)
+               : launch_rows<Q_E4M3>(x, nullptr, 0.0f, m, m_pad, geo, q, sa, vecs, pdl != 0, stream, GATHER_STAGED);
 }
