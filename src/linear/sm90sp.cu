@@ -14,7 +14,7 @@
  *   B (K-major)         = q (m, K') row-major          -> CUTLASS N = our m
  *   D (column-major)    = Y (m, n_pad) BF16 row-major
  * Operands: INT8 (S32 accumulation) or FP8 e4m3 (F32 accumulation, CUTLASS's
- * promoting FP8 mainloop), weights and activations of the same type.
+ * fast-accumulate FP8 mainloop: sm90_gemm.cuh), weights and activations of one type.
  * Epilogue (one EVT node): Y = bf16(((float)acc * sa[m]) * sb[n] + bias[n]), each
  * op rounded (__fmul_rn / __fadd_rn): SPEC §4, bit-identical to the CPU backend
  * for INT8; for FP8 the tensor cores' sums differ from the CPU's exact ones in
