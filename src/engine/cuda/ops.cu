@@ -140,6 +140,7 @@ __global__ void rope_kv_kernel(uint16_t *__restrict__ qkv, const ss_tok_info *__
                                int nh, int nkv, int hd, const float *__restrict__ inv_freq,
                                uint16_t *__restrict__ kc, uint16_t *__restrict__ vc,
                                const int32_t *__restrict__ tables, int max_blocks) {
+    extern __shared__ float rot_s[]; // (2, hd / 2): cos, sin of this token's angles
     const int64_t r = blockIdx.x;
     const int pos = tok[r].pos, seq = tok[r].seq;
     const int64_t row = (int64_t)(nh + 2 * nkv) * hd;
@@ -148,10 +149,19 @@ __global__ void rope_kv_kernel(uint16_t *__restrict__ qkv, const ss_tok_info *__
     const int64_t slot = (blk * SS_KV_BLOCK + pos % SS_KV_BLOCK) * (int64_t)nkv * hd;
     uint16_t *kd = kc + slot, *vd = vc + slot; // (nkv, hd)
     const int h2 = hd / 2, pairs = (nh + nkv) * h2;
+    /* The angles depend on (pos, i) only: one cosf/sinf per frequency for
+     * all nh + nkv heads (it was one per pair: 25x the work at BitNet-2B,
+     * and the kernel's whole cost at decode sizes). Same operations, same
+     * bits. */
+    for (int i = threadIdx.x; i < h2; i += blockDim.x) {
+        const float ang = __fmul_rn((float)pos, inv_freq[i]);
+        rot_s[i] = cosf(ang);
+        rot_s[h2 + i] = sinf(ang);
+    }
+    __syncthreads();
     for (int p = threadIdx.x; p < pairs; p += blockDim.x) {
         const int h = p / h2, i = p - h * h2;
-        const float ang = __fmul_rn((float)pos, inv_freq[i]);
-        const float cs = cosf(ang), sn = sinf(ang);
+        const float cs = rot_s[i], sn = rot_s[h2 + i];
         uint16_t *xh = x + (int64_t)h * hd;
         const float a = ss_bf(xh[i]), b = ss_bf(xh[i + h2]);
         const uint16_t o1 = ss_to_bf(__fsub_rn(__fmul_rn(a, cs), __fmul_rn(b, sn)));
@@ -164,8 +174,14 @@ __global__ void rope_kv_kernel(uint16_t *__restrict__ qkv, const ss_tok_info *__
         }
     }
     const uint16_t *v = x + (int64_t)(nh + nkv) * hd; // (nkv, hd)
-    for (int j = threadIdx.x; j < nkv * hd; j += blockDim.x)
-        vd[j] = v[j];
+    const int nv = nkv * hd;
+    if ((nv & 7) == 0 && (((uintptr_t)v | (uintptr_t)vd) & 15) == 0) {
+        for (int j = threadIdx.x; j < nv / 8; j += blockDim.x)
+            ((uint4 *)vd)[j] = ((const uint4 *)v)[j];
+    } else {
+        for (int j = threadIdx.x; j < nv; j += blockDim.x)
+            vd[j] = v[j];
+    }
 }
 
 // --- embedding, argmax ----------------------------------------------------------------------
@@ -199,7 +215,25 @@ __global__ void argmax_kernel(const float *__restrict__ logits, int64_t vocab, i
     const float *row = logits + blockIdx.x * vocab;
     float bv = __int_as_float(0x7fc00000); /* NaN: nothing yet */
     int64_t bi = vocab;
-    for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x)
+    /* Eight loads in flight per thread before the compares: the plain loop
+     * waited one memory latency per element (~70 us for 64 rows of a 128k
+     * vocabulary on the H100). beats() is a total order (value, then lower
+     * index; NaN never wins), so the visiting order cannot change the result. */
+    const int64_t step = blockDim.x;
+    int64_t i0 = threadIdx.x;
+    for (; i0 + 7 * step < vocab; i0 += 8 * step) {
+        float v[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++)
+            v[u] = __ldcs(row + i0 + u * step);
+#pragma unroll
+        for (int u = 0; u < 8; u++)
+            if (beats(v[u], i0 + u * step, bv, bi)) {
+                bv = v[u];
+                bi = i0 + u * step;
+            }
+    }
+    for (int64_t i = i0; i < vocab; i += step)
         if (beats(row[i], i, bv, bi)) {
             bv = row[i];
             bi = i;
@@ -277,7 +311,8 @@ cudaError_t ss_rope_kv_write_cuda(uint16_t *qkv, const ss_tok_info *tok, int64_t
                                   cudaStream_t stream) {
     if (t <= 0)
         return cudaSuccess;
-    rope_kv_kernel<<<(unsigned)t, row_threads((int64_t)(nh + nkv) * hd / 2), 0, stream>>>(
+    rope_kv_kernel<<<(unsigned)t, row_threads((int64_t)(nh + nkv) * hd / 2),
+                     (size_t)(hd / 2) * 2 * sizeof(float), stream>>>(
         qkv, tok, nh, nkv, hd, inv_freq, k_layer, v_layer, tables, max_blocks);
     return launched();
 }

@@ -300,6 +300,13 @@ enum {
 /* How quant_rows_body gathers a lifted row (see GM there). */
 enum { GATHER_AUTO = 0, GATHER_WORDS = 1, GATHER_STAGED = 2 };
 
+/* GATHER_AUTO's choice for H (H3 tiles for 2_6, warp-staged tiles for 2_8 and
+ * wider with a compile-time H, per word otherwise). H100, 20 PDL launches in a
+ * graph at M 4096, K 2560 (issue #4's 85% bar): per word 83.6 / 84.5 / 85.1%
+ * of D2D for 2_8 / 2_10 / 2_16, staged 85.3 / 86.3 / 85.3%; the same or
+ * better at M 16384 and K 6912. */
+__host__ __device__ constexpr bool staged_auto(int h) { return h >= 4; }
+
 /* Sum over the block, the same value in every thread (blockDim.x a multiple
  * of 32): xor shuffles within a warp (commutative pairs, so every lane holds
  * the same bits), then every thread adds the warp sums in warp order. The
@@ -475,9 +482,10 @@ __device__ __forceinline__ void gather_words(const uint32_t *__restrict__ qw, ui
  * Shared memory (lifted modes): the quantized row, zero from K up to Kp + 68
  * bytes, so that every pair a gather reads exists (a tile may end up to
  * 2H(NG - 1) <= 48 bytes past Kp).
- * GM, the gather of lifted rows: GATHER_AUTO (tiles for H = 3, else per
- * word), GATHER_WORDS (per word), GATHER_STAGED (warp-staged tiles, H >= 3);
- * the last two are dev variants.
+ * GM, the gather of lifted rows: GATHER_AUTO (tiles for H = 3, warp-staged
+ * tiles for H >= 4, per word for a run-time H: staged_auto), GATHER_WORDS (per
+ * word), GATHER_STAGED (warp-staged tiles, H >= 3); the last two are dev
+ * variants.
  * NORM: the row is first replaced in registers by its RMSNorm times gamma
  * (k, 16-byte aligned); the plain kernel instantiates NORM = false and is the
  * code it was before the prologue existed. */
@@ -560,7 +568,7 @@ __device__ __forceinline__ void quant_rows_body(const uint4 *__restrict__ x, int
     __syncthreads();
     const uint32_t *qw = (const uint32_t *)qrow_s;
     const uint32_t words_raw = (uint32_t)(geo.k_raw >> 2);
-    if (GM == GATHER_STAGED && H >= 3)
+    if ((GM == GATHER_STAGED && H >= 3) || (GM == GATHER_AUTO && staged_auto(H)))
         gather_tiles<H >= 3 ? H : 3, true>(qw, words_raw, kout, qrow, qrow_s + (nz * 8 + 15) / 16);
     else if (GM == GATHER_AUTO && H == 3)
         gather_tiles<3, false>(qw, words_raw, kout, qrow, nullptr);
@@ -596,7 +604,7 @@ cudaError_t launch_rows_v(const uint16_t *x, const uint16_t *gamma, float eps, i
         const int64_t kp = geo.k_raw / geo.g * geo.l; // Kp = (K'raw / G) * L
         smem = (size_t)((kp + 68 + 15) / 16 * 16);
         nz = (int)((kp + 68 + 7) / 8);
-        if (GM == GATHER_STAGED && H >= 3) // the warps' stages: 32 tiles of S words each
+        if ((GM == GATHER_STAGED && H >= 3) || (GM == GATHER_AUTO && staged_auto(H))) // the warps' stages
             smem = (size_t)(nz * 8 + 15) / 16 * 16 +
                    (size_t)threads * 4 * (size_t)(tile_groups(H) * (H - 1));
         if (smem > 48 * 1024) {
@@ -636,15 +644,15 @@ cudaError_t launch_rows_h(const uint16_t *x, const uint16_t *gamma, float eps, i
     if (threads > 1024)
         return cudaErrorInvalidValue;
     // a mode that runs the GATHER_AUTO code for this H instantiates nothing more
-    if ((gm == GATHER_WORDS && H != 3) || (gm == GATHER_STAGED && H < 3) || gamma)
+    if ((gm == GATHER_WORDS && H < 3) || (gm == GATHER_STAGED && H != 3) || gamma)
         gm = GATHER_AUTO;
 #define SS_V(V)                                                                                   \
     (gm == GATHER_WORDS                                                                           \
-         ? launch_rows_v<Q, H, V, H == 3 ? GATHER_WORDS : GATHER_AUTO>(x, gamma, eps, m_pad, m,   \
+         ? launch_rows_v<Q, H, V, H >= 3 ? GATHER_WORDS : GATHER_AUTO>(x, gamma, eps, m_pad, m,   \
                                                                        geo, q, sa, threads, pdl,  \
                                                                        stream)                    \
      : gm == GATHER_STAGED                                                                        \
-         ? launch_rows_v<Q, H, V, H >= 3 ? GATHER_STAGED : GATHER_AUTO>(x, gamma, eps, m_pad, m,  \
+         ? launch_rows_v<Q, H, V, H == 3 ? GATHER_STAGED : GATHER_AUTO>(x, gamma, eps, m_pad, m,  \
                                                                         geo, q, sa, threads, pdl, \
                                                                         stream)                   \
          : launch_rows_v<Q, H, V, GATHER_AUTO>(x, gamma, eps, m_pad, m, geo, q, sa, threads, pdl, \
