@@ -175,6 +175,24 @@ ss_status ss_linear_dequant_glu(ss_linear *lin, const void *d, const float *sa, 
 ss_status ss_linear_dequant_residual(ss_linear *lin, const void *d, const float *sa, int64_t m,
                                      uint16_t *resid);
 
+/* The seam between two projections of a pre-norm block, in one pass over the
+ * residual stream: a's residual-fused dequant followed by the RMSNorm-fused
+ * quant stage of the next projection b,
+ *   ss_linear_dequant_residual(a, d, sa, m, resid);
+ *   ss_linear_quant_rmsnorm(b, resid, gamma, eps, m, q, sq);
+ * with exactly their results (resid updated in place, bit for bit; q
+ * (m_pad, q_cols of b) of b's wdtype and sq (m_pad) as b's quant stage writes
+ * them). d, sa: a's GEMM output (m, n of a) and token scales; gamma (k of b)
+ * BF16. a and b share a context, a->n == b->k, a's out_dtype is BF16. The GPU
+ * backends (cublaslt, cusparselt) run one row kernel (the residual row is
+ * read once and stays in registers through the norm and the quant); the CPU
+ * backend, the backends that fuse the dequant into the GEMM (sm90sp,
+ * sm90dense) and any call the kernel cannot take (K % 8, alignment, BF16
+ * activations) run the two stages. */
+ss_status ss_linear_residual_rmsnorm_quant(ss_linear *a, const void *d, const float *sa, int64_t m,
+                                           uint16_t *resid, ss_linear *b, const uint16_t *gamma,
+                                           float eps, void *q, float *sq);
+
 #ifdef __cplusplus
 }
 #endif

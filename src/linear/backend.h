@@ -82,6 +82,13 @@ typedef struct ss_backend_ops {
                              int64_t m, int relu2, uint16_t *act);
     ss_status (*forward_residual)(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
                                   float eps, int64_t m, uint16_t *resid);
+    /* Optional (linear.h ss_linear_residual_rmsnorm_quant): a's residual-fused
+     * dequant and b's RMSNorm-fused quant in one pass; linear.c has checked
+     * the arguments and calls it only when a and b share this function (NULL
+     * = the two stages). */
+    ss_status (*residual_rmsnorm_quant)(ss_linear *a, const void *d, const float *sa, int64_t m,
+                                        uint16_t *resid, ss_linear *b, const uint16_t *gamma,
+                                        float eps, void *q, float *sq);
     /* 1: the dequant is fused into the GEMM (sm90sp, sm90dense): the GEMM stage writes the
      * dequantized BF16 output (linear.c sets desc.gemm_out = BF16), reading the
      * token scales of the linear's last quant stage; dequant only copies it. */

@@ -458,3 +458,30 @@ ss_status ss_linear_forward_residual(ss_linear *lin, const uint16_t *x, const ui
     SS_TRY(scratch_quant_gemm(lin, x, gamma, eps, m));
     return lin->ops->dequant_residual(lin, lin->scratch_d, lin->scratch_sa, m, resid);
 }
+
+// --- the residual add of one projection fused with the norm + quant of the next ------------
+
+ss_status ss_linear_residual_rmsnorm_quant(ss_linear *a, const void *d, const float *sa, int64_t m,
+                                           uint16_t *resid, ss_linear *b, const uint16_t *gamma,
+                                           float eps, void *q, float *sq) {
+    SS_TRY(check_call(a, m, d, resid, "residual_rmsnorm_quant"));
+    SS_TRY(check_call(b, m, resid, q, "residual_rmsnorm_quant"));
+    if (a->ctx != b->ctx)
+        return ss_fail(SS_EINVAL, "tensors '%s' -> '%s': residual_rmsnorm_quant: expected one "
+                       "context, found two", a->name, b->name);
+    if (a->desc.n != b->desc.k)
+        return ss_fail(SS_EINVAL, "tensors '%s' -> '%s': residual_rmsnorm_quant: expected n of "
+                       "the first == k of the second, found %lld and %lld", a->name, b->name,
+                       (long long)a->desc.n, (long long)b->desc.k);
+    SS_TRY(check_fused(a, 0, "residual_rmsnorm_quant"));
+    SS_TRY(check_norm(b, m, gamma, eps));
+    if (m > 0 && (!sa || !sq))
+        return ss_fail(SS_EINVAL, "tensors '%s' -> '%s': residual_rmsnorm_quant: %s scale buffer "
+                       "is NULL", a->name, b->name, !sa ? "input" : "output");
+    if (m == 0)
+        return SS_OK;
+    if (a->ops->residual_rmsnorm_quant && a->ops->residual_rmsnorm_quant == b->ops->residual_rmsnorm_quant)
+        return a->ops->residual_rmsnorm_quant(a, d, sa, m, resid, b, gamma, eps, q, sq);
+    SS_TRY(a->ops->dequant_residual(a, d, sa, m, resid));
+    return b->ops->quant_rmsnorm(b, resid, gamma, eps, m, q, sq);
+}
