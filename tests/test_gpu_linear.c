@@ -10,6 +10,9 @@
  *   - dense cuBLASLt I8 / FP8 / BF16 likewise;
  *   - shapes: M 1, 15, 17, 64 and 4096, K not a multiple of L, N not a
  *     multiple of 32, the BitNet-2B projections at small M;
+ *   - the seam (ss_linear_residual_rmsnorm_quant: a's residual add + b's
+ *     norm + quant in one kernel) == the two stages on the GPU bit for bit,
+ *     INT8 dense / lifted and FP8, M 1..300, and the kernel takes the call;
  *   - GLU / residual fused into dequant (ss_linear_*_glu / *_residual): the
  *     stage form on the GPU's own GEMM output equals ss_linear_dequant then
  *     the engine's ss_glu_cuda / ss_residual_add_cuda bit for bit (every
@@ -41,6 +44,7 @@
 #include <cuda_runtime_api.h>
 
 #include "engine/cuda/kernels.h" /* the engine's unfused ss_glu_cuda / ss_residual_add_cuda */
+#include "linear/kernels/kernels.h" /* ss_kernel_residual_quant_rmsnorm, called directly */
 
 static int quick(void) {
     const char *q = getenv("SS_GPU_TEST_QUICK");
@@ -753,6 +757,159 @@ static void test_fused_epilogue(void **state) {
         }
 }
 
+// --- the seam: a's residual add fused with b's norm + quant --------------------------------
+
+typedef struct {
+    ss_backend b;
+    ss_dtype wdt;
+    const char *pattern;
+} seam_side;
+
+/* A GPU linear (n, k) of side c; host weight, scale and bias in bufs. */
+static ss_linear *seam_lin(ss_context *gpu, ss_rng *r, const seam_side *c, int64_t n, int64_t k,
+                           int per_channel, int bias, void *bufs[3]) {
+    ss_pattern p;
+    assert_ok(ss_pattern_parse(c->pattern, &p));
+    void *w = ss_test_random_weight(r, c->wdt, n, k);
+    if (!ss_pattern_is_dense(p)) {
+        assert_ok(ss_prune(c->wdt, w, n, k, p, SS_DTYPE_F32, NULL));
+        void *slid = malloc((size_t)(n * ss_slid_k(p, k)) * ss_dtype_size(c->wdt));
+        assert_ok(ss_slide(c->wdt, w, n, k, p, slid));
+        free(w);
+        w = slid;
+    }
+    float *scale = ss_test_random_scales(r, n);
+    uint16_t *bv = bias ? ss_test_random_bf16(r, n, 1.0) : NULL;
+    ss_linear_desc d = ss_linear_desc_default("seam", n, k, c->wdt);
+    d.pattern = p;
+    d.per_channel = per_channel;
+    ss_linear_weights lw = {w, scale, bv};
+    ss_linear *lin = NULL;
+    assert_ok(ss_linear_create(gpu, c->b, &d, &lw, &lin));
+    bufs[0] = w, bufs[1] = scale, bufs[2] = bv;
+    return lin;
+}
+
+/* ss_linear_residual_rmsnorm_quant(a -> b) == ss_linear_dequant_residual(a)
+ * then ss_linear_quant_rmsnorm(b) on the GPU, bit for bit (resid, q with its
+ * padding rows, sq), on a's own GEMM output; where h % 8 == 0 the row kernel
+ * itself (ss_kernel_residual_quant_rmsnorm) must take the call and agree. */
+static void run_seam(ss_context *gpu, const seam_side *sa_, const seam_side *sb_, int64_t m, int64_t h,
+                     int per_channel, int bias, uint64_t seed) {
+    ss_pattern pa, pb;
+    assert_ok(ss_pattern_parse(sa_->pattern, &pa));
+    assert_ok(ss_pattern_parse(sb_->pattern, &pb));
+    const char *why = ss_linear_supports(gpu, sa_->b, sa_->wdt, pa);
+    if (!why)
+        why = ss_linear_supports(gpu, sb_->b, sb_->wdt, pb);
+    if (why) {
+        print_message("skipped seam %s %s -> %s %s: %s\n", ss_backend_name(sa_->b), sa_->pattern,
+                      ss_backend_name(sb_->b), sb_->pattern, why);
+        return;
+    }
+    char name[200];
+    snprintf(name, sizeof name, "seam %s %s %s -> %s %s %s m=%lld h=%lld pc=%d bias=%d",
+             ss_backend_name(sa_->b), ss_dtype_name(sa_->wdt), sa_->pattern, ss_backend_name(sb_->b),
+             ss_dtype_name(sb_->wdt), sb_->pattern, (long long)m, (long long)h, per_channel, bias);
+    ss_rng r = {seed};
+    const int64_t k = 96, nb = 160; /* a: (h, k), b: (nb, h) */
+    void *ha[3], *hb[3];
+    ss_linear *a = seam_lin(gpu, &r, sa_, h, k, per_channel, bias, ha);
+    ss_linear *b = seam_lin(gpu, &r, sb_, nb, h, 1, 0, hb);
+    int64_t mp = ss_linear_m_pad(m), qa_c = ss_linear_q_cols(a), qb_c = ss_linear_q_cols(b);
+    ss_dtype go = ss_linear_get_desc(a)->gemm_out;
+    uint16_t *x = ss_test_random_bf16(&r, m * k, 2.0), *resid = ss_test_random_bf16(&r, m * h, 4.0);
+    uint16_t *gamma = ss_test_random_bf16(&r, h, 1.0);
+    size_t rb = (size_t)(m * h) * 2, qb = (size_t)(mp * qb_c) * ss_dtype_size(sb_->wdt);
+    void *xg = dev_from(x, (size_t)(m * k) * 2), *gg = dev_from(gamma, (size_t)h * 2);
+    void *qag = dev_alloc((size_t)(mp * qa_c) * ss_dtype_size(sa_->wdt));
+    void *dg = dev_alloc((size_t)(m * h) * ss_dtype_size(go));
+    float *sag = dev_alloc((size_t)mp * sizeof(float));
+    assert_ok(ss_linear_quant(a, xg, m, qag, sag));
+    assert_ok(ss_linear_gemm(a, qag, m, dg));
+
+    uint16_t *r1 = dev_from(resid, rb), *r2 = dev_from(resid, rb), *r3 = dev_from(resid, rb);
+    void *q1 = dev_alloc(qb), *q2 = dev_alloc(qb), *q3 = dev_alloc(qb);
+    float *s1 = dev_alloc((size_t)mp * 4), *s2 = dev_alloc((size_t)mp * 4), *s3 = dev_alloc((size_t)mp * 4);
+    cudaMemset(q2, 0x5A, qb); /* the fused kernel must write the padding rows too */
+    const float eps = 1e-6f;
+    assert_ok(ss_linear_dequant_residual(a, dg, sag, m, r1));
+    assert_ok(ss_linear_quant_rmsnorm(b, r1, gg, eps, m, q1, s1));
+    assert_ok(ss_linear_residual_rmsnorm_quant(a, dg, sag, m, r2, b, gg, eps, q2, s2));
+    uint16_t *hr1 = host_from(r1, rb), *hr2 = host_from(r2, rb);
+    void *hq1 = host_from(q1, qb), *hq2 = host_from(q2, qb);
+    float *hs1 = host_from(s1, (size_t)mp * 4), *hs2 = host_from(s2, (size_t)mp * 4);
+    compare("residual", name, SS_DTYPE_BF16, hr2, hr1, (size_t)(m * h), 0);
+    compare("quantized activations", name, sb_->wdt, hq2, hq1, (size_t)(mp * qb_c), 0);
+    compare("token scales", name, SS_DTYPE_F32, hs2, hs1, (size_t)mp, 0);
+    assert_true(memcmp(hr1, resid, rb) != 0); /* the residual stream moved */
+
+    if (h % 8 == 0) { /* the row kernel itself takes the call */
+        ss_lift_geom geo = {.k = h, .k_out = qb_c, .k_raw = h, .l = 0, .g = 0};
+        if (!ss_pattern_is_dense(pb)) {
+            geo.l = (int)ss_pattern_group_len(pb, h);
+            geo.g = 2 * geo.l - 4;
+            geo.k_raw = ss_slid_k_raw(pb, h);
+        }
+        float *sbg = dev_from(ha[1], (size_t)(per_channel ? h : 1) * sizeof(float));
+        uint16_t *bg = bias ? dev_from(ha[2], (size_t)h * 2) : NULL;
+        assert_int_equal(ss_kernel_residual_quant_rmsnorm(go, dg, h, sag, sbg, per_channel, bg, r3,
+                                                          sb_->wdt, gg, eps, m, mp, geo, q3, s3, 0,
+                                                          0, NULL),
+                         cudaSuccess);
+        uint16_t *hr3 = host_from(r3, rb);
+        void *hq3 = host_from(q3, qb);
+        float *hs3 = host_from(s3, (size_t)mp * 4);
+        compare("residual (kernel)", name, SS_DTYPE_BF16, hr3, hr1, (size_t)(m * h), 0);
+        compare("quantized activations (kernel)", name, sb_->wdt, hq3, hq1, (size_t)(mp * qb_c), 0);
+        compare("token scales (kernel)", name, SS_DTYPE_F32, hs3, hs1, (size_t)mp, 0);
+        free(hr3), free(hq3), free(hs3);
+        cudaFree(sbg);
+        cudaFree(bg);
+    }
+
+    void *dfree[] = {xg, gg, qag, dg, sag, r1, r2, r3, q1, q2, q3, s1, s2, s3};
+    for (size_t i = 0; i < sizeof dfree / sizeof *dfree; i++)
+        cudaFree(dfree[i]);
+    free(hr1), free(hr2), free(hq1), free(hq2), free(hs1), free(hs2);
+    free(x), free(resid), free(gamma);
+    for (int i = 0; i < 3; i++)
+        free(ha[i]), free(hb[i]);
+    ss_linear_destroy(a);
+    ss_linear_destroy(b);
+}
+
+/* INT8 dense, lifted (2_6, 2_8, 2_inf: the staged and per-word gathers),
+ * FP8 dense and 2_8, a mixed pair (cuBLASLt -> cuSPARSELt); M 1, 17, 64,
+ * 300; per-channel and per-tensor weight scale, with and without bias;
+ * h % 8 != 0 (the two-stage fallback) once per pair. */
+static void test_seam(void **state) {
+    fixture *f = *state;
+    static const seam_side sides[][2] = {
+        {{SS_BACKEND_CUBLASLT, SS_DTYPE_I8, "dense"}, {SS_BACKEND_CUBLASLT, SS_DTYPE_I8, "dense"}},
+        {{SS_BACKEND_CUSPARSELT, SS_DTYPE_I8, "2_8"}, {SS_BACKEND_CUSPARSELT, SS_DTYPE_I8, "2_8"}},
+        {{SS_BACKEND_CUSPARSELT, SS_DTYPE_I8, "2_6"}, {SS_BACKEND_CUSPARSELT, SS_DTYPE_I8, "2_6"}},
+        {{SS_BACKEND_CUBLASLT, SS_DTYPE_I8, "dense"}, {SS_BACKEND_CUSPARSELT, SS_DTYPE_I8, "2_inf"}},
+        {{SS_BACKEND_CUBLASLT, SS_DTYPE_F8_E4M3, "dense"}, {SS_BACKEND_CUBLASLT, SS_DTYPE_F8_E4M3, "dense"}},
+        {{SS_BACKEND_CUSPARSELT, SS_DTYPE_F8_E4M3, "2_8"}, {SS_BACKEND_CUSPARSELT, SS_DTYPE_F8_E4M3, "2_8"}},
+    };
+    static const int64_t ms[] = {1, 17, 64, 300};
+    uint64_t seed = 9100;
+    for (size_t i = 0; i < sizeof sides / sizeof *sides; i++) {
+        for (int mi = 0; mi < 4; mi++) {
+            if (quick() && mi == 3)
+                continue;
+            run_seam(f->gpu, &sides[i][0], &sides[i][1], ms[mi], 256, mi % 2, (mi >> 1) & 1, seed++);
+        }
+        run_seam(f->gpu, &sides[i][0], &sides[i][1], 17, 100, 1, 1, seed++); /* fallback */
+    }
+    if (quick())
+        return;
+    /* BitNet-2B's hidden size: o (2560 out) -> gate_up's norm + quant, M 64 */
+    run_seam(f->gpu, &sides[0][0], &sides[0][1], 64, 2560, 1, 0, seed++);
+    run_seam(f->gpu, &sides[1][0], &sides[1][1], 64, 2560, 1, 0, seed++);
+}
+
 // --- sm90sp: CUTLASS SM90 2:4 GEMM with the dequant fused (issue #9) --------------------
 
 /* NULL when the sm90sp backend can run here, else prints the skip line. */
@@ -1122,6 +1279,7 @@ int main(void) {
         cmocka_unit_test(test_fused_rmsnorm),
         cmocka_unit_test(test_fused_rmsnorm_fallback),
         cmocka_unit_test(test_fused_epilogue),
+        cmocka_unit_test(test_seam),
         cmocka_unit_test(test_sm90sp),
         cmocka_unit_test(test_sm90sp_fp8),
         cmocka_unit_test(test_sm90sp_algos),

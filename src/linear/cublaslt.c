@@ -303,6 +303,7 @@ const ss_backend_ops ss_backend_cublaslt = {
     .dequant_residual = ss_gpu_dequant_residual,
     .forward_glu = ss_gpu_forward_glu,
     .forward_residual = ss_gpu_forward_residual,
+    .residual_rmsnorm_quant = ss_gpu_residual_rmsnorm_quant,
     .destroy = lt_destroy,
     .algo_count = lt_algo_count,
     .algo_get = lt_algo_get,

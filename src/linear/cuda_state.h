@@ -102,6 +102,9 @@ ss_status ss_gpu_dequant_glu(ss_linear *lin, const void *d, const float *sa, int
                              uint16_t *act);
 ss_status ss_gpu_dequant_residual(ss_linear *lin, const void *d, const float *sa, int64_t m,
                                   uint16_t *resid);
+ss_status ss_gpu_residual_rmsnorm_quant(ss_linear *a, const void *d, const float *sa, int64_t m,
+                                        uint16_t *resid, ss_linear *b, const uint16_t *gamma,
+                                        float eps, void *q, float *sq);
 ss_status ss_gpu_forward_glu(ss_linear *lin, const uint16_t *x, const uint16_t *gamma, float eps,
                              int64_t m, int relu2, uint16_t *act);
 ss_status ss_gpu_forward_residual(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,

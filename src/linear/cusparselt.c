@@ -370,6 +370,7 @@ const ss_backend_ops ss_backend_cusparselt = {
     .dequant_residual = ss_gpu_dequant_residual,
     .forward_glu = ss_gpu_forward_glu,
     .forward_residual = ss_gpu_forward_residual,
+    .residual_rmsnorm_quant = ss_gpu_residual_rmsnorm_quant,
     .destroy = sp_destroy,
     .algo_count = sp_algo_count,
     .algo_get = sp_algo_get,

@@ -225,6 +225,30 @@ ss_status ss_gpu_dequant_residual(ss_linear *lin, const void *d, const float *sa
     return epilogue_launch(g, &ep, d, g->n, sa, m);
 }
 
+/* a's dequant + residual add and b's norm + quant in one row kernel, with the
+ * launch configuration quant_launch would give b's quant stage (so the sum
+ * of squares runs in the same order: the same bits as the two stages); the
+ * two stages where the kernel refuses the call. */
+ss_status ss_gpu_residual_rmsnorm_quant(ss_linear *a, const void *d, const float *sa, int64_t m,
+                                        uint16_t *resid, ss_linear *b, const uint16_t *gamma,
+                                        float eps, void *q, float *sq) {
+    ss_gpu_linear *ga = (ss_gpu_linear *)a, *gb = (ss_gpu_linear *)b;
+    cudaStream_t s = ss_cuda_stream(gb->ctx);
+    int64_t mp = ss_linear_m_pad(m);
+    ss_quant_launch cfg = {0, 0};
+    if (!ss_kernel_quant_rows_fit(gb->qdt, resid, gamma, gb->geo, q) ||
+        !ss_context_tuned_quant(gb->ctx, gb->qdt, gb->k, gb->kq, m, &cfg))
+        cfg = (ss_quant_launch){0, 0};
+    cudaError_t e = ss_kernel_residual_quant_rmsnorm(ga->ddt, d, ga->n, sa, ga->sb, ga->sb_per_channel,
+                                                     ga->bias, resid, gb->qdt, gamma, eps, m, mp,
+                                                     gb->geo, q, sq, cfg.vecs, cfg.pdl, s);
+    if (e == cudaErrorInvalidValue) { /* refused before launching: nothing is queued */
+        SS_TRY(ss_gpu_dequant_residual(a, d, sa, m, resid));
+        return ss_gpu_quant_rmsnorm(b, resid, gamma, eps, m, q, sq);
+    }
+    return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, gb->name, "residual + rmsnorm + quant kernel");
+}
+
 /* quant (+ the norm when gamma != NULL) -> GEMM -> the epilogue through the
  * context's scratch. */
 static ss_status forward(ss_gpu_linear *g, const uint16_t *x, const uint16_t *gamma, float eps,

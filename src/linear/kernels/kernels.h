@@ -90,6 +90,28 @@ cudaError_t ss_kernel_quant_rmsnorm(ss_dtype qdt, const uint16_t *x, const uint1
                                     float eps, int64_t m, int64_t m_pad, ss_lift_geom geo,
                                     void *q, float *sa, int vecs, int pdl, cudaStream_t stream);
 
+/* ss_kernel_dequant_residual of one projection then ss_kernel_quant_rmsnorm
+ * of the next on the updated residual stream, in one row kernel (the
+ * row-in-registers kernel with a prologue that builds the row as
+ * bf16(resid + bf16(dequant(d))) with dequant_residual's rounding and stores
+ * it back to resid): resid, q and sa equal the two kernels' bit for bit when
+ * vecs picks the same block as ss_kernel_quant_rmsnorm does (same vecs), the
+ * sum of squares then running in the same order.
+ *   ddt, d (m, ldd), sa_in (m), sb, sb_per_channel, bias: as
+ *     ss_kernel_dequant_residual (sa_in not NULL);  resid (m, k) BF16;
+ *   qdt, gamma, eps, m, m_pad, geo, q, sa: as ss_kernel_quant_rmsnorm (the
+ *     norm's k = geo.k = the producing projection's n);
+ *   vecs >= 0 (0 = automatic), pdl: as ss_kernel_quant_vecs.
+ * cudaErrorInvalidValue, before launching anything, where the row kernel
+ * cannot take the call (ss_kernel_quant_rows_fit on resid, ldd % 8, 16-byte
+ * alignment of d, resid, bias and per-channel sb): run the two kernels. */
+cudaError_t ss_kernel_residual_quant_rmsnorm(ss_dtype ddt, const void *d, int64_t ldd,
+                                             const float *sa_in, const float *sb, int sb_per_channel,
+                                             const uint16_t *bias, uint16_t *resid, ss_dtype qdt,
+                                             const uint16_t *gamma, float eps, int64_t m,
+                                             int64_t m_pad, ss_lift_geom geo, void *q, float *sa,
+                                             int vecs, int pdl, cudaStream_t stream);
+
 /* dequant_bias: y[r, c] = out(((float)d[r, c] * sa[r]) * sb[c or 0] + bias[c])
  *   ddt:  SS_DTYPE_I32, SS_DTYPE_F32 or SS_DTYPE_BF16;  d: (m, ldd)
  *   sa:   (m) or NULL (treated as 1);  sb: (n) if sb_per_channel else (1), or NULL

@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "linear/kernels/kernels.h"
+#include "linear/kernels/resid_prologue.cuh"
 
 namespace {
 
@@ -486,14 +487,20 @@ __device__ __forceinline__ void gather_words(const uint32_t *__restrict__ qw, ui
  * tiles for H >= 4, per word for a run-time H: staged_auto), GATHER_WORDS (per
  * word), GATHER_STAGED (warp-staged tiles, H >= 3); the last two are dev
  * variants.
- * NORM: the row is first replaced in registers by its RMSNorm times gamma
- * (k, 16-byte aligned); the plain kernel instantiates NORM = false and is the
- * code it was before the prologue existed. */
-template <int Q, int H, int V, bool NORM, int GM>
+ * PRO, the prologue: PRO_NORM replaces the row in registers by its RMSNorm
+ * times gamma (k, 16-byte aligned); PRO_RESID first builds the row as the
+ * residual stream plus the previous projection's dequantized output (ep,
+ * resid_prologue.cuh) and stores it back, then normalizes as PRO_NORM (x is
+ * then unused: the row is ep->resid's). The plain kernel instantiates
+ * PRO_NONE and is the code it was before the prologues existed. */
+enum { PRO_NONE = 0, PRO_NORM = 1, PRO_RESID = 2 };
+
+template <int Q, int H, int V, int PRO, int GM>
 __device__ __forceinline__ void quant_rows_body(const uint4 *__restrict__ x, int64_t m,
                                                 const ss_lift_geom &geo, int hm1, int nz,
                                                 uint8_t *__restrict__ q, float *__restrict__ sa,
-                                                const uint4 *__restrict__ gamma, float eps) {
+                                                const uint4 *__restrict__ gamma, float eps,
+                                                const resid_epi *ep = nullptr) {
     extern __shared__ uint4 qrow_s[]; // (ceil16(Kp + 4) / 16) quantized row, lifted modes
     __shared__ float red[32];
     const int t = threadIdx.x, nt = blockDim.x;
@@ -515,12 +522,25 @@ __device__ __forceinline__ void quant_rows_body(const uint4 *__restrict__ x, int
             sa[r] = 0.0f;
         return;
     }
-    const uint4 *xr = x + r * nv;
     uint4 v[V];
+    if (PRO == PRO_RESID) { // the row is written back: plain loads, resid may alias nothing else
+        uint4 *xr = ep->resid + r * nv;
 #pragma unroll
-    for (int i = 0; i < V; i++) // all loads issued before the first use
-        v[i] = t + i * nt < nv ? __ldcs(xr + t + i * nt) : make_uint4(0, 0, 0, 0);
-    if (NORM) { // vectors past K are zero: they add nothing and stay zero
+        for (int i = 0; i < V; i++)
+            v[i] = t + i * nt < nv ? xr[t + i * nt] : make_uint4(0, 0, 0, 0);
+#pragma unroll
+        for (int i = 0; i < V; i++)
+            if (t + i * nt < nv) {
+                v[i] = resid_add8(*ep, r, (int64_t)(t + i * nt) * 8, v[i]);
+                xr[t + i * nt] = v[i];
+            }
+    } else {
+        const uint4 *xr = x + r * nv;
+#pragma unroll
+        for (int i = 0; i < V; i++) // all loads issued before the first use
+            v[i] = t + i * nt < nv ? __ldcs(xr + t + i * nt) : make_uint4(0, 0, 0, 0);
+    }
+    if (PRO != PRO_NONE) { // vectors past K are zero: they add nothing and stay zero
         float ss = 0.0f;
 #pragma unroll
         for (int i = 0; i < V; i++)
@@ -580,7 +600,7 @@ template <int Q, int H, int V, int GM>
 __global__ void __launch_bounds__(1024)
 quant_rows_kernel(const uint4 *__restrict__ x, int64_t m, ss_lift_geom geo, int hm1, int nz,
                   uint8_t *__restrict__ q, float *__restrict__ sa) {
-    quant_rows_body<Q, H, V, false, GM>(x, m, geo, hm1, nz, q, sa, nullptr, 0.0f);
+    quant_rows_body<Q, H, V, PRO_NONE, GM>(x, m, geo, hm1, nz, q, sa, nullptr, 0.0f);
 }
 
 /* quant_rows_kernel with the RMSNorm prologue (gamma (k) BF16, eps). */
@@ -589,7 +609,17 @@ __global__ void __launch_bounds__(1024)
 quant_rows_norm_kernel(const uint4 *__restrict__ x, int64_t m, ss_lift_geom geo, int hm1, int nz,
                        uint8_t *__restrict__ q, float *__restrict__ sa,
                        const uint4 *__restrict__ gamma, float eps) {
-    quant_rows_body<Q, H, V, true, GATHER_AUTO>(x, m, geo, hm1, nz, q, sa, gamma, eps);
+    quant_rows_body<Q, H, V, PRO_NORM, GATHER_AUTO>(x, m, geo, hm1, nz, q, sa, gamma, eps);
+}
+
+/* quant_rows_norm_kernel with the residual prologue: the row is ep.resid's
+ * row plus the previous projection's dequantized output, stored back. */
+template <int Q, int H, int V>
+__global__ void __launch_bounds__(1024)
+quant_rows_resid_kernel(int64_t m, ss_lift_geom geo, int hm1, int nz, uint8_t *__restrict__ q,
+                        float *__restrict__ sa, const uint4 *__restrict__ gamma, float eps,
+                        resid_epi ep) {
+    quant_rows_body<Q, H, V, PRO_RESID, GATHER_AUTO>(nullptr, m, geo, hm1, nz, q, sa, gamma, eps, &ep);
 }
 
 /* gamma == NULL: the plain kernel; else the one with the RMSNorm prologue.
@@ -597,7 +627,7 @@ quant_rows_norm_kernel(const uint4 *__restrict__ x, int64_t m, ss_lift_geom geo,
 template <int Q, int H, int V, int GM>
 cudaError_t launch_rows_v(const uint16_t *x, const uint16_t *gamma, float eps, int64_t m_pad,
                           int64_t m, ss_lift_geom geo, void *q, float *sa, int threads, bool pdl,
-                          cudaStream_t stream) {
+                          cudaStream_t stream, const resid_epi *ep) {
     size_t smem = 0;
     int nz = 0;
     if (H != LIFT_IDENTITY) {
@@ -608,7 +638,10 @@ cudaError_t launch_rows_v(const uint16_t *x, const uint16_t *gamma, float eps, i
             smem = (size_t)(nz * 8 + 15) / 16 * 16 +
                    (size_t)threads * 4 * (size_t)(tile_groups(H) * (H - 1));
         if (smem > 48 * 1024) {
-            cudaError_t e = gamma ? cudaFuncSetAttribute(quant_rows_norm_kernel<Q, H, V>,
+            cudaError_t e = ep ? cudaFuncSetAttribute(quant_rows_resid_kernel<Q, H, V>,
+                                                      cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                      (int)smem)
+                            : gamma ? cudaFuncSetAttribute(quant_rows_norm_kernel<Q, H, V>,
                                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                          (int)smem)
                                   : cudaFuncSetAttribute(quant_rows_kernel<Q, H, V, GM>,
@@ -628,6 +661,9 @@ cudaError_t launch_rows_v(const uint16_t *x, const uint16_t *gamma, float eps, i
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
     cfg.numAttrs = pdl ? 1 : 0;
+    if (ep)
+        return cudaLaunchKernelEx(&cfg, quant_rows_resid_kernel<Q, H, V>, m, geo, geo.g / 4, nz,
+                                  (uint8_t *)q, sa, (const uint4 *)gamma, eps, *ep);
     if (gamma)
         return cudaLaunchKernelEx(&cfg, quant_rows_norm_kernel<Q, H, V>, (const uint4 *)x, m, geo,
                                   geo.g / 4, nz, (uint8_t *)q, sa, (const uint4 *)gamma, eps);
@@ -638,7 +674,7 @@ cudaError_t launch_rows_v(const uint16_t *x, const uint16_t *gamma, float eps, i
 template <int Q, int H>
 cudaError_t launch_rows_h(const uint16_t *x, const uint16_t *gamma, float eps, int64_t m,
                           int64_t m_pad, ss_lift_geom geo, void *q, float *sa, int vecs, bool pdl,
-                          int gm, cudaStream_t stream) {
+                          int gm, cudaStream_t stream, const resid_epi *ep) {
     const int64_t nv = geo.k / 8;
     const int threads = (int)((nv + vecs - 1) / vecs + 31) / 32 * 32;
     if (threads > 1024)
@@ -650,13 +686,13 @@ cudaError_t launch_rows_h(const uint16_t *x, const uint16_t *gamma, float eps, i
     (gm == GATHER_WORDS                                                                           \
          ? launch_rows_v<Q, H, V, H >= 3 ? GATHER_WORDS : GATHER_AUTO>(x, gamma, eps, m_pad, m,   \
                                                                        geo, q, sa, threads, pdl,  \
-                                                                       stream)                    \
+                                                                       stream, ep)                    \
      : gm == GATHER_STAGED                                                                        \
          ? launch_rows_v<Q, H, V, H == 3 ? GATHER_STAGED : GATHER_AUTO>(x, gamma, eps, m_pad, m,  \
                                                                         geo, q, sa, threads, pdl, \
-                                                                        stream)                   \
+                                                                        stream, ep)                   \
          : launch_rows_v<Q, H, V, GATHER_AUTO>(x, gamma, eps, m_pad, m, geo, q, sa, threads, pdl, \
-                                               stream))
+                                               stream, ep))
     switch (vecs) {
     case 1: return SS_V(1);
     case 2: return SS_V(2);
@@ -681,13 +717,13 @@ bool rows_kernel_fits(ss_dtype qdt, const uint16_t *x, ss_lift_geom geo, const v
 template <int Q>
 cudaError_t launch_rows(const uint16_t *x, const uint16_t *gamma, float eps, int64_t m,
                         int64_t m_pad, ss_lift_geom geo, void *q, float *sa, int vecs, bool pdl,
-                        cudaStream_t stream, int gm = GATHER_AUTO) {
+                        cudaStream_t stream, int gm = GATHER_AUTO, const resid_epi *ep = nullptr) {
     if (m_pad <= 0)
         return cudaSuccess;
     if (vecs == 0)
         for (vecs = 1; vecs < 8 && geo.k / 8 > 256 * (int64_t)vecs; vecs *= 2) {
         }
-#define SS_ROWS(H) launch_rows_h<Q, H>(x, gamma, eps, m, m_pad, geo, q, sa, vecs, pdl, gm, stream)
+#define SS_ROWS(H) launch_rows_h<Q, H>(x, gamma, eps, m, m_pad, geo, q, sa, vecs, pdl, gm, stream, ep)
     if (geo.l == 0 || geo.l == 4)
         return SS_ROWS(LIFT_IDENTITY);
     if (geo.k_raw <= geo.g)
@@ -866,9 +902,9 @@ extern "C" cudaError_t ss_kernel_quant_rmsnorm(ss_dtype qdt, const uint16_t *x,
         return cudaErrorInvalidValue;
     if (vecs >= 0 && rows_kernel_fits(qdt, x, geo, q, gamma)) {
         auto rows = qdt == SS_DTYPE_I8 ? launch_rows<Q_I8> : launch_rows<Q_E4M3>;
-        cudaError_t e = rows(x, gamma, eps, m, m_pad, geo, q, sa, vecs, pdl != 0, stream, GATHER_AUTO);
+        cudaError_t e = rows(x, gamma, eps, m, m_pad, geo, q, sa, vecs, pdl != 0, stream, GATHER_AUTO, nullptr);
         if (e == cudaErrorInvalidValue && vecs != 0) // this vecs needs > 1024 threads
-            e = rows(x, gamma, eps, m, m_pad, geo, q, sa, 0, pdl != 0, stream, GATHER_AUTO);
+            e = rows(x, gamma, eps, m, m_pad, geo, q, sa, 0, pdl != 0, stream, GATHER_AUTO, nullptr);
         return e;
     }
     switch (qdt) {
@@ -878,6 +914,23 @@ extern "C" cudaError_t ss_kernel_quant_rmsnorm(ss_dtype qdt, const uint16_t *x,
     case SS_DTYPE_BF16: return launch_norm_simple<Q_BF16>(x, gamma, eps, m, m_pad, geo, q, sa, stream);
     default: return cudaErrorInvalidValue;
     }
+}
+
+extern "C" cudaError_t ss_kernel_residual_quant_rmsnorm(
+    ss_dtype ddt, const void *d, int64_t ldd, const float *sa_in, const float *sb, int sb_per_channel,
+    const uint16_t *bias, uint16_t *resid, ss_dtype qdt, const uint16_t *gamma, float eps, int64_t m,
+    int64_t m_pad, ss_lift_geom geo, void *q, float *sa, int vecs, int pdl, cudaStream_t stream) {
+    const resid_epi ep = {d, ldd, ddt == SS_DTYPE_I32 ? 0 : ddt == SS_DTYPE_F32 ? 1 : ddt == SS_DTYPE_BF16 ? 2 : -1,
+                          sa_in, sb, sb_per_channel, bias, (uint4 *)resid};
+    if (!gamma || vecs < 0 || geo.k_out % 32 != 0 || m < 0 || m_pad < m ||
+        geo.k_out >= INT32_MAX / 2 || (geo.l != 0 && (geo.g <= 0 || geo.g % 4 != 0)) ||
+        !rows_kernel_fits(qdt, resid, geo, q, gamma) || !resid_epi_fits(ep, geo.k))
+        return cudaErrorInvalidValue;
+    auto rows = qdt == SS_DTYPE_I8 ? launch_rows<Q_I8> : launch_rows<Q_E4M3>;
+    cudaError_t e = rows(nullptr, gamma, eps, m, m_pad, geo, q, sa, vecs, pdl != 0, stream, GATHER_AUTO, &ep);
+    if (e == cudaErrorInvalidValue && vecs != 0) // this vecs needs > 1024 threads
+        e = rows(nullptr, gamma, eps, m, m_pad, geo, q, sa, 0, pdl != 0, stream, GATHER_AUTO, &ep);
+    return e;
 }
 
 extern "C" cudaError_t ss_kernel_quant_gather(ss_dtype qdt, const uint16_t *x, int64_t m,
