@@ -43,7 +43,7 @@ typedef struct {
  * again otherwise. */
 #define GRAPH_BUCKETS 10
 #define GRAPH_MAX_SEQS (1 << (GRAPH_BUCKETS - 1))
-#define GRAPH_KEY_PTRS 16
+#define GRAPH_KEY_PTRS 21
 
 typedef struct {
     const void *p[GRAPH_KEY_PTRS];
@@ -85,6 +85,13 @@ struct ss_engine_gpu {
     ss_stage_clock *clock;
     ss_cuda_buf pq, psa, pd; // (m_pad, q_cols) + slack, (m_pad), (m, n) of the widest linear
     double stage_s[SS_GPU_STAGE_COUNT];
+    /* The seams (layer_forward): o and down run their stages apart, and the
+     * residual add after each is fused with the next projection's norm +
+     * quant. cq, csa: o's / down's quantized input and token scales; cd: a
+     * GEMM output (m_pad, n) of the widest projection; nq, nsa: what the
+     * fused kernel writes for gate_up / the next layer's qkv, kept apart from
+     * cq, csa which it reads. Grown before the layer loop, never inside. */
+    ss_cuda_buf cq, csa, cd, nq, nsa;
 };
 
 // --- helpers ---------------------------------------------------------------------------------
@@ -221,6 +228,11 @@ void ss_engine_gpu_destroy(ss_engine_gpu *g) {
     ss_cuda_buf_free(&g->pq);
     ss_cuda_buf_free(&g->psa);
     ss_cuda_buf_free(&g->pd);
+    ss_cuda_buf_free(&g->cq);
+    ss_cuda_buf_free(&g->csa);
+    ss_cuda_buf_free(&g->cd);
+    ss_cuda_buf_free(&g->nq);
+    ss_cuda_buf_free(&g->nsa);
     free(g);
 }
 
@@ -527,20 +539,106 @@ static ss_status linear(ss_engine_gpu *g, ss_linear *l, const uint16_t *x, int64
     return linear_norm(g, l, x, NULL, 0.0f, m, y, lm, st);
 }
 
+/* Whether layer_forward runs the seams: every projection's GEMM output is the
+ * raw accumulator (I32 / F32), not a GEMM with the dequant fused in (sm90sp,
+ * sm90dense write BF16 there: their dequant stage would be one more copy). */
+static int seams_on(const ss_model *m) {
+    for (int li = 0; li < m->cfg.num_hidden_layers; li++) {
+        const ss_layer *L = &m->layers[li];
+        const ss_linear *ls[4] = {L->qkv, L->o, L->gate_up, L->down};
+        for (int i = 0; i < 4; i++) {
+            const ss_linear_desc *d = ss_linear_get_desc(ls[i]);
+            if (d->gemm_out == SS_DTYPE_BF16 || d->out_dtype != SS_DTYPE_BF16)
+                return 0;
+        }
+    }
+    return 1;
+}
+
+/* Grows the seam buffers for m rows of every projection (before the layer
+ * loop: nq holds the next layer's qkv input across layers). */
+static ss_status seams_reserve(ss_engine_gpu *g, const ss_model *m, int64_t t) {
+    size_t mp = (size_t)ss_linear_m_pad(t);
+    for (int li = 0; li < m->cfg.num_hidden_layers; li++) {
+        const ss_layer *L = &m->layers[li];
+        const ss_linear *ls[4] = {L->qkv, L->o, L->gate_up, L->down};
+        for (int i = 0; i < 4; i++) {
+            const ss_linear_desc *d = ss_linear_get_desc(ls[i]);
+            size_t qb = mp * (size_t)ss_linear_q_cols(ls[i]) * ss_dtype_size(d->wdtype) + SS_GPU_GEMM_SLACK;
+            SS_TRY(ss_cuda_buf_reserve(&g->cq, qb, d->name, "seam: quantized activations"));
+            SS_TRY(ss_cuda_buf_reserve(&g->nq, qb, d->name, "seam: next quantized activations"));
+            SS_TRY(ss_cuda_buf_reserve(&g->csa, mp * sizeof(float), d->name, "seam: token scales"));
+            SS_TRY(ss_cuda_buf_reserve(&g->nsa, mp * sizeof(float), d->name, "seam: next token scales"));
+            /* 4 bytes covers I32 and F32 */
+            SS_TRY(ss_cuda_buf_reserve(&g->cd, mp * (size_t)d->n * 4, d->name, "seam: GEMM output"));
+        }
+    }
+    return SS_OK;
+}
+
+/* The GEMM of l on its quantized input q over all m_pad rows (the padding
+ * rows are zero; the caller's (m, n) view needs no trimming copy), into cd. */
+static ss_status seam_gemm(ss_engine_gpu *g, ss_linear *l, const void *q, int64_t m, cudaStream_t st) {
+    SS_TRY(ss_linear_gemm(l, q, ss_linear_m_pad(m), g->cd.p));
+    MARK(g, SS_GPU_STAGE_GEMM, st);
+    return SS_OK;
+}
+
+/* quant (+ the norm when gamma != NULL) of x into cq, csa, then the GEMM into cd. */
+static ss_status seam_quant_gemm(ss_engine_gpu *g, ss_linear *l, const uint16_t *x, const uint16_t *gamma,
+                                 float eps, int64_t m, cudaStream_t st) {
+    if (gamma)
+        SS_TRY(ss_linear_quant_rmsnorm(l, x, gamma, eps, m, g->cq.p, g->csa.p));
+    else
+        SS_TRY(ss_linear_quant(l, x, m, g->cq.p, g->csa.p));
+    MARK(g, SS_GPU_STAGE_QUANT, st);
+    return seam_gemm(g, l, g->cq.p, m, st);
+}
+
+/* x += l(cd) (the projection in cd, its token scales in csa), then, when next
+ * != NULL, next's norm (gamma) + quant of the new x into nq, nsa: one kernel
+ * (ss_linear_residual_rmsnorm_quant), timed as SS_GPU_STAGE_DEQUANT. */
+static ss_status seam_residual(ss_engine_gpu *g, ss_linear *l, int64_t m, uint16_t *x, ss_linear *next,
+                               const uint16_t *gamma, float eps, cudaStream_t st) {
+    if (next)
+        SS_TRY(ss_linear_residual_rmsnorm_quant(l, g->cd.p, g->csa.p, m, x, next, gamma, eps, g->nq.p,
+                                                g->nsa.p));
+    else
+        SS_TRY(ss_linear_dequant_residual(l, g->cd.p, g->csa.p, m, x));
+    MARK(g, SS_GPU_STAGE_DEQUANT, st);
+    return SS_OK;
+}
+
+/* One decoder layer. With seams (seams_on): o and down run quant -> GEMM
+ * through the stage API, and their residual add is one kernel with the norm
+ * + quant of the projection after it (gate_up; the next layer's qkv, whose
+ * quantized input then waits in nq, nsa: qkv_ready). Kernels per layer:
+ * [qkv GEMM] [dequant] [rope + kv] [attention] [quant o] [GEMM] [residual +
+ * norm + quant gate_up] [GEMM] [dequant + glu] [quant down] [GEMM] [residual
+ * + norm + quant qkv]; results bit-identical to the unfused chain. */
 static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_batch *b, int64_t t,
-                               cudaStream_t st) {
+                               int seams, cudaStream_t st) {
     const ss_model_config *cfg = &m->cfg;
     ss_engine_gpu *g = m->gpu;
     gpu_scratch *s = &g->s;
     const ss_layer *L = &m->layers[li];
     int nh = cfg->num_attention_heads, nkv = cfg->num_key_value_heads, hd = cfg->head_dim;
     float eps = (float)cfg->rms_norm_eps;
-    const uint16_t *norms = g->norms + (size_t)li * 4 * (size_t)g->norm_len;
+    size_t per_layer = 4 * (size_t)g->norm_len;
+    const uint16_t *norms = g->norms + (size_t)li * per_layer;
+    const uint16_t *attn_sub = L->attn_sub_norm ? norms + 2 * g->norm_len : NULL;
+    const uint16_t *ffn_sub = L->ffn_sub_norm ? norms + 3 * g->norm_len : NULL;
     size_t layer_off = ss_kv_offset(kc, li, 0, 0);
     const ss_gpu_stage none = SS_GPU_STAGE_COUNT;
+    int relu2 = cfg->arch == SS_ARCH_BITNET;
 
-    /* Every projection's RMSNorm runs inside its quant kernel (linear_norm). */
-    SS_TRY(linear_norm(g, L->qkv, s->x, norms, eps, t, s->qkv, none, st)); /* input_layernorm */
+    if (seams && li > 0) { /* input_layernorm + quant ran in the previous layer's last kernel */
+        SS_TRY(seam_gemm(g, L->qkv, g->nq.p, t, st));
+        SS_TRY(ss_linear_dequant(L->qkv, g->cd.p, g->nsa.p, t, s->qkv));
+        MARK(g, SS_GPU_STAGE_DEQUANT, st);
+    } else { /* the RMSNorm runs inside the quant kernel (linear_norm) */
+        SS_TRY(linear_norm(g, L->qkv, s->x, norms, eps, t, s->qkv, none, st)); /* input_layernorm */
+    }
     CU(ss_rope_kv_write_cuda(s->qkv, b->tok, t, nh, nkv, hd, g->inv_freq, kc->k + layer_off,
                              kc->v + layer_off, b->tables, b->max_blocks, st), "rope + kv write");
     MARK(g, SS_GPU_STAGE_NORMS, st);
@@ -549,16 +647,26 @@ static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_b
                                  g->attn_variant | (b->pure_decode ? SS_ATTN_PURE_DECODE : 0), st),
        "attention");
     MARK(g, SS_GPU_STAGE_ATTENTION, st);
-    /* attn_sub_norm (BitNet); x += o(att): the residual add inside o's dequant */
-    SS_TRY(linear_fused(g, L->o, s->att, L->attn_sub_norm ? norms + 2 * g->norm_len : NULL, eps, t,
-                        FUSE_RESIDUAL, 0, s->x, st));
-    /* post_attention_layernorm; act = glu(gate_up(x)) inside gate_up's dequant */
-    SS_TRY(linear_fused(g, L->gate_up, s->x, norms + g->norm_len, eps, t, FUSE_GLU,
-                        cfg->arch == SS_ARCH_BITNET, s->act, st));
-    /* ffn_sub_norm (BitNet): glu -> norm + quant -> down; x += down(act) */
-    SS_TRY(linear_fused(g, L->down, s->act, L->ffn_sub_norm ? norms + 3 * g->norm_len : NULL, eps, t,
-                        FUSE_RESIDUAL, 0, s->x, st));
-    return SS_OK;
+    if (!seams) {
+        /* attn_sub_norm (BitNet); x += o(att): the residual add inside o's dequant */
+        SS_TRY(linear_fused(g, L->o, s->att, attn_sub, eps, t, FUSE_RESIDUAL, 0, s->x, st));
+        /* post_attention_layernorm; act = glu(gate_up(x)) inside gate_up's dequant */
+        SS_TRY(linear_fused(g, L->gate_up, s->x, norms + g->norm_len, eps, t, FUSE_GLU, relu2, s->act, st));
+        /* ffn_sub_norm (BitNet): glu -> norm + quant -> down; x += down(act) */
+        return linear_fused(g, L->down, s->act, ffn_sub, eps, t, FUSE_RESIDUAL, 0, s->x, st);
+    }
+    /* attn_sub_norm (BitNet) + quant -> o; x += o(att) and post_attention_layernorm + gate_up's quant */
+    SS_TRY(seam_quant_gemm(g, L->o, s->att, attn_sub, eps, t, st));
+    SS_TRY(seam_residual(g, L->o, t, s->x, L->gate_up, norms + g->norm_len, eps, st));
+    /* act = glu(gate_up(x)) inside gate_up's dequant */
+    SS_TRY(seam_gemm(g, L->gate_up, g->nq.p, t, st));
+    SS_TRY(ss_linear_dequant_glu(L->gate_up, g->cd.p, g->nsa.p, t, relu2, s->act));
+    MARK(g, SS_GPU_STAGE_DEQUANT, st);
+    /* ffn_sub_norm (BitNet) + quant -> down; x += down(act) and the next layer's input_layernorm + qkv quant */
+    SS_TRY(seam_quant_gemm(g, L->down, s->act, ffn_sub, eps, t, st));
+    int last = li + 1 == cfg->num_hidden_layers;
+    return seam_residual(g, L->down, t, s->x, last ? NULL : m->layers[li + 1].qkv,
+                         last ? NULL : norms + per_layer, eps, st);
 }
 
 /* Hands the residual stream to the layer hook (a host copy: tests only). */
@@ -587,10 +695,13 @@ static ss_status body(ss_model *m, ss_kv_cache *c, const dev_batch *b, int64_t t
     ss_engine_gpu *g = m->gpu;
     gpu_scratch *s = &g->s;
     int64_t h = cfg->hidden_size;
+    int seams = seams_on(m);
+    if (seams)
+        SS_TRY(seams_reserve(g, m, t)); /* grows only before the first step of a size: never in a capture */
     CU(ss_embed_cuda(g->embed, b->ids, t, h, s->x, st), "embedding gather");
     MARK(g, SS_GPU_STAGE_NORMS, st);
     for (int li = 0; li < cfg->num_hidden_layers; li++) {
-        SS_TRY(layer_forward(m, c, li, b, t, st));
+        SS_TRY(layer_forward(m, c, li, b, t, seams, st));
         if (m->hook)
             SS_TRY(call_hook(m, li, t, st));
     }
@@ -650,7 +761,8 @@ static graph_key graph_key_now(const ss_model *m, const ss_kv_cache *c) {
     memset(&k, 0, sizeof k);
     const void *p[GRAPH_KEY_PTRS] = {s->x, s->h, s->qkv, s->att, s->act, s->last, s->logits,
                                      s->next, cs->workspace.p, cs->scratch_q.p, cs->scratch_sa.p,
-                                     cs->scratch_d.p, c, c->k, c->v, g->gr.meta_dev};
+                                     cs->scratch_d.p, c, c->k, c->v, g->gr.meta_dev, g->cq.p,
+                                     g->csa.p, g->cd.p, g->nq.p, g->nsa.p};
     memcpy(k.p, p, sizeof p);
     k.n_blocks = c->n_blocks;
     return k;
