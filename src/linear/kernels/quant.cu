@@ -529,11 +529,13 @@ __device__ __forceinline__ void quant_rows_body(const uint4 *__restrict__ x, int
         for (int i = 0; i < V; i++)
             v[i] = t + i * nt < nv ? xr[t + i * nt] : make_uint4(0, 0, 0, 0);
 #pragma unroll
-        for (int i = 0; i < V; i++)
-            if (t + i * nt < nv) {
+        for (int i = 0; i < V; i++) // every load of d before the first store to resid
+            if (t + i * nt < nv)
                 v[i] = resid_add8(*ep, r, (int64_t)(t + i * nt) * 8, v[i]);
+#pragma unroll
+        for (int i = 0; i < V; i++)
+            if (t + i * nt < nv)
                 xr[t + i * nt] = v[i];
-            }
     } else {
         const uint4 *xr = x + r * nv;
 #pragma unroll
