@@ -43,6 +43,11 @@ for side in cuBLASLt cuSPARSELt; do
     done
   done
 done
+# clock columns (issue #9): present, empty on the CPU backend, and the last line says so
+q=res/benchmark_kernel/cuSPARSELt/CPU_cc0_INT8_cpu/tiny-bitnet_qkv.csv
+head -1 "$q" | grep -q ",algo,sm_mhz_mean,sm_mhz_min,power_w,power_capped$" || fail "$q: no clock columns: $(head -1 "$q")"
+[[ $(tail -n +2 "$q" | grep -vc ",,,,$") == 0 ]] || fail "$q: clock fields not empty on the CPU"
+tail -1 out | grep -q "^SM clock during timed runs: not recorded: CPU backend" || fail "no clock note last: $(tail -1 out)"
 n=$(grep -c ",2_8,gemm," res/benchmark_kernel/cuSPARSELt/CPU_cc0_INT8_cpu/tiny-bitnet_total.csv)
 [[ $n == 2 ]] || fail "total CSV: expected 2 rows of 2_8 gemm (M 16, 32), found $n"
 grep -q "tuning: loaded" out || fail "bench did not load the table"
@@ -72,7 +77,7 @@ expect_err "model dir without config" "config.json" -- "$B" tune --model "$T/now
 mkdir -p bad/CPU_cc0_cpu && printf '{"format": "slidesparse-tuning", "version": 1, "key": {' >bad/CPU_cc0_cpu/tuning.json
 run_ok "$B" bench kernel --preset tiny-llama --m 16 --task 6 --dtype int8 --tuning-dir bad --no-tune --out r2 "${common[@]}"
 grep -q "warning: ignoring corrupt" out || fail "corrupt table not reported: $(cat out)"
-grep -q ",heuristic$" r2/benchmark_kernel/cuBLASLt/CPU_cc0_INT8_cpu/tiny-llama_qkv.csv || fail "corrupt table: not the heuristic"
+grep -q ",heuristic,,,,$" r2/benchmark_kernel/cuBLASLt/CPU_cc0_INT8_cpu/tiny-llama_qkv.csv || fail "corrupt table: not the heuristic"
 sed 's/"gpu": "CPU"/"gpu": "Other GPU"/' tuning/CPU_cc0_cpu/tuning.json >bad/CPU_cc0_cpu/tuning.json
 run_ok "$B" bench kernel --preset tiny-llama --m 16 --task 6 --dtype int8 --tuning-dir bad --no-tune --out r3 "${common[@]}"
 grep -q "warning: ignoring bad/CPU_cc0_cpu/tuning.json: tuned for Other GPU" out || fail "foreign table not reported: $(cat out)"

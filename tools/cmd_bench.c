@@ -26,11 +26,57 @@ static void usage(FILE *f) {
             "                     dequant fused: GEMM level = GEMM + dequant) instead of cuSPARSELt\n"
             "  --sm90dense        dense side on sm90dense too (the same CUTLASS family, dense,\n"
             "                     dequant fused); speedups are then against the best dense\n"
+            "  --no-clocks        do not read the SM clock / power during the timed loops (NVML)\n"
             "  --device N --warmup N --repeat N (default 25 / 100) --no-flush --quiet\n");
 }
 
+/* "1980/1755" (mean SM MHz dense / sparse while their timed loops ran at
+ * this M and level), "c" appended when some reading was power / thermal
+ * capped; "-" where nothing was recorded. */
+static const char *clock_field(const ss_bench_kernel_result *r, ss_dtype dt, int64_t m, int lv,
+                               char *buf, size_t n) {
+    ss_bench_clock d = ss_bench_clock_summary(r, 0, (int)dt, m, lv);
+    ss_bench_clock s = ss_bench_clock_summary(r, 1, (int)dt, m, lv);
+    if (d.samples <= 0 && s.samples <= 0) {
+        snprintf(buf, n, "-");
+        return buf;
+    }
+    char a[16] = "-", b[16] = "-";
+    if (d.samples > 0)
+        snprintf(a, sizeof a, "%.0f", d.sm_mhz_mean);
+    if (s.samples > 0)
+        snprintf(b, sizeof b, "%.0f", s.sm_mhz_mean);
+    snprintf(buf, n, "%s/%s%s", a, b, d.capped > 0 || s.capped > 0 ? "c" : "");
+    return buf;
+}
+
+/* The last line: the SM clock over every timed loop of each side, or why
+ * clocks were not recorded. */
+static void print_clock_line(const ss_bench_kernel_result *r) {
+    ss_bench_clock d = ss_bench_clock_summary(r, 0, -1, 0, -1);
+    ss_bench_clock s = ss_bench_clock_summary(r, 1, -1, 0, -1);
+    if (d.samples <= 0 && s.samples <= 0) {
+        printf("SM clock during timed runs: %s\n", r->clock_note[0] ? r->clock_note : "not recorded");
+        return;
+    }
+    char cd[16] = "-", cs[16] = "-", wd[16] = "-", ws[16] = "-";
+    if (d.capped >= 0)
+        snprintf(cd, sizeof cd, "%.1f%%", 100 * d.capped);
+    if (s.capped >= 0)
+        snprintf(cs, sizeof cs, "%.1f%%", 100 * s.capped);
+    if (d.power_w >= 0)
+        snprintf(wd, sizeof wd, "%.0f", d.power_w);
+    if (s.power_w >= 0)
+        snprintf(ws, sizeof ws, "%.0f", s.power_w);
+    printf("SM clock during timed runs: dense mean %.0f MHz, sparse mean %.0f MHz; "
+           "power-capped in %s / %s of samples (%d / %d samples; min %.0f / %.0f MHz; "
+           "mean power %s / %s W)\n",
+           d.sm_mhz_mean, s.sm_mhz_mean, cd, cs, d.samples, s.samples, d.sm_mhz_min, s.sm_mhz_min,
+           wd, ws);
+}
+
 /* The `total` table of one dtype on the console: dense latency and TOPS,
- * then speedup per pattern, for both levels. */
+ * then speedup per pattern, for both levels, and the SM clock. */
 static void print_totals(const ss_bench_kernel_result *r, ss_dtype dt, const ss_proj_shape *sh,
                          int nsh, const ss_pattern *pats, int np, const int64_t *ms, int nm,
                          int two_dense) {
@@ -53,7 +99,7 @@ static void print_totals(const ss_bench_kernel_result *r, ss_dtype dt, const ss_
                      ss_pattern_ideal_speedup(pats[p]));
             printf(" %12s", h);
         }
-        printf("\n");
+        printf(" %11s\n", "MHz(d/s)");
         for (int i = 0; i < nm; i++) {
             double d;
             if (ss_bench_total(r, nsh, dt, SS_PATTERN_DENSE, ms[i], lv, &d) != SS_OK)
@@ -75,7 +121,8 @@ static void print_totals(const ss_bench_kernel_result *r, ss_dtype dt, const ss_
                 else
                     printf(" %12s", "-");
             }
-            printf("\n");
+            char clk[48];
+            printf(" %11s\n", clock_field(r, dt, ms[i], lv, clk, sizeof clk));
         }
     }
     ss_clear_error();
@@ -85,7 +132,7 @@ static int bench_kernel(int argc, char **argv) {
     const char *preset = NULL, *model = NULL, *dt = "int8,fp8", *tasks = "6,7,8", *sp = NULL,
                *mlist = NULL, *outdir = ".", *root = "tuning", *backend = NULL, *device = NULL,
                *warm = NULL, *rep = NULL;
-    int quiet = 0, square = 0, no_tune = 0, no_flush = 0, sm90sp = 0, sm90dense = 0;
+    int quiet = 0, square = 0, no_tune = 0, no_flush = 0, sm90sp = 0, sm90dense = 0, no_clocks = 0;
     const char *cmd = "bench kernel";
     const cli_option opts[] = {
         CLI_OPT("--preset", &preset), CLI_OPT("--model", &model), CLI_OPT("--dtype", &dt),
@@ -94,7 +141,8 @@ static int bench_kernel(int argc, char **argv) {
         CLI_OPT("--device", &device), CLI_OPT("--warmup", &warm), CLI_OPT("--repeat", &rep),
         CLI_FLAG("--quiet", &quiet), CLI_FLAG("--square", &square),
         CLI_FLAG("--no-tune", &no_tune), CLI_FLAG("--no-flush", &no_flush),
-        CLI_FLAG("--sm90sp", &sm90sp), CLI_FLAG("--sm90dense", &sm90dense), CLI_END,
+        CLI_FLAG("--sm90sp", &sm90sp), CLI_FLAG("--sm90dense", &sm90dense),
+        CLI_FLAG("--no-clocks", &no_clocks), CLI_END,
     };
     int parsed = cli_parse(cmd, argc, argv, opts, usage);
     if (parsed)
@@ -165,7 +213,7 @@ static int bench_kernel(int argc, char **argv) {
                               .tuning_root = root, .no_tune = no_tune, .warmup = (int)w,
                               .repeat = (int)r, .no_flush = no_flush, .seed = 1,
                               .progress = bcli_progress, .user = &out, .log = bcli_log,
-                              .sm90sp = sm90sp, .sm90dense = sm90dense};
+                              .sm90sp = sm90sp, .sm90dense = sm90dense, .no_clocks = no_clocks};
     ss_bench_kernel_result res;
     double t0 = ss_monotonic_s();
     s = ss_bench_kernel(&o, &res);
@@ -191,6 +239,7 @@ static int bench_kernel(int argc, char **argv) {
     printf("\nbench kernel: %zu measurements in %.1f s; CSVs in %s and %s%s%s\n", res.n_rows,
            ss_monotonic_s() - t0, res.dirs[0], res.dirs[1], res.dense2_dir[0] ? " and " : "",
            res.dense2_dir);
+    print_clock_line(&res);
     ss_bench_kernel_result_free(&res);
     ss_context_tuning_release(ctx); /* CPU contexts: linear.c does not */
     ss_context_destroy(ctx);

@@ -26,8 +26,16 @@
  * On the CPU backend the folders are named the same way (CPU_cc0_<dtype>_cpu).
  * Columns (every file): gpu, cc, dtype, cublaslt, cusparselt, toolchain,
  *   model, proj, M, N, K, K_slid, backend, pattern, level, latency_us, tops,
- *   speedup, ideal, slid_eff, alg_id, split_k, algo
- * (total rows: proj "total", N and K of the layer sum, alg fields empty).
+ *   speedup, ideal, slid_eff, alg_id, split_k, algo, sm_mhz_mean, sm_mhz_min,
+ *   power_w, power_capped
+ * (total rows: proj "total", N and K of the layer sum, alg and clock fields
+ * empty). The clock fields describe the GPU while that row's timed
+ * iterations ran (NVML, sampled about every millisecond from the first timed
+ * event to the last, src/bench/clocks.h): mean and lowest SM clock in MHz,
+ * mean board power in W, and the fraction (0..1) of samples in which a
+ * power or thermal clock event reason (SW power cap, HW slowdown, SW / HW
+ * thermal, HW power brake) was active. Empty on the CPU backend, without
+ * the NVML library (no driver) or with opts.no_clocks.
  */
 #ifndef SLIDESPARSE_BENCH_H
 #define SLIDESPARSE_BENCH_H
@@ -82,6 +90,16 @@ void ss_csv_free(ss_csv *c);
 
 typedef enum { SS_LEVEL_GEMM = 0, SS_LEVEL_LINEAR = 1 } ss_bench_level;
 
+/* The GPU's clock and power while one timed loop ran (or a samples-weighted
+ * merge of several, ss_bench_clock_summary). */
+typedef struct {
+    int samples;          /* 0: not recorded */
+    double sm_mhz_mean, sm_mhz_min;
+    double power_w;       /* mean board power; < 0: not readable */
+    double capped;        /* fraction of samples with a power / thermal clock event
+                             reason active; < 0: reasons not readable */
+} ss_bench_clock;
+
 typedef struct {
     ss_dtype dtype;
     int proj;             /* index into the shapes */
@@ -91,6 +109,7 @@ typedef struct {
     double us[2];         /* per ss_bench_level */
     int alg_id, split_k;
     char algo[64];        /* desc, or "heuristic" */
+    ss_bench_clock clk[2]; /* per ss_bench_level: during the timed iterations */
 } ss_bench_row;
 
 typedef struct {
@@ -122,6 +141,7 @@ typedef struct {
                                      under benchmark_kernel/sm90dense; every speedup is
                                      then against the best dense per (projection, M,
                                      level) of cuBLASLt and sm90dense (issue #9) */
+    int no_clocks;                /* do not sample the SM clock / power (NVML) */
 } ss_bench_kernel_opts;
 
 typedef struct {
@@ -131,6 +151,8 @@ typedef struct {
     char table_status[2048];
     char dirs[2][1024];           /* last cuBLASLt / cuSPARSELt folder written */
     char dense2_dir[1024];        /* last sm90dense folder written (--sm90dense) */
+    char clock_note[512];         /* how clocks were sampled, or why they were not
+                                     ("not recorded: ...") */
 } ss_bench_kernel_result;
 
 ss_status ss_bench_kernel(const ss_bench_kernel_opts *o, ss_bench_kernel_result *res);
@@ -147,6 +169,13 @@ ss_status ss_bench_total(const ss_bench_kernel_result *r, int n_proj, ss_dtype d
 ss_status ss_bench_total_on(const ss_bench_kernel_result *r, int n_proj, ss_dtype dt,
                             ss_backend be, ss_pattern p, int64_t m, ss_bench_level level,
                             double *us);
+
+/* The clock records of one side's rows (sparse 0: dense backends; 1: every
+ * pattern), narrowed to dtype (negative: any), m (0: any) and level
+ * (negative: both), merged weighted by samples (min: the lowest). samples 0:
+ * nothing recorded there. */
+ss_bench_clock ss_bench_clock_summary(const ss_bench_kernel_result *r, int sparse, int dtype,
+                                      int64_t m, int level);
 
 #ifdef __cplusplus
 }

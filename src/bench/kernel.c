@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/clocks.h"
 #include "core/error.h"
 #include "slidesparse/bench.h"
 #include "tune/fixture.h"
@@ -24,6 +25,7 @@ typedef struct {
     ss_pattern pats[32];
     int n_pats;
     ss_tune_key key;
+    ss_clocks *clocks;    /* NULL: clocks not recorded (res->clock_note says why) */
 } bench;
 
 static ss_status push_row(bench *b, const ss_bench_row *r) {
@@ -110,6 +112,20 @@ static void log_quant_launch(bench *b, const ss_fixture *f, int proj, const int6
     ss_fix_log(b->o->log, b->o->user, "%s", line);
 }
 
+/* The median latency of one stage at m; with NVML, the SM clock and power
+ * read while its timed iterations ran go into *clk (samples 0 otherwise). */
+static ss_status time_stage(bench *b, ss_fixture *f, ss_fix_stage stage, int64_t m, int warm,
+                            int rep, double *us, ss_bench_clock *clk) {
+    ss_clock_recorder rec = {.clocks = b->clocks};
+    /* ~1 ms apart: a timed loop of 20 iterations at M 4096 lasts a few ms, and
+     * the SM clock moves on that scale; a reading costs the GPU nothing */
+    ss_fix_probe probe = {.sample = ss_clock_recorder_sample, .user = &rec, .interval_us = 1000};
+    ss_status s = ss_fixture_time_probed(f, stage, m, warm, rep, b->o->no_flush,
+                                         b->clocks ? &probe : NULL, us);
+    *clk = ss_clock_stats_summary(&rec.stats);
+    return s;
+}
+
 /* One (dtype, projection, backend/pattern) over the M list. */
 static ss_status bench_case(bench *b, ss_dtype dt, int proj, const ss_proj_shape *sh,
                             ss_backend be, ss_pattern p, const int64_t *ms, int nm) {
@@ -144,9 +160,9 @@ static ss_status bench_case(bench *b, ss_dtype dt, int proj, const ss_proj_shape
             break;
         }
         if (s == SS_OK)
-            s = ss_fixture_time(&f, SS_FIX_GEMM, ms[i], warm, rep, o->no_flush, &row.us[0]);
+            s = time_stage(b, &f, SS_FIX_GEMM, ms[i], warm, rep, &row.us[0], &row.clk[0]);
         if (s == SS_OK)
-            s = ss_fixture_time(&f, SS_FIX_LINEAR, ms[i], warm, rep, o->no_flush, &row.us[1]);
+            s = time_stage(b, &f, SS_FIX_LINEAR, ms[i], warm, rep, &row.us[1], &row.clk[1]);
         if (s == SS_OK)
             s = push_row(b, &row);
     }
@@ -223,14 +239,30 @@ static const char *dtype_tag(ss_dtype t) { return t == SS_DTYPE_I8 ? "INT8" : "F
 
 static const char *header =
     "gpu,cc,dtype,cublaslt,cusparselt,toolchain,model,proj,M,N,K,K_slid,backend,pattern,level,"
-    "latency_us,tops,speedup,ideal,slid_eff,alg_id,split_k,algo";
+    "latency_us,tops,speedup,ideal,slid_eff,alg_id,split_k,algo,"
+    "sm_mhz_mean,sm_mhz_min,power_w,power_capped";
+
+/* The four clock fields (no leading comma); empty where not recorded. */
+static const char *clock_fields(const ss_bench_clock *c, char *buf, size_t n) {
+    if (!c || c->samples <= 0) {
+        snprintf(buf, n, ",,,");
+        return buf;
+    }
+    char w[32] = "", cap[32] = "";
+    if (c->power_w >= 0)
+        snprintf(w, sizeof w, "%.1f", c->power_w);
+    if (c->capped >= 0)
+        snprintf(cap, sizeof cap, "%.3f", c->capped);
+    snprintf(buf, n, "%.0f,%.0f,%s,%s", c->sm_mhz_mean, c->sm_mhz_min, w, cap);
+    return buf;
+}
 
 /* One CSV line; `nat24` is the native 2:4 latency at the same level (0: none). */
 static void csv_row(ss_csv *c, const bench *b, ss_dtype dt, const char *model, const char *proj,
                     int64_t m, int64_t n, int64_t k, int64_t ks, double nk, ss_pattern p,
                     int level, double us, double dense_us, double nat24, const ss_bench_row *alg,
                     const char *backend) {
-    char gpu[300], pat[16], algo[160], slid_eff[32] = "";
+    char gpu[300], pat[16], algo[160], slid_eff[32] = "", clk[128];
     int dense = ss_pattern_is_dense(p);
     ss_pattern_format(p, pat, sizeof pat);
     if (!dense && nat24 > 0 && us > 0)
@@ -241,13 +273,14 @@ static void csv_row(ss_csv *c, const bench *b, ss_dtype dt, const char *model, c
         snprintf(alg_id, sizeof alg_id, "%d", alg->alg_id);
         snprintf(sk, sizeof sk, "%d", alg->split_k);
     }
-    ss_csv_line(c, "%s,%d,%s,%s,%s,%s,%s,%s,%lld,%lld,%lld,%lld,%s,%s,%s,%.3f,%.2f,%.4f,%.4f,%s,%s,%s,%s",
+    ss_csv_line(c, "%s,%d,%s,%s,%s,%s,%s,%s,%lld,%lld,%lld,%lld,%s,%s,%s,%.3f,%.2f,%.4f,%.4f,%s,%s,%s,%s,%s",
                 ss_csv_field(b->key.gpu, gpu, sizeof gpu), b->key.cc, dtype_tag(dt),
                 b->key.cublaslt, b->key.cusparselt, b->key.toolchain, model, proj, (long long)m,
                 (long long)n, (long long)k, (long long)ks,
                 backend, pat, level ? "linear" : "gemm", us, tops,
                 us > 0 ? dense_us / us : 0.0, dense ? 1.0 : ss_pattern_ideal_speedup(p), slid_eff,
-                alg_id, sk, alg ? ss_csv_field(alg->algo, algo, sizeof algo) : "");
+                alg_id, sk, alg ? ss_csv_field(alg->algo, algo, sizeof algo) : "",
+                clock_fields(alg ? &alg->clk[level] : NULL, clk, sizeof clk));
 }
 
 static ss_status write_dtype(bench *b, ss_dtype dt, const char *model, const int64_t *ms, int nm) {
@@ -336,6 +369,23 @@ static ss_status write_dtype(bench *b, ss_dtype dt, const char *model, const int
         }
     }
     return s;
+}
+
+// --- clock summaries ------------------------------------------------------------------------
+
+ss_bench_clock ss_bench_clock_summary(const ss_bench_kernel_result *r, int sparse, int dtype,
+                                      int64_t m, int level) {
+    ss_bench_clock c = {.power_w = -1, .capped = -1};
+    for (size_t i = 0; r && i < r->n_rows; i++) {
+        const ss_bench_row *x = &r->rows[i];
+        if (!ss_pattern_is_dense(x->pattern) != !!sparse || (dtype >= 0 && (int)x->dtype != dtype) ||
+            (m > 0 && x->m != m))
+            continue;
+        for (int lv = 0; lv < 2; lv++)
+            if (level < 0 || level == lv)
+                c = ss_clock_merge(c, x->clk[lv]);
+    }
+    return c;
 }
 
 // --- the run -----------------------------------------------------------------------------------
@@ -427,7 +477,15 @@ ss_status ss_bench_kernel(const ss_bench_kernel_opts *o, ss_bench_kernel_result 
         b.shapes = sq;
         b.n_shapes = nm;
     }
-    ss_status s = ss_tune_key_of(o->ctx, &b.key);
+    ss_status s = SS_OK;
+    if (o->no_clocks)
+        snprintf(res->clock_note, sizeof res->clock_note, "not recorded: turned off");
+    else
+        s = ss_clocks_open(o->ctx, &b.clocks, res->clock_note, sizeof res->clock_note);
+    if (s == SS_OK)
+        ss_fix_log(o->log, o->user, "SM clock / power: %s", res->clock_note);
+    if (s == SS_OK)
+        s = ss_tune_key_of(o->ctx, &b.key);
     if (s == SS_OK)
         s = ss_tune_table_open(o->ctx, o->tuning_root, &b.table, res->table_status,
                                sizeof res->table_status);
@@ -446,6 +504,7 @@ ss_status ss_bench_kernel(const ss_bench_kernel_opts *o, ss_bench_kernel_result 
             s = s2;
     }
     ss_tune_table_free(b.table);
+    ss_clocks_close(b.clocks);
     free(sq);
     return s;
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/error.h"
 #include "slidesparse/sparse.h"
@@ -322,8 +323,33 @@ static double median(double *v, int n) {
 }
 
 #ifdef SS_HAVE_CUDA
+static void pause_us(int us) {
+    struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* The probe runs on this thread after every iteration is queued and before
+ * the synchronize, from the first timed event's completion to the last's:
+ * the thread has nothing else to do then, no second thread or shared state is
+ * needed, and the window holds the timed iterations only (the warm-up, where
+ * an idle GPU ramps its clock up, is left out). A loop that ends before the
+ * first poll still gets one reading, taken right after it. */
+static ss_status probe_timed(cudaEvent_t first, cudaEvent_t last, const ss_fix_probe *p) {
+    cudaError_t e;
+    while ((e = cudaEventQuery(first)) == cudaErrorNotReady)
+        pause_us(20);
+    if (e != cudaSuccess)
+        return cuda_check(e, "event query");
+    do {
+        p->sample(p->user);
+        if ((e = cudaEventQuery(last)) == cudaErrorNotReady)
+            pause_us(p->interval_us > 0 ? p->interval_us : 1000);
+    } while (e == cudaErrorNotReady);
+    return cuda_check(e, "event query");
+}
+
 static ss_status time_gpu(ss_fixture *f, ss_fix_stage stage, int64_t m, int warmup, int repeat,
-                          int no_flush, double *t) {
+                          int no_flush, const ss_fix_probe *probe, double *t) {
     cudaStream_t s = (cudaStream_t)ss_context_stream(f->ctx);
     cudaEvent_t *ev = calloc((size_t)repeat * 2, sizeof *ev);
     ss_status st = ev ? SS_OK : ss_fail(SS_ENOMEM, "fixture: out of memory for events");
@@ -343,6 +369,8 @@ static ss_status time_gpu(ss_fixture *f, ss_fix_stage stage, int64_t m, int warm
         if (st == SS_OK)
             st = cuda_check(cudaEventRecord(ev[2 * i + 1], s), "event record");
     }
+    if (st == SS_OK && probe)
+        st = probe_timed(ev[0], ev[2 * repeat - 1], probe);
     if (st == SS_OK)
         st = cuda_check(cudaStreamSynchronize(s), "synchronize");
     for (int i = 0; st == SS_OK && i < repeat; i++) {
@@ -359,6 +387,12 @@ static ss_status time_gpu(ss_fixture *f, ss_fix_stage stage, int64_t m, int warm
 
 ss_status ss_fixture_time(ss_fixture *f, ss_fix_stage stage, int64_t m, int warmup, int repeat,
                           int no_flush, double *us) {
+    return ss_fixture_time_probed(f, stage, m, warmup, repeat, no_flush, NULL, us);
+}
+
+ss_status ss_fixture_time_probed(ss_fixture *f, ss_fix_stage stage, int64_t m, int warmup,
+                                 int repeat, int no_flush, const ss_fix_probe *probe, double *us) {
+    (void)probe; /* GPU fixtures only */
     if (repeat <= 0)
         repeat = 1;
     if (ss_linear_m_pad(m) > f->m_max)
@@ -373,7 +407,7 @@ ss_status ss_fixture_time(ss_fixture *f, ss_fix_stage stage, int64_t m, int warm
     if (st == SS_OK && f->on_device) {
         st = cuda_check(cudaStreamSynchronize((cudaStream_t)ss_context_stream(f->ctx)), "sync");
         if (st == SS_OK)
-            st = time_gpu(f, stage, m, warmup, repeat, no_flush, t);
+            st = time_gpu(f, stage, m, warmup, repeat, no_flush, probe, t);
         goto done;
     }
 #endif

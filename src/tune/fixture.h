@@ -70,6 +70,20 @@ typedef enum {
 ss_status ss_fixture_time(ss_fixture *f, ss_fix_stage stage, int64_t m, int warmup, int repeat,
                           int no_flush, double *us);
 
+/* Called over and over while the GPU runs the timed iterations (from the
+ * completion of the first timed event until the last one completed, at
+ * least once), `interval_us` apart; the kernel benchmark reads the SM clock
+ * and power there (bench/clocks.h). Never called on a CPU fixture. */
+typedef struct {
+    void (*sample)(void *user);
+    void *user;
+    int interval_us;
+} ss_fix_probe;
+
+/* ss_fixture_time with a probe (NULL: none, as ss_fixture_time). */
+ss_status ss_fixture_time_probed(ss_fixture *f, ss_fix_stage stage, int64_t m, int warmup,
+                                 int repeat, int no_flush, const ss_fix_probe *probe, double *us);
+
 /* Measured device-to-device copy bandwidth (GB/s, read + write); 0 on CPU. */
 double ss_fixture_bandwidth(ss_context *ctx);
 
