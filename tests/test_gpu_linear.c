@@ -770,14 +770,7 @@ static ss_linear *seam_lin(ss_context *gpu, ss_rng *r, const seam_side *c, int64
                            int per_channel, int bias, void *bufs[3]) {
     ss_pattern p;
     assert_ok(ss_pattern_parse(c->pattern, &p));
-    void *w = ss_test_random_weight(r, c->wdt, n, k);
-    if (!ss_pattern_is_dense(p)) {
-        assert_ok(ss_prune(c->wdt, w, n, k, p, SS_DTYPE_F32, NULL));
-        void *slid = malloc((size_t)(n * ss_slid_k(p, k)) * ss_dtype_size(c->wdt));
-        assert_ok(ss_slide(c->wdt, w, n, k, p, slid));
-        free(w);
-        w = slid;
-    }
+    void *w = ss_test_random_slid_weight(r, c->wdt, n, k, p);
     float *scale = ss_test_random_scales(r, n);
     uint16_t *bv = bias ? ss_test_random_bf16(r, n, 1.0) : NULL;
     ss_linear_desc d = ss_linear_desc_default("seam", n, k, c->wdt);

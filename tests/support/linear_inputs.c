@@ -34,3 +34,15 @@ float *ss_test_random_scales(ss_rng *r, int64_t n) {
         s[i] = (float)(0.001 + 0.02 * (double)ss_rng_below(r, 1000) / 1000.0);
     return s;
 }
+
+void *ss_test_random_slid_weight(ss_rng *r, ss_dtype t, int64_t n, int64_t k, ss_pattern p) {
+    void *w = ss_test_random_weight(r, t, n, k);
+    if (ss_pattern_is_dense(p))
+        return w;
+    assert_ok(ss_prune(t, w, n, k, p, SS_DTYPE_F32, NULL));
+    void *slid = malloc((size_t)(n * ss_slid_k(p, k)) * ss_dtype_size(t));
+    assert_non_null(slid);
+    assert_ok(ss_slide(t, w, n, k, p, slid));
+    free(w);
+    return slid;
+}

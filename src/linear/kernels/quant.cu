@@ -935,24 +935,26 @@ extern "C" cudaError_t ss_kernel_residual_quant_rmsnorm(
     return e;
 }
 
-extern "C" cudaError_t ss_kernel_quant_gather(ss_dtype qdt, const uint16_t *x, int64_t m,
-                                              int64_t m_pad, ss_lift_geom geo, void *q, float *sa,
-                                              int vecs, int pdl, cudaStream_t stream) {
+/* The dev variants' launch: the row kernel with gather gm, no norm. */
+static cudaError_t quant_rows_variant(ss_dtype qdt, const uint16_t *x, int64_t m, int64_t m_pad,
+                                      ss_lift_geom geo, void *q, float *sa, int vecs, int pdl,
+                                      cudaStream_t stream, int gm) {
     if (geo.k_out % 32 != 0 || m < 0 || m_pad < m || geo.k_out >= INT32_MAX / 2 ||
         (geo.l != 0 && (geo.g <= 0 || geo.g % 4 != 0)) || !rows_kernel_fits(qdt, x, geo, q))
         return cudaErrorInvalidValue;
     return qdt == SS_DTYPE_I8
-               ? launch_rows<Q_I8>(x, nullptr, 0.0f, m, m_pad, geo, q, sa, vecs, pdl != 0, stream, GATHER_WORDS)
-               : launch_rows<Q_E4M3>(x, nullptr, 0.0f, m, m_pad, geo, q, sa, vecs, pdl != 0, stream, GATHER_WORDS);
+               ? launch_rows<Q_I8>(x, nullptr, 0.0f, m, m_pad, geo, q, sa, vecs, pdl != 0, stream, gm)
+               : launch_rows<Q_E4M3>(x, nullptr, 0.0f, m, m_pad, geo, q, sa, vecs, pdl != 0, stream, gm);
+}
+
+extern "C" cudaError_t ss_kernel_quant_gather(ss_dtype qdt, const uint16_t *x, int64_t m,
+                                              int64_t m_pad, ss_lift_geom geo, void *q, float *sa,
+                                              int vecs, int pdl, cudaStream_t stream) {
+    return quant_rows_variant(qdt, x, m, m_pad, geo, q, sa, vecs, pdl, stream, GATHER_WORDS);
 }
 
 extern "C" cudaError_t ss_kernel_quant_staged(ss_dtype qdt, const uint16_t *x, int64_t m,
                                               int64_t m_pad, ss_lift_geom geo, void *q, float *sa,
                                               int vecs, int pdl, cudaStream_t stream) {
-    if (geo.k_out % 32 != 0 || m < 0 || m_pad < m || geo.k_out >= INT32_MAX / 2 ||
-        (geo.l != 0 && (geo.g <= 0 || geo.g % 4 != 0)) || !rows_kernel_fits(qdt, x, geo, q))
-        return cudaErrorInvalidValue;
-    return qdt == SS_DTYPE_I8
-               ? launch_rows<Q_I8>(x, nullptr, 0.0f, m, m_pad, geo, q, sa, vecs, pdl != 0, stream, GATHER_STAGED)
-               : launch_rows<Q_E4M3>(x, nullptr, 0.0f, m, m_pad, geo, q, sa, vecs, pdl != 0, stream, GATHER_STAGED);
+    return quant_rows_variant(qdt, x, m, m_pad, geo, q, sa, vecs, pdl, stream, GATHER_STAGED);
 }
