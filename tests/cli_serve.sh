@@ -8,16 +8,7 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/support/cli_common.sh"
 cli_begin cli_serve "$1"
 # expect_err DESC NEEDLE -- cmd...   (and nothing under $T/bad)
-expect_err() {
-  local desc=$1 needle=$2; shift 3
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  local lines; lines=$(wc -l <"$T/err")
-  if [[ $rc == 0 ]]; then fail "$desc: exit 0"; return; fi
-  if [[ $lines != 1 ]]; then fail "$desc: stderr has $lines lines: $(cat "$T/err")"; fi
-  if ! grep -qF -- "$needle" "$T/err"; then fail "$desc: stderr lacks '$needle': $(cat "$T/err")"; fi
-  if [[ -n $(find "$T/bad" -type f 2>/dev/null) ]]; then fail "$desc: left $(find "$T/bad" -type f)"; fi
-  echo "ok: $desc ($(cat "$T/err"))"
-}
+expect_err() { expect_one_line_error "" "$@"; }
 cd "$T"
 
 run_ok "$B" synth --preset tiny-bitnet --out tiny-bitnet --seed 5 || exit 1

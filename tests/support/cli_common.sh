@@ -7,6 +7,9 @@
 #   fail MSG: prints "FAIL: MSG" and counts it.
 #   run_ok CMD...: runs CMD (stdout in $T/out, stderr in $T/err); a failing
 #     exit is counted with its stderr and returned as 1.
+#   expect_one_line_error RC DESC NEEDLE -- CMD...: CMD must exit with RC (empty
+#     RC: any non-zero status), print exactly one stderr line containing NEEDLE,
+#     and leave no file under $T/bad.
 
 cli_begin() {
   B=$(realpath "$2")
@@ -16,3 +19,14 @@ cli_begin() {
 }
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 run_ok() { "$@" >"$T/out" 2>"$T/err" || { fail "$* -> exit $?: $(cat "$T/err")"; return 1; }; }
+expect_one_line_error() {
+  local want=$1 desc=$2 needle=$3; shift 4
+  "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  local lines; lines=$(wc -l <"$T/err")
+  if [[ -n $want && $rc != "$want" ]]; then fail "$desc: exit $rc, expected $want"; return; fi
+  if [[ -z $want && $rc == 0 ]]; then fail "$desc: exit 0"; return; fi
+  if [[ $lines != 1 ]]; then fail "$desc: stderr has $lines lines: $(cat "$T/err")"; fi
+  if ! grep -qF -- "$needle" "$T/err"; then fail "$desc: stderr lacks '$needle': $(cat "$T/err")"; fi
+  if [[ -n $(find "$T/bad" -type f 2>/dev/null) ]]; then fail "$desc: left $(find "$T/bad" -type f)"; fi
+  echo "ok: $desc ($(cat "$T/err"))"
+}
