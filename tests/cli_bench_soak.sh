@@ -7,6 +7,8 @@
 # errors (exit 2, one stderr line, nothing written) and Ctrl-C (exit 130).
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/support/cli_common.sh"
+# the CPU path is what this test checks (CSV paths, CPU verdicts): the same on a GPU machine
+export CUDA_VISIBLE_DEVICES=""
 cli_begin cli_bench_soak "$1"
 # expect_err DESC NEEDLE -- cmd...   (exit 2, one stderr line, nothing under $T/bad)
 expect_err() { expect_one_line_error "2" "$@"; }

@@ -6,6 +6,8 @@
 # stderr line, no CSV left) and Ctrl-C (exit 130, no CSV, no temp file).
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/support/cli_common.sh"
+# the CPU path is what this test checks (CSV paths, CPU verdicts): the same on a GPU machine
+export CUDA_VISIBLE_DEVICES=""
 cli_begin cli_serve "$1"
 # expect_err DESC NEEDLE -- cmd...   (and nothing under $T/bad)
 expect_err() { expect_one_line_error "" "$@"; }
