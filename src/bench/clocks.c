@@ -87,20 +87,25 @@ struct ss_clocks {
 static void *sym(void *lib, const char *name) { return dlsym(lib, name); }
 
 /* The NVML handle of the context's CUDA device: by PCI bus id, which stays
- * right under CUDA_VISIBLE_DEVICES; by ordinal when that lookup fails. */
+ * right under CUDA_VISIBLE_DEVICES; by ordinal when that lookup fails and the
+ * ordinals can only agree — one visible CUDA device and no CUDA_VISIBLE_DEVICES
+ * (CUDA numbers fastest first, NVML by bus: on several GPUs the index could
+ * name another card, and a wrong card's clock is worse than none). */
 static ss_nvml_return device_of(ss_context *ctx, void *lib, ss_nvml_device *dev) {
-    int ord = ss_context_device(ctx);
+    int ord = ss_context_device(ctx), n_cuda = 0;
     ss_nvml_return r = -1;
 #ifdef SS_HAVE_CUDA
     char bus[64];
     ss_nvml_by_pci_fn by_pci = (ss_nvml_by_pci_fn)sym(lib, "nvmlDeviceGetHandleByPciBusId_v2");
     if (by_pci && cudaDeviceGetPCIBusId(bus, (int)sizeof bus, ord) == cudaSuccess)
         r = by_pci(bus, dev);
+    if (cudaGetDeviceCount(&n_cuda) != cudaSuccess)
+        n_cuda = 0;
     (void)cudaGetLastError();
 #endif
     ss_nvml_by_index_fn by_index = (ss_nvml_by_index_fn)sym(lib, "nvmlDeviceGetHandleByIndex_v2");
-    if (r != SS_NVML_SUCCESS && by_index)
-        r = by_index((unsigned)ord, dev);
+    if (r != SS_NVML_SUCCESS && by_index && n_cuda == 1 && ord == 0 && !getenv("CUDA_VISIBLE_DEVICES"))
+        r = by_index(0u, dev);
     return r;
 }
 

@@ -134,6 +134,7 @@ static cudaError_t quant_launch(ss_gpu_linear *g, const uint16_t *x, const uint1
                                                      cfg.pdl, s);
         if (e != cudaErrorInvalidValue) /* refused before launching: nothing is queued */
             return e;
+        (void)cudaGetLastError(); /* a refusal inside the runtime left it as the last error */
     }
     return gamma ? ss_kernel_quant_rmsnorm(g->qdt, x, gamma, eps, m, mp, g->geo, q, sa, 0, 0, s)
                  : ss_kernel_quant(g->qdt, x, m, mp, g->geo, q, sa, 0, s);
@@ -243,6 +244,7 @@ ss_status ss_gpu_residual_rmsnorm_quant(ss_linear *a, const void *d, const float
                                                      ga->bias, resid, gb->qdt, gamma, eps, m, mp,
                                                      gb->geo, q, sq, cfg.vecs, cfg.pdl, s);
     if (e == cudaErrorInvalidValue) { /* refused before launching: nothing is queued */
+        (void)cudaGetLastError(); /* a refusal inside the runtime left it as the last error */
         SS_TRY(ss_gpu_dequant_residual(a, d, sa, m, resid));
         return ss_gpu_quant_rmsnorm(b, resid, gamma, eps, m, q, sq);
     }

@@ -543,7 +543,7 @@ static ss_status linear(ss_engine_gpu *g, ss_linear *l, const uint16_t *x, int64
  * raw accumulator (I32 / F32), not a GEMM with the dequant fused in (sm90sp,
  * sm90dense write BF16 there: their dequant stage would be one more copy). */
 static int seams_on(const ss_model *m) {
-    if (env_is("SS_SEAMS", "0")) /* A/B measurements; read per forward, outside any capture */
+    if (env_is("SS_SEAMS", "0")) /* A/B measurements: set it once per process (not in the graph key) */
         return 0;
     for (int li = 0; li < m->cfg.num_hidden_layers; li++) {
         const ss_layer *L = &m->layers[li];

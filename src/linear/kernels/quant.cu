@@ -298,6 +298,10 @@ enum {
     LIFT_RUNTIME = 0,   // other L: a run-time division
 };
 
+/* Static shared memory of the row kernels (red[32] + the norm's part[32]) on top of
+ * the dynamic row: a launch whose total passes 48 KB needs the opt-in. */
+constexpr size_t kStaticSmemMax = 256;
+
 /* How quant_rows_body gathers a lifted row (see GM there). */
 enum { GATHER_AUTO = 0, GATHER_WORDS = 1, GATHER_STAGED = 2 };
 
@@ -639,7 +643,7 @@ cudaError_t launch_rows_v(const uint16_t *x, const uint16_t *gamma, float eps, i
         if ((GM == GATHER_STAGED && H >= 3) || (GM == GATHER_AUTO && staged_auto(H))) // the warps' stages
             smem = (size_t)(nz * 8 + 15) / 16 * 16 +
                    (size_t)threads * 4 * (size_t)(tile_groups(H) * (H - 1));
-        if (smem > 48 * 1024) {
+        if (smem + kStaticSmemMax > 48 * 1024) {
             cudaError_t e = ep ? cudaFuncSetAttribute(quant_rows_resid_kernel<Q, H, V>,
                                                       cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                       (int)smem)
@@ -829,7 +833,7 @@ cudaError_t launch(const uint16_t *x, int64_t m, int64_t m_pad, ss_lift_geom geo
     cudaError_t e = cudaSuccess;
     if (!row_kernel) {
         const size_t smem = 2 * row_bytes;
-        if (smem > 48 * 1024)
+        if (smem + kStaticSmemMax > 48 * 1024)
             e = cudaFuncSetAttribute(quant_kernel_pipe<Q>,
                                      cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         int dev = 0, sms = 0, per_sm = 0;
