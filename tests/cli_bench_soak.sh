@@ -82,6 +82,8 @@ expect_err "negative soak" "--soak '-3'" -- "$B" bench decode --model tiny-bitne
 expect_err "soak not a number" "--soak '10s'" -- "$B" bench decode --model tiny-bitnet-INT8 --M 64 --soak 10s --out bad
 expect_err "soak nan" "--soak 'nan'" -- "$B" bench decode --model tiny-bitnet-INT8 --M 64 --soak nan --out bad
 expect_err "soak beyond a week" "--soak '1e9'" -- "$B" bench decode --model tiny-bitnet-INT8 --M 64 --soak 1e9 --out bad
+LONG=bad/$(printf "d%.0s" $(seq 1 4100))
+expect_err "soak --out too long (before loading)" "path too long" -- "$B" bench decode --model tiny-bitnet-INT8 --M 64 --soak 1 --out "$LONG"
 expect_err "soak with prefill" "--soak is a decode soak" -- \
   "$B" bench prefill --model tiny-bitnet-INT8 --M 512 --soak 1 --out bad
 expect_err "soak with a decode M outside the list" "expected one of 64, 128, 256, 512" -- \

@@ -214,6 +214,11 @@ static int run(ss_stage st, int argc, char **argv) {
             cli_error(cmdname, "--soak runs exactly one M, found %d (give --M 64, 128, 256 or 512)", n_m);
             return 2;
         }
+        /* soak_<M>.csv must fit bench_soak's path buffer: say so before loading a model */
+        if (strlen(out) > 4000) {
+            cli_error(cmdname, "--out '%.64s...': path too long (%zu bytes) for the soak CSV", out, strlen(out));
+            return 2;
+        }
     }
     ss_workload wl[MAX_M];
     for (int i = 0; i < n_m; i++)
