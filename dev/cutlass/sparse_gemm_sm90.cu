@@ -3,11 +3,13 @@
  * measured against dense cuBLASLt INT8 (IMMA, INT32 out) in the same run.
  *
  * Standalone on purpose: not part of the CMake build (CMake globs dev/*.cu, not
- * dev/cutlass/), no library link. Build (one command, ~minutes on 2 cores):
+ * dev/cutlass/), no library link; its kernel family (Config, the dequant EVT
+ * node) is the library's header src/linear/sm90_gemm.cuh, so the variants
+ * swept here are the backend's. Build (one command, ~minutes on 2 cores):
  *
  *   CI=$(python3 -c "import cutlass_library,os;print(os.path.join(os.path.dirname(cutlass_library.__file__),'source','include'))")
  *   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --expt-relaxed-constexpr \
- *        -I$CI -I$CI/../tools/util/include -DNDEBUG -o sparse_gemm_sm90 dev/cutlass/sparse_gemm_sm90.cu -lcublasLt
+ *        -I$CI -I$CI/../tools/util/include -Isrc -Iinclude -DNDEBUG -o sparse_gemm_sm90 dev/cutlass/sparse_gemm_sm90.cu -lcublasLt
  *
  * Optional same-run cuSPARSELt baseline (INT8 2:4, INT32 out + the dequant
  * kernel, best algorithm by cusparseLtMatmulSearch): add
@@ -54,18 +56,7 @@
 #include <thread>
 #include <vector>
 
-#include "cutlass/cutlass.h"
-#include "cute/tensor.hpp"
-#include "cutlass/epilogue/collective/collective_builder.hpp"
-#include "cutlass/epilogue/fusion/sm90_callbacks_tma_warpspecialized.hpp"
-#include "cutlass/gemm/collective/collective_builder.hpp"
-#include "cutlass/gemm/device/gemm_universal_adapter.h"
-#include "cutlass/gemm/dispatch_policy.hpp"
-#include "cutlass/gemm/kernel/gemm_universal.hpp"
-#include "cutlass/kernel_hardware_info.h"
-#include "cutlass/transform/device/transform_universal_adapter.hpp"
-#include "cutlass/transform/kernel/sparse_gemm_compressor.hpp"
-#include "cutlass/util/packed_stride.hpp"
+#include "linear/sm90_gemm.cuh" /* the library's kernel family (CUTLASS headers with it) */
 
 #define CK(x)                                                                                  \
     do {                                                                                       \
@@ -91,71 +82,13 @@
 namespace sm90sp {
 using namespace cute;
 
-/* The dequant epilogue as one EVT compute node of four inputs (acc already
- * converted int32 -> float with round-to-nearest by Sm90Compute). */
-template <class T>
-struct DequantFn {
-    CUTLASS_HOST_DEVICE T operator()(T acc, T sa, T sb, T bias) const {
-        return acc * sa * sb + bias; /* only instantiated for the Arguments probe */
-    }
-};
-template <int N>
-struct DequantFn<cutlass::Array<float, N>> {
-    CUTLASS_DEVICE cutlass::Array<float, N>
-    operator()(cutlass::Array<float, N> const &acc, cutlass::Array<float, N> const &sa,
-               cutlass::Array<float, N> const &sb, cutlass::Array<float, N> const &bias) const {
-        cutlass::Array<float, N> r;
-        CUTLASS_PRAGMA_UNROLL
-        for (int i = 0; i < N; ++i)
-            r[i] = __fadd_rn(__fmul_rn(__fmul_rn(acc[i], sa[i]), sb[i]), bias[i]);
-        return r;
-    }
-};
-
-using ProblemShape = Shape<int, int, int, int>; /* (N, M_tok, K', 1) */
-using LayoutTagA = cutlass::layout::RowMajor;     /* W' (N, K'), K-major */
-using LayoutTagB = cutlass::layout::ColumnMajor;  /* q (M_tok, K'), K-major */
-using LayoutTagD = cutlass::layout::ColumnMajor;  /* Y (M_tok, N) row-major */
-using ElementD = cutlass::bfloat16_t;
-
-template <class ElemAB_, class Acc_, class Tile_, class Cluster_, class KSched_, class ESched_>
-struct Config {
-    using ElemAB = ElemAB_;
-    using Acc = Acc_;
-    using Tile = Tile_;
-    static constexpr int kAlignAB = 16; /* 8-bit operands: 16 elements = 16 B */
-    static constexpr int kAlignD = 8;
-
-    using EVT = cutlass::epilogue::fusion::Sm90EVT<
-        cutlass::epilogue::fusion::Sm90Compute<DequantFn, ElementD, float,
-                                               cutlass::FloatRoundStyle::round_to_nearest>,
-        cutlass::epilogue::fusion::Sm90AccFetch,
-        cutlass::epilogue::fusion::Sm90RowBroadcast<0, Tile, float, float, Stride<_0, _1, _0>>,
-        cutlass::epilogue::fusion::Sm90ColBroadcast<0, Tile, float, float, Stride<_1, _0, _0>>,
-        cutlass::epilogue::fusion::Sm90ColBroadcast<0, Tile, cutlass::bfloat16_t, float,
-                                                    Stride<_1, _0, _0>>>;
-
-    using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
-        cutlass::arch::Sm90, cutlass::arch::OpClassSparseTensorOp, Tile, Cluster_,
-        cutlass::epilogue::collective::EpilogueTileAuto, Acc, float, void, LayoutTagD, kAlignD,
-        ElementD, LayoutTagD, kAlignD, ESched_, EVT>::CollectiveOp;
-
-    using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
-        cutlass::arch::Sm90, cutlass::arch::OpClassSparseTensorOp, ElemAB, LayoutTagA, kAlignAB,
-        ElemAB, LayoutTagB, kAlignAB, Acc, Tile, Cluster_,
-        cutlass::gemm::collective::StageCountAutoCarveout<
-            static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
-        KSched_>::CollectiveOp;
-
-    using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, Mainloop, Epilogue>;
-    using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
-    using SparseConfig = typename Mainloop::SparseConfig;
-    using LayoutA = typename Mainloop::LayoutA;
-    using LayoutE = typename Mainloop::LayoutE;
-    using StrideB = typename Kernel::StrideB;
-    using StrideD = typename Kernel::StrideD;
-    static constexpr int kStages = Mainloop::DispatchPolicy::Stages;
-};
+/* The kernel family is the library's (src/linear/sm90_gemm.cuh: the dequant
+ * EVT node, the layouts, Config); this harness sweeps more tiles of it. Only
+ * its types are used here: nothing of the library is linked. */
+using ss_sm90sp::Config;
+using ss_sm90sp::ElementD;
+using ss_sm90sp::LayoutTagA;
+using ss_sm90sp::ProblemShape;
 
 using Coop = cutlass::gemm::KernelTmaWarpSpecializedCooperative;
 using Ping = cutlass::gemm::KernelTmaWarpSpecializedPingpong;
@@ -168,18 +101,18 @@ using C1x1 = Shape<_1, _1, _1>;
 using C2x1 = Shape<_2, _1, _1>;
 
 /* INT8 variants (tile is CUTLASS M x N x K = our N x M_tok x K'). */
-using I8_0 = Config<int8_t, int32_t, T128x256, C2x1, Coop, ECoop>;
-using I8_1 = Config<int8_t, int32_t, T256x128, C2x1, Coop, ECoop>;
-using I8_2 = Config<int8_t, int32_t, T128x128, C2x1, Ping, EPing>;
-using I8_3 = Config<int8_t, int32_t, T128x128, C1x1, Ping, EPing>;
+using I8_0 = Config<true, int8_t, T128x256, C2x1, Coop, ECoop>;
+using I8_1 = Config<true, int8_t, T256x128, C2x1, Coop, ECoop>;
+using I8_2 = Config<true, int8_t, T128x128, C2x1, Ping, EPing>;
+using I8_3 = Config<true, int8_t, T128x128, C1x1, Ping, EPing>;
 static const char *const kI8Names[] = {"coop128x256c2", "coop256x128c2", "ping128x128c2",
                                        "ping128x128c1"};
 constexpr int kI8Configs = 4;
 
-using SparseConfigI8 = I8_0::SparseConfig;
-static_assert(std::is_same_v<SparseConfigI8, I8_1::SparseConfig> &&
-                  std::is_same_v<SparseConfigI8, I8_2::SparseConfig> &&
-                  std::is_same_v<SparseConfigI8, I8_3::SparseConfig>,
+using SparseConfigI8 = I8_0::Mainloop::SparseConfig;
+static_assert(std::is_same_v<SparseConfigI8, I8_1::Mainloop::SparseConfig> &&
+                  std::is_same_v<SparseConfigI8, I8_2::Mainloop::SparseConfig> &&
+                  std::is_same_v<SparseConfigI8, I8_3::Mainloop::SparseConfig>,
               "every variant must read the same compressed weight layout");
 
 using CompressorUtilI8 = cutlass::transform::kernel::StructuredSparseCompressorUtility<
@@ -208,9 +141,7 @@ static Plan *make_plan(const void *wc, const void *meta, const void *q, const fl
                        const float *sb, const uint16_t *bias, int m, int n, int kp, void *y,
                        int sm_count, int sched, cutlass::Status *st) {
     ProblemShape ps{n, m, kp, 1};
-    auto layout_a = Cfg::SparseConfig::fill_layoutA(ps);
-    auto layout_e = Cfg::SparseConfig::fill_layoutE(ps);
-    auto stride_b = cutlass::make_cute_packed_stride(typename Cfg::StrideB{}, make_shape(m, kp, 1));
+    const ss_sm90sp::Launch L{wc, meta, q, sa, sb, bias, m, n, kp, y, 0, sm_count, sched};
     auto stride_d = cutlass::make_cute_packed_stride(typename Cfg::StrideD{}, make_shape(n, m, 1));
     cutlass::KernelHardwareInfo hw;
     hw.device_id = 0;
@@ -218,8 +149,7 @@ static Plan *make_plan(const void *wc, const void *meta, const void *q, const fl
     typename Cfg::Gemm::Arguments args{
         cutlass::gemm::GemmUniversalMode::kGemm,
         ps,
-        {(const typename Cfg::ElemAB *)wc, layout_a, (const typename Cfg::ElemAB *)q, stride_b,
-         (const typename Cfg::Mainloop::ElementE *)meta, layout_e},
+        ss_sm90sp::mainloop_args<Cfg>(L, ps),
         {{{}, {sa, 0.f, {}}, {sb, 0.f, {}}, {(const cutlass::bfloat16_t *)bias, {}, {}}, {}},
          nullptr,
          stride_d,
@@ -918,8 +848,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     const int nv = sm90sp::kI8Configs;
-    static const int stages[] = {sm90sp::I8_0::kStages, sm90sp::I8_1::kStages,
-                                 sm90sp::I8_2::kStages, sm90sp::I8_3::kStages};
+    static const int stages[] = {sm90sp::I8_0::Mainloop::DispatchPolicy::Stages,
+                                 sm90sp::I8_1::Mainloop::DispatchPolicy::Stages,
+                                 sm90sp::I8_2::Mainloop::DispatchPolicy::Stages,
+                                 sm90sp::I8_3::Mainloop::DispatchPolicy::Stages};
     for (int v = 0; v < nv; ++v)
         printf("variant %d %-14s stages %d%s\n", v, sm90sp::kI8Names[v], stages[v],
                mask >> v & 1 ? "" : " (skipped)");
