@@ -80,6 +80,7 @@ struct ss_engine_gpu {
     uint16_t *hook_host;   // (t, hidden) host copy for the layer hook
     size_t hook_cap;       /* bytes */
     int attn_variant;      /* SS_ATTN_AUTO, or SS_ATTN_DECODE2 (SS_ATTN_DECODE=2) */
+    int seams;             /* layer_forward runs the seams (seams_on, decided at load) */
     decode_graphs gr;
     /* Profile only: the stage clock and the staged linears' buffers. */
     ss_stage_clock *clock;
@@ -264,6 +265,24 @@ static ss_status upload_norms(ss_engine_gpu *g, const ss_model *m) {
     return s;
 }
 
+/* Whether layer_forward runs the seams: every projection's GEMM output is the
+ * raw accumulator (I32 / F32), not a GEMM with the dequant fused in (sm90sp,
+ * sm90dense write BF16 there: their dequant stage would be one more copy). */
+static int seams_on(const ss_model *m) {
+    if (env_is("SS_SEAMS", "0")) /* A/B measurements */
+        return 0;
+    for (int li = 0; li < m->cfg.num_hidden_layers; li++) {
+        const ss_layer *L = &m->layers[li];
+        const ss_linear *ls[4] = {L->qkv, L->o, L->gate_up, L->down};
+        for (int i = 0; i < 4; i++) {
+            const ss_linear_desc *d = ss_linear_get_desc(ls[i]);
+            if (d->gemm_out == SS_DTYPE_BF16 || d->out_dtype != SS_DTYPE_BF16)
+                return 0;
+        }
+    }
+    return 1;
+}
+
 ss_status ss_engine_gpu_init(ss_model *m) {
     const ss_model_config *c = &m->cfg;
     if (c->head_dim > SS_ATTN_MAX_HD)
@@ -287,6 +306,7 @@ ss_status ss_engine_gpu_init(ss_model *m) {
         goto fail;
     g->attn_variant = env_is("SS_ATTN_DECODE", "2") ? SS_ATTN_DECODE2 : SS_ATTN_AUTO;
     g->gr.on = !env_is("SS_CUDA_GRAPHS", "0"); /* default on since validated on the H100 */
+    g->seams = seams_on(m); /* fixed for the model's life: its graphs bake one path in */
     m->gpu = g;
     return SS_OK;
 fail:
@@ -539,24 +559,6 @@ static ss_status linear(ss_engine_gpu *g, ss_linear *l, const uint16_t *x, int64
     return linear_norm(g, l, x, NULL, 0.0f, m, y, lm, st);
 }
 
-/* Whether layer_forward runs the seams: every projection's GEMM output is the
- * raw accumulator (I32 / F32), not a GEMM with the dequant fused in (sm90sp,
- * sm90dense write BF16 there: their dequant stage would be one more copy). */
-static int seams_on(const ss_model *m) {
-    if (env_is("SS_SEAMS", "0")) /* A/B measurements: set it once per process (not in the graph key) */
-        return 0;
-    for (int li = 0; li < m->cfg.num_hidden_layers; li++) {
-        const ss_layer *L = &m->layers[li];
-        const ss_linear *ls[4] = {L->qkv, L->o, L->gate_up, L->down};
-        for (int i = 0; i < 4; i++) {
-            const ss_linear_desc *d = ss_linear_get_desc(ls[i]);
-            if (d->gemm_out == SS_DTYPE_BF16 || d->out_dtype != SS_DTYPE_BF16)
-                return 0;
-        }
-    }
-    return 1;
-}
-
 /* Grows the seam buffers for m rows of every projection (before the layer
  * loop: nq holds the next layer's qkv input across layers). */
 static ss_status seams_reserve(ss_engine_gpu *g, const ss_model *m, int64_t t) {
@@ -697,7 +699,7 @@ static ss_status body(ss_model *m, ss_kv_cache *c, const dev_batch *b, int64_t t
     ss_engine_gpu *g = m->gpu;
     gpu_scratch *s = &g->s;
     int64_t h = cfg->hidden_size;
-    int seams = seams_on(m);
+    int seams = g->seams;
     if (seams)
         SS_TRY(seams_reserve(g, m, t)); /* grows only before the first step of a size: never in a capture */
     CU(ss_embed_cuda(g->embed, b->ids, t, h, s->x, st), "embedding gather");
