@@ -122,12 +122,22 @@ void ss_gpu_linear_fini(ss_gpu_linear *g) {
  * picks the row kernel's vectors per thread and PDL; a call the row kernel
  * cannot take (BF16, K % 8, alignment), or a tuned vecs it refuses, gets
  * the automatic choice. */
+/* The launch configuration tuned for g's quant stage at m, when the row
+ * kernel can take (x, gamma, q): 1 with *cfg filled; else 0, *cfg automatic. */
+static int tuned_quant(ss_gpu_linear *g, const uint16_t *x, const uint16_t *gamma, const void *q,
+                       int64_t m, ss_quant_launch *cfg) {
+    if (ss_kernel_quant_rows_fit(g->qdt, x, gamma, g->geo, q) &&
+        ss_context_tuned_quant(g->ctx, g->qdt, g->k, g->kq, m, cfg))
+        return 1;
+    *cfg = (ss_quant_launch){0, 0};
+    return 0;
+}
+
 static cudaError_t quant_launch(ss_gpu_linear *g, const uint16_t *x, const uint16_t *gamma,
                                 float eps, int64_t m, int64_t mp, void *q, float *sa) {
     cudaStream_t s = ss_cuda_stream(g->ctx);
-    ss_quant_launch cfg = {0, 0};
-    if (ss_kernel_quant_rows_fit(g->qdt, x, gamma, g->geo, q) &&
-        ss_context_tuned_quant(g->ctx, g->qdt, g->k, g->kq, m, &cfg)) {
+    ss_quant_launch cfg;
+    if (tuned_quant(g, x, gamma, q, m, &cfg)) {
         cudaError_t e = gamma ? ss_kernel_quant_rmsnorm(g->qdt, x, gamma, eps, m, mp, g->geo, q, sa,
                                                         cfg.vecs, cfg.pdl, s)
                               : ss_kernel_quant_vecs(g->qdt, x, m, mp, g->geo, q, sa, cfg.vecs,
@@ -236,10 +246,8 @@ ss_status ss_gpu_residual_rmsnorm_quant(ss_linear *a, const void *d, const float
     ss_gpu_linear *ga = (ss_gpu_linear *)a, *gb = (ss_gpu_linear *)b;
     cudaStream_t s = ss_cuda_stream(gb->ctx);
     int64_t mp = ss_linear_m_pad(m);
-    ss_quant_launch cfg = {0, 0};
-    if (!ss_kernel_quant_rows_fit(gb->qdt, resid, gamma, gb->geo, q) ||
-        !ss_context_tuned_quant(gb->ctx, gb->qdt, gb->k, gb->kq, m, &cfg))
-        cfg = (ss_quant_launch){0, 0};
+    ss_quant_launch cfg;
+    tuned_quant(gb, resid, gamma, q, m, &cfg);
     cudaError_t e = ss_kernel_residual_quant_rmsnorm(ga->ddt, d, ga->n, sa, ga->sb, ga->sb_per_channel,
                                                      ga->bias, resid, gb->qdt, gamma, eps, m, mp,
                                                      gb->geo, q, sq, cfg.vecs, cfg.pdl, s);
