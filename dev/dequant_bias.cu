@@ -25,11 +25,6 @@
 #include "linear/kernels/kernels.h"
 #include "slidesparse.h"
 
-static uint64_t lcg(uint64_t *s) {
-    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-    return *s >> 11;
-}
-
 static void fill_d(ss_dtype t, void *d, size_t n, uint64_t seed) {
     for (size_t i = 0; i < n; i++) {
         int32_t v = (int32_t)(lcg(&seed) % 2000001) - 1000000;

@@ -1,10 +1,12 @@
 /* Shared by the dev/ harnesses (STYLE: llm.c's dev/cuda): exiting check
- * macros, a device banner, the measured device-to-device copy bandwidth, and a
- * timer that rotates input sets so that L2 (50 MB on H100) does not hold them. */
+ * macros, an input generator (lcg), a device banner, the measured
+ * device-to-device copy bandwidth, and a timer that rotates input sets so
+ * that L2 (50 MB on H100) does not hold them. */
 #ifndef SS_DEV_COMMON_H
 #define SS_DEV_COMMON_H
 
 #include <cuda_runtime.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <algorithm>
@@ -27,6 +29,12 @@
             exit(1);                                                                       \
         }                                                                                  \
     } while (0)
+
+/* The harnesses' input generator: a 64-bit LCG, top 53 bits. */
+static inline uint64_t lcg(uint64_t *s) {
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return *s >> 11;
+}
 
 static inline void dev_banner(void) {
     cudaDeviceProp p;

@@ -380,27 +380,6 @@ static cudaError_t ss_kernel_skinny_gemm(ss_dtype qdt, ss_dtype ddt, const void 
 #include <string.h>
 
 #include "dev_common.h"
-#include "slidesparse/core.h"
-
-static uint64_t lcg(uint64_t *s) {
-    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-    return *s >> 11;
-}
-
-/* e4m3 value of a byte (no NaN: callers never generate 0x7f / 0xff). */
-static double e4m3_value(uint8_t b) {
-    int s = b >> 7, e = (b >> 3) & 15, m = b & 7;
-    double v = e ? ldexp(1.0 + m / 8.0, e - 7) : ldexp(m / 8.0, -6);
-    return s ? -v : v;
-}
-
-/* Standalone (no library calls): the harness also builds with plain nvcc. */
-static double bf16_value(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
 
 static void fill_bytes(std::vector<uint8_t> &v, bool fp8, uint64_t seed) {
     for (auto &b : v) {
@@ -458,7 +437,7 @@ static int validate_case(bool fp8, ss_dtype ddt, int64_t mp, int64_t n, int64_t 
             }
             double ref = 0, mag = 0;
             for (int64_t k = 0; k < kq; k++) {
-                double p = e4m3_value(a[k]) * e4m3_value(b[k]);
+                double p = (double)ss_e4m3_to_f32(a[k]) * (double)ss_e4m3_to_f32(b[k]);
                 ref += p;
                 mag += fabs(p);
             }
@@ -467,7 +446,7 @@ static int validate_case(bool fp8, ss_dtype ddt, int64_t mp, int64_t n, int64_t 
                 got = ((float *)out.data())[i];
                 tol = 1e-6 * mag + 1e-30;
             } else {
-                got = bf16_value(((uint16_t *)out.data())[i]);
+                got = ss_bf16_to_f32(((uint16_t *)out.data())[i]);
                 tol = fabs(ref) / 128.0 + 1e-6 * mag + 1e-30; /* one BF16 step + f32 sums */
             }
             if (!(fabs(got - ref) <= tol) && bad++ < 3)

@@ -24,9 +24,9 @@ timeout 100 $S bench decode --model $D --M 64 --out /tmp/b1 > $out/dec64.log 2>&
 SS_CUDA_GRAPHS=0 timeout 240 ncu --metrics gpu__time_duration.sum --csv --print-units base --launch-skip 30000 --launch-count 900 \
    $S bench decode --model $D --M 64 --out /tmp/b3 > $out/ncu64.csv 2> $out/ncu64.err; echo "ncu rc=$? at ${SECONDS}s"
 if [[ -n ${SS_PROBE_SKINNY:-} ]]; then
-nvcc -std=c++17 -O3 -arch=sm_90 -lineinfo --expt-relaxed-constexpr -Isrc -Iinclude -Idev dev/skinny_gemm.cu src/linear/kernels/skinny_gemm.cu -lcublasLt -o /tmp/dsk || exit 1
+cmake --build $B -j 16 --target dev_skinny_gemm >>"$out/build.log" 2>&1 || exit 1
 timeout 200 ncu --section SpeedOfLight --section WarpStateStats --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats \
-  --kernel-name regex:skinny /tmp/dsk profile > $out/ncu_skinny.log 2>&1; echo "ncu skinny rc=$?"
+  --kernel-name regex:skinny $B/dev_skinny_gemm profile > $out/ncu_skinny.log 2>&1; echo "ncu skinny rc=$?"
 fi
 if [[ -n ${SS_PROBE_QUANT:-} ]]; then
 cmake --build $B -j 16 --target dev_quant_slide >>"$out/build.log" 2>&1 && timeout 120 $B/dev_quant_slide fused > $out/dev_quant_slide_fused.log 2>&1
