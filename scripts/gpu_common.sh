@@ -50,3 +50,18 @@ budget_step() {
     [[ ${STEP_LOGS:-0} == 1 ]] || echo "== $name: $verdict ($((SECONDS - t0))s)"
     return $rc
 }
+
+# gpu_configure BUILD_DIR [cmake args...]: the device build every scripts/gpu_*.sh uses
+# (Release, sm_90 only, CUDA on, the machine's cuSPARSELt, CUTLASS from .carry when it is
+# there), log in $out/configure.log; prints the configure summary lines. Needs
+# scripts/device_env.sh sourced first (CUSPARSELT_ROOT, the carried Debian packages).
+gpu_configure() {
+    local b=$1; shift
+    local cutlass=()
+    [[ -d $PWD/.carry/cutlass/include ]] && cutlass=(-DCUTLASS_ROOT=$PWD/.carry/cutlass/include)
+    cmake -S . -B "$b" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DSS_CUDA=ON \
+        -DCUSPARSELT_ROOT="$CUSPARSELT_ROOT" "${cutlass[@]}" "$@" >"$out/configure.log" 2>&1 ||
+        { tail -20 "$out/configure.log"; return 1; }
+    grep "slidesparse:" "$out/configure.log"
+    return 0
+}
