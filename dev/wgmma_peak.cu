@@ -1,0 +1,570 @@
+/* dev harness: the tensor-core ceiling of this H100, dense wgmma against 2:4
+ * sparse wgmma.sp, fed from shared memory with every SM busy (issue #9).
+ *
+ * Why: our CUTLASS SM90 sparse GEMM and cuSPARSELt both reach only ~1.25-1.36x
+ * the dense GEMM's speed at the BitNet-2B shapes, with the board at its 700 W
+ * cap; the issue's goals need >= 1.8x. This harness takes the GEMM out (no
+ * global loads, no TMA, no epilogue): each CTA keeps its A and B tiles in
+ * shared memory and its warpgroups issue wgmma back to back for ~250 ms, so
+ * what remains is the tensor cores' rate at the clock and power they settle
+ * at with random (non-zero) data. That rate is the most any GEMM can get.
+ *
+ * Measured, per case (type x N x dense / sparse x SS / RS x warpgroups x CTAs
+ * per SM x smem layout):
+ *   - TOPS: 2*64*N*32 per dense m64nNk32, 2*64*N*64 per sparse m64nNk64
+ *     (dense-equivalent: the 2:4 instruction covers K 64), % of the nominal
+ *     peak (1979 dense / 3958 sparse TOPS at 1830 MHz, H100 SXM) and % of the
+ *     peak scaled to the measured mean SM clock (= tensor-core efficiency per
+ *     cycle), sparse / dense ratio at the same configuration;
+ *   - NVML (dlopen, nothing to link): mean SM clock, mean board power
+ *     (instantaneous field when served), fraction of samples with a power /
+ *     thermal clock event reason, sampled every ~2 ms after the first 25%.
+ * Operands: INT8 s8.s8 -> s32 and FP8 e4m3.e4m3 -> f32; A from shared memory
+ * (SS) or registers (RS); random non-zero bytes (FP8 without NaN, power
+ * depends on the bit activity); metadata random valid 2:4 index pairs per
+ * thread. Shared-memory tiles are K-major, 128 B rows, either the 128 B
+ * swizzle (what CUTLASS uses) or no swizzle (interleave core matrices).
+ *
+ * Validation first: one instruction per variant (16: type x N x sparse x RS,
+ * both layouts) against a CPU reference, which pins the descriptor encoding,
+ * the accumulator layout, the RS A-fragment layout and the metadata layout
+ * (CuTe's ELayout_64x64: thread (warp w, lane l) holds row 16w + l/4 + 8(l%2),
+ * dense K [32((l/2)%2), +32), nibble j = group j of that half, bits [1:0] the
+ * first kept index, [3:2] the second; sparsity selector 0).
+ *
+ * sm_90a only (wgmma is an arch-specific instruction): the CMake dev target,
+ * built for plain sm_90 / 80 / 89, compiles the kernels empty and the launcher
+ * refuses ("skipped"). Build it for the device standalone:
+ *   nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -Isrc -Idev \
+ *        dev/wgmma_peak.cu -o wgmma_peak -ldl
+ * Usage: wgmma_peak [quick]   (quick: ~60 ms per case, SW128 layout only)
+ */
+#include <cuda_runtime.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <vector>
+
+#include "bench/nvml_abi.h"
+#include "dev_common.h"
+
+namespace {
+
+constexpr int kRowBytes = 128;          // every smem tile row: 128 B of K
+constexpr int kATile = 64 * kRowBytes;  // one warpgroup's A (64 rows)
+constexpr int kMaxWG = 2;
+constexpr int kMaxN = 256;
+constexpr int kImage = kMaxWG * kATile + kMaxN * kRowBytes;
+
+/* Accumulators are held as 32-bit words for both types (FP8: f32 bit patterns
+ * in .b32 registers, which PTX accepts for .f32 operands): with float
+ * variables ptxas serialized the FP8 wgmma pipeline (C7514 / C7511). */
+template <bool FP8> struct acc_of { using type = uint32_t; };
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define SS_WGMMA 1
+#endif
+
+#ifdef SS_WGMMA
+/* Inline asm needs its operand lists spelled out: N/2 accumulators per thread. */
+#define ACC64                                                                                      \
+    "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"                                       \
+    "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,"                             \
+    "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,"                             \
+    "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63"
+#define ACC128                                                                                     \
+    ACC64 ","                                                                                      \
+    "%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79,"                             \
+    "%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95,"                             \
+    "%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111,"                 \
+    "%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127"
+#define D8(C, i) C(d[i]), C(d[i + 1]), C(d[i + 2]), C(d[i + 3]), C(d[i + 4]), C(d[i + 5]), C(d[i + 6]), C(d[i + 7])
+#define D64(C) D8(C, 0), D8(C, 8), D8(C, 16), D8(C, 24), D8(C, 32), D8(C, 40), D8(C, 48), D8(C, 56)
+#define D128(C) D64(C), D8(C, 64), D8(C, 72), D8(C, 80), D8(C, 88), D8(C, 96), D8(C, 104), D8(C, 112), D8(C, 120)
+/* scale-d = 1 (accumulate), sparsity selector 0, FP8 scale-a / scale-b = 1 */
+#define WG(OP, ACC, TAIL, OUTS, ...)                                                               \
+    asm volatile("wgmma.mma_async" OP " {" ACC "}, " TAIL ";\n" : OUTS : __VA_ARGS__ : "memory")
+#define I8 ".s32.s8.s8"
+#define F8 ".f32.e4m3.e4m3"
+#define DN(n) ".sync.aligned.m64n" #n "k32"
+#define SP(n) ".sp.sync.aligned.m64n" #n "k64"
+
+/* One wgmma of the variant: d += A (64 x 32 B or 64 x 64 compressed to 32 B) * B^T (N x 32 / 64 B). */
+template <int N, bool FP8, bool SPARSE, bool RS>
+__device__ __forceinline__ void mma(typename acc_of<FP8>::type (&d)[N / 2], uint64_t da, const uint32_t (&a)[4],
+                                    uint64_t db, uint32_t e) {
+    // clang-format off
+    if constexpr (N == 128 && !FP8 && !SPARSE && !RS) WG(DN(128) I8, ACC64, "%64, %65, 1", D64("+r"), "l"(da), "l"(db));
+    if constexpr (N == 128 && !FP8 && SPARSE && !RS)  WG(SP(128) I8, ACC64, "%64, %65, %66, 0, 1", D64("+r"), "l"(da), "l"(db), "r"(e));
+    if constexpr (N == 128 && !FP8 && !SPARSE && RS)  WG(DN(128) I8, ACC64, "{%64,%65,%66,%67}, %68, 1", D64("+r"), "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
+    if constexpr (N == 128 && !FP8 && SPARSE && RS)   WG(SP(128) I8, ACC64, "{%64,%65,%66,%67}, %68, %69, 0, 1", D64("+r"), "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(e));
+    if constexpr (N == 128 && FP8 && !SPARSE && !RS)  WG(DN(128) F8, ACC64, "%64, %65, 1, 1, 1", D64("+r"), "l"(da), "l"(db));
+    if constexpr (N == 128 && FP8 && SPARSE && !RS)   WG(SP(128) F8, ACC64, "%64, %65, %66, 0, 1, 1, 1", D64("+r"), "l"(da), "l"(db), "r"(e));
+    if constexpr (N == 128 && FP8 && !SPARSE && RS)   WG(DN(128) F8, ACC64, "{%64,%65,%66,%67}, %68, 1, 1, 1", D64("+r"), "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
+    if constexpr (N == 128 && FP8 && SPARSE && RS)    WG(SP(128) F8, ACC64, "{%64,%65,%66,%67}, %68, %69, 0, 1, 1, 1", D64("+r"), "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(e));
+    if constexpr (N == 256 && !FP8 && !SPARSE && !RS) WG(DN(256) I8, ACC128, "%128, %129, 1", D128("+r"), "l"(da), "l"(db));
+    if constexpr (N == 256 && !FP8 && SPARSE && !RS)  WG(SP(256) I8, ACC128, "%128, %129, %130, 0, 1", D128("+r"), "l"(da), "l"(db), "r"(e));
+    if constexpr (N == 256 && !FP8 && !SPARSE && RS)  WG(DN(256) I8, ACC128, "{%128,%129,%130,%131}, %132, 1", D128("+r"), "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
+    if constexpr (N == 256 && !FP8 && SPARSE && RS)   WG(SP(256) I8, ACC128, "{%128,%129,%130,%131}, %132, %133, 0, 1", D128("+r"), "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(e));
+    if constexpr (N == 256 && FP8 && !SPARSE && !RS)  WG(DN(256) F8, ACC128, "%128, %129, 1, 1, 1", D128("+r"), "l"(da), "l"(db));
+    if constexpr (N == 256 && FP8 && SPARSE && !RS)   WG(SP(256) F8, ACC128, "%128, %129, %130, 0, 1, 1, 1", D128("+r"), "l"(da), "l"(db), "r"(e));
+    if constexpr (N == 256 && FP8 && !SPARSE && RS)   WG(DN(256) F8, ACC128, "{%128,%129,%130,%131}, %132, 1, 1, 1", D128("+r"), "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
+    if constexpr (N == 256 && FP8 && SPARSE && RS)    WG(SP(256) F8, ACC128, "{%128,%129,%130,%131}, %132, %133, 0, 1, 1, 1", D128("+r"), "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(e));
+    // clang-format on
+}
+
+/* Matrix descriptor of a K-major tile of 128 B rows at smem byte address `addr`
+ * (1024-aligned): 8-row core-matrix groups 1024 B apart (SBO); without swizzle
+ * the 16 B K chunks of a core matrix are 128 B apart (LBO), with the 128 B
+ * swizzle LBO is unused and K advances inside the row. */
+__device__ __forceinline__ uint32_t bits(uint32_t x) { return x; }
+
+template <bool SW> __device__ __forceinline__ uint64_t make_desc(uint32_t addr) {
+    uint64_t lbo = SW ? 1 : kRowBytes >> 4;
+    return (uint64_t)((addr & 0x3FFFF) >> 4) | lbo << 16 | (uint64_t)(1024 >> 4) << 32 | (SW ? 1ull << 62 : 0ull);
+}
+/* The descriptor moved to K byte `k` (multiple of 16) of the tile's rows. */
+template <bool SW> __device__ __forceinline__ uint64_t desc_at(uint64_t d, int k) {
+    return d + (SW ? k >> 4 : (k >> 4) * (kRowBytes >> 4));
+}
+#endif
+
+/* blockDim = 128 x warpgroups. img: the smem image (host-built for the layout):
+ * kMaxWG A tiles then the B tile; a_rows: A as plain rows (kMaxWG*64, 128 B)
+ * for the RS fragments; meta: one 2:4 metadata word per thread. VERIFY: one
+ * instruction (K slice 0), all accumulators to out (CTA 0); else `iters`
+ * rounds of S instructions (one 128 B row of B's K) and one word per thread
+ * (two kernels: ptxas serializes the wgmma pipeline of a function in which
+ * other code reads the accumulators between wgmmas). */
+template <int N, bool FP8, bool SPARSE, bool RS, bool SW, bool VERIFY>
+__global__ void __launch_bounds__(256) wgmma_loop(const uint4 *img, const uint8_t *a_rows, const uint32_t *meta,
+                                                  long long iters, uint32_t *out) {
+#ifdef SS_WGMMA
+    extern __shared__ uint8_t smem_raw[];
+    uint8_t *smem = (uint8_t *)(((uintptr_t)smem_raw + 1023) & ~(uintptr_t)1023);
+    const int wg = threadIdx.x / 128, t = threadIdx.x % 128;
+    uint4 *dst = (uint4 *)smem;
+    for (int i = threadIdx.x; i < kImage / 16; i += blockDim.x)
+        dst[i] = img[i];
+    // generic-proxy writes, read by wgmma through the async proxy
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    __syncthreads();
+    uint32_t base = (uint32_t)__cvta_generic_to_shared(smem);
+    uint64_t da = make_desc<SW>(base + wg * kATile), db = make_desc<SW>(base + kMaxWG * kATile);
+    // RS: the A fragment of mma.sync m16n8k32 per warp (rows 16w + l/4 and +8, K bytes 4(l%4) and +16)
+    const int r0 = wg * 64 + 16 * (t / 32) + (t % 32) / 4, c0 = 4 * (t % 4);
+    uint32_t a[4];
+    a[0] = *(const uint32_t *)(a_rows + r0 * kRowBytes + c0);
+    a[1] = *(const uint32_t *)(a_rows + (r0 + 8) * kRowBytes + c0);
+    a[2] = *(const uint32_t *)(a_rows + r0 * kRowBytes + c0 + 16);
+    a[3] = *(const uint32_t *)(a_rows + (r0 + 8) * kRowBytes + c0 + 16);
+    uint32_t e = meta[wg * 128 + t];
+    typename acc_of<FP8>::type d[N / 2];
+#pragma unroll
+    for (int i = 0; i < N / 2; i++)
+        d[i] = 0;
+    constexpr int S = SPARSE ? 2 : 4;    // instructions per 128 B of B's K
+    constexpr int KB = SPARSE ? 64 : 32; // B bytes of K per instruction; A: 32 either way
+    if constexpr (VERIFY) {
+        asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+        mma<N, FP8, SPARSE, RS>(d, da, a, db, e);
+        asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+        asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+        if (blockIdx.x == 0)
+#pragma unroll
+            for (int i = 0; i < N / 2; i++)
+                out[(wg * 128 + t) * (N / 2) + i] = bits(d[i]);
+    } else {
+        for (long long it = 0; it < iters; it++) {
+            asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#pragma unroll
+            for (int s = 0; s < S; s++)
+                mma<N, FP8, SPARSE, RS>(d, desc_at<SW>(da, 32 * s), a, desc_at<SW>(db, KB * s), e);
+            asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+            asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+        }
+        asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+        uint32_t x = 0;
+#pragma unroll
+        for (int i = 0; i < N / 2; i++)
+            x ^= bits(d[i]);
+        out[blockIdx.x * blockDim.x + threadIdx.x] = x;
+    }
+#endif
+}
+
+/* Whether this build holds the sm_90a kernels (the CMake dev target does not). */
+__global__ void probe_kernel(int *ok) {
+#ifdef SS_WGMMA
+    *ok = 1;
+#else
+    *ok = 0;
+#endif
+}
+
+// --- host: data, CPU reference ---------------------------------------------------------------
+
+float e4m3(uint8_t b) {
+    int s = b >> 7, ex = (b >> 3) & 15, m = b & 7;
+    float v = ex ? ldexpf(1.f + m / 8.f, ex - 7) : ldexpf(m / 8.f, -6);
+    return s ? -v : v;
+}
+double val(uint8_t b, bool fp8) { return fp8 ? e4m3(b) : (double)(int8_t)b; }
+
+/* random byte that is non-zero (and not an FP8 zero or NaN) */
+uint8_t rand_byte(uint64_t *s) {
+    for (;;) {
+        uint8_t b = (uint8_t)(lcg(s) >> 20);
+        if ((b & 0x7F) != 0 && (b & 0x7F) != 0x7F)
+            return b;
+    }
+}
+
+/* The 6 valid 2:4 index pairs as a nibble: bits [1:0] first kept, [3:2] second. */
+uint32_t rand_meta(uint64_t *s) {
+    static const uint8_t pairs[6] = {0x4, 0x8, 0xC, 0x9, 0xD, 0xE};
+    uint32_t w = 0;
+    for (int j = 0; j < 8; j++)
+        w |= (uint32_t)pairs[lcg(s) % 6] << (4 * j);
+    return w;
+}
+
+/* byte (r, c) of a K-major tile of 128 B rows in shared memory */
+int smem_off(int r, int c, bool sw) {
+    int chunk = sw ? ((c / 16) ^ (r % 8)) : c / 16;
+    return sw ? (r / 8) * 1024 + (r % 8) * 128 + chunk * 16 + c % 16 : (r / 8) * 1024 + chunk * 128 + (r % 8) * 16 + c % 16;
+}
+
+struct Data {
+    std::vector<uint8_t> a, b; // (kMaxWG*64, 128), (kMaxN, 128)
+    std::vector<uint32_t> meta; // kMaxWG*128 threads
+    uint8_t *d_rows = nullptr;
+    uint32_t *d_meta = nullptr, *d_out = nullptr;
+    uint4 *d_img[2] = {nullptr, nullptr}; // [sw]
+};
+
+void make_data(Data &D) {
+    uint64_t s = 12345;
+    D.a.resize(kMaxWG * 64 * kRowBytes);
+    D.b.resize(kMaxN * kRowBytes);
+    D.meta.resize(kMaxWG * 128);
+    for (auto &x : D.a)
+        x = rand_byte(&s);
+    for (auto &x : D.b)
+        x = rand_byte(&s);
+    for (auto &x : D.meta)
+        x = rand_meta(&s);
+    for (int sw = 0; sw < 2; sw++) {
+        std::vector<uint8_t> img(kImage);
+        for (int r = 0; r < kMaxWG * 64; r++)
+            for (int c = 0; c < kRowBytes; c++)
+                img[(r / 64) * kATile + smem_off(r % 64, c, sw)] = D.a[r * kRowBytes + c];
+        for (int r = 0; r < kMaxN; r++)
+            for (int c = 0; c < kRowBytes; c++)
+                img[kMaxWG * kATile + smem_off(r, c, sw)] = D.b[r * kRowBytes + c];
+        CK(cudaMalloc(&D.d_img[sw], kImage));
+        CK(cudaMemcpy(D.d_img[sw], img.data(), kImage, cudaMemcpyHostToDevice));
+    }
+    CK(cudaMalloc(&D.d_rows, D.a.size()));
+    CK(cudaMemcpy(D.d_rows, D.a.data(), D.a.size(), cudaMemcpyHostToDevice));
+    CK(cudaMalloc(&D.d_meta, D.meta.size() * 4));
+    CK(cudaMemcpy(D.d_meta, D.meta.data(), D.meta.size() * 4, cudaMemcpyHostToDevice));
+    CK(cudaMalloc(&D.d_out, 1 << 24));
+}
+
+/* The first kept index of group g (0..15) of A row m (0..63) of warpgroup wg:
+ * which thread's metadata word and which nibble (CuTe ELayout_64x64). */
+int kept(const Data &D, int wg, int m, int g, int j) {
+    int w = m / 16, r = m % 16, lane = 4 * (r % 8) + 2 * (g / 8) + r / 8;
+    uint32_t nib = (D.meta[wg * 128 + 32 * w + lane] >> (4 * (g % 8))) & 15;
+    return (nib >> (2 * j)) & 3;
+}
+
+/* One instruction's D (row m, col n) by the CPU: dense K 32, or sparse K 64 (A compressed to 32). */
+void reference(const Data &D, int wg, int m, int n, bool fp8, bool sparse, double *ref, double *mag) {
+    const uint8_t *ar = &D.a[(wg * 64 + m) * kRowBytes], *br = &D.b[n * kRowBytes];
+    *ref = *mag = 0;
+    for (int k = 0; k < 32; k++) {
+        int kb = sparse ? 4 * (k / 2) + kept(D, wg, m, k / 2, k % 2) : k;
+        double p = val(ar[k], fp8) * val(br[kb], fp8);
+        *ref += p;
+        *mag += fabs(p);
+    }
+}
+
+typedef void (*kernel_fn)(const uint4 *, const uint8_t *, const uint32_t *, long long, uint32_t *);
+
+struct Variant {
+    int n;
+    bool fp8, sparse, rs, sw;
+    kernel_fn fn, one; // the timed loop, the one-instruction check
+};
+
+template <int N, bool FP8, bool SP, bool RS, bool SW> Variant variant() {
+    return {N, FP8, SP, RS, SW, wgmma_loop<N, FP8, SP, RS, SW, false>, wgmma_loop<N, FP8, SP, RS, SW, true>};
+}
+
+std::vector<Variant> all_variants() {
+    std::vector<Variant> v;
+#define V4(N, FP8, SW)                                                                             \
+    v.push_back(variant<N, FP8, false, false, SW>()), v.push_back(variant<N, FP8, true, false, SW>()), \
+        v.push_back(variant<N, FP8, false, true, SW>()), v.push_back(variant<N, FP8, true, true, SW>())
+    V4(128, false, true); V4(256, false, true); V4(128, true, true); V4(256, true, true);
+    V4(128, false, false); V4(256, false, false); V4(128, true, false); V4(256, true, false);
+#undef V4
+    return v;
+}
+
+const char *vname(const Variant &v, char *buf) {
+    snprintf(buf, 64, "%s %s%s n%d %s", v.fp8 ? "fp8 " : "int8", v.sparse ? "sparse" : "dense ", v.rs ? " RS" : " SS",
+             v.n, v.sw ? "SW128" : "INTER");
+    return buf;
+}
+
+void prepare(kernel_fn f) {
+    CK(cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, kImage + 1024));
+}
+
+/* One instruction per warpgroup (2 warpgroups: both A tiles) against the CPU. */
+bool validate(const Data &D, const Variant &v) {
+    prepare(v.one);
+    const int wgs = 2;
+    CK(cudaMemset(D.d_out, 0xFF, wgs * 128 * (v.n / 2) * 4));
+    v.one<<<1, wgs * 128, kImage + 1024>>>(D.d_img[v.sw], D.d_rows, D.d_meta, 1, D.d_out);
+    CK(cudaGetLastError());
+    std::vector<uint32_t> o(wgs * 128 * (v.n / 2));
+    CK(cudaMemcpy(o.data(), D.d_out, o.size() * 4, cudaMemcpyDeviceToHost));
+    int bad = 0;
+    double worst = 0;
+    for (int wg = 0; wg < wgs; wg++)
+        for (int t = 0; t < 128; t++)
+            for (int i = 0; i < v.n / 2; i++) {
+                int w = t / 32, l = t % 32;
+                int m = 16 * w + l / 4 + 8 * ((i / 2) % 2), n = 8 * (i / 4) + 2 * (l % 4) + i % 2;
+                double ref, mag, got;
+                reference(D, wg, m, n, v.fp8, v.sparse, &ref, &mag);
+                uint32_t bits = o[(wg * 128 + t) * (v.n / 2) + i];
+                if (v.fp8) {
+                    float f;
+                    memcpy(&f, &bits, 4);
+                    got = f;
+                } else {
+                    got = (double)(int32_t)bits;
+                }
+                double err = fabs(got - ref), tol = v.fp8 ? 1e-5 * mag + 1e-6 : 0;
+                worst = fmax(worst, mag > 0 ? err / mag : err);
+                if (err > tol && bad++ < 3)
+                    printf("    wg %d m %d n %d: got %.6g, reference %.6g\n", wg, m, n, got, ref);
+            }
+    char nb[64];
+    printf("  %-28s %s (%d of %d values off; worst |err|/sum|p| %.1e)\n", vname(v, nb), bad ? "FAIL" : "ok", bad,
+           wgs * 64 * v.n, worst);
+    return bad == 0;
+}
+
+// --- host: NVML ------------------------------------------------------------------------------
+
+struct Nvml {
+    ss_nvml_device dev = nullptr;
+    ss_nvml_clock_fn clock = nullptr;
+    ss_nvml_power_fn power = nullptr;
+    ss_nvml_fields_fn fields = nullptr;
+    ss_nvml_reasons_fn reasons = nullptr;
+};
+
+bool nvml_open(Nvml *n) {
+    void *lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!lib)
+        return false;
+    auto init = (ss_nvml_init_fn)dlsym(lib, "nvmlInit_v2");
+    auto by_pci = (ss_nvml_by_pci_fn)dlsym(lib, "nvmlDeviceGetHandleByPciBusId_v2");
+    n->clock = (ss_nvml_clock_fn)dlsym(lib, "nvmlDeviceGetClockInfo");
+    n->power = (ss_nvml_power_fn)dlsym(lib, "nvmlDeviceGetPowerUsage");
+    n->fields = (ss_nvml_fields_fn)dlsym(lib, "nvmlDeviceGetFieldValues");
+    n->reasons = (ss_nvml_reasons_fn)dlsym(lib, "nvmlDeviceGetCurrentClocksEventReasons");
+    if (!n->reasons)
+        n->reasons = (ss_nvml_reasons_fn)dlsym(lib, "nvmlDeviceGetCurrentClocksThrottleReasons");
+    char bus[32];
+    if (!init || !by_pci || !n->clock || init() != SS_NVML_SUCCESS ||
+        cudaDeviceGetPCIBusId(bus, sizeof bus, 0) != cudaSuccess || by_pci(bus, &n->dev) != SS_NVML_SUCCESS)
+        return false;
+    ss_nvml_field_value f = {};
+    f.fieldId = SS_NVML_FI_DEV_POWER_INSTANT;
+    if (!n->fields || n->fields(n->dev, 1, &f) != SS_NVML_SUCCESS || f.nvmlReturn != SS_NVML_SUCCESS)
+        n->fields = nullptr;
+    return true;
+}
+
+struct Sample {
+    unsigned mhz;
+    double w;
+    bool capped;
+};
+
+double field_mw(const ss_nvml_field_value &f) {
+    switch (f.valueType) {
+    case SS_NVML_VALUE_DOUBLE: return f.value.dVal;
+    case SS_NVML_VALUE_UINT: return f.value.uiVal;
+    case SS_NVML_VALUE_ULONG: return (double)f.value.ulVal;
+    case SS_NVML_VALUE_ULONGLONG: return (double)f.value.ullVal;
+    case SS_NVML_VALUE_SLONGLONG: return (double)f.value.sllVal;
+    case SS_NVML_VALUE_SINT: return f.value.siVal;
+    default: return -1000;
+    }
+}
+
+Sample nvml_read(const Nvml &n) {
+    Sample s = {0, -1, false};
+    unsigned mw = 0;
+    n.clock(n.dev, SS_NVML_CLOCK_SM, &s.mhz);
+    ss_nvml_field_value f = {};
+    f.fieldId = SS_NVML_FI_DEV_POWER_INSTANT;
+    if (n.fields && n.fields(n.dev, 1, &f) == SS_NVML_SUCCESS && f.nvmlReturn == SS_NVML_SUCCESS)
+        s.w = field_mw(f) / 1000.0;
+    else if (n.power && n.power(n.dev, &mw) == SS_NVML_SUCCESS)
+        s.w = mw / 1000.0;
+    unsigned long long r = 0;
+    if (n.reasons && n.reasons(n.dev, &r) == SS_NVML_SUCCESS)
+        s.capped = (r & SS_NVML_REASONS_CAPPED) != 0;
+    return s;
+}
+
+double now_s() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// --- host: timing ----------------------------------------------------------------------------
+
+struct Result {
+    bool ran;
+    double tops, mhz, watts, capped, ms;
+};
+
+/* The variant on every SM (ctas per SM x wgs warpgroups) for ~target_ms, NVML sampled meanwhile. */
+Result measure(const Data &D, const Variant &v, int wgs, int ctas, double target_ms, const Nvml *nv, int sms) {
+    Result R = {false, 0, 0, 0, 0, 0};
+    prepare(v.fn);
+    int occ = 0;
+    CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, v.fn, wgs * 128, kImage + 1024));
+    if (occ < ctas)
+        return R;
+    const int grid = sms * ctas;
+    cudaEvent_t a, b;
+    CK(cudaEventCreate(&a));
+    CK(cudaEventCreate(&b));
+    auto run = [&](long long iters) {
+        CK(cudaEventRecord(a));
+        v.fn<<<grid, wgs * 128, kImage + 1024>>>(D.d_img[v.sw], D.d_rows, D.d_meta, iters, D.d_out);
+        CK(cudaGetLastError());
+        CK(cudaEventRecord(b));
+    };
+    // calibrate: a short run, then enough iterations for target_ms
+    long long iters = 2000;
+    run(iters);
+    CK(cudaEventSynchronize(b));
+    float ms = 0;
+    CK(cudaEventElapsedTime(&ms, a, b));
+    iters = (long long)(iters * target_ms / fmax(ms, 1e-3));
+    run(iters);
+    double t0 = now_s(), skip = 0.25 * target_ms * 1e-3;
+    double sum_mhz = 0, sum_w = 0;
+    int n = 0, nw = 0, ncap = 0;
+    while (cudaEventQuery(b) == cudaErrorNotReady) {
+        if (nv && now_s() - t0 > skip) {
+            Sample s = nvml_read(*nv);
+            if (s.mhz) {
+                sum_mhz += s.mhz;
+                n++;
+                ncap += s.capped;
+            }
+            if (s.w >= 0)
+                sum_w += s.w, nw++;
+        }
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, nullptr);
+    }
+    CK(cudaEventSynchronize(b));
+    CK(cudaEventElapsedTime(&ms, a, b));
+    const double k_eq = v.sparse ? 64 : 32, per_iter = v.sparse ? 2 : 4;
+    double ops = (double)grid * wgs * iters * per_iter * 2.0 * 64 * v.n * k_eq;
+    R = {true, ops / (ms * 1e-3) / 1e12, n ? sum_mhz / n : 0, nw ? sum_w / nw : -1, n ? (double)ncap / n : 0, ms};
+    CK(cudaEventDestroy(a));
+    CK(cudaEventDestroy(b));
+    return R;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+    bool quick = argc > 1 && !strcmp(argv[1], "quick");
+    dev_banner();
+    int major = 0, minor = 0, sms = 0, *d_ok = nullptr, ok = 0;
+    CK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
+    CK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0));
+    CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    if (major != 9 || minor != 0) {
+        printf("skipped: wgmma needs an sm_90 device (this is cc%d.%d)\n", major, minor);
+        return 0;
+    }
+    CK(cudaMalloc(&d_ok, 4));
+    probe_kernel<<<1, 1>>>(d_ok);
+    CK(cudaMemcpy(&ok, d_ok, 4, cudaMemcpyDeviceToHost));
+    CK(cudaFree(d_ok));
+    if (!ok) {
+        printf("skipped: built without sm_90a (wgmma); build standalone with "
+               "-gencode arch=compute_90a,code=sm_90a (see the top of dev/wgmma_peak.cu)\n");
+        return 0;
+    }
+    Data D;
+    make_data(D);
+    std::vector<Variant> vs = all_variants();
+    printf("# 1. one instruction per variant vs the CPU (2 warpgroups, K slice 0)\n");
+    bool all_ok = true;
+    for (const Variant &v : vs)
+        all_ok &= validate(D, v);
+    Nvml nv;
+    bool have_nvml = nvml_open(&nv);
+    printf("\n# 2. throughput, every SM busy, ~%d ms per case; NVML %s\n", quick ? 60 : 250,
+           have_nvml ? (nv.fields ? "(power: instantaneous field)" : "(power: nvmlDeviceGetPowerUsage, 1 s average)")
+                     : "not available");
+    printf("# TOPS dense-equivalent; %%nom: of 1979 (dense) / 3958 (sparse) at 1830 MHz; %%clk: of that peak scaled "
+           "to the mean SM clock; sp/dn: sparse TOPS / dense TOPS of the same row config\n");
+    printf("%-28s wg cta |    TOPS  %%nom  %%clk |  MHz     W  cap%% |   ms | sp/dn\n", "variant");
+    const double target = quick ? 60 : 250;
+    const int cfg[][2] = {{1, 1}, {2, 1}, {1, 2}};
+    // warm-up so the first case does not run on a cold, boosted board
+    {
+        Variant w = vs[0];
+        measure(D, w, 2, 1, quick ? 200 : 1000, nullptr, sms);
+    }
+    for (size_t i = 0; i + 1 < vs.size(); i += 2) { // pairs: dense, sparse of one (type, N, RS, layout)
+        if (quick && !vs[i].sw)
+            continue;
+        for (auto &c : cfg) {
+            Result r[2];
+            for (int j = 0; j < 2; j++) {
+                const Variant &v = vs[i + j];
+                r[j] = measure(D, v, c[0], c[1], target, have_nvml ? &nv : nullptr, sms);
+                char nb[64];
+                if (!r[j].ran) {
+                    printf("%-28s %2d %3d |  (does not fit %d CTAs per SM)\n", vname(v, nb), c[0], c[1], c[1]);
+                    continue;
+                }
+                double peak = v.sparse ? 3958 : 1979;
+                printf("%-28s %2d %3d | %7.0f %5.1f %5.1f | %4.0f %5.0f %5.0f | %4.0f", vname(v, nb), c[0], c[1],
+                       r[j].tops, 100 * r[j].tops / peak, r[j].mhz > 0 ? 100 * r[j].tops / (peak * r[j].mhz / 1830) : 0,
+                       r[j].mhz, r[j].watts, 100 * r[j].capped, r[j].ms);
+                if (j == 1 && r[0].ran)
+                    printf(" | %5.2f", r[1].tops / r[0].tops);
+                printf("\n");
+            }
+        }
+    }
+    printf("\nvalidation: %s\n", all_ok ? "all variants match the CPU reference" : "SOME VARIANTS FAILED");
+    return all_ok ? 0 : 1;
+}
