@@ -1065,8 +1065,10 @@ static void test_sm90sp_fp8(void **state) {
     sm90sp_cases(f, SS_DTYPE_F8_E4M3, 2900);
 }
 
-/* Every tuner candidate (2 variants x 5 tile orders) of backend be is within
- * sm90_tol of the CPU on the weights w (slid for p, or dense). */
+/* Every tuner candidate (4 variants x 5 tile orders) of backend be is within
+ * sm90_tol of the CPU on the weights w (slid for p, or dense), at m rows and
+ * at decode sizes (odd ones: partial 64-token tiles of the stream-K variants;
+ * the CPU's rows are per token, so its first rows are the smaller M's). */
 static void check_sm90_algos(fixture *f, ss_backend be, const ss_linear_desc *d,
                              const ss_linear_weights *lw, uint16_t *x, int64_t m) {
     ss_linear *lc = NULL, *lg = NULL;
@@ -1078,20 +1080,24 @@ static void check_sm90_algos(fixture *f, ss_backend be, const ss_linear_desc *d,
     uint16_t *y = malloc(yb);
     assert_ok(ss_linear_forward(lc, x, m, y));
     void *xg = dev_from(x, (size_t)(m * k) * 2), *yg = dev_alloc(yb);
-    int na = ss_linear_algo_count(lg, m);
-    assert_int_equal(na, 10);
-    for (int i = 0; i < na; i++) {
-        ss_algo a;
-        assert_ok(ss_linear_algo_get(lg, m, i, &a));
-        assert_int_equal(a.backend, be);
-        assert_ok(ss_linear_algo_set(lg, m, &a));
-        cudaMemset(yg, 0xff, yb);
-        assert_ok(ss_linear_forward(lg, xg, m, yg));
-        uint16_t *yh = host_from(yg, yb);
-        compare(a.desc, d->name, SS_DTYPE_BF16, yh, y, (size_t)(m * n), tol);
-        free(yh);
+    const int64_t ms[] = {1, 17, 64, 100, m};
+    for (size_t mi = 0; mi < sizeof ms / sizeof *ms; mi++) {
+        int64_t mm = ms[mi];
+        int na = ss_linear_algo_count(lg, mm);
+        assert_int_equal(na, 20);
+        for (int i = 0; i < na; i++) {
+            ss_algo a;
+            assert_ok(ss_linear_algo_get(lg, mm, i, &a));
+            assert_int_equal(a.backend, be);
+            assert_ok(ss_linear_algo_set(lg, mm, &a));
+            cudaMemset(yg, 0xff, yb);
+            assert_ok(ss_linear_forward(lg, xg, mm, yg));
+            uint16_t *yh = host_from(yg, (size_t)(mm * n) * 2);
+            compare(a.desc, d->name, SS_DTYPE_BF16, yh, y, (size_t)(mm * n), tol);
+            free(yh);
+        }
+        assert_ok(ss_linear_algo_set(lg, mm, NULL));
     }
-    assert_ok(ss_linear_algo_set(lg, m, NULL));
     /* the other backend's algorithm is refused by name */
     ss_algo other = {.backend = be == SS_BACKEND_SM90SP ? SS_BACKEND_SM90DENSE : SS_BACKEND_SM90SP};
     assert_fails(ss_linear_algo_set(lg, m, &other), SS_EINVAL, d->name);
@@ -1147,7 +1153,7 @@ static void test_sm90sp_algos(void **state) {
     assert_ok(ss_linear_create(f->gpu, SS_BACKEND_SM90SP, &d, &lw, &lg));
     size_t yb = (size_t)(m * n) * 2;
     void *xg = dev_from(x, (size_t)(m * k) * 2), *yg = dev_alloc(yb);
-    ss_algo bad = {.backend = SS_BACKEND_SM90SP, .alg_id = 10};
+    ss_algo bad = {.backend = SS_BACKEND_SM90SP, .alg_id = 20};
     assert_fails(ss_linear_algo_set(lg, m, &bad), SS_EINVAL, "sm90sp.algos");
     /* the GEMM stage without a quant stage first: a clear error, not garbage */
     ss_linear *fresh = NULL;

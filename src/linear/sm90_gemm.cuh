@@ -1,7 +1,7 @@
 /* Internal (sm90sp.cu, sm90dense.cu): the CUTLASS SM90 kernel family of the
  * sm90sp / sm90dense backends: INT8 (S32 accumulation) or FP8 e4m3 (F32
  * accumulation) GEMM, 2:4 sparse or dense A operand, with the dequant as one
- * EVT epilogue node, two tile/schedule variants per dtype, and run<Cfg>()
+ * EVT epilogue node, three tile/schedule variants per dtype, and run<Cfg>()
  * that launches one. The mapping onto CUTLASS and the epilogue's arithmetic
  * are described at the top of sm90sp.cu.
  *
@@ -13,9 +13,27 @@
  * fast accumulation stays within the FP8 tolerance the tests use (1e-2
  * normalized, like cuBLASLt / cuSPARSELt).
  *
- * Each instantiation costs ~25-60 s of nvcc on one core, so the eight live in
+ * Decode (issue #7): at M 64 a GEMM is a weight stream. With tiles of 128
+ * weight rows, BitNet-2B's qkv (n 3840) has 30 output tiles for 132 SMs, so
+ * the persistent schedulers leave most SMs idle while the weights stream
+ * (sm90dense decode 18.1k tokens/s vs cuBLASLt's 22.2k). Skinny is a 128x64
+ * (tokens) cooperative tile under CUTLASS's stream-K scheduler: the k-blocks
+ * of all output tiles are dealt out over every SM (stream-K, or split-K with
+ * a runtime split count), and the partial accumulators are reduced in the
+ * workspace before the epilogue, in the accumulator type (S32 for INT8:
+ * integer sums, exact in any order, so the fused dequant sees the same sum
+ * and stays bit-exact).
+ *
+ * Programmatic dependent launch: CUTLASS_ENABLE_GDC_FOR_SM90 compiles the
+ * griddepcontrol instructions into the SM90 kernels (the producer warps wait
+ * for the previous grid before their first global load; the consumers signal
+ * launch_dependents at their last tile), and run() launches with PDL unless
+ * SS_PDL=0, so inside the engine's decode graphs a GEMM's launch and prologue
+ * (barrier init, TMA descriptor prefetch) overlap the previous kernel's tail.
+ *
+ * Each instantiation costs ~25-60 s of nvcc on one core, so the twelve live in
  * two translation units that build in parallel: sm90sp.cu instantiates the
- * sparse four, sm90dense.cu the dense four (the extern templates below keep
+ * sparse six, sm90dense.cu the dense six (the extern templates below keep
  * sm90sp.cu from instantiating them again).
  */
 #ifndef SS_LINEAR_SM90_GEMM_CUH
@@ -32,6 +50,12 @@
 #include <cstdlib>
 #include <cstring>
 
+/* griddepcontrol in CUTLASS's SM90 kernels (cutlass/arch/grid_dependency_control.h
+ * gates it on this macro and sm_90a); set before any CUTLASS header */
+#ifndef CUTLASS_ENABLE_GDC_FOR_SM90
+#define CUTLASS_ENABLE_GDC_FOR_SM90 1
+#endif
+
 #include "cute/tensor.hpp"
 #include "cutlass/cutlass.h"
 #include "cutlass/epilogue/collective/collective_builder.hpp"
@@ -40,6 +64,7 @@
 #include "cutlass/gemm/device/gemm_universal_adapter.h"
 #include "cutlass/gemm/dispatch_policy.hpp"
 #include "cutlass/gemm/kernel/gemm_universal.hpp"
+#include "cutlass/gemm/kernel/tile_scheduler.hpp"
 #include "cutlass/kernel_hardware_info.h"
 #include "cutlass/transform/device/transform_universal_adapter.hpp"
 #include "cutlass/transform/kernel/sparse_gemm_compressor.hpp"
@@ -49,6 +74,38 @@ extern "C" {
 #include "core/error.h"
 #include "linear/cuda_state.h"
 }
+
+namespace ss_sm90sp {
+/* CUTLASS 4.2's SM90 stream-K scheduler does not compile with GDC on: the
+ * cooperative kernel then calls its const is_last_tile(), which binds the
+ * member unit_iter_start_ to a non-const reference. This scheduler is that
+ * one with is_last_tile() asking a copy of itself instead (same answer: the
+ * original only needs the copy because the lookup writes unit_iter_start),
+ * selected by its own tag (TileSchedulerSelector below). */
+struct StreamKGdcScheduler {};
+template <class TileShape, class ClusterShape>
+struct StreamKGdc
+    : cutlass::gemm::kernel::detail::PersistentTileSchedulerSm90StreamK<TileShape, ClusterShape> {
+    using Base = cutlass::gemm::kernel::detail::PersistentTileSchedulerSm90StreamK<TileShape,
+                                                                                   ClusterShape>;
+    using Base::Base;
+    CUTLASS_DEVICE bool is_last_tile(typename Base::WorkTileInfo w, uint32_t advance = 1) const {
+        Base next = *this;
+        if (next.continue_current_work(w))
+            return false;
+        next.advance_to_next_work(advance);
+        return !next.get_current_work().is_valid();
+    }
+};
+} // namespace ss_sm90sp
+
+namespace cutlass::gemm::kernel::detail {
+template <class TileShape, class ClusterShape, uint32_t Stages>
+struct TileSchedulerSelector<ss_sm90sp::StreamKGdcScheduler, arch::Sm90, TileShape, ClusterShape,
+                             Stages> {
+    using Scheduler = ss_sm90sp::StreamKGdc<TileShape, ClusterShape>;
+};
+} // namespace cutlass::gemm::kernel::detail
 
 namespace ss_sm90sp {
 using namespace cute;
@@ -85,9 +142,13 @@ using E4M3 = cutlass::float_e4m3_t;
 template <class T>
 using AccOf = std::conditional_t<std::is_same_v<T, int8_t>, int32_t, float>;
 
-template <bool Sparse_, class Elem_, class Tile_, class Cluster_, class KSched_, class ESched_>
+/* TileSched_: void = CUTLASS's persistent scheduler, or StreamKGdcScheduler
+ * (CUTLASS's stream-K; cooperative kernels only). */
+template <bool Sparse_, class Elem_, class Tile_, class Cluster_, class KSched_, class ESched_,
+          class TileSched_ = void>
 struct Config {
     static constexpr bool kSparse = Sparse_;
+    static constexpr bool kStreamK = std::is_same_v<TileSched_, StreamKGdcScheduler>;
     using Elem = Elem_; /* int8_t or E4M3, both operands */
     using Acc = AccOf<Elem_>;
     using OpClass = std::conditional_t<Sparse_, cutlass::arch::OpClassSparseTensorOp,
@@ -113,7 +174,7 @@ struct Config {
         cutlass::gemm::collective::StageCountAutoCarveout<
             static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
         KSched_>::CollectiveOp;
-    using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, Mainloop, Epilogue>;
+    using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, Mainloop, Epilogue, TileSched_>;
     using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
     using StrideA = typename Kernel::StrideA; /* dense only (sparse: SparseConfig's layout) */
     using StrideB = typename Kernel::StrideB;
@@ -136,6 +197,14 @@ using Ping = Config<Sparse, Elem, Shape<_128, _128, _128>, Shape<_1, _1, _1>,
                     SchedOf<Elem, cutlass::gemm::KernelTmaWarpSpecializedPingpong,
                             cutlass::gemm::KernelTmaWarpSpecializedPingpongFP8FastAccum>,
                     cutlass::epilogue::TmaWarpSpecialized>;
+/* Decode: 64 tokens per tile, 128 weight rows, no cluster (nothing to
+ * multicast: the tokens' tile is small), stream-K (see the top). The
+ * pingpong kernel has no stream-K scheduler, hence cooperative. */
+template <bool Sparse, class Elem>
+using Skinny = Config<Sparse, Elem, Shape<_128, _64, _128>, Shape<_1, _1, _1>,
+                      SchedOf<Elem, cutlass::gemm::KernelTmaWarpSpecializedCooperative,
+                              cutlass::gemm::KernelTmaWarpSpecializedCooperativeFP8FastAccum>,
+                      cutlass::epilogue::TmaWarpSpecializedCooperative, StreamKGdcScheduler>;
 /* The compressed weight layout of element type Elem (both variants read it). */
 template <class Elem>
 using SparseConfigOf = typename Coop<true, Elem>::Mainloop::SparseConfig;
@@ -145,6 +214,11 @@ static_assert(std::is_same_v<SparseConfigOf<int8_t>,
 static_assert(std::is_same_v<SparseConfigOf<E4M3>,
                              typename Ping<true, E4M3>::Mainloop::SparseConfig>,
               "both FP8 variants must read the same compressed weight layout");
+static_assert(std::is_same_v<SparseConfigOf<int8_t>,
+                             typename Skinny<true, int8_t>::Mainloop::SparseConfig> &&
+                  std::is_same_v<SparseConfigOf<E4M3>,
+                                 typename Skinny<true, E4M3>::Mainloop::SparseConfig>,
+              "the stream-K variants must read the same compressed weight layout");
 
 /* One launch's operands (device pointers). */
 struct Launch {
@@ -155,7 +229,15 @@ struct Launch {
     void *y; /* (m, n) bf16, ld n */
     int device, sms;
     int order; /* (raster << 4) | log2(swizzle) */
+    int splits; /* stream-K configs: 0 = CUTLASS's stream-K heuristic, s >= 1 = split-K by s */
 };
+
+/* PDL unless SS_PDL=0 (read at each launch: a decode graph bakes in the
+ * value it saw while capturing). */
+inline bool pdl_on() {
+    const char *e = getenv("SS_PDL");
+    return !(e && strcmp(e, "0") == 0);
+}
 
 /* The mainloop's operands: compressed W' + metadata, or the dense W. */
 template <class Cfg>
@@ -199,6 +281,13 @@ ss_status run(const Launch &L, ss_cuda_buf *ws, const char *name, cudaStream_t s
     args.scheduler.raster_order = (L.order >> 4) == 1   ? Raster::AlongM
                                   : (L.order >> 4) == 2 ? Raster::AlongN
                                                         : Raster::Heuristic;
+    if constexpr (Cfg::kStreamK) {
+        /* Deterministic (the default): the partial sums of a tile are added
+         * in a fixed order (matters for FP8's float sums only). */
+        using Decomp = cutlass::gemm::kernel::detail::DecompositionMode;
+        args.scheduler.splits = L.splits > 0 ? L.splits : 1;
+        args.scheduler.decomposition_mode = L.splits > 0 ? Decomp::SplitK : Decomp::Heuristic;
+    }
     typename Cfg::Gemm gemm;
     cutlass::Status st = gemm.can_implement(args);
     if (st != cutlass::Status::kSuccess)
@@ -209,7 +298,7 @@ ss_status run(const Launch &L, ss_cuda_buf *ws, const char *name, cudaStream_t s
         SS_TRY(ss_cuda_buf_reserve(ws, wsb, name, "GEMM workspace"));
     st = gemm.initialize(args, wsb ? ws->p : nullptr, stream);
     if (st == cutlass::Status::kSuccess)
-        st = gemm.run(stream);
+        st = gemm.run(stream, nullptr, pdl_on());
     if (st != cutlass::Status::kSuccess) {
         cudaError_t e = cudaGetLastError();
         return ss_fail(SS_ECUDA, "tensor '%s': CUTLASS %s GEMM M %d N %d K' %d: %s (%s)", name,
@@ -227,6 +316,10 @@ extern template ss_status run<Coop<false, E4M3>>(const Launch &, ss_cuda_buf *, 
                                                  cudaStream_t);
 extern template ss_status run<Ping<false, E4M3>>(const Launch &, ss_cuda_buf *, const char *,
                                                  cudaStream_t);
+extern template ss_status run<Skinny<false, int8_t>>(const Launch &, ss_cuda_buf *, const char *,
+                                                     cudaStream_t);
+extern template ss_status run<Skinny<false, E4M3>>(const Launch &, ss_cuda_buf *, const char *,
+                                                   cudaStream_t);
 } // namespace ss_sm90sp
 
 #endif

@@ -1,7 +1,8 @@
 /* The dense kernels of the sm90sp kernel family (linear/sm90_gemm.cuh): plain
  * wgmma with the same tiles, schedules and fused dequant epilogue as the 2:4
  * kernels, INT8 and FP8, used by the sm90dense backend (sm90sp.cu). A file of
- * its own so its four instantiations compile in parallel with sm90sp.cu's four.
+ * its own so its six instantiations (Coop, Ping, Skinny x 2 dtypes) compile in
+ * parallel with sm90sp.cu's six.
  */
 #include "linear/sm90_gemm.cuh"
 
@@ -14,4 +15,8 @@ template ss_status run<Coop<false, E4M3>>(const Launch &, ss_cuda_buf *, const c
                                           cudaStream_t);
 template ss_status run<Ping<false, E4M3>>(const Launch &, ss_cuda_buf *, const char *,
                                           cudaStream_t);
+template ss_status run<Skinny<false, int8_t>>(const Launch &, ss_cuda_buf *, const char *,
+                                              cudaStream_t);
+template ss_status run<Skinny<false, E4M3>>(const Launch &, ss_cuda_buf *, const char *,
+                                            cudaStream_t);
 } // namespace ss_sm90sp

@@ -30,13 +30,20 @@
  * that BF16 through the fused-dequant kernels with identity scales (x * 1, no
  * bias: exact), i.e. exactly ss_glu_cuda / ss_residual_add_cuda on y.
  *
- * Algorithms (the tuner's candidates): 2 tile/schedule variants x 5 tile
- * orders of the persistent scheduler (runtime arguments: no instantiation),
- * the same ten for each dtype.
- * Default: a shape heuristic from h4's table (Pingpong 128x128 while the
- * 128x128 tiles fit in two waves, else Cooperative 128x256 rastered along the
- * weights). Built only with CUDA + CUTLASS headers + sm_90 in the arch list
- * (CMakeLists.txt), compiled for sm_90a alone.
+ * Algorithms (the tuner's candidates): 4 variants x 5 tile orders of the
+ * scheduler (runtime arguments: no instantiation), the same twenty for each
+ * dtype. The variants: Cooperative 128x256 cluster 2x1, Pingpong 128x128, and
+ * two decompositions of one stream-K kernel with 128x64 tiles for decode
+ * (sm90_gemm.cuh): CUTLASS's stream-K heuristic, and split-K by
+ * sms / tiles (every SM streams 1/splits of a tile's weights; partial
+ * tiles reduced in the workspace). The decompositions are runtime arguments
+ * of the same kernel, so the tuner gets both for one instantiation.
+ * Default: a shape heuristic. While the 128x128 tiles cannot fill the SMs
+ * once (decode: BitNet-2B M <= 128), the stream-K variant, so every SM
+ * streams weights; else h4's table (Pingpong 128x128 while those tiles fit in
+ * two waves, else Cooperative 128x256 rastered along the weights). Built only
+ * with CUDA + CUTLASS headers + sm_90 in the arch list (CMakeLists.txt),
+ * compiled for sm_90a alone.
  */
 #include "linear/sm90_gemm.cuh"
 
@@ -56,12 +63,15 @@ using namespace ss_sm90sp;
 
 // --- algorithms ------------------------------------------------------------------------
 
-#define SM_VARIANTS 2
+#define SM_VARIANTS 4
 #define SM_ORDERS 5
 #define SM_ALGOS (SM_VARIANTS * SM_ORDERS)
 #define SM_PINS 32
+#define SM_STREAMK 2 /* variant: Skinny, CUTLASS's stream-K heuristic */
+#define SM_SPLITK 3  /* variant: Skinny, split-K by sms / tiles */
 
-static const char *const kVariant[SM_VARIANTS] = {"coop128x256c2", "ping128x128c1"};
+static const char *const kVariant[SM_VARIANTS] = {"coop128x256c2", "ping128x128c1",
+                                                  "streamk128x64c1", "splitk128x64c1"};
 /* h = CUTLASS's heuristic, M = raster along the weights, N = along the tokens; swizzle */
 static const int kOrder[SM_ORDERS] = {0x00, 0x10, 0x20, 0x12, 0x22};
 static const char *const kOrderName[SM_ORDERS] = {"h1", "M1", "N1", "M4", "N4"};
@@ -69,7 +79,17 @@ static const char *const kOrderName[SM_ORDERS] = {"h1", "M1", "N1", "M4", "N4"};
 /* alg id = variant * SM_ORDERS + order index. */
 static int heuristic_alg(int64_t m, int64_t n_pad, int sms) {
     int64_t tiles = ((n_pad + 127) / 128) * ((m + 127) / 128);
+    if (tiles < (int64_t)sms)
+        return SM_STREAMK * SM_ORDERS + 0;
     return tiles <= 2 * (int64_t)sms ? 1 * SM_ORDERS + 0 : 0 * SM_ORDERS + 1;
+}
+
+/* The split-K variant's split count: enough splits of the 128x64 tiles to
+ * give every SM one, at most one per k-block of 128. */
+static int split_count(int64_t m, int64_t n_pad, int64_t kq, int sms) {
+    int64_t tiles = ((n_pad + 127) / 128) * ((m + 63) / 64), kblocks = (kq + 127) / 128;
+    int64_t s = (int64_t)sms / tiles;
+    return (int)(s < 1 ? 1 : s > kblocks ? kblocks : s);
 }
 
 typedef struct {
@@ -102,12 +122,19 @@ static int pick_alg(sm_linear *c, int64_t m) {
     return heuristic_alg(m, g->n_pad, ss_cuda(g->ctx)->sms);
 }
 
-/* Variant 0 (Coop) or 1 (Ping) of the kernels for (sparse, T). */
+/* Variant 0 (Coop), 1 (Ping) or 2 / 3 (Skinny: L.splits says which
+ * decomposition) of the kernels for (sparse, T). */
 template <bool Sparse, class T>
 static ss_status run_variant(int variant, const Launch &L, ss_cuda_buf *ws, const char *name,
                              cudaStream_t s) {
-    return variant == 0 ? run<Coop<Sparse, T>>(L, ws, name, s)
-                        : run<Ping<Sparse, T>>(L, ws, name, s);
+    switch (variant) {
+    case 0:
+        return run<Coop<Sparse, T>>(L, ws, name, s);
+    case 1:
+        return run<Ping<Sparse, T>>(L, ws, name, s);
+    default:
+        return run<Skinny<Sparse, T>>(L, ws, name, s);
+    }
 }
 
 /* y (m, n_pad) BF16, ld n_pad = dequant(W' q^T) with token scales sa. */
@@ -116,7 +143,8 @@ static ss_status gemm_fused(sm_linear *c, const void *q, const float *sa, int64_
     ss_cuda_state *st = ss_cuda(g->ctx);
     int alg = pick_alg(c, m), v = alg / SM_ORDERS;
     Launch L = {c->wc, c->meta, q, sa, c->sb_full, c->bias_full, (int)m, (int)g->n_pad,
-                (int)g->kq, y, st->device, st->sms, kOrder[alg % SM_ORDERS]};
+                (int)g->kq, y, st->device, st->sms, kOrder[alg % SM_ORDERS],
+                v == SM_SPLITK ? split_count(m, g->n_pad, g->kq, st->sms) : 0};
     cudaStream_t s = ss_cuda_stream(g->ctx);
     ss_cuda_buf *ws = &st->workspace;
     int fp8 = g->qdt == SS_DTYPE_F8_E4M3;
