@@ -16,8 +16,12 @@
  *        -DSS_WITH_CUSPARSELT -I$CUSPARSELT_ROOT/include -L$CUSPARSELT_ROOT/lib -l:libcusparseLt.so.0
  * (and LD_LIBRARY_PATH=$CUSPARSELT_ROOT/lib at run time).
  *
- * Run: ./sparse_gemm_sm90 [validate|time|all] [variant mask, default 0xf]
- * (default all; needs an sm_90 GPU)
+ * Parallel build (one TU per variant, ~2 min on 16 cores instead of ~10 on one):
+ *   dev/cutlass/build_sparse_gemm_sm90.sh OUT_BINARY [extra nvcc flags]
+ *
+ * Run: ./sparse_gemm_sm90 [validate|time|all] [variant mask, default all]
+ *                         [token counts M, default 4096,16384] [pattern L list, default 4,8]
+ * (default all; needs an sm_90 GPU; the variants are listed in kNames)
  *
  * Mapping onto CUTLASS (its GEMM is D(M,N) = A(M,K) B(K,N)):
  *   A (sparse, K-major)  = our weights W' (N, K') row-major        -> CUTLASS M = our N
@@ -34,8 +38,9 @@
  *
  * Requirements (can_implement): K' % 32 == 0 (TMA: 16-byte rows of the compressed
  * weights), N % 8 == 0 (TMA store of 16-byte bf16 columns of D). All SPEC K' are
- * multiples of 32. The weight metadata layout depends only on the tile's K (128
- * for every configuration here), so one compressed copy serves all of them.
+ * multiples of 32. The weight metadata layout depends only on min(tile K, 128)
+ * (CUTLASS's SparseConfig), so one compressed copy serves every variant here,
+ * the K-tile-256 ones included (static_assert below).
  *
  * The C-callable entry points at the bottom (ss_sm90sp_*) are what a library
  * backend would wrap; the harness calls only those for the sparse path.
@@ -55,6 +60,10 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include <array>
+#include <chrono>
+#include <tuple>
+#include <utility>
 
 #include "linear/sm90_gemm.cuh" /* the library's kernel family (CUTLASS headers with it) */
 
@@ -97,23 +106,68 @@ using EPing = cutlass::epilogue::TmaWarpSpecialized;
 using T128x128 = Shape<_128, _128, _128>;
 using T128x256 = Shape<_128, _256, _128>;
 using T256x128 = Shape<_256, _128, _128>;
+/* K tile of 256 logical 8-bit elements: the compressed A rows are 128 bytes
+ * (128B swizzle, full-width TMA boxes) and each k-block twice as long */
+using T128x128k256 = Shape<_128, _128, _256>;
+using T128x256k256 = Shape<_128, _256, _256>;
+using T256x128k256 = Shape<_256, _128, _256>;
 using C1x1 = Shape<_1, _1, _1>;
 using C2x1 = Shape<_2, _1, _1>;
+using C1x2 = Shape<_1, _2, _1>;
 
-/* INT8 variants (tile is CUTLASS M x N x K = our N x M_tok x K'). */
-using I8_0 = Config<true, int8_t, T128x256, C2x1, Coop, ECoop>;
-using I8_1 = Config<true, int8_t, T256x128, C2x1, Coop, ECoop>;
-using I8_2 = Config<true, int8_t, T128x128, C2x1, Ping, EPing>;
-using I8_3 = Config<true, int8_t, T128x128, C1x1, Ping, EPing>;
-static const char *const kI8Names[] = {"coop128x256c2", "coop256x128c2", "ping128x128c2",
-                                       "ping128x128c1"};
-constexpr int kI8Configs = 4;
+/* INT8 variants (tile is CUTLASS M x N x K = our N x M_tok x K'). 0-3 are
+ * phase 1's (0 and 3 are the library's sm90sp pair), 4-9 session 4's
+ * mainloop experiments, 10-11 the library's dense twin sm90dense (the same
+ * Config with a dense A: W (N, K)). Shared memory per variant is printed at
+ * start; the auto carveout already takes as many stages as fit (e.g. a 5th
+ * stage of 0 would need 233488 of the 232448 bytes), so no StageCount<N>
+ * variant can have more. */
+using Variants = std::tuple<
+    Config<true, int8_t, T128x256, C2x1, Coop, ECoop>,     /* 0 */
+    Config<true, int8_t, T256x128, C2x1, Coop, ECoop>,     /* 1 */
+    Config<true, int8_t, T128x128, C2x1, Ping, EPing>,     /* 2 */
+    Config<true, int8_t, T128x128, C1x1, Ping, EPing>,     /* 3 */
+    Config<true, int8_t, T128x256k256, C2x1, Coop, ECoop>, /* 4 */
+    Config<true, int8_t, T128x128k256, C2x1, Coop, ECoop>, /* 5 */
+    Config<true, int8_t, T128x128k256, C1x1, Ping, EPing>, /* 6 */
+    Config<true, int8_t, T256x128k256, C2x1, Coop, ECoop>, /* 7 */
+    Config<true, int8_t, T128x128, C2x1, Coop, ECoop>,     /* 8: control of 5 (K 128) */
+    Config<true, int8_t, T128x256, C1x2, Coop, ECoop>,     /* 9: 0 with the weights multicast */
+    Config<false, int8_t, T128x256, C2x1, Coop, ECoop>,    /* 10 = sm90dense Coop */
+    Config<false, int8_t, T128x128, C1x1, Ping, EPing>>;   /* 11 = sm90dense Ping */
+static const char *const kNames[] = {
+    "coop128x256c2", "coop256x128c2", "ping128x128c2",  "ping128x128c1",
+    "coop128x256k256c2", "coop128x128k256c2", "ping128x128k256c1", "coop256x128k256c2",
+    "coop128x128c2", "coop128x256c1x2", "dense:coop128x256c2", "dense:ping128x128c1"};
+constexpr int kNV = (int)std::tuple_size_v<Variants>;
+static_assert(sizeof kNames / sizeof kNames[0] == kNV, "one name per variant");
+/* phase 1's sparse variants: "best old" in the tables is the best of these */
+[[maybe_unused]] constexpr unsigned kOldMask = 0xfu;
+template <int I>
+using Cfg = std::tuple_element_t<I, Variants>;
 
-using SparseConfigI8 = I8_0::Mainloop::SparseConfig;
-static_assert(std::is_same_v<SparseConfigI8, I8_1::Mainloop::SparseConfig> &&
-                  std::is_same_v<SparseConfigI8, I8_2::Mainloop::SparseConfig> &&
-                  std::is_same_v<SparseConfigI8, I8_3::Mainloop::SparseConfig>,
-              "every variant must read the same compressed weight layout");
+/* The compressed weight layout. CUTLASS's SparseConfig (the compressor's and
+ * the mainloop's A/E layout) takes min(tile K, 128), so a K tile of 256 reads
+ * the very layout a K tile of 128 does; one compressed copy serves every
+ * sparse variant as long as this holds. A variant whose layout differed would
+ * need its own compressor instantiation and its own compressed weights (the
+ * layout family then being part of the weight preparation), and fails here. */
+using SparseConfigI8 = typename Cfg<0>::Mainloop::SparseConfig;
+template <class C>
+constexpr bool same_layout() {
+    if constexpr (C::kSparse)
+        return std::is_same_v<SparseConfigI8, typename C::Mainloop::SparseConfig>;
+    else
+        return true;
+}
+template <size_t... I>
+constexpr bool all_same_layout(std::index_sequence<I...>) {
+    return (same_layout<Cfg<(int)I>>() && ...);
+}
+static_assert(all_same_layout(std::make_index_sequence<kNV>{}),
+              "every sparse variant must read the same compressed weight layout");
+static_assert(std::is_same_v<SparseConfigI8, ss_sm90sp::SparseConfigOf<int8_t>>,
+              "mainloop_args() fills the library's layout");
 
 using CompressorUtilI8 = cutlass::transform::kernel::StructuredSparseCompressorUtility<
     ProblemShape, int8_t, LayoutTagA, SparseConfigI8>;
@@ -128,47 +182,78 @@ struct Plan {
     virtual cutlass::Status run(cudaStream_t s) = 0;
 };
 
-template <class Cfg>
+/* One launch's operands (device): sparse wc/meta from the compressor, dense
+ * wc = W (n, kp) and meta NULL; sched = tile order (see ss_sm90sp_gemm_i8). */
+struct PlanArgs {
+    const void *wc, *meta, *q;
+    const float *sa, *sb;
+    const uint16_t *bias;
+    int m, n, kp;
+    void *y;
+    int sm_count, sched;
+};
+
+/* Each variant costs ~25-90 s of nvcc on one core: the parallel build
+ * (SS_SPLIT, dev/cutlass/build_sparse_gemm_sm90.sh) compiles this file once
+ * per variant with -DSS_VARIANT=i (that TU holds make_plan_i<i> only) and
+ * once with -DSS_SPLIT (the harness, which only declares them). Without
+ * either, one TU instantiates everything. */
+template <int I>
+Plan *make_plan_i(const PlanArgs &a, cutlass::Status *st);
+
+#ifndef SS_SPLIT
+template <class C>
 struct PlanT : Plan {
-    typename Cfg::Gemm gemm;
+    typename C::Gemm gemm;
     void *workspace = nullptr;
     ~PlanT() override { cudaFree(workspace); }
     cutlass::Status run(cudaStream_t s) override { return gemm.run(s); }
 };
 
-template <class Cfg>
-static Plan *make_plan(const void *wc, const void *meta, const void *q, const float *sa,
-                       const float *sb, const uint16_t *bias, int m, int n, int kp, void *y,
-                       int sm_count, int sched, cutlass::Status *st) {
-    ProblemShape ps{n, m, kp, 1};
-    const ss_sm90sp::Launch L{wc, meta, q, sa, sb, bias, m, n, kp, y, 0, sm_count, sched};
-    auto stride_d = cutlass::make_cute_packed_stride(typename Cfg::StrideD{}, make_shape(n, m, 1));
+template <class C>
+static Plan *make_plan(const PlanArgs &a, cutlass::Status *st) {
+    ProblemShape ps{a.n, a.m, a.kp, 1};
+    ss_sm90sp::Launch L{}; /* by name: the library may add fields (zero = its default) */
+    L.wc = a.wc;
+    L.meta = a.meta;
+    L.q = a.q;
+    L.sa = a.sa;
+    L.sb = a.sb;
+    L.bias = a.bias;
+    L.m = a.m;
+    L.n = a.n;
+    L.kp = a.kp;
+    L.y = a.y;
+    L.device = 0;
+    L.sms = a.sm_count;
+    L.order = a.sched;
+    auto stride_d = cutlass::make_cute_packed_stride(typename C::StrideD{}, make_shape(a.n, a.m, 1));
     cutlass::KernelHardwareInfo hw;
     hw.device_id = 0;
-    hw.sm_count = sm_count;
-    typename Cfg::Gemm::Arguments args{
+    hw.sm_count = a.sm_count;
+    typename C::Gemm::Arguments args{
         cutlass::gemm::GemmUniversalMode::kGemm,
         ps,
-        ss_sm90sp::mainloop_args<Cfg>(L, ps),
-        {{{}, {sa, 0.f, {}}, {sb, 0.f, {}}, {(const cutlass::bfloat16_t *)bias, {}, {}}, {}},
+        ss_sm90sp::mainloop_args<C>(L, ps),
+        {{{}, {a.sa, 0.f, {}}, {a.sb, 0.f, {}}, {(const cutlass::bfloat16_t *)a.bias, {}, {}}, {}},
          nullptr,
          stride_d,
-         (ElementD *)y,
+         (ElementD *)a.y,
          stride_d},
         hw};
     /* tile order of the persistent scheduler (a tuning knob, see ss_sm90sp_gemm_i8) */
     using Raster = cutlass::gemm::kernel::detail::RasterOrderOptions;
-    args.scheduler.max_swizzle_size = 1 << (sched & 15);
-    args.scheduler.raster_order = (sched >> 4) == 1   ? Raster::AlongM
-                                  : (sched >> 4) == 2 ? Raster::AlongN
-                                                      : Raster::Heuristic;
-    auto *p = new PlanT<Cfg>();
+    args.scheduler.max_swizzle_size = 1 << (a.sched & 15);
+    args.scheduler.raster_order = (a.sched >> 4) == 1   ? Raster::AlongM
+                                  : (a.sched >> 4) == 2 ? Raster::AlongN
+                                                        : Raster::Heuristic;
+    auto *p = new PlanT<C>();
     *st = p->gemm.can_implement(args);
     if (*st != cutlass::Status::kSuccess) {
         delete p;
         return nullptr;
     }
-    size_t ws = Cfg::Gemm::get_workspace_size(args);
+    size_t ws = C::Gemm::get_workspace_size(args);
     if (ws && cudaMalloc(&p->workspace, ws) != cudaSuccess) {
         *st = cutlass::Status::kErrorWorkspaceNull;
         delete p;
@@ -182,8 +267,54 @@ static Plan *make_plan(const void *wc, const void *meta, const void *q, const fl
     return p;
 }
 
+template <int I>
+Plan *make_plan_i(const PlanArgs &a, cutlass::Status *st) {
+    return make_plan<Cfg<I>>(a, st);
+}
+#endif
+
+#if defined(SS_VARIANT) && defined(SS_STUB)
+/* the build script's stand-in for a variant whose TU did not compile */
+template <>
+Plan *make_plan_i<SS_VARIANT>(const PlanArgs &, cutlass::Status *st) {
+    *st = cutlass::Status::kErrorNotSupported;
+    return nullptr;
+}
+#elif defined(SS_VARIANT)
+template Plan *make_plan_i<SS_VARIANT>(const PlanArgs &, cutlass::Status *);
+#else
+using MakePlan = Plan *(*)(const PlanArgs &, cutlass::Status *);
+template <size_t... I>
+constexpr std::array<MakePlan, sizeof...(I)> plan_table(std::index_sequence<I...>) {
+    return {&make_plan_i<(int)I>...};
+}
+static const std::array<MakePlan, kNV> kMakePlan = plan_table(std::make_index_sequence<kNV>{});
+
+static Plan *make_plan_v(int v, const PlanArgs &a, cutlass::Status *st) {
+    if (v < 0 || v >= kNV) {
+        *st = cutlass::Status::kErrorNotSupported;
+        return nullptr;
+    }
+    return kMakePlan[v](a, st);
+}
+
+/* Per-variant facts for the log (types only: no kernel is instantiated). */
+struct VariantInfo {
+    bool sparse;
+    int stages, smem, tile_k;
+};
+template <size_t... I>
+static std::array<VariantInfo, kNV> variant_info(std::index_sequence<I...>) {
+    return {VariantInfo{Cfg<(int)I>::kSparse, (int)Cfg<(int)I>::Mainloop::DispatchPolicy::Stages,
+                        (int)Cfg<(int)I>::Kernel::SharedStorageSize,
+                        (int)size<2>(typename Cfg<(int)I>::Tile{})}...};
+}
+static const std::array<VariantInfo, kNV> kInfo = variant_info(std::make_index_sequence<kNV>{});
+#endif
+
 } // namespace sm90sp
 
+#ifndef SS_VARIANT /* the rest is the harness (one TU) */
 /* ======================================================================== */
 /* C entry points (what a library backend would wrap)                        */
 /* ======================================================================== */
@@ -235,7 +366,8 @@ int ss_sm90sp_compress_i8(const int8_t *w, int n, int kp, void *wc, void *meta,
 
 /* Y (m, n) bf16 = dequant(W'_sparse · q^T): wc/meta from ss_sm90sp_compress_i8,
  * q (m, kp) int8, sa[m], sb[n] float, bias[n] bf16 bits. `variant` picks the
- * tile/schedule (0..3, see kI8Names); `sched` the persistent scheduler's tile
+ * tile/schedule (see kNames; a dense variant takes wc = W (n, kp), meta NULL);
+ * `sched` the persistent scheduler's tile
  * order: (raster << 4) | log2(swizzle), raster 0 = CUTLASS heuristic (along the
  * longer tile dimension), 1 = along CUTLASS M (weights: a wave shares q tiles
  * and streams all of W'), 2 = along N (a wave shares W' tiles and streams q).
@@ -247,28 +379,13 @@ int ss_sm90sp_gemm_i8(int variant, int sched, const void *wc, const void *meta, 
                       uint16_t *y, cudaStream_t stream);
 }
 
-namespace sm90sp {
-static Plan *make_plan_i8(int variant, const void *wc, const void *meta, const void *q,
-                          const float *sa, const float *sb, const uint16_t *bias, int m, int n,
-                          int kp, void *y, int sm_count, int sched, cutlass::Status *st) {
-    switch (variant) {
-    case 0: return make_plan<I8_0>(wc, meta, q, sa, sb, bias, m, n, kp, y, sm_count, sched, st);
-    case 1: return make_plan<I8_1>(wc, meta, q, sa, sb, bias, m, n, kp, y, sm_count, sched, st);
-    case 2: return make_plan<I8_2>(wc, meta, q, sa, sb, bias, m, n, kp, y, sm_count, sched, st);
-    case 3: return make_plan<I8_3>(wc, meta, q, sa, sb, bias, m, n, kp, y, sm_count, sched, st);
-    }
-    *st = cutlass::Status::kErrorNotSupported;
-    return nullptr;
-}
-} // namespace sm90sp
-
 extern "C" int ss_sm90sp_gemm_i8(int variant, int sched, const void *wc, const void *meta, const int8_t *q,
                                  const float *sa, const float *sb, const uint16_t *bias, int m,
                                  int n, int kp, uint16_t *y, cudaStream_t stream) {
     static int sm_count = cutlass::KernelHardwareInfo::query_device_multiprocessor_count(0);
     cutlass::Status st;
-    sm90sp::Plan *p =
-        sm90sp::make_plan_i8(variant, wc, meta, q, sa, sb, bias, m, n, kp, y, sm_count, sched, &st);
+    sm90sp::Plan *p = sm90sp::make_plan_v(
+        variant, {wc, meta, q, sa, sb, bias, m, n, kp, y, sm_count, sched}, &st);
     if (!p)
         return 1;
     int rc = p->run(stream) == cutlass::Status::kSuccess ? 0 : 2;
@@ -384,25 +501,36 @@ struct SpSet {
     size_t bytes = 0;
 };
 
-static void sp_set_alloc(SpSet &s, int m, int n, int kp, uint32_t seed, int8_t *wtmp) {
-    size_t wcb, eb;
-    ss_sm90sp_sizes_i8(n, kp, &wcb, &eb);
+/* Sparse: W' (n, kp) 2:4 generated into wtmp and compressed into wc/meta.
+ * Dense (the sm90dense twin): wc = W (n, kp) uniform int8, meta NULL. */
+static void sp_set_alloc(SpSet &s, int m, int n, int kp, uint32_t seed, int8_t *wtmp,
+                         bool sparse = true) {
+    size_t wcb = (size_t)n * kp, eb = 0;
+    if (sparse)
+        ss_sm90sp_sizes_i8(n, kp, &wcb, &eb);
     CK(cudaMalloc(&s.wc, wcb));
-    CK(cudaMalloc(&s.meta, eb));
     CK(cudaMemset(s.wc, 0, wcb));
-    CK(cudaMemset(s.meta, 0, eb));
+    if (eb) {
+        CK(cudaMalloc(&s.meta, eb));
+        CK(cudaMemset(s.meta, 0, eb));
+    }
     CK(cudaMalloc(&s.q, (size_t)m * kp));
     CK(cudaMalloc(&s.sa, (size_t)m * 4));
     CK(cudaMalloc(&s.sb, (size_t)n * 4));
     CK(cudaMalloc(&s.bias, (size_t)n * 2));
     CK(cudaMalloc(&s.y, (size_t)m * n * 2));
     s.bytes = wcb + eb + (size_t)m * kp + (size_t)m * 4 + (size_t)n * 6 + (size_t)m * n * 2;
-    fill_w24<<<kGrid, kBlock>>>(wtmp, n, kp, seed);
+    if (sparse)
+        fill_w24<<<kGrid, kBlock>>>(wtmp, n, kp, seed);
+    else
+        fill_i8<<<kGrid, kBlock>>>((int8_t *)s.wc, (int64_t)n * kp, seed);
     fill_i8<<<kGrid, kBlock>>>(s.q, (int64_t)m * kp, seed + 1);
     fill_f32<<<kGrid, kBlock>>>(s.sa, m, seed + 2, 1e-3f, 2e-2f);
     fill_f32<<<kGrid, kBlock>>>(s.sb, n, seed + 3, 1e-3f, 2e-2f);
     fill_bias<<<kGrid, kBlock>>>(s.bias, n, seed + 4);
     CK(cudaGetLastError());
+    if (!sparse)
+        return;
     int rc = ss_sm90sp_compress_i8(wtmp, n, kp, s.wc, s.meta, 0);
     if (rc) {
         fprintf(stderr, "compress failed (%d) n=%d kp=%d\n", rc, n, kp);
@@ -465,7 +593,7 @@ static std::vector<T> d2h(const void *p, size_t count) {
     return v;
 }
 
-static int validate_case(int m, int n, int kp, uint32_t seed) {
+static int validate_case(int m, int n, int kp, uint32_t seed, unsigned mask) {
     int8_t *wtmp;
     CK(cudaMalloc(&wtmp, (size_t)n * kp));
     SpSet s;
@@ -487,12 +615,16 @@ static int validate_case(int m, int n, int kp, uint32_t seed) {
     std::vector<uint16_t> ref;
     cpu_ref_i8(w, q, sa, sb, bias, m, n, kp, ref);
     int fails = 0;
-    for (int vs = 0; vs < 2 * sm90sp::kI8Configs; ++vs) {
-        /* each variant with the default tile order and with a swizzled one */
+    for (int vs = 0; vs < 2 * sm90sp::kNV; ++vs) {
+        /* each variant with the default tile order and with a swizzled one;
+         * a dense variant multiplies the uncompressed W' (zeros included) */
         int v = vs >> 1, sched = (vs & 1) ? 0x12 : 0;
+        if (!(mask >> v & 1))
+            continue;
+        bool sp = sm90sp::kInfo[v].sparse;
         CK(cudaMemset(s.y, 0xff, (size_t)m * n * 2)); /* poison: bf16 NaN */
-        int rc = ss_sm90sp_gemm_i8(v, sched, s.wc, s.meta, s.q, s.sa, s.sb, s.bias, m, n, kp, s.y,
-                                   0);
+        int rc = ss_sm90sp_gemm_i8(v, sched, sp ? s.wc : wtmp, sp ? s.meta : nullptr, s.q, s.sa,
+                                   s.sb, s.bias, m, n, kp, s.y, 0);
         CK(cudaDeviceSynchronize());
         size_t bad = 0, first = (size_t)-1;
         std::vector<uint16_t> y;
@@ -507,7 +639,7 @@ static int validate_case(int m, int n, int kp, uint32_t seed) {
         }
         bool ok = !rc && !bad;
         fails += !ok;
-        printf("validate %-14s sched %02x m=%5d n=%5d k'=%5d : %s", sm90sp::kI8Names[v], sched,
+        printf("validate %-19s sched %02x m=%5d n=%5d k'=%5d : %s", sm90sp::kNames[v], sched,
                m, n, kp,
                rc ? "LAUNCH FAILED" : (bad ? "MISMATCH" : "bit-exact"));
         if (bad)
@@ -653,52 +785,68 @@ static std::string sched_tag(int s) {
 }
 
 struct SpTimes {
-    std::vector<double> best;  /* per variant: best over kScheds */
+    std::vector<double> best;  /* per variant: best over kScheds (-1: not run) */
     std::vector<int> best_sched;
     std::vector<double> dflt;  /* per variant: CUTLASS's default order (h1) */
 };
 
-/* Sparse fused: every variant x tile order on the same rotating sets. */
-static SpTimes time_sparse(int m, int n, int kp, int sm_count, unsigned mask) {
-    size_t wcb, eb;
-    ss_sm90sp_sizes_i8(n, kp, &wcb, &eb);
+static double now_ms() {
+    return std::chrono::duration<double, std::milli>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+/* Fused kernels of one kind (sparse variants on kp = K', or the dense twin on
+ * kp = K): every variant in mask x tile order on the same rotating sets. Each
+ * variant's wall-clock window goes to stderr ("TRACE") so the SM clock sampled
+ * by nvidia-smi can be attributed to it. */
+static SpTimes time_fused(int m, int n, int kp, int sm_count, unsigned mask, bool sparse,
+                          const char *tag) {
+    size_t wcb = (size_t)n * kp, eb = 0;
+    if (sparse)
+        ss_sm90sp_sizes_i8(n, kp, &wcb, &eb);
     size_t set_bytes = wcb + eb + (size_t)m * kp + (size_t)m * n * 2 + (size_t)m * 4 + n * 6;
     int ns = sets_for(set_bytes);
     int8_t *wtmp;
     CK(cudaMalloc(&wtmp, (size_t)n * kp));
     std::vector<SpSet> sets(ns);
     for (int i = 0; i < ns; ++i)
-        sp_set_alloc(sets[i], m, n, kp, 1000 + 17 * i, wtmp);
+        sp_set_alloc(sets[i], m, n, kp, 1000 + 17 * i, wtmp, sparse);
     cudaFree(wtmp);
     SpTimes r;
-    r.best.assign(sm90sp::kI8Configs, -1.0);
-    r.dflt.assign(sm90sp::kI8Configs, -1.0);
-    r.best_sched.assign(sm90sp::kI8Configs, 0);
-    for (int vs = 0; vs < sm90sp::kI8Configs * kNScheds; ++vs) {
-        int v = vs / kNScheds, sched = kScheds[vs % kNScheds];
-        if (!(mask >> v & 1))
+    r.best.assign(sm90sp::kNV, -1.0);
+    r.dflt.assign(sm90sp::kNV, -1.0);
+    r.best_sched.assign(sm90sp::kNV, 0);
+    for (int v = 0; v < sm90sp::kNV; ++v) {
+        if (!(mask >> v & 1) || sm90sp::kInfo[v].sparse != sparse)
             continue;
-        std::vector<sm90sp::Plan *> plans(ns, nullptr);
-        bool ok = true;
-        for (int i = 0; i < ns && ok; ++i) {
-            cutlass::Status st;
-            SpSet &s = sets[i];
-            plans[i] = sm90sp::make_plan_i8(v, s.wc, s.meta, s.q, s.sa, s.sb, s.bias, m, n, kp,
-                                            s.y, sm_count, sched, &st);
-            ok = plans[i] != nullptr;
-        }
-        if (ok) {
-            double t = time_rotating(ns, 5, 30, [&](int i) { plans[i]->run(0); });
-            if (sched == 0)
-                r.dflt[v] = t;
-            if (r.best[v] < 0 || t < r.best[v]) {
-                r.best[v] = t;
-                r.best_sched[v] = sched;
+        double t0 = now_ms();
+        for (int si = 0; si < kNScheds; ++si) {
+            int sched = kScheds[si];
+            std::vector<sm90sp::Plan *> plans(ns, nullptr);
+            bool ok = true;
+            for (int i = 0; i < ns && ok; ++i) {
+                cutlass::Status st;
+                SpSet &s = sets[i];
+                plans[i] = sm90sp::make_plan_v(
+                    v, {s.wc, s.meta, s.q, s.sa, s.sb, s.bias, m, n, kp, s.y, sm_count, sched},
+                    &st);
+                ok = plans[i] != nullptr;
             }
+            if (ok) {
+                double t = time_rotating(ns, 5, 30, [&](int i) { plans[i]->run(0); });
+                if (sched == 0)
+                    r.dflt[v] = t;
+                if (r.best[v] < 0 || t < r.best[v]) {
+                    r.best[v] = t;
+                    r.best_sched[v] = sched;
+                }
+            }
+            CK(cudaGetLastError());
+            for (auto *p : plans)
+                delete p;
         }
-        CK(cudaGetLastError());
-        for (auto *p : plans)
-            delete p;
+        fprintf(stderr, "TRACE %s %s %.0f %.0f\n", sm90sp::kNames[v], tag, t0, now_ms());
     }
     for (auto &s : sets)
         sp_set_free(s);
@@ -821,8 +969,6 @@ struct Shape2 {
 };
 static const Shape2 kShapes[] = {
     {"qkv", 3840, 2560}, {"o", 2560, 2560}, {"gate_up", 13824, 2560}, {"down", 2560, 6912}};
-static const char *kPatterns[] = {"2_4", "2_6", "2_8", "2_10"};
-static const int kPatL[] = {4, 6, 8, 10};
 
 /* SPEC §1: Kp = ceil(K/L)·L, K'raw = (Kp/L)·G with G = 4(L/2 - 1), K' = ceil32. */
 static int kprime(int k, int L) {
@@ -832,13 +978,32 @@ static int kprime(int k, int L) {
     return (raw + 31) / 32 * 32;
 }
 
+static std::vector<int> int_list(const char *s) {
+    std::vector<int> v;
+    for (const char *p = s; *p;) {
+        v.push_back((int)strtol(p, (char **)&p, 10));
+        if (*p == ',')
+            ++p;
+        else if (*p)
+            break;
+    }
+    return v;
+}
+
 } // namespace harness
 
 using namespace harness;
 
+/* ./sparse_gemm_sm90 [validate|time|all] [variant mask, default all]
+ *                    [token counts M, default 4096,16384] [pattern L list, default 4,8] */
 int main(int argc, char **argv) {
+    using sm90sp::kInfo;
+    using sm90sp::kNames;
+    using sm90sp::kNV;
     std::string mode = argc > 1 ? argv[1] : "all";
-    unsigned mask = argc > 2 ? (unsigned)strtoul(argv[2], nullptr, 0) : 0xfu;
+    unsigned mask = argc > 2 ? (unsigned)strtoul(argv[2], nullptr, 0) : (1u << kNV) - 1;
+    std::vector<int> Ms = int_list(argc > 3 ? argv[3] : "4096,16384");
+    std::vector<int> Ls = int_list(argc > 4 ? argv[4] : "4,8");
     cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, 0));
     printf("device: %s, sm_%d%d, %d SMs, L2 %d MB\n", prop.name, prop.major, prop.minor,
@@ -847,22 +1012,19 @@ int main(int argc, char **argv) {
         printf("needs sm_90 (Hopper)\n");
         return 1;
     }
-    const int nv = sm90sp::kI8Configs;
-    static const int stages[] = {sm90sp::I8_0::Mainloop::DispatchPolicy::Stages,
-                                 sm90sp::I8_1::Mainloop::DispatchPolicy::Stages,
-                                 sm90sp::I8_2::Mainloop::DispatchPolicy::Stages,
-                                 sm90sp::I8_3::Mainloop::DispatchPolicy::Stages};
-    for (int v = 0; v < nv; ++v)
-        printf("variant %d %-14s stages %d%s\n", v, sm90sp::kI8Names[v], stages[v],
-               mask >> v & 1 ? "" : " (skipped)");
+    for (int v = 0; v < kNV; ++v)
+        printf("variant %2d %-19s %-6s tile K %3d stages %d smem %6d B%s\n", v, kNames[v],
+               kInfo[v].sparse ? "sparse" : "dense", kInfo[v].tile_k, kInfo[v].stages,
+               kInfo[v].smem, mask >> v & 1 ? "" : " (skipped)");
     int fails = 0;
     if (mode == "validate" || mode == "all") {
-        /* odd M, N not a multiple of any tile, K' not a multiple of 128 (2_6) */
+        /* odd M, N not a multiple of any tile, K' not a multiple of 128 (2_6)
+         * nor of 256 (all but the last) */
         const int vc[][3] = {{1, 1000, 3424},   {17, 1000, 3424},  {4097, 1000, 3424},
                              {17, 3840, 2560},  {33, 2568, 6912},  {256, 13824, 2560},
                              {300, 2560, 11072}, {4096, 256, 4096}};
         for (auto &c : vc)
-            fails += validate_case(c[0], c[1], c[2], 77u + c[0] + c[1]);
+            fails += validate_case(c[0], c[1], c[2], 77u + c[0] + c[1], mask);
         printf("validation: %s (%d failing variant-cases)\n", fails ? "FAILED" : "all bit-exact",
                fails);
         fflush(stdout);
@@ -874,101 +1036,112 @@ int main(int argc, char **argv) {
 #ifdef SS_WITH_CUSPARSELT
         cusparseLtHandle_t sph;
         CKSP(cusparseLtInit(&sph));
-        int spver = 0;
-        cusparseLtGetVersion(&sph, &spver);
-        printf("cuSPARSELt version %d\n", spver);
-        const bool have_cslt = true;
-#else
-        const bool have_cslt = false;
 #endif
-        const int Ms[] = {512, 4096, 16384};
-        const double peak_sp = 3958e12, peak_dn = 1979e12, bw = 3e12;
-        DenseResult dres[4][3];
-        for (int si = 0; si < 4; ++si)
-            for (int mi = 0; mi < 3; ++mi)
-                dres[si][mi] = time_dense(dn, Ms[mi], kShapes[si].n, kShapes[si].k);
-        printf("\n# dense cuBLASLt INT8 (best of heuristic top-8), INT32 out; + dequant kernel\n");
-        printf("%-8s %6s %10s %8s %7s %7s %10s\n", "shape", "M", "gemm_us", "TOPS", "%1979",
-               "%bw", "dequant_us");
-        for (int si = 0; si < 4; ++si)
-            for (int mi = 0; mi < 3; ++mi) {
+        const double peak_sp = 3958e12;
+        const int nm = (int)Ms.size(), np = (int)Ls.size();
+        /* [pattern][M][variant], plus the per-shape best of each group */
+        std::vector<double> sum_v((size_t)np * nm * kNV, 0.0);
+        std::vector<double> sum_old(np * nm, 0.0), sum_new(np * nm, 0.0), sum_lib(np * nm, 0.0),
+            sum_all(np * nm, 0.0), sum_cs(np * nm, 0.0);
+        std::vector<double> sum_twin(nm, 0.0), sum_lt(nm, 0.0), sum_dbest(nm, 0.0);
+        const unsigned lib_mask = 0x9u; /* variants 0 and 3: the library's sm90sp pair */
+        auto best_of = [&](const SpTimes &t, unsigned m_, int *who) {
+            double b = 1e30;
+            for (int v = 0; v < kNV; ++v)
+                if ((m_ >> v & 1) && t.best[v] > 0 && t.best[v] < b) {
+                    b = t.best[v];
+                    if (who)
+                        *who = v;
+                }
+            return b;
+        };
+        printf("\n# us per kernel launch, median of 30 over rotating sets (> 3x L2), best of 5 tile"
+               " orders in brackets (h = CUTLASS heuristic, M = along weights, N = along tokens;"
+               " swizzle); dense = sm90dense twin (fused, K) and cuBLASLt (INT32 out, K);"
+               " x = best dense (twin or cuBLASLt) / sparse\n");
+        for (int mi = 0; mi < nm; ++mi)
+            for (int si = 0; si < 4; ++si) {
                 int m = Ms[mi], n = kShapes[si].n, k = kShapes[si].k;
-                double fl = 2.0 * m * n * k, by = (double)n * k + (double)m * k + 4.0 * m * n;
-                double t = dres[si][mi].gemm_us;
-                printf("%-8s %6d %10.1f %8.0f %6.1f%% %6.1f%% %10.1f\n", kShapes[si].name, m, t,
-                       fl / t * 1e-6, 100.0 * (fl / peak_dn) / (t * 1e-6),
-                       100.0 * (by / bw) / (t * 1e-6), dres[si][mi].dequant_us);
-            }
-        printf("\n# sparse fused (CUTLASS SM90 2:4, dequant epilogue, bf16 out), us per variant"
-               " (best tile order: h=CUTLASS heuristic, M=along weights, N=along tokens; swizzle);"
-               " TOPS dense-equivalent 2*M*N*K'; %%bw = (W'c+meta+q+Y bytes / 3 TB/s) / t;"
-               " x = dense cuBLASLt / best variant (gemm only, and gemm+dequant);"
-               " cslt = cuSPARSELt INT32 out (+dq = + dequant kernel)\n");
-        printf("%-8s %-4s %6s %6s", "shape", "pat", "M", "K'");
-        for (int v = 0; v < nv; ++v)
-            printf(" %14s", sm90sp::kI8Names[v]);
-        printf(" %8s %7s %7s %7s %9s %9s %9s\n", "TOPS", "%3958", "%bw", "xgemm", "xgemm+dq",
-               "cslt_us", "cslt+dq");
-        double sum_sp[4][3][sm90sp::kI8Configs + 1] = {}, sum_dn[3] = {}, sum_dq[3] = {};
-        double sum_cs[4][3] = {}, sum_csdq[4][3] = {}, sum_dflt[4][3] = {};
-        for (int pi = 0; pi < 4; ++pi)
-            for (int mi = 0; mi < 3; ++mi)
-                for (int si = 0; si < 4; ++si) {
-                    int m = Ms[mi], n = kShapes[si].n, kp = kprime(kShapes[si].k, kPatL[pi]);
-                    SpTimes tr = time_sparse(m, n, kp, prop.multiProcessorCount, mask);
-                    const std::vector<double> &us = tr.best;
+                char tag[64];
+                snprintf(tag, sizeof tag, "%s:dense:%d", kShapes[si].name, m);
+                double lt0 = now_ms();
+                DenseResult lt = time_dense(dn, m, n, k);
+                fprintf(stderr, "TRACE cublaslt %s %.0f %.0f\n", tag, lt0, now_ms());
+                SpTimes td = time_fused(m, n, k, prop.multiProcessorCount, mask, false, tag);
+                int dw = -1;
+                double twin = best_of(td, mask, &dw);
+                double dbest = std::min(twin, lt.gemm_us);
+                sum_twin[mi] += twin;
+                sum_lt[mi] += lt.gemm_us;
+                sum_dbest[mi] += dbest;
+                printf("%-8s %-4s %6d %6d  cublaslt %8.1f", kShapes[si].name, "dense", m, k,
+                       lt.gemm_us);
+                for (int v = 0; v < kNV; ++v)
+                    if (!kInfo[v].sparse && (mask >> v & 1))
+                        printf("  %s %8.1f(%-3s)", kNames[v], td.best[v],
+                               sched_tag(td.best_sched[v]).c_str());
+                printf("\n");
+                for (int pi = 0; pi < np; ++pi) {
+                    int kp = kprime(k, Ls[pi]), ix = pi * nm + mi;
+                    snprintf(tag, sizeof tag, "%s:2_%d:%d", kShapes[si].name, Ls[pi], m);
+                    SpTimes ts = time_fused(m, n, kp, prop.multiProcessorCount, mask, true, tag);
                     DenseResult cs = {0, 0};
 #ifdef SS_WITH_CUSPARSELT
                     cs = time_cusparselt(&sph, m, n, kp);
 #endif
-                    sum_cs[pi][mi] += cs.gemm_us;
-                    sum_csdq[pi][mi] += cs.gemm_us + cs.dequant_us;
-                    double best = 1e30;
-                    for (int v = 0; v < nv; ++v) {
-                        if (us[v] > 0)
-                            best = std::min(best, us[v]);
-                        sum_sp[pi][mi][v] += us[v] > 0 ? us[v] : 1e9;
-                    }
-                    sum_sp[pi][mi][nv] += best;
-                    double bestd = 1e30;
-                    for (int v = 0; v < nv; ++v)
-                        if (tr.dflt[v] > 0)
-                            bestd = std::min(bestd, tr.dflt[v]);
-                    sum_dflt[pi][mi] += bestd;
-                    if (pi == 0) {
-                        sum_dn[mi] += dres[si][mi].gemm_us;
-                        sum_dq[mi] += dres[si][mi].dequant_us;
-                    }
-                    size_t wcb, eb;
-                    ss_sm90sp_sizes_i8(n, kp, &wcb, &eb);
-                    double fl = 2.0 * m * n * kp,
-                           by = (double)wcb + eb + (double)m * kp + 2.0 * m * n;
-                    printf("%-8s %-4s %6d %6d", kShapes[si].name, kPatterns[pi], m, kp);
-                    for (int v = 0; v < nv; ++v)
-                        printf(" %10.1f(%-3s)", us[v], sched_tag(tr.best_sched[v]).c_str());
-                    double dt = dres[si][mi].gemm_us, dq = dres[si][mi].dequant_us;
-                    printf(" %8.0f %6.1f%% %6.1f%% %6.2fx %8.2fx %9.1f %9.1f\n", fl / best * 1e-6,
-                           100.0 * (fl / peak_sp) / (best * 1e-6),
-                           100.0 * (by / bw) / (best * 1e-6), dt / best, (dt + dq) / best,
-                           cs.gemm_us, cs.gemm_us + cs.dequant_us);
+                    sum_cs[ix] += cs.gemm_us;
+                    for (int v = 0; v < kNV; ++v)
+                        if (kInfo[v].sparse)
+                            sum_v[(size_t)ix * kNV + v] += ts.best[v] > 0 ? ts.best[v] : 1e9;
+                    int wo = -1, wn = -1, wa = -1;
+                    double bo = best_of(ts, mask & sm90sp::kOldMask, &wo);
+                    double bn = best_of(ts, mask & ~sm90sp::kOldMask, &wn);
+                    double ba = best_of(ts, mask, &wa);
+                    sum_old[ix] += bo;
+                    sum_new[ix] += bn;
+                    sum_all[ix] += ba;
+                    sum_lib[ix] += best_of(ts, mask & lib_mask, nullptr);
+                    printf("%-8s 2_%-2d %6d %6d ", kShapes[si].name, Ls[pi], m, kp);
+                    for (int v = 0; v < kNV; ++v)
+                        if (kInfo[v].sparse && (mask >> v & 1))
+                            printf(" %s %.1f(%s)", kNames[v], ts.best[v],
+                                   sched_tag(ts.best_sched[v]).c_str());
+                    printf("\n    -> best old %.1f (%s)  best new %.1f (%s)  winner %s  %0.f TOPS"
+                           " %.1f%% of 3958  x(best dense / best old) %.3f  x(best dense / best"
+                           " new) %.3f  new/old %.3f",
+                           bo, wo >= 0 ? kNames[wo] : "-", bn, wn >= 0 ? kNames[wn] : "-",
+                           wa >= 0 ? kNames[wa] : "-", 2.0 * m * n * kp / ba * 1e-6,
+                           100.0 * (2.0 * m * n * kp / peak_sp) / (ba * 1e-6), dbest / bo,
+                           dbest / bn, bo / bn);
+                    if (cs.gemm_us > 0)
+                        printf("  cusparselt %.1f", cs.gemm_us);
+                    printf("\n");
                     fflush(stdout);
                 }
-        printf("\n# four projections summed (sparse: best variant per shape; per-variant sums in"
-               " brackets). x = dense / sparse; the +dq columns charge each unfused path its"
-               " dequant kernel\n");
-        printf("%-4s %6s %9s %11s %10s %7s %9s %9s %9s %9s %10s   per-variant\n", "pat", "M",
-               "dense_us", "dense+dq_us", "fused_us", "xgemm", "xgemm+dq", "cslt_us", "x_cslt",
-               "cslt+dq", "x_cslt+dq");
-        for (int pi = 0; pi < 4; ++pi)
-            for (int mi = 0; mi < 3; ++mi) {
-                double sp = sum_sp[pi][mi][nv], dn_ = sum_dn[mi], dq_ = sum_dq[mi];
-                double c = sum_cs[pi][mi], cq = sum_csdq[pi][mi];
-                printf("%-4s %6d %9.1f %11.1f %10.1f %6.2fx %8.2fx %9.1f %8.2fx %9.1f %9.2fx   [",
-                       kPatterns[pi], Ms[mi], dn_, dn_ + dq_, sp, dn_ / sp, (dn_ + dq_) / sp, c,
-                       have_cslt ? dn_ / c : 0.0, cq, have_cslt ? (dn_ + dq_) / cq : 0.0);
-                for (int v = 0; v < nv; ++v)
-                    printf(" %.0f", sum_sp[pi][mi][v]);
-                printf(" ] default-order best %.0f\n", sum_dflt[pi][mi]);
+            }
+        printf("\n# four projections summed, us (per shape the best tile order; group = per-shape"
+               " best of its variants). old = phase 1's variants 0-3, lib = the library's pair"
+               " (0, 3), new = the other sparse variants; dense best = per shape the faster of"
+               " the sm90dense twin and cuBLASLt; x = dense best / sparse\n");
+        printf("%-5s %6s %9s %9s %9s %9s %9s %9s %9s %8s %8s %8s %8s\n", "pat", "M", "twin",
+               "cublaslt", "dns_best", "sp_lib", "sp_old", "sp_new", "sp_all", "x_old",
+               "x_new", "x_all", "new/old");
+        for (int pi = 0; pi < np; ++pi)
+            for (int mi = 0; mi < nm; ++mi) {
+                int ix = pi * nm + mi;
+                printf("2_%-3d %6d %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f %7.3fx %7.3fx"
+                       " %7.3fx %7.3f",
+                       Ls[pi], Ms[mi], sum_twin[mi], sum_lt[mi], sum_dbest[mi], sum_lib[ix],
+                       sum_old[ix], sum_new[ix], sum_all[ix], sum_dbest[mi] / sum_old[ix],
+                       sum_dbest[mi] / sum_new[ix], sum_dbest[mi] / sum_all[ix],
+                       sum_old[ix] / sum_new[ix]);
+                if (sum_cs[ix] > 0)
+                    printf("  cusparselt %.1f", sum_cs[ix]);
+                printf("\n   per variant:");
+                for (int v = 0; v < kNV; ++v)
+                    if (kInfo[v].sparse && (mask >> v & 1))
+                        printf(" %s %.1f", kNames[v], sum_v[(size_t)ix * kNV + v]);
+                printf("\n");
             }
 #ifdef SS_WITH_CUSPARSELT
         cusparseLtDestroy(&sph);
@@ -978,3 +1151,4 @@ int main(int argc, char **argv) {
     }
     return fails ? 1 : 0;
 }
+#endif /* !SS_VARIANT */
