@@ -16,7 +16,11 @@
  *        -DSS_WITH_CUSPARSELT -I$CUSPARSELT_ROOT/include -L$CUSPARSELT_ROOT/lib -l:libcusparseLt.so.0
  * (and LD_LIBRARY_PATH=$CUSPARSELT_ROOT/lib at run time).
  *
- * Parallel build (one TU per variant, ~2 min on 16 cores instead of ~10 on one):
+ * The library baselines (cuBLASLt, cuSPARSELt, the dequant kernel after them)
+ * live in sparse_gemm_baselines.cuh next to this file.
+ *
+ * Parallel build (one TU per variant, 80 s on the H100 host's 16 cores; the
+ * one-command build above takes each of the 20 instantiations in turn):
  *   dev/cutlass/build_sparse_gemm_sm90.sh OUT_BINARY [extra nvcc flags]
  *
  * Run: ./sparse_gemm_sm90 [validate|time|all] [variant mask, default all]
@@ -115,13 +119,19 @@ using C1x1 = Shape<_1, _1, _1>;
 using C2x1 = Shape<_2, _1, _1>;
 using C1x2 = Shape<_1, _2, _1>;
 
-/* INT8 variants (tile is CUTLASS M x N x K = our N x M_tok x K'). 0-3 are
- * phase 1's (0 and 3 are the library's sm90sp pair), 4-9 session 4's
- * mainloop experiments, 10-11 the library's dense twin sm90dense (the same
- * Config with a dense A: W (N, K)). Shared memory per variant is printed at
- * start; the auto carveout already takes as many stages as fit (e.g. a 5th
- * stage of 0 would need 233488 of the 232448 bytes), so no StageCount<N>
- * variant can have more. */
+using CoopF8 = cutlass::gemm::KernelTmaWarpSpecializedCooperativeFP8FastAccum;
+using PingF8 = cutlass::gemm::KernelTmaWarpSpecializedPingpongFP8FastAccum;
+using ss_sm90sp::E4M3;
+
+/* Variants (tile is CUTLASS M x N x K = our N x M_tok x K'). INT8: 0-3 are
+ * phase 1's (0 and 3 are the library's sm90sp pair), 4-11 session 4's
+ * mainloop experiments, 12-13 the library's dense twin sm90dense (the same
+ * Config with a dense A: W (N, K)). FP8 e4m3 (the library's FP8FastAccum
+ * schedules): 14-15 the library's pair, 16-17 the best two INT8 experiments,
+ * 18-19 the dense twin. Shared memory per variant is printed at start; the
+ * auto carveout already takes as many stages as fit (e.g. a 5th stage of 0
+ * would need 233488 of the 232448 bytes), so no StageCount<N> variant can
+ * have more. */
 using Variants = std::tuple<
     Config<true, int8_t, T128x256, C2x1, Coop, ECoop>,     /* 0 */
     Config<true, int8_t, T256x128, C2x1, Coop, ECoop>,     /* 1 */
@@ -133,30 +143,46 @@ using Variants = std::tuple<
     Config<true, int8_t, T256x128k256, C2x1, Coop, ECoop>, /* 7 */
     Config<true, int8_t, T128x128, C2x1, Coop, ECoop>,     /* 8: control of 5 (K 128) */
     Config<true, int8_t, T128x256, C1x2, Coop, ECoop>,     /* 9: 0 with the weights multicast */
-    Config<false, int8_t, T128x256, C2x1, Coop, ECoop>,    /* 10 = sm90dense Coop */
-    Config<false, int8_t, T128x128, C1x1, Ping, EPing>>;   /* 11 = sm90dense Ping */
+    Config<true, int8_t, T128x128k256, C2x1, Ping, EPing>, /* 10: 6, tokens multicast */
+    Config<true, int8_t, T128x128k256, C1x2, Ping, EPing>, /* 11: 6, weights multicast */
+    Config<false, int8_t, T128x256, C2x1, Coop, ECoop>,    /* 12 = sm90dense Coop */
+    Config<false, int8_t, T128x128, C1x1, Ping, EPing>,    /* 13 = sm90dense Ping */
+    Config<true, E4M3, T128x256, C2x1, CoopF8, ECoop>,     /* 14 = sm90sp FP8 Coop */
+    Config<true, E4M3, T128x128, C1x1, PingF8, EPing>,     /* 15 = sm90sp FP8 Ping */
+    Config<true, E4M3, T128x128k256, C1x1, PingF8, EPing>, /* 16 */
+    Config<true, E4M3, T128x256, C1x2, CoopF8, ECoop>,     /* 17 */
+    Config<false, E4M3, T128x256, C2x1, CoopF8, ECoop>,    /* 18 = sm90dense FP8 Coop */
+    Config<false, E4M3, T128x128, C1x1, PingF8, EPing>>;   /* 19 = sm90dense FP8 Ping */
 static const char *const kNames[] = {
     "coop128x256c2", "coop256x128c2", "ping128x128c2",  "ping128x128c1",
     "coop128x256k256c2", "coop128x128k256c2", "ping128x128k256c1", "coop256x128k256c2",
-    "coop128x128c2", "coop128x256c1x2", "dense:coop128x256c2", "dense:ping128x128c1"};
+    "coop128x128c2", "coop128x256c1x2", "ping128x128k256c2", "ping128x128k256c1x2",
+    "dense:coop128x256c2", "dense:ping128x128c1",
+    "f8:coop128x256c2", "f8:ping128x128c1", "f8:ping128x128k256c1", "f8:coop128x256c1x2",
+    "f8:dense:coop128x256c2", "f8:dense:ping128x128c1"};
 constexpr int kNV = (int)std::tuple_size_v<Variants>;
 static_assert(sizeof kNames / sizeof kNames[0] == kNV, "one name per variant");
-/* phase 1's sparse variants: "best old" in the tables is the best of these */
-[[maybe_unused]] constexpr unsigned kOldMask = 0xfu;
+static_assert(kNV <= 32, "variant masks are 32 bits");
+/* "best old" in the tables: phase 1's INT8 variants, the library's FP8 pair;
+ * "lib": the library's pair per dtype */
+[[maybe_unused]] constexpr unsigned kOldMask = 0xfu | 0xc000u;
+[[maybe_unused]] constexpr unsigned kLibMask = 0x9u | 0xc000u;
 template <int I>
 using Cfg = std::tuple_element_t<I, Variants>;
 
 /* The compressed weight layout. CUTLASS's SparseConfig (the compressor's and
  * the mainloop's A/E layout) takes min(tile K, 128), so a K tile of 256 reads
- * the very layout a K tile of 128 does; one compressed copy serves every
- * sparse variant as long as this holds. A variant whose layout differed would
- * need its own compressor instantiation and its own compressed weights (the
- * layout family then being part of the weight preparation), and fails here. */
-using SparseConfigI8 = typename Cfg<0>::Mainloop::SparseConfig;
+ * the very layout a K tile of 128 does; one compressed copy per element type
+ * serves every sparse variant of it as long as this holds. A variant whose
+ * layout differed would need its own compressor instantiation and its own
+ * compressed weights (the layout family then being part of the weight
+ * preparation), and fails here. mainloop_args() fills the library's layout
+ * of the element type (ss_sm90sp::SparseConfigOf). */
 template <class C>
 constexpr bool same_layout() {
     if constexpr (C::kSparse)
-        return std::is_same_v<SparseConfigI8, typename C::Mainloop::SparseConfig>;
+        return std::is_same_v<ss_sm90sp::SparseConfigOf<typename C::Elem>,
+                              typename C::Mainloop::SparseConfig>;
     else
         return true;
 }
@@ -165,15 +191,15 @@ constexpr bool all_same_layout(std::index_sequence<I...>) {
     return (same_layout<Cfg<(int)I>>() && ...);
 }
 static_assert(all_same_layout(std::make_index_sequence<kNV>{}),
-              "every sparse variant must read the same compressed weight layout");
-static_assert(std::is_same_v<SparseConfigI8, ss_sm90sp::SparseConfigOf<int8_t>>,
-              "mainloop_args() fills the library's layout");
+              "every sparse variant must read its element type's compressed weight layout");
 
-using CompressorUtilI8 = cutlass::transform::kernel::StructuredSparseCompressorUtility<
-    ProblemShape, int8_t, LayoutTagA, SparseConfigI8>;
-using CompressorI8 = cutlass::transform::device::TransformUniversalAdapter<
-    cutlass::transform::kernel::StructuredSparseCompressor<ProblemShape, int8_t, LayoutTagA,
-                                                           SparseConfigI8, cutlass::arch::Sm90>>;
+template <class T>
+using CompressorUtil = cutlass::transform::kernel::StructuredSparseCompressorUtility<
+    ProblemShape, T, LayoutTagA, ss_sm90sp::SparseConfigOf<T>>;
+template <class T>
+using Compressor = cutlass::transform::device::TransformUniversalAdapter<
+    cutlass::transform::kernel::StructuredSparseCompressor<
+        ProblemShape, T, LayoutTagA, ss_sm90sp::SparseConfigOf<T>, cutlass::arch::Sm90>>;
 
 /* A prepared launch: arguments baked into the adapter once (TMA descriptors
  * built on the host), then run() many times. */
@@ -300,12 +326,13 @@ static Plan *make_plan_v(int v, const PlanArgs &a, cutlass::Status *st) {
 
 /* Per-variant facts for the log (types only: no kernel is instantiated). */
 struct VariantInfo {
-    bool sparse;
+    bool sparse, fp8;
     int stages, smem, tile_k;
 };
 template <size_t... I>
 static std::array<VariantInfo, kNV> variant_info(std::index_sequence<I...>) {
-    return {VariantInfo{Cfg<(int)I>::kSparse, (int)Cfg<(int)I>::Mainloop::DispatchPolicy::Stages,
+    return {VariantInfo{Cfg<(int)I>::kSparse, std::is_same_v<typename Cfg<(int)I>::Elem, E4M3>,
+                        (int)Cfg<(int)I>::Mainloop::DispatchPolicy::Stages,
                         (int)Cfg<(int)I>::Kernel::SharedStorageSize,
                         (int)size<2>(typename Cfg<(int)I>::Tile{})}...};
 }
@@ -320,24 +347,24 @@ static const std::array<VariantInfo, kNV> kInfo = variant_info(std::make_index_s
 /* ======================================================================== */
 using cute::make_shape;
 
-extern "C" {
-
-/* Sizes in bytes of the compressed weights and of the metadata for W' (n, kp). */
-void ss_sm90sp_sizes_i8(int n, int kp, size_t *wc_bytes, size_t *meta_bytes) {
+/* Sizes in bytes of the compressed weights and of the metadata for W' (n, kp)
+ * of 8-bit element type T (int8_t or E4M3). */
+template <class T>
+static void sizes_t(int n, int kp, size_t *wc_bytes, size_t *meta_bytes) {
     using namespace sm90sp;
     ProblemShape ps{n, 1, kp, 1};
     auto stride_a = cutlass::make_cute_packed_stride(cutlass::gemm::TagToStrideA_t<LayoutTagA>{},
                                                      make_shape(n, kp, 1));
-    CompressorUtilI8 u(ps, stride_a);
+    CompressorUtil<T> u(ps, stride_a);
     *wc_bytes = u.get_compressed_tensor_A_bytes();
     *meta_bytes = u.get_tensor_E_bytes();
 }
 
-/* Compress a 2:4-valid W' (n, kp) int8 row-major (device memory) into wc/meta
- * (device, sizes from ss_sm90sp_sizes_i8) with CUTLASS's SM90 compressor.
+/* Compress a 2:4-valid W' (n, kp) row-major of T (device memory) into
+ * wc/meta (device, sizes from sizes_t<T>) with CUTLASS's SM90 compressor.
  * Returns 0 on success. */
-int ss_sm90sp_compress_i8(const int8_t *w, int n, int kp, void *wc, void *meta,
-                          cudaStream_t stream) {
+template <class T>
+static int compress_t(const void *w, int n, int kp, void *wc, void *meta, cudaStream_t stream) {
     using namespace sm90sp;
     ProblemShape ps{n, 1, kp, 1};
     auto stride_a = cutlass::make_cute_packed_stride(cutlass::gemm::TagToStrideA_t<LayoutTagA>{},
@@ -345,9 +372,9 @@ int ss_sm90sp_compress_i8(const int8_t *w, int n, int kp, void *wc, void *meta,
     cutlass::KernelHardwareInfo hw;
     hw.device_id = 0;
     hw.sm_count = cutlass::KernelHardwareInfo::query_device_multiprocessor_count(0);
-    typename CompressorI8::Arguments args{ps, {w, stride_a, wc, meta}, {hw}};
-    CompressorI8 op;
-    size_t ws_bytes = CompressorI8::get_workspace_size(args);
+    typename Compressor<T>::Arguments args{ps, {(const T *)w, stride_a, (T *)wc, meta}, {hw}};
+    Compressor<T> op;
+    size_t ws_bytes = Compressor<T>::get_workspace_size(args);
     void *ws = nullptr;
     if (ws_bytes && cudaMalloc(&ws, ws_bytes) != cudaSuccess)
         return 1;
@@ -362,6 +389,17 @@ int ss_sm90sp_compress_i8(const int8_t *w, int n, int kp, void *wc, void *meta,
         rc = 5;
     cudaFree(ws);
     return rc;
+}
+
+extern "C" {
+
+void ss_sm90sp_sizes_i8(int n, int kp, size_t *wc_bytes, size_t *meta_bytes) {
+    sizes_t<int8_t>(n, kp, wc_bytes, meta_bytes);
+}
+
+int ss_sm90sp_compress_i8(const int8_t *w, int n, int kp, void *wc, void *meta,
+                          cudaStream_t stream) {
+    return compress_t<int8_t>(w, n, kp, wc, meta, stream);
 }
 
 /* Y (m, n) bf16 = dequant(W'_sparse · q^T): wc/meta from ss_sm90sp_compress_i8,
@@ -435,6 +473,15 @@ __global__ void fill_i8(int8_t *x, int64_t count, uint32_t seed) {
         x[i] = (int8_t)(hash3(seed, (uint32_t)i, (uint32_t)(i >> 32)) & 0xff);
 }
 
+/* int8 bytes -> e4m3 bytes without NaN (S.1111.111 -> S.1111.110, i.e. 448);
+ * zero stays zero, so a 2:4 W' stays 2:4 */
+__global__ void fix_e4m3(int8_t *x, int64_t count) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < count;
+         i += (int64_t)gridDim.x * blockDim.x)
+        if ((x[i] & 0x7f) == 0x7f)
+            x[i] ^= 1;
+}
+
 /* float in [lo, hi) */
 __global__ void fill_f32(float *x, int64_t count, uint32_t seed, float lo, float hi) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < count;
@@ -464,32 +511,6 @@ __global__ void fill_bias(uint16_t *b, int64_t count, uint32_t seed) {
                                            (1.0f / 16777216.0f));
 }
 
-/* The library's dense path after cuBLASLt: INT32 (m, n) -> bf16 with the same
- * arithmetic, 8 columns per thread (what src/linear/kernels/dequant.cu does);
- * timed so the dense baseline is the same whole GEMM+epilogue. n % 8 == 0. */
-__global__ void dequant_i32(const int32_t *__restrict__ d, const float *__restrict__ sa,
-                            const float *__restrict__ sb, const uint16_t *__restrict__ bias,
-                            int64_t m, int64_t n, uint16_t *__restrict__ y) {
-    int64_t nv = n >> 3;
-    int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-    if (i >= m * nv)
-        return;
-    int64_t r = i / nv, c0 = (i - r * nv) * 8;
-    int4 a = __ldcs((const int4 *)(d + r * n + c0)), b = __ldcs((const int4 *)(d + r * n + c0 + 4));
-    int v[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
-    uint32_t o[4];
-    float s = sa[r];
-#pragma unroll
-    for (int j = 0; j < 8; j += 2) {
-        float t0 = __fadd_rn(__fmul_rn(__fmul_rn(__int2float_rn(v[j]), s), sb[c0 + j]),
-                             bf16_bits_to_f32(bias[c0 + j]));
-        float t1 = __fadd_rn(__fmul_rn(__fmul_rn(__int2float_rn(v[j + 1]), s), sb[c0 + j + 1]),
-                             bf16_bits_to_f32(bias[c0 + j + 1]));
-        o[j / 2] = f32_to_bf16_bits(t0) | ((uint32_t)f32_to_bf16_bits(t1) << 16);
-    }
-    __stcs((uint4 *)(y + r * n + c0), make_uint4(o[0], o[1], o[2], o[3]));
-}
-
 const int kGrid = 132 * 8, kBlock = 256;
 
 /* One input set of the sparse path (device memory). */
@@ -504,10 +525,10 @@ struct SpSet {
 /* Sparse: W' (n, kp) 2:4 generated into wtmp and compressed into wc/meta.
  * Dense (the sm90dense twin): wc = W (n, kp) uniform int8, meta NULL. */
 static void sp_set_alloc(SpSet &s, int m, int n, int kp, uint32_t seed, int8_t *wtmp,
-                         bool sparse = true) {
+                         bool sparse = true, bool fp8 = false) {
     size_t wcb = (size_t)n * kp, eb = 0;
     if (sparse)
-        ss_sm90sp_sizes_i8(n, kp, &wcb, &eb);
+        (fp8 ? sizes_t<sm90sp::E4M3> : sizes_t<int8_t>)(n, kp, &wcb, &eb);
     CK(cudaMalloc(&s.wc, wcb));
     CK(cudaMemset(s.wc, 0, wcb));
     if (eb) {
@@ -528,10 +549,14 @@ static void sp_set_alloc(SpSet &s, int m, int n, int kp, uint32_t seed, int8_t *
     fill_f32<<<kGrid, kBlock>>>(s.sa, m, seed + 2, 1e-3f, 2e-2f);
     fill_f32<<<kGrid, kBlock>>>(s.sb, n, seed + 3, 1e-3f, 2e-2f);
     fill_bias<<<kGrid, kBlock>>>(s.bias, n, seed + 4);
+    if (fp8) {
+        fix_e4m3<<<kGrid, kBlock>>>(sparse ? wtmp : (int8_t *)s.wc, (int64_t)n * kp);
+        fix_e4m3<<<kGrid, kBlock>>>(s.q, (int64_t)m * kp);
+    }
     CK(cudaGetLastError());
     if (!sparse)
         return;
-    int rc = ss_sm90sp_compress_i8(wtmp, n, kp, s.wc, s.meta, 0);
+    int rc = (fp8 ? compress_t<sm90sp::E4M3> : compress_t<int8_t>)(wtmp, n, kp, s.wc, s.meta, 0);
     if (rc) {
         fprintf(stderr, "compress failed (%d) n=%d kp=%d\n", rc, n, kp);
         exit(2);
@@ -586,6 +611,49 @@ static void cpu_ref_i8(const std::vector<int8_t> &w, const std::vector<int8_t> &
         x.join();
 }
 
+/* FP8: e4m3 decoded exactly, accumulated in double, the epilogue in double;
+ * the GPU accumulates in F32 (fast accumulation), so FP8 is checked within
+ * the tests' 1e-2 normalized error, not bit for bit. */
+static double e4m3_to_d(uint8_t b) {
+    int e = (b >> 3) & 15, mt = b & 7;
+    double v = e ? ldexp(1.0 + mt / 8.0, e - 7) : ldexp(mt / 8.0, -6);
+    return (b & 0x80) ? -v : v;
+}
+static void cpu_ref_f8(const std::vector<int8_t> &w, const std::vector<int8_t> &q,
+                       const std::vector<float> &sa, const std::vector<float> &sb,
+                       const std::vector<uint16_t> &bias, int m, int n, int kp,
+                       std::vector<double> &y) {
+    y.assign((size_t)m * n, 0.0);
+    std::vector<double> qd(q.size());
+    for (size_t i = 0; i < q.size(); ++i)
+        qd[i] = e4m3_to_d((uint8_t)q[i]);
+    unsigned nt = std::max(1u, std::thread::hardware_concurrency());
+    std::vector<std::thread> th;
+    for (unsigned t = 0; t < nt; ++t)
+        th.emplace_back([&, t]() {
+            std::vector<int> nzi;
+            std::vector<double> nzv;
+            for (int c = (int)t; c < n; c += (int)nt) {
+                nzi.clear();
+                nzv.clear();
+                for (int j = 0; j < kp; ++j)
+                    if (w[(size_t)c * kp + j]) {
+                        nzi.push_back(j);
+                        nzv.push_back(e4m3_to_d((uint8_t)w[(size_t)c * kp + j]));
+                    }
+                for (int r = 0; r < m; ++r) {
+                    const double *qr = &qd[(size_t)r * kp];
+                    double acc = 0;
+                    for (size_t z = 0; z < nzi.size(); ++z)
+                        acc += nzv[z] * qr[nzi[z]];
+                    y[(size_t)r * n + c] = acc * sa[r] * sb[c] + bf16_bits_to_f32(bias[c]);
+                }
+            }
+        });
+    for (auto &x : th)
+        x.join();
+}
+
 template <class T>
 static std::vector<T> d2h(const void *p, size_t count) {
     std::vector<T> v(count);
@@ -593,11 +661,18 @@ static std::vector<T> d2h(const void *p, size_t count) {
     return v;
 }
 
-static int validate_case(int m, int n, int kp, uint32_t seed, unsigned mask) {
+/* INT8 variants bit for bit against cpu_ref_i8; FP8 ones (fp8) within a
+ * normalized error (max |y - ref| / max |ref|) of 1e-2 against cpu_ref_f8. */
+static int validate_case(int m, int n, int kp, uint32_t seed, unsigned mask, bool fp8) {
+    bool any = false;
+    for (int v = 0; v < sm90sp::kNV; ++v)
+        any |= (mask >> v & 1) && sm90sp::kInfo[v].fp8 == fp8;
+    if (!any)
+        return 0;
     int8_t *wtmp;
     CK(cudaMalloc(&wtmp, (size_t)n * kp));
     SpSet s;
-    sp_set_alloc(s, m, n, kp, seed, wtmp);
+    sp_set_alloc(s, m, n, kp, seed, wtmp, true, fp8);
     CK(cudaDeviceSynchronize());
     auto w = d2h<int8_t>(wtmp, (size_t)n * kp);
     /* the generator's promise: exactly two nonzeros per group of four */
@@ -613,13 +688,21 @@ static int validate_case(int m, int n, int kp, uint32_t seed, unsigned mask) {
     auto sb = d2h<float>(s.sb, n);
     auto bias = d2h<uint16_t>(s.bias, n);
     std::vector<uint16_t> ref;
-    cpu_ref_i8(w, q, sa, sb, bias, m, n, kp, ref);
+    std::vector<double> reff;
+    double refmax = 0;
+    if (fp8) {
+        cpu_ref_f8(w, q, sa, sb, bias, m, n, kp, reff);
+        for (double x : reff)
+            refmax = std::max(refmax, fabs(x));
+    } else {
+        cpu_ref_i8(w, q, sa, sb, bias, m, n, kp, ref);
+    }
     int fails = 0;
     for (int vs = 0; vs < 2 * sm90sp::kNV; ++vs) {
         /* each variant with the default tile order and with a swizzled one;
          * a dense variant multiplies the uncompressed W' (zeros included) */
         int v = vs >> 1, sched = (vs & 1) ? 0x12 : 0;
-        if (!(mask >> v & 1))
+        if (!(mask >> v & 1) || sm90sp::kInfo[v].fp8 != fp8)
             continue;
         bool sp = sm90sp::kInfo[v].sparse;
         CK(cudaMemset(s.y, 0xff, (size_t)m * n * 2)); /* poison: bf16 NaN */
@@ -627,24 +710,33 @@ static int validate_case(int m, int n, int kp, uint32_t seed, unsigned mask) {
                                    s.sb, s.bias, m, n, kp, s.y, 0);
         CK(cudaDeviceSynchronize());
         size_t bad = 0, first = (size_t)-1;
+        double err = 0;
         std::vector<uint16_t> y;
         if (!rc) {
             y = d2h<uint16_t>(s.y, (size_t)m * n);
-            for (size_t i = 0; i < y.size(); ++i)
-                if (y[i] != ref[i]) {
+            for (size_t i = 0; i < y.size(); ++i) {
+                if (fp8) {
+                    double d = fabs((double)bf16_bits_to_f32(y[i]) - reff[i]);
+                    if (!(d <= err)) /* NaN (poison left) counts as infinite */
+                        err = std::isnan(d) ? INFINITY : d;
+                } else if (y[i] != ref[i]) {
                     if (!bad)
                         first = i;
                     ++bad;
                 }
+            }
         }
-        bool ok = !rc && !bad;
+        double nerr = fp8 ? err / std::max(refmax, 1e-30) : 0;
+        bool ok = !rc && !bad && nerr <= 1e-2;
         fails += !ok;
-        printf("validate %-19s sched %02x m=%5d n=%5d k'=%5d : %s", sm90sp::kNames[v], sched,
+        printf("validate %-22s sched %02x m=%5d n=%5d k'=%5d : %s", sm90sp::kNames[v], sched,
                m, n, kp,
-               rc ? "LAUNCH FAILED" : (bad ? "MISMATCH" : "bit-exact"));
+               rc ? "LAUNCH FAILED" : (bad ? "MISMATCH" : (!fp8 ? "bit-exact" : ok ? "fp8-ok" : "FP8 ERROR")));
         if (bad)
             printf(" (%zu of %zu differ; first [%zu,%zu] got %04x want %04x)", bad, y.size(),
                    first / n, first % n, y[first], ref[first]);
+        if (fp8 && !rc)
+            printf(" (normalized max error %.2e)", nerr);
         printf("\n");
     }
     sp_set_free(s);
@@ -688,92 +780,7 @@ static int sets_for(size_t set_bytes) {
     return std::max(2, std::min(k, 64));
 }
 
-/* ---- dense cuBLASLt INT8 (TN, IMMA, INT32 out): D (n x m col-major) = W q^T ---- */
-struct Dense {
-    cublasLtHandle_t lt;
-    void *ws;
-    size_t ws_bytes = 64ull << 20;
-};
-
-struct DenseResult {
-    double gemm_us, dequant_us;
-};
-
-static DenseResult time_dense(Dense &dn, int m, int n, int k) {
-    struct DSet {
-        int8_t *w, *q;
-        int32_t *d;
-        float *sa, *sb;
-        uint16_t *bias, *y;
-    };
-    size_t set_bytes = (size_t)n * k + (size_t)m * k + (size_t)m * n * 6;
-    int ns = sets_for(set_bytes);
-    std::vector<DSet> sets(ns);
-    for (int i = 0; i < ns; ++i) {
-        DSet &s = sets[i];
-        CK(cudaMalloc(&s.w, (size_t)n * k));
-        CK(cudaMalloc(&s.q, (size_t)m * k));
-        CK(cudaMalloc(&s.d, (size_t)m * n * 4));
-        CK(cudaMalloc(&s.sa, (size_t)m * 4));
-        CK(cudaMalloc(&s.sb, (size_t)n * 4));
-        CK(cudaMalloc(&s.bias, (size_t)n * 2));
-        CK(cudaMalloc(&s.y, (size_t)m * n * 2));
-        fill_i8<<<kGrid, kBlock>>>(s.w, (int64_t)n * k, 100 + i);
-        fill_i8<<<kGrid, kBlock>>>(s.q, (int64_t)m * k, 200 + i);
-        fill_f32<<<kGrid, kBlock>>>(s.sa, m, 300 + i, 1e-3f, 2e-2f);
-        fill_f32<<<kGrid, kBlock>>>(s.sb, n, 400 + i, 1e-3f, 2e-2f);
-        fill_bias<<<kGrid, kBlock>>>(s.bias, n, 500 + i);
-    }
-    CK(cudaDeviceSynchronize());
-    cublasLtMatmulDesc_t op;
-    CKLT(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32I, CUDA_R_32I));
-    cublasOperation_t tA = CUBLAS_OP_T, tB = CUBLAS_OP_N;
-    CKLT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &tA, sizeof tA));
-    CKLT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tB, sizeof tB));
-    cublasLtMatrixLayout_t la, lb, ld;
-    CKLT(cublasLtMatrixLayoutCreate(&la, CUDA_R_8I, k, n, k));
-    CKLT(cublasLtMatrixLayoutCreate(&lb, CUDA_R_8I, k, m, k));
-    CKLT(cublasLtMatrixLayoutCreate(&ld, CUDA_R_32I, n, m, n));
-    cublasLtMatmulPreference_t pref;
-    CKLT(cublasLtMatmulPreferenceCreate(&pref));
-    CKLT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                              &dn.ws_bytes, sizeof dn.ws_bytes));
-    cublasLtMatmulHeuristicResult_t heur[8];
-    int nh = 0;
-    CKLT(cublasLtMatmulAlgoGetHeuristic(dn.lt, op, la, lb, ld, ld, pref, 8, heur, &nh));
-    int32_t one = 1, zero = 0;
-    double best = 1e30;
-    for (int h = 0; h < nh; ++h) {
-        auto run = [&](int i) {
-            cublasLtMatmul(dn.lt, op, &one, sets[i].w, la, sets[i].q, lb, &zero, sets[i].d, ld,
-                           sets[i].d, ld, &heur[h].algo, dn.ws, dn.ws_bytes, 0);
-        };
-        double t = time_rotating(ns, 3, 15, run);
-        if (cudaGetLastError() == cudaSuccess)
-            best = std::min(best, t);
-    }
-    int64_t nv = (int64_t)m * (n / 8);
-    double dq = time_rotating(ns, 3, 15, [&](int i) {
-        dequant_i32<<<(unsigned)((nv + 255) / 256), 256>>>(sets[i].d, sets[i].sa, sets[i].sb,
-                                                           sets[i].bias, m, n, sets[i].y);
-    });
-    CK(cudaGetLastError());
-    cublasLtMatmulPreferenceDestroy(pref);
-    cublasLtMatrixLayoutDestroy(la);
-    cublasLtMatrixLayoutDestroy(lb);
-    cublasLtMatrixLayoutDestroy(ld);
-    cublasLtMatmulDescDestroy(op);
-    for (auto &s : sets) {
-        cudaFree(s.w);
-        cudaFree(s.q);
-        cudaFree(s.d);
-        cudaFree(s.sa);
-        cudaFree(s.sb);
-        cudaFree(s.bias);
-        cudaFree(s.y);
-    }
-    return {best, dq};
-}
+#include "sparse_gemm_baselines.cuh" /* cuBLASLt, cuSPARSELt, dequant kernel */
 
 /* Tile orders tried per variant ((raster << 4) | log2 swizzle, see ss_sm90sp_gemm_i8). */
 static const int kScheds[] = {0x00, 0x10, 0x20, 0x12, 0x22};
@@ -801,24 +808,24 @@ static double now_ms() {
  * variant's wall-clock window goes to stderr ("TRACE") so the SM clock sampled
  * by nvidia-smi can be attributed to it. */
 static SpTimes time_fused(int m, int n, int kp, int sm_count, unsigned mask, bool sparse,
-                          const char *tag) {
+                          bool fp8, const char *tag) {
     size_t wcb = (size_t)n * kp, eb = 0;
     if (sparse)
-        ss_sm90sp_sizes_i8(n, kp, &wcb, &eb);
+        (fp8 ? sizes_t<sm90sp::E4M3> : sizes_t<int8_t>)(n, kp, &wcb, &eb);
     size_t set_bytes = wcb + eb + (size_t)m * kp + (size_t)m * n * 2 + (size_t)m * 4 + n * 6;
     int ns = sets_for(set_bytes);
     int8_t *wtmp;
     CK(cudaMalloc(&wtmp, (size_t)n * kp));
     std::vector<SpSet> sets(ns);
     for (int i = 0; i < ns; ++i)
-        sp_set_alloc(sets[i], m, n, kp, 1000 + 17 * i, wtmp, sparse);
+        sp_set_alloc(sets[i], m, n, kp, 1000 + 17 * i, wtmp, sparse, fp8);
     cudaFree(wtmp);
     SpTimes r;
     r.best.assign(sm90sp::kNV, -1.0);
     r.dflt.assign(sm90sp::kNV, -1.0);
     r.best_sched.assign(sm90sp::kNV, 0);
     for (int v = 0; v < sm90sp::kNV; ++v) {
-        if (!(mask >> v & 1) || sm90sp::kInfo[v].sparse != sparse)
+        if (!(mask >> v & 1) || sm90sp::kInfo[v].sparse != sparse || sm90sp::kInfo[v].fp8 != fp8)
             continue;
         double t0 = now_ms();
         for (int si = 0; si < kNScheds; ++si) {
@@ -853,115 +860,6 @@ static SpTimes time_fused(int m, int n, int kp, int sm_count, unsigned mask, boo
     return r;
 }
 
-#ifdef SS_WITH_CUSPARSELT
-#define CKSP(x)                                                                        \
-    do {                                                                               \
-        cusparseStatus_t s_ = (x);                                                     \
-        if (s_ != CUSPARSE_STATUS_SUCCESS) {                                           \
-            fprintf(stderr, "%s:%d: %s: cusparse status %d\n", __FILE__, __LINE__, #x, \
-                    (int)s_);                                                          \
-            exit(2);                                                                   \
-        }                                                                              \
-    } while (0)
-
-/* cuSPARSELt INT8 2:4 the way src/linear/cusparselt.c calls it: W' (N, K')
- * row-major = structured column-major K' x N, op T; q = dense K' x M col-major;
- * D = N x M col-major INT32; then the same dequant kernel. Algorithm and split-K
- * picked by cusparseLtMatmulSearch on the first set. */
-static DenseResult time_cusparselt(cusparseLtHandle_t *h, int m, int n, int kp) {
-    cusparseLtMatDescriptor_t ma, mb, mc;
-    CKSP(cusparseLtStructuredDescriptorInit(h, &ma, kp, n, kp, 16, CUDA_R_8I, CUSPARSE_ORDER_COL,
-                                            CUSPARSELT_SPARSITY_50_PERCENT));
-    CKSP(cusparseLtDenseDescriptorInit(h, &mb, kp, m, kp, 16, CUDA_R_8I, CUSPARSE_ORDER_COL));
-    CKSP(cusparseLtDenseDescriptorInit(h, &mc, n, m, n, 16, CUDA_R_32I, CUSPARSE_ORDER_COL));
-    cusparseLtMatmulDescriptor_t mm;
-    CKSP(cusparseLtMatmulDescriptorInit(h, &mm, CUSPARSE_OPERATION_TRANSPOSE,
-                                        CUSPARSE_OPERATION_NON_TRANSPOSE, &ma, &mb, &mc, &mc,
-                                        CUSPARSE_COMPUTE_32I));
-    cusparseLtMatmulAlgSelection_t sel;
-    CKSP(cusparseLtMatmulAlgSelectionInit(h, &sel, &mm, CUSPARSELT_MATMUL_ALG_DEFAULT));
-    cusparseLtMatmulPlan_t plan;
-    CKSP(cusparseLtMatmulPlanInit(h, &plan, &mm, &sel));
-    size_t csize = 0, cbsize = 0;
-    CKSP(cusparseLtSpMMACompressedSize2(h, &ma, &csize, &cbsize));
-    struct CSet {
-        void *wc;
-        int8_t *q;
-        int32_t *d;
-        float *sa, *sb;
-        uint16_t *bias, *y;
-    };
-    size_t set_bytes = csize + (size_t)m * kp + (size_t)m * n * 6;
-    int ns = sets_for(set_bytes);
-    std::vector<CSet> sets(ns);
-    int8_t *wtmp;
-    void *cbuf = nullptr;
-    CK(cudaMalloc(&wtmp, (size_t)n * kp));
-    if (cbsize)
-        CK(cudaMalloc(&cbuf, cbsize));
-    for (int i = 0; i < ns; ++i) {
-        CSet &s = sets[i];
-        CK(cudaMalloc(&s.wc, csize + (1 << 20)));
-        CK(cudaMalloc(&s.q, (size_t)m * kp));
-        CK(cudaMalloc(&s.d, (size_t)m * n * 4));
-        CK(cudaMalloc(&s.sa, (size_t)m * 4));
-        CK(cudaMalloc(&s.sb, (size_t)n * 4));
-        CK(cudaMalloc(&s.bias, (size_t)n * 2));
-        CK(cudaMalloc(&s.y, (size_t)m * n * 2));
-        fill_w24<<<kGrid, kBlock>>>(wtmp, n, kp, 3000 + i);
-        fill_i8<<<kGrid, kBlock>>>(s.q, (int64_t)m * kp, 3100 + i);
-        fill_f32<<<kGrid, kBlock>>>(s.sa, m, 3200 + i, 1e-3f, 2e-2f);
-        fill_f32<<<kGrid, kBlock>>>(s.sb, n, 3300 + i, 1e-3f, 2e-2f);
-        fill_bias<<<kGrid, kBlock>>>(s.bias, n, 3400 + i);
-        CKSP(cusparseLtSpMMACompress2(h, &ma, 1, CUSPARSE_OPERATION_TRANSPOSE, wtmp, s.wc, cbuf,
-                                      0));
-    }
-    CK(cudaDeviceSynchronize());
-    cudaFree(wtmp);
-    cudaFree(cbuf);
-    float one = 1.f, zero = 0.f;
-    cudaStream_t st0 = 0;
-    size_t ws_bytes = 0;
-    void *ws = nullptr;
-    CKSP(cusparseLtMatmulGetWorkspace(h, &plan, &ws_bytes));
-    /* the search may pick split-K, whose workspace is larger: reserve generously */
-    size_t ws_cap = std::max(ws_bytes, (size_t)256 << 20);
-    CK(cudaMalloc(&ws, ws_cap));
-    CKSP(cusparseLtMatmulSearch(h, &plan, &one, sets[0].wc, sets[0].q, &zero, sets[0].d,
-                                sets[0].d, ws, &st0, 1));
-    CKSP(cusparseLtMatmulGetWorkspace(h, &plan, &ws_bytes));
-    if (ws_bytes > ws_cap) {
-        fprintf(stderr, "cuSPARSELt workspace %zu > %zu\n", ws_bytes, ws_cap);
-        exit(2);
-    }
-    double t = time_rotating(ns, 3, 20, [&](int i) {
-        cusparseLtMatmul(h, &plan, &one, sets[i].wc, sets[i].q, &zero, sets[i].d, sets[i].d, ws,
-                         &st0, 1);
-    });
-    int64_t nv = (int64_t)m * (n / 8);
-    double dq = time_rotating(ns, 3, 15, [&](int i) {
-        dequant_i32<<<(unsigned)((nv + 255) / 256), 256>>>(sets[i].d, sets[i].sa, sets[i].sb,
-                                                           sets[i].bias, m, n, sets[i].y);
-    });
-    CK(cudaGetLastError());
-    cudaFree(ws);
-    for (auto &s : sets) {
-        cudaFree(s.wc);
-        cudaFree(s.q);
-        cudaFree(s.d);
-        cudaFree(s.sa);
-        cudaFree(s.sb);
-        cudaFree(s.bias);
-        cudaFree(s.y);
-    }
-    cusparseLtMatmulPlanDestroy(&plan);
-    cusparseLtMatmulAlgSelectionDestroy(&sel);
-    cusparseLtMatDescriptorDestroy(&ma);
-    cusparseLtMatDescriptorDestroy(&mb);
-    cusparseLtMatDescriptorDestroy(&mc);
-    return {t, dq};
-}
-#endif
 
 struct Shape2 {
     const char *name;
@@ -1024,9 +922,10 @@ int main(int argc, char **argv) {
                              {17, 3840, 2560},  {33, 2568, 6912},  {256, 13824, 2560},
                              {300, 2560, 11072}, {4096, 256, 4096}};
         for (auto &c : vc)
-            fails += validate_case(c[0], c[1], c[2], 77u + c[0] + c[1], mask);
-        printf("validation: %s (%d failing variant-cases)\n", fails ? "FAILED" : "all bit-exact",
-               fails);
+            for (bool fp8 : {false, true})
+                fails += validate_case(c[0], c[1], c[2], 77u + c[0] + c[1], mask, fp8);
+        printf("validation: %s (%d failing variant-cases)\n",
+               fails ? "FAILED" : "all pass (INT8 bit-exact, FP8 within 1e-2)", fails);
         fflush(stdout);
     }
     if (mode == "time" || mode == "all") {
@@ -1037,112 +936,126 @@ int main(int argc, char **argv) {
         cusparseLtHandle_t sph;
         CKSP(cusparseLtInit(&sph));
 #endif
-        const double peak_sp = 3958e12;
-        const int nm = (int)Ms.size(), np = (int)Ls.size();
-        /* [pattern][M][variant], plus the per-shape best of each group */
-        std::vector<double> sum_v((size_t)np * nm * kNV, 0.0);
-        std::vector<double> sum_old(np * nm, 0.0), sum_new(np * nm, 0.0), sum_lib(np * nm, 0.0),
-            sum_all(np * nm, 0.0), sum_cs(np * nm, 0.0);
-        std::vector<double> sum_twin(nm, 0.0), sum_lt(nm, 0.0), sum_dbest(nm, 0.0);
-        const unsigned lib_mask = 0x9u; /* variants 0 and 3: the library's sm90sp pair */
-        auto best_of = [&](const SpTimes &t, unsigned m_, int *who) {
-            double b = 1e30;
+        const unsigned all_mask = mask;
+        for (bool fp8 : {false, true}) {
+            unsigned dmask = 0; /* the variants of this dtype */
             for (int v = 0; v < kNV; ++v)
-                if ((m_ >> v & 1) && t.best[v] > 0 && t.best[v] < b) {
-                    b = t.best[v];
-                    if (who)
-                        *who = v;
-                }
-            return b;
-        };
-        printf("\n# us per kernel launch, median of 30 over rotating sets (> 3x L2), best of 5 tile"
-               " orders in brackets (h = CUTLASS heuristic, M = along weights, N = along tokens;"
-               " swizzle); dense = sm90dense twin (fused, K) and cuBLASLt (INT32 out, K);"
-               " x = best dense (twin or cuBLASLt) / sparse\n");
-        for (int mi = 0; mi < nm; ++mi)
-            for (int si = 0; si < 4; ++si) {
-                int m = Ms[mi], n = kShapes[si].n, k = kShapes[si].k;
-                char tag[64];
-                snprintf(tag, sizeof tag, "%s:dense:%d", kShapes[si].name, m);
-                double lt0 = now_ms();
-                DenseResult lt = time_dense(dn, m, n, k);
-                fprintf(stderr, "TRACE cublaslt %s %.0f %.0f\n", tag, lt0, now_ms());
-                SpTimes td = time_fused(m, n, k, prop.multiProcessorCount, mask, false, tag);
-                int dw = -1;
-                double twin = best_of(td, mask, &dw);
-                double dbest = std::min(twin, lt.gemm_us);
-                sum_twin[mi] += twin;
-                sum_lt[mi] += lt.gemm_us;
-                sum_dbest[mi] += dbest;
-                printf("%-8s %-4s %6d %6d  cublaslt %8.1f", kShapes[si].name, "dense", m, k,
-                       lt.gemm_us);
+                if (kInfo[v].fp8 == fp8)
+                    dmask |= 1u << v;
+            const unsigned mask = all_mask & dmask; /* this dtype's share of the mask */
+            if (!mask)
+                continue;
+            const double peak_sp = 3958e12;
+            const int nm = (int)Ms.size(), np = (int)Ls.size();
+            /* [pattern][M][variant], plus the per-shape best of each group */
+            std::vector<double> sum_v((size_t)np * nm * kNV, 0.0);
+            std::vector<double> sum_old(np * nm, 0.0), sum_new(np * nm, 0.0), sum_lib(np * nm, 0.0),
+                sum_all(np * nm, 0.0), sum_cs(np * nm, 0.0);
+            std::vector<double> sum_twin(nm, 0.0), sum_lt(nm, 0.0), sum_dbest(nm, 0.0);
+            auto best_of = [&](const SpTimes &t, unsigned m_, int *who) {
+                double b = 1e30;
                 for (int v = 0; v < kNV; ++v)
-                    if (!kInfo[v].sparse && (mask >> v & 1))
-                        printf("  %s %8.1f(%-3s)", kNames[v], td.best[v],
-                               sched_tag(td.best_sched[v]).c_str());
-                printf("\n");
-                for (int pi = 0; pi < np; ++pi) {
-                    int kp = kprime(k, Ls[pi]), ix = pi * nm + mi;
-                    snprintf(tag, sizeof tag, "%s:2_%d:%d", kShapes[si].name, Ls[pi], m);
-                    SpTimes ts = time_fused(m, n, kp, prop.multiProcessorCount, mask, true, tag);
-                    DenseResult cs = {0, 0};
-#ifdef SS_WITH_CUSPARSELT
-                    cs = time_cusparselt(&sph, m, n, kp);
-#endif
-                    sum_cs[ix] += cs.gemm_us;
+                    if ((m_ >> v & 1) && t.best[v] > 0 && t.best[v] < b) {
+                        b = t.best[v];
+                        if (who)
+                            *who = v;
+                    }
+                return b;
+            };
+            printf("\n# %s: us per kernel launch, median of 30 over rotating sets (> 3x L2), best of 5 tile"
+                   " orders in brackets (h = CUTLASS heuristic, M = along weights, N = along tokens;"
+                   " swizzle); dense = sm90dense twin (fused, K) and cuBLASLt (INT32 out, K);"
+                   " x = best dense (twin or cuBLASLt) / sparse\n", fp8 ? "FP8 e4m3" : "INT8");
+            for (int mi = 0; mi < nm; ++mi)
+                for (int si = 0; si < 4; ++si) {
+                    int m = Ms[mi], n = kShapes[si].n, k = kShapes[si].k;
+                    char tag[64];
+                    snprintf(tag, sizeof tag, "%s%s:dense:%d", fp8 ? "f8:" : "", kShapes[si].name, m);
+                    double lt0 = now_ms();
+                    DenseResult lt = {0, 0}; /* cuBLASLt: INT8 only here */
+                    if (!fp8)
+                        lt = time_dense(dn, m, n, k);
+                    fprintf(stderr, "TRACE cublaslt %s %.0f %.0f\n", tag, lt0, now_ms());
+                    SpTimes td = time_fused(m, n, k, prop.multiProcessorCount, mask, false, fp8, tag);
+                    int dw = -1;
+                    double twin = best_of(td, mask, &dw);
+                    double dbest = fp8 ? twin : std::min(twin, lt.gemm_us);
+                    sum_twin[mi] += twin;
+                    sum_lt[mi] += lt.gemm_us;
+                    sum_dbest[mi] += dbest;
+                    printf("%-8s %-4s %6d %6d  cublaslt %8.1f", kShapes[si].name, "dense", m, k,
+                           lt.gemm_us);
                     for (int v = 0; v < kNV; ++v)
-                        if (kInfo[v].sparse)
-                            sum_v[(size_t)ix * kNV + v] += ts.best[v] > 0 ? ts.best[v] : 1e9;
-                    int wo = -1, wn = -1, wa = -1;
-                    double bo = best_of(ts, mask & sm90sp::kOldMask, &wo);
-                    double bn = best_of(ts, mask & ~sm90sp::kOldMask, &wn);
-                    double ba = best_of(ts, mask, &wa);
-                    sum_old[ix] += bo;
-                    sum_new[ix] += bn;
-                    sum_all[ix] += ba;
-                    sum_lib[ix] += best_of(ts, mask & lib_mask, nullptr);
-                    printf("%-8s 2_%-2d %6d %6d ", kShapes[si].name, Ls[pi], m, kp);
+                        if (!kInfo[v].sparse && (mask >> v & 1))
+                            printf("  %s %8.1f(%-3s)", kNames[v], td.best[v],
+                                   sched_tag(td.best_sched[v]).c_str());
+                    printf("\n");
+                    for (int pi = 0; pi < np; ++pi) {
+                        int kp = kprime(k, Ls[pi]), ix = pi * nm + mi;
+                        snprintf(tag, sizeof tag, "%s%s:2_%d:%d", fp8 ? "f8:" : "", kShapes[si].name, Ls[pi],
+                                 m);
+                        SpTimes ts = time_fused(m, n, kp, prop.multiProcessorCount, mask, true, fp8, tag);
+                        DenseResult cs = {0, 0};
+#ifdef SS_WITH_CUSPARSELT
+                        if (!fp8)
+                            cs = time_cusparselt(&sph, m, n, kp);
+#endif
+                        sum_cs[ix] += cs.gemm_us;
+                        for (int v = 0; v < kNV; ++v)
+                            if (kInfo[v].sparse)
+                                sum_v[(size_t)ix * kNV + v] += ts.best[v] > 0 ? ts.best[v] : 1e9;
+                        int wo = -1, wn = -1, wa = -1;
+                        double bo = best_of(ts, mask & sm90sp::kOldMask, &wo);
+                        double bn = best_of(ts, mask & ~sm90sp::kOldMask, &wn);
+                        double ba = best_of(ts, mask, &wa);
+                        sum_old[ix] += bo;
+                        sum_new[ix] += bn;
+                        sum_all[ix] += ba;
+                        sum_lib[ix] += best_of(ts, mask & sm90sp::kLibMask, nullptr);
+                        printf("%-8s 2_%-2d %6d %6d ", kShapes[si].name, Ls[pi], m, kp);
+                        for (int v = 0; v < kNV; ++v)
+                            if (kInfo[v].sparse && (mask >> v & 1))
+                                printf(" %s %.1f(%s)", kNames[v], ts.best[v],
+                                       sched_tag(ts.best_sched[v]).c_str());
+                        printf("\n    -> best old %.1f (%s)  best new %.1f (%s)  winner %s  %0.f TOPS"
+                               " %.1f%% of 3958  x(best dense / best old) %.3f  x(best dense / best"
+                               " new) %.3f  new/old %.3f",
+                               bo, wo >= 0 ? kNames[wo] : "-", bn, wn >= 0 ? kNames[wn] : "-",
+                               wa >= 0 ? kNames[wa] : "-", 2.0 * m * n * kp / ba * 1e-6,
+                               100.0 * (2.0 * m * n * kp / peak_sp) / (ba * 1e-6), dbest / bo,
+                               dbest / bn, bo / bn);
+                        if (cs.gemm_us > 0)
+                            printf("  cusparselt %.1f", cs.gemm_us);
+                        printf("\n");
+                        fflush(stdout);
+                    }
+                }
+            printf("\n# %s: four projections summed, us (per shape the best tile order; group = per-shape"
+                   " best of its variants). old = phase 1's INT8 variants 0-3 (FP8: the library's"
+                   " pair), lib = the library's pair (INT8 0, 3; FP8 14, 15), new = the other sparse"
+                   " variants; dense best = per shape the faster of"
+                   " the sm90dense twin and cuBLASLt; x = dense best / sparse\n", fp8 ? "FP8 e4m3" : "INT8");
+            printf("%-5s %6s %9s %9s %9s %9s %9s %9s %9s %8s %8s %8s %8s\n", "pat", "M", "twin",
+                   "cublaslt", "dns_best", "sp_lib", "sp_old", "sp_new", "sp_all", "x_old",
+                   "x_new", "x_all", "new/old");
+            for (int pi = 0; pi < np; ++pi)
+                for (int mi = 0; mi < nm; ++mi) {
+                    int ix = pi * nm + mi;
+                    printf("2_%-3d %6d %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f %7.3fx %7.3fx"
+                           " %7.3fx %7.3f",
+                           Ls[pi], Ms[mi], sum_twin[mi], sum_lt[mi], sum_dbest[mi], sum_lib[ix],
+                           sum_old[ix], sum_new[ix], sum_all[ix], sum_dbest[mi] / sum_old[ix],
+                           sum_dbest[mi] / sum_new[ix], sum_dbest[mi] / sum_all[ix],
+                           sum_old[ix] / sum_new[ix]);
+                    if (sum_cs[ix] > 0)
+                        printf("  cusparselt %.1f", sum_cs[ix]);
+                    printf("\n   per variant:");
                     for (int v = 0; v < kNV; ++v)
                         if (kInfo[v].sparse && (mask >> v & 1))
-                            printf(" %s %.1f(%s)", kNames[v], ts.best[v],
-                                   sched_tag(ts.best_sched[v]).c_str());
-                    printf("\n    -> best old %.1f (%s)  best new %.1f (%s)  winner %s  %0.f TOPS"
-                           " %.1f%% of 3958  x(best dense / best old) %.3f  x(best dense / best"
-                           " new) %.3f  new/old %.3f",
-                           bo, wo >= 0 ? kNames[wo] : "-", bn, wn >= 0 ? kNames[wn] : "-",
-                           wa >= 0 ? kNames[wa] : "-", 2.0 * m * n * kp / ba * 1e-6,
-                           100.0 * (2.0 * m * n * kp / peak_sp) / (ba * 1e-6), dbest / bo,
-                           dbest / bn, bo / bn);
-                    if (cs.gemm_us > 0)
-                        printf("  cusparselt %.1f", cs.gemm_us);
+                            printf(" %s %.1f", kNames[v], sum_v[(size_t)ix * kNV + v]);
                     printf("\n");
-                    fflush(stdout);
                 }
-            }
-        printf("\n# four projections summed, us (per shape the best tile order; group = per-shape"
-               " best of its variants). old = phase 1's variants 0-3, lib = the library's pair"
-               " (0, 3), new = the other sparse variants; dense best = per shape the faster of"
-               " the sm90dense twin and cuBLASLt; x = dense best / sparse\n");
-        printf("%-5s %6s %9s %9s %9s %9s %9s %9s %9s %8s %8s %8s %8s\n", "pat", "M", "twin",
-               "cublaslt", "dns_best", "sp_lib", "sp_old", "sp_new", "sp_all", "x_old",
-               "x_new", "x_all", "new/old");
-        for (int pi = 0; pi < np; ++pi)
-            for (int mi = 0; mi < nm; ++mi) {
-                int ix = pi * nm + mi;
-                printf("2_%-3d %6d %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f %7.3fx %7.3fx"
-                       " %7.3fx %7.3f",
-                       Ls[pi], Ms[mi], sum_twin[mi], sum_lt[mi], sum_dbest[mi], sum_lib[ix],
-                       sum_old[ix], sum_new[ix], sum_all[ix], sum_dbest[mi] / sum_old[ix],
-                       sum_dbest[mi] / sum_new[ix], sum_dbest[mi] / sum_all[ix],
-                       sum_old[ix] / sum_new[ix]);
-                if (sum_cs[ix] > 0)
-                    printf("  cusparselt %.1f", sum_cs[ix]);
-                printf("\n   per variant:");
-                for (int v = 0; v < kNV; ++v)
-                    if (kInfo[v].sparse && (mask >> v & 1))
-                        printf(" %s %.1f", kNames[v], sum_v[(size_t)ix * kNV + v]);
-                printf("\n");
-            }
+        }
 #ifdef SS_WITH_CUSPARSELT
         cusparseLtDestroy(&sph);
 #endif
