@@ -1,7 +1,9 @@
+# Mean SM clock / power per variant timing window: python3 clock.py int8_run1_smi.csv int8_run1_trace.log
+# (smi: nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw -lms 100; trace: the harness's stderr)
 import sys, csv, datetime, collections
-d = sys.argv[1]
+smi_path, trace_path = sys.argv[1], sys.argv[2]
 samples = []
-for row in csv.reader(open(d + '/smi.csv')):
+for row in csv.reader(open(smi_path)):
     if len(row) < 3: continue
     try:
         ts = datetime.datetime.strptime(row[0].strip(), '%Y/%m/%d %H:%M:%S.%f').replace(tzinfo=datetime.timezone.utc).timestamp() * 1000
@@ -10,7 +12,7 @@ for row in csv.reader(open(d + '/smi.csv')):
     samples.append((ts, mhz, w))
 print('samples', len(samples), 'median MHz', sorted(s[1] for s in samples)[len(samples)//2] if samples else None)
 agg = collections.defaultdict(list)
-for line in open(d + '/trace.log'):
+for line in open(trace_path):
     p = line.split()
     if len(p) != 5 or p[0] != 'TRACE': continue
     name, tag, t0, t1 = p[1], p[2], float(p[3]), float(p[4])

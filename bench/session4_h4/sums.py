@@ -1,3 +1,6 @@
+# Four-projection sums per variant set, mean [min-max] over runs:
+#   python3 sums.py i8 int8_run1_time.log int8_run2_time.log int8_run3_time.log
+#   python3 sums.py f8 fp8_run1_time.log fp8_run2_time.log
 import re, sys, collections
 def parse(f):
     data=collections.defaultdict(lambda: collections.defaultdict(dict)); dense=collections.defaultdict(dict)
