@@ -22,7 +22,8 @@
  * a runtime split count), and the partial accumulators are reduced in the
  * workspace before the epilogue, in the accumulator type (S32 for INT8:
  * integer sums, exact in any order, so the fused dequant sees the same sum
- * and stays bit-exact).
+ * and stays bit-exact). The stream-K scheduler needs its barrier workspace
+ * zeroed before each launch (a memset node before the GEMM in a graph).
  *
  * Programmatic dependent launch: CUTLASS_ENABLE_GDC_FOR_SM90 compiles the
  * griddepcontrol instructions into the SM90 kernels (the producer warps wait
@@ -282,11 +283,17 @@ ss_status run(const Launch &L, ss_cuda_buf *ws, const char *name, cudaStream_t s
                                   : (L.order >> 4) == 2 ? Raster::AlongN
                                                         : Raster::Heuristic;
     if constexpr (Cfg::kStreamK) {
-        /* Deterministic (the default): the partial sums of a tile are added
-         * in a fixed order (matters for FP8's float sums only). */
+        /* INT8: the peers of a tile add their S32 partials atomically in any
+         * order (integer sums: the same result), instead of CUTLASS's default
+         * turnstile that serializes them; FP8 keeps the turnstile, so its
+         * float sums are added in one order and a run repeats bit for bit. */
         using Decomp = cutlass::gemm::kernel::detail::DecompositionMode;
+        using Reduce = cutlass::gemm::kernel::detail::ReductionMode;
         args.scheduler.splits = L.splits > 0 ? L.splits : 1;
         args.scheduler.decomposition_mode = L.splits > 0 ? Decomp::SplitK : Decomp::Heuristic;
+        args.scheduler.reduction_mode = std::is_same_v<typename Cfg::Acc, int32_t>
+                                            ? Reduce::Nondeterministic
+                                            : Reduce::Deterministic;
     }
     typename Cfg::Gemm gemm;
     cutlass::Status st = gemm.can_implement(args);

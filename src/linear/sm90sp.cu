@@ -38,10 +38,15 @@
  * sms / tiles (every SM streams 1/splits of a tile's weights; partial
  * tiles reduced in the workspace). The decompositions are runtime arguments
  * of the same kernel, so the tuner gets both for one instantiation.
- * Default: a shape heuristic. While the 128x128 tiles cannot fill the SMs
- * once (decode: BitNet-2B M <= 128), the stream-K variant, so every SM
- * streams weights; else h4's table (Pingpong 128x128 while those tiles fit in
- * two waves, else Cooperative 128x256 rastered along the weights). Built only
+ * Default: a shape heuristic. Split-K when the 128x64 tiles cannot fill the
+ * SMs once but hold at least 8 k-blocks of work per SM; else h4's table
+ * (Pingpong 128x128 while those tiles fit in two waves, else Cooperative
+ * 128x256 rastered along the weights). The 8: a stream-K / split-K launch
+ * pays a workspace memset and the partials' reduction, which only more
+ * k-blocks per SM amortize. On the H100 (BitNet-2B INT8, tuned top 3 of
+ * each projection) the decompositions won gate_up and down at M 64 (down
+ * 22.1 vs > 22.2 µs) but not qkv / o, whose 400-600 k-blocks Pingpong
+ * streams faster (15.1 µs qkv); the rule reproduces those picks. Built only
  * with CUDA + CUTLASS headers + sm_90 in the arch list (CMakeLists.txt),
  * compiled for sm_90a alone.
  */
@@ -77,10 +82,11 @@ static const int kOrder[SM_ORDERS] = {0x00, 0x10, 0x20, 0x12, 0x22};
 static const char *const kOrderName[SM_ORDERS] = {"h1", "M1", "N1", "M4", "N4"};
 
 /* alg id = variant * SM_ORDERS + order index. */
-static int heuristic_alg(int64_t m, int64_t n_pad, int sms) {
-    int64_t tiles = ((n_pad + 127) / 128) * ((m + 127) / 128);
-    if (tiles < (int64_t)sms)
-        return SM_STREAMK * SM_ORDERS + 0;
+static int heuristic_alg(int64_t m, int64_t n_pad, int64_t kq, int sms) {
+    int64_t rows = (n_pad + 127) / 128, tiles = rows * ((m + 127) / 128);
+    int64_t skinny = rows * ((m + 63) / 64), kblocks = skinny * ((kq + 127) / 128);
+    if (skinny < (int64_t)sms && kblocks >= 8 * (int64_t)sms)
+        return SM_SPLITK * SM_ORDERS + 0;
     return tiles <= 2 * (int64_t)sms ? 1 * SM_ORDERS + 0 : 0 * SM_ORDERS + 1;
 }
 
@@ -119,7 +125,7 @@ static int pick_alg(sm_linear *c, int64_t m) {
     const ss_tune_entry *e = ss_gpu_tuned(g->ctx, c->backend, &key);
     if (e && e->best.alg_id >= 0 && e->best.alg_id < SM_ALGOS)
         return e->best.alg_id;
-    return heuristic_alg(m, g->n_pad, ss_cuda(g->ctx)->sms);
+    return heuristic_alg(m, g->n_pad, g->kq, ss_cuda(g->ctx)->sms);
 }
 
 /* Variant 0 (Coop), 1 (Ping) or 2 / 3 (Skinny: L.splits says which
