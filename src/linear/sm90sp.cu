@@ -32,7 +32,8 @@
  *
  * Algorithms (the tuner's candidates): 4 variants x 5 tile orders of the
  * scheduler (runtime arguments: no instantiation), the same twenty for each
- * dtype. The variants: Cooperative 128x256 cluster 2x1, Pingpong 128x128, and
+ * dtype. The variants: Cooperative 128x256 cluster 2x1, Pingpong 128x128 (K tile
+ * 256 for the 2:4 kernels: sm90_gemm.cuh says why), and
  * two decompositions of one stream-K kernel with 128x64 tiles for decode
  * (sm90_gemm.cuh): CUTLASS's stream-K heuristic, and split-K by
  * sms / tiles (every SM streams 1/splits of a tile's weights; partial
