@@ -428,7 +428,7 @@ static int64_t fused_check(ss_dtype qdt, int64_t m, ss_lift_geom g, const uint16
                            const uint16_t *gamma, uint16_t *h, uint8_t *q1, float *sa1,
                            uint8_t *q2, float *sa2) {
     const float eps = 1e-5f;
-    CK(ss_rmsnorm_cuda(x, NULL, gamma, m, g.k, eps, h, 0));
+    CK(ss_rmsnorm_cuda(x, NULL, gamma, m, g.k, eps, h, 0, 0));
     CK(ss_kernel_quant(qdt, h, m, m, g, q1, sa1, 0, 0));
     CK(ss_kernel_quant_rmsnorm(qdt, x, gamma, eps, m, m, g, q2, sa2, 0, 0, 0));
     size_t n = (size_t)(m * g.k_out);
@@ -473,7 +473,7 @@ static void fused_norm(double d2d) {
                 std::vector<uint16_t *> h(sets);
                 for (int i = 0; i < sets; i++)
                     CK(cudaMalloc(&h[i], (size_t)(m * k) * 2));
-                double nus = time_us([&](int i) { ss_rmsnorm_cuda(b.x[i], NULL, gamma, m, k, eps, h[i], 0); }, sets);
+                double nus = time_us([&](int i) { ss_rmsnorm_cuda(b.x[i], NULL, gamma, m, k, eps, h[i], 0, 0); }, sets);
                 double qus = time_us([&](int i) { ss_kernel_quant(SS_DTYPE_I8, h[i], m, m, g, b.q[i], b.sa[i], 0, 0); }, sets);
                 double fus = time_us([&](int i) {
                     ss_kernel_quant_rmsnorm(SS_DTYPE_I8, b.x[i], gamma, eps, m, m, g, b.q[i], b.sa[i], 0, 0, 0);

@@ -28,6 +28,10 @@
  *     same M buckets for every GEMM), and the on run did replay graphs.
  *     (The v2 decode attention kernel, SS_ATTN_DECODE=2, is head_dim 128
  *     only: the fixtures' head_dim is 16, so dev/attention.cu validates it.)
+ *   - programmatic dependent launch: the same script (prefills in between,
+ *     so eager launches too) with SS_PDL=0 and with PDL on, graphs on and
+ *     off: bit-identical logits and ids (PDL changes when a kernel may start,
+ *     never what it computes), and SS_PDL=0 really turned it off.
  */
 #include "support/engine_fixture.h"
 
@@ -362,17 +366,28 @@ static void run_script(ss_model *m, float *out, int32_t *ids_out) {
     ss_kv_cache_destroy(kc);
 }
 
-/* The script on a model loaded with the given environment switches. */
-static void script_with(const char *dir, const char *graphs, float *out, int32_t *ids, int64_t *captures,
-                        int64_t *replays) {
+/* The script on a model loaded with the given environment switches (pdl
+ * NULL: SS_PDL unset, the default); *pdl_on: whether the model took PDL. */
+static void script_env(const char *dir, const char *graphs, const char *pdl, float *out, int32_t *ids,
+                       int64_t *captures, int64_t *replays, int *pdl_on) {
     setenv("SS_CUDA_GRAPHS", graphs, 1);
+    if (pdl)
+        setenv("SS_PDL", pdl, 1);
     ss_context *ctx = gpu_ctx();
     ss_model *m = load(ctx, SS_BACKEND_CUBLASLT, dir);
     unsetenv("SS_CUDA_GRAPHS");
+    unsetenv("SS_PDL");
     run_script(m, out, ids);
     ss_engine_gpu_graph_counts(m, captures, replays);
+    if (pdl_on)
+        *pdl_on = ss_engine_gpu_pdl(m);
     ss_model_destroy(m);
     ss_context_destroy(ctx);
+}
+
+static void script_with(const char *dir, const char *graphs, float *out, int32_t *ids, int64_t *captures,
+                        int64_t *replays) {
+    script_env(dir, graphs, NULL, out, ids, captures, replays, NULL);
 }
 
 static void test_decode_graphs(void **st) {
@@ -405,6 +420,44 @@ static void test_decode_graphs(void **st) {
         assert_memory_equal(on, off, n * 4);
         printf("OK %s: decode graphs on == off, bit-identical (%lld captures, %lld replays)\n",
                d ? "llama BF16" : "bitnet INT8", (long long)cap_on, (long long)rep_on);
+        free(off);
+        free(on);
+    }
+    ss_test_rmtree(tmp);
+}
+
+// --- programmatic dependent launch ------------------------------------------------------------
+
+/* SS_PDL=0 vs the default (PDL on where cc >= 9.0), graphs on and off, on
+ * INT8 BitNet (the seams: quant, residual + norm + quant, dequant + GLU
+ * kernels around the GEMMs) and BF16 Llama (the fused forward). */
+static void test_pdl_bit_identical(void **st) {
+    char tmp[256], qdir[600], bf16[512];
+    ss_test_tmpdir(tmp, sizeof tmp);
+    quantize_int8("bitnet", tmp, qdir, sizeof qdir);
+    ss_engine_fixture_dir("llama", bf16, sizeof bf16);
+    const char *dirs[2] = {qdir, bf16};
+    for (int d = 0; d < 2; d++) {
+        ss_context *probe = gpu_ctx();
+        ss_model *pm = load(probe, SS_BACKEND_CUBLASLT, dirs[d]);
+        int64_t v = ss_model_get_config(pm)->vocab_size;
+        ss_model_destroy(pm);
+        ss_context_destroy(probe);
+        size_t n = (size_t)SCRIPT_LOGITS * (size_t)v;
+        float *off = malloc(n * 4), *on = malloc(n * 4);
+        int32_t ids_off[SCRIPT_LOGITS], ids_on[SCRIPT_LOGITS];
+        for (int g = 0; g < 2; g++) {
+            const char *graphs = g ? "1" : "0";
+            int64_t cap, rep;
+            int pdl_off = -1, pdl_on = -1;
+            script_env(dirs[d], graphs, "0", off, ids_off, &cap, &rep, &pdl_off);
+            script_env(dirs[d], graphs, "1", on, ids_on, &cap, &rep, &pdl_on);
+            assert_int_equal(pdl_off, 0);
+            assert_memory_equal(ids_on, ids_off, sizeof ids_on);
+            assert_memory_equal(on, off, n * 4);
+            printf("OK %s, graphs %s: SS_PDL=0 == PDL %s, bit-identical\n", d ? "llama BF16" : "bitnet INT8",
+                   graphs, pdl_on ? "on" : "off (cc < 9.0)");
+        }
         free(off);
         free(on);
     }
@@ -453,6 +506,7 @@ int main(void) {
         cmocka_unit_test(test_decode_equals_prefill),
         cmocka_unit_test(test_batch_isolates_sequences),
         cmocka_unit_test(test_decode_graphs),
+        cmocka_unit_test(test_pdl_bit_identical),
         cmocka_unit_test(test_errors),
     };
     /* SS_GPU_TEST_QUICK=1 (compute-sanitizer runs): one tiny model through

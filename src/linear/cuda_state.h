@@ -82,6 +82,8 @@ struct ss_gpu_linear {
     int sb_per_channel;
     uint16_t *bias;         /* (n) device BF16, or NULL */
     ss_gpu_gemm_fn gemm_raw;
+    int pdl;                /* our kernels as programmatic dependent launches
+                               (ss_kernel_pdl_on at creation: SS_PDL, cc >= 9.0) */
 };
 
 /* Fills the common fields, uploads scales and bias. */

@@ -83,6 +83,7 @@ ss_status ss_gpu_linear_init(ss_gpu_linear *g, ss_context *ctx, const ss_linear_
     g->ddt = d->gemm_out;
     g->ydt = d->out_dtype;
     g->gemm_raw = gemm_raw;
+    g->pdl = ss_kernel_pdl_on(ss_context_device(ctx));
     g->geo = (ss_lift_geom){.k = d->k, .k_out = g->kq, .k_raw = d->k, .l = 0, .g = 0};
     if (!ss_pattern_is_dense(d->pattern)) {
         int64_t l = ss_pattern_group_len(d->pattern, d->k);
@@ -119,9 +120,11 @@ void ss_gpu_linear_fini(ss_gpu_linear *g) {
 
 /* The quant(+lift) launch, with the RMSNorm prologue when gamma != NULL. A
  * launch configuration tuned for (qdt, K, K', M) (ss_context_tuned_quant)
- * picks the row kernel's vectors per thread and PDL; a call the row kernel
- * cannot take (BF16, K % 8, alignment), or a tuned vecs it refuses, gets
- * the automatic choice. */
+ * picks the row kernel's vectors per thread; a call the row kernel cannot
+ * take (BF16, K % 8, alignment), or a tuned vecs it refuses, gets the
+ * automatic choice. PDL follows g->pdl (SS_PDL), not the tuned flag: that
+ * was measured behind a plain kernel, while in a forward every kernel around
+ * this one is a dependent launch too, and SS_PDL=0 must turn all off. */
 /* The launch configuration tuned for g's quant stage at m, when the row
  * kernel can take (x, gamma, q): 1 with *cfg filled; else 0, *cfg automatic. */
 static int tuned_quant(ss_gpu_linear *g, const uint16_t *x, const uint16_t *gamma, const void *q,
@@ -139,15 +142,15 @@ static cudaError_t quant_launch(ss_gpu_linear *g, const uint16_t *x, const uint1
     ss_quant_launch cfg;
     if (tuned_quant(g, x, gamma, q, m, &cfg)) {
         cudaError_t e = gamma ? ss_kernel_quant_rmsnorm(g->qdt, x, gamma, eps, m, mp, g->geo, q, sa,
-                                                        cfg.vecs, cfg.pdl, s)
+                                                        cfg.vecs, g->pdl, s)
                               : ss_kernel_quant_vecs(g->qdt, x, m, mp, g->geo, q, sa, cfg.vecs,
-                                                     cfg.pdl, s);
+                                                     g->pdl, s);
         if (e != cudaErrorInvalidValue) /* refused before launching: nothing is queued */
             return e;
         (void)cudaGetLastError(); /* a refusal inside the runtime left it as the last error */
     }
-    return gamma ? ss_kernel_quant_rmsnorm(g->qdt, x, gamma, eps, m, mp, g->geo, q, sa, 0, 0, s)
-                 : ss_kernel_quant(g->qdt, x, m, mp, g->geo, q, sa, 0, s);
+    return gamma ? ss_kernel_quant_rmsnorm(g->qdt, x, gamma, eps, m, mp, g->geo, q, sa, 0, g->pdl, s)
+                 : ss_kernel_quant_pdl(g->qdt, x, m, mp, g->geo, q, sa, 0, g->pdl, s);
 }
 
 ss_status ss_gpu_quant(ss_linear *lin, const uint16_t *x, int64_t m, void *q, float *sa) {
@@ -165,8 +168,8 @@ ss_status ss_gpu_quant_rmsnorm(ss_linear *lin, const uint16_t *x, const uint16_t
 
 ss_status ss_gpu_dequant(ss_linear *lin, const void *d, const float *sa, int64_t m, void *y) {
     ss_gpu_linear *g = (ss_gpu_linear *)lin;
-    cudaError_t e = ss_kernel_dequant_bias(g->ddt, d, g->n, sa, g->sb, g->sb_per_channel, g->bias,
-                                           m, g->n, g->ydt, y, ss_cuda_stream(g->ctx));
+    cudaError_t e = ss_kernel_dequant_bias_pdl(g->ddt, d, g->n, sa, g->sb, g->sb_per_channel, g->bias,
+                                               m, g->n, g->ydt, y, g->pdl, ss_cuda_stream(g->ctx));
     return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, "dequant kernel");
 }
 
@@ -205,18 +208,18 @@ static ss_status epilogue_launch(ss_gpu_linear *g, const epilogue *ep, const voi
     const char *what;
     switch (ep->kind) {
     case EPI_GLU:
-        e = ss_kernel_dequant_glu(g->ddt, d, ldd, sa, g->sb, g->sb_per_channel, g->bias, m, g->n / 2,
-                                  ep->relu2, ep->out, s);
+        e = ss_kernel_dequant_glu_pdl(g->ddt, d, ldd, sa, g->sb, g->sb_per_channel, g->bias, m,
+                                      g->n / 2, ep->relu2, ep->out, g->pdl, s);
         what = "dequant + glu kernel";
         break;
     case EPI_RESIDUAL:
-        e = ss_kernel_dequant_residual(g->ddt, d, ldd, sa, g->sb, g->sb_per_channel, g->bias, m,
-                                       g->n, ep->out, s);
+        e = ss_kernel_dequant_residual_pdl(g->ddt, d, ldd, sa, g->sb, g->sb_per_channel, g->bias,
+                                           m, g->n, ep->out, g->pdl, s);
         what = "dequant + residual kernel";
         break;
     default:
-        e = ss_kernel_dequant_bias(g->ddt, d, ldd, sa, g->sb, g->sb_per_channel, g->bias, m, g->n,
-                                   g->ydt, ep->out, s);
+        e = ss_kernel_dequant_bias_pdl(g->ddt, d, ldd, sa, g->sb, g->sb_per_channel, g->bias, m,
+                                       g->n, g->ydt, ep->out, g->pdl, s);
         what = "dequant kernel";
     }
     return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, what);
@@ -250,7 +253,7 @@ ss_status ss_gpu_residual_rmsnorm_quant(ss_linear *a, const void *d, const float
     tuned_quant(gb, resid, gamma, q, m, &cfg);
     cudaError_t e = ss_kernel_residual_quant_rmsnorm(ga->ddt, d, ga->n, sa, ga->sb, ga->sb_per_channel,
                                                      ga->bias, resid, gb->qdt, gamma, eps, m, mp,
-                                                     gb->geo, q, sq, cfg.vecs, cfg.pdl, s);
+                                                     gb->geo, q, sq, cfg.vecs, gb->pdl, s);
     if (e == cudaErrorInvalidValue) { /* refused before launching: nothing is queued */
         (void)cudaGetLastError(); /* a refusal inside the runtime left it as the last error */
         SS_TRY(ss_gpu_dequant_residual(a, d, sa, m, resid));

@@ -26,6 +26,11 @@
  *   through distributed shared memory.
  * - simt_kernel (every other head_dim, and SS_ATTN_SIMT): 4 warps, 16 items
  *   at a time; lane = key scores, warp = item.
+ *
+ * With SS_ATTN_PDL each kernel is a programmatic dependent launch: a block
+ * reads its tile (batch metadata) while rope_kv drains, then waits for it
+ * (linear/kernels/pdl.cuh) before any query, cache or output access; blocks
+ * that skip their tile wait too.
  */
 #include <cooperative_groups.h> /* clusters (attention_cluster_decode.cuh) */
 #include <cuda_runtime.h>
@@ -35,6 +40,7 @@
 
 #include "engine/cuda/bf16.cuh"
 #include "engine/cuda/kernels.h"
+#include "linear/kernels/pdl.cuh" /* SS_ATTN_PDL: every kernel reads its tile, then waits */
 
 namespace {
 
@@ -104,7 +110,9 @@ simt_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ to
     uint16_t *ks = (uint16_t *)(qs + SITEMS * hd);     // (SBK, hd + 2)
     uint16_t *vs = ks + SBK * (hd + 2);                // (SBK, hd + 2)
     const int kstr = hd + 2;
-    const ss_attn_tile tile = tiles[blockIdx.x];
+    const ss_attn_tile tile = tiles[blockIdx.x]; /* batch metadata: before the PDL wait */
+    ss_pdl_wait(); /* qkv and the cache rows: written by rope_kv */
+    ss_pdl_trigger();
     const int group = nh / nkv, kvh = tile.head0 / group;
     const int n_all = tile.nq * tile.nheads;
     const int64_t row_len = (int64_t)(nh + 2 * nkv) * hd;
@@ -242,7 +250,8 @@ simt_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ to
 template <int DPL>
 cudaError_t launch_simt(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles,
                         int64_t n_tiles, const int32_t *tables, int max_blocks, const uint16_t *kc,
-                        const uint16_t *vc, int nh, int nkv, int hd, uint16_t *out, cudaStream_t stream) {
+                        const uint16_t *vc, int nh, int nkv, int hd, uint16_t *out, bool pdl,
+                        cudaStream_t stream) {
     const size_t smem = simt_smem(hd);
     if (smem > 48 * 1024) {
         static int opted[MAX_DEVICES]; /* per instantiation; the largest smem of this DPL */
@@ -251,21 +260,20 @@ cudaError_t launch_simt(const uint16_t *qkv, const ss_tok_info *tok, const ss_at
             return e;
     }
     const float scale = 1.0f / sqrtf((float)hd);
-    simt_kernel<DPL><<<(unsigned)n_tiles, SWARPS * 32, smem, stream>>>(
-        qkv, tok, tiles, tables, max_blocks, kc, vc, nh, nkv, hd, scale, out);
-    return cudaGetLastError();
+    return ss_launch(pdl, simt_kernel<DPL>, dim3((unsigned)n_tiles), dim3(SWARPS * 32), smem, stream, qkv, tok,
+                     tiles, tables, max_blocks, kc, vc, nh, nkv, hd, scale, out);
 }
 
 cudaError_t simt(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles, int64_t n_tiles,
                  const int32_t *tables, int max_blocks, const uint16_t *kc, const uint16_t *vc, int nh,
-                 int nkv, int hd, uint16_t *out, cudaStream_t stream) {
+                 int nkv, int hd, uint16_t *out, bool pdl, cudaStream_t stream) {
     if (hd <= 32)
-        return launch_simt<1>(qkv, tok, tiles, n_tiles, tables, max_blocks, kc, vc, nh, nkv, hd, out, stream);
+        return launch_simt<1>(qkv, tok, tiles, n_tiles, tables, max_blocks, kc, vc, nh, nkv, hd, out, pdl, stream);
     if (hd <= 64)
-        return launch_simt<2>(qkv, tok, tiles, n_tiles, tables, max_blocks, kc, vc, nh, nkv, hd, out, stream);
+        return launch_simt<2>(qkv, tok, tiles, n_tiles, tables, max_blocks, kc, vc, nh, nkv, hd, out, pdl, stream);
     if (hd <= 128)
-        return launch_simt<4>(qkv, tok, tiles, n_tiles, tables, max_blocks, kc, vc, nh, nkv, hd, out, stream);
-    return launch_simt<8>(qkv, tok, tiles, n_tiles, tables, max_blocks, kc, vc, nh, nkv, hd, out, stream);
+        return launch_simt<4>(qkv, tok, tiles, n_tiles, tables, max_blocks, kc, vc, nh, nkv, hd, out, pdl, stream);
+    return launch_simt<8>(qkv, tok, tiles, n_tiles, tables, max_blocks, kc, vc, nh, nkv, hd, out, pdl, stream);
 }
 
 #include "engine/cuda/attention_mma.cuh"
@@ -296,6 +304,7 @@ extern "C" cudaError_t ss_attention_cuda_variant(const uint16_t *qkv, const ss_t
                                                  int nh, int nkv, int hd, uint16_t *out, int variant,
                                                  cudaStream_t stream) {
     const bool pure_decode = (variant & SS_ATTN_PURE_DECODE) != 0;
+    const bool pdl = (variant & SS_ATTN_PDL) != 0;
     const int splits = (variant >> 12) & 15; /* SS_ATTN_DECODE3_SPLITS, 0: chosen here */
     variant &= 0xff;
     if (splits & (splits - 1) || splits > D3_MAX_SPLIT)
@@ -305,7 +314,7 @@ extern "C" cudaError_t ss_attention_cuda_variant(const uint16_t *qkv, const ss_t
     if (hd <= 0 || (hd & 1) || hd > SS_ATTN_MAX_HD || n_tiles > 0x7fffffff || nkv <= 0 || nh % nkv)
         return cudaErrorInvalidValue;
     if (hd != MMA_HD || variant == SS_ATTN_SIMT)
-        return simt(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, hd, out, stream);
+        return simt(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, hd, out, pdl, stream);
     /* Tiles of >= 2 rows to the tensor cores, 1-row tiles to the decode
      * kernel; each kernel's blocks skip the other kind. On a batch the caller
      * knows to be pure decode, the tensor-core grid (all empty blocks) is not
@@ -314,9 +323,9 @@ extern "C" cudaError_t ss_attention_cuda_variant(const uint16_t *qkv, const ss_t
     cudaError_t e = cudaSuccess;
     if (!pure_decode)
         e = variant == SS_ATTN_MMA_H1 ? launch_mma<1>(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer,
-                                                      nh, nkv, max_heads, out, stream)
+                                                      nh, nkv, max_heads, out, pdl, stream)
                                       : launch_mma<2>(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer,
-                                                      nh, nkv, max_heads, out, stream);
+                                                      nh, nkv, max_heads, out, pdl, stream);
     if (e != cudaSuccess)
         return e;
     const int version = variant == SS_ATTN_DECODE2   ? 2
@@ -324,16 +333,17 @@ extern "C" cudaError_t ss_attention_cuda_variant(const uint16_t *qkv, const ss_t
                         : variant == SS_ATTN_AUTO    ? auto_decode_version()
                                                      : 1; /* SS_ATTN_DECODE1, SS_ATTN_MMA_H1 */
     if (version == 2)
-        return launch_decode2(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, out, stream);
+        return launch_decode2(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, out, pdl,
+                              stream);
     if (version == 3) {
         bool ran = false;
         e = launch_decode3(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, out, splits,
-                           stream, &ran);
+                           pdl, pure_decode, stream, &ran);
         if (e != cudaSuccess || ran)
             return e;
         /* no thread-block clusters before cc 9.0: v1 */
     }
-    return launch_decode(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, out, stream);
+    return launch_decode(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, out, pdl, stream);
 }
 
 extern "C" cudaError_t ss_attention_cuda(const uint16_t *qkv, const ss_tok_info *tok,

@@ -23,6 +23,12 @@
  *   the (heads x 128) output over every warp of every block of the cluster
  *   through distributed shared memory, and a second barrier keeps the shared
  *   memory alive until every reader is done. No global scratch.
+ * - PDL (SS_ATTN_PDL): on a pure decode batch every key but the row's own
+ *   (position n_keys - 1, just written by rope_kv, the kernel before) was
+ *   written by an earlier forward, so a block issues its first stages' K/V
+ *   copies for those keys before griddepcontrol.wait, while rope_kv drains;
+ *   after the wait it copies the new key's row (at most one per block) into
+ *   its stage and reads the queries. Other batches wait first.
  * (attention.cu includes <cooperative_groups.h> outside the namespace.)
  */
 
@@ -41,20 +47,41 @@ constexpr int D3_PM = D3_WARPS * D3_ROWS * MMA_HD;
 constexpr int D3_PL = D3_PM + D3_WARPS * D3_ROWS;
 static_assert((D3_PL + D3_WARPS * D3_ROWS) * 4 <= D3_SMEM, "partials fit in the stage memory");
 
+/* load_kv_tile that leaves rows k_skip <= p < n_keys untouched (no copy, no
+ * zero fill): decode3_kernel writes them itself after the PDL wait. */
+template <int THREADS>
+__device__ __forceinline__ void load_kv_tile_below(uint32_t sk, uint32_t sv, const uint16_t *__restrict__ kc,
+                                                   const uint16_t *__restrict__ vc, const int32_t *table,
+                                                   int64_t kv_row, int kvh, int k0, int n_keys, int k_skip) {
+#pragma unroll
+    for (int i = 0; i < MMA_BN * 16 / THREADS; i++) {
+        const int idx = threadIdx.x + i * THREADS, r = idx >> 4, c = idx & 15, p = k0 + r;
+        if (p >= k_skip && p < n_keys)
+            continue;
+        const bool ok = p < n_keys;
+        const int64_t off = ok ? kv_slot(table, p) * kv_row + (int64_t)kvh * MMA_HD + c * 8 : 0;
+        cp_async16(sk + swz(r, c), kc + off, ok);
+        cp_async16(sv + swz(r, c), vc + off, ok);
+    }
+}
+
 /* Block: split `rank` of tile blockIdx.x / n_split (1-row tiles only; the
- * whole cluster of a longer tile returns at once). */
+ * whole cluster of a longer tile returns at once). prefetch: the batch is
+ * pure decode (the K/V copies of older keys may start before the PDL wait). */
 __global__ void __launch_bounds__(D3_THREADS, D3_BLOCKS_PER_SM)
 decode3_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ tok,
                const ss_attn_tile *__restrict__ tiles, const int32_t *__restrict__ tables, int max_blocks,
                const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc, int nh, int nkv, float sl2,
-               int n_split, uint16_t *__restrict__ out) {
+               int n_split, int prefetch, uint16_t *__restrict__ out) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     namespace cg = cooperative_groups;
     const cg::cluster_group cluster = cg::this_cluster();
     const int rank = (int)cluster.block_rank();
-    const ss_attn_tile tile = tiles[blockIdx.x / n_split];
-    if (tile.nq != 1)
-        return; /* same tile for the whole cluster: nobody waits at a barrier */
+    const ss_attn_tile tile = tiles[blockIdx.x / n_split]; /* batch metadata: before the PDL wait */
+    if (tile.nq != 1) {
+        ss_pdl_wait(); /* every block waits before it exits (pdl.cuh) */
+        return;        /* same tile for the whole cluster: nobody waits at a barrier */
+    }
     extern __shared__ __align__(128) uint8_t smem_raw[];
     const uint32_t sbase = smem_u32(smem_raw);
     float *part = (float *)smem_raw;
@@ -68,17 +95,39 @@ decode3_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__
     const int span = ((n_keys + n_split - 1) / n_split + 15) & ~15;
     const int k_begin = min(n_keys, rank * span), k_end = min(n_keys, k_begin + span);
     const int n_t = (k_end - k_begin + MMA_BN - 1) / MMA_BN;
+    /* Keys >= k_new may be rope_kv's (the previous kernel's) output. */
+    const int k_new = prefetch ? n_keys - 1 : 0;
+    if (!prefetch) {
+        ss_pdl_wait();
+        ss_pdl_trigger();
+    }
 
     for (int h0 = 0; h0 < tile.nheads; h0 += D3_ROWS) {
         const int nhp = min(D3_ROWS, tile.nheads - h0);
+        const bool early = prefetch && h0 == 0; /* this pass's stages are issued before the wait */
 #pragma unroll
         for (int s = 0; s < D3_STAGES; s++) {
             if (s < n_t) {
                 const uint32_t st = sbase + (uint32_t)(s * 2 * MMA_TILE_BYTES);
-                load_kv_tile<D3_THREADS>(st, st + MMA_TILE_BYTES, kc, vc, table, kv_row, kvh, k_begin + s * MMA_BN,
-                                         k_end);
+                load_kv_tile_below<D3_THREADS>(st, st + MMA_TILE_BYTES, kc, vc, table, kv_row, kvh,
+                                               k_begin + s * MMA_BN, k_end, early ? k_new : 0x7fffffff);
             }
             cp_async_commit(); /* empty groups too: wait<STAGES-1> below counts tiles */
+        }
+        if (early) {
+            ss_pdl_wait(); /* rope_kv done: the new key's row and the queries are in memory */
+            ss_pdl_trigger();
+            /* The row of key k_new, where an issued stage holds it: 16 K and
+             * 16 V chunks by plain copies (visible after the barrier before
+             * the stage is read; cp.async never touches that row). */
+            const int s = (k_new - k_begin) / MMA_BN;
+            if (k_new >= k_begin && k_new < k_end && s < D3_STAGES && threadIdx.x < 32) {
+                const int r = k_new - k_begin - s * MMA_BN, c = threadIdx.x & 15;
+                const int64_t off = kv_slot(table, k_new) * kv_row + (int64_t)kvh * MMA_HD + c * 8;
+                const uint32_t at = (uint32_t)(s * 2 * MMA_TILE_BYTES) + (threadIdx.x < 16 ? 0u : (uint32_t)MMA_TILE_BYTES) +
+                                    swz(r, c);
+                *(uint4 *)(smem_raw + at) = *(const uint4 *)((threadIdx.x < 16 ? kc : vc) + off);
+            }
         }
         /* Q fragments: row r = head h0 + r (zero past nhp), 8 k-steps of 16 dims. */
         uint32_t qf[8][4];
@@ -271,10 +320,12 @@ int decode3_splits(int64_t n_tiles, int n_sm) {
 }
 
 /* Needs cc >= 9.0 (clusters); *ran = false where it is not available.
- * splits: cluster size, 0 = decode3_splits. */
+ * splits: cluster size, 0 = decode3_splits. prefetch: pure decode batch
+ * (every key but each row's own was written before this forward). */
 cudaError_t launch_decode3(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles, int64_t n_tiles,
                            const int32_t *tables, int max_blocks, const uint16_t *kc, const uint16_t *vc, int nh,
-                           int nkv, uint16_t *out, int splits, cudaStream_t stream, bool *ran) {
+                           int nkv, uint16_t *out, int splits, bool pdl, bool prefetch, cudaStream_t stream,
+                           bool *ran) {
     int n_sm = 0;
     bool ok = false;
     *ran = false;
@@ -290,15 +341,17 @@ cudaError_t launch_decode3(const uint16_t *qkv, const ss_tok_info *tok, const ss
     cfg.blockDim = dim3(D3_THREADS);
     cfg.dynamicSmemBytes = D3_SMEM;
     cfg.stream = stream;
-    cudaLaunchAttribute attr[1];
+    cudaLaunchAttribute attr[2];
     attr[0].id = cudaLaunchAttributeClusterDimension;
     attr[0].val.clusterDim.x = (unsigned)n_split;
     attr[0].val.clusterDim.y = 1;
     attr[0].val.clusterDim.z = 1;
+    attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization; /* linear/kernels/pdl.cuh */
+    attr[1].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
-    cfg.numAttrs = 1;
+    cfg.numAttrs = pdl ? 2 : 1;
     e = cudaLaunchKernelEx(&cfg, decode3_kernel, qkv, tok, tiles, tables, max_blocks, kc, vc, nh, nkv, sl2, n_split,
-                           out);
+                           prefetch ? 1 : 0, out);
     *ran = e == cudaSuccess;
     return e;
 }

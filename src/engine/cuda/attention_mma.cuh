@@ -87,8 +87,10 @@ mma_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ tok
            int max_blocks, const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc, int nh,
            int nkv, float sl2, uint16_t *__restrict__ out) {
     constexpr int THREADS = HPC * 128;
-    const ss_attn_tile tile = tiles[n_tiles - 1 - (int)blockIdx.x];
+    const ss_attn_tile tile = tiles[n_tiles - 1 - (int)blockIdx.x]; /* batch metadata: before the PDL wait */
     const int hb = (int)blockIdx.y * HPC;
+    ss_pdl_wait(); /* every block, the empty ones too (pdl.cuh) */
+    ss_pdl_trigger();
     if (tile.nq < 2 || hb >= tile.nheads)
         return;
     extern __shared__ __align__(128) uint8_t smem_raw[];
@@ -252,7 +254,7 @@ mma_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ tok
 template <int HPC>
 cudaError_t launch_mma(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles,
                        int64_t n_tiles, const int32_t *tables, int max_blocks, const uint16_t *kc,
-                       const uint16_t *vc, int nh, int nkv, int max_heads, uint16_t *out,
+                       const uint16_t *vc, int nh, int nkv, int max_heads, uint16_t *out, bool pdl,
                        cudaStream_t stream) {
     static int opted[MAX_DEVICES]; /* one set per instantiation */
     cudaError_t e = opt_in_smem(opted, (const void *)mma_kernel<HPC>, MMA_SMEM);
@@ -260,9 +262,8 @@ cudaError_t launch_mma(const uint16_t *qkv, const ss_tok_info *tok, const ss_att
         return e;
     const float sl2 = LOG2E / sqrtf((float)MMA_HD);
     const dim3 grid((unsigned)n_tiles, (unsigned)((max_heads + HPC - 1) / HPC));
-    mma_kernel<HPC><<<grid, HPC * 128, MMA_SMEM, stream>>>(qkv, tok, tiles, (int)n_tiles, tables, max_blocks,
-                                                          kc, vc, nh, nkv, sl2, out);
-    return cudaGetLastError();
+    return ss_launch(pdl, mma_kernel<HPC>, grid, dim3(HPC * 128), MMA_SMEM, stream, qkv, tok, tiles, (int)n_tiles,
+                     tables, max_blocks, kc, vc, nh, nkv, sl2, out);
 }
 
 // --- split-key decode ---------------------------------------------------------------------------
@@ -304,7 +305,9 @@ decode_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ 
               const ss_attn_tile *__restrict__ tiles, const int32_t *__restrict__ tables, int max_blocks,
               const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc, int nh, int nkv, float sl2,
               uint16_t *__restrict__ out) {
-    const ss_attn_tile tile = tiles[blockIdx.x];
+    const ss_attn_tile tile = tiles[blockIdx.x]; /* batch metadata: before the PDL wait */
+    ss_pdl_wait();
+    ss_pdl_trigger();
     if (tile.nq != 1)
         return;
     __shared__ __align__(16) float qs[DEC_HEADS][MMA_HD];                /* queries * scale * log2 e */
@@ -395,11 +398,10 @@ decode_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ 
 
 cudaError_t launch_decode(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles, int64_t n_tiles,
                           const int32_t *tables, int max_blocks, const uint16_t *kc, const uint16_t *vc, int nh,
-                          int nkv, uint16_t *out, cudaStream_t stream) {
+                          int nkv, uint16_t *out, bool pdl, cudaStream_t stream) {
     const float sl2 = LOG2E / sqrtf((float)MMA_HD);
-    decode_kernel<<<(unsigned)n_tiles, DEC_WARPS * 32, 0, stream>>>(qkv, tok, tiles, tables, max_blocks, kc, vc,
-                                                                     nh, nkv, sl2, out);
-    return cudaGetLastError();
+    return ss_launch(pdl, decode_kernel, dim3((unsigned)n_tiles), dim3(DEC_WARPS * 32), 0, stream, qkv, tok, tiles,
+                     tables, max_blocks, kc, vc, nh, nkv, sl2, out);
 }
 
 // --- split-key decode, v2: value rows loaded up front ---------------------------------------------
@@ -416,7 +418,9 @@ decode2_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__
                const ss_attn_tile *__restrict__ tiles, const int32_t *__restrict__ tables, int max_blocks,
                const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc, int nh, int nkv, float sl2,
                uint16_t *__restrict__ out) {
-    const ss_attn_tile tile = tiles[blockIdx.x];
+    const ss_attn_tile tile = tiles[blockIdx.x]; /* batch metadata: before the PDL wait */
+    ss_pdl_wait();
+    ss_pdl_trigger();
     if (tile.nq != 1)
         return;
     __shared__ __align__(16) float qs[DEC_HEADS][MMA_HD];            /* queries * scale * log2 e */
@@ -525,9 +529,8 @@ decode2_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__
 
 cudaError_t launch_decode2(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles, int64_t n_tiles,
                            const int32_t *tables, int max_blocks, const uint16_t *kc, const uint16_t *vc, int nh,
-                           int nkv, uint16_t *out, cudaStream_t stream) {
+                           int nkv, uint16_t *out, bool pdl, cudaStream_t stream) {
     const float sl2 = LOG2E / sqrtf((float)MMA_HD);
-    decode2_kernel<<<(unsigned)n_tiles, DEC_WARPS * 32, 0, stream>>>(qkv, tok, tiles, tables, max_blocks, kc, vc,
-                                                                      nh, nkv, sl2, out);
-    return cudaGetLastError();
+    return ss_launch(pdl, decode2_kernel, dim3((unsigned)n_tiles), dim3(DEC_WARPS * 32), 0, stream, qkv, tok, tiles,
+                     tables, max_blocks, kc, vc, nh, nkv, sl2, out);
 }

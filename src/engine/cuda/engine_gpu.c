@@ -81,6 +81,7 @@ struct ss_engine_gpu {
     size_t hook_cap;       /* bytes */
     int attn_variant;      /* SS_ATTN_AUTO, or SS_ATTN_DECODE2 (SS_ATTN_DECODE=2) */
     int seams;             /* layer_forward runs the seams (seams_on, decided at load) */
+    int pdl;               /* our kernels as programmatic dependent launches (decided at load) */
     decode_graphs gr;
     /* Profile only: the stage clock and the staged linears' buffers. */
     ss_stage_clock *clock;
@@ -307,6 +308,14 @@ ss_status ss_engine_gpu_init(ss_model *m) {
     g->attn_variant = env_is("SS_ATTN_DECODE", "2") ? SS_ATTN_DECODE2 : SS_ATTN_AUTO;
     g->gr.on = !env_is("SS_CUDA_GRAPHS", "0"); /* default on since validated on the H100 */
     g->seams = seams_on(m); /* fixed for the model's life: its graphs bake one path in */
+    /* Programmatic dependent launch (linear/kernels/pdl.cuh): each kernel of
+     * the forward may be scheduled while the previous one drains, its
+     * launch and prologue (metadata, constant tables) hidden behind that
+     * kernel's tail, and waits for it before touching its outputs. On by
+     * default at cc >= 9.0; SS_PDL=0 turns it off (A/B measurements).
+     * Fixed for the model's life like the seams; the linears decide the same
+     * way for their kernels when they are made. Bits never depend on it. */
+    g->pdl = ss_kernel_pdl_on(ss_context_device(m->ctx));
     m->gpu = g;
     return SS_OK;
 fail:
@@ -321,6 +330,8 @@ void ss_engine_gpu_set_graphs(ss_model *m, int on) {
         graphs_drop(&m->gpu->gr);
     m->gpu->gr.on = on;
 }
+
+int ss_engine_gpu_pdl(const ss_model *m) { return m->gpu ? m->gpu->pdl : 0; }
 
 void ss_engine_gpu_graph_counts(const ss_model *m, int64_t *captures, int64_t *replays) {
     *captures = m->gpu ? m->gpu->gr.captures : 0;
@@ -644,11 +655,12 @@ static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_b
         SS_TRY(linear_norm(g, L->qkv, s->x, norms, eps, t, s->qkv, none, st)); /* input_layernorm */
     }
     CU(ss_rope_kv_write_cuda(s->qkv, b->tok, t, nh, nkv, hd, g->inv_freq, kc->k + layer_off,
-                             kc->v + layer_off, b->tables, b->max_blocks, st), "rope + kv write");
+                             kc->v + layer_off, b->tables, b->max_blocks, g->pdl, st), "rope + kv write");
     MARK(g, SS_GPU_STAGE_NORMS, st);
     CU(ss_attention_cuda_variant(s->qkv, b->tok, b->tiles, b->n_tiles, b->tables, b->max_blocks,
                                  kc->k + layer_off, kc->v + layer_off, nh, nkv, hd, s->att,
-                                 g->attn_variant | (b->pure_decode ? SS_ATTN_PURE_DECODE : 0), st),
+                                 g->attn_variant | (b->pure_decode ? SS_ATTN_PURE_DECODE : 0) |
+                                     (g->pdl ? SS_ATTN_PDL : 0), st),
        "attention");
     MARK(g, SS_GPU_STAGE_ATTENTION, st);
     if (!seams) {
@@ -702,7 +714,7 @@ static ss_status body(ss_model *m, ss_kv_cache *c, const dev_batch *b, int64_t t
     int seams = g->seams;
     if (seams)
         SS_TRY(seams_reserve(g, m, t)); /* grows only before the first step of a size: never in a capture */
-    CU(ss_embed_cuda(g->embed, b->ids, t, h, s->x, st), "embedding gather");
+    CU(ss_embed_cuda(g->embed, b->ids, t, h, s->x, g->pdl, st), "embedding gather");
     MARK(g, SS_GPU_STAGE_NORMS, st);
     for (int li = 0; li < cfg->num_hidden_layers; li++) {
         SS_TRY(layer_forward(m, c, li, b, t, seams, st));
@@ -710,12 +722,12 @@ static ss_status body(ss_model *m, ss_kv_cache *c, const dev_batch *b, int64_t t
             SS_TRY(call_hook(m, li, t, st));
     }
     /* Logits only for the last new token of each sequence. */
-    CU(ss_rmsnorm_cuda(s->x, b->last, g->final_norm, n_rows, h, (float)cfg->rms_norm_eps, s->last, st),
+    CU(ss_rmsnorm_cuda(s->x, b->last, g->final_norm, n_rows, h, (float)cfg->rms_norm_eps, s->last, g->pdl, st),
        "final norm");
     MARK(g, SS_GPU_STAGE_LM_HEAD, st);
     SS_TRY(linear(g, m->lm_head, s->last, n_rows, s->logits, SS_GPU_STAGE_LM_HEAD, st));
     if (argmax) {
-        CU(ss_argmax_cuda(s->logits, n_rows, cfg->vocab_size, s->next, st), "argmax");
+        CU(ss_argmax_cuda(s->logits, n_rows, cfg->vocab_size, s->next, g->pdl, st), "argmax");
         MARK(g, SS_GPU_STAGE_SAMPLING, st);
     }
     return SS_OK;
@@ -925,6 +937,10 @@ ss_status ss_engine_gpu_forward(ss_model *m, ss_kv_cache *c, const ss_seq_step *
 #include "core/error.h"
 
 void ss_engine_gpu_set_graphs(ss_model *m, int on) { (void)m, (void)on; }
+int ss_engine_gpu_pdl(const ss_model *m) {
+    (void)m;
+    return 0;
+}
 void ss_engine_gpu_graph_counts(const ss_model *m, int64_t *captures, int64_t *replays) {
     (void)m;
     *captures = *replays = 0;

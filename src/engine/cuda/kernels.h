@@ -6,6 +6,15 @@
  * BF16 buffers are uint16 bits. Row lengths that are multiples of 8 take the
  * 16-byte vector path (buffers come from cudaMalloc, so row starts are then
  * 16-byte aligned); other lengths take a scalar path.
+ *
+ * pdl != 0 (the launchers that take it; SS_ATTN_PDL for attention) launches
+ * the kernel as a programmatic dependent launch (linear/kernels/pdl.cuh;
+ * only where ss_kernel_pdl_on said yes): it may start while the previous
+ * kernel drains and waits for it before touching what that kernel wrote.
+ * What it reads before the wait is only the batch metadata (tok, rows, ids,
+ * tables, tiles: written by a copy, never by a kernel) and constants.
+ * ss_residual_add_cuda and ss_glu_cuda (not in the engine's forward: the
+ * dequant stage fuses them) launch plainly.
  */
 #ifndef SS_ENGINE_CUDA_KERNELS_H
 #define SS_ENGINE_CUDA_KERNELS_H
@@ -32,7 +41,7 @@ typedef struct {
 
 /* y (t, n) = rmsnorm of x rows (rows[r] when rows != NULL, else r), w (n). */
 cudaError_t ss_rmsnorm_cuda(const uint16_t *x, const int32_t *rows, const uint16_t *w, int64_t t,
-                            int64_t n, float eps, uint16_t *y, cudaStream_t stream);
+                            int64_t n, float eps, uint16_t *y, int pdl, cudaStream_t stream);
 /* x (t, n) = bf16(x + d). */
 cudaError_t ss_residual_add_cuda(uint16_t *x, const uint16_t *d, int64_t t, int64_t n,
                                  cudaStream_t stream);
@@ -46,7 +55,7 @@ cudaError_t ss_glu_cuda(const uint16_t *gu, int64_t t, int64_t i, int relu2, uin
 cudaError_t ss_rope_kv_write_cuda(uint16_t *qkv, const ss_tok_info *tok, int64_t t, int nh,
                                   int nkv, int hd, const float *inv_freq, uint16_t *k_layer,
                                   uint16_t *v_layer, const int32_t *tables, int max_blocks,
-                                  cudaStream_t stream);
+                                  int pdl, cudaStream_t stream);
 /* out (t, nh*hd): causal GQA attention of every query row over positions
  * 0..pos of its sequence, read from the paged cache (flash style: key tiles
  * in shared memory, online softmax in float). One block per tile. */
@@ -75,7 +84,9 @@ cudaError_t ss_attention_cuda(const uint16_t *qkv, const ss_tok_info *tok,
  *                  would return at once, is not launched.
  *   SS_ATTN_DECODE3_SPLITS(n) (dev/attention.cu's sweep) v3 with clusters of
  *                  n blocks (1, 2, 4 or 8) instead of the size chosen from the
- *                  tile count. */
+ *                  tile count.
+ *   SS_ATTN_PDL    every kernel launched as a programmatic dependent launch
+ *                  (the launch of a prefill batch's second kernel included). */
 #define SS_ATTN_DECODE3_SPLITS(n) ((n) << 12)
 enum {
     SS_ATTN_AUTO = 0,
@@ -84,7 +95,8 @@ enum {
     SS_ATTN_DECODE2 = 3,
     SS_ATTN_DECODE1 = 4,
     SS_ATTN_DECODE3 = 5,
-    SS_ATTN_PURE_DECODE = 0x100
+    SS_ATTN_PURE_DECODE = 0x100,
+    SS_ATTN_PDL = 0x200
 };
 cudaError_t ss_attention_cuda_variant(const uint16_t *qkv, const ss_tok_info *tok,
                                       const ss_attn_tile *tiles, int64_t n_tiles,
@@ -94,11 +106,11 @@ cudaError_t ss_attention_cuda_variant(const uint16_t *qkv, const ss_tok_info *to
                                       cudaStream_t stream);
 /* x (t, h) = embed rows ids[r]. */
 cudaError_t ss_embed_cuda(const uint16_t *embed, const int32_t *ids, int64_t t, int64_t h,
-                          uint16_t *x, cudaStream_t stream);
+                          uint16_t *x, int pdl, cudaStream_t stream);
 /* next[r] = argmax of logits row r (n_rows, vocab): lowest index on ties, NaN
  * never wins (index 0 when every value is NaN), as ss_sample_greedy. */
 cudaError_t ss_argmax_cuda(const float *logits, int64_t n_rows, int64_t vocab, int32_t *next,
-                           cudaStream_t stream);
+                           int pdl, cudaStream_t stream);
 
 /* Largest head_dim the attention kernel handles. */
 #define SS_ATTN_MAX_HD 256

@@ -5,6 +5,11 @@
  * spelled __fmul_rn / __fadd_rn so that nvcc does not contract them into FMAs
  * (the CPU build uses -ffp-contract=off); reductions differ from the CPU only
  * in summation order.
+ *
+ * Every kernel can run as a programmatic dependent launch (pdl argument,
+ * linear/kernels/pdl.cuh): it reads only the batch metadata and constant
+ * tables (RoPE frequencies) before ss_pdl_wait(), and lets the next kernel
+ * be scheduled right after it.
  */
 #include <cuda_runtime.h>
 #include <math.h>
@@ -12,6 +17,7 @@
 
 #include "engine/cuda/bf16.cuh"
 #include "engine/cuda/kernels.h"
+#include "linear/kernels/pdl.cuh"
 
 namespace {
 
@@ -46,8 +52,10 @@ __global__ void rmsnorm_kernel(const uint16_t *__restrict__ x, const int32_t *__
                                uint16_t *__restrict__ y) {
     __shared__ float sh[32];
     const int64_t r = blockIdx.x;
-    const uint16_t *xr = x + (rows ? (int64_t)rows[r] : r) * n; // (n)
+    const uint16_t *xr = x + (rows ? (int64_t)rows[r] : r) * n; // (n) rows: batch metadata
     uint16_t *yr = y + r * n;                                  // (n)
+    ss_pdl_wait();
+    ss_pdl_trigger();
     const bool vec = (n & 7) == 0;
     float ss = 0.0f;
     if (vec) {
@@ -86,6 +94,8 @@ __global__ void rmsnorm_kernel(const uint16_t *__restrict__ x, const int32_t *__
 
 __global__ void residual_vec8(uint16_t *__restrict__ x, const uint16_t *__restrict__ d, int64_t nv) {
     const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    ss_pdl_wait();
+    ss_pdl_trigger();
     if (i >= nv)
         return;
     float a[8], b[8];
@@ -99,6 +109,8 @@ __global__ void residual_vec8(uint16_t *__restrict__ x, const uint16_t *__restri
 
 __global__ void residual_scalar(uint16_t *__restrict__ x, const uint16_t *__restrict__ d, int64_t n) {
     const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    ss_pdl_wait();
+    ss_pdl_trigger();
     if (i < n)
         x[i] = ss_to_bf(__fadd_rn(ss_bf(x[i]), ss_bf(d[i])));
 }
@@ -115,6 +127,8 @@ __global__ void glu_kernel(const uint16_t *__restrict__ gu, int64_t t, int64_t i
                            uint16_t *__restrict__ y) {
     const int64_t per_row = i / VEC;
     const int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    ss_pdl_wait();
+    ss_pdl_trigger();
     if (idx >= t * per_row)
         return;
     const int64_t r = idx / per_row, c = (idx - r * per_row) * VEC;
@@ -153,11 +167,16 @@ __global__ void rope_kv_kernel(uint16_t *__restrict__ qkv, const ss_tok_info *__
      * all nh + nkv heads (it was one per pair: 25x the work at BitNet-2B,
      * and the kernel's whole cost at decode sizes). Same operations, same
      * bits. */
+    /* Before the wait (PDL): tok, tables and inv_freq are the batch metadata
+     * and a constant table, so the angles are computed while the previous
+     * kernel (qkv's dequant) drains; qkv and the cache only after it. */
     for (int i = threadIdx.x; i < h2; i += blockDim.x) {
         const float ang = __fmul_rn((float)pos, inv_freq[i]);
         rot_s[i] = cosf(ang);
         rot_s[h2 + i] = sinf(ang);
     }
+    ss_pdl_wait();
+    ss_pdl_trigger();
     __syncthreads();
     for (int p = threadIdx.x; p < pairs; p += blockDim.x) {
         const int h = p / h2, i = p - h * h2;
@@ -189,8 +208,10 @@ __global__ void rope_kv_kernel(uint16_t *__restrict__ qkv, const ss_tok_info *__
 __global__ void embed_kernel(const uint16_t *__restrict__ embed, const int32_t *__restrict__ ids,
                              int64_t h, uint16_t *__restrict__ x) {
     const int64_t r = blockIdx.x;
-    const uint16_t *src = embed + (int64_t)ids[r] * h;
+    const uint16_t *src = embed + (int64_t)ids[r] * h; // ids: batch metadata
     uint16_t *dst = x + r * h;
+    ss_pdl_wait(); /* x may still be read by the previous forward's kernels */
+    ss_pdl_trigger();
     if ((h & 7) == 0) {
         for (int64_t i = threadIdx.x; i < h / 8; i += blockDim.x)
             ((uint4 *)dst)[i] = ((const uint4 *)src)[i];
@@ -213,6 +234,8 @@ __global__ void argmax_kernel(const float *__restrict__ logits, int64_t vocab, i
     __shared__ float sv[32];
     __shared__ int64_t si[32];
     const float *row = logits + blockIdx.x * vocab;
+    ss_pdl_wait();
+    ss_pdl_trigger();
     float bv = __int_as_float(0x7fc00000); /* NaN: nothing yet */
     int64_t bi = vocab;
     /* Eight loads in flight per thread before the compares: the plain loop
@@ -270,11 +293,11 @@ cudaError_t launched(void) { return cudaGetLastError(); }
 extern "C" {
 
 cudaError_t ss_rmsnorm_cuda(const uint16_t *x, const int32_t *rows, const uint16_t *w, int64_t t,
-                            int64_t n, float eps, uint16_t *y, cudaStream_t stream) {
+                            int64_t n, float eps, uint16_t *y, int pdl, cudaStream_t stream) {
     if (t <= 0)
         return cudaSuccess;
-    rmsnorm_kernel<<<(unsigned)t, row_threads((n & 7) == 0 ? n / 8 : n), 0, stream>>>(x, rows, w, n, eps, y);
-    return launched();
+    return ss_launch(pdl != 0, rmsnorm_kernel, dim3((unsigned)t), dim3(row_threads((n & 7) == 0 ? n / 8 : n)), 0,
+                     stream, x, rows, w, n, eps, y);
 }
 
 cudaError_t ss_residual_add_cuda(uint16_t *x, const uint16_t *d, int64_t t, int64_t n,
@@ -308,29 +331,27 @@ cudaError_t ss_glu_cuda(const uint16_t *gu, int64_t t, int64_t i, int relu2, uin
 cudaError_t ss_rope_kv_write_cuda(uint16_t *qkv, const ss_tok_info *tok, int64_t t, int nh,
                                   int nkv, int hd, const float *inv_freq, uint16_t *k_layer,
                                   uint16_t *v_layer, const int32_t *tables, int max_blocks,
-                                  cudaStream_t stream) {
+                                  int pdl, cudaStream_t stream) {
     if (t <= 0)
         return cudaSuccess;
-    rope_kv_kernel<<<(unsigned)t, row_threads((int64_t)(nh + nkv) * hd / 2),
-                     (size_t)(hd / 2) * 2 * sizeof(float), stream>>>(
-        qkv, tok, nh, nkv, hd, inv_freq, k_layer, v_layer, tables, max_blocks);
-    return launched();
+    return ss_launch(pdl != 0, rope_kv_kernel, dim3((unsigned)t), dim3(row_threads((int64_t)(nh + nkv) * hd / 2)),
+                     (size_t)(hd / 2) * 2 * sizeof(float), stream, qkv, tok, nh, nkv, hd, inv_freq, k_layer,
+                     v_layer, tables, max_blocks);
 }
 
 cudaError_t ss_embed_cuda(const uint16_t *embed, const int32_t *ids, int64_t t, int64_t h,
-                          uint16_t *x, cudaStream_t stream) {
+                          uint16_t *x, int pdl, cudaStream_t stream) {
     if (t <= 0)
         return cudaSuccess;
-    embed_kernel<<<(unsigned)t, row_threads((h & 7) == 0 ? h / 8 : h), 0, stream>>>(embed, ids, h, x);
-    return launched();
+    return ss_launch(pdl != 0, embed_kernel, dim3((unsigned)t), dim3(row_threads((h & 7) == 0 ? h / 8 : h)), 0,
+                     stream, embed, ids, h, x);
 }
 
 cudaError_t ss_argmax_cuda(const float *logits, int64_t n_rows, int64_t vocab, int32_t *next,
-                           cudaStream_t stream) {
+                           int pdl, cudaStream_t stream) {
     if (n_rows <= 0)
         return cudaSuccess;
-    argmax_kernel<<<(unsigned)n_rows, 1024, 0, stream>>>(logits, vocab, next);
-    return launched();
+    return ss_launch(pdl != 0, argmax_kernel, dim3((unsigned)n_rows), dim3(1024), 0, stream, logits, vocab, next);
 }
 
 } // extern "C"

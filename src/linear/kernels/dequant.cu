@@ -9,11 +9,20 @@
  * dequant_glu / dequant_residual: the same epilogue rounded to BF16, then the
  * engine's next elementwise op (gated activation, residual add) in registers,
  * so the BF16 projection output is never written and read back.
+ *
+ * The _pdl launchers run them as programmatic dependent launches: every
+ * thread waits for the GEMM (or whatever kernel precedes) at its start —
+ * d, sa and the residual stream are all a previous kernel's output; the
+ * scales and bias left to load are a few bytes — so the win is the launch
+ * and block scheduling hidden behind the previous kernel's tail.
  */
 #include <cuda_runtime.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "linear/kernels/kernels.h"
+#include "linear/kernels/pdl.cuh"
 
 namespace {
 
@@ -56,6 +65,8 @@ __global__ void dequant_scalar(const void *__restrict__ d, int64_t ldd, const fl
                                const uint16_t *__restrict__ bias, int64_t m, int64_t n,
                                void *__restrict__ y) {
     const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    ss_pdl_wait(); /* every thread, before the range check: pdl.cuh */
+    ss_pdl_trigger();
     if (i >= m * n)
         return;
     const int64_t r = i / n, c = i - r * n;
@@ -74,6 +85,8 @@ __global__ void dequant_vec8(const void *__restrict__ d, int64_t ldd, const floa
                              void *__restrict__ y) {
     const int64_t nv = n >> 3;
     const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    ss_pdl_wait(); /* every thread, before the range check: pdl.cuh */
+    ss_pdl_trigger();
     if (i >= m * nv)
         return;
     const int64_t r = i / nv, c0 = (i - r * nv) * 8;
@@ -157,26 +170,23 @@ bool vec8_ok(int64_t cols, int64_t ldd, const void *d, const void *out, const ui
 
 template <int D, bool YF32>
 cudaError_t launch(const void *d, int64_t ldd, const float *sa, const float *sb, int sb_pc,
-                   const uint16_t *bias, int64_t m, int64_t n, void *y, cudaStream_t stream) {
+                   const uint16_t *bias, int64_t m, int64_t n, void *y, bool pdl, cudaStream_t stream) {
     const bool vec = vec8_ok(n, ldd, d, y, bias, sb, sb_pc);
     const int64_t blocks = grid_of(vec ? m * (n / 8) : m * n);
     if (blocks <= 0)
         return blocks == 0 ? cudaSuccess : cudaErrorInvalidValue;
-    if (vec)
-        dequant_vec8<D, YF32><<<(unsigned)blocks, 256, 0, stream>>>(d, ldd, sa, sb, sb_pc, bias, m, n, y);
-    else
-        dequant_scalar<D, YF32><<<(unsigned)blocks, 256, 0, stream>>>(d, ldd, sa, sb, sb_pc, bias, m, n, y);
-    return cudaGetLastError();
+    return ss_launch(pdl, vec ? dequant_vec8<D, YF32> : dequant_scalar<D, YF32>, dim3((unsigned)blocks), dim3(256), 0,
+                     stream, d, ldd, sa, sb, sb_pc, bias, m, n, y);
 }
 
 template <int D>
 cudaError_t launch_y(ss_dtype ydt, const void *d, int64_t ldd, const float *sa, const float *sb,
-                     int sb_pc, const uint16_t *bias, int64_t m, int64_t n, void *y,
+                     int sb_pc, const uint16_t *bias, int64_t m, int64_t n, void *y, bool pdl,
                      cudaStream_t stream) {
     if (ydt == SS_DTYPE_F32)
-        return launch<D, true>(d, ldd, sa, sb, sb_pc, bias, m, n, y, stream);
+        return launch<D, true>(d, ldd, sa, sb, sb_pc, bias, m, n, y, pdl, stream);
     if (ydt == SS_DTYPE_BF16)
-        return launch<D, false>(d, ldd, sa, sb, sb_pc, bias, m, n, y, stream);
+        return launch<D, false>(d, ldd, sa, sb, sb_pc, bias, m, n, y, pdl, stream);
     return cudaErrorInvalidValue;
 }
 
@@ -274,6 +284,8 @@ __global__ void dequant_glu_vec8(const void *__restrict__ d, int64_t ldd, const 
                                  uint16_t *__restrict__ act) {
     const int64_t nv = inter >> 3;
     const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    ss_pdl_wait(); /* every thread, before the range check: pdl.cuh */
+    ss_pdl_trigger();
     if (i >= m * nv)
         return;
     const int64_t r = i / nv, c0 = (i - r * nv) * 8;
@@ -294,6 +306,8 @@ __global__ void dequant_glu_scalar(const void *__restrict__ d, int64_t ldd, cons
                                    const uint16_t *__restrict__ bias, int64_t m, int64_t inter,
                                    uint16_t *__restrict__ act) {
     const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    ss_pdl_wait(); /* every thread, before the range check: pdl.cuh */
+    ss_pdl_trigger();
     if (i >= m * inter)
         return;
     const int64_t r = i / inter, c = i - r * inter;
@@ -313,6 +327,8 @@ __global__ void dequant_residual_vec8(const void *__restrict__ d, int64_t ldd,
                                       int64_t n, uint16_t *__restrict__ x) {
     const int64_t nv = n >> 3;
     const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    ss_pdl_wait(); /* every thread, before the range check: pdl.cuh */
+    ss_pdl_trigger();
     if (i >= m * nv)
         return;
     const int64_t r = i / nv, c0 = (i - r * nv) * 8;
@@ -333,6 +349,8 @@ __global__ void dequant_residual_scalar(const void *__restrict__ d, int64_t ldd,
                                         int sb_pc, const uint16_t *__restrict__ bias, int64_t m,
                                         int64_t n, uint16_t *__restrict__ x) {
     const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    ss_pdl_wait(); /* every thread, before the range check: pdl.cuh */
+    ss_pdl_trigger();
     if (i >= m * n)
         return;
     const int64_t r = i / n, c = i - r * n;
@@ -343,57 +361,89 @@ __global__ void dequant_residual_scalar(const void *__restrict__ d, int64_t ldd,
 
 template <int D, bool RELU2>
 cudaError_t launch_glu(const void *d, int64_t ldd, const float *sa, const float *sb, int sb_pc,
-                       const uint16_t *bias, int64_t m, int64_t inter, uint16_t *act,
+                       const uint16_t *bias, int64_t m, int64_t inter, uint16_t *act, bool pdl,
                        cudaStream_t stream) {
     const bool vec = vec8_ok(inter, ldd, d, act, bias, sb, sb_pc);
     const int64_t blocks = grid_of(vec ? m * (inter / 8) : m * inter);
     if (blocks <= 0)
         return blocks == 0 ? cudaSuccess : cudaErrorInvalidValue;
-    if (vec)
-        dequant_glu_vec8<D, RELU2><<<(unsigned)blocks, 256, 0, stream>>>(d, ldd, sa, sb, sb_pc, bias, m, inter, act);
-    else
-        dequant_glu_scalar<D, RELU2><<<(unsigned)blocks, 256, 0, stream>>>(d, ldd, sa, sb, sb_pc, bias, m, inter, act);
-    return cudaGetLastError();
+    return ss_launch(pdl, vec ? dequant_glu_vec8<D, RELU2> : dequant_glu_scalar<D, RELU2>, dim3((unsigned)blocks),
+                     dim3(256), 0, stream, d, ldd, sa, sb, sb_pc, bias, m, inter, act);
 }
 
 template <int D>
 cudaError_t launch_glu_act(int relu2, const void *d, int64_t ldd, const float *sa, const float *sb,
                            int sb_pc, const uint16_t *bias, int64_t m, int64_t inter, uint16_t *act,
-                           cudaStream_t stream) {
-    return relu2 ? launch_glu<D, true>(d, ldd, sa, sb, sb_pc, bias, m, inter, act, stream)
-                 : launch_glu<D, false>(d, ldd, sa, sb, sb_pc, bias, m, inter, act, stream);
+                           bool pdl, cudaStream_t stream) {
+    return relu2 ? launch_glu<D, true>(d, ldd, sa, sb, sb_pc, bias, m, inter, act, pdl, stream)
+                 : launch_glu<D, false>(d, ldd, sa, sb, sb_pc, bias, m, inter, act, pdl, stream);
 }
 
 template <int D>
 cudaError_t launch_residual(const void *d, int64_t ldd, const float *sa, const float *sb, int sb_pc,
-                            const uint16_t *bias, int64_t m, int64_t n, uint16_t *x,
+                            const uint16_t *bias, int64_t m, int64_t n, uint16_t *x, bool pdl,
                             cudaStream_t stream) {
     const bool vec = vec8_ok(n, ldd, d, x, bias, sb, sb_pc);
     const int64_t blocks = grid_of(vec ? m * (n / 8) : m * n);
     if (blocks <= 0)
         return blocks == 0 ? cudaSuccess : cudaErrorInvalidValue;
-    if (vec)
-        dequant_residual_vec8<D><<<(unsigned)blocks, 256, 0, stream>>>(d, ldd, sa, sb, sb_pc, bias, m, n, x);
-    else
-        dequant_residual_scalar<D><<<(unsigned)blocks, 256, 0, stream>>>(d, ldd, sa, sb, sb_pc, bias, m, n, x);
-    return cudaGetLastError();
+    return ss_launch(pdl, vec ? dequant_residual_vec8<D> : dequant_residual_scalar<D>, dim3((unsigned)blocks),
+                     dim3(256), 0, stream, d, ldd, sa, sb, sb_pc, bias, m, n, x);
 }
 
 } // namespace
+
+extern "C" cudaError_t ss_kernel_dequant_bias_pdl(ss_dtype ddt, const void *d, int64_t ldd,
+                                              const float *sa, const float *sb,
+                                              int sb_per_channel, const uint16_t *bias,
+                                              int64_t m, int64_t n, ss_dtype ydt, void *y,
+                                              int pdl, cudaStream_t stream) {
+    if (m < 0 || n < 0 || ldd < n)
+        return cudaErrorInvalidValue;
+    switch (ddt) {
+    case SS_DTYPE_I32: return launch_y<D_I32>(ydt, d, ldd, sa, sb, sb_per_channel, bias, m, n, y, pdl != 0, stream);
+    case SS_DTYPE_F32: return launch_y<D_F32>(ydt, d, ldd, sa, sb, sb_per_channel, bias, m, n, y, pdl != 0, stream);
+    case SS_DTYPE_BF16: return launch_y<D_BF16>(ydt, d, ldd, sa, sb, sb_per_channel, bias, m, n, y, pdl != 0, stream);
+    default: return cudaErrorInvalidValue;
+    }
+}
+
+extern "C" cudaError_t ss_kernel_dequant_glu_pdl(ss_dtype ddt, const void *d, int64_t ldd,
+                                             const float *sa, const float *sb,
+                                             int sb_per_channel, const uint16_t *bias, int64_t m,
+                                             int64_t inter, int relu2, uint16_t *act,
+                                             int pdl, cudaStream_t stream) {
+    if (m < 0 || inter < 0 || ldd < 2 * inter)
+        return cudaErrorInvalidValue;
+    switch (ddt) {
+    case SS_DTYPE_I32: return launch_glu_act<D_I32>(relu2, d, ldd, sa, sb, sb_per_channel, bias, m, inter, act, pdl != 0, stream);
+    case SS_DTYPE_F32: return launch_glu_act<D_F32>(relu2, d, ldd, sa, sb, sb_per_channel, bias, m, inter, act, pdl != 0, stream);
+    case SS_DTYPE_BF16: return launch_glu_act<D_BF16>(relu2, d, ldd, sa, sb, sb_per_channel, bias, m, inter, act, pdl != 0, stream);
+    default: return cudaErrorInvalidValue;
+    }
+}
+
+extern "C" cudaError_t ss_kernel_dequant_residual_pdl(ss_dtype ddt, const void *d, int64_t ldd,
+                                                  const float *sa, const float *sb,
+                                                  int sb_per_channel, const uint16_t *bias,
+                                                  int64_t m, int64_t n, uint16_t *x,
+                                                  int pdl, cudaStream_t stream) {
+    if (m < 0 || n < 0 || ldd < n)
+        return cudaErrorInvalidValue;
+    switch (ddt) {
+    case SS_DTYPE_I32: return launch_residual<D_I32>(d, ldd, sa, sb, sb_per_channel, bias, m, n, x, pdl != 0, stream);
+    case SS_DTYPE_F32: return launch_residual<D_F32>(d, ldd, sa, sb, sb_per_channel, bias, m, n, x, pdl != 0, stream);
+    case SS_DTYPE_BF16: return launch_residual<D_BF16>(d, ldd, sa, sb, sb_per_channel, bias, m, n, x, pdl != 0, stream);
+    default: return cudaErrorInvalidValue;
+    }
+}
 
 extern "C" cudaError_t ss_kernel_dequant_bias(ss_dtype ddt, const void *d, int64_t ldd,
                                               const float *sa, const float *sb,
                                               int sb_per_channel, const uint16_t *bias,
                                               int64_t m, int64_t n, ss_dtype ydt, void *y,
                                               cudaStream_t stream) {
-    if (m < 0 || n < 0 || ldd < n)
-        return cudaErrorInvalidValue;
-    switch (ddt) {
-    case SS_DTYPE_I32: return launch_y<D_I32>(ydt, d, ldd, sa, sb, sb_per_channel, bias, m, n, y, stream);
-    case SS_DTYPE_F32: return launch_y<D_F32>(ydt, d, ldd, sa, sb, sb_per_channel, bias, m, n, y, stream);
-    case SS_DTYPE_BF16: return launch_y<D_BF16>(ydt, d, ldd, sa, sb, sb_per_channel, bias, m, n, y, stream);
-    default: return cudaErrorInvalidValue;
-    }
+    return ss_kernel_dequant_bias_pdl(ddt, d, ldd, sa, sb, sb_per_channel, bias, m, n, ydt, y, 0, stream);
 }
 
 extern "C" cudaError_t ss_kernel_dequant_glu(ss_dtype ddt, const void *d, int64_t ldd,
@@ -401,14 +451,8 @@ extern "C" cudaError_t ss_kernel_dequant_glu(ss_dtype ddt, const void *d, int64_
                                              int sb_per_channel, const uint16_t *bias, int64_t m,
                                              int64_t inter, int relu2, uint16_t *act,
                                              cudaStream_t stream) {
-    if (m < 0 || inter < 0 || ldd < 2 * inter)
-        return cudaErrorInvalidValue;
-    switch (ddt) {
-    case SS_DTYPE_I32: return launch_glu_act<D_I32>(relu2, d, ldd, sa, sb, sb_per_channel, bias, m, inter, act, stream);
-    case SS_DTYPE_F32: return launch_glu_act<D_F32>(relu2, d, ldd, sa, sb, sb_per_channel, bias, m, inter, act, stream);
-    case SS_DTYPE_BF16: return launch_glu_act<D_BF16>(relu2, d, ldd, sa, sb, sb_per_channel, bias, m, inter, act, stream);
-    default: return cudaErrorInvalidValue;
-    }
+    return ss_kernel_dequant_glu_pdl(ddt, d, ldd, sa, sb, sb_per_channel, bias, m, inter, relu2, act, 0,
+                                     stream);
 }
 
 extern "C" cudaError_t ss_kernel_dequant_residual(ss_dtype ddt, const void *d, int64_t ldd,
@@ -416,12 +460,26 @@ extern "C" cudaError_t ss_kernel_dequant_residual(ss_dtype ddt, const void *d, i
                                                   int sb_per_channel, const uint16_t *bias,
                                                   int64_t m, int64_t n, uint16_t *x,
                                                   cudaStream_t stream) {
-    if (m < 0 || n < 0 || ldd < n)
-        return cudaErrorInvalidValue;
-    switch (ddt) {
-    case SS_DTYPE_I32: return launch_residual<D_I32>(d, ldd, sa, sb, sb_per_channel, bias, m, n, x, stream);
-    case SS_DTYPE_F32: return launch_residual<D_F32>(d, ldd, sa, sb, sb_per_channel, bias, m, n, x, stream);
-    case SS_DTYPE_BF16: return launch_residual<D_BF16>(d, ldd, sa, sb, sb_per_channel, bias, m, n, x, stream);
-    default: return cudaErrorInvalidValue;
+    return ss_kernel_dequant_residual_pdl(ddt, d, ldd, sa, sb, sb_per_channel, bias, m, n, x, 0, stream);
+}
+
+/* SS_PDL=0 in the environment turns PDL off (A/B measurements). Otherwise on
+ * where the device has cc >= 9.0 and this library's kernels carry code for
+ * it (an sm_80 build JIT-compiled on an H100 has no griddepcontrol.wait in
+ * its kernels, which would then race: off). */
+extern "C" int ss_kernel_pdl_on(int device) {
+    const char *v = getenv("SS_PDL");
+    if (v && strcmp(v, "0") == 0)
+        return 0;
+    int major = 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
     }
+    cudaFuncAttributes fa;
+    if (cudaFuncGetAttributes(&fa, (const void *)dequant_vec8<D_I32, false>) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return major >= 9 && fa.binaryVersion >= 90 ? 1 : 0;
 }

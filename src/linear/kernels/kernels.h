@@ -4,6 +4,12 @@
  * the CPU reference.
  *
  * Launchers return cudaSuccess or the launch error; they never synchronize.
+ *
+ * pdl != 0 (the launchers that take it) launches the kernel as a
+ * programmatic dependent launch (cc >= 9.0, pdl.cuh): its blocks may be
+ * scheduled while the previous kernel in the stream drains and wait for it
+ * before touching memory. Results never depend on it. The launchers without
+ * pdl launch plainly.
  */
 #ifndef SS_LINEAR_KERNELS_H
 #define SS_LINEAR_KERNELS_H
@@ -43,6 +49,10 @@ typedef struct {
 cudaError_t ss_kernel_quant(ss_dtype qdt, const uint16_t *x, int64_t m, int64_t m_pad,
                             ss_lift_geom geo, void *q, float *sa, int threads,
                             cudaStream_t stream);
+/* ss_kernel_quant with pdl (every kernel it may pick). */
+cudaError_t ss_kernel_quant_pdl(ss_dtype qdt, const uint16_t *x, int64_t m, int64_t m_pad,
+                                ss_lift_geom geo, void *q, float *sa, int threads, int pdl,
+                                cudaStream_t stream);
 
 /* The row-in-registers kernel with `vecs` 16-byte loads per thread (1, 2, 4
  * or 8; 0 = automatic), block size ceil32(k / 8 / vecs), for the dev harness.
@@ -85,7 +95,7 @@ int ss_kernel_quant_rows_fit(ss_dtype qdt, const uint16_t *x, const uint16_t *ga
  *     thread (0 = automatic) where it fits (ss_kernel_quant_rows_fit and
  *     <= 1024 threads), else the fallback kernel (any K, BF16 output, the row
  *     normalized in shared memory; no scratch); vecs < 0 forces the fallback.
- *   pdl: as ss_kernel_quant_vecs (row kernel only). */
+ *   pdl: as ss_kernel_quant_vecs (the row kernel and the fallback). */
 cudaError_t ss_kernel_quant_rmsnorm(ss_dtype qdt, const uint16_t *x, const uint16_t *gamma,
                                     float eps, int64_t m, int64_t m_pad, ss_lift_geom geo,
                                     void *q, float *sa, int vecs, int pdl, cudaStream_t stream);
@@ -121,6 +131,10 @@ cudaError_t ss_kernel_dequant_bias(ss_dtype ddt, const void *d, int64_t ldd, con
                                    const float *sb, int sb_per_channel, const uint16_t *bias,
                                    int64_t m, int64_t n, ss_dtype ydt, void *y,
                                    cudaStream_t stream);
+cudaError_t ss_kernel_dequant_bias_pdl(ss_dtype ddt, const void *d, int64_t ldd, const float *sa,
+                                       const float *sb, int sb_per_channel, const uint16_t *bias,
+                                       int64_t m, int64_t n, ss_dtype ydt, void *y, int pdl,
+                                       cudaStream_t stream);
 
 /* dequant_bias (BF16 output) fused with the engine's gated activation:
  *   g = bf16(dequant(d[r, c])), u = bf16(dequant(d[r, inter + c])),
@@ -132,6 +146,10 @@ cudaError_t ss_kernel_dequant_glu(ss_dtype ddt, const void *d, int64_t ldd, cons
                                   const float *sb, int sb_per_channel, const uint16_t *bias,
                                   int64_t m, int64_t inter, int relu2, uint16_t *act,
                                   cudaStream_t stream);
+cudaError_t ss_kernel_dequant_glu_pdl(ss_dtype ddt, const void *d, int64_t ldd, const float *sa,
+                                      const float *sb, int sb_per_channel, const uint16_t *bias,
+                                      int64_t m, int64_t inter, int relu2, uint16_t *act, int pdl,
+                                      cudaStream_t stream);
 
 /* dequant_bias (BF16 output) fused with the residual add:
  *   x[r, c] = bf16(x[r, c] + bf16(dequant(d[r, c])))   (ss_residual_add_cuda's rounding)
@@ -139,6 +157,16 @@ cudaError_t ss_kernel_dequant_glu(ss_dtype ddt, const void *d, int64_t ldd, cons
 cudaError_t ss_kernel_dequant_residual(ss_dtype ddt, const void *d, int64_t ldd, const float *sa,
                                        const float *sb, int sb_per_channel, const uint16_t *bias,
                                        int64_t m, int64_t n, uint16_t *x, cudaStream_t stream);
+cudaError_t ss_kernel_dequant_residual_pdl(ss_dtype ddt, const void *d, int64_t ldd,
+                                           const float *sa, const float *sb, int sb_per_channel,
+                                           const uint16_t *bias, int64_t m, int64_t n, uint16_t *x,
+                                           int pdl, cudaStream_t stream);
+
+/* 1 when the forward's kernels should run as programmatic dependent
+ * launches on `device`: not SS_PDL=0 in the environment (A/B switch), cc >=
+ * 9.0, and these kernels built with code for it. Read once where a model or
+ * linear is made (its graphs bake the launches in), not per launch. */
+int ss_kernel_pdl_on(int device);
 
 #ifdef __cplusplus
 }

@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "linear/kernels/kernels.h"
+#include "linear/kernels/pdl.cuh"
 #include "linear/kernels/resid_prologue.cuh"
 
 namespace {
@@ -153,6 +154,8 @@ __global__ void quant_kernel(const uint16_t *__restrict__ x, int64_t m, ss_lift_
     const int64_t r = blockIdx.x;
     uint4 *qrow = (uint4 *)(q + r * geo.k_out * ESZ);
     const int chunks = (int)(geo.k_out * ESZ / 16);
+    ss_pdl_wait(); // x is the previous kernel's output; padding rows write q (pdl.cuh)
+    ss_pdl_trigger();
 
     if (r >= m) { // padding rows of the GEMM operand
         for (int c = threadIdx.x; c < chunks; c += blockDim.x)
@@ -203,6 +206,8 @@ __global__ void quant_kernel_pipe(const uint16_t *__restrict__ x, int64_t m, int
     const int kv = (int)(geo.k >> 3);
     int cur = 0;
     int64_t r = blockIdx.x;
+    ss_pdl_wait(); // the first copy reads x, the previous kernel's output (pdl.cuh)
+    ss_pdl_trigger();
     if (r < m) {
         const uint4 *src = (const uint4 *)(x + r * geo.k);
         for (int i = threadIdx.x; i < kv; i += blockDim.x)
@@ -770,6 +775,8 @@ __global__ void quant_norm_kernel(const uint16_t *__restrict__ x, const uint16_t
     constexpr int ESZ = Q == Q_BF16 ? 2 : 1;
     const int64_t r = blockIdx.x;
     uint4 *qrow = (uint4 *)(q + r * geo.k_out * ESZ);
+    ss_pdl_wait(); // x is the previous kernel's output; padding rows write q (pdl.cuh)
+    ss_pdl_trigger();
     if (r >= m) { // padding rows of the GEMM operand
         for (int c = threadIdx.x; c < (int)(geo.k_out * ESZ / 16); c += blockDim.x)
             qrow[c] = make_uint4(0, 0, 0, 0);
@@ -801,7 +808,7 @@ __global__ void quant_norm_kernel(const uint16_t *__restrict__ x, const uint16_t
 
 template <int Q>
 cudaError_t launch_norm_simple(const uint16_t *x, const uint16_t *gamma, float eps, int64_t m,
-                               int64_t m_pad, ss_lift_geom geo, void *q, float *sa,
+                               int64_t m_pad, ss_lift_geom geo, void *q, float *sa, bool pdl,
                                cudaStream_t stream) {
     if (m_pad <= 0)
         return cudaSuccess;
@@ -814,14 +821,13 @@ cudaError_t launch_norm_simple(const uint16_t *x, const uint16_t *gamma, float e
         if (e != cudaSuccess)
             return e;
     }
-    quant_norm_kernel<Q><<<(unsigned)m_pad, threads, row_bytes, stream>>>(x, gamma, eps, m, geo,
-                                                                          (uint8_t *)q, sa);
-    return cudaGetLastError();
+    return ss_launch(pdl, quant_norm_kernel<Q>, dim3((unsigned)m_pad), dim3(threads), row_bytes, stream, x, gamma,
+                     eps, m, geo, (uint8_t *)q, sa);
 }
 
 template <int Q>
 cudaError_t launch(const uint16_t *x, int64_t m, int64_t m_pad, ss_lift_geom geo, void *q,
-                   float *sa, int threads, cudaStream_t stream) {
+                   float *sa, int threads, bool pdl, cudaStream_t stream) {
     if (m_pad <= 0)
         return cudaSuccess;
     const bool vec = (geo.k % 8) == 0 && ((uintptr_t)x % 16) == 0;
@@ -849,38 +855,42 @@ cudaError_t launch(const uint16_t *x, int64_t m, int64_t m_pad, ss_lift_geom geo
         int64_t grid = (int64_t)sms * (per_sm > 0 ? per_sm : 1);
         if (grid > m_pad)
             grid = m_pad;
-        quant_kernel_pipe<Q><<<(unsigned)grid, threads, smem, stream>>>(x, m, m_pad, geo,
-                                                                        (uint8_t *)q, sa);
-        return cudaGetLastError();
+        return ss_launch(pdl, quant_kernel_pipe<Q>, dim3((unsigned)grid), dim3(threads), smem, stream, x, m, m_pad,
+                         geo, (uint8_t *)q, sa);
     }
     if (row_bytes > 48 * 1024)
         e = cudaFuncSetAttribute(quant_kernel<Q>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                  (int)row_bytes);
     if (e != cudaSuccess)
         return e;
-    quant_kernel<Q><<<(unsigned)m_pad, threads, row_bytes, stream>>>(x, m, geo, vec,
-                                                                     (uint8_t *)q, sa);
-    return cudaGetLastError();
+    return ss_launch(pdl, quant_kernel<Q>, dim3((unsigned)m_pad), dim3(threads), row_bytes, stream, x, m, geo, vec,
+                     (uint8_t *)q, sa);
 }
 
 } // namespace
 
-extern "C" cudaError_t ss_kernel_quant(ss_dtype qdt, const uint16_t *x, int64_t m, int64_t m_pad,
-                                       ss_lift_geom geo, void *q, float *sa, int threads,
-                                       cudaStream_t stream) {
+extern "C" cudaError_t ss_kernel_quant_pdl(ss_dtype qdt, const uint16_t *x, int64_t m,
+                                           int64_t m_pad, ss_lift_geom geo, void *q, float *sa,
+                                           int threads, int pdl, cudaStream_t stream) {
     // 32-bit column indices inside the kernel (the lift map is int32 too)
     if (geo.k_out % 32 != 0 || m < 0 || m_pad < m || geo.k_out >= INT32_MAX / 2 ||
         geo.k >= INT32_MAX / 2 || (geo.l != 0 && (geo.g <= 0 || geo.g % 4 != 0)))
         return cudaErrorInvalidValue;
     if (threads == 0 && rows_kernel_fits(qdt, x, geo, q))
-        return qdt == SS_DTYPE_I8 ? launch_rows<Q_I8>(x, nullptr, 0.0f, m, m_pad, geo, q, sa, 0, false, stream)
-                                  : launch_rows<Q_E4M3>(x, nullptr, 0.0f, m, m_pad, geo, q, sa, 0, false, stream);
+        return qdt == SS_DTYPE_I8 ? launch_rows<Q_I8>(x, nullptr, 0.0f, m, m_pad, geo, q, sa, 0, pdl != 0, stream)
+                                  : launch_rows<Q_E4M3>(x, nullptr, 0.0f, m, m_pad, geo, q, sa, 0, pdl != 0, stream);
     switch (qdt) {
-    case SS_DTYPE_I8: return launch<Q_I8>(x, m, m_pad, geo, q, sa, threads, stream);
-    case SS_DTYPE_F8_E4M3: return launch<Q_E4M3>(x, m, m_pad, geo, q, sa, threads, stream);
-    case SS_DTYPE_BF16: return launch<Q_BF16>(x, m, m_pad, geo, q, sa, threads, stream);
+    case SS_DTYPE_I8: return launch<Q_I8>(x, m, m_pad, geo, q, sa, threads, pdl != 0, stream);
+    case SS_DTYPE_F8_E4M3: return launch<Q_E4M3>(x, m, m_pad, geo, q, sa, threads, pdl != 0, stream);
+    case SS_DTYPE_BF16: return launch<Q_BF16>(x, m, m_pad, geo, q, sa, threads, pdl != 0, stream);
     default: return cudaErrorInvalidValue;
     }
+}
+
+extern "C" cudaError_t ss_kernel_quant(ss_dtype qdt, const uint16_t *x, int64_t m, int64_t m_pad,
+                                       ss_lift_geom geo, void *q, float *sa, int threads,
+                                       cudaStream_t stream) {
+    return ss_kernel_quant_pdl(qdt, x, m, m_pad, geo, q, sa, threads, 0, stream);
 }
 
 extern "C" cudaError_t ss_kernel_quant_vecs(ss_dtype qdt, const uint16_t *x, int64_t m,
@@ -914,10 +924,11 @@ extern "C" cudaError_t ss_kernel_quant_rmsnorm(ss_dtype qdt, const uint16_t *x,
         return e;
     }
     switch (qdt) {
-    case SS_DTYPE_I8: return launch_norm_simple<Q_I8>(x, gamma, eps, m, m_pad, geo, q, sa, stream);
+    case SS_DTYPE_I8: return launch_norm_simple<Q_I8>(x, gamma, eps, m, m_pad, geo, q, sa, pdl != 0, stream);
     case SS_DTYPE_F8_E4M3:
-        return launch_norm_simple<Q_E4M3>(x, gamma, eps, m, m_pad, geo, q, sa, stream);
-    case SS_DTYPE_BF16: return launch_norm_simple<Q_BF16>(x, gamma, eps, m, m_pad, geo, q, sa, stream);
+        return launch_norm_simple<Q_E4M3>(x, gamma, eps, m, m_pad, geo, q, sa, pdl != 0, stream);
+    case SS_DTYPE_BF16:
+        return launch_norm_simple<Q_BF16>(x, gamma, eps, m, m_pad, geo, q, sa, pdl != 0, stream);
     default: return cudaErrorInvalidValue;
     }
 }
