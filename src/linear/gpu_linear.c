@@ -13,6 +13,9 @@
 
 static int64_t ceil32(int64_t x) { return (x + 31) / 32 * 32; }
 
+/* Whether g's kernels on m rows are programmatic dependent launches. */
+static int pdl_at(const ss_gpu_linear *g, int64_t m) { return g->pdl && m <= SS_PDL_MAX_ROWS; }
+
 cudaDataType_t ss_cuda_data_type(ss_dtype t) {
     switch (t) {
     case SS_DTYPE_I8: return CUDA_R_8I;
@@ -122,7 +125,7 @@ void ss_gpu_linear_fini(ss_gpu_linear *g) {
  * launch configuration tuned for (qdt, K, K', M) (ss_context_tuned_quant)
  * picks the row kernel's vectors per thread; a call the row kernel cannot
  * take (BF16, K % 8, alignment), or a tuned vecs it refuses, gets the
- * automatic choice. PDL follows g->pdl (SS_PDL), not the tuned flag: that
+ * automatic choice. PDL follows pdl_at (SS_PDL, batch size), not the tuned flag: that
  * was measured behind a plain kernel, while in a forward every kernel around
  * this one is a dependent launch too, and SS_PDL=0 must turn all off. */
 /* The launch configuration tuned for g's quant stage at m, when the row
@@ -142,15 +145,15 @@ static cudaError_t quant_launch(ss_gpu_linear *g, const uint16_t *x, const uint1
     ss_quant_launch cfg;
     if (tuned_quant(g, x, gamma, q, m, &cfg)) {
         cudaError_t e = gamma ? ss_kernel_quant_rmsnorm(g->qdt, x, gamma, eps, m, mp, g->geo, q, sa,
-                                                        cfg.vecs, g->pdl, s)
+                                                        cfg.vecs, pdl_at(g, m), s)
                               : ss_kernel_quant_vecs(g->qdt, x, m, mp, g->geo, q, sa, cfg.vecs,
-                                                     g->pdl, s);
+                                                     pdl_at(g, m), s);
         if (e != cudaErrorInvalidValue) /* refused before launching: nothing is queued */
             return e;
         (void)cudaGetLastError(); /* a refusal inside the runtime left it as the last error */
     }
-    return gamma ? ss_kernel_quant_rmsnorm(g->qdt, x, gamma, eps, m, mp, g->geo, q, sa, 0, g->pdl, s)
-                 : ss_kernel_quant_pdl(g->qdt, x, m, mp, g->geo, q, sa, 0, g->pdl, s);
+    return gamma ? ss_kernel_quant_rmsnorm(g->qdt, x, gamma, eps, m, mp, g->geo, q, sa, 0, pdl_at(g, m), s)
+                 : ss_kernel_quant_pdl(g->qdt, x, m, mp, g->geo, q, sa, 0, pdl_at(g, m), s);
 }
 
 ss_status ss_gpu_quant(ss_linear *lin, const uint16_t *x, int64_t m, void *q, float *sa) {
@@ -169,7 +172,7 @@ ss_status ss_gpu_quant_rmsnorm(ss_linear *lin, const uint16_t *x, const uint16_t
 ss_status ss_gpu_dequant(ss_linear *lin, const void *d, const float *sa, int64_t m, void *y) {
     ss_gpu_linear *g = (ss_gpu_linear *)lin;
     cudaError_t e = ss_kernel_dequant_bias_pdl(g->ddt, d, g->n, sa, g->sb, g->sb_per_channel, g->bias,
-                                               m, g->n, g->ydt, y, g->pdl, ss_cuda_stream(g->ctx));
+                                               m, g->n, g->ydt, y, pdl_at(g, m), ss_cuda_stream(g->ctx));
     return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, "dequant kernel");
 }
 
@@ -209,17 +212,17 @@ static ss_status epilogue_launch(ss_gpu_linear *g, const epilogue *ep, const voi
     switch (ep->kind) {
     case EPI_GLU:
         e = ss_kernel_dequant_glu_pdl(g->ddt, d, ldd, sa, g->sb, g->sb_per_channel, g->bias, m,
-                                      g->n / 2, ep->relu2, ep->out, g->pdl, s);
+                                      g->n / 2, ep->relu2, ep->out, pdl_at(g, m), s);
         what = "dequant + glu kernel";
         break;
     case EPI_RESIDUAL:
         e = ss_kernel_dequant_residual_pdl(g->ddt, d, ldd, sa, g->sb, g->sb_per_channel, g->bias,
-                                           m, g->n, ep->out, g->pdl, s);
+                                           m, g->n, ep->out, pdl_at(g, m), s);
         what = "dequant + residual kernel";
         break;
     default:
         e = ss_kernel_dequant_bias_pdl(g->ddt, d, ldd, sa, g->sb, g->sb_per_channel, g->bias, m,
-                                       g->n, g->ydt, ep->out, g->pdl, s);
+                                       g->n, g->ydt, ep->out, pdl_at(g, m), s);
         what = "dequant kernel";
     }
     return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, what);
@@ -253,7 +256,7 @@ ss_status ss_gpu_residual_rmsnorm_quant(ss_linear *a, const void *d, const float
     tuned_quant(gb, resid, gamma, q, m, &cfg);
     cudaError_t e = ss_kernel_residual_quant_rmsnorm(ga->ddt, d, ga->n, sa, ga->sb, ga->sb_per_channel,
                                                      ga->bias, resid, gb->qdt, gamma, eps, m, mp,
-                                                     gb->geo, q, sq, cfg.vecs, gb->pdl, s);
+                                                     gb->geo, q, sq, cfg.vecs, pdl_at(gb, m), s);
     if (e == cudaErrorInvalidValue) { /* refused before launching: nothing is queued */
         (void)cudaGetLastError(); /* a refusal inside the runtime left it as the last error */
         SS_TRY(ss_gpu_dequant_residual(a, d, sa, m, resid));

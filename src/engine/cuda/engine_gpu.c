@@ -312,7 +312,8 @@ ss_status ss_engine_gpu_init(ss_model *m) {
      * the forward may be scheduled while the previous one drains, its
      * launch and prologue (metadata, constant tables) hidden behind that
      * kernel's tail, and waits for it before touching its outputs. On by
-     * default at cc >= 9.0; SS_PDL=0 turns it off (A/B measurements).
+     * default at cc >= 9.0 for batches of <= SS_PDL_MAX_ROWS tokens (decode;
+     * large prefills lose by it); SS_PDL=0 turns it off (A/B measurements).
      * Fixed for the model's life like the seams; the linears decide the same
      * way for their kernels when they are made. Bits never depend on it. */
     g->pdl = ss_kernel_pdl_on(ss_context_device(m->ctx));
@@ -632,7 +633,7 @@ static ss_status seam_residual(ss_engine_gpu *g, ss_linear *l, int64_t m, uint16
  * norm + quant gate_up] [GEMM] [dequant + glu] [quant down] [GEMM] [residual
  * + norm + quant qkv]; results bit-identical to the unfused chain. */
 static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_batch *b, int64_t t,
-                               int seams, cudaStream_t st) {
+                               int seams, int pdl, cudaStream_t st) {
     const ss_model_config *cfg = &m->cfg;
     ss_engine_gpu *g = m->gpu;
     gpu_scratch *s = &g->s;
@@ -655,12 +656,12 @@ static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_b
         SS_TRY(linear_norm(g, L->qkv, s->x, norms, eps, t, s->qkv, none, st)); /* input_layernorm */
     }
     CU(ss_rope_kv_write_cuda(s->qkv, b->tok, t, nh, nkv, hd, g->inv_freq, kc->k + layer_off,
-                             kc->v + layer_off, b->tables, b->max_blocks, g->pdl, st), "rope + kv write");
+                             kc->v + layer_off, b->tables, b->max_blocks, pdl, st), "rope + kv write");
     MARK(g, SS_GPU_STAGE_NORMS, st);
     CU(ss_attention_cuda_variant(s->qkv, b->tok, b->tiles, b->n_tiles, b->tables, b->max_blocks,
                                  kc->k + layer_off, kc->v + layer_off, nh, nkv, hd, s->att,
                                  g->attn_variant | (b->pure_decode ? SS_ATTN_PURE_DECODE : 0) |
-                                     (g->pdl ? SS_ATTN_PDL : 0), st),
+                                     (pdl ? SS_ATTN_PDL : 0), st),
        "attention");
     MARK(g, SS_GPU_STAGE_ATTENTION, st);
     if (!seams) {
@@ -712,22 +713,23 @@ static ss_status body(ss_model *m, ss_kv_cache *c, const dev_batch *b, int64_t t
     gpu_scratch *s = &g->s;
     int64_t h = cfg->hidden_size;
     int seams = g->seams;
+    int pdl = g->pdl && t <= SS_PDL_MAX_ROWS; /* as the linears decide for their kernels */
     if (seams)
         SS_TRY(seams_reserve(g, m, t)); /* grows only before the first step of a size: never in a capture */
-    CU(ss_embed_cuda(g->embed, b->ids, t, h, s->x, g->pdl, st), "embedding gather");
+    CU(ss_embed_cuda(g->embed, b->ids, t, h, s->x, pdl, st), "embedding gather");
     MARK(g, SS_GPU_STAGE_NORMS, st);
     for (int li = 0; li < cfg->num_hidden_layers; li++) {
-        SS_TRY(layer_forward(m, c, li, b, t, seams, st));
+        SS_TRY(layer_forward(m, c, li, b, t, seams, pdl, st));
         if (m->hook)
             SS_TRY(call_hook(m, li, t, st));
     }
     /* Logits only for the last new token of each sequence. */
-    CU(ss_rmsnorm_cuda(s->x, b->last, g->final_norm, n_rows, h, (float)cfg->rms_norm_eps, s->last, g->pdl, st),
+    CU(ss_rmsnorm_cuda(s->x, b->last, g->final_norm, n_rows, h, (float)cfg->rms_norm_eps, s->last, pdl, st),
        "final norm");
     MARK(g, SS_GPU_STAGE_LM_HEAD, st);
     SS_TRY(linear(g, m->lm_head, s->last, n_rows, s->logits, SS_GPU_STAGE_LM_HEAD, st));
     if (argmax) {
-        CU(ss_argmax_cuda(s->logits, n_rows, cfg->vocab_size, s->next, g->pdl, st), "argmax");
+        CU(ss_argmax_cuda(s->logits, n_rows, cfg->vocab_size, s->next, pdl, st), "argmax");
         MARK(g, SS_GPU_STAGE_SAMPLING, st);
     }
     return SS_OK;

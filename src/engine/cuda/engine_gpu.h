@@ -41,7 +41,8 @@ void ss_engine_gpu_set_graphs(ss_model *m, int on);
 /* Decode graphs captured and replayed so far (tests, benchmarks). */
 void ss_engine_gpu_graph_counts(const ss_model *m, int64_t *captures, int64_t *replays);
 /* 1 when the model's kernels run as programmatic dependent launches
- * (decided at load: SS_PDL, cc >= 9.0); 0 otherwise and without CUDA. */
+ * (decided at load: SS_PDL, cc >= 9.0; then for forwards of at most
+ * SS_PDL_MAX_ROWS tokens); 0 otherwise and without CUDA. */
 int ss_engine_gpu_pdl(const ss_model *m);
 
 /* Stages of the per-stage profile (src/serve --profile on a GPU model). */

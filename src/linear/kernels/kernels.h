@@ -168,6 +168,13 @@ cudaError_t ss_kernel_dequant_residual_pdl(ss_dtype ddt, const void *d, int64_t 
  * linear is made (its graphs bake the launches in), not per launch. */
 int ss_kernel_pdl_on(int device);
 
+/* Where PDL is on, only batches of at most this many rows (tokens) take it:
+ * it pays where kernels are short and the gaps between them count (H100,
+ * BitNet-2B INT8, cuBLASLt: decode M 64 +3.5%, M 512 even), and costs on
+ * large grids (prefill M 16384 -2%: every block's wait, and dependents'
+ * blocks resident early). Larger batches launch exactly as SS_PDL=0. */
+#define SS_PDL_MAX_ROWS 512
+
 #ifdef __cplusplus
 }
 #endif
