@@ -28,9 +28,12 @@
  * Programmatic dependent launch: CUTLASS_ENABLE_GDC_FOR_SM90 compiles the
  * griddepcontrol instructions into the SM90 kernels (the producer warps wait
  * for the previous grid before their first global load; the consumers signal
- * launch_dependents at their last tile), and run() launches with PDL unless
- * SS_PDL=0, so inside the engine's decode graphs a GEMM's launch and prologue
- * (barrier init, TMA descriptor prefetch) overlap the previous kernel's tail.
+ * launch_dependents at their last tile), and run() launches with PDL where the
+ * caller says so (Launch::pdl: SS_PDL, and batches of <= SS_PDL_MAX_ROWS rows,
+ * like the linear's other kernels), so inside the engine's decode graphs a
+ * GEMM's launch and prologue (barrier init, TMA descriptor prefetch) overlap
+ * the previous kernel's tail. Not at prefill sizes: there the early-resident
+ * GEMM CTAs cost sm90dense prefill at M 16384 11% on the H100.
  *
  * Each instantiation costs ~25-60 s of nvcc on one core, so the twelve live in
  * two translation units that build in parallel: sm90sp.cu instantiates the
@@ -239,14 +242,10 @@ struct Launch {
     int device, sms;
     int order; /* (raster << 4) | log2(swizzle) */
     int splits; /* stream-K configs: 0 = CUTLASS's stream-K heuristic, s >= 1 = split-K by s */
+    int pdl;    /* launch as a programmatic dependent launch (the kernels wait for the
+                   previous grid: CUTLASS_ENABLE_GDC_FOR_SM90); the caller decides it
+                   as for its other kernels (SS_PDL, SS_PDL_MAX_ROWS) */
 };
-
-/* PDL unless SS_PDL=0 (read at each launch: a decode graph bakes in the
- * value it saw while capturing). */
-inline bool pdl_on() {
-    const char *e = getenv("SS_PDL");
-    return !(e && strcmp(e, "0") == 0);
-}
 
 /* The mainloop's operands: compressed W' + metadata, or the dense W. */
 template <class Cfg>
@@ -313,7 +312,7 @@ ss_status run(const Launch &L, ss_cuda_buf *ws, const char *name, cudaStream_t s
         SS_TRY(ss_cuda_buf_reserve(ws, wsb, name, "GEMM workspace"));
     st = gemm.initialize(args, wsb ? ws->p : nullptr, stream);
     if (st == cutlass::Status::kSuccess)
-        st = gemm.run(stream, nullptr, pdl_on());
+        st = gemm.run(stream, nullptr, L.pdl != 0);
     if (st != cutlass::Status::kSuccess) {
         cudaError_t e = cudaGetLastError();
         return ss_fail(SS_ECUDA, "tensor '%s': CUTLASS %s GEMM M %d N %d K' %d: %s (%s)", name,
