@@ -35,6 +35,8 @@
  */
 #include "support/engine_fixture.h"
 
+#include <cuda_runtime_api.h> /* the device's compute capability */
+
 #include "engine/cuda/engine_gpu.h" /* graph counters */
 #include "engine/model.h" /* ss_model_forward_next: sampled ids from the device */
 
@@ -366,17 +368,21 @@ static void run_script(ss_model *m, float *out, int32_t *ids_out) {
     ss_kv_cache_destroy(kc);
 }
 
-/* The script on a model loaded with the given environment switches (pdl
- * NULL: SS_PDL unset, the default); *pdl_on: whether the model took PDL. */
-static void script_env(const char *dir, const char *graphs, const char *pdl, float *out, int32_t *ids,
-                       int64_t *captures, int64_t *replays, int *pdl_on) {
+/* The script on a model of backend b loaded with the given environment
+ * switches (pdl, l2pf NULL: SS_PDL / SS_L2_PREFETCH unset, the defaults);
+ * *pdl_on: whether the model took PDL. */
+static void script_env(const char *dir, ss_backend b, const char *graphs, const char *pdl, const char *l2pf,
+                       float *out, int32_t *ids, int64_t *captures, int64_t *replays, int *pdl_on) {
     setenv("SS_CUDA_GRAPHS", graphs, 1);
     if (pdl)
         setenv("SS_PDL", pdl, 1);
+    if (l2pf)
+        setenv("SS_L2_PREFETCH", l2pf, 1);
     ss_context *ctx = gpu_ctx();
-    ss_model *m = load(ctx, SS_BACKEND_CUBLASLT, dir);
+    ss_model *m = load(ctx, b, dir);
     unsetenv("SS_CUDA_GRAPHS");
     unsetenv("SS_PDL");
+    unsetenv("SS_L2_PREFETCH");
     run_script(m, out, ids);
     ss_engine_gpu_graph_counts(m, captures, replays);
     if (pdl_on)
@@ -387,7 +393,7 @@ static void script_env(const char *dir, const char *graphs, const char *pdl, flo
 
 static void script_with(const char *dir, const char *graphs, float *out, int32_t *ids, int64_t *captures,
                         int64_t *replays) {
-    script_env(dir, graphs, NULL, out, ids, captures, replays, NULL);
+    script_env(dir, SS_BACKEND_CUBLASLT, graphs, NULL, NULL, out, ids, captures, replays, NULL);
 }
 
 static void test_decode_graphs(void **st) {
@@ -428,39 +434,60 @@ static void test_decode_graphs(void **st) {
 
 // --- programmatic dependent launch ------------------------------------------------------------
 
-/* SS_PDL=0 vs the default (PDL on where cc >= 9.0), graphs on and off, on
- * INT8 BitNet (the seams: quant, residual + norm + quant, dequant + GLU
- * kernels around the GEMMs) and BF16 Llama (the fused forward). */
+/* SS_PDL=0 vs the default (PDL on where cc >= 9.0) vs PDL without the L2
+ * prefetch kernels (SS_L2_PREFETCH=0), graphs on and off, on INT8 BitNet
+ * (the seams: quant, residual + norm + quant, dequant + GLU kernels around
+ * the GEMMs) and BF16 Llama (the fused forward) through cuBLASLt, and INT8
+ * BitNet through sm90dense where it is built (the CUTLASS GEMMs launched as
+ * PDL, the stream-K memset nodes, the unfused path). */
 static void test_pdl_bit_identical(void **st) {
     char tmp[256], qdir[600], bf16[512];
     ss_test_tmpdir(tmp, sizeof tmp);
     quantize_int8("bitnet", tmp, qdir, sizeof qdir);
     ss_engine_fixture_dir("llama", bf16, sizeof bf16);
-    const char *dirs[2] = {qdir, bf16};
-    for (int d = 0; d < 2; d++) {
-        ss_context *probe = gpu_ctx();
-        ss_model *pm = load(probe, SS_BACKEND_CUBLASLT, dirs[d]);
+    int major = 0;
+    assert_int_equal(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0), cudaSuccess);
+    ss_context *probe = gpu_ctx();
+    int sm90 = ss_linear_supports(probe, SS_BACKEND_SM90DENSE, SS_DTYPE_I8, SS_PATTERN_DENSE) == NULL;
+    ss_context_destroy(probe);
+    const struct {
+        const char *dir, *what;
+        ss_backend b;
+    } runs[3] = {{qdir, "bitnet INT8 cublaslt", SS_BACKEND_CUBLASLT},
+                 {bf16, "llama BF16 cublaslt", SS_BACKEND_CUBLASLT},
+                 {qdir, "bitnet INT8 sm90dense", SS_BACKEND_SM90DENSE}};
+    for (int d = 0; d < (sm90 ? 3 : 2); d++) {
+        probe = gpu_ctx();
+        ss_model *pm = load(probe, runs[d].b, runs[d].dir);
         int64_t v = ss_model_get_config(pm)->vocab_size;
         ss_model_destroy(pm);
         ss_context_destroy(probe);
         size_t n = (size_t)SCRIPT_LOGITS * (size_t)v;
-        float *off = malloc(n * 4), *on = malloc(n * 4);
-        int32_t ids_off[SCRIPT_LOGITS], ids_on[SCRIPT_LOGITS];
+        float *off = malloc(n * 4), *on = malloc(n * 4), *nopf = malloc(n * 4);
+        int32_t ids_off[SCRIPT_LOGITS], ids_on[SCRIPT_LOGITS], ids_nopf[SCRIPT_LOGITS];
         for (int g = 0; g < 2; g++) {
             const char *graphs = g ? "1" : "0";
             int64_t cap, rep;
-            int pdl_off = -1, pdl_on = -1;
-            script_env(dirs[d], graphs, "0", off, ids_off, &cap, &rep, &pdl_off);
-            script_env(dirs[d], graphs, "1", on, ids_on, &cap, &rep, &pdl_on);
+            int pdl_off = -1, pdl_on = -1, pdl_nopf = -1;
+            script_env(runs[d].dir, runs[d].b, graphs, "0", NULL, off, ids_off, &cap, &rep, &pdl_off);
+            script_env(runs[d].dir, runs[d].b, graphs, "1", NULL, on, ids_on, &cap, &rep, &pdl_on);
+            script_env(runs[d].dir, runs[d].b, graphs, "1", "0", nopf, ids_nopf, &cap, &rep, &pdl_nopf);
             assert_int_equal(pdl_off, 0);
+            assert_int_equal(pdl_on, major >= 9); /* else the test compares off with off */
+            assert_int_equal(pdl_nopf, pdl_on);
             assert_memory_equal(ids_on, ids_off, sizeof ids_on);
             assert_memory_equal(on, off, n * 4);
-            printf("OK %s, graphs %s: SS_PDL=0 == PDL %s, bit-identical\n", d ? "llama BF16" : "bitnet INT8",
-                   graphs, pdl_on ? "on" : "off (cc < 9.0)");
+            assert_memory_equal(ids_nopf, ids_off, sizeof ids_on);
+            assert_memory_equal(nopf, off, n * 4);
+            printf("OK %s, graphs %s: SS_PDL=0 == PDL %s (L2 prefetch on and off), bit-identical\n",
+                   runs[d].what, graphs, pdl_on ? "on" : "off (cc < 9.0)");
         }
         free(off);
         free(on);
+        free(nopf);
     }
+    if (!sm90)
+        printf("skipped: the sm90dense run (backend not built or no sm_90 device)\n");
     ss_test_rmtree(tmp);
 }
 

@@ -481,5 +481,8 @@ extern "C" int ss_kernel_pdl_on(int device) {
         (void)cudaGetLastError();
         return 0;
     }
-    return major >= 9 && fa.binaryVersion >= 90 ? 1 : 0;
+    /* binaryVersion alone is not enough: code JIT-compiled from sm_80 PTX on
+     * an H100 reports 90 there, yet was built without the griddepcontrol
+     * waits (__CUDA_ARCH__ 800) and would race under PDL. */
+    return major >= 9 && fa.binaryVersion >= 90 && fa.ptxVersion >= 90 ? 1 : 0;
 }
