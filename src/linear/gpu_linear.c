@@ -121,13 +121,6 @@ void ss_gpu_linear_fini(ss_gpu_linear *g) {
     g->bias = NULL;
 }
 
-/* The quant(+lift) launch, with the RMSNorm prologue when gamma != NULL. A
- * launch configuration tuned for (qdt, K, K', M) (ss_context_tuned_quant)
- * picks the row kernel's vectors per thread; a call the row kernel cannot
- * take (BF16, K % 8, alignment), or a tuned vecs it refuses, gets the
- * automatic choice. PDL follows pdl_at (SS_PDL, batch size), not the tuned flag: that
- * was measured behind a plain kernel, while in a forward every kernel around
- * this one is a dependent launch too, and SS_PDL=0 must turn all off. */
 /* The launch configuration tuned for g's quant stage at m, when the row
  * kernel can take (x, gamma, q): 1 with *cfg filled; else 0, *cfg automatic. */
 static int tuned_quant(ss_gpu_linear *g, const uint16_t *x, const uint16_t *gamma, const void *q,
@@ -139,6 +132,13 @@ static int tuned_quant(ss_gpu_linear *g, const uint16_t *x, const uint16_t *gamm
     return 0;
 }
 
+/* The quant(+lift) launch, with the RMSNorm prologue when gamma != NULL. A
+ * launch configuration tuned for (qdt, K, K', M) (ss_context_tuned_quant)
+ * picks the row kernel's vectors per thread; a call the row kernel cannot
+ * take (BF16, K % 8, alignment), or a tuned vecs it refuses, gets the
+ * automatic choice. PDL follows pdl_at (SS_PDL, batch size), not the tuned flag: that
+ * was measured behind a plain kernel, while in a forward every kernel around
+ * this one is a dependent launch too, and SS_PDL=0 must turn all off. */
 static cudaError_t quant_launch(ss_gpu_linear *g, const uint16_t *x, const uint16_t *gamma,
                                 float eps, int64_t m, int64_t mp, void *q, float *sa) {
     cudaStream_t s = ss_cuda_stream(g->ctx);
