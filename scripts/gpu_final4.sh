@@ -7,7 +7,6 @@
 #   bench   bench decode M 64,128,256,512 and bench prefill M 4096,16384 (--scale quick): dense
 #           (cublaslt, sm90dense) and 2_4 / 2_8 (cusparselt, sm90sp) with that table; the dense
 #           decode rows again with SS_PDL=0 (programmatic dependent launch off)
-#   l2pf    decode M 64, 512 with SS_L2_PREFETCH=0 / 1 (cuBLASLt, sm90dense, 2_4 sm90sp), twice
 #   kernels bench kernel --preset bitnet-2b INT8 + FP8, 2_4..2_10, M 64..16384, sm90 and plain,
 #           one table tuned for those M first (issue #9's full table)
 # Logs under $OUT.
@@ -33,7 +32,6 @@ build)
     $S quantize --in $M/BitNet-2B-BF16 --dtype int8 --out $D --force >/dev/null &&
     $S convert --in $D --sparsity 2_4,2_8 --out-root $M/slid --force >/dev/null; } || { echo "model prep failed"; exit 1; }
   echo "models at ${SECONDS}s"
-  [[ ${SS_NO_TUNE:-0} == 1 ]] && exit 0 # heuristics only (an A/B that needs no table)
   for extra in "" "--sm90sp --sm90dense"; do
     timeout 240 $S tune --preset bitnet-2b --dtype int8 --sparsity 2_4,2_8 --m-coarse 64,128,256,512,4096,16384 \
         --m-fine 64,128,256,512,4096,16384 --tuning-dir $T --warmup 10 --repeat 30 --quiet $extra >>"$out/tune.log" 2>&1
@@ -55,19 +53,6 @@ bench)
   timeout 100 $S bench decode --model $D --backend cublaslt --M 64 --profile --out /tmp/prof >"$out/decode_profile.log" 2>&1
   echo "profile rc=$?"
   echo "done at ${SECONDS}s" ;;
-l2pf)
-  # the L2 prefetch of the next GEMM's weights (SS_L2_PREFETCH), A/B twice, same table
-  export SS_TUNING_DIR=$T
-  for rep in $(seq ${SS_REPS:-2}); do
-    for spec in dense:cublaslt:$D dense:sm90dense:$D 2_4:sm90sp:$S24; do
-      IFS=: read -r pat be model <<<"$spec"
-      for pf in 0 1; do
-        SS_L2_PREFETCH=$pf timeout 150 $S bench decode --model $model --backend $be --M 64,512 --out /tmp/pf \
-            >"$out/decode_${pat}_${be}_pf${pf}_$rep.log" 2>&1
-        echo "decode $pat $be SS_L2_PREFETCH=$pf rc=$?: $(tps "$out/decode_${pat}_${be}_pf${pf}_$rep.log")"
-      done
-    done
-  done ;;
 kernels)
   Ms=64,256,1024,4096,16384
   for extra in "" "--sm90sp --sm90dense"; do

@@ -369,20 +369,17 @@ static void run_script(ss_model *m, float *out, int32_t *ids_out) {
 }
 
 /* The script on a model of backend b loaded with the given environment
- * switches (pdl, l2pf NULL: SS_PDL / SS_L2_PREFETCH unset, the defaults);
- * *pdl_on: whether the model took PDL. */
-static void script_env(const char *dir, ss_backend b, const char *graphs, const char *pdl, const char *l2pf,
-                       float *out, int32_t *ids, int64_t *captures, int64_t *replays, int *pdl_on) {
+ * switches (pdl NULL: SS_PDL unset, the default); *pdl_on: whether the
+ * model took PDL. */
+static void script_env(const char *dir, ss_backend b, const char *graphs, const char *pdl, float *out,
+                       int32_t *ids, int64_t *captures, int64_t *replays, int *pdl_on) {
     setenv("SS_CUDA_GRAPHS", graphs, 1);
     if (pdl)
         setenv("SS_PDL", pdl, 1);
-    if (l2pf)
-        setenv("SS_L2_PREFETCH", l2pf, 1);
     ss_context *ctx = gpu_ctx();
     ss_model *m = load(ctx, b, dir);
     unsetenv("SS_CUDA_GRAPHS");
     unsetenv("SS_PDL");
-    unsetenv("SS_L2_PREFETCH");
     run_script(m, out, ids);
     ss_engine_gpu_graph_counts(m, captures, replays);
     if (pdl_on)
@@ -393,7 +390,7 @@ static void script_env(const char *dir, ss_backend b, const char *graphs, const 
 
 static void script_with(const char *dir, const char *graphs, float *out, int32_t *ids, int64_t *captures,
                         int64_t *replays) {
-    script_env(dir, SS_BACKEND_CUBLASLT, graphs, NULL, NULL, out, ids, captures, replays, NULL);
+    script_env(dir, SS_BACKEND_CUBLASLT, graphs, NULL, out, ids, captures, replays, NULL);
 }
 
 static void test_decode_graphs(void **st) {
@@ -434,12 +431,11 @@ static void test_decode_graphs(void **st) {
 
 // --- programmatic dependent launch ------------------------------------------------------------
 
-/* SS_PDL=0 vs the default (PDL on where cc >= 9.0) vs PDL without the L2
- * prefetch kernels (SS_L2_PREFETCH=0), graphs on and off, on INT8 BitNet
- * (the seams: quant, residual + norm + quant, dequant + GLU kernels around
- * the GEMMs) and BF16 Llama (the fused forward) through cuBLASLt, and INT8
- * BitNet through sm90dense where it is built (the CUTLASS GEMMs launched as
- * PDL, the stream-K memset nodes, the unfused path). */
+/* SS_PDL=0 vs the default (PDL on where cc >= 9.0), graphs on and off, on
+ * INT8 BitNet (the seams: quant, residual + norm + quant, dequant + GLU
+ * kernels around the GEMMs) and BF16 Llama (the fused forward) through
+ * cuBLASLt, and INT8 BitNet through sm90dense where it is built (the CUTLASS
+ * GEMMs launched as PDL, the stream-K memset nodes, the unfused path). */
 static void test_pdl_bit_identical(void **st) {
     char tmp[256], qdir[600], bf16[512];
     ss_test_tmpdir(tmp, sizeof tmp);
@@ -463,28 +459,23 @@ static void test_pdl_bit_identical(void **st) {
         ss_model_destroy(pm);
         ss_context_destroy(probe);
         size_t n = (size_t)SCRIPT_LOGITS * (size_t)v;
-        float *off = malloc(n * 4), *on = malloc(n * 4), *nopf = malloc(n * 4);
-        int32_t ids_off[SCRIPT_LOGITS], ids_on[SCRIPT_LOGITS], ids_nopf[SCRIPT_LOGITS];
+        float *off = malloc(n * 4), *on = malloc(n * 4);
+        int32_t ids_off[SCRIPT_LOGITS], ids_on[SCRIPT_LOGITS];
         for (int g = 0; g < 2; g++) {
             const char *graphs = g ? "1" : "0";
             int64_t cap, rep;
-            int pdl_off = -1, pdl_on = -1, pdl_nopf = -1;
-            script_env(runs[d].dir, runs[d].b, graphs, "0", NULL, off, ids_off, &cap, &rep, &pdl_off);
-            script_env(runs[d].dir, runs[d].b, graphs, "1", NULL, on, ids_on, &cap, &rep, &pdl_on);
-            script_env(runs[d].dir, runs[d].b, graphs, "1", "0", nopf, ids_nopf, &cap, &rep, &pdl_nopf);
+            int pdl_off = -1, pdl_on = -1;
+            script_env(runs[d].dir, runs[d].b, graphs, "0", off, ids_off, &cap, &rep, &pdl_off);
+            script_env(runs[d].dir, runs[d].b, graphs, "1", on, ids_on, &cap, &rep, &pdl_on);
             assert_int_equal(pdl_off, 0);
             assert_int_equal(pdl_on, major >= 9); /* else the test compares off with off */
-            assert_int_equal(pdl_nopf, pdl_on);
             assert_memory_equal(ids_on, ids_off, sizeof ids_on);
             assert_memory_equal(on, off, n * 4);
-            assert_memory_equal(ids_nopf, ids_off, sizeof ids_on);
-            assert_memory_equal(nopf, off, n * 4);
-            printf("OK %s, graphs %s: SS_PDL=0 == PDL %s (L2 prefetch on and off), bit-identical\n",
-                   runs[d].what, graphs, pdl_on ? "on" : "off (cc < 9.0)");
+            printf("OK %s, graphs %s: SS_PDL=0 == PDL %s, bit-identical\n", runs[d].what, graphs,
+                   pdl_on ? "on" : "off (cc < 9.0)");
         }
         free(off);
         free(on);
-        free(nopf);
     }
     if (!sm90)
         printf("skipped: the sm90dense run (backend not built or no sm_90 device)\n");

@@ -173,9 +173,6 @@ static void run_case(ss_context *cpu, ss_context *gpu, const gcase *c) {
     void *xg = dev_from(x, (size_t)(c->m * c->k) * 2), *qg = dev_alloc(qb), *dg = dev_alloc(db);
     void *yg = dev_alloc(yb), *yg2 = dev_alloc(yb);
     float *sag = dev_alloc((size_t)mp * sizeof(float));
-    /* the L2 prefetch kernel ahead of the stages, as the engine issues it (a
-     * PDL launch at these sizes on cc >= 9.0): a hint, nothing may change */
-    assert_ok(ss_linear_prefetch(lg, c->m));
     assert_ok(ss_linear_quant(lg, xg, c->m, qg, sag));
     void *qh = host_from(qg, qb), *sah = host_from(sag, (size_t)mp * sizeof(float));
     /* quantization is exact for every dtype: bits, padding rows and columns included */

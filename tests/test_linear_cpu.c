@@ -439,9 +439,6 @@ static void test_bad_desc(void **state) {
     assert_fails(ss_linear_forward(lin, NULL, 2, wbuf), SS_EINVAL, "NULL buffer");
     assert_fails(ss_linear_quant(lin, x, 1, wbuf, NULL), SS_EINVAL, "scale buffer is NULL");
     assert_ok(ss_linear_forward(lin, x, 0, NULL)); /* zero rows: nothing to do */
-    assert_ok(ss_linear_prefetch(lin, 64)); /* a hint the CPU backend has no use for */
-    assert_fails(ss_linear_prefetch(lin, -1), SS_EINVAL, "tensor 't.weight': prefetch: expected m >= 0");
-    assert_fails(ss_linear_prefetch(NULL, 1), SS_EINVAL, "prefetch: linear is NULL");
     ss_linear_destroy(lin);
     ss_linear_destroy(NULL);
     ss_context_destroy(ctx);

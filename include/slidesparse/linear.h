@@ -193,14 +193,6 @@ ss_status ss_linear_residual_rmsnorm_quant(ss_linear *a, const void *d, const fl
                                            uint16_t *resid, ss_linear *b, const uint16_t *gamma,
                                            float eps, void *q, float *sq);
 
-/* A hint, for a GEMM of m rows on lin that follows a few kernels later: the
- * GPU backends start pulling lin's weights (and sparse metadata) from device
- * memory into the L2 cache on the context's stream, so the GEMM finds them
- * there; at decode sizes the GEMMs are latency-bound and the memory is idle
- * while the small kernels between them run. A no-op on the CPU and below
- * compute capability 9.0. Results never depend on it. */
-ss_status ss_linear_prefetch(ss_linear *lin, int64_t m);
-
 #ifdef __cplusplus
 }
 #endif

@@ -93,10 +93,6 @@ typedef struct ss_backend_ops {
      * dequantized BF16 output (linear.c sets desc.gemm_out = BF16), reading the
      * token scales of the linear's last quant stage; dequant only copies it. */
     int gemm_fused;
-    /* Optional (linear.h ss_linear_prefetch): start pulling the weights the
-     * GEMM streams into the GPU's L2, on the context's stream, for a GEMM of
-     * m rows that follows; NULL = nothing to do (CPU). */
-    ss_status (*prefetch)(ss_linear *lin, int64_t m);
 } ss_backend_ops;
 
 extern const ss_backend_ops ss_backend_cpu;

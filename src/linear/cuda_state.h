@@ -84,10 +84,6 @@ struct ss_gpu_linear {
     ss_gpu_gemm_fn gemm_raw;
     int pdl;                /* our kernels as programmatic dependent launches
                                (ss_kernel_pdl_on at creation: SS_PDL, cc >= 9.0) */
-    /* The device ranges the GEMM streams (weights, sparse metadata), set by
-     * the backend once they are uploaded: what ss_gpu_prefetch pulls into L2. */
-    const void *wspan[SS_PREFETCH_SPANS];
-    size_t wspan_bytes[SS_PREFETCH_SPANS];
 };
 
 /* Fills the common fields, uploads scales and bias. */
@@ -100,8 +96,6 @@ ss_status ss_gpu_quant(ss_linear *lin, const uint16_t *x, int64_t m, void *q, fl
 ss_status ss_gpu_gemm(ss_linear *lin, const void *q, int64_t m, void *d);
 ss_status ss_gpu_dequant(ss_linear *lin, const void *d, const float *sa, int64_t m, void *y);
 ss_status ss_gpu_forward(ss_linear *lin, const uint16_t *x, int64_t m, void *y);
-/* backend.h's prefetch: wspan into L2 on the context's stream (cc >= 9.0). */
-ss_status ss_gpu_prefetch(ss_linear *lin, int64_t m);
 ss_status ss_gpu_quant_rmsnorm(ss_linear *lin, const uint16_t *x, const uint16_t *gamma, float eps,
                                int64_t m, void *q, float *sa);
 ss_status ss_gpu_forward_rmsnorm(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,

@@ -112,15 +112,6 @@ ss_status ss_gpu_linear_init(ss_gpu_linear *g, ss_context *ctx, const ss_linear_
     return SS_OK;
 }
 
-ss_status ss_gpu_prefetch(ss_linear *lin, int64_t m) {
-    ss_gpu_linear *g = (ss_gpu_linear *)lin;
-    if (ss_cuda(g->ctx)->cc_major < 9)
-        return SS_OK; /* cp.async.bulk.prefetch is sm_90: nothing to ask for */
-    cudaError_t e = ss_kernel_l2_prefetch(g->wspan, g->wspan_bytes, SS_PREFETCH_SPANS, pdl_at(g, m),
-                                          ss_cuda_stream(g->ctx));
-    return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, "L2 prefetch of the weights");
-}
-
 void ss_gpu_linear_fini(ss_gpu_linear *g) {
     if (g->sb)
         cudaFree(g->sb);

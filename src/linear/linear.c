@@ -334,15 +334,6 @@ ss_status ss_linear_gemm(ss_linear *lin, const void *q, int64_t m, void *d) {
     return m == 0 ? SS_OK : lin->ops->gemm(lin, q, m, d);
 }
 
-ss_status ss_linear_prefetch(ss_linear *lin, int64_t m) {
-    if (!lin)
-        return ss_fail(SS_EINVAL, "prefetch: linear is NULL");
-    if (m < 0)
-        return ss_fail(SS_EINVAL, "tensor '%s': prefetch: expected m >= 0, found %lld", lin->name,
-                       (long long)m);
-    return lin->ops->prefetch ? lin->ops->prefetch(lin, m) : SS_OK;
-}
-
 ss_status ss_linear_dequant(ss_linear *lin, const void *d, const float *sa, int64_t m, void *y) {
     SS_TRY(check_call(lin, m, d, y, "dequant"));
     if (m > 0 && !sa)

@@ -374,10 +374,6 @@ static ss_status compress_as(sm_linear *c, const void *w) {
     rc = ss_cuda_alloc(&c->wc, wc_bytes, g->name, "compressed weights");
     if (rc == SS_OK)
         rc = ss_cuda_alloc(&c->meta, meta_bytes, g->name, "sparse metadata");
-    g->wspan[0] = c->wc;
-    g->wspan_bytes[0] = c->wc ? wc_bytes : 0;
-    g->wspan[1] = c->meta;
-    g->wspan_bytes[1] = c->meta ? meta_bytes : 0;
     if (rc != SS_OK) {
         cudaFree(dense);
         return rc;
@@ -465,13 +461,10 @@ static ss_status create_as(ss_backend b, ss_context *ctx, const ss_linear_desc *
                     bn, (long long)g->kq);
     if (s == SS_OK)
         s = upload_epilogue(c, d, w);
-    if (s == SS_OK && b == SS_BACKEND_SM90DENSE) {
+    if (s == SS_OK && b == SS_BACKEND_SM90DENSE)
         s = ss_gpu_upload_rows(&c->wc, w->w, g->n, g->k, g->n_pad, g->kq, 1, g->name);
-        g->wspan[0] = c->wc;
-        g->wspan_bytes[0] = s == SS_OK ? (size_t)g->n_pad * (size_t)g->kq : 0;
-    } else if (s == SS_OK) {
+    else if (s == SS_OK)
         s = compress(c, w->w);
-    }
     if (s != SS_OK) {
         sm_destroy(&g->base);
         return s;
@@ -545,7 +538,6 @@ static ss_backend_ops make_ops(const char *name,
     o.forward_glu = sm_forward_glu;
     o.forward_residual = sm_forward_residual;
     o.gemm_fused = 1;
-    o.prefetch = ss_gpu_prefetch;
     return o;
 }
 

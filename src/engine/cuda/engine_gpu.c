@@ -82,7 +82,6 @@ struct ss_engine_gpu {
     int attn_variant;      /* SS_ATTN_AUTO, or SS_ATTN_DECODE2 (SS_ATTN_DECODE=2) */
     int seams;             /* layer_forward runs the seams (seams_on, decided at load) */
     int pdl;               /* our kernels as programmatic dependent launches (decided at load) */
-    int l2pf;              /* L2 prefetch of the next GEMMs' weights (with pdl; decided at load) */
     decode_graphs gr;
     /* Profile only: the stage clock and the staged linears' buffers. */
     ss_stage_clock *clock;
@@ -318,10 +317,6 @@ ss_status ss_engine_gpu_init(ss_model *m) {
      * Fixed for the model's life like the seams; the linears decide the same
      * way for their kernels when they are made. Bits never depend on it. */
     g->pdl = ss_kernel_pdl_on(ss_context_device(m->ctx));
-    /* L2 prefetch (layer_forward, ss_linear_prefetch): only with PDL, where
-     * the extra kernel's launch hides behind its predecessor's tail;
-     * SS_L2_PREFETCH=0 turns it off (A/B). Bits never depend on it. */
-    g->l2pf = g->pdl && !env_is("SS_L2_PREFETCH", "0");
     m->gpu = g;
     return SS_OK;
 fail:
@@ -630,23 +625,13 @@ static ss_status seam_residual(ss_engine_gpu *g, ss_linear *l, int64_t m, uint16
     return SS_OK;
 }
 
-/* Asks for l's weights in L2 ahead of its GEMM (decode-sized batches with
- * PDL only: ss_linear_prefetch; l NULL = nothing). */
-static ss_status prefetch(ss_engine_gpu *g, ss_linear *l, int64_t t, int pdl) {
-    return g->l2pf && pdl && l ? ss_linear_prefetch(l, t) : SS_OK;
-}
-
 /* One decoder layer. With seams (seams_on): o and down run quant -> GEMM
  * through the stage API, and their residual add is one kernel with the norm
  * + quant of the projection after it (gate_up; the next layer's qkv, whose
  * quantized input then waits in nq, nsa: qkv_ready). Kernels per layer:
  * [qkv GEMM] [dequant] [rope + kv] [attention] [quant o] [GEMM] [residual +
  * norm + quant gate_up] [GEMM] [dequant + glu] [quant down] [GEMM] [residual
- * + norm + quant qkv]; results bit-identical to the unfused chain.
- * L2 prefetch points: each projection's weights are asked for one GEMM
- * ahead (o during qkv, gate_up during o), down's after gate_up's GEMM and
- * the next layer's qkv's before down's (gate_up + down, 53 MB at BitNet-2B,
- * would not fit the H100's 50 MB L2 together). */
+ * + norm + quant qkv]; results bit-identical to the unfused chain. */
 static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_batch *b, int64_t t,
                                int seams, int pdl, cudaStream_t st) {
     const ss_model_config *cfg = &m->cfg;
@@ -662,9 +647,7 @@ static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_b
     size_t layer_off = ss_kv_offset(kc, li, 0, 0);
     const ss_gpu_stage none = SS_GPU_STAGE_COUNT;
     int relu2 = cfg->arch == SS_ARCH_BITNET;
-    ss_linear *next_qkv = li + 1 < cfg->num_hidden_layers ? m->layers[li + 1].qkv : NULL;
 
-    SS_TRY(prefetch(g, L->o, t, pdl));
     if (seams && li > 0) { /* input_layernorm + quant ran in the previous layer's last kernel */
         SS_TRY(seam_gemm(g, L->qkv, g->nq.p, t, st));
         SS_TRY(ss_linear_dequant(L->qkv, g->cd.p, g->nsa.p, t, s->qkv));
@@ -681,14 +664,11 @@ static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_b
                                      (pdl ? SS_ATTN_PDL : 0), st),
        "attention");
     MARK(g, SS_GPU_STAGE_ATTENTION, st);
-    SS_TRY(prefetch(g, L->gate_up, t, pdl));
     if (!seams) {
         /* attn_sub_norm (BitNet); x += o(att): the residual add inside o's dequant */
         SS_TRY(linear_fused(g, L->o, s->att, attn_sub, eps, t, FUSE_RESIDUAL, 0, s->x, st));
         /* post_attention_layernorm; act = glu(gate_up(x)) inside gate_up's dequant */
         SS_TRY(linear_fused(g, L->gate_up, s->x, norms + g->norm_len, eps, t, FUSE_GLU, relu2, s->act, st));
-        SS_TRY(prefetch(g, L->down, t, pdl));
-        SS_TRY(prefetch(g, next_qkv, t, pdl));
         /* ffn_sub_norm (BitNet): glu -> norm + quant -> down; x += down(act) */
         return linear_fused(g, L->down, s->act, ffn_sub, eps, t, FUSE_RESIDUAL, 0, s->x, st);
     }
@@ -697,13 +677,13 @@ static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_b
     SS_TRY(seam_residual(g, L->o, t, s->x, L->gate_up, norms + g->norm_len, eps, st));
     /* act = glu(gate_up(x)) inside gate_up's dequant */
     SS_TRY(seam_gemm(g, L->gate_up, g->nq.p, t, st));
-    SS_TRY(prefetch(g, L->down, t, pdl));
     SS_TRY(ss_linear_dequant_glu(L->gate_up, g->cd.p, g->nsa.p, t, relu2, s->act));
     MARK(g, SS_GPU_STAGE_DEQUANT, st);
     /* ffn_sub_norm (BitNet) + quant -> down; x += down(act) and the next layer's input_layernorm + qkv quant */
-    SS_TRY(prefetch(g, next_qkv, t, pdl));
     SS_TRY(seam_quant_gemm(g, L->down, s->act, ffn_sub, eps, t, st));
-    return seam_residual(g, L->down, t, s->x, next_qkv, next_qkv ? norms + per_layer : NULL, eps, st);
+    int last = li + 1 == cfg->num_hidden_layers;
+    return seam_residual(g, L->down, t, s->x, last ? NULL : m->layers[li + 1].qkv,
+                         last ? NULL : norms + per_layer, eps, st);
 }
 
 /* Hands the residual stream to the layer hook (a host copy: tests only). */

@@ -175,14 +175,6 @@ int ss_kernel_pdl_on(int device);
  * blocks resident early). Larger batches launch exactly as SS_PDL=0. */
 #define SS_PDL_MAX_ROWS 512
 
-/* Asks L2 to pull up to SS_PREFETCH_SPANS device ranges (p[i], bytes[i];
- * NULL or 0 = none) in from HBM (prefetch.cu: why and how); a no-op below cc
- * 9.0. A programmatic dependent launch when pdl (it waits for the previous
- * kernel before it exits, like every PDL kernel). */
-#define SS_PREFETCH_SPANS 2
-cudaError_t ss_kernel_l2_prefetch(const void *const *p, const size_t *bytes, int n, int pdl,
-                                  cudaStream_t stream);
-
 #ifdef __cplusplus
 }
 #endif
