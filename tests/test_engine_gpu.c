@@ -31,14 +31,15 @@
  *   - programmatic dependent launch: the same script (prefills in between,
  *     so eager launches too) with SS_PDL=0 and with PDL on, graphs on and
  *     off: bit-identical logits and ids (PDL changes when a kernel may start,
- *     never what it computes), and SS_PDL=0 really turned it off.
+ *     never what it computes), SS_PDL=0 really turned it off and the
+ *     default really turned it on at cc >= 9.0; on cuBLASLt, and on
+ *     sm90dense where it is built (the CUTLASS GEMMs as PDL launches).
  */
 #include "support/engine_fixture.h"
 
-#include <cuda_runtime_api.h> /* the device's compute capability */
-
 #include "engine/cuda/engine_gpu.h" /* graph counters */
 #include "engine/model.h" /* ss_model_forward_next: sampled ids from the device */
+#include "slidesparse/bench.h" /* ss_device_info_get: the compute capability */
 
 #include <math.h>
 #include <string.h>
@@ -441,9 +442,10 @@ static void test_pdl_bit_identical(void **st) {
     ss_test_tmpdir(tmp, sizeof tmp);
     quantize_int8("bitnet", tmp, qdir, sizeof qdir);
     ss_engine_fixture_dir("llama", bf16, sizeof bf16);
-    int major = 0;
-    assert_int_equal(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0), cudaSuccess);
     ss_context *probe = gpu_ctx();
+    ss_device_info info;
+    assert_ok(ss_device_info_get(probe, 0, &info));
+    int major = info.key.cc / 10;
     int sm90 = ss_linear_supports(probe, SS_BACKEND_SM90DENSE, SS_DTYPE_I8, SS_PATTERN_DENSE) == NULL;
     ss_context_destroy(probe);
     const struct {
