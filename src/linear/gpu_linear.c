@@ -14,7 +14,7 @@
 static int64_t ceil32(int64_t x) { return (x + 31) / 32 * 32; }
 
 /* Whether g's kernels on m rows are programmatic dependent launches. */
-static int pdl_at(const ss_gpu_linear *g, int64_t m) { return g->pdl && m <= SS_PDL_MAX_ROWS; }
+static int pdl_at(const ss_gpu_linear *g, int64_t m) { return ss_pdl_for(g->pdl, m); }
 
 cudaDataType_t ss_cuda_data_type(ss_dtype t) {
     switch (t) {

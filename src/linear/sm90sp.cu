@@ -154,7 +154,7 @@ static ss_status gemm_fused(sm_linear *c, const void *q, const float *sa, int64_
                 v == SM_SPLITK ? split_count(m, g->n_pad, g->kq, st->sms) : 0,
                 /* as gpu_linear.c decides for the quant / dequant kernels: PDL cost the
                    sm90dense prefill at M 16384 11% on the H100 (188k -> 167k tokens/s) */
-                g->pdl && m <= SS_PDL_MAX_ROWS};
+                ss_pdl_for(g->pdl, m)};
     cudaStream_t s = ss_cuda_stream(g->ctx);
     ss_cuda_buf *ws = &st->workspace;
     int fp8 = g->qdt == SS_DTYPE_F8_E4M3;

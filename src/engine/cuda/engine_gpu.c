@@ -713,7 +713,7 @@ static ss_status body(ss_model *m, ss_kv_cache *c, const dev_batch *b, int64_t t
     gpu_scratch *s = &g->s;
     int64_t h = cfg->hidden_size;
     int seams = g->seams;
-    int pdl = g->pdl && t <= SS_PDL_MAX_ROWS; /* as the linears decide for their kernels */
+    int pdl = ss_pdl_for(g->pdl, t); /* as the linears decide for their kernels */
     if (seams)
         SS_TRY(seams_reserve(g, m, t)); /* grows only before the first step of a size: never in a capture */
     CU(ss_embed_cuda(g->embed, b->ids, t, h, s->x, pdl, st), "embedding gather");

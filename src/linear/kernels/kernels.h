@@ -174,6 +174,9 @@ int ss_kernel_pdl_on(int device);
  * large grids (prefill M 16384 -2%: every block's wait, and dependents'
  * blocks resident early). Larger batches launch exactly as SS_PDL=0. */
 #define SS_PDL_MAX_ROWS 512
+/* The one rule every launcher follows: PDL for a batch of `rows` when the
+ * switch decided at load (on: ss_kernel_pdl_on) allows it. */
+static inline int ss_pdl_for(int on, int64_t rows) { return on && rows <= SS_PDL_MAX_ROWS; }
 
 #ifdef __cplusplus
 }
