@@ -662,24 +662,16 @@ cudaError_t launch_rows_v(const uint16_t *x, const uint16_t *gamma, float eps, i
                 return e;
         }
     }
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3((unsigned)m_pad);
-    cfg.blockDim = dim3((unsigned)threads);
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = pdl ? 1 : 0;
+    const dim3 grid((unsigned)m_pad), block((unsigned)threads);
     if (ep)
-        return cudaLaunchKernelEx(&cfg, quant_rows_resid_kernel<Q, H, V>, m, geo, geo.g / 4, nz,
-                                  (uint8_t *)q, sa, (const uint4 *)gamma, eps, *ep);
+        return ss_launch(pdl, quant_rows_resid_kernel<Q, H, V>, grid, block, smem, stream, m, geo,
+                         geo.g / 4, nz, (uint8_t *)q, sa, (const uint4 *)gamma, eps, *ep);
     if (gamma)
-        return cudaLaunchKernelEx(&cfg, quant_rows_norm_kernel<Q, H, V>, (const uint4 *)x, m, geo,
-                                  geo.g / 4, nz, (uint8_t *)q, sa, (const uint4 *)gamma, eps);
-    return cudaLaunchKernelEx(&cfg, quant_rows_kernel<Q, H, V, GM>, (const uint4 *)x, m, geo,
-                              geo.g / 4, nz, (uint8_t *)q, sa);
+        return ss_launch(pdl, quant_rows_norm_kernel<Q, H, V>, grid, block, smem, stream,
+                         (const uint4 *)x, m, geo, geo.g / 4, nz, (uint8_t *)q, sa,
+                         (const uint4 *)gamma, eps);
+    return ss_launch(pdl, quant_rows_kernel<Q, H, V, GM>, grid, block, smem, stream, (const uint4 *)x,
+                     m, geo, geo.g / 4, nz, (uint8_t *)q, sa);
 }
 
 template <int Q, int H>
