@@ -389,6 +389,16 @@ static void script_env(const char *dir, ss_backend b, const char *graphs, const 
     ss_context_destroy(ctx);
 }
 
+/* The vocabulary size of the model in dir (a throwaway load on backend b). */
+static int64_t vocab_of(ss_backend b, const char *dir) {
+    ss_context *ctx = gpu_ctx();
+    ss_model *m = load(ctx, b, dir);
+    int64_t v = ss_model_get_config(m)->vocab_size;
+    ss_model_destroy(m);
+    ss_context_destroy(ctx);
+    return v;
+}
+
 static void script_with(const char *dir, const char *graphs, float *out, int32_t *ids, int64_t *captures,
                         int64_t *replays) {
     script_env(dir, SS_BACKEND_CUBLASLT, graphs, NULL, out, ids, captures, replays, NULL);
@@ -404,12 +414,7 @@ static void test_decode_graphs(void **st) {
     dirs[0] = qdir;
     dirs[1] = bf16;
     for (int d = 0; d < 2; d++) {
-        ss_context *probe = gpu_ctx();
-        ss_model *pm = load(probe, SS_BACKEND_CUBLASLT, dirs[d]);
-        int64_t v = ss_model_get_config(pm)->vocab_size;
-        ss_model_destroy(pm);
-        ss_context_destroy(probe);
-        size_t n = (size_t)SCRIPT_LOGITS * (size_t)v;
+        size_t n = (size_t)SCRIPT_LOGITS * (size_t)vocab_of(SS_BACKEND_CUBLASLT, dirs[d]);
         float *off = malloc(n * 4), *on = malloc(n * 4);
         int32_t ids_off[SCRIPT_LOGITS], ids_on[SCRIPT_LOGITS];
         int64_t cap_off = -1, rep_off = -1, cap_on = -1, rep_on = -1;
@@ -455,12 +460,7 @@ static void test_pdl_bit_identical(void **st) {
                  {bf16, "llama BF16 cublaslt", SS_BACKEND_CUBLASLT},
                  {qdir, "bitnet INT8 sm90dense", SS_BACKEND_SM90DENSE}};
     for (int d = 0; d < (sm90 ? 3 : 2); d++) {
-        probe = gpu_ctx();
-        ss_model *pm = load(probe, runs[d].b, runs[d].dir);
-        int64_t v = ss_model_get_config(pm)->vocab_size;
-        ss_model_destroy(pm);
-        ss_context_destroy(probe);
-        size_t n = (size_t)SCRIPT_LOGITS * (size_t)v;
+        size_t n = (size_t)SCRIPT_LOGITS * (size_t)vocab_of(runs[d].b, runs[d].dir);
         float *off = malloc(n * 4), *on = malloc(n * 4);
         int32_t ids_off[SCRIPT_LOGITS], ids_on[SCRIPT_LOGITS];
         for (int g = 0; g < 2; g++) {
