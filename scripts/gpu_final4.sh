@@ -7,6 +7,7 @@
 #   bench   bench decode M 64,128,256,512 and bench prefill M 4096,16384 (--scale quick): dense
 #           (cublaslt, sm90dense) and 2_4 / 2_8 (cusparselt, sm90sp) with that table; the dense
 #           decode rows again with SS_PDL=0 (programmatic dependent launch off)
+#   prof    decode --profile at M 64 and 512 (cuBLASLt, sm90dense): the stage split per step
 #   kernels bench kernel --preset bitnet-2b INT8 + FP8, 2_4..2_10, M 64..16384, sm90 and plain,
 #           one table tuned for those M first (issue #9's full table)
 # Logs under $OUT.
@@ -53,6 +54,14 @@ bench)
   timeout 100 $S bench decode --model $D --backend cublaslt --M 64 --profile --out /tmp/prof >"$out/decode_profile.log" 2>&1
   echo "profile rc=$?"
   echo "done at ${SECONDS}s" ;;
+prof)
+  export SS_TUNING_DIR=$T
+  for be in cublaslt sm90dense; do
+    for m in 64 512; do
+      timeout 120 $S bench decode --model $D --backend $be --M $m --profile --out /tmp/prof >"$out/profile_${be}_$m.log" 2>&1
+      echo "profile $be M $m rc=$?"; sed -n '/stages per step/,/host /p' "$out/profile_${be}_$m.log"
+    done
+  done ;;
 kernels)
   Ms=64,256,1024,4096,16384
   for extra in "" "--sm90sp --sm90dense"; do
