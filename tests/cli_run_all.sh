@@ -111,8 +111,8 @@ done
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
 S2=$(ls r2/run_all_*_status.json | head -1)
-grep -A3 "\"task\": $REDO," "$S2" | grep -q '"state": "running"' || fail "killed run: task $REDO not 'running' in $S2"
-grep -A3 '"task": 3,' "$S2" | grep -q '"state": "done"' || fail "killed run: task 3 not 'done'"
+[[ $(grep -A3 "\"task\": $REDO," "$S2") == *'"state": "running"'* ]] || fail "killed run: task $REDO not 'running' in $S2"
+[[ $(grep -A3 '"task": 3,' "$S2") == *'"state": "done"'* ]] || fail "killed run: task 3 not 'done'"
 "$B" run-all --out r2 --resume >out4 2>err4 || fail "resume exit $?: $(tail -3 err4 out4)"
 grep -q "task 3 (.*): done in the interrupted run, kept" out4 || fail "resume did not keep task 3: $(head out4)"
 grep -q "start: task $REDO" out4 || fail "resume did not redo task $REDO"
@@ -167,8 +167,8 @@ if [[ $(id -u) == 0 ]] && mount -t tmpfs -o size=3m tmpfs small 2>/dev/null; the
   trap 'umount "$T/small" 2>/dev/null; rm -rf "$T"' EXIT
   "$B" run-all --out small/r --dtypes int8 --tasks 1,2 >out5 2>err5 && fail "full disk: exit 0"
   S5=$(ls small/r/run_all_*_status.json | head -1)
-  grep -A6 '"task": 2,' "$S5" | grep -q '"error": "SS_ENOSPC: ' || fail "full disk: no ENOSPC for task 2 in $S5"
-  grep -A3 '"task": 1,' "$S5" | grep -q '"state": "done"' || fail "full disk: task 1 not done"
+  [[ $(grep -A6 '"task": 2,' "$S5") == *'"error": "SS_ENOSPC: '* ]] || fail "full disk: no ENOSPC for task 2 in $S5"
+  [[ $(grep -A3 '"task": 1,' "$S5") == *'"state": "done"'* ]] || fail "full disk: task 1 not done"
   [[ -z $(find small -name '*.tmp*' -o -name '*.reserve') ]] || fail "full disk: left $(find small -name '*.tmp*')"
   umount small && echo "ok: full disk recorded as SS_ENOSPC, nothing partial left"
 else
