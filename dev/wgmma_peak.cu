@@ -16,7 +16,7 @@
  *     peak (1979 dense / 3958 sparse TOPS at 1830 MHz, H100 SXM) and % of the
  *     peak scaled to the measured mean SM clock (= tensor-core efficiency per
  *     cycle), sparse / dense ratio at the same configuration;
- *   - NVML (dlopen, nothing to link): mean SM clock, mean board power
+ *   - NVML (ss_clocks_*, dlopen, nothing to link): mean SM clock, mean board power
  *     (instantaneous field when served), fraction of samples with a power /
  *     thermal clock event reason, sampled every ~2 ms after the first 25%.
  * Operands: INT8 s8.s8 -> s32 and FP8 e4m3.e4m3 -> f32; A from shared memory
@@ -40,12 +40,11 @@
  * core's f32 accumulation keeps fewer bits than IEEE; wrong layouts are off
  * by O(1) of it).
  *
- * sm_90a only (wgmma is an arch-specific instruction): the CMake dev target,
- * built for plain sm_90 / 80 / 89, compiles the kernels empty and the launcher
- * refuses ("skipped"). Build it for the device standalone:
- *   nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -Isrc -Idev \
- *        dev/wgmma_peak.cu -o wgmma_peak -ldl
- * Usage: wgmma_peak [quick]   (quick: ~60 ms per case, SW128 layout only)
+ * sm_90a only (wgmma is an arch-specific instruction): CMake builds the dev
+ * target dev_wgmma_peak for sm_90a alone when 90 is in CMAKE_CUDA_ARCHITECTURES;
+ * a build without it compiles the kernels empty and the launcher refuses
+ * ("skipped"). NVML through the kernel benchmark's sampler (src/bench/clocks.h).
+ * Usage: dev_wgmma_peak [quick]   (quick: ~60 ms per case, SW128 layout only)
  *
  * Measured (H100 SXM, 700 W cap, 2026-11-26; bench/sparse_gemm_sm90.md has the table):
  * dense wgmma 100% of the clock-adjusted peak (INT8 ~1800 TOPS at ~1650 MHz, FP8 ~1620
@@ -55,7 +54,6 @@
  * reloaded by ld.shared 67% / 77-83%: no way around the smem port.
  */
 #include <cuda_runtime.h>
-#include <dlfcn.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -63,7 +61,8 @@
 #include <time.h>
 #include <vector>
 
-#include "bench/nvml_abi.h"
+#include "bench/clocks.h"
+#include "slidesparse/linear.h"
 #include "dev_common.h"
 
 namespace {
@@ -427,72 +426,7 @@ bool validate(const Data &D, const Variant &v) {
     return bad == 0;
 }
 
-// --- host: NVML ------------------------------------------------------------------------------
-
-struct Nvml {
-    ss_nvml_device dev = nullptr;
-    ss_nvml_clock_fn clock = nullptr;
-    ss_nvml_power_fn power = nullptr;
-    ss_nvml_fields_fn fields = nullptr;
-    ss_nvml_reasons_fn reasons = nullptr;
-};
-
-bool nvml_open(Nvml *n) {
-    void *lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!lib)
-        return false;
-    auto init = (ss_nvml_init_fn)dlsym(lib, "nvmlInit_v2");
-    auto by_pci = (ss_nvml_by_pci_fn)dlsym(lib, "nvmlDeviceGetHandleByPciBusId_v2");
-    n->clock = (ss_nvml_clock_fn)dlsym(lib, "nvmlDeviceGetClockInfo");
-    n->power = (ss_nvml_power_fn)dlsym(lib, "nvmlDeviceGetPowerUsage");
-    n->fields = (ss_nvml_fields_fn)dlsym(lib, "nvmlDeviceGetFieldValues");
-    n->reasons = (ss_nvml_reasons_fn)dlsym(lib, "nvmlDeviceGetCurrentClocksEventReasons");
-    if (!n->reasons)
-        n->reasons = (ss_nvml_reasons_fn)dlsym(lib, "nvmlDeviceGetCurrentClocksThrottleReasons");
-    char bus[32];
-    if (!init || !by_pci || !n->clock || init() != SS_NVML_SUCCESS ||
-        cudaDeviceGetPCIBusId(bus, sizeof bus, 0) != cudaSuccess || by_pci(bus, &n->dev) != SS_NVML_SUCCESS)
-        return false;
-    ss_nvml_field_value f = {};
-    f.fieldId = SS_NVML_FI_DEV_POWER_INSTANT;
-    if (!n->fields || n->fields(n->dev, 1, &f) != SS_NVML_SUCCESS || f.nvmlReturn != SS_NVML_SUCCESS)
-        n->fields = nullptr;
-    return true;
-}
-
-struct Sample {
-    unsigned mhz;
-    double w;
-    bool capped;
-};
-
-double field_mw(const ss_nvml_field_value &f) {
-    switch (f.valueType) {
-    case SS_NVML_VALUE_DOUBLE: return f.value.dVal;
-    case SS_NVML_VALUE_UINT: return f.value.uiVal;
-    case SS_NVML_VALUE_ULONG: return (double)f.value.ulVal;
-    case SS_NVML_VALUE_ULONGLONG: return (double)f.value.ullVal;
-    case SS_NVML_VALUE_SLONGLONG: return (double)f.value.sllVal;
-    case SS_NVML_VALUE_SINT: return f.value.siVal;
-    default: return -1000;
-    }
-}
-
-Sample nvml_read(const Nvml &n) {
-    Sample s = {0, -1, false};
-    unsigned mw = 0;
-    n.clock(n.dev, SS_NVML_CLOCK_SM, &s.mhz);
-    ss_nvml_field_value f = {};
-    f.fieldId = SS_NVML_FI_DEV_POWER_INSTANT;
-    if (n.fields && n.fields(n.dev, 1, &f) == SS_NVML_SUCCESS && f.nvmlReturn == SS_NVML_SUCCESS)
-        s.w = field_mw(f) / 1000.0;
-    else if (n.power && n.power(n.dev, &mw) == SS_NVML_SUCCESS)
-        s.w = mw / 1000.0;
-    unsigned long long r = 0;
-    if (n.reasons && n.reasons(n.dev, &r) == SS_NVML_SUCCESS)
-        s.capped = (r & SS_NVML_REASONS_CAPPED) != 0;
-    return s;
-}
+// --- host: NVML (the kernel benchmark's sampler, src/bench/clocks.h) ----------------------------
 
 double now_s() {
     timespec ts;
@@ -508,7 +442,7 @@ struct Result {
 };
 
 /* The variant on every SM (ctas per SM x wgs warpgroups) for ~target_ms, NVML sampled meanwhile. */
-Result measure(const Data &D, const Variant &v, int wgs, int ctas, double target_ms, const Nvml *nv, int sms) {
+Result measure(const Data &D, const Variant &v, int wgs, int ctas, double target_ms, ss_clocks *nv, int sms) {
     Result R = {false, 0, 0, 0, 0, 0};
     prepare(v.fn);
     int occ = 0;
@@ -534,18 +468,12 @@ Result measure(const Data &D, const Variant &v, int wgs, int ctas, double target
     iters = std::max(2LL, (long long)(iters * target_ms / fmax(ms, 1e-3)) & ~1LL); // AM_RSLD: even
     run(iters);
     double t0 = now_s(), skip = 0.25 * target_ms * 1e-3;
-    double sum_mhz = 0, sum_w = 0;
-    int n = 0, nw = 0, ncap = 0;
+    ss_clock_stats st = {};
     while (cudaEventQuery(b) == cudaErrorNotReady) {
         if (nv && now_s() - t0 > skip) {
-            Sample s = nvml_read(*nv);
-            if (s.mhz) {
-                sum_mhz += s.mhz;
-                n++;
-                ncap += s.capped;
-            }
-            if (s.w >= 0)
-                sum_w += s.w, nw++;
+            ss_clock_sample s;
+            ss_clocks_read(nv, &s);
+            ss_clock_stats_add(&st, &s);
         }
         struct timespec ts = {0, 2000000};
         nanosleep(&ts, nullptr);
@@ -554,7 +482,8 @@ Result measure(const Data &D, const Variant &v, int wgs, int ctas, double target
     CK(cudaEventElapsedTime(&ms, a, b));
     const double k_eq = v.sparse ? 64 : 32, per_iter = v.sparse ? 2 : 4;
     double ops = (double)grid * wgs * iters * per_iter * 2.0 * 64 * v.n * k_eq;
-    R = {true, ops / (ms * 1e-3) / 1e12, n ? sum_mhz / n : 0, nw ? sum_w / nw : -1, n ? (double)ncap / n : 0, ms};
+    ss_bench_clock c = ss_clock_stats_summary(&st);
+    R = {true, ops / (ms * 1e-3) / 1e12, c.samples ? c.sm_mhz_mean : 0, c.power_w, c.capped > 0 ? c.capped : 0, ms};
     CK(cudaEventDestroy(a));
     CK(cudaEventDestroy(b));
     return R;
@@ -589,11 +518,12 @@ int main(int argc, char **argv) {
     bool all_ok = true;
     for (const Variant &v : vs)
         all_ok &= validate(D, v);
-    Nvml nv;
-    bool have_nvml = nvml_open(&nv);
-    printf("\n# 2. throughput, every SM busy, ~%d ms per case; NVML %s\n", quick ? 60 : 250,
-           have_nvml ? (nv.fields ? "(power: instantaneous field)" : "(power: nvmlDeviceGetPowerUsage, 1 s average)")
-                     : "not available");
+    ss_context *ctx = nullptr;
+    ss_clocks *nv = nullptr;
+    char why[256];
+    SS_CK(ss_context_create(0, &ctx));
+    SS_CK(ss_clocks_open(ctx, &nv, why, sizeof why));
+    printf("\n# 2. throughput, every SM busy, ~%d ms per case; clocks: %s\n", quick ? 60 : 250, why);
     printf("# TOPS dense-equivalent; %%nom: of 1979 (dense) / 3958 (sparse) at 1830 MHz; %%clk: of that peak scaled "
            "to the mean SM clock; sp/dn: sparse TOPS / dense TOPS of the same row config\n");
     printf("%-28s wg cta |    TOPS  %%nom  %%clk |  MHz     W  cap%% |   ms | sp/dn\n", "variant");
@@ -611,7 +541,7 @@ int main(int argc, char **argv) {
             Result r[2];
             for (int j = 0; j < 2; j++) {
                 const Variant &v = vs[i + j];
-                r[j] = measure(D, v, c[0], c[1], target, have_nvml ? &nv : nullptr, sms);
+                r[j] = measure(D, v, c[0], c[1], target, nv, sms);
                 char nb[64];
                 if (!r[j].ran) {
                     printf("%-28s %2d %3d |  (does not fit %d CTAs per SM)\n", vname(v, nb), c[0], c[1], c[1]);
@@ -627,6 +557,8 @@ int main(int argc, char **argv) {
             }
         }
     }
+    ss_clocks_close(nv);
+    ss_context_destroy(ctx);
     printf("\nvalidation: %s\n", all_ok ? "all variants match the CPU reference" : "SOME VARIANTS FAILED");
     return all_ok ? 0 : 1;
 }

@@ -15,6 +15,10 @@
 
 #include "slidesparse/bench.h"
 
+#ifdef __cplusplus
+extern "C" { /* dev/wgmma_peak.cu samples with it too */
+#endif
+
 /* One reading. */
 typedef struct {
     unsigned sm_mhz;           /* 0: the clock query failed */
@@ -65,5 +69,9 @@ typedef struct {
     ss_clock_stats stats;
 } ss_clock_recorder;
 void ss_clock_recorder_sample(void *user);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
