@@ -31,6 +31,45 @@ __global__ void dequant_i32(const int32_t *__restrict__ d, const float *__restri
     __stcs((uint4 *)(y + r * n + c0), make_uint4(o[0], o[1], o[2], o[3]));
 }
 
+/* The INT32 GEMM output and what the dequant reads / writes, per rotating set
+ * (both baselines time the same dequant after their GEMM). */
+struct EpiSet {
+    int32_t *d;
+    float *sa, *sb;
+    uint16_t *bias, *y;
+};
+
+static void epi_alloc(EpiSet &e, int m, int n, uint32_t seed) {
+    CK(cudaMalloc(&e.d, (size_t)m * n * 4));
+    CK(cudaMalloc(&e.sa, (size_t)m * 4));
+    CK(cudaMalloc(&e.sb, (size_t)n * 4));
+    CK(cudaMalloc(&e.bias, (size_t)n * 2));
+    CK(cudaMalloc(&e.y, (size_t)m * n * 2));
+    fill_f32<<<kGrid, kBlock>>>(e.sa, m, seed, 1e-3f, 2e-2f);
+    fill_f32<<<kGrid, kBlock>>>(e.sb, n, seed + 100, 1e-3f, 2e-2f);
+    fill_bias<<<kGrid, kBlock>>>(e.bias, n, seed + 200);
+}
+
+static void epi_free(EpiSet &e) {
+    cudaFree(e.d);
+    cudaFree(e.sa);
+    cudaFree(e.sb);
+    cudaFree(e.bias);
+    cudaFree(e.y);
+}
+
+/* dequant_i32 over the sets' GEMM outputs, rotating like the GEMM's timing. */
+template <class Set>
+static double time_dequant(std::vector<Set> &sets, int m, int n) {
+    int64_t nv = (int64_t)m * (n / 8);
+    double dq = time_rotating((int)sets.size(), 3, 15, [&](int i) {
+        const EpiSet &e = sets[i].e;
+        dequant_i32<<<(unsigned)((nv + 255) / 256), 256>>>(e.d, e.sa, e.sb, e.bias, m, n, e.y);
+    });
+    CK(cudaGetLastError());
+    return dq;
+}
+
 /* ---- dense cuBLASLt INT8 (TN, IMMA, INT32 out): D (n x m col-major) = W q^T ---- */
 struct Dense {
     cublasLtHandle_t lt;
@@ -45,9 +84,7 @@ struct DenseResult {
 static DenseResult time_dense(Dense &dn, int m, int n, int k) {
     struct DSet {
         int8_t *w, *q;
-        int32_t *d;
-        float *sa, *sb;
-        uint16_t *bias, *y;
+        EpiSet e;
     };
     size_t set_bytes = (size_t)n * k + (size_t)m * k + (size_t)m * n * 6;
     int ns = sets_for(set_bytes);
@@ -56,16 +93,9 @@ static DenseResult time_dense(Dense &dn, int m, int n, int k) {
         DSet &s = sets[i];
         CK(cudaMalloc(&s.w, (size_t)n * k));
         CK(cudaMalloc(&s.q, (size_t)m * k));
-        CK(cudaMalloc(&s.d, (size_t)m * n * 4));
-        CK(cudaMalloc(&s.sa, (size_t)m * 4));
-        CK(cudaMalloc(&s.sb, (size_t)n * 4));
-        CK(cudaMalloc(&s.bias, (size_t)n * 2));
-        CK(cudaMalloc(&s.y, (size_t)m * n * 2));
         fill_i8<<<kGrid, kBlock>>>(s.w, (int64_t)n * k, 100 + i);
         fill_i8<<<kGrid, kBlock>>>(s.q, (int64_t)m * k, 200 + i);
-        fill_f32<<<kGrid, kBlock>>>(s.sa, m, 300 + i, 1e-3f, 2e-2f);
-        fill_f32<<<kGrid, kBlock>>>(s.sb, n, 400 + i, 1e-3f, 2e-2f);
-        fill_bias<<<kGrid, kBlock>>>(s.bias, n, 500 + i);
+        epi_alloc(s.e, m, n, 300 + i);
     }
     CK(cudaDeviceSynchronize());
     cublasLtMatmulDesc_t op;
@@ -88,19 +118,14 @@ static DenseResult time_dense(Dense &dn, int m, int n, int k) {
     double best = 1e30;
     for (int h = 0; h < nh; ++h) {
         auto run = [&](int i) {
-            cublasLtMatmul(dn.lt, op, &one, sets[i].w, la, sets[i].q, lb, &zero, sets[i].d, ld,
-                           sets[i].d, ld, &heur[h].algo, dn.ws, dn.ws_bytes, 0);
+            cublasLtMatmul(dn.lt, op, &one, sets[i].w, la, sets[i].q, lb, &zero, sets[i].e.d, ld,
+                           sets[i].e.d, ld, &heur[h].algo, dn.ws, dn.ws_bytes, 0);
         };
         double t = time_rotating(ns, 3, 15, run);
         if (cudaGetLastError() == cudaSuccess)
             best = std::min(best, t);
     }
-    int64_t nv = (int64_t)m * (n / 8);
-    double dq = time_rotating(ns, 3, 15, [&](int i) {
-        dequant_i32<<<(unsigned)((nv + 255) / 256), 256>>>(sets[i].d, sets[i].sa, sets[i].sb,
-                                                           sets[i].bias, m, n, sets[i].y);
-    });
-    CK(cudaGetLastError());
+    double dq = time_dequant(sets, m, n);
     cublasLtMatmulPreferenceDestroy(pref);
     cublasLtMatrixLayoutDestroy(la);
     cublasLtMatrixLayoutDestroy(lb);
@@ -109,11 +134,7 @@ static DenseResult time_dense(Dense &dn, int m, int n, int k) {
     for (auto &s : sets) {
         cudaFree(s.w);
         cudaFree(s.q);
-        cudaFree(s.d);
-        cudaFree(s.sa);
-        cudaFree(s.sb);
-        cudaFree(s.bias);
-        cudaFree(s.y);
+        epi_free(s.e);
     }
     return {best, dq};
 }
@@ -152,9 +173,7 @@ static DenseResult time_cusparselt(cusparseLtHandle_t *h, int m, int n, int kp) 
     struct CSet {
         void *wc;
         int8_t *q;
-        int32_t *d;
-        float *sa, *sb;
-        uint16_t *bias, *y;
+        EpiSet e;
     };
     size_t set_bytes = csize + (size_t)m * kp + (size_t)m * n * 6;
     int ns = sets_for(set_bytes);
@@ -168,16 +187,9 @@ static DenseResult time_cusparselt(cusparseLtHandle_t *h, int m, int n, int kp) 
         CSet &s = sets[i];
         CK(cudaMalloc(&s.wc, csize + (1 << 20)));
         CK(cudaMalloc(&s.q, (size_t)m * kp));
-        CK(cudaMalloc(&s.d, (size_t)m * n * 4));
-        CK(cudaMalloc(&s.sa, (size_t)m * 4));
-        CK(cudaMalloc(&s.sb, (size_t)n * 4));
-        CK(cudaMalloc(&s.bias, (size_t)n * 2));
-        CK(cudaMalloc(&s.y, (size_t)m * n * 2));
         fill_w24<<<kGrid, kBlock>>>(wtmp, n, kp, 3000 + i);
         fill_i8<<<kGrid, kBlock>>>(s.q, (int64_t)m * kp, 3100 + i);
-        fill_f32<<<kGrid, kBlock>>>(s.sa, m, 3200 + i, 1e-3f, 2e-2f);
-        fill_f32<<<kGrid, kBlock>>>(s.sb, n, 3300 + i, 1e-3f, 2e-2f);
-        fill_bias<<<kGrid, kBlock>>>(s.bias, n, 3400 + i);
+        epi_alloc(s.e, m, n, 3200 + i);
         CKSP(cusparseLtSpMMACompress2(h, &ma, 1, CUSPARSE_OPERATION_TRANSPOSE, wtmp, s.wc, cbuf,
                                       0));
     }
@@ -192,32 +204,23 @@ static DenseResult time_cusparselt(cusparseLtHandle_t *h, int m, int n, int kp) 
     /* the search may pick split-K, whose workspace is larger: reserve generously */
     size_t ws_cap = std::max(ws_bytes, (size_t)256 << 20);
     CK(cudaMalloc(&ws, ws_cap));
-    CKSP(cusparseLtMatmulSearch(h, &plan, &one, sets[0].wc, sets[0].q, &zero, sets[0].d,
-                                sets[0].d, ws, &st0, 1));
+    CKSP(cusparseLtMatmulSearch(h, &plan, &one, sets[0].wc, sets[0].q, &zero, sets[0].e.d,
+                                sets[0].e.d, ws, &st0, 1));
     CKSP(cusparseLtMatmulGetWorkspace(h, &plan, &ws_bytes));
     if (ws_bytes > ws_cap) {
         fprintf(stderr, "cuSPARSELt workspace %zu > %zu\n", ws_bytes, ws_cap);
         exit(2);
     }
     double t = time_rotating(ns, 3, 20, [&](int i) {
-        cusparseLtMatmul(h, &plan, &one, sets[i].wc, sets[i].q, &zero, sets[i].d, sets[i].d, ws,
+        cusparseLtMatmul(h, &plan, &one, sets[i].wc, sets[i].q, &zero, sets[i].e.d, sets[i].e.d, ws,
                          &st0, 1);
     });
-    int64_t nv = (int64_t)m * (n / 8);
-    double dq = time_rotating(ns, 3, 15, [&](int i) {
-        dequant_i32<<<(unsigned)((nv + 255) / 256), 256>>>(sets[i].d, sets[i].sa, sets[i].sb,
-                                                           sets[i].bias, m, n, sets[i].y);
-    });
-    CK(cudaGetLastError());
+    double dq = time_dequant(sets, m, n);
     cudaFree(ws);
     for (auto &s : sets) {
         cudaFree(s.wc);
         cudaFree(s.q);
-        cudaFree(s.d);
-        cudaFree(s.sa);
-        cudaFree(s.sb);
-        cudaFree(s.bias);
-        cudaFree(s.y);
+        epi_free(s.e);
     }
     cusparseLtMatmulPlanDestroy(&plan);
     cusparseLtMatmulAlgSelectionDestroy(&sel);

@@ -574,41 +574,55 @@ static void sp_set_free(SpSet &s) {
     s = SpSet();
 }
 
-/* ---- CPU reference (int64 accumulate, then SPEC §4 in float) ---- */
-static void cpu_ref_i8(const std::vector<int8_t> &w, const std::vector<int8_t> &q,
-                       const std::vector<float> &sa, const std::vector<float> &sb,
-                       const std::vector<uint16_t> &bias, int m, int n, int kp,
-                       std::vector<uint16_t> &y) {
-    y.assign((size_t)m * n, 0);
+/* ---- CPU references ---- */
+
+/* What both references share: output columns spread over threads; each
+ * column's nonzero weights (decoded by wv, accumulated as Acc) dotted with
+ * every token row (qrow(r): that row's K' values), then out(r, c, acc). */
+template <class Acc, class WV, class QRow, class Out>
+static void cpu_ref_cols(const std::vector<int8_t> &w, int m, int n, int kp, WV wv, QRow qrow, Out out) {
     unsigned nt = std::max(1u, std::thread::hardware_concurrency());
     std::vector<std::thread> th;
     for (unsigned t = 0; t < nt; ++t)
         th.emplace_back([&, t]() {
             std::vector<int> nzi;
-            std::vector<int> nzv;
+            std::vector<Acc> nzv;
             for (int c = (int)t; c < n; c += (int)nt) {
                 nzi.clear();
                 nzv.clear();
                 for (int j = 0; j < kp; ++j)
                     if (w[(size_t)c * kp + j]) {
                         nzi.push_back(j);
-                        nzv.push_back(w[(size_t)c * kp + j]);
+                        nzv.push_back(wv(w[(size_t)c * kp + j]));
                     }
                 for (int r = 0; r < m; ++r) {
-                    const int8_t *qr = &q[(size_t)r * kp];
-                    int64_t acc = 0;
+                    const auto *qr = qrow(r);
+                    Acc acc = 0;
                     for (size_t z = 0; z < nzi.size(); ++z)
-                        acc += (int64_t)nzv[z] * qr[nzi[z]];
-                    volatile float v = (float)acc; /* volatile: no contraction */
-                    v = v * sa[r];
-                    v = v * sb[c];
-                    v = v + bf16_bits_to_f32(bias[c]);
-                    y[(size_t)r * n + c] = f32_to_bf16_bits(v);
+                        acc += nzv[z] * (Acc)qr[nzi[z]];
+                    out(r, c, acc);
                 }
             }
         });
     for (auto &x : th)
         x.join();
+}
+
+/* INT8: int64 accumulate, then SPEC §4 in float (bit-exact target). */
+static void cpu_ref_i8(const std::vector<int8_t> &w, const std::vector<int8_t> &q,
+                       const std::vector<float> &sa, const std::vector<float> &sb,
+                       const std::vector<uint16_t> &bias, int m, int n, int kp,
+                       std::vector<uint16_t> &y) {
+    y.assign((size_t)m * n, 0);
+    cpu_ref_cols<int64_t>(
+        w, m, n, kp, [](int8_t b) { return (int64_t)b; }, [&](int r) { return &q[(size_t)r * kp]; },
+        [&](int r, int c, int64_t acc) {
+            volatile float v = (float)acc; /* volatile: no contraction */
+            v = v * sa[r];
+            v = v * sb[c];
+            v = v + bf16_bits_to_f32(bias[c]);
+            y[(size_t)r * n + c] = f32_to_bf16_bits(v);
+        });
 }
 
 /* FP8: e4m3 decoded exactly, accumulated in double, the epilogue in double;
@@ -627,31 +641,10 @@ static void cpu_ref_f8(const std::vector<int8_t> &w, const std::vector<int8_t> &
     std::vector<double> qd(q.size());
     for (size_t i = 0; i < q.size(); ++i)
         qd[i] = e4m3_to_d((uint8_t)q[i]);
-    unsigned nt = std::max(1u, std::thread::hardware_concurrency());
-    std::vector<std::thread> th;
-    for (unsigned t = 0; t < nt; ++t)
-        th.emplace_back([&, t]() {
-            std::vector<int> nzi;
-            std::vector<double> nzv;
-            for (int c = (int)t; c < n; c += (int)nt) {
-                nzi.clear();
-                nzv.clear();
-                for (int j = 0; j < kp; ++j)
-                    if (w[(size_t)c * kp + j]) {
-                        nzi.push_back(j);
-                        nzv.push_back(e4m3_to_d((uint8_t)w[(size_t)c * kp + j]));
-                    }
-                for (int r = 0; r < m; ++r) {
-                    const double *qr = &qd[(size_t)r * kp];
-                    double acc = 0;
-                    for (size_t z = 0; z < nzi.size(); ++z)
-                        acc += nzv[z] * qr[nzi[z]];
-                    y[(size_t)r * n + c] = acc * sa[r] * sb[c] + bf16_bits_to_f32(bias[c]);
-                }
-            }
-        });
-    for (auto &x : th)
-        x.join();
+    cpu_ref_cols<double>(
+        w, m, n, kp, [](int8_t b) { return e4m3_to_d((uint8_t)b); },
+        [&](int r) { return &qd[(size_t)r * kp]; },
+        [&](int r, int c, double acc) { y[(size_t)r * n + c] = acc * sa[r] * sb[c] + bf16_bits_to_f32(bias[c]); });
 }
 
 template <class T>
