@@ -65,3 +65,13 @@ gpu_configure() {
     grep "slidesparse:" "$out/configure.log"
     return 0
 }
+
+# gpu_bitnet_models CLI DIR PATTERNS: the BitNet-2B the device scripts measure: synthesized
+# to DIR/BitNet-2B-BF16, INT8 at DIR/BitNet-2B-INT8, slid to PATTERNS (e.g. 2_4,2_8) under
+# DIR/slid (DIR/slid/BitNet-2B-INT8-SlideSparse-2_L); quiet, non-zero when a step fails.
+gpu_bitnet_models() {
+    local cli=$1 dir=$2 pats=$3
+    "$cli" synth --preset bitnet-2b --out "$dir/BitNet-2B-BF16" --force >/dev/null &&
+        "$cli" quantize --in "$dir/BitNet-2B-BF16" --dtype int8 --out "$dir/BitNet-2B-INT8" --force >/dev/null &&
+        "$cli" convert --in "$dir/BitNet-2B-INT8" --sparsity "$pats" --out-root "$dir/slid" --force >/dev/null
+}

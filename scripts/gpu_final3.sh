@@ -14,6 +14,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-final-logs}
 mkdir -p "$out"
+source scripts/gpu_common.sh
 source scripts/device_env.sh >/dev/null
 B=build-gpu S=build-gpu/slidesparse M=/tmp/models T=/tmp/tuning
 D=$M/BitNet-2B-INT8 S24=$M/slid/BitNet-2B-INT8-SlideSparse-2_4 S28=$M/slid/BitNet-2B-INT8-SlideSparse-2_8
@@ -25,9 +26,7 @@ build)
   echo "built at ${SECONDS}s"
   timeout 240 ctest --test-dir $B -R '^(test_gpu_linear|test_engine_gpu)$' --output-on-failure -V >"$out/ctest.log" 2>&1; echo "ctest rc=$?"
   grep -E "^[0-9]+: \[  (PASSED|FAILED|SKIPPED) |tests passed|FAILED" "$out/ctest.log" | head -20
-  { $S synth --preset bitnet-2b --out $M/BitNet-2B-BF16 --force >/dev/null &&
-    $S quantize --in $M/BitNet-2B-BF16 --dtype int8 --out $D --force >/dev/null &&
-    $S convert --in $D --sparsity 2_4,2_8 --out-root $M/slid --force >/dev/null; } || { echo "model prep failed"; exit 1; }
+  gpu_bitnet_models $S $M 2_4,2_8 || { echo "model prep failed"; exit 1; }
   echo "models at ${SECONDS}s"
   for extra in "" "--sm90sp --sm90dense"; do
     timeout 200 $S tune --preset bitnet-2b --dtype int8 --sparsity 2_4,2_8 --m-coarse 64,512,16384 \

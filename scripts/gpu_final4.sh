@@ -29,9 +29,7 @@ build)
   timeout 300 ctest --test-dir $B -R '^(test_gpu_linear|test_engine_gpu)$' --output-on-failure -V >"$out/ctest.log" 2>&1
   echo "ctest rc=$?"
   grep -E "^[0-9]+: \[  (PASSED|FAILED|SKIPPED) |tests passed|FAILED" "$out/ctest.log" | head -40
-  { $S synth --preset bitnet-2b --out $M/BitNet-2B-BF16 --force >/dev/null &&
-    $S quantize --in $M/BitNet-2B-BF16 --dtype int8 --out $D --force >/dev/null &&
-    $S convert --in $D --sparsity 2_4,2_8 --out-root $M/slid --force >/dev/null; } || { echo "model prep failed"; exit 1; }
+  gpu_bitnet_models $S $M 2_4,2_8 || { echo "model prep failed"; exit 1; }
   echo "models at ${SECONDS}s"
   for extra in "" "--sm90sp --sm90dense"; do
     timeout 240 $S tune --preset bitnet-2b --dtype int8 --sparsity 2_4,2_8 --m-coarse 64,128,256,512,4096,16384 \

@@ -13,6 +13,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-profile-logs}
 mkdir -p "$out"
+source scripts/gpu_common.sh
 source scripts/device_env.sh >/dev/null
 export SS_TUNING_DIR=${SS_TUNING_DIR:-$PWD/.carry/tuning}
 B=build-gpu
@@ -20,10 +21,7 @@ cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=
     -DCUSPARSELT_ROOT="$CUSPARSELT_ROOT" >"$out/configure.log" 2>&1 || { tail -20 "$out/configure.log"; exit 1; }
 cmake --build $B -j "$(nproc)" --target slidesparse >"$out/build.log" 2>&1 || { grep error "$out/build.log" | head; exit 1; }
 S=$B/slidesparse M=$B/prof-models
-[[ -f $M/BitNet-2B-INT8/config.json ]] || {
-    $S synth --preset bitnet-2b --out $M/BitNet-2B-BF16 --force >/dev/null &&
-    $S quantize --in $M/BitNet-2B-BF16 --dtype int8 --out $M/BitNet-2B-INT8 --force >/dev/null &&
-    $S convert --in $M/BitNet-2B-INT8 --sparsity 2_4,2_8 --out-root $M/slid --force >/dev/null; } || exit 1
+[[ -f $M/BitNet-2B-INT8/config.json ]] || gpu_bitnet_models $S $M 2_4,2_8 || exit 1
 D=$M/BitNet-2B-INT8 S24=$M/slid/BitNet-2B-INT8-SlideSparse-2_4 S28=$M/slid/BitNet-2B-INT8-SlideSparse-2_8
 echo "models ready at ${SECONDS}s"
 for spec in "dec_dense:$D:" "dec_24:$S24:" "dec_24_nographs:$S24:SS_CUDA_GRAPHS=0" "dec_dense_prof:$D::--profile" "dec_24_prof:$S24::--profile"; do
