@@ -140,15 +140,7 @@ static DenseResult time_dense(Dense &dn, int m, int n, int k) {
 }
 
 #ifdef SS_WITH_CUSPARSELT
-#define CKSP(x)                                                                        \
-    do {                                                                               \
-        cusparseStatus_t s_ = (x);                                                     \
-        if (s_ != CUSPARSE_STATUS_SUCCESS) {                                           \
-            fprintf(stderr, "%s:%d: %s: cusparse status %d\n", __FILE__, __LINE__, #x, \
-                    (int)s_);                                                          \
-            exit(2);                                                                   \
-        }                                                                              \
-    } while (0)
+#define CKSP(x) CK_STATUS(cusparseStatus_t, CUSPARSE_STATUS_SUCCESS, "cusparse", x)
 
 /* cuSPARSELt INT8 2:4 the way src/linear/cusparselt.c calls it: W' (N, K')
  * row-major = structured column-major K' x N, op T; q = dense K' x M col-major;

@@ -81,15 +81,17 @@
             exit(2);                                                                           \
         }                                                                                      \
     } while (0)
-#define CKLT(x)                                                                      \
-    do {                                                                             \
-        cublasStatus_t s_ = (x);                                                     \
-        if (s_ != CUBLAS_STATUS_SUCCESS) {                                           \
-            fprintf(stderr, "%s:%d: %s: cublas status %d\n", __FILE__, __LINE__, #x, \
-                    (int)s_);                                                        \
-            exit(2);                                                                 \
-        }                                                                            \
+/* A library call returning a status enum (T, success value OK, library name LIB). */
+#define CK_STATUS(T, OK, LIB, x)                                                        \
+    do {                                                                                \
+        T s_ = (x);                                                                     \
+        if (s_ != OK) {                                                                 \
+            fprintf(stderr, "%s:%d: %s: " LIB " status %d\n", __FILE__, __LINE__, #x,   \
+                    (int)s_);                                                           \
+            exit(2);                                                                    \
+        }                                                                               \
     } while (0)
+#define CKLT(x) CK_STATUS(cublasStatus_t, CUBLAS_STATUS_SUCCESS, "cublas", x)
 
 /* ======================================================================== */
 /* The kernel family                                                         */
