@@ -126,6 +126,23 @@ static void check_case(ss_context *ctx, ss_rng *r, const lin_case *c, int64_t m)
     assert_ok(ss_linear_dequant_residual(lin, d, sa, m, r2));
     expect_equal(r1, r2, (size_t)(m * n) * 2, c, m, "dequant_residual != dequant then add");
 
+    /* ss_linear_gemm_op == the stages it stands for (the CPU backend runs them) */
+    void *d2 = malloc((size_t)(mp * n) * 4);
+    uint16_t *y2 = malloc((size_t)(m * n) * 2);
+    assert_false(ss_linear_gemm_op_fused(lin, m, SS_LINEAR_OP_PLAIN));
+    assert_ok(ss_linear_gemm_op(lin, q, sa, m, SS_LINEAR_OP_PLAIN, d2, y2));
+    expect_equal(y, y2, (size_t)(m * n) * 2, c, m, "gemm_op plain != gemm then dequant");
+    if (n % 2 == 0) {
+        memset(a2, 0x7f, (size_t)(m * inter) * 2);
+        assert_ok(ss_linear_gemm_op(lin, q, sa, m, SS_LINEAR_OP_GLU_RELU2, d2, a2));
+        expect_equal(a1, a2, (size_t)(m * inter) * 2, c, m, "gemm_op glu != dequant then glu");
+    }
+    memcpy(r2, resid0, (size_t)(m * n) * 2);
+    assert_ok(ss_linear_gemm_op(lin, q, sa, m, SS_LINEAR_OP_RESIDUAL, d2, r2));
+    expect_equal(r1, r2, (size_t)(m * n) * 2, c, m, "gemm_op residual != dequant then add");
+    free(d2);
+    free(y2);
+
     free(q);
     free(sa);
     free(d);
@@ -239,6 +256,12 @@ static void test_rejects(void **state) {
     assert_fails(ss_linear_forward_residual(NULL, x, NULL, 0.0f, 1, resid), SS_EINVAL, "NULL");
     assert_ok(ss_linear_forward_residual(odd, NULL, NULL, 0.0f, 0, NULL));
     assert_fails(ss_linear_forward_glu(odd, NULL, NULL, 0.0f, 0, 1, NULL), SS_EINVAL, "even n");
+    int8_t q[16 * 32] = {0};
+    assert_fails(ss_linear_gemm_op(odd, q, sa, 1, SS_LINEAR_OP_GLU_SILU, d, act), SS_EINVAL, "even n");
+    assert_fails(ss_linear_gemm_op(odd, q, sa, 1, (ss_linear_op)7, d, resid), SS_EINVAL, "unknown op");
+    assert_fails(ss_linear_gemm_op(odd, q, sa, 1, SS_LINEAR_OP_RESIDUAL, NULL, resid), SS_EINVAL,
+                 "scratch");
+    assert_ok(ss_linear_gemm_op(odd, NULL, NULL, 0, SS_LINEAR_OP_PLAIN, NULL, NULL));
     free(w);
     free(scale);
     free(bias);

@@ -175,6 +175,29 @@ ss_status ss_linear_dequant_glu(ss_linear *lin, const void *d, const float *sa, 
 ss_status ss_linear_dequant_residual(ss_linear *lin, const void *d, const float *sa, int64_t m,
                                      uint16_t *resid);
 
+/* The GEMM stage followed by the dequant stage and the elementwise op that
+ * comes after the projection, for a caller that has quantized already (the
+ * engine between its fused norm / quant kernels):
+ *   SS_LINEAR_OP_PLAIN       out (m, n)   = ss_linear_dequant of the GEMM
+ *   SS_LINEAR_OP_GLU_RELU2 / SS_LINEAR_OP_GLU_SILU
+ *                            out (m, n/2) = ss_linear_dequant_glu (n even)
+ *   SS_LINEAR_OP_RESIDUAL    out (m, n)  += as ss_linear_dequant_residual
+ * with exactly their results. q, sa: the quant stage's output for m rows
+ * (q allocated for m_pad rows, as ss_linear_gemm takes it). d: scratch of
+ * (m_pad, n) 4-byte values for the unfused form. A backend whose GEMM can
+ * apply the op itself runs one kernel and leaves d untouched:
+ * ss_linear_gemm_op_fused says whether it does at m rows. BF16 output only. */
+typedef enum {
+    SS_LINEAR_OP_PLAIN = 0,
+    SS_LINEAR_OP_GLU_RELU2,
+    SS_LINEAR_OP_GLU_SILU,
+    SS_LINEAR_OP_RESIDUAL,
+} ss_linear_op;
+
+ss_status ss_linear_gemm_op(ss_linear *lin, const void *q, const float *sa, int64_t m,
+                            ss_linear_op op, void *d, uint16_t *out);
+int ss_linear_gemm_op_fused(ss_linear *lin, int64_t m, ss_linear_op op);
+
 /* The seam between two projections of a pre-norm block, in one pass over the
  * residual stream: a's residual-fused dequant followed by the RMSNorm-fused
  * quant stage of the next projection b,

@@ -89,6 +89,13 @@ typedef struct ss_backend_ops {
     ss_status (*residual_rmsnorm_quant)(ss_linear *a, const void *d, const float *sa, int64_t m,
                                         uint16_t *resid, ss_linear *b, const uint16_t *gamma,
                                         float eps, void *q, float *sq);
+    /* Optional (linear.h ss_linear_gemm_op): the GEMM with the dequant and the
+     * op in its own epilogue; linear.c has checked the arguments. Returns
+     * SS_EUNSUPPORTED (no error text) when it cannot at this m / op, and
+     * linear.c then runs the stages. gemm_op_fused says beforehand. */
+    ss_status (*gemm_op)(ss_linear *lin, const void *q, const float *sa, int64_t m, int op,
+                         uint16_t *out);
+    int (*gemm_op_fused)(ss_linear *lin, int64_t m, int op);
     /* 1: the dequant is fused into the GEMM (sm90sp, sm90dense): the GEMM stage writes the
      * dequantized BF16 output (linear.c sets desc.gemm_out = BF16), reading the
      * token scales of the linear's last quant stage; dequant only copies it. */

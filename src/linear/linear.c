@@ -419,6 +419,36 @@ ss_status ss_linear_dequant_residual(ss_linear *lin, const void *d, const float 
     return m == 0 ? SS_OK : lin->ops->dequant_residual(lin, d, sa, m, resid);
 }
 
+// --- the GEMM with its epilogue op ---------------------------------------------------------------
+
+int ss_linear_gemm_op_fused(ss_linear *lin, int64_t m, ss_linear_op op) {
+    return lin && m > 0 && lin->ops->gemm_op_fused && lin->ops->gemm_op_fused(lin, m, (int)op);
+}
+
+ss_status ss_linear_gemm_op(ss_linear *lin, const void *q, const float *sa, int64_t m,
+                            ss_linear_op op, void *d, uint16_t *out) {
+    SS_TRY(check_call(lin, m, q, out, "gemm_op"));
+    if ((unsigned)op > SS_LINEAR_OP_RESIDUAL)
+        return ss_fail(SS_EINVAL, "tensor '%s': gemm_op: unknown op %d", lin->name, (int)op);
+    int glu = op == SS_LINEAR_OP_GLU_RELU2 || op == SS_LINEAR_OP_GLU_SILU;
+    if (op != SS_LINEAR_OP_PLAIN)
+        SS_TRY(check_fused(lin, glu, "gemm_op"));
+    if (m > 0 && (!sa || !d))
+        return ss_fail(SS_EINVAL, "tensor '%s': gemm_op: scale or scratch buffer is NULL", lin->name);
+    if (m == 0)
+        return SS_OK;
+    if (ss_linear_gemm_op_fused(lin, m, op))
+        return lin->ops->gemm_op(lin, q, sa, m, (int)op, out);
+    /* the stages; the GEMM over all m_pad rows (the quant stage zeroed the
+     * padding), so no backend trims its output into d */
+    SS_TRY(lin->ops->gemm(lin, q, ss_linear_m_pad(m), d));
+    if (glu)
+        return lin->ops->dequant_glu(lin, d, sa, m, op == SS_LINEAR_OP_GLU_RELU2, out);
+    if (op == SS_LINEAR_OP_RESIDUAL)
+        return lin->ops->dequant_residual(lin, d, sa, m, out);
+    return lin->ops->dequant(lin, d, sa, m, out);
+}
+
 /* quant (+ norm) -> GEMM into the generic forward's scratch. */
 static ss_status scratch_quant_gemm(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
                                     float eps, int64_t m) {

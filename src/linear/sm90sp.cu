@@ -52,6 +52,11 @@
  * compiled for sm_90a alone.
  */
 #include "linear/sm90_gemm.cuh"
+#include "linear/sm90stream.h"
+
+extern "C" {
+#include "linear/stream_layout.h"
+}
 
 namespace ss_sm90sp {
 /* CUTLASS's 2:4 compressor for element type T (e4m3: -0.0 counts as zero, as
@@ -71,7 +76,7 @@ using namespace ss_sm90sp;
 
 #define SM_VARIANTS 4
 #define SM_ORDERS 5
-#define SM_ALGOS (SM_VARIANTS * SM_ORDERS)
+#define SM_ALGOS (SM_VARIANTS * SM_ORDERS) /* the CUTLASS kernels; the stream GEMM's after them */
 #define SM_PINS 32
 #define SM_STREAMK 2 /* variant: Skinny, CUTLASS's stream-K heuristic */
 #define SM_SPLITK 3  /* variant: Skinny, split-K by sms / tiles */
@@ -82,8 +87,27 @@ static const char *const kVariant[SM_VARIANTS] = {"coop128x256c2", "ping128x128c
 static const int kOrder[SM_ORDERS] = {0x00, 0x10, 0x20, 0x12, 0x22};
 static const char *const kOrderName[SM_ORDERS] = {"h1", "M1", "N1", "M4", "N4"};
 
-/* alg id = variant * SM_ORDERS + order index. */
-static int heuristic_alg(int64_t m, int64_t n_pad, int64_t kq, int sms) {
+/* Candidates at M bucket mp: the CUTLASS kernels, and at decode sizes the
+ * weight-streaming GEMM's configurations (ids SM_ALGOS ..). */
+static int algo_total(int stream_on, int64_t mp) {
+    return SM_ALGOS + (stream_on && mp <= SS_STREAM_MAX_M ? SS_STREAM_CONFIGS : 0);
+}
+
+/* SS_STREAM=0 in the environment leaves the stream GEMM out (read at linear
+ * creation: A/B measurements against the CUTLASS kernels alone). */
+static int stream_enabled(void) {
+    const char *v = getenv("SS_STREAM");
+    return !(v && strcmp(v, "0") == 0);
+}
+
+/* alg id = variant * SM_ORDERS + order index, or SM_ALGOS + stream configuration.
+ * Decode sizes take the stream GEMM: its wgmma streams the weights from
+ * registers with no per-launch workspace (the CUTLASS stream-K variant pays a
+ * memset and its schedulers leave SMs idle at 64 tokens). */
+static int heuristic_alg(int64_t m, int64_t n_pad, int64_t kq, int sms, int sparse, int stream_on) {
+    int64_t mp = ss_linear_m_pad(m);
+    if (stream_on && mp <= SS_STREAM_MAX_M)
+        return SM_ALGOS + ss_stream_default_config((int)mp, (int)n_pad, (int)kq, sparse, sms);
     int64_t rows = (n_pad + 127) / 128, tiles = rows * ((m + 127) / 128);
     int64_t skinny = rows * ((m + 63) / 64), kblocks = skinny * ((kq + 127) / 128);
     if (skinny < (int64_t)sms && kblocks >= 8 * (int64_t)sms)
@@ -109,6 +133,8 @@ typedef struct {
     ss_backend backend;    /* SS_BACKEND_SM90SP or SS_BACKEND_SM90DENSE */
     void *wc, *meta;       /* compressed W' (n_pad, K') and its metadata, device;
                               sm90dense: W (n_pad, ceil32(K)) and NULL */
+    void *stream_w;        /* the same weights in the stream GEMM's layout (stream_layout.h),
+                              NULL when SS_STREAM=0 */
     float *sb_full;        // (n_pad) device: per-channel scale (broadcast when per-tensor)
     uint16_t *bias_full;   // (n_pad) device BF16: the bias, -0.0 where none
     const float *last_sa;  /* token scales of the last quant stage (the GEMM stage's) */
@@ -124,9 +150,10 @@ static int pick_alg(sm_linear *c, int64_t m) {
             return c->pins[i].alg;
     ss_gpu_tune_key key = ss_gpu_linear_key(g, mp);
     const ss_tune_entry *e = ss_gpu_tuned(g->ctx, c->backend, &key);
-    if (e && e->best.alg_id >= 0 && e->best.alg_id < SM_ALGOS)
+    if (e && e->best.alg_id >= 0 && e->best.alg_id < algo_total(c->stream_w != NULL, mp))
         return e->best.alg_id;
-    return heuristic_alg(m, g->n_pad, g->kq, ss_cuda(g->ctx)->sms);
+    return heuristic_alg(m, g->n_pad, g->kq, ss_cuda(g->ctx)->sms, c->backend == SS_BACKEND_SM90SP,
+                         c->stream_w != NULL);
 }
 
 /* Variant 0 (Coop), 1 (Ping) or 2 / 3 (Skinny: L.splits says which
@@ -144,11 +171,29 @@ static ss_status run_variant(int variant, const Launch &L, ss_cuda_buf *ws, cons
     }
 }
 
-/* y (m, n_pad) BF16, ld n_pad = dequant(W' q^T) with token scales sa. */
-static ss_status gemm_fused(sm_linear *c, const void *q, const float *sa, int64_t m, void *y) {
+/* The stream GEMM, configuration `config`, into y (m, ldy), its epilogue
+ * applying op (sm90stream.h). */
+static ss_status stream_gemm(sm_linear *c, int config, const void *q, const float *sa, int64_t m,
+                             void *y, int64_t ldy, ss_stream_op op) {
+    ss_gpu_linear *g = &c->g;
+    ss_cuda_state *st = ss_cuda(g->ctx);
+    ss_stream_args a = {c->stream_w, q, sa, c->sb_full, c->bias_full, (uint16_t *)y, (int)m,
+                        (int)ss_linear_m_pad(m), (int)g->n, (int)g->kq, (int)ldy,
+                        g->qdt == SS_DTYPE_F8_E4M3, c->backend == SS_BACKEND_SM90SP, config,
+                        st->sms, ss_pdl_for(g->pdl, m), op};
+    cudaError_t e = ss_stream_gemm(&a, ss_cuda_stream(g->ctx));
+    return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, "stream GEMM launch");
+}
+
+/* y (m, ldy) BF16 = dequant(W' q^T) with token scales sa; the CUTLASS kernels
+ * need ldy == n_pad. */
+static ss_status gemm_fused(sm_linear *c, const void *q, const float *sa, int64_t m, void *y,
+                            int64_t ldy) {
     ss_gpu_linear *g = &c->g;
     ss_cuda_state *st = ss_cuda(g->ctx);
     int alg = pick_alg(c, m), v = alg / SM_ORDERS;
+    if (alg >= SM_ALGOS)
+        return stream_gemm(c, alg - SM_ALGOS, q, sa, m, y, ldy, SS_STREAM_OP_PLAIN);
     Launch L = {c->wc, c->meta, q, sa, c->sb_full, c->bias_full, (int)m, (int)g->n_pad,
                 (int)g->kq, y, st->device, st->sms, kOrder[alg % SM_ORDERS],
                 v == SM_SPLITK ? split_count(m, g->n_pad, g->kq, st->sms) : 0,
@@ -174,12 +219,12 @@ static const char *sm_name(const sm_linear *c) {
  * context's scratch and a 2-D copy. */
 static ss_status gemm_into(sm_linear *c, const void *q, const float *sa, int64_t m, void *y) {
     ss_gpu_linear *g = &c->g;
-    if (g->n_pad == g->n && (uintptr_t)y % 16 == 0)
-        return gemm_fused(c, q, sa, m, y);
+    if ((g->n_pad == g->n && (uintptr_t)y % 16 == 0) || pick_alg(c, m) >= SM_ALGOS)
+        return gemm_fused(c, q, sa, m, y, g->n); /* the stream GEMM writes any row pitch */
     ss_cuda_state *st = ss_cuda(g->ctx);
     SS_TRY(ss_cuda_buf_reserve(&st->scratch_d, (size_t)m * (size_t)g->n_pad * 2, g->name,
                                "GEMM output scratch"));
-    SS_TRY(gemm_fused(c, q, sa, m, st->scratch_d.p));
+    SS_TRY(gemm_fused(c, q, sa, m, st->scratch_d.p, g->n_pad));
     cudaError_t e = cudaMemcpy2DAsync(y, (size_t)g->n * 2, st->scratch_d.p, (size_t)g->n_pad * 2,
                                       (size_t)g->n * 2, (size_t)m, cudaMemcpyDeviceToDevice,
                                       ss_cuda_stream(g->ctx));
@@ -247,6 +292,37 @@ static ss_status sm_dequant_residual(ss_linear *lin, const void *d, const float 
     return residual_on(g, d, g->n, m, resid);
 }
 
+// --- the GEMM with the op in its epilogue (linear.h ss_linear_gemm_op) ----------------------
+
+static ss_stream_op stream_op_of(int op) {
+    switch (op) {
+    case SS_LINEAR_OP_GLU_RELU2: return SS_STREAM_OP_GLU_RELU2;
+    case SS_LINEAR_OP_GLU_SILU: return SS_STREAM_OP_GLU_SILU;
+    case SS_LINEAR_OP_RESIDUAL: return SS_STREAM_OP_RESIDUAL;
+    default: return SS_STREAM_OP_PLAIN;
+    }
+}
+
+/* One kernel when the stream GEMM runs at m (and a GLU's gate / up tiles pair
+ * up); the CUTLASS kernels keep the op kernel after them. */
+static int sm_gemm_op_fused(ss_linear *lin, int64_t m, int op) {
+    sm_linear *c = (sm_linear *)lin;
+    if (pick_alg(c, m) < SM_ALGOS)
+        return 0;
+    ss_stream_op so = stream_op_of(op);
+    return (so != SS_STREAM_OP_GLU_RELU2 && so != SS_STREAM_OP_GLU_SILU) || ss_stream_glu_fits((int)c->g.n);
+}
+
+static ss_status sm_gemm_op(ss_linear *lin, const void *q, const float *sa, int64_t m, int op,
+                            uint16_t *out) {
+    sm_linear *c = (sm_linear *)lin;
+    if (!sm_gemm_op_fused(lin, m, op))
+        return SS_EUNSUPPORTED;
+    ss_stream_op so = stream_op_of(op);
+    int64_t ldy = so == SS_STREAM_OP_GLU_RELU2 || so == SS_STREAM_OP_GLU_SILU ? c->g.n / 2 : c->g.n;
+    return stream_gemm(c, pick_alg(c, m) - SM_ALGOS, q, sa, m, out, ldy, so);
+}
+
 // --- forwards: quant (+ norm) -> fused GEMM (-> GLU / residual) ------------------------
 
 /* Quantizes x (normed when gamma != NULL) into the context's scratch. */
@@ -285,14 +361,26 @@ static ss_status forward_scratch(sm_linear *c, const uint16_t *x, const uint16_t
     SS_TRY(quant_scratch(c, x, gamma, eps, m));
     SS_TRY(ss_cuda_buf_reserve(&st->scratch_d, (size_t)m * (size_t)g->n_pad * 2, g->name,
                                "GEMM output"));
-    SS_TRY(gemm_fused(c, st->scratch_q.p, (const float *)st->scratch_sa.p, m, st->scratch_d.p));
+    SS_TRY(gemm_fused(c, st->scratch_q.p, (const float *)st->scratch_sa.p, m, st->scratch_d.p,
+                      g->n_pad));
     *y = st->scratch_d.p;
     return SS_OK;
+}
+
+/* quant -> the GEMM with op in its epilogue, when the stream GEMM runs at m. */
+static ss_status forward_op(sm_linear *c, const uint16_t *x, const uint16_t *gamma, float eps,
+                            int64_t m, int op, uint16_t *out) {
+    SS_TRY(quant_scratch(c, x, gamma, eps, m));
+    ss_cuda_state *st = ss_cuda(c->g.ctx);
+    return sm_gemm_op(&c->g.base, st->scratch_q.p, (const float *)st->scratch_sa.p, m, op, out);
 }
 
 static ss_status sm_forward_glu(ss_linear *lin, const uint16_t *x, const uint16_t *gamma, float eps,
                                 int64_t m, int relu2, uint16_t *act) {
     sm_linear *c = (sm_linear *)lin;
+    int op = relu2 ? SS_LINEAR_OP_GLU_RELU2 : SS_LINEAR_OP_GLU_SILU;
+    if (sm_gemm_op_fused(lin, m, op))
+        return forward_op(c, x, gamma, eps, m, op, act);
     const void *y = NULL;
     SS_TRY(forward_scratch(c, x, gamma, eps, m, &y));
     return glu_on(&c->g, y, c->g.n_pad, m, relu2, act);
@@ -301,6 +389,8 @@ static ss_status sm_forward_glu(ss_linear *lin, const uint16_t *x, const uint16_
 static ss_status sm_forward_residual(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
                                      float eps, int64_t m, uint16_t *resid) {
     sm_linear *c = (sm_linear *)lin;
+    if (sm_gemm_op_fused(lin, m, SS_LINEAR_OP_RESIDUAL))
+        return forward_op(c, x, gamma, eps, m, SS_LINEAR_OP_RESIDUAL, resid);
     const void *y = NULL;
     SS_TRY(forward_scratch(c, x, gamma, eps, m, &y));
     return residual_on(&c->g, y, c->g.n_pad, m, resid);
@@ -320,6 +410,7 @@ static void sm_destroy(ss_linear *lin) {
     cudaStreamSynchronize(ss_cuda_stream(c->g.ctx));
     cudaFree(c->wc);
     cudaFree(c->meta);
+    cudaFree(c->stream_w);
     cudaFree(c->sb_full);
     cudaFree(c->bias_full);
     ss_gpu_linear_fini(&c->g);
@@ -440,6 +531,33 @@ fail:
     return rc;
 }
 
+/* The weights once more in the stream GEMM's layout (packed on the host:
+ * stream_layout.c is the CPU-tested definition of that layout). Decode-size
+ * batches read these; the CUTLASS kernels read wc. */
+static ss_status upload_stream(sm_linear *c, const ss_linear_desc *d, const void *w) {
+    ss_gpu_linear *g = &c->g;
+    int sparse = c->backend == SS_BACKEND_SM90SP;
+    size_t bytes = ss_stream_bytes(sparse, g->n, g->kq);
+    void *host = malloc(bytes);
+    if (!host)
+        return ss_fail(SS_ENOMEM, "tensor '%s': out of host memory (%zu bytes for the stream "
+                       "layout)", g->name, bytes);
+    ss_status rc = sparse ? ss_stream_pack_sparse(g->qdt, w, g->n, g->kq, host, g->name)
+                          : ss_stream_pack_dense(w, g->n, g->k, g->kq, host);
+    cudaError_t e = cudaSuccess;
+    if (rc == SS_OK)
+        rc = ss_cuda_alloc(&c->stream_w, bytes, g->name, "stream-layout weights");
+    if (rc == SS_OK)
+        e = cudaMemcpy(c->stream_w, host, bytes, cudaMemcpyHostToDevice);
+    if (e == cudaSuccess)
+        e = ss_stream_prepare();
+    if (rc == SS_OK && e != cudaSuccess)
+        rc = ss_cuda_fail(e, g->name, "uploading the stream-layout weights");
+    free(host);
+    (void)d;
+    return rc;
+}
+
 /* Both backends: sm90dense keeps W as the dense A operand (zero-padded to
  * (n_pad, ceil32(K)): zero columns add nothing), sm90sp compresses W'. */
 static ss_status create_as(ss_backend b, ss_context *ctx, const ss_linear_desc *d,
@@ -465,6 +583,8 @@ static ss_status create_as(ss_backend b, ss_context *ctx, const ss_linear_desc *
         s = ss_gpu_upload_rows(&c->wc, w->w, g->n, g->k, g->n_pad, g->kq, 1, g->name);
     else if (s == SS_OK)
         s = compress(c, w->w);
+    if (s == SS_OK && stream_enabled())
+        s = upload_stream(c, d, w->w);
     if (s != SS_OK) {
         sm_destroy(&g->base);
         return s;
@@ -485,27 +605,34 @@ static ss_status dense_create(ss_context *ctx, const ss_linear_desc *d, const ss
 
 // --- the tuner's candidates (slidesparse/tune.h) ----------------------------------------
 
-static int sm_algo_count(ss_linear *lin, int64_t mp) { return SM_ALGOS; }
+static int sm_algo_count(ss_linear *lin, int64_t mp) {
+    return algo_total(((sm_linear *)lin)->stream_w != NULL, ss_linear_m_pad(mp));
+}
 
 static ss_status sm_algo_get(ss_linear *lin, int64_t mp, int i, ss_algo *out) {
     sm_linear *c = (sm_linear *)lin;
-    if (i < 0 || i >= SM_ALGOS)
+    int total = algo_total(c->stream_w != NULL, ss_linear_m_pad(mp));
+    if (i < 0 || i >= total)
         return ss_fail(SS_EINVAL, "tensor '%s': %s algorithm %d of %d", lin->name, sm_name(c), i,
-                       SM_ALGOS);
+                       total);
     memset(out, 0, sizeof *out);
     out->backend = c->backend;
     out->alg_id = i;
     out->split_k = 1;
-    snprintf(out->desc, sizeof out->desc, "%s %s", kVariant[i / SM_ORDERS],
-             kOrderName[i % SM_ORDERS]);
+    if (i >= SM_ALGOS)
+        snprintf(out->desc, sizeof out->desc, "stream %s", ss_stream_config_name(i - SM_ALGOS));
+    else
+        snprintf(out->desc, sizeof out->desc, "%s %s", kVariant[i / SM_ORDERS],
+                 kOrderName[i % SM_ORDERS]);
     return SS_OK;
 }
 
 static ss_status sm_algo_set(ss_linear *lin, int64_t mp, const ss_algo *a) {
     sm_linear *c = (sm_linear *)lin;
-    if (a && (a->backend != c->backend || a->alg_id < 0 || a->alg_id >= SM_ALGOS))
+    int total = algo_total(c->stream_w != NULL, ss_linear_m_pad(mp));
+    if (a && (a->backend != c->backend || a->alg_id < 0 || a->alg_id >= total))
         return ss_fail(SS_EINVAL, "tensor '%s': expected an %s algorithm 0..%d, found %s %d",
-                       lin->name, sm_name(c), SM_ALGOS - 1, ss_backend_name(a->backend),
+                       lin->name, sm_name(c), total - 1, ss_backend_name(a->backend),
                        a->alg_id);
     int hit;
     int slot = ss_gpu_plan_slot(c->pins, sizeof *c->pins, SM_PINS, mp, &c->next_evict, &hit);
@@ -537,6 +664,8 @@ static ss_backend_ops make_ops(const char *name,
     o.dequant_residual = sm_dequant_residual;
     o.forward_glu = sm_forward_glu;
     o.forward_residual = sm_forward_residual;
+    o.gemm_op = sm_gemm_op;
+    o.gemm_op_fused = sm_gemm_op_fused;
     o.gemm_fused = 1;
     return o;
 }

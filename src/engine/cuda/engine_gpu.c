@@ -600,27 +600,55 @@ static ss_status seam_gemm(ss_engine_gpu *g, ss_linear *l, const void *q, int64_
     return SS_OK;
 }
 
-/* quant (+ the norm when gamma != NULL) of x into cq, csa, then the GEMM into cd. */
-static ss_status seam_quant_gemm(ss_engine_gpu *g, ss_linear *l, const uint16_t *x, const uint16_t *gamma,
-                                 float eps, int64_t m, cudaStream_t st) {
+/* quant (+ the norm when gamma != NULL) of x into cq, csa. */
+static ss_status seam_quant(ss_engine_gpu *g, ss_linear *l, const uint16_t *x, const uint16_t *gamma,
+                            float eps, int64_t m, cudaStream_t st) {
     if (gamma)
         SS_TRY(ss_linear_quant_rmsnorm(l, x, gamma, eps, m, g->cq.p, g->csa.p));
     else
         SS_TRY(ss_linear_quant(l, x, m, g->cq.p, g->csa.p));
     MARK(g, SS_GPU_STAGE_QUANT, st);
-    return seam_gemm(g, l, g->cq.p, m, st);
+    return SS_OK;
 }
 
-/* x += l(cd) (the projection in cd, its token scales in csa), then, when next
- * != NULL, next's norm (gamma) + quant of the new x into nq, nsa: one kernel
- * (ss_linear_residual_rmsnorm_quant), timed as SS_GPU_STAGE_DEQUANT. */
-static ss_status seam_residual(ss_engine_gpu *g, ss_linear *l, int64_t m, uint16_t *x, ss_linear *next,
-                               const uint16_t *gamma, float eps, cudaStream_t st) {
-    if (next)
-        SS_TRY(ss_linear_residual_rmsnorm_quant(l, g->cd.p, g->csa.p, m, x, next, gamma, eps, g->nq.p,
-                                                g->nsa.p));
+/* The GEMM of l on q (token scales sa) with its dequant and op, into out:
+ * one kernel where the backend's GEMM applies the op (ss_linear_gemm_op_fused),
+ * else the GEMM into cd and the op's dequant kernel (timed apart). */
+static ss_status seam_gemm_op(ss_engine_gpu *g, ss_linear *l, const void *q, const float *sa, int64_t m,
+                              ss_linear_op op, uint16_t *out, cudaStream_t st) {
+    if (ss_linear_gemm_op_fused(l, m, op)) {
+        SS_TRY(ss_linear_gemm_op(l, q, sa, m, op, g->cd.p, out));
+        MARK(g, SS_GPU_STAGE_GEMM, st);
+        return SS_OK;
+    }
+    SS_TRY(seam_gemm(g, l, q, m, st)); /* the stages of ss_linear_gemm_op, each timed */
+    if (op == SS_LINEAR_OP_GLU_RELU2 || op == SS_LINEAR_OP_GLU_SILU)
+        SS_TRY(ss_linear_dequant_glu(l, g->cd.p, sa, m, op == SS_LINEAR_OP_GLU_RELU2, out));
     else
-        SS_TRY(ss_linear_dequant_residual(l, g->cd.p, g->csa.p, m, x));
+        SS_TRY(ss_linear_dequant(l, g->cd.p, sa, m, out));
+    MARK(g, SS_GPU_STAGE_DEQUANT, st);
+    return SS_OK;
+}
+
+/* x += l(x_in) for o / down, then next's norm + quant of the new x into nq,
+ * nsa (next == NULL: the last layer, no quant). The GEMM applies the residual
+ * add itself where it can (ss_linear_gemm_op_fused): GEMM(+residual), then
+ * norm + quant; else GEMM, then the residual add + norm + quant in one kernel
+ * (ss_linear_residual_rmsnorm_quant). q, sa: l's quantized input. */
+static ss_status seam_residual(ss_engine_gpu *g, ss_linear *l, const void *q, const float *sa, int64_t m,
+                               uint16_t *x, ss_linear *next, const uint16_t *gamma, float eps, cudaStream_t st) {
+    if (ss_linear_gemm_op_fused(l, m, SS_LINEAR_OP_RESIDUAL)) {
+        SS_TRY(seam_gemm_op(g, l, q, sa, m, SS_LINEAR_OP_RESIDUAL, x, st));
+        if (next)
+            SS_TRY(ss_linear_quant_rmsnorm(next, x, gamma, eps, m, g->nq.p, g->nsa.p));
+        MARK(g, SS_GPU_STAGE_QUANT, st);
+        return SS_OK;
+    }
+    SS_TRY(seam_gemm(g, l, q, m, st));
+    if (next)
+        SS_TRY(ss_linear_residual_rmsnorm_quant(l, g->cd.p, sa, m, x, next, gamma, eps, g->nq.p, g->nsa.p));
+    else
+        SS_TRY(ss_linear_dequant_residual(l, g->cd.p, sa, m, x));
     MARK(g, SS_GPU_STAGE_DEQUANT, st);
     return SS_OK;
 }
@@ -649,9 +677,7 @@ static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_b
     int relu2 = cfg->arch == SS_ARCH_BITNET;
 
     if (seams && li > 0) { /* input_layernorm + quant ran in the previous layer's last kernel */
-        SS_TRY(seam_gemm(g, L->qkv, g->nq.p, t, st));
-        SS_TRY(ss_linear_dequant(L->qkv, g->cd.p, g->nsa.p, t, s->qkv));
-        MARK(g, SS_GPU_STAGE_DEQUANT, st);
+        SS_TRY(seam_gemm_op(g, L->qkv, g->nq.p, g->nsa.p, t, SS_LINEAR_OP_PLAIN, s->qkv, st));
     } else { /* the RMSNorm runs inside the quant kernel (linear_norm) */
         SS_TRY(linear_norm(g, L->qkv, s->x, norms, eps, t, s->qkv, none, st)); /* input_layernorm */
     }
@@ -673,16 +699,15 @@ static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_b
         return linear_fused(g, L->down, s->act, ffn_sub, eps, t, FUSE_RESIDUAL, 0, s->x, st);
     }
     /* attn_sub_norm (BitNet) + quant -> o; x += o(att) and post_attention_layernorm + gate_up's quant */
-    SS_TRY(seam_quant_gemm(g, L->o, s->att, attn_sub, eps, t, st));
-    SS_TRY(seam_residual(g, L->o, t, s->x, L->gate_up, norms + g->norm_len, eps, st));
-    /* act = glu(gate_up(x)) inside gate_up's dequant */
-    SS_TRY(seam_gemm(g, L->gate_up, g->nq.p, t, st));
-    SS_TRY(ss_linear_dequant_glu(L->gate_up, g->cd.p, g->nsa.p, t, relu2, s->act));
-    MARK(g, SS_GPU_STAGE_DEQUANT, st);
+    SS_TRY(seam_quant(g, L->o, s->att, attn_sub, eps, t, st));
+    SS_TRY(seam_residual(g, L->o, g->cq.p, g->csa.p, t, s->x, L->gate_up, norms + g->norm_len, eps, st));
+    /* act = glu(gate_up(x)): in gate_up's GEMM epilogue or its dequant */
+    SS_TRY(seam_gemm_op(g, L->gate_up, g->nq.p, g->nsa.p, t,
+                        relu2 ? SS_LINEAR_OP_GLU_RELU2 : SS_LINEAR_OP_GLU_SILU, s->act, st));
     /* ffn_sub_norm (BitNet) + quant -> down; x += down(act) and the next layer's input_layernorm + qkv quant */
-    SS_TRY(seam_quant_gemm(g, L->down, s->act, ffn_sub, eps, t, st));
+    SS_TRY(seam_quant(g, L->down, s->act, ffn_sub, eps, t, st));
     int last = li + 1 == cfg->num_hidden_layers;
-    return seam_residual(g, L->down, t, s->x, last ? NULL : m->layers[li + 1].qkv,
+    return seam_residual(g, L->down, g->cq.p, g->csa.p, t, s->x, last ? NULL : m->layers[li + 1].qkv,
                          last ? NULL : norms + per_layer, eps, st);
 }
 

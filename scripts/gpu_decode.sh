@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# scripts/gpu_decode.sh PART... — decode measurements on the GPU machine, one device call
+# (run from the repository root with .carry beside it; logs and CSVs under $OUT):
+#   build    configure + build (CUTLASS from .carry) the CLI and the GPU tests
+#   check    test_gpu_linear (quick set: every sm90 algorithm incl. the stream GEMM at M 1..300,
+#            INT8 bit-exact, FP8 within tolerance) and test_engine_gpu
+#   models   BitNet-2B synthesized -> INT8 (and FP8 when DTYPES has fp8) -> PATTERNS slid
+#   kernel   bench kernel at the decode M (GEMM alone and the whole linear), sm90 backends
+#            with the stream GEMM and with SS_STREAM=0, against cuBLASLt / cuSPARSELt
+#   tune     tune the sm90 backends and cuBLASLt at the decode M into $T
+#   decode   bench decode, every backend x pattern x dtype, M in MS; dense rows again with
+#            SS_STREAM=0 (the CUTLASS kernels alone: the "before" of the same call)
+#   profile  bench decode --profile at M 64 for the best dense and 2_4 (stage split)
+# Environment: MS (decode M list, default 64,128,256,512), PATTERNS (2_4,2_8), DTYPES (int8),
+# SS_TUNING_DIR (set by tune; unset = heuristics).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source scripts/gpu_common.sh
+out=${OUT:-gpu-decode-logs}
+mkdir -p "$out"
+source scripts/device_env.sh >/dev/null
+B=build-gpu S=build-gpu/slidesparse M=/tmp/models T=/tmp/tuning
+MS=${MS:-64,128,256,512} PATTERNS=${PATTERNS:-2_4,2_8} DTYPES=${DTYPES:-int8}
+tps() { grep -oE '[0-9.]+ tokens/s' "$1" | tr '\n' ' '; }
+model() { # model DTYPE PATTERN -> checkpoint dir
+  local up=${1^^}
+  [[ $2 == dense ]] && echo "$M/BitNet-2B-$up" || echo "$M/slid-$1/BitNet-2B-$up-SlideSparse-$2"
+}
+for part in "$@"; do
+  echo "=== $part at ${SECONDS}s"
+  case $part in
+  build)
+    gpu_configure $B || exit 1
+    cmake --build $B -j 16 --target slidesparse test_gpu_linear test_engine_gpu >"$out/build.log" 2>&1 ||
+      { grep -B2 -A8 -m5 error "$out/build.log"; exit 1; } ;;
+  check)
+    SS_GPU_TEST_QUICK=1 timeout 300 $B/test_gpu_linear >"$out/test_gpu_linear.log" 2>&1
+    echo "test_gpu_linear rc=$?"
+    grep -E "^\[  (PASSED|FAILED|SKIPPED) |FAILED|mismatch|error" "$out/test_gpu_linear.log" | head -20
+    timeout 200 $B/test_engine_gpu >"$out/test_engine_gpu.log" 2>&1
+    echo "test_engine_gpu rc=$?"
+    grep -E "^\[  (PASSED|FAILED|SKIPPED) |FAILED" "$out/test_engine_gpu.log" | head -20 ;;
+  models)
+    $S synth --preset bitnet-2b --out "$M/BitNet-2B-BF16" --force >/dev/null || exit 1
+    for dt in ${DTYPES//,/ }; do
+      $S quantize --in "$M/BitNet-2B-BF16" --dtype $dt --out "$(model $dt dense)" --force >/dev/null &&
+        $S convert --in "$(model $dt dense)" --sparsity "$PATTERNS" --out-root "$M/slid-$dt" --force >/dev/null ||
+        { echo "model prep $dt failed"; exit 1; }
+    done ;;
+  kernel)
+    for st in 1 0; do
+      SS_STREAM=$st timeout 200 $S bench kernel --preset bitnet-2b --dtype ${DTYPES} --sparsity "$PATTERNS" \
+        --m "$MS" --sm90sp --sm90dense --no-tune --warmup 10 --repeat 50 --out $out/kern$st --quiet \
+        >"$out/kernel_stream$st.log" 2>&1
+      echo "bench kernel SS_STREAM=$st rc=$?"
+      grep -iE "total|speedup" "$out/kernel_stream$st.log" | head -30
+    done ;;
+  tune)
+    for extra in "--sm90sp --sm90dense" ""; do
+      timeout 240 $S tune --preset bitnet-2b --dtype ${DTYPES} --sparsity "$PATTERNS" --m-coarse "$MS" \
+        --m-fine "$MS" --tuning-dir $T --warmup 10 --repeat 30 --quiet $extra >>"$out/tune.log" 2>&1
+      echo "tune '$extra' rc=$?"
+    done
+    cp $T/*/tuning.json "$out/tuning.json" 2>/dev/null
+    export SS_TUNING_DIR=$T ;;
+  decode)
+    for dt in ${DTYPES//,/ }; do
+      for spec in dense:cublaslt dense:sm90dense ${PATTERNS//,/:sm90sp }:sm90sp; do
+        IFS=: read -r pat be <<<"$spec"
+        timeout 200 $S bench decode --model "$(model $dt $pat)" --backend $be --M "$MS" --out $out/res \
+          >"$out/decode_${dt}_${pat}_$be.log" 2>&1
+        echo "decode $dt $pat $be rc=$?: $(tps "$out/decode_${dt}_${pat}_$be.log")"
+      done
+      SS_STREAM=0 timeout 200 $S bench decode --model "$(model $dt dense)" --backend sm90dense --M "$MS" \
+        --out /tmp/nostream >"$out/decode_${dt}_dense_sm90dense_nostream.log" 2>&1
+      echo "decode $dt dense sm90dense SS_STREAM=0 rc=$?: $(tps "$out/decode_${dt}_dense_sm90dense_nostream.log")"
+    done ;;
+  profile)
+    for spec in dense:sm90dense 2_4:sm90sp dense:cublaslt; do
+      IFS=: read -r pat be <<<"$spec"
+      timeout 120 $S bench decode --model "$(model int8 $pat)" --backend $be --M 64 --profile --out /tmp/prof \
+        >"$out/profile_${pat}_$be.log" 2>&1
+      echo "profile $pat $be rc=$?"; sed -n '/stages per step/,/host /p' "$out/profile_${pat}_$be.log"
+    done ;;
+  *) echo "unknown part $part"; exit 2 ;;
+  esac
+done
+echo "=== done at ${SECONDS}s"

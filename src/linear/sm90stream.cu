@@ -1,0 +1,380 @@
+/* The weight-streaming decode GEMM (sm90stream.h says what and why). sm_90a.
+ *
+ * Work: block (x, y) = WGS warpgroups x 64 weight rows (tile x*WGS + wg) over
+ * the y-th of S K ranges; the S blocks of one row block form a cluster.
+ *
+ * Main loop, per chunk of D K steps (a step = one wgmma: 32 K bytes dense,
+ * 64 K' bytes 2:4):
+ *   - the A fragments of the NEXT chunk are loaded into the other register
+ *     ring (16-byte ld.global.nc per thread and step; the layout makes a
+ *     warpgroup's step one contiguous 2 KB), so one chunk of weights is
+ *     always in flight per warpgroup while this one multiplies;
+ *   - the token rows of the next chunk go to the other shared buffer by
+ *     cp.async (zero-filled past the batch, past K' and past the K range);
+ *   - D wgmmas read this chunk's ring and buffer, then wait_group 0.
+ * The first chunk's weights are requested before griddepcontrol.wait: they do
+ * not depend on the previous kernel, so under PDL their stream overlaps the
+ * tail of the quant kernel that writes q.
+ * Epilogue: every block parks its accumulators in shared memory (the token
+ * buffers are free by then), the cluster synchronizes, and block rank r sums
+ * the S partials of every S-th element through distributed shared memory in
+ * rank order (S32 exact; F32 in a fixed order), applies the dequant and writes
+ * BF16.
+ */
+#include <cooperative_groups.h>
+#include <cuda_bf16.h>
+
+#include <type_traits>
+
+#include "linear/kernels/pdl.cuh"
+#include "linear/sm90stream.h"
+#include "linear/sm90stream_mma.cuh"
+#include "linear/stream_layout.h"
+
+namespace cg = cooperative_groups;
+
+namespace {
+
+struct Params {
+    const uint8_t *w, *q;
+    const float *sa, *sb;
+    const uint16_t *bias;
+    uint16_t *y;
+    int m, m_pad, n, kq, ldy;
+    int tiles, steps, steps_per_split;
+    int op; /* ss_stream_op */
+};
+
+/* Steps per chunk: D = 8 keeps 16 KB (dense) / 20 KB (2:4) of weights in
+ * flight per warpgroup; at 128 tokens the accumulators need the registers. */
+__host__ __device__ constexpr int chunk_steps(int nt) { return nt == 128 ? 4 : 8; }
+
+template <bool SP, int NT, int WGS> constexpr int smem_bytes() {
+    constexpr int kc = chunk_steps(NT) * (SP ? SS_STREAM_SPARSE_STEP : SS_STREAM_DENSE_STEP);
+    constexpr int bufs = 2 * NT * kc, part = NT * (WGS * 64 + 4) * 4;
+    return bufs > part ? bufs : part;
+}
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define SS_STREAM_DEVICE 1
+
+__device__ __forceinline__ uint4 ld_stream(const uint8_t *p) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+}
+
+__device__ __forceinline__ uint32_t ld_stream32(const uint8_t *p) {
+    uint32_t v;
+    asm volatile("ld.global.nc.L1::no_allocate.b32 %0, [%1];" : "=r"(v) : "l"(p));
+    return v;
+}
+
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(bytes)
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait1() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
+__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+/* cp.async writes shared memory through the generic proxy; wgmma reads it
+ * through the async proxy */
+__device__ __forceinline__ void fence_async_smem() {
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+}
+
+/* Descriptor of a K-major token tile without swizzle: 8-row x 16-byte core
+ * matrices, K-adjacent ones 128 B apart (LBO), 8-row groups kc * 8 B apart
+ * (SBO), as dev/wgmma_peak.cu's interleaved layout. */
+__device__ __forceinline__ uint64_t tile_desc(uint32_t addr, int kc) {
+    return (uint64_t)((addr & 0x3FFFF) >> 4) | (uint64_t)(128 >> 4) << 16 |
+           (uint64_t)((kc * 8) >> 4) << 32;
+}
+
+/* Byte offset of (token row r, K byte k) in a chunk buffer of kc K bytes. */
+__device__ __forceinline__ uint32_t tile_off(int r, int k, int kc) {
+    return (uint32_t)((r >> 3) * (kc * 8) + (k >> 4) * 128 + (r & 7) * 16);
+}
+
+__device__ __forceinline__ float bf16_to_float(uint16_t b) { return __uint_as_float((uint32_t)b << 16); }
+__device__ __forceinline__ uint16_t bf16_bits(float v) {
+    __nv_bfloat16 b = __float2bfloat16_rn(v);
+    return *reinterpret_cast<uint16_t *>(&b);
+}
+/* v rounded to BF16 and back (the value the unfused chain writes and reads) */
+__device__ __forceinline__ float bf16_round(float v) { return bf16_to_float(bf16_bits(v)); }
+#endif
+
+template <bool FP8, bool SP, int NT, int WGS>
+__global__ void __launch_bounds__(WGS * 128) stream_kernel(const Params p) {
+#ifdef SS_STREAM_DEVICE
+    constexpr int D = chunk_steps(NT);
+    constexpr int STEPK = SP ? SS_STREAM_SPARSE_STEP : SS_STREAM_DENSE_STEP;
+    constexpr int REC = SP ? SS_STREAM_SPARSE_RECORD : SS_STREAM_DENSE_RECORD;
+    constexpr int KC = D * STEPK;
+    constexpr int R = WGS * 64, PITCH = R + 4; /* +4 words: conflict-free parking */
+    constexpr uint32_t kFiller = 0xCCCCCCCCu;   /* legal 2:4 nibbles (0, 3) for zero A */
+    extern __shared__ __align__(128) uint8_t smem[];
+    const uint32_t sbase = (uint32_t)__cvta_generic_to_shared(smem);
+    const uint32_t buf[2] = {sbase, sbase + NT * KC};
+
+    const int tid = threadIdx.x, wg = tid >> 7, t = tid & 127;
+    /* GLU: warpgroup 1 takes the up tile of warpgroup 0's gate tile (n / 2 rows on) */
+    const bool glu = p.op == SS_STREAM_OP_GLU_RELU2 || p.op == SS_STREAM_OP_GLU_SILU;
+    const int tile = glu ? blockIdx.x + wg * (p.tiles / 2) : blockIdx.x * WGS + wg;
+    const bool tile_ok = tile < p.tiles;
+    const int s_begin = blockIdx.y * p.steps_per_split;
+    const int nsteps = max(0, min(p.steps, s_begin + p.steps_per_split) - s_begin);
+    const int nchunks = (nsteps + D - 1) / D;
+    const int k_end = min(p.kq, (s_begin + nsteps) * STEPK);
+    const uint8_t *wb = p.w + ((size_t)(tile_ok ? tile : 0) * p.steps + s_begin) * REC;
+
+    uint4 ra[2][D];
+    uint32_t re[2][D];
+    uint32_t acc[NT / 2];
+#pragma unroll
+    for (int i = 0; i < NT / 2; i++)
+        acc[i] = 0;
+
+    /* the A fragments (and 2:4 metadata) of chunk c into ring RG */
+    auto load_a = [&](auto rg, int c) {
+        constexpr int RG = decltype(rg)::value;
+#pragma unroll
+        for (int d = 0; d < D; d++) {
+            int s = c * D + d;
+            if (tile_ok && s < nsteps) {
+                ra[RG][d] = ld_stream(wb + (size_t)s * REC + 16 * t);
+                if constexpr (SP)
+                    re[RG][d] = ld_stream32(wb + (size_t)s * REC + SS_STREAM_META_OFFSET + 4 * t);
+            } else {
+                ra[RG][d] = make_uint4(0, 0, 0, 0);
+                re[RG][d] = kFiller;
+            }
+        }
+    };
+    /* the token rows of chunk c into buffer `dst` (every thread of the block) */
+    auto load_b = [&](int c, uint32_t dst) {
+        const int k0 = (s_begin + c * D) * STEPK;
+        for (int i = tid; i < NT * (KC / 16); i += WGS * 128) {
+            int r = i / (KC / 16), kk = (i % (KC / 16)) * 16;
+            bool ok = r < p.m_pad && k0 + kk < k_end;
+            const uint8_t *src = ok ? p.q + (size_t)r * p.kq + k0 + kk : p.q;
+            cp_async16(dst + tile_off(r, kk, KC), src, ok ? 16 : 0);
+        }
+    };
+    auto chunk = [&](auto rg, int c) {
+        constexpr int RG = decltype(rg)::value;
+        if (c >= nchunks)
+            return;
+        if (c + 1 < nchunks) {
+            load_a(std::integral_constant<int, RG ^ 1>{}, c + 1);
+            load_b(c + 1, buf[RG ^ 1]);
+        }
+        cp_async_commit();
+        cp_async_wait1(); /* this chunk's rows have landed (this thread's copies) */
+        fence_async_smem();
+        __syncthreads();
+        const uint64_t db = tile_desc(buf[RG], KC);
+        wg_fence();
+#pragma unroll
+        for (int d = 0; d < D; d++)
+            mma<NT, FP8, SP>(acc, ra[RG][d], db + (uint64_t)((d * STEPK / 16) * 8), re[RG][d]);
+        wg_commit();
+        wg_wait0();
+        __syncthreads(); /* buffer RG is refilled two chunks on */
+    };
+
+    load_a(std::integral_constant<int, 0>{}, 0); /* weights only: before the wait */
+    ss_pdl_wait();
+    if (nchunks > 0)
+        load_b(0, buf[0]);
+    cp_async_commit();
+    for (int c = 0; c < nchunks; c += 2) {
+        chunk(std::integral_constant<int, 0>{}, c);
+        chunk(std::integral_constant<int, 1>{}, c + 1);
+    }
+    ss_pdl_trigger();
+
+    /* park the accumulators: element (token, row) of this block's R rows */
+    __syncthreads();
+    uint32_t *part = reinterpret_cast<uint32_t *>(smem);
+    {
+        const int w = t >> 5, l = t & 31;
+#pragma unroll
+        for (int i = 0; i < NT / 2; i++) {
+            int row = wg * 64 + 16 * w + (l >> 2) + 8 * ((i >> 1) & 1);
+            int tok = 8 * (i >> 2) + 2 * (l & 3) + (i & 1);
+            part[tok * PITCH + row] = acc[i];
+        }
+    }
+    cg::cluster_group cl = cg::this_cluster();
+    cl.sync();
+    const int S = (int)gridDim.y, rank = (int)blockIdx.y;
+    /* BF16 of the dequantized sum of the S partials of (tok, block row `row`),
+     * output channel nn: SPEC's epilogue, each op rounded */
+    auto output = [&](int tok, int row, int nn) {
+        float v;
+        if constexpr (FP8) {
+            v = 0.0f;
+            for (int j = 0; j < S; j++)
+                v = __fadd_rn(v, __uint_as_float(cl.map_shared_rank(part, j)[tok * PITCH + row]));
+        } else {
+            int32_t s32 = 0;
+            for (int j = 0; j < S; j++)
+                s32 += (int32_t)cl.map_shared_rank(part, j)[tok * PITCH + row];
+            v = __int2float_rn(s32);
+        }
+        v = __fmul_rn(v, p.sa[tok]);
+        v = __fmul_rn(v, p.sb[nn]);
+        return bf16_round(__fadd_rn(v, bf16_to_float(p.bias[nn])));
+    };
+    const int rows = glu ? 64 : R; /* GLU: one output per gate / up row pair */
+    for (int e = rank * (WGS * 128) + tid; e < NT * rows; e += S * (WGS * 128)) {
+        int tok = e / rows, row = e % rows, nn = blockIdx.x * rows + row;
+        if (tok >= p.m || nn >= (glu ? p.n / 2 : p.n))
+            continue;
+        uint16_t *dst = p.y + (size_t)tok * p.ldy + nn;
+        if (glu) {
+            /* the engine's glu_act with its rounding points (kernels/dequant.cu) */
+            float g = output(tok, row, nn), u = output(tok, 64 + row, p.n / 2 + nn);
+            float a = p.op == SS_STREAM_OP_GLU_RELU2 ? (g > 0.0f ? __fmul_rn(g, g) : 0.0f)
+                                                     : g / __fadd_rn(1.0f, expf(-g));
+            *dst = bf16_bits(__fmul_rn(a, u));
+        } else if (p.op == SS_STREAM_OP_RESIDUAL) {
+            *dst = bf16_bits(__fadd_rn(bf16_to_float(*dst), output(tok, row, nn)));
+        } else {
+            *dst = bf16_bits(output(tok, row, nn));
+        }
+    }
+    cl.sync(); /* the peers read this block's partials until here */
+#endif
+}
+
+// --- host ---------------------------------------------------------------------------------------
+
+typedef void (*kernel_fn)(const Params);
+
+struct Config {
+    int wgs, waves;
+    const char *name;
+};
+const Config kConfigs[SS_STREAM_CONFIGS] = {{1, 1, "wg1 w1"}, {1, 2, "wg1 w2"}, {1, 4, "wg1 w4"},
+                                            {2, 1, "wg2 w1"}, {2, 2, "wg2 w2"}, {2, 4, "wg2 w4"}};
+constexpr int kMaxSplits = 8; /* portable cluster size */
+
+template <bool FP8, bool SP, int NT> kernel_fn pick_wgs(int wgs, int *smem) {
+    if (wgs == 2) {
+        *smem = smem_bytes<SP, NT, 2>();
+        return stream_kernel<FP8, SP, NT, 2>;
+    }
+    *smem = smem_bytes<SP, NT, 1>();
+    return stream_kernel<FP8, SP, NT, 1>;
+}
+
+template <bool FP8, bool SP> kernel_fn pick_nt(int nt, int wgs, int *smem) {
+    switch (nt) {
+    case 16: return pick_wgs<FP8, SP, 16>(wgs, smem);
+    case 32: return pick_wgs<FP8, SP, 32>(wgs, smem);
+    case 64: return pick_wgs<FP8, SP, 64>(wgs, smem);
+    default: return pick_wgs<FP8, SP, 128>(wgs, smem);
+    }
+}
+
+kernel_fn pick(int fp8, int sparse, int nt, int wgs, int *smem) {
+    if (fp8)
+        return sparse ? pick_nt<true, true>(nt, wgs, smem) : pick_nt<true, false>(nt, wgs, smem);
+    return sparse ? pick_nt<false, true>(nt, wgs, smem) : pick_nt<false, false>(nt, wgs, smem);
+}
+
+int tokens_tile(int m_pad) { return m_pad <= 16 ? 16 : m_pad <= 32 ? 32 : m_pad <= 64 ? 64 : 128; }
+
+/* S K ranges for the row blocks: about `waves` blocks per SM in all, at most
+ * a portable cluster, at least one chunk each; whole chunks per range. */
+void split_k(int row_blocks, int steps, int d, int waves, int sms, int *splits, int *per) {
+    int chunks = (steps + d - 1) / d;
+    int s = (waves * sms + row_blocks - 1) / row_blocks;
+    s = s < 1 ? 1 : s > kMaxSplits ? kMaxSplits : s;
+    s = s > chunks ? chunks : s;
+    int per_chunks = (chunks + s - 1) / s;
+    *per = per_chunks * d;
+    *splits = (steps + *per - 1) / *per;
+}
+
+} // namespace
+
+int ss_stream_glu_fits(int n) { return n > 0 && (n / 2) % SS_STREAM_TILE_ROWS == 0 && n % 2 == 0; }
+
+const char *ss_stream_config_name(int config) {
+    return config >= 0 && config < SS_STREAM_CONFIGS ? kConfigs[config].name : "?";
+}
+
+int ss_stream_default_config(int m_pad, int n, int kq, int sparse, int sms) {
+    (void)m_pad, (void)n, (void)kq, (void)sparse, (void)sms;
+    return 1; /* wg1 w2 */
+}
+
+cudaError_t ss_stream_prepare(void) {
+    for (int fp8 = 0; fp8 < 2; fp8++)
+        for (int sp = 0; sp < 2; sp++)
+            for (int nt = 16; nt <= 128; nt *= 2)
+                for (int wgs = 1; wgs <= 2; wgs++) {
+                    int smem = 0;
+                    kernel_fn f = pick(fp8, sp, nt, wgs, &smem);
+                    cudaError_t e =
+                        cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+                    if (e != cudaSuccess)
+                        return e;
+                }
+    return cudaSuccess;
+}
+
+cudaError_t ss_stream_gemm(const ss_stream_args *a, cudaStream_t stream) {
+    if (a->config < 0 || a->config >= SS_STREAM_CONFIGS || a->m_pad > SS_STREAM_MAX_M || a->m <= 0 ||
+        a->m > a->m_pad || a->kq % 32 != 0)
+        return cudaErrorInvalidValue;
+    const Config &cf = kConfigs[a->config];
+    int nt = tokens_tile(a->m_pad), d = chunk_steps(nt);
+    Params p;
+    p.w = (const uint8_t *)a->w;
+    p.q = (const uint8_t *)a->q;
+    p.sa = a->sa;
+    p.sb = a->sb;
+    p.bias = a->bias;
+    p.y = a->y;
+    p.m = a->m;
+    p.m_pad = a->m_pad;
+    p.n = a->n;
+    p.kq = a->kq;
+    p.ldy = a->ldy;
+    p.tiles = (int)ss_stream_tiles(a->n);
+    p.steps = (int)ss_stream_steps(a->sparse, a->kq);
+    p.op = a->op;
+    int glu = a->op == SS_STREAM_OP_GLU_RELU2 || a->op == SS_STREAM_OP_GLU_SILU;
+    if (glu && !ss_stream_glu_fits(a->n))
+        return cudaErrorInvalidValue;
+    int wgs = glu ? 2 : cf.wgs; /* a gate tile and its up tile per block */
+    int row_blocks = (p.tiles + wgs - 1) / wgs, splits = 1;
+    split_k(row_blocks, p.steps, d, cf.waves, a->sms, &splits, &p.steps_per_split);
+    int smem = 0;
+    kernel_fn f = pick(a->fp8, a->sparse, nt, wgs, &smem);
+
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3((unsigned)row_blocks, (unsigned)splits, 1);
+    cfg.blockDim = dim3((unsigned)(wgs * 128), 1, 1);
+    cfg.dynamicSmemBytes = (size_t)smem;
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[2];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = 1;
+    attr[0].val.clusterDim.y = (unsigned)splits;
+    attr[0].val.clusterDim.z = 1;
+    attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[1].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = a->pdl ? 2 : 1;
+    return cudaLaunchKernelEx(&cfg, f, p);
+}

@@ -1,0 +1,73 @@
+/* Internal (sm90sp.cu): the weight-streaming decode GEMM of the sm90sp /
+ * sm90dense backends, for batches of at most SS_STREAM_MAX_M tokens.
+ *
+ *   y (m, ldy) BF16 = bf16(((float)(W q^T) * sa[m]) * sb[n] + bias[n])
+ *
+ * the same fused dequant, rounded op by op, as the CUTLASS kernels of those
+ * backends (sm90sp.cu), so INT8 is bit-exact against the CPU backend. W is
+ * in the layout of stream_layout.h (dense, or 2:4 compressed slid weights);
+ * q (m_pad, kq) is what the linear's quant stage writes (rows >= m zero).
+ *
+ * Why: at decode sizes a projection is a weight stream (~128 operations per
+ * weight byte at 64 tokens): the time is the bytes over HBM bandwidth plus
+ * the fixed cost of one launch. Every warpgroup streams 64 weight rows of a
+ * K range straight into wgmma's register A operand (16-byte loads, two
+ * chunks in flight), the few token rows wait in shared memory, a thread-block
+ * cluster along K adds its partial tiles through distributed shared memory
+ * (no workspace, no memset, a fixed summation order), and the epilogue writes
+ * BF16. With 2:4 weights the instruction is wgmma.sp and the stream is 0.625
+ * bytes per K' column instead of 1 per K column.
+ */
+#ifndef SS_LINEAR_SM90STREAM_H
+#define SS_LINEAR_SM90STREAM_H
+
+#include <cuda_runtime.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SS_STREAM_MAX_M 128 /* token rows per launch (wgmma N up to 128) */
+#define SS_STREAM_CONFIGS 6 /* the tuner's candidates: warpgroups per block x waves */
+
+/* What the epilogue does with the BF16 projection output y (the engine's next
+ * elementwise op, with the rounding points of kernels/dequant.cu, so the
+ * result equals the GEMM followed by that kernel bit for bit):
+ *   PLAIN     out (m, ldy) = y
+ *   GLU_*     out (m, ldy) = bf16(act(y[:, c]) * y[:, n/2 + c]), c < n/2:
+ *             act = relu(g)^2 or SiLU (needs ss_stream_glu_fits(n))
+ *   RESIDUAL  out (m, ldy) = bf16(out + y), the residual stream in place */
+typedef enum {
+    SS_STREAM_OP_PLAIN = 0,
+    SS_STREAM_OP_GLU_RELU2,
+    SS_STREAM_OP_GLU_SILU,
+    SS_STREAM_OP_RESIDUAL,
+} ss_stream_op;
+
+typedef struct {
+    const void *w;          /* stream layout (stream_layout.h) */
+    const void *q;          // (m_pad, kq) I8 / F8_E4M3
+    const float *sa;        // (m_pad) token scales
+    const float *sb;        // (>= n) weight scales, per channel
+    const uint16_t *bias;   // (>= n) BF16, -0.0 where there is none
+    uint16_t *y;            // (m, ldy) BF16: the output (op)
+    int m, m_pad, n, kq, ldy;
+    int fp8, sparse;
+    int config;             /* 0 .. SS_STREAM_CONFIGS-1 */
+    int sms;                /* multiprocessors of the device */
+    int pdl;                /* launch as a programmatic dependent launch */
+    int op;                 /* ss_stream_op */
+} ss_stream_args;
+
+/* Whether the GLU epilogue can pair gate and up rows of an n-row projection:
+ * n / 2 a multiple of the 64-row tile (a block holds gate tile i and up tile i). */
+int ss_stream_glu_fits(int n);
+
+/* "wg1 w2" etc.: the candidate's name for the tuning table. */
+const char *ss_stream_config_name(int config);
+/* The default candidate for a shape (before tuning). */
+int ss_stream_default_config(int m_pad, int n, int kq, int sparse, int sms);
+/* Raises the dynamic shared-memory limit of every instantiation on the
+ * current device (once per linear at creation: not inside a capture). */
+cudaError_t ss_stream_prepare(void);
+cudaError_t ss_stream_gemm(const ss_stream_args *a, cudaStream_t s);
+
+#endif
