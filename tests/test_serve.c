@@ -426,6 +426,12 @@ static void test_throughput_run_fits(void **st) {
     assert_true(row.tokens_per_s > 0);
     double want = 228 / row.elapsed_s;
     assert_true(row.tokens_per_s > want * 0.999 && row.tokens_per_s < want * 1.001);
+    /* KV rows read: each prompt prefills in one step (2 x 10 tokens fit T),
+     * then 4 decode steps at contexts 11..14: 10 + 11 + 12 + 13 + 14 = 60 each */
+    w = (ss_workload){.m = 64, .prompt_len = 10, .output_len = 5, .max_num_seqs = 2, .num_prompts = 4,
+                      .max_num_batched_tokens = 64};
+    assert_ok(ss_throughput_run(g_model, 1000, &w, 4, 1, NULL, &row));
+    assert_int_equal(row.stats.kv_rows, 4 * 60);
 }
 
 static void test_csv_merge_and_speedup(void **st) {

@@ -109,7 +109,23 @@ static void print_step(void *user, const ss_step_timing *t) {
     }
 }
 
-static void print_bound(ss_stage st, const ss_model_config *cfg, const ss_peak *pk,
+/* Decode: the bytes a step must move (projection weights + lm_head, and the
+ * KV cache rows attention reads) over the step time, against the copy rate
+ * measured on this device (copy_tbs > 0) — how close the step is to memory
+ * speed. */
+static void print_memory_speed(const ss_model_config *cfg, double weight_bytes, double copy_tbs,
+                               const ss_throughput_row *r) {
+    if (copy_tbs <= 0 || r->stats.steps == 0)
+        return;
+    double kv = ss_model_kv_row_bytes(cfg) * (double)r->stats.kv_rows;
+    double w = weight_bytes * (double)r->stats.steps, tbs = (w + kv) / r->elapsed_s / 1e12;
+    printf("  memory speed: weights %.1f MB + KV %.1f MB per step (mean) = %.3f TB/s, %.1f%% of the measured "
+           "copy rate %.3f TB/s (weights alone %.1f%%)\n",
+           weight_bytes / 1e6, kv / (double)r->stats.steps / 1e6, tbs, 100 * tbs / copy_tbs, copy_tbs,
+           100 * w / r->elapsed_s / 1e12 / copy_tbs);
+}
+
+static void print_bound(ss_stage st, const ss_model_config *cfg, const ss_peak *pk, double copy_tbs,
                         const ss_throughput_row *r) {
     double params, bytes;
     ss_model_weight_stats(cfg, &params, &bytes);
@@ -129,6 +145,7 @@ static void print_bound(ss_stage st, const ss_model_config *cfg, const ss_peak *
         else
             printf("  weight bandwidth: %.1f MB/step x %lld steps = %.4f TB/s; fraction of peak: n/a\n",
                    bytes / 1e6, (long long)r->stats.steps, tbs);
+        print_memory_speed(cfg, bytes, copy_tbs, r);
     }
 }
 
@@ -338,6 +355,14 @@ static int run(ss_stage st, int argc, char **argv) {
            slid ? ", " : "", slid ? pat : "", ss_backend_name(backend), (double)budget / 1048576.0, (int)kv_blocks,
            block);
     printf("peak: %s\n", pk ? pk->label : "n/a (no peak table entry for this device)");
+    double copy_tbs = 0;
+    if (st == SS_STAGE_DECODE && ss_context_device(ctx) >= 0) {
+        if ((s = ss_device_copy_tbs(ctx, &copy_tbs)) != SS_OK) {
+            rc = cli_lib_error(cmdname, s);
+            goto done;
+        }
+        printf("copy rate: %.3f TB/s device to device (read + write, 256 MB)\n", copy_tbs);
+    }
     printf("prompt scale: %g%s\n", scale, scale < 1 ? " (fewer prompts per M; num_prompts in the CSV)" : "");
 
     struct sigaction sa = {0}, old_sa;
@@ -382,7 +407,7 @@ static int run(ss_stage st, int argc, char **argv) {
         if (captures || replays) /* a capture per step would mean the graphs never pay off */
             printf("  decode CUDA graphs so far: %lld captures, %lld replays\n", (long long)captures,
                    (long long)replays);
-        print_bound(st, &cfg, pk, &row);
+        print_bound(st, &cfg, pk, copy_tbs, &row);
         if (profile)
             print_profile(&row.stats);
     }

@@ -111,6 +111,8 @@ typedef struct {
     int64_t step;
     int n_seqs;
     int64_t n_tokens, n_decode;
+    int64_t kv_rows;   /* cache rows attention reads per layer and KV head:
+                          the sum over sequences of their context through this step */
     double host_s;     /* schedule + commit (block tables, bookkeeping) */
     double forward_s;  /* ss_model_forward */
     double sample_s;   /* greedy sampling */
@@ -137,6 +139,7 @@ typedef struct {
 typedef struct {
     int64_t steps, tokens;        /* forwards run, tokens through them (recompute included) */
     int64_t generated;            /* tokens sampled */
+    int64_t kv_rows;              /* ss_step_timing.kv_rows summed over steps */
     double host_s, forward_s, sample_s;
     double elapsed_s;             /* wall time of the loop, the profile replay excluded */
     double replay_s;              /* profile replay (CPU engine) */
@@ -216,6 +219,14 @@ ss_status ss_throughput_run(ss_model *m, int32_t kv_blocks, const ss_workload *w
  * quantized or slid-and-compressed projections at 1 byte per stored value +
  * 2:4 metadata, plus the BF16 lm_head). */
 void ss_model_weight_stats(const ss_model_config *c, double *params, double *bytes_per_step);
+/* Bytes of keys and values one cache row holds over all layers and KV heads
+ * (what attention reads per row of ss_serve_stats.kv_rows). */
+double ss_model_kv_row_bytes(const ss_model_config *c);
+/* Device-to-device copy rate of ctx's GPU in TB/s, bytes read plus bytes
+ * written (a 256 MB cudaMemcpy, median of 10 after a warm-up): the measured
+ * ceiling a memory-bound step is compared against. SS_EUNSUPPORTED on a CPU
+ * context. */
+ss_status ss_device_copy_tbs(const ss_context *ctx, double *tbs);
 
 /* <Model> of the CSV name: the checkpoint folder's base name without a
  * "-SlideSparse-2_L" and then an "-INT8"/"-FP8"/"-BF16" suffix. */

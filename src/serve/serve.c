@@ -41,6 +41,7 @@ static void stats_add(ss_serve_stats *st, const ss_step_timing *t) {
     double total = t->host_s + t->forward_s + t->sample_s;
     st->steps++;
     st->tokens += t->n_tokens;
+    st->kv_rows += t->kv_rows;
     st->host_s += t->host_s;
     st->forward_s += t->forward_s;
     st->sample_s += t->sample_s;
@@ -136,6 +137,8 @@ ss_status ss_serve_run(ss_model *m, ss_scheduler *s, const ss_serve_opts *o, ss_
         t.n_seqs = b.n;
         t.n_tokens = b.n_tokens;
         t.n_decode = b.n_decode;
+        for (int i = 0; i < b.n; i++)
+            t.kv_rows += b.steps[i].start_pos + b.steps[i].n_tokens;
         t.host_s = (t1 - t0) + (t4 - t3b);
         t.forward_s = t2 - t1;
         t.sample_s = t3 - t2;
@@ -166,6 +169,62 @@ fail:
 size_t ss_kv_block_bytes(const ss_model_config *c) {
     return 2 * (size_t)c->num_hidden_layers * SS_KV_BLOCK * (size_t)c->num_key_value_heads *
            (size_t)c->head_dim * sizeof(uint16_t);
+}
+
+/* Median of 10 timed 256 MB device-to-device copies after one warm-up. */
+ss_status ss_device_copy_tbs(const ss_context *ctx, double *tbs) {
+    *tbs = 0;
+    if (ss_context_device(ctx) < 0)
+        return ss_fail(SS_EUNSUPPORTED, "copy bandwidth: a CPU context has no device");
+#ifdef SS_HAVE_CUDA
+    enum { REPS = 10 };
+    const size_t bytes = (size_t)256 << 20;
+    void *a = NULL, *b = NULL;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    float ms[REPS];
+    ss_status rc = SS_OK;
+    cudaError_t e = cudaMalloc(&a, bytes);
+    if (e == cudaSuccess)
+        e = cudaMalloc(&b, bytes);
+    if (e == cudaSuccess)
+        e = cudaEventCreate(&e0);
+    if (e == cudaSuccess)
+        e = cudaEventCreate(&e1);
+    if (e == cudaSuccess)
+        e = cudaMemset(a, 1, bytes); /* not zeros: METHOD of measuring on real data */
+    for (int i = -1; i < REPS && e == cudaSuccess; i++) {
+        e = cudaEventRecord(e0, 0);
+        if (e == cudaSuccess)
+            e = cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, 0);
+        if (e == cudaSuccess)
+            e = cudaEventRecord(e1, 0);
+        if (e == cudaSuccess)
+            e = cudaEventSynchronize(e1);
+        if (e == cudaSuccess && i >= 0)
+            e = cudaEventElapsedTime(&ms[i], e0, e1);
+    }
+    if (e != cudaSuccess) {
+        rc = ss_fail(SS_ECUDA, "copy bandwidth: %s", cudaGetErrorString(e));
+        goto fail;
+    }
+    for (int i = 1; i < REPS; i++) /* insertion sort: 10 values */
+        for (int j = i; j > 0 && ms[j] < ms[j - 1]; j--) {
+            float t = ms[j];
+            ms[j] = ms[j - 1];
+            ms[j - 1] = t;
+        }
+    *tbs = 2.0 * (double)bytes / (0.5 * (ms[REPS / 2 - 1] + ms[REPS / 2]) * 1e-3) / 1e12;
+fail:
+    cudaFree(a);
+    cudaFree(b);
+    if (e0)
+        cudaEventDestroy(e0);
+    if (e1)
+        cudaEventDestroy(e1);
+    return rc;
+#else
+    return ss_fail(SS_EUNSUPPORTED, "copy bandwidth: built without CUDA");
+#endif
 }
 
 ss_status ss_device_memory(const ss_context *ctx, size_t *free_b, size_t *total_b) {

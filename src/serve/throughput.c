@@ -101,6 +101,11 @@ void ss_model_weight_stats(const ss_model_config *c, double *params, double *byt
     *bytes_per_step = bytes * c->num_hidden_layers + 2.0 * c->vocab_size * h;
 }
 
+double ss_model_kv_row_bytes(const ss_model_config *c) {
+    /* K and V, BF16, every layer and KV head (ss_kv_block_bytes per row) */
+    return 2.0 * c->num_hidden_layers * c->num_key_value_heads * c->head_dim * 2;
+}
+
 void ss_model_stem(const char *dir, char *buf, size_t n) {
     size_t len = strlen(dir);
     while (len > 1 && dir[len - 1] == '/')
