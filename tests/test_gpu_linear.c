@@ -903,7 +903,7 @@ static void test_seam(void **state) {
     run_seam(f->gpu, &sides[1][0], &sides[1][1], 64, 2560, 1, 0, seed++);
 }
 
-// --- sm90sp: CUTLASS SM90 2:4 GEMM with the dequant fused (issue #9) --------------------
+// --- sm90sp: CUTLASS SM90 2:4 GEMM with the dequant fused ---------------------------------
 
 /* NULL when the sm90sp backend can run here, else prints the skip line. */
 static int sm90sp_skipped(ss_context *gpu) {
@@ -1186,7 +1186,7 @@ static void test_sm90sp_algos(void **state) {
     free(scale);
 }
 
-// --- sm90dense: the same kernel family on dense weights, the honest baseline (issue #9) ----
+// --- sm90dense: the same kernel family on dense weights, the honest baseline -------------
 
 /* Small M, K not a multiple of 16, odd n, M = 4096, weight dtype wdt. */
 static void sm90dense_cases(fixture *f, ss_dtype wdt, uint64_t seed) {

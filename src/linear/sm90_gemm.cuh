@@ -9,11 +9,11 @@
  * registers throughout. The default FP8 mainloops (promotion into a second F32
  * accumulator every 4 k-blocks) doubled the accumulator registers of these
  * 128x256 / 128x128 tiles and ran 3x slower than cuBLASLt on the H100 (dense
- * BitNet-2B M 4096: 1487 vs 472 µs; bench/sparse_gemm_sm90.md); the error of
+ * BitNet-2B M 4096: 1487 vs 472 µs; docs/results/h100.md); the error of
  * fast accumulation stays within the FP8 tolerance the tests use (1e-2
  * normalized, like cuBLASLt / cuSPARSELt).
  *
- * Decode (issue #7): at M 64 a GEMM is a weight stream. With tiles of 128
+ * Decode: at M 64 a GEMM is a weight stream. With tiles of 128
  * weight rows, BitNet-2B's qkv (n 3840) has 30 output tiles for 132 SMs, so
  * the persistent schedulers leave most SMs idle while the weights stream
  * (sm90dense decode 18.1k tokens/s vs cuBLASLt's 22.2k). Skinny is a 128x64
@@ -185,14 +185,14 @@ struct Config {
     using StrideD = typename Kernel::StrideD;
 };
 
-/* The two best of h4's four (bench/sparse_gemm_sm90.md): Cooperative 128x256
+/* The two best of the harness's first four (docs/results/h100.md): Cooperative 128x256
  * (tokens) wins from a few waves of tiles up, Pingpong 128x128 below; the
  * dense baseline and FP8 take the same two (both 8-bit: the same K tile of
  * 128 bytes, the same shared-memory budget). The sparse Pingpong takes a K
  * tile of 256: its compressed weight rows are then 128 bytes (the 128-byte
  * swizzle, half the pipeline barriers per MAC) and it still holds 4 stages;
  * on the H100 it beat the K-128 tile in all 120 measured cases (mean 13%,
- * session 4's K-tile-256 section there). Coop stays at K 128: at 256 it drops
+ * the K-tile-256 section there). Coop stays at K 128: at 256 it drops
  * to 2 stages and loses. CUTLASS derives the compressed layout from
  * min(tile K, 128), so all variants still read the same weights (asserted
  * below). The dense Pingpong keeps K 128 (K 256 not measured there). */

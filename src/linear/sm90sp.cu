@@ -1,6 +1,7 @@
 /* 2:4 sparse INT8 / FP8 linear layers on Hopper (sm_90a) through CUTLASS's SM90 sparse
- * GEMM with the dequant fused into its epilogue (issue #9; the kernel family and
- * its measurements: dev/cutlass/sparse_gemm_sm90.cu, bench/sparse_gemm_sm90.md).
+ * GEMM with the dequant fused into its epilogue (the kernel family and its
+ * measurements: dev/cutlass/sparse_gemm_sm90.cu, docs/results/h100.md), and at
+ * decode sizes the weight-streaming GEMM of sm90stream.cu.
  * Two backends share this file: sm90sp (2:4 weights, sparse wgmma) and
  * sm90dense (dense weights, plain wgmma: the same collectives, tiles, tile
  * orders and epilogue, the weight operand dense), so the sparse speedup is
@@ -40,7 +41,7 @@
  * tiles reduced in the workspace). The decompositions are runtime arguments
  * of the same kernel, so the tuner gets both for one instantiation.
  * Default: a shape heuristic. Split-K when the 128x64 tiles cannot fill the
- * SMs once but hold at least 8 k-blocks of work per SM; else h4's table
+ * SMs once but hold at least 8 k-blocks of work per SM; else the harness's table
  * (Pingpong 128x128 while those tiles fit in two waves, else Cooperative
  * 128x256 rastered along the weights). The 8: a stream-K / split-K launch
  * pays a workspace memset and the partials' reduction, which only more

@@ -64,8 +64,8 @@ cudaError_t ss_kernel_quant_vecs(ss_dtype qdt, const uint16_t *x, int64_t m, int
                                  ss_lift_geom geo, void *q, float *sa, int vecs, int pdl,
                                  cudaStream_t stream);
 
-/* ss_kernel_quant_vecs with the previous gather of the lifted row (dev
- * variant, issue #4): every output word located by a division and two shared
+/* ss_kernel_quant_vecs with the previous gather of the lifted row (the
+ * earlier kernel): every output word located by a division and two shared
  * memory reads. It differs only for 2_6 (L = 6), which ss_kernel_quant_vecs
  * gathers in tiles with compile-time shifts. Same arguments and results. */
 cudaError_t ss_kernel_quant_gather(ss_dtype qdt, const uint16_t *x, int64_t m, int64_t m_pad,
@@ -74,8 +74,8 @@ cudaError_t ss_kernel_quant_gather(ss_dtype qdt, const uint16_t *x, int64_t m, i
 
 /* ss_kernel_quant_vecs with the lifted row gathered in tiles of whole groups
  * (compile-time shifts) for every L in 6..16, the chunks staged per warp in
- * shared memory and stored contiguously (dev variant, issue #4: the candidate
- * for 2_8 .. 2_16, not yet measured). Same arguments and results. */
+ * shared memory and stored contiguously (measured on the H100: the automatic
+ * choice for 2_8 .. 2_16, quant.cu staged_auto). Same arguments and results. */
 cudaError_t ss_kernel_quant_staged(ss_dtype qdt, const uint16_t *x, int64_t m, int64_t m_pad,
                                    ss_lift_geom geo, void *q, float *sa, int vecs, int pdl,
                                    cudaStream_t stream);

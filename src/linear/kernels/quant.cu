@@ -312,7 +312,7 @@ enum { GATHER_AUTO = 0, GATHER_WORDS = 1, GATHER_STAGED = 2 };
 
 /* GATHER_AUTO's choice for H (H3 tiles for 2_6, warp-staged tiles for 2_8 and
  * wider with a compile-time H, per word otherwise). H100, 20 PDL launches in a
- * graph at M 4096, K 2560 (issue #4's 85% bar): per word 83.6 / 84.5 / 85.1%
+ * graph at M 4096, K 2560 (the 85%-of-copy target): per word 83.6 / 84.5 / 85.1%
  * of D2D for 2_8 / 2_10 / 2_16, staged 85.3 / 86.3 / 85.3%; the same or
  * better at M 16384 and K 6912. */
 __host__ __device__ constexpr bool staged_auto(int h) { return h >= 4; }
@@ -380,8 +380,8 @@ __device__ __forceinline__ uint4 norm8(uint4 x, uint4 g, float inv) {
  * K 2560: 84.9% of D2D (85.4% with vecs 4) against 83.5% per word; M 16384
  * and K 6912 gain 0.2-1.1 points. For H > 3 a thread stores S / 4 > 1 chunks
  * S * 4 bytes apart, so every store instruction writes half sectors: measured
- * 2_8 74.8%, 2_10 84.0%, 2_16 55.2% against 83.4 / 84.4 / 84.9% per word
- * (issue #4); those patterns keep gather_words. */
+ * 2_8 74.8%, 2_10 84.0%, 2_16 55.2% against 83.4 / 84.4 / 84.9% per word;
+ * those patterns keep gather_words. */
 __host__ __device__ constexpr int tile_groups(int h) { return (h - 1) % 4 == 0 ? (h % 2 ? 2 : 1) : (h - 1) % 2 == 0 ? 2 : 4; }
 
 /* Tile s of the staged row: its NQ words into w. */
@@ -417,8 +417,8 @@ __device__ __forceinline__ uint4 tile_chunk(const uint32_t (&w)[NQ], int s, int 
 /* STAGED (dev variant): the chunks of a warp's 32 tiles go to the warp's
  * stage in shared memory (32 S / 4 chunks, after the staged row) and the
  * warp stores them as contiguous chunks, so that every store instruction
- * writes whole sectors as the per-word gather's do, for every H. Not
- * measured yet (issue #4's candidate for 2_8 .. 2_16). */
+ * writes whole sectors as the per-word gather's do, for every H. Measured:
+ * staged_auto above. */
 template <int H, bool STAGED>
 __device__ __forceinline__ void gather_tiles(const uint32_t *__restrict__ qw, uint32_t words_raw,
                                              int kout, uint8_t *__restrict__ qrow,
