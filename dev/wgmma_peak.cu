@@ -46,7 +46,7 @@
  * ("skipped"). NVML through the kernel benchmark's sampler (src/bench/clocks.h).
  * Usage: dev_wgmma_peak [quick]   (quick: ~60 ms per case, SW128 layout only)
  *
- * Measured (H100 SXM, 700 W cap, 2026-11-26; bench/sparse_gemm_sm90.md has the table):
+ * Measured (H100 SXM, 700 W cap, 2026-11-26; docs/results/h100.md §3 has the table):
  * dense wgmma 100% of the clock-adjusted peak (INT8 ~1800 TOPS at ~1650 MHz, FP8 ~1620
  * at ~1500 MHz under the cap); sparse SS 79-80% of it at N 128, 88-90% at N 256 = the
  * 128 B/clk/SM smem read limit (A + B bytes per instruction), so sparse/dense 1.64x /
