@@ -1,4 +1,4 @@
-/* dev harness: the skinny GEMM (src/linear/kernels/skinny_gemm.cu) for decode
+/* dev harness: a skinny weight-streaming GEMM (kept here only, not in src/) for decode
  * batches, D (m_pad, n_pad) = Q (m_pad, kq) · W (n_pad, kq)ᵀ.
  *   1. validation vs a CPU reference written here: INT8 -> I32 bit-exact;
  *      FP8 e4m3 -> F32 within 1e-6 of the magnitude sum (f32 accumulation)
@@ -21,10 +21,10 @@
  * 16% achieved occupancy, 8.3 cycles per issued instruction: mma.sync (not wgmma)
  * with 4 warps per CTA cannot keep 64 token rows' MMAs beside the weight stream,
  * while cuBLASLt's wgmma kernels move the same weights at 1.4-1.6 TB/s. Kept here
- * as the measured baseline for a wgmma-based streaming kernel (issue #7).
+ * as the measured baseline for a wgmma-based streaming kernel (the decode target).
  */
 
-/* ==== the kernel (was src/linear/kernels/skinny_gemm.cu) ==== */
+/* ==== the kernel ==== */
 /* The skinny GEMM: D = Q · Wᵀ for decode-sized batches (m_pad <= 128 token
  * rows), where a step's time is the time to stream the weights from HBM once.
  *

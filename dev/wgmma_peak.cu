@@ -1,9 +1,9 @@
 /* dev harness: the tensor-core ceiling of this H100, dense wgmma against 2:4
- * sparse wgmma.sp, fed from shared memory with every SM busy (issue #9).
+ * sparse wgmma.sp, fed from shared memory with every SM busy.
  *
  * Why: our CUTLASS SM90 sparse GEMM and cuSPARSELt both reach only ~1.25-1.36x
  * the dense GEMM's speed at the BitNet-2B shapes, with the board at its 700 W
- * cap; the issue's goals need >= 1.8x. This harness takes the GEMM out (no
+ * cap; 2_8 beating dense by 1.22x needs >= 1.83x. This harness takes the GEMM out (no
  * global loads, no TMA, no epilogue): each CTA keeps its A and B tiles in
  * shared memory and its warpgroups issue wgmma back to back for ~250 ms, so
  * what remains is the tensor cores' rate at the clock and power they settle
@@ -46,7 +46,7 @@
  * ("skipped"). NVML through the kernel benchmark's sampler (src/bench/clocks.h).
  * Usage: dev_wgmma_peak [quick]   (quick: ~60 ms per case, SW128 layout only)
  *
- * Measured (H100 SXM, 700 W cap, 2026-11-26; bench/sparse_gemm_sm90.md has the table):
+ * Measured (H100 SXM, 700 W cap, 2026-11-26; docs/results/h100.md §3 has the table):
  * dense wgmma 100% of the clock-adjusted peak (INT8 ~1800 TOPS at ~1650 MHz, FP8 ~1620
  * at ~1500 MHz under the cap); sparse SS 79-80% of it at N 128, 88-90% at N 256 = the
  * 128 B/clk/SM smem read limit (A + B bytes per instruction), so sparse/dense 1.64x /

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CLI-level tests of `bench decode --soak SECONDS` (issue 7; the slidesparse
+# CLI-level tests of `bench decode --soak SECONDS` (the slidesparse
 # binary is $1) on a tiny BitNet (synth tiny-bitnet, positions raised to 2048
 # so the decode workload fits, quantized INT8) on the CPU: the shortest soak
 # (two repetitions of M 64), its per-repetition lines, the verdict line and the

@@ -141,7 +141,7 @@ grep -q "tiny-bitnet-BF16 absent, not needed" out7 || fail "rerun synthesized a 
 grep -q "already present; where their weights came from is not recorded" r3/CPU_report_*.md ||
   fail "rerun: report does not say the weights' origin is unknown"
 
-# --- --stop-after: a lease-sized slice, the rest left pending for --resume --------------------------
+# --- --stop-after: a time-limited slice, the rest left pending for --resume -----------------------
 "$B" run-all --out r4 --base r1/checkpoints/tiny-bitnet-BF16 --tasks 1,2 --dtypes int8 --sparsity 2_8 \
   --stop-after 0.000001 >out9 2>err9
 rc=$?
@@ -176,7 +176,7 @@ else
 fi
 
 # --- task 3 tunes the dense (coarse) stage at task 5's decode M too ---------------------------------
-# The seed's coarse list starts at 256; lookups take the smallest tuned M >= the request, so without
+# The default coarse list starts at 256; lookups take the smallest tuned M >= the request, so without
 # this dense decode at M 64 would run M 256's algorithm while the fine stage tunes sparse at 64.
 # Here fine runs at 128 only, so every entry at M 64 is a coarse one: the four projections.
 echo '{"tasks": [3], "dtypes": ["int8"], "sparsity": ["2_6"], "m_decode": [64], "m_tune_coarse": [256],

@@ -43,7 +43,7 @@ for side in cuBLASLt cuSPARSELt; do
     done
   done
 done
-# clock columns (issue #9): present, empty on the CPU backend, and the last line says so
+# clock columns: present, empty on the CPU backend, and the last line says so
 q=res/benchmark_kernel/cuSPARSELt/CPU_cc0_INT8_cpu/tiny-bitnet_qkv.csv
 head -1 "$q" | grep -q ",algo,sm_mhz_mean,sm_mhz_min,power_w,power_capped$" || fail "$q: no clock columns: $(head -1 "$q")"
 [[ $(tail -n +2 "$q" | grep -vc ",,,,$") == 0 ]] || fail "$q: clock fields not empty on the CPU"

@@ -473,7 +473,7 @@ static void test_supports_and_context(void **state) {
     assert_int_equal(ss_cuda_device_count(), 0);
 #endif
 #ifndef SS_HAVE_SM90SP
-    /* issue #9: the CUTLASS backend says what it lacks */
+    /* the CUTLASS backend says what it lacks */
     assert_string_equal(ss_linear_supports(ctx, SS_BACKEND_SM90SP, SS_DTYPE_I8, (ss_pattern){2, 8}),
                         "needs sm_90 and a build with CUTLASS");
     /* its dense baseline (same kernel family, same fused epilogue) likewise */

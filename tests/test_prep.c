@@ -1,5 +1,5 @@
 /* Model preparation: presets, synth, quantize, convert, verify, and every bad
- * input of the issue (each fails with one line naming file/tensor and leaves
+ * input it must refuse (each fails with one line naming file/tensor and leaves
  * no output behind). Expected values come from SPEC §6 or are recomputed here
  * independently of src/prep. */
 #include "support/ss_test.h"

@@ -1,6 +1,6 @@
 /* bench decode --soak: repeat the decode workload of one M until the wall time
  * is spent and check that memory stops growing after the first repetition
- * (issue 7: no memory growth across a 10-minute decode run). Device memory is
+ * (the target: no memory growth across a 10-minute decode run). Device memory is
  * cudaMemGetInfo's total - free (through ss_device_memory), host memory the
  * process's VmRSS / VmHWM from /proc/self/status. See bench_soak.h for the
  * tolerances and why. */

@@ -140,7 +140,7 @@ typedef struct {
                                      dense operand, same fused epilogue; GPU only), CSVs
                                      under benchmark_kernel/sm90dense; every speedup is
                                      then against the best dense per (projection, M,
-                                     level) of cuBLASLt and sm90dense (issue #9) */
+                                     level) of cuBLASLt and sm90dense */
     int no_clocks;                /* do not sample the SM clock / power (NVML) */
 } ss_bench_kernel_opts;
 

@@ -1,5 +1,5 @@
 /* slidesparse/compress24.h — our own offline 2:4 compressor for the sparse
- * operand of Hopper's wgmma.mma_async.sp (issue #9). CPU, exact.
+ * operand of Hopper's wgmma.mma_async.sp. CPU, exact.
  *
  * --- What the PTX ISA says (sources) ---------------------------------------
  * [W] PTX ISA §9.7.15.6 / §9.7.15.6.1 "Asynchronous Warpgroup Level

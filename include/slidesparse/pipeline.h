@@ -91,7 +91,7 @@ typedef struct {
     int embedded;                       /* 1: the no-GPU embedded default */
 } ss_pipe_config;
 
-/* The seed's defaults (BitNet-2B, INT8 + FP8, SPEC M lists, full scale).
+/* The SPEC §8 defaults (BitNet-2B, INT8 + FP8, SPEC M lists, full scale).
  * gpu = 0: the embedded default (tiny-bitnet, CPU backend, short M lists,
  * quick scale). */
 void ss_pipe_config_default(ss_pipe_config *c, int gpu);
@@ -186,8 +186,8 @@ typedef struct {
     ss_pipe_config config;
     int resume;
     /* > 0: start no task once this many seconds have passed in this process;
-     * the rest stay pending for a later --resume (a lease-sized slice of a
-     * long run). Not part of the run's configuration. */
+     * the rest stay pending for a later --resume (one time-limited slice of
+     * a long run). Not part of the run's configuration. */
     double stop_after_s;
     /* With resume: tasks (1..8, selected ones) that run again although they
      * are done, e.g. after a fix; their CSV rows are replaced per M. */

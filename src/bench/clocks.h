@@ -1,7 +1,7 @@
 /* Internal (kernel benchmark): the GPU's SM clock, board power and clock
  * event ("throttle") reasons read through NVML while a timed loop runs, and
- * the summary of those samples that goes into each CSV row (issue #9: when
- * the sparse path is slower than expected, say whether it ran at a lower,
+ * the summary of those samples that goes into each CSV row (when the sparse
+ * path is slower than expected, it says whether it ran at a lower,
  * power-capped clock).
  *
  * NVML is opened with dlopen at run time (nvml_abi.h): no build dependency;

@@ -187,7 +187,7 @@ static const ss_bench_row *find_row_on(const ss_bench_kernel_result *r, ss_dtype
 }
 
 /* Dense: the fastest dense row at `level` (cuBLASLt or sm90dense when both
- * ran: the best dense is the baseline, issue #9); else the one row of p. */
+ * ran: the best dense is the honest baseline); else the one row of p. */
 static const ss_bench_row *find_best(const ss_bench_kernel_result *r, ss_dtype dt, int proj,
                                      ss_pattern p, int64_t m, int level) {
     const ss_bench_row *best = NULL;

@@ -1,4 +1,4 @@
-/* run-all configuration: the seed's defaults, the embedded no-GPU default,
+/* run-all configuration: the SPEC §8 defaults, the embedded no-GPU default,
  * list parsing shared by the CLI and the JSON config file, and the dump that
  * the status JSON records (schema in slidesparse/pipeline.h). */
 #include <errno.h>

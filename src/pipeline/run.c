@@ -362,7 +362,7 @@ static int runnable_dtypes(run *r, ss_dtype *out) {
 
 /* The coarse (dense) stage's M list: the configured one plus every decode M
  * of task 5. Why: lookups take the smallest tuned M >= the request, and the
- * seed's coarse list starts at 256, so dense decode at M 64 ran M 256's
+ * default coarse list starts at 256, so dense decode at M 64 ran M 256's
  * cuBLASLt algorithm (~16% slower than its own) while the fine stage tunes
  * the sparse backends at 64 — an unfair decode comparison. Sorted, unique. */
 static int coarse_ms(const ss_pipe_config *c, int64_t *out) {

@@ -1,5 +1,5 @@
-/* The launch-configuration search of our quant(+slide) kernel (issue 5, "our
- * kernels: launch configurations per K"): the row-in-registers kernel with
+/* The launch-configuration search of our quant(+slide) kernel (its launch
+ * configuration per K is tuned like a GEMM algorithm): the row-in-registers kernel with
  * vecs 1, 2, 4, 8 sixteen-byte loads per thread, each plain and (cc >= 9.0)
  * as a programmatic dependent launch, plus the automatic choice. Every
  * candidate's q and sa are compared bit-exactly with the CPU quantizer (the

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# h1's device run 2 (issue #7): build, test_gpu_linear, memcheck of the sm90 algorithms,
-# bench kernel (sm90 + cuBLASLt/cuSPARSELt), bench decode dense + 2_4 with PDL 0/1; logs packed in one tgz
+# The commands of run 2 (kept as the record of how these logs were made): build, test_gpu_linear,
+# memcheck of the sm90 algorithms, bench kernel (sm90 + cuBLASLt/cuSPARSELt), bench decode dense + 2_4
+# with PDL 0/1; logs packed in one tgz
 set -u
-O=$OUT; L=/tmp/h1logs; mkdir -p $L; B=build-gpu S=build-gpu/slidesparse M=/tmp/models T=/tmp/tuning D=/tmp/models/BitNet-2B-INT8 S24=/tmp/models/slid/BitNet-2B-INT8-SlideSparse-2_4
-trap 'tar -czf $O/h1.tgz -C $L . 2>/dev/null' EXIT
+O=$OUT; L=/tmp/logs; mkdir -p $L; B=build-gpu S=build-gpu/slidesparse M=/tmp/models T=/tmp/tuning D=/tmp/models/BitNet-2B-INT8 S24=/tmp/models/slid/BitNet-2B-INT8-SlideSparse-2_4
+trap 'tar -czf $O/logs.tgz -C $L . 2>/dev/null' EXIT
 source scripts/device_env.sh >/dev/null 2>&1
 cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DSS_CUDA=ON \
   -DCUSPARSELT_ROOT="$CUSPARSELT_ROOT" -DCUTLASS_ROOT=$PWD/.carry/cutlass/include >$L/configure.log 2>&1 || { tail -20 $L/configure.log; exit 1; }
