@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/gpu_decode.sh PART... — decode measurements on the GPU machine, one device call
+# scripts/gpu/decode.sh PART... — decode measurements on the GPU machine, one device call
 # (run from the repository root with .carry beside it; logs and CSVs under $OUT):
 #   build    configure + build (CUTLASS from .carry) the CLI and the GPU tests
 #   check    test_gpu_linear (quick set: every sm90 algorithm incl. the stream GEMM at M 1..300,
@@ -14,11 +14,17 @@
 # Environment: MS (decode M list, default 64,128,256,512), PATTERNS (2_4,2_8), DTYPES (int8),
 # SS_TUNING_DIR (set by tune; unset = heuristics).
 set -uo pipefail
-cd "$(dirname "$0")/.."
-source scripts/gpu_common.sh
+cd "$(dirname "$0")/../.."
 out=${OUT:-gpu-decode-logs}
 mkdir -p "$out"
-source scripts/device_env.sh >/dev/null
+source scripts/gpu/run.sh env
+# configure: Release, sm_90 only, CUDA on, cuSPARSELt / CUTLASS as env found them
+gpu_configure() {
+  cmake -S . -B "$1" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DSS_CUDA=ON \
+    ${CUSPARSELT_ROOT:+-DCUSPARSELT_ROOT=$CUSPARSELT_ROOT} ${CUTLASS_ROOT:+-DCUTLASS_ROOT=$CUTLASS_ROOT} \
+    >"$out/configure.log" 2>&1 || { tail -20 "$out/configure.log"; return 1; }
+  grep "slidesparse:" "$out/configure.log"
+}
 B=build-gpu S=build-gpu/slidesparse M=/tmp/models T=/tmp/tuning
 MS=${MS:-64,128,256,512} PATTERNS=${PATTERNS:-2_4,2_8} DTYPES=${DTYPES:-int8}
 tps() { grep -oE '[0-9.]+ tokens/s' "$1" | tr '\n' ' '; }
