@@ -12,6 +12,7 @@
 #            SS_STREAM=0 (the CUTLASS kernels alone: the "before" of the same call)
 #   profile  bench decode --profile at M 64 for the best dense and 2_4 (stage split)
 # Environment: MS (decode M list, default 64,128,256,512), PATTERNS (2_4,2_8), DTYPES (int8),
+# KERNEL_STREAM (the kernel part's SS_STREAM values, default "1 0"),
 # SS_TUNING_DIR (set by tune; unset = heuristics).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -54,7 +55,7 @@ for part in "$@"; do
         { echo "model prep $dt failed"; exit 1; }
     done ;;
   kernel)
-    for st in 1 0; do
+    for st in ${KERNEL_STREAM:-1 0}; do
       SS_STREAM=$st timeout 200 $S bench kernel --preset bitnet-2b --dtype ${DTYPES} --sparsity "$PATTERNS" \
         --m "$MS" --sm90sp --sm90dense --no-tune --warmup 10 --repeat 50 --out $out/kern$st --quiet \
         >"$out/kernel_stream$st.log" 2>&1
