@@ -12,7 +12,8 @@
 #            SS_STREAM=0 (the CUTLASS kernels alone: the "before" of the same call)
 #   profile  bench decode --profile at M 64 for the best dense and 2_4 (stage split)
 # Environment: MS (decode M list, default 64,128,256,512), PATTERNS (2_4,2_8), DTYPES (int8),
-# KERNEL_STREAM (the kernel part's SS_STREAM values, default "1 0"),
+# KERNEL_STREAM (the kernel part's SS_STREAM values, default "1 0"), TUNE_PLAIN (0: tune only the
+# sm90 backends; cuBLASLt / cuSPARSELt keep their heuristics),
 # SS_TUNING_DIR (set by tune; unset = heuristics).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -41,10 +42,10 @@ for part in "$@"; do
     cmake --build $B -j 16 --target slidesparse test_gpu_linear test_engine_gpu >"$out/build.log" 2>&1 ||
       { grep -B2 -A8 -m5 error "$out/build.log"; exit 1; } ;;
   check)
-    SS_GPU_TEST_QUICK=1 timeout 300 $B/test_gpu_linear >"$out/test_gpu_linear.log" 2>&1
+    SS_TEST_DATA=$PWD/tests/data SS_GPU_TEST_QUICK=1 timeout 300 $B/test_gpu_linear >"$out/test_gpu_linear.log" 2>&1
     echo "test_gpu_linear rc=$?"
     grep -E "^\[  (PASSED|FAILED|SKIPPED) |FAILED|mismatch|error" "$out/test_gpu_linear.log" | head -20
-    timeout 200 $B/test_engine_gpu >"$out/test_engine_gpu.log" 2>&1
+    SS_TEST_DATA=$PWD/tests/data timeout 200 $B/test_engine_gpu >"$out/test_engine_gpu.log" 2>&1
     echo "test_engine_gpu rc=$?"
     grep -E "^\[  (PASSED|FAILED|SKIPPED) |FAILED" "$out/test_engine_gpu.log" | head -20 ;;
   models)
@@ -63,9 +64,11 @@ for part in "$@"; do
       grep -iE "total|speedup" "$out/kernel_stream$st.log" | head -30
     done ;;
   tune)
-    for extra in "--sm90sp --sm90dense" ""; do
-      timeout 240 $S tune --preset bitnet-2b --dtype ${DTYPES} --sparsity "$PATTERNS" --m-coarse "$MS" \
-        --m-fine "$MS" --tuning-dir $T --warmup 10 --repeat 30 --quiet $extra >>"$out/tune.log" 2>&1
+    sets=("--sm90sp --sm90dense")
+    [[ ${TUNE_PLAIN:-1} == 1 ]] && sets+=("") # cuBLASLt / cuSPARSELt too
+    for extra in "${sets[@]}"; do
+      timeout 200 $S tune --preset bitnet-2b --dtype ${DTYPES} --sparsity "$PATTERNS" --m-coarse "$MS" \
+        --m-fine "$MS" --tuning-dir $T --warmup 5 --repeat 20 --quiet $extra >>"$out/tune.log" 2>&1
       echo "tune '$extra' rc=$?"
     done
     cp $T/*/tuning.json "$out/tuning.json" 2>/dev/null

@@ -48,11 +48,17 @@ struct Params {
 /* Steps per chunk: D = 8 keeps 16 KB (dense) / 20 KB (2:4) of weights in
  * flight per warpgroup; at 128 tokens the accumulators need the registers. */
 __host__ __device__ constexpr int chunk_steps(int nt) { return nt == 128 ? 4 : 8; }
+constexpr int kMaxSplitsDev = 8; /* portable cluster size: the most K ranges */
 
+/* Shared memory: two token buffers of one chunk, the partials the cluster's
+ * blocks send this block (S shares of the NT x R tile, + slack for the
+ * rounding of S), and the epilogue's token scales, weight scales and bias. */
+template <bool SP, int NT, int WGS> constexpr int bufs_bytes() {
+    return 2 * NT * chunk_steps(NT) * (SP ? SS_STREAM_SPARSE_STEP : SS_STREAM_DENSE_STEP);
+}
+template <int NT, int WGS> constexpr int recv_words() { return NT * WGS * 64 + 16; }
 template <bool SP, int NT, int WGS> constexpr int smem_bytes() {
-    constexpr int kc = chunk_steps(NT) * (SP ? SS_STREAM_SPARSE_STEP : SS_STREAM_DENSE_STEP);
-    constexpr int bufs = 2 * NT * kc, part = NT * (WGS * 64 + 4) * 4;
-    return bufs > part ? bufs : part;
+    return bufs_bytes<SP, NT, WGS>() + recv_words<NT, WGS>() * 4 + (NT + 2 * WGS * 64) * 4;
 }
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -116,7 +122,7 @@ __global__ void __launch_bounds__(WGS * 128) stream_kernel(const Params p) {
     constexpr int STEPK = SP ? SS_STREAM_SPARSE_STEP : SS_STREAM_DENSE_STEP;
     constexpr int REC = SP ? SS_STREAM_SPARSE_RECORD : SS_STREAM_DENSE_RECORD;
     constexpr int KC = D * STEPK;
-    constexpr int R = WGS * 64, PITCH = R + 4; /* +4 words: conflict-free parking */
+    constexpr int R = WGS * 64;
     constexpr uint32_t kFiller = 0xCCCCCCCCu;   /* legal 2:4 nibbles (0, 3) for zero A */
     extern __shared__ __align__(128) uint8_t smem[];
     const uint32_t sbase = (uint32_t)__cvta_generic_to_shared(smem);
@@ -188,8 +194,24 @@ __global__ void __launch_bounds__(WGS * 128) stream_kernel(const Params p) {
         __syncthreads(); /* buffer RG is refilled two chunks on */
     };
 
+    /* output channel of block row r (GLU: warpgroup 1's rows are the up tile) */
+    auto chan = [&](int r) {
+        return (glu ? blockIdx.x + (r >> 6) * (p.tiles / 2) : blockIdx.x * WGS + (r >> 6)) * 64 + (r & 63);
+    };
+    uint32_t *recv = reinterpret_cast<uint32_t *>(smem + bufs_bytes<SP, NT, WGS>());
+    float *e_sa = reinterpret_cast<float *>(recv + recv_words<NT, WGS>()), *e_sb = e_sa + NT, *e_bias = e_sb + R;
+
     load_a(std::integral_constant<int, 0>{}, 0); /* weights only: before the wait */
+    /* the epilogue's operands, fetched now so that their latency hides in the
+     * main loop (its barriers publish them); sa is the quant kernel's output */
+    for (int r = tid; r < R; r += WGS * 128) {
+        int c = chan(r);
+        e_sb[r] = c < p.n ? p.sb[c] : 0.0f;
+        e_bias[r] = c < p.n ? bf16_to_float(p.bias[c]) : 0.0f;
+    }
     ss_pdl_wait();
+    for (int r = tid; r < NT; r += WGS * 128)
+        e_sa[r] = r < p.m_pad ? p.sa[r] : 0.0f;
     if (nchunks > 0)
         load_b(0, buf[0]);
     cp_async_commit();
@@ -199,58 +221,76 @@ __global__ void __launch_bounds__(WGS * 128) stream_kernel(const Params p) {
     }
     ss_pdl_trigger();
 
-    /* park the accumulators: element (token, row) of this block's R rows */
-    __syncthreads();
-    uint32_t *part = reinterpret_cast<uint32_t *>(smem);
+    /* Split-K reduction: element e = (token, row) of the tile belongs to rank
+     * e / per; every block sends its partial of e to the owner's `recv` (a
+     * distributed-shared-memory store: no round trip, unlike a remote load),
+     * then one cluster barrier, then each rank sums its elements' S partials
+     * from its own shared memory in rank order (S32: exact; F32: a fixed
+     * order). GLU: an element is a (token, gate row) pair, both partials go to
+     * one owner. recv is not the token buffers, so a peer still in its main
+     * loop is never overwritten. */
+    cg::cluster_group cl = cg::this_cluster();
+    const int S = (int)gridDim.y, rank = (int)blockIdx.y;
+    constexpr int kPairMax = 2;
+    const int RO = glu ? 64 : R, pair = glu ? 2 : 1, per = (NT * RO + S - 1) / S;
     {
         const int w = t >> 5, l = t & 31;
 #pragma unroll
         for (int i = 0; i < NT / 2; i++) {
             int row = wg * 64 + 16 * w + (l >> 2) + 8 * ((i >> 1) & 1);
             int tok = 8 * (i >> 2) + 2 * (l & 3) + (i & 1);
-            part[tok * PITCH + row] = acc[i];
+            int e = tok * RO + (glu ? (row & 63) : row), owner = e / per;
+            cl.map_shared_rank(recv, owner)[((rank * per) + e - owner * per) * pair + (glu ? row >> 6 : 0)] = acc[i];
         }
     }
-    cg::cluster_group cl = cg::this_cluster();
     cl.sync();
-    const int S = (int)gridDim.y, rank = (int)blockIdx.y;
-    /* BF16 of the dequantized sum of the S partials of (tok, block row `row`),
-     * output channel nn: SPEC's epilogue, each op rounded */
-    auto output = [&](int tok, int row, int nn) {
-        float v;
-        if constexpr (FP8) {
-            v = 0.0f;
-            for (int j = 0; j < S; j++)
-                v = __fadd_rn(v, __uint_as_float(cl.map_shared_rank(part, j)[tok * PITCH + row]));
-        } else {
-            int32_t s32 = 0;
-            for (int j = 0; j < S; j++)
-                s32 += (int32_t)cl.map_shared_rank(part, j)[tok * PITCH + row];
-            v = __int2float_rn(s32);
-        }
-        v = __fmul_rn(v, p.sa[tok]);
-        v = __fmul_rn(v, p.sb[nn]);
-        return bf16_round(__fadd_rn(v, bf16_to_float(p.bias[nn])));
-    };
-    const int rows = glu ? 64 : R; /* GLU: one output per gate / up row pair */
-    for (int e = rank * (WGS * 128) + tid; e < NT * rows; e += S * (WGS * 128)) {
-        int tok = e / rows, row = e % rows, nn = blockIdx.x * rows + row;
-        if (tok >= p.m || nn >= (glu ? p.n / 2 : p.n))
+    for (int idx = tid; idx < per; idx += WGS * 128) {
+        int e = rank * per + idx;
+        if (e >= NT * RO)
+            break;
+        int tok = e / RO, r = e % RO;
+        int col = glu ? blockIdx.x * 64 + r : chan(r); /* output column */
+        if (tok >= p.m || col >= (glu ? p.n / 2 : p.n))
             continue;
-        uint16_t *dst = p.y + (size_t)tok * p.ldy + nn;
+        float v[kPairMax];
+#pragma unroll
+        for (int c = 0; c < kPairMax; c++) {
+            if (c >= pair)
+                break;
+            float f;
+            if constexpr (FP8) {
+                f = 0.0f;
+#pragma unroll
+                for (int j = 0; j < kMaxSplitsDev; j++)
+                    if (j < S)
+                        f = __fadd_rn(f, __uint_as_float(recv[(j * per + idx) * pair + c]));
+            } else {
+                int32_t s32 = 0;
+#pragma unroll
+                for (int j = 0; j < kMaxSplitsDev; j++)
+                    if (j < S)
+                        s32 += (int32_t)recv[(j * per + idx) * pair + c];
+                f = __int2float_rn(s32);
+            }
+            /* SPEC's epilogue, each op rounded, then BF16 */
+            int br = r + 64 * c; /* block row: the up row of a GLU pair is 64 on */
+            f = __fmul_rn(f, e_sa[tok]);
+            f = __fmul_rn(f, e_sb[br]);
+            v[c] = bf16_round(__fadd_rn(f, e_bias[br]));
+        }
+        uint16_t *dst = p.y + (size_t)tok * p.ldy + col;
         if (glu) {
             /* the engine's glu_act with its rounding points (kernels/dequant.cu) */
-            float g = output(tok, row, nn), u = output(tok, 64 + row, p.n / 2 + nn);
+            float g = v[0], u = v[1];
             float a = p.op == SS_STREAM_OP_GLU_RELU2 ? (g > 0.0f ? __fmul_rn(g, g) : 0.0f)
                                                      : g / __fadd_rn(1.0f, expf(-g));
             *dst = bf16_bits(__fmul_rn(a, u));
         } else if (p.op == SS_STREAM_OP_RESIDUAL) {
-            *dst = bf16_bits(__fadd_rn(bf16_to_float(*dst), output(tok, row, nn)));
+            *dst = bf16_bits(__fadd_rn(bf16_to_float(*dst), v[0]));
         } else {
-            *dst = bf16_bits(output(tok, row, nn));
+            *dst = bf16_bits(v[0]);
         }
     }
-    cl.sync(); /* the peers read this block's partials until here */
 #endif
 }
 
