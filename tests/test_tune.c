@@ -10,7 +10,8 @@
 
 #include "support/ss_test.h"
 #include "linear/backend.h"
-#include "tune/fixture.h" /* ss_mkdir_parent */
+#include "io/fileutil.h" /* ss_mkdir_parents */
+#include "tune/fixture.h"
 
 static ss_tune_key cpu_key(void) {
     ss_tune_key k;
@@ -601,7 +602,7 @@ static void test_context_quant(void **st) {
     const char *old = ENTRY("{\"backend\":\"cpu\",\"in\":\"I8\",\"out\":\"I32\",\"n\":64,"
                             "\"k\":64,\"m\":16,\"best\":" ALGO("cpu", "") ",\"top\":[{\"algo\":"
                             ALGO("cpu", "") ",\"us\":1.5,\"tops\":2}]}");
-    assert_ok(ss_mkdir_parent(path));
+    assert_ok(ss_mkdir_parents(path, NULL, 0));
     ss_test_write_file(path, old, strlen(old));
     ss_quant_launch ql = {-1, -1};
     assert_ok(ss_context_set_tuning(ctx, tmp, NULL, NULL));

@@ -402,17 +402,7 @@ ss_status ss_pipe_config_check(ss_pipe_config *c) {
     }
     /* mkdir -p, then prove we can create a file there */
     char path[1200];
-    snprintf(path, sizeof path, "%s", c->out);
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(path, 0777) != 0 && errno != EEXIST)
-            return ss_fail_errno(errno, "output directory '%s': cannot create '%s'", c->out, path);
-        *p = '/';
-    }
-    if (mkdir(path, 0777) != 0 && errno != EEXIST)
-        return ss_fail_errno(errno, "output directory '%s': cannot create it", c->out);
+    SS_TRY(ss_mkdir_p(c->out, NULL, 0));
     snprintf(path, sizeof path, "%s/.write_test.%d", c->out, (int)getpid());
     FILE *f = fopen(path, "w");
     if (!f)

@@ -224,23 +224,8 @@ static ss_status raise_positions(const char *dir, int64_t need, int *raised) {
     return s;
 }
 
-static ss_status mkdir_p(const char *dir) {
-    char p[1200];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *q = p + 1;; q++) {
-        if (*q != '/' && *q)
-            continue;
-        char c = *q;
-        *q = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST)
-            return ss_fail_errno(errno, "%s: cannot create", p);
-        if (!(*q = c))
-            return SS_OK;
-    }
-}
-
 static ss_status task_base(run *r, int mi) {
-    SS_TRY(mkdir_p(r->ckroot));
+    SS_TRY(ss_mkdir_p(r->ckroot, NULL, 0));
     const char *preset = r->c->models[mi];
     char dir[1200], marker[1300], origin[128];
     base_dir(r, mi, dir, sizeof dir);

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "io/cleanup.h"
+#include "io/fileutil.h"
 #include "slidesparse/quant.h"
 
 #define COPY_CHUNK ((size_t)64 << 20)
@@ -373,16 +375,23 @@ ss_status prep_run(const prep_job *job) {
     prep_layout l = {0};
     ss_expected_tensor *x = NULL;
     size_t nx = 0;
-    ss_status s = ss_checkpoint_open(job->in_dir, &g.ck);
-    if (s != SS_OK)
+    int made_slot[SS_PREP_MAX_PATTERNS];
+    ss_status s = SS_OK;
+    for (int p = 0; p < job->n_out; p++) {
+        made_slot[p] = -1;
+        if (s == SS_OK)
+            s = ss_outdir_check_input(job->final_dir[p], job->in_dir, 1);
+    }
+    if (s != SS_OK || (s = ss_checkpoint_open(job->in_dir, &g.ck)) != SS_OK)
         goto fail;
     g.cfg = ss_checkpoint_config(g.ck);
     if ((s = validate(&g)) != SS_OK || (s = prep_layout_build(g.ck, &l)) != SS_OK ||
         (s = ss_model_tensors(g.cfg, &x, &nx)) != SS_OK)
         goto fail;
     for (int p = 0; p < job->n_out; p++) {
-        if ((s = prep_mkdir_parent(job->final_dir[p], g.made_parent[p], PREP_PATH_MAX)) != SS_OK)
+        if ((s = ss_mkdir_parents(job->final_dir[p], g.made_parent[p], PREP_PATH_MAX)) != SS_OK)
             goto fail;
+        made_slot[p] = ss_cleanup_add(g.made_parent[p], SS_CLEANUP_EMPTY_DIRS);
         if ((s = ss_outdir_begin(job->final_dir[p], job->force, g.tmp[p], PREP_PATH_MAX)) != SS_OK)
             goto fail;
         g.began[p] = 1;
@@ -400,7 +409,7 @@ ss_status prep_run(const prep_job *job) {
             goto fail;
     }
     for (int p = 0; p < job->n_out; p++) {
-        if ((s = ss_outdir_commit(g.tmp[p], job->final_dir[p])) != SS_OK)
+        if ((s = ss_outdir_commit(g.tmp[p], job->final_dir[p], job->force)) != SS_OK)
             goto fail;
         g.began[p] = 0;
     }
@@ -410,9 +419,15 @@ fail:
         if (g.began[p])
             ss_outdir_abort(g.tmp[p]);
     }
-    for (int p = job->n_out - 1; s != SS_OK && p >= 0; p--)
-        if (g.made_parent[p][0])
-            rmdir(g.made_parent[p]); /* only when empty: another pattern's output may be there */
+    for (int p = job->n_out - 1; p >= 0; p--) {
+        ss_cleanup_del(made_slot[p]);
+        if (s != SS_OK && g.made_parent[p][0]) {
+            /* only empty folders: another pattern's committed output may be there */
+            char dir[PREP_PATH_MAX];
+            ss_path_parent(job->final_dir[p], dir, sizeof dir);
+            ss_rmdir_made(dir, g.made_parent[p]);
+        }
+    }
     json_decref(g.wmap);
     free(g.q);
     for (int p = 0; p < job->n_out; p++) {

@@ -55,21 +55,6 @@ static void text_add(text *t, const char *fmt, ...) {
     }
 }
 
-static ss_status mkdir_parents(const char *path) {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return ss_fail(SS_EINVAL, "%s: path too long", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return ss_fail_errno(errno, "%s: cannot create folder", buf);
-        *p = '/';
-    }
-    return SS_OK;
-}
-
 // --- one CSV --------------------------------------------------------------------------------
 
 typedef struct {
@@ -131,9 +116,8 @@ ss_status ss_throughput_save(const char *path, const ss_throughput_row *rows, in
     text_add(&t, "%s\n", SS_THROUGHPUT_CSV_HEADER);
     for (int i = 0; i < n_all; i++)
         text_add(&t, "%s\n", all[i].line);
-    ss_status rc = t.failed ? ss_fail(SS_ENOMEM, "%s: out of memory building the CSV", path) : mkdir_parents(path);
-    if (rc == SS_OK)
-        rc = ss_write_file_atomic(path, t.s, t.len);
+    ss_status rc = t.failed ? ss_fail(SS_ENOMEM, "%s: out of memory building the CSV", path)
+                            : ss_save_file(path, t.s, t.len);
     free(t.s);
     return rc;
 }

@@ -107,9 +107,6 @@ void ss_tune_quant_describe(const ss_tune_kernel_entry *e, char *buf, size_t n);
  * f->launch for this shape). */
 ss_status ss_fixture_quant_launch(ss_fixture *f, int64_t m);
 
-/* mkdir -p of the folder that holds path. */
-ss_status ss_mkdir_parent(const char *path);
-
 /* printf into a line for an ss_log_fn (the tuner's and the benchmark's log
  * callback); nothing when log is NULL. Lines are cut at 1023 bytes. */
 void ss_fix_log(ss_log_fn log, void *user, const char *fmt, ...) SS_PRINTF(3, 4);
