@@ -251,6 +251,16 @@ static ss_status copy_all(engine *g, const void *data, size_t n) {
     return each_output(g, copy_one, &(copy_arg){.data = data, .n = n});
 }
 
+/* Every tensor must hold finite values: a NaN in a norm or an embedding would
+ * be copied silently and turn every later output into NaN. */
+static ss_status check_finite(const ss_st_entry *e) {
+    int64_t rows = e->ndim >= 1 ? e->shape[0] : 1;
+    int64_t numel = 1;
+    for (int d = 0; d < e->ndim; d++)
+        numel *= e->shape[d];
+    return with_file(ss_check_finite(e->name, e->dtype, e->data, rows, rows ? numel / rows : 0), e);
+}
+
 static ss_status do_projection(engine *g, const ss_st_entry *e) {
     int64_t n = e->shape[0], k = e->shape[1];
     const uint8_t *q = g->q;
@@ -265,13 +275,17 @@ static ss_status do_projection(engine *g, const ss_st_entry *e) {
     } else {
         char sn[160];
         prep_scale_name(e->name, sn, sizeof sn);
+        const ss_st_entry *se = ss_checkpoint_find(g->ck, sn);
+        SS_TRY(check_finite(e));
+        SS_TRY(check_finite(se));
         q = e->data;
-        scale = ss_checkpoint_find(g->ck, sn)->data;
+        scale = se->data;
     }
     return each_output(g, emit_one, &(emit_arg){.e = e, .q = q, .scale = scale});
 }
 
 static ss_status do_copy(engine *g, const ss_st_entry *e) {
+    SS_TRY(check_finite(e));
     const uint8_t *d = e->data;
     for (size_t off = 0; off < e->nbytes; off += COPY_CHUNK) {
         size_t m = e->nbytes - off < COPY_CHUNK ? e->nbytes - off : COPY_CHUNK;

@@ -74,7 +74,7 @@ ss_status ss_check_finite(const char *name, ss_dtype wdt, const void *w, int64_t
     if (first == n)
         return SS_OK;
     int64_t col = first_nonfinite_col(wdt, w, first, k);
-    return ss_fail(SS_EINVAL, "tensor '%s': expected finite weights, found %s at [%lld, %lld]", name,
+    return ss_fail(SS_EINVAL, "tensor '%s': expected finite values, found %s at [%lld, %lld]", name,
                    nonfinite(wdt, w, first * k + col) == 2 ? "NaN" : "Inf", (long long)first,
                    (long long)col);
 }

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# CLI tests of bad input answered by one clear line and a non-zero exit before
+# any work (tests/cli_*.sh, called with the slidesparse binary as $1): NaN /
+# Inf in any tensor, Qwen2's q/k/v biases under one rule, output paths that
+# cannot be written, bad --task lists, a missing --base, GPU backends without
+# a GPU, a full disk under demo and tune, a benchmark too large for memory.
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/support/cli_common.sh"
+cli_begin cli_input_checks "$1"
+mounted=""
+cleanup() { [[ -n $mounted ]] && umount "$mounted" 2>/dev/null; rm -rf "$T"; }
+trap cleanup EXIT
+cd "$T"
+# expect_err RC DESC NEEDLE -- cmd...: one stderr line holding NEEDLE, exit RC,
+# nothing under bad/, and (the work was not started) nothing on stdout.
+expect_err() {
+  expect_one_line_error "$@"
+  [[ ! -s $T/out ]] || fail "$2: printed before failing: $(head -c 200 "$T/out")"
+}
+# poke FILE TENSOR BYTES: overwrite the first element of TENSOR in a
+# safetensors FILE (printf escapes, little-endian).
+poke() {
+  local f=$1 name=$2 bytes=$3 n b
+  n=$(od -An -t u8 -N 8 "$f" | tr -d ' ')
+  b=$(head -c $((8 + n)) "$f" | grep -ao "\"$name\":{[^}]*}" | grep -o '"data_offsets":\[[0-9]*' | grep -o '[0-9]*$')
+  [[ -n $b ]] || { fail "poke: no tensor $name in $f"; return 1; }
+  printf "$bytes" | dd of="$f" bs=1 seek=$((8 + n + b)) conv=notrunc status=none
+}
+gen() { "$B" generate --backend cpu --prompt-ids 1,2,3 --max-tokens 4 --model "$@"; }
+
+run_ok "$B" synth --preset tiny-llama --out m --seed 3 || exit 1
+run_ok "$B" synth --preset tiny-qwen2 --out w --seed 3 || exit 1
+
+# --- 7. NaN / Inf in any tensor ---------------------------------------------------------------
+cp -r m nan && poke nan/model.safetensors model.norm.weight '\xc0\x7f'            # BF16 NaN
+expect_err 2 "NaN in a norm (quantize)" "'model.norm.weight': expected finite values, found NaN" -- \
+  "$B" quantize --in nan --dtype int8 --out bad/q
+cp -r m inf && poke inf/model.safetensors model.embed_tokens.weight '\x80\xff'    # BF16 -Inf
+expect_err 2 "Inf in the embeddings (convert)" "found Inf" -- "$B" convert --in inf --sparsity 2_8 --out-root bad
+cp -r w bias && poke bias/model.safetensors model.layers.1.self_attn.v_proj.bias '\x80\x7f'
+expect_err 2 "Inf in a bias (quantize)" "v_proj.bias': expected finite values, found Inf" -- \
+  "$B" quantize --in bias --dtype fp8 --out bad/q
+run_ok "$B" quantize --in m --dtype fp8 --out mq
+cp -r mq scale && poke scale/model.safetensors model.layers.0.mlp.up_proj.weight_scale '\x00\x00\xc0\x7f'
+expect_err 2 "NaN in a weight scale (convert of a quantized input)" "up_proj.weight_scale': expected finite" -- \
+  "$B" convert --in scale --sparsity 2_4 --out-root bad
+cp -r mq f8 && poke f8/model.safetensors model.layers.0.self_attn.o_proj.weight '\x7f'  # E4M3 NaN
+expect_err 2 "NaN in an FP8 weight (convert)" "o_proj.weight': expected finite values, found NaN" -- \
+  "$B" convert --in f8 --sparsity 2_4 --out-root bad
+expect_err 2 "generate on NaN weights" "not finite" -- gen nan
+run_ok gen m && grep -q "generated:" out || fail "generate on a sound model"
+
+if [[ $fails != 0 ]]; then echo "$fails failure(s)"; exit 1; fi
+echo "cli_input_checks: all ok"
