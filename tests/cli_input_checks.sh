@@ -50,5 +50,21 @@ expect_err 2 "NaN in an FP8 weight (convert)" "o_proj.weight': expected finite v
 expect_err 2 "generate on NaN weights" "not finite" -- gen nan
 run_ok gen m && grep -q "generated:" out || fail "generate on a sound model"
 
+# --- 8. Qwen2's q/k/v biases: one rule for every command --------------------------------------------
+# LLaMA weights under a Qwen2 config: no biases, which Qwen2 always has.
+cp -r m nobias
+sed -i 's/"LlamaForCausalLM"/"Qwen2ForCausalLM"/; s/"model_type": "llama"/"model_type": "qwen2"/' nobias/config.json
+grep -q '"attention_bias": false' nobias/config.json || fail "nobias: expected attention_bias false in config.json"
+expect_err 1 "Qwen2 without biases (quantize)" "q_proj.bias" -- "$B" quantize --in nobias --dtype int8 --out bad/q
+expect_err 1 "Qwen2 without biases (convert)" "q_proj.bias" -- "$B" convert --in nobias --sparsity 2_4 --out-root bad
+expect_err 1 "Qwen2 without biases (generate)" "q_proj.bias" -- gen nobias
+# Qwen2 with biases and "attention_bias": false: the biases are used everywhere.
+run_ok gen w && want=$(grep "logits hash" out)
+cp -r w off && sed -i '0,/{/s/{/{\n  "attention_bias": false,/' off/config.json
+grep -q '"attention_bias": false' off/config.json || fail "off: attention_bias not set to false"
+run_ok gen off && [[ $(grep "logits hash" out) == "$want" ]] || fail "attention_bias false: generate ignored the biases"
+run_ok "$B" quantize --in off --dtype int8 --out offq && run_ok gen offq || fail "attention_bias false: quantize"
+echo "ok: Qwen2 biases: one rule for quantize, convert and generate"
+
 if [[ $fails != 0 ]]; then echo "$fails failure(s)"; exit 1; fi
 echo "cli_input_checks: all ok"
