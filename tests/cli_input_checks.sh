@@ -66,5 +66,43 @@ run_ok gen off && [[ $(grep "logits hash" out) == "$want" ]] || fail "attention_
 run_ok "$B" quantize --in off --dtype int8 --out offq && run_ok gen offq || fail "attention_bias false: quantize"
 echo "ok: Qwen2 biases: one rule for quantize, convert and generate"
 
+# --- 9. output paths checked before any work ----------------------------------------------------------
+echo file >F
+expect_err 2 "bench prefill --out FILE" "--out F: exists and is not a folder" -- "$B" bench prefill --model m --M 512 --out F
+expect_err 2 "bench decode --out FILE/x" "F exists and is not a folder" -- "$B" bench decode --model m --M 64 --out F/x
+expect_err 2 "bench prefill --out inside --model" "inside the input" -- "$B" bench prefill --model m --M 512 --out m/results
+expect_err 2 "bench kernel --out FILE" "--out F" -- "$B" bench kernel --preset tiny-llama --m 16 --out F
+expect_err 2 "bench kernel --tuning-dir FILE" "--tuning-dir F: exists and is not a folder" -- \
+  "$B" bench kernel --preset tiny-llama --m 16 --tuning-dir F
+expect_err 2 "tune --tuning-dir FILE" "--tuning-dir F" -- "$B" tune --preset tiny-llama --tuning-dir F
+[[ $(cat F) == file ]] || fail "F changed"
+
+# --- 10. --task lists ----------------------------------------------------------------------------------------
+for t in 9 "" 6,6 "6," 5 x; do
+  expect_err 2 "bench kernel --task '$t' --sparsity 2_4" "--task" -- \
+    "$B" bench kernel --preset tiny-llama --m 16 --task "$t" --sparsity 2_4 --out bad
+done
+
+# --- 11. run-all says why it failed --------------------------------------------------------------------------
+expect_err 2 "run-all --base /nonexistent" "--base /nonexistent: no config.json" -- \
+  "$B" run-all --base /nonexistent --out bad/r
+"$B" run-all --tasks 2 --out r2 --quiet >out 2>err; rc=$?
+[[ $rc == 1 && $(wc -l <err) == 1 ]] && grep -q "1 task(s) failed; first task 2: .*missing" err &&
+  echo "ok: run-all with a failed task says so on stderr ($(cat err))" || fail "run-all failed task: exit $rc: $(cat err)"
+
+# --- 12. a GPU backend without a GPU ---------------------------------------------------------------------------
+if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+  echo "skip: a GPU is present: the no-GPU messages are not reachable here"
+else
+  expect_err 1 "generate --backend cublaslt" "no CUDA device: backend cublaslt needs a GPU" -- \
+    "$B" generate --model m --backend cublaslt --prompt-ids 1 --max-tokens 1
+  expect_err 1 "bench prefill --backend cublaslt" "no CUDA device: backend cublaslt needs a GPU" -- \
+    "$B" bench prefill --model m --M 512 --backend cublaslt --out bad
+  expect_err 1 "bench kernel --backend gpu" "no CUDA device: --backend gpu needs a GPU" -- \
+    "$B" bench kernel --preset tiny-llama --m 16 --backend gpu --out bad
+  expect_err 1 "run-all --backend gpu" "no CUDA device: --backend gpu needs a GPU" -- \
+    "$B" run-all --backend gpu --out bad/r
+fi
+
 if [[ $fails != 0 ]]; then echo "$fails failure(s)"; exit 1; fi
 echo "cli_input_checks: all ok"

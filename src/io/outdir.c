@@ -227,7 +227,7 @@ ss_status ss_outdir_check_writable(const char *dir, const char *what) {
             return ss_fail(SS_EINVAL, "%s %s: cannot be created: %s %s", what, dir,
                            cur[0] ? cur : ".", why);
         }
-        if (errno != ENOENT)
+        if (errno != ENOENT && errno != ENOTDIR) /* ENOTDIR: an ancestor is a file, found below */
             return ss_fail(SS_EINVAL, "%s %s: cannot be used: %s", what, dir, strerror(errno));
         char up[PATH_MAX];
         ss_path_parent(cur, up, sizeof up);

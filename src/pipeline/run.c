@@ -736,6 +736,9 @@ ss_status ss_pipe_run(const ss_pipe_opts *o, ss_pipe_result *res) {
         res->n_skipped += ts == SS_TASK_SKIPPED;
         res->n_failed += ts == SS_TASK_FAILED;
         res->n_pending += ts == SS_TASK_PENDING;
+        if (ts == SS_TASK_FAILED && !res->first_failure[0])
+            snprintf(res->first_failure, sizeof res->first_failure, "task %d: %.1000s", k,
+                     r.st.tasks[k].error);
     }
     save_status(&r);
     if ((s = ss_pipe_report(r.c->out, res->report_path, sizeof res->report_path)) != SS_OK) {
