@@ -104,5 +104,35 @@ else
     "$B" run-all --backend gpu --out bad/r
 fi
 
+# --- 13. a full disk leaves no folders behind (demo, tune) --------------------------------------------------------
+# A tmpfs filled up, else a file-size limit (ulimit -f: writes fail with EFBIG).
+full_disk_case() { # DESC NEEDLE DIR -- cmd...
+  local desc=$1 needle=$2 dir=$3; shift 4
+  "$@" >out 2>err; local rc=$?
+  if [[ $rc == 0 ]]; then fail "$desc: exit 0"
+  elif ! grep -q "$needle" err; then fail "$desc: $(cat err)"
+  elif [[ -n $(ls -A "$dir" | grep -v '^fill$') ]]; then fail "$desc: left $(ls -A "$dir")"
+  else echo "ok: $desc ($(cat err))"; fi
+}
+mkdir small
+if mount -t tmpfs -o size=256k tmpfs small 2>/dev/null; then
+  mounted=$T/small
+  full_disk_case "full disk: demo" "No space" small -- "$B" demo --out small/demo
+  dd if=/dev/zero of=small/fill bs=4k 2>/dev/null
+  full_disk_case "full disk: tune" "No space" small -- "$B" tune --preset tiny-llama --stage coarse --dtype int8 \
+    --m-coarse 16 --warmup 1 --repeat 1 --quiet --tuning-dir small/tuning
+  full_disk_case "full disk: bench kernel" "No space" small -- "$B" bench kernel --preset tiny-llama --task 6 \
+    --dtype int8 --m 16 --warmup 1 --repeat 1 --quiet --out small/results --tuning-dir small/tuning
+  umount small && mounted=""
+else
+  echo "skip: cannot mount a tmpfs (not root?): the full-disk cases use a file-size limit instead"
+  full_disk_case "file-size limit: demo" "File too large" small -- bash -c "ulimit -f 64; exec \"$B\" demo --out small/demo"
+  full_disk_case "file-size limit: tune" "File too large" small -- bash -c "ulimit -f 0; exec \"$B\" tune \
+    --preset tiny-llama --stage coarse --dtype int8 --m-coarse 16 --warmup 1 --repeat 1 --quiet --tuning-dir small/tuning"
+fi
+expect_err 2 "demo --out FILE" "--out F" -- "$B" demo --out F
+run_ok "$B" demo --out demo && run_ok "$B" demo --out demo --force || fail "demo, then demo --force"
+expect_one_line_error 1 "demo into an existing folder" "already exists" -- "$B" demo --out demo
+
 if [[ $fails != 0 ]]; then echo "$fails failure(s)"; exit 1; fi
 echo "cli_input_checks: all ok"

@@ -8,7 +8,8 @@
  * renames the library postpones the signal and raises it again itself.
  * Only write(2), sigaction, raise and _exit are used here: no stdio, no
  * allocation. A signal ignored at start-up (nohup, a background job of a
- * non-interactive shell) stays ignored.
+ * non-interactive shell) stays ignored. SIGXFSZ is ignored so that a file
+ * size limit is an ordinary write error.
  */
 #include <signal.h>
 #include <string.h>
@@ -76,4 +77,8 @@ void cli_signals_install(void) {
     sa.sa_sigaction = on_bus;
     sa.sa_flags = SA_SIGINFO;
     install(SIGBUS, &sa);
+    /* Beyond a file-size limit (ulimit -f) a write then fails with EFBIG and
+     * the command reports it and removes its output, instead of being killed
+     * with its temporary files left behind. */
+    signal(SIGXFSZ, SIG_IGN);
 }

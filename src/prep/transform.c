@@ -326,7 +326,8 @@ static ss_status write_config(engine *g, int p, const ss_expected_tensor *x, siz
         json_object_set_new(j, "slidesparse",
                             json_pack("{s:s, s:i, s:i, s:o, s:s, s:s, s:s}", "pattern", name, "Z",
                                       pat.z, "L", pat.l, "tensors", tensors, "source",
-                                      ss_checkpoint_dir(g->ck), "version", SS_VERSION_STRING,
+                                      g->job->source ? g->job->source : ss_checkpoint_dir(g->ck),
+                                      "version", SS_VERSION_STRING,
                                       "tie_break", g->from_bf16 ? "bf16" : "index"));
     }
     char path[PREP_PATH_MAX];
