@@ -134,5 +134,13 @@ expect_err 2 "demo --out FILE" "--out F" -- "$B" demo --out F
 run_ok "$B" demo --out demo && run_ok "$B" demo --out demo --force || fail "demo, then demo --force"
 expect_one_line_error 1 "demo into an existing folder" "already exists" -- "$B" demo --out demo
 
+# --- 14. a benchmark too large for memory is refused up front ----------------------------------------------------
+# (the device banner is printed first: only stderr is checked)
+expect_one_line_error 1 "bench kernel --square --m 65536" "needs about" -- \
+  timeout 20 "$B" bench kernel --square --m 65536 --dtype int8 --task 6 --out bad --quiet
+expect_one_line_error 1 "tune with an M too large" "needs about" -- \
+  timeout 20 "$B" tune --preset qwen2.5-14b --stage coarse --dtype int8 --m-coarse 1048576 --tuning-dir bad/t --quiet
+[[ ! -e bad ]] || fail "left $(find bad | head -3)"
+
 if [[ $fails != 0 ]]; then echo "$fails failure(s)"; exit 1; fi
 echo "cli_input_checks: all ok"
