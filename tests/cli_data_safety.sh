@@ -51,8 +51,12 @@ wait $pid; rc=$?
 [[ $rc != 0 ]] && grep -q "already exists" err && [[ $(cat late/keep.txt) == mine && $(ls late) == keep.txt ]] &&
   echo "ok: a folder created meanwhile is kept ($(cat err))" || fail "folder created meanwhile: exit $rc, $(ls late), $(cat err)"
 no_tmp "folder created meanwhile"
-run_ok "$B" quantize --in m --dtype int8 --out late --force &&
-  [[ ! -e late/keep.txt && -f late/model.safetensors ]] || fail "--force did not replace"
+# --force replaces an earlier output, never a folder that is not one
+expect_err 1 "--force over a folder that is not an output" "not an earlier output" -- \
+  "$B" quantize --in m --dtype int8 --out late --force
+[[ $(cat late/keep.txt) == mine ]] || fail "--force over a foreign folder: keep.txt is gone"
+run_ok "$B" quantize --in m --dtype int8 --out q1 && run_ok "$B" quantize --in m --dtype fp8 --out q1 --force &&
+  grep -q fp8 q1/config.json || fail "--force did not replace an earlier output"
 
 # --- 3. a FIFO is refused, never waited on ---------------------------------------------------------
 mkdir fifo && cp m/config.json fifo/ && mkfifo fifo/model.safetensors

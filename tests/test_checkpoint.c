@@ -191,7 +191,7 @@ static void test_outdir(void **state) {
     ss_test_tmpdir(dir, sizeof dir);
     snprintf(final, sizeof final, "%s/out", dir);
 
-    assert_ok(ss_outdir_begin(final, 0, tmp, sizeof tmp));
+    assert_ok(ss_outdir_begin(final, 0, NULL, tmp, sizeof tmp));
     assert_true(strstr(tmp, "/out.tmp.") != NULL);
     assert_false(ss_test_exists(final));
     snprintf(f, sizeof f, "%s/sub", tmp);
@@ -204,11 +204,11 @@ static void test_outdir(void **state) {
     assert_true(ss_test_exists(f));
 
     /* Exists: refused without force, and nothing is created. */
-    assert_fails(ss_outdir_begin(final, 0, tmp, sizeof tmp), SS_EEXIST, "--force");
+    assert_fails(ss_outdir_begin(final, 0, NULL, tmp, sizeof tmp), SS_EEXIST, "--force");
     assert_false(ss_test_exists(tmp));
 
     /* Abort removes the whole temporary tree and keeps the old output. */
-    assert_ok(ss_outdir_begin(final, 1, tmp, sizeof tmp));
+    assert_ok(ss_outdir_begin(final, 1, NULL, tmp, sizeof tmp));
     snprintf(f, sizeof f, "%s/partial.safetensors", tmp);
     ss_test_write_file(f, "x", 1);
     ss_outdir_abort(tmp);
@@ -217,7 +217,7 @@ static void test_outdir(void **state) {
     assert_true(ss_test_exists(f));
 
     /* Force replaces the old directory entirely. */
-    assert_ok(ss_outdir_begin(final, 1, tmp, sizeof tmp));
+    assert_ok(ss_outdir_begin(final, 1, NULL, tmp, sizeof tmp));
     snprintf(f, sizeof f, "%s/b.txt", tmp);
     ss_test_write_file(f, "b", 1);
     assert_ok(ss_outdir_commit(tmp, final, 1));
@@ -229,7 +229,7 @@ static void test_outdir(void **state) {
 
     /* Temporary name too long for the caller's buffer. */
     char small[8];
-    assert_fails(ss_outdir_begin("/tmp/some-new-dir", 0, small, sizeof small), SS_EINVAL, "too long");
+    assert_fails(ss_outdir_begin("/tmp/some-new-dir", 0, NULL, small, sizeof small), SS_EINVAL, "too long");
     ss_outdir_abort(NULL);
     ss_test_rmtree(dir);
 }
@@ -241,7 +241,7 @@ static void test_outdir_no_replace(void **state) {
     char dir[256], final[512], tmp[600], f[700];
     ss_test_tmpdir(dir, sizeof dir);
     snprintf(final, sizeof final, "%s/out/", dir); /* a trailing slash is the same output */
-    assert_ok(ss_outdir_begin(final, 0, tmp, sizeof tmp));
+    assert_ok(ss_outdir_begin(final, 0, NULL, tmp, sizeof tmp));
     assert_non_null(strstr(tmp, "/out.tmp."));
     snprintf(f, sizeof f, "%s/out", dir);
     assert_int_equal(mkdir(f, 0755), 0);
@@ -254,12 +254,26 @@ static void test_outdir_no_replace(void **state) {
     assert_false(ss_test_exists(tmp));
     /* an empty folder is someone's too */
     ss_test_rmtree(f);
-    assert_ok(ss_outdir_begin(final, 1, tmp, sizeof tmp));
+    assert_ok(ss_outdir_begin(final, 1, NULL, tmp, sizeof tmp));
     assert_fails(ss_outdir_commit(tmp, final, 0), SS_EEXIST, "already exists");
     assert_ok(ss_outdir_commit(tmp, final, 1));
     assert_false(ss_test_exists(tmp));
-    assert_fails(ss_outdir_begin(".", 1, tmp, sizeof tmp), SS_EINVAL, "name a new folder");
-    assert_fails(ss_outdir_begin("a/..", 1, tmp, sizeof tmp), SS_EINVAL, "name a new folder");
+    /* --force replaces an earlier output (it holds the marker) or an empty
+     * folder, never an unrelated one */
+    snprintf(f, sizeof f, "%s/out/notes.txt", dir);
+    ss_test_write_file(f, "mine", 4);
+    assert_fails(ss_outdir_begin(final, 1, "config.json", tmp, sizeof tmp), SS_EEXIST,
+                 "not an earlier output (no config.json in it)");
+    assert_false(ss_test_exists(tmp));
+    snprintf(f, sizeof f, "%s/out/config.json", dir);
+    ss_test_write_file(f, "{}", 2);
+    assert_ok(ss_outdir_begin(final, 1, "config.json", tmp, sizeof tmp));
+    ss_outdir_abort(tmp);
+    snprintf(f, sizeof f, "%s/file", dir);
+    ss_test_write_file(f, "x", 1);
+    assert_fails(ss_outdir_begin(f, 1, "config.json", tmp, sizeof tmp), SS_EEXIST, "not a folder");
+    assert_fails(ss_outdir_begin(".", 1, NULL, tmp, sizeof tmp), SS_EINVAL, "name a new folder");
+    assert_fails(ss_outdir_begin("a/..", 1, NULL, tmp, sizeof tmp), SS_EINVAL, "name a new folder");
     ss_test_rmtree(dir);
 }
 
@@ -286,7 +300,7 @@ static void test_sweep(void **state) {
     assert_int_equal(mkdir(b, 0755), 0);
     snprintf(c, sizeof c, "%s.old.%ld", final, dead);
     assert_int_equal(mkdir(c, 0755), 0);
-    assert_fails(ss_outdir_begin(final, 0, tmp, sizeof tmp), SS_EEXIST, "already exists");
+    assert_fails(ss_outdir_begin(final, 0, NULL, tmp, sizeof tmp), SS_EEXIST, "already exists");
     assert_false(ss_test_exists(a));
     assert_true(ss_test_exists(b));
     assert_false(ss_test_exists(c));

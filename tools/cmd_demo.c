@@ -122,7 +122,7 @@ int cmd_demo(int argc, char **argv) {
     /* Everything is written under one temporary folder that becomes --out only
      * when complete: a full disk or a kill leaves nothing behind. */
     char tmp[1024];
-    if ((s = ss_outdir_begin(out, force, tmp, sizeof tmp)) != SS_OK)
+    if ((s = ss_outdir_begin(out, force, "checkpoints_slidesparse", tmp, sizeof tmp)) != SS_OK)
         return cli_lib_error("demo", s);
     printf("slidesparse demo: %s (%d layers, hidden %d, intermediate %d), %s, CPU reference path%s\n\n",
            preset, cfg.num_hidden_layers, cfg.hidden_size, cfg.intermediate_size, dtype_s,

@@ -140,7 +140,10 @@ const ss_st_entry *ss_checkpoint_find(const ss_checkpoint *ck, const char *name)
  * renamed onto the final path when complete, so a kill at any moment leaves
  * the old state or the complete new directory. Nothing that exists is ever
  * replaced unless force is given.
- *   begin: fails with SS_EEXIST when `final_dir` exists and !force; writes the
+ *   begin: fails with SS_EEXIST when `final_dir` exists and !force, and with
+ *          force when it is neither an empty folder nor holds `marker` (an
+ *          earlier output: "config.json" for a checkpoint; NULL: anything
+ *          goes), so --force never swaps away an unrelated folder; writes the
  *          temporary path (final_dir + ".tmp.<pid>", trailing slashes of
  *          final_dir ignored) into tmp (size n), which must stay valid until
  *          commit or abort (a signal handler may remove it meanwhile). First
@@ -149,7 +152,8 @@ const ss_st_entry *ss_checkpoint_find(const ss_checkpoint *ck, const char *name)
  *          that appeared since begin is an error (SS_EEXIST, "already exists";
  *          tmp stays for abort); with force it is replaced atomically.
  *   abort: removes the temporary directory recursively. */
-ss_status ss_outdir_begin(const char *final_dir, int force, char *tmp, size_t n);
+ss_status ss_outdir_begin(const char *final_dir, int force, const char *marker, char *tmp,
+                          size_t n);
 ss_status ss_outdir_commit(const char *tmp, const char *final_dir, int force);
 void ss_outdir_abort(const char *tmp);
 

@@ -40,13 +40,40 @@ static ss_status clean_final(const char *final_dir, char *buf, size_t n) {
     return SS_OK;
 }
 
-ss_status ss_outdir_begin(const char *final_dir, int force, char *tmp, size_t n) {
+/* --force replaces an earlier output, not whatever folder was named: an
+ * existing final must be an empty folder or hold `marker`. */
+static ss_status check_replaceable(const char *final, const char *final_dir, const char *marker) {
+    struct stat st;
+    if (lstat(final, &st) != 0 || !marker)
+        return SS_OK;
+    if (!S_ISDIR(st.st_mode))
+        return ss_fail(SS_EEXIST, "%s: exists and is not a folder; not replaced, even with --force",
+                       final_dir);
+    char path[PATH_MAX];
+    SS_TRY(ss_path_join(path, sizeof path, final, marker));
+    if (lstat(path, &st) == 0)
+        return SS_OK;
+    DIR *d = opendir(final);
+    int empty = 1;
+    for (struct dirent *e; d && empty && (e = readdir(d));)
+        empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+    if (d)
+        closedir(d);
+    if (d && empty)
+        return SS_OK;
+    return ss_fail(SS_EEXIST, "%s: exists and is not an earlier output (no %s in it); not replaced, "
+                   "even with --force: remove it yourself or choose another output", final_dir, marker);
+}
+
+ss_status ss_outdir_begin(const char *final_dir, int force, const char *marker, char *tmp,
+                          size_t n) {
     char final[PATH_MAX];
     struct stat st;
     SS_TRY(clean_final(final_dir, final, sizeof final));
     ss_sweep_stale(final);
     if (lstat(final, &st) == 0 && !force)
         return ss_fail(SS_EEXIST, "%s: already exists (use --force to replace it)", final_dir);
+    SS_TRY(check_replaceable(final, final_dir, marker));
     int w = snprintf(tmp, n, "%s.tmp.%ld", final, (long)getpid());
     if (w < 0 || (size_t)w >= n)
         return ss_fail(SS_EINVAL, "%s: path too long for its temporary name", final_dir);

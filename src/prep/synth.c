@@ -134,7 +134,7 @@ ss_status ss_synth(const ss_synth_opts *o) {
     if ((s = ss_mkdir_parents(o->out_dir, made_parent, sizeof made_parent)) != SS_OK)
         goto fail;
     made_slot = ss_cleanup_add(made_parent, SS_CLEANUP_EMPTY_DIRS);
-    if ((s = ss_outdir_begin(o->out_dir, o->force, tmp, sizeof tmp)) != SS_OK)
+    if ((s = ss_outdir_begin(o->out_dir, o->force, "config.json", tmp, sizeof tmp)) != SS_OK)
         goto fail;
     began = 1;
     index = json_object();

@@ -407,7 +407,8 @@ ss_status prep_run(const prep_job *job) {
         if ((s = ss_mkdir_parents(job->final_dir[p], g.made_parent[p], PREP_PATH_MAX)) != SS_OK)
             goto fail;
         made_slot[p] = ss_cleanup_add(g.made_parent[p], SS_CLEANUP_EMPTY_DIRS);
-        if ((s = ss_outdir_begin(job->final_dir[p], job->force, g.tmp[p], PREP_PATH_MAX)) != SS_OK)
+        if ((s = ss_outdir_begin(job->final_dir[p], job->force, "config.json", g.tmp[p],
+                                   PREP_PATH_MAX)) != SS_OK)
             goto fail;
         g.began[p] = 1;
     }
