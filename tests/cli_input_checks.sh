@@ -7,9 +7,6 @@
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/support/cli_common.sh"
 cli_begin cli_input_checks "$1"
-mounted=""
-cleanup() { [[ -n $mounted ]] && umount "$mounted" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
 cd "$T"
 # expect_err RC DESC NEEDLE -- cmd...: one stderr line holding NEEDLE, exit RC,
 # nothing under bad/, and (the work was not started) nothing on stdout.
@@ -114,16 +111,13 @@ full_disk_case() { # DESC NEEDLE DIR -- cmd...
   elif [[ -n $(ls -A "$dir" | grep -v '^fill$') ]]; then fail "$desc: left $(ls -A "$dir")"
   else echo "ok: $desc ($(cat err))"; fi
 }
-mkdir small
-if mount -t tmpfs -o size=256k tmpfs small 2>/dev/null; then
-  mounted=$T/small
+if cli_tmpfs small 256k; then
   full_disk_case "full disk: demo" "No space" small -- "$B" demo --out small/demo
   dd if=/dev/zero of=small/fill bs=4k 2>/dev/null
   full_disk_case "full disk: tune" "No space" small -- "$B" tune --preset tiny-llama --stage coarse --dtype int8 \
     --m-coarse 16 --warmup 1 --repeat 1 --quiet --tuning-dir small/tuning
   full_disk_case "full disk: bench kernel" "No space" small -- "$B" bench kernel --preset tiny-llama --task 6 \
     --dtype int8 --m 16 --warmup 1 --repeat 1 --quiet --out small/results --tuning-dir small/tuning
-  umount small && mounted=""
 else
   echo "skip: cannot mount a tmpfs (not root?): the full-disk cases use a file-size limit instead"
   full_disk_case "file-size limit: demo" "File too large" small -- bash -c "ulimit -f 64; exec \"$B\" demo --out small/demo"

@@ -415,7 +415,7 @@ static void test_cleanup_registry(void **state) {
     int m = ss_cleanup_add_map(mapped, sizeof mapped, "shard.safetensors");
     assert_string_equal(ss_cleanup_mapped_file(mapped + 63), "shard.safetensors");
     assert_null(ss_cleanup_mapped_file(mapped + 64));
-    ss_cleanup_del_map(m);
+    ss_cleanup_del(m);
     assert_null(ss_cleanup_mapped_file(mapped));
     ss_test_rmtree(dir);
 }

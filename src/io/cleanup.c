@@ -24,72 +24,69 @@
 
 #include "slidesparse/io.h"
 
-#define PATH_SLOTS 64  /* convert writes at most 16 outputs + their parents at once */
-#define MAP_SLOTS 512  /* mapped shards of every checkpoint open at once */
-#define MAX_DEPTH 16   /* our outputs are 1-2 levels deep */
+/* convert writes at most 16 outputs + their parents at once; the rest is for
+ * the mapped shards of every checkpoint open at once */
+#define SLOTS 576
+#define MAX_DEPTH 16 /* our outputs are 1-2 levels deep */
+#define KIND_MAP 100 /* a mapped input file, next to the ss_cleanup_kind values */
 
 enum { SLOT_FREE = 0, SLOT_BUSY, SLOT_LIVE };
 
+typedef struct {
+    atomic_int state;
+    int kind;          /* ss_cleanup_kind or KIND_MAP */
+    const char *path;
+    const void *lo;    /* KIND_MAP: the mapping */
+    size_t len;
+} slot;
+
 static struct {
-    atomic_int state[PATH_SLOTS];
-    const char *path[PATH_SLOTS];
-    ss_cleanup_kind kind[PATH_SLOTS];
-    atomic_int map_state[MAP_SLOTS];
-    const void *map_lo[MAP_SLOTS];
-    size_t map_len[MAP_SLOTS];
-    const char *map_path[MAP_SLOTS];
+    slot s[SLOTS];
     atomic_int hold;
     volatile sig_atomic_t pending; /* a signal that arrived during a hold */
 } reg;
 
-static int claim(atomic_int *state, int n) {
-    for (int i = 0; i < n; i++) {
+/* Claims a free slot (compare-and-swap: several threads may register at
+ * once) and publishes it whole: the handler only reads LIVE slots. */
+static int put(int kind, const char *path, const void *lo, size_t len) {
+    for (int i = 0; i < SLOTS; i++) {
         int want = SLOT_FREE;
-        if (atomic_compare_exchange_strong(&state[i], &want, SLOT_BUSY))
-            return i;
+        if (!atomic_compare_exchange_strong(&reg.s[i].state, &want, SLOT_BUSY))
+            continue;
+        reg.s[i].kind = kind;
+        reg.s[i].path = path;
+        reg.s[i].lo = lo;
+        reg.s[i].len = len;
+        atomic_store(&reg.s[i].state, SLOT_LIVE);
+        return i;
     }
     return -1;
 }
 
+static int live(int i, int kind) {
+    return atomic_load(&reg.s[i].state) == SLOT_LIVE && reg.s[i].kind == kind;
+}
+
 int ss_cleanup_add(const char *path, ss_cleanup_kind kind) {
-    if (!path || !*path)
-        return -1;
-    int i = claim(reg.state, PATH_SLOTS);
-    if (i >= 0) {
-        reg.path[i] = path;
-        reg.kind[i] = kind;
-        atomic_store(&reg.state[i], SLOT_LIVE);
-    }
-    return i;
-}
-
-void ss_cleanup_del(int slot) {
-    if (slot >= 0 && slot < PATH_SLOTS)
-        atomic_store(&reg.state[slot], SLOT_FREE);
-}
-
-void ss_cleanup_del_path(const char *path) {
-    for (int i = 0; path && i < PATH_SLOTS; i++)
-        if (atomic_load(&reg.state[i]) == SLOT_LIVE && !strcmp(reg.path[i], path)) {
-            atomic_store(&reg.state[i], SLOT_FREE);
-            return;
-        }
+    return path && *path ? put((int)kind, path, NULL, 0) : -1;
 }
 
 int ss_cleanup_add_map(const void *addr, size_t len, const char *path) {
-    int i = claim(reg.map_state, MAP_SLOTS);
-    if (i >= 0) {
-        reg.map_lo[i] = addr;
-        reg.map_len[i] = len;
-        reg.map_path[i] = path;
-        atomic_store(&reg.map_state[i], SLOT_LIVE);
-    }
-    return i;
+    return put(KIND_MAP, path, addr, len);
 }
 
-void ss_cleanup_del_map(int slot) {
-    if (slot >= 0 && slot < MAP_SLOTS)
-        atomic_store(&reg.map_state[slot], SLOT_FREE);
+void ss_cleanup_del(int i) {
+    if (i >= 0 && i < SLOTS)
+        atomic_store(&reg.s[i].state, SLOT_FREE);
+}
+
+void ss_cleanup_del_path(const char *path) {
+    for (int i = 0; path && i < SLOTS; i++)
+        if ((live(i, SS_CLEANUP_TREE) || live(i, SS_CLEANUP_EMPTY_DIRS)) &&
+            !strcmp(reg.s[i].path, path)) {
+            ss_cleanup_del(i);
+            return;
+        }
 }
 
 void ss_cleanup_hold(void) { atomic_fetch_add(&reg.hold, 1); }
@@ -158,9 +155,9 @@ static void remove_at(int dfd, const char *name, int files_too, int depth) {
 }
 
 static void remove_kind(ss_cleanup_kind kind) {
-    for (int i = 0; i < PATH_SLOTS; i++)
-        if (atomic_load(&reg.state[i]) == SLOT_LIVE && reg.kind[i] == kind)
-            remove_at(AT_FDCWD, reg.path[i], kind == SS_CLEANUP_TREE, 0);
+    for (int i = 0; i < SLOTS; i++)
+        if (live(i, (int)kind))
+            remove_at(AT_FDCWD, reg.s[i].path, kind == SS_CLEANUP_TREE, 0);
 }
 
 void ss_cleanup_now(void) {
@@ -179,10 +176,10 @@ int ss_cleanup_on_signal(int sig) {
 
 const char *ss_cleanup_mapped_file(const void *addr) {
     uintptr_t a = (uintptr_t)addr;
-    for (int i = 0; i < MAP_SLOTS; i++) {
-        uintptr_t lo = (uintptr_t)reg.map_lo[i];
-        if (atomic_load(&reg.map_state[i]) == SLOT_LIVE && a >= lo && a - lo < reg.map_len[i])
-            return reg.map_path[i];
+    for (int i = 0; i < SLOTS; i++) {
+        uintptr_t lo = (uintptr_t)reg.s[i].lo;
+        if (live(i, KIND_MAP) && a >= lo && a - lo < reg.s[i].len)
+            return reg.s[i].path;
     }
     return NULL;
 }

@@ -18,14 +18,13 @@ typedef enum {
     SS_CLEANUP_EMPTY_DIRS, /* a folder created for an output: only its empty folders go */
 } ss_cleanup_kind;
 
-/* Slot for ss_cleanup_del, or -1 (table full). */
+/* Each returns a slot for ss_cleanup_del, or -1 (table full). */
 int ss_cleanup_add(const char *path, ss_cleanup_kind kind);
-void ss_cleanup_del(int slot);
-/* ss_cleanup_del of the live entry whose path equals `path` (none: nothing). */
-void ss_cleanup_del_path(const char *path);
-
+/* The mapping [addr, addr + len) of the input file `path`. */
 int ss_cleanup_add_map(const void *addr, size_t len, const char *path);
-void ss_cleanup_del_map(int slot);
+void ss_cleanup_del(int slot); /* -1: nothing */
+/* ss_cleanup_del of the live temporary output `path` (none: nothing). */
+void ss_cleanup_del_path(const char *path);
 
 /* Brackets a step that must not be cut in half (the renames of a commit):
  * a signal that arrives in between is recorded by ss_cleanup_on_signal and

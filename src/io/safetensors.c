@@ -409,7 +409,7 @@ void ss_safetensors_close(ss_safetensors *st) {
     free(st->strings);
     free(st->label);
     if (st->map) {
-        ss_cleanup_del_map(st->map_slot);
+        ss_cleanup_del(st->map_slot);
         munmap(st->map, st->map_len);
     }
     free(st);
