@@ -338,28 +338,13 @@ static int pid_gone(long pid) {
     return pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
-typedef struct {
-    const char *base, *path;
-} sweep_ctx;
-
 static ss_status sweep_entry(int dfd, const char *name, const char *sub, const struct stat *st,
                              void *user) {
     (void)dfd;
     (void)st;
-    const sweep_ctx *c = user;
-    long pid = leftover_pid(name, c->base, "tmp");
-    if (pid && pid_gone(pid)) {
+    long pid = leftover_pid(name, user, "tmp");
+    if (pid && pid_gone(pid))
         ss_remove_tree(sub);
-        return SS_OK;
-    }
-    pid = leftover_pid(name, c->base, "old");
-    if (pid && pid_gone(pid)) {
-        struct stat fin;
-        if (lstat(c->path, &fin) != 0)
-            rename(sub, c->path); /* killed between its two renames: the old output is back */
-        else
-            ss_remove_tree(sub); /* replaced (--force) and only its copy was left */
-    }
     return SS_OK;
 }
 
@@ -371,8 +356,8 @@ void ss_sweep_stale(const char *path) {
         clean[--n] = '\0';
     ss_path_parent(clean, dir, sizeof dir);
     const char *slash = strrchr(clean, '/');
-    sweep_ctx c = {.base = slash ? slash + 1 : clean, .path = clean};
-    if (!c.base[0])
+    const char *base = slash ? slash + 1 : clean;
+    if (!base[0])
         return;
     int fd = open(dir[0] ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d;
@@ -380,7 +365,7 @@ void ss_sweep_stale(const char *path) {
         ss_clear_error();
         return;
     }
-    ss_dir_each(d, dir[0] ? dir : ".", sweep_entry, &c);
+    ss_dir_each(d, dir[0] ? dir : ".", sweep_entry, (void *)base);
     closedir(d);
     ss_clear_error(); /* best effort: nothing here fails the command */
 }

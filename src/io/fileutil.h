@@ -78,10 +78,10 @@ ss_status ss_save_file(const char *path, const void *data, size_t len);
 
 /* Removes the leftovers of killed processes next to `path`: entries
  * "<basename>.tmp.<pid>" whose pid is not alive on this machine (a process
- * killed with SIGKILL, or a power cut, cannot clean up after itself). The
- * "<basename>.old.<pid>" copy the non-atomic replacement moves aside is put
- * back when path itself is missing, and removed when path exists. Best
- * effort: an entry that cannot be removed stays. */
+ * killed with SIGKILL, or a power cut, cannot clean up after itself). Only
+ * that exact name is touched: a copy the two-rename replacement moved aside
+ * ("<basename>.old.<pid>") may be the only one left of an output, and stays
+ * for the user. Best effort: an entry that cannot be removed stays. */
 void ss_sweep_stale(const char *path);
 
 // --- how two paths relate -------------------------------------------------------------------

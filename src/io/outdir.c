@@ -143,7 +143,8 @@ static ss_status commit_new(const char *tmp, const char *final) {
  * directories in one step, so there is no moment without a complete final;
  * the old output then sits at tmp and is removed. Filesystems without it
  * (EINVAL/ENOSYS) get the two-rename fallback, which has a short window
- * without final (a kill there is repaired by the next run's sweep). */
+ * without final (signals wait for it; after a SIGKILL there the old output
+ * is left at final.old.<pid>). */
 static ss_status commit_replace(const char *tmp, const char *final, const char **old,
                                 char *aside, size_t n) {
     *old = tmp;
