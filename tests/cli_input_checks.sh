@@ -118,6 +118,10 @@ if cli_tmpfs small 256k; then
     --m-coarse 16 --warmup 1 --repeat 1 --quiet --tuning-dir small/tuning
   full_disk_case "full disk: bench kernel" "No space" small -- "$B" bench kernel --preset tiny-llama --task 6 \
     --dtype int8 --m 16 --warmup 1 --repeat 1 --quiet --out small/results --tuning-dir small/tuning
+  # no inode left midway through creating missing parents: the ones made go again
+  cli_tmpfs inodes "1m,nr_inodes=4" &&
+    full_disk_case "no inode left: synth into missing folders" "No space" inodes -- \
+      "$B" synth --preset tiny-llama --out inodes/a/b/c/d/m
 else
   echo "skip: cannot mount a tmpfs (not root?): the full-disk cases use a file-size limit instead"
   full_disk_case "file-size limit: demo" "File too large" small -- bash -c "ulimit -f 64; exec \"$B\" demo --out small/demo"

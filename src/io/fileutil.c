@@ -247,9 +247,11 @@ ss_status ss_remove_tree(const char *path) {
 // --- folders a command creates -------------------------------------------------------------
 
 ss_status ss_mkdir_p(const char *dir, char *made, size_t n_made) {
-    char buf[PATH_MAX];
+    char buf[PATH_MAX], first[PATH_MAX] = "";
     if (made && n_made)
         made[0] = '\0';
+    if (!dir || !*dir)
+        return ss_fail(SS_EINVAL, "folder: empty path");
     if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
         return ss_fail(SS_EINVAL, "%s: path too long", dir);
     size_t n = strlen(buf);
@@ -261,10 +263,14 @@ ss_status ss_mkdir_p(const char *dir, char *made, size_t n_made) {
             continue;
         *p = '\0';
         if (mkdir(buf, 0777) == 0) {
-            if (made && n_made && !made[0])
-                snprintf(made, n_made, "%s", buf);
+            if (!first[0])
+                snprintf(first, sizeof first, "%s", buf);
         } else if (errno != EEXIST) {
-            return ss_fail_errno(errno, "%s: cannot create folder", buf);
+            ss_status s = ss_fail_errno(errno, "%s: cannot create folder", buf);
+            char up[PATH_MAX];
+            ss_path_parent(buf, up, sizeof up);
+            ss_rmdir_made(up, first); /* what this call made above the failure */
+            return s;
         }
         if (end)
             break;
@@ -273,6 +279,8 @@ ss_status ss_mkdir_p(const char *dir, char *made, size_t n_made) {
     struct stat st;
     if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
         return ss_fail(SS_EINVAL, "%s: exists and is not a folder", buf);
+    if (made && n_made)
+        snprintf(made, n_made, "%s", first);
     return SS_OK;
 }
 

@@ -85,6 +85,7 @@ ss_status ss_outdir_begin(const char *final_dir, int force, const char *marker, 
     ss_cleanup_add(tmp, SS_CLEANUP_TREE);
     return SS_OK;
 }
+
 static ss_status sync_tree(int dfd, const char *path);
 
 static ss_status sync_entry(int dfd, const char *name, const char *sub, const struct stat *st,
