@@ -252,13 +252,24 @@ static ss_status copy_all(engine *g, const void *data, size_t n) {
 }
 
 /* Every tensor must hold finite values: a NaN in a norm or an embedding would
- * be copied silently and turn every later output into NaN. */
-static ss_status check_finite(const ss_st_entry *e) {
-    int64_t rows = e->ndim >= 1 ? e->shape[0] : 1;
-    int64_t numel = 1;
-    for (int d = 0; d < e->ndim; d++)
-        numel *= e->shape[d];
-    return with_file(ss_check_finite(e->name, e->dtype, e->data, rows, rows ? numel / rows : 0), e);
+ * be copied silently and turn every later output into NaN. Checks the bytes
+ * [off, off + n) of e (whole elements), so a copy can check chunk by chunk
+ * and stay streaming. */
+static ss_status check_finite(const ss_st_entry *e, size_t off, size_t n) {
+    size_t es = ss_dtype_size(e->dtype);
+    int64_t at, cols = e->ndim >= 2 ? e->shape[e->ndim - 1] : 1;
+    int kind = ss_find_nonfinite(e->dtype, (const uint8_t *)e->data + off, (int64_t)(n / es), &at);
+    if (!kind)
+        return SS_OK;
+    at += (int64_t)(off / es);
+    char where[64];
+    if (e->ndim >= 2 && cols > 0)
+        snprintf(where, sizeof where, "row %lld, column %lld", (long long)(at / cols),
+                 (long long)(at % cols));
+    else
+        snprintf(where, sizeof where, "element %lld", (long long)at);
+    return ss_fail(SS_EINVAL, "%s: tensor '%s': expected finite values, found %s at %s", e->file,
+                   e->name, kind == 2 ? "NaN" : "Inf", where);
 }
 
 static ss_status do_projection(engine *g, const ss_st_entry *e) {
@@ -276,8 +287,8 @@ static ss_status do_projection(engine *g, const ss_st_entry *e) {
         char sn[160];
         prep_scale_name(e->name, sn, sizeof sn);
         const ss_st_entry *se = ss_checkpoint_find(g->ck, sn);
-        SS_TRY(check_finite(e));
-        SS_TRY(check_finite(se));
+        SS_TRY(check_finite(e, 0, e->nbytes));
+        SS_TRY(check_finite(se, 0, se->nbytes));
         q = e->data;
         scale = se->data;
     }
@@ -285,10 +296,10 @@ static ss_status do_projection(engine *g, const ss_st_entry *e) {
 }
 
 static ss_status do_copy(engine *g, const ss_st_entry *e) {
-    SS_TRY(check_finite(e));
     const uint8_t *d = e->data;
     for (size_t off = 0; off < e->nbytes; off += COPY_CHUNK) {
         size_t m = e->nbytes - off < COPY_CHUNK ? e->nbytes - off : COPY_CHUNK;
+        SS_TRY(check_finite(e, off, m));
         SS_TRY(copy_all(g, d + off, m));
         prep_release(d + off, m);
     }
