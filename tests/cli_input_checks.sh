@@ -118,6 +118,10 @@ if cli_tmpfs small 256k; then
     --m-coarse 16 --warmup 1 --repeat 1 --quiet --tuning-dir small/tuning
   full_disk_case "full disk: bench kernel" "No space" small -- "$B" bench kernel --preset tiny-llama --task 6 \
     --dtype int8 --m 16 --warmup 1 --repeat 1 --quiet --out small/results --tuning-dir small/tuning
+  # the CSVs fail, the tuning table (elsewhere) is saved after them: the reason must survive
+  full_disk_case "full disk: bench kernel CSVs" "tiny-llama_qkv.csv.*No space" small -- "$B" bench kernel \
+    --preset tiny-llama --task 6 --dtype int8 --m 16 --warmup 1 --repeat 1 --quiet --out small/results \
+    --tuning-dir tuning_ok
   # no inode left midway through creating missing parents: the ones made go again
   cli_tmpfs inodes "1m,nr_inodes=4" &&
     full_disk_case "no inode left: synth into missing folders" "No space" inodes -- \

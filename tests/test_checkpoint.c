@@ -312,6 +312,11 @@ static void test_sweep(void **state) {
     snprintf(b, sizeof b, "%s/table.json", dir);
     assert_ok(ss_write_file_atomic(b, "{}", 2));
     assert_false(ss_test_exists(a));
+    /* a sweep never wipes the text of an earlier failure its caller carries */
+    assert_fails(ss_outdir_begin("", 0, NULL, tmp, sizeof tmp), SS_EINVAL, "empty path");
+    ss_sweep_stale(b);
+    assert_ok(ss_outdir_check_input("/no/such/out", "/no/such/in", 1));
+    assert_string_equal(ss_last_error(), "output directory: empty path");
     ss_test_rmtree(dir);
 }
 

@@ -367,15 +367,17 @@ void ss_sweep_stale(const char *path) {
     const char *base = slash ? slash + 1 : clean;
     if (!base[0])
         return;
+    /* Best effort: nothing here fails the command, and the error text of an
+     * earlier failure the caller is still carrying is kept. */
+    char keep[SS_ERROR_MAX];
+    snprintf(keep, sizeof keep, "%s", ss_last_error());
     int fd = open(dir[0] ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d;
-    if (fd < 0 || ss_dir_open(fd, dir[0] ? dir : ".", &d) != SS_OK) {
-        ss_clear_error();
-        return;
+    if (fd >= 0 && ss_dir_open(fd, dir[0] ? dir : ".", &d) == SS_OK) {
+        ss_dir_each(d, dir[0] ? dir : ".", sweep_entry, (void *)base);
+        closedir(d);
     }
-    ss_dir_each(d, dir[0] ? dir : ".", sweep_entry, (void *)base);
-    closedir(d);
-    ss_clear_error(); /* best effort: nothing here fails the command */
+    ss_fail(SS_OK, "%s", keep);
 }
 
 // --- how two paths relate ---------------------------------------------------------------------

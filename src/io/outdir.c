@@ -208,9 +208,10 @@ void ss_outdir_abort(const char *tmp) {
 
 ss_status ss_outdir_check_input(const char *out, const char *in, int whole) {
     ss_path_relation rel;
-    char ro[PATH_MAX], ri[PATH_MAX];
+    char ro[PATH_MAX], ri[PATH_MAX], keep[SS_ERROR_MAX];
+    snprintf(keep, sizeof keep, "%s", ss_last_error());
     if (!out || !in || ss_path_relate(out, in, &rel, ro, ri) != SS_OK) {
-        ss_clear_error(); /* unresolvable: opening the input will say why */
+        ss_fail(SS_OK, "%s", keep); /* unresolvable: opening the input will say why */
         return SS_OK;
     }
     if (rel == SS_PATHS_SAME)
