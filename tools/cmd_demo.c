@@ -42,6 +42,12 @@ static void on_row(void *user, const ss_verify_row *r) {
     }
 }
 
+/* -1 after printing the library's error (demo_steps' failure value). */
+static int failed(ss_status s) {
+    cli_lib_error("demo", s);
+    return -1;
+}
+
 static int step(const char *what, ss_status s, double t0) {
     if (s != SS_OK)
         return cli_lib_error("demo", s);
@@ -74,7 +80,7 @@ static int demo_steps(const char *tmp, const char *out, const char *preset, ss_d
     ss_status s;
     for (int i = 0; i < N_DEMO_PATTERNS; i++)
         if ((s = ss_pattern_parse(demo_patterns[i], &pats[i])) != SS_OK)
-            return -!!cli_lib_error("demo", s);
+            return failed(s);
     t0 = now_s();
     ss_convert_opts co = {.in_dir = quant, .out_root = root, .patterns = pats,
                           .n_patterns = N_DEMO_PATTERNS, .dtype = SS_DTYPE_COUNT, .source = source};
@@ -86,13 +92,13 @@ static int demo_steps(const char *tmp, const char *out, const char *preset, ss_d
     for (int i = 0; i < N_DEMO_PATTERNS; i++) {
         char slid[1400];
         if ((s = ss_convert_out_dir(quant, root, pats[i], slid, sizeof slid)) != SS_OK)
-            return -!!cli_lib_error("demo", s);
+            return failed(s);
         verify_tally t = {0};
         int n_bad = 0;
         ss_verify_opts vo = {.dense_dir = quant, .slid_dir = slid, .linear_m = 4, .seed = 7,
                              .row = on_row, .user = &t};
         if ((s = ss_verify_checkpoint(&vo, &n_bad)) != SS_OK)
-            return -!!cli_lib_error("demo", s);
+            return failed(s);
         total_bad += n_bad;
         printf("  %-7s %-7.3f %-8.3f %-10d %-9s %g\n", demo_patterns[i], ss_pattern_expansion(pats[i]),
                ss_pattern_ideal_speedup(pats[i]), t.rows, n_bad ? "FAIL" : "lossless", t.max_diff);
