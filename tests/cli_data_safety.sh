@@ -64,6 +64,13 @@ expect_err 1 "FIFO to inspect" "found a FIFO" -- timeout 20 "$B" inspect fifo/mo
 rm fifo/model.safetensors && cp m/model.safetensors fifo/ && rm fifo/config.json && mkfifo fifo/config.json
 expect_err 1 "FIFO as config.json" "found a FIFO" -- timeout 20 "$B" convert --in fifo --sparsity 2_4 --out-root bad
 
+mkdir -p tun/CPU_cc0_cpu && mkfifo tun/CPU_cc0_cpu/tuning.json # the tuning table as a FIFO: ignored, not replaced
+expect_err 1 "FIFO as tuning.json" "tuning.json: exists and is not a regular file; not replaced" -- \
+  timeout 20 "$B" tune --preset tiny-llama --stage coarse --dtype int8 --m-coarse 16 --warmup 1 --repeat 1 \
+  --quiet --backend cpu --tuning-dir tun
+grep -q "ignoring corrupt table (.*found a FIFO)" out || fail "FIFO as tuning.json: no warning: $(cat out)"
+[[ -p tun/CPU_cc0_cpu/tuning.json ]] || fail "FIFO as tuning.json: replaced"
+
 # --- 4. an input truncated while being read ------------------------------------------------------------
 cp -r m shrink
 SS_TEST_SLOW_MS=100 "$B" convert --in shrink --sparsity 2_4,2_8 --out-root bad >/dev/null 2>err & pid=$!

@@ -66,6 +66,9 @@ ss_status ss_write_file_atomic(const char *path, const void *data, size_t len) {
     char tmp[PATH_MAX];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
         return ss_fail(SS_EINVAL, "%s: path too long", path);
+    struct stat st;
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return ss_fail(SS_EEXIST, "%s: exists and is not a regular file; not replaced", path);
     ss_sweep_stale(path);
     /* A stale temporary of a dead process with our pid would make O_EXCL fail. */
     unlink(tmp);

@@ -23,7 +23,8 @@ ss_status ss_fsync_parent_dir(const char *path);
 
 /* Writes data to "<path>.tmp.<pid>", fsyncs it, renames it onto path and
  * fsyncs the directory. On any failure the temporary file is removed and the
- * old content of path (if any) is untouched. */
+ * old content of path (if any) is untouched. Only a regular file (or
+ * nothing) at path is replaced: a folder, link or FIFO there is an error. */
 ss_status ss_write_file_atomic(const char *path, const void *data, size_t len);
 
 /* Opens path read-only after making sure it is a regular file: a FIFO, a
