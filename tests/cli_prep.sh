@@ -6,9 +6,6 @@
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/support/cli_common.sh"
 cli_begin cli_prep "$1"
-mounted=""
-cleanup() { [[ -n $mounted ]] && umount "$mounted" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
 # expect_err DESC NEEDLE [PATH_THAT_MUST_NOT_EXIST] -- cmd...
 expect_err() {
   local desc=$1 needle=$2 nopath=$3; shift 4
@@ -75,13 +72,10 @@ run_ok "$B" convert --in other/tiny-llama --sparsity 2_8 --out-root other/cs
 echo "ok: verify mismatch exits 1"
 
 # --- full disk -------------------------------------------------------------------------------
-mkdir small
-if mount -t tmpfs -o size=64k tmpfs small 2>/dev/null; then
-  mounted=$T/small
+if cli_tmpfs small 64k; then
   expect_err "full disk (quantize)" "No space" small/q -- "$B" quantize --in tiny-llama --dtype int8 --out small/q
   expect_err "full disk (convert)" "No space" small/cs -- "$B" convert --in tiny-qwen2 --sparsity 2_4,2_8 --out-root small/cs
   [[ -z $(ls -A small/cs 2>/dev/null) ]] || fail "full disk: left $(ls -A small/cs)"
-  umount small && mounted=""
 else
   echo "note: cannot mount a tmpfs (not root?): full-disk case covered by the writer's tests only"
 fi

@@ -162,9 +162,7 @@ expect_err "--stop-after zero" "--stop-after '0'" -- "$B" run-all --out bad --st
 expect_err "--stop-after not a number" "--stop-after 'soon'" -- "$B" run-all --out bad --stop-after soon
 
 # --- a full disk mid-run (needs root for a small tmpfs; skipped otherwise) ------------------------
-mkdir -p small
-if [[ $(id -u) == 0 ]] && mount -t tmpfs -o size=3m tmpfs small 2>/dev/null; then
-  trap 'umount "$T/small" 2>/dev/null; rm -rf "$T"' EXIT
+if cli_tmpfs small 3m; then
   "$B" run-all --out small/r --dtypes int8 --tasks 1,2 >out5 2>err5 && fail "full disk: exit 0"
   S5=$(ls small/r/run_all_*_status.json | head -1)
   [[ $(grep -A6 '"task": 2,' "$S5") == *'"error": "SS_ENOSPC: '* ]] || fail "full disk: no ENOSPC for task 2 in $S5"

@@ -117,10 +117,15 @@ static void test_defaults(void **state) {
     assert_int_equal(c.attention_bias, 0);
     assert_int_equal(c.bos_token_id, -1);
     assert_string_equal(c.hidden_act, "relu2");
+    /* Qwen2 has q/k/v biases whatever the field says (as in Hugging Face),
+     * for the engine and quantize / convert alike; LLaMA follows the field. */
     snprintf(j, sizeof j, minimal_fmt, "Qwen2ForCausalLM", ",\"attention_bias\":false,\"bos_token_id\":null");
     assert_ok(parse(j, &c));
-    assert_int_equal(c.attention_bias, 0);
+    assert_int_equal(c.attention_bias, 1);
     assert_string_equal(c.hidden_act, "silu");
+    snprintf(j, sizeof j, minimal_fmt, "LlamaForCausalLM", ",\"attention_bias\":true");
+    assert_ok(parse(j, &c));
+    assert_int_equal(c.attention_bias, 1);
 }
 
 static void test_rejections(void **state) {

@@ -490,7 +490,7 @@ static void test_supports_and_context(void **state) {
 #endif
 #ifndef SS_HAVE_CUDA
     ss_context *g = (ss_context *)ctx;
-    assert_fails(ss_context_create(0, &g), SS_EUNSUPPORTED, "built without CUDA");
+    assert_fails(ss_context_create(0, &g), SS_EUNSUPPORTED, "this build has no CUDA");
     assert_null(g);
     int8_t wb[32] = {0};
     float sc = 1.0f;

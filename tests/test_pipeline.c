@@ -216,7 +216,7 @@ static void test_config(void **state) {
     char f[300];
     snprintf(f, sizeof f, "%s/f", dir);
     ss_test_write_file(f, "x", 1);
-    assert_fails(ss_pipe_config_check(&c), SS_EIO, "cannot create");
+    assert_fails(ss_pipe_config_check(&c), SS_EINVAL, "cannot be created");
     snprintf(c.out, sizeof c.out, "%s/a/b", dir);
     assert_ok(ss_pipe_config_check(&c));
     c.m_decode[0] = 100;

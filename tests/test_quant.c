@@ -314,6 +314,18 @@ static void test_nonfinite_rejected(void **state) {
     assert_fails(ss_check_finite("f", SS_DTYPE_F32, f, 1, 3), SS_EINVAL, "[0, 1]");
     f[1] = 0.0f;
     assert_ok(ss_check_finite("f", SS_DTYPE_F32, f, 1, 3));
+    /* any dtype, flat: what prep checks copied tensors with, chunk by chunk */
+    int64_t at = -1;
+    assert_int_equal(ss_find_nonfinite(SS_DTYPE_F32, f, 3, &at), 0);
+    w[1 * 5 + 0] = ss_f32_to_bf16(0.5f);
+    w[17] = 0x7F80; /* +Inf */
+    assert_int_equal(ss_find_nonfinite(SS_DTYPE_BF16, w, 20, &at), 1);
+    assert_int_equal(at, 17);
+    assert_int_equal(ss_find_nonfinite(SS_DTYPE_BF16, w, 17, &at), 0);
+    uint8_t e4[4] = {0x10, 0x7E, 0xFF, 0x00}; /* 448 is finite, 0xFF is -NaN */
+    assert_int_equal(ss_find_nonfinite(SS_DTYPE_F8_E4M3, e4, 4, &at), 2);
+    assert_int_equal(at, 2);
+    assert_int_equal(ss_find_nonfinite(SS_DTYPE_I8, e4, 4, &at), 0);
     assert_fails(ss_quant_weight_per_channel("i", SS_DTYPE_I8, q, 1, 3, SS_DTYPE_I8, q, s),
                  SS_EINVAL, "BF16");
 }

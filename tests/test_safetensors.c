@@ -365,7 +365,7 @@ static void test_truncated_file(void **state) {
     assert_fails(ss_safetensors_open(path, &st), SS_EFORMAT, "past end of file");
     assert_int_equal(truncate(path, 3), 0);
     assert_fails(ss_safetensors_open(path, &st), SS_EFORMAT, "too short");
-    assert_fails(ss_safetensors_open(dir, &st), SS_EFORMAT, "not a regular file");
+    assert_fails(ss_safetensors_open(dir, &st), SS_EFORMAT, "expected a regular file, found a directory");
     snprintf(path, sizeof path, "%s/missing.safetensors", dir);
     assert_fails(ss_safetensors_open(path, &st), SS_EIO, "missing.safetensors");
     assert_null(st);

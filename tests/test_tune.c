@@ -10,7 +10,8 @@
 
 #include "support/ss_test.h"
 #include "linear/backend.h"
-#include "tune/fixture.h" /* ss_mkdir_parent */
+#include "io/fileutil.h" /* ss_mkdir_parents */
+#include "tune/fixture.h"
 
 static ss_tune_key cpu_key(void) {
     ss_tune_key k;
@@ -364,6 +365,56 @@ static void test_run_refreshes_context(void **st) {
     ss_context_destroy(ctx);
 }
 
+
+/* The ETA told at the start of a step must account for the step's size: a
+ * run whose last M is 64x the others must not be predicted to end as soon as
+ * the small steps did (counting steps said 2 min for a 15-min CPU tune). */
+typedef struct {
+    int last_index;
+    double el[8], eta[8];
+} eta_log;
+
+static void record_eta(void *user, const ss_tune_progress *p) {
+    eta_log *l = user;
+    if (p->index != l->last_index && p->index >= 0 && p->index < 8) {
+        l->last_index = p->index;
+        l->el[p->index] = p->elapsed_s;
+        l->eta[p->index] = p->eta_s;
+    }
+}
+
+static void test_run_eta(void **st) {
+    (void)st;
+    char tmp[256];
+    ss_test_tmpdir(tmp, sizeof tmp);
+    ss_context *ctx = NULL;
+    assert_ok(ss_context_create(-1, &ctx));
+    ss_proj_shape sh[1] = {{"a", 256, 512}};
+    ss_dtype dt[1] = {SS_DTYPE_I8};
+    int64_t mc[4] = {16, 16 + 16, 16 + 32, 4096}; /* distinct M buckets: 4 searches */
+    eta_log l = {.last_index = -1};
+    ss_tune_opts o = {.ctx = ctx, .shapes = sh, .n_shapes = 1, .dtypes = dt, .n_dtypes = 1,
+                      .coarse = 1, .m_coarse = mc, .n_m_coarse = 4, .root = tmp, .warmup = 1,
+                      .repeat = 3, .progress = record_eta, .user = &l};
+    ss_tune_result res;
+    double t0 = ss_monotonic_s();
+    assert_ok(ss_tune_run(&o, &res));
+    double total = ss_monotonic_s() - t0;
+    assert_int_equal(res.tuned, 4);
+    assert_int_equal(l.last_index, 3);
+    assert_true(l.eta[0] < 0); /* nothing measured yet: unknown */
+    double left = total - l.el[3];
+    /* the last step is ~4096/48 times the work of the third: after three small
+     * steps the ETA must cover a good part of what is left (counting steps
+     * gave about one small step, 2% of it) */
+    if (!(l.eta[3] >= 0.25 * left))
+        fail_msg("ETA at the last step %.4f s, but %.4f s were left (elapsed %.4f of %.4f)",
+                 l.eta[3], left, l.el[3], total);
+    ss_context_tuning_release(ctx);
+    ss_context_destroy(ctx);
+    ss_test_rmtree(tmp);
+}
+
 static void test_run_reuses(void **st) {
     char tmp[256];
     ss_test_tmpdir(tmp, sizeof tmp);
@@ -601,7 +652,7 @@ static void test_context_quant(void **st) {
     const char *old = ENTRY("{\"backend\":\"cpu\",\"in\":\"I8\",\"out\":\"I32\",\"n\":64,"
                             "\"k\":64,\"m\":16,\"best\":" ALGO("cpu", "") ",\"top\":[{\"algo\":"
                             ALGO("cpu", "") ",\"us\":1.5,\"tops\":2}]}");
-    assert_ok(ss_mkdir_parent(path));
+    assert_ok(ss_mkdir_parents(path, NULL, 0));
     ss_test_write_file(path, old, strlen(old));
     ss_quant_launch ql = {-1, -1};
     assert_ok(ss_context_set_tuning(ctx, tmp, NULL, NULL));
@@ -707,7 +758,7 @@ int main(void) {
         cmocka_unit_test(test_cpu_algo_interface), cmocka_unit_test(test_run_reuses),
         cmocka_unit_test(test_kernel_round_trip), cmocka_unit_test(test_kernel_lookup_rule),
         cmocka_unit_test(test_kernel_rejects),    cmocka_unit_test(test_context_quant), cmocka_unit_test(test_run_refreshes_context),
-        cmocka_unit_test(test_gpu_quant_search),
+        cmocka_unit_test(test_gpu_quant_search), cmocka_unit_test(test_run_eta),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,6 +25,9 @@ int bcli_parse_dtypes(const char *cmd, const char *s, ss_dtype *out, int *n);
 /* Shapes of --preset NAME or --model DIR; name gets the file stem ("BitNet-2B"). */
 int bcli_shapes(const char *cmd, const char *preset, const char *model, ss_proj_shape out[4],
                 char *name, size_t n);
+/* Before any work: --out (and --tuning-dir, when not NULL) must be usable
+ * folders and not inside the --model folder (when not NULL). */
+int bcli_check_outputs(const char *cmd, const char *out, const char *tuning_dir, const char *model);
 /* --backend auto|gpu|cpu and --device N -> a context (auto: GPU when one is visible). */
 int bcli_context(const char *cmd, const char *backend, const char *device, ss_context **out);
 

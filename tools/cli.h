@@ -43,6 +43,11 @@ typedef struct {
  * value, or "slidesparse <cmd>: unexpected argument '...' (see --help)"). */
 int cli_parse(const char *cmd, int argc, char **argv, const cli_option *opts,
               void (*usage)(FILE *f));
+/* SIGINT / SIGTERM / SIGHUP remove the temporary outputs being written before
+ * the process ends; SIGBUS in a mapped input says which file changed
+ * (tools/signals.c). Called once, before any command runs. */
+void cli_signals_install(void);
+
 /* Strict integer parsing (whole string, range). Returns 0 on error. */
 int cli_parse_i64(const char *s, long long lo, long long hi, long long *out);
 

@@ -128,6 +128,26 @@ static void print_totals(const ss_bench_kernel_result *r, ss_dtype dt, const ss_
     ss_clear_error();
 }
 
+/* "6,7,8" (any of them, each once) into task[6..8]; 0 after printing why. */
+static int parse_tasks(const char *cmd, const char *s, int task[9]) {
+    char buf[64];
+    if (!s || !*s || strlen(s) >= sizeof buf || s[0] == ',' || s[strlen(s) - 1] == ',' ||
+        strstr(s, ",,"))
+        return !cli_error(cmd, "--task: expected a comma-separated list of 6, 7 and 8, found '%s'",
+                          s ? s : "");
+    snprintf(buf, sizeof buf, "%s", s);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        long long k;
+        if (!cli_parse_i64(t, 6, 8, &k))
+            return !cli_error(cmd, "--task: expected 6, 7 and/or 8, found '%s'", t);
+        if (task[k])
+            return !cli_error(cmd, "--task: %lld given twice", k);
+        task[k] = 1;
+    }
+    return 1;
+}
+
 static int bench_kernel(int argc, char **argv) {
     const char *preset = NULL, *model = NULL, *dt = "int8,fp8", *tasks = "6,7,8", *sp = NULL,
                *mlist = NULL, *outdir = ".", *root = "tuning", *backend = NULL, *device = NULL,
@@ -162,26 +182,25 @@ static int bench_kernel(int argc, char **argv) {
         return 2;
     if ((warm && !cli_parse_i64(warm, 1, 100000, &w)) || (rep && !cli_parse_i64(rep, 1, 100000, &r)))
         return cli_error(cmd, "--warmup / --repeat: expected integers >= 1") + 1;
+    /* --task is checked even when --sparsity chooses the patterns */
+    int task[9] = {0};
+    if (!parse_tasks(cmd, tasks, task))
+        return 2;
     if (sp) {
         if (!bcli_parse_patterns(cmd, sp, pats, &np))
             return 2;
     } else {
-        static const char *task_pats[] = {"", "2_4,2_6,2_8,2_10", "2_12,2_14,2_16,2_inf"};
         char list[128] = "";
-        char buf[64];
-        snprintf(buf, sizeof buf, "%s", tasks);
-        char *save = NULL;
-        for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-            long long k;
-            if (!cli_parse_i64(t, 6, 8, &k))
-                return cli_error(cmd, "--task: expected 6, 7 and/or 8, found '%s'", t) + 1;
-            if (k > 6 && !strstr(list, task_pats[k - 6]))
-                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? "," : "",
-                         task_pats[k - 6]);
-        }
+        if (task[7])
+            snprintf(list, sizeof list, "2_4,2_6,2_8,2_10");
+        if (task[8])
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s2_12,2_14,2_16,2_inf",
+                     list[0] ? "," : "");
         if (list[0] && !bcli_parse_patterns(cmd, list, pats, &np))
             return 2;
     }
+    if (!bcli_check_outputs(cmd, outdir, root, model))
+        return 2;
     if (!mlist) {
         const int64_t def[] = {64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384};
         memcpy(ms, def, sizeof def);

@@ -201,6 +201,7 @@ static int run(ss_stage st, int argc, char **argv) {
         cli_error(cmdname, "--model DIR is required (see --help)");
         return 2;
     }
+
     /* --- arguments that need no model -------------------------------------------------- */
     int64_t ms[MAX_M];
     int n_m = 0;
@@ -277,12 +278,17 @@ static int run(ss_stage st, int argc, char **argv) {
         cli_error(cmdname, "--seed '%s': expected a non-negative integer", seed_s);
         return 2;
     }
+    /* the CSVs are written after the benchmark: their folder is checked now */
+    ss_status s = ss_outdir_check_writable(out, "--out");
+    if (s == SS_OK)
+        s = ss_outdir_check_input(out, model, 0);
+    if (s != SS_OK)
+        return cli_lib_error(cmdname, s);
     /* --- the checkpoint against backend and workloads, before loading ------------------- */
     char cfg_path[4096];
     ss_model_config cfg;
     snprintf(cfg_path, sizeof cfg_path, "%s/config.json", model);
-    ss_status s = ss_model_config_load(cfg_path, &cfg);
-    if (s != SS_OK)
+    if ((s = ss_model_config_load(cfg_path, &cfg)) != SS_OK)
         return cli_lib_error(cmdname, s);
     int slid = cfg.kind == SS_WEIGHTS_SLID;
     ss_backend backend;
@@ -294,7 +300,10 @@ static int run(ss_stage st, int argc, char **argv) {
     } else {
         backend = ss_cuda_device_count() > 0 ? (slid ? SS_BACKEND_CUSPARSELT : SS_BACKEND_CUBLASLT) : SS_BACKEND_CPU;
     }
-    if ((s = ss_model_check_backend(model, &cfg, backend)) != SS_OK)
+    char what[48];
+    snprintf(what, sizeof what, "backend %s", ss_backend_name(backend));
+    if ((s = ss_model_check_backend(model, &cfg, backend)) != SS_OK ||
+        (s = ss_context_check_device(what, backend == SS_BACKEND_CPU ? -1 : (int)dev)) != SS_OK)
         return cli_lib_error(cmdname, s);
     for (int i = 0; i < n_m; i++)
         if (wl[i].prompt_len + wl[i].output_len > cfg.max_position_embeddings) {

@@ -4,9 +4,7 @@
  * runs on a machine without a GPU. */
 #include "cli.h"
 
-#include <errno.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 static const char *const demo_patterns[] = {"2_4", "2_6", "2_8", "2_10", "2_12", "2_14", "2_16"};
@@ -19,10 +17,11 @@ static double now_s(void) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: slidesparse demo [--out DIR] [--preset NAME] [--dtype int8|fp8]\n"
+    fprintf(f, "usage: slidesparse demo [--out DIR] [--preset NAME] [--dtype int8|fp8] [--force]\n"
                "  synthesizes a tiny model (default tiny-bitnet) under DIR (default demo_out),\n"
                "  quantizes it, converts it to 2_4 ... 2_16 and verifies every conversion\n"
                "  (2:4 validity, unslide == pruned dense, slid linear == dense linear).\n"
+               "  DIR is written as a whole: it must not exist, unless --force replaces it.\n"
                "  Exit 1 when any tensor fails verification.\n");
 }
 
@@ -43,6 +42,12 @@ static void on_row(void *user, const ss_verify_row *r) {
     }
 }
 
+/* -1 after printing the library's error (demo_steps' failure value). */
+static int failed(ss_status s) {
+    cli_lib_error("demo", s);
+    return -1;
+}
+
 static int step(const char *what, ss_status s, double t0) {
     if (s != SS_OK)
         return cli_lib_error("demo", s);
@@ -50,82 +55,92 @@ static int step(const char *what, ss_status s, double t0) {
     return 0;
 }
 
-int cmd_demo(int argc, char **argv) {
-    const char *out = "demo_out", *preset = "tiny-bitnet", *dtype_s = "int8";
-    for (int i = 1; i < argc; i++) {
-        int bad = 0;
-        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (cli_opt(argc, argv, &i, "--out", &out, &bad) ||
-            cli_opt(argc, argv, &i, "--preset", &preset, &bad) ||
-            cli_opt(argc, argv, &i, "--dtype", &dtype_s, &bad)) {
-            if (bad)
-                return 2;
-            continue;
-        }
-        return cli_error("demo", "unknown argument '%s' (see --help)", argv[i]);
-    }
-    ss_dtype dt;
-    if (strcmp(dtype_s, "int8") && strcmp(dtype_s, "fp8"))
-        return cli_error("demo", "--dtype must be int8 or fp8, not '%s'", dtype_s);
-    ss_status s = ss_dtype_parse(dtype_s, &dt);
-    if (s != SS_OK)
-        return cli_lib_error("demo", s);
-    ss_model_config cfg;
-    if ((s = ss_preset_config(preset, &cfg)) != SS_OK)
-        return cli_lib_error("demo", s);
-
-    char base[1024], quant[1024], root[1024];
-    snprintf(base, sizeof base, "%s/%s", out, preset);
-    snprintf(quant, sizeof quant, "%s/%s-%s", out, preset, dt == SS_DTYPE_I8 ? "INT8" : "FP8");
-    snprintf(root, sizeof root, "%s/checkpoints_slidesparse", out);
-
-    printf("slidesparse demo: %s (%d layers, hidden %d, intermediate %d), %s, CPU reference path%s\n\n",
-           preset, cfg.num_hidden_layers, cfg.hidden_size, cfg.intermediate_size, dtype_s,
-           ss_cuda_device_count() > 0 ? " (a GPU is present: see README for the GPU benchmarks)" : "");
-    if (mkdir(out, 0777) != 0 && errno != EEXIST)
-        return cli_error("demo", "cannot create output directory '%s': %s", out, strerror(errno));
+/* Synth, quantize, convert and verify inside tmp (the demo's temporary output
+ * folder); `out` names the final folder in what is printed and recorded.
+ * Returns the number of tensors that failed verification, or -1 after
+ * printing an error. */
+static int demo_steps(const char *tmp, const char *out, const char *preset, ss_dtype dt) {
+    char base[1200], quant[1200], root[1200], source[1200];
+    const char *qname = dt == SS_DTYPE_I8 ? "INT8" : "FP8";
+    snprintf(base, sizeof base, "%s/%s", tmp, preset);
+    snprintf(quant, sizeof quant, "%s/%s-%s", tmp, preset, qname);
+    snprintf(root, sizeof root, "%s/checkpoints_slidesparse", tmp);
+    snprintf(source, sizeof source, "%s/%s-%s", out, preset, qname);
     double t0 = now_s();
-    ss_synth_opts so = {.preset = preset, .out_dir = base, .seed = 1, .force = 1};
+    ss_synth_opts so = {.preset = preset, .out_dir = base, .seed = 1};
     if (step("synth (BF16, HF layout)", ss_synth(&so), t0))
-        return 1;
+        return -1;
     t0 = now_s();
-    ss_quantize_opts qo = {.in_dir = base, .out_dir = quant, .dtype = dt, .force = 1};
+    ss_quantize_opts qo = {.in_dir = base, .out_dir = quant, .dtype = dt};
     if (step(dt == SS_DTYPE_I8 ? "quantize -> INT8 (task 1)" : "quantize -> FP8 (task 1)",
              ss_quantize_checkpoint(&qo), t0))
-        return 1;
+        return -1;
 
     ss_pattern pats[N_DEMO_PATTERNS];
+    ss_status s;
     for (int i = 0; i < N_DEMO_PATTERNS; i++)
         if ((s = ss_pattern_parse(demo_patterns[i], &pats[i])) != SS_OK)
-            return cli_lib_error("demo", s);
+            return failed(s);
     t0 = now_s();
     ss_convert_opts co = {.in_dir = quant, .out_root = root, .patterns = pats,
-                          .n_patterns = N_DEMO_PATTERNS, .dtype = SS_DTYPE_COUNT, .force = 1};
+                          .n_patterns = N_DEMO_PATTERNS, .dtype = SS_DTYPE_COUNT, .source = source};
     if (step("convert -> 2_4 ... 2_16 (task 2, one read)", ss_convert_checkpoint(&co), t0))
-        return 1;
+        return -1;
 
     printf("\n  %-7s %-7s %-8s %-10s %-9s %s\n", "pattern", "e", "ideal", "tensors", "verify", "max |diff|");
     int total_bad = 0;
     for (int i = 0; i < N_DEMO_PATTERNS; i++) {
-        char slid[1200];
+        char slid[1400];
         if ((s = ss_convert_out_dir(quant, root, pats[i], slid, sizeof slid)) != SS_OK)
-            return cli_lib_error("demo", s);
+            return failed(s);
         verify_tally t = {0};
         int n_bad = 0;
         ss_verify_opts vo = {.dense_dir = quant, .slid_dir = slid, .linear_m = 4, .seed = 7,
                              .row = on_row, .user = &t};
         if ((s = ss_verify_checkpoint(&vo, &n_bad)) != SS_OK)
-            return cli_lib_error("demo", s);
+            return failed(s);
         total_bad += n_bad;
         printf("  %-7s %-7.3f %-8.3f %-10d %-9s %g\n", demo_patterns[i], ss_pattern_expansion(pats[i]),
                ss_pattern_ideal_speedup(pats[i]), t.rows, n_bad ? "FAIL" : "lossless", t.max_diff);
     }
+    return total_bad;
+}
+
+int cmd_demo(int argc, char **argv) {
+    const char *out = "demo_out", *preset = "tiny-bitnet", *dtype_s = "int8";
+    int force = 0;
+    const cli_option opts[] = {
+        CLI_OPT("--out", &out), CLI_OPT("--preset", &preset), CLI_OPT("--dtype", &dtype_s),
+        CLI_FLAG("--force", &force), CLI_END,
+    };
+    int parsed = cli_parse("demo", argc, argv, opts, usage);
+    if (parsed)
+        return parsed == CLI_HELP ? 0 : parsed;
+    ss_dtype dt;
+    if (strcmp(dtype_s, "int8") && strcmp(dtype_s, "fp8"))
+        return cli_error("demo", "--dtype must be int8 or fp8, not '%s'", dtype_s) + 1;
+    ss_status s = ss_dtype_parse(dtype_s, &dt);
+    ss_model_config cfg;
+    if (s != SS_OK || (s = ss_preset_config(preset, &cfg)) != SS_OK ||
+        (s = ss_outdir_check_writable(out, "--out")) != SS_OK)
+        return cli_lib_error("demo", s);
+
+    /* Everything is written under one temporary folder that becomes --out only
+     * when complete: a full disk or a kill leaves nothing behind. */
+    char tmp[1024];
+    if ((s = ss_outdir_begin(out, force, "checkpoints_slidesparse", tmp, sizeof tmp)) != SS_OK)
+        return cli_lib_error("demo", s);
+    printf("slidesparse demo: %s (%d layers, hidden %d, intermediate %d), %s, CPU reference path%s\n\n",
+           preset, cfg.num_hidden_layers, cfg.hidden_size, cfg.intermediate_size, dtype_s,
+           ss_cuda_device_count() > 0 ? " (a GPU is present: see README for the GPU benchmarks)" : "");
+    int bad = demo_steps(tmp, out, preset, dt);
+    if (bad < 0 || (s = ss_outdir_commit(tmp, out, force)) != SS_OK) {
+        ss_outdir_abort(tmp);
+        return bad < 0 ? 1 : cli_lib_error("demo", s);
+    }
     printf("\noutputs under %s/ (inspect them with `slidesparse inspect DIR`)\n", out);
-    if (total_bad) {
-        fprintf(stderr, "slidesparse demo: %d tensor(s) failed verification\n", total_bad);
+    if (bad) {
+        fprintf(stderr, "slidesparse demo: %d tensor(s) failed verification\n", bad);
         return 1;
     }
     printf("demo: every pattern verified lossless\n");

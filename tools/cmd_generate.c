@@ -117,7 +117,10 @@ int cmd_generate(int argc, char **argv) {
                   (long long)n_ids, max_new, cfg.max_position_embeddings);
         goto done;
     }
+    char what[48];
+    snprintf(what, sizeof what, "backend %s", ss_backend_name(backend));
     if ((s = ss_model_check_backend(model, &cfg, backend)) != SS_OK ||
+        (s = ss_context_check_device(what, backend == SS_BACKEND_CPU ? -1 : (int)dev)) != SS_OK ||
         (s = ss_context_create(backend == SS_BACKEND_CPU ? -1 : (int)dev, &ctx)) != SS_OK ||
         (s = ss_model_load(ctx, backend, model, &m)) != SS_OK) {
         rc = cli_lib_error("generate", s);

@@ -168,5 +168,8 @@ int cmd_run_all(int argc, char **argv) {
     if (res.n_pending)
         printf("  %d task(s) left: continue with `slidesparse run-all --resume --out %s`\n", res.n_pending,
                c->out[0] ? c->out : "results");
+    if (res.n_failed) /* stdout may go to a file: the reason belongs on stderr too */
+        cli_error(cmd, "%d task(s) failed; first %s (log: %s)", res.n_failed, res.first_failure,
+                  res.log_path);
     return res.n_failed ? 1 : res.n_pending ? 3 : 0;
 }

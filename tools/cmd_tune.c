@@ -117,6 +117,18 @@ int bcli_shapes(const char *cmd, const char *preset, const char *model, ss_proj_
     return 1;
 }
 
+int bcli_check_outputs(const char *cmd, const char *out, const char *tuning_dir, const char *model) {
+    const char *what[2] = {"--out", "--tuning-dir"}, *dir[2] = {out, tuning_dir};
+    for (int i = 0; i < 2; i++) {
+        ss_status s = SS_OK;
+        if (dir[i] && (s = ss_outdir_check_writable(dir[i], what[i])) == SS_OK && model)
+            s = ss_outdir_check_input(dir[i], model, 0);
+        if (s != SS_OK)
+            return !cli_lib_error(cmd, s);
+    }
+    return 1;
+}
+
 int bcli_context(const char *cmd, const char *backend, const char *device, ss_context **out) {
     long long dev = 0;
     if (device && !cli_parse_i64(device, 0, 255, &dev))
@@ -131,7 +143,9 @@ int bcli_context(const char *cmd, const char *backend, const char *device, ss_co
         gpu = ss_cuda_device_count() > 0;
     else
         return !cli_error(cmd, "--backend: expected auto, gpu or cpu, found '%s'", b);
-    ss_status s = ss_context_create(gpu ? (int)dev : -1, out);
+    ss_status s = ss_context_check_device("--backend gpu", gpu ? (int)dev : -1);
+    if (s == SS_OK)
+        s = ss_context_create(gpu ? (int)dev : -1, out);
     if (s != SS_OK)
         return !cli_lib_error(cmd, s);
     return 1;
@@ -259,6 +273,8 @@ int cmd_tune(int argc, char **argv) {
     int coarse = strstr(stage, "coarse") != NULL, fine = strstr(stage, "fine") != NULL;
     if (!coarse && !fine)
         return cli_error("tune", "--stage: expected coarse, fine or coarse,fine, found '%s'", stage) + 1;
+    if (!bcli_check_outputs("tune", NULL, root, model))
+        return 2;
     ss_context *ctx = NULL;
     if (!bcli_context("tune", backend, device, &ctx))
         return 1;

@@ -111,6 +111,7 @@ int main(int argc, char **argv) {
     }
     if (cli_flag(argv[1], "--version"))
         return cmd_version(argc - 1, argv + 1);
+    cli_signals_install();
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);

@@ -138,14 +138,50 @@ const ss_st_entry *ss_checkpoint_find(const ss_checkpoint *ck, const char *name)
 
 /* Everything a command writes goes to a temporary sibling directory that is
  * renamed onto the final path when complete, so a kill at any moment leaves
- * the old state or the complete new directory.
- *   begin: fails with SS_EEXIST when `final_dir` exists and !force; writes the
- *          temporary path (final_dir + ".tmp.<pid>") into tmp (size n).
- *   commit: fsyncs, replaces final_dir (removing an old one when force).
+ * the old state or the complete new directory. Nothing that exists is ever
+ * replaced unless force is given.
+ *   begin: fails with SS_EEXIST when `final_dir` exists and !force, and with
+ *          force when it is neither an empty folder nor holds `marker` (an
+ *          earlier output: "config.json" for a checkpoint; NULL: anything
+ *          goes), so --force never swaps away an unrelated folder; writes the
+ *          temporary path (final_dir + ".tmp.<pid>", trailing slashes of
+ *          final_dir ignored) into tmp (size n), which must stay valid until
+ *          commit or abort (a signal handler may remove it meanwhile). First
+ *          sweeps what killed processes left next to final_dir.
+ *   commit: fsyncs, then moves tmp onto final_dir. Without force a final_dir
+ *          that appeared since begin is an error (SS_EEXIST, "already exists";
+ *          tmp stays for abort); with force it is replaced atomically.
  *   abort: removes the temporary directory recursively. */
-ss_status ss_outdir_begin(const char *final_dir, int force, char *tmp, size_t n);
-ss_status ss_outdir_commit(const char *tmp, const char *final_dir);
+ss_status ss_outdir_begin(const char *final_dir, int force, const char *marker, char *tmp,
+                          size_t n);
+ss_status ss_outdir_commit(const char *tmp, const char *final_dir, int force);
 void ss_outdir_abort(const char *tmp);
+
+/* Refuses (SS_EINVAL) an output that is the input or lies inside it (after
+ * resolving links; neither needs to exist), and with `whole` (an output
+ * directory replaced as a whole) also one that contains the input.
+ * Paths that cannot be resolved pass: opening the input reports them. */
+ss_status ss_outdir_check_input(const char *out, const char *in, int whole);
+
+/* An output folder given on the command line, checked before any work: it
+ * must be a writable folder, or not exist below a writable folder (SS_EINVAL
+ * naming `what`, e.g. "--out", and the reason). Creates nothing. */
+ss_status ss_outdir_check_writable(const char *dir, const char *what);
+
+// --- cleanup when a signal ends the process ------------------------------------------
+
+/* For the program's signal handlers; async-signal-safe.
+ *   ss_cleanup_on_signal(sig): removes every temporary output this process is
+ *     writing (and the folders it created for them, when empty) and returns
+ *     1; returns 0 without removing anything while an output is being
+ *     committed: the signal is recorded and raised again as soon as the
+ *     commit is done, so the handler just returns.
+ *   ss_cleanup_now(): removes them regardless (SIGBUS cannot wait).
+ *   ss_cleanup_mapped_file(addr): the input file whose mapping holds addr
+ *     (to name the file that shrank under us), or NULL. */
+int ss_cleanup_on_signal(int sig);
+void ss_cleanup_now(void);
+const char *ss_cleanup_mapped_file(const void *addr);
 
 #ifdef __cplusplus
 }

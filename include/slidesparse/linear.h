@@ -33,8 +33,14 @@ typedef struct ss_context ss_context; /* opaque: device, library handles, stream
                                          can capture forwards), tuning table */
 
 /* device: CUDA ordinal, or -1 for a CPU-only context. A CUDA build without a
- * device, or a CPU-only build, fails with SS_EUNSUPPORTED for device >= 0. */
+ * device, or a CPU-only build, fails with SS_EUNSUPPORTED for device >= 0
+ * (ss_context_check_device's message). */
 ss_status ss_context_create(int device, ss_context **out);
+/* Before any work: SS_EUNSUPPORTED "no CUDA device: <what> needs a GPU" when
+ * device >= 0 and no GPU is visible (or this build has none), "no CUDA device
+ * D: ..." when D is out of range; SS_OK for device < 0. what: "backend
+ * cublaslt", "--backend gpu". */
+ss_status ss_context_check_device(const char *what, int device);
 void ss_context_destroy(ss_context *ctx);
 int ss_context_device(const ss_context *ctx);
 /* cudaStream_t as void* (NULL = legacy default stream). */

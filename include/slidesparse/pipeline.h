@@ -201,6 +201,7 @@ typedef struct {
     int n_done, n_skipped, n_failed;
     int n_pending;  /* left for --resume by stop_after_s */
     char status_path[1200], log_path[1200], report_path[1200];
+    char first_failure[1100]; /* "task 1: <its error>" of the first failed task, or "" */
 } ss_pipe_result;
 
 /* Runs the configured tasks, then writes the report. SS_OK when the run went

@@ -120,6 +120,8 @@ typedef struct {
     int force;
     ss_prep_progress_fn progress;
     void *user;
+    const char *source;       /* config.json's "source" (NULL: in_dir); for inputs read
+                                 from a temporary folder that is renamed afterwards */
 } ss_convert_opts;
 
 /* "<out_root>/<basename(in_dir)>-SlideSparse-2_L". */

@@ -61,6 +61,9 @@ ss_status ss_quant_weight_per_channel(const char *name, ss_dtype wdt, const void
 /* Checks a weight tensor for NaN/Inf; SS_EINVAL names `name`, row and column. */
 ss_status ss_check_finite(const char *name, ss_dtype wdt, const void *w, int64_t n,
                           int64_t k);
+/* The first NaN / Inf among n elements of dtype t (any dtype; integers have
+ * none): returns 2 for NaN, 1 for Inf (*at = its index), 0 when all are finite. */
+int ss_find_nonfinite(ss_dtype t, const void *data, int64_t n, int64_t *at);
 
 #ifdef __cplusplus
 }

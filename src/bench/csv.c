@@ -68,8 +68,7 @@ ss_status ss_csv_save(const ss_csv *c, const char *path) {
         return ss_fail(SS_EINVAL, "csv: table or path is NULL");
     if (c->failed)
         return ss_fail(SS_ENOMEM, "%s: out of memory while building the CSV", path);
-    SS_TRY(ss_mkdir_parent(path));
-    return ss_write_file_atomic(path, c->s ? c->s : "", c->len);
+    return ss_save_file(path, c->s ? c->s : "", c->len);
 }
 
 void ss_csv_free(ss_csv *c) {

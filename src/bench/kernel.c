@@ -477,10 +477,16 @@ ss_status ss_bench_kernel(const ss_bench_kernel_opts *o, ss_bench_kernel_result 
         b.shapes = sq;
         b.n_shapes = nm;
     }
-    ss_status s = SS_OK;
-    if (o->no_clocks)
+    /* The largest fixture of the run, checked against the free memory before
+     * the first one (a square M of 65536 grew to gigabytes before failing). */
+    ss_backend be = ss_context_device(o->ctx) >= 0 ? SS_BACKEND_CUBLASLT : SS_BACKEND_CPU;
+    ss_fixture_cases fc = {.shapes = b.shapes, .n_shapes = b.n_shapes, .dtypes = o->dtypes,
+                           .n_dtypes = o->n_dtypes, .patterns = b.pats, .n_patterns = b.n_pats,
+                           .ms = ms, .n_m = nm, .m_per_shape = o->square};
+    ss_status s = ss_fixture_check_cases(o->ctx, be, &fc);
+    if (s == SS_OK && o->no_clocks)
         snprintf(res->clock_note, sizeof res->clock_note, "not recorded: turned off");
-    else
+    else if (s == SS_OK)
         s = ss_clocks_open(o->ctx, &b.clocks, res->clock_note, sizeof res->clock_note);
     if (s == SS_OK)
         ss_fix_log(o->log, o->user, "SM clock / power: %s", res->clock_note);

@@ -2,9 +2,11 @@
  * forward, then one forward per new token. */
 #include "engine/model.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "core/error.h"
+#include "slidesparse/quant.h"
 
 ss_status ss_generate_greedy(ss_model *m, const int32_t *prompt, int64_t n_prompt,
                              int64_t max_new, int32_t *out, float *last_logits) {
@@ -36,6 +38,16 @@ ss_status ss_generate_greedy(ss_model *m, const int32_t *prompt, int64_t n_promp
         float *lg = (!m->gpu || i == max_new - 1) ? logits : NULL;
         if ((s = ss_model_forward_next(m, kc, &step, 1, lg, &out[i])) != SS_OK)
             goto fail;
+        /* Greedy sampling of NaN logits picks id 0 every time: a damaged
+         * model would "generate" 0,0,0 and succeed. */
+        if (lg && ss_check_finite("logits", SS_DTYPE_F32, lg, 1, c->vocab_size) != SS_OK) {
+            char why[SS_ERROR_MAX];
+            snprintf(why, sizeof why, "%s", ss_last_error());
+            s = ss_fail(SS_EINVAL, "step %lld of %lld: %s; the model's weights or activations are "
+                        "not finite (is the checkpoint damaged?)", (long long)i + 1,
+                        (long long)max_new, why);
+            goto fail;
+        }
         step = (ss_seq_step){.tokens = &out[i], .n_tokens = 1, .start_pos = n_prompt + i, .kv = &seq};
     }
     if (last_logits)

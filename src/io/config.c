@@ -11,7 +11,8 @@
  *   rms_norm_eps         number > 0                           default 1e-6
  *   rope_theta           number > 0                           default 10000
  *   tie_word_embeddings  boolean                              default false
- *   attention_bias       boolean                default true for Qwen2, else false
+ *   attention_bias       boolean        default false; Qwen2: always true (as
+ *                        Hugging Face's Qwen2, which ignores the field)
  *   hidden_act           string (< 16 chars)  default "relu2" (BitNet), "silu"
  *   model_type           string (< 32 chars)                  default ""
  *   bos_token_id, eos_token_id  integer, or array (first element), or null  default -1
@@ -206,6 +207,12 @@ static ss_status parse_rest(const char *label, json_t *root, ss_model_config *c)
     SS_TRY(get_pos_number(label, root, "rope_theta", 10000.0, &c->rope_theta));
     SS_TRY(get_bool(label, root, "", "tie_word_embeddings", 0, &c->tie_word_embeddings));
     SS_TRY(get_bool(label, root, "", "attention_bias", c->arch == SS_ARCH_QWEN2, &c->attention_bias));
+    /* One rule for every command (the tensor list of quantize / convert and
+     * the engine both read this): Qwen2 has q/k/v biases whatever the field
+     * says, as in Hugging Face's Qwen2, so a checkpoint without them is
+     * rejected everywhere and one with them is never run without them. */
+    if (c->arch == SS_ARCH_QWEN2)
+        c->attention_bias = 1;
     SS_TRY(get_string(label, root, "", "hidden_act", c->arch == SS_ARCH_BITNET ? "relu2" : "silu",
                       c->hidden_act, sizeof c->hidden_act));
     SS_TRY(get_string(label, root, "", "model_type", "", c->model_type, sizeof c->model_type));

@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "io/cleanup.h"
+#include "io/fileutil.h"
 #include "io/json_util.h"
 #include "slidesparse/io.h"
 
@@ -33,6 +35,7 @@ struct ss_safetensors {
     char *label;           /* file path or caller's label */
     void *map;             /* mmap'd file (open) or NULL (parse) */
     size_t map_len;
+    int map_slot;          /* io/cleanup.h entry of the mapping */
     ss_st_entry *entries;  /* (n) in data-offset order */
     size_t n;
     size_t *by_name;       /* (n) indices into entries, sorted by name */
@@ -367,19 +370,9 @@ fail:
 
 ss_status ss_safetensors_open(const char *path, ss_safetensors **out) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ss_fail_errno(errno, "%s: cannot open", path);
+    int fd;
     struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int err = errno;
-        close(fd);
-        return ss_fail_errno(err, "%s: cannot stat", path);
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return ss_fail(SS_EFORMAT, "%s: not a regular file", path);
-    }
+    SS_TRY(ss_open_regular(path, &fd, &sb));
     size_t len = (size_t)sb.st_size;
     if (len < 8) {
         close(fd);
@@ -397,6 +390,9 @@ ss_status ss_safetensors_open(const char *path, ss_safetensors **out) {
     }
     (*out)->map = map;
     (*out)->map_len = len;
+    /* A file truncated while mapped raises SIGBUS on the next access: the
+     * program's handler names the file through this entry. */
+    (*out)->map_slot = ss_cleanup_add_map(map, len, (*out)->label);
     return SS_OK;
 }
 
@@ -412,8 +408,10 @@ void ss_safetensors_close(ss_safetensors *st) {
     free(st->by_name);
     free(st->strings);
     free(st->label);
-    if (st->map)
+    if (st->map) {
+        ss_cleanup_del(st->map_slot);
         munmap(st->map, st->map_len);
+    }
     free(st);
 }
 

@@ -78,10 +78,7 @@ const char *ss_cuda_dtype_reason(const ss_cuda_state *st, ss_dtype wdtype) {
 }
 
 ss_status ss_cuda_context_init(ss_context *ctx) {
-    int count = ss_cuda_device_count();
-    if (ctx->device >= count)
-        return ss_fail(SS_EUNSUPPORTED, "context: expected a CUDA device ordinal < %d, found %d",
-                       count, ctx->device);
+    /* ss_context_create checked the ordinal against the visible devices */
     ss_cuda_state *st = calloc(1, sizeof *st);
     if (!st)
         return ss_fail(SS_ENOMEM, "context: out of memory");

@@ -59,6 +59,23 @@ ss_status ss_backend_parse(const char *s, ss_backend *out) {
 int ss_cuda_device_count(void) { return 0; }
 #endif
 
+ss_status ss_context_check_device(const char *what, int device) {
+    if (device < 0)
+        return SS_OK;
+#ifndef SS_HAVE_CUDA
+    return ss_fail(SS_EUNSUPPORTED, "no CUDA device: %s needs a GPU, and this build has no CUDA "
+                   "(use --backend cpu)", what);
+#else
+    int count = ss_cuda_device_count();
+    if (count == 0)
+        return ss_fail(SS_EUNSUPPORTED, "no CUDA device: %s needs a GPU (use --backend cpu)", what);
+    if (device >= count)
+        return ss_fail(SS_EUNSUPPORTED, "no CUDA device %d: %s needs a GPU, and %d %s visible "
+                       "(--device 0..%d)", device, what, count, count == 1 ? "is" : "are", count - 1);
+    return SS_OK;
+#endif
+}
+
 ss_status ss_context_create(int device, ss_context **out) {
     if (!out)
         return ss_fail(SS_EINVAL, "context: out pointer is NULL");
@@ -66,11 +83,9 @@ ss_status ss_context_create(int device, ss_context **out) {
     if (device < -1)
         return ss_fail(SS_EINVAL, "context: expected device -1 (CPU) or a CUDA ordinal, found %d",
                        device);
-#ifndef SS_HAVE_CUDA
-    if (device >= 0)
-        return ss_fail(SS_EUNSUPPORTED, "context: device %d requested, but built without CUDA",
-                       device);
-#endif
+    char what[48];
+    snprintf(what, sizeof what, "a context on device %d", device);
+    SS_TRY(ss_context_check_device(what, device));
     ss_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx)
         return ss_fail(SS_ENOMEM, "context: out of memory");

@@ -400,19 +400,21 @@ ss_status ss_pipe_config_check(ss_pipe_config *c) {
             SS_TRY(ss_workload_make(st ? SS_STAGE_DECODE : SS_STAGE_PREFILL, ms[i], &w));
         }
     }
-    /* mkdir -p, then prove we can create a file there */
+    /* the given base must be a checkpoint before any task runs, and the
+     * outputs may not land inside it (containing it is the usual layout:
+     * <out>/checkpoints/<base>) */
     char path[1200];
-    snprintf(path, sizeof path, "%s", c->out);
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(path, 0777) != 0 && errno != EEXIST)
-            return ss_fail_errno(errno, "output directory '%s': cannot create '%s'", c->out, path);
-        *p = '/';
-    }
-    if (mkdir(path, 0777) != 0 && errno != EEXIST)
-        return ss_fail_errno(errno, "output directory '%s': cannot create it", c->out);
+    snprintf(path, sizeof path, "%s/config.json", c->base);
+    if (c->base[0] && access(path, F_OK) != 0)
+        return ss_fail(SS_EINVAL, "--base %s: no config.json there (expected a Hugging Face "
+                       "checkpoint folder)", c->base);
+    if (c->base[0])
+        SS_TRY(ss_outdir_check_input(c->out, c->base, 0));
+    if (c->backend == 1)
+        SS_TRY(ss_context_check_device("--backend gpu", c->device));
+    /* mkdir -p, then prove we can create a file there */
+    SS_TRY(ss_outdir_check_writable(c->out, "--out"));
+    SS_TRY(ss_mkdir_p(c->out, NULL, 0));
     snprintf(path, sizeof path, "%s/.write_test.%d", c->out, (int)getpid());
     FILE *f = fopen(path, "w");
     if (!f)

@@ -224,23 +224,8 @@ static ss_status raise_positions(const char *dir, int64_t need, int *raised) {
     return s;
 }
 
-static ss_status mkdir_p(const char *dir) {
-    char p[1200];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *q = p + 1;; q++) {
-        if (*q != '/' && *q)
-            continue;
-        char c = *q;
-        *q = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST)
-            return ss_fail_errno(errno, "%s: cannot create", p);
-        if (!(*q = c))
-            return SS_OK;
-    }
-}
-
 static ss_status task_base(run *r, int mi) {
-    SS_TRY(mkdir_p(r->ckroot));
+    SS_TRY(ss_mkdir_p(r->ckroot, NULL, 0));
     const char *preset = r->c->models[mi];
     char dir[1200], marker[1300], origin[128];
     base_dir(r, mi, dir, sizeof dir);
@@ -751,6 +736,9 @@ ss_status ss_pipe_run(const ss_pipe_opts *o, ss_pipe_result *res) {
         res->n_skipped += ts == SS_TASK_SKIPPED;
         res->n_failed += ts == SS_TASK_FAILED;
         res->n_pending += ts == SS_TASK_PENDING;
+        if (ts == SS_TASK_FAILED && !res->first_failure[0])
+            snprintf(res->first_failure, sizeof res->first_failure, "task %d: %.1000s", k,
+                     r.st.tasks[k].error);
     }
     save_status(&r);
     if ((s = ss_pipe_report(r.c->out, res->report_path, sizeof res->report_path)) != SS_OK) {

@@ -35,7 +35,8 @@ ss_status ss_convert_checkpoint(const ss_convert_opts *o) {
     if (!out)
         return ss_fail(SS_ENOMEM, "convert: out of memory");
     prep_job job = {.cmd = "convert", .in_dir = o->in_dir, .n_out = o->n_patterns,
-                    .dtype = o->dtype, .force = o->force, .progress = o->progress, .user = o->user};
+                    .dtype = o->dtype, .force = o->force, .progress = o->progress, .user = o->user,
+                    .source = o->source};
     ss_status s = SS_OK;
     for (int i = 0; i < o->n_patterns && s == SS_OK; i++) {
         ss_pattern p = o->patterns[i];

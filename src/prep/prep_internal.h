@@ -60,10 +60,6 @@ void prep_scale_name(const char *weight, char *buf, size_t n);
 /* Is `name` the weight_scale of a projection? */
 int prep_is_scale_name(const char *name);
 
-/* mkdir -p of the directory that holds `path` (the --out-root of convert).
- * `made` (size n) gets the topmost directory it created, "" when none. */
-ss_status prep_mkdir_parent(const char *path, char *made, size_t n);
-
 /* Basename of a path without trailing slashes, into buf. */
 void prep_basename(const char *path, char *buf, size_t n);
 

@@ -190,7 +190,7 @@ ss_status ss_model_tensors(const ss_model_config *c, ss_expected_tensor **out, s
                        "%lld, vocab %lld, heads x head_dim %lld, layers %d)",
                        (long long)h, (long long)f, (long long)v, (long long)q, c->num_hidden_layers);
     int bitnet = c->arch == SS_ARCH_BITNET;
-    int bias = c->attention_bias || c->arch == SS_ARCH_QWEN2;
+    int bias = c->attention_bias;
     tensor_list l = {0};
     int ok = push(&l, SS_ROLE_EMBED, v, h, "model.embed_tokens.weight%.0d%s", 0, "");
     for (int i = 0; ok && i < c->num_hidden_layers; i++) {

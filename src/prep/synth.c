@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "io/cleanup.h"
 #include "io/fileutil.h"
 
 static uint64_t mix64(uint64_t z) {
@@ -105,7 +106,7 @@ ss_status ss_synth(const ss_synth_opts *o) {
     ss_st_writer *w = NULL;
     char tmp[PREP_PATH_MAX] = "";
     char made_parent[PREP_PATH_MAX] = ""; /* created here, removed again on failure */
-    int began = 0;
+    int began = 0, made_slot = -1;
     ss_status s = SS_OK;
     if (!shard_of || !buf) {
         s = ss_fail(SS_ENOMEM, "synth: out of memory");
@@ -130,9 +131,10 @@ ss_status ss_synth(const ss_synth_opts *o) {
 
     /* Like convert: a missing parent of --out is created (and removed again
      * when synth fails, so an error leaves nothing behind). */
-    if ((s = prep_mkdir_parent(o->out_dir, made_parent, sizeof made_parent)) != SS_OK)
+    if ((s = ss_mkdir_parents(o->out_dir, made_parent, sizeof made_parent)) != SS_OK)
         goto fail;
-    if ((s = ss_outdir_begin(o->out_dir, o->force, tmp, sizeof tmp)) != SS_OK)
+    made_slot = ss_cleanup_add(made_parent, SS_CLEANUP_EMPTY_DIRS);
+    if ((s = ss_outdir_begin(o->out_dir, o->force, "config.json", tmp, sizeof tmp)) != SS_OK)
         goto fail;
     began = 1;
     index = json_object();
@@ -179,7 +181,7 @@ ss_status ss_synth(const ss_synth_opts *o) {
         if ((s = prep_write_json(path, index, 1)) != SS_OK)
             goto fail;
     }
-    if ((s = ss_outdir_commit(tmp, o->out_dir)) != SS_OK)
+    if ((s = ss_outdir_commit(tmp, o->out_dir, o->force)) != SS_OK)
         goto fail;
     began = 0;
     made_parent[0] = '\0';
@@ -187,8 +189,12 @@ fail:
     ss_st_writer_abort(w);
     if (began)
         ss_outdir_abort(tmp);
-    if (made_parent[0])
-        ss_remove_tree(made_parent); /* only directories this call created */
+    ss_cleanup_del(made_slot);
+    if (made_parent[0]) { /* only the empty folders this call created */
+        char dir[PREP_PATH_MAX];
+        ss_path_parent(o->out_dir, dir, sizeof dir);
+        ss_rmdir_made(dir, made_parent);
+    }
     json_decref(cj);
     json_decref(index);
     json_decref(wmap);

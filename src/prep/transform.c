@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "io/cleanup.h"
+#include "io/fileutil.h"
 #include "slidesparse/quant.h"
 
 #define COPY_CHUNK ((size_t)64 << 20)
@@ -249,6 +251,27 @@ static ss_status copy_all(engine *g, const void *data, size_t n) {
     return each_output(g, copy_one, &(copy_arg){.data = data, .n = n});
 }
 
+/* Every tensor must hold finite values: a NaN in a norm or an embedding would
+ * be copied silently and turn every later output into NaN. Checks the bytes
+ * [off, off + n) of e (whole elements), so a copy can check chunk by chunk
+ * and stay streaming. */
+static ss_status check_finite(const ss_st_entry *e, size_t off, size_t n) {
+    size_t es = ss_dtype_size(e->dtype);
+    int64_t at, cols = e->ndim >= 2 ? e->shape[e->ndim - 1] : 1;
+    int kind = ss_find_nonfinite(e->dtype, (const uint8_t *)e->data + off, (int64_t)(n / es), &at);
+    if (!kind)
+        return SS_OK;
+    at += (int64_t)(off / es);
+    char where[64];
+    if (e->ndim >= 2 && cols > 0)
+        snprintf(where, sizeof where, "row %lld, column %lld", (long long)(at / cols),
+                 (long long)(at % cols));
+    else
+        snprintf(where, sizeof where, "element %lld", (long long)at);
+    return ss_fail(SS_EINVAL, "%s: tensor '%s': expected finite values, found %s at %s", e->file,
+                   e->name, kind == 2 ? "NaN" : "Inf", where);
+}
+
 static ss_status do_projection(engine *g, const ss_st_entry *e) {
     int64_t n = e->shape[0], k = e->shape[1];
     const uint8_t *q = g->q;
@@ -263,8 +286,11 @@ static ss_status do_projection(engine *g, const ss_st_entry *e) {
     } else {
         char sn[160];
         prep_scale_name(e->name, sn, sizeof sn);
+        const ss_st_entry *se = ss_checkpoint_find(g->ck, sn);
+        SS_TRY(check_finite(e, 0, e->nbytes));
+        SS_TRY(check_finite(se, 0, se->nbytes));
         q = e->data;
-        scale = ss_checkpoint_find(g->ck, sn)->data;
+        scale = se->data;
     }
     return each_output(g, emit_one, &(emit_arg){.e = e, .q = q, .scale = scale});
 }
@@ -273,6 +299,7 @@ static ss_status do_copy(engine *g, const ss_st_entry *e) {
     const uint8_t *d = e->data;
     for (size_t off = 0; off < e->nbytes; off += COPY_CHUNK) {
         size_t m = e->nbytes - off < COPY_CHUNK ? e->nbytes - off : COPY_CHUNK;
+        SS_TRY(check_finite(e, off, m));
         SS_TRY(copy_all(g, d + off, m));
         prep_release(d + off, m);
     }
@@ -310,7 +337,8 @@ static ss_status write_config(engine *g, int p, const ss_expected_tensor *x, siz
         json_object_set_new(j, "slidesparse",
                             json_pack("{s:s, s:i, s:i, s:o, s:s, s:s, s:s}", "pattern", name, "Z",
                                       pat.z, "L", pat.l, "tensors", tensors, "source",
-                                      ss_checkpoint_dir(g->ck), "version", SS_VERSION_STRING,
+                                      g->job->source ? g->job->source : ss_checkpoint_dir(g->ck),
+                                      "version", SS_VERSION_STRING,
                                       "tie_break", g->from_bf16 ? "bf16" : "index"));
     }
     char path[PREP_PATH_MAX];
@@ -373,17 +401,25 @@ ss_status prep_run(const prep_job *job) {
     prep_layout l = {0};
     ss_expected_tensor *x = NULL;
     size_t nx = 0;
-    ss_status s = ss_checkpoint_open(job->in_dir, &g.ck);
-    if (s != SS_OK)
+    int made_slot[SS_PREP_MAX_PATTERNS];
+    ss_status s = SS_OK;
+    for (int p = 0; p < job->n_out; p++) {
+        made_slot[p] = -1;
+        if (s == SS_OK)
+            s = ss_outdir_check_input(job->final_dir[p], job->in_dir, 1);
+    }
+    if (s != SS_OK || (s = ss_checkpoint_open(job->in_dir, &g.ck)) != SS_OK)
         goto fail;
     g.cfg = ss_checkpoint_config(g.ck);
     if ((s = validate(&g)) != SS_OK || (s = prep_layout_build(g.ck, &l)) != SS_OK ||
         (s = ss_model_tensors(g.cfg, &x, &nx)) != SS_OK)
         goto fail;
     for (int p = 0; p < job->n_out; p++) {
-        if ((s = prep_mkdir_parent(job->final_dir[p], g.made_parent[p], PREP_PATH_MAX)) != SS_OK)
+        if ((s = ss_mkdir_parents(job->final_dir[p], g.made_parent[p], PREP_PATH_MAX)) != SS_OK)
             goto fail;
-        if ((s = ss_outdir_begin(job->final_dir[p], job->force, g.tmp[p], PREP_PATH_MAX)) != SS_OK)
+        made_slot[p] = ss_cleanup_add(g.made_parent[p], SS_CLEANUP_EMPTY_DIRS);
+        if ((s = ss_outdir_begin(job->final_dir[p], job->force, "config.json", g.tmp[p],
+                                   PREP_PATH_MAX)) != SS_OK)
             goto fail;
         g.began[p] = 1;
     }
@@ -400,7 +436,7 @@ ss_status prep_run(const prep_job *job) {
             goto fail;
     }
     for (int p = 0; p < job->n_out; p++) {
-        if ((s = ss_outdir_commit(g.tmp[p], job->final_dir[p])) != SS_OK)
+        if ((s = ss_outdir_commit(g.tmp[p], job->final_dir[p], job->force)) != SS_OK)
             goto fail;
         g.began[p] = 0;
     }
@@ -410,9 +446,15 @@ fail:
         if (g.began[p])
             ss_outdir_abort(g.tmp[p]);
     }
-    for (int p = job->n_out - 1; s != SS_OK && p >= 0; p--)
-        if (g.made_parent[p][0])
-            rmdir(g.made_parent[p]); /* only when empty: another pattern's output may be there */
+    for (int p = job->n_out - 1; p >= 0; p--) {
+        ss_cleanup_del(made_slot[p]);
+        if (s != SS_OK && g.made_parent[p][0]) {
+            /* only empty folders: another pattern's committed output may be there */
+            char dir[PREP_PATH_MAX];
+            ss_path_parent(job->final_dir[p], dir, sizeof dir);
+            ss_rmdir_made(dir, g.made_parent[p]);
+        }
+    }
     json_decref(g.wmap);
     free(g.q);
     for (int p = 0; p < job->n_out; p++) {

@@ -12,6 +12,7 @@ typedef struct {
     ss_pattern pat[SS_PREP_MAX_PATTERNS]; /* SS_PATTERN_DENSE: quantize only */
     ss_dtype dtype;        /* SS_DTYPE_COUNT: the input's (int8 from BF16) */
     int require_bf16;      /* quantize: a quantized input is an error */
+    const char *source;    /* recorded as the slid outputs' source (NULL: in_dir) */
     int force;
     ss_prep_progress_fn progress;
     void *user;

@@ -13,29 +13,15 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "io/fileutil.h"
 
 // --- files --------------------------------------------------------------------------------
-
-static ss_status write_all(int fd, const char *path, const void *data, size_t n) {
-    const char *p = data;
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return ss_fail_errno(errno, "%s: write failed", path);
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return SS_OK;
-}
 
 static ss_status write_file(const char *path, const void *data, size_t n) {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return ss_fail_errno(errno, "%s: cannot create", path);
-    ss_status s = write_all(fd, path, data, n);
+    ss_status s = ss_write_all(fd, data, n, path);
     if (s == SS_OK && fsync(fd) != 0)
         s = ss_fail_errno(errno, "%s: fsync failed", path);
     if (close(fd) != 0 && s == SS_OK)
@@ -99,7 +85,7 @@ static ss_status copy_file(const char *from, const char *to) {
         }
         if (r == 0)
             break;
-        if ((s = write_all(out, to, buf, (size_t)r)) != SS_OK)
+        if ((s = ss_write_all(out, buf, (size_t)r, to)) != SS_OK)
             break;
     }
     if (s == SS_OK && fsync(out) != 0)
@@ -129,36 +115,6 @@ ss_status prep_copy_side_files(const char *in_dir, const char *out_dir) {
     }
     closedir(d);
     return s;
-}
-
-ss_status prep_mkdir_parent(const char *path, char *made, size_t n_made) {
-    char buf[PREP_PATH_MAX];
-    made[0] = '\0';
-    snprintf(buf, sizeof buf, "%s", path);
-    size_t n = strlen(buf);
-    while (n > 1 && buf[n - 1] == '/')
-        buf[--n] = '\0';
-    char *slash = strrchr(buf, '/');
-    if (!slash || slash == buf)
-        return SS_OK;
-    *slash = '\0';
-    for (char *p = buf + 1; ; p++) {
-        int end = *p == '\0';
-        if (*p == '/' || end) {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(buf, 0755) == 0) {
-                if (!made[0])
-                    snprintf(made, n_made, "%s", buf);
-            } else if (errno != EEXIST) {
-                return ss_fail_errno(errno, "%s: cannot create directory", buf);
-            }
-            *p = c;
-        }
-        if (end)
-            break;
-    }
-    return SS_OK;
 }
 
 // --- input layout ------------------------------------------------------------------------------

@@ -60,6 +60,14 @@ static int64_t first_nonfinite_col(ss_dtype t, const void *w, int64_t row, int64
     return -1;
 }
 
+int ss_find_nonfinite(ss_dtype t, const void *data, int64_t n, int64_t *at) {
+    int64_t i = n > 0 ? first_nonfinite_col(t, data, 0, n) : -1;
+    if (i < 0)
+        return 0;
+    *at = i;
+    return nonfinite(t, data, i);
+}
+
 ss_status ss_check_finite(const char *name, ss_dtype wdt, const void *w, int64_t n, int64_t k) {
     if (!name)
         name = "?";
@@ -74,7 +82,7 @@ ss_status ss_check_finite(const char *name, ss_dtype wdt, const void *w, int64_t
     if (first == n)
         return SS_OK;
     int64_t col = first_nonfinite_col(wdt, w, first, k);
-    return ss_fail(SS_EINVAL, "tensor '%s': expected finite weights, found %s at [%lld, %lld]", name,
+    return ss_fail(SS_EINVAL, "tensor '%s': expected finite values, found %s at [%lld, %lld]", name,
                    nonfinite(wdt, w, first * k + col) == 2 ? "NaN" : "Inf", (long long)first,
                    (long long)col);
 }

@@ -5,11 +5,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "io/fileutil.h"
@@ -55,21 +57,6 @@ static void text_add(text *t, const char *fmt, ...) {
     }
 }
 
-static ss_status mkdir_parents(const char *path) {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return ss_fail(SS_EINVAL, "%s: path too long", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return ss_fail_errno(errno, "%s: cannot create folder", buf);
-        *p = '/';
-    }
-    return SS_OK;
-}
-
 // --- one CSV --------------------------------------------------------------------------------
 
 typedef struct {
@@ -82,11 +69,19 @@ static int row_cmp(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Rows of an existing file with our header (none when absent or different). */
+/* Rows of an existing file with our header (none when absent or different);
+ * -1 when path exists but is not a regular file (a FIFO would block a plain
+ * fopen forever). */
 static int read_rows(const char *path, csv_row *rows, int cap) {
-    FILE *f = fopen(path, "r");
-    if (!f)
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
         return 0;
+    FILE *f = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? fdopen(fd, "r") : NULL;
+    if (!f) {
+        close(fd);
+        return -1;
+    }
     char line[LINE_MAX_LEN];
     int n = 0;
     if (!fgets(line, sizeof line, f) || strncmp(line, SS_THROUGHPUT_CSV_HEADER, strlen(SS_THROUGHPUT_CSV_HEADER)) != 0) {
@@ -110,6 +105,7 @@ static int read_rows(const char *path, csv_row *rows, int cap) {
 ss_status ss_throughput_save(const char *path, const ss_throughput_row *rows, int n) {
     csv_row all[MAX_ROWS];
     int n_all = read_rows(path, all, MAX_ROWS);
+    n_all = n_all < 0 ? 0 : n_all; /* not a regular file: the write below refuses it */
     for (int i = 0; i < n; i++) {
         const ss_throughput_row *r = &rows[i];
         int at = n_all;
@@ -131,9 +127,8 @@ ss_status ss_throughput_save(const char *path, const ss_throughput_row *rows, in
     text_add(&t, "%s\n", SS_THROUGHPUT_CSV_HEADER);
     for (int i = 0; i < n_all; i++)
         text_add(&t, "%s\n", all[i].line);
-    ss_status rc = t.failed ? ss_fail(SS_ENOMEM, "%s: out of memory building the CSV", path) : mkdir_parents(path);
-    if (rc == SS_OK)
-        rc = ss_write_file_atomic(path, t.s, t.len);
+    ss_status rc = t.failed ? ss_fail(SS_ENOMEM, "%s: out of memory building the CSV", path)
+                            : ss_save_file(path, t.s, t.len);
     free(t.s);
     return rc;
 }
@@ -154,6 +149,8 @@ static int read_series(const char *path, series *s) {
     csv_row rows[MAX_ROWS];
     int n = read_rows(path, rows, MAX_ROWS);
     s->n = 0;
+    if (n < 0)
+        n = 0;
     for (int i = 0; i < n; i++) {
         const char *p = rows[i].line;
         for (int col = 0; col < 7 && p; col++) {

@@ -103,6 +103,77 @@ static void fill_q(ss_dtype t, uint8_t *p, size_t n, uint64_t *s) {
     }
 }
 
+// --- memory needs --------------------------------------------------------------------------------
+
+ss_fixture_need ss_fixture_bytes(ss_backend b, int64_t n, int64_t k, ss_dtype wdtype,
+                                 ss_pattern p, int64_t m_max) {
+    double qs = (double)ss_dtype_size(wdtype), kq = (double)ss_slid_k(p, k), dn = (double)n;
+    double m = (double)ss_linear_m_pad(m_max);
+    double w = dn * kq * qs; /* one copy of the weights as a linear holds them */
+    /* x (BF16), q, sa, d (<= 4 bytes), y (BF16) */
+    double bufs = m * ((double)k * 2 + kq * qs + 4 + dn * 4 + dn * 2);
+    /* generated dense + slid, the CPU reference's copy */
+    ss_fixture_need need = {.host = dn * (double)k * qs + w + w};
+    if (b == SS_BACKEND_CPU)
+        need.host += w + bufs;
+    else
+        need.device = 2 * w + bufs + (256 << 20); /* + compressed copy, L2 flush, workspace */
+    return need;
+}
+
+/* Host memory free for us now, in bytes (0 when unknown). */
+static double host_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    double kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb * 1024;
+}
+
+static ss_status check_memory(ss_context *ctx, ss_fixture_need need, const char *what) {
+    double gb = 1e9, avail = host_available();
+    if (avail > 0 && need.host > avail)
+        return ss_fail(SS_ENOMEM, "%s needs about %.1f GB of host memory, %.1f GB available; use "
+                       "smaller sizes", what, need.host / gb, avail / gb);
+#ifdef SS_HAVE_CUDA
+    size_t free_b = 0, total_b = 0;
+    if (need.device > 0 && ss_context_device(ctx) >= 0 &&
+        cudaMemGetInfo(&free_b, &total_b) == cudaSuccess && need.device > (double)free_b)
+        return ss_fail(SS_ENOMEM, "%s needs about %.1f GB of device memory, %.1f GB free on the "
+                       "GPU; use smaller sizes", what, need.device / gb, (double)free_b / gb);
+#else
+    (void)ctx;
+#endif
+    return SS_OK;
+}
+
+ss_status ss_fixture_check_cases(ss_context *ctx, ss_backend b, const ss_fixture_cases *c) {
+    ss_fixture_need worst = {0, 0};
+    char what[200] = "";
+    for (int d = 0; d < c->n_dtypes; d++)
+        for (int j = 0; j < c->n_shapes; j++)
+            for (int pi = -1; pi < c->n_patterns; pi++) {
+                ss_pattern p = pi < 0 ? SS_PATTERN_DENSE : c->patterns[pi];
+                int64_t m = c->m_per_shape ? c->ms[j] : 0;
+                for (int i = 0; !c->m_per_shape && i < c->n_m; i++)
+                    m = c->ms[i] > m ? c->ms[i] : m;
+                const ss_proj_shape *sh = &c->shapes[j];
+                ss_fixture_need nd = ss_fixture_bytes(b, sh->n, sh->k, c->dtypes[d], p, m);
+                if (nd.host + nd.device <= worst.host + worst.device)
+                    continue;
+                worst = nd;
+                char pat[16];
+                snprintf(what, sizeof what, "%s (N %lld, K %lld) %s %s at M %lld", sh->name,
+                         (long long)sh->n, (long long)sh->k, ss_dtype_name(c->dtypes[d]),
+                         ss_pattern_format(p, pat, sizeof pat), (long long)m);
+            }
+    return check_memory(ctx, worst, what);
+}
+
 // --- create / free -----------------------------------------------------------------------------
 
 void ss_fixture_free(ss_fixture *f) {

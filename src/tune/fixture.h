@@ -51,6 +51,32 @@ ss_status ss_fixture_create(ss_context *ctx, ss_backend b, const char *name, int
                             uint64_t seed, ss_fixture *f);
 void ss_fixture_free(ss_fixture *f);
 
+/* What ss_fixture_create would allocate for these sizes, in bytes, on the host
+ * and on the device (an estimate of the large buffers: the weights, their
+ * slid and reference copies, the m_max-row activation and output buffers). */
+typedef struct {
+    double host, device;
+} ss_fixture_need;
+ss_fixture_need ss_fixture_bytes(ss_backend b, int64_t n, int64_t k, ss_dtype wdtype,
+                                 ss_pattern p, int64_t m_max);
+/* The fixtures of a run: every shape x dtype x (dense and each pattern) at
+ * the largest M (m_per_shape: shape j runs at ms[j] only, the square sweep). */
+typedef struct {
+    const ss_proj_shape *shapes;
+    int n_shapes;
+    const ss_dtype *dtypes;
+    int n_dtypes;
+    const ss_pattern *patterns;
+    int n_patterns;
+    const int64_t *ms;
+    int n_m;
+    int m_per_shape;
+} ss_fixture_cases;
+/* Before any work: SS_ENOMEM naming the largest case, "needs about X GB of
+ * host (device) memory, Y GB available", when it exceeds what is free now
+ * (host: MemAvailable; device: cudaMemGetInfo of ctx's device). */
+ss_status ss_fixture_check_cases(ss_context *ctx, ss_backend b, const ss_fixture_cases *c);
+
 /* Runs the GEMM at m on the tiled activations and compares its first and last
  * 16 rows with the CPU reference: I8 bit-exact, FP8 within 1e-2 of the
  * largest reference magnitude. *ok = 0 names the mismatch in `why`. */
@@ -106,9 +132,6 @@ void ss_tune_quant_describe(const ss_tune_kernel_entry *e, char *buf, size_t n);
 /* One launch of SS_FIX_QUANT_LAUNCH (SS_EUNSUPPORTED: the kernel does not take
  * f->launch for this shape). */
 ss_status ss_fixture_quant_launch(ss_fixture *f, int64_t m);
-
-/* mkdir -p of the folder that holds path. */
-ss_status ss_mkdir_parent(const char *path);
 
 /* printf into a line for an ss_log_fn (the tuner's and the benchmark's log
  * callback); nothing when log is NULL. Lines are cut at 1023 bytes. */

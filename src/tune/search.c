@@ -192,8 +192,28 @@ typedef struct {
     ss_tune_result *res;
     int step, total;
     double t0;
+    /* The ETA weighs each step by its GEMM's size (M x N x K'): the M lists
+     * span 64..32768, so counting steps said "2 min" for a 15-min CPU run. */
+    double work_total, work_done;
     char what[128];
 } run_state;
+
+static double step_work(int64_t m, const ss_proj_shape *sh, ss_pattern p) {
+    return (double)ss_linear_m_pad(m) * (double)sh->n * (double)ss_slid_k(p, sh->k);
+}
+
+static double list_work(const int64_t *ms, int nm, const ss_proj_shape *sh, ss_pattern p) {
+    double w = 0;
+    for (int i = 0; i < nm; i++)
+        w += step_work(ms[i], sh, p);
+    return w;
+}
+
+static double eta_s(const run_state *rs, double elapsed) {
+    if (rs->work_done <= 0)
+        return -1;
+    return elapsed / rs->work_done * (rs->work_total - rs->work_done);
+}
 
 /* Whether the quant launch for (dt, k, kq, mp) still needs measuring: GPU
  * backends only (the CPU has no launch to choose); with retune once per run
@@ -247,6 +267,7 @@ static ss_status tune_case(run_state *rs, ss_backend b, const ss_proj_shape *sh,
                    pat, why);
         rs->res->skipped += nm;
         rs->step += nm;
+        rs->work_total -= list_work(ms, nm, sh, p);
         return SS_OK;
     }
     ss_dtype gout = dt == SS_DTYPE_I8 ? SS_DTYPE_I32 : SS_DTYPE_F32;
@@ -263,6 +284,7 @@ static ss_status tune_case(run_state *rs, ss_backend b, const ss_proj_shape *sh,
     if (todo == 0) {
         rs->res->reused += nm;
         rs->step += nm;
+        rs->work_total -= list_work(ms, nm, sh, p);
         return SS_OK;
     }
     ss_fixture f;
@@ -276,8 +298,11 @@ static ss_status tune_case(run_state *rs, ss_backend b, const ss_proj_shape *sh,
                  ss_dtype_name(dt), pat, (long long)mp);
         double el = ss_monotonic_s() - rs->t0;
         ss_tune_progress pg = {.what = rs->what, .index = rs->step, .total = rs->total,
-                               .elapsed_s = el,
-                               .eta_s = rs->step > 0 ? el / rs->step * (rs->total - rs->step) : -1};
+                               .elapsed_s = el, .eta_s = eta_s(rs, el)};
+        if (gemm)
+            rs->work_done += step_work(ms[i], sh, p); /* done by the time the next ETA is made */
+        else
+            rs->work_total -= step_work(ms[i], sh, p);
         if (!gemm)
             rs->res->reused++;
         if (quant)
@@ -325,6 +350,18 @@ ss_status ss_tune_run(const ss_tune_opts *o, ss_tune_result *res) {
     ss_tune_key key;
     SS_TRY(ss_tune_key_of(o->ctx, &key));
     SS_TRY(ss_tune_table_path(o->root, &key, res->path, sizeof res->path));
+    /* the largest fixture of the run against the free memory, before any */
+    ss_fixture_cases cc = {.shapes = o->shapes, .n_shapes = o->n_shapes, .dtypes = o->dtypes,
+                           .n_dtypes = o->n_dtypes, .ms = mc, .n_m = nmc};
+    ss_fixture_cases cf = cc;
+    cf.patterns = o->patterns;
+    cf.n_patterns = o->n_patterns;
+    cf.ms = mf;
+    cf.n_m = nmf;
+    if (o->coarse)
+        SS_TRY(ss_fixture_check_cases(o->ctx, bc, &cc));
+    if (o->fine)
+        SS_TRY(ss_fixture_check_cases(o->ctx, bf, &cf));
     run_state rs = {.o = o, .res = res, .t0 = ss_monotonic_s()};
     char status[2048];
     SS_TRY(ss_tune_table_open(o->ctx, o->root, &rs.table, status, sizeof status));
@@ -336,6 +373,13 @@ ss_status ss_tune_run(const ss_tune_opts *o, ss_tune_result *res) {
         return ss_fail(SS_ENOMEM, "tune: out of memory");
     }
     rs.total = o->n_shapes * o->n_dtypes * ((o->coarse ? nmc : 0) + (o->fine ? o->n_patterns * nmf : 0));
+    for (int si = 0; si < o->n_shapes; si++) {
+        const ss_proj_shape *sh = &o->shapes[si];
+        double w = o->coarse ? list_work(mc, nmc, sh, SS_PATTERN_DENSE) : 0;
+        for (int pi = 0; o->fine && pi < o->n_patterns; pi++)
+            w += list_work(mf, nmf, sh, o->patterns[pi]);
+        rs.work_total += w * o->n_dtypes;
+    }
     ss_status s = SS_OK;
     for (int si = 0; s == SS_OK && si < o->n_shapes; si++) {
         for (int di = 0; s == SS_OK && di < o->n_dtypes; di++) {

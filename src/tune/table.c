@@ -591,35 +591,12 @@ ss_status ss_tune_table_load(const char *path, ss_tune_table **out) {
     return s;
 }
 
-/* mkdir -p of the folder that holds path (tune/fixture.h). */
-ss_status ss_mkdir_parent(const char *path) {
-    char dir[1024];
-    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
-        return ss_fail(SS_EINVAL, "%s: path too long", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        return SS_OK;
-    *slash = '\0';
-    for (char *c = dir + 1; *c; c++) {
-        if (*c != '/')
-            continue;
-        *c = '\0';
-        if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-            return ss_fail_errno(errno, "%s: creating folder '%s'", path, dir);
-        *c = '/';
-    }
-    if (dir[0] && mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return ss_fail_errno(errno, "%s: creating folder '%s'", path, dir);
-    return SS_OK;
-}
-
 ss_status ss_tune_table_save(const ss_tune_table *t, const char *path) {
     if (!path)
         return ss_fail(SS_EINVAL, "tuning table: path is NULL");
     char *s = NULL;
-    SS_TRY(ss_mkdir_parent(path));
     SS_TRY(ss_tune_table_dump(t, &s));
-    ss_status st = ss_write_file_atomic(path, s, strlen(s));
+    ss_status st = ss_save_file(path, s, strlen(s));
     free(s);
     return st;
 }

@@ -7,6 +7,9 @@
 #   fail MSG: prints "FAIL: MSG" and counts it.
 #   run_ok CMD...: runs CMD (stdout in $T/out, stderr in $T/err); a failing
 #     exit is counted with its stderr and returned as 1.
+#   cli_tmpfs DIR SIZE: mounts a tmpfs of SIZE on DIR (created), for full-disk
+#     cases; returns 1 when mounting is not permitted (not root). The EXIT
+#     trap of cli_begin unmounts it before removing $T.
 #   expect_one_line_error RC DESC NEEDLE -- CMD...: CMD must exit with RC (empty
 #     RC: any non-zero status), print exactly one stderr line containing NEEDLE,
 #     and leave no file under $T/bad.
@@ -14,8 +17,18 @@
 cli_begin() {
   B=$(realpath "$2")
   T=$(mktemp -d "/tmp/$1.XXXXXX")
-  trap 'rm -rf "$T"' EXIT
+  cli_mounts=()
+  trap cli_end EXIT
   fails=0
+}
+cli_end() {
+  local m
+  for m in "${cli_mounts[@]}"; do umount "$m" 2>/dev/null; done
+  rm -rf "$T"
+}
+cli_tmpfs() {
+  mkdir -p "$1" && mount -t tmpfs -o size="$2" tmpfs "$1" 2>/dev/null || return 1
+  cli_mounts+=("$(realpath "$1")")
 }
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 run_ok() { "$@" >"$T/out" 2>"$T/err" || { fail "$* -> exit $?: $(cat "$T/err")"; return 1; }; }
