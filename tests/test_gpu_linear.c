@@ -1077,10 +1077,20 @@ static void check_sm90_algos(fixture *f, ss_backend be, const ss_linear_desc *d,
     double tol = sm90_tol(d->wdtype);
     assert_ok(ss_linear_create(f->cpu, SS_BACKEND_CPU, d, lw, &lc));
     assert_ok(ss_linear_create(f->gpu, be, d, lw, &lg));
-    size_t yb = (size_t)(m * n) * 2;
-    uint16_t *y = malloc(yb);
+    size_t yb = (size_t)(m * n) * 2, ab = (size_t)(m * (n / 2)) * 2;
+    uint16_t *y = malloc(yb), *act = malloc(ab), *res0 = malloc(yb), *res = malloc(yb);
     assert_ok(ss_linear_forward(lc, x, m, y));
-    void *xg = dev_from(x, (size_t)(m * k) * 2), *yg = dev_alloc(yb);
+    /* INT8: the GLU / residual forwards too (the stream GEMM applies them in
+     * its epilogue), against the CPU bit for bit */
+    int ops = tol == 0 && n % 2 == 0;
+    for (int64_t i = 0; i < m * n; i++)
+        res0[i] = (uint16_t)(0x3f80 + (i % 64)); /* 1.0 .. 1.49: a residual stream */
+    memcpy(res, res0, yb);
+    if (ops) {
+        assert_ok(ss_linear_forward_glu(lc, x, NULL, 0.0f, m, 1, act));
+        assert_ok(ss_linear_forward_residual(lc, x, NULL, 0.0f, m, res));
+    }
+    void *xg = dev_from(x, (size_t)(m * k) * 2), *yg = dev_alloc(yb), *ag = dev_alloc(ab), *rg = dev_alloc(yb);
     const int64_t ms[] = {1, 17, 64, 100, m};
     for (size_t mi = 0; mi < sizeof ms / sizeof *ms; mi++) {
         int64_t mm = ms[mi];
@@ -1097,6 +1107,18 @@ static void check_sm90_algos(fixture *f, ss_backend be, const ss_linear_desc *d,
             uint16_t *yh = host_from(yg, (size_t)(mm * n) * 2);
             compare(a.desc, d->name, SS_DTYPE_BF16, yh, y, (size_t)(mm * n), tol);
             free(yh);
+            if (!ops)
+                continue;
+            cudaMemset(ag, 0xff, ab);
+            assert_ok(ss_linear_forward_glu(lg, xg, NULL, 0.0f, mm, 1, ag));
+            uint16_t *ah = host_from(ag, (size_t)(mm * (n / 2)) * 2);
+            compare(a.desc, "forward_glu", SS_DTYPE_BF16, ah, act, (size_t)(mm * (n / 2)), 0);
+            free(ah);
+            assert_int_equal(cudaMemcpy(rg, res0, yb, cudaMemcpyHostToDevice), cudaSuccess);
+            assert_ok(ss_linear_forward_residual(lg, xg, NULL, 0.0f, mm, rg));
+            uint16_t *rh = host_from(rg, (size_t)(mm * n) * 2);
+            compare(a.desc, "forward_residual", SS_DTYPE_BF16, rh, res, (size_t)(mm * n), 0);
+            free(rh);
         }
         assert_ok(ss_linear_algo_set(lg, mm, NULL));
     }
@@ -1105,9 +1127,14 @@ static void check_sm90_algos(fixture *f, ss_backend be, const ss_linear_desc *d,
     assert_fails(ss_linear_algo_set(lg, m, &other), SS_EINVAL, d->name);
     cudaFree(xg);
     cudaFree(yg);
+    cudaFree(ag);
+    cudaFree(rg);
     ss_linear_destroy(lc);
     ss_linear_destroy(lg);
     free(y);
+    free(act);
+    free(res0);
+    free(res);
 }
 
 /* check_sm90_algos on slid 2_8 weights of dtype wdt (n 384, K 2560, M 300). */

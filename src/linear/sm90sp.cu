@@ -102,13 +102,11 @@ static int stream_enabled(void) {
 }
 
 /* alg id = variant * SM_ORDERS + order index, or SM_ALGOS + stream configuration.
- * Decode sizes take the stream GEMM: its wgmma streams the weights from
- * registers with no per-launch workspace (the CUTLASS stream-K variant pays a
- * memset and its schedulers leave SMs idle at 64 tokens). */
-static int heuristic_alg(int64_t m, int64_t n_pad, int64_t kq, int sms, int sparse, int stream_on) {
-    int64_t mp = ss_linear_m_pad(m);
-    if (stream_on && mp <= SS_STREAM_MAX_M)
-        return SM_ALGOS + ss_stream_default_config((int)mp, (int)n_pad, (int)kq, sparse, sms);
+ * The stream GEMM is a tuner candidate only, not the heuristic's pick: its
+ * register-streaming form measured slower than these kernels on the H100
+ * (BitNet-2B INT8, M 64: 113 vs 77 us per layer, GEMM alone), so only a
+ * tuning table that measured it faster selects it. */
+static int heuristic_alg(int64_t m, int64_t n_pad, int64_t kq, int sms) {
     int64_t rows = (n_pad + 127) / 128, tiles = rows * ((m + 127) / 128);
     int64_t skinny = rows * ((m + 63) / 64), kblocks = skinny * ((kq + 127) / 128);
     if (skinny < (int64_t)sms && kblocks >= 8 * (int64_t)sms)
@@ -153,8 +151,7 @@ static int pick_alg(sm_linear *c, int64_t m) {
     const ss_tune_entry *e = ss_gpu_tuned(g->ctx, c->backend, &key);
     if (e && e->best.alg_id >= 0 && e->best.alg_id < algo_total(c->stream_w != NULL, mp))
         return e->best.alg_id;
-    return heuristic_alg(m, g->n_pad, g->kq, ss_cuda(g->ctx)->sms, c->backend == SS_BACKEND_SM90SP,
-                         c->stream_w != NULL);
+    return heuristic_alg(m, g->n_pad, g->kq, ss_cuda(g->ctx)->sms);
 }
 
 /* Variant 0 (Coop), 1 (Ping) or 2 / 3 (Skinny: L.splits says which

@@ -57,26 +57,23 @@ template <bool SP, int NT, int WGS> constexpr int bufs_bytes() {
     return 2 * NT * chunk_steps(NT) * (SP ? SS_STREAM_SPARSE_STEP : SS_STREAM_DENSE_STEP);
 }
 template <int NT, int WGS> constexpr int recv_words() { return NT * WGS * 64 + 16; }
+/* Weight stages per warpgroup: each holds one chunk's records (D steps, one
+ * bulk copy); ~48-64 KB of weights in flight per warpgroup, fewer stages
+ * where two warpgroups share the block's shared memory. */
+template <bool SP, int WGS> constexpr int stages() { return WGS == 2 ? 2 : SP ? 3 : 4; }
+template <bool SP, int NT> constexpr int stage_bytes() {
+    return chunk_steps(NT) * (SP ? SS_STREAM_SPARSE_RECORD : SS_STREAM_DENSE_RECORD);
+}
+template <bool SP, int NT, int WGS> constexpr int ring_bytes() {
+    return WGS * stages<SP, WGS>() * stage_bytes<SP, NT>();
+}
 template <bool SP, int NT, int WGS> constexpr int smem_bytes() {
-    return bufs_bytes<SP, NT, WGS>() + recv_words<NT, WGS>() * 4 + (NT + 2 * WGS * 64) * 4;
+    return bufs_bytes<SP, NT, WGS>() + ring_bytes<SP, NT, WGS>() + recv_words<NT, WGS>() * 4 +
+           (NT + 2 * WGS * 64) * 4 + WGS * stages<SP, WGS>() * 8;
 }
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define SS_STREAM_DEVICE 1
-
-__device__ __forceinline__ uint4 ld_stream(const uint8_t *p) {
-    uint4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(p));
-    return v;
-}
-
-__device__ __forceinline__ uint32_t ld_stream32(const uint8_t *p) {
-    uint32_t v;
-    asm volatile("ld.global.nc.L1::no_allocate.b32 %0, [%1];" : "=r"(v) : "l"(p));
-    return v;
-}
 
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int bytes) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(bytes)
@@ -91,6 +88,41 @@ __device__ __forceinline__ void wg_wait0() { asm volatile("wgmma.wait_group.sync
  * through the async proxy */
 __device__ __forceinline__ void fence_async_smem() {
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+}
+
+/* mbarrier and the bulk copy engine (cp.async.bulk, no tensor map: a weight
+ * chunk is one contiguous run of records) */
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+    asm volatile("{\n"
+                 ".reg .pred p;\n"
+                 "WAIT_%=:\n"
+                 "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+                 "@!p bra WAIT_%=;\n"
+                 "}" ::"r"(bar), "r"(parity) : "memory");
+}
+__device__ __forceinline__ void bulk_load(uint32_t dst, const void *src, uint32_t bytes, uint32_t bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                 ::"r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
+}
+/* the 128 threads of warpgroup wg (named barrier 1 + wg; 0 is __syncthreads) */
+__device__ __forceinline__ void wg_bar(int wg) {
+    asm volatile("bar.sync %0, 128;" ::"r"(1 + wg) : "memory");
+}
+__device__ __forceinline__ uint4 lds128(uint32_t a) {
+    uint4 v;
+    asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(a));
+    return v;
+}
+__device__ __forceinline__ uint32_t lds32(uint32_t a) {
+    uint32_t v;
+    asm volatile("ld.shared.u32 %0, [%1];" : "=r"(v) : "r"(a));
+    return v;
 }
 
 /* Descriptor of a K-major token tile without swizzle: 8-row x 16-byte core
@@ -126,7 +158,9 @@ __global__ void __launch_bounds__(WGS * 128) stream_kernel(const Params p) {
     constexpr uint32_t kFiller = 0xCCCCCCCCu;   /* legal 2:4 nibbles (0, 3) for zero A */
     extern __shared__ __align__(128) uint8_t smem[];
     const uint32_t sbase = (uint32_t)__cvta_generic_to_shared(smem);
-    const uint32_t buf[2] = {sbase, sbase + NT * KC};
+    /* token buffer i of 2 (arithmetic, not an array: a run-time index would
+     * put the array in local memory) */
+    auto buf = [&](int i) { return sbase + (uint32_t)(i * NT * KC); };
 
     const int tid = threadIdx.x, wg = tid >> 7, t = tid & 127;
     /* GLU: warpgroup 1 takes the up tile of warpgroup 0's gate tile (n / 2 rows on) */
@@ -139,28 +173,25 @@ __global__ void __launch_bounds__(WGS * 128) stream_kernel(const Params p) {
     const int k_end = min(p.kq, (s_begin + nsteps) * STEPK);
     const uint8_t *wb = p.w + ((size_t)(tile_ok ? tile : 0) * p.steps + s_begin) * REC;
 
-    uint4 ra[2][D];
-    uint32_t re[2][D];
+    constexpr int NS = stages<SP, WGS>(), SB = stage_bytes<SP, NT>();
+    /* this warpgroup's stage ring, its full barriers, the epilogue's buffers */
+    const uint32_t ring = sbase + bufs_bytes<SP, NT, WGS>() + wg * NS * SB;
+    uint32_t *recv = reinterpret_cast<uint32_t *>(smem + bufs_bytes<SP, NT, WGS>() + ring_bytes<SP, NT, WGS>());
+    float *e_sa = reinterpret_cast<float *>(recv + recv_words<NT, WGS>()), *e_sb = e_sa + NT, *e_bias = e_sb + R;
+    const uint32_t bars = (uint32_t)__cvta_generic_to_shared(e_bias + R) + wg * NS * 8;
+
     uint32_t acc[NT / 2];
 #pragma unroll
     for (int i = 0; i < NT / 2; i++)
         acc[i] = 0;
 
-    /* the A fragments (and 2:4 metadata) of chunk c into ring RG */
-    auto load_a = [&](auto rg, int c) {
-        constexpr int RG = decltype(rg)::value;
-#pragma unroll
-        for (int d = 0; d < D; d++) {
-            int s = c * D + d;
-            if (tile_ok && s < nsteps) {
-                ra[RG][d] = ld_stream(wb + (size_t)s * REC + 16 * t);
-                if constexpr (SP)
-                    re[RG][d] = ld_stream32(wb + (size_t)s * REC + SS_STREAM_META_OFFSET + 4 * t);
-            } else {
-                ra[RG][d] = make_uint4(0, 0, 0, 0);
-                re[RG][d] = kFiller;
-            }
-        }
+    /* chunk c's weight records (whole steps, fewer in the last chunk) into
+     * stage c % NS: one bulk copy by the warpgroup's first thread */
+    auto issue = [&](int c) {
+        int n = min(D, nsteps - c * D);
+        uint32_t bar = bars + (c % NS) * 8, bytes = (uint32_t)(n * REC);
+        mbar_expect_tx(bar, bytes);
+        bulk_load(ring + (c % NS) * SB, wb + (size_t)c * D * REC, bytes, bar);
     };
     /* the token rows of chunk c into buffer `dst` (every thread of the block) */
     auto load_b = [&](int c, uint32_t dst) {
@@ -172,36 +203,23 @@ __global__ void __launch_bounds__(WGS * 128) stream_kernel(const Params p) {
             cp_async16(dst + tile_off(r, kk, KC), src, ok ? 16 : 0);
         }
     };
-    auto chunk = [&](auto rg, int c) {
-        constexpr int RG = decltype(rg)::value;
-        if (c >= nchunks)
-            return;
-        if (c + 1 < nchunks) {
-            load_a(std::integral_constant<int, RG ^ 1>{}, c + 1);
-            load_b(c + 1, buf[RG ^ 1]);
-        }
-        cp_async_commit();
-        cp_async_wait1(); /* this chunk's rows have landed (this thread's copies) */
-        fence_async_smem();
-        __syncthreads();
-        const uint64_t db = tile_desc(buf[RG], KC);
-        wg_fence();
-#pragma unroll
-        for (int d = 0; d < D; d++)
-            mma<NT, FP8, SP>(acc, ra[RG][d], db + (uint64_t)((d * STEPK / 16) * 8), re[RG][d]);
-        wg_commit();
-        wg_wait0();
-        __syncthreads(); /* buffer RG is refilled two chunks on */
-    };
 
     /* output channel of block row r (GLU: warpgroup 1's rows are the up tile) */
     auto chan = [&](int r) {
         return (glu ? blockIdx.x + (r >> 6) * (p.tiles / 2) : blockIdx.x * WGS + (r >> 6)) * 64 + (r & 63);
     };
-    uint32_t *recv = reinterpret_cast<uint32_t *>(smem + bufs_bytes<SP, NT, WGS>());
-    float *e_sa = reinterpret_cast<float *>(recv + recv_words<NT, WGS>()), *e_sb = e_sa + NT, *e_bias = e_sb + R;
 
-    load_a(std::integral_constant<int, 0>{}, 0); /* weights only: before the wait */
+    if (t == 0)
+        for (int i = 0; i < NS; i++)
+            mbar_init(bars + i * 8, 1);
+    /* the barriers' initialization visible to the copy engine, then to all */
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    __syncthreads();
+    /* weights only (no kernel writes them): the first NS chunks are requested
+     * before the wait, so under PDL their stream overlaps the previous kernel */
+    if (t == 0 && tile_ok)
+        for (int c = 0; c < NS && c < nchunks; c++)
+            issue(c);
     /* the epilogue's operands, fetched now so that their latency hides in the
      * main loop (its barriers publish them); sa is the quant kernel's output */
     for (int r = tid; r < R; r += WGS * 128) {
@@ -213,11 +231,42 @@ __global__ void __launch_bounds__(WGS * 128) stream_kernel(const Params p) {
     for (int r = tid; r < NT; r += WGS * 128)
         e_sa[r] = r < p.m_pad ? p.sa[r] : 0.0f;
     if (nchunks > 0)
-        load_b(0, buf[0]);
+        load_b(0, buf(0));
     cp_async_commit();
-    for (int c = 0; c < nchunks; c += 2) {
-        chunk(std::integral_constant<int, 0>{}, c);
-        chunk(std::integral_constant<int, 1>{}, c + 1);
+    for (int c = 0; c < nchunks; c++) {
+        const uint32_t bb = buf(c & 1);
+        if (c + 1 < nchunks)
+            load_b(c + 1, buf((c + 1) & 1));
+        cp_async_commit();
+        cp_async_wait1(); /* this chunk's rows have landed (this thread's copies) */
+        fence_async_smem();
+        __syncthreads();
+        /* this chunk's weights: A fragments (and 2:4 metadata) from the stage */
+        uint4 a[D];
+        uint32_t e[D];
+        const uint32_t st = ring + (c % NS) * SB;
+        if (tile_ok)
+            mbar_wait(bars + (c % NS) * 8, (uint32_t)((c / NS) & 1));
+#pragma unroll
+        for (int d = 0; d < D; d++) {
+            bool ok = tile_ok && c * D + d < nsteps;
+            a[d] = ok ? lds128(st + d * REC + 16 * t) : make_uint4(0, 0, 0, 0);
+            if constexpr (SP)
+                e[d] = ok ? lds32(st + d * REC + SS_STREAM_META_OFFSET + 4 * t) : kFiller;
+            else
+                e[d] = 0;
+        }
+        const uint64_t db = tile_desc(bb, KC);
+        wg_fence();
+#pragma unroll
+        for (int d = 0; d < D; d++)
+            mma<NT, FP8, SP>(acc, a[d], db + (uint64_t)((d * STEPK / 16) * 8), e[d]);
+        wg_commit();
+        wg_wait0();
+        wg_bar(wg); /* every thread of the warpgroup has read the stage: refill it */
+        if (t == 0 && tile_ok && c + NS < nchunks)
+            issue(c + NS);
+        __syncthreads(); /* token buffer c & 1 is refilled two chunks on */
     }
     ss_pdl_trigger();
 
@@ -350,11 +399,6 @@ int ss_stream_glu_fits(int n) { return n > 0 && (n / 2) % SS_STREAM_TILE_ROWS ==
 
 const char *ss_stream_config_name(int config) {
     return config >= 0 && config < SS_STREAM_CONFIGS ? kConfigs[config].name : "?";
-}
-
-int ss_stream_default_config(int m_pad, int n, int kq, int sparse, int sms) {
-    (void)m_pad, (void)n, (void)kq, (void)sparse, (void)sms;
-    return 1; /* wg1 w2 */
 }
 
 cudaError_t ss_stream_prepare(void) {

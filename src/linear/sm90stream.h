@@ -63,8 +63,6 @@ int ss_stream_glu_fits(int n);
 
 /* "wg1 w2" etc.: the candidate's name for the tuning table. */
 const char *ss_stream_config_name(int config);
-/* The default candidate for a shape (before tuning). */
-int ss_stream_default_config(int m_pad, int n, int kq, int sparse, int sms);
 /* Raises the dynamic shared-memory limit of every instantiation on the
  * current device (once per linear at creation: not inside a capture). */
 cudaError_t ss_stream_prepare(void);
