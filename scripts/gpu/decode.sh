@@ -6,7 +6,8 @@
 #            INT8 bit-exact, FP8 within tolerance) and test_engine_gpu
 #   models   BitNet-2B synthesized -> INT8 (and FP8 when DTYPES has fp8) -> PATTERNS slid
 #   kernel   bench kernel at the decode M (GEMM alone and the whole linear), sm90 backends
-#            with the stream GEMM and with SS_STREAM=0, against cuBLASLt / cuSPARSELt
+#            with the stream GEMM and with SS_STREAM=0, against cuBLASLt / cuSPARSELt (on the
+#            table of an earlier `tune` part, else heuristics)
 #   tune     tune the sm90 backends and cuBLASLt at the decode M into $T
 #   decode   bench decode, every backend x pattern x dtype, M in MS; dense rows again with
 #            SS_STREAM=0 (the CUTLASS kernels alone: the "before" of the same call)
@@ -58,7 +59,8 @@ for part in "$@"; do
   kernel)
     for st in ${KERNEL_STREAM:-1 0}; do
       SS_STREAM=$st timeout 200 $S bench kernel --preset bitnet-2b --dtype ${DTYPES} --sparsity "$PATTERNS" \
-        --m "$MS" --sm90sp --sm90dense --no-tune --warmup 10 --repeat 50 --out $out/kern$st --quiet \
+        --m "$MS" --sm90sp --sm90dense ${SS_TUNING_DIR:+--tuning-dir $SS_TUNING_DIR} \
+        $([[ -z ${SS_TUNING_DIR:-} ]] && echo --no-tune) --warmup 10 --repeat 50 --out $out/kern$st --quiet \
         >"$out/kernel_stream$st.log" 2>&1
       echo "bench kernel SS_STREAM=$st rc=$?"
       grep -iE "total|speedup" "$out/kernel_stream$st.log" | head -30
