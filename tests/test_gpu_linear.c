@@ -1076,7 +1076,9 @@ static void check_sm90_algos(fixture *f, ss_backend be, const ss_linear_desc *d,
     int64_t n = d->n, k = d->k;
     double tol = sm90_tol(d->wdtype);
     assert_ok(ss_linear_create(f->cpu, SS_BACKEND_CPU, d, lw, &lc));
+    setenv("SS_STREAM", "1", 1); /* the stream GEMM's candidates too (opt-in) */
     assert_ok(ss_linear_create(f->gpu, be, d, lw, &lg));
+    unsetenv("SS_STREAM");
     size_t yb = (size_t)(m * n) * 2, ab = (size_t)(m * (n / 2)) * 2;
     uint16_t *y = malloc(yb), *act = malloc(ab), *res0 = malloc(yb), *res = malloc(yb);
     assert_ok(ss_linear_forward(lc, x, m, y));

@@ -21,6 +21,7 @@ cd "$(dirname "$0")/../.."
 out=${OUT:-gpu-decode-logs}
 mkdir -p "$out"
 source scripts/gpu/run.sh env
+export SS_STREAM=${SS_STREAM:-1} # the sm90 backends' stream GEMM (opt-in) is what this measures
 # configure: Release, sm_90 only, CUDA on, cuSPARSELt / CUTLASS as env found them
 gpu_configure() {
   cmake -S . -B "$1" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DSS_CUDA=ON \

@@ -94,11 +94,13 @@ static int algo_total(int stream_on, int64_t mp) {
     return SM_ALGOS + (stream_on && mp <= SS_STREAM_MAX_M ? SS_STREAM_CONFIGS : 0);
 }
 
-/* SS_STREAM=0 in the environment leaves the stream GEMM out (read at linear
- * creation: A/B measurements against the CUTLASS kernels alone). */
+/* SS_STREAM=1 in the environment (read at linear creation) adds the stream
+ * GEMM: its weight copy and its tuner candidates. Opt-in until its bulk-copy
+ * form is measured: the register-streaming form it replaces was correct on
+ * the H100 but slower than the CUTLASS kernels (docs/results/h100.md). */
 static int stream_enabled(void) {
     const char *v = getenv("SS_STREAM");
-    return !(v && strcmp(v, "0") == 0);
+    return v && strcmp(v, "1") == 0;
 }
 
 /* alg id = variant * SM_ORDERS + order index, or SM_ALGOS + stream configuration.
