@@ -436,7 +436,22 @@ static ss_status build_added_sets(ss_tokenizer *t, const added_def *ad, size_t n
 
 // --- normalizer, pre-tokenizer, post-processor, decoder --------------------------------------------
 
-static ss_status read_normalizer(ss_tokenizer *t, json_t *n, const char *where) {
+/* A Sequence component: fn on each element of o[key], named where.key[i]. */
+typedef ss_status (*element_fn)(ss_tokenizer *t, json_t *e, const char *where, void *ctx);
+
+static ss_status read_each(ss_tokenizer *t, json_t *o, const char *where, const char *key, element_fn fn,
+                           void *ctx) {
+    json_t *arr = NULL;
+    SS_TRY(get_array(t, o, where, key, &arr));
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        char w[96];
+        snprintf(w, sizeof w, "%s.%s[%zu]", where, key, i);
+        SS_TRY(fn(t, json_array_get(arr, i), w, ctx));
+    }
+    return SS_OK;
+}
+
+static ss_status read_normalizer(ss_tokenizer *t, json_t *n, const char *where, void *ctx) {
     if (!n || json_is_null(n))
         return SS_OK;
     const char *type = "";
@@ -447,14 +462,7 @@ static ss_status read_normalizer(ss_tokenizer *t, json_t *n, const char *where) 
     }
     if (strcmp(type, "Sequence") != 0)
         return bad_st(t, SS_EUNSUPPORTED, "%s: type '%.32s' is not supported (NFC or a Sequence of NFC)", where, type);
-    json_t *arr = NULL;
-    SS_TRY(get_array(t, n, where, "normalizers", &arr));
-    for (size_t i = 0; i < json_array_size(arr); i++) {
-        char w[64];
-        snprintf(w, sizeof w, "%s.normalizers[%zu]", where, i);
-        SS_TRY(read_normalizer(t, json_array_get(arr, i), w));
-    }
-    return SS_OK;
+    return read_each(t, n, where, "normalizers", read_normalizer, ctx);
 }
 
 static ss_status read_split(ss_tokenizer *t, json_t *s, const char *where) {
@@ -479,7 +487,8 @@ static ss_status read_split(ss_tokenizer *t, json_t *s, const char *where) {
 }
 
 /* One step of the pre-tokenizer; *seen_bl counts ByteLevel steps (one, last). */
-static ss_status read_pretok_step(ss_tokenizer *t, json_t *p, const char *where, int *seen_bl) {
+static ss_status read_pretok_step(ss_tokenizer *t, json_t *p, const char *where, void *ctx) {
+    int *seen_bl = ctx;
     const char *type = "";
     SS_TRY(get_type(t, p, where, &type));
     if (*seen_bl)
@@ -500,17 +509,10 @@ static ss_status read_pretokenizer(ss_tokenizer *t, json_t *p) {
     if (!p || json_is_null(p))
         return bad_st(t, SS_EUNSUPPORTED, "pre_tokenizer: none; a byte-level BPE needs a ByteLevel pre-tokenizer");
     SS_TRY(get_type(t, p, "pre_tokenizer", &type));
-    if (strcmp(type, "Sequence") == 0) {
-        json_t *arr = NULL;
-        SS_TRY(get_array(t, p, "pre_tokenizer", "pretokenizers", &arr));
-        for (size_t i = 0; i < json_array_size(arr); i++) {
-            char w[64];
-            snprintf(w, sizeof w, "pre_tokenizer.pretokenizers[%zu]", i);
-            SS_TRY(read_pretok_step(t, json_array_get(arr, i), w, &seen_bl));
-        }
-    } else {
+    if (strcmp(type, "Sequence") == 0)
+        SS_TRY(read_each(t, p, "pre_tokenizer", "pretokenizers", read_pretok_step, &seen_bl));
+    else
         SS_TRY(read_pretok_step(t, p, "pre_tokenizer", &seen_bl));
-    }
     if (!seen_bl)
         return bad_st(t, SS_EUNSUPPORTED, "pre_tokenizer: no ByteLevel step; only byte-level BPE is supported");
     return SS_OK;
@@ -557,7 +559,7 @@ static ss_status read_template(ss_tokenizer *t, json_t *p) {
     return SS_OK;
 }
 
-static ss_status read_postprocessor(ss_tokenizer *t, json_t *p, const char *where) {
+static ss_status read_postprocessor(ss_tokenizer *t, json_t *p, const char *where, void *ctx) {
     if (!p || json_is_null(p))
         return SS_OK;
     const char *type = "";
@@ -569,14 +571,7 @@ static ss_status read_postprocessor(ss_tokenizer *t, json_t *p, const char *wher
     if (strcmp(type, "Sequence") != 0)
         return bad_st(t, SS_EUNSUPPORTED, "%s: type '%.32s' is not supported (ByteLevel, TemplateProcessing)",
                       where, type);
-    json_t *arr = NULL;
-    SS_TRY(get_array(t, p, where, "processors", &arr));
-    for (size_t i = 0; i < json_array_size(arr); i++) {
-        char w[64];
-        snprintf(w, sizeof w, "%s.processors[%zu]", where, i);
-        SS_TRY(read_postprocessor(t, json_array_get(arr, i), w));
-    }
-    return SS_OK;
+    return read_each(t, p, where, "processors", read_postprocessor, ctx);
 }
 
 static ss_status read_decoder(ss_tokenizer *t, json_t *d) {
@@ -610,9 +605,9 @@ static ss_status parse_root(ss_tokenizer *t, json_t *root) {
         (st = get_array(t, model, "model", "merges", &merges)) || (st = read_merges(t, merges)))
         goto fail;
     fill_bytelevel(t);
-    if ((st = read_normalizer(t, json_object_get(root, "normalizer"), "normalizer")) ||
+    if ((st = read_normalizer(t, json_object_get(root, "normalizer"), "normalizer", NULL)) ||
         (st = read_pretokenizer(t, json_object_get(root, "pre_tokenizer"))) ||
-        (st = read_postprocessor(t, json_object_get(root, "post_processor"), "post_processor")) ||
+        (st = read_postprocessor(t, json_object_get(root, "post_processor"), "post_processor", NULL)) ||
         (st = read_decoder(t, json_object_get(root, "decoder"))) || (st = build_added_sets(t, ad, n_added)) ||
         (st = fill_decoded(t)))
         goto fail;

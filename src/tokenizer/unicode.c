@@ -111,18 +111,34 @@ size_t ss_utf8_invalid_len(const uint8_t *s, size_t n, int complete) {
 
 // --- properties ----------------------------------------------------------------------
 
+/* bsearch comparators: a code point against an inclusive [lo, hi] range, a
+ * ccc run, a decomposition entry, a composable pair. */
+static int cmp_range(const void *key, const void *elem) {
+    uint32_t cp = *(const uint32_t *)key;
+    const uint32_t *r = elem;
+    return cp < r[0] ? -1 : cp > r[1];
+}
+
+static int cmp_ccc(const void *key, const void *elem) {
+    uint32_t cp = *(const uint32_t *)key;
+    const ss_uc_ccc_range *r = elem;
+    return cp < r->lo ? -1 : cp > r->hi;
+}
+
+static int cmp_decomp(const void *key, const void *elem) {
+    uint32_t cp = *(const uint32_t *)key;
+    const ss_uc_decomp_entry *d = elem;
+    return cp < d->cp ? -1 : cp > d->cp;
+}
+
+static int cmp_pair(const void *key, const void *elem) {
+    const uint32_t *ab = key;
+    const ss_uc_decomp_entry *d = &ss_uc_decomp[*(const uint16_t *)elem];
+    return ab[0] != d->first ? (ab[0] < d->first ? -1 : 1) : ab[1] < d->second ? -1 : ab[1] > d->second;
+}
+
 static int in_ranges(uint32_t cp, const uint32_t (*r)[2], size_t n) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (cp < r[mid][0])
-            hi = mid;
-        else if (cp > r[mid][1])
-            lo = mid + 1;
-        else
-            return 1;
-    }
-    return 0;
+    return bsearch(&cp, r, n, sizeof *r, cmp_range) != NULL;
 }
 
 int ss_uc_is_letter(uint32_t cp) {
@@ -149,17 +165,8 @@ int ss_uc_is_space(uint32_t cp) {
 uint8_t ss_uc_ccc_of(uint32_t cp) {
     if (cp < 0x300)
         return 0;
-    size_t lo = 0, hi = ss_uc_ccc_count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (cp < ss_uc_ccc[mid].lo)
-            hi = mid;
-        else if (cp > ss_uc_ccc[mid].hi)
-            lo = mid + 1;
-        else
-            return ss_uc_ccc[mid].ccc;
-    }
-    return 0;
+    const ss_uc_ccc_range *r = bsearch(&cp, ss_uc_ccc, ss_uc_ccc_count, sizeof *ss_uc_ccc, cmp_ccc);
+    return r ? r->ccc : 0;
 }
 
 // --- NFC -------------------------------------------------------------------------------
@@ -170,17 +177,7 @@ enum { S_BASE = 0xAC00, L_BASE = 0x1100, V_BASE = 0x1161, T_BASE = 0x11A7,
        S_COUNT = L_COUNT * N_COUNT };
 
 static const ss_uc_decomp_entry *find_decomp(uint32_t cp) {
-    size_t lo = 0, hi = ss_uc_decomp_count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (cp < ss_uc_decomp[mid].cp)
-            hi = mid;
-        else if (cp > ss_uc_decomp[mid].cp)
-            lo = mid + 1;
-        else
-            return &ss_uc_decomp[mid];
-    }
-    return NULL;
+    return bsearch(&cp, ss_uc_decomp, ss_uc_decomp_count, sizeof *ss_uc_decomp, cmp_decomp);
 }
 
 /* Appends the full canonical decomposition of cp to buf (at most 4 code
@@ -211,18 +208,9 @@ static uint32_t compose_pair(uint32_t a, uint32_t b) {
     if (a >= S_BASE && a < S_BASE + S_COUNT && (a - S_BASE) % T_COUNT == 0 && b > T_BASE &&
         b < T_BASE + T_COUNT)
         return a + (b - T_BASE);
-    size_t lo = 0, hi = ss_uc_comp_count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const ss_uc_decomp_entry *d = &ss_uc_decomp[ss_uc_comp_order[mid]];
-        if (a < d->first || (a == d->first && b < d->second))
-            hi = mid;
-        else if (a > d->first || b > d->second)
-            lo = mid + 1;
-        else
-            return d->cp;
-    }
-    return 0;
+    const uint32_t ab[2] = {a, b};
+    const uint16_t *i = bsearch(ab, ss_uc_comp_order, ss_uc_comp_count, sizeof *ss_uc_comp_order, cmp_pair);
+    return i ? ss_uc_decomp[*i].cp : 0;
 }
 
 /* Stable sort of every run of non-starters by combining class. */
