@@ -32,7 +32,8 @@ static ss_status SS_PRINTF(3, 4) bad_st(const ss_tokenizer *t, ss_status st, con
 // --- arena --------------------------------------------------------------------------
 
 /* Appends len bytes (and a NUL, not counted) to the arena; *off gets their
- * offset. Offsets are 32-bit: the arena stays below 4 GiB. */
+ * offset. Offsets are 32-bit: the arena stays below 4 GiB. s must not point
+ * into the arena (it may move), and only offsets into it outlive a call. */
 static ss_status arena_add(ss_tokenizer *t, const void *s, size_t len, uint32_t *off) {
     if (t->arena_len + len + 1 > UINT32_MAX)
         return bad(t, "token texts exceed 4 GiB");
@@ -224,19 +225,18 @@ static ss_status build_ids(ss_tokenizer *t, const vocab_list *vl, const added_de
  * with another id is a contradiction. */
 static ss_status build_maps(ss_tokenizer *t, const vocab_list *vl, const added_def *ad, size_t n_added) {
     int32_t old;
-    SS_TRY(ss_strmap_init(&t->vocab, vl->n));
-    SS_TRY(ss_strmap_init(&t->by_text, vl->n + n_added));
+    SS_TRY(ss_strmap_init(&t->vocab, vl->n, &t->arena));
+    SS_TRY(ss_strmap_init(&t->by_text, vl->n + n_added, &t->arena));
     for (size_t i = 0; i < vl->n; i++) {
-        const char *k = arena_str(t, vl->off[i]);
-        SS_TRY(ss_strmap_put(&t->vocab, k, vl->len[i], vl->id[i], &old));
-        SS_TRY(ss_strmap_put(&t->by_text, k, vl->len[i], vl->id[i], &old));
+        SS_TRY(ss_strmap_put(&t->vocab, vl->off[i], vl->len[i], vl->id[i], &old));
+        SS_TRY(ss_strmap_put(&t->by_text, vl->off[i], vl->len[i], vl->id[i], &old));
     }
     for (size_t i = 0; i < n_added; i++) {
         const char *k = arena_str(t, ad[i].off);
         int32_t in_vocab = ss_strmap_get(&t->vocab, k, ad[i].len);
         if (in_vocab >= 0 && in_vocab != ad[i].id)
             return bad(t, "added token '%.64s' has id %d but the vocabulary gives it id %d", k, ad[i].id, in_vocab);
-        SS_TRY(ss_strmap_put(&t->by_text, k, ad[i].len, ad[i].id, &old));
+        SS_TRY(ss_strmap_put(&t->by_text, ad[i].off, ad[i].len, ad[i].id, &old));
     }
     return SS_OK;
 }
@@ -364,10 +364,12 @@ static ss_status fill_decoded(ss_tokenizer *t) {
         int byte;
         while (i < e->len && ss_utf8_next(s, e->len, &i, &cp) && (byte = ss_bytelevel_byte(cp)) >= 0)
             tmp[k++] = (uint8_t)byte;
-        if (i < e->len) /* a character outside the alphabet: the text as it is */
-            st = arena_add(t, t->arena + e->off, e->len, &e->dec_off), e->dec_len = e->len;
-        else
-            st = arena_add(t, tmp, k, &e->dec_off), e->dec_len = (uint32_t)k;
+        if (i < e->len) { /* a character outside the alphabet: the text as it is */
+            memcpy(tmp, s, e->len); /* arena_add may move the arena s points into */
+            k = e->len;
+        }
+        st = arena_add(t, tmp, k, &e->dec_off);
+        e->dec_len = (uint32_t)k;
     }
     free(tmp);
     return st;

@@ -34,10 +34,15 @@ static uint64_t mix64(uint64_t x) { /* splitmix64's finalizer */
 
 // --- ss_strmap -----------------------------------------------------------------------
 
-ss_status ss_strmap_init(ss_strmap *m, size_t n) {
+ss_status ss_strmap_init(ss_strmap *m, size_t n, char *const *base) {
     m->cap = table_cap(n);
-    m->slots = calloc(m->cap, sizeof *m->slots);
-    return m->slots ? SS_OK : ss_fail(SS_ENOMEM, "tokenizer: out of memory for a table of %zu tokens", n);
+    m->base = base;
+    m->slots = malloc(m->cap * sizeof *m->slots);
+    if (!m->slots)
+        return ss_fail(SS_ENOMEM, "tokenizer: out of memory for a table of %zu tokens", n);
+    for (size_t i = 0; i < m->cap; i++)
+        m->slots[i].value = -1;
+    return SS_OK;
 }
 
 void ss_strmap_free(ss_strmap *m) {
@@ -45,28 +50,30 @@ void ss_strmap_free(ss_strmap *m) {
     m->slots = NULL;
 }
 
+/* The slot holding key, or the empty slot where it would go; NULL when the
+ * table is full. */
 static ss_strmap_slot *strmap_find(const ss_strmap *m, const char *key, size_t len) {
     size_t mask = m->cap - 1;
     for (size_t i = hash_bytes(key, len) & mask, probes = 0; probes < m->cap; i = (i + 1) & mask, probes++) {
         ss_strmap_slot *s = &m->slots[i];
-        if (!s->key || (s->len == len && memcmp(s->key, key, len) == 0))
+        if (s->value < 0 || (s->len == len && memcmp(*m->base + s->off, key, len) == 0))
             return s;
     }
     return NULL;
 }
 
-ss_status ss_strmap_put(ss_strmap *m, const char *key, size_t len, int32_t value, int32_t *old) {
-    ss_strmap_slot *s = len <= UINT32_MAX ? strmap_find(m, key, len) : NULL;
+ss_status ss_strmap_put(ss_strmap *m, uint32_t off, uint32_t len, int32_t value, int32_t *old) {
+    ss_strmap_slot *s = strmap_find(m, *m->base + off, len);
     if (!s)
         return ss_fail(SS_ENOMEM, "tokenizer: token table full");
-    *old = s->key ? s->value : -1;
-    s->key = key, s->len = (uint32_t)len, s->value = value;
+    *old = s->value;
+    s->off = off, s->len = len, s->value = value;
     return SS_OK;
 }
 
 int32_t ss_strmap_get(const ss_strmap *m, const char *key, size_t len) {
     const ss_strmap_slot *s = strmap_find(m, key, len);
-    return s && s->key ? s->value : -1;
+    return s ? s->value : -1;
 }
 
 // --- ss_pairmap ------------------------------------------------------------------------
