@@ -6,6 +6,7 @@
  *   quant   weight / activation quantization (CPU reference)
  *   io      safetensors, checkpoint directories, config.json, atomic output
  *   linear  ss_linear: quant(+lift) -> GEMM -> dequant, CPU / cuBLASLt / cuSPARSELt
+ *   tokenizer  byte-level BPE from tokenizer.json, text <-> ids, chat prompts, stop strings
  */
 #ifndef SLIDESPARSE_H
 #define SLIDESPARSE_H
@@ -17,6 +18,7 @@
 #include "slidesparse/io.h"
 #include "slidesparse/linear.h"
 #include "slidesparse/engine.h"
+#include "slidesparse/tokenizer.h"
 #include "slidesparse/prep.h"
 #include "slidesparse/serve.h"
 #include "slidesparse/tune.h"

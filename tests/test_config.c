@@ -76,6 +76,9 @@ static void test_llama(void **state) {
     assert_int_equal(c.arch, SS_ARCH_LLAMA);
     assert_int_equal(c.head_dim, 64);
     assert_int_equal(c.eos_token_id, 128001);
+    assert_int_equal(c.n_eos_token_ids, 3); /* every one ends generation */
+    assert_int_equal(c.eos_token_ids[1], 128008);
+    assert_int_equal(c.eos_token_ids[2], 128009);
     assert_true(c.rope_theta == 500000.0);
     assert_int_equal(c.num_key_value_heads, 8);
     assert_int_equal(c.attention_bias, 0);
@@ -153,6 +156,9 @@ static void test_rejections(void **state) {
         {",\"hidden_act\":\"a_very_long_activation\"", "'hidden_act' is 22 characters"},
         {",\"head_dim\":1.5", "'head_dim' must be an integer, found a real number"},
         {",\"eos_token_id\":\"x\"", "'eos_token_id'"},
+        {",\"eos_token_id\":[]", "'eos_token_id' lists 0 ids, expected 1..8"},
+        {",\"eos_token_id\":[1,2,3,4,5,6,7,8,9]", "'eos_token_id' lists 9 ids"},
+        {",\"eos_token_id\":[1,-2]", "'eos_token_id' must be a non-negative integer"},
         {",\"max_position_embeddings\":99999999999", "'max_position_embeddings' is 99999999999"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -50,6 +50,20 @@ void cli_signals_install(void);
 
 /* Strict integer parsing (whole string, range). Returns 0 on error. */
 int cli_parse_i64(const char *s, long long lo, long long hi, long long *out);
+/* "1,2,3" -> ids (at most max, each in 0..INT32_MAX); 0 on junk, an empty
+ * list, a trailing comma or more than max ids. */
+int cli_parse_ids(const char *s, int32_t *ids, int64_t max, int64_t *n);
+
+
+/* Text commands (text_cli.c). Each prints one line on failure and returns
+ * the exit code (0: success). */
+/* Loads `file`, else DIR/tokenizer.json (2 when DIR has none). */
+int cli_load_tokenizer(const char *cmd, const char *dir, const char *file, ss_tokenizer **out);
+/* *wrapped: text in the role markers of the tokenizer's chat format (BitNet's
+ * when model_type is "bitnet"); *eot the id that ends the assistant's turn.
+ * 2 when the tokenizer has no markers. */
+int cli_chat_prompt(const char *cmd, const ss_tokenizer *t, const char *model_type, const char *text,
+                    char **wrapped, int32_t *eot);
 
 int cmd_version(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
@@ -63,6 +77,7 @@ int cmd_tune(int, char**); int cmd_bench(int, char**);
 int cmd_bench_prefill(int argc, char **argv);
 int cmd_bench_decode(int argc, char **argv);
 int cmd_generate(int, char **);
+int cmd_tokenize(int, char **);
 int cmd_run_all(int, char**); int cmd_report(int, char**);
 
 #endif

@@ -12,7 +12,8 @@ static const ss_cli_command commands[] = {
     {"quantize", "BF16 checkpoint -> INT8 / FP8 checkpoint (task 1)", cmd_quantize},
     {"convert", "prune + slide a checkpoint to SlideSparse 2_L patterns (task 2)", cmd_convert},
     {"verify", "check a SlideSparse checkpoint against its dense source, exit 1 on mismatch", cmd_verify},
-    {"generate", "greedy generation from token ids; prints ids, logits hash, tokens/s", cmd_generate},
+    {"generate", "text or token ids in, text (streamed) or ids out; greedy or sampled", cmd_generate},
+    {"tokenize", "text -> token ids, or ids -> text, with a model's tokenizer.json", cmd_tokenize},
     {"tune", "search the fastest GEMM algorithms for a model's shapes (task 3)", cmd_tune},
     {"bench", "bench kernel: dense vs slid GEMM / linear latency CSVs (tasks 6-8)", cmd_bench},
     {"run-all", "the whole pipeline (tasks 1-8): log, status JSON, report with plots", cmd_run_all},
@@ -92,6 +93,30 @@ int cli_parse_i64(const char *s, long long lo, long long hi, long long *out) {
         return 0;
     *out = v;
     return 1;
+}
+
+int cli_parse_ids(const char *s, int32_t *ids, int64_t max, int64_t *n) {
+    *n = 0;
+    const char *p = s;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char tok[32];
+        long long v;
+        if (len == 0 || len >= sizeof tok || *n >= max)
+            return 0;
+        memcpy(tok, p, len);
+        tok[len] = 0;
+        if (!cli_parse_i64(tok, 0, INT32_MAX, &v))
+            return 0;
+        ids[(*n)++] = (int32_t)v;
+        if (!comma)
+            break;
+        p = comma + 1;
+        if (!*p)
+            return 0; /* trailing comma */
+    }
+    return *n > 0;
 }
 
 static void usage(FILE *f) {

@@ -1,5 +1,6 @@
 /* slidesparse/engine.h — the model graph (BitNet b1.58, Llama, Qwen2), paged
- * KV cache, batched forward and greedy sampling.
+ * KV cache, batched forward, sampling (greedy, temperature / top-k / top-p)
+ * and generation.
  *
  * A model is loaded from a checkpoint directory (BF16, INT8/FP8 quantized, or
  * SlideSparse slid); every projection becomes one ss_linear on the chosen
@@ -111,10 +112,53 @@ int32_t ss_sample_greedy(const float *logits, int64_t vocab);
 /* FNV-1a 64 over the float bit patterns of logits (n). */
 uint64_t ss_logits_hash(const float *logits, int64_t n);
 
-/* Greedy generation of one prompt: prefill, then max_new decode steps
- * (out (max_new) tokens). last_logits (vocab), may be NULL: the logits of the
- * final step. Validates ids against the vocabulary and the length against
- * max_position_embeddings (SS_EINVAL, one line). */
+/* Sampling settings. temperature 0 is greedy (and then top_k, top_p and
+ * seed do not matter). Otherwise, as in Hugging Face's generate: logits /
+ * temperature, keep the top_k largest (0: all), keep the smallest set of the
+ * most likely whose probability reaches top_p (1: all), draw from what is
+ * left with a generator seeded by seed. */
+typedef struct {
+    float temperature; /* >= 0 */
+    int32_t top_k;     /* >= 0 */
+    float top_p;       /* in (0, 1] */
+    uint64_t seed;
+} ss_sampling;
+
+/* CPU reference sampler: the same logits, settings and seed give the same ids
+ * on every machine and thread count (one generator per sampler, float logits
+ * turned into double weights, sums in a fixed order). */
+typedef struct ss_sampler ss_sampler; /* opaque */
+
+/* SS_EINVAL with the setting for values outside the ranges above. */
+ss_status ss_sampler_create(const ss_sampling *p, int64_t vocab, ss_sampler **out);
+/* The next id for logits (vocab) F32 in host memory. NaN logits never win. */
+int32_t ss_sampler_next(ss_sampler *s, const float *logits);
+void ss_sampler_destroy(ss_sampler *s);
+
+/* Called with each generated id but a stop id, in order; nonzero stops the
+ * generation after that id. */
+typedef int (*ss_token_fn)(void *user, int32_t id);
+
+typedef struct {
+    int64_t max_new;          /* >= 1 */
+    ss_sampler *sampler;      /* NULL: greedy */
+    const int32_t *stop_ids;  /* generation ends at one of these (it is the last id of out) */
+    int n_stop_ids;
+    ss_token_fn on_token;     /* may be NULL */
+    void *user;
+} ss_generate_opts;
+
+/* Generation of one prompt: prefill, then up to max_new decode steps, over a
+ * private KV cache. out (max_new) gets the ids, *n_out how many. last_logits
+ * (vocab), may be NULL: the logits of the step that produced the last id (a
+ * GPU model then copies logits back every step when the generation can stop
+ * early, else only at the last step). Validates ids against the vocabulary
+ * and the length against max_position_embeddings (SS_EINVAL, one line). A
+ * sampler on a GPU model samples on the host from logits copied back each step. */
+ss_status ss_generate(ss_model *m, const int32_t *prompt, int64_t n_prompt, const ss_generate_opts *o,
+                      int32_t *out, int64_t *n_out, float *last_logits);
+
+/* ss_generate, greedy, exactly max_new ids, no stop. */
 ss_status ss_generate_greedy(ss_model *m, const int32_t *prompt, int64_t n_prompt,
                              int64_t max_new, int32_t *out, float *last_logits);
 

@@ -85,6 +85,8 @@ typedef enum {
     SS_WEIGHTS_SLID        /* slidesparse block present (implies quantized) */
 } ss_weights_kind;
 
+#define SS_MAX_EOS_IDS 8
+
 typedef struct {
     ss_arch arch;
     char architecture[64];      /* "BitNetForCausalLM" */
@@ -101,7 +103,9 @@ typedef struct {
     double rope_theta;
     int tie_word_embeddings;
     int attention_bias;         /* q/k/v biases (Qwen2: 1) */
-    int bos_token_id, eos_token_id;
+    int bos_token_id, eos_token_id;  /* -1 when absent; eos: the first of eos_token_ids */
+    int eos_token_ids[SS_MAX_EOS_IDS]; /* every id that ends generation (Llama 3 lists several) */
+    int n_eos_token_ids;
     char hidden_act[16];        /* "relu2", "silu" */
     /* quantization_config (when kind >= QUANTIZED) */
     ss_weights_kind kind;

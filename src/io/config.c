@@ -15,7 +15,9 @@
  *                        Hugging Face's Qwen2, which ignores the field)
  *   hidden_act           string (< 16 chars)  default "relu2" (BitNet), "silu"
  *   model_type           string (< 32 chars)                  default ""
- *   bos_token_id, eos_token_id  integer, or array (first element), or null  default -1
+ *   bos_token_id         integer, or array (first element), or null  default -1
+ *   eos_token_id         integer, or array of up to SS_MAX_EOS_IDS (all kept in
+ *                        eos_token_ids, the first in eos_token_id), or null  default -1
  *
  *   quantization_config (written by `slidesparse quantize`)    optional, then kind QUANTIZED
  *     { "quant_method": "slidesparse",                                    required
@@ -145,19 +147,25 @@ static ss_status get_object(const char *label, json_t *obj, const char *path, co
     return SS_OK;
 }
 
-/* Token ids: an integer, the first of an array (Llama 3 lists several eos),
- * or null. */
-static ss_status get_token_id(const char *label, json_t *obj, const char *key, int *out) {
+/* Token ids: an integer, an array of them (Llama 3 lists several eos), or
+ * null; ids (cap) gets up to cap of them, *out the first (-1 when none). */
+static ss_status get_token_ids(const char *label, json_t *obj, const char *key, int *out, int *ids, int cap,
+                               int *n) {
     json_t *v = json_object_get(obj, key);
-    *out = -1;
+    *out = -1, *n = 0;
     if (!v || json_is_null(v))
         return SS_OK;
-    if (json_is_array(v) && json_array_size(v) > 0)
-        v = json_array_get(v, 0);
-    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT_MAX)
-        return ss_fail(SS_EFORMAT, "%s: field '%s' must be a non-negative integer (or an array of them)",
-                       label, key);
-    *out = (int)json_integer_value(v);
+    size_t count = json_is_array(v) ? json_array_size(v) : 1;
+    if (json_is_array(v) && (count == 0 || count > (size_t)cap))
+        return ss_fail(SS_EFORMAT, "%s: field '%s' lists %zu ids, expected 1..%d", label, key, count, cap);
+    for (size_t i = 0; i < count; i++) {
+        json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
+        if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) > INT_MAX)
+            return ss_fail(SS_EFORMAT, "%s: field '%s' must be a non-negative integer (or an array of them)",
+                           label, key);
+        ids[(*n)++] = (int)json_integer_value(e);
+    }
+    *out = ids[0];
     return SS_OK;
 }
 
@@ -216,8 +224,10 @@ static ss_status parse_rest(const char *label, json_t *root, ss_model_config *c)
     SS_TRY(get_string(label, root, "", "hidden_act", c->arch == SS_ARCH_BITNET ? "relu2" : "silu",
                       c->hidden_act, sizeof c->hidden_act));
     SS_TRY(get_string(label, root, "", "model_type", "", c->model_type, sizeof c->model_type));
-    SS_TRY(get_token_id(label, root, "bos_token_id", &c->bos_token_id));
-    SS_TRY(get_token_id(label, root, "eos_token_id", &c->eos_token_id));
+    int bos[SS_MAX_EOS_IDS], n_bos;
+    SS_TRY(get_token_ids(label, root, "bos_token_id", &c->bos_token_id, bos, SS_MAX_EOS_IDS, &n_bos));
+    SS_TRY(get_token_ids(label, root, "eos_token_id", &c->eos_token_id, c->eos_token_ids, SS_MAX_EOS_IDS,
+                         &c->n_eos_token_ids));
     return SS_OK;
 }
 

@@ -78,6 +78,8 @@ ss_status ss_preset_config(const char *name, ss_model_config *out) {
     out->attention_bias = p->bias;
     out->bos_token_id = p->bos;
     out->eos_token_id = p->eos;
+    out->eos_token_ids[0] = p->eos;
+    out->n_eos_token_ids = p->eos >= 0;
     snprintf(out->hidden_act, sizeof out->hidden_act, "%s", p->act);
     out->kind = SS_WEIGHTS_BF16;
     out->weight_dtype = SS_DTYPE_BF16;
