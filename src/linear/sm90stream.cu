@@ -5,21 +5,23 @@
  *
  * Main loop, per chunk of D K steps (a step = one wgmma: 32 K bytes dense,
  * 64 K' bytes 2:4):
- *   - the A fragments of the NEXT chunk are loaded into the other register
- *     ring (16-byte ld.global.nc per thread and step; the layout makes a
- *     warpgroup's step one contiguous 2 KB), so one chunk of weights is
- *     always in flight per warpgroup while this one multiplies;
- *   - the token rows of the next chunk go to the other shared buffer by
+ *   - weights: each warpgroup owns a ring of NS shared-memory stages; a chunk
+ *     of its tile is one contiguous run of records (stream_layout.h), so one
+ *     thread moves it with one cp.async.bulk completing on the stage's
+ *     mbarrier. The first NS chunks are requested before griddepcontrol.wait
+ *     (no kernel writes weights: under PDL the stream starts while the
+ *     previous kernel finishes), a stage is refilled NS chunks ahead as soon
+ *     as its warpgroup has read it. Why not loads into registers: measured on
+ *     the H100, one 16 KB chunk in flight per warpgroup through the load
+ *     units kept that first form at 0.45-0.74 TB/s (docs/results/h100.md);
+ *   - tokens: the next chunk's rows go to the other of two buffers by
  *     cp.async (zero-filled past the batch, past K' and past the K range);
- *   - D wgmmas read this chunk's ring and buffer, then wait_group 0.
- * The first chunk's weights are requested before griddepcontrol.wait: they do
- * not depend on the previous kernel, so under PDL their stream overlaps the
- * tail of the quant kernel that writes q.
- * Epilogue: every block parks its accumulators in shared memory (the token
- * buffers are free by then), the cluster synchronizes, and block rank r sums
- * the S partials of every S-th element through distributed shared memory in
- * rank order (S32 exact; F32 in a fixed order), applies the dequant and writes
- * BF16.
+ *   - each thread reads its A fragments (and 2:4 metadata) of the D steps
+ *     from the stage, one 16-byte ld.shared each (a warp reads 512 B in a
+ *     row: no bank conflict), and D wgmmas (A from registers, tokens from
+ *     shared memory) run, then wait_group 0.
+ * Epilogue: see the split-K reduction below; dequant (+ GLU / residual) as
+ * sm90stream.h states.
  */
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
