@@ -11,12 +11,13 @@
  * Why: at decode sizes a projection is a weight stream (~128 operations per
  * weight byte at 64 tokens): the time is the bytes over HBM bandwidth plus
  * the fixed cost of one launch. Every warpgroup streams 64 weight rows of a
- * K range straight into wgmma's register A operand (16-byte loads, two
- * chunks in flight), the few token rows wait in shared memory, a thread-block
- * cluster along K adds its partial tiles through distributed shared memory
- * (no workspace, no memset, a fixed summation order), and the epilogue writes
- * BF16. With 2:4 weights the instruction is wgmma.sp and the stream is 0.625
- * bytes per K' column instead of 1 per K column.
+ * K range through a ring of shared-memory stages filled by the bulk copy
+ * engine (several chunks in flight) into wgmma's register A operand, the few
+ * token rows wait in shared memory, a thread-block cluster along K adds its
+ * partial tiles through distributed shared memory (no workspace, no memset, a
+ * fixed summation order), and the epilogue writes BF16 (+ GLU / residual).
+ * With 2:4 weights the instruction is wgmma.sp and the stream is 0.625 bytes
+ * per K' column instead of 1 per K column.
  */
 #ifndef SS_LINEAR_SM90STREAM_H
 #define SS_LINEAR_SM90STREAM_H
