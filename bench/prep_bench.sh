@@ -30,9 +30,9 @@ step() {
     "$(awk -v m="$in_mb" -v s="$sec" 'BEGIN{print m/(s>0?s:1)}')" "$(awk -v r="$rss" 'BEGIN{print r/1024}')" "$ok"
 }
 step synth - $base -- "$BIN" synth --preset bitnet-2b --out $base --force
-step quantize 30 $base -- "$BIN" quantize --in $base --dtype int8 --out bitnet-b1.58-2B-4T-INT8 --force
-step convert 120 bitnet-b1.58-2B-4T-INT8 -- "$BIN" convert --in bitnet-b1.58-2B-4T-INT8 \
-  --sparsity 2_4,2_6,2_8,2_10 --out-root cs --force
+step quantize 30 $base -- "$BIN" quantize --model $base --dtype int8 --out bitnet-b1.58-2B-4T-INT8 --force
+step convert 120 bitnet-b1.58-2B-4T-INT8 -- "$BIN" convert --model bitnet-b1.58-2B-4T-INT8 \
+  --sparsity 2_4,2_6,2_8,2_10 --out cs --force
 step verify 60 cs/bitnet-b1.58-2B-4T-INT8-SlideSparse-2_8 -- "$BIN" verify bitnet-b1.58-2B-4T-INT8 \
   cs/bitnet-b1.58-2B-4T-INT8-SlideSparse-2_8
 grep "^verify:" "$W/verify.log"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CLI-level tests of `bench decode --soak SECONDS` (the slidesparse
-# binary is $1) on a tiny BitNet (synth tiny-bitnet, positions raised to 2048
-# so the decode workload fits, quantized INT8) on the CPU: the shortest soak
+# binary is $1) on a tiny BitNet (synth tiny-bitnet, whose 2048 positions fit
+# the decode workload, quantized INT8) on the CPU: the shortest soak
 # (two repetitions of M 64), its per-repetition lines, the verdict line and the
 # soak_64.csv rows agreeing with each other; no throughput CSV; the bad-input
 # errors (exit 2, one stderr line, nothing written) and Ctrl-C (exit 130).
@@ -15,8 +15,7 @@ expect_err() { expect_one_line_error "2" "$@"; }
 cd "$T"
 
 run_ok "$B" synth --preset tiny-bitnet --out tiny-bitnet --seed 5 || exit 1
-sed -i 's/"max_position_embeddings": [0-9]*/"max_position_embeddings": 2048/' tiny-bitnet/config.json
-run_ok "$B" quantize --in tiny-bitnet --dtype int8 --out tiny-bitnet-INT8 || exit 1
+run_ok "$B" quantize --model tiny-bitnet --dtype int8 --out tiny-bitnet-INT8 || exit 1
 
 # --- a CPU soak: 0.2 s means the minimum of two repetitions ---------------------------------------
 # Two repetitions of M 64 take ~100 s under AddressSanitizer (~5 s in Release): the soak itself runs
@@ -25,7 +24,7 @@ run_ok "$B" quantize --in tiny-bitnet --dtype int8 --out tiny-bitnet-INT8 || exi
 if [[ $(ldd "$B" 2>/dev/null) == *libasan* ]]; then
   echo "skip: the two-repetition soak in an AddressSanitizer build (too slow; covered by the Release build)"
 else
-run_ok "$B" bench decode --model tiny-bitnet-INT8 --M 64 --soak 0.2 --out res || { cat out; exit 1; }
+run_ok "$B" bench decode --model tiny-bitnet-INT8 --m 64 --soak 0.2 --out res || { cat out; exit 1; }
 cp out soak.out
 NUM='[0-9]+\.[0-9]'
 grep -Eq "^soak: after load: host RSS $NUM MB \(peak $NUM MB\)$" soak.out || fail "no after-load line: $(cat soak.out)"
@@ -75,23 +74,23 @@ fi
 
 # --- bad input --------------------------------------------------------------------------------------
 expect_err "soak with two M" "--soak runs exactly one M, found 2" -- \
-  "$B" bench decode --model tiny-bitnet-INT8 --M 64,128 --soak 1 --out bad
+  "$B" bench decode --model tiny-bitnet-INT8 --m 64,128 --soak 1 --out bad
 expect_err "soak without M (four by default)" "--soak runs exactly one M, found 4" -- \
   "$B" bench decode --model tiny-bitnet-INT8 --soak 1 --out bad
-expect_err "soak 0 s" "--soak '0'" -- "$B" bench decode --model tiny-bitnet-INT8 --M 64 --soak 0 --out bad
-expect_err "negative soak" "--soak '-3'" -- "$B" bench decode --model tiny-bitnet-INT8 --M 64 --soak -3 --out bad
-expect_err "soak not a number" "--soak '10s'" -- "$B" bench decode --model tiny-bitnet-INT8 --M 64 --soak 10s --out bad
-expect_err "soak nan" "--soak 'nan'" -- "$B" bench decode --model tiny-bitnet-INT8 --M 64 --soak nan --out bad
-expect_err "soak beyond a week" "--soak '1e9'" -- "$B" bench decode --model tiny-bitnet-INT8 --M 64 --soak 1e9 --out bad
+expect_err "soak 0 s" "--soak '0'" -- "$B" bench decode --model tiny-bitnet-INT8 --m 64 --soak 0 --out bad
+expect_err "negative soak" "--soak '-3'" -- "$B" bench decode --model tiny-bitnet-INT8 --m 64 --soak -3 --out bad
+expect_err "soak not a number" "--soak '10s'" -- "$B" bench decode --model tiny-bitnet-INT8 --m 64 --soak 10s --out bad
+expect_err "soak nan" "--soak 'nan'" -- "$B" bench decode --model tiny-bitnet-INT8 --m 64 --soak nan --out bad
+expect_err "soak beyond a week" "--soak '1e9'" -- "$B" bench decode --model tiny-bitnet-INT8 --m 64 --soak 1e9 --out bad
 LONG=bad/$(printf "d%.0s" $(seq 1 4100))
-expect_err "soak --out too long (before loading)" "path too long" -- "$B" bench decode --model tiny-bitnet-INT8 --M 64 --soak 1 --out "$LONG"
+expect_err "soak --out too long (before loading)" "path too long" -- "$B" bench decode --model tiny-bitnet-INT8 --m 64 --soak 1 --out "$LONG"
 expect_err "soak with prefill" "--soak is a decode soak" -- \
-  "$B" bench prefill --model tiny-bitnet-INT8 --M 512 --soak 1 --out bad
+  "$B" bench prefill --model tiny-bitnet-INT8 --m 512 --soak 1 --out bad
 expect_err "soak with a decode M outside the list" "expected one of 64, 128, 256, 512" -- \
-  "$B" bench decode --model tiny-bitnet-INT8 --M 100 --soak 1 --out bad
+  "$B" bench decode --model tiny-bitnet-INT8 --m 100 --soak 1 --out bad
 
 # --- Ctrl-C inside the first repetition: exit 130, nothing written -----------------------------------
-"$B" bench decode --model tiny-bitnet-INT8 --M 512 --soak 60 --out bad >"$T/out" 2>"$T/err" &
+"$B" bench decode --model tiny-bitnet-INT8 --m 512 --soak 60 --out bad >"$T/out" 2>"$T/err" &
 pid=$!
 sleep 0.7
 kill -INT $pid

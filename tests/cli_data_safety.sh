@@ -24,27 +24,27 @@ run_ok "$B" synth --preset tiny-llama --out m --seed 3 || exit 1
 m_sum=$(sum m/model.safetensors m/config.json)
 
 # --- 1. an output that is, contains or is inside its input --------------------------------------
-expect_err 2 "quantize --out = --in" "is the input" -- "$B" quantize --in m --dtype int8 --out m --force
+expect_err 2 "quantize --out = --model" "is the input" -- "$B" quantize --model m --dtype int8 --out m --force
 mkdir p && cp -r m p/m
-expect_err 2 "quantize --out holds --in" "contains the input" -- "$B" quantize --in p/m --dtype int8 --out p --force
-[[ -f p/m/model.safetensors ]] || fail "quantize --out holds --in: the input is gone"
-expect_err 2 "quantize --out inside --in" "inside the input" -- "$B" quantize --in m --dtype int8 --out m/q
+expect_err 2 "quantize --out holds --model" "contains the input" -- "$B" quantize --model p/m --dtype int8 --out p --force
+[[ -f p/m/model.safetensors ]] || fail "quantize --out holds --model: the input is gone"
+expect_err 2 "quantize --out inside --model" "inside the input" -- "$B" quantize --model m --dtype int8 --out m/q
 ln -s m link
-expect_err 2 "--in through a link, --out the same folder" "is the input" -- "$B" quantize --in link --dtype int8 --out ./m/../m/ --force
-expect_err 2 "convert --out-root inside --in" "inside the input" -- "$B" convert --in m --sparsity 2_8 --out-root m
-expect_err 2 "convert --out-root = --in (link)" "inside the input" -- "$B" convert --in m --sparsity 2_8 --out-root link/cs --force
+expect_err 2 "--model through a link, --out the same folder" "is the input" -- "$B" quantize --model link --dtype int8 --out ./m/../m/ --force
+expect_err 2 "convert --out inside --model" "inside the input" -- "$B" convert --model m --sparsity 2_8 --out m
+expect_err 2 "convert --out = --model (link)" "inside the input" -- "$B" convert --model m --sparsity 2_8 --out link/cs --force
 [[ $(sum m/model.safetensors m/config.json) == "$m_sum" && $(ls m | wc -l) == 2 ]] || fail "the input changed"
 
 # --- 2. nothing that appears after start-up is replaced without --force ----------------------------
-SS_TEST_SLOW_MS=40 "$B" convert --in m --sparsity 2_8 --out-root two >o1 2>e1 & p1=$!
-SS_TEST_SLOW_MS=40 "$B" convert --in m --sparsity 2_8 --out-root two >o2 2>e2 & p2=$!
+SS_TEST_SLOW_MS=40 "$B" convert --model m --sparsity 2_8 --out two >o1 2>e1 & p1=$!
+SS_TEST_SLOW_MS=40 "$B" convert --model m --sparsity 2_8 --out two >o2 2>e2 & p2=$!
 wait $p1; r1=$?; wait $p2; r2=$?
 if (( (r1 == 0) + (r2 == 0) != 1 )); then fail "two converts into one target: exits $r1 / $r2, expected one 0"
 elif ! grep -q "already exists" e1 e2; then fail "two converts: the loser says $(cat e1 e2)"
 else echo "ok: two converts into one target: one wins, the other says $(cat e1 e2)"; fi
 run_ok "$B" verify m two/m-SlideSparse-2_8 || fail "two converts: the winner's output does not verify"
 no_tmp "two converts"
-SS_TEST_SLOW_MS=40 "$B" quantize --in m --dtype int8 --out late >/dev/null 2>err & pid=$!
+SS_TEST_SLOW_MS=40 "$B" quantize --model m --dtype int8 --out late >/dev/null 2>err & pid=$!
 sleep 0.5; mkdir late && echo mine >late/keep.txt
 wait $pid; rc=$?
 [[ $rc != 0 ]] && grep -q "already exists" err && [[ $(cat late/keep.txt) == mine && $(ls late) == keep.txt ]] &&
@@ -52,17 +52,17 @@ wait $pid; rc=$?
 no_tmp "folder created meanwhile"
 # --force replaces an earlier output, never a folder that is not one
 expect_err 1 "--force over a folder that is not an output" "not an earlier output" -- \
-  "$B" quantize --in m --dtype int8 --out late --force
+  "$B" quantize --model m --dtype int8 --out late --force
 [[ $(cat late/keep.txt) == mine ]] || fail "--force over a foreign folder: keep.txt is gone"
-run_ok "$B" quantize --in m --dtype int8 --out q1 && run_ok "$B" quantize --in m --dtype fp8 --out q1 --force &&
+run_ok "$B" quantize --model m --dtype int8 --out q1 && run_ok "$B" quantize --model m --dtype fp8 --out q1 --force &&
   grep -q fp8 q1/config.json || fail "--force did not replace an earlier output"
 
 # --- 3. a FIFO is refused, never waited on ---------------------------------------------------------
 mkdir fifo && cp m/config.json fifo/ && mkfifo fifo/model.safetensors
-expect_err 1 "FIFO as model.safetensors" "found a FIFO" -- timeout 20 "$B" quantize --in fifo --dtype int8 --out bad/q
+expect_err 1 "FIFO as model.safetensors" "found a FIFO" -- timeout 20 "$B" quantize --model fifo --dtype int8 --out bad/q
 expect_err 1 "FIFO to inspect" "found a FIFO" -- timeout 20 "$B" inspect fifo/model.safetensors
 rm fifo/model.safetensors && cp m/model.safetensors fifo/ && rm fifo/config.json && mkfifo fifo/config.json
-expect_err 1 "FIFO as config.json" "found a FIFO" -- timeout 20 "$B" convert --in fifo --sparsity 2_4 --out-root bad
+expect_err 1 "FIFO as config.json" "found a FIFO" -- timeout 20 "$B" convert --model fifo --sparsity 2_4 --out bad
 
 mkdir -p tun/CPU_cc0_cpu && mkfifo tun/CPU_cc0_cpu/tuning.json # the tuning table as a FIFO: ignored, not replaced
 expect_err 1 "FIFO as tuning.json" "tuning.json: exists and is not a regular file; not replaced" -- \
@@ -73,7 +73,7 @@ grep -q "ignoring corrupt table (.*found a FIFO)" out || fail "FIFO as tuning.js
 
 # --- 4. an input truncated while being read ------------------------------------------------------------
 cp -r m shrink
-SS_TEST_SLOW_MS=100 "$B" convert --in shrink --sparsity 2_4,2_8 --out-root bad >/dev/null 2>err & pid=$!
+SS_TEST_SLOW_MS=100 "$B" convert --model shrink --sparsity 2_4,2_8 --out bad >/dev/null 2>err & pid=$!
 sleep 1; truncate -s 100000 shrink/model.safetensors
 wait $pid; rc=$?
 [[ $rc == 1 && $(wc -l <err) == 1 ]] && grep -q "shrink/model.safetensors: input changed while reading" err &&
@@ -83,7 +83,7 @@ no_tmp "truncated input"
 
 # --- 5. signals remove the temporary output; SIGKILL's is swept by the next run -------------------------
 for sig in INT TERM HUP; do
-  SS_TEST_SLOW_MS=100 "$B" convert --in m --sparsity 2_4,2_8 --out-root new/root >/dev/null 2>err & pid=$!
+  SS_TEST_SLOW_MS=100 "$B" convert --model m --sparsity 2_4,2_8 --out new/root >/dev/null 2>err & pid=$!
   sleep 1
   [[ -n $(find new -name '*.tmp.*' 2>/dev/null) ]] || fail "SIG$sig: no temporary output to remove (too fast?)"
   kill -$sig $pid; wait $pid; rc=$?
@@ -92,27 +92,27 @@ for sig in INT TERM HUP; do
   [[ ! -e new ]] || fail "SIG$sig during convert: left $(find new)"
   echo "ok: SIG$sig during convert: exit $rc, nothing left ($(cat err))"
 done
-SS_TEST_SLOW_MS=100 "$B" quantize --in m --dtype fp8 --out killed >/dev/null 2>&1 & pid=$!
+SS_TEST_SLOW_MS=100 "$B" quantize --model m --dtype fp8 --out killed >/dev/null 2>&1 & pid=$!
 sleep 1; kill -KILL $pid; wait $pid
 [[ -d killed.tmp.$pid ]] || fail "SIGKILL: expected killed.tmp.$pid to be left (nothing to sweep)"
 sleep 60 & alive=$!
 mkdir killed.tmp.$alive # a live process's temporary output is not touched
 true & dead=$!; wait $dead
 mkdir killed.tmp.$dead
-run_ok "$B" quantize --in m --dtype fp8 --out killed
+run_ok "$B" quantize --model m --dtype fp8 --out killed
 [[ ! -e killed.tmp.$pid && ! -e killed.tmp.$dead && -d killed.tmp.$alive ]] &&
   echo "ok: the next run sweeps the dead processes' temporary outputs only" ||
   fail "sweep: $(ls -d killed*)"
 kill $alive; wait $alive 2>/dev/null; rmdir killed.tmp.$alive
 # only "<out>.tmp.<pid>" is ever swept: anything else of a similar name stays
 mkdir killed.old.$dead killed.tmp.x killed.tmp.$dead.bak
-run_ok "$B" quantize --in m --dtype fp8 --out killed --force
+run_ok "$B" quantize --model m --dtype fp8 --out killed --force
 [[ -d killed.old.$dead && -d killed.tmp.x && -d killed.tmp.$dead.bak ]] || fail "sweep removed a look-alike"
 rmdir killed.old.$dead killed.tmp.x killed.tmp.$dead.bak
 
 # --- 6. a trailing slash on --out ----------------------------------------------------------------------------------
-run_ok "$B" quantize --in m --dtype int8 --out qs/ && [[ -f qs/model.safetensors ]] || fail "quantize --out qs/"
-run_ok "$B" quantize --in m --dtype int8 --out qs/ --force || fail "quantize --out qs/ --force"
+run_ok "$B" quantize --model m --dtype int8 --out qs/ && [[ -f qs/model.safetensors ]] || fail "quantize --out qs/"
+run_ok "$B" quantize --model m --dtype int8 --out qs/ --force || fail "quantize --out qs/ --force"
 run_ok "$B" synth --preset tiny-llama --out ss/ && run_ok "$B" synth --preset tiny-llama --out ss/ --force ||
   fail "synth --out ss/"
 no_tmp "trailing slash"

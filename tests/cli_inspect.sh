@@ -12,8 +12,8 @@ need() { # DESC FILE REGEX: the output must match
 }
 
 "$B" synth --preset tiny-bitnet --out bf16 --seed 3 >/dev/null || fail "synth"
-"$B" quantize --in bf16 --dtype int8 --out int8 >/dev/null || fail "quantize"
-"$B" convert --in int8 --sparsity 2_8 --out-root cs >/dev/null || fail "convert"
+"$B" quantize --model bf16 --dtype int8 --out int8 >/dev/null || fail "quantize"
+"$B" convert --model int8 --sparsity 2_8 --out cs >/dev/null || fail "convert"
 
 "$B" inspect bf16 >o1 2>&1 || fail "inspect bf16: exit $?"
 need "BF16 architecture" o1 "BitNetForCausalLM"

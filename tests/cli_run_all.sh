@@ -102,7 +102,7 @@ cmp -s report.orig "$REPORT" || fail "regenerated report differs: $(diff report.
 
 # --- SIGKILL in the middle of task 4, then --resume (reuses r1's checkpoints) ----------------------
 
-"$B" run-all --out r2 --dtypes int8 "${LIGHT[@]}" >out3 2>err3 &
+"$B" run-all --out r2 --dtype int8 "${LIGHT[@]}" >out3 2>err3 &
 pid=$!
 for _ in $(seq 1 600); do
   grep -qs "$KILL_AT" r2/run_all_*.log && break
@@ -126,15 +126,15 @@ for f in r2/throughput_benchmark_results/$stage/CPU_cc0_INT8_cpu/cpu/tiny-bitnet
 done
 ls r2/CPU_report_*.md >/dev/null 2>&1 || fail "no report after resume"
 
-# --- task 1's sources: a given --base checkpoint, then one already present -------------------------
-"$B" run-all --out r3 --base r1/checkpoints/tiny-bitnet-BF16 --tasks 1,2 --dtypes int8 --sparsity 2_8 >out6 2>err6 ||
-  fail "--base run exit $?: $(tail -3 err6)"
+# --- task 1's sources: a given --model checkpoint, then one already present -------------------------
+"$B" run-all --out r3 --model r1/checkpoints/tiny-bitnet-BF16 --task 1,2 --dtype int8 --sparsity 2_8 >out6 2>err6 ||
+  fail "--model run exit $?: $(tail -3 err6)"
 R3=$(ls r3/CPU_report_*.md | head -1)
-grep -q "| base | r1/checkpoints/tiny-bitnet-BF16 | given (--base): real weights |" "$R3" &&
-  grep -q "Real checkpoint weights were used" "$R3" || fail "--base: report does not name the given weights"
-[[ -d r3/checkpoints_slidesparse/tiny-bitnet-INT8-SlideSparse-2_8 ]] || fail "--base: no conversion"
+grep -q "| base | r1/checkpoints/tiny-bitnet-BF16 | given (--model): real weights |" "$R3" &&
+  grep -q "Real checkpoint weights were used" "$R3" || fail "--model: report does not name the given weights"
+[[ -d r3/checkpoints_slidesparse/tiny-bitnet-INT8-SlideSparse-2_8 ]] || fail "--model: no conversion"
 sleep 1 # a new stamp
-"$B" run-all --out r3 --tasks 1,2 --dtypes int8 --sparsity 2_8 >out7 2>err7 || fail "rerun exit $?: $(tail -3 err7)"
+"$B" run-all --out r3 --task 1,2 --dtype int8 --sparsity 2_8 >out7 2>err7 || fail "rerun exit $?: $(tail -3 err7)"
 grep -q "tiny-bitnet-INT8 already present, skipped" out7 && grep -q "SlideSparse-2_8 already present, skipped" out7 ||
   fail "rerun did not reuse the checkpoints: $(cat out7)"
 grep -q "tiny-bitnet-BF16 absent, not needed" out7 || fail "rerun synthesized a base it does not need"
@@ -142,7 +142,7 @@ grep -q "already present; where their weights came from is not recorded" r3/CPU_
   fail "rerun: report does not say the weights' origin is unknown"
 
 # --- --stop-after: a time-limited slice, the rest left pending for --resume -----------------------
-"$B" run-all --out r4 --base r1/checkpoints/tiny-bitnet-BF16 --tasks 1,2 --dtypes int8 --sparsity 2_8 \
+"$B" run-all --out r4 --model r1/checkpoints/tiny-bitnet-BF16 --task 1,2 --dtype int8 --sparsity 2_8 \
   --stop-after 0.000001 >out9 2>err9
 rc=$?
 [[ $rc == 3 ]] || fail "--stop-after: exit $rc, expected 3: $(tail -3 err9 out9)"
@@ -163,7 +163,7 @@ expect_err "--stop-after not a number" "--stop-after 'soon'" -- "$B" run-all --o
 
 # --- a full disk mid-run (needs root for a small tmpfs; skipped otherwise) ------------------------
 if cli_tmpfs small 3m; then
-  "$B" run-all --out small/r --dtypes int8 --tasks 1,2 >out5 2>err5 && fail "full disk: exit 0"
+  "$B" run-all --out small/r --dtype int8 --task 1,2 >out5 2>err5 && fail "full disk: exit 0"
   S5=$(ls small/r/run_all_*_status.json | head -1)
   [[ $(grep -A6 '"task": 2,' "$S5") == *'"error": "SS_ENOSPC: '* ]] || fail "full disk: no ENOSPC for task 2 in $S5"
   [[ $(grep -A3 '"task": 1,' "$S5") == *'"state": "done"'* ]] || fail "full disk: task 1 not done"
@@ -195,9 +195,9 @@ echo '{"m_decode": [64, "x"]}' >wrongelem.json
 echo '{"colour": 1}' >unknown.json
 echo '{"tasks": [1, 2' >broken.json
 touch afile
-expect_err "unknown task" "unknown task '9'" -- "$B" run-all --out bad --tasks 1,9
-expect_err "unknown model" "unknown model 'gpt-5'" -- "$B" run-all --out bad --models gpt-5
-expect_err "unknown dtype" "unknown dtype 'bf16'" -- "$B" run-all --out bad --dtypes int8,bf16
+expect_err "unknown task" "unknown task '9'" -- "$B" run-all --out bad --task 1,9
+expect_err "unknown model" "unknown model 'gpt-5'" -- "$B" run-all --out bad --preset gpt-5
+expect_err "unknown dtype" "unknown dtype 'bf16'" -- "$B" run-all --out bad --dtype int8,bf16
 expect_err "unknown pattern" "unknown pattern '2_5'" -- "$B" run-all --out bad --sparsity 2_4,2_5
 expect_err "unwritable output" "afile/out" -- "$B" run-all --out afile/out
 expect_err "config: wrong type" '"dtypes": expected a non-empty array of strings' -- "$B" run-all --out bad --config wrongtype.json
@@ -207,7 +207,7 @@ expect_err "config: not JSON" "broken.json: line" -- "$B" run-all --out bad --co
 expect_err "config: missing" "nowhere.json" -- "$B" run-all --out bad --config nowhere.json
 echo '{"m_decode": [100]}' >decode_m.json
 expect_err "decode M off the SPEC list" "M 100" -- "$B" run-all --out bad --config decode_m.json
-expect_err "resume with options" "give only --out" -- "$B" run-all --out bad --resume --tasks 4
+expect_err "resume with options" "give only --out" -- "$B" run-all --out bad --resume --task 4
 expect_err "resume without a run" "no *_status.json" -- "$B" run-all --out bad --resume
 expect_err "report of an empty folder" "no *_status.json" -- "$B" report "$T"
 

@@ -83,6 +83,15 @@ run_ok "$B" bench kernel --preset tiny-llama --m 16 --task 6 --dtype int8 --tuni
 grep -q "warning: ignoring bad/CPU_cc0_cpu/tuning.json: tuned for Other GPU" out || fail "foreign table not reported: $(cat out)"
 echo "ok: corrupt and foreign tables fall back to the heuristic"
 for c in "tune --help" "bench --help" "bench kernel --help"; do $B $c >/dev/null || fail "$c"; done
+# the top-level and bench help name every bench kind
+for c in "--help" "bench --help"; do
+  $B $c | grep -q "kernel|prefill|decode" || fail "$c does not list bench kernel|prefill|decode"
+done
+# on the CPU the warm-up / repeat defaults are CPU-sized (25 / 100 are for a GPU)
+run_ok "$B" bench kernel --preset tiny-llama --m 16 --task 6 --dtype int8 --backend cpu --no-tune --quiet --out r4 &&
+  grep -q "warm-up 2, median of 5" out || fail "bench kernel CPU defaults: $(grep timing out)"
+run_ok "$B" bench kernel --preset tiny-llama --m 16 --task 6 --dtype int8 --backend cpu --no-tune --quiet --out r4 \
+  --warmup 3 --repeat 4 && grep -q "warm-up 3, median of 4" out || fail "bench kernel --warmup 3 --repeat 4: $(grep timing out)"
 
 [[ $fails == 0 ]] || { echo "$fails failure(s)"; exit 1; }
 echo "cli_tune_bench: all ok"

@@ -202,7 +202,7 @@ static void test_config(void **state) {
         /* a failed parse changes nothing */
         assert_int_equal(memcmp(&e, &c, sizeof c), 0);
     }
-    assert_fails(ss_pipe_parse_tasks("1,,2", &c), SS_EINVAL, "--tasks");
+    assert_fails(ss_pipe_parse_tasks("1,,2", &c), SS_EINVAL, "--task");
     assert_fails(ss_pipe_parse_dtypes("int8,int8", &c), SS_EINVAL, "given twice");
     assert_fails(ss_pipe_parse_sparsity("2_4,2_4", &c), SS_EINVAL, "given twice");
     assert_ok(ss_pipe_parse_tasks("8,1", &c));

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "slidesparse/prep.h"
+#include "slidesparse/serve.h"
 
 static char root[256];
 
@@ -112,6 +113,13 @@ static void test_other_presets(void **state) {
     for (int t = 0; t < 3; t++) {
         assert_ok(ss_preset_config(tiny[t], &c));
         assert_true(c.hidden_size <= 256);
+        /* every bench workload fits: prefill 1024 + 1, decode 16 + 256 positions */
+        for (int st = 0; st < 2; st++)
+            for (int64_t mm = st ? 64 : 512; mm <= (st ? 512 : 32768); mm *= 2) {
+                ss_workload w;
+                assert_ok(ss_workload_make(st ? SS_STAGE_DECODE : SS_STAGE_PREFILL, mm, &w));
+                assert_true(w.prompt_len + w.output_len <= c.max_position_embeddings);
+            }
         int padded = 0;
         for (int l = 4; l <= 16; l += 2)
             padded += c.hidden_size % l != 0 || c.intermediate_size % l != 0;

@@ -18,7 +18,7 @@ typedef struct {
 
 /* "64,128,1024": each 1..2^20; prints the error and returns 0 when malformed. */
 int bcli_parse_m(const char *cmd, const char *opt, const char *s, int64_t *out, int *n);
-/* "2_4,2_6,6:8,2_inf" (no dense, no repeats). */
+/* "2_4,2_6,6:8,2_inf" (no dense, no repeats; ss_pattern_parse). */
 int bcli_parse_patterns(const char *cmd, const char *s, ss_pattern *out, int *n);
 /* "int8,fp8". */
 int bcli_parse_dtypes(const char *cmd, const char *s, ss_dtype *out, int *n);
@@ -28,8 +28,8 @@ int bcli_shapes(const char *cmd, const char *preset, const char *model, ss_proj_
 /* Before any work: --out (and --tuning-dir, when not NULL) must be usable
  * folders and not inside the --model folder (when not NULL). */
 int bcli_check_outputs(const char *cmd, const char *out, const char *tuning_dir, const char *model);
-/* --backend auto|gpu|cpu and --device N -> a context (auto: GPU when one is visible). */
-int bcli_context(const char *cmd, const char *backend, const char *device, ss_context **out);
+/* --backend (cli_backend_parse) and --device N -> a context (auto: GPU when one is visible). */
+int bcli_context(const char *cmd, const cli_backend *be, const char *device, ss_context **out);
 
 void bcli_out_init(bcli_out *o, const char *cmd, int quiet);
 void bcli_progress(void *user, const ss_tune_progress *p); /* ss_tune_progress_fn */

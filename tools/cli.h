@@ -25,16 +25,20 @@ int cli_opt(int argc, char **argv, int *i, const char *name, const char **val, i
 /* `--flag`: returns 1 when argv[i] is that flag. */
 int cli_flag(const char *arg, const char *name);
 /* One option of a subcommand: `--name VALUE` / `--name=VALUE` (cli_opt) stores
- * VALUE in *val; a flag (val NULL) sets *flag to 1. */
+ * VALUE in *val; a flag (val NULL) sets *flag to 1. An alias is an earlier
+ * spelling of another option of the same table: it sets what that option sets
+ * and prints "slidesparse <cmd>: --old is deprecated, use --new" on stderr. */
 typedef struct {
     const char *name;
     const char **val;
     int *flag;
+    const char *alias_of;
 } cli_option;
 
-#define CLI_OPT(name, val) {(name), (val), NULL}
-#define CLI_FLAG(name, flag) {(name), NULL, (flag)}
-#define CLI_END {NULL, NULL, NULL}
+#define CLI_OPT(name, val) {(name), (val), NULL, NULL}
+#define CLI_FLAG(name, flag) {(name), NULL, (flag), NULL}
+#define CLI_ALIAS(old, name) {(old), NULL, NULL, (name)}
+#define CLI_END {NULL, NULL, NULL, NULL}
 
 #define CLI_HELP (-1)
 /* Parses argv[1..] against opts (ended by CLI_END): 0 when every argument was
@@ -43,6 +47,31 @@ typedef struct {
  * value, or "slidesparse <cmd>: unexpected argument '...' (see --help)"). */
 int cli_parse(const char *cmd, int argc, char **argv, const cli_option *opts,
               void (*usage)(FILE *f));
+/* --backend: one value set and one help text for every command that has it.
+ * auto: a GPU when one is visible, else the CPU; gpu: a GPU (an error without
+ * one); cpu: the CPU reference; a GEMM library names the GPU backend itself.
+ * Each command's help adds what it does by default and with a library name. */
+#define CLI_BACKEND_VALUES "auto|gpu|cpu|cublaslt|cusparselt|sm90sp|sm90dense"
+#define CLI_BACKEND_HELP                                                                         \
+    "  --backend B        auto (a GPU when one is visible, else cpu), gpu, cpu, or a GEMM\n"      \
+    "                     library on the GPU: cublaslt, cusparselt, sm90sp, sm90dense\n"
+typedef struct {
+    int gpu;     /* 1 GPU, 0 CPU, -1 auto (decided by ss_cuda_device_count) */
+    int library; /* an ss_backend named by the value; -1 for auto / gpu */
+} cli_backend;
+/* NULL (the option not given) is auto. 0 after printing
+ * "slidesparse <cmd>: --backend 'x': expected auto, gpu, cpu, ...". */
+int cli_backend_parse(const char *cmd, const char *s, cli_backend *out);
+/* The engine backend for a checkpoint (slid: a SlideSparse one): the library
+ * when one was named; otherwise on a GPU cusparselt for slid checkpoints and
+ * cublaslt for dense ones, else cpu. */
+ss_backend cli_backend_for_model(const cli_backend *b, int slid);
+
+/* --sparsity: the help line of every command that takes patterns. */
+#define CLI_SPARSITY_HELP                                                                        \
+    "  2_L: at least 2 zeros in every L consecutive weights (even L >= 4); the N:M spelling\n"    \
+    "  (L-2):L names the same pattern by its kept weights (6:8 = 2_8, 2:4 = 2_4)\n"
+
 /* SIGINT / SIGTERM / SIGHUP remove the temporary outputs being written before
  * the process ends; SIGBUS in a mapped input says which file changed
  * (tools/signals.c). Called once, before any command runs. */

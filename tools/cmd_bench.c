@@ -14,20 +14,31 @@ static void usage(FILE *f) {
             "  Every (projection, M, pattern) at two levels: GEMM only (tuned algorithm)\n"
             "  and the whole linear layer (quant(+slide) + GEMM + dequant).\n"
             "  --task LIST        6,7,8 (default)\n"
-            "  --sparsity LIST    patterns instead of the tasks' (2_L, 2_inf)\n"
+            "  --sparsity LIST    patterns instead of the tasks' (2_L, 6:8, 2_inf)\n"
+            CLI_SPARSITY_HELP
             "  --dtype LIST       int8,fp8 (default both; FP8 skipped below cc 8.9)\n"
             "  --m LIST           default 64,128,256,512,1024,2048,4096,8192,16384\n"
             "  --square           M = N = K for each M (the paper's sweep)\n"
             "  --out DIR          CSVs under DIR/benchmark_kernel/... (default .)\n"
             "  --tuning-dir DIR   default ./tuning; (shape, M) pairs it lacks are tuned now and saved\n"
             "  --no-tune          use the heuristic where the table has no entry\n"
-            "  --backend B        auto (GPU when present), gpu, cpu\n"
+            CLI_BACKEND_HELP
+            "                     (cublaslt / cusparselt: the default dense / sparse pair;\n"
+            "                     sm90sp, sm90dense: as --sm90sp, --sm90dense)\n"
             "  --sm90sp           sparse side on the sm90sp backend (CUTLASS SM90 2:4 GEMM,\n"
             "                     dequant fused: GEMM level = GEMM + dequant) instead of cuSPARSELt\n"
             "  --sm90dense        dense side on sm90dense too (the same CUTLASS family, dense,\n"
             "                     dequant fused); speedups are then against the best dense\n"
             "  --no-clocks        do not read the SM clock / power during the timed loops (NVML)\n"
-            "  --device N --warmup N --repeat N (default 25 / 100) --no-flush --quiet\n");
+            "  --device N --warmup N --repeat N (default 25 / 100 on a GPU, 2 / 5 on the CPU)\n"
+            "  --no-flush --quiet\n");
+}
+
+static void bench_usage(FILE *f) {
+    fprintf(f, "usage: slidesparse bench kernel|prefill|decode [options]   (slidesparse bench <kind> --help)\n"
+               "  kernel   GEMM-only and whole-linear latency, dense vs every pattern, over M (tasks 6-8)\n"
+               "  prefill  engine throughput on the prefill workloads, one checkpoint (task 4)\n"
+               "  decode   engine throughput on the decode workloads, one checkpoint (task 5)\n");
 }
 
 /* "1980/1755" (mean SM MHz dense / sparse while their timed loops ran at
@@ -174,6 +185,11 @@ static int bench_kernel(int argc, char **argv) {
     int64_t ms[BCLI_MAX_LIST];
     int nd = 0, np = 0, nm = 0;
     long long w = 25, r = 100;
+    cli_backend be;
+    if (!cli_backend_parse(cmd, backend, &be))
+        return 2;
+    sm90sp |= be.library == SS_BACKEND_SM90SP;
+    sm90dense |= be.library == SS_BACKEND_SM90DENSE;
     if (square && (preset || model))
         return cli_error(cmd, "--square takes no --preset / --model") + 1;
     if (!square && !bcli_shapes(cmd, preset, model, shapes, name, sizeof name))
@@ -207,8 +223,12 @@ static int bench_kernel(int argc, char **argv) {
         nm = 9;
     }
     ss_context *ctx = NULL;
-    if (!bcli_context(cmd, backend, device, &ctx))
+    if (!bcli_context(cmd, &be, device, &ctx))
         return 1;
+    if (ss_context_device(ctx) < 0) { /* CPU-sized defaults */
+        w = warm ? w : 2;
+        r = rep ? r : 5;
+    }
     bcli_out out;
     bcli_out_init(&out, cmd, quiet);
     /* GEMM plans built before an algorithm is pinned read the same folder */
@@ -267,7 +287,7 @@ static int bench_kernel(int argc, char **argv) {
 
 int cmd_bench(int argc, char **argv) {
     if (argc < 2 || cli_flag(argv[1], "--help") || cli_flag(argv[1], "-h")) {
-        usage(argc < 2 ? stderr : stdout);
+        bench_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "kernel"))

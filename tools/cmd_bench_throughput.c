@@ -31,14 +31,16 @@ static void on_sigint(int sig) {
 static void usage(FILE *f, const char *stage) {
     int pre = !strcmp(stage, "prefill");
     fprintf(f,
-            "usage: slidesparse bench %s --model DIR [--backend cpu|cublaslt|cusparselt|sm90sp|sm90dense] [--device I]\n"
-            "        [--M %s] [--scale quick|full | --num-prompts-scale F] [--out DIR]\n"
+            "usage: slidesparse bench %s --model DIR [--backend " CLI_BACKEND_VALUES "] [--device I]\n"
+            "        [--m %s] [--scale quick|full | --num-prompts-scale F] [--out DIR]\n"
             "        [--seed N] [--gpu-memory-fraction F] [--kv-memory-mb MB] [--profile]\n"
             "  Workload per M (SPEC §8): %s\n"
             "  Random prompt ids (fixed --seed, default 1). tokens/s = (input + output tokens) /\n"
             "  elapsed, requests/s = prompts / elapsed; elapsed excludes load and warm-up.\n"
-            "  --backend: default cusparselt for SlideSparse checkpoints and cublaslt for dense ones\n"
-            "    when a GPU is present, cpu otherwise.\n"
+            CLI_BACKEND_HELP
+            "                     (auto, the default, and gpu: cusparselt for SlideSparse checkpoints,\n"
+            "                     cublaslt for dense ones)\n"
+            "  Prints one line per M as it starts (its workload), then its result.\n"
             "  --scale quick: 1/16 of the prompts per M, never less than one wave of S (decode,\n"
             "    where R = S = M, is not scaled); same M list; num_prompts is in the CSV;\n"
             "    --num-prompts-scale F in (0, 1] sets the fraction directly.\n"
@@ -55,7 +57,7 @@ static void usage(FILE *f, const char *stage) {
     if (pre)
         return;
     fprintf(f,
-            "  --soak SECONDS (exactly one --M): a memory soak instead of the benchmark. Serves the\n"
+            "  --soak SECONDS (exactly one --m): a memory soak instead of the benchmark. Serves the\n"
             "    decode workload of M at least twice, then again until SECONDS of wall time have passed\n"
             "    (checked after each repetition; Ctrl-C stops, exit 130). Prints device memory used\n"
             "    (cudaMemGetInfo total - free) and host RSS (VmRSS, peak VmHWM) after load and after every\n"
@@ -184,11 +186,11 @@ static int run(ss_stage st, int argc, char **argv) {
     int profile = 0;
     const cli_option opts[] = {
         CLI_FLAG("--profile", &profile), CLI_OPT("--model", &model),
-        CLI_OPT("--backend", &backend_s), CLI_OPT("--device", &dev_s), CLI_OPT("--M", &m_s),
+        CLI_OPT("--backend", &backend_s), CLI_OPT("--device", &dev_s), CLI_OPT("--m", &m_s),
         CLI_OPT("--scale", &scale_s), CLI_OPT("--num-prompts-scale", &nps_s),
         CLI_OPT("--out", &out), CLI_OPT("--seed", &seed_s),
         CLI_OPT("--gpu-memory-fraction", &frac_s), CLI_OPT("--kv-memory-mb", &kvmb_s),
-        CLI_OPT("--soak", &soak_s), CLI_END,
+        CLI_OPT("--soak", &soak_s), CLI_ALIAS("--M", "--m"), CLI_END,
     };
     int parsed = cli_parse(cmdname, argc, argv, opts, NULL);
     if (parsed == CLI_HELP) {
@@ -203,11 +205,14 @@ static int run(ss_stage st, int argc, char **argv) {
     }
 
     /* --- arguments that need no model -------------------------------------------------- */
+    cli_backend be;
+    if (!cli_backend_parse(cmdname, backend_s, &be))
+        return 2;
     int64_t ms[MAX_M];
     int n_m = 0;
     if (m_s) {
         if (!parse_m_list(m_s, ms, &n_m)) {
-            cli_error(cmdname, "--M '%.64s': expected a comma-separated list of at most %d integers", m_s, MAX_M);
+            cli_error(cmdname, "--m '%.64s': expected a comma-separated list of at most %d integers", m_s, MAX_M);
             return 2;
         }
     } else if (st == SS_STAGE_PREFILL) {
@@ -221,7 +226,7 @@ static int run(ss_stage st, int argc, char **argv) {
     double soak = 0;
     if (soak_s) {
         if (st != SS_STAGE_DECODE) {
-            cli_error(cmdname, "--soak is a decode soak: use bench decode --M M --soak SECONDS");
+            cli_error(cmdname, "--soak is a decode soak: use bench decode --m M --soak SECONDS");
             return 2;
         }
         if (!(soak = strtod(soak_s, &end)) || *end || !(soak > 0 && soak <= 604800)) {
@@ -229,7 +234,7 @@ static int run(ss_stage st, int argc, char **argv) {
             return 2;
         }
         if (n_m != 1) {
-            cli_error(cmdname, "--soak runs exactly one M, found %d (give --M 64, 128, 256 or 512)", n_m);
+            cli_error(cmdname, "--soak runs exactly one M, found %d (give --m 64, 128, 256 or 512)", n_m);
             return 2;
         }
         /* soak_<M>.csv must fit bench_soak's path buffer: say so before loading a model */
@@ -291,15 +296,7 @@ static int run(ss_stage st, int argc, char **argv) {
     if ((s = ss_model_config_load(cfg_path, &cfg)) != SS_OK)
         return cli_lib_error(cmdname, s);
     int slid = cfg.kind == SS_WEIGHTS_SLID;
-    ss_backend backend;
-    if (backend_s) {
-        if (ss_backend_parse(backend_s, &backend) != SS_OK) {
-            cli_error(cmdname, "--backend '%s': expected cpu, cublaslt, cusparselt, sm90sp or sm90dense", backend_s);
-            return 2;
-        }
-    } else {
-        backend = ss_cuda_device_count() > 0 ? (slid ? SS_BACKEND_CUSPARSELT : SS_BACKEND_CUBLASLT) : SS_BACKEND_CPU;
-    }
+    ss_backend backend = cli_backend_for_model(&be, slid);
     char what[48];
     snprintf(what, sizeof what, "backend %s", ss_backend_name(backend));
     if ((s = ss_model_check_backend(model, &cfg, backend)) != SS_OK ||

@@ -7,12 +7,14 @@
 #include "slidesparse/prep.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: slidesparse convert --in DIR --sparsity 2_4,2_6,2_8[,...] [--dtype int8|fp8]\n"
-               "                           [--out-root DIR] [--force]\n"
+    fprintf(f, "usage: slidesparse convert --model DIR --sparsity 2_4,2_6,2_8[,...] [--dtype int8|fp8]\n"
+               "                           [--out DIR] [--force]\n"
                "  From a BF16 checkpoint: quantizes (default int8) and prunes in one pass, ties\n"
                "  broken by the BF16 values; from a quantized one: prunes its weights.\n"
-               "  Writes <out-root>/<basename(in)>-SlideSparse-2_L/ per pattern\n"
-               "  (default out-root: checkpoints_slidesparse). The input is read once.\n");
+               "  --sparsity LIST: patterns 2_L, even L >= 4 (or 6:8 style)\n"
+               CLI_SPARSITY_HELP
+               "  --out DIR: receives <basename(model)>-SlideSparse-2_L/ per pattern\n"
+               "  (default checkpoints_slidesparse). The input is read once.\n");
 }
 
 /* "2_4,2_6" -> patterns; each must be 2_L with even L >= 4 (2_inf is for
@@ -29,7 +31,7 @@ static int parse_patterns(const char *list, ss_pattern *p, int *n) {
     for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         ss_pattern q;
         if (ss_pattern_parse(t, &q) != SS_OK || q.z != 2 || q.l < 4 || q.l % 2) {
-            cli_error("convert", "--sparsity: pattern '%s': expected 2_L with even L >= 4 (e.g. 2_8)", t);
+            cli_error("convert", "--sparsity: pattern '%s': expected 2_L with even L >= 4 (e.g. 2_8 or 6:8)", t);
             return 0;
         }
         if (*n == SS_PREP_MAX_PATTERNS) {
@@ -54,14 +56,15 @@ int cmd_convert(int argc, char **argv) {
     const char *in = NULL, *sp = NULL, *dt = NULL, *root = NULL;
     int force = 0;
     const cli_option opts[] = {
-        CLI_OPT("--in", &in), CLI_OPT("--sparsity", &sp), CLI_OPT("--dtype", &dt),
-        CLI_OPT("--out-root", &root), CLI_FLAG("--force", &force), CLI_END,
+        CLI_OPT("--model", &in), CLI_OPT("--sparsity", &sp), CLI_OPT("--dtype", &dt),
+        CLI_OPT("--out", &root), CLI_FLAG("--force", &force),
+        CLI_ALIAS("--in", "--model"), CLI_ALIAS("--out-root", "--out"), CLI_END,
     };
     int parsed = cli_parse("convert", argc, argv, opts, usage);
     if (parsed)
         return parsed == CLI_HELP ? 0 : parsed;
     if (!in || !sp) {
-        cli_error("convert", "--in and --sparsity are required (see --help)");
+        cli_error("convert", "--model and --sparsity are required (see --help)");
         return 2;
     }
     ss_pattern pats[SS_PREP_MAX_PATTERNS];

@@ -20,7 +20,7 @@ static void usage(FILE *f) {
     fprintf(f, "usage: slidesparse generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N]\n"
                "                            [--tokenizer FILE] [--chat] [--stop STRING]...\n"
                "                            [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
-               "                            [--backend cpu|cublaslt|cusparselt] [--device I]\n"
+               "                            [--backend B] [--device I]\n"
                "  --prompt TEXT: encoded with DIR/tokenizer.json (or --tokenizer FILE); the generated\n"
                "    text goes to stdout as it is produced, then a newline; the speed to stderr.\n"
                "    Stops at an end-of-sequence id (config.json eos_token_id, one or a list), at a\n"
@@ -36,8 +36,9 @@ static void usage(FILE *f) {
                "    reaching --top-p of the probability (1: all, the default), and drawn with a\n"
                "    generator seeded by --seed (default: from the clock, printed on stderr).\n"
                "    The same seed, settings and backend give the same output.\n"
-               "  cublaslt runs dense BF16/INT8/FP8 checkpoints, cusparselt SlideSparse ones,\n"
-               "  cpu (default) all of them.\n",
+               CLI_BACKEND_HELP
+               "                     (default cpu, which runs every checkpoint; auto and gpu: cusparselt\n"
+               "                     for SlideSparse checkpoints, cublaslt for dense ones)\n",
                DEFAULT_TEXT_TOKENS);
 }
 
@@ -120,7 +121,7 @@ static int parse_sampling(const gen_args *a, ss_sampling *p, int *explicit_seed)
 }
 
 /* The checks that need no file; 0 or 2 (after printing why). */
-static int check_args(const gen_args *a, long long *max_new, long long *dev, ss_backend *backend) {
+static int check_args(const gen_args *a, long long *max_new, long long *dev, cli_backend *backend) {
     if (!a->model || !a->ids == !a->prompt) {
         cli_error("generate", "give --model and exactly one of --prompt or --prompt-ids (see --help)");
         return 2;
@@ -142,10 +143,8 @@ static int check_args(const gen_args *a, long long *max_new, long long *dev, ss_
         cli_error("generate", "--device '%s': expected a CUDA device ordinal >= 0", a->device);
         return 2;
     }
-    if (ss_backend_parse(a->backend, backend) != SS_OK) {
-        cli_error("generate", "--backend '%s': expected cpu, cublaslt or cusparselt", a->backend);
+    if (!cli_backend_parse("generate", a->backend, backend))
         return 2;
-    }
     return 0;
 }
 
@@ -340,10 +339,10 @@ int cmd_generate(int argc, char **argv) {
     if (parsed)
         return parsed == CLI_HELP ? 0 : parsed;
     long long max_new, dev = 0;
-    ss_backend backend;
+    cli_backend be;
     ss_sampling sp;
     int explicit_seed;
-    if ((rc = check_args(&a, &max_new, &dev, &backend)) != 0)
+    if ((rc = check_args(&a, &max_new, &dev, &be)) != 0)
         return rc;
     if (!parse_sampling(&a, &sp, &explicit_seed))
         return 2;
@@ -354,6 +353,7 @@ int cmd_generate(int argc, char **argv) {
     ss_status s;
     if ((rc = read_input(&a, max_new, &in)) != 0)
         goto done;
+    ss_backend backend = cli_backend_for_model(&be, in.cfg.kind == SS_WEIGHTS_SLID);
     char what[48];
     snprintf(what, sizeof what, "backend %s", ss_backend_name(backend));
     if ((s = ss_model_check_backend(a.model, &in.cfg, backend)) != SS_OK ||

@@ -5,7 +5,8 @@
 #include "slidesparse/prep.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: slidesparse quantize --in DIR --dtype int8|fp8 --out DIR [--force]\n"
+    fprintf(f, "usage: slidesparse quantize --model DIR --dtype int8|fp8 --out DIR [--force]\n"
+               "  --model DIR: the BF16 checkpoint; --out DIR: the quantized checkpoint (a new folder).\n"
                "  BitNet: ternary absmean per tensor; other models: per-channel absmax.\n"
                "  Embeddings, norms, biases and lm_head are copied unchanged (BF16).\n");
 }
@@ -14,14 +15,14 @@ int cmd_quantize(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *dt = NULL;
     int force = 0;
     const cli_option opts[] = {
-        CLI_OPT("--in", &in), CLI_OPT("--out", &out), CLI_OPT("--dtype", &dt),
-        CLI_FLAG("--force", &force), CLI_END,
+        CLI_OPT("--model", &in), CLI_OPT("--out", &out), CLI_OPT("--dtype", &dt),
+        CLI_FLAG("--force", &force), CLI_ALIAS("--in", "--model"), CLI_END,
     };
     int parsed = cli_parse("quantize", argc, argv, opts, usage);
     if (parsed)
         return parsed == CLI_HELP ? 0 : parsed;
     if (!in || !out || !dt) {
-        cli_error("quantize", "--in, --dtype and --out are required (see --help)");
+        cli_error("quantize", "--model, --dtype and --out are required (see --help)");
         return 2;
     }
     ss_dtype dtype;

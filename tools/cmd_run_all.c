@@ -11,17 +11,24 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: slidesparse run-all [--config FILE] [--out DIR] [--resume] [--tasks 1,2,4]\n"
-            "        [--models bitnet-2b,...] [--dtypes int8,fp8] [--sparsity 2_4,2_6,2_8,2_10]\n"
-            "        [--base DIR] [--scale quick|full] [--backend auto|gpu|cpu] [--name NAME] [--quiet]\n"
+            "usage: slidesparse run-all [--config FILE] [--out DIR] [--resume] [--task 1,2,4]\n"
+            "        [--preset bitnet-2b,...] [--dtype int8,fp8] [--sparsity 2_4,2_6,2_8,2_10]\n"
+            "        [--model DIR] [--scale quick|full] [--backend auto|gpu|cpu] [--name NAME] [--quiet]\n"
             "        [--stop-after SECONDS] [--redo 4,5]\n"
-            "  Tasks: 1 base checkpoints (--base DIR, else one present under <out>/checkpoints, else\n"
-            "  synthesized with the exact configuration) + INT8/FP8 quantization; 2 convert to the\n"
-            "  --sparsity patterns; 3 tune (coarse + fine); 4 prefill; 5 decode; 6 kernel dense;\n"
-            "  7 kernel 2_4..2_10; 8 kernel 2_12, 2_14, 2_16, 2_inf.\n"
+            "  Tasks: 1 base checkpoints (--model DIR, else one present under <out>/checkpoints, else\n"
+            "  synthesized with the exact configuration of the --preset) + INT8/FP8 quantization;\n"
+            "  2 convert to the --sparsity patterns; 3 tune (coarse + fine); 4 prefill; 5 decode;\n"
+            "  6 kernel dense; 7 kernel 2_4..2_10; 8 kernel 2_12, 2_14, 2_16, 2_inf.\n"
             "  With a GPU the defaults follow SPEC §8: bitnet-2b, INT8 + FP8, prefill M 512..32768,\n"
             "  decode M 64..512, kernel M 64..16384, full scale. Without one (or --backend cpu) the\n"
             "  embedded default runs: tiny-bitnet on the CPU backend, one or two M per stage, quick scale.\n"
+            "  --preset LIST: the models, by preset name; --model DIR: a BF16 Hugging Face checkpoint\n"
+            "    of the one --preset whose configuration it has (task 1's input).\n"
+            "  --sparsity LIST: patterns 2_L, even L >= 4 (or 6:8 style)\n"
+            CLI_SPARSITY_HELP
+            CLI_BACKEND_HELP
+            "                     (run-all runs every library its tasks measure: a library name is\n"
+            "                     refused; auto, gpu or cpu pick the device)\n"
             "  --out DIR (default results): checkpoints, CSVs (SPEC §8 layout), <name>_<stamp>.log,\n"
             "    <name>_<stamp>_status.json (rewritten after every task) and <GPU>_report_<date>.md.\n"
             "  --resume: continue the newest run in --out (its own configuration): finished tasks\n"
@@ -83,36 +90,29 @@ static void on_progress(void *user, const ss_pipe_progress *p) {
 int cmd_run_all(int argc, char **argv) {
     const char *cmd = "run-all", *config = NULL, *out = NULL, *tasks = NULL, *models = NULL, *dtypes = NULL,
                *sparsity = NULL, *base = NULL, *scale = NULL, *backend = NULL, *name = NULL, *stop = NULL, *redo = NULL;
-    int bad = 0, resume = 0, quiet = 0, other = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (cli_flag(argv[i], "--resume") || cli_flag(argv[i], "--quiet")) {
-            resume |= cli_flag(argv[i], "--resume");
-            quiet |= cli_flag(argv[i], "--quiet");
-            continue;
-        }
-        if (cli_opt(argc, argv, &i, "--out", &out, &bad) || cli_opt(argc, argv, &i, "--stop-after", &stop, &bad) ||
-            cli_opt(argc, argv, &i, "--redo", &redo, &bad))
-            goto next;
-        other++;
-        if (cli_opt(argc, argv, &i, "--config", &config, &bad) || cli_opt(argc, argv, &i, "--tasks", &tasks, &bad) ||
-            cli_opt(argc, argv, &i, "--models", &models, &bad) || cli_opt(argc, argv, &i, "--dtypes", &dtypes, &bad) ||
-            cli_opt(argc, argv, &i, "--sparsity", &sparsity, &bad) || cli_opt(argc, argv, &i, "--base", &base, &bad) ||
-            cli_opt(argc, argv, &i, "--scale", &scale, &bad) || cli_opt(argc, argv, &i, "--backend", &backend, &bad) ||
-            cli_opt(argc, argv, &i, "--name", &name, &bad))
-            goto next;
-        return cli_error(cmd, "unexpected argument '%s' (see --help)", argv[i]) + 1;
-    next:
-        if (bad)
-            return 2;
-    }
+    int resume = 0, quiet = 0;
+    const cli_option opts[] = {
+        CLI_OPT("--config", &config), CLI_OPT("--out", &out), CLI_OPT("--task", &tasks),
+        CLI_OPT("--preset", &models), CLI_OPT("--dtype", &dtypes), CLI_OPT("--sparsity", &sparsity),
+        CLI_OPT("--model", &base), CLI_OPT("--scale", &scale), CLI_OPT("--backend", &backend),
+        CLI_OPT("--name", &name), CLI_OPT("--stop-after", &stop), CLI_OPT("--redo", &redo),
+        CLI_FLAG("--resume", &resume), CLI_FLAG("--quiet", &quiet),
+        CLI_ALIAS("--tasks", "--task"), CLI_ALIAS("--models", "--preset"), CLI_ALIAS("--dtypes", "--dtype"),
+        CLI_ALIAS("--base", "--model"), CLI_END,
+    };
+    int parsed = cli_parse(cmd, argc, argv, opts, usage);
+    if (parsed)
+        return parsed == CLI_HELP ? 0 : parsed;
+    /* what --resume takes from the earlier run */
+    int other = config || tasks || models || dtypes || sparsity || base || scale || backend || name;
     if (resume && other)
         return cli_error(cmd, "--resume continues the newest run in --out with its own configuration; give only --out (and --stop-after, --redo)") + 1;
-    if (backend && strcmp(backend, "auto") && strcmp(backend, "gpu") && strcmp(backend, "cpu"))
-        return cli_error(cmd, "--backend '%s': expected auto, gpu or cpu", backend) + 1;
+    cli_backend be;
+    if (!cli_backend_parse(cmd, backend, &be))
+        return 2;
+    if (be.library >= 0 && be.library != SS_BACKEND_CPU)
+        return cli_error(cmd, "--backend '%s': run-all measures every GEMM library of its tasks; expected auto, "
+                         "gpu or cpu", backend) + 1;
     if (scale && strcmp(scale, "quick") && strcmp(scale, "full"))
         return cli_error(cmd, "--scale '%s': expected quick or full", scale) + 1;
     double stop_after = 0;
@@ -133,8 +133,7 @@ int cmd_run_all(int argc, char **argv) {
         memcpy(o.redo, tmp.tasks, sizeof o.redo);
     }
     ss_pipe_config *c = &o.config;
-    int gpu = backend ? strcmp(backend, "cpu") != 0 && (!strcmp(backend, "gpu") || ss_cuda_device_count() > 0)
-                      : ss_cuda_device_count() > 0;
+    int gpu = be.gpu >= 0 ? be.gpu : ss_cuda_device_count() > 0;
     ss_pipe_config_default(c, gpu);
     ss_status s = SS_OK;
     if (config && (s = ss_pipe_config_load(config, c)) != SS_OK)
@@ -153,7 +152,7 @@ int cmd_run_all(int argc, char **argv) {
     if (scale)
         c->quick = !strcmp(scale, "quick");
     if (backend)
-        c->backend = !strcmp(backend, "auto") ? 0 : !strcmp(backend, "gpu") ? 1 : 2;
+        c->backend = be.gpu < 0 ? 0 : be.gpu ? 1 : 2;
     if ((s = ss_pipe_config_check(c)) != SS_OK)
         return cli_lib_error(cmd, s);
     ui u = {.tty = isatty(fileno(stdout)), .quiet = quiet};

@@ -38,15 +38,15 @@ int bcli_parse_patterns(const char *cmd, const char *s, ss_pattern *out, int *n)
     char buf[512];
     *n = 0;
     if (!s || !*s || strlen(s) >= sizeof buf)
-        return !cli_error(cmd, "--sparsity: expected patterns 2_L (even L >= 4) or 2_inf, found '%s'",
+        return !cli_error(cmd, "--sparsity: expected patterns 2_L (even L >= 4), (L-2):L or 2_inf, found '%s'",
                           s ? s : "");
     snprintf(buf, sizeof buf, "%s", s);
     char *save = NULL;
     for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         ss_pattern p;
         if (ss_pattern_parse(t, &p) != SS_OK || ss_pattern_is_dense(p))
-            return !cli_error(cmd, "--sparsity: expected patterns 2_L (even L >= 4) or 2_inf, "
-                              "found '%s'", t);
+            return !cli_error(cmd, "--sparsity: expected patterns 2_L (even L >= 4), (L-2):L "
+                              "or 2_inf, found '%s'", t);
         for (int i = 0; i < *n; i++)
             if (out[i].l == p.l)
                 return !cli_error(cmd, "--sparsity: pattern '%s' given twice", t);
@@ -129,20 +129,11 @@ int bcli_check_outputs(const char *cmd, const char *out, const char *tuning_dir,
     return 1;
 }
 
-int bcli_context(const char *cmd, const char *backend, const char *device, ss_context **out) {
+int bcli_context(const char *cmd, const cli_backend *be, const char *device, ss_context **out) {
     long long dev = 0;
     if (device && !cli_parse_i64(device, 0, 255, &dev))
         return !cli_error(cmd, "--device: expected a CUDA ordinal 0..255, found '%s'", device);
-    const char *b = backend ? backend : "auto";
-    int gpu;
-    if (!strcmp(b, "cpu"))
-        gpu = 0;
-    else if (!strcmp(b, "gpu"))
-        gpu = 1;
-    else if (!strcmp(b, "auto"))
-        gpu = ss_cuda_device_count() > 0;
-    else
-        return !cli_error(cmd, "--backend: expected auto, gpu or cpu, found '%s'", b);
+    int gpu = be->gpu >= 0 ? be->gpu : ss_cuda_device_count() > 0;
     ss_status s = ss_context_check_device("--backend gpu", gpu ? (int)dev : -1);
     if (s == SS_OK)
         s = ss_context_create(gpu ? (int)dev : -1, out);
@@ -226,12 +217,15 @@ static void usage(FILE *f) {
             "  --dtype LIST       int8,fp8 (default both; FP8 skipped below cc 8.9)\n"
             "  --stage LIST       coarse,fine (default both)\n"
             "  --sparsity LIST    fine-stage patterns (default 2_4,2_6,2_8,2_10)\n"
+            CLI_SPARSITY_HELP
             "  --m-coarse LIST    default 256,1024,4096,16384,32768\n"
             "  --m-fine LIST      default 64,128,...,32768\n"
             "  --tuning-dir DIR   default ./tuning\n"
-            "  --backend B        auto (GPU when present), gpu, cpu (CI: one candidate, timed)\n"
+            CLI_BACKEND_HELP
+            "                     (cpu: one candidate, timed; cublaslt / cusparselt: the default\n"
+            "                     coarse / fine libraries; sm90sp, sm90dense: as --sm90sp, --sm90dense)\n"
             "  --device N         CUDA device (default 0)\n"
-            "  --warmup N --repeat N   per candidate (default 25 / 50)\n"
+            "  --warmup N --repeat N   per candidate (default 25 / 50 on a GPU, 2 / 5 on the CPU)\n"
             "  --no-flush         do not flush L2 between iterations\n"
             "  --retune           re-time entries the table already holds\n"
             "  --sm90sp           fine stage on the sm90sp backend (CUTLASS SM90 2:4, INT8 / FP8)\n"
@@ -263,6 +257,11 @@ int cmd_tune(int argc, char **argv) {
     int64_t m_c[BCLI_MAX_LIST], m_f[BCLI_MAX_LIST];
     int nd = 0, np = 0, nmc = 0, nmf = 0;
     long long w = 25, r = 50;
+    cli_backend be;
+    if (!cli_backend_parse("tune", backend, &be))
+        return 2;
+    sm90sp |= be.library == SS_BACKEND_SM90SP;
+    sm90dense |= be.library == SS_BACKEND_SM90DENSE;
     if (!bcli_shapes("tune", preset, model, shapes, name, sizeof name) ||
         !bcli_parse_dtypes("tune", dt, dtypes, &nd) || !bcli_parse_patterns("tune", sp, pats, &np) ||
         (mc && !bcli_parse_m("tune", "--m-coarse", mc, m_c, &nmc)) ||
@@ -276,8 +275,12 @@ int cmd_tune(int argc, char **argv) {
     if (!bcli_check_outputs("tune", NULL, root, model))
         return 2;
     ss_context *ctx = NULL;
-    if (!bcli_context("tune", backend, device, &ctx))
+    if (!bcli_context("tune", &be, device, &ctx))
         return 1;
+    if (ss_context_device(ctx) < 0) { /* CPU-sized defaults */
+        w = warm ? w : 2;
+        r = rep ? r : 5;
+    }
     bcli_out out;
     bcli_out_init(&out, "tune", quiet);
     /* GEMM plans built before an algorithm is pinned read the same folder */

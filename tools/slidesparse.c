@@ -15,7 +15,7 @@ static const ss_cli_command commands[] = {
     {"generate", "text or token ids in, text (streamed) or ids out; greedy or sampled", cmd_generate},
     {"tokenize", "text -> token ids, or ids -> text, with a model's tokenizer.json", cmd_tokenize},
     {"tune", "search the fastest GEMM algorithms for a model's shapes (task 3)", cmd_tune},
-    {"bench", "bench kernel: dense vs slid GEMM / linear latency CSVs (tasks 6-8)", cmd_bench},
+    {"bench", "kernel|prefill|decode: GEMM / linear latency (tasks 6-8), engine throughput (tasks 4, 5)", cmd_bench},
     {"run-all", "the whole pipeline (tasks 1-8): log, status JSON, report with plots", cmd_run_all},
     {"report", "regenerate the run-all report from a results folder", cmd_report},
     {"inspect", "list tensors, dtypes, shapes and detected Z:L pattern of a file or directory", cmd_inspect},
@@ -70,10 +70,18 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_option *opts,
         }
         int bad = 0, matched = 0;
         for (const cli_option *o = opts; o->name && !matched; o++) {
-            if (o->val)
-                matched = cli_opt(argc, argv, &i, o->name, o->val, &bad);
+            const cli_option *t = o;
+            if (o->alias_of) /* the option it spells the old way */
+                for (t = opts; t->name && (t->alias_of || strcmp(t->name, o->alias_of)); t++)
+                    ;
+            if (!t->name)
+                continue;
+            if (t->val)
+                matched = cli_opt(argc, argv, &i, o->name, t->val, &bad);
             else if ((matched = cli_flag(argv[i], o->name)))
-                *o->flag = 1;
+                *t->flag = 1;
+            if (matched && o->alias_of)
+                cli_error(cmd, "%s is deprecated, use %s", o->name, t->name);
         }
         if (bad)
             return 2;
@@ -81,6 +89,32 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_option *opts,
             return cli_error(cmd, "unexpected argument '%s' (see --help)", argv[i]) + 1;
     }
     return 0;
+}
+
+int cli_backend_parse(const char *cmd, const char *s, cli_backend *out) {
+    ss_backend b;
+    *out = (cli_backend){-1, -1};
+    if (!s || !strcmp(s, "auto"))
+        return 1;
+    if (!strcmp(s, "gpu")) {
+        out->gpu = 1;
+        return 1;
+    }
+    if (ss_backend_parse(s, &b) != SS_OK) {
+        ss_clear_error();
+        return !cli_error(cmd, "--backend '%s': expected auto, gpu, cpu, cublaslt, cusparselt, sm90sp or sm90dense", s);
+    }
+    out->gpu = b != SS_BACKEND_CPU;
+    out->library = (int)b;
+    return 1;
+}
+
+ss_backend cli_backend_for_model(const cli_backend *b, int slid) {
+    if (b->library >= 0)
+        return (ss_backend)b->library;
+    if (b->gpu == 0 || (b->gpu < 0 && ss_cuda_device_count() <= 0))
+        return SS_BACKEND_CPU;
+    return slid ? SS_BACKEND_CUSPARSELT : SS_BACKEND_CUBLASLT;
 }
 
 int cli_parse_i64(const char *s, long long lo, long long hi, long long *out) {

@@ -11,7 +11,7 @@
  *   6 kernel dense, 7 kernel 2_4..2_10, 8 kernel 2_12..2_inf   ss_bench_kernel
  *
  * Outputs under `out`:
- *   checkpoints/<Stem>-BF16, <Stem>-INT8, <Stem>-FP8   (unless --base / config)
+ *   checkpoints/<Stem>-BF16, <Stem>-INT8, <Stem>-FP8   (unless --model / config "base")
  *   checkpoints_slidesparse/<Stem>-<DT>-SlideSparse-2_L
  *   tuning/<GPU>_cc<cc>_<toolchain>/tuning.json
  *   throughput_benchmark_results/{prefill,decode}/<GPU>_cc<cc>_<DT>_<toolchain>/

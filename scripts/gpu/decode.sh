@@ -53,8 +53,8 @@ for part in "$@"; do
   models)
     $S synth --preset bitnet-2b --out "$M/BitNet-2B-BF16" --force >/dev/null || exit 1
     for dt in ${DTYPES//,/ }; do
-      $S quantize --in "$M/BitNet-2B-BF16" --dtype $dt --out "$(model $dt dense)" --force >/dev/null &&
-        $S convert --in "$(model $dt dense)" --sparsity "$PATTERNS" --out-root "$M/slid-$dt" --force >/dev/null ||
+      $S quantize --model "$M/BitNet-2B-BF16" --dtype $dt --out "$(model $dt dense)" --force >/dev/null &&
+        $S convert --model "$(model $dt dense)" --sparsity "$PATTERNS" --out "$M/slid-$dt" --force >/dev/null ||
         { echo "model prep $dt failed"; exit 1; }
     done ;;
   kernel)
@@ -80,18 +80,18 @@ for part in "$@"; do
     for dt in ${DTYPES//,/ }; do
       for spec in dense:cublaslt dense:sm90dense ${PATTERNS//,/:sm90sp }:sm90sp; do
         IFS=: read -r pat be <<<"$spec"
-        timeout 200 $S bench decode --model "$(model $dt $pat)" --backend $be --M "$MS" --out $out/res \
+        timeout 200 $S bench decode --model "$(model $dt $pat)" --backend $be --m "$MS" --out $out/res \
           >"$out/decode_${dt}_${pat}_$be.log" 2>&1
         echo "decode $dt $pat $be rc=$?: $(tps "$out/decode_${dt}_${pat}_$be.log")"
       done
-      SS_STREAM=0 timeout 200 $S bench decode --model "$(model $dt dense)" --backend sm90dense --M "$MS" \
+      SS_STREAM=0 timeout 200 $S bench decode --model "$(model $dt dense)" --backend sm90dense --m "$MS" \
         --out /tmp/nostream >"$out/decode_${dt}_dense_sm90dense_nostream.log" 2>&1
       echo "decode $dt dense sm90dense SS_STREAM=0 rc=$?: $(tps "$out/decode_${dt}_dense_sm90dense_nostream.log")"
     done ;;
   profile)
     for spec in dense:sm90dense 2_4:sm90sp dense:cublaslt; do
       IFS=: read -r pat be <<<"$spec"
-      timeout 120 $S bench decode --model "$(model int8 $pat)" --backend $be --M 64 --profile --out /tmp/prof \
+      timeout 120 $S bench decode --model "$(model int8 $pat)" --backend $be --m 64 --profile --out /tmp/prof \
         >"$out/profile_${pat}_$be.log" 2>&1
       echo "profile $pat $be rc=$?"; sed -n '/stages per step/,/host /p' "$out/profile_${pat}_$be.log"
     done ;;

@@ -65,7 +65,7 @@ Environment (defaults in brackets):
     SS_WORK           models and (unless SS_TUNING_DIR is set) the tuning table [$SS_GPU_BUILD/bench-work]
     SS_NO_TUNE=1      keep the tuning table as it is (GPU linears read it through SS_TUNING_DIR)
     SS_SKIP           comma list of stages to leave out: kernel, prefill, decode
-    SS_SOAK_S         after bench: `bench decode --M $SS_SOAK_M --soak SS_SOAK_S` on the first
+    SS_SOAK_S         after bench: `bench decode --m $SS_SOAK_M --soak SS_SOAK_S` on the first
                       dense backend [off; SS_SOAK_M 64]
     SS_PROFILE_M      profile: decode M list [64,512]; SS_PROFILE_PREFILL_M [16384]
   full-run: SS_RUN_DIR [$SS_GPU_BUILD/run-all], SS_RESUME=1, SS_STOP_AFTER=S
@@ -246,7 +246,7 @@ EDT=${SS_ENGINE_DTYPE:-int8}
 # The dense checkpoint and one slid checkpoint per pattern, by run-all tasks 1-2 (kept in $W and
 # reused by later calls).
 prepare_models() {
-    step models "$S" run-all --tasks 1,2 --models "$PRESET" --dtypes "$EDT" --sparsity "$PATTERNS" \
+    step models "$S" run-all --task 1,2 --preset "$PRESET" --dtype "$EDT" --sparsity "$PATTERNS" \
         --out "$W" --name models --quiet || return 1
     DENSE=$(ls -d "$W"/checkpoints/*-"${EDT^^}" 2>/dev/null | head -1)
     [[ -n $DENSE ]] || { echo "no ${EDT^^} checkpoint under $W/checkpoints"; return 1; }
@@ -301,12 +301,12 @@ cmd_bench() {
         step kernel "${PRE[@]}" "$S" "${kargs[@]}"
         has_sm90 && step kernel_sm90 "${PRE[@]}" "$S" "${kargs[@]}" --sm90sp --sm90dense
     fi
-    skipped prefill || for_each_model prefill "" --M "$pm" --scale "${SS_SCALE:-quick}"
-    skipped decode || for_each_model decode "" --M "$dm"
+    skipped prefill || for_each_model prefill "" --m "$pm" --scale "${SS_SCALE:-quick}"
+    skipped decode || for_each_model decode "" --m "$dm"
     if [[ -n ${SS_SOAK_S:-} ]]; then
         local be
         be=$(dense_backends)
-        engine decode soak "$DENSE" "${be%%,*}" --M "${SS_SOAK_M:-64}" --soak "$SS_SOAK_S"
+        engine decode soak "$DENSE" "${be%%,*}" --m "${SS_SOAK_M:-64}" --soak "$SS_SOAK_S"
     fi
     summary
 }
@@ -317,12 +317,12 @@ cmd_profile() {
     prepare_models || { summary; return 1; }
     local dm=${SS_PROFILE_M:-64,512} pm=${SS_PROFILE_PREFILL_M:-16384}
     tune_all "$dm,$pm"
-    for_each_model decode _profile --M "$dm" --profile
-    for_each_model prefill _profile --M "$pm" --scale "${SS_SCALE:-quick}" --profile
+    for_each_model decode _profile --m "$dm" --profile
+    for_each_model prefill _profile --m "$pm" --scale "${SS_SCALE:-quick}" --profile
     if [[ ${SS_NCU:-0} == 1 ]]; then
         # graphs off so every kernel is one launch; ~two steady decode steps of M 64
         step ncu_decode env SS_CUDA_GRAPHS=0 ncu --metrics gpu__time_duration.sum --csv --print-units base \
-            --launch-skip 30000 --launch-count 900 "$S" bench decode --model "$DENSE" --M 64 --out "$OUT/ncu"
+            --launch-skip 30000 --launch-count 900 "$S" bench decode --model "$DENSE" --m 64 --out "$OUT/ncu"
     fi
     summary
 }

@@ -97,13 +97,13 @@ ss_status ss_pipe_parse_tasks(const char *s, ss_pipe_config *c) {
     char t[SS_PIPE_TASKS * 2][32];
     int n;
     if (!split(s, t, SS_PIPE_TASKS * 2, &n))
-        return ss_fail(SS_EINVAL, "--tasks '%s': expected a comma-separated list of task numbers 1..8", s);
+        return ss_fail(SS_EINVAL, "--task '%s': expected a comma-separated list of task numbers 1..8", s);
     int on[SS_PIPE_TASKS + 1] = {0};
     for (int i = 0; i < n; i++) {
         char *end;
         long v = strtol(t[i], &end, 10);
         if (*end || v < 1 || v > SS_PIPE_TASKS)
-            return ss_fail(SS_EINVAL, "--tasks: unknown task '%s' (expected 1..8)", t[i]);
+            return ss_fail(SS_EINVAL, "--task: unknown task '%s' (expected 1..8)", t[i]);
         on[v] = 1;
     }
     memcpy(c->tasks, on, sizeof on);
@@ -114,7 +114,7 @@ ss_status ss_pipe_parse_models(const char *s, ss_pipe_config *c) {
     char t[SS_PIPE_MAX_MODELS][32];
     int n;
     if (!split(s, t, SS_PIPE_MAX_MODELS, &n))
-        return ss_fail(SS_EINVAL, "--models '%s': expected up to %d comma-separated preset names", s,
+        return ss_fail(SS_EINVAL, "--preset '%s': expected up to %d comma-separated preset names", s,
                        SS_PIPE_MAX_MODELS);
     for (int i = 0; i < n; i++) {
         ss_proj_shape sh[4];
@@ -125,7 +125,7 @@ ss_status ss_pipe_parse_models(const char *s, ss_pipe_config *c) {
             for (int k = 0; k < ss_preset_count(); k++)
                 snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", k ? ", " : "",
                          ss_preset_name(k));
-            return ss_fail(SS_EINVAL, "--models: unknown model '%s' (expected one of %s)", t[i], list);
+            return ss_fail(SS_EINVAL, "--preset: unknown model '%s' (expected one of %s)", t[i], list);
         }
         snprintf(c->models[i], sizeof c->models[i], "%.31s", t[i]);
     }
@@ -138,17 +138,17 @@ ss_status ss_pipe_parse_dtypes(const char *s, ss_pipe_config *c) {
     char t[4][32];
     int n;
     if (!split(s, t, 2, &n))
-        return ss_fail(SS_EINVAL, "--dtypes '%s': expected int8, fp8 or int8,fp8", s);
+        return ss_fail(SS_EINVAL, "--dtype '%s': expected int8, fp8 or int8,fp8", s);
     for (int i = 0; i < n; i++) {
         if (!strcmp(t[i], "int8"))
             c->dtypes[i] = SS_DTYPE_I8;
         else if (!strcmp(t[i], "fp8"))
             c->dtypes[i] = SS_DTYPE_F8_E4M3;
         else
-            return ss_fail(SS_EINVAL, "--dtypes: unknown dtype '%s' (expected int8 or fp8)", t[i]);
+            return ss_fail(SS_EINVAL, "--dtype: unknown dtype '%s' (expected int8 or fp8)", t[i]);
     }
     if (n == 2 && c->dtypes[0] == c->dtypes[1])
-        return ss_fail(SS_EINVAL, "--dtypes: '%s' given twice", t[0]);
+        return ss_fail(SS_EINVAL, "--dtype: '%s' given twice", t[0]);
     c->n_dtypes = n;
     return SS_OK;
 }
@@ -385,9 +385,9 @@ ss_status ss_pipe_config_check(ss_pipe_config *c) {
     for (int k = 1; k <= SS_PIPE_TASKS; k++)
         any |= c->tasks[k];
     if (!any)
-        return ss_fail(SS_EINVAL, "no task selected (expected --tasks with numbers 1..8)");
+        return ss_fail(SS_EINVAL, "no task selected (expected --task with numbers 1..8)");
     if (c->base[0] && c->n_models != 1)
-        return ss_fail(SS_EINVAL, "--base DIR names one checkpoint; give exactly one model, found %d",
+        return ss_fail(SS_EINVAL, "--model DIR names one checkpoint; give exactly one --preset, found %d",
                        c->n_models);
     for (const char *p = c->name; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
@@ -406,7 +406,7 @@ ss_status ss_pipe_config_check(ss_pipe_config *c) {
     char path[1200];
     snprintf(path, sizeof path, "%s/config.json", c->base);
     if (c->base[0] && access(path, F_OK) != 0)
-        return ss_fail(SS_EINVAL, "--base %s: no config.json there (expected a Hugging Face "
+        return ss_fail(SS_EINVAL, "--model %s: no config.json there (expected a Hugging Face "
                        "checkpoint folder)", c->base);
     if (c->base[0])
         SS_TRY(ss_outdir_check_input(c->out, c->base, 0));

@@ -232,8 +232,8 @@ static ss_status task_base(run *r, int mi) {
     snprintf(marker, sizeof marker, "%s.synthetic", dir);
     if (mi == 0 && r->c->base[0]) {
         if (!exists(dir, "config.json"))
-            return ss_fail(SS_EIO, "--base %s: no config.json there (expected a Hugging Face checkpoint folder)", dir);
-        ckpt(r, "base", dir, "given (--base): real weights", 1);
+            return ss_fail(SS_EIO, "--model %s: no config.json there (expected a Hugging Face checkpoint folder)", dir);
+        ckpt(r, "base", dir, "given (--model): real weights", 1);
         logf_(r, "task 1: base checkpoint %s given, used as is", dir);
     }
     int synthetic = !(mi == 0 && r->c->base[0]) && access(marker, F_OK) == 0;
@@ -617,7 +617,7 @@ static ss_status open_run(run *r, const ss_pipe_opts *o) {
             r->st.tasks[k].task = k;
             if (!o->config.tasks[k]) {
                 r->st.tasks[k].state = SS_TASK_SKIPPED;
-                snprintf(r->st.tasks[k].reason, sizeof r->st.tasks[k].reason, "not selected (--tasks)");
+                snprintf(r->st.tasks[k].reason, sizeof r->st.tasks[k].reason, "not selected (--task)");
             }
         }
     }

@@ -20,7 +20,8 @@ typedef struct {
 
 /* The full-size rows copy the published configs; the tiny ones keep K sizes
  * that are not multiples of every L (160, 192, 224, 432, 520, 608) so the
- * padding path of every pattern is exercised. */
+ * padding path of every pattern is exercised, and 2048 positions so every
+ * bench prefill / decode workload fits (prompt 1024 + 1, 16 + 256). */
 static const preset presets[] = {
     {"bitnet-2b", SS_ARCH_BITNET, 2560, 6912, 30, 20, 5, 128, 128256, 4096, 1e-5, 500000.0, 1, 0,
      128000, 128001, "relu2"},
@@ -28,11 +29,11 @@ static const preset presets[] = {
      128000, 128001, "silu"},
     {"qwen2.5-7b", SS_ARCH_QWEN2, 3584, 18944, 28, 28, 4, 128, 152064, 131072, 1e-6, 1000000.0, 0,
      1, 151643, 151643, "silu"},
-    {"tiny-bitnet", SS_ARCH_BITNET, 160, 432, 2, 5, 1, 32, 512, 256, 1e-5, 500000.0, 1, 0, 1, 2,
+    {"tiny-bitnet", SS_ARCH_BITNET, 160, 432, 2, 5, 1, 32, 512, 2048, 1e-5, 500000.0, 1, 0, 1, 2,
      "relu2"},
-    {"tiny-llama", SS_ARCH_LLAMA, 192, 520, 3, 6, 2, 32, 512, 256, 1e-5, 500000.0, 1, 0, 1, 2,
+    {"tiny-llama", SS_ARCH_LLAMA, 192, 520, 3, 6, 2, 32, 512, 2048, 1e-5, 500000.0, 1, 0, 1, 2,
      "silu"},
-    {"tiny-qwen2", SS_ARCH_QWEN2, 224, 608, 2, 7, 1, 32, 512, 256, 1e-6, 1000000.0, 0, 1, 1, 2,
+    {"tiny-qwen2", SS_ARCH_QWEN2, 224, 608, 2, 7, 1, 32, 512, 2048, 1e-6, 1000000.0, 0, 1, 1, 2,
      "silu"},
 };
 #define N_PRESETS ((int)(sizeof presets / sizeof presets[0]))
