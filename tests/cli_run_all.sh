@@ -100,6 +100,32 @@ cp "$REPORT" report.orig && rm -f "$REPORT" r1/plots/*.png
 cmp -s report.orig "$REPORT" || fail "regenerated report differs: $(diff report.orig "$REPORT" | head -5)"
 [[ $(ls r1/plots/*.png 2>/dev/null | wc -l) == "$n_png" ]] || fail "report did not redraw the plots"
 
+# --- the summary: first, one row per stage and dtype, a column per pattern with its ideal ---------
+sum_at=$(grep -n "^## Summary" "$REPORT" | cut -d: -f1) tasks_at=$(grep -n "^## Tasks" "$REPORT" | cut -d: -f1)
+[[ -n $sum_at && -n $tasks_at && $sum_at -lt $tasks_at ]] || fail "report: no Summary before the task table"
+grep -q "^| stage | dtype | model | 2_4 (ideal 2.00×) | 2_6 (ideal 1.50×) |" "$REPORT" ||
+  fail "summary: no header with the patterns and their ideal: $(grep '^| stage |' "$REPORT")"
+SUM_STAGES=(); for st in $STAGES; do SUM_STAGES+=("${st%%:*}"); done
+for dt in $DTS; do
+  for stage in "${SUM_STAGES[@]}" "kernel GEMM only" "kernel whole linear"; do
+    grep -qE "^\| $stage \| $dt \| tiny-bitnet \| .*[0-9]×(\*\*)? \(M [0-9]+\) \|" "$REPORT" ||
+      fail "summary: no row for $stage $dt: $(grep "^| $stage | $dt |" "$REPORT")"
+  done
+done
+grep -q "^\*\*Verdict" "$REPORT" || fail "summary: no verdict"
+grep -q "^## Measurement spread" "$REPORT" || fail "report: no measurement spread section"
+# the kernel tasks measure dense three times: the spread is either flagged or said to be small
+grep -q "machine was busy: treat these numbers with care\|Every repeated point agrees within 10%" "$REPORT" ||
+  fail "spread: neither a warning nor an all-clear"
+
+# --- report from another directory: resolves its paths against the folder, same text -------------
+# run-all recorded the tuning table as r1/tuning/... (relative to $T): from / that is another file
+rm -f "$REPORT"
+(cd / && "$B" report "$T/r1") >out2b 2>err2b || fail "report from /: exit $?: $(cat err2b)"
+grep -q "Table: \`tuning/CPU_cc0_cpu/tuning.json\` ([0-9]* entries)" "$REPORT" ||
+  fail "report from /: tuning line wrong: $(grep -A2 '^## Tuning' "$REPORT" | tail -1)"
+cmp -s report.orig "$REPORT" || fail "report from / differs: $(diff report.orig "$REPORT" | head -5)"
+
 # --- SIGKILL in the middle of task 4, then --resume (reuses r1's checkpoints) ----------------------
 
 "$B" run-all --out r2 --dtype int8 "${LIGHT[@]}" >out3 2>err3 &

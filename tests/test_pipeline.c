@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <dirent.h>
+#include <unistd.h>
 
 #include "ss_test.h"
 
@@ -276,6 +277,19 @@ static void test_report(void **state) {
     assert_non_null(strstr(md, "Synthetic weights were used"));
     assert_non_null(strstr(md, "Embedded no-GPU default"));
     assert_non_null(strstr(md, "| compute capability | 9.0 |"));
+    /* the summary comes first: one row per (stage, dtype, model), one column per pattern with its
+     * ideal, the best speedup over M and where; then a verdict */
+    char *sum = strstr(md, "## Summary"), *tasks = strstr(md, "## Tasks");
+    assert_non_null(sum);
+    assert_true(tasks && sum < tasks);
+    assert_non_null(strstr(md, "| stage | dtype | model | 2_6 (ideal 1.50×) | 2_8 (ideal 1.33×) |\n"));
+    assert_non_null(strstr(md, "| prefill | INT8 | M-X | — | **2.50×** (M 512) |\n"));
+    assert_non_null(strstr(md, "| kernel GEMM only | INT8 | M-X | **1.25×** (M 64) | — |\n"));
+    assert_non_null(strstr(md, "2_8 beats dense in 1 of 1 rows (best 2.50×, 188% of its ideal 1.33×: prefill, INT8, M 512)"));
+    assert_non_null(strstr(md, "These are CPU reference numbers"));
+    /* every point was measured once: no spread, no warning */
+    assert_non_null(strstr(md, "No point was measured more than once"));
+    assert_null(strstr(md, "machine was busy"));
     /* plots: linked when gnuplot drew them, else the report says why */
     snprintf(path, sizeof path, "%s/plots/speedup_prefill_G_cc90_INT8_cuda13.0_M-X.png", dir);
     struct stat sb;
@@ -300,11 +314,129 @@ static void test_report(void **state) {
     free(st);
 }
 
+/* A results folder holding the dense and 2_4 kernel points of task 6 and again of task 7
+ * (as run-all writes them), dense at `second` µs in the repeat; its report in *md. */
+static char *report_with_repeat(const char *dir, double second) {
+    char path[512], t[1024];
+    ss_pipe_status *st = calloc(1, sizeof *st);
+    fill_status(st, dir);
+    snprintf(path, sizeof path, "%s/run_all_20260102_030405_status.json", dir);
+    assert_ok(ss_pipe_status_save(st, path));
+    free(st);
+    const char *kh = "gpu,cc,dtype,cublaslt,cusparselt,toolchain,model,proj,M,N,K,K_slid,backend,pattern,level,"
+                     "latency_us,tops,speedup,ideal,slid_eff,alg_id,split_k,algo\n";
+    const char *dev = "G_cc90_FP8_cuda13.0";
+    for (int task = 6; task <= 7; task++) {
+        snprintf(path, sizeof path, "kernel_task%d/benchmark_kernel/cuBLASLt/%s/M-X_total.csv", task, dev);
+        snprintf(t, sizeof t, "%s\"G, 80GB\",90,FP8,1,2,c,M-X,total,128,10,10,10,cublaslt,dense,gemm,%.1f,1,1,1,,,,\n",
+                 kh, task == 6 ? 30.0 : second);
+        write_csv(dir, path, t);
+        snprintf(path, sizeof path, "kernel_task%d/benchmark_kernel/cuSPARSELt/%s/M-X_total.csv", task, dev);
+        snprintf(t, sizeof t, "%s\"G, 80GB\",90,FP8,1,2,c,M-X,total,128,10,10,10,cusparselt,2_4,gemm,20.0,1,1,2,,,,\n",
+                 kh);
+        write_csv(dir, path, t);
+    }
+    char report[1024];
+    assert_ok(ss_pipe_report(dir, report, sizeof report));
+    size_t len;
+    char *md = ss_test_read_file(report, &len);
+    assert_non_null(md);
+    return md;
+}
+
+static void test_report_spread(void **state) {
+    (void)state;
+    char dir[256];
+    /* dense 30 and 40 µs in two runs: (40 - 30) / 35 = 29% > 10% */
+    ss_test_tmpdir(dir, sizeof dir);
+    char *md = report_with_repeat(dir, 40.0);
+    char *warn = strstr(md, "**Warning: the machine was busy: treat these numbers with care.**");
+    assert_non_null(warn);
+    assert_true(warn < strstr(md, "## Tasks")); /* visible: right under the summary */
+    assert_non_null(strstr(md, "1 of 2 points measured more than once differ by more than 10%"));
+    assert_non_null(strstr(md, "| kernel GEMM only | FP8 | M-X | dense | 1 | 2 | 128 | 30.0 µs | 35.0 µs | 40.0 µs | **28.6%** |"));
+    assert_non_null(strstr(md, "| kernel GEMM only | FP8 | M-X | 2_4 | 1 | 2 | 128 | 20.0 µs | 20.0 µs | 20.0 µs | 0.0% |"));
+    /* the summary compares the fastest run of each side: 30 / 20 */
+    assert_non_null(strstr(md, "| kernel GEMM only | FP8 | M-X | **1.50×** (M 128) |"));
+    free(md);
+    ss_test_rmtree(dir);
+
+    /* 30 and 30.6 µs: 2%, no warning */
+    ss_test_tmpdir(dir, sizeof dir);
+    md = report_with_repeat(dir, 30.6);
+    assert_null(strstr(md, "machine was busy"));
+    assert_non_null(strstr(md, "| 30.0 µs | 30.3 µs | 30.6 µs | 2.0% |"));
+    assert_non_null(strstr(md, "Every repeated point agrees within 10%."));
+    free(md);
+    ss_test_rmtree(dir);
+}
+
+/* run-all records the tuning table as <out>/tuning/... with <out> as it was given (relative to
+ * where run-all ran); `report` run from anywhere else still finds it in the results folder. */
+static void test_report_tuning_path(void **state) {
+    (void)state;
+    char dir[256], path[1024], cwd[1024], other[256], report[1024];
+    ss_test_tmpdir(dir, sizeof dir);
+    ss_test_tmpdir(other, sizeof other);
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    ss_pipe_status *st = calloc(1, sizeof *st);
+    fill_status(st, "results");
+    char keydir[256];
+    ss_tune_key_dir(&st->key, keydir, sizeof keydir);
+    snprintf(st->tune_path, sizeof st->tune_path, "results/tuning/%s/tuning.json", keydir);
+    snprintf(path, sizeof path, "%s/run_all_20260102_030405_status.json", dir);
+    assert_ok(ss_pipe_status_save(st, path));
+    ss_tune_table *t = NULL;
+    assert_ok(ss_tune_table_create(&st->key, &t));
+    ss_tune_entry e = {.backend = SS_BACKEND_CPU, .in = SS_DTYPE_I8, .out = SS_DTYPE_BF16, .n = 64, .k = 32, .m = 256,
+                       .n_top = 1};
+    snprintf(e.best.desc, sizeof e.best.desc, "cpu default");
+    e.top[0].algo = e.best;
+    e.top[0].us = 12.5;
+    assert_ok(ss_tune_table_put(t, &e));
+    snprintf(path, sizeof path, "%s/tuning/%s/tuning.json", dir, keydir);
+    assert_ok(ss_tune_table_save(t, path));
+    ss_tune_table_free(t);
+
+    char want[512];
+    snprintf(want, sizeof want, "Table: `tuning/%s/tuning.json` (1 entries).", keydir);
+    assert_int_equal(chdir(other), 0); /* neither the results folder nor its parent */
+    assert_ok(ss_pipe_report(dir, report, sizeof report));
+    size_t len;
+    char *md = ss_test_read_file(report, &len);
+    assert_non_null(strstr(md, want));
+    assert_non_null(strstr(md, "| cpu | I8 | 64 | 32 | 1 | cpu default | 12.50 |"));
+    assert_null(strstr(md, "No tuning table was written"));
+    free(md);
+
+    /* no path recorded (the kernel tasks tuned alone): the table of the run's key is found */
+    st->tune_path[0] = '\0';
+    snprintf(path, sizeof path, "%s/run_all_20260102_030405_status.json", dir);
+    assert_ok(ss_pipe_status_save(st, path));
+    assert_ok(ss_pipe_report(dir, report, sizeof report));
+    md = ss_test_read_file(report, &len);
+    assert_non_null(strstr(md, want));
+    free(md);
+
+    /* and none there: said so */
+    snprintf(path, sizeof path, "%s/tuning", dir);
+    ss_test_rmtree(path);
+    assert_ok(ss_pipe_report(dir, report, sizeof report));
+    md = ss_test_read_file(report, &len);
+    assert_non_null(strstr(md, "No tuning table was written."));
+    free(md);
+    assert_int_equal(chdir(cwd), 0);
+    ss_test_rmtree(dir);
+    ss_test_rmtree(other);
+    free(st);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_round_trip), cmocka_unit_test(test_status_malformed),
         cmocka_unit_test(test_resume_rule),       cmocka_unit_test(test_config),
-        cmocka_unit_test(test_report),
+        cmocka_unit_test(test_report),            cmocka_unit_test(test_report_spread),
+        cmocka_unit_test(test_report_tuning_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

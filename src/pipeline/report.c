@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "io/fileutil.h"
 #include "pipeline/pipeline_internal.h"
+#include "slidesparse/sparse.h"
 #include "slidesparse/tune.h"
 
 extern char **environ;
@@ -26,14 +27,25 @@ enum { ST_PREFILL = 0, ST_DECODE, ST_GEMM, ST_LINEAR, ST_COUNT };
 static const char *stage_title[ST_COUNT] = {"prefill", "decode", "kernel GEMM only", "kernel whole linear"};
 static const char *stage_file[ST_COUNT] = {"prefill", "decode", "kernel_gemm", "kernel_linear"};
 
+/* Measurements of one point beyond the first are kept as repeats: the
+ * dense and native 2:4 sides are measured by every kernel task (6, 7, 8),
+ * and a CSV may hold an M more than once. */
+enum { REP_MAX = 8 };
+
 typedef struct {
     int stage, task;
     char dev[160], model[64], variant[32];
+    char gpu[128], dtype[8]; /* GPU name as the device reports it, "INT8" / "FP8"; "" unknown */
     int64_t m;
     double tps, rps, el; /* throughput */
     double us, ideal;    /* kernel */
     double speedup;      /* vs dense at the same (stage, dev, model, M); 0 unknown */
+    int n_rep;           /* measurements of this point (first source and repeats) */
+    double rep[REP_MAX]; /* their tokens/s (prefill, decode) or µs (kernel) */
 } point;
+
+/* The measured value of p: tokens/s (higher is better) or µs (lower). */
+static double value_of(const point *p) { return p->stage <= ST_DECODE ? p->tps : p->us; }
 
 typedef struct {
     point *p;
@@ -46,10 +58,13 @@ static int same_cell(const point *q, const point *p) {
 }
 
 static int add(points *ps, const point *p) {
-    for (int i = 0; i < ps->n; i++) { /* first source wins (task 7/8 before task 6) */
-        const point *q = &ps->p[i];
-        if (same_cell(q, p) && !strcmp(q->variant, p->variant))
+    for (int i = 0; i < ps->n; i++) { /* first source wins (task 7/8 before task 6); later ones are repeats */
+        point *q = &ps->p[i];
+        if (same_cell(q, p) && !strcmp(q->variant, p->variant)) {
+            if (q->n_rep < REP_MAX)
+                q->rep[q->n_rep++] = value_of(p);
             return 1;
+        }
     }
     if (ps->n == ps->cap) {
         point *g = realloc(ps->p, (size_t)(ps->cap = ps->cap ? ps->cap * 2 : 64) * sizeof *g);
@@ -57,7 +72,9 @@ static int add(points *ps, const point *p) {
             return 0;
         ps->p = g;
     }
-    ps->p[ps->n++] = *p;
+    ps->p[ps->n] = *p;
+    ps->p[ps->n].n_rep = 1;
+    ps->p[ps->n++].rep[0] = value_of(p);
     return 1;
 }
 
@@ -191,6 +208,8 @@ static ss_status collect_kernel(points *ps, const char *out, int task) {
                     p.stage = !strcmp(field(&c, r, "level"), "linear") ? ST_LINEAR : ST_GEMM;
                     snprintf(p.dev, sizeof p.dev, "%.159s", e0->d_name);
                     snprintf(p.model, sizeof p.model, "%s", field(&c, r, "model"));
+                    snprintf(p.gpu, sizeof p.gpu, "%s", field(&c, r, "gpu"));
+                    snprintf(p.dtype, sizeof p.dtype, "%s", field(&c, r, "dtype"));
                     const char *pat = field(&c, r, "pattern");
                     snprintf(p.variant, sizeof p.variant, "%s", side == 0 ? "dense" : pat);
                     p.m = strtoll(field(&c, r, "M"), NULL, 10);
@@ -335,6 +354,16 @@ static const point *find(const points *ps, int lo, int hi, int64_t m, const char
     return NULL;
 }
 
+/* Ideal speedup N/(N-1) of a variant name ("2_6" -> 1.5, "2_inf" -> 1); 0 when not a pattern. */
+static double ideal_of(const char *variant) {
+    ss_pattern pat;
+    if (ss_pattern_parse(variant, &pat) != SS_OK) {
+        ss_clear_error();
+        return 0;
+    }
+    return ss_pattern_ideal_speedup(pat);
+}
+
 // --- plots -----------------------------------------------------------------------------------------------
 
 typedef struct {
@@ -347,6 +376,12 @@ typedef struct {
 
 static int write_text(const char *path, const char *text) {
     return ss_write_file_atomic(path, text, strlen(text)) == SS_OK;
+}
+
+/* s inside a single-quoted gnuplot string ('' is a quote). */
+static void gp_text(sbuf *b, const char *s) {
+    for (; *s; s++)
+        put(b, *s == '\'' ? "''" : "%c", *s);
 }
 
 /* One PNG: series = variants (without dense when speedup). */
@@ -381,20 +416,33 @@ static void plot_group(void *u, const points *ps, int stage, int lo, int hi) {
         free(d.s);
         if (!ok)
             continue;
-        put(&pl->script, "set output '%s/%s.png'\n", pl->dir, stem);
-        put(&pl->script, "set title '%s: %s, %s'\n", kind ? "tokens/s vs M" : "speedup vs dense", stage_title[stage],
-            ps->p[lo].dev);
-        put(&pl->script, "set ylabel '%s'\nunset logscale y\n", kind ? "tokens/s" : "speedup vs dense (x)");
+        const point *p0 = &ps->p[lo];
+        put(&pl->script, "set output '%s/%s.png'\nset title '", pl->dir, stem);
+        gp_text(&pl->script, p0->model);
+        put(&pl->script, " %s on ", p0->dtype);
+        gp_text(&pl->script, p0->gpu[0] ? p0->gpu : p0->dev);
+        put(&pl->script, ": %s %s vs M'\n", stage_title[stage], kind ? "throughput" : "speedup over dense");
+        put(&pl->script, "set xlabel '%s'\n", stage == ST_PREFILL  ? "M (batched tokens per step)"
+                                              : stage == ST_DECODE ? "M (concurrent sequences = tokens per step)"
+                                                                   : "M (GEMM rows = tokens)");
+        put(&pl->script, "set ylabel '%s'\nunset logscale y\n",
+            kind ? "throughput (tokens/s, higher is better)" : "speedup over dense (x, higher is better)");
         put(&pl->script, "plot ");
         int first = 1;
         for (int k = 0; k < nv; k++) {
             if (!kind && !strcmp(v[k], "dense"))
                 continue;
-            put(&pl->script, "%s'%s' using 1:%d with linespoints lw 2 pt 7 title '%s %s'", first ? "" : ", ", dat,
-                k + 2, ps->p[lo].model, v[k]);
+            put(&pl->script, "%s'%s' using 1:%d with linespoints lw 2 pt 7 lc %d title '%s'", first ? "" : ", ", dat,
+                k + 2, k + 1, v[k]);
             first = 0;
         }
-        put(&pl->script, kind ? "\n" : ", 1 with lines dt 2 lc rgb 'gray' title 'dense = 1'\n");
+        /* the ideal N/(N-1) of each pattern, dashed in its series' colour */
+        for (int k = 0; !kind && k < nv; k++) {
+            double id = ideal_of(v[k]);
+            if (id > 1.0)
+                put(&pl->script, ", %.6g with lines dt 2 lw 1.5 lc %d title '%s ideal %.2fx'", id, k + 1, v[k], id);
+        }
+        put(&pl->script, kind ? "\n" : ", 1 with lines dt 3 lw 2 lc rgb 'black' title 'dense = 1'\n");
         put(pl->md, "![%s %s %s](plots/%s.png)\n\n", kind ? "tokens/s" : "speedup", stage_title[stage],
             ps->p[lo].dev, stem);
         pl->n_plots++;
@@ -522,6 +570,276 @@ static void conclusions(sbuf *b, const points *ps) {
         put(b, "No sparse measurement with a dense baseline was found.\n");
 }
 
+// --- summary and spread ------------------------------------------------------------------------------
+
+/* Repeats differing by more than this fraction of their median mark a busy machine. */
+#define SPREAD_WARN 0.10
+
+/* GPU name and dtype of points known only by their folder
+ * ("<GPU>_cc<cc>_<INT8|FP8>_<toolchain>"): the name the status recorded when
+ * the folder is this run's device, else the folder's own spelling. */
+static void label_points(points *ps, const ss_pipe_status *st) {
+    char mine[160];
+    ss_pipe_sanitize(st->key.gpu, mine, sizeof mine);
+    for (int i = 0; i < ps->n; i++) {
+        point *p = &ps->p[i];
+        const char *cc = NULL;
+        for (const char *q = strstr(p->dev, "_cc"); q; q = strstr(q + 1, "_cc"))
+            if (q[3] >= '0' && q[3] <= '9')
+                cc = q;
+        if (!cc)
+            continue;
+        const char *d = cc + 3;
+        while (*d >= '0' && *d <= '9')
+            d++;
+        if (!p->dtype[0] && *d == '_')
+            snprintf(p->dtype, sizeof p->dtype, "%.*s", (int)strcspn(d + 1, "_"), d + 1);
+        int gl = (int)(cc - p->dev);
+        if (!p->gpu[0])
+            snprintf(p->gpu, sizeof p->gpu, "%.*s", gl, (size_t)gl == strlen(mine) && !strncmp(p->dev, mine, (size_t)gl) ? st->key.gpu : p->dev);
+    }
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* min / median / max of p's measurements; returns their count. */
+static int rep_stats(const point *p, double *mn, double *med, double *mx) {
+    double v[REP_MAX];
+    memcpy(v, p->rep, (size_t)p->n_rep * sizeof *v);
+    qsort(v, (size_t)p->n_rep, sizeof *v, cmp_double);
+    *mn = v[0];
+    *mx = v[p->n_rep - 1];
+    *med = p->n_rep % 2 ? v[p->n_rep / 2] : (v[p->n_rep / 2 - 1] + v[p->n_rep / 2]) / 2;
+    return p->n_rep;
+}
+
+/* (max - min) / median of p's repeats; 0 with one measurement. */
+static double spread_of(const point *p) {
+    double mn, med, mx;
+    if (p->n_rep < 2 || rep_stats(p, &mn, &med, &mx) < 2 || med <= 0)
+        return 0;
+    return (mx - mn) / med;
+}
+
+/* The best of p's measurements: the most tokens/s, the fewest µs. */
+static double best_of(const point *p) {
+    double b = p->rep[0];
+    for (int i = 1; i < p->n_rep; i++)
+        b = p->stage <= ST_DECODE ? fmax(b, p->rep[i]) : fmin(b, p->rep[i]);
+    return b;
+}
+
+/* Speedup of sparse point p over the best dense measurement at its M, each
+ * side taken at its best; 0 without a dense point. */
+static double best_speedup(const points *ps, const point *p) {
+    const point *d = dense_of(ps, p);
+    if (!d || best_of(p) <= 0 || best_of(d) <= 0)
+        return 0;
+    return p->stage <= ST_DECODE ? best_of(p) / best_of(d) : best_of(d) / best_of(p);
+}
+
+typedef struct {
+    sbuf *b;
+    char v[32][32]; /* sparse variants, columns */
+    int nv, rows;
+    int wins[32], seen[32];         /* per column: rows it beats dense in, rows it was measured in */
+    double top[32];                 /* per column: its best speedup anywhere */
+    const point *top_at[32];
+} summary;
+
+/* The best speedup of pattern v over [lo, hi) and the point giving it. */
+static const point *best_in(const points *ps, int lo, int hi, const char *v, double *sp) {
+    const point *at = NULL;
+    *sp = 0;
+    for (int i = lo; i < hi; i++) {
+        double x = strcmp(ps->p[i].variant, v) ? 0 : best_speedup(ps, &ps->p[i]);
+        if (x > *sp)
+            *sp = x, at = &ps->p[i];
+    }
+    return at;
+}
+
+static void summary_row(void *u, const points *ps, int stage, int lo, int hi) {
+    summary *sm = u;
+    put(sm->b, "| %s | %s | %s |", stage_title[stage], ps->p[lo].dtype[0] ? ps->p[lo].dtype : ps->p[lo].dev,
+        ps->p[lo].model);
+    for (int k = 0; k < sm->nv; k++) {
+        double sp;
+        const point *at = best_in(ps, lo, hi, sm->v[k], &sp);
+        if (!at) {
+            put(sm->b, " — |");
+            continue;
+        }
+        sm->seen[k]++;
+        sm->wins[k] += sp > 1.0;
+        if (sp > sm->top[k])
+            sm->top[k] = sp, sm->top_at[k] = at;
+        put(sm->b, sp > 1.0 ? " **%.2f×** (M %lld) |" : " %.2f× (M %lld) |", sp, (long long)at->m);
+    }
+    put(sm->b, "\n");
+    sm->rows++;
+}
+
+/* Every repeated measurement whose spread exceeds SPREAD_WARN: the count, the
+ * number of repeated points, and the worst one. */
+static int busy_points(const points *ps, int *repeated, const point **worst) {
+    int n = 0;
+    *repeated = 0;
+    *worst = NULL;
+    for (int i = 0; i < ps->n; i++) {
+        const point *p = &ps->p[i];
+        if (p->n_rep < 2)
+            continue;
+        (*repeated)++;
+        n += spread_of(p) > SPREAD_WARN;
+        if (!*worst || spread_of(p) > spread_of(*worst))
+            *worst = p;
+    }
+    return n;
+}
+
+static void busy_warning(sbuf *b, const points *ps) {
+    int repeated;
+    const point *w;
+    int n = busy_points(ps, &repeated, &w);
+    if (!n)
+        return;
+    double mn, med, mx;
+    rep_stats(w, &mn, &med, &mx);
+    put(b, "\n> **Warning: the machine was busy: treat these numbers with care.** %d of %d points measured more "
+           "than once differ by more than %.0f%% between their runs (largest: %s %s %s, %s, M %lld: min %.1f, "
+           "median %.1f, max %.1f %s, %.0f%%). See *Measurement spread*.\n",
+        n, repeated, SPREAD_WARN * 100, w->model, w->dtype, stage_title[w->stage], w->variant, (long long)w->m, mn,
+        med, mx, w->stage <= ST_DECODE ? "tokens/s" : "µs", spread_of(w) * 100);
+}
+
+/* "## Summary": best speedup per (stage, dtype, model) and pattern, the
+ * ideal in the header, a verdict, and the busy-machine warning. */
+static void summary_section(sbuf *b, const points *ps, const ss_pipe_status *st) {
+    put(b, "## Summary\n\n");
+    summary sm = {.b = b};
+    char all[32][32];
+    int na = variants(ps, 0, ps->n, all, 32);
+    for (int k = 0; k < na; k++)
+        if (strcmp(all[k], "dense"))
+            memcpy(sm.v[sm.nv++], all[k], 32);
+    int any_dense = 0;
+    for (int i = 0; i < ps->n; i++)
+        any_dense |= strcmp(ps->p[i].variant, "dense") && dense_of(ps, &ps->p[i]) != NULL;
+    if (!sm.nv || !any_dense) {
+        put(b, "No sparse measurement with a dense baseline was found: nothing to summarize.\n");
+        return;
+    }
+    put(b, "Best speedup of each pattern over the best dense measurement at the same M (fastest run of each side), "
+           "and the M where it was reached; bold where sparse beats dense. The ideal speedup N/(N−1) is in the "
+           "column header.\n\n| stage | dtype | model |");
+    for (int k = 0; k < sm.nv; k++) {
+        double id = ideal_of(sm.v[k]);
+        put(b, id > 0 ? " %s (ideal %.2f×) |" : " %s |", sm.v[k], id);
+    }
+    put(b, "\n|---|---|---|");
+    for (int k = 0; k < sm.nv; k++)
+        put(b, "---:|");
+    put(b, "\n");
+    for (int stg = 0; stg < ST_COUNT; stg++)
+        for_groups(ps, stg, summary_row, &sm);
+
+    /* the verdict: which patterns win where */
+    int repeated;
+    const point *w;
+    put(b, "\n**Verdict%s:**", busy_points(ps, &repeated, &w) ? " (on noisy measurements: see the warning below)" : "");
+    int winners = 0;
+    sbuf never = {0};
+    for (int k = 0; k < sm.nv; k++) {
+        if (!sm.seen[k])
+            continue;
+        if (!sm.wins[k]) {
+            put(&never, "%s%s", never.s ? ", " : "", sm.v[k]);
+            continue;
+        }
+        const point *a = sm.top_at[k];
+        double id = ideal_of(sm.v[k]);
+        put(b, "%s %s beats dense in %d of %d rows (best %.2f×", winners ? ";" : "", sm.v[k], sm.wins[k], sm.seen[k],
+            sm.top[k]);
+        if (id > 0)
+            put(b, ", %.0f%% of its ideal %.2f×", 100 * sm.top[k] / id, id);
+        put(b, ": %s, %s, M %lld)", stage_title[a->stage], a->dtype, (long long)a->m);
+        winners++;
+    }
+    if (!winners)
+        put(b, " no pattern beats dense anywhere in this run");
+    if (never.s)
+        put(b, "%s never faster than dense: %s", winners ? ";" : ";", never.s);
+    put(b, ".%s\n", st->embedded ? " These are CPU reference numbers: they say nothing about GPU speedups." : "");
+    free(never.s);
+    busy_warning(b, ps);
+}
+
+/* "## Measurement spread": min / median / max of the points measured more
+ * than once, per (stage, dtype, model, variant) the largest spread. */
+static void spread_section(sbuf *b, const points *ps) {
+    put(b, "\n## Measurement spread\n\n");
+    int repeated;
+    const point *w;
+    int busy = busy_points(ps, &repeated, &w);
+    int once[ST_COUNT] = {0}, twice[ST_COUNT] = {0};
+    for (int i = 0; i < ps->n; i++)
+        (ps->p[i].n_rep > 1 ? twice : once)[ps->p[i].stage]++;
+    if (once[ST_PREFILL] + once[ST_DECODE] && !twice[ST_PREFILL] && !twice[ST_DECODE])
+        put(b, "Prefill and decode run once per point (one tokens/s value each): their spread is not measured here; "
+               "running the benchmark again into another folder and comparing is the way to see it.\n");
+    if (!repeated) {
+        put(b, "%sNo point was measured more than once in this run: no spread can be shown.\n",
+            once[ST_PREFILL] + once[ST_DECODE] ? "\n" : "");
+        return;
+    }
+    put(b, "%sKernel latencies are each the median of the timed iterations; the dense and native 2_4 sides are "
+           "measured again by every kernel task (6, 7, 8), so their runs can be compared. Spread = (max − min) / "
+           "median over the runs of one point; above %.0f%% the machine was likely busy. Per series, the point "
+           "with the largest spread:\n\n"
+           "| stage | dtype | model | variant | points | runs | largest spread at M | min | median | max | spread |\n"
+           "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        once[ST_PREFILL] + once[ST_DECODE] && !twice[ST_PREFILL] && !twice[ST_DECODE] ? "\n" : "",
+        SPREAD_WARN * 100);
+    for (int i = 0; i < ps->n; i++) {
+        const point *p = &ps->p[i];
+        if (p->n_rep < 2)
+            continue;
+        /* one row per series: its first repeated point in sorted order reports it */
+        int first = 1, pts = 0, runs = 0;
+        const point *worst = p;
+        for (int j = 0; j < ps->n; j++) {
+            const point *q = &ps->p[j];
+            if (q->n_rep < 2 || q->stage != p->stage || strcmp(q->dev, p->dev) || strcmp(q->model, p->model) ||
+                strcmp(q->variant, p->variant))
+                continue;
+            first &= j >= i;
+            pts++;
+            runs = q->n_rep > runs ? q->n_rep : runs;
+            if (spread_of(q) > spread_of(worst))
+                worst = q;
+        }
+        if (!first)
+            continue;
+        double mn, med, mx;
+        rep_stats(worst, &mn, &med, &mx);
+        const char *unit = p->stage <= ST_DECODE ? "tokens/s" : "µs";
+        put(b, "| %s | %s | %s | %s | %d | %d | %lld | %.1f %s | %.1f %s | %.1f %s | %s%.1f%%%s |\n",
+            stage_title[p->stage], p->dtype, p->model, p->variant, pts, runs, (long long)worst->m, mn, unit, med,
+            unit, mx, unit, spread_of(worst) > SPREAD_WARN ? "**" : "", spread_of(worst) * 100,
+            spread_of(worst) > SPREAD_WARN ? "**" : "");
+    }
+    if (busy)
+        put(b, "\n**The machine was busy: treat these numbers with care** (%d of %d repeated points spread more than "
+               "%.0f%%).\n",
+            busy, repeated, SPREAD_WARN * 100);
+    else
+        put(b, "\nEvery repeated point agrees within %.0f%%.\n", SPREAD_WARN * 100);
+}
+
 // --- the report --------------------------------------------------------------------------------------------
 
 /* cuSPARSELt's integer version (cusparseLtGetVersion: major*1e6 + minor*100
@@ -595,19 +913,52 @@ static void prep_table(sbuf *b, const ss_pipe_status *st) {
                "recorded in this run (an earlier run's report says).\n");
 }
 
-static void tuning_section(sbuf *b, const ss_pipe_status *st) {
+/* The tuning table of the run in results folder dir: its path in rel
+ * (relative to dir, for the report) and full (to open). The status records
+ * <out>/tuning/... with <out> as run-all was given it, relative to the
+ * directory run-all ran in, so it is resolved against dir, never the current
+ * directory; without a recorded path (tuning done by the kernel tasks only),
+ * the table for the run's key under tuning/. 0 when there is none. */
+static int tuning_locate(const ss_pipe_status *st, const char *dir, char *rel, size_t nrel, char *full, size_t nfull) {
+    const char *p = st->tune_path;
+    char byk[300];
+    size_t ol = strlen(st->config.out);
+    while (ol > 1 && st->config.out[ol - 1] == '/')
+        ol--;
+    if (p[0] && ol && !strncmp(p, st->config.out, ol) && p[ol] == '/')
+        p += ol + 1;
+    else if (p[0] == '/' || !p[0]) { /* absolute or absent: the table of the key under tuning/ */
+        char key[256];
+        ss_tune_key_dir(&st->key, key, sizeof key);
+        snprintf(byk, sizeof byk, "tuning/%s/tuning.json", key);
+        p = byk;
+    }
+    while (p[0] == '.' && p[1] == '/')
+        p += 2;
+    snprintf(rel, nrel, "%s", p);
+    snprintf(full, nfull, "%s/%s", dir, rel);
+    struct stat sb;
+    return stat(full, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+static void tuning_section(sbuf *b, const ss_pipe_status *st, const char *dir) {
     put(b, "\n## Tuning\n\n");
     put(b, "%d entries tuned, %d reused from the table, %d combinations skipped.", st->tune_tuned, st->tune_reused,
         st->tune_skipped);
     ss_tune_table *t = NULL;
-    if (!st->tune_path[0] || ss_tune_table_load(st->tune_path, &t) != SS_OK) {
-        ss_clear_error();
+    char rel[1200], full[2400];
+    if (!tuning_locate(st, dir, rel, sizeof rel, full, sizeof full)) {
         put(b, " No tuning table was written.\n");
+        return;
+    }
+    if (ss_tune_table_load(full, &t) != SS_OK) {
+        put(b, " The tuning table `%s` could not be read: %s\n", rel, ss_last_error());
+        ss_clear_error();
         return;
     }
     put(b, " Table: `%s` (%zu entries).\n\n| backend | in | N | K | M buckets | best algorithm at the largest M | µs |\n"
            "|---|---|---:|---:|---:|---|---:|\n",
-        st->tune_path, ss_tune_table_count(t));
+        rel, ss_tune_table_count(t));
     size_t n = ss_tune_table_count(t);
     for (size_t i = 0; i < n; i++) {
         const ss_tune_entry *e = ss_tune_table_entry(t, i), *last = e;
@@ -671,11 +1022,14 @@ ss_status ss_pipe_report(const char *dir, char *report, size_t n) {
         (s = collect_kernel(&ps, dir, 6)) != SS_OK)
         goto fail;
     finish_points(&ps);
+    label_points(&ps, st);
 
     header(&b, st, strrchr(status_path, '/') + 1);
+    summary_section(&b, &ps, st);
+    put(&b, "\n");
     task_table(&b, st);
     prep_table(&b, st);
-    tuning_section(&b, st);
+    tuning_section(&b, st, dir);
     put(&b, "\n## Prefill throughput (task 4)\n");
     for_groups(&ps, ST_PREFILL, throughput_table, &b);
     put(&b, "\n## Decode throughput (task 5)\n");
@@ -683,6 +1037,7 @@ ss_status ss_pipe_report(const char *dir, char *report, size_t n) {
     put(&b, "\n## Kernel benchmarks (tasks 6-8)\n");
     for_groups(&ps, ST_GEMM, kernel_table, &b);
     for_groups(&ps, ST_LINEAR, kernel_table, &b);
+    spread_section(&b, &ps);
     skip_lists(&b, st);
     conclusions(&b, &ps);
 
@@ -697,7 +1052,7 @@ ss_status ss_pipe_report(const char *dir, char *report, size_t n) {
     pl.dir = pdir;
     pl.md = &links;
     put(&pl.script, "set terminal pngcairo size 900,540 noenhanced font ',10'\nset logscale x 2\nset grid\n"
-                    "set xlabel 'M (tokens per step / GEMM rows)'\nset key outside right\n");
+                    "set key outside right\n");
     for (int stg = 0; stg < ST_COUNT; stg++)
         for_groups(&ps, stg, plot_group, &pl);
     put(&b, "\n## Plots\n\n");
