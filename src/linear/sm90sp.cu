@@ -185,13 +185,13 @@ static ss_status stream_gemm(sm_linear *c, int config, const void *q, const floa
     return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, "stream GEMM launch");
 }
 
-/* y (m, ldy) BF16 = dequant(W' q^T) with token scales sa; the CUTLASS kernels
- * need ldy == n_pad. */
-static ss_status gemm_fused(sm_linear *c, const void *q, const float *sa, int64_t m, void *y,
-                            int64_t ldy) {
+/* y (m, ldy) BF16 = dequant(W' q^T) with token scales sa, through algorithm
+ * alg (pick_alg); the CUTLASS kernels need ldy == n_pad. */
+static ss_status gemm_fused(sm_linear *c, int alg, const void *q, const float *sa, int64_t m,
+                            void *y, int64_t ldy) {
     ss_gpu_linear *g = &c->g;
     ss_cuda_state *st = ss_cuda(g->ctx);
-    int alg = pick_alg(c, m), v = alg / SM_ORDERS;
+    int v = alg / SM_ORDERS;
     if (alg >= SM_ALGOS)
         return stream_gemm(c, alg - SM_ALGOS, q, sa, m, y, ldy, SS_STREAM_OP_PLAIN);
     Launch L = {c->wc, c->meta, q, sa, c->sb_full, c->bias_full, (int)m, (int)g->n_pad,
@@ -219,12 +219,13 @@ static const char *sm_name(const sm_linear *c) {
  * context's scratch and a 2-D copy. */
 static ss_status gemm_into(sm_linear *c, const void *q, const float *sa, int64_t m, void *y) {
     ss_gpu_linear *g = &c->g;
-    if ((g->n_pad == g->n && (uintptr_t)y % 16 == 0) || pick_alg(c, m) >= SM_ALGOS)
-        return gemm_fused(c, q, sa, m, y, g->n); /* the stream GEMM writes any row pitch */
+    int alg = pick_alg(c, m);
+    if ((g->n_pad == g->n && (uintptr_t)y % 16 == 0) || alg >= SM_ALGOS)
+        return gemm_fused(c, alg, q, sa, m, y, g->n); /* the stream GEMM writes any row pitch */
     ss_cuda_state *st = ss_cuda(g->ctx);
     SS_TRY(ss_cuda_buf_reserve(&st->scratch_d, (size_t)m * (size_t)g->n_pad * 2, g->name,
                                "GEMM output scratch"));
-    SS_TRY(gemm_fused(c, q, sa, m, st->scratch_d.p, g->n_pad));
+    SS_TRY(gemm_fused(c, alg, q, sa, m, st->scratch_d.p, g->n_pad));
     cudaError_t e = cudaMemcpy2DAsync(y, (size_t)g->n * 2, st->scratch_d.p, (size_t)g->n_pad * 2,
                                       (size_t)g->n * 2, (size_t)m, cudaMemcpyDeviceToDevice,
                                       ss_cuda_stream(g->ctx));
@@ -303,24 +304,30 @@ static ss_stream_op stream_op_of(int op) {
     }
 }
 
-/* One kernel when the stream GEMM runs at m (and a GLU's gate / up tiles pair
- * up); the CUTLASS kernels keep the op kernel after them. */
+static int is_glu(ss_stream_op so) { return so == SS_STREAM_OP_GLU_RELU2 || so == SS_STREAM_OP_GLU_SILU; }
+
+/* The stream configuration that applies op at m in one kernel, or -1: the
+ * CUTLASS kernels (and a GLU whose gate / up tiles cannot pair up) keep the
+ * op kernel after the GEMM. */
+static int fused_config(sm_linear *c, int64_t m, int op) {
+    int alg = pick_alg(c, m);
+    if (alg < SM_ALGOS || (is_glu(stream_op_of(op)) && !ss_stream_glu_fits((int)c->g.n)))
+        return -1;
+    return alg - SM_ALGOS;
+}
+
 static int sm_gemm_op_fused(ss_linear *lin, int64_t m, int op) {
-    sm_linear *c = (sm_linear *)lin;
-    if (pick_alg(c, m) < SM_ALGOS)
-        return 0;
-    ss_stream_op so = stream_op_of(op);
-    return (so != SS_STREAM_OP_GLU_RELU2 && so != SS_STREAM_OP_GLU_SILU) || ss_stream_glu_fits((int)c->g.n);
+    return fused_config((sm_linear *)lin, m, op) >= 0;
 }
 
 static ss_status sm_gemm_op(ss_linear *lin, const void *q, const float *sa, int64_t m, int op,
                             uint16_t *out) {
     sm_linear *c = (sm_linear *)lin;
-    if (!sm_gemm_op_fused(lin, m, op))
+    int config = fused_config(c, m, op);
+    if (config < 0)
         return SS_EUNSUPPORTED;
     ss_stream_op so = stream_op_of(op);
-    int64_t ldy = so == SS_STREAM_OP_GLU_RELU2 || so == SS_STREAM_OP_GLU_SILU ? c->g.n / 2 : c->g.n;
-    return stream_gemm(c, pick_alg(c, m) - SM_ALGOS, q, sa, m, out, ldy, so);
+    return stream_gemm(c, config, q, sa, m, out, is_glu(so) ? c->g.n / 2 : c->g.n, so);
 }
 
 // --- forwards: quant (+ norm) -> fused GEMM (-> GLU / residual) ------------------------
@@ -361,8 +368,8 @@ static ss_status forward_scratch(sm_linear *c, const uint16_t *x, const uint16_t
     SS_TRY(quant_scratch(c, x, gamma, eps, m));
     SS_TRY(ss_cuda_buf_reserve(&st->scratch_d, (size_t)m * (size_t)g->n_pad * 2, g->name,
                                "GEMM output"));
-    SS_TRY(gemm_fused(c, st->scratch_q.p, (const float *)st->scratch_sa.p, m, st->scratch_d.p,
-                      g->n_pad));
+    SS_TRY(gemm_fused(c, pick_alg(c, m), st->scratch_q.p, (const float *)st->scratch_sa.p, m,
+                      st->scratch_d.p, g->n_pad));
     *y = st->scratch_d.p;
     return SS_OK;
 }
