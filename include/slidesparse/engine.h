@@ -162,6 +162,39 @@ ss_status ss_generate(ss_model *m, const int32_t *prompt, int64_t n_prompt, cons
 ss_status ss_generate_greedy(ss_model *m, const int32_t *prompt, int64_t n_prompt,
                              int64_t max_new, int32_t *out, float *last_logits);
 
+// --- perplexity ------------------------------------------------------------------------
+
+/* Teacher-forced evaluation settings. Windows of `context` tokens start at
+ * 0, stride, 2 x stride, ... until one reaches the end of the ids; each
+ * window runs in a fresh sequence, and the tokens it scores are those no
+ * earlier window scored (its first token never: it has no context). With
+ * stride == context the windows do not overlap; a smaller stride gives every
+ * scored token more context and costs more forwards. */
+typedef struct {
+    int64_t context; /* 2..max_position_embeddings; 0: min(max_position_embeddings, 512) */
+    int64_t stride;  /* 1..context; 0: context */
+} ss_eval_opts;
+
+typedef struct {
+    int64_t n_tokens;  /* tokens scored */
+    int64_t n_windows;
+    double nll_sum;    /* sum of -log p(token | the tokens before it in its window), nats */
+    double mean_nll;   /* nll_sum / n_tokens */
+    double perplexity; /* exp(mean_nll) */
+} ss_eval_result;
+
+/* The negative log-likelihood of each next token of ids (n >= 2, each in the
+ * vocabulary) under m, windows as above. Each window goes through one
+ * sequence's KV cache one token at a time (a one-token prefill, then decode
+ * steps), and each step's F32 logits are scored with a log-softmax in double
+ * precision (max subtracted). SS_EINVAL (one line) for bad settings or ids,
+ * and for non-finite logits, naming the position. */
+ss_status ss_eval_perplexity(ss_model *m, const int32_t *ids, int64_t n, const ss_eval_opts *o,
+                             ss_eval_result *out);
+/* -log softmax(logits)[target] in double precision (max subtracted); NaN when
+ * a logit is not finite. */
+double ss_eval_token_nll(const float *logits, int64_t vocab, int32_t target);
+
 #ifdef __cplusplus
 }
 #endif
