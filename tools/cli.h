@@ -107,6 +107,7 @@ int cmd_bench_prefill(int argc, char **argv);
 int cmd_bench_decode(int argc, char **argv);
 int cmd_generate(int, char **);
 int cmd_tokenize(int, char **);
+int cmd_eval(int, char **);
 int cmd_run_all(int, char**); int cmd_report(int, char**);
 
 #endif

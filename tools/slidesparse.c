@@ -13,6 +13,7 @@ static const ss_cli_command commands[] = {
     {"convert", "prune + slide a checkpoint to SlideSparse 2_L patterns (task 2)", cmd_convert},
     {"verify", "check a SlideSparse checkpoint against its dense source, exit 1 on mismatch", cmd_verify},
     {"generate", "text or token ids in, text (streamed) or ids out; greedy or sampled", cmd_generate},
+    {"eval", "perplexity of a checkpoint on a text: what pruning costs against the dense model", cmd_eval},
     {"tokenize", "text -> token ids, or ids -> text, with a model's tokenizer.json", cmd_tokenize},
     {"tune", "search the fastest GEMM algorithms for a model's shapes (task 3)", cmd_tune},
     {"bench", "kernel|prefill|decode: GEMM / linear latency (tasks 6-8), engine throughput (tasks 4, 5)", cmd_bench},
