@@ -101,8 +101,9 @@ static int parse_id_file(const char *path, const char *s, int32_t **ids, int64_t
         long long v = strtoll(p, &end, 10);
         if (end == p || errno || v < 0 || v > INT32_MAX ||
             (*end && *end != ',' && *end != ' ' && *end != '\t' && *end != '\n' && *end != '\r')) {
-            cli_error("eval", "%s: entry %lld '%.16s': expected token ids (integers >= 0) separated by commas "
-                      "or whitespace", path, (long long)*n + 1, p);
+            int len = (int)strcspn(p, ", \t\r\n");
+            cli_error("eval", "%s: entry %lld '%.*s': expected token ids (integers >= 0) separated by commas "
+                      "or whitespace", path, (long long)*n + 1, len < 16 ? len : 16, p);
             return 2;
         }
         if (*n == cap) {
