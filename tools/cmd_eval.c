@@ -175,6 +175,12 @@ int cmd_eval(int argc, char **argv) {
                        (long long)n) + 1;
         goto done;
     }
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] >= cfg.vocab_size) { /* before any weight is read */
+            rc = cli_error("eval", "id %d at index %lld is out of vocabulary (vocab_size %d of %s)", (int)ids[i],
+                           (long long)i, cfg.vocab_size, a.model) + 1;
+            goto done;
+        }
     ss_backend backend = cli_backend_for_model(&be, cfg.kind == SS_WEIGHTS_SLID);
     char what[48];
     snprintf(what, sizeof what, "backend %s", ss_backend_name(backend));
