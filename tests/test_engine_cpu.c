@@ -313,6 +313,16 @@ static void check_f16_f32(const char *arch) {
         }
         printf("OK  %s cli: generate on F16 and F32 gives %s", arch, want);
     }
+    /* another dtype: one line naming file, tensor and dtype */
+    char d16i[600];
+    snprintf(d16i, sizeof d16i, "%s/i16", tmp);
+    ss_test_recast_checkpoint(h, d16i, SS_DTYPE_I16);
+    ss_model *bad = NULL;
+    assert_fails(ss_model_load(ctx, SS_BACKEND_CPU, d16i, &bad), SS_EFORMAT,
+                 "i16/model.safetensors: tensor 'model.");
+    assert_non_null(strstr(ss_last_error(), "': expected dtype BF16, F16 or F32, found I16"));
+    assert_null(strchr(ss_last_error(), '\n'));
+    assert_null(bad);
     for (int i = 0; i < 3; i++) {
         free(lg[i]);
         ss_model_destroy(m[i]);
