@@ -603,6 +603,52 @@ static void test_f16_f32_inputs(void **state) {
     }
 }
 
+/* F32 values BF16 cannot hold: per-channel scales are the F32 absmax / 127,
+ * not that of the values rounded to BF16. */
+static void test_f32_scales_from_f32_values(void **state) {
+    char in[512];
+    path(in, sizeof in, "llama");
+    char f32[512];
+    path(f32, sizeof f32, "llama-F32x");
+    ss_test_f32_scaled_checkpoint(in, f32, 1.0f + 0x1p-12f);
+    quantize("llama-F32x", "llama-F32x-I8", SS_DTYPE_I8);
+    char out[512];
+    path(out, sizeof out, "llama-F32x-I8");
+    ss_checkpoint *a, *b;
+    assert_ok(ss_checkpoint_open(f32, &a));
+    assert_ok(ss_checkpoint_open(out, &b));
+    const ss_st_entry *e = ss_checkpoint_find(a, "model.layers.1.mlp.up_proj.weight");
+    const ss_st_entry *s = ss_checkpoint_find(b, "model.layers.1.mlp.up_proj.weight_scale");
+    assert_int_equal(e->dtype, SS_DTYPE_F32);
+    int differs = 0;
+    for (int64_t r = 0; r < e->shape[0]; r++) {
+        float a_max = 0, b_max = 0, v;
+        for (int64_t j = 0; j < e->shape[1]; j++) {
+            memcpy(&v, (const char *)e->data + 4 * (r * e->shape[1] + j), 4);
+            a_max = fmaxf(a_max, fabsf(v));
+            b_max = fmaxf(b_max, fabsf(ss_bf16_to_f32(ss_f32_to_bf16(v))));
+        }
+        float got;
+        memcpy(&got, (const char *)s->data + 4 * r, 4);
+        assert_true(got == a_max / 127.0f);
+        differs += got != b_max / 127.0f;
+    }
+    assert_true(differs > 0); /* the F32 precision mattered */
+    /* the copied norm is the F32 value rounded to BF16 */
+    e = ss_checkpoint_find(a, "model.norm.weight");
+    s = ss_checkpoint_find(b, "model.norm.weight");
+    assert_int_equal(s->dtype, SS_DTYPE_BF16);
+    for (int64_t j = 0; j < e->shape[0]; j++) {
+        float v;
+        uint16_t h;
+        memcpy(&v, (const char *)e->data + 4 * j, 4);
+        memcpy(&h, (const char *)s->data + 2 * j, 2);
+        assert_int_equal(h, ss_f32_to_bf16(v));
+    }
+    ss_checkpoint_close(a);
+    ss_checkpoint_close(b);
+}
+
 // --- bad input: one line naming file/tensor, no output ------------------------------------------------
 
 typedef enum { MUT_DROP, MUT_SHAPE, MUT_DTYPE, MUT_NAN, MUT_INF } mutation;
@@ -759,6 +805,7 @@ int main(void) {
         cmocka_unit_test(test_verify_detects_corruption),
         cmocka_unit_test(test_sharded_input),
         cmocka_unit_test(test_f16_f32_inputs),
+        cmocka_unit_test(test_f32_scales_from_f32_values),
         cmocka_unit_test(test_bad_tensors),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_bad_patterns),

@@ -119,7 +119,7 @@ int ss_test_no_cuda(void) {
 
 /* dst = src with BF16 tensors as dtype `to`; snap: kept BF16 but each value
  * replaced by BF16(F16(value)), which F16 then holds exactly. */
-static void recast(const char *src, const char *dst, ss_dtype to, int snap) {
+static void recast(const char *src, const char *dst, ss_dtype to, int snap, float mul) {
     char p[1024];
     size_t n;
     mkdir(dst, 0755);
@@ -151,7 +151,7 @@ static void recast(const char *src, const char *dst, ss_dtype to, int snap) {
         for (size_t j = 0; j < numel; j++) {
             uint16_t h;
             memcpy(&h, (const unsigned char *)e->data + 2 * j, 2);
-            float f = ss_bf16_to_f32(h);
+            float f = ss_bf16_to_f32(h) * mul;
             if (snap)
                 h = ss_f32_to_bf16(ss_f16_to_f32(ss_f32_to_f16(f)));
             if (to == SS_DTYPE_F16)
@@ -161,7 +161,7 @@ static void recast(const char *src, const char *dst, ss_dtype to, int snap) {
             else
                 memcpy(out + 2 * j, &h, 2);
         }
-        if (!snap && ss_dtype_is_dense_float(to)) { /* the library reads the BF16 back */
+        if (!snap && mul == 1.0f && ss_dtype_is_dense_float(to)) { /* the library reads the BF16 back */
             assert_true(ss_dtype_to_bf16(to, out, numel, back));
             if (memcmp(back, e->data, numel * 2))
                 fail_msg("%s: tensor '%s' is not exact in %s", src, e->name, ss_dtype_name(to));
@@ -174,6 +174,10 @@ static void recast(const char *src, const char *dst, ss_dtype to, int snap) {
     ss_safetensors_close(st);
 }
 
-void ss_test_recast_checkpoint(const char *src, const char *dst, ss_dtype to) { recast(src, dst, to, 0); }
+void ss_test_recast_checkpoint(const char *src, const char *dst, ss_dtype to) { recast(src, dst, to, 0, 1.0f); }
 
-void ss_test_snap_f16_checkpoint(const char *src, const char *dst) { recast(src, dst, SS_DTYPE_BF16, 1); }
+void ss_test_snap_f16_checkpoint(const char *src, const char *dst) { recast(src, dst, SS_DTYPE_BF16, 1, 1.0f); }
+
+void ss_test_f32_scaled_checkpoint(const char *src, const char *dst, float mul) {
+    recast(src, dst, SS_DTYPE_F32, 0, mul);
+}
