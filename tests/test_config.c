@@ -103,6 +103,49 @@ static void test_qwen2(void **state) {
     assert_true(c.rope_theta == 1e6);
 }
 
+/* Mistral 7B v0.3 config.json, architecture and sliding_window left open. */
+static const char *mistral_fmt =
+    "{\"architectures\":[\"%s\"],\"attention_dropout\":0.0,\"bos_token_id\":1,"
+    "\"eos_token_id\":2,\"head_dim\":128,\"hidden_act\":\"silu\",\"hidden_size\":4096,"
+    "\"initializer_range\":0.02,\"intermediate_size\":14336,\"max_position_embeddings\":32768,"
+    "\"model_type\":\"mistral\",\"num_attention_heads\":32,\"num_hidden_layers\":32,"
+    "\"num_key_value_heads\":8,\"rms_norm_eps\":1e-05,\"rope_theta\":1000000.0,"
+    "\"sliding_window\":%s,\"tie_word_embeddings\":false,\"torch_dtype\":\"bfloat16\","
+    "\"use_cache\":true,\"vocab_size\":32768}";
+
+/* Mistral: Llama's layers under another name. */
+static void test_mistral(void **state) {
+    char j[2048];
+    ss_model_config c;
+    snprintf(j, sizeof j, mistral_fmt, "MistralForCausalLM", "null");
+    assert_ok(parse(j, &c));
+    assert_int_equal(c.arch, SS_ARCH_LLAMA);
+    assert_string_equal(c.architecture, "MistralForCausalLM");
+    assert_string_equal(c.model_type, "mistral");
+    assert_int_equal(c.hidden_size, 4096);
+    assert_int_equal(c.intermediate_size, 14336);
+    assert_int_equal(c.num_key_value_heads, 8);
+    assert_int_equal(c.head_dim, 128);
+    assert_int_equal(c.attention_bias, 0);
+    assert_int_equal(c.tie_word_embeddings, 0);
+    assert_string_equal(c.hidden_act, "silu");
+    assert_true(c.rope_theta == 1e6);
+    assert_int_equal(c.eos_token_id, 2);
+
+    /* A window covering every position is full attention; a smaller one is
+     * refused (v0.1: 4096 of 32768); Llama and Qwen2 configs' windows are not
+     * in force and are ignored. */
+    snprintf(j, sizeof j, mistral_fmt, "MistralForCausalLM", "32768");
+    assert_ok(parse(j, &c));
+    snprintf(j, sizeof j, mistral_fmt, "MistralForCausalLM", "4096");
+    assert_fails(parse(j, &c), SS_EUNSUPPORTED,
+                 "cfg.json: sliding_window 4096 is smaller than max_position_embeddings 32768");
+    snprintf(j, sizeof j, mistral_fmt, "MistralForCausalLM", "\"4k\"");
+    assert_fails(parse(j, &c), SS_EFORMAT, "'sliding_window' must be an integer or null");
+    snprintf(j, sizeof j, mistral_fmt, "LlamaForCausalLM", "4096");
+    assert_ok(parse(j, &c));
+}
+
 static const char *minimal_fmt =
     "{\"architectures\":[\"%s\"],\"hidden_size\":64,\"intermediate_size\":128,"
     "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"vocab_size\":100%s}";
@@ -134,8 +177,8 @@ static void test_defaults(void **state) {
 static void test_rejections(void **state) {
     char j[1024];
     ss_model_config c;
-    snprintf(j, sizeof j, minimal_fmt, "MistralForCausalLM", "");
-    assert_fails(parse(j, &c), SS_EUNSUPPORTED, "unsupported architecture 'MistralForCausalLM'");
+    snprintf(j, sizeof j, minimal_fmt, "GemmaForCausalLM", "");
+    assert_fails(parse(j, &c), SS_EUNSUPPORTED, "unsupported architecture 'GemmaForCausalLM'");
     assert_fails(parse("{\"hidden_size\":1}", &c), SS_EFORMAT, "'architectures'");
     assert_fails(parse("{\"architectures\":[]}", &c), SS_EFORMAT, "non-empty array");
     assert_fails(parse("{\"architectures\":[\"LlamaForCausalLM\"]}", &c), SS_EFORMAT,
@@ -269,6 +312,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bitnet_2b),       cmocka_unit_test(test_llama),
         cmocka_unit_test(test_qwen2),           cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_mistral),
         cmocka_unit_test(test_rejections),      cmocka_unit_test(test_quantization_config),
         cmocka_unit_test(test_slidesparse_block), cmocka_unit_test(test_load),
     };

@@ -370,6 +370,39 @@ static void test_load(void **state) {
     assert_true(isnan(ss_dtype_load(SS_DTYPE_COUNT, bytes, 0)));
 }
 
+/* Arrays to BF16: every F16 pattern (BF16 of its exact value), F32 ties to
+ * even, BF16 copied, unaligned sources, and dtypes it does not take. */
+static void test_array_to_bf16(void **state) {
+    unsigned char buf[1 + 65536 * 2];
+    uint16_t out[65536];
+    for (uint32_t h = 0; h < 65536; h++) {
+        uint16_t v = (uint16_t)h;
+        memcpy(buf + 1 + 2 * h, &v, 2);
+    }
+    assert_true(ss_dtype_to_bf16(SS_DTYPE_F16, buf + 1, 65536, out));
+    for (uint32_t h = 0; h < 65536; h++) {
+        uint16_t want = ss_f32_to_bf16(ss_f16_to_f32((uint16_t)h));
+        if (out[h] != want)
+            fail_msg("F16 0x%04x -> BF16 0x%04x, expected 0x%04x", h, out[h], want);
+    }
+    /* 1 + 2^-8 ties to 1 (even); 1 + 3*2^-8 ties up; just above a tie rounds up */
+    const uint32_t f32[] = {0x3F808000u, 0x3F818000u, 0x3F808001u, 0xC0490FDBu, 0x7F7FFFFFu, 0x00000001u};
+    const uint16_t want[] = {0x3F80, 0x3F82, 0x3F81, 0xC049, 0x7F80, 0x0000};
+    memcpy(buf + 1, f32, sizeof f32);
+    assert_true(ss_dtype_to_bf16(SS_DTYPE_F32, buf + 1, 6, out));
+    assert_memory_equal(out, want, sizeof want);
+    assert_true(ss_dtype_to_bf16(SS_DTYPE_BF16, buf + 1, 3, out));
+    assert_memory_equal(out, buf + 1, 6);
+    out[0] = 0x1234;
+    assert_false(ss_dtype_to_bf16(SS_DTYPE_I64, buf + 1, 1, out));
+    assert_false(ss_dtype_to_bf16(SS_DTYPE_F64, buf + 1, 1, out));
+    assert_int_equal(out[0], 0x1234); /* untouched */
+    assert_true(ss_dtype_is_dense_float(SS_DTYPE_F16) && ss_dtype_is_dense_float(SS_DTYPE_F32) &&
+                ss_dtype_is_dense_float(SS_DTYPE_BF16));
+    assert_false(ss_dtype_is_dense_float(SS_DTYPE_F64) || ss_dtype_is_dense_float(SS_DTYPE_I8) ||
+                 ss_dtype_is_dense_float(SS_DTYPE_F8_E4M3));
+}
+
 static void test_tensor_views(void **state) {
     int8_t data[6];
     ss_tensor t = ss_tensor_2d(SS_DTYPE_I16, 2, 3, data);
@@ -408,6 +441,7 @@ int main(void) {
         cmocka_unit_test(test_e5m2_no_double_rounding),
         cmocka_unit_test(test_names_and_parse),
         cmocka_unit_test(test_load),
+        cmocka_unit_test(test_array_to_bf16),
         cmocka_unit_test(test_tensor_views),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -247,6 +247,93 @@ static void check_slid_equals_dense(const char *arch, const char *pattern) {
 static void test_slid_int8_equals_dense_bitnet(void **st) { check_slid_equals_dense("bitnet", "2_8"); }
 static void test_slid_int8_equals_dense_qwen2(void **st) { check_slid_equals_dense("qwen2", "2_6"); }
 
+/* Runs `$SS_CLI sub args`, stdout and stderr into buf; returns the exit code. */
+static int run_tool(const char *sub, const char *args, char *buf, size_t n) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' %s %s 2>&1", getenv("SS_CLI"), sub, args);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t got = fread(buf, 1, n - 1, f);
+    buf[got] = 0;
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+// --- F16 and F32 checkpoints ------------------------------------------------------
+
+/* The engine keeps unquantized weights in BF16: F16 and F32 copies of a BF16
+ * checkpoint (values F16 can hold) load to the same weights, so logits match
+ * bit for bit and greedy generation gives the same ids. */
+static void check_f16_f32(const char *arch) {
+    char src[512], tmp[256], h[600], d16[600], d32[600];
+    ss_engine_fixture_dir(arch, src, sizeof src);
+    ss_test_tmpdir(tmp, sizeof tmp);
+    snprintf(h, sizeof h, "%s/h", tmp);
+    snprintf(d16, sizeof d16, "%s/f16", tmp);
+    snprintf(d32, sizeof d32, "%s/f32", tmp);
+    ss_test_snap_f16_checkpoint(src, h);
+    ss_test_recast_checkpoint(h, d16, SS_DTYPE_F16);
+    ss_test_recast_checkpoint(h, d32, SS_DTYPE_F32);
+    ss_context *ctx;
+    assert_ok(ss_context_create(-1, &ctx));
+    ss_model *m[3] = {load(ctx, h), load(ctx, d16), load(ctx, d32)};
+    int64_t v = ss_model_get_config(m[0])->vocab_size;
+    const int32_t ids[] = {3, 141, 59, 26, 53, 58, 97, 93, 23, 84, 62};
+    int32_t gen[3][8];
+    float *lg[3];
+    for (int i = 0; i < 3; i++) {
+        lg[i] = malloc((size_t)v * 4);
+        assert_ok(ss_generate_greedy(m[i], ids, 11, 8, gen[i], lg[i]));
+    }
+    for (int i = 1; i < 3; i++) {
+        assert_memory_equal(gen[0], gen[i], sizeof gen[0]);
+        assert_memory_equal(lg[0], lg[i], (size_t)v * 4);
+    }
+    printf("OK  %s F16 and F32 checkpoints == BF16: ids %d %d %d ..., logits hash %016llx\n", arch,
+           gen[0][0], gen[0][1], gen[0][2], (unsigned long long)ss_logits_hash(lg[0], v));
+    if (getenv("SS_CLI")) { /* the CLI: same ids; inspect names the real dtype */
+        const char *dirs[2] = {d16, d32}, *dt[2] = {"F16", "F32"}, *word[2] = {"f16", "f32"};
+        char args[1024], out[1 << 16], want[256];
+        snprintf(want, sizeof want, "generated: %d,%d,%d,%d,%d,%d,%d,%d\n", gen[0][0], gen[0][1], gen[0][2],
+                 gen[0][3], gen[0][4], gen[0][5], gen[0][6], gen[0][7]);
+        for (int i = 0; i < 2; i++) {
+            snprintf(args, sizeof args, "--model '%s' --prompt-ids 3,141,59,26,53,58,97,93,23,84,62 --max-tokens 8",
+                     dirs[i]);
+            assert_int_equal(run_tool("generate", args, out, sizeof out), 0);
+            assert_non_null(strstr(out, want));
+            snprintf(args, sizeof args, "'%s'", dirs[i]);
+            assert_int_equal(run_tool("inspect", args, out, sizeof out), 0);
+            char line[128];
+            snprintf(line, sizeof line, "weights:      %s (dense original)", word[i]);
+            assert_non_null(strstr(out, line));
+            const char *row = strstr(out, "model.layers.0.self_attn.q_proj.weight ");
+            assert_non_null(row);
+            assert_true(strncmp(row + 49, dt[i], 3) == 0 && row[52] == ' ');
+            assert_null(strstr(out, "BF16")); /* every tensor of the copy is F16/F32 */
+        }
+        printf("OK  %s cli: generate on F16 and F32 gives %s", arch, want);
+    }
+    /* another dtype: one line naming file, tensor and dtype */
+    char d16i[600];
+    snprintf(d16i, sizeof d16i, "%s/i16", tmp);
+    ss_test_recast_checkpoint(h, d16i, SS_DTYPE_I16);
+    ss_model *bad = NULL;
+    assert_fails(ss_model_load(ctx, SS_BACKEND_CPU, d16i, &bad), SS_EFORMAT,
+                 "i16/model.safetensors: tensor 'model.");
+    assert_non_null(strstr(ss_last_error(), "': expected dtype BF16, F16 or F32, found I16"));
+    assert_null(strchr(ss_last_error(), '\n'));
+    assert_null(bad);
+    for (int i = 0; i < 3; i++) {
+        free(lg[i]);
+        ss_model_destroy(m[i]);
+    }
+    ss_context_destroy(ctx);
+    ss_test_rmtree(tmp);
+}
+
+static void test_f16_f32_llama(void **st) { check_f16_f32("llama"); }
+static void test_f16_f32_qwen2(void **st) { check_f16_f32("qwen2"); }
+
 // --- fusion: one fused ss_linear == the separate projections ---------------------
 
 /* y (m, n) of the checkpoint's projection `base` as its own ss_linear. */
@@ -409,16 +496,7 @@ static void test_slid_on_dense_backend(void **st) {
 // --- the CLI --------------------------------------------------------------------
 
 /* Runs `$SS_CLI generate ARGS 2>&1`; returns the exit code, output in buf. */
-static int run_cli(const char *args, char *buf, size_t n) {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' generate %s 2>&1", getenv("SS_CLI"), args);
-    FILE *f = popen(cmd, "r");
-    assert_non_null(f);
-    size_t got = fread(buf, 1, n - 1, f);
-    buf[got] = 0;
-    int st = pclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int run_cli(const char *args, char *buf, size_t n) { return run_tool("generate", args, buf, n); }
 
 static void test_cli_generate(void **st) {
     if (!getenv("SS_CLI")) {
@@ -476,6 +554,8 @@ int main(void) {
         cmocka_unit_test(test_batch_isolates_sequences),
         cmocka_unit_test(test_slid_int8_equals_dense_bitnet),
         cmocka_unit_test(test_slid_int8_equals_dense_qwen2),
+        cmocka_unit_test(test_f16_f32_llama),
+        cmocka_unit_test(test_f16_f32_qwen2),
         cmocka_unit_test(test_fusion_bitnet_int8),
         cmocka_unit_test(test_fusion_qwen2_fp8),
         cmocka_unit_test(test_errors),

@@ -527,6 +527,128 @@ static void test_sharded_input(void **state) {
     assert_int_equal(bad, 0);
 }
 
+// --- F16 and F32 inputs ------------------------------------------------------------------------------
+
+/* Every tensor of checkpoint a equals b's: same names, dtypes, shapes, bytes. */
+static void same_tensors(const char *a_leaf, const char *b_leaf) {
+    char a_dir[512], b_dir[512];
+    path(a_dir, sizeof a_dir, a_leaf);
+    path(b_dir, sizeof b_dir, b_leaf);
+    ss_checkpoint *a, *b;
+    assert_ok(ss_checkpoint_open(a_dir, &a));
+    assert_ok(ss_checkpoint_open(b_dir, &b));
+    assert_int_equal(ss_checkpoint_count(a), ss_checkpoint_count(b));
+    for (size_t i = 0; i < ss_checkpoint_count(a); i++) {
+        const ss_st_entry *e = ss_checkpoint_entry(a, i), *f = ss_checkpoint_find(b, e->name);
+        assert_non_null(f);
+        assert_int_equal(e->dtype, f->dtype);
+        assert_int_equal(e->ndim, f->ndim);
+        assert_int_equal(e->nbytes, f->nbytes);
+        if (memcmp(e->data, f->data, e->nbytes))
+            fail_msg("%s vs %s: tensor '%s' differs", a_leaf, b_leaf, e->name);
+    }
+    ss_checkpoint_close(a);
+    ss_checkpoint_close(b);
+}
+
+/* F16 and F32 copies of a BF16 checkpoint (its values snapped to ones F16
+ * can hold) hold the same values, so quantize and convert give bit-identical
+ * outputs (projections, scales, and the other tensors rounded back to BF16),
+ * and verify accepts the slid one against the F32 copy. */
+static void test_f16_f32_inputs(void **state) {
+    const char *src[] = {"llama-h", "bitnet-h"}, *orig[] = {"llama", "bitnet"};
+    for (int m = 0; m < 2; m++) {
+        char in[512], leaf[3][64], o[512];
+        path(o, sizeof o, orig[m]);
+        path(in, sizeof in, src[m]);
+        ss_test_snap_f16_checkpoint(o, in);
+        const ss_dtype dts[] = {SS_DTYPE_F16, SS_DTYPE_F32};
+        for (int d = 0; d < 2; d++) {
+            char dir[512];
+            snprintf(leaf[d], sizeof leaf[d], "%s-%s", src[m], ss_dtype_name(dts[d]));
+            path(dir, sizeof dir, leaf[d]);
+            ss_test_recast_checkpoint(in, dir, dts[d]);
+            ss_checkpoint *ck;
+            assert_ok(ss_checkpoint_open(dir, &ck));
+            assert_int_equal(ss_checkpoint_find(ck, "model.layers.0.mlp.up_proj.weight")->dtype, dts[d]);
+            ss_checkpoint_close(ck);
+        }
+        char q0[64], q[64];
+        snprintf(q0, sizeof q0, "%s-I8-from-BF16", src[m]);
+        quantize(src[m], q0, SS_DTYPE_I8);
+        for (int d = 0; d < 2; d++) {
+            snprintf(q, sizeof q, "%s-I8-from-%s", src[m], ss_dtype_name(dts[d]));
+            quantize(leaf[d], q, SS_DTYPE_I8);
+            same_tensors(q0, q);
+        }
+        /* convert straight from F32 == convert from BF16, and verify re-derives it */
+        char r0[64], r1[64], s0[700], s1[700], base[600], rt[600];
+        snprintf(r0, sizeof r0, "%s-c-BF16", src[m]);
+        snprintf(r1, sizeof r1, "%s-c-F32", src[m]);
+        assert_ok(convert(src[m], "2_8", SS_DTYPE_I8, r0, 0));
+        assert_ok(convert(leaf[1], "2_8", SS_DTYPE_I8, r1, 0));
+        ss_pattern p;
+        assert_ok(ss_pattern_parse("2_8", &p));
+        path(base, sizeof base, src[m]);
+        path(rt, sizeof rt, r0);
+        assert_ok(ss_convert_out_dir(base, rt, p, s0, sizeof s0));
+        path(base, sizeof base, leaf[1]);
+        path(rt, sizeof rt, r1);
+        assert_ok(ss_convert_out_dir(base, rt, p, s1, sizeof s1));
+        same_tensors(s0 + strlen(root) + 1, s1 + strlen(root) + 1);
+        int bad = -1;
+        ss_verify_opts vo = {.dense_dir = base, .slid_dir = s1};
+        assert_ok(ss_verify_checkpoint(&vo, &bad));
+        assert_int_equal(bad, 0);
+    }
+}
+
+/* F32 values BF16 cannot hold: per-channel scales are the F32 absmax / 127,
+ * not that of the values rounded to BF16. */
+static void test_f32_scales_from_f32_values(void **state) {
+    char in[512];
+    path(in, sizeof in, "llama");
+    char f32[512];
+    path(f32, sizeof f32, "llama-F32x");
+    ss_test_f32_scaled_checkpoint(in, f32, 1.0f + 0x1p-12f);
+    quantize("llama-F32x", "llama-F32x-I8", SS_DTYPE_I8);
+    char out[512];
+    path(out, sizeof out, "llama-F32x-I8");
+    ss_checkpoint *a, *b;
+    assert_ok(ss_checkpoint_open(f32, &a));
+    assert_ok(ss_checkpoint_open(out, &b));
+    const ss_st_entry *e = ss_checkpoint_find(a, "model.layers.1.mlp.up_proj.weight");
+    const ss_st_entry *s = ss_checkpoint_find(b, "model.layers.1.mlp.up_proj.weight_scale");
+    assert_int_equal(e->dtype, SS_DTYPE_F32);
+    int differs = 0;
+    for (int64_t r = 0; r < e->shape[0]; r++) {
+        float a_max = 0, b_max = 0, v;
+        for (int64_t j = 0; j < e->shape[1]; j++) {
+            memcpy(&v, (const char *)e->data + 4 * (r * e->shape[1] + j), 4);
+            a_max = fmaxf(a_max, fabsf(v));
+            b_max = fmaxf(b_max, fabsf(ss_bf16_to_f32(ss_f32_to_bf16(v))));
+        }
+        float got;
+        memcpy(&got, (const char *)s->data + 4 * r, 4);
+        assert_true(got == a_max / 127.0f);
+        differs += got != b_max / 127.0f;
+    }
+    assert_true(differs > 0); /* the F32 precision mattered */
+    /* the copied norm is the F32 value rounded to BF16 */
+    e = ss_checkpoint_find(a, "model.norm.weight");
+    s = ss_checkpoint_find(b, "model.norm.weight");
+    assert_int_equal(s->dtype, SS_DTYPE_BF16);
+    for (int64_t j = 0; j < e->shape[0]; j++) {
+        float v;
+        uint16_t h;
+        memcpy(&v, (const char *)e->data + 4 * j, 4);
+        memcpy(&h, (const char *)s->data + 2 * j, 2);
+        assert_int_equal(h, ss_f32_to_bf16(v));
+    }
+    ss_checkpoint_close(a);
+    ss_checkpoint_close(b);
+}
+
 // --- bad input: one line naming file/tensor, no output ------------------------------------------------
 
 typedef enum { MUT_DROP, MUT_SHAPE, MUT_DTYPE, MUT_NAN, MUT_INF } mutation;
@@ -558,7 +680,7 @@ static void mutate(const char *src_leaf, const char *dst_leaf, const char *name,
         memcpy(shape, e->shape, sizeof shape);
         if (hit && m == MUT_SHAPE)
             shape[0] -= 1;
-        assert_ok(ss_st_writer_declare(w, e->name, hit && m == MUT_DTYPE ? SS_DTYPE_F32 : e->dtype,
+        assert_ok(ss_st_writer_declare(w, e->name, hit && m == MUT_DTYPE ? SS_DTYPE_I64 : e->dtype,
                                        e->ndim, shape));
     }
     for (size_t i = 0; i < ss_safetensors_count(st); i++) {
@@ -572,8 +694,8 @@ static void mutate(const char *src_leaf, const char *dst_leaf, const char *name,
             assert_ok(ss_st_writer_write(w, e->data, e->nbytes / e->shape[0] * (e->shape[0] - 1)));
         } else if (m == MUT_DTYPE) {
             for (size_t j = 0; j < e->nbytes / 2; j++) {
-                float f = ss_bf16_to_f32(((const uint16_t *)e->data)[j]);
-                assert_ok(ss_st_writer_write(w, &f, 4));
+                int64_t v = ((const uint16_t *)e->data)[j];
+                assert_ok(ss_st_writer_write(w, &v, 8));
             }
         } else {
             uint16_t *c = malloc(e->nbytes);
@@ -607,8 +729,13 @@ static void test_bad_tensors(void **state) {
     both_fail("m_drop", SS_EFORMAT, proj);
     mutate("llama", "m_shape", "model.layers.0.mlp.down_proj.weight", MUT_SHAPE);
     both_fail("m_shape", SS_EFORMAT, "model.layers.0.mlp.down_proj.weight");
+    /* F16 and F32 are accepted (test_f16_f32_inputs); integer weights are not */
     mutate("llama", "m_dtype", "model.norm.weight", MUT_DTYPE);
-    both_fail("m_dtype", SS_EFORMAT, "model.norm.weight");
+    both_fail("m_dtype", SS_EFORMAT,
+              "m_dtype/model.safetensors: tensor 'model.norm.weight': expected dtype BF16, F16 or F32, found I64");
+    mutate("llama", "m_dtype_proj", proj, MUT_DTYPE);
+    both_fail("m_dtype_proj", SS_EFORMAT,
+              "m_dtype_proj/model.safetensors: tensor 'model.layers.1.self_attn.k_proj.weight': expected dtype BF16, F16 or F32, found I64");
     mutate("llama", "m_nan", proj, MUT_NAN);
     both_fail("m_nan", SS_EINVAL, proj);
     /* the NaN is late in the file: some tensors were written before it failed */
@@ -677,6 +804,8 @@ int main(void) {
         cmocka_unit_test(test_convert_multi_equals_single),
         cmocka_unit_test(test_verify_detects_corruption),
         cmocka_unit_test(test_sharded_input),
+        cmocka_unit_test(test_f16_f32_inputs),
+        cmocka_unit_test(test_f32_scales_from_f32_values),
         cmocka_unit_test(test_bad_tensors),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_bad_patterns),

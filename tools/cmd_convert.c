@@ -9,8 +9,8 @@
 static void usage(FILE *f) {
     fprintf(f, "usage: slidesparse convert --model DIR --sparsity 2_4,2_6,2_8[,...] [--dtype int8|fp8]\n"
                "                           [--out DIR] [--force]\n"
-               "  From a BF16 checkpoint: quantizes (default int8) and prunes in one pass, ties\n"
-               "  broken by the BF16 values; from a quantized one: prunes its weights.\n"
+               "  From a BF16, F16 or F32 checkpoint: quantizes (default int8) and prunes in one\n"
+               "  pass, ties broken by the original values; from a quantized one: prunes its weights.\n"
                "  --sparsity LIST: patterns 2_L, even L >= 4 (or 6:8 style)\n"
                CLI_SPARSITY_HELP
                "  --out DIR: receives <basename(model)>-SlideSparse-2_L/ per pattern\n"

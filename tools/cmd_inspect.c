@@ -10,17 +10,32 @@
 static void usage(FILE *f) {
     fprintf(f, "usage: slidesparse inspect FILE.safetensors|DIR [--no-scan]\n"
                "  prints the config summary (for a checkpoint directory) and one row per tensor:\n"
-               "  name, dtype, shape, bytes; for 2-D I8/F8/BF16 projection weights (*_proj.weight)\n"
+               "  name, dtype, shape, bytes; for 2-D I8/F8/BF16/F16/F32 projection weights (*_proj.weight)\n"
                "  the detected pattern (smallest L with 2 zeros in every L, else dense) and whether\n"
                "  rows are 2:4-valid; for SlideSparse checkpoints also K and K'.\n"
                "  --no-scan  skip reading the weights (pattern and 2:4 columns show '-')\n");
 }
 
-static const char *weights_word(const ss_model_config *c, char *buf, size_t n) {
+/* The dtype of the unquantized projection weights ("bf16", "f16", "f32", or
+ * "mixed float" when they differ). */
+static const char *dense_word(const ss_checkpoint *ck) {
+    int seen = -1;
+    for (size_t i = 0; i < ss_checkpoint_count(ck); i++) {
+        const ss_st_entry *e = ss_checkpoint_entry(ck, i);
+        if (ss_tensor_role_of(e->name) != SS_ROLE_PROJ)
+            continue;
+        if (seen >= 0 && seen != (int)e->dtype)
+            return "mixed float";
+        seen = (int)e->dtype;
+    }
+    return seen == SS_DTYPE_F16 ? "f16" : seen == SS_DTYPE_F32 ? "f32" : "bf16";
+}
+
+static const char *weights_word(const ss_checkpoint *ck, const ss_model_config *c, char *buf, size_t n) {
     char pat[32];
     const char *dt = ss_dtype_name(c->weight_dtype), *sc = c->per_channel ? "per-channel" : "per-tensor";
     switch (c->kind) {
-    case SS_WEIGHTS_BF16: snprintf(buf, n, "bf16 (dense original)"); break;
+    case SS_WEIGHTS_BF16: snprintf(buf, n, "%s (dense original)", dense_word(ck)); break;
     case SS_WEIGHTS_QUANTIZED: snprintf(buf, n, "quantized %s, %s weight scales", dt, sc); break;
     case SS_WEIGHTS_SLID:
         snprintf(buf, n, "slidesparse %s, %s%s%s", ss_pattern_format(c->pattern, pat, sizeof pat), dt,
@@ -39,14 +54,14 @@ static void print_config(const ss_checkpoint *ck) {
     printf("shape:        %d layers, hidden %d, intermediate %d, heads %d (kv %d) x %d, vocab %d\n",
            c->num_hidden_layers, c->hidden_size, c->intermediate_size, c->num_attention_heads,
            c->num_key_value_heads, c->head_dim, c->vocab_size);
-    printf("weights:      %s\n", weights_word(c, w, sizeof w));
+    printf("weights:      %s\n", weights_word(ck, c, w, sizeof w));
 }
 
 static int is_projection(const ss_st_entry *e) {
     size_t n = strlen(e->name);
     const char *suffix = "_proj.weight";
     return e->ndim == 2 && n >= strlen(suffix) && strcmp(e->name + n - strlen(suffix), suffix) == 0 &&
-           (e->dtype == SS_DTYPE_I8 || e->dtype == SS_DTYPE_F8_E4M3 || e->dtype == SS_DTYPE_BF16);
+           (e->dtype == SS_DTYPE_I8 || e->dtype == SS_DTYPE_F8_E4M3 || ss_dtype_is_dense_float(e->dtype));
 }
 
 static void print_row(const ss_st_entry *e, const ss_model_config *c, json_t *slid_tensors, int scan) {

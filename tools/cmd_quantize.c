@@ -6,9 +6,9 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: slidesparse quantize --model DIR --dtype int8|fp8 --out DIR [--force]\n"
-               "  --model DIR: the BF16 checkpoint; --out DIR: the quantized checkpoint (a new folder).\n"
+               "  --model DIR: the BF16, F16 or F32 checkpoint; --out DIR: the quantized checkpoint (a new folder).\n"
                "  BitNet: ternary absmean per tensor; other models: per-channel absmax.\n"
-               "  Embeddings, norms, biases and lm_head are copied unchanged (BF16).\n");
+               "  Embeddings, norms, biases and lm_head are copied (F16/F32 ones rounded to BF16).\n");
 }
 
 int cmd_quantize(int argc, char **argv) {

@@ -103,6 +103,16 @@ uint8_t  ss_f32_to_e5m2(float f);
  * 2^53 rounds; an invalid dtype gives NaN). The buffer need not be aligned. */
 double ss_dtype_load(ss_dtype t, const void *data, size_t i);
 
+/* Is t a float dtype that checkpoints may hold unquantized weights in (BF16,
+ * F16, F32)? */
+int ss_dtype_is_dense_float(ss_dtype t);
+
+/* Converts n elements of src (dtype BF16, F16 or F32; need not be aligned)
+ * to BF16 in dst: BF16 is copied, F16 and F32 go through their exact f32
+ * value and ss_f32_to_bf16 (nearest, ties to even). Returns 0 (dst untouched)
+ * when t is not one of those dtypes. */
+int ss_dtype_to_bf16(ss_dtype t, const void *src, size_t n, uint16_t *dst);
+
 // --- tensor views -------------------------------------------------------------
 
 #define SS_MAX_DIMS 8

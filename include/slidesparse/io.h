@@ -74,7 +74,7 @@ void ss_st_writer_abort(ss_st_writer *w);
 
 typedef enum {
     SS_ARCH_BITNET = 0, /* BitNetForCausalLM */
-    SS_ARCH_LLAMA,      /* LlamaForCausalLM */
+    SS_ARCH_LLAMA,      /* LlamaForCausalLM, MistralForCausalLM */
     SS_ARCH_QWEN2,      /* Qwen2ForCausalLM */
     SS_ARCH_COUNT
 } ss_arch;

@@ -107,3 +107,25 @@ double ss_dtype_load(ss_dtype t, const void *data, size_t i) {
     default: return NAN;
     }
 }
+
+// --- arrays to BF16 -------------------------------------------------------------------
+
+int ss_dtype_is_dense_float(ss_dtype t) {
+    return t == SS_DTYPE_BF16 || t == SS_DTYPE_F16 || t == SS_DTYPE_F32;
+}
+
+int ss_dtype_to_bf16(ss_dtype t, const void *src, size_t n, uint16_t *dst) {
+    const unsigned char *p = src;
+    switch (t) {
+    case SS_DTYPE_BF16: memcpy(dst, src, n * 2); return 1;
+    case SS_DTYPE_F16:
+        for (size_t i = 0; i < n; i++)
+            dst[i] = ss_f32_to_bf16_inline(ss_f16_to_f32_inline(load_uint16_t(p + 2 * i)));
+        return 1;
+    case SS_DTYPE_F32:
+        for (size_t i = 0; i < n; i++)
+            dst[i] = ss_f32_to_bf16_inline(load_float(p + 4 * i));
+        return 1;
+    default: return 0;
+    }
+}

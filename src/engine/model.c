@@ -51,21 +51,12 @@ static ss_status find_shaped(const ss_checkpoint *ck, const char *name, int64_t 
     return SS_OK;
 }
 
-static int is_float_dtype(ss_dtype t) {
-    return t == SS_DTYPE_BF16 || t == SS_DTYPE_F16 || t == SS_DTYPE_F32;
-}
-
-/* Copies a float tensor into dst as BF16 (exact for BF16 sources). */
-static ss_status to_bf16(const ss_checkpoint *ck, const ss_st_entry *e, uint16_t *dst, size_t n) {
-    if (!is_float_dtype(e->dtype))
+/* Copies a float tensor (BF16, F16 or F32) into dst as BF16 (exact for BF16
+ * sources, nearest-even for the others). */
+static ss_status to_bf16(const ss_st_entry *e, uint16_t *dst, size_t n) {
+    if (!ss_dtype_to_bf16(e->dtype, e->data, n, dst))
         return ss_fail(SS_EFORMAT, "%s: tensor '%s': expected dtype BF16, F16 or F32, found %s",
-                       ss_checkpoint_dir(ck), e->name, ss_dtype_name(e->dtype));
-    if (e->dtype == SS_DTYPE_BF16) {
-        memcpy(dst, e->data, n * sizeof *dst);
-        return SS_OK;
-    }
-    for (size_t i = 0; i < n; i++)
-        dst[i] = ss_f32_to_bf16_inline((float)ss_dtype_load(e->dtype, e->data, i));
+                       e->file, e->name, ss_dtype_name(e->dtype));
     return SS_OK;
 }
 
@@ -78,7 +69,7 @@ static ss_status load_bf16(const ss_checkpoint *ck, const char *name, int64_t ro
     uint16_t *p = malloc(n * sizeof *p);
     if (!p)
         return ss_fail(SS_ENOMEM, "%s: tensor '%s': out of memory", ss_checkpoint_dir(ck), name);
-    ss_status s = to_bf16(ck, e, p, n);
+    ss_status s = to_bf16(e, p, n);
     if (s != SS_OK) {
         free(p);
         return s;
@@ -102,13 +93,16 @@ static ss_status load_part(const ss_model *m, const ss_checkpoint *ck, const cha
     const ss_st_entry *e;
     snprintf(name, sizeof name, "%s.weight", base);
     SS_TRY(find_shaped(ck, name, n, wcols, &e));
-    if (e->dtype != wdt)
-        return ss_fail(SS_EFORMAT, "%s: tensor '%s': expected dtype %s (%s), found %s",
-                       ss_checkpoint_dir(ck), name, ss_dtype_name(wdt),
-                       m->cfg.kind == SS_WEIGHTS_BF16 ? "no quantization_config" : "quantization_config",
-                       ss_dtype_name(e->dtype));
     size_t row_bytes = (size_t)wcols * ss_dtype_size(wdt);
-    memcpy(w + (size_t)r0 * row_bytes, e->data, (size_t)n * row_bytes);
+    if (wdt == SS_DTYPE_BF16) {
+        /* Unquantized weights: BF16 as is, F16 and F32 rounded to BF16. */
+        SS_TRY(to_bf16(e, (uint16_t *)(w + (size_t)r0 * row_bytes), (size_t)n * (size_t)wcols));
+    } else {
+        if (e->dtype != wdt)
+            return ss_fail(SS_EFORMAT, "%s: tensor '%s': expected dtype %s (quantization_config), found %s",
+                           e->file, name, ss_dtype_name(wdt), ss_dtype_name(e->dtype));
+        memcpy(w + (size_t)r0 * row_bytes, e->data, (size_t)n * row_bytes);
+    }
     if (scale) {
         snprintf(name, sizeof name, "%s.weight_scale", base);
         e = ss_checkpoint_find(ck, name);
@@ -129,7 +123,7 @@ static ss_status load_part(const ss_model *m, const ss_checkpoint *ck, const cha
     if (with_bias) {
         snprintf(name, sizeof name, "%s.bias", base);
         SS_TRY(find_shaped(ck, name, n, -1, &e));
-        SS_TRY(to_bf16(ck, e, bias + r0, (size_t)n));
+        SS_TRY(to_bf16(e, bias + r0, (size_t)n));
     }
     return SS_OK;
 }
@@ -226,7 +220,7 @@ ss_status ss_model_check_backend(const char *dir, const ss_model_config *c, ss_b
                        dir, ss_pattern_format(c->pattern, pb, sizeof pb));
     if (c->kind != SS_WEIGHTS_SLID && b == SS_BACKEND_CUSPARSELT)
         return ss_fail(SS_EINVAL, "%s: backend cusparselt needs a SlideSparse checkpoint, this one is %s",
-                       dir, c->kind == SS_WEIGHTS_BF16 ? "dense BF16" : "dense quantized");
+                       dir, c->kind == SS_WEIGHTS_BF16 ? "dense unquantized" : "dense quantized");
     return SS_OK;
 }
 

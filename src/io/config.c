@@ -1,8 +1,13 @@
-/* config.json -> ss_model_config, for BitNet, Llama and Qwen2 checkpoints.
+/* config.json -> ss_model_config, for BitNet, Llama (and Mistral) and Qwen2
+ * checkpoints.
  *
  * Accepted schema (fields not listed are ignored):
  *   architectures        array, [0] one of BitNetForCausalLM, LlamaForCausalLM,
+ *                        MistralForCausalLM (arch Llama: the same layers),
  *                        Qwen2ForCausalLM                                 required
+ *   sliding_window       Mistral only: null, or an integer >= max_position_embeddings
+ *                        (attention is full over every position then); a smaller
+ *                        window is SS_EUNSUPPORTED                 default null
  *   hidden_size, intermediate_size, num_hidden_layers, num_attention_heads,
  *   vocab_size           positive integers                               required
  *   num_key_value_heads  positive, divides num_attention_heads    default heads
@@ -53,11 +58,16 @@
 
 #define SS_CONFIG_MAX ((size_t)16 << 20) /* a config.json is a few KB */
 
-static const char *const arch_names[SS_ARCH_COUNT] = {
-    [SS_ARCH_BITNET] = "BitNetForCausalLM",
-    [SS_ARCH_LLAMA] = "LlamaForCausalLM",
-    [SS_ARCH_QWEN2] = "Qwen2ForCausalLM",
+static const struct {
+    const char *name;
+    ss_arch arch;
+} arch_names[] = {
+    {"BitNetForCausalLM", SS_ARCH_BITNET},
+    {"LlamaForCausalLM", SS_ARCH_LLAMA},
+    {"MistralForCausalLM", SS_ARCH_LLAMA}, /* Llama's layers; sliding window checked */
+    {"Qwen2ForCausalLM", SS_ARCH_QWEN2},
 };
+#define N_ARCH_NAMES (sizeof arch_names / sizeof arch_names[0])
 
 // --- typed field getters (label + dotted path name the field in errors) ------------------
 
@@ -178,14 +188,34 @@ static ss_status parse_arch(const char *label, json_t *root, ss_model_config *c)
     if (!json_is_array(a) || json_array_size(a) == 0 || !json_is_string(json_array_get(a, 0)))
         return ss_fail(SS_EFORMAT, "%s: field 'architectures' must be a non-empty array of strings", label);
     const char *name = json_string_value(json_array_get(a, 0));
-    for (int i = 0; i < SS_ARCH_COUNT; i++)
-        if (strcmp(name, arch_names[i]) == 0) {
-            c->arch = (ss_arch)i;
+    for (size_t i = 0; i < N_ARCH_NAMES; i++)
+        if (strcmp(name, arch_names[i].name) == 0) {
+            c->arch = arch_names[i].arch;
             snprintf(c->architecture, sizeof c->architecture, "%s", name);
             return SS_OK;
         }
-    return ss_fail(SS_EUNSUPPORTED, "%s: unsupported architecture '%.64s' (supported: %s, %s, %s)",
-                   label, name, arch_names[0], arch_names[1], arch_names[2]);
+    return ss_fail(SS_EUNSUPPORTED, "%s: unsupported architecture '%.64s' (supported: %s, %s, %s, %s)",
+                   label, name, arch_names[0].name, arch_names[1].name, arch_names[2].name,
+                   arch_names[3].name);
+}
+
+/* Mistral's sliding-window attention equals full attention when the window
+ * covers every position; the engine has no windowed attention. */
+static ss_status check_sliding_window(const char *label, json_t *root, const ss_model_config *c) {
+    json_t *v = json_object_get(root, "sliding_window");
+    /* Qwen2 configs carry a window with use_sliding_window false: only
+     * Mistral's is in force. */
+    if (strcmp(c->architecture, "MistralForCausalLM") != 0 || !v || json_is_null(v))
+        return SS_OK;
+    if (!json_is_integer(v))
+        return ss_fail(SS_EFORMAT, "%s: field 'sliding_window' must be an integer or null, found %s", label,
+                       ss_json_type_word(v));
+    long long w = json_integer_value(v);
+    if (w < c->max_position_embeddings)
+        return ss_fail(SS_EUNSUPPORTED, "%s: sliding_window %lld is smaller than max_position_embeddings %d: "
+                       "sliding-window attention is not supported (null or >= max_position_embeddings is)",
+                       label, w, c->max_position_embeddings);
+    return SS_OK;
 }
 
 static ss_status parse_dims(const char *label, json_t *root, ss_model_config *c) {
@@ -354,7 +384,7 @@ ss_status ss_model_config_parse(const char *json, size_t len, const char *label,
         goto done;
     }
     if ((s = parse_arch(label, root, out)) != SS_OK || (s = parse_dims(label, root, out)) != SS_OK ||
-        (s = parse_rest(label, root, out)) != SS_OK)
+        (s = parse_rest(label, root, out)) != SS_OK || (s = check_sliding_window(label, root, out)) != SS_OK)
         goto done;
     if ((s = get_object(label, root, "", "quantization_config", 0, &q)) != SS_OK ||
         (q && (s = parse_quant(label, q, out)) != SS_OK))

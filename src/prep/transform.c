@@ -1,11 +1,14 @@
 /* The one streaming pass behind quantize and convert: read every input tensor
- * once; quantize each projection once (from BF16) and write it, pruned and
- * slid for every requested pattern, to one streaming writer per output; copy
- * every other tensor byte for byte. Outputs live in temporary directories
- * until all of them are complete. */
+ * once; quantize each projection once (from its BF16, F16 or F32 values as
+ * read) and write it, pruned and slid for every requested pattern, to one
+ * streaming writer per output; copy every other tensor, the model's F16 and
+ * F32 norms, embeddings and biases rounded to BF16 (the dtype the engine
+ * keeps them in), everything else byte for byte. Outputs live in temporary
+ * directories until all of them are complete. */
 #include "prep/transform.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -59,10 +62,14 @@ static ss_status check_tensor(const engine *g, const ss_expected_tensor *x) {
     if (e->ndim != x->ndim || e->shape[0] != x->shape[0] || (x->ndim == 2 && e->shape[1] != x->shape[1]))
         return ss_fail(SS_EFORMAT, "%s: tensor '%s': expected shape %s for the config, found %s",
                        e->file, x->name, want, got);
-    ss_dtype dt = x->role == SS_ROLE_PROJ && !g->from_bf16 ? g->qdt : SS_DTYPE_BF16;
-    if (e->dtype != dt)
-        return ss_fail(SS_EFORMAT, "%s: tensor '%s': expected dtype %s, found %s", e->file, x->name,
-                       ss_dtype_name(dt), ss_dtype_name(e->dtype));
+    if (x->role == SS_ROLE_PROJ && !g->from_bf16) {
+        if (e->dtype != g->qdt)
+            return ss_fail(SS_EFORMAT, "%s: tensor '%s': expected dtype %s (quantization_config), found %s",
+                           e->file, x->name, ss_dtype_name(g->qdt), ss_dtype_name(e->dtype));
+    } else if (!ss_dtype_is_dense_float(e->dtype)) {
+        return ss_fail(SS_EFORMAT, "%s: tensor '%s': expected dtype BF16, F16 or F32, found %s", e->file,
+                       x->name, ss_dtype_name(e->dtype));
+    }
     if (x->role != SS_ROLE_PROJ || g->from_bf16)
         return SS_OK;
     char sn[128];
@@ -83,10 +90,10 @@ static ss_status validate(engine *g) {
     const char *dir = ss_checkpoint_dir(g->ck);
     if (c->kind == SS_WEIGHTS_SLID)
         return ss_fail(SS_EUNSUPPORTED, "%s: already a SlideSparse checkpoint (pattern in config.json); "
-                       "convert needs a BF16 or quantized one", dir);
+                       "convert needs an unquantized (BF16, F16, F32) or quantized one", dir);
     g->from_bf16 = c->kind == SS_WEIGHTS_BF16;
     if (!g->from_bf16 && g->job->require_bf16)
-        return ss_fail(SS_EINVAL, "%s: already quantized (%s); %s needs a BF16 checkpoint", dir,
+        return ss_fail(SS_EINVAL, "%s: already quantized (%s); %s needs an unquantized (BF16, F16, F32) checkpoint", dir,
                        ss_dtype_name(c->weight_dtype), g->job->cmd);
     if (g->from_bf16) {
         g->qdt = g->job->dtype == SS_DTYPE_COUNT ? SS_DTYPE_I8 : g->job->dtype;
@@ -141,6 +148,11 @@ static ss_status validate(engine *g) {
 
 // --- declaring the outputs --------------------------------------------------------------------------
 
+/* A model tensor other than a projection held in F16 or F32: written as BF16. */
+static int to_bf16_copy(const ss_st_entry *e) {
+    return (e->dtype == SS_DTYPE_F16 || e->dtype == SS_DTYPE_F32) && ss_tensor_role_of(e->name) != SS_ROLE_COUNT;
+}
+
 static ss_status declare_shard(engine *g, const prep_shard *sh) {
     for (size_t i = 0; i < sh->n; i++) {
         const ss_st_entry *e = sh->e[i];
@@ -154,8 +166,9 @@ static ss_status declare_shard(engine *g, const prep_shard *sh) {
             json_object_set_new(g->wmap, sn, json_string(sh->file));
         for (int p = 0; p < g->job->n_out; p++) {
             if (!proj) {
-                SS_TRY(ss_st_writer_declare(g->w[p], e->name, e->dtype, e->ndim, e->shape));
-                g->out_bytes[p] += (int64_t)e->nbytes;
+                int bf = to_bf16_copy(e);
+                SS_TRY(ss_st_writer_declare(g->w[p], e->name, bf ? SS_DTYPE_BF16 : e->dtype, e->ndim, e->shape));
+                g->out_bytes[p] += (int64_t)(bf ? e->nbytes / ss_dtype_size(e->dtype) * 2 : e->nbytes);
                 continue;
             }
             ss_pattern pat = g->job->pat[p];
@@ -194,7 +207,7 @@ static ss_status emit(engine *g, int p, const ss_st_entry *e, const uint8_t *q, 
     } else {
         int64_t kp = ss_slid_k(pat, k);
         memcpy(g->pruned[p], q, (size_t)(n * k));
-        SS_TRY(with_file(ss_prune(g->qdt, g->pruned[p], n, k, pat, SS_DTYPE_BF16,
+        SS_TRY(with_file(ss_prune(g->qdt, g->pruned[p], n, k, pat, e->dtype,
                                   g->from_bf16 ? e->data : NULL), e));
         SS_TRY(with_file(ss_slide(g->qdt, g->pruned[p], n, k, pat, g->slid[p]), e));
         SS_TRY(ss_st_writer_write(g->w[p], g->slid[p], (size_t)(n * kp)));
@@ -278,10 +291,10 @@ static ss_status do_projection(engine *g, const ss_st_entry *e) {
     const float *scale = g->scale;
     if (g->from_bf16) {
         if (g->per_channel)
-            SS_TRY(with_file(ss_quant_weight_per_channel(e->name, SS_DTYPE_BF16, e->data, n, k, g->qdt,
+            SS_TRY(with_file(ss_quant_weight_per_channel(e->name, e->dtype, e->data, n, k, g->qdt,
                                                          g->q, g->scale), e));
         else
-            SS_TRY(with_file(ss_quant_weight_ternary(e->name, SS_DTYPE_BF16, e->data, n, k, g->qdt,
+            SS_TRY(with_file(ss_quant_weight_ternary(e->name, e->dtype, e->data, n, k, g->qdt,
                                                      g->q, g->scale), e));
     } else {
         char sn[160];
@@ -295,15 +308,34 @@ static ss_status do_projection(engine *g, const ss_st_entry *e) {
     return each_output(g, emit_one, &(emit_arg){.e = e, .q = q, .scale = scale});
 }
 
+/* An F16/F32 copy rounds to BF16 chunk by chunk; a finite F32 beyond the
+ * BF16 range would become Inf and is refused like one. */
+static ss_status copy_bf16_chunk(engine *g, const ss_st_entry *e, size_t off, size_t m, uint16_t *buf) {
+    size_t es = ss_dtype_size(e->dtype), cnt = m / es;
+    int64_t at;
+    ss_dtype_to_bf16(e->dtype, (const uint8_t *)e->data + off, cnt, buf);
+    if (ss_find_nonfinite(SS_DTYPE_BF16, buf, (int64_t)cnt, &at))
+        return ss_fail(SS_EINVAL, "%s: tensor '%s': element %lld (%g) is outside the BF16 range",
+                       e->file, e->name, (long long)(at + (int64_t)(off / es)),
+                       ss_dtype_load(e->dtype, e->data, (size_t)at + off / es));
+    return copy_all(g, buf, cnt * 2);
+}
+
 static ss_status do_copy(engine *g, const ss_st_entry *e) {
     const uint8_t *d = e->data;
-    for (size_t off = 0; off < e->nbytes; off += COPY_CHUNK) {
+    uint16_t *buf = NULL;
+    /* (chunk) BF16 output never needs more bytes than its input chunk */
+    if (to_bf16_copy(e) && !(buf = malloc(e->nbytes < COPY_CHUNK ? e->nbytes + 2 : COPY_CHUNK)))
+        return ss_fail(SS_ENOMEM, "%s: tensor '%s': out of memory", e->file, e->name);
+    ss_status s = SS_OK;
+    for (size_t off = 0; off < e->nbytes && s == SS_OK; off += COPY_CHUNK) {
         size_t m = e->nbytes - off < COPY_CHUNK ? e->nbytes - off : COPY_CHUNK;
-        SS_TRY(check_finite(e, off, m));
-        SS_TRY(copy_all(g, d + off, m));
+        if ((s = check_finite(e, off, m)) == SS_OK)
+            s = buf ? copy_bf16_chunk(g, e, off, m, buf) : copy_all(g, d + off, m);
         prep_release(d + off, m);
     }
-    return SS_OK;
+    free(buf);
+    return s;
 }
 
 // --- config.json and index ---------------------------------------------------------------------------------

@@ -5,11 +5,13 @@
  *   3. unslide(slid) == the pruned dense weight;
  *   4. ss_linear (CPU) of the slid weight == ss_linear of the pruned dense
  *      weight on random activations (INT8: bit for bit; FP8: F32 rounding).
- * Copied tensors (embeddings, norms, biases, lm_head) must be byte-identical. */
+ * Copied tensors (embeddings, norms, biases, lm_head) must be byte-identical
+ * (F16/F32 sources: identical to their values rounded to BF16). */
 #include "prep/prep_internal.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -43,13 +45,15 @@ typedef struct {
     ss_pattern pat;
     int64_t k, kp;
     uint8_t *pruned, *slid;       /* (N, K), (N, K') */
-    const uint16_t *ref;          /* (N, K) BF16 or NULL */
+    ss_dtype ref_dtype;
+    const uint8_t *ref;           /* (N, K) of ref_dtype (BF16, F16, F32) or NULL */
 } ps_ctx;
 
 static ss_status prune_slide_rows(void *ctx, int64_t r0, int64_t r1) {
     ps_ctx *c = ctx;
-    SS_TRY(ss_prune(c->qdt, c->pruned + r0 * c->k, r1 - r0, c->k, c->pat, SS_DTYPE_BF16,
-                    c->ref ? c->ref + r0 * c->k : NULL));
+    size_t es = ss_dtype_size(c->ref_dtype);
+    SS_TRY(ss_prune(c->qdt, c->pruned + r0 * c->k, r1 - r0, c->k, c->pat, c->ref_dtype,
+                    c->ref ? c->ref + (size_t)(r0 * c->k) * es : NULL));
     return ss_slide(c->qdt, c->pruned + r0 * c->k, r1 - r0, c->k, c->pat, c->slid + r0 * c->kp);
 }
 
@@ -63,7 +67,7 @@ static ss_status open_both(verifier *v) {
         return ss_fail(SS_EFORMAT, "%s/config.json: not a SlideSparse checkpoint (no slidesparse block)",
                        o->slid_dir);
     if (v->dc->kind == SS_WEIGHTS_SLID)
-        return ss_fail(SS_EFORMAT, "%s/config.json: expected a dense (BF16 or quantized) checkpoint, "
+        return ss_fail(SS_EFORMAT, "%s/config.json: expected a dense (BF16, F16, F32 or quantized) checkpoint, "
                        "found a SlideSparse one", o->dense_dir);
     const ss_model_config *a = v->dc, *b = v->sc;
     if (a->arch != b->arch || a->hidden_size != b->hidden_size ||
@@ -89,10 +93,10 @@ static ss_status find_2(const ss_checkpoint *ck, const char *name, ss_dtype dt, 
     const ss_st_entry *e = ss_checkpoint_find(ck, name);
     if (!e)
         return ss_fail(SS_EFORMAT, "%s: tensor '%s' missing", ss_checkpoint_dir(ck), name);
-    int ok = e->dtype == dt && e->ndim == (k ? 2 : 1) && e->shape[0] == n && (!k || e->shape[1] == k);
+    int ok = (dt == SS_DTYPE_COUNT ? ss_dtype_is_dense_float(e->dtype) : e->dtype == dt) && e->ndim == (k ? 2 : 1) && e->shape[0] == n && (!k || e->shape[1] == k);
     if (!ok)
         return ss_fail(SS_EFORMAT, "%s: tensor '%s': expected %s [%lld%s%lld], found %s with %d dims "
-                       "[%lld, ...]", e->file, name, ss_dtype_name(dt), (long long)n, k ? ", " : "",
+                       "[%lld, ...]", e->file, name, dt == SS_DTYPE_COUNT ? "BF16|F16|F32" : ss_dtype_name(dt), (long long)n, k ? ", " : "",
                        (long long)k, ss_dtype_name(e->dtype), e->ndim, (long long)e->shape[0]);
     *out = e;
     return SS_OK;
@@ -157,7 +161,7 @@ static ss_status verify_projection(verifier *v, const ss_expected_tensor *t, int
     const ss_st_entry *de, *se, *dsc = NULL, *ssc;
     char sn[160];
     prep_scale_name(t->name, sn, sizeof sn);
-    SS_TRY(find_2(v->dense, t->name, v->from_bf16 ? SS_DTYPE_BF16 : v->qdt, n, k, &de));
+    SS_TRY(find_2(v->dense, t->name, v->from_bf16 ? SS_DTYPE_COUNT : v->qdt, n, k, &de));
     if (!v->from_bf16)
         SS_TRY(find_2(v->dense, sn, SS_DTYPE_F32, ns, 0, &dsc));
     SS_TRY(find_2(v->slid, t->name, v->qdt, n, kp, &se));
@@ -173,8 +177,8 @@ static ss_status verify_projection(verifier *v, const ss_expected_tensor *t, int
     }
     if (v->from_bf16) {
         s = v->per_channel
-                ? ss_quant_weight_per_channel(t->name, SS_DTYPE_BF16, de->data, n, k, v->qdt, q, scale)
-                : ss_quant_weight_ternary(t->name, SS_DTYPE_BF16, de->data, n, k, v->qdt, q, scale);
+                ? ss_quant_weight_per_channel(t->name, de->dtype, de->data, n, k, v->qdt, q, scale)
+                : ss_quant_weight_ternary(t->name, de->dtype, de->data, n, k, v->qdt, q, scale);
         if (s != SS_OK)
             goto fail;
     } else {
@@ -182,7 +186,7 @@ static ss_status verify_projection(verifier *v, const ss_expected_tensor *t, int
         memcpy(scale, dsc->data, (size_t)ns * sizeof *scale);
     }
     memcpy(pruned, q, (size_t)(n * k));
-    ps_ctx pc = {v->qdt, v->pat, k, kp, pruned, slid, v->use_ref ? de->data : NULL};
+    ps_ctx pc = {v->qdt, v->pat, k, kp, pruned, slid, de->dtype, v->use_ref ? de->data : NULL};
     if ((s = prep_parallel_rows(n, prep_row_block(k), prune_slide_rows, &pc)) != SS_OK)
         goto fail;
 
@@ -219,17 +223,25 @@ fail:
 
 static ss_status verify_copy(verifier *v, const ss_expected_tensor *t, int *bad) {
     const ss_st_entry *de, *se;
-    SS_TRY(find_2(v->dense, t->name, SS_DTYPE_BF16, t->shape[0], t->ndim == 2 ? t->shape[1] : 0, &de));
+    SS_TRY(find_2(v->dense, t->name, SS_DTYPE_COUNT, t->shape[0], t->ndim == 2 ? t->shape[1] : 0, &de));
     SS_TRY(find_2(v->slid, t->name, SS_DTYPE_BF16, t->shape[0], t->ndim == 2 ? t->shape[1] : 0, &se));
-    /* in chunks, releasing pages as we go: an embedding is ~0.7 GB per side */
+    /* in chunks of elements, releasing pages as we go: an embedding is ~0.7 GB
+     * per side; an F16/F32 source is compared after rounding to BF16 */
     int same = 1;
-    const size_t chunk = (size_t)32 << 20;
-    for (size_t off = 0; off < de->nbytes && same; off += chunk) {
-        size_t m = de->nbytes - off < chunk ? de->nbytes - off : chunk;
-        same = memcmp((const char *)de->data + off, (const char *)se->data + off, m) == 0;
-        prep_release((const char *)de->data + off, m);
-        prep_release((const char *)se->data + off, m);
+    const size_t chunk = (size_t)16 << 20, es = ss_dtype_size(de->dtype), numel = se->nbytes / 2;
+    uint16_t *buf = de->dtype == SS_DTYPE_BF16 ? NULL : malloc(chunk * 2);
+    if (de->dtype != SS_DTYPE_BF16 && !buf)
+        return ss_fail(SS_ENOMEM, "%s: tensor '%s': out of memory", de->file, t->name);
+    for (size_t i = 0; i < numel && same; i += chunk) {
+        size_t m = numel - i < chunk ? numel - i : chunk;
+        const char *d = (const char *)de->data + i * es, *sd = (const char *)se->data + i * 2;
+        if (buf)
+            ss_dtype_to_bf16(de->dtype, d, m, buf);
+        same = memcmp(buf ? (const void *)buf : d, sd, m * 2) == 0;
+        prep_release(d, m * es);
+        prep_release(sd, m * 2);
     }
+    free(buf);
     if (!same) {
         (*bad)++;
         ss_verify_row r = {.name = t->name, .n = t->shape[0], .k = t->ndim == 2 ? t->shape[1] : 1,

@@ -116,3 +116,68 @@ int ss_test_no_cuda(void) {
     fflush(stdout);
     return 1;
 }
+
+/* dst = src with BF16 tensors as dtype `to`; snap: kept BF16 but each value
+ * replaced by BF16(F16(value)), which F16 then holds exactly. */
+static void recast(const char *src, const char *dst, ss_dtype to, int snap, float mul) {
+    char p[1024];
+    size_t n;
+    mkdir(dst, 0755);
+    snprintf(p, sizeof p, "%s/config.json", src);
+    void *cfg = ss_test_read_file(p, &n);
+    assert_non_null(cfg);
+    snprintf(p, sizeof p, "%s/config.json", dst);
+    ss_test_write_file(p, cfg, n);
+    free(cfg);
+    ss_safetensors *st;
+    ss_st_writer *w;
+    snprintf(p, sizeof p, "%s/model.safetensors", src);
+    assert_ok(ss_safetensors_open(p, &st));
+    snprintf(p, sizeof p, "%s/model.safetensors", dst);
+    assert_ok(ss_st_writer_open(p, &w));
+    for (size_t i = 0; i < ss_safetensors_count(st); i++) {
+        const ss_st_entry *e = ss_safetensors_entry(st, i);
+        assert_ok(ss_st_writer_declare(w, e->name, e->dtype == SS_DTYPE_BF16 ? to : e->dtype, e->ndim, e->shape));
+    }
+    for (size_t i = 0; i < ss_safetensors_count(st); i++) {
+        const ss_st_entry *e = ss_safetensors_entry(st, i);
+        if (e->dtype != SS_DTYPE_BF16) {
+            assert_ok(ss_st_writer_write(w, e->data, e->nbytes));
+            continue;
+        }
+        size_t numel = e->nbytes / 2, es = ss_dtype_size(to);
+        unsigned char *out = malloc(numel * es + 1);
+        uint16_t *back = malloc(numel * 2 + 1);
+        for (size_t j = 0; j < numel; j++) {
+            uint16_t h;
+            memcpy(&h, (const unsigned char *)e->data + 2 * j, 2);
+            float f = ss_bf16_to_f32(h) * mul;
+            if (snap)
+                h = ss_f32_to_bf16(ss_f16_to_f32(ss_f32_to_f16(f)));
+            if (to == SS_DTYPE_F16)
+                h = ss_f32_to_f16(f);
+            if (to == SS_DTYPE_F32)
+                memcpy(out + 4 * j, &f, 4);
+            else
+                memcpy(out + 2 * j, &h, 2);
+        }
+        if (!snap && mul == 1.0f && ss_dtype_is_dense_float(to)) { /* the library reads the BF16 back */
+            assert_true(ss_dtype_to_bf16(to, out, numel, back));
+            if (memcmp(back, e->data, numel * 2))
+                fail_msg("%s: tensor '%s' is not exact in %s", src, e->name, ss_dtype_name(to));
+        }
+        assert_ok(ss_st_writer_write(w, out, numel * es));
+        free(out);
+        free(back);
+    }
+    assert_ok(ss_st_writer_close(w));
+    ss_safetensors_close(st);
+}
+
+void ss_test_recast_checkpoint(const char *src, const char *dst, ss_dtype to) { recast(src, dst, to, 0, 1.0f); }
+
+void ss_test_snap_f16_checkpoint(const char *src, const char *dst) { recast(src, dst, SS_DTYPE_BF16, 1, 1.0f); }
+
+void ss_test_f32_scaled_checkpoint(const char *src, const char *dst, float mul) {
+    recast(src, dst, SS_DTYPE_F32, 0, mul);
+}

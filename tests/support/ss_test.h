@@ -47,6 +47,18 @@ int ss_test_exists(const char *path);
 /* Number of entries of dir other than . and .. (0 when it cannot be opened). */
 int ss_test_count_entries(const char *dir);
 
+/* Copies checkpoint src (config.json + model.safetensors) to dst with every BF16 tensor rewritten as dtype `to` (F16
+ * or F32) through the project's converters; every value must survive
+ * the round trip back to BF16 exactly (F32 always does; F16 needs
+ * ss_test_snap_f16_checkpoint first), else the test fails. Another `to`
+ * (I16) keeps the raw BF16 bits under that dtype: a file of the wrong dtype. */
+void ss_test_recast_checkpoint(const char *src, const char *dst, ss_dtype to);
+/* Copies checkpoint src to dst (BF16 still) with every BF16 value replaced
+ * by the BF16 of its nearest F16, so that F16 holds the result exactly. */
+void ss_test_snap_f16_checkpoint(const char *src, const char *dst);
+/* F32 copy of checkpoint src with every BF16 value multiplied by mul (in F32). */
+void ss_test_f32_scaled_checkpoint(const char *src, const char *dst, float mul);
+
 /* For GPU test programs: when no CUDA device is visible prints
  * "skipped: no CUDA device" and returns 1 (the caller then exits 77, which
  * CTest reports as skipped). */
