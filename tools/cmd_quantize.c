@@ -1,4 +1,4 @@
-/* slidesparse quantize (task 1): BF16 checkpoint -> INT8 / FP8 checkpoint. */
+/* slidesparse quantize (task 1): BF16 / F16 / F32 checkpoint -> INT8 / FP8 checkpoint. */
 #include "cli.h"
 
 #include "prep_cli.h"

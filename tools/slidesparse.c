@@ -9,7 +9,7 @@
 static const ss_cli_command commands[] = {
     {"demo", "build a tiny checkpoint, quantize, slide every pattern, prove it lossless", cmd_demo},
     {"synth", "write an HF-layout BF16 checkpoint with random weights (--preset)", cmd_synth},
-    {"quantize", "BF16 checkpoint -> INT8 / FP8 checkpoint (task 1)", cmd_quantize},
+    {"quantize", "BF16 / F16 / F32 checkpoint -> INT8 / FP8 checkpoint (task 1)", cmd_quantize},
     {"convert", "prune + slide a checkpoint to SlideSparse 2_L patterns (task 2)", cmd_convert},
     {"verify", "check a SlideSparse checkpoint against its dense source, exit 1 on mismatch", cmd_verify},
     {"generate", "text or token ids in, text (streamed) or ids out; greedy or sampled", cmd_generate},
