@@ -66,6 +66,11 @@ int cli_backend_parse(const char *cmd, const char *s, cli_backend *out);
  * when one was named; otherwise on a GPU cusparselt for slid checkpoints and
  * cublaslt for dense ones, else cpu. */
 ss_backend cli_backend_for_model(const cli_backend *b, int slid);
+/* The CUDA ordinal a context for backend b takes: -1 on the CPU backend. */
+static inline int cli_device_for(ss_backend b, long long dev) { return b == SS_BACKEND_CPU ? -1 : (int)dev; }
+/* Before any weight is read: the checkpoint at dir (config c) can run on b,
+ * and b's device exists ("no CUDA device: backend cublaslt needs a GPU"). */
+ss_status cli_check_backend(const char *dir, const ss_model_config *c, ss_backend b, long long dev);
 
 /* --sparsity: the help line of every command that takes patterns. */
 #define CLI_SPARSITY_HELP                                                                        \

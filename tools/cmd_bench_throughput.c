@@ -297,10 +297,7 @@ static int run(ss_stage st, int argc, char **argv) {
         return cli_lib_error(cmdname, s);
     int slid = cfg.kind == SS_WEIGHTS_SLID;
     ss_backend backend = cli_backend_for_model(&be, slid);
-    char what[48];
-    snprintf(what, sizeof what, "backend %s", ss_backend_name(backend));
-    if ((s = ss_model_check_backend(model, &cfg, backend)) != SS_OK ||
-        (s = ss_context_check_device(what, backend == SS_BACKEND_CPU ? -1 : (int)dev)) != SS_OK)
+    if ((s = cli_check_backend(model, &cfg, backend, dev)) != SS_OK)
         return cli_lib_error(cmdname, s);
     for (int i = 0; i < n_m; i++)
         if (wl[i].prompt_len + wl[i].output_len > cfg.max_position_embeddings) {
@@ -313,7 +310,7 @@ static int run(ss_stage st, int argc, char **argv) {
     ss_context *ctx = NULL;
     ss_model *m = NULL;
     int rc = 1;
-    if ((s = ss_context_create(backend == SS_BACKEND_CPU ? -1 : (int)dev, &ctx)) != SS_OK ||
+    if ((s = ss_context_create(cli_device_for(backend, dev), &ctx)) != SS_OK ||
         (s = ss_model_load(ctx, backend, model, &m)) != SS_OK) {
         rc = cli_lib_error(cmdname, s);
         goto done;

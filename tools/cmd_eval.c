@@ -182,13 +182,10 @@ int cmd_eval(int argc, char **argv) {
             goto done;
         }
     ss_backend backend = cli_backend_for_model(&be, cfg.kind == SS_WEIGHTS_SLID);
-    char what[48];
-    snprintf(what, sizeof what, "backend %s", ss_backend_name(backend));
     ss_eval_opts eo = {.context = ctx, .stride = stride};
     ss_eval_result r;
-    if ((s = ss_model_check_backend(a.model, &cfg, backend)) != SS_OK ||
-        (s = ss_context_check_device(what, backend == SS_BACKEND_CPU ? -1 : (int)dev)) != SS_OK ||
-        (s = ss_context_create(backend == SS_BACKEND_CPU ? -1 : (int)dev, &sc)) != SS_OK ||
+    if ((s = cli_check_backend(a.model, &cfg, backend, dev)) != SS_OK ||
+        (s = ss_context_create(cli_device_for(backend, dev), &sc)) != SS_OK ||
         (s = ss_model_load(sc, backend, a.model, &m)) != SS_OK ||
         (s = ss_eval_perplexity(m, ids, n, &eo, &r)) != SS_OK) {
         rc = cli_lib_error("eval", s);

@@ -354,12 +354,9 @@ int cmd_generate(int argc, char **argv) {
     if ((rc = read_input(&a, max_new, &in)) != 0)
         goto done;
     ss_backend backend = cli_backend_for_model(&be, in.cfg.kind == SS_WEIGHTS_SLID);
-    char what[48];
-    snprintf(what, sizeof what, "backend %s", ss_backend_name(backend));
-    if ((s = ss_model_check_backend(a.model, &in.cfg, backend)) != SS_OK ||
-        (s = ss_context_check_device(what, backend == SS_BACKEND_CPU ? -1 : (int)dev)) != SS_OK ||
+    if ((s = cli_check_backend(a.model, &in.cfg, backend, dev)) != SS_OK ||
         (sp.temperature > 0 && (s = ss_sampler_create(&sp, in.cfg.vocab_size, &sampler)) != SS_OK) ||
-        (s = ss_context_create(backend == SS_BACKEND_CPU ? -1 : (int)dev, &ctx)) != SS_OK ||
+        (s = ss_context_create(cli_device_for(backend, dev), &ctx)) != SS_OK ||
         (s = ss_model_load(ctx, backend, a.model, &m)) != SS_OK) {
         rc = cli_lib_error("generate", s);
         goto done;

@@ -118,6 +118,13 @@ ss_backend cli_backend_for_model(const cli_backend *b, int slid) {
     return slid ? SS_BACKEND_CUSPARSELT : SS_BACKEND_CUBLASLT;
 }
 
+ss_status cli_check_backend(const char *dir, const ss_model_config *c, ss_backend b, long long dev) {
+    char what[48];
+    snprintf(what, sizeof what, "backend %s", ss_backend_name(b));
+    ss_status s = ss_model_check_backend(dir, c, b);
+    return s != SS_OK ? s : ss_context_check_device(what, cli_device_for(b, dev));
+}
+
 int cli_parse_i64(const char *s, long long lo, long long hi, long long *out) {
     if (!s || !*s)
         return 0;
