@@ -541,7 +541,7 @@ fail:
 /* The weights once more in the stream GEMM's layout (packed on the host:
  * stream_layout.c is the CPU-tested definition of that layout). Decode-size
  * batches read these; the CUTLASS kernels read wc. */
-static ss_status upload_stream(sm_linear *c, const ss_linear_desc *d, const void *w) {
+static ss_status upload_stream(sm_linear *c, const void *w) {
     ss_gpu_linear *g = &c->g;
     int sparse = c->backend == SS_BACKEND_SM90SP;
     size_t bytes = ss_stream_bytes(sparse, g->n, g->kq);
@@ -561,7 +561,6 @@ static ss_status upload_stream(sm_linear *c, const ss_linear_desc *d, const void
     if (rc == SS_OK && e != cudaSuccess)
         rc = ss_cuda_fail(e, g->name, "uploading the stream-layout weights");
     free(host);
-    (void)d;
     return rc;
 }
 
@@ -591,7 +590,7 @@ static ss_status create_as(ss_backend b, ss_context *ctx, const ss_linear_desc *
     else if (s == SS_OK)
         s = compress(c, w->w);
     if (s == SS_OK && stream_enabled())
-        s = upload_stream(c, d, w->w);
+        s = upload_stream(c, w->w);
     if (s != SS_OK) {
         sm_destroy(&g->base);
         return s;
