@@ -33,7 +33,8 @@ static void usage(FILE *f, const char *stage) {
     fprintf(f,
             "usage: slidesparse bench %s --model DIR [--backend " CLI_BACKEND_VALUES "] [--device I]\n"
             "        [--m %s] [--scale quick|full | --num-prompts-scale F] [--out DIR]\n"
-            "        [--seed N] [--gpu-memory-fraction F] [--kv-memory-mb MB] [--profile]\n"
+            "        [--seed N] [--gpu-memory-fraction F] [--kv-memory-mb MB] [--kv-dtype bf16|fp8]\n"
+            "        [--profile]\n"
             "  Workload per M (SPEC §8): %s\n"
             "  Random prompt ids (fixed --seed, default 1). tokens/s = (input + output tokens) /\n"
             "  elapsed, requests/s = prompts / elapsed; elapsed excludes load and warm-up.\n"
@@ -47,6 +48,9 @@ static void usage(FILE *f, const char *stage) {
             "  KV cache: --gpu-memory-fraction (default 0.8) of free device memory after loading;\n"
             "    on the CPU a fixed --kv-memory-mb (default 1024). When the pool runs out the newest\n"
             "    sequence is preempted and recomputed later.\n"
+            "  --kv-dtype bf16|fp8 (default bf16): the KV cache's element type; fp8 stores e4m3 with a\n"
+            "    scale per (token, kv head) row: half the bytes, so ~2x the blocks fit the same budget and\n"
+            "    decode reads half the cache. The CSV model name gets '-kvfp8' (compared only with fp8).\n"
             "  --profile: per step: host (scheduling, block tables), forward split per layer\n"
             "    (layer hook) and final norm + lm_head, sampling; then the averages.\n"
             "  --out DIR (default .): CSVs under DIR/throughput_benchmark_results/%s/.\n",
@@ -115,20 +119,20 @@ static void print_step(void *user, const ss_step_timing *t) {
  * KV cache rows attention reads) over the step time, against the copy rate
  * measured on this device (copy_tbs > 0) — how close the step is to memory
  * speed. */
-static void print_memory_speed(const ss_model_config *cfg, double weight_bytes, double copy_tbs,
-                               const ss_throughput_row *r) {
+static void print_memory_speed(const ss_model_config *cfg, ss_kv_dtype kvd, double weight_bytes,
+                               double copy_tbs, const ss_throughput_row *r) {
     if (copy_tbs <= 0 || r->stats.steps == 0)
         return;
-    double kv = ss_model_kv_row_bytes(cfg) * (double)r->stats.kv_rows;
+    double kv = ss_model_kv_row_bytes(cfg, kvd) * (double)r->stats.kv_rows;
     double w = weight_bytes * (double)r->stats.steps, tbs = (w + kv) / r->elapsed_s / 1e12;
-    printf("  memory speed: weights %.1f MB + KV %.1f MB per step (mean) = %.3f TB/s, %.1f%% of the measured "
-           "copy rate %.3f TB/s (weights alone %.1f%%)\n",
-           weight_bytes / 1e6, kv / (double)r->stats.steps / 1e6, tbs, 100 * tbs / copy_tbs, copy_tbs,
+    printf("  memory speed: weights %.1f MB + KV (%s) %.1f MB per step (mean) = %.3f TB/s, %.1f%% of the "
+           "measured copy rate %.3f TB/s (weights alone %.1f%%)\n",
+           weight_bytes / 1e6, ss_kv_dtype_name(kvd), kv / (double)r->stats.steps / 1e6, tbs, 100 * tbs / copy_tbs, copy_tbs,
            100 * w / r->elapsed_s / 1e12 / copy_tbs);
 }
 
-static void print_bound(ss_stage st, const ss_model_config *cfg, const ss_peak *pk, double copy_tbs,
-                        const ss_throughput_row *r) {
+static void print_bound(ss_stage st, const ss_model_config *cfg, ss_kv_dtype kvd, const ss_peak *pk,
+                        double copy_tbs, const ss_throughput_row *r) {
     double params, bytes;
     ss_model_weight_stats(cfg, &params, &bytes);
     if (st == SS_STAGE_PREFILL) {
@@ -147,7 +151,7 @@ static void print_bound(ss_stage st, const ss_model_config *cfg, const ss_peak *
         else
             printf("  weight bandwidth: %.1f MB/step x %lld steps = %.4f TB/s; fraction of peak: n/a\n",
                    bytes / 1e6, (long long)r->stats.steps, tbs);
-        print_memory_speed(cfg, bytes, copy_tbs, r);
+        print_memory_speed(cfg, kvd, bytes, copy_tbs, r);
     }
 }
 
@@ -182,7 +186,7 @@ static int run(ss_stage st, int argc, char **argv) {
     snprintf(cmdname, sizeof cmdname, "bench %s", cmd);
     const char *model = NULL, *backend_s = NULL, *dev_s = NULL, *m_s = NULL, *scale_s = NULL,
                *nps_s = NULL, *out = ".", *seed_s = NULL, *frac_s = NULL, *kvmb_s = NULL,
-               *soak_s = NULL;
+               *soak_s = NULL, *kvd_s = NULL;
     int profile = 0;
     const cli_option opts[] = {
         CLI_FLAG("--profile", &profile), CLI_OPT("--model", &model),
@@ -190,7 +194,7 @@ static int run(ss_stage st, int argc, char **argv) {
         CLI_OPT("--scale", &scale_s), CLI_OPT("--num-prompts-scale", &nps_s),
         CLI_OPT("--out", &out), CLI_OPT("--seed", &seed_s),
         CLI_OPT("--gpu-memory-fraction", &frac_s), CLI_OPT("--kv-memory-mb", &kvmb_s),
-        CLI_OPT("--soak", &soak_s), CLI_ALIAS("--M", "--m"), CLI_END,
+        CLI_OPT("--soak", &soak_s), CLI_OPT("--kv-dtype", &kvd_s), CLI_ALIAS("--M", "--m"), CLI_END,
     };
     int parsed = cli_parse(cmdname, argc, argv, opts, NULL);
     if (parsed == CLI_HELP) {
@@ -283,6 +287,11 @@ static int run(ss_stage st, int argc, char **argv) {
         cli_error(cmdname, "--seed '%s': expected a non-negative integer", seed_s);
         return 2;
     }
+    ss_kv_dtype kvd = SS_KV_DTYPE_BF16;
+    if (kvd_s && ss_kv_dtype_parse(kvd_s, &kvd) != SS_OK) {
+        cli_error(cmdname, "--kv-dtype '%.64s': expected bf16 or fp8", kvd_s);
+        return 2;
+    }
     /* the CSVs are written after the benchmark: their folder is checked now */
     ss_status s = ss_outdir_check_writable(out, "--out");
     if (s == SS_OK)
@@ -315,6 +324,7 @@ static int run(ss_stage st, int argc, char **argv) {
         rc = cli_lib_error(cmdname, s);
         goto done;
     }
+    ss_model_set_kv_dtype(m, kvd);
     ss_tune_key key;
     char describe[512], devdir[256], pat[16], stem[256], dir[4096], path[8192];
     if ((s = ss_tune_key_of(ctx, &key)) != SS_OK || (s = ss_context_describe(ctx, describe, sizeof describe)) != SS_OK) {
@@ -331,6 +341,8 @@ static int run(ss_stage st, int argc, char **argv) {
     /* One folder for every backend of a device, so results sit side by side. */
     snprintf(devdir, sizeof devdir, "%s_cc%d_%s_%s", gpu, key.cc, dt, key.toolchain);
     ss_model_stem(model, stem, sizeof stem);
+    if (kvd == SS_KV_DTYPE_FP8) /* its own CSV and speedup table: not comparable with BF16 KV rows */
+        snprintf(stem + strlen(stem), sizeof stem - strlen(stem), "-kv%s", ss_kv_dtype_name(kvd));
     snprintf(dir, sizeof dir, "%s/throughput_benchmark_results/%s/%s", out, cmd, devdir);
     if (slid)
         snprintf(path, sizeof path, "%s/%s/%s/%s_%s.csv", dir, ss_backend_name(backend),
@@ -339,7 +351,7 @@ static int run(ss_stage st, int argc, char **argv) {
         snprintf(path, sizeof path, "%s/%s/%s_%s.csv", dir, ss_backend_name(backend), stem, cmd);
 
     /* --- the KV pool budget ------------------------------------------------------------- */
-    size_t block = ss_kv_block_bytes(&cfg), budget;
+    size_t block = ss_kv_block_bytes(&cfg, kvd), budget;
     if (backend == SS_BACKEND_CPU) {
         budget = (size_t)(kv_mb * 1048576.0);
     } else {
@@ -354,9 +366,9 @@ static int run(ss_stage st, int argc, char **argv) {
     int32_t kv_blocks = blocks64 > INT32_MAX ? INT32_MAX : (int32_t)blocks64;
     const ss_peak *pk = ss_peak_lookup(key.gpu);
     printf("device: %s\n", describe);
-    printf("model: %s (%s, %s%s%s), backend %s, KV budget %.1f MB = %d blocks of %zu bytes\n", model, stem, dt,
-           slid ? ", " : "", slid ? pat : "", ss_backend_name(backend), (double)budget / 1048576.0, (int)kv_blocks,
-           block);
+    printf("model: %s (%s, %s%s%s), backend %s, KV budget %.1f MB = %d blocks of %zu bytes (%s)\n", model, stem,
+           dt, slid ? ", " : "", slid ? pat : "", ss_backend_name(backend), (double)budget / 1048576.0,
+           (int)kv_blocks, block, ss_kv_dtype_name(kvd));
     printf("peak: %s\n", pk ? pk->label : "n/a (no peak table entry for this device)");
     double copy_tbs = 0;
     if (st == SS_STAGE_DECODE && ss_context_device(ctx) >= 0) {
@@ -410,7 +422,7 @@ static int run(ss_stage st, int argc, char **argv) {
         if (captures || replays) /* a capture per step would mean the graphs never pay off */
             printf("  decode CUDA graphs so far: %lld captures, %lld replays\n", (long long)captures,
                    (long long)replays);
-        print_bound(st, &cfg, pk, copy_tbs, &row);
+        print_bound(st, &cfg, kvd, pk, copy_tbs, &row);
         if (profile)
             print_profile(&row.stats);
     }

@@ -13,6 +13,7 @@
 static void usage(FILE *f) {
     fprintf(f, "usage: slidesparse eval --model DIR (--text FILE | --ids FILE) [--tokenizer FILE]\n"
                "                        [--context N] [--stride N] [--max-tokens N] [--backend B] [--device I]\n"
+               "                        [--kv-dtype bf16|fp8]\n"
                "  Teacher-forced perplexity: exp of the mean negative log-likelihood of each next token.\n"
                "  --text FILE: UTF-8 text, encoded with DIR/tokenizer.json (or --tokenizer FILE), special\n"
                "    tokens added (Llama 3's <|begin_of_text|>).\n"
@@ -23,14 +24,16 @@ static void usage(FILE *f) {
                "  --stride N: a new window every N tokens, 1..context (default: context, windows that do\n"
                "    not overlap); a window scores only the tokens no earlier window scored.\n"
                "  --max-tokens N: evaluate only the first N tokens (>= 2).\n"
-               "  Prints: perplexity P over T tokens (mean NLL X nats) — model DIR, backend B\n"
+               "  --kv-dtype bf16|fp8 (default bf16): the KV cache's element type (fp8: e4m3 with a scale\n"
+               "    per token and kv head); run both to see what the FP8 cache costs.\n"
+               "  Prints: perplexity P over T tokens (mean NLL X nats) — model DIR, backend B[, kv fp8]\n"
                CLI_BACKEND_HELP
                "                     (default cpu; auto and gpu: cusparselt for SlideSparse checkpoints,\n"
                "                     cublaslt for dense ones)\n");
 }
 
 typedef struct {
-    const char *model, *text, *ids, *tokenizer, *context, *stride, *max, *backend, *device;
+    const char *model, *text, *ids, *tokenizer, *context, *stride, *max, *backend, *device, *kv_dtype;
 } eval_args;
 
 /* The checks that need no file; 0 or 2 (after printing why). */
@@ -142,7 +145,7 @@ int cmd_eval(int argc, char **argv) {
         CLI_OPT("--model", &a.model), CLI_OPT("--text", &a.text), CLI_OPT("--ids", &a.ids),
         CLI_OPT("--tokenizer", &a.tokenizer), CLI_OPT("--context", &a.context), CLI_OPT("--stride", &a.stride),
         CLI_OPT("--max-tokens", &a.max), CLI_OPT("--backend", &a.backend), CLI_OPT("--device", &a.device),
-        CLI_END,
+        CLI_OPT("--kv-dtype", &a.kv_dtype), CLI_END,
     };
     int rc = cli_parse("eval", argc, argv, opts, usage);
     if (rc)
@@ -151,6 +154,11 @@ int cmd_eval(int argc, char **argv) {
     cli_backend be;
     if ((rc = check_args(&a, &ctx, &stride, &max, &dev, &be)) != 0)
         return rc;
+    ss_kv_dtype kvd = SS_KV_DTYPE_BF16;
+    if (a.kv_dtype && ss_kv_dtype_parse(a.kv_dtype, &kvd) != SS_OK) {
+        cli_error("eval", "--kv-dtype '%.64s': expected bf16 or fp8", a.kv_dtype);
+        return 2;
+    }
     ss_model_config cfg;
     char cfg_path[4096];
     snprintf(cfg_path, sizeof cfg_path, "%s/config.json", a.model);
@@ -187,12 +195,13 @@ int cmd_eval(int argc, char **argv) {
     if ((s = cli_check_backend(a.model, &cfg, backend, dev)) != SS_OK ||
         (s = ss_context_create(cli_device_for(backend, dev), &sc)) != SS_OK ||
         (s = ss_model_load(sc, backend, a.model, &m)) != SS_OK ||
-        (s = ss_eval_perplexity(m, ids, n, &eo, &r)) != SS_OK) {
+        (ss_model_set_kv_dtype(m, kvd), (s = ss_eval_perplexity(m, ids, n, &eo, &r)) != SS_OK)) {
         rc = cli_lib_error("eval", s);
         goto done;
     }
-    printf("perplexity %.4f over %lld tokens (mean NLL %.6f nats) \xe2\x80\x94 model %s, backend %s\n",
-           r.perplexity, (long long)r.n_tokens, r.mean_nll, a.model, ss_backend_name(backend));
+    printf("perplexity %.4f over %lld tokens (mean NLL %.6f nats) \xe2\x80\x94 model %s, backend %s%s\n",
+           r.perplexity, (long long)r.n_tokens, r.mean_nll, a.model, ss_backend_name(backend),
+           kvd == SS_KV_DTYPE_FP8 ? ", kv fp8" : "");
 done:
     ss_model_destroy(m);
     ss_context_destroy(sc);

@@ -20,7 +20,7 @@ static void usage(FILE *f) {
     fprintf(f, "usage: slidesparse generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N]\n"
                "                            [--tokenizer FILE] [--chat] [--stop STRING]...\n"
                "                            [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
-               "                            [--backend B] [--device I]\n"
+               "                            [--backend B] [--device I] [--kv-dtype bf16|fp8]\n"
                "  --prompt TEXT: encoded with DIR/tokenizer.json (or --tokenizer FILE); the generated\n"
                "    text goes to stdout as it is produced, then a newline; the speed to stderr.\n"
                "    Stops at an end-of-sequence id (config.json eos_token_id, one or a list), at a\n"
@@ -36,6 +36,8 @@ static void usage(FILE *f) {
                "    reaching --top-p of the probability (1: all, the default), and drawn with a\n"
                "    generator seeded by --seed (default: from the clock, printed on stderr).\n"
                "    The same seed, settings and backend give the same output.\n"
+               "  --kv-dtype bf16|fp8 (default bf16): the KV cache's element type; fp8 stores e4m3 with a\n"
+               "    scale per token and kv head (half the cache bytes; outputs may differ slightly).\n"
                CLI_BACKEND_HELP
                "                     (default cpu, which runs every checkpoint; auto and gpu: cusparselt\n"
                "                     for SlideSparse checkpoints, cublaslt for dense ones)\n",
@@ -43,7 +45,7 @@ static void usage(FILE *f) {
 }
 
 typedef struct {
-    const char *model, *ids, *prompt, *max, *backend, *device, *tokenizer;
+    const char *model, *ids, *prompt, *max, *backend, *device, *tokenizer, *kv_dtype;
     const char *temperature, *top_k, *top_p, *seed;
     int chat;
     const char *stops[MAX_STOPS];
@@ -330,7 +332,7 @@ int cmd_generate(int argc, char **argv) {
         CLI_OPT("--max-tokens", &a.max), CLI_OPT("--backend", &a.backend), CLI_OPT("--device", &a.device),
         CLI_OPT("--tokenizer", &a.tokenizer), CLI_FLAG("--chat", &a.chat),
         CLI_OPT("--temperature", &a.temperature), CLI_OPT("--top-k", &a.top_k), CLI_OPT("--top-p", &a.top_p),
-        CLI_OPT("--seed", &a.seed), CLI_END,
+        CLI_OPT("--seed", &a.seed), CLI_OPT("--kv-dtype", &a.kv_dtype), CLI_END,
     };
     int rc = take_stops(&argc, argv, &a);
     if (rc)
@@ -346,6 +348,11 @@ int cmd_generate(int argc, char **argv) {
         return rc;
     if (!parse_sampling(&a, &sp, &explicit_seed))
         return 2;
+    ss_kv_dtype kvd = SS_KV_DTYPE_BF16;
+    if (a.kv_dtype && ss_kv_dtype_parse(a.kv_dtype, &kvd) != SS_OK) {
+        cli_error("generate", "--kv-dtype '%.64s': expected bf16 or fp8", a.kv_dtype);
+        return 2;
+    }
     gen_input in = {0};
     ss_context *ctx = NULL;
     ss_model *m = NULL;
@@ -361,6 +368,7 @@ int cmd_generate(int argc, char **argv) {
         rc = cli_lib_error("generate", s);
         goto done;
     }
+    ss_model_set_kv_dtype(m, kvd);
     if (sampler && !explicit_seed)
         fprintf(stderr, "seed: %llu (give --seed to repeat this output)\n", (unsigned long long)sp.seed);
     rc = run(&a, &in, m, sampler, backend);

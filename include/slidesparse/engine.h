@@ -16,11 +16,25 @@
  *   RMSNorm follows HF: y = bf16(w * bf16(x * rsqrt(mean(x^2) + eps))).
  *
  * KV cache: a pool of blocks of SS_KV_BLOCK tokens; layout of the pool
- *   k, v: (layers, n_blocks, SS_KV_BLOCK, kv_heads, head_dim) BF16
+ *   k, v: (layers, n_blocks, SS_KV_BLOCK, kv_heads, head_dim) BF16, or E4M3
+ *   k_scale, v_scale: (layers, n_blocks, SS_KV_BLOCK, kv_heads) F32 (E4M3 only)
  * Each sequence owns a block table (indices into the pool) that grows as
  * tokens are written; position p of a sequence lives in block
  * table[p / SS_KV_BLOCK], slot p % SS_KV_BLOCK. The scheduler and the GPU
  * engine use the same layout.
+ *
+ * FP8 KV (SS_KV_DTYPE_FP8, the model's setting when a cache is created): each
+ * (token, kv head) row of head_dim keys or values is quantized on write with
+ * its own F32 scale, as the per-token activation quantization (SPEC §4):
+ *   a = max(max|x|, 1e-12f); inv = 448 / a; q = e4m3(clamp(x * inv, -448, 448))
+ *   (round to nearest even, saturating); scale = a / 448
+ * every op one IEEE round-to-nearest-even operation, so the CPU and the GPU
+ * store the same bits. Attention reads x' = bf16(f32(q) * scale) and then
+ * runs exactly as on a BF16 cache: an FP8 cache is a BF16 cache holding x'.
+ * Per element |x' - x| <= |x| / 14 + a / 2^17: half an e4m3 step (2^-4
+ * relative for normals, a * 2^-10 / 448 for subnormals) plus the BF16
+ * rounding of x' (2^-8 relative) and the F32 roundings of inv and scale.
+ * 1 byte per element plus 4 bytes per row instead of 2 bytes per element.
  */
 #ifndef SLIDESPARSE_ENGINE_H
 #define SLIDESPARSE_ENGINE_H
@@ -61,6 +75,34 @@ void ss_model_set_layer_hook(ss_model *m, ss_layer_hook fn, void *user);
 
 typedef struct ss_kv_cache ss_kv_cache; /* opaque: the block pool */
 
+typedef enum { SS_KV_DTYPE_BF16 = 0, SS_KV_DTYPE_FP8 = 1 } ss_kv_dtype;
+
+/* "bf16" / "fp8" (SS_EINVAL naming both otherwise). */
+ss_status ss_kv_dtype_parse(const char *s, ss_kv_dtype *out);
+const char *ss_kv_dtype_name(ss_kv_dtype d);
+/* Bytes one cache row (one token, one kv head, keys or values) takes:
+ * 2 * head_dim for BF16, head_dim + 4 (the scale) for FP8. */
+size_t ss_kv_row_bytes(ss_kv_dtype d, int head_dim);
+
+/* The KV dtype of caches created for m from now on (default BF16; ss_generate
+ * and ss_eval_perplexity create theirs from it too). */
+void ss_model_set_kv_dtype(ss_model *m, ss_kv_dtype d);
+ss_kv_dtype ss_model_get_kv_dtype(const ss_model *m);
+ss_kv_dtype ss_kv_cache_dtype(const ss_kv_cache *c);
+
+/* The FP8 KV row quantization above (the reference both engines follow):
+ * x (n) BF16 -> q (n) E4M3, *scale. */
+void ss_kv_quant_row(const uint16_t *x, int n, uint8_t *q, float *scale);
+/* y (n) = bf16(f32(q) * scale), what attention reads. */
+void ss_kv_dequant_row(const uint8_t *q, int n, float scale, uint16_t *y);
+
+/* Copies slot `slot` of block `block` of layer `layer` to the host (from the
+ * device for a GPU model): k, v (kv_heads * head_dim) elements of the cache
+ * dtype (uint16 BF16 bits or E4M3 bytes); k_scale, v_scale (kv_heads) F32,
+ * FP8 only (may be NULL). SS_EINVAL for indices out of range. */
+ss_status ss_kv_cache_read_slot(const ss_kv_cache *c, int layer, int32_t block, int slot, void *k,
+                                void *v, float *k_scale, float *v_scale);
+
 typedef struct {
     int32_t *blocks;   /* (cap) block ids, the first n_blocks in use */
     int32_t n_blocks;
@@ -68,7 +110,7 @@ typedef struct {
     int64_t n_tokens;  /* positions 0..n_tokens-1 hold keys/values */
 } ss_kv_seq;
 
-/* n_blocks blocks for model m's layers / kv heads / head dim. */
+/* n_blocks blocks for model m's layers / kv heads / head dim, in m's KV dtype. */
 ss_status ss_kv_cache_create(const ss_model *m, int32_t n_blocks, ss_kv_cache **out);
 void ss_kv_cache_destroy(ss_kv_cache *c);
 int32_t ss_kv_cache_free_blocks(const ss_kv_cache *c);

@@ -157,8 +157,10 @@ ss_status ss_serve_run(ss_model *m, ss_scheduler *s, const ss_serve_opts *o, ss_
 
 // --- KV pool sizing ------------------------------------------------------------------------
 
-/* Bytes of one KV block (keys + values, all layers) for config c. */
-size_t ss_kv_block_bytes(const ss_model_config *c);
+/* Bytes of one KV block (keys + values, all layers) for config c and KV
+ * dtype d (FP8: 1 byte per element + a 4-byte scale per row, ~half of BF16,
+ * so a memory budget holds ~2x the blocks). */
+size_t ss_kv_block_bytes(const ss_model_config *c, ss_kv_dtype d);
 /* Free and total memory of ctx's device (SS_EUNSUPPORTED on a CPU context). */
 ss_status ss_device_memory(const ss_context *ctx, size_t *free_b, size_t *total_b);
 
@@ -220,8 +222,9 @@ ss_status ss_throughput_run(ss_model *m, int32_t kv_blocks, const ss_workload *w
  * 2:4 metadata, plus the BF16 lm_head). */
 void ss_model_weight_stats(const ss_model_config *c, double *params, double *bytes_per_step);
 /* Bytes of keys and values one cache row holds over all layers and KV heads
- * (what attention reads per row of ss_serve_stats.kv_rows). */
-double ss_model_kv_row_bytes(const ss_model_config *c);
+ * in KV dtype d (what attention reads per row of ss_serve_stats.kv_rows:
+ * BF16 2 bytes per element; FP8 1 byte per element + the rows' scales). */
+double ss_model_kv_row_bytes(const ss_model_config *c, ss_kv_dtype d);
 /* Device-to-device copy rate of ctx's GPU in TB/s, bytes read plus bytes
  * written (a 256 MB cudaMemcpy, median of 10 after a warm-up): the measured
  * ceiling a memory-bound step is compared against. SS_EUNSUPPORTED on a CPU

@@ -1,6 +1,7 @@
 /* Causal attention with GQA over the paged KV cache (CPU). Scores, softmax and
  * the weighted sum of values accumulate in float; the output is rounded once.
- * Query head h reads kv head h / (nh / nkv). Two passes over the keys (max,
+ * Query head h reads kv head h / (nh / nkv); an FP8 cache's rows are read as
+ * their BF16 dequantization (engine.h). Two passes over the keys (max,
  * then exp-sum and values) so no per-thread score buffer is needed. */
 #include "engine/ops.h"
 
@@ -8,10 +9,19 @@
 
 #include "core/dtype_inline.h"
 
-static const uint16_t *kv_row(const ss_kv_cache *c, const uint16_t *pool, int layer,
-                              const ss_kv_seq *kv, int64_t j, int kvh) {
-    return pool + ss_kv_offset(c, layer, kv->blocks[j / SS_KV_BLOCK], (int)(j % SS_KV_BLOCK)) +
-           (size_t)kvh * (size_t)c->head_dim;
+/* Row j of kv head kvh in pool (k or v) as BF16: the pool itself for a BF16
+ * cache; for FP8 the row dequantized into buf (hd), exactly what the GPU
+ * kernels stage (engine.h: x' = bf16(f32(q) * scale)). */
+static const uint16_t *kv_row(const ss_kv_cache *c, const void *pool, const float *scales, int layer,
+                              const ss_kv_seq *kv, int64_t j, int kvh, uint16_t *buf) {
+    int32_t blk = kv->blocks[j / SS_KV_BLOCK];
+    int slot = (int)(j % SS_KV_BLOCK);
+    size_t off = ss_kv_offset(c, layer, blk, slot) + (size_t)kvh * (size_t)c->head_dim;
+    if (c->dtype == SS_KV_DTYPE_BF16)
+        return (const uint16_t *)pool + off;
+    ss_kv_dequant_row((const uint8_t *)pool + off, c->head_dim,
+                      scales[ss_kv_scale_offset(c, layer, blk, slot) + (size_t)kvh], buf);
+    return buf;
 }
 
 static float dot_bf16(const uint16_t *a, const uint16_t *b, int n) {
@@ -38,16 +48,17 @@ void ss_attention_cpu(const ss_kv_cache *c, int layer, const uint16_t *qkv,
             const uint16_t *q = qkv + r * row + (int64_t)h * hd; // (hd)
             int kvh = h / group;
             int64_t n = (int64_t)tok[r].pos + 1;
+            uint16_t kb[512], vb[512]; /* FP8 rows dequantized; hd <= 512 is checked at load */
             float mx = -INFINITY;
             for (int64_t j = 0; j < n; j++) {
-                float s = dot_bf16(q, kv_row(c, c->k, layer, kv, j, kvh), hd) * scale;
+                float s = dot_bf16(q, kv_row(c, c->k, c->ks, layer, kv, j, kvh, kb), hd) * scale;
                 mx = s > mx ? s : mx;
             }
             float acc[512] = {0}; /* hd <= 512 is checked at load */
             float sum = 0.0f;
             for (int64_t j = 0; j < n; j++) {
-                float p = expf(dot_bf16(q, kv_row(c, c->k, layer, kv, j, kvh), hd) * scale - mx);
-                const uint16_t *v = kv_row(c, c->v, layer, kv, j, kvh);
+                float p = expf(dot_bf16(q, kv_row(c, c->k, c->ks, layer, kv, j, kvh, kb), hd) * scale - mx);
+                const uint16_t *v = kv_row(c, c->v, c->vs, layer, kv, j, kvh, vb);
                 sum += p;
                 for (int d = 0; d < hd; d++)
                     acc[d] += p * ss_bf16_to_f32_inline(v[d]);

@@ -28,6 +28,7 @@ struct ss_model {
     ss_layer_hook hook;
     void *hook_user;
     struct ss_engine_gpu *gpu; /* device state (cuda/engine_gpu.h); NULL on the CPU */
+    ss_kv_dtype kv_dtype;      /* of the caches created from now on */
 };
 
 /* Checks a batch, grows each sequence's block table, fills tok (t) (forward.c). */

@@ -28,17 +28,31 @@ typedef struct {
 struct ss_kv_cache {
     int n_layers, n_kv_heads, head_dim;
     int32_t n_blocks;
-    uint16_t *k;        // (layers, n_blocks, SS_KV_BLOCK, kv_heads, head_dim)
-    uint16_t *v;        // same
+    ss_kv_dtype dtype;
+    void *k;            // (layers, n_blocks, SS_KV_BLOCK, kv_heads, head_dim) BF16 or E4M3
+    void *v;            // same
+    float *ks;          // (layers, n_blocks, SS_KV_BLOCK, kv_heads) FP8 only, else NULL
+    float *vs;          // same
     int32_t *free_list; // (n_blocks) stack of free block ids
     int32_t n_free;
-    int on_device;      /* k, v are device pointers (GPU model; cuda/engine_gpu.c) */
+    int on_device;      /* k, v, ks, vs are device pointers (GPU model; cuda/engine_gpu.c) */
 };
 
-/* Address of (layer, block, slot) in a pool buffer. */
+/* Element index of (layer, block, slot) in a pool buffer (k, v). */
 static inline size_t ss_kv_offset(const ss_kv_cache *c, int layer, int32_t block, int slot) {
     size_t row = (size_t)c->n_kv_heads * (size_t)c->head_dim;
     return (((size_t)layer * (size_t)c->n_blocks + (size_t)block) * SS_KV_BLOCK + (size_t)slot) * row;
+}
+
+/* Index of (layer, block, slot)'s first kv head in a scale buffer (ks, vs). */
+static inline size_t ss_kv_scale_offset(const ss_kv_cache *c, int layer, int32_t block, int slot) {
+    return (((size_t)layer * (size_t)c->n_blocks + (size_t)block) * SS_KV_BLOCK + (size_t)slot) *
+           (size_t)c->n_kv_heads;
+}
+
+/* Bytes of one element of the pool's k / v. */
+static inline size_t ss_kv_elem_size(const ss_kv_cache *c) {
+    return c->dtype == SS_KV_DTYPE_FP8 ? 1 : 2;
 }
 
 typedef struct {

@@ -424,7 +424,7 @@ static ss_status throughput_one(run *r, ss_stage stg, const char *model_dir, ss_
             goto done;
         budget = (size_t)(r->c->gpu_memory_fraction * (double)fr);
     }
-    int64_t blocks = (int64_t)(budget / ss_kv_block_bytes(cfg));
+    int64_t blocks = (int64_t)(budget / ss_kv_block_bytes(cfg, ss_model_get_kv_dtype(m)));
     for (int i = 0; i < nm; i++, (*step)++) {
         ss_workload w;
         if ((s = ss_workload_make(stg, ms[i], &w)) != SS_OK)

@@ -166,9 +166,9 @@ fail:
 
 // --- KV pool sizing ---------------------------------------------------------------------------
 
-size_t ss_kv_block_bytes(const ss_model_config *c) {
+size_t ss_kv_block_bytes(const ss_model_config *c, ss_kv_dtype d) {
     return 2 * (size_t)c->num_hidden_layers * SS_KV_BLOCK * (size_t)c->num_key_value_heads *
-           (size_t)c->head_dim * sizeof(uint16_t);
+           ss_kv_row_bytes(d, c->head_dim);
 }
 
 /* Median of 10 timed 256 MB device-to-device copies after one warm-up. */

@@ -101,9 +101,9 @@ void ss_model_weight_stats(const ss_model_config *c, double *params, double *byt
     *bytes_per_step = bytes * c->num_hidden_layers + 2.0 * c->vocab_size * h;
 }
 
-double ss_model_kv_row_bytes(const ss_model_config *c) {
-    /* K and V, BF16, every layer and KV head (ss_kv_block_bytes per row) */
-    return 2.0 * c->num_hidden_layers * c->num_key_value_heads * c->head_dim * 2;
+double ss_model_kv_row_bytes(const ss_model_config *c, ss_kv_dtype d) {
+    /* K and V, every layer and KV head (ss_kv_block_bytes per row) */
+    return 2.0 * c->num_hidden_layers * c->num_key_value_heads * (double)ss_kv_row_bytes(d, c->head_dim);
 }
 
 void ss_model_stem(const char *dir, char *buf, size_t n) {
@@ -173,7 +173,7 @@ ss_status ss_throughput_run(ss_model *m, int32_t kv_blocks, const ss_workload *w
     if (per_seq > kv_blocks)
         return ss_fail(SS_ENOMEM, "workload M %lld: one sequence of %lld tokens needs %lld KV blocks (%.1f MB), the memory budget holds %d",
                        (long long)w->m, (long long)total, (long long)per_seq,
-                       (double)per_seq * (double)ss_kv_block_bytes(c) / 1e6, (int)kv_blocks);
+                       (double)per_seq * (double)ss_kv_block_bytes(c, ss_model_get_kv_dtype(m)) / 1e6, (int)kv_blocks);
     if (num_prompts < 1)
         return ss_fail(SS_EINVAL, "workload M %lld: %lld prompts, expected >= 1", (long long)w->m, (long long)num_prompts);
     /* No larger pool than the batch can ever use. */

@@ -66,8 +66,11 @@ ss_status ss_engine_gpu_set_profile(ss_model *m, int on);
 /* Seconds per stage of the last forward (zeros when profiling is off). */
 void ss_engine_gpu_stage_times(const ss_model *m, double secs[SS_GPU_STAGE_COUNT]);
 
-/* The KV pool on the device (zeroed); c->on_device set. */
+/* The KV pool on the device (zeroed): k, v of elems elements of c->dtype,
+ * and for FP8 the scales ks, vs (elems / head_dim); c->on_device set. */
 ss_status ss_engine_gpu_kv_alloc(ss_kv_cache *c, size_t elems);
 void ss_engine_gpu_kv_free(ss_kv_cache *c);
+/* Synchronous device -> host copy of bytes (tests reading the cache). */
+ss_status ss_engine_gpu_to_host(void *dst, const void *src, size_t bytes);
 
 #endif
