@@ -27,6 +27,14 @@
  * - simt_kernel (every other head_dim, and SS_ATTN_SIMT): 4 warps, 16 items
  *   at a time; lane = key scores, warp = item.
  *
+ * FP8 KV (ss_kv_layer.fp8, every kernel a template on it): the kernels read
+ * each cache chunk through ss_kv_load8 / 4 / 2 (kv_fp8.cuh), which for FP8
+ * loads half the bytes plus the row's scale and returns the same BF16 words
+ * the CPU reference dequantizes to; everything after the load is the BF16
+ * path. The tensor-core kernels stage such tiles by plain loads (all of a
+ * thread's chunks in flight, then converted and stored to shared memory)
+ * instead of cp.async, which cannot convert.
+ *
  * With SS_ATTN_PDL each kernel is a programmatic dependent launch: a block
  * reads its tile (batch metadata) while rope_kv drains, then waits for it
  * (linear/kernels/pdl.cuh) before any query, cache or output access; blocks
@@ -40,6 +48,7 @@
 
 #include "engine/cuda/bf16.cuh"
 #include "engine/cuda/kernels.h"
+#include "engine/cuda/kv_fp8.cuh"
 #include "linear/kernels/pdl.cuh" /* SS_ATTN_PDL: every kernel reads its tile, then waits */
 
 namespace {
@@ -99,12 +108,11 @@ size_t simt_smem(int hd) {
 
 /* DPL: output columns per lane, hd <= 32 * DPL; hd even. The tile's items go
  * 16 at a time (item it = row it / nheads, head it % nheads). */
-template <int DPL>
+template <int DPL, bool FP8>
 __global__ void __launch_bounds__(SWARPS * 32, 4)
 simt_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ tok,
             const ss_attn_tile *__restrict__ tiles, const int32_t *__restrict__ tables,
-            int max_blocks, const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc,
-            int nh, int nkv, int hd, float scale, uint16_t *__restrict__ out) {
+            int max_blocks, ss_kv_layer kv, int nh, int nkv, int hd, float scale, uint16_t *__restrict__ out) {
     extern __shared__ float smem[];
     float *qs = smem;                                  // (SITEMS, hd)
     uint16_t *ks = (uint16_t *)(qs + SITEMS * hd);     // (SBK, hd + 2)
@@ -116,7 +124,6 @@ simt_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ to
     const int group = nh / nkv, kvh = tile.head0 / group;
     const int n_all = tile.nq * tile.nheads;
     const int64_t row_len = (int64_t)(nh + 2 * nkv) * hd;
-    const int64_t kv_row = (int64_t)nkv * hd;
     const int32_t *table = tables + (int64_t)tile.seq * max_blocks;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const bool vec = (hd & 7) == 0;
@@ -159,9 +166,9 @@ simt_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ to
                     const int kk = e / vpr, c = (e - kk * vpr) * 8;
                     uint4 kv4 = make_uint4(0, 0, 0, 0), vv4 = make_uint4(0, 0, 0, 0);
                     if (kk < nk) {
-                        const int64_t off = kv_slot(table, k0 + kk) * kv_row + (int64_t)kvh * hd + c;
-                        kv4 = *(const uint4 *)(kc + off);
-                        vv4 = *(const uint4 *)(vc + off);
+                        const int64_t srow = kv_slot(table, k0 + kk) * nkv + kvh, off = srow * hd + c;
+                        kv4 = ss_kv_load8<FP8>(kv.k, kv.ks, off, srow);
+                        vv4 = ss_kv_load8<FP8>(kv.v, kv.vs, off, srow);
                     }
                     uint32_t *kd = (uint32_t *)(ks + kk * kstr + c), *vd = (uint32_t *)(vs + kk * kstr + c);
                     kd[0] = kv4.x; kd[1] = kv4.y; kd[2] = kv4.z; kd[3] = kv4.w;
@@ -173,9 +180,9 @@ simt_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ to
                     const int kk = e / wpr, c = (e - kk * wpr) * 2;
                     uint32_t kw = 0, vw = 0;
                     if (kk < nk) {
-                        const int64_t off = kv_slot(table, k0 + kk) * kv_row + (int64_t)kvh * hd + c;
-                        kw = *(const uint32_t *)(kc + off);
-                        vw = *(const uint32_t *)(vc + off);
+                        const int64_t srow = kv_slot(table, k0 + kk) * nkv + kvh, off = srow * hd + c;
+                        kw = ss_kv_load2<FP8>(kv.k, kv.ks, off, srow);
+                        vw = ss_kv_load2<FP8>(kv.v, kv.vs, off, srow);
                     }
                     *(uint32_t *)(ks + kk * kstr + c) = kw;
                     *(uint32_t *)(vs + kk * kstr + c) = vw;
@@ -247,33 +254,33 @@ simt_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ to
     }
 }
 
-template <int DPL>
+template <int DPL, bool FP8>
 cudaError_t launch_simt(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles,
-                        int64_t n_tiles, const int32_t *tables, int max_blocks, const uint16_t *kc,
-                        const uint16_t *vc, int nh, int nkv, int hd, uint16_t *out, bool pdl,
-                        cudaStream_t stream) {
+                        int64_t n_tiles, const int32_t *tables, int max_blocks, const ss_kv_layer &kv, int nh,
+                        int nkv, int hd, uint16_t *out, bool pdl, cudaStream_t stream) {
     const size_t smem = simt_smem(hd);
     if (smem > 48 * 1024) {
         static int opted[MAX_DEVICES]; /* per instantiation; the largest smem of this DPL */
-        cudaError_t e = opt_in_smem(opted, (const void *)simt_kernel<DPL>, (int)simt_smem(32 * DPL));
+        cudaError_t e = opt_in_smem(opted, (const void *)simt_kernel<DPL, FP8>, (int)simt_smem(32 * DPL));
         if (e != cudaSuccess)
             return e;
     }
     const float scale = 1.0f / sqrtf((float)hd);
-    return ss_launch(pdl, simt_kernel<DPL>, dim3((unsigned)n_tiles), dim3(SWARPS * 32), smem, stream, qkv, tok,
-                     tiles, tables, max_blocks, kc, vc, nh, nkv, hd, scale, out);
+    return ss_launch(pdl, simt_kernel<DPL, FP8>, dim3((unsigned)n_tiles), dim3(SWARPS * 32), smem, stream, qkv,
+                     tok, tiles, tables, max_blocks, kv, nh, nkv, hd, scale, out);
 }
 
+template <bool FP8>
 cudaError_t simt(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles, int64_t n_tiles,
-                 const int32_t *tables, int max_blocks, const uint16_t *kc, const uint16_t *vc, int nh,
-                 int nkv, int hd, uint16_t *out, bool pdl, cudaStream_t stream) {
+                 const int32_t *tables, int max_blocks, const ss_kv_layer &kv, int nh, int nkv, int hd,
+                 uint16_t *out, bool pdl, cudaStream_t stream) {
     if (hd <= 32)
-        return launch_simt<1>(qkv, tok, tiles, n_tiles, tables, max_blocks, kc, vc, nh, nkv, hd, out, pdl, stream);
+        return launch_simt<1, FP8>(qkv, tok, tiles, n_tiles, tables, max_blocks, kv, nh, nkv, hd, out, pdl, stream);
     if (hd <= 64)
-        return launch_simt<2>(qkv, tok, tiles, n_tiles, tables, max_blocks, kc, vc, nh, nkv, hd, out, pdl, stream);
+        return launch_simt<2, FP8>(qkv, tok, tiles, n_tiles, tables, max_blocks, kv, nh, nkv, hd, out, pdl, stream);
     if (hd <= 128)
-        return launch_simt<4>(qkv, tok, tiles, n_tiles, tables, max_blocks, kc, vc, nh, nkv, hd, out, pdl, stream);
-    return launch_simt<8>(qkv, tok, tiles, n_tiles, tables, max_blocks, kc, vc, nh, nkv, hd, out, pdl, stream);
+        return launch_simt<4, FP8>(qkv, tok, tiles, n_tiles, tables, max_blocks, kv, nh, nkv, hd, out, pdl, stream);
+    return launch_simt<8, FP8>(qkv, tok, tiles, n_tiles, tables, max_blocks, kv, nh, nkv, hd, out, pdl, stream);
 }
 
 #include "engine/cuda/attention_mma.cuh"
@@ -295,14 +302,11 @@ int auto_decode_version() {
     return v;
 }
 
-} // namespace
-
-extern "C" cudaError_t ss_attention_cuda_variant(const uint16_t *qkv, const ss_tok_info *tok,
-                                                 const ss_attn_tile *tiles, int64_t n_tiles,
-                                                 const int32_t *tables, int max_blocks,
-                                                 const uint16_t *k_layer, const uint16_t *v_layer,
-                                                 int nh, int nkv, int hd, uint16_t *out, int variant,
-                                                 cudaStream_t stream) {
+/* The launcher behind the three entry points (variants: kernels.h). */
+template <bool FP8>
+cudaError_t dispatch(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles, int64_t n_tiles,
+                     const int32_t *tables, int max_blocks, const ss_kv_layer &kv, int nh, int nkv, int hd,
+                     uint16_t *out, int variant, cudaStream_t stream) {
     const bool pure_decode = (variant & SS_ATTN_PURE_DECODE) != 0;
     const bool pdl = (variant & SS_ATTN_PDL) != 0;
     const int splits = (variant >> 12) & 15; /* SS_ATTN_DECODE3_SPLITS, 0: chosen here */
@@ -314,7 +318,7 @@ extern "C" cudaError_t ss_attention_cuda_variant(const uint16_t *qkv, const ss_t
     if (hd <= 0 || (hd & 1) || hd > SS_ATTN_MAX_HD || n_tiles > 0x7fffffff || nkv <= 0 || nh % nkv)
         return cudaErrorInvalidValue;
     if (hd != MMA_HD || variant == SS_ATTN_SIMT)
-        return simt(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, hd, out, pdl, stream);
+        return simt<FP8>(qkv, tok, tiles, n_tiles, tables, max_blocks, kv, nh, nkv, hd, out, pdl, stream);
     /* Tiles of >= 2 rows to the tensor cores, 1-row tiles to the decode
      * kernel; each kernel's blocks skip the other kind. On a batch the caller
      * knows to be pure decode, the tensor-core grid (all empty blocks) is not
@@ -322,10 +326,11 @@ extern "C" cudaError_t ss_attention_cuda_variant(const uint16_t *qkv, const ss_t
     const int group = nh / nkv, max_heads = group < SS_ATTN_ITEMS ? group : SS_ATTN_ITEMS;
     cudaError_t e = cudaSuccess;
     if (!pure_decode)
-        e = variant == SS_ATTN_MMA_H1 ? launch_mma<1>(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer,
-                                                      nh, nkv, max_heads, out, pdl, stream)
-                                      : launch_mma<2>(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer,
-                                                      nh, nkv, max_heads, out, pdl, stream);
+        e = variant == SS_ATTN_MMA_H1
+                ? launch_mma<1, FP8>(qkv, tok, tiles, n_tiles, tables, max_blocks, kv, nh, nkv, max_heads, out, pdl,
+                                     stream)
+                : launch_mma<2, FP8>(qkv, tok, tiles, n_tiles, tables, max_blocks, kv, nh, nkv, max_heads, out, pdl,
+                                     stream);
     if (e != cudaSuccess)
         return e;
     const int version = variant == SS_ATTN_DECODE2   ? 2
@@ -333,17 +338,37 @@ extern "C" cudaError_t ss_attention_cuda_variant(const uint16_t *qkv, const ss_t
                         : variant == SS_ATTN_AUTO    ? auto_decode_version()
                                                      : 1; /* SS_ATTN_DECODE1, SS_ATTN_MMA_H1 */
     if (version == 2)
-        return launch_decode2(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, out, pdl,
-                              stream);
+        return launch_decode2<FP8>(qkv, tok, tiles, n_tiles, tables, max_blocks, kv, nh, nkv, out, pdl, stream);
     if (version == 3) {
         bool ran = false;
-        e = launch_decode3(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, out, splits,
-                           pdl, pure_decode, stream, &ran);
+        e = launch_decode3<FP8>(qkv, tok, tiles, n_tiles, tables, max_blocks, kv, nh, nkv, out, splits, pdl,
+                                pure_decode, stream, &ran);
         if (e != cudaSuccess || ran)
             return e;
         /* no thread-block clusters before cc 9.0: v1 */
     }
-    return launch_decode(qkv, tok, tiles, n_tiles, tables, max_blocks, k_layer, v_layer, nh, nkv, out, pdl, stream);
+    return launch_decode<FP8>(qkv, tok, tiles, n_tiles, tables, max_blocks, kv, nh, nkv, out, pdl, stream);
+}
+
+} // namespace
+
+extern "C" cudaError_t ss_attention_cuda_kv(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles,
+                                            int64_t n_tiles, const int32_t *tables, int max_blocks,
+                                            const ss_kv_layer *kv, int nh, int nkv, int hd, uint16_t *out,
+                                            int variant, cudaStream_t stream) {
+    if (kv->fp8)
+        return dispatch<true>(qkv, tok, tiles, n_tiles, tables, max_blocks, *kv, nh, nkv, hd, out, variant, stream);
+    return dispatch<false>(qkv, tok, tiles, n_tiles, tables, max_blocks, *kv, nh, nkv, hd, out, variant, stream);
+}
+
+extern "C" cudaError_t ss_attention_cuda_variant(const uint16_t *qkv, const ss_tok_info *tok,
+                                                 const ss_attn_tile *tiles, int64_t n_tiles,
+                                                 const int32_t *tables, int max_blocks,
+                                                 const uint16_t *k_layer, const uint16_t *v_layer,
+                                                 int nh, int nkv, int hd, uint16_t *out, int variant,
+                                                 cudaStream_t stream) {
+    const ss_kv_layer kv = {.k = (void *)k_layer, .v = (void *)v_layer, .ks = NULL, .vs = NULL, .fp8 = 0};
+    return dispatch<false>(qkv, tok, tiles, n_tiles, tables, max_blocks, kv, nh, nkv, hd, out, variant, stream);
 }
 
 extern "C" cudaError_t ss_attention_cuda(const uint16_t *qkv, const ss_tok_info *tok,

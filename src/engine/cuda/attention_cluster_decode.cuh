@@ -49,10 +49,15 @@ static_assert((D3_PL + D3_WARPS * D3_ROWS) * 4 <= D3_SMEM, "partials fit in the 
 
 /* load_kv_tile that leaves rows k_skip <= p < n_keys untouched (no copy, no
  * zero fill): decode3_kernel writes them itself after the PDL wait. */
-template <int THREADS>
-__device__ __forceinline__ void load_kv_tile_below(uint32_t sk, uint32_t sv, const uint16_t *__restrict__ kc,
-                                                   const uint16_t *__restrict__ vc, const int32_t *table,
-                                                   int64_t kv_row, int kvh, int k0, int n_keys, int k_skip) {
+template <int THREADS, bool FP8>
+__device__ __forceinline__ void load_kv_tile_below(uint32_t sk, uint32_t sv, const ss_kv_layer &cache,
+                                                   const int32_t *table, int64_t kv_row, int kvh, int k0,
+                                                   int n_keys, int k_skip) {
+    if (FP8) {
+        load_kv_tile_fp8<THREADS>(sk, sv, cache, table, kv_row, kvh, k0, n_keys, k_skip);
+        return;
+    }
+    const uint16_t *kc = (const uint16_t *)cache.k, *vc = (const uint16_t *)cache.v;
 #pragma unroll
     for (int i = 0; i < MMA_BN * 16 / THREADS; i++) {
         const int idx = threadIdx.x + i * THREADS, r = idx >> 4, c = idx & 15, p = k0 + r;
@@ -68,11 +73,12 @@ __device__ __forceinline__ void load_kv_tile_below(uint32_t sk, uint32_t sv, con
 /* Block: split `rank` of tile blockIdx.x / n_split (1-row tiles only; the
  * whole cluster of a longer tile returns at once). prefetch: the batch is
  * pure decode (the K/V copies of older keys may start before the PDL wait). */
+template <bool FP8>
 __global__ void __launch_bounds__(D3_THREADS, D3_BLOCKS_PER_SM)
 decode3_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ tok,
                const ss_attn_tile *__restrict__ tiles, const int32_t *__restrict__ tables, int max_blocks,
-               const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc, int nh, int nkv, float sl2,
-               int n_split, int prefetch, uint16_t *__restrict__ out) {
+               ss_kv_layer cache, int nh, int nkv, float sl2, int n_split, int prefetch,
+               uint16_t *__restrict__ out) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     namespace cg = cooperative_groups;
     const cg::cluster_group cluster = cg::this_cluster();
@@ -109,8 +115,8 @@ decode3_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__
         for (int s = 0; s < D3_STAGES; s++) {
             if (s < n_t) {
                 const uint32_t st = sbase + (uint32_t)(s * 2 * MMA_TILE_BYTES);
-                load_kv_tile_below<D3_THREADS>(st, st + MMA_TILE_BYTES, kc, vc, table, kv_row, kvh,
-                                               k_begin + s * MMA_BN, k_end, early ? k_new : 0x7fffffff);
+                load_kv_tile_below<D3_THREADS, FP8>(st, st + MMA_TILE_BYTES, cache, table, kv_row, kvh,
+                                                    k_begin + s * MMA_BN, k_end, early ? k_new : 0x7fffffff);
             }
             cp_async_commit(); /* empty groups too: wait<STAGES-1> below counts tiles */
         }
@@ -123,10 +129,11 @@ decode3_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__
             const int s = (k_new - k_begin) / MMA_BN;
             if (k_new >= k_begin && k_new < k_end && s < D3_STAGES && threadIdx.x < 32) {
                 const int r = k_new - k_begin - s * MMA_BN, c = threadIdx.x & 15;
-                const int64_t off = kv_slot(table, k_new) * kv_row + (int64_t)kvh * MMA_HD + c * 8;
+                const int64_t srow = kv_slot(table, k_new) * nkv + kvh, off = srow * MMA_HD + c * 8;
                 const uint32_t at = (uint32_t)(s * 2 * MMA_TILE_BYTES) + (threadIdx.x < 16 ? 0u : (uint32_t)MMA_TILE_BYTES) +
                                     swz(r, c);
-                *(uint4 *)(smem_raw + at) = *(const uint4 *)((threadIdx.x < 16 ? kc : vc) + off);
+                *(uint4 *)(smem_raw + at) = threadIdx.x < 16 ? ss_kv_load8<FP8>(cache.k, cache.ks, off, srow)
+                                                             : ss_kv_load8<FP8>(cache.v, cache.vs, off, srow);
             }
         }
         /* Q fragments: row r = head h0 + r (zero past nhp), 8 k-steps of 16 dims. */
@@ -216,8 +223,8 @@ decode3_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__
             __syncthreads(); /* tile j consumed before its stage is refilled */
             if (j + D3_STAGES < n_t) {
                 const uint32_t st = sbase + (uint32_t)((j % D3_STAGES) * 2 * MMA_TILE_BYTES);
-                load_kv_tile<D3_THREADS>(st, st + MMA_TILE_BYTES, kc, vc, table, kv_row, kvh,
-                                         k_begin + (j + D3_STAGES) * MMA_BN, k_end);
+                load_kv_tile<D3_THREADS, FP8>(st, st + MMA_TILE_BYTES, cache, table, kv_row, kvh,
+                                              k_begin + (j + D3_STAGES) * MMA_BN, k_end);
             }
             cp_async_commit();
         }
@@ -281,8 +288,9 @@ struct Decode3Setup {
     int ready, n_sm, ok;
 };
 
+template <bool FP8>
 cudaError_t decode3_setup(int *n_sm, bool *ok) {
-    static Decode3Setup setup[MAX_DEVICES];
+    static Decode3Setup setup[MAX_DEVICES]; /* per instantiation */
     int dev = 0;
     cudaError_t e = cudaGetDevice(&dev);
     if (e != cudaSuccess)
@@ -295,7 +303,7 @@ cudaError_t decode3_setup(int *n_sm, bool *ok) {
         if ((e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev)) != cudaSuccess ||
             (e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess)
             return e;
-        if (major >= 9 && (e = cudaFuncSetAttribute(decode3_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+        if (major >= 9 && (e = cudaFuncSetAttribute(decode3_kernel<FP8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                     D3_SMEM)) != cudaSuccess)
             return e;
         s->n_sm = sms, s->ok = major >= 9;
@@ -322,14 +330,14 @@ int decode3_splits(int64_t n_tiles, int n_sm) {
 /* Needs cc >= 9.0 (clusters); *ran = false where it is not available.
  * splits: cluster size, 0 = decode3_splits. prefetch: pure decode batch
  * (every key but each row's own was written before this forward). */
+template <bool FP8>
 cudaError_t launch_decode3(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles, int64_t n_tiles,
-                           const int32_t *tables, int max_blocks, const uint16_t *kc, const uint16_t *vc, int nh,
-                           int nkv, uint16_t *out, int splits, bool pdl, bool prefetch, cudaStream_t stream,
-                           bool *ran) {
+                           const int32_t *tables, int max_blocks, const ss_kv_layer &cache, int nh, int nkv,
+                           uint16_t *out, int splits, bool pdl, bool prefetch, cudaStream_t stream, bool *ran) {
     int n_sm = 0;
     bool ok = false;
     *ran = false;
-    cudaError_t e = decode3_setup(&n_sm, &ok);
+    cudaError_t e = decode3_setup<FP8>(&n_sm, &ok);
     if (e != cudaSuccess || !ok)
         return e;
     const int n_split = splits > 0 ? splits : decode3_splits(n_tiles, n_sm);
@@ -350,8 +358,8 @@ cudaError_t launch_decode3(const uint16_t *qkv, const ss_tok_info *tok, const ss
     attr[1].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
     cfg.numAttrs = pdl ? 2 : 1;
-    e = cudaLaunchKernelEx(&cfg, decode3_kernel, qkv, tok, tiles, tables, max_blocks, kc, vc, nh, nkv, sl2, n_split,
-                           prefetch ? 1 : 0, out);
+    e = cudaLaunchKernelEx(&cfg, decode3_kernel<FP8>, qkv, tok, tiles, tables, max_blocks, cache, nh, nkv, sl2,
+                           n_split, prefetch ? 1 : 0, out);
     *ran = e == cudaSuccess;
     return e;
 }

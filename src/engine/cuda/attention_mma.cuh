@@ -44,6 +44,12 @@ __device__ __forceinline__ void mma_bf16(float *c, const uint32_t *a, uint32_t b
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+/* 16 bytes registers -> shared. */
+__device__ __forceinline__ void st_shared16(uint32_t addr, uint4 v) {
+    asm volatile("st.shared.v4.b32 [%0], {%1,%2,%3,%4};\n" ::"r"(addr), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w)
+                 : "memory");
+}
+
 /* Two floats -> bf16x2 (lo in the low half), round to nearest even. */
 __device__ __forceinline__ uint32_t pack_bf2(float lo, float hi) {
     uint32_t r;
@@ -60,12 +66,56 @@ __device__ __forceinline__ uint32_t swz(int r, int c) {
 
 // --- tensor-core prefill --------------------------------------------------------------------------
 
-/* Stages keys k0..k0+63 of kv head kvh (K and V) into sk / sv; positions
- * >= n_keys are zero-filled (their cache blocks may not exist). */
+/* load_kv_tile of an FP8 cache: plain loads of the E4M3 chunks (8 bytes)
+ * and their rows' scales, G of this thread's chunks in flight at a time,
+ * then dequantized into the same swizzled BF16 tile. Rows k_skip <= p < n_keys are left
+ * untouched (decode3_kernel's rows written after the PDL wait). */
 template <int THREADS>
-__device__ __forceinline__ void load_kv_tile(uint32_t sk, uint32_t sv, const uint16_t *__restrict__ kc,
-                                             const uint16_t *__restrict__ vc, const int32_t *table,
-                                             int64_t kv_row, int kvh, int k0, int n_keys) {
+__device__ __forceinline__ void load_kv_tile_fp8(uint32_t sk, uint32_t sv, const ss_kv_layer &cache,
+                                                 const int32_t *table, int64_t kv_row, int kvh, int k0, int n_keys,
+                                                 int k_skip) {
+    constexpr int N = MMA_BN * 16 / THREADS;
+    constexpr int G = N < 4 ? N : 4; /* chunks in flight per group: the decode kernel's registers are tight */
+    const int64_t nkv = kv_row / MMA_HD;
+#pragma unroll
+    for (int i0 = 0; i0 < N; i0 += G) {
+        uint2 rk[G], rv[G];
+        float fk[G], fv[G];
+#pragma unroll
+        for (int i = 0; i < G; i++) {
+            const int idx = threadIdx.x + (i0 + i) * THREADS, r = idx >> 4, c = idx & 15, p = k0 + r;
+            rk[i] = rv[i] = make_uint2(0u, 0u);
+            fk[i] = fv[i] = 0.0f;
+            if (p < n_keys && p < k_skip) {
+                const int64_t srow = kv_slot(table, p) * nkv + kvh, off = srow * MMA_HD + c * 8;
+                rk[i] = *(const uint2 *)((const uint8_t *)cache.k + off);
+                rv[i] = *(const uint2 *)((const uint8_t *)cache.v + off);
+                fk[i] = cache.ks[srow];
+                fv[i] = cache.vs[srow];
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < G; i++) {
+            const int idx = threadIdx.x + (i0 + i) * THREADS, r = idx >> 4, c = idx & 15, p = k0 + r;
+            if (p >= k_skip && p < n_keys)
+                continue;
+            st_shared16(sk + swz(r, c), ss_kv_dequant8(rk[i], fk[i])); /* zeros past n_keys */
+            st_shared16(sv + swz(r, c), ss_kv_dequant8(rv[i], fv[i]));
+        }
+    }
+}
+
+/* Stages keys k0..k0+63 of kv head kvh (K and V) into sk / sv; positions
+ * >= n_keys are zero-filled (their cache blocks may not exist). BF16: cp.async
+ * (the caller commits and waits); FP8: load_kv_tile_fp8. */
+template <int THREADS, bool FP8>
+__device__ __forceinline__ void load_kv_tile(uint32_t sk, uint32_t sv, const ss_kv_layer &cache,
+                                             const int32_t *table, int64_t kv_row, int kvh, int k0, int n_keys) {
+    if (FP8) {
+        load_kv_tile_fp8<THREADS>(sk, sv, cache, table, kv_row, kvh, k0, n_keys, 0x7fffffff);
+        return;
+    }
+    const uint16_t *kc = (const uint16_t *)cache.k, *vc = (const uint16_t *)cache.v;
 #pragma unroll
     for (int i = 0; i < MMA_BN * 16 / THREADS; i++) {
         const int idx = threadIdx.x + i * THREADS, r = idx >> 4, c = idx & 15, p = k0 + r;
@@ -80,12 +130,11 @@ __device__ __forceinline__ void load_kv_tile(uint32_t sk, uint32_t sv, const uin
  * return at once). grid (n_tiles, ceil(max heads per tile / HPC)); blocks go
  * in reverse tile order, so the long causal rows (last in each sequence)
  * start first. Warp w: head w / 4, rows 16 (w % 4) ..+15. */
-template <int HPC>
+template <int HPC, bool FP8>
 __global__ void __launch_bounds__(HPC * 128, 2 / HPC > 0 ? 2 / HPC : 1)
 mma_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ tok,
            const ss_attn_tile *__restrict__ tiles, int n_tiles, const int32_t *__restrict__ tables,
-           int max_blocks, const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc, int nh,
-           int nkv, float sl2, uint16_t *__restrict__ out) {
+           int max_blocks, ss_kv_layer cache, int nh, int nkv, float sl2, uint16_t *__restrict__ out) {
     constexpr int THREADS = HPC * 128;
     const ss_attn_tile tile = tiles[n_tiles - 1 - (int)blockIdx.x]; /* batch metadata: before the PDL wait */
     const int hb = (int)blockIdx.y * HPC;
@@ -116,7 +165,7 @@ mma_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ tok
         const int pb = rb < nr ? tok[row0 + rb].pos : 0x7fffffff;
 
         __syncthreads(); /* the previous row block is done with shared memory */
-        load_kv_tile<THREADS>(sbase, sbase + MMA_TILE_BYTES, kc, vc, table, kv_row, kvh, 0, n_keys);
+        load_kv_tile<THREADS, FP8>(sbase, sbase + MMA_TILE_BYTES, cache, table, kv_row, kvh, 0, n_keys);
         cp_async_commit();
 
         /* Q fragments (A layout, 8 k-steps of 16 dims), straight from global. */
@@ -145,7 +194,7 @@ mma_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ tok
             const uint32_t st = sbase + (uint32_t)((j & 1) * 2 * MMA_TILE_BYTES);
             if (j + 1 < n_tiles_k) {
                 const uint32_t sn = sbase + (uint32_t)(((j + 1) & 1) * 2 * MMA_TILE_BYTES);
-                load_kv_tile<THREADS>(sn, sn + MMA_TILE_BYTES, kc, vc, table, kv_row, kvh, k0 + MMA_BN, n_keys);
+                load_kv_tile<THREADS, FP8>(sn, sn + MMA_TILE_BYTES, cache, table, kv_row, kvh, k0 + MMA_BN, n_keys);
                 cp_async_commit();
                 cp_async_wait<1>();
             } else {
@@ -251,19 +300,18 @@ mma_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ tok
     }
 }
 
-template <int HPC>
+template <int HPC, bool FP8>
 cudaError_t launch_mma(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles,
-                       int64_t n_tiles, const int32_t *tables, int max_blocks, const uint16_t *kc,
-                       const uint16_t *vc, int nh, int nkv, int max_heads, uint16_t *out, bool pdl,
-                       cudaStream_t stream) {
+                       int64_t n_tiles, const int32_t *tables, int max_blocks, const ss_kv_layer &cache, int nh,
+                       int nkv, int max_heads, uint16_t *out, bool pdl, cudaStream_t stream) {
     static int opted[MAX_DEVICES]; /* one set per instantiation */
-    cudaError_t e = opt_in_smem(opted, (const void *)mma_kernel<HPC>, MMA_SMEM);
+    cudaError_t e = opt_in_smem(opted, (const void *)mma_kernel<HPC, FP8>, MMA_SMEM);
     if (e != cudaSuccess)
         return e;
     const float sl2 = LOG2E / sqrtf((float)MMA_HD);
     const dim3 grid((unsigned)n_tiles, (unsigned)((max_heads + HPC - 1) / HPC));
-    return ss_launch(pdl, mma_kernel<HPC>, grid, dim3(HPC * 128), MMA_SMEM, stream, qkv, tok, tiles, (int)n_tiles,
-                     tables, max_blocks, kc, vc, nh, nkv, sl2, out);
+    return ss_launch(pdl, mma_kernel<HPC, FP8>, grid, dim3(HPC * 128), MMA_SMEM, stream, qkv, tok, tiles,
+                     (int)n_tiles, tables, max_blocks, cache, nh, nkv, sl2, out);
 }
 
 // --- split-key decode ---------------------------------------------------------------------------
@@ -300,11 +348,11 @@ __device__ __forceinline__ void merge_warp_partials(const float (*po)[DEC_HEADS]
  * a time. Warp w scores keys 32 c + lane for chunks c = w, w + 8, ...: lane =
  * key for Q K (the key row by 16-byte loads), lane = 4 output dims for P V
  * (the value row by one coalesced warp load per key). */
+template <bool FP8>
 __global__ void __launch_bounds__(DEC_WARPS * 32)
 decode_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ tok,
               const ss_attn_tile *__restrict__ tiles, const int32_t *__restrict__ tables, int max_blocks,
-              const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc, int nh, int nkv, float sl2,
-              uint16_t *__restrict__ out) {
+              ss_kv_layer cache, int nh, int nkv, float sl2, uint16_t *__restrict__ out) {
     const ss_attn_tile tile = tiles[blockIdx.x]; /* batch metadata: before the PDL wait */
     ss_pdl_wait();
     ss_pdl_trigger();
@@ -339,12 +387,11 @@ decode_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ 
             const int p = c * 32 + lane;
             const bool ok = p < n_keys;
             const int64_t base = ok ? kv_slot(table, p) * kv_row + (int64_t)kvh * MMA_HD : 0;
-            const uint4 *kr = (const uint4 *)(kc + base);
             float sc[DEC_HEADS] = {0.0f, 0.0f, 0.0f, 0.0f};
             uint4 kv[16];
 #pragma unroll
             for (int i = 0; i < 16; i++)
-                kv[i] = ok ? kr[i] : make_uint4(0, 0, 0, 0);
+                kv[i] = ok ? ss_kv_load8<FP8>(cache.k, cache.ks, base + i * 8, base / MMA_HD) : make_uint4(0, 0, 0, 0);
 #pragma unroll
             for (int i = 0; i < 16; i++) {
                 float kf[8];
@@ -373,7 +420,7 @@ decode_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ 
             const int nk = min(32, n_keys - c * 32);
             for (int j = 0; j < nk; j++) {
                 const int64_t vb = __shfl_sync(0xffffffffu, base, j);
-                const uint2 vw = *(const uint2 *)(vc + vb + lane * 4);
+                const uint2 vw = ss_kv_load4<FP8>(cache.v, cache.vs, vb + lane * 4, vb / MMA_HD);
                 const float v0 = __uint_as_float(vw.x << 16), v1 = __uint_as_float(vw.x & 0xffff0000u);
                 const float v2 = __uint_as_float(vw.y << 16), v3 = __uint_as_float(vw.y & 0xffff0000u);
 #pragma unroll
@@ -396,12 +443,13 @@ decode_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ 
     }
 }
 
+template <bool FP8>
 cudaError_t launch_decode(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles, int64_t n_tiles,
-                          const int32_t *tables, int max_blocks, const uint16_t *kc, const uint16_t *vc, int nh,
-                          int nkv, uint16_t *out, bool pdl, cudaStream_t stream) {
+                          const int32_t *tables, int max_blocks, const ss_kv_layer &cache, int nh, int nkv,
+                          uint16_t *out, bool pdl, cudaStream_t stream) {
     const float sl2 = LOG2E / sqrtf((float)MMA_HD);
-    return ss_launch(pdl, decode_kernel, dim3((unsigned)n_tiles), dim3(DEC_WARPS * 32), 0, stream, qkv, tok, tiles,
-                     tables, max_blocks, kc, vc, nh, nkv, sl2, out);
+    return ss_launch(pdl, decode_kernel<FP8>, dim3((unsigned)n_tiles), dim3(DEC_WARPS * 32), 0, stream, qkv, tok,
+                     tiles, tables, max_blocks, cache, nh, nkv, sl2, out);
 }
 
 // --- split-key decode, v2: value rows loaded up front ---------------------------------------------
@@ -413,11 +461,11 @@ cudaError_t launch_decode(const uint16_t *qkv, const ss_tok_info *tok, const ss_
  * half-warp h (lanes 16h..16h+15, 8 dims each) takes keys 2i + h, so one load
  * instruction covers two value rows. The half-warps' partial sums are added at
  * the merge. Same block / warp / chunk split, same online softmax. */
+template <bool FP8>
 __global__ void __launch_bounds__(DEC_WARPS * 32, 1)
 decode2_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ tok,
                const ss_attn_tile *__restrict__ tiles, const int32_t *__restrict__ tables, int max_blocks,
-               const uint16_t *__restrict__ kc, const uint16_t *__restrict__ vc, int nh, int nkv, float sl2,
-               uint16_t *__restrict__ out) {
+               ss_kv_layer cache, int nh, int nkv, float sl2, uint16_t *__restrict__ out) {
     const ss_attn_tile tile = tiles[blockIdx.x]; /* batch metadata: before the PDL wait */
     ss_pdl_wait();
     ss_pdl_trigger();
@@ -457,16 +505,15 @@ decode2_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__
             const int64_t base = ok ? kv_slot(table, p) * kv_row + (int64_t)kvh * MMA_HD : 0;
             /* Every load of the chunk in flight before the first FMA. */
             uint4 kv[16], vv[16];
-            const uint4 *kr = (const uint4 *)(kc + base);
 #pragma unroll
             for (int i = 0; i < 16; i++)
-                kv[i] = ok ? kr[i] : make_uint4(0, 0, 0, 0);
+                kv[i] = ok ? ss_kv_load8<FP8>(cache.k, cache.ks, base + i * 8, base / MMA_HD) : make_uint4(0, 0, 0, 0);
 #pragma unroll
             for (int i = 0; i < 16; i++) {
                 const int j = 2 * i + half; /* key of the chunk */
                 const int64_t vb = __shfl_sync(0xffffffffu, base, j);
                 const bool vok = c * 32 + j < n_keys;
-                vv[i] = vok ? *(const uint4 *)(vc + vb + d0) : make_uint4(0, 0, 0, 0);
+                vv[i] = vok ? ss_kv_load8<FP8>(cache.v, cache.vs, vb + d0, vb / MMA_HD) : make_uint4(0, 0, 0, 0);
             }
             float sc[DEC_HEADS] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
@@ -527,10 +574,11 @@ decode2_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__
     }
 }
 
+template <bool FP8>
 cudaError_t launch_decode2(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles, int64_t n_tiles,
-                           const int32_t *tables, int max_blocks, const uint16_t *kc, const uint16_t *vc, int nh,
-                           int nkv, uint16_t *out, bool pdl, cudaStream_t stream) {
+                           const int32_t *tables, int max_blocks, const ss_kv_layer &cache, int nh, int nkv,
+                           uint16_t *out, bool pdl, cudaStream_t stream) {
     const float sl2 = LOG2E / sqrtf((float)MMA_HD);
-    return ss_launch(pdl, decode2_kernel, dim3((unsigned)n_tiles), dim3(DEC_WARPS * 32), 0, stream, qkv, tok, tiles,
-                     tables, max_blocks, kc, vc, nh, nkv, sl2, out);
+    return ss_launch(pdl, decode2_kernel<FP8>, dim3((unsigned)n_tiles), dim3(DEC_WARPS * 32), 0, stream, qkv, tok,
+                     tiles, tables, max_blocks, cache, nh, nkv, sl2, out);
 }

@@ -43,11 +43,12 @@ typedef struct {
  * again otherwise. */
 #define GRAPH_BUCKETS 10
 #define GRAPH_MAX_SEQS (1 << (GRAPH_BUCKETS - 1))
-#define GRAPH_KEY_PTRS 21
+#define GRAPH_KEY_PTRS 23
 
 typedef struct {
     const void *p[GRAPH_KEY_PTRS];
     int64_t n_blocks;
+    int kv_dtype;
 } graph_key;
 
 typedef struct {
@@ -363,7 +364,7 @@ void ss_engine_gpu_stage_times(const ss_model *m, double secs[SS_GPU_STAGE_COUNT
 // --- KV pool ---------------------------------------------------------------------------------
 
 ss_status ss_engine_gpu_kv_alloc(ss_kv_cache *c, size_t elems) {
-    size_t bytes = elems * sizeof(uint16_t);
+    size_t bytes = elems * ss_kv_elem_size(c), sbytes = elems / (size_t)c->head_dim * sizeof(float);
     c->on_device = 1;
     SS_TRY(dev_alloc((void **)&c->k, bytes, "kv cache keys"));
     SS_TRY(dev_alloc((void **)&c->v, bytes, "kv cache values"));
@@ -371,13 +372,38 @@ ss_status ss_engine_gpu_kv_alloc(ss_kv_cache *c, size_t elems) {
      * but a clean pool keeps memcheck's initcheck quiet. */
     CU(cudaMemset(c->k, 0, bytes), "kv cache memset");
     CU(cudaMemset(c->v, 0, bytes), "kv cache memset");
+    if (c->dtype == SS_KV_DTYPE_FP8) {
+        SS_TRY(dev_alloc((void **)&c->ks, sbytes, "kv cache key scales"));
+        SS_TRY(dev_alloc((void **)&c->vs, sbytes, "kv cache value scales"));
+        CU(cudaMemset(c->ks, 0, sbytes), "kv cache memset");
+        CU(cudaMemset(c->vs, 0, sbytes), "kv cache memset");
+    }
     return SS_OK;
 }
 
 void ss_engine_gpu_kv_free(ss_kv_cache *c) {
     cudaFree(c->k);
     cudaFree(c->v);
+    cudaFree(c->ks);
+    cudaFree(c->vs);
     c->k = c->v = NULL;
+    c->ks = c->vs = NULL;
+}
+
+ss_status ss_engine_gpu_to_host(void *dst, const void *src, size_t bytes) {
+    CU(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "kv cache read");
+    return SS_OK;
+}
+
+/* Layer li's slice of the pool, as the kernels take it. */
+static ss_kv_layer kv_layer_of(const ss_kv_cache *c, int li) {
+    size_t off = ss_kv_offset(c, li, 0, 0), soff = ss_kv_scale_offset(c, li, 0, 0);
+    int fp8 = c->dtype == SS_KV_DTYPE_FP8;
+    return (ss_kv_layer){.k = (uint8_t *)c->k + off * ss_kv_elem_size(c),
+                         .v = (uint8_t *)c->v + off * ss_kv_elem_size(c),
+                         .ks = fp8 ? c->ks + soff : NULL,
+                         .vs = fp8 ? c->vs + soff : NULL,
+                         .fp8 = fp8};
 }
 
 // --- batch metadata --------------------------------------------------------------------------
@@ -672,7 +698,7 @@ static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_b
     const uint16_t *norms = g->norms + (size_t)li * per_layer;
     const uint16_t *attn_sub = L->attn_sub_norm ? norms + 2 * g->norm_len : NULL;
     const uint16_t *ffn_sub = L->ffn_sub_norm ? norms + 3 * g->norm_len : NULL;
-    size_t layer_off = ss_kv_offset(kc, li, 0, 0);
+    const ss_kv_layer kvl = kv_layer_of(kc, li);
     const ss_gpu_stage none = SS_GPU_STAGE_COUNT;
     int relu2 = cfg->arch == SS_ARCH_BITNET;
 
@@ -681,13 +707,14 @@ static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_b
     } else { /* the RMSNorm runs inside the quant kernel (linear_norm) */
         SS_TRY(linear_norm(g, L->qkv, s->x, norms, eps, t, s->qkv, none, st)); /* input_layernorm */
     }
-    CU(ss_rope_kv_write_cuda(s->qkv, b->tok, t, nh, nkv, hd, g->inv_freq, kc->k + layer_off,
-                             kc->v + layer_off, b->tables, b->max_blocks, pdl, st), "rope + kv write");
+    CU(ss_rope_kv_write_cuda(s->qkv, b->tok, t, nh, nkv, hd, g->inv_freq, &kvl, b->tables, b->max_blocks, pdl,
+                             st),
+       "rope + kv write");
     MARK(g, SS_GPU_STAGE_NORMS, st);
-    CU(ss_attention_cuda_variant(s->qkv, b->tok, b->tiles, b->n_tiles, b->tables, b->max_blocks,
-                                 kc->k + layer_off, kc->v + layer_off, nh, nkv, hd, s->att,
-                                 g->attn_variant | (b->pure_decode ? SS_ATTN_PURE_DECODE : 0) |
-                                     (pdl ? SS_ATTN_PDL : 0), st),
+    CU(ss_attention_cuda_kv(s->qkv, b->tok, b->tiles, b->n_tiles, b->tables, b->max_blocks, &kvl, nh, nkv, hd,
+                            s->att,
+                            g->attn_variant | (b->pure_decode ? SS_ATTN_PURE_DECODE : 0) | (pdl ? SS_ATTN_PDL : 0),
+                            st),
        "attention");
     MARK(g, SS_GPU_STAGE_ATTENTION, st);
     if (!seams) {
@@ -804,10 +831,11 @@ static graph_key graph_key_now(const ss_model *m, const ss_kv_cache *c) {
     memset(&k, 0, sizeof k);
     const void *p[GRAPH_KEY_PTRS] = {s->x, s->h, s->qkv, s->att, s->act, s->last, s->logits,
                                      s->next, cs->workspace.p, cs->scratch_q.p, cs->scratch_sa.p,
-                                     cs->scratch_d.p, c, c->k, c->v, g->gr.meta_dev, g->cq.p,
+                                     cs->scratch_d.p, c, c->k, c->v, c->ks, c->vs, g->gr.meta_dev, g->cq.p,
                                      g->csa.p, g->cd.p, g->nq.p, g->nsa.p};
     memcpy(k.p, p, sizeof p);
     k.n_blocks = c->n_blocks;
+    k.kv_dtype = (int)c->dtype; /* the captured kernels are the dtype's */
     return k;
 }
 

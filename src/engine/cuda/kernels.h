@@ -39,6 +39,17 @@ typedef struct {
 
 #define SS_ATTN_ITEMS 256
 
+/* One layer's slice of the paged KV pool (engine.h): k, v (n_blocks,
+ * SS_KV_BLOCK, nkv, hd) BF16, or E4M3 when fp8 != 0 with the row scales ks,
+ * vs (n_blocks, SS_KV_BLOCK, nkv) F32 (NULL for BF16). The RoPE kernel writes
+ * it (quantizing FP8 rows as ss_kv_quant_row), attention reads FP8 rows as
+ * bf16(f32(q) * scale) (ss_kv_dequant_row) and then computes as on BF16. */
+typedef struct {
+    void *k, *v;
+    float *ks, *vs;
+    int fp8;
+} ss_kv_layer;
+
 /* y (t, n) = rmsnorm of x rows (rows[r] when rows != NULL, else r), w (n). */
 cudaError_t ss_rmsnorm_cuda(const uint16_t *x, const int32_t *rows, const uint16_t *w, int64_t t,
                             int64_t n, float eps, uint16_t *y, int pdl, cudaStream_t stream);
@@ -49,13 +60,12 @@ cudaError_t ss_residual_add_cuda(uint16_t *x, const uint16_t *d, int64_t t, int6
 cudaError_t ss_glu_cuda(const uint16_t *gu, int64_t t, int64_t i, int relu2, uint16_t *y,
                         cudaStream_t stream);
 /* RoPE on the q and k heads of qkv (t, (nh + 2 nkv) hd) in place, and the
- * rotated k and the v of every token written to its cache slot:
- *   k_layer, v_layer: this layer's pool (n_blocks, SS_KV_BLOCK, nkv, hd)
+ * rotated k and the v of every token written to its cache slot of kv (this
+ * layer's pool; FP8: each (token, kv head) row quantized with its scale);
  *   tables: (n_seqs, max_blocks) block ids per sequence. */
 cudaError_t ss_rope_kv_write_cuda(uint16_t *qkv, const ss_tok_info *tok, int64_t t, int nh,
-                                  int nkv, int hd, const float *inv_freq, uint16_t *k_layer,
-                                  uint16_t *v_layer, const int32_t *tables, int max_blocks,
-                                  int pdl, cudaStream_t stream);
+                                  int nkv, int hd, const float *inv_freq, const ss_kv_layer *kv,
+                                  const int32_t *tables, int max_blocks, int pdl, cudaStream_t stream);
 /* out (t, nh*hd): causal GQA attention of every query row over positions
  * 0..pos of its sequence, read from the paged cache (flash style: key tiles
  * in shared memory, online softmax in float). One block per tile. */
@@ -104,6 +114,14 @@ cudaError_t ss_attention_cuda_variant(const uint16_t *qkv, const ss_tok_info *to
                                       const uint16_t *k_layer, const uint16_t *v_layer, int nh,
                                       int nkv, int hd, uint16_t *out, int variant,
                                       cudaStream_t stream);
+/* ss_attention_cuda_variant over a BF16 or FP8 layer slice (what the engine
+ * calls). With FP8 every kernel stages dequantized BF16 rows where it staged
+ * the BF16 rows; the tensor-core kernels (prefill, decode v3) then load the
+ * tiles by plain loads instead of cp.async, and decode v2 runs as v1. */
+cudaError_t ss_attention_cuda_kv(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles,
+                                 int64_t n_tiles, const int32_t *tables, int max_blocks,
+                                 const ss_kv_layer *kv, int nh, int nkv, int hd, uint16_t *out,
+                                 int variant, cudaStream_t stream);
 /* x (t, h) = embed rows ids[r]. */
 cudaError_t ss_embed_cuda(const uint16_t *embed, const int32_t *ids, int64_t t, int64_t h,
                           uint16_t *x, int pdl, cudaStream_t stream);

@@ -17,6 +17,7 @@
 
 #include "engine/cuda/bf16.cuh"
 #include "engine/cuda/kernels.h"
+#include "engine/cuda/kv_fp8.cuh"
 #include "linear/kernels/pdl.cuh"
 
 namespace {
@@ -149,19 +150,22 @@ __global__ void glu_kernel(const uint16_t *__restrict__ gu, int64_t t, int64_t i
 // --- RoPE + KV write ------------------------------------------------------------------------
 
 /* One block per token: rotates pairs (i, i + hd/2) of every q and k head
- * (HF rotate_half), writes rotated k and the v head rows to the cache slot. */
+ * (HF rotate_half), writes rotated k and the v head rows to the cache slot.
+ * FP8: the rotated row is written back to qkv first, then each warp
+ * quantizes whole (kv head, k or v) rows from there into the slot. */
+template <bool FP8>
 __global__ void rope_kv_kernel(uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ tok,
                                int nh, int nkv, int hd, const float *__restrict__ inv_freq,
-                               uint16_t *__restrict__ kc, uint16_t *__restrict__ vc,
-                               const int32_t *__restrict__ tables, int max_blocks) {
+                               ss_kv_layer kv, const int32_t *__restrict__ tables, int max_blocks) {
     extern __shared__ float rot_s[]; // (2, hd / 2): cos, sin of this token's angles
     const int64_t r = blockIdx.x;
     const int pos = tok[r].pos, seq = tok[r].seq;
     const int64_t row = (int64_t)(nh + 2 * nkv) * hd;
     uint16_t *x = qkv + r * row; // (nh + 2 nkv, hd)
     const int64_t blk = tables[(int64_t)seq * max_blocks + pos / SS_KV_BLOCK];
-    const int64_t slot = (blk * SS_KV_BLOCK + pos % SS_KV_BLOCK) * (int64_t)nkv * hd;
-    uint16_t *kd = kc + slot, *vd = vc + slot; // (nkv, hd)
+    const int64_t srow = (blk * SS_KV_BLOCK + pos % SS_KV_BLOCK) * (int64_t)nkv; /* first kv head's row */
+    const int64_t slot = srow * hd;
+    uint16_t *kd = (uint16_t *)kv.k + slot, *vd = (uint16_t *)kv.v + slot; // (nkv, hd), BF16 only
     const int h2 = hd / 2, pairs = (nh + nkv) * h2;
     /* The angles depend on (pos, i) only: one cosf/sinf per frequency for
      * all nh + nkv heads (it was one per pair: 25x the work at BitNet-2B,
@@ -187,10 +191,21 @@ __global__ void rope_kv_kernel(uint16_t *__restrict__ qkv, const ss_tok_info *__
         const uint16_t o2 = ss_to_bf(__fadd_rn(__fmul_rn(b, cs), __fmul_rn(a, sn)));
         xh[i] = o1;
         xh[i + h2] = o2;
-        if (h >= nh) {
+        if (!FP8 && h >= nh) {
             kd[(int64_t)(h - nh) * hd + i] = o1;
             kd[(int64_t)(h - nh) * hd + i + h2] = o2;
         }
+    }
+    if (FP8) {
+        __syncthreads(); /* the block's rotated k rows are in qkv (global writes, visible in the block) */
+        const int warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+        for (int rr = warp; rr < 2 * nkv; rr += nw) { /* rows 0..nkv-1: k heads, then v heads */
+            const int h = rr % nkv;
+            uint8_t *dst = (uint8_t *)(rr < nkv ? kv.k : kv.v) + slot + (int64_t)h * hd;
+            float *sc = (rr < nkv ? kv.ks : kv.vs) + srow + h;
+            ss_kv_quant_row_warp(x + (int64_t)(nh + rr) * hd, hd, dst, sc);
+        }
+        return;
     }
     const uint16_t *v = x + (int64_t)(nh + nkv) * hd; // (nkv, hd)
     const int nv = nkv * hd;
@@ -329,14 +344,17 @@ cudaError_t ss_glu_cuda(const uint16_t *gu, int64_t t, int64_t i, int relu2, uin
 }
 
 cudaError_t ss_rope_kv_write_cuda(uint16_t *qkv, const ss_tok_info *tok, int64_t t, int nh,
-                                  int nkv, int hd, const float *inv_freq, uint16_t *k_layer,
-                                  uint16_t *v_layer, const int32_t *tables, int max_blocks,
-                                  int pdl, cudaStream_t stream) {
+                                  int nkv, int hd, const float *inv_freq, const ss_kv_layer *kv,
+                                  const int32_t *tables, int max_blocks, int pdl, cudaStream_t stream) {
     if (t <= 0)
         return cudaSuccess;
-    return ss_launch(pdl != 0, rope_kv_kernel, dim3((unsigned)t), dim3(row_threads((int64_t)(nh + nkv) * hd / 2)),
-                     (size_t)(hd / 2) * 2 * sizeof(float), stream, qkv, tok, nh, nkv, hd, inv_freq, k_layer,
-                     v_layer, tables, max_blocks);
+    const dim3 grid((unsigned)t), block(row_threads((int64_t)(nh + nkv) * hd / 2));
+    const size_t smem = (size_t)(hd / 2) * 2 * sizeof(float);
+    if (kv->fp8)
+        return ss_launch(pdl != 0, rope_kv_kernel<true>, grid, block, smem, stream, qkv, tok, nh, nkv, hd, inv_freq,
+                         *kv, tables, max_blocks);
+    return ss_launch(pdl != 0, rope_kv_kernel<false>, grid, block, smem, stream, qkv, tok, nh, nkv, hd, inv_freq,
+                     *kv, tables, max_blocks);
 }
 
 cudaError_t ss_embed_cuda(const uint16_t *embed, const int32_t *ids, int64_t t, int64_t h,
