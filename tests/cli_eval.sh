@@ -3,7 +3,12 @@
 # tests/data/engine: the result line; a dense INT8 checkpoint and its 2_8-slid
 # version give finite perplexities > 1 that differ (pruning changes the model);
 # --ids gives what --text gives for the same ids; a sliding window scores every
-# token but the first; bad input prints one line and exits non-zero.
+# token but the first; --kv-dtype fp8 moves the perplexity of each tiny model
+# (bitnet, llama, qwen2) by at most 2% relative to the BF16 cache, on 120
+# tokens the model samples itself (generate --temperature 1: English text is
+# no text to these random-weight models, whose perplexity on it is ~1e11 and
+# moves by exp of any NLL change); bad input prints one line and exits
+# non-zero.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/support/cli_common.sh"
 cli_begin cli_eval "$1"
@@ -14,9 +19,9 @@ Pruning keeps two zeros in every eight weights. The slid model computes exactly 
 pruned model computes; this measures what the pruning itself costs on a short text.
 TXT
 
-# "perplexity P over T tokens (mean NLL X nats) — model DIR, backend B"; echoes P T X.
+# "perplexity P over T tokens (mean NLL X nats) — model DIR, backend B[, kv fp8]"; echoes P T X.
 ppl_of() {
-  sed -n 's/^perplexity \([0-9.]*\) over \([0-9]*\) tokens (mean NLL \([0-9.]*\) nats) — model .*, backend cpu$/\1 \2 \3/p' "$T/out"
+  sed -n 's/^perplexity \([0-9.]*\) over \([0-9]*\) tokens (mean NLL \([0-9.]*\) nats) — model .*, backend cpu\(, kv fp8\)\{0,1\}$/\1 \2 \3/p' "$T/out"
 }
 # P > 1, finite, and exp(X) == P to the printed digits; r = "P T".
 check_line() {
@@ -61,6 +66,21 @@ run_ok "$B" eval --model "$L" --ids ids.txt --max-tokens 5 && check_line "max-to
 [[ ${r#* } == 4 ]] && echo "ok: --max-tokens 5 scores 4" || fail "--max-tokens 5 scored '${r#* }'"
 run_ok "$B" eval --help && grep -q "usage: slidesparse eval" "$T/out" && echo "ok: --help" || fail "--help"
 
+# --- --kv-dtype fp8 against the BF16 cache -------------------------------------------------------------
+for arch in bitnet llama qwen2; do
+  M=$SS_TEST_DATA/engine/$arch
+  bf=""; f8=""
+  run_ok "$B" generate --model "$M" --prompt-ids 1,2,3,4,5,6,7,8 --max-tokens 112 --temperature 1 --seed 7 \
+    && sed -n 's/^generated: //p' "$T/out" | awk '{ print "1,2,3,4,5,6,7,8," $0 }' | tr ',' ' ' >sampled.txt
+  run_ok "$B" eval --model "$M" --ids sampled.txt && check_line "$arch kv bf16" && bf=$r
+  run_ok "$B" eval --model "$M" --ids sampled.txt --kv-dtype fp8 && check_line "$arch kv fp8" && f8=$r
+  grep -q ', kv fp8$' "$T/out" || fail "$arch: the fp8 result line does not say kv fp8"
+  if [[ -n $bf && -n $f8 ]]; then
+    awk -v a="${bf% *}" -v b="${f8% *}" 'BEGIN { d = (b - a) / a; printf "ok: %s perplexity kv bf16 %s -> fp8 %s (%+.3f%%, bound 2%%)\n", ARGV[1], a, b, 100 * d; exit !(d < 0.02 && d > -0.02) }' "$arch" \
+      || fail "$arch: kv fp8 moves the perplexity ${bf% *} -> ${f8% *} by more than 2%"
+  fi
+done
+
 # --- bad input: one line, non-zero exit ---------------------------------------------------------------
 E=(eval --model "$L")
 printf '1 2 x\n' >bad_ids.txt
@@ -73,6 +93,7 @@ expect_one_line_error 2 "context 1" "--context '1'" -- "$B" "${E[@]}" --text tex
 expect_one_line_error 2 "context past the model" "exceeds max_position_embeddings 128" -- "$B" "${E[@]}" --text text.txt --context 129
 expect_one_line_error 2 "stride past context" "--stride 9 is larger than --context 8" -- "$B" "${E[@]}" --text text.txt --context 8 --stride 9
 expect_one_line_error 2 "unknown backend" "--backend 'tpu'" -- "$B" "${E[@]}" --text text.txt --backend tpu
+expect_one_line_error 2 "unknown kv dtype" "--kv-dtype 'int4': expected bf16 or fp8" -- "$B" "${E[@]}" --text text.txt --kv-dtype int4
 expect_one_line_error 2 "text and ids" "exactly one of --text or --ids" -- "$B" "${E[@]}" --text text.txt --ids ids.txt
 expect_one_line_error 2 "no input" "exactly one of --text or --ids" -- "$B" "${E[@]}"
 expect_one_line_error 2 "junk id" "bad_ids.txt: entry 3 'x'" -- "$B" "${E[@]}" --ids bad_ids.txt
