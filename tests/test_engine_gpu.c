@@ -34,6 +34,21 @@
  *     never what it computes), SS_PDL=0 really turned it off and the
  *     default really turned it on at cc >= 9.0; on cuBLASLt, and on
  *     sm90dense where it is built (the CUTLASS GEMMs as PDL launches).
+ *   - FP8 KV cache (--kv-dtype fp8), against the CPU engine's FP8 cache:
+ *     the stored rows (e4m3 bytes and F32 scales) bit-identical to
+ *     ss_kv_quant_row of the same BF16 rows: on the tiny models, layer 0 of
+ *     the GPU FP8 cache vs the CPU-quantized layer 0 of a GPU BF16 cache of
+ *     the same prompt, and on an INT8 checkpoint (exact projections) the GPU
+ *     FP8 cache vs the CPU FP8 cache directly; logits within TOL_CPU of the
+ *     CPU FP8 engine along its greedy continuation (teacher-forced) and the
+ *     same argmax wherever the CPU's top-2 gap exceeds GAP_MIN. For head_dim
+ *     128 (the tensor-core prefill, decode v1 / v2 / v3 and SIMT kernels,
+ *     which the head_dim 16 fixtures never reach): the RoPE + KV write
+ *     kernel's stored rows == ss_kv_quant_row of its own rotated rows, bit
+ *     for bit; every attention kernel over the FP8 pool == the same kernel
+ *     over a BF16 pool holding the dequantized rows, bit for bit, and within
+ *     TOL_ATTN (1e-2 normalized, dev/attention.cu's bound) of the CPU
+ *     reference over the same FP8 pool.
  */
 #include "support/engine_fixture.h"
 
@@ -45,10 +60,18 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#ifdef SS_HAVE_CUDA
+#include <cuda_runtime_api.h>
+
+#include "core/dtype_inline.h"
+#include "engine/cuda/kernels.h" /* the attention and RoPE + KV write launchers, head_dim 128 */
+#endif
+
 #define TOL_REF 3e-2
 #define TOL_CPU 3e-2
 #define TOL_KV 1e-4
 #define GAP_MIN 0.5f
+#define TOL_ATTN 1e-2
 
 static const char *const ARCHS[] = {"bitnet", "llama", "qwen2"};
 
@@ -486,6 +509,324 @@ static void test_pdl_bit_identical(void **st) {
 
 // --- errors ----------------------------------------------------------------------------------
 
+// --- FP8 KV cache ----------------------------------------------------------------------------
+
+/* Layer 0 of cache fp8 (positions 0..n-1 of s8) == ss_kv_quant_row of the
+ * BF16 rows of layer 0 of cache bf (positions of sb), bit for bit. */
+static void check_layer0_quantized(const ss_kv_cache *bf, const ss_kv_seq *sb, const ss_kv_cache *fp8,
+                                   const ss_kv_seq *s8, int64_t n, int nkv, int hd, const char *what) {
+    uint16_t kb[512], vb[512];
+    uint8_t k8[512], v8[512], kq[512], vq[512];
+    float ks[32], vs[32];
+    assert_true(nkv * hd <= 512 && nkv <= 32);
+    for (int64_t p = 0; p < n; p++) {
+        assert_ok(ss_kv_cache_read_slot(bf, 0, sb->blocks[p / SS_KV_BLOCK], (int)(p % SS_KV_BLOCK), kb, vb, NULL, NULL));
+        assert_ok(ss_kv_cache_read_slot(fp8, 0, s8->blocks[p / SS_KV_BLOCK], (int)(p % SS_KV_BLOCK), k8, v8, ks, vs));
+        for (int h = 0; h < nkv; h++) {
+            float a, b;
+            ss_kv_quant_row(kb + h * hd, hd, kq + h * hd, &a);
+            ss_kv_quant_row(vb + h * hd, hd, vq + h * hd, &b);
+            if (a != ks[h] || b != vs[h] || memcmp(k8 + h * hd, kq + h * hd, (size_t)hd) ||
+                memcmp(v8 + h * hd, vq + h * hd, (size_t)hd)) {
+                fprintf(stderr, "BAD %s: position %lld kv head %d: scales %.9g %.9g, expected %.9g %.9g\n", what,
+                        (long long)p, h, ks[h], vs[h], a, b);
+                fail();
+            }
+        }
+    }
+    printf("OK  %s: layer 0's %lld positions x %d kv heads, e4m3 bytes and scales bit for bit\n", what, (long long)n,
+           nkv);
+}
+
+/* Prefill of ids into a fresh cache of m's current KV dtype (kept for the caller). */
+static void prefill_into(ss_model *m, const int32_t *ids, int64_t n, ss_kv_cache **kc, ss_kv_seq *s, float *logits) {
+    assert_ok(ss_kv_cache_create(m, 8, kc));
+    ss_kv_seq_init(s);
+    ss_seq_step st = {.tokens = ids, .n_tokens = n, .start_pos = 0, .kv = s};
+    assert_ok(ss_model_forward(m, *kc, &st, 1, logits));
+}
+
+static void release(ss_kv_cache *kc, ss_kv_seq *s) {
+    ss_kv_seq_release(kc, s);
+    ss_kv_cache_destroy(kc);
+}
+
+/* arch's fixture (int8: its INT8 quantization) on cublaslt vs the CPU
+ * engine, both with FP8 caches. */
+static void check_kv_fp8(const char *arch, int int8) {
+    char dir[600], tmp[256] = "";
+    if (int8) {
+        ss_test_tmpdir(tmp, sizeof tmp);
+        quantize_int8(arch, tmp, dir, sizeof dir);
+    } else {
+        ss_engine_fixture_dir(arch, dir, sizeof dir);
+    }
+    ss_context *ctx = gpu_ctx(), *cpu;
+    assert_ok(ss_context_create(-1, &cpu));
+    ss_model *g = load(ctx, SS_BACKEND_CUBLASLT, dir), *c = load(cpu, SS_BACKEND_CPU, dir);
+    const ss_model_config *cfg = ss_model_get_config(g);
+    int64_t v = cfg->vocab_size;
+    int nkv = cfg->num_key_value_heads, hd = cfg->head_dim;
+    enum { NP = 21, STEPS = 24 };
+    int32_t ids[NP];
+    ss_rng rng = {7 + (uint64_t)int8};
+    for (int i = 0; i < NP; i++)
+        ids[i] = (int32_t)ss_rng_below(&rng, (uint64_t)v);
+    float *lg = malloc((size_t)v * 4), *lc = malloc((size_t)v * 4);
+    char what[96];
+    ss_kv_cache *kg, *kc;
+    ss_kv_seq sg, sc;
+    ss_model_set_kv_dtype(g, SS_KV_DTYPE_FP8);
+    ss_model_set_kv_dtype(c, SS_KV_DTYPE_FP8);
+    prefill_into(g, ids, NP, &kg, &sg, lg);
+    assert_int_equal(ss_kv_cache_dtype(kg), SS_KV_DTYPE_FP8);
+    if (int8) {
+        /* exact projections: the GPU and the CPU quantize the same rows */
+        prefill_into(c, ids, NP, &kc, &sc, lc);
+        uint8_t a[2][512], b[2][512];
+        float as[2][32], bs[2][32];
+        assert_true(nkv * hd <= 512 && nkv <= 32);
+        for (int p = 0; p < NP; p++) {
+            assert_ok(ss_kv_cache_read_slot(kg, 0, sg.blocks[p / SS_KV_BLOCK], p % SS_KV_BLOCK, a[0], a[1], as[0], as[1]));
+            assert_ok(ss_kv_cache_read_slot(kc, 0, sc.blocks[p / SS_KV_BLOCK], p % SS_KV_BLOCK, b[0], b[1], bs[0], bs[1]));
+            assert_memory_equal(a, b, sizeof a);
+            for (int h = 0; h < nkv; h++)
+                assert_true(as[0][h] == bs[0][h] && as[1][h] == bs[1][h]);
+        }
+        printf("OK  %s INT8 kv fp8: GPU cache == CPU cache, layer 0's %d positions bit for bit\n", arch, NP);
+        release(kc, &sc);
+    } else {
+        ss_kv_cache *kb;
+        ss_kv_seq sb;
+        ss_model_set_kv_dtype(g, SS_KV_DTYPE_BF16);
+        prefill_into(g, ids, NP, &kb, &sb, lc);
+        snprintf(what, sizeof what, "%s gpu kv fp8 vs CPU-quantized gpu kv bf16", arch);
+        check_layer0_quantized(kb, &sb, kg, &sg, NP, nkv, hd, what);
+        release(kb, &sb);
+        ss_model_set_kv_dtype(g, SS_KV_DTYPE_FP8);
+    }
+    release(kg, &sg);
+
+    /* The CPU FP8 engine's greedy continuation, teacher-forced on both. */
+    int32_t path[STEPS];
+    assert_ok(ss_generate_greedy(c, ids, NP, STEPS, path, NULL));
+    ss_kv_seq_init(&sg);
+    ss_kv_seq_init(&sc);
+    assert_ok(ss_kv_cache_create(g, 4, &kg));
+    assert_ok(ss_kv_cache_create(c, 4, &kc));
+    int compared = 0;
+    double worst = 0;
+    for (int i = 0; i < STEPS; i++) {
+        ss_seq_step a = i == 0 ? (ss_seq_step){.tokens = ids, .n_tokens = NP, .start_pos = 0, .kv = &sg}
+                               : (ss_seq_step){.tokens = &path[i - 1], .n_tokens = 1, .start_pos = NP + i - 1, .kv = &sg};
+        ss_seq_step b = a;
+        b.kv = &sc;
+        assert_ok(ss_model_forward(g, kg, &a, 1, lg));
+        assert_ok(ss_model_forward(c, kc, &b, 1, lc));
+        float mx = 0, md = 0, t1 = -INFINITY, t2 = -INFINITY;
+        for (int64_t j = 0; j < v; j++) {
+            mx = fmaxf(mx, fabsf(lc[j]));
+            md = fmaxf(md, fabsf(lg[j] - lc[j]));
+            if (lc[j] > t1)
+                t2 = t1, t1 = lc[j];
+            else if (lc[j] > t2)
+                t2 = lc[j];
+        }
+        worst = fmax(worst, md / fmaxf(mx, 1.0f));
+        assert_int_equal(ss_sample_greedy(lc, v), path[i]);
+        if (t1 - t2 > GAP_MIN) {
+            assert_int_equal(ss_sample_greedy(lg, v), path[i]);
+            compared++;
+        }
+    }
+    printf("%s %s%s kv fp8 gpu vs cpu: logits max normalized diff %.3e over %d steps (tol %.0e); greedy tokens equal at "
+           "all %d steps with a top-2 gap > %.1f\n",
+           worst <= TOL_CPU ? "OK " : "BAD", arch, int8 ? " INT8" : "", worst, STEPS, TOL_CPU, compared, GAP_MIN);
+    assert_true(worst <= TOL_CPU);
+    assert_true(compared >= 2); /* as ss_ref_check_greedy: the check must have compared something */
+    release(kg, &sg);
+    release(kc, &sc);
+    free(lg);
+    free(lc);
+    ss_model_destroy(g);
+    ss_model_destroy(c);
+    ss_context_destroy(ctx);
+    ss_context_destroy(cpu);
+    if (int8)
+        ss_test_rmtree(tmp);
+}
+
+static void test_kv_fp8_models(void **st) {
+    for (size_t a = 0; a < sizeof ARCHS / sizeof *ARCHS; a++)
+        check_kv_fp8(ARCHS[a], 0);
+    check_kv_fp8("qwen2", 1);
+}
+
+#ifdef SS_HAVE_CUDA
+#define CUDA_OK(x) assert_int_equal((int)(x), (int)cudaSuccess)
+
+static void *dev_copy(const void *h, size_t bytes) {
+    void *d = NULL;
+    CUDA_OK(cudaMalloc(&d, bytes));
+    CUDA_OK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
+    return d;
+}
+
+/* head_dim 128, GQA 4 (BitNet-2B's shape): three sequences in one batch, a
+ * 70-token prefill (tensor-core tiles), decode rows at positions 99 and 36;
+ * the RoPE + KV write kernel, then every attention kernel. */
+static void test_kv_fp8_kernels_hd128(void **st) {
+    enum { NH = 8, NKV = 2, HD = 128, NSEQ = 3, MAXB = 7, NB = 16, ROW = (NH + 2 * NKV) * HD };
+    const int start[NSEQ] = {0, 99, 36}, nnew[NSEQ] = {70, 1, 1};
+    ss_rng rng = {2024};
+    /* The CPU pools: FP8, and BF16 holding the dequantized rows. */
+    ss_kv_cache pool[2];
+    memset(pool, 0, sizeof pool);
+    for (int d = 0; d < 2; d++) {
+        ss_kv_cache *c = &pool[d];
+        c->n_layers = 1, c->n_kv_heads = NKV, c->head_dim = HD, c->n_blocks = NB;
+        c->dtype = d ? SS_KV_DTYPE_BF16 : SS_KV_DTYPE_FP8;
+        size_t rows = (size_t)NB * SS_KV_BLOCK * NKV;
+        c->k = calloc(rows * HD, ss_kv_elem_size(c));
+        c->v = calloc(rows * HD, ss_kv_elem_size(c));
+        c->ks = calloc(rows, 4);
+        c->vs = calloc(rows, 4);
+    }
+    /* Block tables: disjoint blocks in a shuffled order. */
+    int32_t tables[NSEQ][MAXB], perm[NB];
+    for (int i = 0; i < NB; i++)
+        perm[i] = i;
+    for (int i = NB - 1; i > 0; i--) {
+        int j = (int)ss_rng_below(&rng, (uint64_t)i + 1), t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+    memset(tables, 0, sizeof tables);
+    ss_kv_seq seqs[NSEQ];
+    ss_seq_step steps[NSEQ];
+    int used = 0, t = 0;
+    for (int q = 0; q < NSEQ; q++) {
+        int nb = (start[q] + nnew[q] + SS_KV_BLOCK - 1) / SS_KV_BLOCK;
+        for (int b = 0; b < nb; b++)
+            tables[q][b] = perm[used++];
+        seqs[q] = (ss_kv_seq){.blocks = tables[q], .n_blocks = nb, .cap = MAXB, .n_tokens = start[q] + nnew[q]};
+        steps[q] = (ss_seq_step){.n_tokens = nnew[q], .start_pos = start[q], .kv = &seqs[q]};
+        t += nnew[q];
+    }
+    assert_true(used <= NB);
+    /* Context rows (positions before each batch row) written on the CPU, as
+     * earlier forwards would have; the batch's own rows by the kernel. */
+    uint16_t *ctxrow = malloc((size_t)ROW * 2), *deq = malloc((size_t)ROW * 2);
+    for (int q = 0; q < NSEQ; q++)
+        for (int p = 0; p < start[q]; p++) {
+            for (int i = 0; i < ROW; i++)
+                ctxrow[i] = ss_f32_to_bf16_inline((float)ss_rng_normal(&rng) * (i % HD == 9 ? 6.0f : 1.0f));
+            memcpy(deq, ctxrow, (size_t)ROW * 2);
+            for (int h = NH; h < NH + 2 * NKV; h++) {
+                uint8_t qb[HD];
+                float sc;
+                ss_kv_quant_row(ctxrow + h * HD, HD, qb, &sc);
+                ss_kv_dequant_row(qb, HD, sc, deq + h * HD);
+            }
+            ss_tok_info ti = {.seq = 0, .pos = p};
+            ss_kv_write_cpu(&pool[0], 0, ctxrow, &ti, 1, &steps[q], NH);
+            ss_kv_write_cpu(&pool[1], 0, deq, &ti, 1, &steps[q], NH);
+        }
+    /* The batch: t rows of random q / k / v, RoPE'd by the kernel. */
+    uint16_t *qkv = malloc((size_t)t * ROW * 2), *rot = malloc((size_t)t * ROW * 2);
+    ss_tok_info tok[72];
+    assert_true(t <= 72);
+    for (int q = 0, r = 0; q < NSEQ; q++)
+        for (int j = 0; j < nnew[q]; j++, r++)
+            tok[r] = (ss_tok_info){.seq = q, .pos = start[q] + j};
+    for (int64_t i = 0; i < (int64_t)t * ROW; i++)
+        qkv[i] = ss_f32_to_bf16_inline((float)ss_rng_normal(&rng));
+    float inv_freq[HD / 2];
+    ss_rope_inv_freq(10000.0, HD, inv_freq);
+    /* Tiles as the engine makes them: 64 rows x 4 heads. */
+    ss_attn_tile tiles[16];
+    int n_tiles = 0;
+    for (int q = 0, row0 = 0; q < NSEQ; row0 += nnew[q], q++)
+        for (int kvh = 0; kvh < NKV; kvh++)
+            for (int r = 0; r < nnew[q]; r += 64)
+                tiles[n_tiles++] = (ss_attn_tile){.seq = q, .row0 = row0 + r, .nq = nnew[q] - r < 64 ? nnew[q] - r : 64,
+                                                  .head0 = kvh * 4, .nheads = 4};
+    size_t pool_b = (size_t)NB * SS_KV_BLOCK * NKV * HD, rows = (size_t)NB * SS_KV_BLOCK * NKV;
+    uint16_t *d_qkv = dev_copy(qkv, (size_t)t * ROW * 2), *d_out = NULL;
+    ss_tok_info *d_tok = dev_copy(tok, sizeof tok);
+    int32_t *d_tab = dev_copy(tables, sizeof tables);
+    ss_attn_tile *d_tiles = dev_copy(tiles, sizeof tiles);
+    float *d_if = dev_copy(inv_freq, sizeof inv_freq);
+    ss_kv_layer kv8 = {.k = dev_copy(pool[0].k, pool_b), .v = dev_copy(pool[0].v, pool_b),
+                       .ks = dev_copy(pool[0].ks, rows * 4), .vs = dev_copy(pool[0].vs, rows * 4), .fp8 = 1};
+    CUDA_OK(ss_rope_kv_write_cuda(d_qkv, d_tok, t, NH, NKV, HD, d_if, &kv8, d_tab, MAXB, 0, 0));
+    CUDA_OK(cudaDeviceSynchronize());
+    CUDA_OK(cudaMemcpy(rot, d_qkv, (size_t)t * ROW * 2, cudaMemcpyDeviceToHost));
+    CUDA_OK(cudaMemcpy(pool[0].k, kv8.k, pool_b, cudaMemcpyDeviceToHost));
+    CUDA_OK(cudaMemcpy(pool[0].v, kv8.v, pool_b, cudaMemcpyDeviceToHost));
+    CUDA_OK(cudaMemcpy(pool[0].ks, kv8.ks, rows * 4, cudaMemcpyDeviceToHost));
+    CUDA_OK(cudaMemcpy(pool[0].vs, kv8.vs, rows * 4, cudaMemcpyDeviceToHost));
+    /* The kernel's stored rows == ss_kv_quant_row of its rotated k and its v. */
+    for (int r = 0; r < t; r++) {
+        const ss_kv_seq *kv = &seqs[tok[r].seq];
+        int32_t blk = kv->blocks[tok[r].pos / SS_KV_BLOCK];
+        int slot = tok[r].pos % SS_KV_BLOCK;
+        size_t off = ss_kv_offset(&pool[0], 0, blk, slot), soff = ss_kv_scale_offset(&pool[0], 0, blk, slot);
+        for (int h = 0; h < 2 * NKV; h++) {
+            uint8_t qb[HD];
+            float sc;
+            ss_kv_quant_row(rot + (size_t)r * ROW + (size_t)(NH + h) * HD, HD, qb, &sc);
+            const uint8_t *got = (const uint8_t *)(h < NKV ? pool[0].k : pool[0].v) + off + (size_t)(h % NKV) * HD;
+            float gs = (h < NKV ? pool[0].ks : pool[0].vs)[soff + h % NKV];
+            assert_memory_equal(got, qb, HD);
+            assert_true(gs == sc);
+            /* and the dequantized BF16 pool gets what attention reads */
+            ss_kv_dequant_row(qb, HD, sc, (uint16_t *)(h < NKV ? pool[1].k : pool[1].v) + off + (size_t)(h % NKV) * HD);
+        }
+    }
+    printf("OK  kv fp8 hd 128: the RoPE + KV write kernel's %d rows x %d kv heads (k and v) == ss_kv_quant_row of "
+           "its rotated rows, bit for bit\n",
+           t, NKV);
+    ss_kv_layer kvb = {.k = dev_copy(pool[1].k, pool_b * 2), .v = dev_copy(pool[1].v, pool_b * 2), .fp8 = 0};
+    /* CPU reference over the FP8 pool (== over the dequantized pool). */
+    uint16_t *ref = malloc((size_t)t * NH * HD * 2), *o8 = malloc((size_t)t * NH * HD * 2),
+             *ob = malloc((size_t)t * NH * HD * 2);
+    float *fr = malloc((size_t)t * NH * HD * 4), *fo = malloc((size_t)t * NH * HD * 4);
+    ss_attention_cpu(&pool[0], 0, rot, tok, t, steps, NH, ref);
+    for (int64_t i = 0; i < (int64_t)t * NH * HD; i++)
+        fr[i] = ss_bf16_to_f32_inline(ref[i]);
+    CUDA_OK(cudaMalloc((void **)&d_out, (size_t)t * NH * HD * 2));
+    static const struct {
+        int variant;
+        const char *name;
+    } VARIANTS[] = {{SS_ATTN_AUTO, "auto (prefill + decode v3)"}, {SS_ATTN_MMA_H1, "prefill 1 head + decode v1"},
+                    {SS_ATTN_DECODE2, "prefill + decode v2"},     {SS_ATTN_DECODE1, "prefill + decode v1"},
+                    {SS_ATTN_DECODE3, "prefill + decode v3"},     {SS_ATTN_SIMT, "simt"}};
+    for (size_t k = 0; k < sizeof VARIANTS / sizeof *VARIANTS; k++) {
+        CUDA_OK(cudaMemset(d_out, 0xff, (size_t)t * NH * HD * 2));
+        CUDA_OK(ss_attention_cuda_kv(d_qkv, d_tok, d_tiles, n_tiles, d_tab, MAXB, &kv8, NH, NKV, HD, d_out,
+                                     VARIANTS[k].variant, 0));
+        CUDA_OK(cudaMemcpy(o8, d_out, (size_t)t * NH * HD * 2, cudaMemcpyDeviceToHost));
+        CUDA_OK(cudaMemset(d_out, 0xff, (size_t)t * NH * HD * 2));
+        CUDA_OK(ss_attention_cuda_kv(d_qkv, d_tok, d_tiles, n_tiles, d_tab, MAXB, &kvb, NH, NKV, HD, d_out,
+                                     VARIANTS[k].variant, 0));
+        CUDA_OK(cudaMemcpy(ob, d_out, (size_t)t * NH * HD * 2, cudaMemcpyDeviceToHost));
+        assert_memory_equal(o8, ob, (size_t)t * NH * HD * 2);
+        for (int64_t i = 0; i < (int64_t)t * NH * HD; i++)
+            fo[i] = ss_bf16_to_f32_inline(o8[i]);
+        char what[128];
+        snprintf(what, sizeof what, "kv fp8 hd 128 %s == its bf16 run on the dequantized pool; vs cpu", VARIANTS[k].name);
+        ss_compare_normalized(what, fo, fr, (int64_t)t * NH * HD, TOL_ATTN);
+    }
+    cudaFree(d_qkv), cudaFree(d_out), cudaFree(d_tok), cudaFree(d_tab), cudaFree(d_tiles), cudaFree(d_if);
+    cudaFree(kv8.k), cudaFree(kv8.v), cudaFree(kv8.ks), cudaFree(kv8.vs), cudaFree(kvb.k), cudaFree(kvb.v);
+    for (int d = 0; d < 2; d++)
+        free(pool[d].k), free(pool[d].v), free(pool[d].ks), free(pool[d].vs);
+    free(ctxrow), free(deq), free(qkv), free(rot), free(ref), free(o8), free(ob), free(fr), free(fo);
+}
+#else
+static void test_kv_fp8_kernels_hd128(void **st) { (void)st; }
+#endif
+
 static void test_errors(void **st) {
     char dir[512];
     ss_engine_fixture_dir("llama", dir, sizeof dir);
@@ -527,6 +868,8 @@ int main(void) {
         cmocka_unit_test(test_batch_isolates_sequences),
         cmocka_unit_test(test_decode_graphs),
         cmocka_unit_test(test_pdl_bit_identical),
+        cmocka_unit_test(test_kv_fp8_models),
+        cmocka_unit_test(test_kv_fp8_kernels_hd128),
         cmocka_unit_test(test_errors),
     };
     /* SS_GPU_TEST_QUICK=1 (compute-sanitizer runs): one tiny model through
