@@ -20,6 +20,11 @@
  *      K/V tiles, the GQA heads as tensor-core rows, DSMEM merge)
  *   7  as 6 with SS_ATTN_PURE_DECODE (no tensor-core prefill launch; pure
  *      decode batches only)
+ *   8  as 6 on an FP8 KV pool (--kv-dtype fp8: e4m3 + a scale per row,
+ *      ss_attention_cuda_kv; pure decode batches with the pure-decode flag,
+ *      as the engine runs them), validated against the reference over the
+ *      dequantized rows; its GB/s count the FP8 bytes read
+ *   9  as 4 (decode v1) on the FP8 pool
  *
  *   dev_attention [quick | validate]
  *
@@ -296,11 +301,15 @@ struct Batch {
     int64_t t, n_tiles;
     std::vector<Seq> seqs;
     std::vector<uint16_t> qkv, k, v; // (t, (nh+2nkv) hd); pool (n_blocks, 16, nkv, hd)
+    std::vector<uint8_t> k8, v8;     // the pool as FP8 (ss_kv_quant_row per row)
+    std::vector<float> ks, vs;       // (n_blocks, 16, nkv) its row scales
+    std::vector<uint16_t> kd, vd;    // its dequantized rows: what the FP8 variants read
     std::vector<ss_tok_info> tok;
     std::vector<int32_t> tables;     // (n_seqs, max_blocks)
     std::vector<ss_attn_tile> tiles, tiles16; // engine split (SS_ATTN_ITEMS); variant 1's (16 items)
     int64_t n_tiles16;
     uint16_t *d_qkv = nullptr, *d_k = nullptr, *d_v = nullptr, *d_out = nullptr;
+    ss_kv_layer kv8 = {};
     ss_tok_info *d_tok = nullptr;
     int32_t *d_tables = nullptr;
     ss_attn_tile *d_tiles = nullptr, *d_tiles16 = nullptr;
@@ -361,6 +370,24 @@ static void build(Batch &b, int nh, int nkv, int hd, const std::vector<Seq> &seq
         x = f2bf(2.0f * frand());
     for (auto &x : b.v)
         x = f2bf(frand());
+    const size_t n_rows = pool / hd;
+    b.k8.resize(pool), b.v8.resize(pool), b.kd.resize(pool), b.vd.resize(pool);
+    b.ks.resize(n_rows), b.vs.resize(n_rows);
+    for (size_t r = 0; r < n_rows; r++) {
+        ss_kv_quant_row(&b.k[r * hd], hd, &b.k8[r * hd], &b.ks[r]);
+        ss_kv_quant_row(&b.v[r * hd], hd, &b.v8[r * hd], &b.vs[r]);
+        ss_kv_dequant_row(&b.k8[r * hd], hd, b.ks[r], &b.kd[r * hd]);
+        ss_kv_dequant_row(&b.v8[r * hd], hd, b.vs[r], &b.vd[r * hd]);
+    }
+    b.kv8.fp8 = 1;
+    CK(cudaMalloc(&b.kv8.k, pool));
+    CK(cudaMalloc(&b.kv8.v, pool));
+    CK(cudaMalloc(&b.kv8.ks, n_rows * 4));
+    CK(cudaMalloc(&b.kv8.vs, n_rows * 4));
+    CK(cudaMemcpy(b.kv8.k, b.k8.data(), pool, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(b.kv8.v, b.v8.data(), pool, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(b.kv8.ks, b.ks.data(), n_rows * 4, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(b.kv8.vs, b.vs.data(), n_rows * 4, cudaMemcpyHostToDevice));
     b.tok.clear();
     for (size_t i = 0; i < seqs.size(); i++)
         for (int j = 0; j < seqs[i].n; j++)
@@ -389,16 +416,21 @@ static void build(Batch &b, int nh, int nkv, int hd, const std::vector<Seq> &seq
 
 static void release(Batch &b) {
     cudaFree(b.d_qkv), cudaFree(b.d_k), cudaFree(b.d_v), cudaFree(b.d_out);
+    cudaFree(b.kv8.k), cudaFree(b.kv8.v), cudaFree(b.kv8.ks), cudaFree(b.kv8.vs);
     cudaFree(b.d_tok), cudaFree(b.d_tables), cudaFree(b.d_tiles), cudaFree(b.d_tiles16);
 }
 
-static const int N_VARIANTS = 7;
+static const int N_VARIANTS = 9;
 static const char *variant_name[N_VARIANTS + 1] = {"", "1 old SIMT (16-item tiles)", "2 SIMT (256-item tiles)",
                                                    "3 MMA 1 head/block + decode v1",
                                                    "4 MMA 2 heads/block + decode v1",
                                                    "5 as 4 + decode v2 (SS_ATTN_DECODE=2)",
                                                    "6 as 4 + decode v3 (engine default)",
-                                                   "7 v3, pure-decode flag"};
+                                                   "7 v3, pure-decode flag",
+                                                   "8 as 6, FP8 KV",
+                                                   "9 as 4 (decode v1), FP8 KV"};
+
+static bool fp8_variant(int variant) { return variant >= 8; }
 
 static bool pure_decode(const Batch &b) { return b.t == (int64_t)b.seqs.size(); }
 
@@ -406,17 +438,24 @@ static int force_split = 0; /* v6/v7: cluster size forced (0: the kernel's choic
 
 static cudaError_t run(const Batch &b, int variant) {
     static const int code[N_VARIANTS + 1] = {0, 0, SS_ATTN_SIMT, SS_ATTN_MMA_H1, SS_ATTN_DECODE1, SS_ATTN_DECODE2,
-                                             SS_ATTN_DECODE3, SS_ATTN_DECODE3 | SS_ATTN_PURE_DECODE};
+                                             SS_ATTN_DECODE3, SS_ATTN_DECODE3 | SS_ATTN_PURE_DECODE,
+                                             SS_ATTN_DECODE3, SS_ATTN_DECODE1};
     if (variant == 1)
         return v1::run(b.d_qkv, b.d_tok, b.d_tiles16, b.n_tiles16, b.d_tables, b.max_blocks, b.d_k, b.d_v, b.nh,
                        b.nkv, b.hd, b.d_out);
     const int split = variant >= 6 ? SS_ATTN_DECODE3_SPLITS(force_split) : 0;
+    if (fp8_variant(variant)) /* with the engine's pure-decode flag where it would set it */
+        return ss_attention_cuda_kv(b.d_qkv, b.d_tok, b.d_tiles, b.n_tiles, b.d_tables, b.max_blocks, &b.kv8, b.nh,
+                                    b.nkv, b.hd, b.d_out,
+                                    code[variant] | split | (pure_decode(b) ? SS_ATTN_PURE_DECODE : 0), 0);
     return ss_attention_cuda_variant(b.d_qkv, b.d_tok, b.d_tiles, b.n_tiles, b.d_tables, b.max_blocks, b.d_k,
                                      b.d_v, b.nh, b.nkv, b.hd, b.d_out, code[variant] | split, 0);
 }
 
-/* Reference for one (row, head): double softmax over positions 0..pos. */
-static void ref_row(const Batch &b, int64_t r, int h, std::vector<double> &o) {
+/* Reference for one (row, head): double softmax over positions 0..pos, over
+ * the dequantized FP8 rows when fp8. */
+static void ref_row(const Batch &b, int64_t r, int h, bool fp8, std::vector<double> &o) {
+    const std::vector<uint16_t> &kk = fp8 ? b.kd : b.k, &vv = fp8 ? b.vd : b.v;
     int hd = b.hd, nkv = b.nkv, kvh = h / (b.nh / nkv);
     const ss_tok_info tk = b.tok[r];
     const uint16_t *q = &b.qkv[(size_t)r * (b.nh + 2 * nkv) * hd + (size_t)h * hd];
@@ -427,7 +466,7 @@ static void ref_row(const Batch &b, int64_t r, int h, std::vector<double> &o) {
         size_t off = ((size_t)tab[j / SS_KV_BLOCK] * SS_KV_BLOCK + j % SS_KV_BLOCK) * nkv * hd + (size_t)kvh * hd;
         double d = 0;
         for (int c = 0; c < hd; c++)
-            d += (double)bf2f(q[c]) * bf2f(b.k[off + c]);
+            d += (double)bf2f(q[c]) * bf2f(kk[off + c]);
         s[j] = d / sqrt((double)hd);
         mx = std::max(mx, s[j]);
     }
@@ -438,7 +477,7 @@ static void ref_row(const Batch &b, int64_t r, int h, std::vector<double> &o) {
         double p = exp(s[j] - mx);
         sum += p;
         for (int c = 0; c < hd; c++)
-            o[c] += p * bf2f(b.v[off + c]);
+            o[c] += p * bf2f(vv[off + c]);
     }
     for (int c = 0; c < hd; c++)
         o[c] /= sum;
@@ -462,7 +501,7 @@ static int validate(const char *name, Batch &b, int64_t stride, int variant) {
             continue;
         rows++;
         for (int h = 0; h < b.nh; h++) {
-            ref_row(b, r, h, o);
+            ref_row(b, r, h, fp8_variant(variant), o);
             for (int c = 0; c < b.hd; c++) {
                 double g = bf2f(out[((size_t)r * b.nh + h) * b.hd + c]);
                 double d = fabs(g - o[c]);
@@ -534,6 +573,14 @@ int main(int argc, char **argv) {
         for (int v = 1; v <= N_VARIANTS; v++)
             if (v != 7 || pure_decode(b))
                 fails += validate(c.name, b, c.stride, v);
+        if (pure_decode(b)) { /* FP8 under v3 at every cluster size */
+            for (int sp = 1; sp <= 8; sp *= 2) {
+                force_split = sp;
+                std::string name = std::string(c.name) + " [cluster " + std::to_string(sp) + "]";
+                fails += validate(name.c_str(), b, c.stride, 8);
+                force_split = 0;
+            }
+        }
         if (pure_decode(b)) /* v3 at every cluster size */
             for (int sp = 1; sp <= 8; sp *= 2) {
                 force_split = sp;
@@ -575,34 +622,47 @@ int main(int argc, char **argv) {
         for (const Seq &s : b.seqs)
             pairs += (double)s.n * s.start + (double)s.n * (s.n + 1) / 2.0;
         double flops = 4.0 * pairs * b.hd * b.nh;
-        double kv_bytes = 0; /* distinct K and V rows read */
-        for (const Seq &s : b.seqs)
+        double kv_bytes = 0, kv_bytes8 = 0; /* distinct K and V rows read: BF16, FP8 (+ the scales) */
+        for (const Seq &s : b.seqs) {
             kv_bytes += 2.0 * (s.start + s.n) * b.nkv * b.hd * 2;
+            kv_bytes8 += 2.0 * (s.start + s.n) * b.nkv * (b.hd + 4);
+        }
         /* Decode: copies of the K/V pools, rotated, so that L2 does not hold them. */
         const size_t pool = (size_t)b.n_blocks * SS_KV_BLOCK * b.nkv * b.hd * 2;
         const int sets = decode ? rotation_sets(2 * pool) : 1;
         std::vector<uint16_t *> ks(sets, b.d_k), vs(sets, b.d_v);
+        std::vector<ss_kv_layer> k8s(sets, b.kv8);
         for (int i = 1; i < sets; i++) {
             CK(cudaMalloc(&ks[i], pool));
             CK(cudaMalloc(&vs[i], pool));
             CK(cudaMemcpy(ks[i], b.d_k, pool, cudaMemcpyDeviceToDevice));
             CK(cudaMemcpy(vs[i], b.d_v, pool, cudaMemcpyDeviceToDevice));
+            const size_t p8 = pool / 2, rows8 = pool / 2 / b.hd * 4; /* E4M3 bytes; scale bytes */
+            CK(cudaMalloc(&k8s[i].k, p8));
+            CK(cudaMalloc(&k8s[i].v, p8));
+            CK(cudaMalloc(&k8s[i].ks, rows8));
+            CK(cudaMalloc(&k8s[i].vs, rows8));
+            CK(cudaMemcpy(k8s[i].k, b.kv8.k, p8, cudaMemcpyDeviceToDevice));
+            CK(cudaMemcpy(k8s[i].v, b.kv8.v, p8, cudaMemcpyDeviceToDevice));
+            CK(cudaMemcpy(k8s[i].ks, b.kv8.ks, rows8, cudaMemcpyDeviceToDevice));
+            CK(cudaMemcpy(k8s[i].vs, b.kv8.vs, rows8, cudaMemcpyDeviceToDevice));
         }
         for (int v = 1; v <= N_VARIANTS; v++) {
             if (v == 2 && !decode)
                 continue; /* variant 2 = variant 1's kernel on 16x bigger tiles: slower, not timed for prefill */
-            if (v >= 5 && !decode)
-                continue; /* variants 5..7 differ from 4 in decode tiles only */
+            if (((v >= 5 && v <= 7) || v == 9) && !decode)
+                continue; /* variants 5..7 differ from 4 in decode tiles only, 9 from 8 too */
             double us = time_us(
                 [&](int i) {
-                    b.d_k = ks[i], b.d_v = vs[i];
+                    b.d_k = ks[i], b.d_v = vs[i], b.kv8 = k8s[i];
                     run(b, v);
                 },
                 sets, 5, 7);
-            b.d_k = ks[0], b.d_v = vs[0];
+            b.d_k = ks[0], b.d_v = vs[0], b.kv8 = k8s[0];
+            const double kvb = fp8_variant(v) ? kv_bytes8 : kv_bytes;
             char line[256];
             snprintf(line, sizeof line, "%-28s %-38s %9.1f us %7.2f TFLOPS %8.1f GB/s KV (3 TB/s floor %6.1f us) %10.0f tok/s", tm.name,
-                     variant_name[v], us, flops / us / 1e6, kv_bytes / us / 1e3, kv_bytes / 3e6, (double)b.t / us * 1e6);
+                     variant_name[v], us, flops / us / 1e6, kvb / us / 1e3, kvb / 3e6, (double)b.t / us * 1e6);
             printf("%s\n", line);
             table.push_back(line);
         }
@@ -622,8 +682,10 @@ int main(int argc, char **argv) {
             printf("%s\n", line);
             table.push_back(line);
         }
-        for (int i = 1; i < sets; i++)
+        for (int i = 1; i < sets; i++) {
             cudaFree(ks[i]), cudaFree(vs[i]);
+            cudaFree(k8s[i].k), cudaFree(k8s[i].v), cudaFree(k8s[i].ks), cudaFree(k8s[i].vs);
+        }
         release(b);
     }
     CK(cudaGetLastError());

@@ -38,8 +38,9 @@
  *     the stored rows (e4m3 bytes and F32 scales) bit-identical to
  *     ss_kv_quant_row of the same BF16 rows: on the tiny models, layer 0 of
  *     the GPU FP8 cache vs the CPU-quantized layer 0 of a GPU BF16 cache of
- *     the same prompt, and on an INT8 checkpoint (exact projections) the GPU
- *     FP8 cache vs the CPU FP8 cache directly; logits within TOL_CPU of the
+ *     the same prompt (also on an INT8 checkpoint, where the rows the GPU and
+ *     the CPU engines store are compared too and the equal ones counted);
+ *     logits within TOL_CPU of the
  *     CPU FP8 engine along its greedy continuation (teacher-forced) and the
  *     same argmax wherever the CPU's top-2 gap exceeds GAP_MIN. For head_dim
  *     128 (the tensor-core prefill, decode v1 / v2 / v3 and SIMT kernels,
@@ -580,30 +581,37 @@ static void check_kv_fp8(const char *arch, int int8) {
     ss_model_set_kv_dtype(c, SS_KV_DTYPE_FP8);
     prefill_into(g, ids, NP, &kg, &sg, lg);
     assert_int_equal(ss_kv_cache_dtype(kg), SS_KV_DTYPE_FP8);
-    if (int8) {
-        /* exact projections: the GPU and the CPU quantize the same rows */
-        prefill_into(c, ids, NP, &kc, &sc, lc);
-        uint8_t a[2][512], b[2][512];
-        float as[2][32], bs[2][32];
-        assert_true(nkv * hd <= 512 && nkv <= 32);
-        for (int p = 0; p < NP; p++) {
-            assert_ok(ss_kv_cache_read_slot(kg, 0, sg.blocks[p / SS_KV_BLOCK], p % SS_KV_BLOCK, a[0], a[1], as[0], as[1]));
-            assert_ok(ss_kv_cache_read_slot(kc, 0, sc.blocks[p / SS_KV_BLOCK], p % SS_KV_BLOCK, b[0], b[1], bs[0], bs[1]));
-            assert_memory_equal(a, b, sizeof a);
-            for (int h = 0; h < nkv; h++)
-                assert_true(as[0][h] == bs[0][h] && as[1][h] == bs[1][h]);
-        }
-        printf("OK  %s INT8 kv fp8: GPU cache == CPU cache, layer 0's %d positions bit for bit\n", arch, NP);
-        release(kc, &sc);
-    } else {
+    {
         ss_kv_cache *kb;
         ss_kv_seq sb;
         ss_model_set_kv_dtype(g, SS_KV_DTYPE_BF16);
         prefill_into(g, ids, NP, &kb, &sb, lc);
-        snprintf(what, sizeof what, "%s gpu kv fp8 vs CPU-quantized gpu kv bf16", arch);
+        snprintf(what, sizeof what, "%s%s gpu kv fp8 vs CPU-quantized gpu kv bf16", arch, int8 ? " INT8" : "");
         check_layer0_quantized(kb, &sb, kg, &sg, NP, nkv, hd, what);
         release(kb, &sb);
         ss_model_set_kv_dtype(g, SS_KV_DTYPE_FP8);
+    }
+    if (int8) {
+        /* INT8 projections are exact, but the layer's input passes RMSNorm
+         * (a sum in another order on the device) and keys pass RoPE (device
+         * cosf / sinf vs the host's libm), so the GPU and CPU engines may
+         * quantize rows that differ by a BF16 rounding: counted, printed, not
+         * asserted (the quantization itself is checked just above). */
+        prefill_into(c, ids, NP, &kc, &sc, lc);
+        uint8_t a[2][512], b[2][512];
+        float as[2][32], bs[2][32];
+        int same[2] = {0, 0};
+        assert_true(nkv * hd <= 512 && nkv <= 32);
+        for (int p = 0; p < NP; p++) {
+            assert_ok(ss_kv_cache_read_slot(kg, 0, sg.blocks[p / SS_KV_BLOCK], p % SS_KV_BLOCK, a[0], a[1], as[0], as[1]));
+            assert_ok(ss_kv_cache_read_slot(kc, 0, sc.blocks[p / SS_KV_BLOCK], p % SS_KV_BLOCK, b[0], b[1], bs[0], bs[1]));
+            for (int kv = 0; kv < 2; kv++)
+                same[kv] += !memcmp(a[kv], b[kv], (size_t)nkv * hd) && !memcmp(as[kv], bs[kv], (size_t)nkv * sizeof(float));
+        }
+        printf("    %s INT8 kv fp8, GPU vs CPU engine, layer 0: key rows equal at %d of %d positions, value rows at "
+               "%d of %d\n",
+               arch, same[0], NP, same[1], NP);
+        release(kc, &sc);
     }
     release(kg, &sg);
 
@@ -817,6 +825,28 @@ static void test_kv_fp8_kernels_hd128(void **st) {
         snprintf(what, sizeof what, "kv fp8 hd 128 %s == its bf16 run on the dequantized pool; vs cpu", VARIANTS[k].name);
         ss_compare_normalized(what, fo, fr, (int64_t)t * NH * HD, TOL_ATTN);
     }
+    /* The decode rows alone as a pure decode batch (decode v3 then loads the
+     * older keys' tiles before its PDL wait and its own row after). */
+    ss_attn_tile dec[16];
+    int n_dec = 0, r_dec = nnew[0]; /* the decode rows follow the prefill rows */
+    for (int i = 0; i < n_tiles; i++)
+        if (tiles[i].nq == 1)
+            dec[n_dec++] = tiles[i];
+    CUDA_OK(cudaMemcpy(d_tiles, dec, sizeof dec, cudaMemcpyHostToDevice));
+    const ss_kv_layer *pools[2] = {&kv8, &kvb};
+    uint16_t *res[2] = {o8, ob};
+    for (int k = 0; k < 2; k++) {
+        CUDA_OK(cudaMemset(d_out, 0xff, (size_t)t * NH * HD * 2));
+        CUDA_OK(ss_attention_cuda_kv(d_qkv, d_tok, d_tiles, n_dec, d_tab, MAXB, pools[k], NH, NKV, HD, d_out,
+                                     SS_ATTN_DECODE3 | SS_ATTN_PURE_DECODE, 0));
+        CUDA_OK(cudaMemcpy(res[k], d_out, (size_t)t * NH * HD * 2, cudaMemcpyDeviceToHost));
+    }
+    const size_t dec_off = (size_t)r_dec * NH * HD, dec_n = (size_t)(t - r_dec) * NH * HD;
+    assert_memory_equal(o8 + dec_off, ob + dec_off, dec_n * 2);
+    for (size_t i = 0; i < dec_n; i++)
+        fo[i] = ss_bf16_to_f32_inline(o8[dec_off + i]);
+    ss_compare_normalized("kv fp8 hd 128 decode v3 pure-decode batch == its bf16 run; vs cpu", fo, fr + dec_off,
+                          (int64_t)dec_n, TOL_ATTN);
     cudaFree(d_qkv), cudaFree(d_out), cudaFree(d_tok), cudaFree(d_tab), cudaFree(d_tiles), cudaFree(d_if);
     cudaFree(kv8.k), cudaFree(kv8.v), cudaFree(kv8.ks), cudaFree(kv8.vs), cudaFree(kvb.k), cudaFree(kvb.v);
     for (int d = 0; d < 2; d++)
