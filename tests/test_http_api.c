@@ -216,10 +216,11 @@ static void test_models_and_health(void **st) {
     assert_int_equal(json_integer_value(json_object_get(d, "max_model_len")), 128);
     json_decref(o);
     free(s);
-    s = http_api_health_json("tiny", 1, 2, 30, 32, 7, 1);
+    s = http_api_health_json("tiny", 1, 2, 3, 30, 32, 7, 1);
     o = load(s);
     assert_string_equal(json_string_value(json_object_get(o, "status")), "ok");
     assert_int_equal(json_integer_value(json_object_get(o, "kv_free_blocks")), 30);
+    assert_int_equal(json_integer_value(json_object_get(o, "peak_running")), 3);
     json_decref(o);
     free(s);
 }

@@ -308,7 +308,7 @@ refused:
 static enum MHD_Result health(server *sv, struct MHD_Connection *c) {
     http_engine_stats st;
     http_engine_get_stats(sv->engine, &st);
-    return send_json(c, 200, http_api_health_json(sv->model, st.running, st.waiting, st.kv_free_blocks,
+    return send_json(c, 200, http_api_health_json(sv->model, st.running, st.waiting, st.peak_running, st.kv_free_blocks,
                                                   st.kv_total_blocks, st.served, st.cancelled));
 }
 

@@ -280,10 +280,10 @@ char *http_api_models_json(const char *model, int64_t created, int64_t max_model
     return dump(list && one ? json_pack("{s:s,s:[o]}", "object", "list", "data", one) : one);
 }
 
-char *http_api_health_json(const char *model, int running, int waiting, int64_t kv_free, int64_t kv_total,
-                           int64_t served, int64_t cancelled) {
-    return dump(json_pack("{s:s,s:s,s:i,s:i,s:I,s:I,s:I,s:I}", "status", "ok", "model", model, "running", running,
-                          "waiting", waiting, "kv_free_blocks", (json_int_t)kv_free, "kv_total_blocks",
+char *http_api_health_json(const char *model, int running, int waiting, int peak_running, int64_t kv_free,
+                           int64_t kv_total, int64_t served, int64_t cancelled) {
+    return dump(json_pack("{s:s,s:s,s:i,s:i,s:i,s:I,s:I,s:I,s:I}", "status", "ok", "model", model, "running", running,
+                          "waiting", waiting, "peak_running", peak_running, "kv_free_blocks", (json_int_t)kv_free, "kv_total_blocks",
                           (json_int_t)kv_total, "requests_served", (json_int_t)served, "requests_cancelled",
                           (json_int_t)cancelled));
 }

@@ -97,10 +97,10 @@ char *http_api_chunk_sse(const http_api_meta *m, const char *text, int role, con
 /* The last event of every stream. */
 #define HTTP_API_SSE_DONE "data: [DONE]\n\n"
 
-/* GET /health: {"status": "ok", "model", "running", "waiting", "kv_free_blocks",
- * "kv_total_blocks", "requests_served", "requests_cancelled"}. */
-char *http_api_health_json(const char *model, int running, int waiting, int64_t kv_free, int64_t kv_total,
-                           int64_t served, int64_t cancelled);
+/* GET /health: {"status": "ok", "model", "running", "waiting", "peak_running",
+ * "kv_free_blocks", "kv_total_blocks", "requests_served", "requests_cancelled"}. */
+char *http_api_health_json(const char *model, int running, int waiting, int peak_running, int64_t kv_free,
+                           int64_t kv_total, int64_t served, int64_t cancelled);
 
 /* Once, before threads use the formatters (seeds jansson's hash function). */
 void http_api_init(void);

@@ -381,6 +381,8 @@ static ss_status step(http_engine *e, char *why, size_t why_n) {
 static void publish_stats(http_engine *e) {
     pthread_mutex_lock(&e->mu);
     e->stats.running = ss_scheduler_n_running(e->sched);
+    if (e->stats.running > e->stats.peak_running)
+        e->stats.peak_running = e->stats.running;
     e->stats.waiting = ss_scheduler_n_waiting(e->sched);
     e->stats.kv_free_blocks = ss_kv_cache_free_blocks(e->kv);
     pthread_mutex_unlock(&e->mu);

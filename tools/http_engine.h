@@ -44,6 +44,7 @@ const ss_model_config *http_engine_config_of(const http_engine *e);
 
 typedef struct {
     int running, waiting;
+    int peak_running;  /* the most sequences one step has run */
     int32_t kv_free_blocks, kv_total_blocks;
     int64_t served;    /* jobs ended (any reason) */
     int64_t cancelled; /* of them, ended because the client left */
