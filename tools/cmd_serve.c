@@ -82,6 +82,7 @@ typedef struct {
     char *body; // (len)
     size_t len, cap;
     int too_large;
+    int answered; /* a response was queued at the headers (413): the body is only drained */
 } request_state;
 
 static enum MHD_Result send_text(struct MHD_Connection *c, int status, const char *ctype, char *text,
@@ -130,14 +131,15 @@ typedef struct {
     http_job *job;
     http_api_meta meta;
     char id[48];
-    const char *url;
     int include_usage;
     size_t sent;        /* text bytes taken from the job */
     char *pending;      // (n_pending) SSE bytes not yet handed to MHD
     size_t n_pending, at;
     int role_sent, ended;
     http_api_usage usage;
-    const char *how;    /* the finish reason for the log */
+    const char *url;    /* a string literal: MHD's url may be gone when stream_free runs */
+    const char *how;    /* the finish reason for the log, or why */
+    char why[sizeof ((http_api_error *)0)->message];
     int status;
 } stream_state;
 
@@ -177,7 +179,8 @@ static int next_events(stream_state *s) {
     s->usage = u.usage;
     if (u.error.status) {
         s->status = u.error.status;
-        s->how = u.error.message;
+        snprintf(s->why, sizeof s->why, "%s", u.error.message);
+        s->how = s->why;
         char *j = http_api_error_json(&u.error), *ev = j ? malloc(strlen(j) + 9) : NULL;
         if (ev)
             sprintf(ev, "data: %s\n\n", j);
@@ -253,8 +256,9 @@ static enum MHD_Result generate(server *sv, struct MHD_Connection *c, const char
         stream_state *s = calloc(1, sizeof *s);
         struct MHD_Response *resp = NULL;
         if (s) {
-            s->job = job, s->url = url, s->include_usage = r.include_usage, s->status = 200;
+            s->job = job, s->include_usage = r.include_usage, s->status = 200;
             make_meta(sv, k, s->id, sizeof s->id, &s->meta);
+            s->url = k == HTTP_API_CHAT ? "/v1/chat/completions" : "/v1/completions";
             resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
         }
         http_api_request_free(&r);
@@ -363,9 +367,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *con_cls = rs;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > MAX_BODY_BYTES) { /* refused before the body is read */
-            rs->too_large = 1;
+            rs->too_large = rs->answered = 1;
             return route(sv, c, url, method, rs);
         }
+        return MHD_YES;
+    }
+    if (rs->answered) {
+        *data_size = 0;
         return MHD_YES;
     }
     if (*data_size) {
@@ -467,7 +475,8 @@ static int run_server(server *sv, const serve_args *a, long long port) {
     int v6;
     if (!resolve(a->host, port, &addr, &alen, &v6))
         return 2;
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | (v6 ? MHD_USE_IPv6 : 0);
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC |
+                     (v6 ? MHD_USE_IPv6 : 0);
     sv->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, sv, MHD_OPTION_SOCK_ADDR,
                                   (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, sv,
                                   MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_CONNECTION_TIMEOUT, 300u,
@@ -485,9 +494,11 @@ static int run_server(server *sv, const serve_args *a, long long port) {
     }
     /* Stop taking connections, end the jobs in flight (their threads wake),
      * then wait for the connection threads. */
-    MHD_quiesce_daemon(sv->daemon);
+    MHD_socket listen_fd = MHD_quiesce_daemon(sv->daemon);
     http_engine_stop(sv->engine);
     MHD_stop_daemon(sv->daemon);
+    if (listen_fd != MHD_INVALID_SOCKET)
+        close(listen_fd); /* ours after a quiesce, closed once the daemon is gone */
     http_engine_stats st;
     http_engine_get_stats(sv->engine, &st);
     fprintf(stderr, "slidesparse serve: stopped (%s); %lld requests served\n",

@@ -304,18 +304,19 @@ static void admit(http_engine *e, http_job *list) {
         http_job *j = list;
         list = j->next;
         ss_request rq = {.prompt = j->ids, .n_prompt = j->n_prompt, .max_new = j->max_new};
-        ss_status s = ss_scheduler_add(e->sched, &rq, &j->id);
-        if (s == SS_OK && e->n_active == e->cap_active) {
+        if (e->n_active == e->cap_active) {
             int cap = e->cap_active ? 2 * e->cap_active : 64;
             http_job **a = realloc(e->active, (size_t)cap * sizeof *a);
-            if (a)
-                e->active = a, e->cap_active = cap;
-            else
-                s = SS_ENOMEM, (void)ss_scheduler_cancel(e->sched, j->id);
+            if (!a) {
+                job_end(j, NULL, 500, "server_error", "out of memory");
+                job_unref(j);
+                continue;
+            }
+            e->active = a, e->cap_active = cap;
         }
-        if (s != SS_OK) {
-            job_end(j, NULL, s == SS_ENOMEM ? 503 : 400, s == SS_ENOMEM ? "server_error" : "invalid_request_error",
-                    ss_last_error());
+        if (ss_scheduler_add(e->sched, &rq, &j->id) != SS_OK) {
+            /* ids out of vocabulary, or one sequence beyond the whole KV pool */
+            job_end(j, NULL, 400, "invalid_request_error", ss_last_error());
             job_unref(j);
             continue;
         }
