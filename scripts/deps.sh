@@ -3,7 +3,7 @@
 # only says what is missing. Idempotent and quiet when everything is there.
 #   scripts/deps.sh [--fuzz]    (--fuzz adds clang + libFuzzer runtime + libomp)
 set -euo pipefail
-want=(cmake ninja-build pkg-config gcc libjansson-dev libcmocka-dev gnuplot-nox)
+want=(cmake ninja-build pkg-config gcc libjansson-dev libcmocka-dev gnuplot-nox libmicrohttpd-dev curl jq)
 if [[ "${1:-}" == "--fuzz" ]]; then
   want+=(clang libclang-rt-dev libomp-dev)
 fi

@@ -229,6 +229,44 @@ static void test_retire_frees_blocks(void **st) {
     ss_kv_cache_destroy(kv);
 }
 
+/* Cancel: a running and a waiting request leave at once with their blocks;
+ * a finished one only frees its memory; the rest runs on unchanged. */
+static void test_cancel_frees_blocks(void **st) {
+    ss_kv_cache *kv;
+    assert_ok(ss_kv_cache_create(g_model, 16, &kv));
+    ss_sched_config c = {.max_num_seqs = 2, .max_num_batched_tokens = 64};
+    ss_scheduler *s;
+    assert_ok(ss_scheduler_create(g_model, kv, &c, &s));
+    int32_t *p = make_prompts(3, 20, 6);
+    for (int i = 0; i < 3; i++)
+        assert_ok(ss_scheduler_add(s, &(ss_request){p + 20 * i, 20, i == 0 ? 1 : 30}, NULL));
+    ss_sched_batch b;
+    int32_t t[2] = {1, 1};
+    assert_ok(ss_scheduler_schedule(s, &b)); /* 0 and 1 run (S 2), 2 waits */
+    assert_int_equal(b.n, 2);
+    assert_fails(ss_scheduler_cancel(s, 1), SS_EINVAL, "awaits its commit");
+    assert_ok(ss_scheduler_commit(s, t)); /* 0 finished */
+    assert_int_equal(ss_scheduler_n_running(s), 1);
+    assert_ok(ss_scheduler_cancel(s, 0));
+    assert_ok(ss_scheduler_cancel(s, 2)); /* waiting */
+    assert_int_equal(ss_scheduler_n_waiting(s), 0);
+    int64_t n;
+    assert_null(ss_scheduler_output(s, 2, &n, NULL));
+    assert_int_equal(n, 0);
+    assert_fails(ss_scheduler_cancel(s, 2), SS_EINVAL, "no such request");
+    assert_fails(ss_scheduler_cancel(s, 7), SS_EINVAL, "no such request");
+    assert_ok(ss_scheduler_schedule(s, &b)); /* 1 decodes alone */
+    assert_int_equal(b.n, 1);
+    assert_int_equal(b.ids[0], 1);
+    assert_ok(ss_scheduler_commit(s, t));
+    assert_ok(ss_scheduler_cancel(s, 1)); /* running */
+    assert_true(ss_scheduler_done(s));
+    assert_int_equal(ss_kv_cache_free_blocks(kv), 16);
+    ss_scheduler_destroy(s);
+    free(p);
+    ss_kv_cache_destroy(kv);
+}
+
 static void test_request_errors(void **st) {
     ss_kv_cache *kv;
     assert_ok(ss_kv_cache_create(g_model, 4, &kv));
@@ -487,6 +525,7 @@ int main(void) {
         cmocka_unit_test(test_chunked_prefill),
         cmocka_unit_test(test_decode_every_step),
         cmocka_unit_test(test_retire_frees_blocks),
+        cmocka_unit_test(test_cancel_frees_blocks),
         cmocka_unit_test(test_request_errors),
         cmocka_unit_test(test_batch_composition_independent),
         cmocka_unit_test(test_preemption_recomputes_same_tokens),

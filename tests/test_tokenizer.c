@@ -404,6 +404,21 @@ static void test_chat(void **st) {
     assert_ok(ss_tokenizer_chat_prompt(t, SS_CHAT_BITNET, "Hi", &p, &eot));
     assert_string_equal(p, "User: Hi<|eot_id|>Assistant: ");
     free(p);
+    /* a conversation: every turn in the markers, the assistant's opened last */
+    const ss_chat_message conv[] = {{"system", "Be brief. "}, {"user", "Hi"}, {"assistant", "Hello"}, {"user", "Bye"}};
+    assert_ok(ss_tokenizer_chat_messages(t, SS_CHAT_LLAMA3, conv, 4, &p, &eot));
+    assert_string_equal(p, "<|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+                           "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+                           "<|start_header_id|>assistant<|end_header_id|>\n\nHello<|eot_id|>"
+                           "<|start_header_id|>user<|end_header_id|>\n\nBye<|eot_id|>"
+                           "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    free(p);
+    assert_ok(ss_tokenizer_chat_messages(t, SS_CHAT_BITNET, conv, 2, &p, &eot));
+    assert_string_equal(p, "System: Be brief.<|eot_id|>User: Hi<|eot_id|>Assistant: ");
+    free(p);
+    const ss_chat_message tool = {"tool", "x"};
+    assert_fails(ss_tokenizer_chat_messages(t, SS_CHAT_LLAMA3, &tool, 1, &p, &eot), SS_EINVAL, "role 'tool'");
+    assert_fails(ss_tokenizer_chat_messages(t, SS_CHAT_LLAMA3, conv, 0, &p, &eot), SS_EINVAL, "no messages");
     ss_tokenizer_destroy(t);
     s.added = "[{\"id\":300,\"content\":\"<|im_start|>\",\"special\":true},"
               "{\"id\":301,\"content\":\"<|im_end|>\",\"special\":true}]";
@@ -412,6 +427,10 @@ static void test_chat(void **st) {
     assert_ok(ss_tokenizer_chat_prompt(t, SS_CHAT_CHATML, " Hi", &p, &eot));
     assert_string_equal(p, "<|im_start|>user\n Hi<|im_end|>\n<|im_start|>assistant\n");
     assert_int_equal(eot, 301);
+    free(p);
+    assert_ok(ss_tokenizer_chat_messages(t, SS_CHAT_CHATML, conv, 2, &p, &eot));
+    assert_string_equal(p, "<|im_start|>system\nBe brief. <|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+                           "<|im_start|>assistant\n");
     free(p);
     ss_tokenizer_destroy(t);
     s.added = NULL;

@@ -113,6 +113,8 @@ int cmd_bench_decode(int argc, char **argv);
 int cmd_generate(int, char **);
 int cmd_tokenize(int, char **);
 int cmd_eval(int, char **);
+/* serve: the OpenAI-compatible HTTP server (cmd_serve.c; needs libmicrohttpd). */
+int cmd_serve(int, char **);
 int cmd_run_all(int, char**); int cmd_report(int, char**);
 
 #endif

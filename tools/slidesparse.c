@@ -14,6 +14,8 @@ static const ss_cli_command commands[] = {
     {"verify", "check a SlideSparse checkpoint against its dense source, exit 1 on mismatch", cmd_verify},
     {"generate", "text or token ids in, text (streamed) or ids out; greedy or sampled", cmd_generate},
     {"eval", "perplexity of a checkpoint on a text: what pruning costs against the dense model", cmd_eval},
+    {"serve", "an OpenAI-compatible HTTP server (completions, chat, streaming) over continuous batching",
+     cmd_serve},
     {"tokenize", "text -> token ids, or ids -> text, with a model's tokenizer.json", cmd_tokenize},
     {"tune", "search the fastest GEMM algorithms for a model's shapes (task 3)", cmd_tune},
     {"bench", "kernel|prefill|decode: GEMM / linear latency (tasks 6-8), engine throughput (tasks 4, 5)", cmd_bench},

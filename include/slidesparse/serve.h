@@ -80,6 +80,14 @@ ss_status ss_scheduler_schedule(ss_scheduler *s, ss_sched_batch *b);
  * only where sample[i]); appends them, retires finished sequences (freeing
  * their blocks). */
 ss_status ss_scheduler_commit(ss_scheduler *s, const int32_t *tokens);
+/* Ends request id early, between a commit and the next schedule (a stop id
+ * or string seen, a client gone): it leaves the waiting queue or the running
+ * set, its KV blocks go back to the pool and its memory is freed (its output
+ * is then NULL). On a request that finished (max_new reached) it frees the
+ * memory only, so a long-running server calls it for every request it is
+ * done with. SS_EINVAL for an unknown or cancelled id, or while a batch awaits
+ * its commit. */
+ss_status ss_scheduler_cancel(ss_scheduler *s, int64_t id);
 /* 1 when no sequence waits or runs. */
 int ss_scheduler_done(const ss_scheduler *s);
 int ss_scheduler_n_running(const ss_scheduler *s);

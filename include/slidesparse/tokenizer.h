@@ -101,6 +101,19 @@ ss_chat_format ss_tokenizer_chat_format(const ss_tokenizer *t, const char *model
 ss_status ss_tokenizer_chat_prompt(const ss_tokenizer *t, ss_chat_format f, const char *user, char **out,
                                    int32_t *end_of_turn);
 
+typedef struct {
+    const char *role;    /* "system", "user" or "assistant" */
+    const char *content; /* NUL-terminated UTF-8 */
+} ss_chat_message;
+
+/* A conversation of n >= 1 messages in format f's markers (each content
+ * trimmed for Llama 3 and BitNet; BitNet spells the role capitalized,
+ * "User: "), then the assistant's turn opened; ss_tokenizer_chat_prompt is
+ * this with one user message. SS_EINVAL for another role, a NULL content or
+ * no message; SS_EUNSUPPORTED for SS_CHAT_NONE. */
+ss_status ss_tokenizer_chat_messages(const ss_tokenizer *t, ss_chat_format f, const ss_chat_message *msgs, int n,
+                                     char **out, int32_t *end_of_turn);
+
 // --- stop strings ----------------------------------------------------------------------
 
 /* Watches streamed text for stop strings: push returns the text that can be

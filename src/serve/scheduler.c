@@ -66,6 +66,8 @@ void ss_scheduler_destroy(ss_scheduler *s) {
     if (!s)
         return;
     for (int64_t i = 0; i < s->n_seqs; i++) {
+        if (!s->seqs[i])
+            continue; /* cancelled */
         ss_kv_seq_release(s->kv, &s->seqs[i]->kv);
         free(s->seqs[i]->tokens);
         free(s->seqs[i]);
@@ -278,6 +280,28 @@ ss_status ss_scheduler_commit(ss_scheduler *s, const int32_t *tokens) {
     return SS_OK;
 }
 
+ss_status ss_scheduler_cancel(ss_scheduler *s, int64_t id) {
+    if (!s->committed)
+        return ss_fail(SS_EINVAL, "scheduler: cancel of request %lld while a batch awaits its commit", (long long)id);
+    if (id < 0 || id >= s->n_seqs || !s->seqs[id])
+        return ss_fail(SS_EINVAL, "scheduler: cancel of request %lld: no such request (or cancelled already)",
+                       (long long)id);
+    sequence *q = s->seqs[id];
+    if (!q->finished) {
+        for (int64_t i = 0; i < s->n_waiting; i++)
+            if (s->waiting[i] == id) {
+                memmove(s->waiting + i, s->waiting + i + 1, (size_t)(s->n_waiting - i - 1) * sizeof *s->waiting);
+                s->n_waiting--;
+                break;
+            }
+        retire(s, id); /* out of the running set (when there), blocks back to the pool */
+    }
+    free(q->tokens);
+    free(q);
+    s->seqs[id] = NULL;
+    return SS_OK;
+}
+
 int ss_scheduler_done(const ss_scheduler *s) { return s->n_running == 0 && s->n_waiting == 0; }
 int ss_scheduler_n_running(const ss_scheduler *s) { return s->n_running; }
 int ss_scheduler_n_waiting(const ss_scheduler *s) { return (int)s->n_waiting; }
@@ -285,7 +309,7 @@ int64_t ss_scheduler_preemptions(const ss_scheduler *s) { return s->preemptions;
 ss_kv_cache *ss_scheduler_kv(const ss_scheduler *s) { return s->kv; }
 
 const int32_t *ss_scheduler_output(const ss_scheduler *s, int64_t id, int64_t *n, int *finished) {
-    if (id < 0 || id >= s->n_seqs) {
+    if (id < 0 || id >= s->n_seqs || !s->seqs[id]) {
         *n = 0;
         return NULL;
     }

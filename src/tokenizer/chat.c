@@ -1,4 +1,5 @@
-/* One-turn chat prompts in the role markers of the model families. */
+/* Chat prompts (one turn or a conversation) in the role markers of the model
+ * families. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,28 +45,65 @@ static void trim(const char *s, size_t *from, size_t *len) {
     *from = a, *len = b - a;
 }
 
-ss_status ss_tokenizer_chat_prompt(const ss_tokenizer *t, ss_chat_format f, const char *user, char **out,
-                                   int32_t *end_of_turn) {
-    static const struct {
-        const char *before, *after, *eot;
-        int trim;
-    } fmt[] = {
-        [SS_CHAT_LLAMA3] = {"<|start_header_id|>user<|end_header_id|>\n\n",
-                            "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n", "<|eot_id|>", 1},
-        [SS_CHAT_BITNET] = {"User: ", "<|eot_id|>Assistant: ", "<|eot_id|>", 1},
-        [SS_CHAT_CHATML] = {"<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n", "<|im_end|>", 0},
+static const char *const chat_roles[] = {"system", "user", "assistant"};
+
+/* One message in format f's markers (role checked by the caller); appended
+ * to buf at *at when it fits, *at advanced by its length either way. */
+static void put_message(ss_chat_format f, const char *role, const char *text, char *buf, size_t cap, size_t *at) {
+    size_t from = 0, len = strlen(text);
+    char Role[16];
+    if (f != SS_CHAT_CHATML)
+        trim(text, &from, &len); /* the Llama 3 and BitNet templates trim */
+    snprintf(Role, sizeof Role, "%s", role);
+    Role[0] = (char)(Role[0] - 'a' + 'A'); /* BitNet's `role | capitalize` */
+    char *dst = *at < cap ? buf + *at : NULL;
+    size_t room = *at < cap ? cap - *at : 0;
+    int n = f == SS_CHAT_LLAMA3   ? snprintf(dst, room, "<|start_header_id|>%s<|end_header_id|>\n\n%.*s<|eot_id|>", role,
+                                             (int)len, text + from)
+            : f == SS_CHAT_BITNET ? snprintf(dst, room, "%s: %.*s<|eot_id|>", Role, (int)len, text + from)
+                                  : snprintf(dst, room, "<|im_start|>%s\n%.*s<|im_end|>\n", role, (int)len, text + from);
+    *at += (size_t)n;
+}
+
+ss_status ss_tokenizer_chat_messages(const ss_tokenizer *t, ss_chat_format f, const ss_chat_message *msgs, int n,
+                                     char **out, int32_t *end_of_turn) {
+    static const char *const open[] = {
+        [SS_CHAT_LLAMA3] = "<|start_header_id|>assistant<|end_header_id|>\n\n",
+        [SS_CHAT_BITNET] = "Assistant: ",
+        [SS_CHAT_CHATML] = "<|im_start|>assistant\n",
     };
+    static const char *const eot[] = {
+        [SS_CHAT_LLAMA3] = "<|eot_id|>", [SS_CHAT_BITNET] = "<|eot_id|>", [SS_CHAT_CHATML] = "<|im_end|>"};
     *out = NULL;
     if (f <= SS_CHAT_NONE || f > SS_CHAT_CHATML)
         return ss_fail(SS_EUNSUPPORTED, "%s: no chat role markers (<|start_header_id|>, <|im_start|>) "
                                         "among its added tokens", t->label);
-    size_t from = 0, len = strlen(user);
-    if (fmt[f].trim)
-        trim(user, &from, &len);
-    size_t n = strlen(fmt[f].before) + len + strlen(fmt[f].after) + 1;
-    if (!(*out = malloc(n)))
-        return ss_fail(SS_ENOMEM, "tokenizer: out of memory");
-    snprintf(*out, n, "%s%.*s%s", fmt[f].before, (int)len, user + from, fmt[f].after);
-    *end_of_turn = ss_tokenizer_find(t, fmt[f].eot);
+    if (n < 1)
+        return ss_fail(SS_EINVAL, "chat: no messages");
+    for (int i = 0; i < n; i++) {
+        int known = 0;
+        for (size_t r = 0; r < sizeof chat_roles / sizeof chat_roles[0]; r++)
+            known |= msgs[i].role && strcmp(msgs[i].role, chat_roles[r]) == 0;
+        if (!known || !msgs[i].content)
+            return ss_fail(SS_EINVAL, "chat: message %d: role '%.32s': expected system, user or assistant with a "
+                                      "content", i, msgs[i].role ? msgs[i].role : "");
+    }
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        put_message(f, msgs[i].role, msgs[i].content, NULL, 0, &len);
+    len += strlen(open[f]);
+    if (!(*out = malloc(len + 1)))
+        return ss_fail(SS_ENOMEM, "tokenizer: out of memory for a chat prompt of %zu bytes", len);
+    size_t at = 0;
+    for (int i = 0; i < n; i++)
+        put_message(f, msgs[i].role, msgs[i].content, *out, len + 1, &at);
+    memcpy(*out + at, open[f], strlen(open[f]) + 1);
+    *end_of_turn = ss_tokenizer_find(t, eot[f]);
     return SS_OK;
+}
+
+ss_status ss_tokenizer_chat_prompt(const ss_tokenizer *t, ss_chat_format f, const char *user, char **out,
+                                   int32_t *end_of_turn) {
+    const ss_chat_message m = {.role = "user", .content = user};
+    return ss_tokenizer_chat_messages(t, f, &m, 1, out, end_of_turn);
 }
