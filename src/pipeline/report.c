@@ -1,7 +1,8 @@
 /* The run-all report: collects every measured point from the CSVs under a
  * results folder (throughput and kernel layouts of slidesparse/serve.h and
  * bench.h), reads the status JSON for the task table, checkpoints and
- * tuning, and writes <GPU>_report_<date>.md with gnuplot PNGs in plots/.
+ * tuning, the perplexities of task 9, and writes <GPU>_report_<date>.md
+ * with gnuplot PNGs in plots/.
  * Needs nothing but the folder, so `slidesparse report DIR` regenerates it. */
 #include <stdarg.h>
 #include <stdio.h>
@@ -72,6 +73,8 @@ ss_status ss_pipe_report(const char *dir, char *report, size_t n) {
     sbuf_put(&b, "\n## Kernel benchmarks (tasks 6-8)\n");
     points_for_groups(&ps, ST_GEMM, report_kernel_table, &b);
     points_for_groups(&ps, ST_LINEAR, report_kernel_table, &b);
+    if ((s = report_accuracy_section(&b, dir)) != SS_OK)
+        goto fail;
     report_spread_section(&b, &ps);
     report_skip_lists(&b, st);
     report_conclusions(&b, &ps);
