@@ -65,6 +65,33 @@ void report_busy_warning(sbuf *b, const points *ps) {
         med, mx, w->stage <= ST_DECODE ? "tokens/s" : "µs", spread_of(w) * 100);
 }
 
+/* The row of the series (stage, dev, model, variant) of repeated point i,
+ * written by the series' first repeated point in sorted order: its point
+ * count, most runs, and the point with the largest spread. */
+static void series_row(sbuf *b, const points *ps, int i) {
+    const point *p = &ps->p[i], *worst = p;
+    int pts = 0, runs = 0;
+    for (int j = 0; j < ps->n; j++) {
+        const point *q = &ps->p[j];
+        if (q->n_rep < 2 || q->stage != p->stage || strcmp(q->dev, p->dev) || strcmp(q->model, p->model) ||
+            strcmp(q->variant, p->variant))
+            continue;
+        if (j < i)
+            return; /* an earlier point reports this series */
+        pts++;
+        runs = q->n_rep > runs ? q->n_rep : runs;
+        if (spread_of(q) > spread_of(worst))
+            worst = q;
+    }
+    double mn, med, mx;
+    spread_stats(worst, &mn, &med, &mx);
+    const char *unit = p->stage <= ST_DECODE ? "tokens/s" : "µs";
+    int hot = spread_of(worst) > SPREAD_WARN;
+    sbuf_put(b, "| %s | %s | %s | %s | %d | %d | %lld | %.1f %s | %.1f %s | %.1f %s | %s%.1f%%%s |\n",
+             report_stage_title[p->stage], p->dtype, p->model, p->variant, pts, runs, (long long)worst->m, mn, unit,
+             med, unit, mx, unit, hot ? "**" : "", spread_of(worst) * 100, hot ? "**" : "");
+}
+
 /* "## Measurement spread": min / median / max of the points measured more
  * than once, per (stage, dtype, model, variant) the largest spread. */
 void report_spread_section(sbuf *b, const points *ps) {
@@ -91,34 +118,9 @@ void report_spread_section(sbuf *b, const points *ps) {
            "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
         once[ST_PREFILL] + once[ST_DECODE] && !twice[ST_PREFILL] && !twice[ST_DECODE] ? "\n" : "",
         SPREAD_WARN * 100);
-    for (int i = 0; i < ps->n; i++) {
-        const point *p = &ps->p[i];
-        if (p->n_rep < 2)
-            continue;
-        /* one row per series: its first repeated point in sorted order reports it */
-        int first = 1, pts = 0, runs = 0;
-        const point *worst = p;
-        for (int j = 0; j < ps->n; j++) {
-            const point *q = &ps->p[j];
-            if (q->n_rep < 2 || q->stage != p->stage || strcmp(q->dev, p->dev) || strcmp(q->model, p->model) ||
-                strcmp(q->variant, p->variant))
-                continue;
-            first &= j >= i;
-            pts++;
-            runs = q->n_rep > runs ? q->n_rep : runs;
-            if (spread_of(q) > spread_of(worst))
-                worst = q;
-        }
-        if (!first)
-            continue;
-        double mn, med, mx;
-        spread_stats(worst, &mn, &med, &mx);
-        const char *unit = p->stage <= ST_DECODE ? "tokens/s" : "µs";
-        sbuf_put(b, "| %s | %s | %s | %s | %d | %d | %lld | %.1f %s | %.1f %s | %.1f %s | %s%.1f%%%s |\n",
-            report_stage_title[p->stage], p->dtype, p->model, p->variant, pts, runs, (long long)worst->m, mn, unit, med,
-            unit, mx, unit, spread_of(worst) > SPREAD_WARN ? "**" : "", spread_of(worst) * 100,
-            spread_of(worst) > SPREAD_WARN ? "**" : "");
-    }
+    for (int i = 0; i < ps->n; i++)
+        if (ps->p[i].n_rep > 1)
+            series_row(b, ps, i);
     if (busy)
         sbuf_put(b, "\n**The machine was busy: treat these numbers with care** (%d of %d repeated points spread more than "
                "%.0f%%).\n",

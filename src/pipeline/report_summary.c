@@ -67,6 +67,52 @@ static void summary_row(void *u, const points *ps, int stage, int lo, int hi) {
     sm->rows++;
 }
 
+/* The header row: one column per pattern with its ideal. */
+static void summary_header(sbuf *b, const summary *sm) {
+    sbuf_put(b, "Best speedup of each pattern over the best dense measurement at the same M (fastest run of each side), "
+                "and the M where it was reached; bold where sparse beats dense. The ideal speedup N/(N−1) is in the "
+                "column header.\n\n| stage | dtype | model |");
+    for (int k = 0; k < sm->nv; k++) {
+        double id = report_ideal_of(sm->v[k]);
+        sbuf_put(b, id > 0 ? " %s (ideal %.2f×) |" : " %s |", sm->v[k], id);
+    }
+    sbuf_put(b, "\n|---|---|---|");
+    for (int k = 0; k < sm->nv; k++)
+        sbuf_put(b, "---:|");
+    sbuf_put(b, "\n");
+}
+
+/* The verdict: which patterns beat dense, where and how close to their ideal. */
+static void summary_verdict(sbuf *b, const summary *sm, const points *ps, const ss_pipe_status *st) {
+    int repeated;
+    const point *w;
+    sbuf_put(b, "\n**Verdict%s:**", spread_busy_points(ps, &repeated, &w) ? " (on noisy measurements: see the warning below)" : "");
+    int winners = 0;
+    sbuf never = {0};
+    for (int k = 0; k < sm->nv; k++) {
+        if (!sm->seen[k])
+            continue;
+        if (!sm->wins[k]) {
+            sbuf_put(&never, "%s%s", never.s ? ", " : "", sm->v[k]);
+            continue;
+        }
+        const point *a = sm->top_at[k];
+        double id = report_ideal_of(sm->v[k]);
+        sbuf_put(b, "%s %s beats dense in %d of %d rows (best %.2f×", winners ? ";" : "", sm->v[k], sm->wins[k],
+                 sm->seen[k], sm->top[k]);
+        if (id > 0)
+            sbuf_put(b, ", %.0f%% of its ideal %.2f×", 100 * sm->top[k] / id, id);
+        sbuf_put(b, ": %s, %s, M %lld)", report_stage_title[a->stage], a->dtype, (long long)a->m);
+        winners++;
+    }
+    if (!winners)
+        sbuf_put(b, " no pattern beats dense anywhere in this run");
+    if (never.s)
+        sbuf_put(b, "; never faster than dense: %s", never.s);
+    sbuf_put(b, ".%s\n", st->embedded ? " These are CPU reference numbers: they say nothing about GPU speedups." : "");
+    free(never.s);
+}
+
 /* "## Summary": best speedup per (stage, dtype, model) and pattern, the
  * ideal in the header, a verdict, and the busy-machine warning. */
 void report_summary_section(sbuf *b, const points *ps, const ss_pipe_status *st) {
@@ -84,47 +130,9 @@ void report_summary_section(sbuf *b, const points *ps, const ss_pipe_status *st)
         sbuf_put(b, "No sparse measurement with a dense baseline was found: nothing to summarize.\n");
         return;
     }
-    sbuf_put(b, "Best speedup of each pattern over the best dense measurement at the same M (fastest run of each side), "
-           "and the M where it was reached; bold where sparse beats dense. The ideal speedup N/(N−1) is in the "
-           "column header.\n\n| stage | dtype | model |");
-    for (int k = 0; k < sm.nv; k++) {
-        double id = report_ideal_of(sm.v[k]);
-        sbuf_put(b, id > 0 ? " %s (ideal %.2f×) |" : " %s |", sm.v[k], id);
-    }
-    sbuf_put(b, "\n|---|---|---|");
-    for (int k = 0; k < sm.nv; k++)
-        sbuf_put(b, "---:|");
-    sbuf_put(b, "\n");
+    summary_header(b, &sm);
     for (int stg = 0; stg < ST_COUNT; stg++)
         points_for_groups(ps, stg, summary_row, &sm);
-
-    /* the verdict: which patterns win where */
-    int repeated;
-    const point *w;
-    sbuf_put(b, "\n**Verdict%s:**", spread_busy_points(ps, &repeated, &w) ? " (on noisy measurements: see the warning below)" : "");
-    int winners = 0;
-    sbuf never = {0};
-    for (int k = 0; k < sm.nv; k++) {
-        if (!sm.seen[k])
-            continue;
-        if (!sm.wins[k]) {
-            sbuf_put(&never, "%s%s", never.s ? ", " : "", sm.v[k]);
-            continue;
-        }
-        const point *a = sm.top_at[k];
-        double id = report_ideal_of(sm.v[k]);
-        sbuf_put(b, "%s %s beats dense in %d of %d rows (best %.2f×", winners ? ";" : "", sm.v[k], sm.wins[k], sm.seen[k],
-            sm.top[k]);
-        if (id > 0)
-            sbuf_put(b, ", %.0f%% of its ideal %.2f×", 100 * sm.top[k] / id, id);
-        sbuf_put(b, ": %s, %s, M %lld)", report_stage_title[a->stage], a->dtype, (long long)a->m);
-        winners++;
-    }
-    if (!winners)
-        sbuf_put(b, " no pattern beats dense anywhere in this run");
-    if (never.s)
-        sbuf_put(b, "%s never faster than dense: %s", winners ? ";" : ";", never.s);
-    sbuf_put(b, ".%s\n", st->embedded ? " These are CPU reference numbers: they say nothing about GPU speedups." : "");
-    free(never.s);
+    summary_verdict(b, &sm, ps, st);
     report_busy_warning(b, ps);
 }
