@@ -11,6 +11,7 @@
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "slidesparse/engine.h"
 #include "slidesparse/prep.h"
@@ -275,6 +276,21 @@ static void verify_ok(const char *dense_leaf, const char *slid_leaf) {
     assert_int_equal(bad, 0);
 }
 
+/* Runs `$SS_CLI sub args`, stdout and stderr into buf; returns the exit code
+ * (-2 when the CLI is not known: the caller skips its checks). */
+static int run_tool(const char *sub, const char *args, char *buf, size_t n) {
+    if (!getenv("SS_CLI"))
+        return -2;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' %s %s 2>&1", getenv("SS_CLI"), sub, args);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t got = fread(buf, 1, n - 1, f);
+    buf[got] = 0;
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 // --- tests -------------------------------------------------------------------------------------
 
 /* Our INT8 / FP8 checkpoint in the compressed-tensors layout (F32 [N, 1]
@@ -319,6 +335,11 @@ static void check_reads_as_ours(const char *ours, const char *ct, int is_float) 
 static void test_int8_reads_as_ours(void **state) {
     (void)state;
     check_reads_as_ours("q8", "ct8", 0);
+    /* the CLI: inspect names the source format */
+    char dir[512], out[8192];
+    path(dir, sizeof dir, "ct8");
+    if (run_tool("inspect", dir, out, sizeof out) != -2)
+        assert_non_null(strstr(out, "quantized I8, per-channel weight scales (compressed-tensors int-quantized"));
 }
 
 static void test_fp8_reads_as_ours(void **state) {
@@ -416,6 +437,15 @@ static void test_refused_configs(void **state) {
         assert_fails(ss_checkpoint_open(dir, &ck), SS_EUNSUPPORTED, cases[i].needle);
         assert_non_null(strstr(ss_last_error(), "config.json"));
         assert_null(strchr(ss_last_error(), '\n'));
+        /* the CLI: exit 1, one line on stderr naming the reason */
+        char args[1200], out[4096];
+        snprintf(args, sizeof args, "--model %s --sparsity 2_8 --out %s/ct-bad-out", dir, root);
+        int rc = run_tool("convert", args, out, sizeof out);
+        if (rc != -2) {
+            assert_int_not_equal(rc, 0);
+            assert_non_null(strstr(out, cases[i].needle));
+            assert_int_equal(strchr(out, '\n') - out, (long)strlen(out) - 1); /* one line */
+        }
     }
 }
 
