@@ -99,7 +99,7 @@ expect_deprecated() {
 }
 expect_deprecated "run-all --base" --base --model "--model /nonexistent: no config.json" -- \
   "$B" run-all --base /nonexistent --out bad/r
-expect_deprecated "run-all --tasks" --tasks --task "unknown task '9'" -- "$B" run-all --out bad/r --tasks 1,9
+expect_deprecated "run-all --tasks" --tasks --task "unknown task '10'" -- "$B" run-all --out bad/r --tasks 1,10
 expect_deprecated "run-all --models" --models --preset "unknown model 'gpt-5'" -- "$B" run-all --out bad/r --models gpt-5
 expect_deprecated "run-all --dtypes" --dtypes --dtype "unknown dtype 'bf16'" -- "$B" run-all --out bad/r --dtypes=int8,bf16
 

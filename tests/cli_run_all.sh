@@ -26,14 +26,14 @@ expect_err() {
 # Under AddressSanitizer the CPU engine is ~10x slower: the same checks run on a
 # lighter configuration (INT8, one pattern per kernel task, decode M 64, no prefill).
 LIGHT=()
-TASKS="1 2 3 4 5 6 7 8" DTS="INT8 FP8" STAGES="prefill:512 decode:64" VARIANTS=" 2_4/ 2_6/ 2_8/ 2_10/"
+TASKS="1 2 3 4 5 6 7 8 9" DTS="INT8 FP8" STAGES="prefill:512 decode:64" VARIANTS=" 2_4/ 2_6/ 2_8/ 2_10/"
 KILL_AT="task 4: .* M 512" REDO=4
 if grep -qa __asan_init "$B"; then
-  echo '{"tasks": [1,2,3,5,6,7,8], "dtypes": ["int8"], "sparsity": ["2_6"], "sparsity_task8": ["2_16"],
+  echo '{"tasks": [1,2,3,5,6,7,8,9], "dtypes": ["int8"], "sparsity": ["2_6"], "sparsity_task8": ["2_16"],
          "m_decode": [64], "m_kernel": [64], "m_tune_coarse": [256], "m_tune_fine": [64], "warmup": 1,
          "repeat": 1}' >light.json
   LIGHT=(--config light.json)
-  TASKS="1 2 3 5 6 7 8" DTS="INT8" STAGES="decode:64" VARIANTS=" 2_6/" KILL_AT="task 5: .* M 64" REDO=5
+  TASKS="1 2 3 5 6 7 8 9" DTS="INT8" STAGES="decode:64" VARIANTS=" 2_6/" KILL_AT="task 5: .* M 64" REDO=5
   echo "sanitizer build: lighter configuration $(tr -d '\n ' <light.json)"
 fi
 
@@ -54,10 +54,16 @@ done
 [[ $(grep -c '"state": "done"' "$STATUS") == $(wc -w <<<"$TASKS") ]] || fail "status: tasks not done: $(grep '"state"' "$STATUS")"
 grep -q '"embedded_default": true' "$STATUS" && grep -q '"scale": "quick"' "$STATUS" || fail "status: scale/embedded not recorded"
 for needle in "Embedded no-GPU default" "Synthetic weights were used" "## Prefill throughput" "## Decode throughput" \
-  "## Kernel benchmarks" "## Skipped" "## Failed" "## Conclusions" "quick (1/16" "| 64 | dense |"; do
+  "## Kernel benchmarks" "## Accuracy (task 9)" "## Skipped" "## Failed" "## Conclusions" "quick (1/16" "| 64 | dense |"; do
   grep -qF "$needle" "$REPORT" || fail "report lacks '$needle'"
 done
-grep -q "task 3/[78]: start" "$LOG" && grep -q "task 8: end: done" "$LOG" || fail "log lacks task start/end lines"
+grep -q "task 3/[89]: start" "$LOG" && grep -q "task 9: end: done" "$LOG" || fail "log lacks task start/end lines"
+# task 9: the dense model and every pattern, each a row of the CSV and of the report's table
+for dt in $DTS; do
+  f=r1/accuracy/CPU_cc0_${dt}_cpu/tiny-bitnet_perplexity.csv
+  [[ $(grep -c ",tiny-bitnet," "$f") == $((1 + $(wc -w <<<"$VARIANTS"))) ]] || fail "$f: expected dense + every pattern: $(cat "$f")"
+  grep -q "^| dense | cpu | .* | — (baseline) |" "$REPORT" || fail "report: no dense perplexity row"
+done
 HEADER="M,prompt_len,max_num_seqs,num_prompts,N,output_len,requests_per_s,tokens_per_s,elapsed_time_s"
 for dt in $DTS; do
   for st in $STAGES; do
@@ -183,7 +189,7 @@ grep -q "start: task 2 " out11 && ! grep -q "start: task 1 " out11 || fail "--re
 grep -q -- "--redo 2: these tasks run again" r4/run_all_*.log || fail "--redo 2: the log does not say so"
 [[ $(grep -c '"state": "done"' "$S4") == 2 ]] || fail "--redo 2: tasks 1, 2 not done"
 expect_err "--redo without --resume" "needs --resume" -- "$B" run-all --out bad --redo 4
-expect_err "--redo unknown task" "unknown task '9'" -- "$B" run-all --out r4 --resume --redo 9
+expect_err "--redo unknown task" "unknown task '10'" -- "$B" run-all --out r4 --resume --redo 10
 expect_err "--stop-after zero" "--stop-after '0'" -- "$B" run-all --out bad --stop-after 0
 expect_err "--stop-after not a number" "--stop-after 'soon'" -- "$B" run-all --out bad --stop-after soon
 
@@ -221,7 +227,7 @@ echo '{"m_decode": [64, "x"]}' >wrongelem.json
 echo '{"colour": 1}' >unknown.json
 echo '{"tasks": [1, 2' >broken.json
 touch afile
-expect_err "unknown task" "unknown task '9'" -- "$B" run-all --out bad --task 1,9
+expect_err "unknown task" "unknown task '10'" -- "$B" run-all --out bad --task 1,10
 expect_err "unknown model" "unknown model 'gpt-5'" -- "$B" run-all --out bad --preset gpt-5
 expect_err "unknown dtype" "unknown dtype 'bf16'" -- "$B" run-all --out bad --dtype int8,bf16
 expect_err "unknown pattern" "unknown pattern '2_5'" -- "$B" run-all --out bad --sparsity 2_4,2_5

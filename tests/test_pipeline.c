@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <dirent.h>
+#include <jansson.h>
 #include <unistd.h>
 
 #include "ss_test.h"
@@ -129,6 +130,33 @@ static void test_status_malformed(void **state) {
     free(st);
 }
 
+/* A status written before task 9 existed (8 tasks, none of them 9) loads:
+ * task 9 is skipped as not part of that run, so --resume does not start it. */
+static void test_status_before_task9(void **state) {
+    (void)state;
+    ss_pipe_status *st = calloc(1, sizeof *st);
+    fill_status(st, "/tmp");
+    char *text = NULL;
+    assert_ok(ss_pipe_status_dump(st, &text));
+    json_t *j = json_loads(text, 0, NULL);
+    free(text);
+    assert_int_equal(json_array_size(json_object_get(j, "tasks")), 9);
+    json_array_remove(json_object_get(j, "tasks"), 8);
+    json_t *tasks = json_array();
+    for (int k = 1; k <= 8; k++)
+        json_array_append_new(tasks, json_integer(k));
+    json_object_set_new(json_object_get(j, "config"), "tasks", tasks);
+    text = json_dumps(j, 0);
+    json_decref(j);
+    assert_ok(ss_pipe_status_parse(text, strlen(text), "s.json", st));
+    assert_int_equal(st->tasks[9].state, SS_TASK_SKIPPED);
+    assert_false(st->config.tasks[9]);
+    ss_pipe_status_prepare_resume(st);
+    assert_int_equal(st->tasks[9].state, SS_TASK_SKIPPED);
+    free(text);
+    free(st);
+}
+
 static void test_resume_rule(void **state) {
     (void)state;
     ss_pipe_status *st = calloc(1, sizeof *st);
@@ -184,7 +212,7 @@ static void test_config(void **state) {
     struct {
         const char *json, *needle;
     } bad[] = {
-        {"{\"tasks\": [0]}", "\"tasks\"[0]: expected an integer in 1..8"},
+        {"{\"tasks\": [0]}", "\"tasks\"[0]: expected an integer in 1..9"},
         {"{\"tasks\": \"1\"}", "\"tasks\": expected a non-empty array"},
         {"{\"models\": [\"gpt\"]}", "unknown model 'gpt'"},
         {"{\"dtypes\": [\"int4\"]}", "unknown dtype 'int4'"},
@@ -256,6 +284,12 @@ static void test_report(void **state) {
     write_csv(dir, "kernel_task7/benchmark_kernel/cuBLASLt/G_cc90_INT8_cuda13.0/M-X_total.csv", t);
     snprintf(t, sizeof t, "%s\"G, 80GB\",90,INT8,1,2,c,M-X,total,64,10,10,12,cusparselt,2_6,gemm,24.0,1,1,1.5,,,,\n", kh);
     write_csv(dir, "kernel_task7/benchmark_kernel/cuSPARSELt/G_cc90_INT8_cuda13.0/M-X_total.csv", t);
+    /* task 9: rows in any order; the table puts dense first and the patterns by L */
+    write_csv(dir, "accuracy/G_cc90_INT8_cuda13.0/M-X_perplexity.csv",
+              "gpu,cc,dtype,toolchain,backend,model,pattern,tokens,context,stride,seed,mean_nll,perplexity,seconds\n"
+              "G,90,INT8,c,cusparselt,M-X,2_8,254,128,128,1,2.4,11.0,0.1\n"
+              "G,90,INT8,c,cublaslt,M-X,dense,254,128,128,1,2.3,10.0,0.1\n"
+              "G,90,INT8,c,cusparselt,M-X,2_4,254,128,128,1,2.5,12.5,0.1\n");
 
     char report[1024];
     assert_ok(ss_pipe_report(dir, report, sizeof report));
@@ -277,6 +311,12 @@ static void test_report(void **state) {
     assert_non_null(strstr(md, "Synthetic weights were used"));
     assert_non_null(strstr(md, "Embedded no-GPU default"));
     assert_non_null(strstr(md, "| compute capability | 9.0 |"));
+    /* accuracy: perplexity and its change against dense, per pattern */
+    assert_non_null(strstr(md, "## Accuracy (task 9)"));
+    assert_non_null(strstr(md, "**M-X INT8 on G** (254 token ids scored, windows of 128, seed 1)"));
+    assert_non_null(strstr(md, "| dense | cublaslt | 10.0000 | — (baseline) | — |\n"
+                               "| 2_4 | cusparselt | 12.5000 | +2.5000 | +25.00% |\n"
+                               "| 2_8 | cusparselt | 11.0000 | +1.0000 | +10.00% |\n"));
     /* the summary comes first: one row per (stage, dtype, model), one column per pattern with its
      * ideal, the best speedup over M and where; then a verdict */
     char *sum = strstr(md, "## Summary"), *tasks = strstr(md, "## Tasks");
@@ -434,6 +474,7 @@ static void test_report_tuning_path(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_round_trip), cmocka_unit_test(test_status_malformed),
+        cmocka_unit_test(test_status_before_task9),
         cmocka_unit_test(test_resume_rule),       cmocka_unit_test(test_config),
         cmocka_unit_test(test_report),            cmocka_unit_test(test_report_spread),
         cmocka_unit_test(test_report_tuning_path),

@@ -36,7 +36,12 @@ static const char *weights_word(const ss_checkpoint *ck, const ss_model_config *
     const char *dt = ss_dtype_name(c->weight_dtype), *sc = c->per_channel ? "per-channel" : "per-tensor";
     switch (c->kind) {
     case SS_WEIGHTS_BF16: snprintf(buf, n, "%s (dense original)", dense_word(ck)); break;
-    case SS_WEIGHTS_QUANTIZED: snprintf(buf, n, "quantized %s, %s weight scales", dt, sc); break;
+    case SS_WEIGHTS_QUANTIZED:
+        snprintf(buf, n, "quantized %s, %s weight scales%s%s%s", dt, sc,
+                 c->quant_source == SS_QUANT_SOURCE_COMPRESSED_TENSORS ? " (compressed-tensors " : "",
+                 c->quant_source == SS_QUANT_SOURCE_COMPRESSED_TENSORS ? c->quant_format : "",
+                 c->quant_source == SS_QUANT_SOURCE_COMPRESSED_TENSORS ? ", scales read as F32 [N])" : "");
+        break;
     case SS_WEIGHTS_SLID:
         snprintf(buf, n, "slidesparse %s, %s%s%s", ss_pattern_format(c->pattern, pat, sizeof pat), dt,
                  c->weight_dtype == SS_DTYPE_BF16 ? "" : ", ",

@@ -1,4 +1,4 @@
-/* slidesparse run-all: the whole seed pipeline (tasks 1-8) in one resumable
+/* slidesparse run-all: the whole seed pipeline (tasks 1-9) in one resumable
  * command, with a log, a status JSON and a Markdown report with plots
  * (slidesparse/pipeline.h holds the layout and the config-file schema). */
 #include "cli.h"
@@ -18,7 +18,9 @@ static void usage(FILE *f) {
             "  Tasks: 1 base checkpoints (--model DIR, else one present under <out>/checkpoints, else\n"
             "  synthesized with the exact configuration of the --preset) + INT8/FP8 quantization;\n"
             "  2 convert to the --sparsity patterns; 3 tune (coarse + fine); 4 prefill; 5 decode;\n"
-            "  6 kernel dense; 7 kernel 2_4..2_10; 8 kernel 2_12, 2_14, 2_16, 2_inf.\n"
+            "  6 kernel dense; 7 kernel 2_4..2_10; 8 kernel 2_12, 2_14, 2_16, 2_inf; 9 accuracy:\n"
+            "  perplexity of the dense model and each --sparsity pattern on 256 token ids drawn from the\n"
+            "  seed (<out>/accuracy/.../<Model>_perplexity.csv, a table in the report).\n"
             "  With a GPU the defaults follow SPEC §8: bitnet-2b, INT8 + FP8, prefill M 512..32768,\n"
             "  decode M 64..512, kernel M 64..16384, full scale. Without one (or --backend cpu) the\n"
             "  embedded default runs: tiny-bitnet on the CPU backend, one or two M per stage, quick scale.\n"

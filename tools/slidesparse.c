@@ -19,7 +19,7 @@ static const ss_cli_command commands[] = {
     {"tokenize", "text -> token ids, or ids -> text, with a model's tokenizer.json", cmd_tokenize},
     {"tune", "search the fastest GEMM algorithms for a model's shapes (task 3)", cmd_tune},
     {"bench", "kernel|prefill|decode: GEMM / linear latency (tasks 6-8), engine throughput (tasks 4, 5)", cmd_bench},
-    {"run-all", "the whole pipeline (tasks 1-8): log, status JSON, report with plots", cmd_run_all},
+    {"run-all", "the whole pipeline (tasks 1-9): log, status JSON, report with plots", cmd_run_all},
     {"report", "regenerate the run-all report from a results folder", cmd_report},
     {"inspect", "list tensors, dtypes, shapes and detected Z:L pattern of a file or directory", cmd_inspect},
     {"version", "print versions of slidesparse and the libraries it was built with", cmd_version},

@@ -85,6 +85,14 @@ typedef enum {
     SS_WEIGHTS_SLID        /* slidesparse block present (implies quantized) */
 } ss_weights_kind;
 
+/* Where a quantized checkpoint's layout comes from. Both are read as ours:
+ * a compressed-tensors checkpoint's weight_scale [N, 1] (BF16 / F16 / F32) is
+ * presented as F32 [N] by ss_checkpoint_open. */
+typedef enum {
+    SS_QUANT_SOURCE_NATIVE = 0,          /* quant_method "slidesparse" (or none) */
+    SS_QUANT_SOURCE_COMPRESSED_TENSORS   /* quant_method "compressed-tensors" (llm-compressor) */
+} ss_quant_source;
+
 #define SS_MAX_EOS_IDS 8
 
 typedef struct {
@@ -111,6 +119,8 @@ typedef struct {
     ss_weights_kind kind;
     ss_dtype weight_dtype;      /* BF16, I8 or F8_E4M3 */
     int per_channel;            /* weight_scale [N] (1) or [1] (0) */
+    ss_quant_source quant_source;
+    char quant_format[24];      /* compressed-tensors "format" ("int-quantized", ...), else "" */
     /* slidesparse block (when kind == SLID) */
     ss_pattern pattern;
 } ss_model_config;
@@ -127,7 +137,11 @@ typedef struct ss_checkpoint ss_checkpoint; /* opaque */
 
 /* Opens DIR/config.json and DIR/model.safetensors, or the shards listed in
  * DIR/model.safetensors.index.json (each validated; the index must name
- * exactly the tensors the shards hold). */
+ * exactly the tensors the shards hold). A compressed-tensors checkpoint is
+ * presented in our layout: each weight_scale as F32 [N] (channel) or [1]
+ * (tensor), converted from its BF16 / F16 / F32 [N, 1] or [1] values; its
+ * tensors of unsupported schemes (zero points, static activation scales,
+ * g_idx, packed weights, KV-cache scales) are refused naming the tensor. */
 ss_status ss_checkpoint_open(const char *dir, ss_checkpoint **out);
 void ss_checkpoint_close(ss_checkpoint *ck);
 const ss_model_config *ss_checkpoint_config(const ss_checkpoint *ck);

@@ -1,4 +1,4 @@
-/* slidesparse/pipeline.h — run-all: the whole benchmark pipeline (tasks 1-8)
+/* slidesparse/pipeline.h — run-all: the whole benchmark pipeline (tasks 1-9)
  * in one resumable run, with a log, a status JSON and a Markdown report with
  * gnuplot plots (SPEC §8).
  *
@@ -9,6 +9,9 @@
  *   3 tune                       ss_tune_run, coarse + fine
  *   4 prefill, 5 decode          ss_throughput_run per M, dense + every pattern
  *   6 kernel dense, 7 kernel 2_4..2_10, 8 kernel 2_12..2_inf   ss_bench_kernel
+ *   9 accuracy                   ss_eval_perplexity of the dense checkpoint and every
+ *                                task-7 pattern on one fixed sequence of 256 token ids
+ *                                drawn from the seed (windows of 128, not overlapping)
  *
  * Outputs under `out`:
  *   checkpoints/<Stem>-BF16, <Stem>-INT8, <Stem>-FP8   (unless --model / config "base")
@@ -19,6 +22,9 @@
  *   kernel_task<6|7|8>/benchmark_kernel/{cuBLASLt,cuSPARSELt}/<GPU>_cc<cc>_<DT>_<toolchain>/
  *       <Stem>_{qkv,o,gate_up,down,total}.csv    (one folder per task: each task
  *       measures its own dense baseline, so its speedups are self-consistent)
+ *   accuracy/<GPU>_cc<cc>_<DT>_<toolchain>/<Stem>_perplexity.csv   columns gpu, cc,
+ *       dtype, toolchain, backend, model, pattern ("dense" or 2_L), tokens,
+ *       context, stride, seed, mean_nll, perplexity, seconds
  *   <name>_<stamp>.log, <name>_<stamp>_status.json, plots/, <GPU>_report_<date>.md
  *
  * Status JSON (rewritten atomically after every state change):
@@ -29,14 +35,14 @@
  *    "config": CONFIG (the schema below, every field present),
  *    "checkpoints": [{"role": "base"|"quantized"|"slid", "path", "origin", "reused": bool}],
  *    "tuning": {"tuned", "reused", "skipped", "path"},
- *    "tasks": [{"task": 1..8, "name", "state": "pending"|"running"|"done"|"skipped"|"failed",
+ *    "tasks": [{"task": 1..9, "name", "state": "pending"|"running"|"done"|"skipped"|"failed",
  *               "seconds", "reason" (skipped), "error" (failed),
  *               "counts": {"done", "skipped", "failed"}, "notes": [string]}]}
  *
  * Config file (JSON; every key optional; wrong type or value: one-line error):
- *   {"out": "results", "name": "run_all", "tasks": [1,2,3,4,5,6,7,8],
+ *   {"out": "results", "name": "run_all", "tasks": [1,2,3,4,5,6,7,8,9],
  *    "models": ["bitnet-2b"], "dtypes": ["int8","fp8"],
- *    "sparsity": ["2_4","2_6","2_8","2_10"],             task 2/3/4/5/7 patterns
+ *    "sparsity": ["2_4","2_6","2_8","2_10"],             task 2/3/4/5/7/9 patterns
  *    "sparsity_task8": ["2_12","2_14","2_16","2_inf"],
  *    "m_prefill": [512,...,32768], "m_decode": [64,128,256,512],
  *    "m_kernel": [64,...,16384], "m_tune_coarse": [...], "m_tune_fine": [...],
@@ -59,7 +65,7 @@
 extern "C" {
 #endif
 
-#define SS_PIPE_TASKS 8
+#define SS_PIPE_TASKS 9
 #define SS_PIPE_MAX_LIST 16
 #define SS_PIPE_MAX_MODELS 4
 
@@ -120,7 +126,7 @@ typedef enum {
 } ss_task_state;
 
 const char *ss_task_state_name(ss_task_state s);
-const char *ss_pipe_task_name(int task); /* 1..8 */
+const char *ss_pipe_task_name(int task); /* 1..9 */
 
 #define SS_PIPE_MAX_NOTES 32
 #define SS_PIPE_MAX_CKPTS 64
@@ -151,7 +157,7 @@ typedef struct {
     ss_tune_key key;
     char describe[512];
     ss_pipe_config config;
-    ss_task_status tasks[SS_PIPE_TASKS + 1]; /* [1..8] */
+    ss_task_status tasks[SS_PIPE_TASKS + 1]; /* [1..9] */
     ss_ckpt_record ckpts[SS_PIPE_MAX_CKPTS];
     int n_ckpts;
     int tune_tuned, tune_reused, tune_skipped;
@@ -189,7 +195,7 @@ typedef struct {
      * the rest stay pending for a later --resume (one time-limited slice of
      * a long run). Not part of the run's configuration. */
     double stop_after_s;
-    /* With resume: tasks (1..8, selected ones) that run again although they
+    /* With resume: tasks (1..9, selected ones) that run again although they
      * are done, e.g. after a fix; their CSV rows are replaced per M. */
     int redo[SS_PIPE_TASKS + 1];
     ss_log_fn log;              /* every log line (also written to the log file) */

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "io/compressed_tensors.h"
 #include "io/fileutil.h"
 #include "slidesparse/io.h"
 
@@ -29,6 +30,8 @@ struct ss_checkpoint {
     const ss_st_entry **entries; /* (n) shard by shard, each in offset order */
     size_t n;
     const ss_st_entry **by_name; /* (n) sorted by name */
+    ss_st_entry *mapped;         /* (n_mapped) compressed-tensors scales in our layout */
+    size_t n_mapped;
 };
 
 static int cmp_entry_name(const void *a, const void *b) {
@@ -139,6 +142,8 @@ static ss_status collect_entries(ss_checkpoint *ck) {
     for (size_t i = 0; i < ck->n_shards; i++)
         for (size_t j = 0; j < ss_safetensors_count(ck->shards[i]); j++)
             ck->entries[ck->n++] = ss_safetensors_entry(ck->shards[i], j);
+    if (ck->config.quant_source == SS_QUANT_SOURCE_COMPRESSED_TENSORS)
+        SS_TRY(ss_ct_map_entries(ck->dir, ck->entries, ck->n, &ck->mapped, &ck->n_mapped));
     memcpy(ck->by_name, ck->entries, n * sizeof *ck->entries);
     qsort(ck->by_name, n, sizeof *ck->by_name, cmp_entry_name);
     return SS_OK;
@@ -225,6 +230,7 @@ void ss_checkpoint_close(ss_checkpoint *ck) {
     free(ck->shards);
     free(ck->entries);
     free(ck->by_name);
+    ss_ct_free(ck->mapped, ck->n_mapped);
     free(ck->config_json);
     free(ck->dir);
     free(ck);

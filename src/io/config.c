@@ -32,6 +32,7 @@
  *       "activations": { "dtype": same as weights.dtype,                  required
  *                        "scheme": "per_token",                           required
  *                        "dynamic": true } }                              optional, must be true
+ *     quant_method "compressed-tensors" (llm-compressor W8A8): src/io/compressed_tensors.c.
  *     Another quant_method (e.g. a Hugging Face "bitnet" block) is SS_EUNSUPPORTED.
  *
  *   slidesparse (written by `slidesparse convert`)              optional, then kind SLID
@@ -52,8 +53,9 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "io/json_util.h"
+#include "io/compressed_tensors.h"
 #include "io/fileutil.h"
+#include "io/json_util.h"
 #include "slidesparse/io.h"
 
 #define SS_CONFIG_MAX ((size_t)16 << 20) /* a config.json is a few KB */
@@ -277,9 +279,11 @@ static ss_status parse_quant(const char *label, json_t *q, ss_model_config *c) {
     int flag;
     const char *p = "quantization_config.";
     SS_TRY(get_string(label, q, p, "quant_method", NULL, method, sizeof method));
+    if (strcmp(method, "compressed-tensors") == 0)
+        return ss_ct_parse_config(label, q, c);
     if (strcmp(method, "slidesparse") != 0)
-        return ss_fail(SS_EUNSUPPORTED, "%s: quantization_config.quant_method '%s' is not supported (expected 'slidesparse')",
-                       label, method);
+        return ss_fail(SS_EUNSUPPORTED, "%s: quantization_config.quant_method '%s' is not supported (expected "
+                       "'slidesparse' or 'compressed-tensors')", label, method);
     SS_TRY(get_object(label, q, p, "weights", 1, &wq));
     SS_TRY(get_object(label, q, p, "activations", 1, &aq));
     const char *pw = "quantization_config.weights.", *pa = "quantization_config.activations.";

@@ -97,13 +97,13 @@ ss_status ss_pipe_parse_tasks(const char *s, ss_pipe_config *c) {
     char t[SS_PIPE_TASKS * 2][32];
     int n;
     if (!split(s, t, SS_PIPE_TASKS * 2, &n))
-        return ss_fail(SS_EINVAL, "--task '%s': expected a comma-separated list of task numbers 1..8", s);
+        return ss_fail(SS_EINVAL, "--task '%s': expected a comma-separated list of task numbers 1..%d", s, SS_PIPE_TASKS);
     int on[SS_PIPE_TASKS + 1] = {0};
     for (int i = 0; i < n; i++) {
         char *end;
         long v = strtol(t[i], &end, 10);
         if (*end || v < 1 || v > SS_PIPE_TASKS)
-            return ss_fail(SS_EINVAL, "--task: unknown task '%s' (expected 1..8)", t[i]);
+            return ss_fail(SS_EINVAL, "--task: unknown task '%s' (expected 1..%d)", t[i], SS_PIPE_TASKS);
         on[v] = 1;
     }
     memcpy(c->tasks, on, sizeof on);
@@ -385,7 +385,7 @@ ss_status ss_pipe_config_check(ss_pipe_config *c) {
     for (int k = 1; k <= SS_PIPE_TASKS; k++)
         any |= c->tasks[k];
     if (!any)
-        return ss_fail(SS_EINVAL, "no task selected (expected --task with numbers 1..8)");
+        return ss_fail(SS_EINVAL, "no task selected (expected --task with numbers 1..%d)", SS_PIPE_TASKS);
     if (c->base[0] && c->n_models != 1)
         return ss_fail(SS_EINVAL, "--model DIR names one checkpoint; give exactly one --preset, found %d",
                        c->n_models);

@@ -1,5 +1,5 @@
 /* run-all: the task loop (log, status JSON after every change, resume) and
- * tasks 1-8, each a thin driver over the library call its CLI command makes. */
+ * tasks 1-9, each a thin driver over the library call its CLI command makes. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -543,6 +543,113 @@ static ss_status task_kernel(run *r) {
     return SS_OK;
 }
 
+// --- task 9: accuracy ------------------------------------------------------------------------------
+
+/* The fixed evaluation sequence: ACC_TOKENS token ids drawn from the run's
+ * seed (splitmix64), the same for every pattern of a model; windows of
+ * ACC_CONTEXT tokens, not overlapping. */
+enum { ACC_TOKENS = 256, ACC_CONTEXT = 128 };
+
+static void accuracy_ids(uint64_t seed, int vocab, int32_t *ids) {
+    uint64_t x = seed ^ 0x5eed5eedULL;
+    for (int i = 0; i < ACC_TOKENS; i++) {
+        uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        ids[i] = (int32_t)((z ^ (z >> 31)) % (uint64_t)vocab);
+    }
+}
+
+/* Perplexity of one checkpoint on the fixed ids; one CSV line into csv. */
+static ss_status accuracy_one(run *r, const char *dir, ss_backend b, ss_dtype dt, const char *stem,
+                              const char *pat, char **csv) {
+    ss_model *m = NULL;
+    SS_TRY(ss_model_load(r->ctx, b, dir, &m));
+    int32_t ids[ACC_TOKENS];
+    accuracy_ids(r->c->seed, ss_model_get_config(m)->vocab_size, ids);
+    ss_eval_opts eo = {.context = ACC_CONTEXT, .stride = ACC_CONTEXT};
+    ss_eval_result res;
+    double t0 = ss_monotonic_s();
+    ss_status s = ss_eval_perplexity(m, ids, ACC_TOKENS, &eo, &res);
+    ss_model_destroy(m);
+    if (s != SS_OK)
+        return s;
+    char line[1024];
+    snprintf(line, sizeof line, "%s,%d,%s,%s,%s,%s,%s,%lld,%d,%d,%llu,%.9g,%.9g,%.3f\n", r->st.key.gpu, r->st.key.cc,
+             dt_tag(dt), r->st.key.toolchain, ss_backend_name(b), stem, pat, (long long)res.n_tokens, ACC_CONTEXT,
+             ACC_CONTEXT, (unsigned long long)r->c->seed, res.mean_nll, res.perplexity, ss_monotonic_s() - t0);
+    size_t old = *csv ? strlen(*csv) : 0;
+    char *g = realloc(*csv, old + strlen(line) + 1);
+    if (!g)
+        return ss_fail(SS_ENOMEM, "accuracy: out of memory");
+    memcpy(g + old, line, strlen(line) + 1);
+    *csv = g;
+    logf_(r, "task 9: %s %s %s: perplexity %.4g over %lld tokens", stem, dt_tag(dt), pat, res.perplexity,
+          (long long)res.n_tokens);
+    cur(r)->n_done++;
+    return SS_OK;
+}
+
+/* <out>/accuracy/<GPU>_cc<cc>_<DT>_<toolchain>/<Stem>_perplexity.csv: the
+ * dense checkpoint and every configured pattern, rewritten after each. */
+static ss_status task_accuracy(run *r) {
+    char gpu[160], root[1200];
+    ss_pipe_sanitize(r->st.key.gpu, gpu, sizeof gpu);
+    snprintf(root, sizeof root, "%s/accuracy", r->c->out);
+    SS_TRY(ss_remove_tree(root)); /* a (re)started task rebuilds its results */
+    ss_clear_error();
+    ss_dtype dts[2];
+    int nd = runnable_dtypes(r, dts);
+    ss_status s = SS_OK;
+    for (int mi = 0; mi < r->c->n_models && s == SS_OK; mi++) {
+        const char *stem = ss_pipe_model_stem(r->c->models[mi]);
+        for (int d = 0; d < nd && s == SS_OK; d++) {
+            char path[1600];
+            snprintf(path, sizeof path, "%s/%s_cc%d_%s_%s/%s_perplexity.csv", root, gpu, r->st.key.cc,
+                     dt_tag(dts[d]), r->st.key.toolchain, stem);
+            char *csv = strdup("gpu,cc,dtype,toolchain,backend,model,pattern,tokens,context,stride,seed,mean_nll,"
+                               "perplexity,seconds\n");
+            if (!csv)
+                return ss_fail(SS_ENOMEM, "accuracy: out of memory");
+            for (int v = -1; v < r->c->n_sparsity && s == SS_OK; v++) { /* -1: dense */
+                ss_pattern p = v < 0 ? SS_PATTERN_DENSE : r->c->sparsity[v];
+                ss_backend b = !r->gpu ? SS_BACKEND_CPU : v < 0 ? SS_BACKEND_CUBLASLT : SS_BACKEND_CUSPARSELT;
+                char dir[1500], q[1500], pat[16];
+                snprintf(pat, sizeof pat, "dense");
+                if (v >= 0)
+                    ss_pattern_format(p, pat, sizeof pat);
+                const char *why = ss_linear_supports(r->ctx, b, dts[d], p);
+                quant_dir(r, mi, dts[d], q, sizeof q);
+                if (why) {
+                    note(r, "skipped", "accuracy %s %s %s: %s", stem, dt_tag(dts[d]), pat, why);
+                    continue;
+                }
+                if (v < 0)
+                    snprintf(dir, sizeof dir, "%s", q);
+                else if ((s = ss_convert_out_dir(q, r->slidroot, p, dir, sizeof dir)) != SS_OK)
+                    break;
+                if (!exists(dir, "config.json")) {
+                    note(r, "failed", "accuracy %s %s %s: checkpoint %s missing (tasks 1-2 make it)", stem,
+                         dt_tag(dts[d]), pat, dir);
+                    continue;
+                }
+                char what[256];
+                snprintf(what, sizeof what, "%s %s %s", stem, dt_tag(dts[d]), pat);
+                progress(r, what, -1);
+                s = accuracy_one(r, dir, b, dts[d], stem, pat, &csv);
+                if (s == SS_OK)
+                    s = ss_save_file(path, csv, strlen(csv));
+                else if (s != SS_ENOSPC && s != SS_EIO && s != SS_ENOMEM) {
+                    note(r, "failed", "accuracy %s %s %s: %s", stem, dt_tag(dts[d]), pat, ss_last_error());
+                    s = SS_OK;
+                }
+            }
+            free(csv);
+        }
+    }
+    return s;
+}
+
 // --- the loop ---------------------------------------------------------------------------------------
 
 /* NULL when task k can run here, else why not. */
@@ -575,6 +682,8 @@ static ss_status run_task(run *r, int k) {
         return task_throughput(r, SS_STAGE_PREFILL);
     case 5:
         return task_throughput(r, SS_STAGE_DECODE);
+    case 9:
+        return task_accuracy(r);
     default:
         return task_kernel(r);
     }

@@ -348,13 +348,18 @@ static ss_status write_config(engine *g, int p, const ss_expected_tensor *x, siz
         json_decref(j);
         return ss_fail(SS_EFORMAT, "%s/config.json: not a JSON object", ss_checkpoint_dir(g->ck));
     }
-    if (g->from_bf16) {
+    /* Our block for a new quantization, and in place of a compressed-tensors
+     * one: the outputs hold our layout (weight_scale F32 [N]). */
+    if (g->from_bf16 || g->cfg->quant_source == SS_QUANT_SOURCE_COMPRESSED_TENSORS) {
         const char *dt = dtype_word(g->qdt);
-        json_object_set_new(j, "quantization_config",
-                            json_pack("{s:s, s:{s:s, s:s, s:b}, s:{s:s, s:s, s:b}}", "quant_method",
-                                      "slidesparse", "weights", "dtype", dt, "scheme",
-                                      g->per_channel ? "per_channel" : "per_tensor", "static", 1,
-                                      "activations", "dtype", dt, "scheme", "per_token", "dynamic", 1));
+        json_t *qc = json_pack("{s:s, s:{s:s, s:s, s:b}, s:{s:s, s:s, s:b}}", "quant_method",
+                               "slidesparse", "weights", "dtype", dt, "scheme",
+                               g->per_channel ? "per_channel" : "per_tensor", "static", 1,
+                               "activations", "dtype", dt, "scheme", "per_token", "dynamic", 1);
+        if (qc && !g->from_bf16)
+            json_object_set_new(qc, "source", json_pack("{s:s, s:s}", "quant_method", "compressed-tensors",
+                                                        "format", g->cfg->quant_format));
+        json_object_set_new(j, "quantization_config", qc);
     }
     ss_pattern pat = g->job->pat[p];
     if (!ss_pattern_is_dense(pat)) {
