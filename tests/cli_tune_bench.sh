@@ -30,6 +30,11 @@ run_ok "$B" tune --preset tiny-bitnet --dtype int8 --sparsity 2_8 --m-coarse 16 
   --tuning-dir t90 "${common[@]}"
 grep -q "no GPU context, the CPU backend stands in" out || fail "tune --sm90sp on the CPU: no note: $(head -3 out)"
 [[ -s t90/CPU_cc0_cpu/tuning.json ]] || fail "tune --sm90sp on the CPU wrote no table"
+# --candidates: one line per timed candidate (4 shapes x (dense + 2_8) at M 16 on the CPU)
+run_ok "$B" tune --preset tiny-bitnet --dtype int8 --sparsity 2_8 --m-coarse 16 --m-fine 16 --candidates \
+  --tuning-dir tc "${common[@]}"
+[[ $(grep -cE "^candidate (qkv|o|gate_up|down) N [0-9]+ K [0-9]+ M 16 .* us " out) == 8 ]] ||
+  fail "tune --candidates: expected 8 candidate lines: $(grep candidate out)"
 
 # --- bench kernel: CSV layout, banner, table reuse ---------------------------------------
 run_ok "$B" bench kernel --preset tiny-bitnet --m 16,32 --task 6,7 --out res "${common[@]}"

@@ -31,7 +31,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: slidesparse serve --model DIR [--host ADDR] [--port N] [--backend B] [--device I]\n"
             "                         [--tokenizer FILE] [--served-model-name NAME] [--max-num-seqs S]\n"
-            "                         [--max-num-batched-tokens T] [--kv-memory-mb MB]\n"
+            "                         [--max-num-batched-tokens T] [--kv-memory-mb MB] [--kv-dtype bf16|fp8]\n"
             "  An OpenAI-compatible HTTP server: POST /v1/completions and /v1/chat/completions (JSON,\n"
             "  or Server-Sent Events with \"stream\": true), GET /v1/models and /health. Requests of\n"
             "  every connection are batched by the continuous-batching scheduler: at most S sequences\n"
@@ -42,6 +42,7 @@ static void usage(FILE *f) {
             "    http://ADDR:PORT\" goes to stdout once the model is loaded.\n"
             "  --served-model-name: the name requests give as \"model\" (default: DIR's base name).\n"
             "  --kv-memory-mb: the KV pool (default: S sequences of the whole context).\n"
+            "  --kv-dtype bf16|fp8 (default bf16): the KV cache's element type, as in generate.\n"
             "  The text is that of `generate --prompt` (chat: `--chat`, in the tokenizer's role\n"
             "  markers); SIGINT / SIGTERM stop the server: requests in flight end with 503.\n" CLI_BACKEND_HELP
             "                     (default cpu, which runs every checkpoint; auto and gpu: cusparselt\n"
@@ -412,7 +413,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 // --- the command ------------------------------------------------------------------------------
 
 typedef struct {
-    const char *model, *host, *port, *backend, *device, *tokenizer, *name, *seqs, *tokens, *kvmb;
+    const char *model, *host, *port, *backend, *device, *tokenizer, *name, *seqs, *tokens, *kvmb, *kv_dtype;
 } serve_args;
 
 /* Resolves host:port to *ss (*len bytes); 0 after printing why. */
@@ -433,7 +434,7 @@ static int resolve(const char *host, long long port, struct sockaddr_storage *ss
 }
 
 static int parse_args(const serve_args *a, long long *port, long long *dev, long long *seqs, long long *tokens,
-                      double *kvmb, cli_backend *be) {
+                      double *kvmb, ss_kv_dtype *kvd, cli_backend *be) {
     if (!a->model)
         return cli_error("serve", "give --model DIR (see --help)"), 2;
     if (a->port && !cli_parse_i64(a->port, 0, 65535, port))
@@ -453,6 +454,8 @@ static int parse_args(const serve_args *a, long long *port, long long *dev, long
         if (!*a->kvmb || *end || !(*kvmb > 0 && *kvmb <= (1 << 24)))
             return cli_error("serve", "--kv-memory-mb '%s': expected a number of MB in (0, %d]", a->kvmb, 1 << 24), 2;
     }
+    if (a->kv_dtype && ss_kv_dtype_parse(a->kv_dtype, kvd) != SS_OK)
+        return cli_error("serve", "--kv-dtype '%.64s': expected bf16 or fp8", a->kv_dtype), 2;
     if (a->name && (!*a->name || strchr(a->name, '/') || strlen(a->name) > 200))
         return cli_error("serve", "--served-model-name '%s': expected 1..200 characters, no '/'", a->name), 2;
     return cli_backend_parse("serve", a->backend, be) ? 0 : 2;
@@ -512,15 +515,17 @@ int cmd_serve(int argc, char **argv) {
         CLI_OPT("--model", &a.model), CLI_OPT("--host", &a.host), CLI_OPT("--port", &a.port),
         CLI_OPT("--backend", &a.backend), CLI_OPT("--device", &a.device), CLI_OPT("--tokenizer", &a.tokenizer),
         CLI_OPT("--served-model-name", &a.name), CLI_OPT("--max-num-seqs", &a.seqs),
-        CLI_OPT("--max-num-batched-tokens", &a.tokens), CLI_OPT("--kv-memory-mb", &a.kvmb), CLI_END,
+        CLI_OPT("--max-num-batched-tokens", &a.tokens), CLI_OPT("--kv-memory-mb", &a.kvmb),
+        CLI_OPT("--kv-dtype", &a.kv_dtype), CLI_END,
     };
     int parsed = cli_parse("serve", argc, argv, opts, usage);
     if (parsed)
         return parsed == CLI_HELP ? 0 : parsed;
     long long port = DEFAULT_PORT, dev = 0, seqs = 16, tokens = 0;
     double kvmb = 0;
+    ss_kv_dtype kvd = SS_KV_DTYPE_BF16;
     cli_backend be;
-    int rc = parse_args(&a, &port, &dev, &seqs, &tokens, &kvmb, &be);
+    int rc = parse_args(&a, &port, &dev, &seqs, &tokens, &kvmb, &kvd, &be);
     if (rc)
         return rc;
     char cfg_path[4096], name[256], why[1024];
@@ -542,7 +547,8 @@ int cmd_serve(int argc, char **argv) {
     pthread_mutex_init(&sv.mu, NULL);
     http_engine_config ec = {.model_dir = a.model, .tokenizer = a.tokenizer, .backend = backend,
                              .device = cli_device_for(backend, dev), .max_num_seqs = (int)seqs,
-                             .max_num_batched_tokens = tokens, .kv_memory_mb = kvmb};
+                             .max_num_batched_tokens = tokens, .kv_memory_mb = kvmb,
+                             .kv_dtype = kvd};
     http_api_init();
     if ((s = http_engine_create(&ec, &sv.engine, why, sizeof why)) != SS_OK) {
         rc = cli_error("serve", "%s", why);

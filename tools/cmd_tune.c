@@ -227,6 +227,7 @@ static void usage(FILE *f) {
             "  --device N         CUDA device (default 0)\n"
             "  --warmup N --repeat N   per candidate (default 25 / 50 on a GPU, 2 / 5 on the CPU)\n"
             "  --no-flush         do not flush L2 between iterations\n"
+            "  --candidates       print every timed candidate (the table keeps the top 3)\n"
             "  --retune           re-time entries the table already holds\n"
             "  --sm90sp           fine stage on the sm90sp backend (CUTLASS SM90 2:4, INT8 / FP8)\n"
             "  --sm90dense        coarse stage on the sm90dense backend (its dense twin)\n"
@@ -237,14 +238,14 @@ int cmd_tune(int argc, char **argv) {
     const char *preset = NULL, *model = NULL, *dt = "int8,fp8", *stage = "coarse,fine",
                *sp = "2_4,2_6,2_8,2_10", *mc = NULL, *mf = NULL, *root = "tuning", *backend = NULL,
                *device = NULL, *warm = NULL, *rep = NULL;
-    int quiet = 0, retune = 0, no_flush = 0, sm90sp = 0, sm90dense = 0;
+    int quiet = 0, retune = 0, no_flush = 0, candidates = 0, sm90sp = 0, sm90dense = 0;
     const cli_option opts[] = {
         CLI_OPT("--preset", &preset), CLI_OPT("--model", &model), CLI_OPT("--dtype", &dt),
         CLI_OPT("--stage", &stage), CLI_OPT("--sparsity", &sp), CLI_OPT("--m-coarse", &mc),
         CLI_OPT("--m-fine", &mf), CLI_OPT("--tuning-dir", &root), CLI_OPT("--backend", &backend),
         CLI_OPT("--device", &device), CLI_OPT("--warmup", &warm), CLI_OPT("--repeat", &rep),
         CLI_FLAG("--quiet", &quiet), CLI_FLAG("--retune", &retune),
-        CLI_FLAG("--no-flush", &no_flush), CLI_FLAG("--sm90sp", &sm90sp), CLI_FLAG("--sm90dense", &sm90dense),
+        CLI_FLAG("--no-flush", &no_flush), CLI_FLAG("--candidates", &candidates), CLI_FLAG("--sm90sp", &sm90sp), CLI_FLAG("--sm90dense", &sm90dense),
         CLI_END,
     };
     int parsed = cli_parse("tune", argc, argv, opts, usage);
@@ -294,6 +295,7 @@ int cmd_tune(int argc, char **argv) {
                       .fine = fine, .m_coarse = mc ? m_c : NULL, .n_m_coarse = nmc,
                       .m_fine = mf ? m_f : NULL, .n_m_fine = nmf, .root = root, .retune = retune,
                       .warmup = (int)w, .repeat = (int)r, .no_flush = no_flush, .seed = 1,
+                      .log_candidates = candidates,
                       .progress = bcli_progress, .user = &out, .log = bcli_log,
                       .dense_backend = sm90dense ? SS_BACKEND_SM90DENSE : SS_BACKEND_CPU,
                       .sparse_backend = sm90sp ? SS_BACKEND_SM90SP : SS_BACKEND_CPU};

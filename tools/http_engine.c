@@ -446,20 +446,22 @@ ss_status http_engine_create(const http_engine_config *c, http_engine **out, cha
     int64_t per_seq = (e->cfg.max_position_embeddings + SS_KV_BLOCK - 1) / SS_KV_BLOCK;
     int64_t blocks = per_seq * c->max_num_seqs;
     if (c->kv_memory_mb > 0) {
-        int64_t fit = (int64_t)(c->kv_memory_mb * 1048576.0 / (double)ss_kv_block_bytes(&e->cfg));
+        int64_t fit = (int64_t)(c->kv_memory_mb * 1048576.0 / (double)ss_kv_block_bytes(&e->cfg, c->kv_dtype));
         blocks = fit < blocks ? fit : blocks;
     }
     if (blocks < 1 || blocks > INT32_MAX) {
         snprintf(why, why_n, "a KV pool of %lld blocks (of %zu bytes): expected 1..%d (see --kv-memory-mb)",
-                 (long long)blocks, ss_kv_block_bytes(&e->cfg), INT32_MAX);
+                 (long long)blocks, ss_kv_block_bytes(&e->cfg, c->kv_dtype), INT32_MAX);
         http_engine_destroy(e);
         return SS_EINVAL;
     }
     ss_sched_config sc = {.max_num_seqs = c->max_num_seqs, .max_num_batched_tokens = c->max_num_batched_tokens};
     size_t S = (size_t)c->max_num_seqs;
     if ((s = ss_context_create(c->device, &e->ctx)) != SS_OK ||
-        (s = ss_model_load(e->ctx, c->backend, c->model_dir, &e->model)) != SS_OK ||
-        (s = ss_kv_cache_create(e->model, (int32_t)blocks, &e->kv)) != SS_OK ||
+        (s = ss_model_load(e->ctx, c->backend, c->model_dir, &e->model)) != SS_OK)
+        goto fail;
+    ss_model_set_kv_dtype(e->model, c->kv_dtype); /* before the cache: it takes the model's */
+    if ((s = ss_kv_cache_create(e->model, (int32_t)blocks, &e->kv)) != SS_OK ||
         (s = ss_scheduler_create(e->model, e->kv, &sc, &e->sched)) != SS_OK)
         goto fail;
     e->logits = malloc(S * (size_t)e->cfg.vocab_size * sizeof *e->logits);

@@ -26,6 +26,7 @@ typedef struct {
     int max_num_seqs;           /* S */
     int64_t max_num_batched_tokens; /* T >= S */
     double kv_memory_mb;        /* 0: S sequences of the whole context */
+    ss_kv_dtype kv_dtype;       /* the KV cache's element type */
 } http_engine_config;
 
 typedef struct http_engine http_engine; /* opaque */

@@ -259,6 +259,7 @@ typedef struct {
     int retune;                 /* re-time entries the table already has */
     int warmup, repeat;         /* per candidate; <= 0: 25 / 50 */
     int no_flush;               /* skip the L2 flush between iterations */
+    int log_candidates;         /* every timed candidate, not only the table's top 3, to log */
     uint64_t seed;
     ss_tune_progress_fn progress;
     void *user;

@@ -56,7 +56,7 @@ static ss_status apply_algo(bench *b, ss_fixture *f, int64_t m, ss_bench_row *ro
         ss_tune_progress pg = {.what = "tuning", .index = 0, .total = 1, .eta_s = -1};
         ss_tune_entry ne;
         SS_TRY(ss_tune_search(f, mp, o->warmup > 0 ? o->warmup : 25, o->repeat > 0 ? o->repeat : 50,
-                              o->no_flush, o->progress, o->user, &pg, &ne));
+                              o->no_flush, o->progress, o->user, &pg, NULL, &ne));
         SS_TRY(ss_tune_table_put(b->table, &ne));
         b->res->tuned++;
         e = ss_tune_table_lookup(b->table, f->backend, in, out, n32, f->kq, mp);

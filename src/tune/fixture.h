@@ -113,10 +113,11 @@ ss_status ss_fixture_time_probed(ss_fixture *f, ss_fix_stage stage, int64_t m, i
 /* Measured device-to-device copy bandwidth (GB/s, read + write); 0 on CPU. */
 double ss_fixture_bandwidth(ss_context *ctx);
 
-/* One search (tuner internal): every candidate of f->lin at m. */
+/* One search (tuner internal): every candidate of f->lin at m; cand_log
+ * (may be NULL) gets one line per timed candidate. */
 ss_status ss_tune_search(ss_fixture *f, int64_t m, int warmup, int repeat, int no_flush,
                          ss_tune_progress_fn progress, void *user, ss_tune_progress *pg,
-                         ss_tune_entry *e);
+                         ss_log_fn cand_log, ss_tune_entry *e);
 
 /* The launch search of our quant(+slide) kernel at m (quant_search.c): every
  * configuration the kernel takes plus the automatic one, each checked

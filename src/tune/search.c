@@ -27,6 +27,22 @@ static double tops(int64_t m, int64_t n, int64_t k, double us) {
     return us > 0 ? 2.0 * (double)m * (double)n * (double)k / us * 1e-6 : 0;
 }
 
+/* One line per timed candidate (tune --candidates): the table keeps only the
+ * top 3, and a candidate that never makes them (e.g. a new kernel being
+ * measured) is otherwise invisible. */
+static void log_candidate(const ss_fixture *f, ss_log_fn log, void *user, int64_t m, const char *desc,
+                          double us) {
+    if (!log)
+        return;
+    if (us < 0)
+        ss_fix_log(log, user, "candidate %s N %lld K %lld M %lld %-44s did not run or mismatched",
+                   f->desc.name, (long long)f->n, (long long)f->kq, (long long)m, desc);
+    else
+        ss_fix_log(log, user, "candidate %s N %lld K %lld M %lld %-44s %9.2f us %7.1f TOPS",
+                   f->desc.name, (long long)f->n, (long long)f->kq, (long long)m, desc, us,
+                   tops(m, f->n, f->kq, us));
+}
+
 /* Validates and times one candidate; *us < 0 when it cannot run or is wrong. */
 static ss_status try_one(ss_fixture *f, int64_t m, const ss_algo *a, int warmup, int repeat,
                          int no_flush, double *us) {
@@ -83,7 +99,7 @@ static void report(ss_tune_progress_fn fn, void *user, ss_tune_progress *pg, con
 
 ss_status ss_tune_search(ss_fixture *f, int64_t m, int warmup, int repeat, int no_flush,
                          ss_tune_progress_fn progress, void *user, ss_tune_progress *pg,
-                         ss_tune_entry *e) {
+                         ss_log_fn cand_log, ss_tune_entry *e) {
     result *r = calloc(SS_TUNE_MAX_RESULTS, sizeof *r);
     if (!r)
         return ss_fail(SS_ENOMEM, "tuning: out of memory");
@@ -95,6 +111,8 @@ ss_status ss_tune_search(ss_fixture *f, int64_t m, int warmup, int repeat, int n
         double us;
         report(progress, user, pg, "default");
         s = try_one(f, mp, NULL, warmup, repeat, no_flush, &us);
+        if (s == SS_OK)
+            log_candidate(f, cand_log, user, mp, "default", us);
         if (s == SS_OK && us >= 0) {
             r[0].a = (ss_algo){.backend = f->backend, .alg_id = 0, .split_k = 1};
             snprintf(r[0].a.desc, sizeof r[0].a.desc, "%s default", ss_backend_name(f->backend));
@@ -115,10 +133,12 @@ ss_status ss_tune_search(ss_fixture *f, int64_t m, int warmup, int repeat, int n
             a.split_k = sk;
             double us;
             s = try_one(f, mp, &a, warmup, repeat, no_flush, &us);
-            if (s != SS_OK || us < 0)
-                break;
             if (base.split_k_max > 0)
                 snprintf(a.desc, sizeof a.desc, "%.48s sk%d", base.desc, sk);
+            if (s == SS_OK)
+                log_candidate(f, cand_log, user, mp, a.desc, us);
+            if (s != SS_OK || us < 0)
+                break;
             fill_workspace(f, mp, &a);
             r[nr].a = a;
             r[nr++].us = us;
@@ -133,8 +153,10 @@ ss_status ss_tune_search(ss_fixture *f, int64_t m, int warmup, int repeat, int n
             a.split_k = -1;
             double us;
             s = try_one(f, mp, &a, warmup, repeat, no_flush, &us);
+            snprintf(a.desc, sizeof a.desc, "%.48s segK", base.desc);
+            if (s == SS_OK)
+                log_candidate(f, cand_log, user, mp, a.desc, us);
             if (s == SS_OK && us >= 0) {
-                snprintf(a.desc, sizeof a.desc, "%.48s segK", base.desc);
                 fill_workspace(f, mp, &a);
                 r[nr].a = a;
                 r[nr++].us = us;
@@ -311,7 +333,8 @@ static ss_status tune_case(run_state *rs, ss_backend b, const ss_proj_shape *sh,
             continue;
         ss_tune_entry e;
         s = ss_tune_search(&f, mp, o->warmup > 0 ? o->warmup : 25, o->repeat > 0 ? o->repeat : 50,
-                           o->no_flush, o->progress, o->user, &pg, &e);
+                           o->no_flush, o->progress, o->user, &pg, o->log_candidates ? o->log : NULL,
+                           &e);
         if (s == SS_EUNSUPPORTED) {
             ss_fix_log(o->log, o->user, "skipped %s: %s", rs->what, ss_last_error());
             ss_clear_error();
