@@ -12,7 +12,10 @@
 #   decode   bench decode, every backend x pattern x dtype, M in MS; dense rows again with
 #            SS_STREAM=0 (the CUTLASS kernels alone: the "before" of the same call)
 #   profile  bench decode --profile at M 64 for the best dense and 2_4 (stage split)
+#   ncu      Nsight Compute on the stream GEMM's first launches in a tune of BitNet-2B at M 64
+#            (speed of light, memory, occupancy, warp states), dense and 2:4
 # Environment: MS (decode M list, default 64,128,256,512), PATTERNS (2_4,2_8), DTYPES (int8),
+# KV_DTYPES (the decode part's KV caches, default bf16; "bf16 fp8" runs both),
 # KERNEL_STREAM (the kernel part's SS_STREAM values, default "1 0"), TUNE_PLAIN (0: tune only the
 # sm90 backends; cuBLASLt / cuSPARSELt keep their heuristics),
 # SS_TUNING_DIR (set by tune; unset = heuristics).
@@ -71,18 +74,22 @@ for part in "$@"; do
     [[ ${TUNE_PLAIN:-1} == 1 ]] && sets+=("") # cuBLASLt / cuSPARSELt too
     for extra in "${sets[@]}"; do
       timeout 200 $S tune --preset bitnet-2b --dtype ${DTYPES} --sparsity "$PATTERNS" --m-coarse "$MS" \
-        --m-fine "$MS" --tuning-dir $T --warmup 5 --repeat 20 --quiet $extra >>"$out/tune.log" 2>&1
+        --m-fine "$MS" --tuning-dir $T --warmup 5 --repeat 20 --quiet --candidates $extra >>"$out/tune.log" 2>&1
       echo "tune '$extra' rc=$?"
     done
     cp $T/*/tuning.json "$out/tuning.json" 2>/dev/null
     export SS_TUNING_DIR=$T ;;
   decode)
     for dt in ${DTYPES//,/ }; do
-      for spec in dense:cublaslt dense:sm90dense ${PATTERNS//,/:sm90sp }:sm90sp; do
-        IFS=: read -r pat be <<<"$spec"
-        timeout 200 $S bench decode --model "$(model $dt $pat)" --backend $be --m "$MS" --out $out/res \
-          >"$out/decode_${dt}_${pat}_$be.log" 2>&1
-        echo "decode $dt $pat $be rc=$?: $(tps "$out/decode_${dt}_${pat}_$be.log")"
+      for kv in ${KV_DTYPES:-bf16}; do
+        for spec in dense:cublaslt dense:sm90dense ${PATTERNS//,/:sm90sp }:sm90sp; do
+          IFS=: read -r pat be <<<"$spec"
+          log="$out/decode_${dt}_${pat}_${be}_kv$kv.log"
+          timeout 200 $S bench decode --model "$(model $dt $pat)" --backend $be --m "$MS" --kv-dtype $kv \
+            --out $out/res >"$log" 2>&1
+          echo "decode $dt $pat $be kv $kv rc=$?: $(tps "$log")"
+          grep -h "memory speed" "$log" | sed "s/.*KV/    KV/"
+        done
       done
       SS_STREAM=0 timeout 200 $S bench decode --model "$(model $dt dense)" --backend sm90dense --m "$MS" \
         --out /tmp/nostream >"$out/decode_${dt}_dense_sm90dense_nostream.log" 2>&1
@@ -95,6 +102,16 @@ for part in "$@"; do
         >"$out/profile_${pat}_$be.log" 2>&1
       echo "profile $pat $be rc=$?"; sed -n '/stages per step/,/host /p' "$out/profile_${pat}_$be.log"
     done ;;
+  ncu)
+    for sp in "--sm90dense --sparsity 2_4 --stage coarse" "--sm90sp --sparsity 2_4 --stage fine"; do
+      timeout 240 ncu --kernel-name regex:stream_kernel --launch-count 6 --section SpeedOfLight \
+        --section MemoryWorkloadAnalysis --section LaunchStats --section Occupancy --section WarpStateStats \
+        $S tune --preset bitnet-2b --dtype int8 --m-coarse 64 --m-fine 64 --tuning-dir /tmp/ncu-t \
+        --warmup 1 --repeat 2 --quiet --retune $sp >>"$out/ncu_stream.log" 2>&1
+      echo "ncu '$sp' rc=$?"
+    done
+    grep -E "Duration|DRAM Throughput|Memory Throughput|Registers Per|Achieved Occupancy|Block Limit|Grid Size|Cluster Size|Shared Memory Config" \
+      "$out/ncu_stream.log" | head -60 ;;
   *) echo "unknown part $part"; exit 2 ;;
   esac
 done
