@@ -30,7 +30,7 @@ extern "C" {
 
 typedef struct ss_context ss_context; /* opaque: device, library handles, stream,
                                          GEMM workspace (owned here, so CUDA graphs
-                                         can capture forwards), tuning table */
+                                         can capture forwards), tuner */
 
 /* device: CUDA ordinal, or -1 for a CPU-only context. A CUDA build without a
  * device, or a CPU-only build, fails with SS_EUNSUPPORTED for device >= 0

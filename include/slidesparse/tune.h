@@ -192,7 +192,7 @@ typedef struct {
 /* The four projections of one layer (qkv and gate_up fused) of a config. */
 ss_status ss_model_shapes(const ss_model_config *cfg, ss_proj_shape out[4]);
 /* Built-in shape sets: "bitnet-2b", "llama3.2-1b", "llama3.2-3b", "qwen2.5-7b",
- * "qwen2.5-14b" (SPEC §6), and every prep preset. SS_EINVAL listing them. */
+ * "qwen2.5-14b" (SPEC §6), and every preset (slidesparse/io.h). SS_EINVAL listing them. */
 ss_status ss_preset_shapes(const char *name, ss_proj_shape out[4]);
 
 // --- the search ------------------------------------------------------------------------------------
