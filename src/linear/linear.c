@@ -1,5 +1,5 @@
 /* The public ss_linear / ss_context functions: argument checks done once here,
- * then a call through the backend table (src/linear/backend.h). Adding a
+ * then a call through the backend table (linear/backend.h). Adding a
  * backend = one file defining an ss_backend_ops + one row in `backends`.
  */
 #include <stdio.h>

@@ -52,11 +52,11 @@
  * with CUDA + CUTLASS headers + sm_90 in the arch list (CMakeLists.txt),
  * compiled for sm_90a alone.
  */
-#include "linear/sm90_gemm.cuh"
-#include "linear/sm90stream.h"
+#include "sm90_gemm.cuh"
+#include "sm90stream.h"
 
 extern "C" {
-#include "linear/stream_layout.h"
+#include "stream_layout.h"
 }
 
 namespace ss_sm90sp {

@@ -17,7 +17,7 @@
 
 #include "core/error.h"
 #include "io/fileutil.h"
-#include "pipeline/pipeline_internal.h"
+#include "pipeline_internal.h"
 #include "slidesparse/sparse.h"
 #include "slidesparse/tune.h"
 

@@ -1,6 +1,6 @@
 /* The files a model configuration implies: its config.json text and its
  * tensor list (the presets themselves: src/io/preset.c). */
-#include "prep/prep_internal.h"
+#include "prep_internal.h"
 
 #include <stdio.h>
 #include <string.h>

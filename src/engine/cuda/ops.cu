@@ -15,8 +15,8 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "engine/cuda/bf16.cuh"
-#include "engine/cuda/kernels.h"
+#include "bf16.cuh"
+#include "kernels.h"
 #include "linear/kernels/pdl.cuh"
 
 namespace {
