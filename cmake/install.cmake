@@ -5,8 +5,8 @@ include(CMakePackageConfigHelpers)
 set(SS_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/slidesparse)
 
 # --- what the static library needs from an installed tree ---------------------------
-# The build tree gets these through ss_objects; an installed tree has no
-# ss_objects, so the same dependencies are named again here, as targets that
+# The build tree gets these through ss_library_usage; an installed tree has no
+# ss_library_usage, so the same dependencies are named again here, as targets that
 # slidesparseConfig.cmake recreates (slidesparse::cusparselt: the library file
 # this build linked, which may live in a Python package rather than a system
 # folder).

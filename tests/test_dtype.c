@@ -4,7 +4,7 @@
  * The reference decodes a bit pattern from its fields with ldexp, and encodes
  * by searching the sorted table of every finite value of the format for the
  * nearest one in double (ties to the even code), then applying the overflow
- * rule of core.h. It shares no code with src/core/dtype_inline.h. */
+ * rule of core.h. It shares no code with core/dtype_inline.h. */
 #include "support/ss_test.h"
 
 #include "core/dtype_inline.h"

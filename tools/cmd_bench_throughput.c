@@ -320,6 +320,7 @@ static int run(ss_stage st, int argc, char **argv) {
     ss_model *m = NULL;
     int rc = 1;
     if ((s = ss_context_create(cli_device_for(backend, dev), &ctx)) != SS_OK ||
+        (s = ss_context_set_tuning(ctx, NULL, NULL, NULL)) != SS_OK || /* $SS_TUNING_DIR */
         (s = ss_model_load(ctx, backend, model, &m)) != SS_OK) {
         rc = cli_lib_error(cmdname, s);
         goto done;

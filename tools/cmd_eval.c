@@ -194,6 +194,7 @@ int cmd_eval(int argc, char **argv) {
     ss_eval_result r;
     if ((s = cli_check_backend(a.model, &cfg, backend, dev)) != SS_OK ||
         (s = ss_context_create(cli_device_for(backend, dev), &sc)) != SS_OK ||
+        (s = ss_context_set_tuning(sc, NULL, NULL, NULL)) != SS_OK || /* $SS_TUNING_DIR */
         (s = ss_model_load(sc, backend, a.model, &m)) != SS_OK ||
         (ss_model_set_kv_dtype(m, kvd), (s = ss_eval_perplexity(m, ids, n, &eo, &r)) != SS_OK)) {
         rc = cli_lib_error("eval", s);

@@ -364,6 +364,7 @@ int cmd_generate(int argc, char **argv) {
     if ((s = cli_check_backend(a.model, &in.cfg, backend, dev)) != SS_OK ||
         (sp.temperature > 0 && (s = ss_sampler_create(&sp, in.cfg.vocab_size, &sampler)) != SS_OK) ||
         (s = ss_context_create(cli_device_for(backend, dev), &ctx)) != SS_OK ||
+        (s = ss_context_set_tuning(ctx, NULL, NULL, NULL)) != SS_OK || /* $SS_TUNING_DIR */
         (s = ss_model_load(ctx, backend, a.model, &m)) != SS_OK) {
         rc = cli_lib_error("generate", s);
         goto done;

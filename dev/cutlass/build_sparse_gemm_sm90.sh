@@ -11,7 +11,8 @@ shift
 src=dev/cutlass/sparse_gemm_sm90.cu
 CI=${CUTLASS_INCLUDE:-$(python3 -c "import cutlass_library,os;print(os.path.join(os.path.dirname(cutlass_library.__file__),'source','include'))")}
 flags=(-std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --expt-relaxed-constexpr
-       -I"$CI" -I"$CI/../tools/util/include" -Isrc -Iinclude -DNDEBUG "$@")
+       -I"$CI" -I"$CI/../tools/util/include" -Isrc -Isrc/core/include -Isrc/linear/include -Iinclude
+       -DNDEBUG "$@")
 nv=$(grep -c '^    Config<' $src) # one line per entry of the Variants tuple
 obj=$(mktemp -d)
 pids=()

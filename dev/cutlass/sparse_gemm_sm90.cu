@@ -17,14 +17,19 @@
  *
  * Standalone on purpose: no library link; its kernel family (Config, the
  * dequant EVT node) is the library's header src/linear/sm90_gemm.cuh, so the
- * variants swept here are the backend's. CMake (and so CI) only compiles and
- * links it with every variant stubbed (target dev_sparse_gemm_sm90, -DSS_SPLIT
- * -DSS_STUB_ALL: its plans all fail); to measure, build it here. Build (one
- * command, ~minutes on 2 cores):
+ * variants swept here are the backend's. Its own CMake project, outside the
+ * library's build (dev/cutlass/CMakeLists.txt; one TU per variant, built in
+ * parallel; -DSS_STUB_ALL=ON for a compile check with every variant stubbed):
+ *
+ *   cmake -S dev/cutlass -B build-sg -G Ninja -DCUTLASS_ROOT=<cutlass>/include
+ *   cmake --build build-sg
+ *
+ * or one command, ~minutes on 2 cores:
  *
  *   CI=$(python3 -c "import cutlass_library,os;print(os.path.join(os.path.dirname(cutlass_library.__file__),'source','include'))")
  *   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --expt-relaxed-constexpr \
- *        -I$CI -I$CI/../tools/util/include -Isrc -Iinclude -DNDEBUG -o sparse_gemm_sm90 dev/cutlass/sparse_gemm_sm90.cu -lcublasLt
+ *        -I$CI -I$CI/../tools/util/include -Isrc -Isrc/core/include -Isrc/linear/include \
+ *        -Iinclude -DNDEBUG -o sparse_gemm_sm90 dev/cutlass/sparse_gemm_sm90.cu -lcublasLt
  *
  * Optional same-run cuSPARSELt baseline (INT8 2:4, INT32 out + the dequant
  * kernel, best algorithm by cusparseLtMatmulSearch): add
@@ -317,11 +322,11 @@ Plan *make_plan_i(const PlanArgs &a, cutlass::Status *st) {
 #endif
 
 #if defined(SS_SPLIT) && defined(SS_STUB_ALL) && !defined(SS_VARIANT)
-/* CMake's compile-and-link check of this harness (target dev_sparse_gemm_sm90,
- * what CI builds): every variant a stub whose plan fails, so the harness
+/* The compile-and-link check of this harness (dev/cutlass/CMakeLists.txt with
+ * -DSS_STUB_ALL=ON): every variant a stub whose plan fails, so the harness
  * compiles in one TU of ~40 s; the variants themselves are the library's kernel
  * family, compiled by src/linear/sm90sp.cu. A binary to measure with comes
- * from the build script. */
+ * from the default build of that project or the build script. */
 template <int I>
 Plan *make_plan_i(const PlanArgs &, cutlass::Status *st) {
     *st = cutlass::Status::kErrorNotSupported;

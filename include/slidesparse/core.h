@@ -73,7 +73,7 @@ ss_status ss_dtype_parse(const char *s, ss_dtype *out);
  * sign is always kept (-0 -> -0, a negative value rounding to zero gives -0).
  * Decoding (x -> f32) is exact for every pattern. Integer bit manipulation
  * only: results do not depend on the FPU rounding mode or FTZ/DAZ.
- * Inline versions for hot loops: src/core/dtype_inline.h.
+ * Inline versions for hot loops: core/dtype_inline.h.
  *
  * BF16: f32->bf16 keeps NaN a quiet NaN (sign and top payload bits kept, quiet
  *   bit 0x0040 set), Inf stays Inf, overflow rounds to Inf as IEEE does

@@ -131,6 +131,15 @@ ss_status ss_model_config_parse(const char *json, size_t len, const char *label,
                                 ss_model_config *out);
 ss_status ss_model_config_load(const char *path, ss_model_config *out);
 
+// --- presets -----------------------------------------------------------------------
+
+/* Number of built-in presets and their names ("bitnet-2b", "tiny-llama", ...). */
+int ss_preset_count(void);
+const char *ss_preset_name(int i);
+/* The model configuration a preset describes (SS_WEIGHTS_BF16). SS_EINVAL
+ * naming the valid presets when `name` is unknown. */
+ss_status ss_preset_config(const char *name, ss_model_config *out);
+
 // --- checkpoint directory -------------------------------------------------------
 
 typedef struct ss_checkpoint ss_checkpoint; /* opaque */

@@ -30,7 +30,7 @@ extern "C" {
 
 typedef struct ss_context ss_context; /* opaque: device, library handles, stream,
                                          GEMM workspace (owned here, so CUDA graphs
-                                         can capture forwards), tuning table */
+                                         can capture forwards), tuner */
 
 /* device: CUDA ordinal, or -1 for a CPU-only context. A CUDA build without a
  * device, or a CPU-only build, fails with SS_EUNSUPPORTED for device >= 0
@@ -221,6 +221,76 @@ int ss_linear_gemm_op_fused(ss_linear *lin, int64_t m, ss_linear_op op);
 ss_status ss_linear_residual_rmsnorm_quant(ss_linear *a, const void *d, const float *sa, int64_t m,
                                            uint16_t *resid, ss_linear *b, const uint16_t *gamma,
                                            float eps, void *q, float *sq);
+
+// --- algorithms (a backend's candidates, for the tuner) ------------------------------
+
+#define SS_ALGO_OPAQUE_BYTES 64
+
+/* One GEMM algorithm choice. cuSPARSELt: alg_id + split_k (0 = library
+ * default, -1 = Segment-K on SM90+). cuBLASLt: the opaque cublasLtMatmulAlgo_t
+ * (has_opaque), alg_id / split_k are informative. CPU: the one algorithm. */
+typedef struct {
+    ss_backend backend;
+    int alg_id;
+    int split_k;
+    int split_k_max;    /* candidates: > 0 asks the search to try split_k 1,2,4.. <= max */
+    int segment_k;      /* candidates: 1 when split_k -1 (Segment-K) may be tried */
+    uint64_t workspace; /* bytes */
+    int has_opaque;
+    uint8_t opaque[SS_ALGO_OPAQUE_BYTES];
+    char desc[64];
+} ss_algo;
+
+/* Candidates a linear's backend offers for the M bucket of m (0 when the
+ * backend has no choice: the CPU backend). */
+int ss_linear_algo_count(ss_linear *lin, int64_t m);
+ss_status ss_linear_algo_get(ss_linear *lin, int64_t m, int i, ss_algo *out);
+/* Workspace bytes algorithm a (alg id, split_k, opaque algo) needs at the M
+ * bucket of m: cuSPARSELt asks a plan built with a's settings; a backend
+ * whose candidates already carry it answers a->workspace. */
+ss_status ss_linear_algo_workspace(ss_linear *lin, int64_t m, const ss_algo *a, uint64_t *bytes);
+/* Pins algorithm a for the M bucket of m (a == NULL: back to the tuner or the
+ * heuristic). SS_EUNSUPPORTED when the backend has no choice. */
+ss_status ss_linear_algo_set(ss_linear *lin, int64_t m, const ss_algo *a);
+
+/* Our quant(+slide) kernel's launch configuration: vecs = 16-byte loads per
+ * thread in the row-in-registers kernel (1, 2, 4 or 8; 0 = the library's
+ * automatic choice), pdl = 1 launches it as a programmatic dependent launch
+ * (cc >= 9.0). */
+typedef struct {
+    int vecs;
+    int pdl;
+} ss_quant_launch;
+
+// --- tuned choices ---------------------------------------------------------------------
+
+/* Where a context's GPU backends find what a tuning run chose. This layer
+ * knows no tuning table: whoever holds one (slidesparse/tune.h,
+ * ss_context_set_tuning) installs a tuner; without one every backend uses
+ * its heuristic and the automatic quant launch. The functions are called
+ * when a backend plans a GEMM or launches a quant stage, on the calling
+ * thread. */
+typedef struct ss_tuner {
+    /* The GEMM algorithm tuned for backend b, dtypes in -> out, n (ceil32(N)),
+     * k (the GEMM's K: ceil32(K) dense, K' slid) at the M bucket m; NULL: none,
+     * the heuristic applies. The pointer is read at once, not kept. */
+    const ss_algo *(*gemm)(void *user, ss_context *ctx, ss_backend b, ss_dtype in,
+                           ss_dtype out, int64_t n, int64_t k, int64_t m);
+    /* 1 with *out filled: the quant(+slide) launch tuned for (qdt, k, k_out)
+     * at the M bucket of m; 0: the automatic choice. */
+    int (*quant)(void *user, ss_context *ctx, ss_dtype qdt, int64_t k, int64_t k_out, int64_t m,
+                 ss_quant_launch *out);
+    /* Frees user when the context is destroyed or gets another tuner; may be NULL. */
+    void (*release)(void *user);
+} ss_tuner;
+
+/* Installs tuner t with user (t NULL: none). t is not copied: it must outlive
+ * the context (a static table). The previous tuner's release runs first.
+ * Linears already planned keep their choices. */
+ss_status ss_context_set_tuner(ss_context *ctx, const ss_tuner *t, void *user);
+/* The user pointer ctx's tuner was installed with when that tuner is t, else
+ * NULL (how the tuner's owner finds its state again). */
+void *ss_context_tuner_user(const ss_context *ctx, const ss_tuner *t);
 
 #ifdef __cplusplus
 }

@@ -40,15 +40,6 @@ extern "C" {
 typedef void (*ss_prep_progress_fn)(void *user, int64_t i, int64_t n, int64_t bytes_done,
                                     int64_t bytes_total);
 
-// --- presets -----------------------------------------------------------------------
-
-/* Number of built-in presets and their names ("bitnet-2b", "tiny-llama", ...). */
-int ss_preset_count(void);
-const char *ss_preset_name(int i);
-/* The model configuration a preset describes (SS_WEIGHTS_BF16). SS_EINVAL
- * naming the valid presets when `name` is unknown. */
-ss_status ss_preset_config(const char *name, ss_model_config *out);
-
 // --- the tensors a configuration implies ---------------------------------------------
 
 typedef enum {

@@ -49,37 +49,6 @@
 extern "C" {
 #endif
 
-// --- algorithms (the candidate interface of a backend) -----------------------------
-
-#define SS_ALGO_OPAQUE_BYTES 64
-
-/* One GEMM algorithm choice. cuSPARSELt: alg_id + split_k (0 = library
- * default, -1 = Segment-K on SM90+). cuBLASLt: the opaque cublasLtMatmulAlgo_t
- * (has_opaque), alg_id / split_k are informative. CPU: the one algorithm. */
-typedef struct {
-    ss_backend backend;
-    int alg_id;
-    int split_k;
-    int split_k_max;    /* candidates: > 0 asks the search to try split_k 1,2,4.. <= max */
-    int segment_k;      /* candidates: 1 when split_k -1 (Segment-K) may be tried */
-    uint64_t workspace; /* bytes */
-    int has_opaque;
-    uint8_t opaque[SS_ALGO_OPAQUE_BYTES];
-    char desc[64];
-} ss_algo;
-
-/* Candidates a linear's backend offers for the M bucket of m (0 when the
- * backend has no choice: the CPU backend). */
-int ss_linear_algo_count(ss_linear *lin, int64_t m);
-ss_status ss_linear_algo_get(ss_linear *lin, int64_t m, int i, ss_algo *out);
-/* Workspace bytes algorithm a (alg id, split_k, opaque algo) needs at the M
- * bucket of m: cuSPARSELt asks a plan built with a's settings; a backend
- * whose candidates already carry it answers a->workspace. */
-ss_status ss_linear_algo_workspace(ss_linear *lin, int64_t m, const ss_algo *a, uint64_t *bytes);
-/* Pins algorithm a for the M bucket of m (a == NULL: back to the table or the
- * heuristic). SS_EUNSUPPORTED when the backend has no choice. */
-ss_status ss_linear_algo_set(ss_linear *lin, int64_t m, const ss_algo *a);
-
 // --- the key of a table ----------------------------------------------------------------
 
 typedef struct {
@@ -139,17 +108,12 @@ const ss_tune_entry *ss_tune_table_lookup(const ss_tune_table *t, ss_backend b, 
 const ss_tune_entry *ss_tune_table_find(const ss_tune_table *t, ss_backend b, ss_dtype in,
                                         ss_dtype out, int64_t n, int64_t k, int64_t m);
 
-/* Our quant(+slide) kernel's launch configuration, tuned per (dtype, K, K_out, M)
- * alongside the GEMMs: vecs = 16-byte loads per thread in the row-in-registers
- * kernel (1, 2, 4 or 8; 0 = the library's automatic choice), pdl = 1 launches it
- * as a programmatic dependent launch (cc >= 9.0). The search measures {0, 0}
- * as the library's own choice (ss_kernel_quant, threads 0) and every other
- * value as ss_kernel_quant_vecs(vecs, pdl); a layer whose call that kernel
- * refuses (cudaErrorInvalidValue: alignment) falls back to the automatic one. */
-typedef struct {
-    int vecs;
-    int pdl;
-} ss_quant_launch;
+/* Our quant(+slide) kernel's launch configuration (ss_quant_launch,
+ * slidesparse/linear.h), tuned per (dtype, K, K_out, M) alongside the GEMMs.
+ * The search measures {0, 0} as the library's own choice (ss_kernel_quant,
+ * threads 0) and every other value as ss_kernel_quant_vecs(vecs, pdl); a layer
+ * whose call that kernel refuses (cudaErrorInvalidValue: alignment) falls back
+ * to the automatic one. */
 
 /* One kernel-launch entry (the "kernels" array). */
 typedef struct {
@@ -189,13 +153,15 @@ ss_status ss_tune_table_path(const char *root, const ss_tune_key *key, char *buf
 ss_status ss_tune_table_open(const ss_context *ctx, const char *root, ss_tune_table **out,
                              char *status, size_t n);
 
-// --- the table a context applies automatically ---------------------------------------------
+// --- the table a context applies ------------------------------------------------------------
 
 typedef void (*ss_log_fn)(void *user, const char *line);
 
-/* Where GPU linears of ctx look for their table ($SS_TUNING_DIR, else "tuning",
- * when never set) and who hears, once, what was loaded or ignored. The table
- * is opened on the first GEMM plan that needs an algorithm. */
+/* Installs this layer's tuner on ctx (ss_context_set_tuner, slidesparse/linear.h):
+ * the GPU linears of ctx then look for their table under root (NULL:
+ * $SS_TUNING_DIR, else "tuning"), and log hears, once, what was loaded or
+ * ignored. The table is opened on the first GEMM plan that needs an algorithm.
+ * A context this was never called on uses the heuristics. */
 ss_status ss_context_set_tuning(ss_context *ctx, const char *root, ss_log_fn log, void *user);
 /* The loader's decision ("" until a lookup happened). */
 const char *ss_context_tuning_status(const ss_context *ctx);
@@ -212,7 +178,8 @@ int ss_context_tuned_quant(ss_context *ctx, ss_dtype qdt, int64_t k, int64_t k_o
  * one process; without this the benchmarks kept the table as it was before
  * tuning). Linears already planned keep their choices. */
 void ss_context_tuning_reload(ss_context *ctx);
-/* Frees what ss_context_set_tuning / a lookup attached (called at destroy). */
+/* Removes what ss_context_set_tuning installed and frees the table (the
+ * context's destroy does it too). */
 void ss_context_tuning_release(ss_context *ctx);
 
 // --- model shapes -------------------------------------------------------------------------------
@@ -225,7 +192,7 @@ typedef struct {
 /* The four projections of one layer (qkv and gate_up fused) of a config. */
 ss_status ss_model_shapes(const ss_model_config *cfg, ss_proj_shape out[4]);
 /* Built-in shape sets: "bitnet-2b", "llama3.2-1b", "llama3.2-3b", "qwen2.5-7b",
- * "qwen2.5-14b" (SPEC §6), and every prep preset. SS_EINVAL listing them. */
+ * "qwen2.5-14b" (SPEC §6), and every preset (slidesparse/io.h). SS_EINVAL listing them. */
 ss_status ss_preset_shapes(const char *name, ss_proj_shape out[4]);
 
 // --- the search ------------------------------------------------------------------------------------

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench/clocks.h"
-#include "bench/nvml_abi.h"
+#include "clocks.h"
+#include "nvml_abi.h"
 #include "core/error.h"
 #ifdef SS_HAVE_CUDA
 #include <cuda_runtime_api.h>

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench/clocks.h"
+#include "clocks.h"
 #include "core/error.h"
 #include "slidesparse/bench.h"
 #include "tune/fixture.h"

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
-#include "io/compressed_tensors.h"
+#include "compressed_tensors.h"
 #include "io/fileutil.h"
 #include "slidesparse/io.h"
 

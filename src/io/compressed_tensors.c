@@ -21,7 +21,7 @@
  * (weight_zero_point, input_scale, input_zero_point, output_scale,
  * weight_g_idx, weight_packed, weight_shape, k_scale, v_scale) are refused.
  */
-#include "io/compressed_tensors.h"
+#include "compressed_tensors.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -53,7 +53,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "io/compressed_tensors.h"
+#include "compressed_tensors.h"
 #include "io/fileutil.h"
 #include "io/json_util.h"
 #include "slidesparse/io.h"

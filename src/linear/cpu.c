@@ -15,7 +15,7 @@
 #include "core/dtype_inline.h"
 #include "core/error.h"
 #include "linear/backend.h"
-#include "linear/cpu_gemm.h"
+#include "cpu_gemm.h"
 #include "slidesparse/quant.h"
 
 typedef struct {

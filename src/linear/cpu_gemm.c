@@ -10,7 +10,7 @@
  * per-tile accumulator on the stack until the last chunk, then are converted
  * to the output dtype once.
  */
-#include "linear/cpu_gemm.h"
+#include "cpu_gemm.h"
 
 #include <string.h>
 

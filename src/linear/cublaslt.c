@@ -71,18 +71,17 @@ static int lt_algo_usable(cublasLtHandle_t lt, cublasLtMatmulDesc_t op, cublasLt
     return 1;
 }
 
-/* The tuning hook: the algorithm for `key` from the context's tuning table
- * (slidesparse/tune.h, loaded on first use) when cuBLASLt accepts it, else
- * cuBLASLt's heuristic, top-1 within the workspace cap. */
+/* The tuning hook: the algorithm for `key` from the context's tuner (the
+ * tuning table of slidesparse/tune.h, loaded on first use) when cuBLASLt
+ * accepts it, else cuBLASLt's heuristic, top-1 within the workspace cap. */
 static ss_status ss_cublaslt_pick_algo(ss_context *ctx, const ss_gpu_tune_key *key,
                                        cublasLtMatmulDesc_t op, cublasLtMatrixLayout_t la,
                                        cublasLtMatrixLayout_t lb, cublasLtMatrixLayout_t ld,
                                        cublasLtMatmulAlgo_t *algo, size_t *workspace,
                                        const char *name) {
     ss_cuda_state *st = ss_cuda(ctx);
-    const ss_tune_entry *e = ss_gpu_tuned(ctx, SS_BACKEND_CUBLASLT, key);
-    if (e && e->best.has_opaque &&
-        lt_algo_usable(st->lt, op, la, lb, ld, e->best.opaque, algo, workspace))
+    const ss_algo *a = ss_gpu_tuned(ctx, SS_BACKEND_CUBLASLT, key);
+    if (a && a->has_opaque && lt_algo_usable(st->lt, op, la, lb, ld, a->opaque, algo, workspace))
         return SS_OK;
     cublasLtMatmulHeuristicResult_t res;
     int found = 0;
@@ -221,7 +220,7 @@ fail:
     return s;
 }
 
-// --- the tuner's candidates (slidesparse/tune.h) ------------------------------------------
+// --- the tuner's candidates (linear.h) ------------------------------------------------
 
 #define SS_LT_CANDIDATES 32
 

@@ -117,7 +117,6 @@ cuda_fail:
 }
 
 void ss_cuda_context_fini(ss_context *ctx) {
-    ss_context_tuning_release(ctx); /* the table the GPU backends looked up */
     ss_cuda_state *st = ss_cuda(ctx);
     if (!st)
         return;

@@ -27,13 +27,13 @@ typedef struct {
     int alg_id, split_k;
 } ss_cusparselt_choice;
 
-/* The tuning hook: the context's tuning table (slidesparse/tune.h, loaded on
- * first use) for this key, else the library's default algorithm (no search,
+/* The tuning hook: the context's tuner (ss_context_set_tuner; the tuning
+ * table of slidesparse/tune.h, loaded on first use) for this key, else the library's default algorithm (no search,
  * so that creation stays fast and deterministic). */
 static ss_cusparselt_choice ss_cusparselt_pick_alg(ss_context *ctx, const ss_gpu_tune_key *key) {
-    const ss_tune_entry *e = ss_gpu_tuned(ctx, SS_BACKEND_CUSPARSELT, key);
-    if (e)
-        return (ss_cusparselt_choice){.alg_id = e->best.alg_id, .split_k = e->best.split_k};
+    const ss_algo *a = ss_gpu_tuned(ctx, SS_BACKEND_CUSPARSELT, key);
+    if (a)
+        return (ss_cusparselt_choice){.alg_id = a->alg_id, .split_k = a->split_k};
     return (ss_cusparselt_choice){.alg_id = -1, .split_k = 0};
 }
 
@@ -304,7 +304,7 @@ fail:
     return s;
 }
 
-// --- the tuner's candidates (slidesparse/tune.h) ------------------------------------------
+// --- the tuner's candidates (linear.h) ------------------------------------------------
 
 /* Every alg id of this M bucket (split_k searched by the tuner; Segment-K on SM90+). */
 static int sp_algo_count(ss_linear *lin, int64_t mp) {

@@ -30,8 +30,18 @@ ss_gpu_tune_key ss_gpu_linear_key(const ss_gpu_linear *g, int64_t m_pad) {
     return (ss_gpu_tune_key){.m_bucket = m_pad, .n = g->n_pad, .k = g->kq, .in = g->qdt, .out = g->ddt};
 }
 
-const ss_tune_entry *ss_gpu_tuned(ss_context *ctx, ss_backend b, const ss_gpu_tune_key *key) {
-    return ss_context_tuned(ctx, b, key->in, key->out, key->n, key->k, key->m_bucket);
+const ss_algo *ss_gpu_tuned(ss_context *ctx, ss_backend b, const ss_gpu_tune_key *key) {
+    if (!ctx || !ctx->tuner || !ctx->tuner->gemm)
+        return NULL;
+    return ctx->tuner->gemm(ctx->tuner_user, ctx, b, key->in, key->out, key->n, key->k,
+                            key->m_bucket);
+}
+
+int ss_gpu_tuned_quant(ss_context *ctx, ss_dtype qdt, int64_t k, int64_t k_out, int64_t m,
+                       ss_quant_launch *out) {
+    if (!ctx || !ctx->tuner || !ctx->tuner->quant)
+        return 0;
+    return ctx->tuner->quant(ctx->tuner_user, ctx, qdt, k, k_out, m, out);
 }
 
 int ss_gpu_plan_slot(const void *plans, size_t size, int n, int64_t m_pad, int *next_evict,
@@ -126,14 +136,14 @@ void ss_gpu_linear_fini(ss_gpu_linear *g) {
 static int tuned_quant(ss_gpu_linear *g, const uint16_t *x, const uint16_t *gamma, const void *q,
                        int64_t m, ss_quant_launch *cfg) {
     if (ss_kernel_quant_rows_fit(g->qdt, x, gamma, g->geo, q) &&
-        ss_context_tuned_quant(g->ctx, g->qdt, g->k, g->kq, m, cfg))
+        ss_gpu_tuned_quant(g->ctx, g->qdt, g->k, g->kq, m, cfg))
         return 1;
     *cfg = (ss_quant_launch){0, 0};
     return 0;
 }
 
 /* The quant(+lift) launch, with the RMSNorm prologue when gamma != NULL. A
- * launch configuration tuned for (qdt, K, K', M) (ss_context_tuned_quant)
+ * launch configuration tuned for (qdt, K, K', M) (the context's tuner)
  * picks the row kernel's vectors per thread; a call the row kernel cannot
  * take (BF16, K % 8, alignment), or a tuned vecs it refuses, gets the
  * automatic choice. PDL follows pdl_at (SS_PDL, batch size), not the tuned flag: that

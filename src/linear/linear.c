@@ -1,5 +1,5 @@
 /* The public ss_linear / ss_context functions: argument checks done once here,
- * then a call through the backend table (src/linear/backend.h). Adding a
+ * then a call through the backend table (linear/backend.h). Adding a
  * backend = one file defining an ss_backend_ops + one row in `backends`.
  */
 #include <stdio.h>
@@ -8,7 +8,6 @@
 
 #include "core/error.h"
 #include "linear/backend.h"
-#include "slidesparse/tune.h"
 
 // --- the backend table ---------------------------------------------------------------
 
@@ -106,12 +105,26 @@ ss_status ss_context_create(int device, ss_context **out) {
 void ss_context_destroy(ss_context *ctx) {
     if (!ctx)
         return;
-    ss_context_tuning_release(ctx); /* the tuning table a lookup attached */
+    (void)ss_context_set_tuner(ctx, NULL, NULL); /* the tuner's state */
 #ifdef SS_HAVE_CUDA
     if (ctx->device >= 0)
         ss_cuda_context_fini(ctx);
 #endif
     free(ctx);
+}
+
+ss_status ss_context_set_tuner(ss_context *ctx, const ss_tuner *t, void *user) {
+    if (!ctx)
+        return ss_fail(SS_EINVAL, "tuner: context is NULL");
+    if (ctx->tuner && ctx->tuner->release)
+        ctx->tuner->release(ctx->tuner_user);
+    ctx->tuner = t;
+    ctx->tuner_user = t ? user : NULL;
+    return SS_OK;
+}
+
+void *ss_context_tuner_user(const ss_context *ctx, const ss_tuner *t) {
+    return ctx && t && ctx->tuner == t ? ctx->tuner_user : NULL;
 }
 
 int ss_context_device(const ss_context *ctx) { return ctx ? ctx->device : -1; }

@@ -4,7 +4,7 @@
  * its own so its six instantiations (Coop, Ping, Skinny x 2 dtypes) compile in
  * parallel with sm90sp.cu's six.
  */
-#include "linear/sm90_gemm.cuh"
+#include "sm90_gemm.cuh"
 
 namespace ss_sm90sp {
 template ss_status run<Coop<false, int8_t>>(const Launch &, ss_cuda_buf *, const char *,

@@ -52,11 +52,11 @@
  * with CUDA + CUTLASS headers + sm_90 in the arch list (CMakeLists.txt),
  * compiled for sm_90a alone.
  */
-#include "linear/sm90_gemm.cuh"
-#include "linear/sm90stream.h"
+#include "sm90_gemm.cuh"
+#include "sm90stream.h"
 
 extern "C" {
-#include "linear/stream_layout.h"
+#include "stream_layout.h"
 }
 
 namespace ss_sm90sp {
@@ -150,9 +150,9 @@ static int pick_alg(sm_linear *c, int64_t m) {
         if (c->pins[i].m_pad == mp)
             return c->pins[i].alg;
     ss_gpu_tune_key key = ss_gpu_linear_key(g, mp);
-    const ss_tune_entry *e = ss_gpu_tuned(g->ctx, c->backend, &key);
-    if (e && e->best.alg_id >= 0 && e->best.alg_id < algo_total(c->stream_w != NULL, mp))
-        return e->best.alg_id;
+    const ss_algo *a = ss_gpu_tuned(g->ctx, c->backend, &key);
+    if (a && a->alg_id >= 0 && a->alg_id < algo_total(c->stream_w != NULL, mp))
+        return a->alg_id;
     return heuristic_alg(m, g->n_pad, g->kq, ss_cuda(g->ctx)->sms);
 }
 
@@ -609,7 +609,7 @@ static ss_status dense_create(ss_context *ctx, const ss_linear_desc *d, const ss
     return create_as(SS_BACKEND_SM90DENSE, ctx, d, w, out);
 }
 
-// --- the tuner's candidates (slidesparse/tune.h) ----------------------------------------
+// --- the tuner's candidates (linear.h) ----------------------------------------------
 
 static int sm_algo_count(ss_linear *lin, int64_t mp) {
     return algo_total(((sm_linear *)lin)->stream_w != NULL, ss_linear_m_pad(mp));

@@ -29,9 +29,9 @@
 #include <type_traits>
 
 #include "linear/kernels/pdl.cuh"
-#include "linear/sm90stream.h"
-#include "linear/sm90stream_mma.cuh"
-#include "linear/stream_layout.h"
+#include "sm90stream.h"
+#include "sm90stream_mma.cuh"
+#include "stream_layout.h"
 
 namespace cg = cooperative_groups;
 

@@ -1,5 +1,5 @@
 /* The weight layout of the weight-streaming decode GEMM: see stream_layout.h. */
-#include "linear/stream_layout.h"
+#include "stream_layout.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "io/fileutil.h"
-#include "pipeline/pipeline_internal.h"
+#include "pipeline_internal.h"
 
 /* Splits one line at p into fields (malloc'd); advances *p past the line. */
 static char **split_line(const char **p, int *n) {

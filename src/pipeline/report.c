@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 #include "io/fileutil.h"
-#include "pipeline/report_internal.h"
+#include "report_internal.h"
 
 void sbuf_put(sbuf *b, const char *fmt, ...) {
     va_list ap;

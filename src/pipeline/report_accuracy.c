@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "pipeline/report_internal.h"
+#include "report_internal.h"
 
 static const char *field(const ss_pipe_csv *c, int row, const char *col) {
     int i = ss_pipe_csv_col(c, col);

@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-#include "pipeline/pipeline_internal.h"
+#include "pipeline_internal.h"
 
 // --- text buffer -------------------------------------------------------------------------------
 

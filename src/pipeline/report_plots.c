@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 
 #include "core/error.h"
-#include "pipeline/report_internal.h"
+#include "report_internal.h"
 
 extern char **environ;
 

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
-#include "pipeline/report_internal.h"
+#include "report_internal.h"
 #include "slidesparse/sparse.h"
 
 const char *const report_stage_title[ST_COUNT] = {"prefill", "decode", "kernel GEMM only", "kernel whole linear"};

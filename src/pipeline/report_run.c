@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
-#include "pipeline/report_internal.h"
+#include "report_internal.h"
 #include "slidesparse/tune.h"
 
 /* cuSPARSELt's integer version (cusparseLtGetVersion: major*1e6 + minor*100

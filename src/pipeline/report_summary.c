@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline/report_internal.h"
+#include "report_internal.h"
 
 /* The best of p's measurements: the most tokens/s, the fewest µs. */
 static double best_of(const point *p) {

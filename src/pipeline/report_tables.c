@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline/report_internal.h"
+#include "report_internal.h"
 
 void report_throughput_table(void *u, const points *ps, int stage, int lo, int hi) {
     sbuf *b = u;

@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 #include "io/fileutil.h"
-#include "pipeline/pipeline_internal.h"
+#include "pipeline_internal.h"
 #include "slidesparse.h"
 
 typedef struct {

@@ -10,7 +10,7 @@
 
 #include "core/error.h"
 #include "io/fileutil.h"
-#include "pipeline/pipeline_internal.h"
+#include "pipeline_internal.h"
 
 static const char *state_names[SS_TASK_STATE_COUNT] = {"pending", "running", "done", "skipped", "failed"};
 

@@ -1,6 +1,6 @@
 /* convert (task 2): BF16 or quantized checkpoint -> one SlideSparse
  * checkpoint per 2_L pattern, all from a single read of the input. */
-#include "prep/transform.h"
+#include "transform.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* quantize (task 1): BF16 checkpoint -> INT8 / FP8 checkpoint. BitNet
  * projections become ternary absmean per tensor, every other model's
  * per-channel absmax (include/slidesparse/quant.h). */
-#include "prep/transform.h"
+#include "transform.h"
 
 #include "core/error.h"
 

@@ -5,7 +5,7 @@
  * in parallel and the output is the same for any thread count. A normal is
  * approximated by the sum of four 16-bit uniforms (Irwin-Hall, |z| <= 3.46),
  * which is plenty for weights that are only ever quantized and pruned. */
-#include "prep/prep_internal.h"
+#include "prep_internal.h"
 
 #include <math.h>
 #include <stdio.h>

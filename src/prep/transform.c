@@ -5,7 +5,7 @@
  * F32 norms, embeddings and biases rounded to BF16 (the dtype the engine
  * keeps them in), everything else byte for byte. Outputs live in temporary
  * directories until all of them are complete. */
-#include "prep/transform.h"
+#include "transform.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
 #ifndef SS_PREP_TRANSFORM_H
 #define SS_PREP_TRANSFORM_H
 
-#include "prep/prep_internal.h"
+#include "prep_internal.h"
 
 typedef struct {
     const char *cmd;       /* "quantize" / "convert", for messages */

@@ -1,6 +1,6 @@
 /* Small helpers of the prep layer: JSON files, page release, side files,
  * input layout, row-parallel loops. */
-#include "prep/prep_internal.h"
+#include "prep_internal.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -7,7 +7,7 @@
  *      weight on random activations (INT8: bit for bit; FP8: F32 rounding).
  * Copied tensors (embeddings, norms, biases, lm_head) must be byte-identical
  * (F16/F32 sources: identical to their values rounded to BF16). */
-#include "prep/prep_internal.h"
+#include "prep_internal.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -6,7 +6,7 @@
  * without a scratch row.
  */
 #include "core/error.h"
-#include "quant/quant_internal.h"
+#include "quant_internal.h"
 #include "sparse/geometry.h"
 #include "slidesparse/quant.h"
 

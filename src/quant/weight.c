@@ -1,7 +1,7 @@
 /* Weight quantization (SPEC §6): BitNet ternary absmean per tensor, absmax
  * per output channel, and the NaN/Inf check that guards both. */
 #include "core/error.h"
-#include "quant/quant_internal.h"
+#include "quant_internal.h"
 #include "sparse/geometry.h"
 #include "slidesparse/quant.h"
 

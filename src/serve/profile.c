@@ -8,7 +8,7 @@
  * more forward per step and runs only under --profile; the engine itself has
  * no timing points. GPU engines need event-based timing instead
  * (SS_EUNSUPPORTED here). */
-#include "serve/profile.h"
+#include "profile.h"
 
 #include <stdlib.h>
 #include <string.h>

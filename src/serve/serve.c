@@ -11,7 +11,7 @@
 #include <time.h>
 
 #include "core/error.h"
-#include "serve/profile.h"
+#include "profile.h"
 #ifdef SS_HAVE_CUDA
 #include <cuda_runtime.h>
 #endif

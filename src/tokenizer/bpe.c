@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "tokenizer/tokenizer_internal.h"
+#include "tokenizer_internal.h"
 
 typedef struct {
     int32_t rank, merged;

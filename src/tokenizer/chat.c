@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "tokenizer/tokenizer_internal.h"
-#include "tokenizer/unicode.h"
+#include "tokenizer_internal.h"
+#include "unicode.h"
 
 // --- chat prompts -----------------------------------------------------------------------
 

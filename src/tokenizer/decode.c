@@ -3,8 +3,8 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "tokenizer/tokenizer_internal.h"
-#include "tokenizer/unicode.h"
+#include "tokenizer_internal.h"
+#include "unicode.h"
 
 int32_t ss_tokenizer_n_ids(const ss_tokenizer *t) { return t->n_ids; }
 

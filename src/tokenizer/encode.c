@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "tokenizer/tokenizer_internal.h"
-#include "tokenizer/unicode.h"
+#include "tokenizer_internal.h"
+#include "unicode.h"
 
 ss_status ss_idvec_push(ss_idvec *v, int32_t id) {
     if (v->n == v->cap) {

@@ -12,8 +12,8 @@
 #include "core/error.h"
 #include "io/fileutil.h"
 #include "io/json_util.h"
-#include "tokenizer/tokenizer_internal.h"
-#include "tokenizer/unicode.h"
+#include "tokenizer_internal.h"
+#include "unicode.h"
 
 #define TOKENIZER_MAX_BYTES ((size_t)512 << 20) /* Llama 3's is 9 MB */
 #define TOKENIZER_MAX_ID (1 << 30)

@@ -1,5 +1,5 @@
 /* Fixed-size open-addressing hash tables (maps.h). */
-#include "tokenizer/maps.h"
+#include "maps.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,11 +1,11 @@
 /* The pre-tokenizer regexes as hand-written matchers (pretok.h says which).
  * Each alternative is a function returning the length of its match at i (0:
  * no match), written out with the backtracking the regex engine would do. */
-#include "tokenizer/pretok.h"
+#include "pretok.h"
 
 #include <string.h>
 
-#include "tokenizer/unicode.h"
+#include "unicode.h"
 
 static const char LLAMA3_RE[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"

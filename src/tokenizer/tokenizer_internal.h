@@ -12,8 +12,8 @@
 #include <stdint.h>
 
 #include "slidesparse/tokenizer.h"
-#include "tokenizer/maps.h"
-#include "tokenizer/pretok.h"
+#include "maps.h"
+#include "pretok.h"
 
 #define SS_TOK_MAX_SPLITS 4     /* Split steps in a pre-tokenizer Sequence */
 #define SS_TOK_MAX_TEMPLATE 16  /* special ids a post-processor adds on each side */

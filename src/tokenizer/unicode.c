@@ -1,5 +1,5 @@
 /* UTF-8 coding, Unicode properties and NFC over the generated tables. */
-#include "tokenizer/unicode.h"
+#include "unicode.h"
 
 #include <stdlib.h>
 #include <string.h>

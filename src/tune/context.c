@@ -12,7 +12,7 @@
 
 #include "core/error.h"
 #include "io/fileutil.h"
-#include "linear/backend.h"
+#include "slidesparse/tune.h"
 #ifdef SS_HAVE_CUDA
 #include "linear/cuda_state.h"
 #endif
@@ -142,18 +142,43 @@ typedef struct ss_tune_ctx {
     char status[2048];
 } ss_tune_ctx;
 
-static ss_tune_ctx *tune_state(ss_context *ctx) {
-    if (!ctx->tune)
-        ctx->tune = calloc(1, sizeof(ss_tune_ctx));
-    return ctx->tune;
+static const ss_algo *tuner_gemm(void *user, ss_context *ctx, ss_backend b, ss_dtype in,
+                                 ss_dtype out, int64_t n, int64_t k, int64_t m);
+static int tuner_quant(void *user, ss_context *ctx, ss_dtype qdt, int64_t k, int64_t k_out,
+                       int64_t m, ss_quant_launch *out);
+static void tuner_release(void *user) {
+    ss_tune_ctx *tc = user;
+    if (!tc)
+        return;
+    ss_tune_table_free(tc->table);
+    free(tc);
+}
+
+/* What ss_context_set_tuning installs on a context (slidesparse/linear.h). */
+static const ss_tuner table_tuner = {
+    .gemm = tuner_gemm,
+    .quant = tuner_quant,
+    .release = tuner_release,
+};
+
+static ss_tune_ctx *tune_state(const ss_context *ctx) {
+    return ss_context_tuner_user(ctx, &table_tuner);
 }
 
 ss_status ss_context_set_tuning(ss_context *ctx, const char *root, ss_log_fn log, void *user) {
     if (!ctx)
         return ss_fail(SS_EINVAL, "tuning: context is NULL");
     ss_tune_ctx *tc = tune_state(ctx);
-    if (!tc)
-        return ss_fail(SS_ENOMEM, "tuning: out of memory");
+    if (!tc) {
+        tc = calloc(1, sizeof *tc);
+        if (!tc)
+            return ss_fail(SS_ENOMEM, "tuning: out of memory");
+        ss_status s = ss_context_set_tuner(ctx, &table_tuner, tc);
+        if (s != SS_OK) {
+            free(tc);
+            return s;
+        }
+    }
     if (root && snprintf(tc->root, sizeof tc->root, "%s", root) >= (int)sizeof tc->root)
         return ss_fail(SS_EINVAL, "tuning: folder name longer than %zu bytes", sizeof tc->root);
     tc->root_set = root != NULL;
@@ -168,15 +193,12 @@ ss_status ss_context_set_tuning(ss_context *ctx, const char *root, ss_log_fn log
 }
 
 const char *ss_context_tuning_status(const ss_context *ctx) {
-    const ss_tune_ctx *tc = ctx ? ctx->tune : NULL;
+    const ss_tune_ctx *tc = tune_state(ctx);
     return tc ? tc->status : "";
 }
 
-/* ctx's table, opened on first use (NULL: none applies). */
-static const ss_tune_table *context_table(ss_context *ctx) {
-    if (!ctx)
-        return NULL;
-    ss_tune_ctx *tc = tune_state(ctx);
+/* The table of tc (ctx's tuning state), opened on first use (NULL: none applies). */
+static const ss_tune_table *context_table(ss_context *ctx, ss_tune_ctx *tc) {
     if (!tc)
         return NULL;
     if (!tc->loaded) {
@@ -194,23 +216,34 @@ static const ss_tune_table *context_table(ss_context *ctx) {
     return tc->table;
 }
 
-const ss_tune_entry *ss_context_tuned(ss_context *ctx, ss_backend b, ss_dtype in, ss_dtype out,
-                                      int64_t n, int64_t k, int64_t m) {
-    return ss_tune_table_lookup(context_table(ctx), b, in, out, n, k, m);
+static const ss_algo *tuner_gemm(void *user, ss_context *ctx, ss_backend b, ss_dtype in,
+                                 ss_dtype out, int64_t n, int64_t k, int64_t m) {
+    const ss_tune_entry *e = ss_tune_table_lookup(context_table(ctx, user), b, in, out, n, k, m);
+    return e ? &e->best : NULL;
 }
 
-int ss_context_tuned_quant(ss_context *ctx, ss_dtype qdt, int64_t k, int64_t k_out, int64_t m,
-                           ss_quant_launch *out) {
+static int tuner_quant(void *user, ss_context *ctx, ss_dtype qdt, int64_t k, int64_t k_out,
+                       int64_t m, ss_quant_launch *out) {
     const ss_tune_kernel_entry *e =
-        ss_tune_table_lookup_kernel(context_table(ctx), "quant", qdt, k, k_out, m);
+        ss_tune_table_lookup_kernel(context_table(ctx, user), "quant", qdt, k, k_out, m);
     if (!e || !out)
         return 0;
     *out = e->best;
     return 1;
 }
 
+const ss_tune_entry *ss_context_tuned(ss_context *ctx, ss_backend b, ss_dtype in, ss_dtype out,
+                                      int64_t n, int64_t k, int64_t m) {
+    return ss_tune_table_lookup(context_table(ctx, tune_state(ctx)), b, in, out, n, k, m);
+}
+
+int ss_context_tuned_quant(ss_context *ctx, ss_dtype qdt, int64_t k, int64_t k_out, int64_t m,
+                           ss_quant_launch *out) {
+    return tuner_quant(tune_state(ctx), ctx, qdt, k, k_out, m, out);
+}
+
 void ss_context_tuning_reload(ss_context *ctx) {
-    ss_tune_ctx *tc = ctx ? ctx->tune : NULL;
+    ss_tune_ctx *tc = tune_state(ctx);
     if (!tc)
         return;
     ss_tune_table_free(tc->table);
@@ -219,10 +252,6 @@ void ss_context_tuning_reload(ss_context *ctx) {
 }
 
 void ss_context_tuning_release(ss_context *ctx) {
-    if (!ctx || !ctx->tune)
-        return;
-    ss_tune_ctx *tc = ctx->tune;
-    ss_tune_table_free(tc->table);
-    free(tc);
-    ctx->tune = NULL;
+    if (tune_state(ctx))
+        (void)ss_context_set_tuner(ctx, NULL, NULL); /* runs tuner_release */
 }

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "slidesparse/prep.h"
+#include "slidesparse/io.h"
 #include "slidesparse/tune.h"
 
 ss_status ss_model_shapes(const ss_model_config *c, ss_proj_shape out[4]) {
@@ -22,7 +22,7 @@ ss_status ss_model_shapes(const ss_model_config *c, ss_proj_shape out[4]) {
     return SS_OK;
 }
 
-/* SPEC §6 lists these; two of them are not prep presets (no synth needed). */
+/* SPEC §6 lists these; two of them are not presets (no synth needed). */
 static const struct {
     const char *name;
     ss_proj_shape s[4];

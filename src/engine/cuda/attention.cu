@@ -46,9 +46,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "engine/cuda/bf16.cuh"
-#include "engine/cuda/kernels.h"
-#include "engine/cuda/kv_fp8.cuh"
+#include "bf16.cuh"
+#include "kernels.h"
+#include "kv_fp8.cuh"
 #include "linear/kernels/pdl.cuh" /* SS_ATTN_PDL: every kernel reads its tile, then waits */
 
 namespace {
@@ -283,8 +283,8 @@ cudaError_t simt(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile
     return launch_simt<8, FP8>(qkv, tok, tiles, n_tiles, tables, max_blocks, kv, nh, nkv, hd, out, pdl, stream);
 }
 
-#include "engine/cuda/attention_mma.cuh"
-#include "engine/cuda/attention_cluster_decode.cuh"
+#include "attention_mma.cuh"
+#include "attention_cluster_decode.cuh"
 
 /* Decode kernel version (1, 2, 3) of SS_ATTN_AUTO: SS_ATTN_DECODE=1|2|3 in
  * the environment (read once per process, like the engine's other switches),

@@ -16,8 +16,8 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "engine/cuda/kernels.h"
-#include "engine/cuda/stage_clock.h"
+#include "kernels.h"
+#include "stage_clock.h"
 #include "linear/cuda_state.h" /* the context's GEMM workspace and scratch: addresses a graph bakes in */
 
 /* Device activations for up to cap_t tokens and cap_seqs sequences. */

@@ -11,7 +11,7 @@
 #include <cuda_fp8.h>
 #include <stdint.h>
 
-#include "engine/cuda/bf16.cuh"
+#include "bf16.cuh"
 
 /* Quantizes one row x (n) BF16 into q (n) E4M3 and *scale, by one warp (every
  * lane calls it with the same arguments; lane 0 writes the scale). */

@@ -15,9 +15,9 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "engine/cuda/bf16.cuh"
-#include "engine/cuda/kernels.h"
-#include "engine/cuda/kv_fp8.cuh"
+#include "bf16.cuh"
+#include "kernels.h"
+#include "kv_fp8.cuh"
 #include "linear/kernels/pdl.cuh"
 
 namespace {

@@ -3,7 +3,7 @@
  * forward of a shape), never destroyed until the clock is. */
 #ifdef SS_HAVE_CUDA
 
-#include "engine/cuda/stage_clock.h"
+#include "stage_clock.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -33,7 +33,7 @@
 
 #include "linear/kernels/kernels.h"
 #include "linear/kernels/pdl.cuh"
-#include "linear/kernels/resid_prologue.cuh"
+#include "resid_prologue.cuh"
 
 namespace {
 

@@ -1,4 +1,4 @@
-/* The tuner's candidate interface (slidesparse/tune.h) over the optional
+/* The tuner's candidate interface (slidesparse/linear.h) over the optional
  * backend ops: a backend without them has one algorithm and nothing to pin. */
 #include "core/error.h"
 #include "linear/backend.h"

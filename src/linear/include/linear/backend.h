@@ -9,14 +9,14 @@
 #define SS_LINEAR_BACKEND_H
 
 #include "slidesparse/linear.h"
-#include "slidesparse/tune.h"
 
 /* The context: everything a GPU backend shares between linear layers. */
 struct ss_context {
     int device;           /* -1: CPU only */
     void *stream;         /* cudaStream_t */
     void *gpu;            /* struct ss_cuda_state * (cuda_context.c), NULL on CPU */
-    void *tune;           /* struct ss_tune_ctx * (src/tune/context.c), NULL until used */
+    const ss_tuner *tuner; /* ss_context_set_tuner; NULL: heuristics */
+    void *tuner_user;
 };
 
 /* Common part of every ss_linear; backends embed it first in their struct. */
@@ -53,7 +53,7 @@ typedef struct ss_backend_ops {
      * backend on device memory that leaves .forward NULL must set these). */
     void *(*buf_alloc)(ss_linear *lin, size_t bytes);
     void (*buf_free)(ss_linear *lin, void *p);
-    /* Optional (the tuner's candidate interface, slidesparse/tune.h); NULL =
+    /* Optional (the tuner's candidate interface, slidesparse/linear.h); NULL =
      * one algorithm, nothing to choose. m_pad is the M bucket. algo_set with
      * a == NULL unpins (back to the table or the heuristic). */
     int (*algo_count)(ss_linear *lin, int64_t m_pad);

@@ -129,8 +129,11 @@ typedef struct {
 
 /* The key of g's GEMM on the M bucket m_pad (padded N and K'). */
 ss_gpu_tune_key ss_gpu_linear_key(const ss_gpu_linear *g, int64_t m_pad);
-/* The context's tuning table entry for `key` on backend b, or NULL. */
-const ss_tune_entry *ss_gpu_tuned(ss_context *ctx, ss_backend b, const ss_gpu_tune_key *key);
+/* The algorithm the context's tuner chose for `key` on backend b, or NULL. */
+const ss_algo *ss_gpu_tuned(ss_context *ctx, ss_backend b, const ss_gpu_tune_key *key);
+/* The quant launch the context's tuner chose: 1 with *out filled, else 0. */
+int ss_gpu_tuned_quant(ss_context *ctx, ss_dtype qdt, int64_t k, int64_t k_out, int64_t m,
+                       ss_quant_launch *out);
 
 /* Plans cached per M bucket: `n` plans of `size` bytes each, whose first member
  * is `int64_t m_pad` (0 = empty slot). Returns the slot of the plan built for
