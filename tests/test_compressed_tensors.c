@@ -67,6 +67,7 @@ static json_t *ct_block(int is_float) {
 }
 
 /* Sets root.a.b.c (dotted) to v (stolen). */
+/* Sets the member at a dotted path; v NULL removes it (a field left out). */
 static void set_path(json_t *j, const char *dotted, json_t *v) {
     char buf[256];
     snprintf(buf, sizeof buf, "%s", dotted);
@@ -77,7 +78,10 @@ static void set_path(json_t *j, const char *dotted, json_t *v) {
         assert_non_null(j);
         key = dot + 1;
     }
-    json_object_set_new(j, key, v);
+    if (v)
+        json_object_set_new(j, key, v);
+    else
+        json_object_del(j, key);
 }
 
 static void write_config(const char *src_dir, const char *dst_dir, json_t *qc) {
@@ -397,7 +401,7 @@ static void test_tensor_strategy(void **state) {
 
 typedef struct {
     const char *field;   /* dotted under quantization_config */
-    const char *value;   /* JSON */
+    const char *value;   /* JSON; NULL: the field left out */
     const char *needle;
 } bad_field;
 
@@ -416,6 +420,7 @@ static void test_refused_configs(void **state) {
         {"config_groups.group_0.input_activations", "null", "weight-only"},
         {"format", "\"pack-quantized\"", "format 'pack-quantized'"},
         {"kv_cache_scheme", "{\"num_bits\": 8}", "KV-cache"},
+        {"config_groups.group_0.input_activations.type", NULL, "type must be 'int' or 'float', found nothing"},
     };
     char good[512], dir[512], p[600], cmd[1400];
     path(good, sizeof good, "ct-good");
@@ -429,7 +434,7 @@ static void test_refused_configs(void **state) {
         json_t *j = json_load_file(p, 0, NULL);
         char dotted[200];
         snprintf(dotted, sizeof dotted, "quantization_config.%s", cases[i].field);
-        set_path(j, dotted, json_loads(cases[i].value, JSON_DECODE_ANY, NULL));
+        set_path(j, dotted, cases[i].value ? json_loads(cases[i].value, JSON_DECODE_ANY, NULL) : NULL);
         snprintf(p, sizeof p, "%s/config.json", dir);
         json_dump_file(j, p, JSON_INDENT(2));
         json_decref(j);

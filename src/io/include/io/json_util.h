@@ -5,7 +5,8 @@
 
 #include <jansson.h>
 
-/* "an object", "a string", "null", ...: what an error message says was found. */
+/* "an object", "a string", "null", ...: what an error message says was found
+ * ("nothing (missing)" for NULL, a member json_object_get did not find). */
 const char *ss_json_type_word(const json_t *v);
 
 #endif
