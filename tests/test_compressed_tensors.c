@@ -204,29 +204,12 @@ static void write_ct(const char *src_leaf, const char *dst_leaf, const ct_opts *
 
 // --- comparisons -------------------------------------------------------------------------------
 
-/* Every tensor of a as read equals b's (dtype, shape, bytes). */
+/* Every tensor of checkpoint a (a folder under the test root) equals b's. */
 static void same_tensors(const char *a_leaf, const char *b_leaf) {
     char a_dir[512], b_dir[512];
     path(a_dir, sizeof a_dir, a_leaf);
     path(b_dir, sizeof b_dir, b_leaf);
-    ss_checkpoint *a, *b;
-    assert_ok(ss_checkpoint_open(a_dir, &a));
-    assert_ok(ss_checkpoint_open(b_dir, &b));
-    assert_int_equal(ss_checkpoint_count(a), ss_checkpoint_count(b));
-    for (size_t i = 0; i < ss_checkpoint_count(a); i++) {
-        const ss_st_entry *e = ss_checkpoint_entry(a, i), *f = ss_checkpoint_find(b, e->name);
-        if (!f)
-            fail_msg("%s: tensor '%s' missing", b_leaf, e->name);
-        assert_int_equal(e->dtype, f->dtype);
-        assert_int_equal(e->ndim, f->ndim);
-        for (int dd = 0; dd < e->ndim; dd++)
-            assert_int_equal(e->shape[dd], f->shape[dd]);
-        assert_int_equal(e->nbytes, f->nbytes);
-        if (memcmp(e->data, f->data, e->nbytes))
-            fail_msg("%s vs %s: tensor '%s' differs", a_leaf, b_leaf, e->name);
-    }
-    ss_checkpoint_close(a);
-    ss_checkpoint_close(b);
+    ss_test_same_checkpoints(a_dir, b_dir);
 }
 
 /* Greedy ids and the last step's logits on the CPU. */

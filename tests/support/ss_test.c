@@ -181,3 +181,24 @@ void ss_test_snap_f16_checkpoint(const char *src, const char *dst) { recast(src,
 void ss_test_f32_scaled_checkpoint(const char *src, const char *dst, float mul) {
     recast(src, dst, SS_DTYPE_F32, 0, mul);
 }
+
+void ss_test_same_checkpoints(const char *a_dir, const char *b_dir) {
+    ss_checkpoint *a, *b;
+    assert_ok(ss_checkpoint_open(a_dir, &a));
+    assert_ok(ss_checkpoint_open(b_dir, &b));
+    assert_int_equal(ss_checkpoint_count(a), ss_checkpoint_count(b));
+    for (size_t i = 0; i < ss_checkpoint_count(a); i++) {
+        const ss_st_entry *e = ss_checkpoint_entry(a, i), *f = ss_checkpoint_find(b, e->name);
+        if (!f)
+            fail_msg("%s: tensor '%s' missing", b_dir, e->name);
+        assert_int_equal(e->dtype, f->dtype);
+        assert_int_equal(e->ndim, f->ndim);
+        for (int d = 0; d < e->ndim; d++)
+            assert_int_equal(e->shape[d], f->shape[d]);
+        assert_int_equal(e->nbytes, f->nbytes);
+        if (memcmp(e->data, f->data, e->nbytes))
+            fail_msg("%s vs %s: tensor '%s' differs", a_dir, b_dir, e->name);
+    }
+    ss_checkpoint_close(a);
+    ss_checkpoint_close(b);
+}

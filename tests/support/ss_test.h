@@ -56,6 +56,9 @@ void ss_test_recast_checkpoint(const char *src, const char *dst, ss_dtype to);
 /* Copies checkpoint src to dst (BF16 still) with every BF16 value replaced
  * by the BF16 of its nearest F16, so that F16 holds the result exactly. */
 void ss_test_snap_f16_checkpoint(const char *src, const char *dst);
+/* Checkpoints a and b (folders) hold the same tensors: names, dtypes, shapes
+ * and bytes; a difference fails the test naming the tensor. */
+void ss_test_same_checkpoints(const char *a_dir, const char *b_dir);
 /* F32 copy of checkpoint src with every BF16 value multiplied by mul (in F32). */
 void ss_test_f32_scaled_checkpoint(const char *src, const char *dst, float mul);
 
