@@ -167,6 +167,45 @@ static void check_arch(const char *arch) {
     ss_ref_free(&rf);
 }
 
+
+/* ss_eval_perplexity on the GPU against the CPU engine, the same ids and
+ * windows (two windows with an overlap, so the stride rule runs too): the
+ * summed NLL within 1% relative (BF16 logits differ in their last bits,
+ * the scored tokens and windows must not). */
+static void check_eval(const char *arch) {
+    char dir[512];
+    ss_engine_fixture_dir(arch, dir, sizeof dir);
+    ss_context *ctx = gpu_ctx(), *cpu;
+    assert_ok(ss_context_create(-1, &cpu));
+    ss_model *m = load(ctx, SS_BACKEND_CUBLASLT, dir), *mc = load(cpu, SS_BACKEND_CPU, dir);
+    int64_t vocab = ss_model_get_config(m)->vocab_size, n = 40;
+    int32_t ids[40];
+    ss_rng r = {.s = 7};
+    for (int64_t i = 0; i < n; i++)
+        ids[i] = (int32_t)ss_rng_below(&r, (uint64_t)vocab);
+    ss_eval_opts o = {.context = 24, .stride = 16};
+    ss_eval_result g, c;
+    assert_ok(ss_eval_perplexity(m, ids, n, &o, &g));
+    assert_ok(ss_eval_perplexity(mc, ids, n, &o, &c));
+    assert_int_equal(g.n_tokens, c.n_tokens);
+    assert_int_equal(g.n_windows, c.n_windows);
+    assert_int_equal(g.n_tokens, n - 1);
+    double rel = fabs(g.nll_sum - c.nll_sum) / c.nll_sum;
+    printf("OK  %s eval on the GPU: perplexity %.4f vs %.4f on the CPU (%lld tokens, %lld windows, NLL "
+           "relative difference %.2e)\n", arch, g.perplexity, c.perplexity, (long long)g.n_tokens,
+           (long long)g.n_windows, rel);
+    assert_true(rel < 1e-2);
+    ss_model_destroy(m);
+    ss_model_destroy(mc);
+    ss_context_destroy(cpu);
+    ss_context_destroy(ctx);
+}
+
+static void test_eval_matches_cpu(void **st) {
+    for (size_t a = 0; a < sizeof ARCHS / sizeof ARCHS[0]; a++)
+        check_eval(ARCHS[a]);
+}
+
 static void test_bitnet_matches_reference(void **st) { check_arch("bitnet"); }
 static void test_llama_matches_reference(void **st) { check_arch("llama"); }
 static void test_qwen2_matches_reference(void **st) { check_arch("qwen2"); }
@@ -900,6 +939,7 @@ int main(void) {
         cmocka_unit_test(test_pdl_bit_identical),
         cmocka_unit_test(test_kv_fp8_models),
         cmocka_unit_test(test_kv_fp8_kernels_hd128),
+        cmocka_unit_test(test_eval_matches_cpu),
         cmocka_unit_test(test_errors),
     };
     /* SS_GPU_TEST_QUICK=1 (compute-sanitizer runs): one tiny model through
