@@ -12,6 +12,7 @@
 #   decode   bench decode, every backend x pattern x dtype, M in MS; dense rows again with
 #            SS_STREAM=0 (the CUTLASS kernels alone: the "before" of the same call)
 #   profile  bench decode --profile at M 64 for the best dense and 2_4 (stage split)
+#   phases   dev_stream_phases: per-block phase times of the stream GEMM (BitNet-2B, M 64)
 #   ncu      Nsight Compute on the stream GEMM's first launches in a tune of BitNet-2B at M 64
 #            (speed of light, memory, occupancy, warp states), dense and 2:4
 # Environment: MS (decode M list, default 64,128,256,512), PATTERNS (2_4,2_8), DTYPES (int8),
@@ -44,7 +45,7 @@ for part in "$@"; do
   case $part in
   build)
     gpu_configure $B || exit 1
-    cmake --build $B -j 16 --target slidesparse test_gpu_linear test_engine_gpu >"$out/build.log" 2>&1 ||
+    cmake --build $B -j 16 --target slidesparse test_gpu_linear test_engine_gpu dev_stream_phases >"$out/build.log" 2>&1 ||
       { grep -B2 -A8 -m5 error "$out/build.log"; exit 1; } ;;
   check)
     SS_TEST_DATA=$PWD/tests/data SS_GPU_TEST_QUICK=1 timeout 300 $B/test_gpu_linear >"$out/test_gpu_linear.log" 2>&1
@@ -102,6 +103,9 @@ for part in "$@"; do
         >"$out/profile_${pat}_$be.log" 2>&1
       echo "profile $pat $be rc=$?"; sed -n '/stages per step/,/host /p' "$out/profile_${pat}_$be.log"
     done ;;
+  phases)
+    timeout 120 $B/dev_stream_phases >"$out/stream_phases.log" 2>&1
+    echo "dev_stream_phases rc=$?"; grep -A1 "wg1 w1\|wg2 w1" "$out/stream_phases.log" | head -40 ;;
   ncu)
     for sp in "--sm90dense --sparsity 2_4 --stage coarse" "--sm90sp --sparsity 2_4 --stage fine"; do
       timeout 240 ncu --kernel-name regex:stream_kernel --launch-count 6 --section SpeedOfLight \

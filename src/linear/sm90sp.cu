@@ -180,7 +180,7 @@ static ss_status stream_gemm(sm_linear *c, int config, const void *q, const floa
     ss_stream_args a = {c->stream_w, q, sa, c->sb_full, c->bias_full, (uint16_t *)y, (int)m,
                         (int)ss_linear_m_pad(m), (int)g->n, (int)g->kq, (int)ldy,
                         g->qdt == SS_DTYPE_F8_E4M3, c->backend == SS_BACKEND_SM90SP, config,
-                        st->sms, ss_pdl_for(g->pdl, m), op};
+                        st->sms, ss_pdl_for(g->pdl, m), op, NULL};
     cudaError_t e = ss_stream_gemm(&a, ss_cuda_stream(g->ctx));
     return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, "stream GEMM launch");
 }

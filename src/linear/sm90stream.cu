@@ -45,6 +45,7 @@ struct Params {
     int m, m_pad, n, kq, ldy;
     int tiles, steps, steps_per_split;
     int op; /* ss_stream_op */
+    unsigned long long *trace; /* NULL, or SS_STREAM_TRACE_SLOTS words per block */
 };
 
 /* Steps per chunk: D = 8 keeps 16 KB (dense) / 20 KB (2:4) of weights in
@@ -112,6 +113,45 @@ __device__ __forceinline__ void bulk_load(uint32_t dst, const void *src, uint32_
     asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
                  ::"r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
 }
+__device__ __forceinline__ unsigned long long global_ns() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+    return t;
+}
+/* Thread 0's phase clock (the trace): cycles since the last mark, added to
+ * a slot in shared memory (no registers held across the kernel but the
+ * pointer and the last stamp). Thread 0 takes part in every barrier and wait
+ * of the block, so its time is the block's. Off (out NULL): a predicate. */
+struct PhaseClock {
+    unsigned long long *out, *acc; /* this block's global slots (NULL: off); shared sums */
+    long long last;
+    __device__ void start(unsigned long long *o, unsigned long long *sh) {
+        out = o;
+        acc = sh;
+        if (out) {
+            for (int i = 0; i < SS_STREAM_TRACE_SLOTS; i++)
+                acc[i] = 0;
+            acc[SS_STREAM_TRACE_START_NS] = global_ns();
+            last = clock64();
+        }
+    }
+    __device__ __forceinline__ void mark(int slot) {
+        if (out) {
+            long long now = clock64();
+            acc[slot] += (unsigned long long)(now - last);
+            last = now;
+        }
+    }
+    __device__ void finish(int chunks) {
+        if (out) {
+            acc[SS_STREAM_TRACE_END_NS] = global_ns();
+            acc[SS_STREAM_TRACE_CHUNKS] = (unsigned long long)chunks;
+            for (int i = 0; i < SS_STREAM_TRACE_SLOTS; i++)
+                out[i] = acc[i];
+        }
+    }
+};
+
 /* the 128 threads of warpgroup wg (named barrier 1 + wg; 0 is __syncthreads) */
 __device__ __forceinline__ void wg_bar(int wg) {
     asm volatile("bar.sync %0, 128;" ::"r"(1 + wg) : "memory");
@@ -186,6 +226,11 @@ __global__ void __launch_bounds__(WGS * 128) stream_kernel(const Params p) {
 #pragma unroll
     for (int i = 0; i < NT / 2; i++)
         acc[i] = 0;
+    __shared__ unsigned long long trace_acc[SS_STREAM_TRACE_SLOTS];
+    PhaseClock pc;
+    pc.start(p.trace && tid == 0 ? p.trace + (size_t)(blockIdx.y * gridDim.x + blockIdx.x) * SS_STREAM_TRACE_SLOTS
+                                 : nullptr,
+             trace_acc);
 
     /* chunk c's weight records (whole steps, fewer in the last chunk) into
      * stage c % NS: one bulk copy by the warpgroup's first thread */
@@ -235,6 +280,7 @@ __global__ void __launch_bounds__(WGS * 128) stream_kernel(const Params p) {
     if (nchunks > 0)
         load_b(0, buf(0));
     cp_async_commit();
+    pc.mark(SS_STREAM_TRACE_PROLOGUE);
     for (int c = 0; c < nchunks; c++) {
         const uint32_t bb = buf(c & 1);
         if (c + 1 < nchunks)
@@ -243,12 +289,14 @@ __global__ void __launch_bounds__(WGS * 128) stream_kernel(const Params p) {
         cp_async_wait1(); /* this chunk's rows have landed (this thread's copies) */
         fence_async_smem();
         __syncthreads();
+        pc.mark(SS_STREAM_TRACE_TOKEN_WAIT);
         /* this chunk's weights: A fragments (and 2:4 metadata) from the stage */
         uint4 a[D];
         uint32_t e[D];
         const uint32_t st = ring + (c % NS) * SB;
         if (tile_ok)
             mbar_wait(bars + (c % NS) * 8, (uint32_t)((c / NS) & 1));
+        pc.mark(SS_STREAM_TRACE_WEIGHT_WAIT);
 #pragma unroll
         for (int d = 0; d < D; d++) {
             bool ok = tile_ok && c * D + d < nsteps;
@@ -265,10 +313,12 @@ __global__ void __launch_bounds__(WGS * 128) stream_kernel(const Params p) {
             mma<NT, FP8, SP>(acc, a[d], db + (uint64_t)((d * STEPK / 16) * 8), e[d]);
         wg_commit();
         wg_wait0();
+        pc.mark(SS_STREAM_TRACE_MMA);
         wg_bar(wg); /* every thread of the warpgroup has read the stage: refill it */
         if (t == 0 && tile_ok && c + NS < nchunks)
             issue(c + NS);
         __syncthreads(); /* token buffer c & 1 is refilled two chunks on */
+        pc.mark(SS_STREAM_TRACE_REFILL);
     }
     ss_pdl_trigger();
 
@@ -295,6 +345,7 @@ __global__ void __launch_bounds__(WGS * 128) stream_kernel(const Params p) {
         }
     }
     cl.sync();
+    pc.mark(SS_STREAM_TRACE_EXCHANGE);
     for (int idx = tid; idx < per; idx += WGS * 128) {
         int e = rank * per + idx;
         if (e >= NT * RO)
@@ -342,6 +393,8 @@ __global__ void __launch_bounds__(WGS * 128) stream_kernel(const Params p) {
             *dst = bf16_bits(v[0]);
         }
     }
+    pc.mark(SS_STREAM_TRACE_EPILOGUE);
+    pc.finish(nchunks);
 #endif
 }
 
@@ -418,6 +471,17 @@ cudaError_t ss_stream_prepare(void) {
     return cudaSuccess;
 }
 
+cudaError_t ss_stream_grid(const ss_stream_args *a, int *grid_x, int *grid_y) {
+    if (a->config < 0 || a->config >= SS_STREAM_CONFIGS || a->m_pad > SS_STREAM_MAX_M || a->m_pad <= 0)
+        return cudaErrorInvalidValue;
+    int glu = a->op == SS_STREAM_OP_GLU_RELU2 || a->op == SS_STREAM_OP_GLU_SILU;
+    int wgs = glu ? 2 : kConfigs[a->config].wgs, tiles = (int)ss_stream_tiles(a->n), per = 0;
+    *grid_x = (tiles + wgs - 1) / wgs;
+    split_k(*grid_x, (int)ss_stream_steps(a->sparse, a->kq), chunk_steps(tokens_tile(a->m_pad)),
+            kConfigs[a->config].waves, a->sms, grid_y, &per);
+    return cudaSuccess;
+}
+
 cudaError_t ss_stream_gemm(const ss_stream_args *a, cudaStream_t stream) {
     if (a->config < 0 || a->config >= SS_STREAM_CONFIGS || a->m_pad > SS_STREAM_MAX_M || a->m <= 0 ||
         a->m > a->m_pad || a->kq % 32 != 0)
@@ -439,6 +503,7 @@ cudaError_t ss_stream_gemm(const ss_stream_args *a, cudaStream_t stream) {
     p.tiles = (int)ss_stream_tiles(a->n);
     p.steps = (int)ss_stream_steps(a->sparse, a->kq);
     p.op = a->op;
+    p.trace = a->trace;
     int glu = a->op == SS_STREAM_OP_GLU_RELU2 || a->op == SS_STREAM_OP_GLU_SILU;
     if (glu && !ss_stream_glu_fits(a->n))
         return cudaErrorInvalidValue;

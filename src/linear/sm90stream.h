@@ -56,7 +56,32 @@ typedef struct {
     int sms;                /* multiprocessors of the device */
     int pdl;                /* launch as a programmatic dependent launch */
     int op;                 /* ss_stream_op */
+    /* NULL in the library. A dev harness passes SS_STREAM_TRACE_SLOTS words
+     * per block (block = y * grid.x + x; ss_stream_grid says the grid) and
+     * gets where the block's time went (SS_STREAM_TRACE_*). */
+    unsigned long long *trace;
 } ss_stream_args;
+
+/* The phase trace (dev/stream_phases.cu): globaltimer ns at the block's start
+ * and end, then SM clock cycles spent, per block, in: the prologue (scales,
+ * PDL wait, first token copies issued), waiting for token rows, waiting for
+ * weight stages, reading fragments + wgmma, the per-chunk barriers and
+ * refills, the split-K exchange (up to the cluster barrier), the epilogue. */
+enum {
+    SS_STREAM_TRACE_START_NS = 0,
+    SS_STREAM_TRACE_END_NS,
+    SS_STREAM_TRACE_PROLOGUE,
+    SS_STREAM_TRACE_TOKEN_WAIT,
+    SS_STREAM_TRACE_WEIGHT_WAIT,
+    SS_STREAM_TRACE_MMA,
+    SS_STREAM_TRACE_REFILL,
+    SS_STREAM_TRACE_EXCHANGE,
+    SS_STREAM_TRACE_EPILOGUE,
+    SS_STREAM_TRACE_CHUNKS,
+    SS_STREAM_TRACE_SLOTS
+};
+/* The launch grid of a (blocks x, K splits y), as ss_stream_gemm picks it. */
+cudaError_t ss_stream_grid(const ss_stream_args *a, int *grid_x, int *grid_y);
 
 /* Whether the GLU epilogue can pair gate and up rows of an n-row projection:
  * n / 2 a multiple of the 64-row tile (a block holds gate tile i and up tile i). */
