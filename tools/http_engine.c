@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "slidesparse/serve.h"
+#include "slidesparse/tune.h"
 
 #define DEFAULT_MAX_TOKENS 256
 
@@ -458,6 +459,7 @@ ss_status http_engine_create(const http_engine_config *c, http_engine **out, cha
     ss_sched_config sc = {.max_num_seqs = c->max_num_seqs, .max_num_batched_tokens = c->max_num_batched_tokens};
     size_t S = (size_t)c->max_num_seqs;
     if ((s = ss_context_create(c->device, &e->ctx)) != SS_OK ||
+        (s = ss_context_set_tuning(e->ctx, NULL, NULL, NULL)) != SS_OK || /* $SS_TUNING_DIR, as generate */
         (s = ss_model_load(e->ctx, c->backend, c->model_dir, &e->model)) != SS_OK)
         goto fail;
     ss_model_set_kv_dtype(e->model, c->kv_dtype); /* before the cache: it takes the model's */
