@@ -185,9 +185,13 @@ static void test_config(void **state) {
     assert_int_equal(c.m_prefill[6], 32768);
     assert_int_equal(c.n_kernel, 9);
     assert_int_equal(c.n_sparsity8, 4);
+    assert_int_equal(c.throughput_repeats, 3); /* GPU: three runs per prefill / decode point */
+    ss_pipe_config emb;
+    ss_pipe_config_default(&emb, 0);
+    assert_int_equal(emb.throughput_repeats, 1); /* the embedded default keeps its CI time */
     const char *good = "{\"tasks\": [4, 5], \"models\": [\"tiny-llama\"], \"dtypes\": [\"fp8\"],"
                        " \"sparsity\": [\"2_8\"], \"m_decode\": [64], \"scale\": \"quick\", \"backend\": \"cpu\","
-                       " \"warmup\": 3, \"kv_memory_mb\": 64}";
+                       " \"warmup\": 3, \"throughput_repeats\": 5, \"kv_memory_mb\": 64}";
     assert_ok(ss_pipe_config_parse(good, strlen(good), "c.json", &c));
     assert_true(c.tasks[4] && c.tasks[5] && !c.tasks[1] && !c.tasks[8]);
     assert_string_equal(c.models[0], "tiny-llama");
@@ -198,6 +202,7 @@ static void test_config(void **state) {
     assert_true(c.quick);
     assert_int_equal(c.backend, 2);
     assert_int_equal(c.warmup, 3);
+    assert_int_equal(c.throughput_repeats, 5);
     /* the dump parses back to the same config */
     char *text = NULL;
     assert_ok(ss_pipe_config_dump(&c, &text));
@@ -208,6 +213,7 @@ static void test_config(void **state) {
     assert_int_equal(memcmp(d.tasks, c.tasks, sizeof c.tasks), 0);
     assert_string_equal(d.models[0], c.models[0]);
     assert_int_equal(d.m_decode[0], 64);
+    assert_int_equal(d.throughput_repeats, 5);
 
     struct {
         const char *json, *needle;
@@ -219,6 +225,9 @@ static void test_config(void **state) {
         {"{\"sparsity\": [\"2_7\"]}", "unknown pattern '2_7'"},
         {"{\"sparsity\": [\"2_inf\"]}", "unknown pattern '2_inf'"},
         {"{\"warmup\": 1.5}", "\"warmup\": expected an integer"},
+        {"{\"throughput_repeats\": 0}", "\"throughput_repeats\": expected an integer in 1..16"},
+        {"{\"throughput_repeats\": 17}", "\"throughput_repeats\": expected an integer in 1..16"},
+        {"{\"throughput_repeats\": \"3\"}", "\"throughput_repeats\": expected an integer in 1..16"},
         {"{\"scale\": \"huge\"}", "\"scale\": expected \"quick\" or \"full\""},
         {"{\"out\": 5}", "\"out\": expected a non-empty string"},
         {"{\"tune_stages\": [\"none\"]}", "tune_stages"},
@@ -411,6 +420,76 @@ static void test_report_spread(void **state) {
     ss_test_rmtree(dir);
 }
 
+/* A results folder whose prefill CSVs hold three runs of M 512 per variant (run-all with
+ * throughput_repeats 3), dense at tokens/s d0, d1, d2 (requests/s d/100, elapsed 1000/d) and
+ * 2_8 at 220, 240, 230; its report in *md. */
+static char *report_with_runs(const char *dir, double d0, double d1, double d2) {
+    char path[512], t[1024];
+    ss_pipe_status *st = calloc(1, sizeof *st);
+    fill_status(st, dir);
+    snprintf(path, sizeof path, "%s/run_all_20260102_030405_status.json", dir);
+    assert_ok(ss_pipe_status_save(st, path));
+    free(st);
+    const char *h = "M,prompt_len,max_num_seqs,num_prompts,N,output_len,requests_per_s,tokens_per_s,elapsed_time_s\n";
+    const double dense[3] = {d0, d1, d2}, sparse[3] = {220, 240, 230};
+    for (int v = 0; v < 2; v++) {
+        const double *x = v ? sparse : dense;
+        int n = snprintf(t, sizeof t, "%s", h);
+        for (int r = 0; r < 3; r++)
+            n += snprintf(t + n, sizeof t - (size_t)n, "512,512,1,128,512,1,%g,%g,%g\n", x[r] / 100, x[r], 1000 / x[r]);
+        write_csv(dir,
+                  v ? "throughput_benchmark_results/prefill/G_cc90_INT8_cuda13.0/cusparselt/2_8/M-X_prefill.csv"
+                    : "throughput_benchmark_results/prefill/G_cc90_INT8_cuda13.0/cublaslt/M-X_prefill.csv",
+                  t);
+    }
+    char report[1024];
+    assert_ok(ss_pipe_report(dir, report, sizeof report));
+    size_t len;
+    char *md = ss_test_read_file(report, &len);
+    assert_non_null(md);
+    return md;
+}
+
+static void test_report_throughput_runs(void **state) {
+    (void)state;
+    char dir[256];
+    /* dense runs 100, 200, 125: median 125 tokens/s, 1.25 requests/s, elapsed median 8 s;
+     * 2_8 median 230; spread (200 - 100) / 125 = 80% > 10% */
+    ss_test_tmpdir(dir, sizeof dir);
+    char *md = report_with_runs(dir, 100, 200, 125);
+    /* the stage table and the speedup take the medians, not the first or last run */
+    assert_non_null(strstr(md, "| 512 | dense | 125.0 | 1.250 | 8.000 | 1 (baseline) |"));
+    assert_non_null(strstr(md, "| 512 | 2_8 | 230.0 | 2.300 | 4.348 | 1.840 |"));
+    /* and so does the summary: 230 / 125 */
+    assert_non_null(strstr(md, "| prefill | INT8 | M-X | **1.84×** (M 512) |"));
+    /* the spread section lists the throughput points; the busy warning covers them */
+    char *spread = strstr(md, "## Measurement spread");
+    assert_non_null(spread);
+    assert_non_null(strstr(spread, "use the median of the runs"));
+    assert_non_null(strstr(spread, "| prefill | INT8 | M-X | dense | 1 | 3 | 512 | 100.0 tokens/s | 125.0 tokens/s | "
+                                   "200.0 tokens/s | **80.0%** |"));
+    assert_non_null(strstr(spread, "| prefill | INT8 | M-X | 2_8 | 1 | 3 | 512 | 220.0 tokens/s | 230.0 tokens/s | "
+                                   "240.0 tokens/s | 8.7% |"));
+    assert_null(strstr(spread, "ran once per point"));
+    char *warn = strstr(md, "**Warning: the machine was busy: treat these numbers with care.**");
+    assert_non_null(warn);
+    assert_true(warn < strstr(md, "## Tasks"));
+    assert_non_null(strstr(md, "1 of 2 points measured more than once differ by more than 10% between their runs "
+                               "(largest: M-X INT8 prefill, dense, M 512: min 100.0, median 125.0, max 200.0 tokens/s, 80%)"));
+    free(md);
+    ss_test_rmtree(dir);
+
+    /* runs within 2%: listed, no warning */
+    ss_test_tmpdir(dir, sizeof dir);
+    md = report_with_runs(dir, 100, 102, 101);
+    assert_null(strstr(md, "machine was busy"));
+    assert_non_null(strstr(md, "| 512 | dense | 101.0 |"));
+    assert_non_null(strstr(md, "| 100.0 tokens/s | 101.0 tokens/s | 102.0 tokens/s | 2.0% |"));
+    assert_non_null(strstr(md, "Every repeated point agrees within 10%."));
+    free(md);
+    ss_test_rmtree(dir);
+}
+
 /* run-all records the tuning table as <out>/tuning/... with <out> as it was given (relative to
  * where run-all ran); `report` run from anywhere else still finds it in the results folder. */
 static void test_report_tuning_path(void **state) {
@@ -477,6 +556,7 @@ int main(void) {
         cmocka_unit_test(test_status_before_task9),
         cmocka_unit_test(test_resume_rule),       cmocka_unit_test(test_config),
         cmocka_unit_test(test_report),            cmocka_unit_test(test_report_spread),
+        cmocka_unit_test(test_report_throughput_runs),
         cmocka_unit_test(test_report_tuning_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -519,6 +519,66 @@ static void test_csv_merge_and_speedup(void **st) {
     ss_test_rmtree(dir);
 }
 
+/* Runs of one M (run-all's throughput_repeats): appended side by side in the
+ * order written; the speedup CSV takes each M's median; a plain save replaces
+ * every run of its M. */
+static void test_csv_append_median(void **st) {
+    (void)st;
+    char dir[256], path[600], sparse[600], dev[300];
+    ss_test_tmpdir(dir, sizeof dir);
+    snprintf(dev, sizeof dev, "%s/dev", dir);
+    snprintf(path, sizeof path, "%s/cublaslt/M_prefill.csv", dev);
+    snprintf(sparse, sizeof sparse, "%s/cusparselt/2_4/M_prefill.csv", dev);
+    ss_throughput_row r = {0};
+    assert_ok(ss_workload_make(SS_STAGE_PREFILL, 1024, &r.w));
+    r.num_prompts = 8;
+    r.requests_per_s = 1;
+    r.elapsed_s = 2;
+    const double dense[] = {100, 300, 90}, sp[] = {150, 160};
+    for (int i = 0; i < 3; i++) {
+        r.tokens_per_s = dense[i];
+        assert_ok(ss_throughput_append(path, &r));
+    }
+    for (int i = 0; i < 2; i++) {
+        r.tokens_per_s = sp[i];
+        assert_ok(ss_throughput_append(sparse, &r));
+    }
+    assert_ok(ss_workload_make(SS_STAGE_PREFILL, 512, &r.w));
+    r.tokens_per_s = 50; /* a smaller M written later sorts first */
+    assert_ok(ss_throughput_append(path, &r));
+    size_t len;
+    char *txt = ss_test_read_file(path, &len);
+    assert_non_null(txt);
+    txt = realloc(txt, len + 1);
+    txt[len] = 0;
+    assert_string_equal(txt, SS_THROUGHPUT_CSV_HEADER "\n512,512,1,8,512,1,1,50,2\n1024,1024,1,8,1024,1,1,100,2\n"
+                                                      "1024,1024,1,8,1024,1,1,300,2\n1024,1024,1,8,1024,1,1,90,2\n");
+    free(txt);
+    int written;
+    assert_ok(ss_throughput_speedup(dev, "M", SS_STAGE_PREFILL, &written));
+    assert_int_equal(written, 1);
+    snprintf(path, sizeof path, "%s/M_prefill_speedup.csv", dev);
+    txt = ss_test_read_file(path, &len);
+    assert_non_null(txt);
+    txt = realloc(txt, len + 1);
+    txt[len] = 0;
+    /* one row per M: dense median 100 (of 90, 100, 300), 2_4 median 155 (of 150, 160) */
+    assert_string_equal(txt, "M,cublaslt_tokens_per_s,cusparselt_2_4_tokens_per_s,cusparselt_2_4_speedup\n"
+                             "512,50,,\n1024,100,155,1.5500\n");
+    free(txt);
+    /* ss_throughput_save replaces every run of its M */
+    assert_ok(ss_workload_make(SS_STAGE_PREFILL, 1024, &r.w));
+    r.tokens_per_s = 120;
+    assert_ok(ss_throughput_save(sparse, &r, 1));
+    txt = ss_test_read_file(sparse, &len);
+    assert_non_null(txt);
+    txt = realloc(txt, len + 1);
+    txt[len] = 0;
+    assert_string_equal(txt, SS_THROUGHPUT_CSV_HEADER "\n1024,1024,1,8,1024,1,1,120,2\n");
+    free(txt);
+    ss_test_rmtree(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_admission_limits),
@@ -533,6 +593,7 @@ int main(void) {
         cmocka_unit_test(test_workloads),
         cmocka_unit_test(test_throughput_run_fits),
         cmocka_unit_test(test_csv_merge_and_speedup),
+        cmocka_unit_test(test_csv_append_median),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -40,9 +40,12 @@ static void usage(FILE *f) {
             "  --redo LIST: with --resume, run these finished tasks again (e.g. after a fix).\n"
             "  --config FILE: JSON, keys out, name, tasks, models, dtypes, sparsity, sparsity_task8,\n"
             "    m_prefill, m_decode, m_kernel, m_tune_coarse, m_tune_fine, tune_stages, scale,\n"
-            "    backend, device, base, checkpoints, warmup, repeat, kv_memory_mb,\n"
+            "    backend, device, base, checkpoints, warmup, repeat, throughput_repeats, kv_memory_mb,\n"
             "    gpu_memory_fraction, seed (schema in include/slidesparse/pipeline.h); options given\n"
-            "    on the command line override the file.\n");
+            "    on the command line override the file.\n"
+            "    throughput_repeats N (1..16; GPU default 3, embedded default 1): tasks 4-5 run each\n"
+            "    point N times, one CSV row per run; tables and speedups use the median, the report\n"
+            "    shows min / median / max under \"Measurement spread\".\n");
 }
 
 typedef struct {

@@ -7,7 +7,8 @@
  *                                + ss_quantize_checkpoint per dtype
  *   2 convert                    ss_convert_checkpoint to every task-7 pattern
  *   3 tune                       ss_tune_run, coarse + fine
- *   4 prefill, 5 decode          ss_throughput_run per M, dense + every pattern
+ *   4 prefill, 5 decode          ss_throughput_run per M, dense + every pattern,
+ *                                throughput_repeats times (ss_throughput_append)
  *   6 kernel dense, 7 kernel 2_4..2_10, 8 kernel 2_12..2_inf   ss_bench_kernel
  *   9 accuracy                   ss_eval_perplexity of the dense checkpoint and every
  *                                task-7 pattern on one fixed sequence of 256 token ids
@@ -49,7 +50,11 @@
  *    "tune_stages": ["coarse","fine"], "scale": "full"|"quick",
  *    "backend": "auto"|"gpu"|"cpu", "device": 0, "base": "DIR" (task 1 input),
  *    "checkpoints": "DIR" (default <out>/checkpoints), "warmup": 25, "repeat": 100,
+ *    "throughput_repeats": 3 (1..16; 1 in the embedded default),
  *    "kv_memory_mb": 1024 (CPU KV pool), "gpu_memory_fraction": 0.8, "seed": 1}
+ * throughput_repeats: tasks 4 and 5 measure each (model, backend, pattern, M)
+ * point that many times, one CSV row per run; the speedup CSV and the report
+ * take the median of the runs and show their spread.
  * Models are presets (bitnet-2b, llama3.2-1b, qwen2.5-7b, tiny-bitnet, ...).
  *
  * The library never prints: log lines and progress go through callbacks.
@@ -68,6 +73,7 @@ extern "C" {
 #define SS_PIPE_TASKS 9
 #define SS_PIPE_MAX_LIST 16
 #define SS_PIPE_MAX_MODELS 4
+#define SS_PIPE_MAX_REPEATS 16 /* throughput_repeats: 1..16 */
 
 typedef struct {
     char out[1024];
@@ -92,6 +98,7 @@ typedef struct {
     char base[1024];                    /* "" or a BF16 HF checkpoint for the first model */
     char checkpoints[1024];             /* "" = <out>/checkpoints */
     int warmup, repeat;
+    int throughput_repeats;             /* runs of each task 4/5 point (1: the embedded default) */
     double kv_memory_mb, gpu_memory_fraction;
     uint64_t seed;
     int embedded;                       /* 1: the no-GPU embedded default */

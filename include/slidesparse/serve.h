@@ -248,15 +248,22 @@ void ss_model_stem(const char *dir, char *buf, size_t n);
     "M,prompt_len,max_num_seqs,num_prompts,N,output_len,requests_per_s,tokens_per_s,elapsed_time_s"
 
 /* Merges rows into the CSV at path (rows of other M already there are kept,
- * rows of the same M replaced; sorted by M) and writes it atomically (temp +
+ * rows of the same M, every run of it, replaced; sorted by M) and writes it atomically (temp +
  * fsync + rename), creating the parent folders. A file with another header
  * is replaced. */
 ss_status ss_throughput_save(const char *path, const ss_throughput_row *rows, int n);
+/* Adds row to the CSV at path as one more run of its M: the rows already
+ * there, those of the same M included, are kept and the new one follows
+ * them (sorted by M; the runs of one M in the order written). Written like
+ * ss_throughput_save; at most 256 rows. */
+ss_status ss_throughput_append(const char *path, const ss_throughput_row *row);
 
 /* Scans <stage_root>/<device folder>/ for <backend>[/<2_L>]/<model>_<stage>.csv
  * files and writes <device folder>/<model>_<stage>_speedup.csv (rows M;
  * columns: the dense baseline's tokens/s, then tokens/s ratio vs the baseline
- * per other backend/pattern). *written = 0 when fewer than two results exist. */
+ * per other backend/pattern). An M with several rows (runs, ss_throughput_append)
+ * counts with the median of their tokens/s. *written = 0 when fewer than two
+ * results exist. */
 ss_status ss_throughput_speedup(const char *device_dir, const char *model, ss_stage st,
                                 int *written);
 

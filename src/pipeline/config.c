@@ -55,6 +55,7 @@ void ss_pipe_config_default(ss_pipe_config *c, int gpu) {
         set_ms(c->m_fine, &c->n_fine, fi, 10);
         c->warmup = 25;
         c->repeat = 100;
+        c->throughput_repeats = 3;
     } else {
         /* Minutes on 2 cores at most: the tiny model, a couple of M per stage. */
         snprintf(c->models[0], sizeof c->models[0], "tiny-bitnet");
@@ -69,6 +70,7 @@ void ss_pipe_config_default(ss_pipe_config *c, int gpu) {
         c->backend = 2;
         c->warmup = 2;
         c->repeat = 5;
+        c->throughput_repeats = 1; /* CI time: one run per point */
         c->kv_memory_mb = 256;
     }
 }
@@ -271,7 +273,7 @@ static const char *known_keys[] = {"out", "name", "tasks", "models", "dtypes", "
                                    "sparsity_task8", "m_prefill", "m_decode", "m_kernel",
                                    "m_tune_coarse", "m_tune_fine", "tune_stages", "scale", "backend",
                                    "device", "base", "checkpoints", "warmup", "repeat",
-                                   "kv_memory_mb", "gpu_memory_fraction", "seed", NULL};
+                                   "throughput_repeats", "kv_memory_mb", "gpu_memory_fraction", "seed", NULL};
 
 static ss_status apply(const cfgfile *f, ss_pipe_config *c) {
     const char *key;
@@ -347,6 +349,7 @@ static ss_status apply(const cfgfile *f, ss_pipe_config *c) {
     SS_TRY(int_field(f, "device", 0, 255, &c->device));
     SS_TRY(int_field(f, "warmup", 1, 100000, &c->warmup));
     SS_TRY(int_field(f, "repeat", 1, 100000, &c->repeat));
+    SS_TRY(int_field(f, "throughput_repeats", 1, SS_PIPE_MAX_REPEATS, &c->throughput_repeats));
     SS_TRY(num_field(f, "kv_memory_mb", 0.001, 1 << 24, &c->kv_memory_mb));
     SS_TRY(num_field(f, "gpu_memory_fraction", 0.01, 0.95, &c->gpu_memory_fraction));
     double seed = (double)c->seed;
@@ -481,6 +484,7 @@ json_t *ss_pipe_config_json(const ss_pipe_config *c) {
         json_object_set_new(o, "checkpoints", json_string(c->checkpoints));
     json_object_set_new(o, "warmup", json_integer(c->warmup));
     json_object_set_new(o, "repeat", json_integer(c->repeat));
+    json_object_set_new(o, "throughput_repeats", json_integer(c->throughput_repeats));
     json_object_set_new(o, "kv_memory_mb", json_real(c->kv_memory_mb));
     json_object_set_new(o, "gpu_memory_fraction", json_real(c->gpu_memory_fraction));
     json_object_set_new(o, "seed", json_integer((json_int_t)c->seed));

@@ -36,19 +36,20 @@ extern const char *const report_stage_file[ST_COUNT];  /* "prefill", ..., "kerne
 
 /* Measurements of one point beyond the first are kept as repeats: the
  * dense and native 2:4 sides are measured by every kernel task (6, 7, 8),
- * and a CSV may hold an M more than once. */
-enum { REP_MAX = 8 };
+ * and a throughput CSV holds an M once per run (config throughput_repeats). */
+enum { REP_MAX = SS_PIPE_MAX_REPEATS };
 
 typedef struct {
     int stage, task;
     char dev[160], model[64], variant[32];
     char gpu[128], dtype[8]; /* GPU name as the device reports it, "INT8" / "FP8"; "" unknown */
     int64_t m;
-    double tps, rps, el; /* throughput */
-    double us, ideal;    /* kernel */
+    double tps, rps, el; /* throughput: after points_finish, the median of the runs */
+    double us, ideal;    /* kernel: the first source's (task 7/8 before task 6) */
     double speedup;      /* vs dense at the same (stage, dev, model, M); 0 unknown */
     int n_rep;           /* measurements of this point (first source and repeats) */
     double rep[REP_MAX]; /* their tokens/s (prefill, decode) or µs (kernel) */
+    double rep_rps[REP_MAX], rep_el[REP_MAX]; /* throughput: their requests/s, elapsed s */
 } point;
 
 typedef struct {
@@ -63,7 +64,9 @@ static inline double point_value(const point *p) { return p->stage <= ST_DECODE 
 ss_status points_collect_throughput(points *ps, const char *out, int stage);
 /* <out>/kernel_task<k>/benchmark_kernel/<side>/<dev>/<Model>_total.csv */
 ss_status points_collect_kernel(points *ps, const char *out, int task);
-/* Sorts (stage, dev, model, M, variant) and computes each speedup over dense. */
+/* Sorts (stage, dev, model, M, variant), sets each throughput point's tokens/s,
+ * requests/s and elapsed s to the medians of its runs, and computes each
+ * speedup over dense (throughput: median over median). */
 void points_finish(points *ps);
 /* GPU name and dtype of points known only by their folder name. */
 void points_label(points *ps, const ss_pipe_status *st);
@@ -87,6 +90,8 @@ int report_variant_cmp(const char *a, const char *b);
 /* Repeats differing by more than this fraction of their median mark a busy machine. */
 #define SPREAD_WARN 0.10
 
+/* The median of v[0..n) (n >= 1; v is reordered). */
+double report_median(double *v, int n);
 /* min / median / max of p's measurements; returns their count. */
 int spread_stats(const point *p, double *mn, double *med, double *mx);
 /* (max - min) / median of p's repeats; 0 with one measurement. */

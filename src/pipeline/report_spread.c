@@ -1,6 +1,7 @@
-/* Points measured more than once (the dense and native 2_4 kernel sides by
- * every kernel task): min / median / max, their spread, the "Measurement
- * spread" section and the busy-machine warning under the summary. */
+/* Points measured more than once (the runs of each prefill / decode point,
+ * config throughput_repeats; the dense and native 2_4 kernel sides by every
+ * kernel task): min / median / max, their spread, the "Measurement spread"
+ * section and the busy-machine warning under the summary. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,14 +14,18 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+double report_median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 /* min / median / max of p's measurements; returns their count. */
 int spread_stats(const point *p, double *mn, double *med, double *mx) {
     double v[REP_MAX];
     memcpy(v, p->rep, (size_t)p->n_rep * sizeof *v);
-    qsort(v, (size_t)p->n_rep, sizeof *v, cmp_double);
+    *med = report_median(v, p->n_rep);
     *mn = v[0];
     *mx = v[p->n_rep - 1];
-    *med = p->n_rep % 2 ? v[p->n_rep / 2] : (v[p->n_rep / 2 - 1] + v[p->n_rep / 2]) / 2;
     return p->n_rep;
 }
 
@@ -102,21 +107,26 @@ void report_spread_section(sbuf *b, const points *ps) {
     int once[ST_COUNT] = {0}, twice[ST_COUNT] = {0};
     for (int i = 0; i < ps->n; i++)
         (ps->p[i].n_rep > 1 ? twice : once)[ps->p[i].stage]++;
-    if (once[ST_PREFILL] + once[ST_DECODE] && !twice[ST_PREFILL] && !twice[ST_DECODE])
-        sbuf_put(b, "Prefill and decode run once per point (one tokens/s value each): their spread is not measured here; "
-               "running the benchmark again into another folder and comparing is the way to see it.\n");
+    int tput_once = once[ST_PREFILL] + once[ST_DECODE] && !twice[ST_PREFILL] && !twice[ST_DECODE];
+    if (tput_once)
+        sbuf_put(b, "Prefill and decode ran once per point (one tokens/s value each): their spread is not measured here; "
+               "config key `throughput_repeats` (3 in the GPU configurations) runs each point several times.\n");
     if (!repeated) {
         sbuf_put(b, "%sNo point was measured more than once in this run: no spread can be shown.\n",
             once[ST_PREFILL] + once[ST_DECODE] ? "\n" : "");
         return;
     }
-    sbuf_put(b, "%sKernel latencies are each the median of the timed iterations; the dense and native 2_4 sides are "
-           "measured again by every kernel task (6, 7, 8), so their runs can be compared. Spread = (max − min) / "
-           "median over the runs of one point; above %.0f%% the machine was likely busy. Per series, the point "
-           "with the largest spread:\n\n"
+    if (twice[ST_PREFILL] + twice[ST_DECODE])
+        sbuf_put(b, "Prefill and decode points were each run several times (one CSV row per run): their tables, the "
+               "speedup CSVs and the summary use the median of the runs. ");
+    if (twice[ST_GEMM] + twice[ST_LINEAR])
+        sbuf_put(b, "%sKernel latencies are each the median of the timed iterations; the dense and native 2_4 sides are "
+               "measured again by every kernel task (6, 7, 8), so their runs can be compared. ",
+            tput_once ? "\n" : "");
+    sbuf_put(b, "Spread = (max − min) / median over the runs of one point; above %.0f%% the machine was likely busy. Per "
+           "series, the point with the largest spread:\n\n"
            "| stage | dtype | model | variant | points | runs | largest spread at M | min | median | max | spread |\n"
            "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
-        once[ST_PREFILL] + once[ST_DECODE] && !twice[ST_PREFILL] && !twice[ST_DECODE] ? "\n" : "",
         SPREAD_WARN * 100);
     for (int i = 0; i < ps->n; i++)
         if (ps->p[i].n_rep > 1)

@@ -1,6 +1,7 @@
 /* "## Summary": per (stage, dtype, model) the best speedup of each pattern
- * over the best dense measurement at the same M, the ideal in the column
- * header, and a one-line verdict. */
+ * over the dense measurement at the same M (kernels: fastest runs;
+ * prefill / decode: medians of the runs), the ideal in the column header,
+ * and a one-line verdict. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,21 +9,25 @@
 
 #include "report_internal.h"
 
-/* The best of p's measurements: the most tokens/s, the fewest µs. */
-static double best_of(const point *p) {
+/* The value the summary compares: for kernels the best of p's measurements
+ * (the fewest µs); for prefill / decode the median of p's runs, as in the
+ * stage tables and the speedup CSV. */
+static double summary_value(const point *p) {
+    if (p->stage <= ST_DECODE)
+        return p->tps;
     double b = p->rep[0];
     for (int i = 1; i < p->n_rep; i++)
         b = p->stage <= ST_DECODE ? fmax(b, p->rep[i]) : fmin(b, p->rep[i]);
     return b;
 }
 
-/* Speedup of sparse point p over the best dense measurement at its M, each
- * side taken at its best; 0 without a dense point. */
+/* Speedup of sparse point p over the dense point at its M, each side taken
+ * as best_of; 0 without a dense point. */
 static double best_speedup(const points *ps, const point *p) {
     const point *d = points_dense_of(ps, p);
-    if (!d || best_of(p) <= 0 || best_of(d) <= 0)
+    if (!d || summary_value(p) <= 0 || summary_value(d) <= 0)
         return 0;
-    return p->stage <= ST_DECODE ? best_of(p) / best_of(d) : best_of(d) / best_of(p);
+    return p->stage <= ST_DECODE ? summary_value(p) / summary_value(d) : summary_value(d) / summary_value(p);
 }
 
 typedef struct {
@@ -69,8 +74,8 @@ static void summary_row(void *u, const points *ps, int stage, int lo, int hi) {
 
 /* The header row: one column per pattern with its ideal. */
 static void summary_header(sbuf *b, const summary *sm) {
-    sbuf_put(b, "Best speedup of each pattern over the best dense measurement at the same M (fastest run of each side), "
-                "and the M where it was reached; bold where sparse beats dense. The ideal speedup N/(N−1) is in the "
+    sbuf_put(b, "Best speedup of each pattern over the dense measurement at the same M (kernels: the fastest run of "
+                "each side; prefill and decode: the median of each side's runs), and the M where it was reached; bold where sparse beats dense. The ideal speedup N/(N−1) is in the "
                 "column header.\n\n| stage | dtype | model |");
     for (int k = 0; k < sm->nv; k++) {
         double id = report_ideal_of(sm->v[k]);

@@ -408,10 +408,15 @@ static ss_status task_tune(run *r, int mi) {
 
 // --- tasks 4-5: throughput ---------------------------------------------------------------------------
 
+/* Every M of the stage on one checkpoint, each measured throughput_repeats
+ * times: one CSV row per run (ss_throughput_append), the runs of one M side by
+ * side. The task removed the stage's folder first, so no row of an earlier
+ * (interrupted) run is counted with these. */
 static ss_status throughput_one(run *r, ss_stage stg, const char *model_dir, ss_backend b, const char *csv,
                                 int *step, int steps) {
     const int64_t *ms = stg == SS_STAGE_PREFILL ? r->c->m_prefill : r->c->m_decode;
     int nm = stg == SS_STAGE_PREFILL ? r->c->n_prefill : r->c->n_decode;
+    int reps = r->c->throughput_repeats > 0 ? r->c->throughput_repeats : 1;
     ss_model *m = NULL;
     ss_status s = ss_model_load(r->ctx, b, model_dir, &m);
     if (s != SS_OK)
@@ -429,20 +434,24 @@ static ss_status throughput_one(run *r, ss_stage stg, const char *model_dir, ss_
         ss_workload w;
         if ((s = ss_workload_make(stg, ms[i], &w)) != SS_OK)
             goto done;
-        char what[256];
-        snprintf(what, sizeof what, "%d/%d %s M %lld", *step + 1, steps, csv + strlen(r->c->out) + 1,
-                 (long long)ms[i]);
-        progress(r, what, (double)*step / steps);
-        ss_throughput_row row;
         int64_t np = ss_workload_scaled_prompts(&w, r->c->quick ? 1.0 / 16 : 1.0);
-        ss_serve_opts so = {0};
-        if ((s = ss_throughput_run(m, blocks > INT32_MAX ? INT32_MAX : (int32_t)blocks, &w, np, r->c->seed, &so,
-                                   &row)) != SS_OK ||
-            (s = ss_throughput_save(csv, &row, 1)) != SS_OK)
-            goto done;
-        logf_(r, "task %d: %s M %lld: %.1f tokens/s, %.2f requests/s, %.3f s", r->task, model_dir,
-              (long long)ms[i], row.tokens_per_s, row.requests_per_s, row.elapsed_s);
-        cur(r)->n_done++;
+        for (int rep = 0; rep < reps; rep++) {
+            char what[256], run_of[32] = "";
+            if (reps > 1)
+                snprintf(run_of, sizeof run_of, " run %d/%d", rep + 1, reps);
+            snprintf(what, sizeof what, "%d/%d %s M %lld%s", *step + 1, steps, csv + strlen(r->c->out) + 1,
+                     (long long)ms[i], run_of);
+            progress(r, what, ((double)*step + (double)rep / reps) / steps);
+            ss_throughput_row row;
+            ss_serve_opts so = {0};
+            if ((s = ss_throughput_run(m, blocks > INT32_MAX ? INT32_MAX : (int32_t)blocks, &w, np, r->c->seed,
+                                       &so, &row)) != SS_OK ||
+                (s = ss_throughput_append(csv, &row)) != SS_OK)
+                goto done;
+            logf_(r, "task %d: %s M %lld%s: %.1f tokens/s, %.2f requests/s, %.3f s", r->task, model_dir,
+                  (long long)ms[i], run_of, row.tokens_per_s, row.requests_per_s, row.elapsed_s);
+        }
+        cur(r)->n_done++; /* one point, however many runs */
     }
 done:
     ss_model_destroy(m);

@@ -1,6 +1,7 @@
 /* The throughput CSV files (SPEC §8): one per model, stage and backend/pattern,
- * merged by M and written atomically; and the speedup table over the
- * backends found side by side in one device folder. */
+ * merged by M (or one more run of an M appended) and written atomically; and
+ * the speedup table over the backends found side by side in one device
+ * folder, from the median of each M's runs. */
 #include "slidesparse/serve.h"
 
 #include <dirent.h>
@@ -16,7 +17,7 @@
 #include "core/error.h"
 #include "io/fileutil.h"
 
-#define MAX_ROWS 64
+#define MAX_ROWS 256 /* 16 M values x 16 runs */
 #define LINE_MAX_LEN 512
 
 // --- text buffer --------------------------------------------------------------------------
@@ -61,12 +62,15 @@ static void text_add(text *t, const char *fmt, ...) {
 
 typedef struct {
     long long m;
+    int order; /* position in the file, then in the order written: runs of one M keep it */
     char line[LINE_MAX_LEN];
 } csv_row;
 
 static int row_cmp(const void *a, const void *b) {
-    long long x = ((const csv_row *)a)->m, y = ((const csv_row *)b)->m;
-    return (x > y) - (x < y);
+    const csv_row *x = a, *y = b;
+    if (x->m != y->m)
+        return (x->m > y->m) - (x->m < y->m);
+    return (x->order > y->order) - (x->order < y->order);
 }
 
 /* Rows of an existing file with our header (none when absent or different);
@@ -95,6 +99,7 @@ static int read_rows(const char *path, csv_row *rows, int cap) {
         if (end == line || *end != ',')
             continue;
         rows[n].m = m;
+        rows[n].order = n;
         snprintf(rows[n].line, sizeof rows[n].line, "%s", line);
         n++;
     }
@@ -102,35 +107,56 @@ static int read_rows(const char *path, csv_row *rows, int cap) {
     return n;
 }
 
-ss_status ss_throughput_save(const char *path, const ss_throughput_row *rows, int n) {
-    csv_row all[MAX_ROWS];
+/* Merges rows into the CSV at path: append = 0 replaces every row (run) of
+ * the same M, append = 1 keeps them and adds the new ones after them. */
+static ss_status save_rows(const char *path, const ss_throughput_row *rows, int n, int append) {
+    csv_row *all = malloc(MAX_ROWS * sizeof *all);
+    if (!all)
+        return ss_fail(SS_ENOMEM, "%s: out of memory reading the CSV", path);
     int n_all = read_rows(path, all, MAX_ROWS);
     n_all = n_all < 0 ? 0 : n_all; /* not a regular file: the write below refuses it */
+    int next = n_all;
+    ss_status rc = SS_OK;
     for (int i = 0; i < n; i++) {
         const ss_throughput_row *r = &rows[i];
+        if (!append) { /* every earlier run of this M goes */
+            int kept = 0;
+            for (int j = 0; j < n_all; j++)
+                if (all[j].m != r->w.m)
+                    all[kept++] = all[j];
+            n_all = kept;
+        }
         int at = n_all;
-        for (int j = 0; j < n_all; j++)
-            if (all[j].m == r->w.m)
-                at = j;
-        if (at == MAX_ROWS)
-            return ss_fail(SS_EINVAL, "%s: more than %d rows", path, MAX_ROWS);
+        if (at == MAX_ROWS) {
+            rc = ss_fail(SS_EINVAL, "%s: more than %d rows", path, MAX_ROWS);
+            goto out;
+        }
         all[at].m = r->w.m;
+        all[at].order = next++;
         snprintf(all[at].line, sizeof all[at].line, "%lld,%lld,%d,%lld,%lld,%lld,%.6g,%.6g,%.6g",
                  (long long)r->w.m, (long long)r->w.prompt_len, r->w.max_num_seqs,
                  (long long)r->num_prompts, (long long)r->w.max_num_batched_tokens,
                  (long long)r->w.output_len, r->requests_per_s, r->tokens_per_s, r->elapsed_s);
-        if (at == n_all)
-            n_all++;
+        n_all++;
     }
     qsort(all, (size_t)n_all, sizeof all[0], row_cmp);
     text t = {0};
     text_add(&t, "%s\n", SS_THROUGHPUT_CSV_HEADER);
     for (int i = 0; i < n_all; i++)
         text_add(&t, "%s\n", all[i].line);
-    ss_status rc = t.failed ? ss_fail(SS_ENOMEM, "%s: out of memory building the CSV", path)
-                            : ss_save_file(path, t.s, t.len);
+    rc = t.failed ? ss_fail(SS_ENOMEM, "%s: out of memory building the CSV", path) : ss_save_file(path, t.s, t.len);
     free(t.s);
+out:
+    free(all);
     return rc;
+}
+
+ss_status ss_throughput_save(const char *path, const ss_throughput_row *rows, int n) {
+    return save_rows(path, rows, n, 0);
+}
+
+ss_status ss_throughput_append(const char *path, const ss_throughput_row *row) {
+    return save_rows(path, row, 1, 1);
 }
 
 // --- speedup ----------------------------------------------------------------------------------
@@ -144,13 +170,23 @@ typedef struct {
     double tps[MAX_ROWS];
 } series;
 
-/* Reads M and tokens_per_s (8th column) of one result file. */
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Reads M and tokens_per_s (8th column) of one result file; an M with
+ * several rows (runs) gets the median of their tokens/s. */
 static int read_series(const char *path, series *s) {
-    csv_row rows[MAX_ROWS];
-    int n = read_rows(path, rows, MAX_ROWS);
+    csv_row *rows = malloc(MAX_ROWS * sizeof *rows);
+    int n = rows ? read_rows(path, rows, MAX_ROWS) : 0;
     s->n = 0;
     if (n < 0)
         n = 0;
+    if (n > 0)
+        qsort(rows, (size_t)n, sizeof *rows, row_cmp); /* runs of one M side by side */
+    double runs[MAX_ROWS];
+    int k = 0;
     for (int i = 0; i < n; i++) {
         const char *p = rows[i].line;
         for (int col = 0; col < 7 && p; col++) {
@@ -158,12 +194,16 @@ static int read_series(const char *path, series *s) {
             if (p)
                 p++;
         }
-        if (!p)
-            continue;
-        s->m[s->n] = rows[i].m;
-        s->tps[s->n] = strtod(p, NULL);
-        s->n++;
+        if (p)
+            runs[k++] = strtod(p, NULL);
+        if (k && (i + 1 == n || rows[i + 1].m != rows[i].m)) {
+            qsort(runs, (size_t)k, sizeof *runs, cmp_double);
+            s->m[s->n] = rows[i].m;
+            s->tps[s->n++] = k % 2 ? runs[k / 2] : (runs[k / 2 - 1] + runs[k / 2]) / 2;
+            k = 0;
+        }
     }
+    free(rows);
     return s->n > 0;
 }
 
