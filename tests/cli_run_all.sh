@@ -159,25 +159,31 @@ done
 ls r2/CPU_report_*.md >/dev/null 2>&1 || fail "no report after resume"
 
 # --- throughput_repeats: each decode point run twice on r1's checkpoints, median + spread in the report
-pat=${VARIANTS%%/*}; pat=${pat# }
-echo "{\"tasks\": [5], \"checkpoints\": \"r1/checkpoints\", \"dtypes\": [\"int8\"], \"sparsity\": [\"$pat\"],
-       \"m_decode\": [64], \"throughput_repeats\": 2}" >repeats.json
-"$B" run-all --out rr --config repeats.json >outr 2>errr || fail "throughput_repeats run: exit $?: $(tail -3 errr outr)"
-RR=$(ls rr/CPU_report_*.md 2>/dev/null | head -1)
-DEC=rr/throughput_benchmark_results/decode/CPU_cc0_INT8_cpu
-for f in $DEC/cpu/tiny-bitnet_decode.csv $DEC/cpu/$pat/tiny-bitnet_decode.csv; do
-  [[ $(grep -c "^64," "$f" 2>/dev/null) == 2 ]] || fail "$f: expected two M 64 rows (runs): $(cat "$f")"
-done
-[[ $(grep -c "^64," $DEC/tiny-bitnet_decode_speedup.csv 2>/dev/null) == 1 ]] || fail "speedup CSV: expected one M 64 row"
-# the table shows the median of the two runs
-med=$(awk -F, '$1 == 64 { v[n++] = $8 } END { printf "%.1f", (v[0] + v[1]) / 2 }' $DEC/cpu/tiny-bitnet_decode.csv)
-grep -q "^| 64 | dense | $med |" "$RR" || fail "report: dense decode row is not the median $med: $(grep '^| 64 | dense' "$RR")"
-grep -qE "^\| decode \| INT8 \| tiny-bitnet \| dense \| 1 \| 2 \| 64 \| [0-9.]+ tokens/s \| $med tokens/s \|" "$RR" ||
-  fail "report: no decode row in Measurement spread: $(sed -n '/^## Measurement spread/,/^## /p' "$RR")"
-# a redone task rebuilds its CSVs: still two runs per point, not four
-"$B" run-all --out rr --resume --redo 5 >outr2 2>errr2 || fail "--redo 5 with repeats: exit $?: $(tail -3 errr2)"
-[[ $(grep -c "^64," $DEC/cpu/tiny-bitnet_decode.csv) == 2 ]] || fail "--redo 5: runs counted twice: $(cat $DEC/cpu/tiny-bitnet_decode.csv)"
-echo "ok: throughput_repeats 2: two runs per point, median in the table, spread listed, redo not double-counted"
+# (the plain build only: under the sanitizers its 8 more decode runs were most of this test's time; the CSV append
+# and the median are also unit-tested in test_serve / test_pipeline, which the sanitizer build runs)
+if [[ ${#LIGHT[@]} == 0 ]]; then
+  pat=${VARIANTS%%/*}; pat=${pat# }
+  echo "{\"tasks\": [5], \"checkpoints\": \"r1/checkpoints\", \"dtypes\": [\"int8\"], \"sparsity\": [\"$pat\"],
+         \"m_decode\": [64], \"throughput_repeats\": 2}" >repeats.json
+  "$B" run-all --out rr --config repeats.json >outr 2>errr || fail "throughput_repeats run: exit $?: $(tail -3 errr outr)"
+  RR=$(ls rr/CPU_report_*.md 2>/dev/null | head -1)
+  DEC=rr/throughput_benchmark_results/decode/CPU_cc0_INT8_cpu
+  for f in $DEC/cpu/tiny-bitnet_decode.csv $DEC/cpu/$pat/tiny-bitnet_decode.csv; do
+    [[ $(grep -c "^64," "$f" 2>/dev/null) == 2 ]] || fail "$f: expected two M 64 rows (runs): $(cat "$f")"
+  done
+  [[ $(grep -c "^64," $DEC/tiny-bitnet_decode_speedup.csv 2>/dev/null) == 1 ]] || fail "speedup CSV: expected one M 64 row"
+  # the table shows the median of the two runs
+  med=$(awk -F, '$1 == 64 { v[n++] = $8 } END { printf "%.1f", (v[0] + v[1]) / 2 }' $DEC/cpu/tiny-bitnet_decode.csv)
+  grep -q "^| 64 | dense | $med |" "$RR" || fail "report: dense decode row is not the median $med: $(grep '^| 64 | dense' "$RR")"
+  grep -qE "^\| decode \| INT8 \| tiny-bitnet \| dense \| 1 \| 2 \| 64 \| [0-9.]+ tokens/s \| $med tokens/s \|" "$RR" ||
+    fail "report: no decode row in Measurement spread: $(sed -n '/^## Measurement spread/,/^## /p' "$RR")"
+  # a redone task rebuilds its CSVs: still two runs per point, not four
+  "$B" run-all --out rr --resume --redo 5 >outr2 2>errr2 || fail "--redo 5 with repeats: exit $?: $(tail -3 errr2)"
+  [[ $(grep -c "^64," $DEC/cpu/tiny-bitnet_decode.csv) == 2 ]] || fail "--redo 5: runs counted twice: $(cat $DEC/cpu/tiny-bitnet_decode.csv)"
+  echo "ok: throughput_repeats 2: two runs per point, median in the table, spread listed, redo not double-counted"
+else
+  echo "skipped under the sanitizers: the throughput_repeats run (unit tests cover the append and the median)"
+fi
 
 # --- task 1's sources: a given --model checkpoint, then one already present -------------------------
 "$B" run-all --out r3 --model r1/checkpoints/tiny-bitnet-BF16 --task 1,2 --dtype int8 --sparsity 2_8 >out6 2>err6 ||
