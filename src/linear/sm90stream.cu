@@ -471,14 +471,30 @@ cudaError_t ss_stream_prepare(void) {
     return cudaSuccess;
 }
 
+/* The launch shape of a: warpgroups per block, blocks along N (grid x), K
+ * ranges (grid y, the cluster) and steps per range. */
+namespace {
+struct Grid {
+    int wgs, row_blocks, splits, steps_per_split;
+};
+Grid grid_of(const ss_stream_args *a) {
+    const Config &cf = kConfigs[a->config];
+    int glu = a->op == SS_STREAM_OP_GLU_RELU2 || a->op == SS_STREAM_OP_GLU_SILU;
+    Grid g;
+    g.wgs = glu ? 2 : cf.wgs; /* a gate tile and its up tile per block */
+    g.row_blocks = ((int)ss_stream_tiles(a->n) + g.wgs - 1) / g.wgs;
+    split_k(g.row_blocks, (int)ss_stream_steps(a->sparse, a->kq), chunk_steps(tokens_tile(a->m_pad)), cf.waves,
+            a->sms, &g.splits, &g.steps_per_split);
+    return g;
+}
+} // namespace
+
 cudaError_t ss_stream_grid(const ss_stream_args *a, int *grid_x, int *grid_y) {
     if (a->config < 0 || a->config >= SS_STREAM_CONFIGS || a->m_pad > SS_STREAM_MAX_M || a->m_pad <= 0)
         return cudaErrorInvalidValue;
-    int glu = a->op == SS_STREAM_OP_GLU_RELU2 || a->op == SS_STREAM_OP_GLU_SILU;
-    int wgs = glu ? 2 : kConfigs[a->config].wgs, tiles = (int)ss_stream_tiles(a->n), per = 0;
-    *grid_x = (tiles + wgs - 1) / wgs;
-    split_k(*grid_x, (int)ss_stream_steps(a->sparse, a->kq), chunk_steps(tokens_tile(a->m_pad)),
-            kConfigs[a->config].waves, a->sms, grid_y, &per);
+    Grid g = grid_of(a);
+    *grid_x = g.row_blocks;
+    *grid_y = g.splits;
     return cudaSuccess;
 }
 
@@ -486,8 +502,7 @@ cudaError_t ss_stream_gemm(const ss_stream_args *a, cudaStream_t stream) {
     if (a->config < 0 || a->config >= SS_STREAM_CONFIGS || a->m_pad > SS_STREAM_MAX_M || a->m <= 0 ||
         a->m > a->m_pad || a->kq % 32 != 0)
         return cudaErrorInvalidValue;
-    const Config &cf = kConfigs[a->config];
-    int nt = tokens_tile(a->m_pad), d = chunk_steps(nt);
+    int nt = tokens_tile(a->m_pad);
     Params p;
     p.w = (const uint8_t *)a->w;
     p.q = (const uint8_t *)a->q;
@@ -507,21 +522,20 @@ cudaError_t ss_stream_gemm(const ss_stream_args *a, cudaStream_t stream) {
     int glu = a->op == SS_STREAM_OP_GLU_RELU2 || a->op == SS_STREAM_OP_GLU_SILU;
     if (glu && !ss_stream_glu_fits(a->n))
         return cudaErrorInvalidValue;
-    int wgs = glu ? 2 : cf.wgs; /* a gate tile and its up tile per block */
-    int row_blocks = (p.tiles + wgs - 1) / wgs, splits = 1;
-    split_k(row_blocks, p.steps, d, cf.waves, a->sms, &splits, &p.steps_per_split);
+    Grid g = grid_of(a);
+    p.steps_per_split = g.steps_per_split;
     int smem = 0;
-    kernel_fn f = pick(a->fp8, a->sparse, nt, wgs, &smem);
+    kernel_fn f = pick(a->fp8, a->sparse, nt, g.wgs, &smem);
 
     cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3((unsigned)row_blocks, (unsigned)splits, 1);
-    cfg.blockDim = dim3((unsigned)(wgs * 128), 1, 1);
+    cfg.gridDim = dim3((unsigned)g.row_blocks, (unsigned)g.splits, 1);
+    cfg.blockDim = dim3((unsigned)(g.wgs * 128), 1, 1);
     cfg.dynamicSmemBytes = (size_t)smem;
     cfg.stream = stream;
     cudaLaunchAttribute attr[2];
     attr[0].id = cudaLaunchAttributeClusterDimension;
     attr[0].val.clusterDim.x = 1;
-    attr[0].val.clusterDim.y = (unsigned)splits;
+    attr[0].val.clusterDim.y = (unsigned)g.splits;
     attr[0].val.clusterDim.z = 1;
     attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[1].val.programmaticStreamSerializationAllowed = 1;
