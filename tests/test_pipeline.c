@@ -363,15 +363,31 @@ static void test_report(void **state) {
     free(st);
 }
 
-/* A results folder holding the dense and 2_4 kernel points of task 6 and again of task 7
- * (as run-all writes them), dense at `second` µs in the repeat; its report in *md. */
-static char *report_with_repeat(const char *dir, double second) {
-    char path[512], t[1024];
+/* The status file of a run in dir (what the report's task table reads). */
+static void save_status(const char *dir) {
+    char path[512];
     ss_pipe_status *st = calloc(1, sizeof *st);
     fill_status(st, dir);
     snprintf(path, sizeof path, "%s/run_all_20260102_030405_status.json", dir);
     assert_ok(ss_pipe_status_save(st, path));
     free(st);
+}
+
+/* ss_pipe_report of dir, read back. */
+static char *report_md(const char *dir) {
+    char report[1024];
+    assert_ok(ss_pipe_report(dir, report, sizeof report));
+    size_t len;
+    char *md = ss_test_read_file(report, &len);
+    assert_non_null(md);
+    return md;
+}
+
+/* A results folder holding the dense and 2_4 kernel points of task 6 and again of task 7
+ * (as run-all writes them), dense at `second` µs in the repeat; its report in *md. */
+static char *report_with_repeat(const char *dir, double second) {
+    char path[512], t[1024];
+    save_status(dir);
     const char *kh = "gpu,cc,dtype,cublaslt,cusparselt,toolchain,model,proj,M,N,K,K_slid,backend,pattern,level,"
                      "latency_us,tops,speedup,ideal,slid_eff,alg_id,split_k,algo\n";
     const char *dev = "G_cc90_FP8_cuda13.0";
@@ -385,12 +401,7 @@ static char *report_with_repeat(const char *dir, double second) {
                  kh);
         write_csv(dir, path, t);
     }
-    char report[1024];
-    assert_ok(ss_pipe_report(dir, report, sizeof report));
-    size_t len;
-    char *md = ss_test_read_file(report, &len);
-    assert_non_null(md);
-    return md;
+    return report_md(dir);
 }
 
 static void test_report_spread(void **state) {
@@ -424,12 +435,8 @@ static void test_report_spread(void **state) {
  * throughput_repeats 3), dense at tokens/s d0, d1, d2 (requests/s d/100, elapsed 1000/d) and
  * 2_8 at 220, 240, 230; its report in *md. */
 static char *report_with_runs(const char *dir, double d0, double d1, double d2) {
-    char path[512], t[1024];
-    ss_pipe_status *st = calloc(1, sizeof *st);
-    fill_status(st, dir);
-    snprintf(path, sizeof path, "%s/run_all_20260102_030405_status.json", dir);
-    assert_ok(ss_pipe_status_save(st, path));
-    free(st);
+    char t[1024];
+    save_status(dir);
     const char *h = "M,prompt_len,max_num_seqs,num_prompts,N,output_len,requests_per_s,tokens_per_s,elapsed_time_s\n";
     const double dense[3] = {d0, d1, d2}, sparse[3] = {220, 240, 230};
     for (int v = 0; v < 2; v++) {
@@ -442,12 +449,7 @@ static char *report_with_runs(const char *dir, double d0, double d1, double d2) 
                     : "throughput_benchmark_results/prefill/G_cc90_INT8_cuda13.0/cublaslt/M-X_prefill.csv",
                   t);
     }
-    char report[1024];
-    assert_ok(ss_pipe_report(dir, report, sizeof report));
-    size_t len;
-    char *md = ss_test_read_file(report, &len);
-    assert_non_null(md);
-    return md;
+    return report_md(dir);
 }
 
 static void test_report_throughput_runs(void **state) {
