@@ -263,21 +263,6 @@ static void verify_ok(const char *dense_leaf, const char *slid_leaf) {
     assert_int_equal(bad, 0);
 }
 
-/* Runs `$SS_CLI sub args`, stdout and stderr into buf; returns the exit code
- * (-2 when the CLI is not known: the caller skips its checks). */
-static int run_tool(const char *sub, const char *args, char *buf, size_t n) {
-    if (!getenv("SS_CLI"))
-        return -2;
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' %s %s 2>&1", getenv("SS_CLI"), sub, args);
-    FILE *f = popen(cmd, "r");
-    assert_non_null(f);
-    size_t got = fread(buf, 1, n - 1, f);
-    buf[got] = 0;
-    int st = pclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 // --- tests -------------------------------------------------------------------------------------
 
 /* Our INT8 / FP8 checkpoint in the compressed-tensors layout (F32 [N, 1]
@@ -325,7 +310,7 @@ static void test_int8_reads_as_ours(void **state) {
     /* the CLI: inspect names the source format */
     char dir[512], out[8192];
     path(dir, sizeof dir, "ct8");
-    if (run_tool("inspect", dir, out, sizeof out) != -2)
+    if (ss_test_run_cli("inspect", dir, out, sizeof out) != -2)
         assert_non_null(strstr(out, "quantized I8, per-channel weight scales (compressed-tensors int-quantized"));
 }
 
@@ -428,7 +413,7 @@ static void test_refused_configs(void **state) {
         /* the CLI: exit 1, one line on stderr naming the reason */
         char args[1200], out[4096];
         snprintf(args, sizeof args, "--model %s --sparsity 2_8 --out %s/ct-bad-out", dir, root);
-        int rc = run_tool("convert", args, out, sizeof out);
+        int rc = ss_test_run_cli("convert", args, out, sizeof out);
         if (rc != -2) {
             assert_int_not_equal(rc, 0);
             assert_non_null(strstr(out, cases[i].needle));

@@ -247,18 +247,6 @@ static void check_slid_equals_dense(const char *arch, const char *pattern) {
 static void test_slid_int8_equals_dense_bitnet(void **st) { check_slid_equals_dense("bitnet", "2_8"); }
 static void test_slid_int8_equals_dense_qwen2(void **st) { check_slid_equals_dense("qwen2", "2_6"); }
 
-/* Runs `$SS_CLI sub args`, stdout and stderr into buf; returns the exit code. */
-static int run_tool(const char *sub, const char *args, char *buf, size_t n) {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' %s %s 2>&1", getenv("SS_CLI"), sub, args);
-    FILE *f = popen(cmd, "r");
-    assert_non_null(f);
-    size_t got = fread(buf, 1, n - 1, f);
-    buf[got] = 0;
-    int st = pclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 // --- F16 and F32 checkpoints ------------------------------------------------------
 
 /* The engine keeps unquantized weights in BF16: F16 and F32 copies of a BF16
@@ -299,10 +287,10 @@ static void check_f16_f32(const char *arch) {
         for (int i = 0; i < 2; i++) {
             snprintf(args, sizeof args, "--model '%s' --prompt-ids 3,141,59,26,53,58,97,93,23,84,62 --max-tokens 8",
                      dirs[i]);
-            assert_int_equal(run_tool("generate", args, out, sizeof out), 0);
+            assert_int_equal(ss_test_run_cli("generate", args, out, sizeof out), 0);
             assert_non_null(strstr(out, want));
             snprintf(args, sizeof args, "'%s'", dirs[i]);
-            assert_int_equal(run_tool("inspect", args, out, sizeof out), 0);
+            assert_int_equal(ss_test_run_cli("inspect", args, out, sizeof out), 0);
             char line[128];
             snprintf(line, sizeof line, "weights:      %s (dense original)", word[i]);
             assert_non_null(strstr(out, line));
@@ -496,7 +484,7 @@ static void test_slid_on_dense_backend(void **st) {
 // --- the CLI --------------------------------------------------------------------
 
 /* Runs `$SS_CLI generate ARGS 2>&1`; returns the exit code, output in buf. */
-static int run_cli(const char *args, char *buf, size_t n) { return run_tool("generate", args, buf, n); }
+static int run_cli(const char *args, char *buf, size_t n) { return ss_test_run_cli("generate", args, buf, n); }
 
 static void test_cli_generate(void **st) {
     if (!getenv("SS_CLI")) {

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 void ss_test_assert_fails(ss_status got, ss_status want, const char *needle, const char *expr,
@@ -201,4 +202,18 @@ void ss_test_same_checkpoints(const char *a_dir, const char *b_dir) {
     }
     ss_checkpoint_close(a);
     ss_checkpoint_close(b);
+}
+
+int ss_test_run_cli(const char *sub, const char *args, char *buf, size_t n) {
+    const char *cli = getenv("SS_CLI");
+    if (!cli)
+        return -2;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' %s %s 2>&1", cli, sub, args);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t got = fread(buf, 1, n - 1, f);
+    buf[got] = 0;
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

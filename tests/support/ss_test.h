@@ -56,6 +56,10 @@ void ss_test_recast_checkpoint(const char *src, const char *dst, ss_dtype to);
 /* Copies checkpoint src to dst (BF16 still) with every BF16 value replaced
  * by the BF16 of its nearest F16, so that F16 holds the result exactly. */
 void ss_test_snap_f16_checkpoint(const char *src, const char *dst);
+/* Runs `$SS_CLI sub args` (the CLI the test harness names), stdout and stderr
+ * into buf (NUL-terminated, cut at n - 1); returns the exit code, -1 when it
+ * did not exit, -2 when SS_CLI is not set (the caller skips its CLI checks). */
+int ss_test_run_cli(const char *sub, const char *args, char *buf, size_t n);
 /* Checkpoints a and b (folders) hold the same tensors: names, dtypes, shapes
  * and bytes; a difference fails the test naming the tensor. */
 void ss_test_same_checkpoints(const char *a_dir, const char *b_dir);
