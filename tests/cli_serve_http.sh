@@ -61,6 +61,21 @@ post() { code=$(curl -s -o resp -w '%{http_code}' -H 'Content-Type: application/
 
 D=$SS_TEST_DATA/engine
 Q=$D/qwen2
+
+# --- bad command lines: exit 2 (1 for a checkpoint without a tokenizer), one line on stderr, no server
+serve_err() { # DESC NEEDLE ARGS...
+  local desc=$1 needle=$2; shift 2
+  timeout 20 "$B" serve "$@" >bad.out 2>bad.err; local rc=$?
+  [[ $rc == 1 || $rc == 2 ]] || { fail "$desc: exit $rc"; return; }
+  [[ $(wc -l <bad.err) == 1 ]] && grep -qF -- "$needle" bad.err || fail "$desc: stderr: $(cat bad.err)"
+  ! grep -q "listening on" bad.out || fail "$desc: a server started"
+  echo "ok: $desc ($(cat bad.err))"
+}
+serve_err "no --model" "give --model DIR"
+serve_err "bad --port" "--port '70000'" --model "$Q" --port 70000
+serve_err "bad --kv-dtype" "--kv-dtype 'fp4'" --model "$Q" --kv-dtype fp4
+mkdir -p notok && cp "$Q/config.json" notok/
+serve_err "no tokenizer.json" "has no tokenizer.json" --model notok
 P1="Hello world, the model"
 P2="Sparse weights slide"
 start_server qwen2 --model "$Q" --max-num-seqs 4 --max-num-batched-tokens 64
