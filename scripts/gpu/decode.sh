@@ -13,10 +13,14 @@
 #            SS_STREAM=0 (the CUTLASS kernels alone: the "before" of the same call)
 #   profile  bench decode --profile at M 64 for the best dense and 2_4 (stage split)
 #   phases   dev_stream_phases: per-block phase times of the stream GEMM (BitNet-2B, M 64)
+#   prefetch bench decode A/B of the L2 prefetch branch: every backend x pattern of DTYPES'
+#            first dtype, SS_L2_PREFETCH off and each of PF_VARIANTS (blocks[:last]), interleaved
+#   sanitize compute-sanitizer memcheck on test_engine_gpu's quick set, the L2 prefetch branch on
 #   ncu      Nsight Compute on the stream GEMM's first launches in a tune of BitNet-2B at M 64
 #            (speed of light, memory, occupancy, warp states), dense and 2:4
 # Environment: MS (decode M list, default 64,128,256,512), PATTERNS (2_4,2_8), DTYPES (int8),
 # KV_DTYPES (the decode part's KV caches, default bf16; "bf16 fp8" runs both),
+# PF_VARIANTS (the prefetch part's settings, default "132 132:last 16"),
 # KERNEL_STREAM (the kernel part's SS_STREAM values, default "1 0"), TUNE_PLAIN (0: tune only the
 # sm90 backends; cuBLASLt / cuSPARSELt keep their heuristics),
 # SS_TUNING_DIR (set by tune; unset = heuristics).
@@ -103,6 +107,23 @@ for part in "$@"; do
         >"$out/profile_${pat}_$be.log" 2>&1
       echo "profile $pat $be rc=$?"; sed -n '/stages per step/,/host /p' "$out/profile_${pat}_$be.log"
     done ;;
+  prefetch)
+    dt=${DTYPES%%,*}
+    for spec in dense:cublaslt dense:sm90dense ${PATTERNS//,/:sm90sp }:sm90sp; do
+      IFS=: read -r pat be <<<"$spec"
+      for v in 0 ${PF_VARIANTS:-132 132:last 16}; do
+        IFS=: read -r blocks last <<<"$v"
+        log="$out/prefetch_${dt}_${pat}_${be}_${blocks}${last:+_last}.log"
+        SS_L2_PREFETCH=$blocks SS_L2_PREFETCH_LAST=$([[ -n $last ]] && echo 1 || echo 0) timeout 120 \
+          $S bench decode --model "$(model $dt $pat)" --backend $be --m "$MS" --out /tmp/pf >"$log" 2>&1
+        echo "decode $dt $pat $be L2 prefetch $v rc=$?: $(tps "$log")"
+      done
+    done ;;
+  sanitize)
+    SS_L2_PREFETCH=8 SS_TEST_DATA=$PWD/tests/data SS_GPU_TEST_QUICK=1 timeout 240 compute-sanitizer \
+      --tool memcheck --error-exitcode 9 $B/test_engine_gpu >"$out/sanitize_engine.log" 2>&1
+    echo "memcheck test_engine_gpu (quick, L2 prefetch on) rc=$?"
+    grep -E "ERROR SUMMARY|Invalid|PASSED|FAILED" "$out/sanitize_engine.log" | head -8 ;;
   phases)
     timeout 120 $B/dev_stream_phases >"$out/stream_phases.log" 2>&1
     echo "dev_stream_phases rc=$?"; grep -A1 "wg1 w1\|wg2 w1" "$out/stream_phases.log" | head -40 ;;
