@@ -8,6 +8,10 @@ constexpr int MMA_BN = 64;           /* keys per tile */
 constexpr int MMA_ROW_BYTES = MMA_HD * 2;
 constexpr int MMA_TILE_BYTES = MMA_BN * MMA_ROW_BYTES; /* one K or V tile: 16 KB */
 constexpr int MMA_SMEM = 4 * MMA_TILE_BYTES;           /* K, V x 2 stages */
+/* FP8 cache: a stage holds the raw tiles, K (64, 128) E4M3 then V, then
+ * their rows' scales, ks (64) and vs (64) float: 16.5 KB. */
+constexpr int MMA_RAW_BYTES = MMA_BN * MMA_HD;
+constexpr int MMA_RAW_STAGE = 2 * MMA_RAW_BYTES + 2 * MMA_BN * 4;
 
 // --- PTX wrappers -------------------------------------------------------------------------------
 
@@ -19,6 +23,10 @@ __device__ __forceinline__ uint32_t smem_u32(const void *p) {
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, bool valid) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
                  "r"(valid ? 16 : 0));
+}
+/* 4 bytes global -> shared (a scale), zero-filled when !valid. */
+__device__ __forceinline__ void cp_async4(uint32_t dst, const void *src, bool valid) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 4 : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void cp_async_wait() {
@@ -123,6 +131,55 @@ __device__ __forceinline__ void load_kv_tile(uint32_t sk, uint32_t sv, const ss_
         const int64_t off = ok ? kv_slot(table, p) * kv_row + (int64_t)kvh * MMA_HD + c * 8 : 0;
         cp_async16(sk + swz(r, c), kc + off, ok);
         cp_async16(sv + swz(r, c), vc + off, ok);
+    }
+}
+
+/* load_kv_tile of an FP8 cache, asynchronous: the raw bytes and scales of
+ * keys k0..k0+63 into the stage at st (MMA_RAW_STAGE layout) by cp.async,
+ * like the BF16 tiles, so the copy overlaps the math of earlier tiles
+ * (cp.async cannot convert: dequant_kv_rows does, from shared memory, once
+ * the stage has landed). Positions >= n_keys are zero-filled, scale 0 included: they
+ * dequantize to the BF16 path's zero rows. Rows k_skip <= p < n_keys are left
+ * untouched (decode3_kernel's rows written after the PDL wait). */
+template <int THREADS>
+__device__ __forceinline__ void load_kv_raw(uint32_t st, const ss_kv_layer &cache, const int32_t *table, int nkv,
+                                            int kvh, int k0, int n_keys, int k_skip) {
+    static_assert(THREADS >= 2 * MMA_BN && MMA_RAW_BYTES % (16 * THREADS) == 0, "chunks and scales split evenly");
+    const uint8_t *kc = (const uint8_t *)cache.k, *vc = (const uint8_t *)cache.v;
+#pragma unroll 2 /* not 4: decode3_kernel spilled */
+    for (int i = 0; i < MMA_RAW_BYTES / 16 / THREADS; i++) {
+        const int idx = threadIdx.x + i * THREADS, r = idx >> 3, p = k0 + r; /* 8 chunks a row */
+        if (p >= k_skip && p < n_keys)
+            continue;
+        const bool ok = p < n_keys;
+        const int64_t off = ok ? (kv_slot(table, p) * nkv + kvh) * MMA_HD + (idx & 7) * 16 : 0;
+        cp_async16(st + idx * 16, kc + off, ok);
+        cp_async16(st + MMA_RAW_BYTES + idx * 16, vc + off, ok);
+    }
+    if (threadIdx.x < 2 * MMA_BN) { /* ks, then vs */
+        const int r = threadIdx.x & (MMA_BN - 1), p = k0 + r;
+        if (p >= k_skip && p < n_keys)
+            return;
+        const bool ok = p < n_keys;
+        const int64_t srow = ok ? kv_slot(table, p) * nkv + kvh : 0;
+        cp_async4(st + 2 * MMA_RAW_BYTES + threadIdx.x * 4, (threadIdx.x < MMA_BN ? cache.ks : cache.vs) + srow, ok);
+    }
+}
+
+/* Rows r0..r0+N-1 of a landed raw stage (raw: its shared memory) into the
+ * swizzled BF16 tiles sk / sv, by THREADS threads (t: this one's index):
+ * ss_kv_dequant8 per 8-element chunk, the same BF16 words the CPU reference
+ * dequantizes to. */
+template <int N, int THREADS>
+__device__ __forceinline__ void dequant_kv_rows(uint32_t sk, uint32_t sv, const uint8_t *raw, int r0, int t) {
+    const float *ks = (const float *)(raw + 2 * MMA_RAW_BYTES), *vs = ks + MMA_BN;
+#pragma unroll
+    for (int i = 0; i < N * 16 / THREADS; i++) {
+        const int idx = t + i * THREADS, r = r0 + (idx >> 4), c = idx & 15;
+        const uint2 k8 = *(const uint2 *)(raw + r * MMA_HD + c * 8);
+        const uint2 v8 = *(const uint2 *)(raw + MMA_RAW_BYTES + r * MMA_HD + c * 8);
+        st_shared16(sk + swz(r, c), ss_kv_dequant8(k8, ks[r]));
+        st_shared16(sv + swz(r, c), ss_kv_dequant8(v8, vs[r]));
     }
 }
 
