@@ -60,7 +60,7 @@ template <bool FP8> constexpr int d3_smem() { return FP8 ? D3_SMEM_FP8 : D3_SMEM
 /* Offset of stage s in the dynamic shared memory: its K tile (V follows),
  * or for FP8 its raw stage (MMA_RAW_STAGE layout). */
 template <bool FP8> __device__ __forceinline__ uint32_t d3_stage(int s) {
-    return FP8 ? (uint32_t)(2 * MMA_TILE_BYTES + s * MMA_RAW_STAGE) : (uint32_t)(s * 2 * MMA_TILE_BYTES);
+    return FP8 ? raw_stage(s) : (uint32_t)(s * 2 * MMA_TILE_BYTES);
 }
 
 /* load_kv_tile (BF16) that leaves rows k_skip <= p < n_keys untouched (no
@@ -262,7 +262,7 @@ decode3_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__
                 if (FP8)
                     load_kv_raw<D3_THREADS>(st, cache, table, nkv, kvh, k0n, k_end, 0x7fffffff);
                 else
-                    load_kv_tile<D3_THREADS, FP8>(st, st + MMA_TILE_BYTES, cache, table, kv_row, kvh, k0n, k_end);
+                    load_kv_tile<D3_THREADS>(st, st + MMA_TILE_BYTES, cache, table, kv_row, kvh, k0n, k_end);
             }
             cp_async_commit();
         }
