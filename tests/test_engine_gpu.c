@@ -720,16 +720,17 @@ static void *dev_copy(const void *h, size_t bytes) {
     return d;
 }
 
-/* head_dim 128, GQA 4 (BitNet-2B's shape): three sequences in one batch, a
- * 70-token prefill (tensor-core tiles), decode rows at positions 230 and 36;
- * the RoPE + KV write kernel, then every attention kernel. Decode v3 over 231
- * keys: one block walks 4 tiles of 64 (stages refilled after the first 2,
- * the newest key in the last), two blocks 2 each (the newest key in the
- * second stage), eight blocks (the size chosen on the H100) 1 each (the
- * newest key in the first stage). */
+/* head_dim 128, GQA 4 (BitNet-2B's shape): four sequences in one batch, a
+ * 70-token prefill and a 64-token chunk at positions 120..183 (tensor-core
+ * tiles; the chunk's 3 key tiles reuse a stage), decode rows at positions
+ * 230 and 36; the RoPE + KV write kernel, then every attention kernel.
+ * Decode v3 over 231 keys: one block walks 4 tiles of 64 (stages refilled
+ * after the first 2, the newest key in the last), two blocks 2 each (the
+ * newest key in the second stage), eight blocks (the size chosen on the
+ * H100) 1 each (the newest key in the first stage). */
 static void test_kv_fp8_kernels_hd128(void **st) {
-    enum { NH = 8, NKV = 2, HD = 128, NSEQ = 3, MAXB = 15, NB = 24, ROW = (NH + 2 * NKV) * HD };
-    const int start[NSEQ] = {0, 230, 36}, nnew[NSEQ] = {70, 1, 1};
+    enum { NH = 8, NKV = 2, HD = 128, NSEQ = 4, MAXB = 15, NB = 36, ROW = (NH + 2 * NKV) * HD };
+    const int start[NSEQ] = {0, 120, 230, 36}, nnew[NSEQ] = {70, 64, 1, 1};
     ss_rng rng = {2024};
     /* The CPU pools: FP8, and BF16 holding the dequantized rows. */
     ss_kv_cache pool[2];
@@ -785,8 +786,8 @@ static void test_kv_fp8_kernels_hd128(void **st) {
         }
     /* The batch: t rows of random q / k / v, RoPE'd by the kernel. */
     uint16_t *qkv = malloc((size_t)t * ROW * 2), *rot = malloc((size_t)t * ROW * 2);
-    ss_tok_info tok[72];
-    assert_true(t <= 72);
+    ss_tok_info tok[136];
+    assert_true(t <= 136);
     for (int q = 0, r = 0; q < NSEQ; q++)
         for (int j = 0; j < nnew[q]; j++, r++)
             tok[r] = (ss_tok_info){.seq = q, .pos = start[q] + j};
@@ -877,7 +878,7 @@ static void test_kv_fp8_kernels_hd128(void **st) {
     /* The decode rows alone as a pure decode batch (decode v3 then loads the
      * older keys' tiles before its PDL wait and its own row after). */
     ss_attn_tile dec[16];
-    int n_dec = 0, r_dec = nnew[0]; /* the decode rows follow the prefill rows */
+    int n_dec = 0, r_dec = nnew[0] + nnew[1]; /* the decode rows follow the prefill rows */
     for (int i = 0; i < n_tiles; i++)
         if (tiles[i].nq == 1)
             dec[n_dec++] = tiles[i];
