@@ -49,7 +49,8 @@
  *     for bit; every attention kernel over the FP8 pool == the same kernel
  *     over a BF16 pool holding the dequantized rows, bit for bit, and within
  *     TOL_ATTN (1e-2 normalized, dev/attention.cu's bound) of the CPU
- *     reference over the same FP8 pool.
+ *     reference over the same FP8 pool; decode v3 also at clusters of 1 and
+ *     2 blocks, where a block walks more key tiles than its stage ring holds.
  */
 #include "support/engine_fixture.h"
 
@@ -779,12 +780,17 @@ static void *dev_copy(const void *h, size_t bytes) {
     return d;
 }
 
-/* head_dim 128, GQA 4 (BitNet-2B's shape): three sequences in one batch, a
- * 70-token prefill (tensor-core tiles), decode rows at positions 99 and 36;
- * the RoPE + KV write kernel, then every attention kernel. */
+/* head_dim 128, GQA 4 (BitNet-2B's shape): four sequences in one batch, a
+ * 70-token prefill and a 64-token chunk at positions 120..183 (tensor-core
+ * tiles; the chunk's 3 key tiles reuse a stage), decode rows at positions
+ * 230 and 36; the RoPE + KV write kernel, then every attention kernel.
+ * Decode v3 over 231 keys: one block walks 4 tiles of 64 (stages refilled
+ * after the first 2, the newest key in the last), two blocks 2 each (the
+ * newest key in the second stage), eight blocks (the size chosen on the
+ * H100) 1 each (the newest key in the first stage). */
 static void test_kv_fp8_kernels_hd128(void **st) {
-    enum { NH = 8, NKV = 2, HD = 128, NSEQ = 3, MAXB = 7, NB = 16, ROW = (NH + 2 * NKV) * HD };
-    const int start[NSEQ] = {0, 99, 36}, nnew[NSEQ] = {70, 1, 1};
+    enum { NH = 8, NKV = 2, HD = 128, NSEQ = 4, MAXB = 15, NB = 36, ROW = (NH + 2 * NKV) * HD };
+    const int start[NSEQ] = {0, 120, 230, 36}, nnew[NSEQ] = {70, 64, 1, 1};
     ss_rng rng = {2024};
     /* The CPU pools: FP8, and BF16 holding the dequantized rows. */
     ss_kv_cache pool[2];
@@ -840,8 +846,8 @@ static void test_kv_fp8_kernels_hd128(void **st) {
         }
     /* The batch: t rows of random q / k / v, RoPE'd by the kernel. */
     uint16_t *qkv = malloc((size_t)t * ROW * 2), *rot = malloc((size_t)t * ROW * 2);
-    ss_tok_info tok[72];
-    assert_true(t <= 72);
+    ss_tok_info tok[136];
+    assert_true(t <= 136);
     for (int q = 0, r = 0; q < NSEQ; q++)
         for (int j = 0; j < nnew[q]; j++, r++)
             tok[r] = (ss_tok_info){.seq = q, .pos = start[q] + j};
@@ -905,9 +911,14 @@ static void test_kv_fp8_kernels_hd128(void **st) {
     static const struct {
         int variant;
         const char *name;
-    } VARIANTS[] = {{SS_ATTN_AUTO, "auto (prefill + decode v3)"}, {SS_ATTN_MMA_H1, "prefill 1 head + decode v1"},
-                    {SS_ATTN_DECODE2, "prefill + decode v2"},     {SS_ATTN_DECODE1, "prefill + decode v1"},
-                    {SS_ATTN_DECODE3, "prefill + decode v3"},     {SS_ATTN_SIMT, "simt"}};
+    } VARIANTS[] = {{SS_ATTN_AUTO, "auto (prefill + decode v3)"},
+                    {SS_ATTN_MMA_H1, "prefill 1 head + decode v1"},
+                    {SS_ATTN_DECODE2, "prefill + decode v2"},
+                    {SS_ATTN_DECODE1, "prefill + decode v1"},
+                    {SS_ATTN_DECODE3, "prefill + decode v3"},
+                    {SS_ATTN_DECODE3 | SS_ATTN_DECODE3_SPLITS(1), "prefill + decode v3, clusters of 1"},
+                    {SS_ATTN_DECODE3 | SS_ATTN_DECODE3_SPLITS(2), "prefill + decode v3, clusters of 2"},
+                    {SS_ATTN_SIMT, "simt"}};
     for (size_t k = 0; k < sizeof VARIANTS / sizeof *VARIANTS; k++) {
         CUDA_OK(cudaMemset(d_out, 0xff, (size_t)t * NH * HD * 2));
         CUDA_OK(ss_attention_cuda_kv(d_qkv, d_tok, d_tiles, n_tiles, d_tab, MAXB, &kv8, NH, NKV, HD, d_out,
@@ -927,25 +938,31 @@ static void test_kv_fp8_kernels_hd128(void **st) {
     /* The decode rows alone as a pure decode batch (decode v3 then loads the
      * older keys' tiles before its PDL wait and its own row after). */
     ss_attn_tile dec[16];
-    int n_dec = 0, r_dec = nnew[0]; /* the decode rows follow the prefill rows */
+    int n_dec = 0, r_dec = nnew[0] + nnew[1]; /* the decode rows follow the prefill rows */
     for (int i = 0; i < n_tiles; i++)
         if (tiles[i].nq == 1)
             dec[n_dec++] = tiles[i];
     CUDA_OK(cudaMemcpy(d_tiles, dec, sizeof dec, cudaMemcpyHostToDevice));
     const ss_kv_layer *pools[2] = {&kv8, &kvb};
     uint16_t *res[2] = {o8, ob};
-    for (int k = 0; k < 2; k++) {
-        CUDA_OK(cudaMemset(d_out, 0xff, (size_t)t * NH * HD * 2));
-        CUDA_OK(ss_attention_cuda_kv(d_qkv, d_tok, d_tiles, n_dec, d_tab, MAXB, pools[k], NH, NKV, HD, d_out,
-                                     SS_ATTN_DECODE3 | SS_ATTN_PURE_DECODE, 0));
-        CUDA_OK(cudaMemcpy(res[k], d_out, (size_t)t * NH * HD * 2, cudaMemcpyDeviceToHost));
-    }
     const size_t dec_off = (size_t)r_dec * NH * HD, dec_n = (size_t)(t - r_dec) * NH * HD;
-    assert_memory_equal(o8 + dec_off, ob + dec_off, dec_n * 2);
-    for (size_t i = 0; i < dec_n; i++)
-        fo[i] = ss_bf16_to_f32_inline(o8[dec_off + i]);
-    ss_compare_normalized("kv fp8 hd 128 decode v3 pure-decode batch == its bf16 run; vs cpu", fo, fr + dec_off,
-                          (int64_t)dec_n, TOL_ATTN);
+    for (int splits = 0; splits <= 2; splits++) { /* 0: the cluster size chosen from the tile count */
+        for (int k = 0; k < 2; k++) {
+            CUDA_OK(cudaMemset(d_out, 0xff, (size_t)t * NH * HD * 2));
+            CUDA_OK(ss_attention_cuda_kv(d_qkv, d_tok, d_tiles, n_dec, d_tab, MAXB, pools[k], NH, NKV, HD, d_out,
+                                         SS_ATTN_DECODE3 | SS_ATTN_PURE_DECODE | SS_ATTN_DECODE3_SPLITS(splits),
+                                         0));
+            CUDA_OK(cudaMemcpy(res[k], d_out, (size_t)t * NH * HD * 2, cudaMemcpyDeviceToHost));
+        }
+        assert_memory_equal(o8 + dec_off, ob + dec_off, dec_n * 2);
+        for (size_t i = 0; i < dec_n; i++)
+            fo[i] = ss_bf16_to_f32_inline(o8[dec_off + i]);
+        static const char *SIZE[] = {"auto", "1", "2"};
+        char what[128];
+        snprintf(what, sizeof what, "kv fp8 hd 128 decode v3 pure-decode batch, clusters of %s == its bf16 run; vs cpu",
+                 SIZE[splits]);
+        ss_compare_normalized(what, fo, fr + dec_off, (int64_t)dec_n, TOL_ATTN);
+    }
     cudaFree(d_qkv), cudaFree(d_out), cudaFree(d_tok), cudaFree(d_tab), cudaFree(d_tiles), cudaFree(d_if);
     cudaFree(kv8.k), cudaFree(kv8.v), cudaFree(kv8.ks), cudaFree(kv8.vs), cudaFree(kvb.k), cudaFree(kvb.v);
     for (int d = 0; d < 2; d++)

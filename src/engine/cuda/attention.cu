@@ -31,9 +31,11 @@
  * each cache chunk through ss_kv_load8 / 4 / 2 (kv_fp8.cuh), which for FP8
  * loads half the bytes plus the row's scale and returns the same BF16 words
  * the CPU reference dequantizes to; everything after the load is the BF16
- * path. The tensor-core kernels stage such tiles by plain loads (all of a
- * thread's chunks in flight, then converted and stored to shared memory)
- * instead of cp.async, which cannot convert.
+ * path. cp.async cannot convert, so the tensor-core kernels (mma_kernel,
+ * decode3_kernel) copy the raw E4M3 tiles and their rows' scales by cp.async
+ * into their stage ring (half the bytes of a BF16 stage) and dequantize a
+ * stage from shared memory into one BF16 tile pair once it has landed: the
+ * copies of the next tiles stay in flight during the math, as with BF16.
  *
  * With SS_ATTN_PDL each kernel is a programmatic dependent launch: a block
  * reads its tile (batch metadata) while rope_kv drains, then waits for it

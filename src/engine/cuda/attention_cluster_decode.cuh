@@ -12,6 +12,10 @@
  * - A block stages 64-key K and V tiles in shared memory by cp.async (16-byte
  *   copies, the same swizzled tile as the prefill kernel), two stages in
  *   flight: 32-64 KB of loads outstanding per block, up to 3 blocks per SM.
+ *   An FP8 cache's stages hold the raw E4M3 tiles and their rows' scales (the
+ *   same cp.async ring, half the bytes); each warp dequantizes its 16 rows of
+ *   a landed stage into one BF16 tile pair just before its mma, so the
+ *   copies of the next tiles stay in flight during the conversion and math.
  * - All query heads of the tile are computed from the same K/V reads, on the
  *   tensor cores: the heads are the 16 rows of the mma A operand (GQA group of
  *   4 -> rows 0..3, the rest zero), warp w takes keys 16 w .. 16 w + 15 of a
@@ -36,6 +40,8 @@ constexpr int D3_WARPS = 4;
 constexpr int D3_THREADS = D3_WARPS * 32;
 constexpr int D3_STAGES = 2;
 constexpr int D3_SMEM = D3_STAGES * 2 * MMA_TILE_BYTES; /* 64 KB */
+/* FP8: the BF16 tile pair the warps dequantize into, then the raw stages: 65 KB. */
+constexpr int D3_SMEM_FP8 = 2 * MMA_TILE_BYTES + D3_STAGES * MMA_RAW_STAGE;
 constexpr int D3_ROWS = 16;                              /* heads per pass (mma rows) */
 constexpr int D3_MAX_SPLIT = 8;                          /* portable cluster size */
 constexpr int D3_BLOCKS_PER_SM = 3;
@@ -46,17 +52,24 @@ constexpr int D3_PO = 0;
 constexpr int D3_PM = D3_WARPS * D3_ROWS * MMA_HD;
 constexpr int D3_PL = D3_PM + D3_WARPS * D3_ROWS;
 static_assert((D3_PL + D3_WARPS * D3_ROWS) * 4 <= D3_SMEM, "partials fit in the stage memory");
+/* The H100's 228 KB per SM, 1 KB of it reserved per block. */
+static_assert(D3_BLOCKS_PER_SM * (D3_SMEM_FP8 + 1024) <= 228 * 1024, "3 FP8 blocks per SM");
 
-/* load_kv_tile that leaves rows k_skip <= p < n_keys untouched (no copy, no
- * zero fill): decode3_kernel writes them itself after the PDL wait. */
-template <int THREADS, bool FP8>
+template <bool FP8> constexpr int d3_smem() { return FP8 ? D3_SMEM_FP8 : D3_SMEM; }
+
+/* Offset of stage s in the dynamic shared memory: its K tile (V follows),
+ * or for FP8 its raw stage (MMA_RAW_STAGE layout). */
+template <bool FP8> __device__ __forceinline__ uint32_t d3_stage(int s) {
+    return FP8 ? raw_stage(s) : (uint32_t)(s * 2 * MMA_TILE_BYTES);
+}
+
+/* load_kv_tile (BF16) that leaves rows k_skip <= p < n_keys untouched (no
+ * copy, no zero fill): decode3_kernel writes them itself after the PDL wait.
+ * load_kv_raw does the same for FP8. */
+template <int THREADS>
 __device__ __forceinline__ void load_kv_tile_below(uint32_t sk, uint32_t sv, const ss_kv_layer &cache,
                                                    const int32_t *table, int64_t kv_row, int kvh, int k0,
                                                    int n_keys, int k_skip) {
-    if (FP8) {
-        load_kv_tile_fp8<THREADS>(sk, sv, cache, table, kv_row, kvh, k0, n_keys, k_skip);
-        return;
-    }
     const uint16_t *kc = (const uint16_t *)cache.k, *vc = (const uint16_t *)cache.v;
 #pragma unroll
     for (int i = 0; i < MMA_BN * 16 / THREADS; i++) {
@@ -114,9 +127,13 @@ decode3_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__
 #pragma unroll
         for (int s = 0; s < D3_STAGES; s++) {
             if (s < n_t) {
-                const uint32_t st = sbase + (uint32_t)(s * 2 * MMA_TILE_BYTES);
-                load_kv_tile_below<D3_THREADS, FP8>(st, st + MMA_TILE_BYTES, cache, table, kv_row, kvh,
-                                                    k_begin + s * MMA_BN, k_end, early ? k_new : 0x7fffffff);
+                const uint32_t st = sbase + d3_stage<FP8>(s);
+                const int k0 = k_begin + s * MMA_BN, k_skip = early ? k_new : 0x7fffffff;
+                if (FP8)
+                    load_kv_raw<D3_THREADS>(st, cache, table, nkv, kvh, k0, k_end, k_skip);
+                else
+                    load_kv_tile_below<D3_THREADS>(st, st + MMA_TILE_BYTES, cache, table, kv_row, kvh, k0, k_end,
+                                                   k_skip);
             }
             cp_async_commit(); /* empty groups too: wait<STAGES-1> below counts tiles */
         }
@@ -124,16 +141,29 @@ decode3_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__
             ss_pdl_wait(); /* rope_kv done: the new key's row and the queries are in memory */
             ss_pdl_trigger();
             /* The row of key k_new, where an issued stage holds it: 16 K and
-             * 16 V chunks by plain copies (visible after the barrier before
-             * the stage is read; cp.async never touches that row). */
+             * 16 V chunks (FP8: 8 and 8 raw chunks and the two scales) by
+             * plain copies (visible after the barrier before the stage is
+             * read; cp.async never touches that row). */
             const int s = (k_new - k_begin) / MMA_BN;
-            if (k_new >= k_begin && k_new < k_end && s < D3_STAGES && threadIdx.x < 32) {
-                const int r = k_new - k_begin - s * MMA_BN, c = threadIdx.x & 15;
-                const int64_t srow = kv_slot(table, k_new) * nkv + kvh, off = srow * MMA_HD + c * 8;
-                const uint32_t at = (uint32_t)(s * 2 * MMA_TILE_BYTES) + (threadIdx.x < 16 ? 0u : (uint32_t)MMA_TILE_BYTES) +
-                                    swz(r, c);
-                *(uint4 *)(smem_raw + at) = threadIdx.x < 16 ? ss_kv_load8<FP8>(cache.k, cache.ks, off, srow)
-                                                             : ss_kv_load8<FP8>(cache.v, cache.vs, off, srow);
+            if (k_new >= k_begin && k_new < k_end && s < D3_STAGES && threadIdx.x < (FP8 ? 16 : 32)) {
+                const int r = k_new - k_begin - s * MMA_BN;
+                const int64_t srow = kv_slot(table, k_new) * nkv + kvh;
+                if (FP8) {
+                    const bool v = threadIdx.x >= 8;
+                    const int c = threadIdx.x & 7;
+                    uint8_t *raw = smem_raw + d3_stage<FP8>(s);
+                    *(uint4 *)(raw + (v ? MMA_RAW_BYTES : 0) + r * MMA_HD + c * 16) =
+                        *(const uint4 *)((const uint8_t *)(v ? cache.v : cache.k) + srow * MMA_HD + c * 16);
+                    if (c == 0)
+                        ((float *)(raw + 2 * MMA_RAW_BYTES))[(v ? MMA_BN : 0) + r] = (v ? cache.vs : cache.ks)[srow];
+                } else {
+                    const int c = threadIdx.x & 15;
+                    const int64_t off = srow * MMA_HD + c * 8;
+                    const uint32_t at =
+                        d3_stage<FP8>(s) + (threadIdx.x < 16 ? 0u : (uint32_t)MMA_TILE_BYTES) + swz(r, c);
+                    *(uint4 *)(smem_raw + at) = threadIdx.x < 16 ? ss_kv_load8<FP8>(cache.k, cache.ks, off, srow)
+                                                                 : ss_kv_load8<FP8>(cache.v, cache.vs, off, srow);
+                }
             }
         }
         /* Q fragments: row r = head h0 + r (zero past nhp), 8 k-steps of 16 dims. */
@@ -160,9 +190,14 @@ decode3_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__
         for (int j = 0; j < n_t; j++) {
             cp_async_wait<D3_STAGES - 1>();
             __syncthreads(); /* tile j visible to every warp */
-            const uint32_t sk = sbase + (uint32_t)((j % D3_STAGES) * 2 * MMA_TILE_BYTES), sv = sk + MMA_TILE_BYTES;
+            /* FP8: the one BF16 tile pair, at offset 0 */
+            const uint32_t sk = sbase + (FP8 ? 0u : d3_stage<FP8>(j % D3_STAGES)), sv = sk + MMA_TILE_BYTES;
             const int k0 = k_begin + j * MMA_BN + warp * 16; /* this warp's first key */
             if (k0 < k_end) {
+                if (FP8) { /* only this warp reads its 16 rows: no block barrier */
+                    dequant_kv_rows<16, 32>(sk, sv, smem_raw + d3_stage<FP8>(j % D3_STAGES), warp * 16, lane);
+                    __syncwarp();
+                }
                 /* S (16 heads x 16 keys) = Q K^T. */
                 float s[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
                 const int kr = warp * 16 + (lane & 7) + ((lane >> 4) << 3);
@@ -222,9 +257,12 @@ decode3_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__
             }
             __syncthreads(); /* tile j consumed before its stage is refilled */
             if (j + D3_STAGES < n_t) {
-                const uint32_t st = sbase + (uint32_t)((j % D3_STAGES) * 2 * MMA_TILE_BYTES);
-                load_kv_tile<D3_THREADS, FP8>(st, st + MMA_TILE_BYTES, cache, table, kv_row, kvh,
-                                              k_begin + (j + D3_STAGES) * MMA_BN, k_end);
+                const uint32_t st = sbase + d3_stage<FP8>(j % D3_STAGES);
+                const int k0n = k_begin + (j + D3_STAGES) * MMA_BN;
+                if (FP8)
+                    load_kv_raw<D3_THREADS>(st, cache, table, nkv, kvh, k0n, k_end, 0x7fffffff);
+                else
+                    load_kv_tile<D3_THREADS>(st, st + MMA_TILE_BYTES, cache, table, kv_row, kvh, k0n, k_end);
             }
             cp_async_commit();
         }
@@ -281,7 +319,7 @@ decode3_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__
 #endif
 }
 
-/* Per device, once per process: the 64 KB shared memory opt-in and the SM
+/* Per device, once per process: the 64 / 65 KB shared memory opt-in and the SM
  * count (cudaFuncSetAttribute costs a driver call per launch otherwise).
  * Benign race: two threads may both do the idempotent setup. */
 struct Decode3Setup {
@@ -304,7 +342,7 @@ cudaError_t decode3_setup(int *n_sm, bool *ok) {
             (e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess)
             return e;
         if (major >= 9 && (e = cudaFuncSetAttribute(decode3_kernel<FP8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                    D3_SMEM)) != cudaSuccess)
+                                                    d3_smem<FP8>())) != cudaSuccess)
             return e;
         s->n_sm = sms, s->ok = major >= 9;
         __atomic_store_n(&s->ready, 1, __ATOMIC_RELEASE);
@@ -347,7 +385,7 @@ cudaError_t launch_decode3(const uint16_t *qkv, const ss_tok_info *tok, const ss
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3((unsigned)(n_tiles * n_split));
     cfg.blockDim = dim3(D3_THREADS);
-    cfg.dynamicSmemBytes = D3_SMEM;
+    cfg.dynamicSmemBytes = d3_smem<FP8>();
     cfg.stream = stream;
     cudaLaunchAttribute attr[2];
     attr[0].id = cudaLaunchAttributeClusterDimension;

@@ -8,6 +8,12 @@ constexpr int MMA_BN = 64;           /* keys per tile */
 constexpr int MMA_ROW_BYTES = MMA_HD * 2;
 constexpr int MMA_TILE_BYTES = MMA_BN * MMA_ROW_BYTES; /* one K or V tile: 16 KB */
 constexpr int MMA_SMEM = 4 * MMA_TILE_BYTES;           /* K, V x 2 stages */
+/* FP8 cache: a stage holds the raw tiles, K (64, 128) E4M3 then V, then
+ * their rows' scales, ks (64) and vs (64) float: 16.5 KB. */
+constexpr int MMA_RAW_BYTES = MMA_BN * MMA_HD;
+constexpr int MMA_RAW_STAGE = 2 * MMA_RAW_BYTES + 2 * MMA_BN * 4;
+/* FP8 prefill: one BF16 K, V tile pair (what the mma reads), then 2 raw stages: 65 KB. */
+constexpr int MMA_SMEM_FP8 = 2 * MMA_TILE_BYTES + 2 * MMA_RAW_STAGE;
 
 // --- PTX wrappers -------------------------------------------------------------------------------
 
@@ -19,6 +25,10 @@ __device__ __forceinline__ uint32_t smem_u32(const void *p) {
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, bool valid) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
                  "r"(valid ? 16 : 0));
+}
+/* 4 bytes global -> shared (a scale), zero-filled when !valid. */
+__device__ __forceinline__ void cp_async4(uint32_t dst, const void *src, bool valid) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 4 : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void cp_async_wait() {
@@ -66,55 +76,12 @@ __device__ __forceinline__ uint32_t swz(int r, int c) {
 
 // --- tensor-core prefill --------------------------------------------------------------------------
 
-/* load_kv_tile of an FP8 cache: plain loads of the E4M3 chunks (8 bytes)
- * and their rows' scales, G of this thread's chunks in flight at a time,
- * then dequantized into the same swizzled BF16 tile. Rows k_skip <= p < n_keys are left
- * untouched (decode3_kernel's rows written after the PDL wait). */
+/* Stages keys k0..k0+63 of kv head kvh (K and V, BF16) into sk / sv by
+ * cp.async (the caller commits and waits); positions >= n_keys are
+ * zero-filled (their cache blocks may not exist). */
 template <int THREADS>
-__device__ __forceinline__ void load_kv_tile_fp8(uint32_t sk, uint32_t sv, const ss_kv_layer &cache,
-                                                 const int32_t *table, int64_t kv_row, int kvh, int k0, int n_keys,
-                                                 int k_skip) {
-    constexpr int N = MMA_BN * 16 / THREADS;
-    constexpr int G = N < 4 ? N : 4; /* chunks in flight per group: the decode kernel's registers are tight */
-    const int64_t nkv = kv_row / MMA_HD;
-#pragma unroll
-    for (int i0 = 0; i0 < N; i0 += G) {
-        uint2 rk[G], rv[G];
-        float fk[G], fv[G];
-#pragma unroll
-        for (int i = 0; i < G; i++) {
-            const int idx = threadIdx.x + (i0 + i) * THREADS, r = idx >> 4, c = idx & 15, p = k0 + r;
-            rk[i] = rv[i] = make_uint2(0u, 0u);
-            fk[i] = fv[i] = 0.0f;
-            if (p < n_keys && p < k_skip) {
-                const int64_t srow = kv_slot(table, p) * nkv + kvh, off = srow * MMA_HD + c * 8;
-                rk[i] = *(const uint2 *)((const uint8_t *)cache.k + off);
-                rv[i] = *(const uint2 *)((const uint8_t *)cache.v + off);
-                fk[i] = cache.ks[srow];
-                fv[i] = cache.vs[srow];
-            }
-        }
-#pragma unroll
-        for (int i = 0; i < G; i++) {
-            const int idx = threadIdx.x + (i0 + i) * THREADS, r = idx >> 4, c = idx & 15, p = k0 + r;
-            if (p >= k_skip && p < n_keys)
-                continue;
-            st_shared16(sk + swz(r, c), ss_kv_dequant8(rk[i], fk[i])); /* zeros past n_keys */
-            st_shared16(sv + swz(r, c), ss_kv_dequant8(rv[i], fv[i]));
-        }
-    }
-}
-
-/* Stages keys k0..k0+63 of kv head kvh (K and V) into sk / sv; positions
- * >= n_keys are zero-filled (their cache blocks may not exist). BF16: cp.async
- * (the caller commits and waits); FP8: load_kv_tile_fp8. */
-template <int THREADS, bool FP8>
 __device__ __forceinline__ void load_kv_tile(uint32_t sk, uint32_t sv, const ss_kv_layer &cache,
                                              const int32_t *table, int64_t kv_row, int kvh, int k0, int n_keys) {
-    if (FP8) {
-        load_kv_tile_fp8<THREADS>(sk, sv, cache, table, kv_row, kvh, k0, n_keys, 0x7fffffff);
-        return;
-    }
     const uint16_t *kc = (const uint16_t *)cache.k, *vc = (const uint16_t *)cache.v;
 #pragma unroll
     for (int i = 0; i < MMA_BN * 16 / THREADS; i++) {
@@ -123,6 +90,59 @@ __device__ __forceinline__ void load_kv_tile(uint32_t sk, uint32_t sv, const ss_
         const int64_t off = ok ? kv_slot(table, p) * kv_row + (int64_t)kvh * MMA_HD + c * 8 : 0;
         cp_async16(sk + swz(r, c), kc + off, ok);
         cp_async16(sv + swz(r, c), vc + off, ok);
+    }
+}
+
+/* load_kv_tile of an FP8 cache: the raw bytes and scales of keys k0..k0+63
+ * into the stage at st (MMA_RAW_STAGE layout) by cp.async, like the BF16
+ * tiles, so the copy overlaps the math of earlier tiles (cp.async cannot
+ * convert: dequant_kv_rows does, from shared memory, once the stage has
+ * landed). Positions >= n_keys are zero-filled, scale 0 included: they
+ * dequantize to the BF16 path's zero rows. Rows k_skip <= p < n_keys are left
+ * untouched (decode3_kernel's rows written after the PDL wait). */
+template <int THREADS>
+__device__ __forceinline__ void load_kv_raw(uint32_t st, const ss_kv_layer &cache, const int32_t *table, int nkv,
+                                            int kvh, int k0, int n_keys, int k_skip) {
+    static_assert(THREADS >= 2 * MMA_BN && MMA_RAW_BYTES % (16 * THREADS) == 0, "chunks and scales split evenly");
+    const uint8_t *kc = (const uint8_t *)cache.k, *vc = (const uint8_t *)cache.v;
+#pragma unroll 2 /* not 4: decode3_kernel spilled */
+    for (int i = 0; i < MMA_RAW_BYTES / 16 / THREADS; i++) {
+        const int idx = threadIdx.x + i * THREADS, r = idx >> 3, p = k0 + r; /* 8 chunks a row */
+        if (p >= k_skip && p < n_keys)
+            continue;
+        const bool ok = p < n_keys;
+        const int64_t off = ok ? (kv_slot(table, p) * nkv + kvh) * MMA_HD + (idx & 7) * 16 : 0;
+        cp_async16(st + idx * 16, kc + off, ok);
+        cp_async16(st + MMA_RAW_BYTES + idx * 16, vc + off, ok);
+    }
+    if (threadIdx.x < 2 * MMA_BN) { /* ks, then vs */
+        const int r = threadIdx.x & (MMA_BN - 1), p = k0 + r;
+        if (p >= k_skip && p < n_keys)
+            return;
+        const bool ok = p < n_keys;
+        const int64_t srow = ok ? kv_slot(table, p) * nkv + kvh : 0;
+        cp_async4(st + 2 * MMA_RAW_BYTES + threadIdx.x * 4, (threadIdx.x < MMA_BN ? cache.ks : cache.vs) + srow, ok);
+    }
+}
+
+/* Offset of raw stage s in an FP8 kernel's shared memory: after its one
+ * BF16 K, V tile pair. */
+__device__ __forceinline__ uint32_t raw_stage(int s) { return (uint32_t)(2 * MMA_TILE_BYTES + s * MMA_RAW_STAGE); }
+
+/* Rows r0..r0+N-1 of a landed raw stage (raw: its shared memory) into the
+ * swizzled BF16 tiles sk / sv, by THREADS threads (t: this one's index):
+ * ss_kv_dequant8 per 8-element chunk, the same BF16 words the CPU reference
+ * dequantizes to. */
+template <int N, int THREADS>
+__device__ __forceinline__ void dequant_kv_rows(uint32_t sk, uint32_t sv, const uint8_t *raw, int r0, int t) {
+    const float *ks = (const float *)(raw + 2 * MMA_RAW_BYTES), *vs = ks + MMA_BN;
+#pragma unroll
+    for (int i = 0; i < N * 16 / THREADS; i++) {
+        const int idx = t + i * THREADS, r = r0 + (idx >> 4), c = idx & 15;
+        const uint2 k8 = *(const uint2 *)(raw + r * MMA_HD + c * 8);
+        const uint2 v8 = *(const uint2 *)(raw + MMA_RAW_BYTES + r * MMA_HD + c * 8);
+        st_shared16(sk + swz(r, c), ss_kv_dequant8(k8, ks[r]));
+        st_shared16(sv + swz(r, c), ss_kv_dequant8(v8, vs[r]));
     }
 }
 
@@ -165,7 +185,10 @@ mma_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ tok
         const int pb = rb < nr ? tok[row0 + rb].pos : 0x7fffffff;
 
         __syncthreads(); /* the previous row block is done with shared memory */
-        load_kv_tile<THREADS, FP8>(sbase, sbase + MMA_TILE_BYTES, cache, table, kv_row, kvh, 0, n_keys);
+        if (FP8)
+            load_kv_raw<THREADS>(sbase + raw_stage(0), cache, table, nkv, kvh, 0, n_keys, 0x7fffffff);
+        else
+            load_kv_tile<THREADS>(sbase, sbase + MMA_TILE_BYTES, cache, table, kv_row, kvh, 0, n_keys);
         cp_async_commit();
 
         /* Q fragments (A layout, 8 k-steps of 16 dims), straight from global. */
@@ -191,16 +214,26 @@ mma_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ tok
         const int n_tiles_k = (n_keys + MMA_BN - 1) / MMA_BN;
         for (int j = 0; j < n_tiles_k; j++) {
             const int k0 = j * MMA_BN;
-            const uint32_t st = sbase + (uint32_t)((j & 1) * 2 * MMA_TILE_BYTES);
+            /* FP8: the one BF16 tile pair, at offset 0 */
+            const uint32_t st = sbase + (uint32_t)(FP8 ? 0 : (j & 1) * 2 * MMA_TILE_BYTES);
             if (j + 1 < n_tiles_k) {
-                const uint32_t sn = sbase + (uint32_t)(((j + 1) & 1) * 2 * MMA_TILE_BYTES);
-                load_kv_tile<THREADS, FP8>(sn, sn + MMA_TILE_BYTES, cache, table, kv_row, kvh, k0 + MMA_BN, n_keys);
+                if (FP8) {
+                    load_kv_raw<THREADS>(sbase + raw_stage((j + 1) & 1), cache, table, nkv, kvh, k0 + MMA_BN, n_keys,
+                                         0x7fffffff);
+                } else {
+                    const uint32_t sn = sbase + (uint32_t)(((j + 1) & 1) * 2 * MMA_TILE_BYTES);
+                    load_kv_tile<THREADS>(sn, sn + MMA_TILE_BYTES, cache, table, kv_row, kvh, k0 + MMA_BN, n_keys);
+                }
                 cp_async_commit();
                 cp_async_wait<1>();
             } else {
                 cp_async_wait<0>();
             }
             __syncthreads(); /* tile j visible to every warp */
+            if (FP8) { /* every warp reads all 64 keys: converted by the block */
+                dequant_kv_rows<MMA_BN, THREADS>(st, st + MMA_TILE_BYTES, smem_raw + raw_stage(j & 1), 0, threadIdx.x);
+                __syncthreads(); /* BF16 tile j complete; raw stage j & 1 free for tile j + 2 */
+            }
 
             if (active) {
                 const uint32_t sk = st, sv = st + MMA_TILE_BYTES;
@@ -305,12 +338,13 @@ cudaError_t launch_mma(const uint16_t *qkv, const ss_tok_info *tok, const ss_att
                        int64_t n_tiles, const int32_t *tables, int max_blocks, const ss_kv_layer &cache, int nh,
                        int nkv, int max_heads, uint16_t *out, bool pdl, cudaStream_t stream) {
     static int opted[MAX_DEVICES]; /* one set per instantiation */
-    cudaError_t e = opt_in_smem(opted, (const void *)mma_kernel<HPC, FP8>, MMA_SMEM);
+    const int smem = FP8 ? MMA_SMEM_FP8 : MMA_SMEM;
+    cudaError_t e = opt_in_smem(opted, (const void *)mma_kernel<HPC, FP8>, smem);
     if (e != cudaSuccess)
         return e;
     const float sl2 = LOG2E / sqrtf((float)MMA_HD);
     const dim3 grid((unsigned)n_tiles, (unsigned)((max_heads + HPC - 1) / HPC));
-    return ss_launch(pdl, mma_kernel<HPC, FP8>, grid, dim3(HPC * 128), MMA_SMEM, stream, qkv, tok, tiles,
+    return ss_launch(pdl, mma_kernel<HPC, FP8>, grid, dim3(HPC * 128), smem, stream, qkv, tok, tiles,
                      (int)n_tiles, tables, max_blocks, cache, nh, nkv, sl2, out);
 }
 

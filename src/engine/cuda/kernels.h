@@ -118,7 +118,7 @@ cudaError_t ss_attention_cuda_variant(const uint16_t *qkv, const ss_tok_info *to
  * calls). With FP8 every kernel stages dequantized BF16 rows where it staged
  * the BF16 rows (bit-identical results to the same kernel on a BF16 pool
  * holding the dequantized rows); the tensor-core kernels (prefill, decode v3)
- * then load their tiles by plain loads instead of cp.async. */
+ * copy the raw e4m3 tiles by cp.async and dequantize them in shared memory. */
 cudaError_t ss_attention_cuda_kv(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles,
                                  int64_t n_tiles, const int32_t *tables, int max_blocks,
                                  const ss_kv_layer *kv, int nh, int nkv, int hd, uint16_t *out,
