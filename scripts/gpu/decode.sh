@@ -15,7 +15,8 @@
 #   phases   dev_stream_phases: per-block phase times of the stream GEMM (BitNet-2B, M 64)
 #   prefetch bench decode A/B of the L2 prefetch branch: every backend x pattern of DTYPES'
 #            first dtype, SS_L2_PREFETCH off and each of PF_VARIANTS (blocks[:last]), interleaved
-#   sanitize compute-sanitizer memcheck on test_engine_gpu's quick set, the L2 prefetch branch on
+#   sanitize compute-sanitizer memcheck on test_engine_gpu's quick set (the L2 prefetch branch on)
+#            and on its FP8 KV attention kernel test
 #   ncu      Nsight Compute on the stream GEMM's first launches in a tune of BitNet-2B at M 64
 #            (speed of light, memory, occupancy, warp states), dense and 2:4
 # Environment: MS (decode M list, default 64,128,256,512), PATTERNS (2_4,2_8), DTYPES (int8),
@@ -123,7 +124,11 @@ for part in "$@"; do
     SS_L2_PREFETCH=8 SS_TEST_DATA=$PWD/tests/data SS_GPU_TEST_QUICK=1 timeout 240 compute-sanitizer \
       --tool memcheck --error-exitcode 9 $B/test_engine_gpu >"$out/sanitize_engine.log" 2>&1
     echo "memcheck test_engine_gpu (quick, L2 prefetch on) rc=$?"
-    grep -E "ERROR SUMMARY|Invalid|PASSED|FAILED" "$out/sanitize_engine.log" | head -8 ;;
+    grep -E "ERROR SUMMARY|Invalid|PASSED|FAILED" "$out/sanitize_engine.log" | head -8
+    SS_GPU_TEST_FILTER=test_kv_fp8_kernels_hd128 SS_TEST_DATA=$PWD/tests/data timeout 240 compute-sanitizer \
+      --tool memcheck --error-exitcode 9 $B/test_engine_gpu >"$out/sanitize_kv_fp8.log" 2>&1
+    echo "memcheck test_engine_gpu (the FP8 KV attention kernels) rc=$?"
+    grep -E "ERROR SUMMARY|Invalid|PASSED|FAILED" "$out/sanitize_kv_fp8.log" | head -8 ;;
   phases)
     timeout 120 $B/dev_stream_phases >"$out/stream_phases.log" 2>&1
     echo "dev_stream_phases rc=$?"; grep -A1 "wg1 w1\|wg2 w1" "$out/stream_phases.log" | head -40 ;;
