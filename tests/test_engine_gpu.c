@@ -117,18 +117,6 @@ static void quantize_int8(const char *arch, const char *tmp, char *qdir, size_t 
     assert_ok(ss_quantize_checkpoint(&qo));
 }
 
-/* sdir = the INT8 checkpoint qdir pruned and slid to 2_4, under tmp/slid. */
-static void convert_2_4(const char *qdir, const char *tmp, char *sdir, size_t n) {
-    char root[512];
-    snprintf(root, sizeof root, "%s/slid", tmp);
-    ss_pattern p;
-    assert_ok(ss_pattern_parse("2_4", &p));
-    ss_convert_opts co = {.in_dir = qdir, .out_root = root, .patterns = &p, .n_patterns = 1,
-                          .dtype = SS_DTYPE_COUNT};
-    assert_ok(ss_convert_checkpoint(&co));
-    assert_ok(ss_convert_out_dir(qdir, root, p, sdir, n));
-}
-
 // --- against the transformers reference and the CPU engine -----------------------------------
 
 static void check_arch(const char *arch) {
@@ -449,7 +437,7 @@ static void run_script(ss_model *m, float *out, int32_t *ids_out) {
  * switches (pdl NULL: SS_PDL unset, the default); *pdl_on: whether the
  * model took PDL. */
 static void script_env(const char *dir, ss_backend b, const char *graphs, const char *pdl, float *out,
-                       int32_t *ids, int64_t *captures, int64_t *replays, int *pdl_on, int *pf_blocks) {
+                       int32_t *ids, int64_t *captures, int64_t *replays, int *pdl_on) {
     setenv("SS_CUDA_GRAPHS", graphs, 1);
     if (pdl)
         setenv("SS_PDL", pdl, 1);
@@ -461,8 +449,6 @@ static void script_env(const char *dir, ss_backend b, const char *graphs, const 
     ss_engine_gpu_graph_counts(m, captures, replays);
     if (pdl_on)
         *pdl_on = ss_engine_gpu_pdl(m);
-    if (pf_blocks)
-        *pf_blocks = ss_engine_gpu_prefetch_blocks(m);
     ss_model_destroy(m);
     ss_context_destroy(ctx);
 }
@@ -479,7 +465,7 @@ static int64_t vocab_of(ss_backend b, const char *dir) {
 
 static void script_with(const char *dir, const char *graphs, float *out, int32_t *ids, int64_t *captures,
                         int64_t *replays) {
-    script_env(dir, SS_BACKEND_CUBLASLT, graphs, NULL, out, ids, captures, replays, NULL, NULL);
+    script_env(dir, SS_BACKEND_CUBLASLT, graphs, NULL, out, ids, captures, replays, NULL);
 }
 
 static void test_decode_graphs(void **st) {
@@ -545,8 +531,8 @@ static void test_pdl_bit_identical(void **st) {
             const char *graphs = g ? "1" : "0";
             int64_t cap, rep;
             int pdl_off = -1, pdl_on = -1;
-            script_env(runs[d].dir, runs[d].b, graphs, "0", off, ids_off, &cap, &rep, &pdl_off, NULL);
-            script_env(runs[d].dir, runs[d].b, graphs, "1", on, ids_on, &cap, &rep, &pdl_on, NULL);
+            script_env(runs[d].dir, runs[d].b, graphs, "0", off, ids_off, &cap, &rep, &pdl_off);
+            script_env(runs[d].dir, runs[d].b, graphs, "1", on, ids_on, &cap, &rep, &pdl_on);
             assert_int_equal(pdl_off, 0);
             assert_int_equal(pdl_on, major >= 9); /* else the test compares off with off */
             assert_memory_equal(ids_on, ids_off, sizeof ids_on);
@@ -559,52 +545,6 @@ static void test_pdl_bit_identical(void **st) {
     }
     if (!sm90)
         printf("skipped: the sm90dense run (backend not built or no sm_90 device)\n");
-    ss_test_rmtree(tmp);
-}
-
-/* The L2 prefetch branch is a hint: with it (plain and evict-last requests,
- * graphs on and off) decode gives the same bits as without it. */
-static void test_l2_prefetch_bit_identical(void **st) {
-    (void)st;
-    char tmp[256], qdir[600], sdir[700];
-    ss_test_tmpdir(tmp, sizeof tmp);
-    quantize_int8("bitnet", tmp, qdir, sizeof qdir);
-    ss_context *probe = gpu_ctx();
-    int sm90 = ss_linear_supports(probe, SS_BACKEND_SM90SP, SS_DTYPE_I8, (ss_pattern){2, 4}) == NULL;
-    ss_context_destroy(probe);
-    if (sm90)
-        convert_2_4(qdir, tmp, sdir, sizeof sdir);
-    const struct {
-        const char *dir, *what;
-        ss_backend b;
-    } runs[3] = {{qdir, "bitnet INT8 cublaslt", SS_BACKEND_CUBLASLT},
-                 {qdir, "bitnet INT8 sm90dense", SS_BACKEND_SM90DENSE},
-                 {sdir, "bitnet INT8 2_4 sm90sp", SS_BACKEND_SM90SP}};
-    for (int d = 0; d < (sm90 ? 3 : 1); d++) {
-        size_t n = (size_t)SCRIPT_LOGITS * (size_t)vocab_of(runs[d].b, runs[d].dir);
-        float *off = malloc(n * 4), *on = malloc(n * 4);
-        int32_t ids_off[SCRIPT_LOGITS], ids_on[SCRIPT_LOGITS];
-        for (int v = 0; v < 4; v++) { /* graphs off / on x plain / evict-last requests */
-            const char *graphs = v & 1 ? "1" : "0";
-            int64_t cap, rep;
-            script_env(runs[d].dir, runs[d].b, graphs, NULL, off, ids_off, &cap, &rep, NULL, NULL);
-            setenv("SS_L2_PREFETCH", "8", 1);
-            setenv("SS_L2_PREFETCH_LAST", v & 2 ? "1" : "0", 1);
-            int blocks = -1;
-            script_env(runs[d].dir, runs[d].b, graphs, NULL, on, ids_on, &cap, &rep, NULL, &blocks);
-            unsetenv("SS_L2_PREFETCH");
-            unsetenv("SS_L2_PREFETCH_LAST");
-            assert_int_equal(blocks, 8); /* else the test compares off with off */
-            assert_memory_equal(ids_on, ids_off, sizeof ids_on);
-            assert_memory_equal(on, off, n * 4);
-            printf("OK %s, graphs %s, %s requests: L2 prefetch on == off, bit-identical\n", runs[d].what,
-                   graphs, v & 2 ? "evict-last" : "plain");
-        }
-        free(off);
-        free(on);
-    }
-    if (!sm90)
-        printf("skipped: the sm90 runs (backends not built or no sm_90 device)\n");
     ss_test_rmtree(tmp);
 }
 
@@ -1014,7 +954,6 @@ int main(void) {
         cmocka_unit_test(test_batch_isolates_sequences),
         cmocka_unit_test(test_decode_graphs),
         cmocka_unit_test(test_pdl_bit_identical),
-        cmocka_unit_test(test_l2_prefetch_bit_identical),
         cmocka_unit_test(test_kv_fp8_models),
         cmocka_unit_test(test_kv_fp8_kernels_hd128),
         cmocka_unit_test(test_eval_matches_cpu),

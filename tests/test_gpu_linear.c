@@ -195,14 +195,7 @@ static void run_case(ss_context *cpu, ss_context *gpu, const gcase *c) {
     assert_ok(ss_linear_dequant(lg, dg_cpu, sag_cpu, c->m, yg));
     void *yh = host_from(yg, yb);
     compare("Y (dequant stage)", name, c->out, yh, y, (size_t)(c->m * c->n), 0);
-    /* fused forward end to end, after an L2 prefetch of the weights (a hint:
-     * same bits), on the context's stream and on a stream of its own */
-    cudaStream_t side;
-    assert_int_equal(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking), cudaSuccess);
-    assert_ok(ss_linear_prefetch_l2(lg, NULL, 4, 0));
-    assert_ok(ss_linear_prefetch_l2(lg, side, 132, 1));
-    assert_int_equal(cudaStreamSynchronize(side), cudaSuccess);
-    cudaStreamDestroy(side);
+    /* fused forward end to end */
     assert_ok(ss_linear_forward(lg, xg, c->m, yg2));
     void *yh2 = host_from(yg2, yb);
     double ytol = exact ? 0 : c->out == SS_DTYPE_BF16 ? 1e-2 : dtol;
@@ -1112,7 +1105,6 @@ static void check_sm90_algos(fixture *f, ss_backend be, const ss_linear_desc *d,
             assert_int_equal(a.backend, be);
             assert_ok(ss_linear_algo_set(lg, mm, &a));
             cudaMemset(yg, 0xff, yb);
-            assert_ok(ss_linear_prefetch_l2(lg, NULL, 8, i & 1)); /* a hint: the same bits */
             assert_ok(ss_linear_forward(lg, xg, mm, yg));
             uint16_t *yh = host_from(yg, (size_t)(mm * n) * 2);
             compare(a.desc, d->name, SS_DTYPE_BF16, yh, y, (size_t)(mm * n), tol);

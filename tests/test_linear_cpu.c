@@ -392,14 +392,6 @@ static void test_bad_desc(void **state) {
     ss_linear *lin = NULL;
     ss_linear_desc d0 = ss_linear_desc_default("t.weight", 16, 32, SS_DTYPE_I8), d;
 
-    /* the L2 prefetch hint: nothing to do on the CPU, bad counts refused */
-    assert_ok(ss_linear_create(ctx, SS_BACKEND_CPU, &d0, &w, &lin));
-    assert_ok(ss_linear_prefetch_l2(lin, NULL, 8, 1));
-    assert_fails(ss_linear_prefetch_l2(lin, NULL, -1, 0), SS_EINVAL, "expected blocks >= 0, found -1");
-    assert_fails(ss_linear_prefetch_l2(NULL, NULL, 8, 0), SS_EINVAL, "linear is NULL");
-    ss_linear_destroy(lin);
-    lin = NULL;
-
     d = d0, d.n = 0;
     assert_fails(ss_linear_create(ctx, SS_BACKEND_CPU, &d, &w, &lin), SS_EINVAL, "n, k > 0");
     d = d0, d.k = -3;

@@ -292,15 +292,6 @@ ss_status ss_context_set_tuner(ss_context *ctx, const ss_tuner *t, void *user);
  * NULL (how the tuner's owner finds its state again). */
 void *ss_context_tuner_user(const ss_context *ctx, const ss_tuner *t);
 
-/* A hint for a GEMM of lin that follows soon: the GPU backends ask the L2
- * cache for the bytes it streams (weights, sparse metadata), one request per
- * 128-byte line from `blocks` one-warp blocks (0: nothing), on `stream` (a
- * cudaStream_t; NULL = the context's), with the L2 evict-last policy when
- * evict_last. Meant for a stream beside the forward's: at decode sizes the
- * GEMMs are bound by latency and the memory idles between them. A no-op on
- * the CPU and below compute capability 9.0; results never depend on it. */
-ss_status ss_linear_prefetch_l2(ss_linear *lin, void *stream, int blocks, int evict_last);
-
 #ifdef __cplusplus
 }
 #endif

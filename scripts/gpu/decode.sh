@@ -11,17 +11,17 @@
 #   tune     tune the sm90 backends and cuBLASLt at the decode M into $T
 #   decode   bench decode, every backend x pattern x dtype, M in MS; dense rows again with
 #            SS_STREAM=0 (the CUTLASS kernels alone: the "before" of the same call)
-#   profile  bench decode --profile at M 64 for the best dense and 2_4 (stage split)
+#   profile  bench decode --profile at M PROFILE_M (default 64) for the dense backends and 2_4
+#            (stage split)
 #   phases   dev_stream_phases: per-block phase times of the stream GEMM (BitNet-2B, M 64)
-#   prefetch bench decode A/B of the L2 prefetch branch: every backend x pattern of DTYPES'
-#            first dtype, SS_L2_PREFETCH off and each of PF_VARIANTS (blocks[:last]), interleaved
-#   sanitize compute-sanitizer memcheck on test_engine_gpu's quick set (the L2 prefetch branch on)
-#            and on its FP8 KV attention kernel test
+#   sanitize compute-sanitizer memcheck on test_engine_gpu's quick set and on its FP8 KV
+#            attention kernel test
+#   prefill  bench prefill at M 16384, sm90dense and the first pattern on sm90sp (no-regression
+#            check of the default prefill path)
 #   ncu      Nsight Compute on the stream GEMM's first launches in a tune of BitNet-2B at M 64
 #            (speed of light, memory, occupancy, warp states), dense and 2:4
 # Environment: MS (decode M list, default 64,128,256,512), PATTERNS (2_4,2_8), DTYPES (int8),
 # KV_DTYPES (the decode part's KV caches, default bf16; "bf16 fp8" runs both),
-# PF_VARIANTS (the prefetch part's settings, default "132 132:last 16"),
 # KERNEL_STREAM (the kernel part's SS_STREAM values, default "1 0"), TUNE_PLAIN (0: tune only the
 # sm90 backends; cuBLASLt / cuSPARSELt keep their heuristics),
 # SS_TUNING_DIR (set by tune; unset = heuristics).
@@ -104,31 +104,26 @@ for part in "$@"; do
   profile)
     for spec in dense:sm90dense 2_4:sm90sp dense:cublaslt; do
       IFS=: read -r pat be <<<"$spec"
-      timeout 120 $S bench decode --model "$(model int8 $pat)" --backend $be --m 64 --profile --out /tmp/prof \
-        >"$out/profile_${pat}_$be.log" 2>&1
-      echo "profile $pat $be rc=$?"; sed -n '/stages per step/,/host /p' "$out/profile_${pat}_$be.log"
-    done ;;
-  prefetch)
-    dt=${DTYPES%%,*}
-    for spec in dense:cublaslt dense:sm90dense ${PATTERNS//,/:sm90sp }:sm90sp; do
-      IFS=: read -r pat be <<<"$spec"
-      for v in 0 ${PF_VARIANTS:-132 132:last 16}; do
-        IFS=: read -r blocks last <<<"$v"
-        log="$out/prefetch_${dt}_${pat}_${be}_${blocks}${last:+_last}.log"
-        SS_L2_PREFETCH=$blocks SS_L2_PREFETCH_LAST=$([[ -n $last ]] && echo 1 || echo 0) timeout 120 \
-          $S bench decode --model "$(model $dt $pat)" --backend $be --m "$MS" --out /tmp/pf >"$log" 2>&1
-        echo "decode $dt $pat $be L2 prefetch $v rc=$?: $(tps "$log")"
-      done
+      timeout 120 $S bench decode --model "$(model int8 $pat)" --backend $be --m ${PROFILE_M:-64} --profile \
+        --out /tmp/prof >"$out/profile_${pat}_${be}_m${PROFILE_M:-64}.log" 2>&1
+      echo "profile $pat $be rc=$?"; sed -n '/stages per step/,/host /p' "$out/profile_${pat}_${be}_m${PROFILE_M:-64}.log"
     done ;;
   sanitize)
-    SS_L2_PREFETCH=8 SS_TEST_DATA=$PWD/tests/data SS_GPU_TEST_QUICK=1 timeout 240 compute-sanitizer \
+    SS_TEST_DATA=$PWD/tests/data SS_GPU_TEST_QUICK=1 timeout 240 compute-sanitizer \
       --tool memcheck --error-exitcode 9 $B/test_engine_gpu >"$out/sanitize_engine.log" 2>&1
-    echo "memcheck test_engine_gpu (quick, L2 prefetch on) rc=$?"
+    echo "memcheck test_engine_gpu (quick) rc=$?"
     grep -E "ERROR SUMMARY|Invalid|PASSED|FAILED" "$out/sanitize_engine.log" | head -8
     SS_GPU_TEST_FILTER=test_kv_fp8_kernels_hd128 SS_TEST_DATA=$PWD/tests/data timeout 240 compute-sanitizer \
       --tool memcheck --error-exitcode 9 $B/test_engine_gpu >"$out/sanitize_kv_fp8.log" 2>&1
     echo "memcheck test_engine_gpu (the FP8 KV attention kernels) rc=$?"
     grep -E "ERROR SUMMARY|Invalid|PASSED|FAILED" "$out/sanitize_kv_fp8.log" | head -8 ;;
+  prefill)
+    for spec in dense:sm90dense ${PATTERNS%%,*}:sm90sp; do
+      IFS=: read -r pat be <<<"$spec"
+      timeout 200 $S bench prefill --model "$(model int8 $pat)" --backend $be --m 16384 --out /tmp/prefill \
+        >"$out/prefill_${pat}_$be.log" 2>&1
+      echo "prefill $pat $be rc=$?: $(tps "$out/prefill_${pat}_$be.log")"
+    done ;;
   phases)
     timeout 120 $B/dev_stream_phases >"$out/stream_phases.log" 2>&1
     echo "dev_stream_phases rc=$?"; grep -A1 "wg1 w1\|wg2 w1" "$out/stream_phases.log" | head -40 ;;

@@ -200,8 +200,6 @@ static ss_status lt_create(ss_context *ctx, const ss_linear_desc *d, const ss_li
                            g->name);
     if (s != SS_OK)
         goto fail;
-    g->wspan[0] = c->w;
-    g->wspan_bytes[0] = (size_t)g->n_pad * (size_t)g->kq * ss_dtype_size(d->wdtype);
     c->in_t = ss_cuda_data_type(d->wdtype);
     c->out_t = ss_cuda_data_type(d->gemm_out);
     int i8 = d->wdtype == SS_DTYPE_I8;
@@ -305,7 +303,6 @@ const ss_backend_ops ss_backend_cublaslt = {
     .forward_glu = ss_gpu_forward_glu,
     .forward_residual = ss_gpu_forward_residual,
     .residual_rmsnorm_quant = ss_gpu_residual_rmsnorm_quant,
-    .prefetch_l2 = ss_gpu_prefetch_l2,
     .destroy = lt_destroy,
     .algo_count = lt_algo_count,
     .algo_get = lt_algo_get,

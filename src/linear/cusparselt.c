@@ -264,8 +264,6 @@ static ss_status compress_weights(sp_linear *c, const ss_linear_desc *d, const v
         goto fail;
     SP_TRY(cusparseLtSpMMACompress2(h, &c->ma, 1, CUSPARSE_OPERATION_TRANSPOSE, dense, c->wc, cbuf,
                                     stream), "compression");
-    g->wspan[0] = c->wc; /* values and metadata in one buffer */
-    g->wspan_bytes[0] = csize;
     e = cudaStreamSynchronize(stream);
     if (e != cudaSuccess)
         s = ss_cuda_fail(e, g->name, "compression");
@@ -373,7 +371,6 @@ const ss_backend_ops ss_backend_cusparselt = {
     .forward_glu = ss_gpu_forward_glu,
     .forward_residual = ss_gpu_forward_residual,
     .residual_rmsnorm_quant = ss_gpu_residual_rmsnorm_quant,
-    .prefetch_l2 = ss_gpu_prefetch_l2,
     .destroy = sp_destroy,
     .algo_count = sp_algo_count,
     .algo_get = sp_algo_get,

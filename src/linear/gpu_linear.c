@@ -122,15 +122,6 @@ ss_status ss_gpu_linear_init(ss_gpu_linear *g, ss_context *ctx, const ss_linear_
     return SS_OK;
 }
 
-ss_status ss_gpu_prefetch_l2(ss_linear *lin, void *stream, int blocks, int evict_last) {
-    ss_gpu_linear *g = (ss_gpu_linear *)lin;
-    if (ss_cuda(g->ctx)->cc_major < 9)
-        return SS_OK; /* a hint tuned on Hopper's L2; elsewhere nothing is asked for */
-    cudaStream_t st = stream ? (cudaStream_t)stream : ss_cuda_stream(g->ctx);
-    cudaError_t e = ss_kernel_l2_prefetch(g->wspan, g->wspan_bytes, SS_PREFETCH_SPANS, blocks, evict_last, st);
-    return e == cudaSuccess ? SS_OK : ss_cuda_fail(e, g->name, "L2 prefetch of the weights");
-}
-
 void ss_gpu_linear_fini(ss_gpu_linear *g) {
     if (g->sb)
         cudaFree(g->sb);

@@ -543,15 +543,3 @@ ss_status ss_linear_residual_rmsnorm_quant(ss_linear *a, const void *d, const fl
     SS_TRY(a->ops->dequant_residual(a, d, sa, m, resid));
     return b->ops->quant_rmsnorm(b, resid, gamma, eps, m, q, sq);
 }
-
-// --- L2 prefetch of the weights (a hint) --------------------------------------------------
-
-ss_status ss_linear_prefetch_l2(ss_linear *lin, void *stream, int blocks, int evict_last) {
-    if (!lin)
-        return ss_fail(SS_EINVAL, "prefetch_l2: linear is NULL");
-    if (blocks < 0)
-        return ss_fail(SS_EINVAL, "tensor '%s': prefetch_l2: expected blocks >= 0, found %d", lin->name, blocks);
-    if (blocks == 0 || !lin->ops->prefetch_l2)
-        return SS_OK;
-    return lin->ops->prefetch_l2(lin, stream, blocks, evict_last);
-}

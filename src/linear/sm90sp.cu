@@ -476,10 +476,6 @@ static ss_status compress_as(sm_linear *c, const void *w) {
         cudaFree(dense);
         return rc;
     }
-    g->wspan[0] = c->wc;
-    g->wspan_bytes[0] = wc_bytes;
-    g->wspan[1] = c->meta;
-    g->wspan_bytes[1] = meta_bytes;
     typename Compressor<T>::Arguments args{ps, {(const T *)dense, stride_a, c->wc, c->meta}, {hw}};
     ws_bytes = Compressor<T>::get_workspace_size(args);
     if (ws_bytes && (rc = ss_cuda_alloc(&ws, ws_bytes, g->name, "compressor workspace")) != SS_OK)
@@ -589,13 +585,10 @@ static ss_status create_as(ss_backend b, ss_context *ctx, const ss_linear_desc *
                     bn, (long long)g->kq);
     if (s == SS_OK)
         s = upload_epilogue(c, d, w);
-    if (s == SS_OK && b == SS_BACKEND_SM90DENSE) {
+    if (s == SS_OK && b == SS_BACKEND_SM90DENSE)
         s = ss_gpu_upload_rows(&c->wc, w->w, g->n, g->k, g->n_pad, g->kq, 1, g->name);
-        g->wspan[0] = c->wc;
-        g->wspan_bytes[0] = (size_t)g->n_pad * (size_t)g->kq * ss_dtype_size(d->wdtype);
-    } else if (s == SS_OK) {
+    else if (s == SS_OK)
         s = compress(c, w->w);
-    }
     if (s == SS_OK && stream_enabled())
         s = upload_stream(c, w->w);
     if (s != SS_OK) {
@@ -680,7 +673,6 @@ static ss_backend_ops make_ops(const char *name,
     o.gemm_op = sm_gemm_op;
     o.gemm_op_fused = sm_gemm_op_fused;
     o.gemm_fused = 1;
-    o.prefetch_l2 = ss_gpu_prefetch_l2;
     return o;
 }
 

@@ -68,27 +68,6 @@ typedef struct {
     int64_t captures, replays;
 } decode_graphs;
 
-/* The L2 prefetch branch (ss_linear_prefetch_l2): beside the forward's
- * stream, a second stream asks L2 for each projection's weights while the
- * GEMM before it runs, so the weights stream at the memory's pace while the
- * GEMMs, bound by latency at decode sizes, read them from L2. The branch's
- * requests queue behind each other (one stream), and each waits until the
- * GEMM before its projection is about to launch, so at most two projections'
- * weights are in flight in L2 at a time. Forked and joined through events,
- * so decode graphs capture it as a second branch. */
-typedef struct {
-    int blocks;           /* one-warp blocks per request; 0: off */
-    int evict_last;       /* requests with the L2 evict-last policy */
-    cudaStream_t side;
-    cudaEvent_t fork, join;
-    int pending;          /* requests on side not yet joined into the forward */
-} l2_prefetch;
-
-/* Batches of at most this many tokens take the branch: decode, where the
- * GEMMs are latency-bound; a prefill GEMM is bound by its math and streams
- * its weights once per many tiles. */
-#define PREFETCH_MAX_ROWS 512
-
 struct ss_engine_gpu {
     uint16_t *embed;       // (vocab, hidden)
     uint16_t *final_norm;  // (hidden)
@@ -105,7 +84,6 @@ struct ss_engine_gpu {
     int seams;             /* layer_forward runs the seams (seams_on, decided at load) */
     int pdl;               /* our kernels as programmatic dependent launches (decided at load) */
     decode_graphs gr;
-    l2_prefetch pf;
     /* Profile only: the stage clock and the staged linears' buffers. */
     ss_stage_clock *clock;
     ss_cuda_buf pq, psa, pd; // (m_pad, q_cols) + slack, (m_pad), (m, n) of the widest linear
@@ -235,54 +213,6 @@ static int env_is(const char *name, const char *value) {
     return v && strcmp(v, value) == 0;
 }
 
-/* The branch's settings (decided at load: graphs bake them in).
- * SS_L2_PREFETCH: unset or 0 = off, N > 0 = on with N one-warp blocks per
- * request; SS_L2_PREFETCH_LAST=1: evict-last requests. */
-static ss_status prefetch_init(l2_prefetch *pf) {
-    const char *v = getenv("SS_L2_PREFETCH");
-    pf->blocks = v ? atoi(v) : 0;
-    if (pf->blocks <= 0) {
-        pf->blocks = 0;
-        return SS_OK;
-    }
-    pf->evict_last = env_is("SS_L2_PREFETCH_LAST", "1");
-    CU(cudaStreamCreateWithFlags(&pf->side, cudaStreamNonBlocking), "L2 prefetch stream");
-    CU(cudaEventCreateWithFlags(&pf->fork, cudaEventDisableTiming), "L2 prefetch events");
-    CU(cudaEventCreateWithFlags(&pf->join, cudaEventDisableTiming), "L2 prefetch events");
-    return SS_OK;
-}
-
-static void prefetch_free(l2_prefetch *pf) {
-    if (pf->side)
-        cudaStreamDestroy(pf->side);
-    if (pf->fork)
-        cudaEventDestroy(pf->fork);
-    if (pf->join)
-        cudaEventDestroy(pf->join);
-    memset(pf, 0, sizeof *pf);
-}
-
-/* Asks for l's weights on the branch, once everything launched on st so far
- * has finished (l NULL, or a batch of more than PREFETCH_MAX_ROWS: nothing). */
-static ss_status prefetch_ask(l2_prefetch *pf, ss_linear *l, int64_t t, cudaStream_t st) {
-    if (!pf->blocks || !l || t > PREFETCH_MAX_ROWS)
-        return SS_OK;
-    CU(cudaEventRecord(pf->fork, st), "L2 prefetch fork");
-    CU(cudaStreamWaitEvent(pf->side, pf->fork, 0), "L2 prefetch fork");
-    pf->pending = 1;
-    return ss_linear_prefetch_l2(l, pf->side, pf->blocks, pf->evict_last);
-}
-
-/* Makes st wait for the branch (a capture must end with it joined). */
-static ss_status prefetch_join(l2_prefetch *pf, cudaStream_t st) {
-    if (!pf->pending)
-        return SS_OK;
-    pf->pending = 0;
-    CU(cudaEventRecord(pf->join, pf->side), "L2 prefetch join");
-    CU(cudaStreamWaitEvent(st, pf->join, 0), "L2 prefetch join");
-    return SS_OK;
-}
-
 // --- load ------------------------------------------------------------------------------------
 
 void ss_engine_gpu_destroy(ss_engine_gpu *g) {
@@ -297,7 +227,6 @@ void ss_engine_gpu_destroy(ss_engine_gpu *g) {
     cudaFree(g->meta_dev);
     free(g->hook_host);
     graphs_free(&g->gr);
-    prefetch_free(&g->pf);
     ss_stage_clock_destroy(g->clock);
     ss_cuda_buf_free(&g->pq);
     ss_cuda_buf_free(&g->psa);
@@ -389,8 +318,6 @@ ss_status ss_engine_gpu_init(ss_model *m) {
      * Fixed for the model's life like the seams; the linears decide the same
      * way for their kernels when they are made. Bits never depend on it. */
     g->pdl = ss_kernel_pdl_on(ss_context_device(m->ctx));
-    if ((s = prefetch_init(&g->pf)) != SS_OK)
-        goto fail;
     m->gpu = g;
     return SS_OK;
 fail:
@@ -407,7 +334,6 @@ void ss_engine_gpu_set_graphs(ss_model *m, int on) {
 }
 
 int ss_engine_gpu_pdl(const ss_model *m) { return m->gpu ? m->gpu->pdl : 0; }
-int ss_engine_gpu_prefetch_blocks(const ss_model *m) { return m->gpu ? m->gpu->pf.blocks : 0; }
 
 void ss_engine_gpu_graph_counts(const ss_model *m, int64_t *captures, int64_t *replays) {
     *captures = m->gpu ? m->gpu->gr.captures : 0;
@@ -775,10 +701,7 @@ static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_b
     const ss_kv_layer kvl = kv_layer_of(kc, li);
     const ss_gpu_stage none = SS_GPU_STAGE_COUNT;
     int relu2 = cfg->arch == SS_ARCH_BITNET;
-    int last = li + 1 == cfg->num_hidden_layers;
-    ss_linear *next_qkv = last ? NULL : m->layers[li + 1].qkv;
 
-    SS_TRY(prefetch_ask(&g->pf, L->o, t, st)); /* each projection's weights while the GEMM before it runs */
     if (seams && li > 0) { /* input_layernorm + quant ran in the previous layer's last kernel */
         SS_TRY(seam_gemm_op(g, L->qkv, g->nq.p, g->nsa.p, t, SS_LINEAR_OP_PLAIN, s->qkv, st));
     } else { /* the RMSNorm runs inside the quant kernel (linear_norm) */
@@ -794,14 +717,11 @@ static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_b
                             st),
        "attention");
     MARK(g, SS_GPU_STAGE_ATTENTION, st);
-    SS_TRY(prefetch_ask(&g->pf, L->gate_up, t, st));
     if (!seams) {
         /* attn_sub_norm (BitNet); x += o(att): the residual add inside o's dequant */
         SS_TRY(linear_fused(g, L->o, s->att, attn_sub, eps, t, FUSE_RESIDUAL, 0, s->x, st));
-        SS_TRY(prefetch_ask(&g->pf, L->down, t, st));
         /* post_attention_layernorm; act = glu(gate_up(x)) inside gate_up's dequant */
         SS_TRY(linear_fused(g, L->gate_up, s->x, norms + g->norm_len, eps, t, FUSE_GLU, relu2, s->act, st));
-        SS_TRY(prefetch_ask(&g->pf, next_qkv, t, st));
         /* ffn_sub_norm (BitNet): glu -> norm + quant -> down; x += down(act) */
         return linear_fused(g, L->down, s->act, ffn_sub, eps, t, FUSE_RESIDUAL, 0, s->x, st);
     }
@@ -809,14 +729,13 @@ static ss_status layer_forward(ss_model *m, ss_kv_cache *kc, int li, const dev_b
     SS_TRY(seam_quant(g, L->o, s->att, attn_sub, eps, t, st));
     SS_TRY(seam_residual(g, L->o, g->cq.p, g->csa.p, t, s->x, L->gate_up, norms + g->norm_len, eps, st));
     /* act = glu(gate_up(x)): in gate_up's GEMM epilogue or its dequant */
-    SS_TRY(prefetch_ask(&g->pf, L->down, t, st));
     SS_TRY(seam_gemm_op(g, L->gate_up, g->nq.p, g->nsa.p, t,
                         relu2 ? SS_LINEAR_OP_GLU_RELU2 : SS_LINEAR_OP_GLU_SILU, s->act, st));
     /* ffn_sub_norm (BitNet) + quant -> down; x += down(act) and the next layer's input_layernorm + qkv quant */
-    SS_TRY(prefetch_ask(&g->pf, next_qkv, t, st));
     SS_TRY(seam_quant(g, L->down, s->act, ffn_sub, eps, t, st));
-    return seam_residual(g, L->down, g->cq.p, g->csa.p, t, s->x, next_qkv, last ? NULL : norms + per_layer, eps,
-                         st);
+    int last = li + 1 == cfg->num_hidden_layers;
+    return seam_residual(g, L->down, g->cq.p, g->csa.p, t, s->x, last ? NULL : m->layers[li + 1].qkv,
+                         last ? NULL : norms + per_layer, eps, st);
 }
 
 /* Hands the residual stream to the layer hook (a host copy: tests only). */
@@ -849,7 +768,6 @@ static ss_status body(ss_model *m, ss_kv_cache *c, const dev_batch *b, int64_t t
     int pdl = ss_pdl_for(g->pdl, t); /* as the linears decide for their kernels */
     if (seams)
         SS_TRY(seams_reserve(g, m, t)); /* grows only before the first step of a size: never in a capture */
-    SS_TRY(prefetch_ask(&g->pf, m->layers[0].qkv, t, st));
     CU(ss_embed_cuda(g->embed, b->ids, t, h, s->x, pdl, st), "embedding gather");
     MARK(g, SS_GPU_STAGE_NORMS, st);
     for (int li = 0; li < cfg->num_hidden_layers; li++) {
@@ -861,7 +779,6 @@ static ss_status body(ss_model *m, ss_kv_cache *c, const dev_batch *b, int64_t t
     CU(ss_rmsnorm_cuda(s->x, b->last, g->final_norm, n_rows, h, (float)cfg->rms_norm_eps, s->last, pdl, st),
        "final norm");
     MARK(g, SS_GPU_STAGE_LM_HEAD, st);
-    SS_TRY(prefetch_join(&g->pf, st));
     SS_TRY(linear(g, m->lm_head, s->last, n_rows, s->logits, SS_GPU_STAGE_LM_HEAD, st));
     if (argmax) {
         CU(ss_argmax_cuda(s->logits, n_rows, cfg->vocab_size, s->next, pdl, st), "argmax");
@@ -1076,10 +993,6 @@ ss_status ss_engine_gpu_forward(ss_model *m, ss_kv_cache *c, const ss_seq_step *
 
 void ss_engine_gpu_set_graphs(ss_model *m, int on) { (void)m, (void)on; }
 int ss_engine_gpu_pdl(const ss_model *m) {
-    (void)m;
-    return 0;
-}
-int ss_engine_gpu_prefetch_blocks(const ss_model *m) {
     (void)m;
     return 0;
 }

@@ -100,9 +100,6 @@ typedef struct ss_backend_ops {
      * dequantized BF16 output (linear.c sets desc.gemm_out = BF16), reading the
      * token scales of the linear's last quant stage; dequant only copies it. */
     int gemm_fused;
-    /* Optional (linear.h ss_linear_prefetch_l2): ask the GPU's L2 for the
-     * bytes the GEMM streams, on `stream`; NULL = nothing to do (CPU). */
-    ss_status (*prefetch_l2)(ss_linear *lin, void *stream, int blocks, int evict_last);
 } ss_backend_ops;
 
 extern const ss_backend_ops ss_backend_cpu;

@@ -84,10 +84,6 @@ struct ss_gpu_linear {
     ss_gpu_gemm_fn gemm_raw;
     int pdl;                /* our kernels as programmatic dependent launches
                                (ss_kernel_pdl_on at creation: SS_PDL, cc >= 9.0) */
-    /* The device bytes the GEMM streams (weights, sparse metadata), for
-     * ss_linear_prefetch_l2; the backend fills them at creation. */
-    const void *wspan[SS_PREFETCH_SPANS];
-    size_t wspan_bytes[SS_PREFETCH_SPANS];
 };
 
 /* Fills the common fields, uploads scales and bias. */
@@ -115,9 +111,6 @@ ss_status ss_gpu_forward_glu(ss_linear *lin, const uint16_t *x, const uint16_t *
                              int64_t m, int relu2, uint16_t *act);
 ss_status ss_gpu_forward_residual(ss_linear *lin, const uint16_t *x, const uint16_t *gamma,
                                   float eps, int64_t m, uint16_t *resid);
-
-/* linear.h ss_linear_prefetch_l2 for every GPU backend: g's spans. */
-ss_status ss_gpu_prefetch_l2(ss_linear *lin, void *stream, int blocks, int evict_last);
 
 /* Uploads host rows (n, k) of esz bytes into a zeroed device (n_pad, kpad). */
 ss_status ss_gpu_upload_rows(void **dst, const void *src, int64_t n, int64_t k, int64_t n_pad,

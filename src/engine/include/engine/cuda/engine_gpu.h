@@ -44,10 +44,6 @@ void ss_engine_gpu_graph_counts(const ss_model *m, int64_t *captures, int64_t *r
  * (decided at load: SS_PDL, cc >= 9.0; then for forwards of at most
  * SS_PDL_MAX_ROWS tokens); 0 otherwise and without CUDA. */
 int ss_engine_gpu_pdl(const ss_model *m);
-/* The one-warp blocks per request of the model's L2 prefetch branch
- * (decided at load: SS_L2_PREFETCH; engine_gpu.c); 0 when off and without
- * CUDA. */
-int ss_engine_gpu_prefetch_blocks(const ss_model *m);
 
 /* Stages of the per-stage profile (src/serve --profile on a GPU model). */
 typedef enum {

@@ -162,14 +162,6 @@ cudaError_t ss_kernel_dequant_residual_pdl(ss_dtype ddt, const void *d, int64_t 
                                            const uint16_t *bias, int64_t m, int64_t n, uint16_t *x,
                                            int pdl, cudaStream_t stream);
 
-/* Asks L2 for the n spans p[i] (bytes[i] each; NULL = none), one request per
- * 128-byte line from `blocks` one-warp blocks (prefetch.cu says why that
- * size); evict_last: with the L2 evict-last policy. A plain launch, meant for
- * a stream beside the forward's; a hint that never changes a result. */
-#define SS_PREFETCH_SPANS 2
-cudaError_t ss_kernel_l2_prefetch(const void *const *p, const size_t *bytes, int n, int blocks,
-                                  int evict_last, cudaStream_t stream);
-
 /* 1 when the forward's kernels should run as programmatic dependent
  * launches on `device`: not SS_PDL=0 in the environment (A/B switch), cc >=
  * 9.0, and these kernels built with code for it. Read once where a model or
