@@ -858,8 +858,6 @@ static void test_kv_fp8_kernels_hd128(void **st) {
                     {SS_ATTN_DECODE3, "prefill + decode v3"},
                     {SS_ATTN_DECODE3 | SS_ATTN_DECODE3_SPLITS(1), "prefill + decode v3, clusters of 1"},
                     {SS_ATTN_DECODE3 | SS_ATTN_DECODE3_SPLITS(2), "prefill + decode v3, clusters of 2"},
-                    {SS_ATTN_DECODE3 | SS_ATTN_DECODE3_SPLITS(1) | SS_ATTN_FP8_DEEP,
-                     "prefill + decode v3, clusters of 1, 4 raw stages"},
                     {SS_ATTN_SIMT, "simt"}};
     for (size_t k = 0; k < sizeof VARIANTS / sizeof *VARIANTS; k++) {
         CUDA_OK(cudaMemset(d_out, 0xff, (size_t)t * NH * HD * 2));
@@ -888,15 +886,11 @@ static void test_kv_fp8_kernels_hd128(void **st) {
     const ss_kv_layer *pools[2] = {&kv8, &kvb};
     uint16_t *res[2] = {o8, ob};
     const size_t dec_off = (size_t)r_dec * NH * HD, dec_n = (size_t)(t - r_dec) * NH * HD;
-    /* 0..2: the cluster size chosen from the tile count, 1, 2; 3..5 the same
-     * with the FP8 kernel's 4 raw stages */
-    for (int run = 0; run < 6; run++) {
-        const int splits = run % 3, deep = run >= 3 ? SS_ATTN_FP8_DEEP : 0;
+    for (int splits = 0; splits <= 2; splits++) { /* 0: the cluster size chosen from the tile count */
         for (int k = 0; k < 2; k++) {
             CUDA_OK(cudaMemset(d_out, 0xff, (size_t)t * NH * HD * 2));
             CUDA_OK(ss_attention_cuda_kv(d_qkv, d_tok, d_tiles, n_dec, d_tab, MAXB, pools[k], NH, NKV, HD, d_out,
-                                         SS_ATTN_DECODE3 | SS_ATTN_PURE_DECODE | SS_ATTN_DECODE3_SPLITS(splits) |
-                                             deep,
+                                         SS_ATTN_DECODE3 | SS_ATTN_PURE_DECODE | SS_ATTN_DECODE3_SPLITS(splits),
                                          0));
             CUDA_OK(cudaMemcpy(res[k], d_out, (size_t)t * NH * HD * 2, cudaMemcpyDeviceToHost));
         }
@@ -905,9 +899,8 @@ static void test_kv_fp8_kernels_hd128(void **st) {
             fo[i] = ss_bf16_to_f32_inline(o8[dec_off + i]);
         static const char *SIZE[] = {"auto", "1", "2"};
         char what[128];
-        snprintf(what, sizeof what,
-                 "kv fp8 hd 128 decode v3 pure-decode batch, clusters of %s%s == its bf16 run; vs cpu", SIZE[splits],
-                 deep ? ", 4 raw stages" : "");
+        snprintf(what, sizeof what, "kv fp8 hd 128 decode v3 pure-decode batch, clusters of %s == its bf16 run; vs cpu",
+                 SIZE[splits]);
         ss_compare_normalized(what, fo, fr + dec_off, (int64_t)dec_n, TOL_ATTN);
     }
     cudaFree(d_qkv), cudaFree(d_out), cudaFree(d_tok), cudaFree(d_tab), cudaFree(d_tiles), cudaFree(d_if);

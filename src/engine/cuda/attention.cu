@@ -311,7 +311,6 @@ cudaError_t dispatch(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_
                      uint16_t *out, int variant, cudaStream_t stream) {
     const bool pure_decode = (variant & SS_ATTN_PURE_DECODE) != 0;
     const bool pdl = (variant & SS_ATTN_PDL) != 0;
-    const bool fp8_deep = (variant & SS_ATTN_FP8_DEEP) != 0;
     const int splits = (variant >> 12) & 15; /* SS_ATTN_DECODE3_SPLITS, 0: chosen here */
     variant &= 0xff;
     if (splits & (splits - 1) || splits > D3_MAX_SPLIT)
@@ -345,7 +344,7 @@ cudaError_t dispatch(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_
     if (version == 3) {
         bool ran = false;
         e = launch_decode3<FP8>(qkv, tok, tiles, n_tiles, tables, max_blocks, kv, nh, nkv, out, splits, pdl,
-                                pure_decode, fp8_deep, stream, &ran);
+                                pure_decode, stream, &ran);
         if (e != cudaSuccess || ran)
             return e;
         /* no thread-block clusters before cc 9.0: v1 */

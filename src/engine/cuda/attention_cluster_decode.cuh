@@ -40,22 +40,11 @@ constexpr int D3_WARPS = 4;
 constexpr int D3_THREADS = D3_WARPS * 32;
 constexpr int D3_STAGES = 2;
 constexpr int D3_SMEM = D3_STAGES * 2 * MMA_TILE_BYTES; /* 64 KB */
-/* FP8: the BF16 tile pair the warps dequantize into, then ST raw stages (65 KB
- * at 2, 98 KB at 4). A raw stage is half a BF16 one, so 4 raw stages keep as
- * many bytes in flight per block as the BF16 kernel's 2, at 2 blocks per SM
- * instead of 3 (SS_KV_FP8_STAGES, d3_fp8_stages). */
-constexpr int D3_STAGES_FP8_DEEP = 4;
-template <bool FP8, int ST> constexpr int d3_smem() {
-    return FP8 ? 2 * MMA_TILE_BYTES + ST * MMA_RAW_STAGE : ST * 2 * MMA_TILE_BYTES;
-}
+/* FP8: the BF16 tile pair the warps dequantize into, then the raw stages: 65 KB. */
+constexpr int D3_SMEM_FP8 = 2 * MMA_TILE_BYTES + D3_STAGES * MMA_RAW_STAGE;
 constexpr int D3_ROWS = 16;                              /* heads per pass (mma rows) */
 constexpr int D3_MAX_SPLIT = 8;                          /* portable cluster size */
 constexpr int D3_BLOCKS_PER_SM = 3;
-/* Blocks of ST stages that fit an SM (the H100's 228 KB, 1 KB reserved per block), at most 3. */
-template <bool FP8, int ST> constexpr int d3_blocks_per_sm() {
-    return 228 * 1024 / (d3_smem<FP8, ST>() + 1024) < D3_BLOCKS_PER_SM ? 228 * 1024 / (d3_smem<FP8, ST>() + 1024)
-                                                                         : D3_BLOCKS_PER_SM;
-}
 
 /* Partials in the (then idle) stage memory: o (D3_WARPS, D3_ROWS, MMA_HD),
  * then m and l (D3_WARPS, D3_ROWS) each; 33 KB of the 64. */
@@ -63,9 +52,10 @@ constexpr int D3_PO = 0;
 constexpr int D3_PM = D3_WARPS * D3_ROWS * MMA_HD;
 constexpr int D3_PL = D3_PM + D3_WARPS * D3_ROWS;
 static_assert((D3_PL + D3_WARPS * D3_ROWS) * 4 <= D3_SMEM, "partials fit in the stage memory");
-static_assert(d3_blocks_per_sm<true, D3_STAGES>() == 3 && d3_blocks_per_sm<false, D3_STAGES>() == 3,
-              "3 blocks per SM at 2 stages");
-static_assert(d3_blocks_per_sm<true, D3_STAGES_FP8_DEEP>() == 2, "2 deep FP8 blocks per SM");
+/* The H100's 228 KB per SM, 1 KB of it reserved per block. */
+static_assert(D3_BLOCKS_PER_SM * (D3_SMEM_FP8 + 1024) <= 228 * 1024, "3 FP8 blocks per SM");
+
+template <bool FP8> constexpr int d3_smem() { return FP8 ? D3_SMEM_FP8 : D3_SMEM; }
 
 /* Offset of stage s in the dynamic shared memory: its K tile (V follows),
  * or for FP8 its raw stage (MMA_RAW_STAGE layout). */
@@ -96,8 +86,8 @@ __device__ __forceinline__ void load_kv_tile_below(uint32_t sk, uint32_t sv, con
 /* Block: split `rank` of tile blockIdx.x / n_split (1-row tiles only; the
  * whole cluster of a longer tile returns at once). prefetch: the batch is
  * pure decode (the K/V copies of older keys may start before the PDL wait). */
-template <bool FP8, int ST>
-__global__ void __launch_bounds__(D3_THREADS, (d3_blocks_per_sm<FP8, ST>()))
+template <bool FP8>
+__global__ void __launch_bounds__(D3_THREADS, D3_BLOCKS_PER_SM)
 decode3_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__ tok,
                const ss_attn_tile *__restrict__ tiles, const int32_t *__restrict__ tables, int max_blocks,
                ss_kv_layer cache, int nh, int nkv, float sl2, int n_split, int prefetch,
@@ -135,7 +125,7 @@ decode3_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__
         const int nhp = min(D3_ROWS, tile.nheads - h0);
         const bool early = prefetch && h0 == 0; /* this pass's stages are issued before the wait */
 #pragma unroll
-        for (int s = 0; s < ST; s++) {
+        for (int s = 0; s < D3_STAGES; s++) {
             if (s < n_t) {
                 const uint32_t st = sbase + d3_stage<FP8>(s);
                 const int k0 = k_begin + s * MMA_BN, k_skip = early ? k_new : 0x7fffffff;
@@ -155,7 +145,7 @@ decode3_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__
              * plain copies (visible after the barrier before the stage is
              * read; cp.async never touches that row). */
             const int s = (k_new - k_begin) / MMA_BN;
-            if (k_new >= k_begin && k_new < k_end && s < ST && threadIdx.x < (FP8 ? 16 : 32)) {
+            if (k_new >= k_begin && k_new < k_end && s < D3_STAGES && threadIdx.x < (FP8 ? 16 : 32)) {
                 const int r = k_new - k_begin - s * MMA_BN;
                 const int64_t srow = kv_slot(table, k_new) * nkv + kvh;
                 if (FP8) {
@@ -198,14 +188,14 @@ decode3_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__
         float ma = -INFINITY, mb = -INFINITY, la = 0.0f, lb = 0.0f;
 
         for (int j = 0; j < n_t; j++) {
-            cp_async_wait<ST - 1>();
+            cp_async_wait<D3_STAGES - 1>();
             __syncthreads(); /* tile j visible to every warp */
             /* FP8: the one BF16 tile pair, at offset 0 */
-            const uint32_t sk = sbase + (FP8 ? 0u : d3_stage<FP8>(j % ST)), sv = sk + MMA_TILE_BYTES;
+            const uint32_t sk = sbase + (FP8 ? 0u : d3_stage<FP8>(j % D3_STAGES)), sv = sk + MMA_TILE_BYTES;
             const int k0 = k_begin + j * MMA_BN + warp * 16; /* this warp's first key */
             if (k0 < k_end) {
                 if (FP8) { /* only this warp reads its 16 rows: no block barrier */
-                    dequant_kv_rows<16, 32>(sk, sv, smem_raw + d3_stage<FP8>(j % ST), warp * 16, lane);
+                    dequant_kv_rows<16, 32>(sk, sv, smem_raw + d3_stage<FP8>(j % D3_STAGES), warp * 16, lane);
                     __syncwarp();
                 }
                 /* S (16 heads x 16 keys) = Q K^T. */
@@ -266,9 +256,9 @@ decode3_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__
                 }
             }
             __syncthreads(); /* tile j consumed before its stage is refilled */
-            if (j + ST < n_t) {
-                const uint32_t st = sbase + d3_stage<FP8>(j % ST);
-                const int k0n = k_begin + (j + ST) * MMA_BN;
+            if (j + D3_STAGES < n_t) {
+                const uint32_t st = sbase + d3_stage<FP8>(j % D3_STAGES);
+                const int k0n = k_begin + (j + D3_STAGES) * MMA_BN;
                 if (FP8)
                     load_kv_raw<D3_THREADS>(st, cache, table, nkv, kvh, k0n, k_end, 0x7fffffff);
                 else
@@ -329,14 +319,14 @@ decode3_kernel(const uint16_t *__restrict__ qkv, const ss_tok_info *__restrict__
 #endif
 }
 
-/* Per device, once per process: the 64 / 65 / 98 KB shared memory opt-in and the SM
+/* Per device, once per process: the 64 / 65 KB shared memory opt-in and the SM
  * count (cudaFuncSetAttribute costs a driver call per launch otherwise).
  * Benign race: two threads may both do the idempotent setup. */
 struct Decode3Setup {
     int ready, n_sm, ok;
 };
 
-template <bool FP8, int ST>
+template <bool FP8>
 cudaError_t decode3_setup(int *n_sm, bool *ok) {
     static Decode3Setup setup[MAX_DEVICES]; /* per instantiation */
     int dev = 0;
@@ -351,9 +341,8 @@ cudaError_t decode3_setup(int *n_sm, bool *ok) {
         if ((e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev)) != cudaSuccess ||
             (e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess)
             return e;
-        if (major >= 9 && (e = cudaFuncSetAttribute(decode3_kernel<FP8, ST>,
-                                                    cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                    d3_smem<FP8, ST>())) != cudaSuccess)
+        if (major >= 9 && (e = cudaFuncSetAttribute(decode3_kernel<FP8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                    d3_smem<FP8>())) != cudaSuccess)
             return e;
         s->n_sm = sms, s->ok = major >= 9;
         __atomic_store_n(&s->ready, 1, __ATOMIC_RELEASE);
@@ -376,31 +365,17 @@ int decode3_splits(int64_t n_tiles, int n_sm) {
     return n;
 }
 
-/* The raw stages of the FP8 kernel where the caller does not ask for the deep
- * form (SS_ATTN_FP8_DEEP): SS_KV_FP8_STAGES=4 (D3_STAGES_FP8_DEEP) or 2
- * (default, the BF16 kernel's count), read once per process. */
-static inline int d3_fp8_stages() {
-    static int stages; /* 0: not read yet; benign race, idempotent */
-    int v = __atomic_load_n(&stages, __ATOMIC_RELAXED);
-    if (!v) {
-        const char *e = getenv("SS_KV_FP8_STAGES");
-        v = e && atoi(e) == D3_STAGES_FP8_DEEP ? D3_STAGES_FP8_DEEP : D3_STAGES;
-        __atomic_store_n(&stages, v, __ATOMIC_RELAXED);
-    }
-    return v;
-}
-
 /* Needs cc >= 9.0 (clusters); *ran = false where it is not available.
  * splits: cluster size, 0 = decode3_splits. prefetch: pure decode batch
  * (every key but each row's own was written before this forward). */
-template <bool FP8, int ST>
-cudaError_t launch_decode3_st(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles, int64_t n_tiles,
-                              const int32_t *tables, int max_blocks, const ss_kv_layer &cache, int nh, int nkv,
-                              uint16_t *out, int splits, bool pdl, bool prefetch, cudaStream_t stream, bool *ran) {
+template <bool FP8>
+cudaError_t launch_decode3(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles, int64_t n_tiles,
+                           const int32_t *tables, int max_blocks, const ss_kv_layer &cache, int nh, int nkv,
+                           uint16_t *out, int splits, bool pdl, bool prefetch, cudaStream_t stream, bool *ran) {
     int n_sm = 0;
     bool ok = false;
     *ran = false;
-    cudaError_t e = decode3_setup<FP8, ST>(&n_sm, &ok);
+    cudaError_t e = decode3_setup<FP8>(&n_sm, &ok);
     if (e != cudaSuccess || !ok)
         return e;
     const int n_split = splits > 0 ? splits : decode3_splits(n_tiles, n_sm);
@@ -410,7 +385,7 @@ cudaError_t launch_decode3_st(const uint16_t *qkv, const ss_tok_info *tok, const
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3((unsigned)(n_tiles * n_split));
     cfg.blockDim = dim3(D3_THREADS);
-    cfg.dynamicSmemBytes = d3_smem<FP8, ST>();
+    cfg.dynamicSmemBytes = d3_smem<FP8>();
     cfg.stream = stream;
     cudaLaunchAttribute attr[2];
     attr[0].id = cudaLaunchAttributeClusterDimension;
@@ -421,24 +396,8 @@ cudaError_t launch_decode3_st(const uint16_t *qkv, const ss_tok_info *tok, const
     attr[1].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
     cfg.numAttrs = pdl ? 2 : 1;
-    e = cudaLaunchKernelEx(&cfg, decode3_kernel<FP8, ST>, qkv, tok, tiles, tables, max_blocks, cache, nh, nkv, sl2,
+    e = cudaLaunchKernelEx(&cfg, decode3_kernel<FP8>, qkv, tok, tiles, tables, max_blocks, cache, nh, nkv, sl2,
                            n_split, prefetch ? 1 : 0, out);
     *ran = e == cudaSuccess;
     return e;
-}
-
-/* deep: the FP8 kernel with D3_STAGES_FP8_DEEP raw stages (also when the
- * environment asks for it: d3_fp8_stages); no effect on BF16. */
-template <bool FP8>
-cudaError_t launch_decode3(const uint16_t *qkv, const ss_tok_info *tok, const ss_attn_tile *tiles, int64_t n_tiles,
-                           const int32_t *tables, int max_blocks, const ss_kv_layer &cache, int nh, int nkv,
-                           uint16_t *out, int splits, bool pdl, bool prefetch, bool deep, cudaStream_t stream,
-                           bool *ran) {
-    if constexpr (FP8) {
-        if (deep || d3_fp8_stages() == D3_STAGES_FP8_DEEP)
-            return launch_decode3_st<FP8, D3_STAGES_FP8_DEEP>(qkv, tok, tiles, n_tiles, tables, max_blocks, cache, nh,
-                                                              nkv, out, splits, pdl, prefetch, stream, ran);
-    }
-    return launch_decode3_st<FP8, D3_STAGES>(qkv, tok, tiles, n_tiles, tables, max_blocks, cache, nh, nkv, out,
-                                             splits, pdl, prefetch, stream, ran);
 }

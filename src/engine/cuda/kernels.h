@@ -96,11 +96,7 @@ cudaError_t ss_attention_cuda(const uint16_t *qkv, const ss_tok_info *tok,
  *                  n blocks (1, 2, 4 or 8) instead of the size chosen from the
  *                  tile count.
  *   SS_ATTN_PDL    every kernel launched as a programmatic dependent launch
- *                  (the launch of a prefill batch's second kernel included).
- *   SS_ATTN_FP8_DEEP the v3 decode kernel over an FP8 cache with 4 raw K/V
- *                  stages (2 blocks per SM) instead of 2 (3 per SM), as
- *                  SS_KV_FP8_STAGES=4 in the environment selects for every
- *                  launch; no effect on a BF16 cache. */
+ *                  (the launch of a prefill batch's second kernel included). */
 #define SS_ATTN_DECODE3_SPLITS(n) ((n) << 12)
 enum {
     SS_ATTN_AUTO = 0,
@@ -110,8 +106,7 @@ enum {
     SS_ATTN_DECODE1 = 4,
     SS_ATTN_DECODE3 = 5,
     SS_ATTN_PURE_DECODE = 0x100,
-    SS_ATTN_PDL = 0x200,
-    SS_ATTN_FP8_DEEP = 0x400
+    SS_ATTN_PDL = 0x200
 };
 cudaError_t ss_attention_cuda_variant(const uint16_t *qkv, const ss_tok_info *tok,
                                       const ss_attn_tile *tiles, int64_t n_tiles,
