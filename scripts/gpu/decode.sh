@@ -21,7 +21,7 @@
 #   ncu      Nsight Compute on the stream GEMM's first launches in a tune of BitNet-2B at M 64
 #            (speed of light, memory, occupancy, warp states), dense and 2:4
 # Environment: MS (decode M list, default 64,128,256,512), PATTERNS (2_4,2_8), DTYPES (int8),
-# KV_DTYPES (the decode part's KV caches, default bf16; "bf16 fp8" runs both),
+# KV_DTYPES (the decode part's KV caches, default bf16; "bf16 fp8" runs both), PROFILE_M (64),
 # KERNEL_STREAM (the kernel part's SS_STREAM values, default "1 0"), TUNE_PLAIN (0: tune only the
 # sm90 backends; cuBLASLt / cuSPARSELt keep their heuristics),
 # SS_TUNING_DIR (set by tune; unset = heuristics).
@@ -113,7 +113,7 @@ for part in "$@"; do
       --tool memcheck --error-exitcode 9 $B/test_engine_gpu >"$out/sanitize_engine.log" 2>&1
     echo "memcheck test_engine_gpu (quick) rc=$?"
     grep -E "ERROR SUMMARY|Invalid|PASSED|FAILED" "$out/sanitize_engine.log" | head -8
-    SS_GPU_TEST_FILTER=test_kv_fp8_kernels_hd128 SS_TEST_DATA=$PWD/tests/data timeout 240 compute-sanitizer \
+    SS_TEST_FILTER=test_kv_fp8_kernels_hd128 SS_TEST_DATA=$PWD/tests/data timeout 240 compute-sanitizer \
       --tool memcheck --error-exitcode 9 $B/test_engine_gpu >"$out/sanitize_kv_fp8.log" 2>&1
     echo "memcheck test_engine_gpu (the FP8 KV attention kernels) rc=$?"
     grep -E "ERROR SUMMARY|Invalid|PASSED|FAILED" "$out/sanitize_kv_fp8.log" | head -8 ;;
