@@ -21,7 +21,10 @@
  * diagnosis, not a result: the GPU tests check the kernel's output.
  * Usage: dev_stream_phases [all]
  *
- * Not run yet (written to be the first measurement of the next GPU call).
+ * Measured (H100, docs/results/h100.md §6.0b): a block never waits for its
+ * weights (0.2-0.7 µs of weight wait); it spends ~10 µs of fixed prologue,
+ * split-K exchange and epilogue, so a per-projection kernel of this shape
+ * cannot approach the weight bytes at M 64.
  */
 #include <algorithm>
 #include <stdint.h>

@@ -14,6 +14,8 @@
 #   profile  bench decode --profile at M PROFILE_M (default 64) for the dense backends and 2_4
 #            (stage split)
 #   phases   dev_stream_phases: per-block phase times of the stream GEMM (BitNet-2B, M 64)
+#   ceiling  dev_layer_stream: a step's projection weights streamed by one resident grid with grid
+#            barriers between projections, against one kernel per projection (plain, PDL)
 #   sanitize compute-sanitizer memcheck on test_engine_gpu's quick set and on its FP8 KV
 #            attention kernel test
 #   prefill  bench prefill at M 16384, sm90dense and the first pattern on sm90sp (no-regression
@@ -50,7 +52,7 @@ for part in "$@"; do
   case $part in
   build)
     gpu_configure $B || exit 1
-    cmake --build $B -j 16 --target slidesparse test_gpu_linear test_engine_gpu dev_stream_phases >"$out/build.log" 2>&1 ||
+    cmake --build $B -j 16 --target slidesparse test_gpu_linear test_engine_gpu dev_stream_phases dev_layer_stream >"$out/build.log" 2>&1 ||
       { grep -B2 -A8 -m5 error "$out/build.log"; exit 1; } ;;
   check)
     SS_TEST_DATA=$PWD/tests/data SS_GPU_TEST_QUICK=1 timeout 300 $B/test_gpu_linear >"$out/test_gpu_linear.log" 2>&1
@@ -124,6 +126,9 @@ for part in "$@"; do
         >"$out/prefill_${pat}_$be.log" 2>&1
       echo "prefill $pat $be rc=$?: $(tps "$out/prefill_${pat}_$be.log")"
     done ;;
+  ceiling)
+    timeout 120 $B/dev_layer_stream >"$out/layer_stream.log" 2>&1
+    echo "dev_layer_stream rc=$?"; cat "$out/layer_stream.log" ;;
   phases)
     timeout 120 $B/dev_stream_phases >"$out/stream_phases.log" 2>&1
     echo "dev_stream_phases rc=$?"; grep -A1 "wg1 w1\|wg2 w1" "$out/stream_phases.log" | head -40 ;;
