@@ -16,8 +16,8 @@
 #   phases   dev_stream_phases: per-block phase times of the stream GEMM (BitNet-2B, M 64)
 #   ceiling  dev_layer_stream: a step's projection weights streamed by one resident grid with grid
 #            barriers between projections, against one kernel per projection (plain, PDL)
-#   sanitize compute-sanitizer memcheck on test_engine_gpu's quick set and on its FP8 KV
-#            attention kernel test
+#   sanitize compute-sanitizer memcheck on test_engine_gpu's quick set, on its FP8 KV
+#            attention kernel test and on test_gpu_linear's sm90 tests (quick shapes)
 #   prefill  bench prefill at M 16384, sm90dense and the first pattern on sm90sp (no-regression
 #            check of the default prefill path)
 #   ncu      Nsight Compute on the stream GEMM's first launches in a tune of BitNet-2B at M 64
@@ -118,7 +118,11 @@ for part in "$@"; do
     SS_TEST_FILTER=test_kv_fp8_kernels_hd128 SS_TEST_DATA=$PWD/tests/data timeout 240 compute-sanitizer \
       --tool memcheck --error-exitcode 9 $B/test_engine_gpu >"$out/sanitize_kv_fp8.log" 2>&1
     echo "memcheck test_engine_gpu (the FP8 KV attention kernels) rc=$?"
-    grep -E "ERROR SUMMARY|Invalid|PASSED|FAILED" "$out/sanitize_kv_fp8.log" | head -8 ;;
+    grep -E "ERROR SUMMARY|Invalid|PASSED|FAILED" "$out/sanitize_kv_fp8.log" | head -8
+    SS_TEST_FILTER='test_sm90*' SS_GPU_TEST_QUICK=1 SS_TEST_DATA=$PWD/tests/data timeout 300 compute-sanitizer \
+      --tool memcheck --error-exitcode 9 $B/test_gpu_linear >"$out/sanitize_sm90.log" 2>&1
+    echo "memcheck test_gpu_linear (the sm90 GEMMs, the stream GEMM's candidates included) rc=$?"
+    grep -E "ERROR SUMMARY|Invalid|PASSED|FAILED" "$out/sanitize_sm90.log" | head -8 ;;
   prefill)
     for spec in dense:sm90dense ${PATTERNS%%,*}:sm90sp; do
       IFS=: read -r pat be <<<"$spec"
