@@ -125,12 +125,16 @@ __global__ void __launch_bounds__(kThreads) read_kernel(Phase ph, uint32_t *sink
     Batch b;
     if (pdl == 2)
         load_batch(ph.p, ph.n16, tid, nt, b);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 /* PDL is sm_90: elsewhere the launches are plain */
     if (pdl)
         asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
     uint32_t acc = pdl == 2 ? xor_batch(b) ^ read_range(ph.p, ph.n16, tid, nt, tid + kUnroll * nt)
                             : read_range(ph.p, ph.n16, tid, nt, tid);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     if (pdl)
         asm volatile("griddepcontrol.launch_dependents;");
+#endif
     fold(acc, sink);
 }
 
