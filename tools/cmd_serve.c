@@ -70,8 +70,9 @@ typedef struct {
     http_engine *engine;
     const char *model;  /* the served name */
     int64_t created;    /* Unix seconds at start */
-    pthread_mutex_t mu; /* the id counter */
+    pthread_mutex_t mu; /* the id counter and the open streams */
     uint64_t n_ids;
+    int open_streams;   /* streamed responses MHD still holds (stream_free not yet run) */
 } server;
 
 /* SIGINT / SIGTERM: the main thread stops the server. */
@@ -129,6 +130,7 @@ static void log_request(const char *method, const char *url, int status, const h
 // --- streaming --------------------------------------------------------------------------------
 
 typedef struct {
+    server *sv;
     http_job *job;
     http_api_meta meta;
     char id[48];
@@ -222,8 +224,18 @@ static void stream_free(void *cls) {
     log_request("POST", s->url, gone ? 499 : s->status, &s->usage,
                 gone ? "stream cancelled: the client disconnected" : s->how);
     http_job_release(s->job);
+    pthread_mutex_lock(&s->sv->mu);
+    s->sv->open_streams--;
+    pthread_mutex_unlock(&s->sv->mu);
     free(s->pending);
     free(s);
+}
+
+static int open_streams(server *sv) {
+    pthread_mutex_lock(&sv->mu);
+    int n = sv->open_streams;
+    pthread_mutex_unlock(&sv->mu);
+    return n;
 }
 
 // --- routes -----------------------------------------------------------------------------------
@@ -257,7 +269,7 @@ static enum MHD_Result generate(server *sv, struct MHD_Connection *c, const char
         stream_state *s = calloc(1, sizeof *s);
         struct MHD_Response *resp = NULL;
         if (s) {
-            s->job = job, s->include_usage = r.include_usage, s->status = 200;
+            s->sv = sv, s->job = job, s->include_usage = r.include_usage, s->status = 200;
             make_meta(sv, k, s->id, sizeof s->id, &s->meta);
             s->url = k == HTTP_API_CHAT ? "/v1/chat/completions" : "/v1/completions";
             resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
@@ -269,6 +281,9 @@ static enum MHD_Result generate(server *sv, struct MHD_Connection *c, const char
             http_api_fail(&e, 500, "server_error", NULL, "out of memory");
             return send_error(c, &e, NULL);
         }
+        pthread_mutex_lock(&sv->mu);
+        sv->open_streams++; /* stream_free takes it back */
+        pthread_mutex_unlock(&sv->mu);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
         ok = MHD_queue_response(c, MHD_HTTP_OK, resp);
@@ -496,9 +511,15 @@ static int run_server(server *sv, const serve_args *a, long long port) {
         nanosleep(&ts, NULL);
     }
     /* Stop taking connections, end the jobs in flight (their threads wake),
-     * then wait for the connection threads. */
+     * let the streams write their last events (the 503 error event, [DONE]):
+     * stopping the daemon closes the sockets, whatever is still unsent (2 s
+     * for a client that stops reading), then wait for the connection threads. */
     MHD_socket listen_fd = MHD_quiesce_daemon(sv->daemon);
     http_engine_stop(sv->engine);
+    for (int i = 0; i < 200 && open_streams(sv) > 0; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     MHD_stop_daemon(sv->daemon);
     if (listen_fd != MHD_INVALID_SOCKET)
         close(listen_fd); /* ours after a quiesce, closed once the daemon is gone */
