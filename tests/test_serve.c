@@ -472,6 +472,13 @@ static void test_throughput_run_fits(void **st) {
     assert_int_equal(row.stats.kv_rows, 4 * 60);
 }
 
+/* A CSV the throughput writer made, as text (ss_test_read_file ends it with a NUL). */
+static char *csv_text(const char *path) {
+    size_t len;
+    char *t = ss_test_read_file(path, &len);
+    assert_non_null(t);
+    return t;
+}
 static void test_csv_merge_and_speedup(void **st) {
     char dir[256], path[512], sparse[512];
     ss_test_tmpdir(dir, sizeof dir);
@@ -489,11 +496,7 @@ static void test_csv_merge_and_speedup(void **st) {
     assert_ok(ss_throughput_save(path, &r[1], 1));
     r[0].tokens_per_s = 1500; /* re-measured M 128 replaces its row */
     assert_ok(ss_throughput_save(path, &r[0], 1));
-    size_t len;
-    char *txt = ss_test_read_file(path, &len);
-    assert_non_null(txt);
-    txt = realloc(txt, len + 1);
-    txt[len] = 0;
+    char *txt = csv_text(path);
     const char *want = SS_THROUGHPUT_CSV_HEADER "\n64,16,64,64,272,256,1,2000,2\n128,16,128,128,272,256,1,1500,2\n";
     assert_string_equal(txt, want);
     free(txt);
@@ -508,10 +511,7 @@ static void test_csv_merge_and_speedup(void **st) {
     assert_ok(ss_throughput_speedup(path, "M", SS_STAGE_DECODE, &written));
     assert_int_equal(written, 1);
     snprintf(path, sizeof path, "%s/dev/M_decode_speedup.csv", dir);
-    txt = ss_test_read_file(path, &len);
-    assert_non_null(txt);
-    txt = realloc(txt, len + 1);
-    txt[len] = 0;
+    txt = csv_text(path);
     assert_non_null(strstr(txt, "M,cublaslt_tokens_per_s,cusparselt_2_8_tokens_per_s,cusparselt_2_8_speedup\n"));
     assert_non_null(strstr(txt, "\n64,2000,3000,1.5000\n"));
     assert_non_null(strstr(txt, "\n128,1500,3000,2.0000\n"));
@@ -546,11 +546,7 @@ static void test_csv_append_median(void **st) {
     assert_ok(ss_workload_make(SS_STAGE_PREFILL, 512, &r.w));
     r.tokens_per_s = 50; /* a smaller M written later sorts first */
     assert_ok(ss_throughput_append(path, &r));
-    size_t len;
-    char *txt = ss_test_read_file(path, &len);
-    assert_non_null(txt);
-    txt = realloc(txt, len + 1);
-    txt[len] = 0;
+    char *txt = csv_text(path);
     assert_string_equal(txt, SS_THROUGHPUT_CSV_HEADER "\n512,512,1,8,512,1,1,50,2\n1024,1024,1,8,1024,1,1,100,2\n"
                                                       "1024,1024,1,8,1024,1,1,300,2\n1024,1024,1,8,1024,1,1,90,2\n");
     free(txt);
@@ -558,10 +554,7 @@ static void test_csv_append_median(void **st) {
     assert_ok(ss_throughput_speedup(dev, "M", SS_STAGE_PREFILL, &written));
     assert_int_equal(written, 1);
     snprintf(path, sizeof path, "%s/M_prefill_speedup.csv", dev);
-    txt = ss_test_read_file(path, &len);
-    assert_non_null(txt);
-    txt = realloc(txt, len + 1);
-    txt[len] = 0;
+    txt = csv_text(path);
     /* one row per M: dense median 100 (of 90, 100, 300), 2_4 median 155 (of 150, 160) */
     assert_string_equal(txt, "M,cublaslt_tokens_per_s,cusparselt_2_4_tokens_per_s,cusparselt_2_4_speedup\n"
                              "512,50,,\n1024,100,155,1.5500\n");
@@ -570,10 +563,7 @@ static void test_csv_append_median(void **st) {
     assert_ok(ss_workload_make(SS_STAGE_PREFILL, 1024, &r.w));
     r.tokens_per_s = 120;
     assert_ok(ss_throughput_save(sparse, &r, 1));
-    txt = ss_test_read_file(sparse, &len);
-    assert_non_null(txt);
-    txt = realloc(txt, len + 1);
-    txt[len] = 0;
+    txt = csv_text(sparse);
     assert_string_equal(txt, SS_THROUGHPUT_CSV_HEADER "\n1024,1024,1,8,1024,1,1,120,2\n");
     free(txt);
     ss_test_rmtree(dir);

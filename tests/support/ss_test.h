@@ -39,7 +39,8 @@ double ss_rng_normal(ss_rng *r);
 void ss_test_tmpdir(char *buf, size_t n);
 /* rm -rf path (tests only). */
 void ss_test_rmtree(const char *path);
-/* Reads a whole file; *len gets its size; caller frees. NULL when unreadable. */
+/* Reads a whole file, NUL-terminated past its end; *len gets its size; caller frees. NULL
+ * when unreadable. */
 void *ss_test_read_file(const char *path, size_t *len);
 void ss_test_write_file(const char *path, const void *data, size_t len);
 /* 1 when path exists (lstat: a dangling link counts). */
