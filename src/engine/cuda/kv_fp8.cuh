@@ -7,6 +7,7 @@
 #ifndef SS_ENGINE_CUDA_KV_FP8_CUH
 #define SS_ENGINE_CUDA_KV_FP8_CUH
 
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 #include <stdint.h>
@@ -34,11 +35,17 @@ __device__ __forceinline__ void ss_kv_quant_row_warp(const uint16_t *x, int n, u
 }
 
 /* Two E4M3 (element 0 in the low byte) -> bf16x2 of f32(q) * s (element 0
- * in the low half). */
+ * in the low half). The attention kernels run this on every cached element,
+ * so the two products are rounded to BF16 by one cvt.rn.bf16x2.f32 rather
+ * than ss_to_bf's integer sequence each: the same round to nearest even, and
+ * the products are finite (|f32(q)| <= 448, s = absmax / 448), so the
+ * instruction's canonical NaN (where ss_to_bf keeps the payload) never
+ * arises and the bits equal ss_kv_dequant_row's. */
 __device__ __forceinline__ uint32_t ss_kv_dequant2(uint32_t two, float s) {
     const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)(two & 0xffffu), __NV_E4M3);
     const float lo = __half2float(__ushort_as_half(h.x)), hi = __half2float(__ushort_as_half(h.y));
-    return (uint32_t)ss_to_bf(__fmul_rn(lo, s)) | ((uint32_t)ss_to_bf(__fmul_rn(hi, s)) << 16);
+    const __nv_bfloat162_raw b = __floats2bfloat162_rn(__fmul_rn(lo, s), __fmul_rn(hi, s)); /* .x = lo */
+    return (uint32_t)b.x | ((uint32_t)b.y << 16);
 }
 
 /* 8 E4M3 (one 8-byte word) -> 8 BF16 (one 16-byte word), the layout of a
