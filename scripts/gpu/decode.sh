@@ -20,6 +20,10 @@
 #            attention kernel test and on test_gpu_linear's sm90 tests (quick shapes)
 #   prefill  bench prefill at M 16384, sm90dense and the first pattern on sm90sp (no-regression
 #            check of the default prefill path)
+#   ab       before / after in one call: the tree in .carry/before (`git archive REF | tar -x -C
+#            .carry/before`, made where git is) built without CUTLASS into build-before, then
+#            bench decode with both binaries, alternating (AB_ROUNDS rounds, default 2), for
+#            AB_SPECS (default "dense:cublaslt"; cuBLASLt / cuSPARSELt backends) x DTYPES x KV_DTYPES
 #   ncu      Nsight Compute on the stream GEMM's first launches in a tune of BitNet-2B at M 64
 #            (speed of light, memory, occupancy, warp states), dense and 2:4
 # Environment: MS (decode M list, default 64,128,256,512), PATTERNS (2_4,2_8), DTYPES (int8),
@@ -34,8 +38,8 @@ mkdir -p "$out"
 source scripts/gpu/run.sh env
 export SS_STREAM=${SS_STREAM:-1} # the sm90 backends' stream GEMM (opt-in) is what this measures
 # configure: Release, sm_90 only, CUDA on, cuSPARSELt / CUTLASS as env found them
-gpu_configure() {
-  cmake -S . -B "$1" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DSS_CUDA=ON \
+gpu_configure() { # gpu_configure BUILD_DIR [SOURCE_DIR]
+  cmake -S "${2:-.}" -B "$1" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DSS_CUDA=ON \
     ${CUSPARSELT_ROOT:+-DCUSPARSELT_ROOT=$CUSPARSELT_ROOT} ${CUTLASS_ROOT:+-DCUTLASS_ROOT=$CUTLASS_ROOT} \
     >"$out/configure.log" 2>&1 || { tail -20 "$out/configure.log"; return 1; }
   grep "slidesparse:" "$out/configure.log"
@@ -136,6 +140,27 @@ for part in "$@"; do
   phases)
     timeout 120 $B/dev_stream_phases >"$out/stream_phases.log" 2>&1
     echo "dev_stream_phases rc=$?"; grep -A1 "wg1 w1\|wg2 w1" "$out/stream_phases.log" | head -40 ;;
+  ab)
+    [[ -f .carry/before/CMakeLists.txt ]] || { echo "ab: no .carry/before tree"; exit 1; }
+    CUTLASS_ROOT=/nonexistent gpu_configure build-before .carry/before || exit 1
+    cmake --build build-before -j 16 --target slidesparse >"$out/build_before.log" 2>&1 ||
+      { grep -B2 -A8 -m5 error "$out/build_before.log"; exit 1; }
+    for round in $(seq 1 ${AB_ROUNDS:-2}); do
+      for which in before after; do
+        bin=$S; [[ $which == before ]] && bin=build-before/slidesparse
+        for dt in ${DTYPES//,/ }; do
+          for kv in ${KV_DTYPES:-bf16}; do
+            for spec in ${AB_SPECS:-dense:cublaslt}; do
+              IFS=: read -r pat be <<<"$spec"
+              log="$out/ab_${which}_r${round}_${dt}_${pat}_${be}_kv$kv.log"
+              timeout 200 $bin bench decode --model "$(model $dt $pat)" --backend $be --m "$MS" --kv-dtype $kv \
+                --out /tmp/ab >"$log" 2>&1
+              echo "$which round $round: $dt $pat $be kv $kv rc=$?: $(tps "$log")"
+            done
+          done
+        done
+      done
+    done ;;
   ncu)
     for sp in "--sm90dense --sparsity 2_4 --stage coarse" "--sm90sp --sparsity 2_4 --stage fine"; do
       timeout 240 ncu --kernel-name regex:stream_kernel --launch-count 6 --section SpeedOfLight \
