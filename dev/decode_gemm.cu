@@ -3,34 +3,42 @@
  *
  * Why: with no math, one kernel per projection streams a BitNet-2B step's
  * weights in ~1.0 ms on the H100, where the engine's GEMMs take 2.0-2.3 ms
- * (docs/results/h100.md §6.0c): at M 64 the GEMM kernels are the gap. This
- * harness asks whether a GEMM shaped like the read loop keeps that rate with
- * the math in: every SM busy with several small blocks, each warp streaming
- * its own 16-row tile with D 16-byte loads in flight, tokens in shared memory.
+ * (docs/results/h100.md §6.0c): at M 64 the GEMM kernels are the gap. The
+ * first form of this harness (64-row blocks, each filling all its token
+ * columns before the first MMA, 2 KB of token fragments from shared memory
+ * per 512-byte weight fragment, split-K through a workspace) reached 0.45x
+ * cuBLASLt. This form changes the three things that measurement named:
+ *
+ *   - roles swapped: the tokens are mma.sync.m16n8k32's A operand (4 m-tiles
+ *     of 16 tokens, one ldmatrix.x4 each per 32-column step) and the weights
+ *     its B operand, so one 16-byte load per lane carries the B fragments of
+ *     two 8-row groups; a warp owns 32 rows and reuses each step's token
+ *     fragments across its four row groups (1 byte of shared-memory reads per
+ *     weight byte streamed ... 2 with the A tiles, instead of 4);
+ *   - the weights are requested before griddepcontrol.wait (no kernel writes
+ *     them), D steps in flight per warp, the token columns after the wait;
+ *   - split-K over a thread-block cluster: S blocks along K leave their
+ *     partial tiles in shared memory, and block r of the cluster sums slice
+ *     r of the tile over the S ranks through distributed shared memory (no
+ *     workspace, no memset, no atomics; int32, so exact in any order).
  *
  * Kernel: D[64 x N] (int32, row-major by token) = X[64 x K] . W[N x K]^T.
- *   - W is laid out once for mma.sync.m16n8k32 (s8): per 16-row tile and
- *     32-column step, 512 bytes in which lane l's 16 bytes are its A fragment
- *     {a0, a1, a2, a3}, so one coalesced 16-byte load per lane per step;
- *   - block = 4 warps = 64 rows x a K range (split-K by S); the block's token
- *     columns by cp.async into shared memory (rows padded by 16 bytes: the
- *     B-fragment loads hit 32 distinct banks), issued after the first D weight
- *     loads so both are in flight together;
- *   - split-K reduction in the serial form: each split writes its partial to
- *     a workspace, the last block of a row group (atomic ticket) adds them in
- *     split order and writes D, then resets the ticket (graph-replay safe);
- *     int32 sums, so bit-exact in any order.
- * Checked against the CPU (bit for bit) and against cuBLASLt; timed per
- * projection over weight sets rotated past L2 (L2 flushed by rotation).
- * Usage: dev_decode_gemm
+ * W is in the engine's stream layout (src/linear/stream_layout.h: per
+ * 64-row tile and 32-column step a 2 KB record, warp w's 512 bytes the
+ * m16n8k32 A fragments of rows 16w..16w+15): a lane's 16 bytes
+ * {W[g][4q..], W[g+8][4q..], W[g][16+4q..], W[g+8][16+4q..]} are also the B
+ * fragments (b0, b1) of the two 8-row groups, so a warp streams half a
+ * record (32 rows) per step with two 16-byte loads per lane.
+ * Block = WR x WK warps: WR warps along rows (32 each), WK along the block's
+ * K range. Grid (S, N / (32 WR)), clusters of (S, 1, 1).
  *
- * Measured (H100, docs/results/h100.md §6.0c): 108 µs for the four BitNet-2B
- * projections against cuBLASLt's 49 µs (0.45x; best form: 16 warps per
- * block, S 1). Every A fragment meets 2 KB of token fragments from shared
- * memory, and the 64-row blocks leave SMs idle on the narrow projections:
- * the next form reuses token fragments across row tiles, splits K over a
- * cluster, and feeds wgmma from registers.
+ * Checked against the CPU (bit for bit) for every configuration; timed per
+ * projection over weight sets rotated past L2, and as a layer (qkv, o,
+ * gate_up, down back to back, each its best configuration) against the same
+ * four cuBLASLt GEMMs.
+ * Usage: dev_decode_gemm
  */
+#include <cooperative_groups.h>
 #include <cublasLt.h>
 #include <stdint.h>
 #include <string.h>
@@ -38,23 +46,38 @@
 
 #include "dev_common.h"
 
+namespace cg = cooperative_groups;
+
 namespace {
 
-constexpr int kM = 64;     /* tokens */
-constexpr int kTiles = 4;  /* 16-row tiles per block (64 rows) */
-constexpr int kPad = 16;   /* bytes per token row of padding in shared memory */
+constexpr int kM = 64;    /* tokens */
+constexpr int kPad = 16;  /* bytes of padding per token row in shared memory (ldmatrix: no bank conflict) */
+constexpr int kMaxS = 8;  /* portable cluster size */
+constexpr int kChunk = 8; /* K steps per token chunk (a multiple of every D) */
 
-/* Shared memory of a block: the token columns, then reused for the KW warps' partials. */
-size_t block_smem(int kr, int kw) {
-    size_t tokens = (size_t)kM * (kr + kPad), partials = kw > 1 ? (size_t)kTiles * kw * 16 * kM * 4 : 0;
-    return std::max(tokens, partials);
+template <int WR, int WK> __host__ __device__ constexpr int part_ld() { return 32 * WR + 8; }
+
+/* Shared memory: the token columns of the block's K range, then (aliased) the WK partial tiles. */
+template <int WR, int WK> size_t block_smem(int max_bsteps) {
+    size_t tokens = (size_t)kM * (max_bsteps * 32 + kPad);
+    size_t parts = (size_t)WK * kM * part_ld<WR, WK>() * 4;
+    return std::max(tokens, parts);
 }
 
-__device__ __forceinline__ void mma_s8(int (&c)[4], const uint4 &a, uint32_t b0, uint32_t b1) {
+/* sm_90 only (clusters, griddepcontrol): the CI build compiles this file for sm_80 too */
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
+__device__ __forceinline__ void mma_s8(int (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
     asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
                  "{%0,%1,%2,%3};"
                  : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
-                 : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void *smem) {
+    uint32_t s = (uint32_t)__cvta_generic_to_shared(smem);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
 }
 
 __device__ __forceinline__ void cp_async16(void *smem, const void *gmem) {
@@ -62,136 +85,225 @@ __device__ __forceinline__ void cp_async16(void *smem, const void *gmem) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem));
 }
 
-/* grid: (N / 64) * S blocks, block b = row group b / S, split b % S; KW
- * warps along K per 16-row tile (4 * KW warps), D weight loads in flight per
- * warp. */
-template <int D, int KW>
-__global__ void __launch_bounds__(kTiles * KW * 32) decode_gemm(const uint4 *__restrict__ wl,
-                                                               const int8_t *__restrict__ x, int n, int k, int splits,
-                                                               int *__restrict__ ws, int *__restrict__ tickets,
-                                                               int *__restrict__ out) {
-    constexpr int kThreads = kTiles * KW * 32;
-    extern __shared__ __align__(16) uint8_t xs[];
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-    const int rg = blockIdx.x / splits, sp = blockIdx.x % splits;
-    const int bsteps = k / 32 / splits, kr = bsteps * 32, ld = kr + kPad;
-    const int tile = warp % kTiles, kw = warp / kTiles, steps = bsteps / KW, s_local = kw * steps;
-    const int s0 = sp * bsteps + s_local; /* this warp's first step (global) */
-    const int rt = rg * kTiles + tile;
-    const uint4 *w = wl + ((size_t)rt * (k / 32) + s0) * 32 + lane;
-
-    /* the first D weight steps, then the token columns [s0*32, s0*32 + kr) */
-    uint4 a[D];
-#pragma unroll
-    for (int d = 0; d < D; d++)
-        if (d < steps)
-            a[d] = __ldg(w + (size_t)d * 32);
-    for (int i = threadIdx.x; i < kM * (kr / 16); i += kThreads) {
-        int r = i / (kr / 16), c = (i % (kr / 16)) * 16;
-        cp_async16(xs + r * ld + c, x + (size_t)r * k + sp * kr + c);
+/* cp.async.wait_group takes an immediate: at most n groups still pending (n > 7: 7) */
+__device__ __forceinline__ void wait_pending(int n) {
+    switch (n) {
+    case 0: asm volatile("cp.async.wait_group 0;" ::: "memory"); break;
+    case 1: asm volatile("cp.async.wait_group 1;" ::: "memory"); break;
+    case 2: asm volatile("cp.async.wait_group 2;" ::: "memory"); break;
+    case 3: asm volatile("cp.async.wait_group 3;" ::: "memory"); break;
+    case 4: asm volatile("cp.async.wait_group 4;" ::: "memory"); break;
+    case 5: asm volatile("cp.async.wait_group 5;" ::: "memory"); break;
+    case 6: asm volatile("cp.async.wait_group 6;" ::: "memory"); break;
+    default: asm volatile("cp.async.wait_group 7;" ::: "memory"); break;
     }
-    asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;" ::: "memory");
-    __syncthreads();
-
-    int acc[kM / 8][4];
-#pragma unroll
-    for (int j = 0; j < kM / 8; j++)
-        acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0;
-    for (int s = 0; s < steps; s += D) {
-#pragma unroll
-        for (int d = 0; d < D; d++) {
-            if (s + d < steps) {
-                const uint8_t *xr = xs + g * ld + (s_local + s + d) * 32 + 4 * q;
-#pragma unroll
-                for (int j = 0; j < kM / 8; j++) {
-                    uint32_t b0 = *(const uint32_t *)(xr + 8 * j * ld), b1 = *(const uint32_t *)(xr + 8 * j * ld + 16);
-                    mma_s8(acc[j], a[d], b0, b1);
-                }
-                if (s + d + D < steps)
-                    a[d] = __ldg(w + (size_t)(s + d + D) * 32);
-            }
-        }
-    }
-
-    /* the KW partials of a tile summed by its kw = 0 warp, in kw order (through shared memory) */
-    if (KW > 1) {
-        __syncthreads(); /* every warp is done with the token columns */
-        int *part = (int *)xs + (size_t)(tile * KW + kw) * 16 * kM;
-        if (kw > 0)
-#pragma unroll
-            for (int j = 0; j < kM / 8; j++)
-#pragma unroll
-                for (int e = 0; e < 4; e++)
-                    part[(j * 4 + e) * 32 + lane] = acc[j][e];
-        __syncthreads();
-        if (kw > 0)
-            return;
-#pragma unroll
-        for (int j = 0; j < kM / 8; j++)
-#pragma unroll
-            for (int e = 0; e < 4; e++)
-                for (int v = 1; v < KW; v++)
-                    acc[j][e] += ((int *)xs + (size_t)(tile * KW + v) * 16 * kM)[(j * 4 + e) * 32 + lane];
-    }
-    /* (row, token) of acc[j][e]: row rt*16 + g (+8 for e >= 2), token 8j + 2q + (e & 1) */
-    const int row0 = rt * 16 + g;
-    if (splits == 1) {
-#pragma unroll
-        for (int j = 0; j < kM / 8; j++)
-#pragma unroll
-            for (int e = 0; e < 4; e++)
-                out[(size_t)(8 * j + 2 * q + (e & 1)) * n + row0 + (e >> 1) * 8] = acc[j][e];
-        return;
-    }
-#pragma unroll
-    for (int j = 0; j < kM / 8; j++)
-#pragma unroll
-        for (int e = 0; e < 4; e++)
-            __stcg(ws + ((size_t)sp * kM + 8 * j + 2 * q + (e & 1)) * n + row0 + (e >> 1) * 8, acc[j][e]);
-    __threadfence();
-    /* only the kw = 0 warps (threads 0 .. 4*32-1) are left: a named barrier over them */
-    asm volatile("bar.sync 1, %0;" ::"n"(kTiles * 32) : "memory");
-    __shared__ int last;
-    if (threadIdx.x == 0)
-        last = atomicAdd(tickets + rg, 1) == splits - 1;
-    asm volatile("bar.sync 1, %0;" ::"n"(kTiles * 32) : "memory");
-    if (!last)
-        return;
-    __threadfence();
-#pragma unroll
-    for (int j = 0; j < kM / 8; j++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            const size_t at = (size_t)(8 * j + 2 * q + (e & 1)) * n + row0 + (e >> 1) * 8;
-            int sum = 0;
-            for (int t = 0; t < splits; t++)
-                sum += t == sp ? acc[j][e] : __ldcg(ws + (size_t)t * kM * n + at);
-            out[at] = sum;
-        }
-    if (threadIdx.x == 0)
-        tickets[rg] = 0;
 }
 
-/* W (n x k, row-major) -> the mma layout above. */
-std::vector<uint8_t> mma_layout(const std::vector<int8_t> &w, int n, int k) {
+/* Weights are read once: no L1 allocation. */
+__device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+}
+
+#endif
+
+template <int WR, int WK, int D, int MINB>
+__global__ void __launch_bounds__(WR *WK * 32, MINB)
+    decode_gemm(const uint4 *__restrict__ wl, const int8_t *__restrict__ x, int n, int k, int *__restrict__ out) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    constexpr int kThreads = WR * WK * 32, kRows = 32 * WR, kLd = part_ld<WR, WK>();
+    extern __shared__ __align__(16) uint8_t smem[];
+    cg::cluster_group cluster = cg::this_cluster();
+    const int S = gridDim.x, split = blockIdx.x, rb = blockIdx.y;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    const int wr = warp % WR, wk = warp / WR;
+    const int steps = k / 32;
+    /* the block's steps [b0, b1) of K, the warp's [w0, w1) within them */
+    const int b0 = split * steps / S, b1 = (split + 1) * steps / S, bsteps = b1 - b0;
+    const int w0 = b0 + wk * bsteps / WK, w1 = b0 + (wk + 1) * bsteps / WK, ws = w1 - w0;
+    const int rg = rb * WR + wr; /* 32-row group: half (rg & 1) of 64-row tile rg / 2 */
+    const uint4 *w = wl + ((size_t)(rg >> 1) * steps + w0) * 128 + (rg & 1) * 64 + lane;
+
+    uint4 a[D][2];
+#pragma unroll
+    for (int d = 0; d < D; d++)
+        if (d < ws) {
+            a[d][0] = ld_stream(w + d * 128);
+            a[d][1] = ld_stream(w + d * 128 + 32);
+        }
+    asm volatile("griddepcontrol.launch_dependents;");
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+
+    /* the token columns of the block's K range, in chunks of kChunk steps of
+     * every K slice (chunk j = steps w0 + j kChunk .. of each slice), one
+     * cp.async group each: the MMAs of chunk j start when it has landed,
+     * while the later chunks are still on their way */
+    const int ld = (steps / S + 1) * 32 + kPad;
+    const int max_ws = (bsteps + WK - 1) / WK, nchunks = (max_ws + kChunk - 1) / kChunk;
+    for (int j = 0; j < nchunks; j++) {
+        for (int i = threadIdx.x; i < kM * WK * kChunk * 2; i += kThreads) {
+            const int half = i & 1, st = (i >> 1) % kChunk, v = (i >> 1) / kChunk % WK, r = (i >> 1) / kChunk / WK;
+            const int v0 = b0 + v * bsteps / WK, v1 = b0 + (v + 1) * bsteps / WK, s = v0 + j * kChunk + st;
+            if (s < v1)
+                cp_async16(smem + r * ld + (s - b0) * 32 + half * 16, x + (size_t)r * k + s * 32 + half * 16);
+        }
+        asm volatile("cp.async.commit_group;" ::: "memory");
+    }
+
+    int acc[4][4][4];
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int G = 0; G < 4; G++)
+            acc[mt][G][0] = acc[mt][G][1] = acc[mt][G][2] = acc[mt][G][3] = 0;
+    /* ldmatrix.x4: lanes 8i..8i+7 address the rows of matrix i = (rows +8 if i odd, bytes +16 if i >= 2) */
+    const uint8_t *xl = smem + ((lane & 7) + ((lane >> 3) & 1) * 8) * ld + (lane >> 4) * 16 + (w0 - b0) * 32;
+    for (int j = 0; j < nchunks; j++) {
+        wait_pending(nchunks - 1 - j);
+        __syncthreads(); /* chunk j of every slice has landed (every thread's copies) */
+        for (int sb = j * kChunk; sb < (j + 1) * kChunk && sb < ws; sb += D) {
+#pragma unroll
+            for (int d = 0; d < D; d++) {
+                const int s = sb + d;
+                if (s < ws) {
+                    uint32_t A[4][4];
+#pragma unroll
+                    for (int mt = 0; mt < 4; mt++)
+                        ldsm_x4(A[mt], xl + mt * 16 * ld + s * 32);
+#pragma unroll
+                    for (int G = 0; G < 4; G++) {
+                        /* row group G = rows 8G..8G+7 of the warp's 32: b0 = v.x / v.y, b1 = v.z / v.w */
+                        const uint4 &v = a[d][G >> 1];
+                        const uint32_t lo = (G & 1) ? v.y : v.x, hi = (G & 1) ? v.w : v.z;
+#pragma unroll
+                        for (int mt = 0; mt < 4; mt++)
+                            mma_s8(acc[mt][G], A[mt], lo, hi);
+                    }
+                    if (s + D < ws) {
+                        a[d][0] = ld_stream(w + (s + D) * 128);
+                        a[d][1] = ld_stream(w + (s + D) * 128 + 32);
+                    }
+                }
+            }
+        }
+    }
+
+    /* partials: acc[mt][G][e] is token mt*16 + g (+8 for e >= 2), row wr*32 + G*8 + 2q + (e & 1) */
+    __syncthreads(); /* the token columns are dead: their shared memory takes the partials */
+    int *part = (int *)smem;
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int G = 0; G < 4; G++) {
+            int *p = part + (wk * kM + mt * 16 + g) * kLd + wr * 32 + G * 8 + 2 * q;
+            *(int2 *)p = make_int2(acc[mt][G][0], acc[mt][G][1]);
+            *(int2 *)(p + 8 * kLd) = make_int2(acc[mt][G][2], acc[mt][G][3]);
+        }
+    cluster.sync(); /* every block's partials are written */
+    /* this block sums its slice of the 64 x kRows tile (4 rows per item) over the S ranks and WK warps */
+    constexpr int kItems = kM * kRows / 4;
+    const int lo = split * kItems / S, hi = (split + 1) * kItems / S;
+    for (int i = lo + threadIdx.x; i < hi; i += kThreads) {
+        const int t = i / (kRows / 4), r = (i % (kRows / 4)) * 4;
+        int4 sum = make_int4(0, 0, 0, 0);
+        for (int c = 0; c < S; c++) {
+            const int *pc = cluster.map_shared_rank(part, c);
+#pragma unroll
+            for (int v = 0; v < WK; v++) {
+                const int4 u = *(const int4 *)(pc + (v * kM + t) * kLd + r);
+                sum.x += u.x, sum.y += u.y, sum.z += u.z, sum.w += u.w;
+            }
+        }
+        *(int4 *)(out + (size_t)t * n + rb * kRows + r) = sum;
+    }
+    cluster.sync(); /* the other blocks are done reading this block's partials */
+#else
+    __trap(); /* clusters and griddepcontrol: sm_90 */
+#endif
+}
+
+/* W (n x k, row-major; n a multiple of 64, k of 32) -> the stream layout (stream_layout.h, dense). */
+std::vector<uint8_t> stream_layout(const std::vector<int8_t> &w, int n, int k) {
     std::vector<uint8_t> o((size_t)n * k);
-    size_t p = 0;
-    for (int rt = 0; rt < n / 16; rt++)
-        for (int s = 0; s < k / 32; s++)
-            for (int l = 0; l < 32; l++) {
-                int g = l >> 2, q = l & 3;
-                const int rows[4] = {g, g + 8, g, g + 8}, cols[4] = {4 * q, 4 * q, 16 + 4 * q, 16 + 4 * q};
-                for (int r = 0; r < 4; r++)
-                    for (int e = 0; e < 4; e++)
-                        o[p++] = (uint8_t)w[(size_t)(rt * 16 + rows[r]) * k + s * 32 + cols[r] + e];
+    const int steps = k / 32;
+    for (int T = 0; T < n / 64; T++)
+        for (int s = 0; s < steps; s++)
+            for (int t = 0; t < 128; t++) {
+                uint8_t *p = o.data() + (((size_t)T * steps + s) * 128 + t) * 16;
+                const int r0 = 64 * T + 16 * (t >> 5) + (t & 31) / 4, c = s * 32 + 4 * (t & 3);
+                memcpy(p, w.data() + (size_t)r0 * k + c, 4);
+                memcpy(p + 4, w.data() + (size_t)(r0 + 8) * k + c, 4);
+                memcpy(p + 8, w.data() + (size_t)r0 * k + c + 16, 4);
+                memcpy(p + 12, w.data() + (size_t)(r0 + 8) * k + c + 16, 4);
             }
     return o;
+}
+
+typedef void (*Kern)(const uint4 *, const int8_t *, int, int, int *);
+
+struct Config {
+    Kern kern;
+    int wr, wk, d, minb;
+    size_t (*smem)(int);
+};
+template <int WR, int WK, int D, int MINB> Config config() {
+    return {decode_gemm<WR, WK, D, MINB>, WR, WK, D, MINB, block_smem<WR, WK>};
+}
+
+struct Launch {
+    const Config *c;
+    int s;
+};
+
+void launch(const Launch &l, const uint8_t *wl, const int8_t *x, int n, int k, int *out, bool pdl) {
+    const Config &c = *l.c;
+    const size_t smem = c.smem(k / 32 / l.s + 1);
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(l.s, n / (32 * c.wr));
+    cfg.blockDim = dim3(c.wr * c.wk * 32);
+    cfg.dynamicSmemBytes = smem;
+    cudaLaunchAttribute at[2];
+    at[0].id = cudaLaunchAttributeClusterDimension;
+    at[0].val.clusterDim.x = l.s, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+    at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[1].val.programmaticStreamSerializationAllowed = pdl;
+    cfg.attrs = at, cfg.numAttrs = 2;
+    CK(cudaLaunchKernelEx(&cfg, c.kern, (const uint4 *)wl, x, n, k, out));
 }
 
 struct Shape {
     const char *name;
     int n, k;
 };
+
+/* One projection: weights (rotated copies, plain and laid out), tokens, reference, buffers. */
+struct Proj {
+    Shape sh;
+    size_t wb;
+    int sets;
+    int8_t *d_w, *d_x;
+    uint8_t *d_wl;
+    int *d_out;
+    std::vector<int> ref;
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t la, lb, lc;
+    cublasLtMatmulAlgo_t lt_algo;
+    Launch best;
+};
+
+void check(const Proj &p, const char *what) {
+    std::vector<int> got(p.ref.size());
+    CK(cudaMemcpy(got.data(), p.d_out, got.size() * 4, cudaMemcpyDeviceToHost));
+    for (size_t i = 0; i < got.size(); i++)
+        if (got[i] != p.ref[i]) {
+            fprintf(stderr, "%s %s: mismatch at token %zu row %zu: %d != %d\n", p.sh.name, what, i / p.sh.n,
+                    i % p.sh.n, got[i], p.ref[i]);
+            exit(1);
+        }
+}
 
 } // namespace
 
@@ -200,6 +312,11 @@ int main() {
     const double copy_gbs = d2d_copy_gbs();
     printf("# device copy %.3f TB/s (read + write); M = %d tokens, INT8, int32 out\n", copy_gbs / 1e3, kM);
     const Shape shapes[] = {{"qkv", 3840, 2560}, {"o", 2560, 2560}, {"gate_up", 13824, 2560}, {"down", 2560, 6912}};
+    static const Config configs[] = {config<4, 2, 4, 2>(), config<4, 2, 4, 1>(), config<4, 2, 8, 1>(),
+                                     config<2, 4, 4, 2>(), config<4, 1, 4, 2>(), config<8, 1, 4, 1>(),
+                                     config<2, 2, 4, 4>(), config<2, 2, 8, 2>()};
+    for (const Config &c : configs)
+        CK(cudaFuncSetAttribute(c.kern, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
     cublasLtHandle_t lt;
     if (cublasLtCreate(&lt) != CUBLAS_STATUS_SUCCESS) {
         fprintf(stderr, "cublasLtCreate failed\n");
@@ -208,133 +325,139 @@ int main() {
     void *lt_ws;
     const size_t lt_ws_bytes = 32 << 20;
     CK(cudaMalloc(&lt_ws, lt_ws_bytes));
-    int *tickets;
-    CK(cudaMalloc(&tickets, 4096 * sizeof(int)));
-    CK(cudaMemset(tickets, 0, 4096 * sizeof(int)));
+    const int one = 1, zero = 0;
+    std::vector<Proj> projs;
     double sum_lt = 0, sum_best = 0, sum_bytes = 0;
-    printf("%-8s %6s %6s %9s %9s | %-22s %9s %7s %9s\n", "proj", "N", "K", "cuBLASLt", "TB/s", "ours (S, D)", "us",
-           "TB/s", "vs cuBLASLt");
+    printf("%-8s %6s %6s %9s %7s | %-26s %8s %7s %8s | %9s\n", "proj", "N", "K", "cuBLASLt", "TB/s",
+           "ours (WRxWK, D, minB, S)", "us", "TB/s", "vs cuBL", "no PDL us");
     for (const Shape &sh : shapes) {
+        Proj p = {};
+        p.sh = sh;
         const int n = sh.n, k = sh.k;
-        const size_t wb = (size_t)n * k;
-        const int sets = rotation_sets(wb);
-        uint64_t seed = 42;
-        std::vector<int8_t> w(wb), x((size_t)kM * k);
+        p.wb = (size_t)n * k;
+        p.sets = rotation_sets(p.wb);
+        uint64_t seed = 42 + n + k;
+        std::vector<int8_t> w(p.wb), x((size_t)kM * k);
         for (auto &v : w)
             v = (int8_t)(lcg(&seed) % 255 - 127);
         for (auto &v : x)
             v = (int8_t)(lcg(&seed) % 255 - 127);
-        std::vector<int> ref((size_t)kM * n);
+        p.ref.assign((size_t)kM * n, 0);
         for (int t = 0; t < kM; t++)
             for (int r = 0; r < n; r++) {
                 int s = 0;
                 for (int c = 0; c < k; c++)
                     s += (int)x[(size_t)t * k + c] * (int)w[(size_t)r * k + c];
-                ref[(size_t)t * n + r] = s;
+                p.ref[(size_t)t * n + r] = s;
             }
-        std::vector<uint8_t> wl = mma_layout(w, n, k);
-        int8_t *d_w, *d_x;
-        uint8_t *d_wl;
-        int *d_out, *d_ws;
-        CK(cudaMalloc(&d_w, wb * sets));
-        CK(cudaMalloc(&d_wl, wb * sets));
-        for (int i = 0; i < sets; i++) {
-            CK(cudaMemcpy(d_w + wb * i, w.data(), wb, cudaMemcpyHostToDevice));
-            CK(cudaMemcpy(d_wl + wb * i, wl.data(), wb, cudaMemcpyHostToDevice));
+        std::vector<uint8_t> wl = stream_layout(w, n, k);
+        CK(cudaMalloc(&p.d_w, p.wb * p.sets));
+        CK(cudaMalloc(&p.d_wl, p.wb * p.sets));
+        for (int i = 0; i < p.sets; i++) {
+            CK(cudaMemcpy(p.d_w + p.wb * i, w.data(), p.wb, cudaMemcpyHostToDevice));
+            CK(cudaMemcpy(p.d_wl + p.wb * i, wl.data(), p.wb, cudaMemcpyHostToDevice));
         }
-        CK(cudaMalloc(&d_x, x.size()));
-        CK(cudaMemcpy(d_x, x.data(), x.size(), cudaMemcpyHostToDevice));
-        CK(cudaMalloc(&d_out, ref.size() * 4));
-        CK(cudaMalloc(&d_ws, (size_t)32 * kM * n * 4));
-        std::vector<int> got(ref.size());
-        auto check = [&](const char *what) {
-            CK(cudaMemcpy(got.data(), d_out, got.size() * 4, cudaMemcpyDeviceToHost));
-            for (size_t i = 0; i < got.size(); i++)
-                if (got[i] != ref[i]) {
-                    fprintf(stderr, "%s %s: mismatch at token %zu row %zu: %d != %d\n", sh.name, what, i / n, i % n,
-                            got[i], ref[i]);
-                    exit(1);
-                }
-        };
+        CK(cudaMalloc(&p.d_x, x.size()));
+        CK(cudaMemcpy(p.d_x, x.data(), x.size(), cudaMemcpyHostToDevice));
+        CK(cudaMalloc(&p.d_out, p.ref.size() * 4));
 
         /* cuBLASLt as the engine calls it: D (n x 64, column-major) = W^T' x X', best of the top 8 */
-        cublasLtMatmulDesc_t op;
-        cublasLtMatrixLayout_t la, lb, lc;
         cublasOperation_t T = CUBLAS_OP_T;
-        cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32I, CUDA_R_32I);
-        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &T, sizeof T);
-        cublasLtMatrixLayoutCreate(&la, CUDA_R_8I, k, n, k);
-        cublasLtMatrixLayoutCreate(&lb, CUDA_R_8I, k, kM, k);
-        cublasLtMatrixLayoutCreate(&lc, CUDA_R_32I, n, kM, n);
+        cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32I, CUDA_R_32I);
+        cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &T, sizeof T);
+        cublasLtMatrixLayoutCreate(&p.la, CUDA_R_8I, k, n, k);
+        cublasLtMatrixLayoutCreate(&p.lb, CUDA_R_8I, k, kM, k);
+        cublasLtMatrixLayoutCreate(&p.lc, CUDA_R_32I, n, kM, n);
         cublasLtMatmulPreference_t pref;
         cublasLtMatmulPreferenceCreate(&pref);
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &lt_ws_bytes,
                                              sizeof lt_ws_bytes);
         cublasLtMatmulHeuristicResult_t heur[8];
         int nh = 0;
-        cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lc, lc, pref, 8, heur, &nh);
-        const int one = 1, zero = 0;
+        cublasLtMatmulAlgoGetHeuristic(lt, p.op, p.la, p.lb, p.lc, p.lc, pref, 8, heur, &nh);
+        cublasLtMatmulPreferenceDestroy(pref);
         double t_lt = 1e30;
         for (int h = 0; h < nh; h++) {
             auto run = [&](int i) {
-                cublasLtMatmul(lt, op, &one, d_w + wb * i, la, d_x, lb, &zero, d_out, lc, d_out, lc, &heur[h].algo,
-                               lt_ws, lt_ws_bytes, 0);
+                cublasLtMatmul(lt, p.op, &one, p.d_w + p.wb * i, p.la, p.d_x, p.lb, &zero, p.d_out, p.lc, p.d_out,
+                               p.lc, &heur[h].algo, lt_ws, lt_ws_bytes, 0);
             };
+            CK(cudaMemset(p.d_out, 0xff, p.ref.size() * 4));
             run(0);
             CK(cudaDeviceSynchronize());
-            check("cuBLASLt");
-            t_lt = std::min(t_lt, time_us(run, sets));
+            check(p, "cuBLASLt");
+            const double t = time_us(run, p.sets);
+            if (t < t_lt)
+                t_lt = t, p.lt_algo = heur[h].algo;
         }
 
-        /* ours: every split count that divides the K steps, D 4 / 8 */
+        /* ours: every configuration x cluster size, PDL on (as the engine launches its kernels) */
         double t_best = 1e30;
-        int best_s = 0, best_d = 0, best_kw = 0;
-        struct Variant {
-            void (*kern)(const uint4 *, const int8_t *, int, int, int, int *, int *, int *);
-            int d, kw;
-        };
-        const Variant variants[] = {{decode_gemm<8, 1>, 8, 1},
-                                    {decode_gemm<16, 1>, 16, 1},
-                                    {decode_gemm<8, 4>, 8, 4},
-                                    {decode_gemm<16, 2>, 16, 2}};
-        for (int s : {1, 2, 3, 4, 6, 8, 12, 16}) {
-            for (const Variant &v : variants) {
-                if ((k / 32) % (s * v.kw))
+        for (const Config &c : configs) {
+            if (n % (32 * c.wr))
+                continue;
+            for (int s = 1; s <= kMaxS; s++) {
+                if (k / 32 / s < c.wk || c.smem(k / 32 / s + 1) > 200 * 1024)
                     continue;
-                const int kr = k / s;
-                const size_t smem = block_smem(kr, v.kw);
-                if (smem > 200 * 1024)
-                    continue;
-                auto kern = v.kern;
-                const int d = v.d, threads = kTiles * v.kw * 32;
-                CK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-                auto run = [&](int i) {
-                    kern<<<(n / 64) * s, threads, smem>>>((const uint4 *)(d_wl + wb * i), d_x, n, k, s, d_ws, tickets,
-                                                          d_out);
-                };
-                CK(cudaMemset(d_out, 0xff, ref.size() * 4));
+                const Launch l = {&c, s};
+                auto run = [&](int i) { launch(l, p.d_wl + p.wb * i, p.d_x, n, k, p.d_out, true); };
+                CK(cudaMemset(p.d_out, 0xff, p.ref.size() * 4));
                 run(0);
                 CK(cudaDeviceSynchronize());
-                check("ours");
-                double t = time_us(run, sets);
+                check(p, "ours");
+                const double t = time_us(run, p.sets);
                 if (t < t_best)
-                    t_best = t, best_s = s, best_d = d, best_kw = v.kw;
+                    t_best = t, p.best = l;
             }
         }
-        char cfg[32];
-        snprintf(cfg, sizeof cfg, "S %d, D %d, KW %d", best_s, best_d, best_kw);
-        printf("%-8s %6d %6d %9.2f %9.3f | %-22s %9.2f %7.3f %8.2fx\n", sh.name, n, k, t_lt, wb / (t_lt * 1e6), cfg,
-               t_best, wb / (t_best * 1e6), t_lt / t_best);
-        sum_lt += t_lt, sum_best += t_best, sum_bytes += (double)wb;
-        cublasLtMatmulPreferenceDestroy(pref);
-        cublasLtMatrixLayoutDestroy(la), cublasLtMatrixLayoutDestroy(lb), cublasLtMatrixLayoutDestroy(lc);
-        cublasLtMatmulDescDestroy(op);
-        cudaFree(d_w), cudaFree(d_wl), cudaFree(d_x), cudaFree(d_out), cudaFree(d_ws);
+        const double t_nopdl =
+            time_us([&](int i) { launch(p.best, p.d_wl + p.wb * i, p.d_x, n, k, p.d_out, false); }, p.sets);
+        char cfg[40];
+        snprintf(cfg, sizeof cfg, "%dx%d, D %d, %d, S %d", p.best.c->wr, p.best.c->wk, p.best.c->d, p.best.c->minb,
+                 p.best.s);
+        printf("%-8s %6d %6d %9.2f %7.3f | %-26s %8.2f %7.3f %7.2fx | %9.2f\n", sh.name, n, k, t_lt,
+               p.wb / (t_lt * 1e6), cfg, t_best, p.wb / (t_best * 1e6), t_lt / t_best, t_nopdl);
+        sum_lt += t_lt, sum_best += t_best, sum_bytes += (double)p.wb;
+        projs.push_back(p);
     }
-    printf("%-8s %6s %6s %9.2f %9.3f | %-22s %9.2f %7.3f %8.2fx   (bytes at the copy rate: %.1f us)\n", "4 summed", "",
-           "", sum_lt, sum_bytes / (sum_lt * 1e6), "best per projection", sum_best, sum_bytes / (sum_best * 1e6),
-           sum_lt / sum_best, sum_bytes / (copy_gbs * 1e3));
-    CK(cudaFree(tickets));
+    printf("%-8s %6s %6s %9.2f %7.3f | %-26s %8.2f %7.3f %7.2fx   (bytes at the copy rate: %.1f us)\n", "4 summed",
+           "", "", sum_lt, sum_bytes / (sum_lt * 1e6), "best per projection", sum_best,
+           sum_bytes / (sum_best * 1e6), sum_lt / sum_best, sum_bytes / (copy_gbs * 1e3));
+
+    /* a layer: the four projections back to back, each on its own rotated weights */
+    int sets = 1;
+    for (const Proj &p : projs)
+        sets = std::max(sets, p.sets);
+    const double layer_lt = time_us(
+        [&](int i) {
+            for (const Proj &p : projs)
+                cublasLtMatmul(lt, p.op, &one, p.d_w + p.wb * (i % p.sets), p.la, p.d_x, p.lb, &zero, p.d_out,
+                               p.lc, p.d_out, p.lc, &p.lt_algo, lt_ws, lt_ws_bytes, 0);
+        },
+        sets);
+    double layer_ours[2];
+    for (int pdl = 0; pdl < 2; pdl++)
+        layer_ours[pdl] = time_us(
+            [&](int i) {
+                for (const Proj &p : projs)
+                    launch(p.best, p.d_wl + p.wb * (i % p.sets), p.d_x, p.sh.n, p.sh.k, p.d_out, pdl);
+            },
+            sets);
+    for (const Proj &p : projs) { /* the layer runs left each output correct */
+        launch(p.best, p.d_wl, p.d_x, p.sh.n, p.sh.k, p.d_out, true);
+        CK(cudaDeviceSynchronize());
+        check(p, "ours (layer)");
+    }
+    printf("layer (4 back to back): cuBLASLt %.2f us (%.3f TB/s), ours %.2f us (%.3f TB/s, %.2fx), ours without PDL "
+           "%.2f us\n",
+           layer_lt, sum_bytes / (layer_lt * 1e6), layer_ours[1], sum_bytes / (layer_ours[1] * 1e6),
+           layer_lt / layer_ours[1], layer_ours[0]);
+
+    for (Proj &p : projs) {
+        cublasLtMatrixLayoutDestroy(p.la), cublasLtMatrixLayoutDestroy(p.lb), cublasLtMatrixLayoutDestroy(p.lc);
+        cublasLtMatmulDescDestroy(p.op);
+        cudaFree(p.d_w), cudaFree(p.d_wl), cudaFree(p.d_x), cudaFree(p.d_out);
+    }
     CK(cudaFree(lt_ws));
     cublasLtDestroy(lt);
     return 0;
