@@ -96,7 +96,7 @@ void run_shape(const Shape &s, int sparse, int m, int sms, double sm_ghz) {
     CK(cudaMalloc(&bias, s.n * sizeof(uint16_t)));
     CK(cudaMemset(bias, 0, s.n * sizeof(uint16_t)));
     CK(cudaMalloc(&y, (size_t)m * s.n * sizeof(uint16_t)));
-    for (int cfg = 0; cfg < SS_STREAM_CONFIGS; cfg++) {
+    for (int cfg = 0; cfg < SS_STREAM_WGMMA_CONFIGS; cfg++) { /* the traced form */
         ss_stream_args a = {w[0], q, sa, sb, bias, y, m, m_pad, s.n, s.k, s.n, 0, sparse, cfg, sms, 0,
                             SS_STREAM_OP_PLAIN, nullptr};
         double us = time_us([&](int i) {

@@ -89,9 +89,10 @@ static const int kOrder[SM_ORDERS] = {0x00, 0x10, 0x20, 0x12, 0x22};
 static const char *const kOrderName[SM_ORDERS] = {"h1", "M1", "N1", "M4", "N4"};
 
 /* Candidates at M bucket mp: the CUTLASS kernels, and at decode sizes the
- * weight-streaming GEMM's configurations (ids SM_ALGOS ..). */
-static int algo_total(int stream_on, int64_t mp) {
-    return SM_ALGOS + (stream_on && mp <= SS_STREAM_MAX_M ? SS_STREAM_CONFIGS : 0);
+ * weight-streaming GEMM's configurations that apply to the linear (ids
+ * SM_ALGOS ..). */
+static int algo_total(int stream_on, int sparse, int64_t mp, int64_t kq) {
+    return SM_ALGOS + (stream_on ? ss_stream_config_count(sparse, (int)(mp < INT32_MAX ? mp : 0), kq) : 0);
 }
 
 /* SS_STREAM=1 in the environment (read at linear creation) adds the stream
@@ -151,7 +152,7 @@ static int pick_alg(sm_linear *c, int64_t m) {
             return c->pins[i].alg;
     ss_gpu_tune_key key = ss_gpu_linear_key(g, mp);
     const ss_algo *a = ss_gpu_tuned(g->ctx, c->backend, &key);
-    if (a && a->alg_id >= 0 && a->alg_id < algo_total(c->stream_w != NULL, mp))
+    if (a && a->alg_id >= 0 && a->alg_id < algo_total(c->stream_w != NULL, c->backend == SS_BACKEND_SM90SP, mp, g->kq))
         return a->alg_id;
     return heuristic_alg(m, g->n_pad, g->kq, ss_cuda(g->ctx)->sms);
 }
@@ -612,12 +613,13 @@ static ss_status dense_create(ss_context *ctx, const ss_linear_desc *d, const ss
 // --- the tuner's candidates (linear.h) ----------------------------------------------
 
 static int sm_algo_count(ss_linear *lin, int64_t mp) {
-    return algo_total(((sm_linear *)lin)->stream_w != NULL, ss_linear_m_pad(mp));
+    sm_linear *c = (sm_linear *)lin;
+    return algo_total(c->stream_w != NULL, c->backend == SS_BACKEND_SM90SP, ss_linear_m_pad(mp), c->g.kq);
 }
 
 static ss_status sm_algo_get(ss_linear *lin, int64_t mp, int i, ss_algo *out) {
     sm_linear *c = (sm_linear *)lin;
-    int total = algo_total(c->stream_w != NULL, ss_linear_m_pad(mp));
+    int total = algo_total(c->stream_w != NULL, c->backend == SS_BACKEND_SM90SP, ss_linear_m_pad(mp), c->g.kq);
     if (i < 0 || i >= total)
         return ss_fail(SS_EINVAL, "tensor '%s': %s algorithm %d of %d", lin->name, sm_name(c), i,
                        total);
@@ -635,7 +637,7 @@ static ss_status sm_algo_get(ss_linear *lin, int64_t mp, int i, ss_algo *out) {
 
 static ss_status sm_algo_set(ss_linear *lin, int64_t mp, const ss_algo *a) {
     sm_linear *c = (sm_linear *)lin;
-    int total = algo_total(c->stream_w != NULL, ss_linear_m_pad(mp));
+    int total = algo_total(c->stream_w != NULL, c->backend == SS_BACKEND_SM90SP, ss_linear_m_pad(mp), c->g.kq);
     if (a && (a->backend != c->backend || a->alg_id < 0 || a->alg_id >= total))
         return ss_fail(SS_EINVAL, "tensor '%s': expected an %s algorithm 0..%d, found %s %d",
                        lin->name, sm_name(c), total - 1, ss_backend_name(a->backend),

@@ -187,6 +187,25 @@ __device__ __forceinline__ uint16_t bf16_bits(float v) {
 }
 /* v rounded to BF16 and back (the value the unfused chain writes and reads) */
 __device__ __forceinline__ float bf16_round(float v) { return bf16_to_float(bf16_bits(v)); }
+
+/* SPEC's epilogue of one accumulated value: each op rounded, then BF16 */
+__device__ __forceinline__ float dequant_bf16(float acc, float sa, float sb, float bias) {
+    return bf16_round(__fadd_rn(__fmul_rn(__fmul_rn(acc, sa), sb), bias));
+}
+
+/* The op on the dequantized value(s) into dst (sm90stream.h): GLU from the
+ * gate value v and the up value u with the engine's glu_act and its rounding
+ * points (kernels/dequant.cu), RESIDUAL added to the stream in place. */
+__device__ __forceinline__ void store_op(int op, uint16_t *dst, float v, float u) {
+    if (op == SS_STREAM_OP_GLU_RELU2 || op == SS_STREAM_OP_GLU_SILU) {
+        float a = op == SS_STREAM_OP_GLU_RELU2 ? (v > 0.0f ? __fmul_rn(v, v) : 0.0f) : v / __fadd_rn(1.0f, expf(-v));
+        *dst = bf16_bits(__fmul_rn(a, u));
+    } else if (op == SS_STREAM_OP_RESIDUAL) {
+        *dst = bf16_bits(__fadd_rn(bf16_to_float(*dst), v));
+    } else {
+        *dst = bf16_bits(v);
+    }
+}
 #endif
 
 template <bool FP8, bool SP, int NT, int WGS>
@@ -374,27 +393,263 @@ __global__ void __launch_bounds__(WGS * 128) stream_kernel(const Params p) {
                         s32 += (int32_t)recv[(j * per + idx) * pair + c];
                 f = __int2float_rn(s32);
             }
-            /* SPEC's epilogue, each op rounded, then BF16 */
             int br = r + 64 * c; /* block row: the up row of a GLU pair is 64 on */
-            f = __fmul_rn(f, e_sa[tok]);
-            f = __fmul_rn(f, e_sb[br]);
-            v[c] = bf16_round(__fadd_rn(f, e_bias[br]));
+            v[c] = dequant_bf16(f, e_sa[tok], e_sb[br], e_bias[br]);
         }
-        uint16_t *dst = p.y + (size_t)tok * p.ldy + col;
-        if (glu) {
-            /* the engine's glu_act with its rounding points (kernels/dequant.cu) */
-            float g = v[0], u = v[1];
-            float a = p.op == SS_STREAM_OP_GLU_RELU2 ? (g > 0.0f ? __fmul_rn(g, g) : 0.0f)
-                                                     : g / __fadd_rn(1.0f, expf(-g));
-            *dst = bf16_bits(__fmul_rn(a, u));
-        } else if (p.op == SS_STREAM_OP_RESIDUAL) {
-            *dst = bf16_bits(__fadd_rn(bf16_to_float(*dst), v[0]));
-        } else {
-            *dst = bf16_bits(v[0]);
-        }
+        store_op(p.op, p.y + (size_t)tok * p.ldy + col, v[0], glu ? v[1] : 0.0f);
     }
     pc.mark(SS_STREAM_TRACE_EPILOGUE);
     pc.finish(nchunks);
+#endif
+}
+
+/* The register form (configurations SS_STREAM_WGMMA_CONFIGS ..; dense weights,
+ * at most 64 tokens): mma.sync with the tokens as A (16-token m-tiles, one
+ * ldmatrix.x4 each per 32-byte K step) and the weights as B, read from the
+ * same stream layout: a lane's 16 bytes of a record's warp slice
+ * {W[g][4q..], W[g+8][4q..], W[g][16+4q..], W[g+8][16+4q..]} are the B
+ * fragments (b0, b1) of two 8-row groups, so a warp streams 32 rows (half a
+ * record) per step with two 16-byte loads per lane straight into registers,
+ * D steps in flight, and reuses each step's token fragments over its four
+ * row groups. Block = WR warps along the rows x WK along its K range, no
+ * barrier in the main loop (the block's token columns arrive once, after
+ * the PDL wait; the weights are requested before it). Split-K over a
+ * cluster of S blocks (grid y): each leaves its partial tile in its shared
+ * memory, block r sums slice r of the tile over the S ranks (rank order,
+ * then warp order: exact for S32, a fixed order for F32) by distributed
+ * shared-memory loads, and applies the epilogue. GLU: the first WR / 2 warps
+ * take gate rows, the others the up rows n / 2 further. Why: measured on the
+ * H100 (dev/decode_gemm.cu) this keeps the weights streaming where the wgmma
+ * form waits on its per-chunk barriers. */
+template <bool FP8> struct SyncAcc;
+template <> struct SyncAcc<false> {
+    typedef int32_t T;
+    static __device__ __forceinline__ void add(T &a, T b) { a += b; }
+    static __device__ __forceinline__ float value(T a) { return __int2float_rn(a); }
+    static __device__ __forceinline__ T bits(uint32_t u) { return (T)u; }
+};
+template <> struct SyncAcc<true> {
+    typedef float T;
+    static __device__ __forceinline__ void add(T &a, T b) { a = __fadd_rn(a, b); }
+    static __device__ __forceinline__ float value(T a) { return a; }
+    static __device__ __forceinline__ T bits(uint32_t u) { return __uint_as_float(u); }
+};
+
+template <int MT, int WR, int WK> __host__ __device__ constexpr int sync_part_ld() { return 32 * WR + 8; }
+constexpr int kSyncChunk = 8; /* K steps per token chunk of the register form (a multiple of D) */
+/* Shared memory: the token columns of the block's K range (at most max_steps
+ * steps), aliased afterwards by the WK partial tiles; then sa, sb, bias. */
+template <int MT, int WR, int WK> __host__ __device__ constexpr int sync_smem_bytes(int max_steps) {
+    return (16 * MT * (max_steps * SS_STREAM_DENSE_STEP + 16) > WK * 16 * MT * sync_part_ld<MT, WR, WK>() * 4
+                ? 16 * MT * (max_steps * SS_STREAM_DENSE_STEP + 16)
+                : WK * 16 * MT * sync_part_ld<MT, WR, WK>() * 4) +
+           (16 * MT + 2 * 32 * WR) * 4;
+}
+
+#ifdef SS_STREAM_DEVICE
+/* cp.async.wait_group takes an immediate: at most n groups still pending (n > 7: 7) */
+__device__ __forceinline__ void cp_async_wait_pending(int n) {
+    switch (n) {
+    case 0: asm volatile("cp.async.wait_group 0;" ::: "memory"); break;
+    case 1: asm volatile("cp.async.wait_group 1;" ::: "memory"); break;
+    case 2: asm volatile("cp.async.wait_group 2;" ::: "memory"); break;
+    case 3: asm volatile("cp.async.wait_group 3;" ::: "memory"); break;
+    case 4: asm volatile("cp.async.wait_group 4;" ::: "memory"); break;
+    case 5: asm volatile("cp.async.wait_group 5;" ::: "memory"); break;
+    case 6: asm volatile("cp.async.wait_group 6;" ::: "memory"); break;
+    default: asm volatile("cp.async.wait_group 7;" ::: "memory"); break;
+    }
+}
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+/* weights are read once: no L1 allocation */
+__device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+}
+template <bool FP8>
+__device__ __forceinline__ void mma_sync(typename SyncAcc<FP8>::T (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
+    if constexpr (FP8)
+        asm volatile("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+                     "{%8,%9}, {%0,%1,%2,%3};"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    else
+        asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+                     "{%8,%9}, {%0,%1,%2,%3};"
+                     : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+#endif
+
+template <bool FP8, int MT, int WR, int WK, int D>
+__global__ void __launch_bounds__(WR *WK * 32) sync_kernel(const Params p) {
+#ifdef SS_STREAM_DEVICE
+    typedef SyncAcc<FP8> A;
+    typedef typename A::T Acc;
+    constexpr int NT = 16 * MT, kThreads = WR * WK * 32, R = 32 * WR, LDP = sync_part_ld<MT, WR, WK>();
+    static_assert(kSyncChunk % D == 0, "a token chunk holds whole rounds of the D weight registers");
+    extern __shared__ __align__(128) uint8_t smem[];
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, q = lane & 3;
+    const int wr = warp % WR, wk = warp / WR;
+    const int S = (int)gridDim.y, split = (int)blockIdx.y, rb = (int)blockIdx.x;
+    const bool glu = p.op == SS_STREAM_OP_GLU_RELU2 || p.op == SS_STREAM_OP_GLU_SILU;
+    /* 32-row group of block row group j (GLU: the second half are the up rows) */
+    auto group = [&](int j) {
+        return glu ? (j < WR / 2 ? rb * (WR / 2) + j : p.n / 64 + rb * (WR / 2) + j - WR / 2) : rb * WR + j;
+    };
+    auto chan = [&](int r) { return group(r >> 5) * 32 + (r & 31); };
+    const int rg = group(wr);
+    const bool rg_ok = (rg >> 1) < p.tiles;
+    const int steps = p.steps;
+    /* the block's steps [b0, b1), the warp's [w0, w0 + ws) */
+    const int b0 = split * steps / S, b1 = (split + 1) * steps / S, bsteps = b1 - b0;
+    const int w0 = b0 + wk * bsteps / WK, ws = rg_ok ? b0 + (wk + 1) * bsteps / WK - w0 : 0;
+    const uint4 *w = reinterpret_cast<const uint4 *>(p.w) + ((size_t)(rg >> 1) * steps + w0) * 128 + (rg & 1) * 64 + lane;
+
+    uint4 a[D][2];
+#pragma unroll
+    for (int d = 0; d < D; d++)
+        if (d < ws) {
+            a[d][0] = ld_stream(w + d * 128);
+            a[d][1] = ld_stream(w + d * 128 + 32);
+        }
+    const int ld = (steps / S + 1) * SS_STREAM_DENSE_STEP + 16; /* token row pitch: no ldmatrix bank conflict */
+    const int region = sync_smem_bytes<MT, WR, WK>(steps / S + 1) - (NT + 2 * R) * 4;
+    float *e_sa = reinterpret_cast<float *>(smem + region), *e_sb = e_sa + NT, *e_bias = e_sb + R;
+    for (int r = tid; r < R; r += kThreads) { /* weights-side operands: before the wait */
+        const int c = chan(r);
+        const bool ok = c < p.n && (group(r >> 5) >> 1) < p.tiles;
+        e_sb[r] = ok ? p.sb[c] : 0.0f;
+        e_bias[r] = ok ? bf16_to_float(p.bias[c]) : 0.0f;
+    }
+    ss_pdl_wait();
+    for (int r = tid; r < NT; r += kThreads)
+        e_sa[r] = r < p.m_pad ? p.sa[r] : 0.0f;
+    /* the token columns of the block's K range, in chunks of kSyncChunk steps
+     * of every K slice (chunk j = steps w0 + j kSyncChunk .. of each slice),
+     * one cp.async group each: the MMAs of chunk j start when it has landed,
+     * while the later chunks are still on their way */
+    const uint32_t sbase = (uint32_t)__cvta_generic_to_shared(smem);
+    const int max_ws = (bsteps + WK - 1) / WK, nchunks = (max_ws + kSyncChunk - 1) / kSyncChunk;
+    for (int j = 0; j < nchunks; j++) {
+        for (int i = tid; i < NT * WK * kSyncChunk * 2; i += kThreads) {
+            const int half = i & 1, st = (i >> 1) % kSyncChunk, v = (i >> 1) / kSyncChunk % WK,
+                      r = (i >> 1) / kSyncChunk / WK;
+            const int v0 = b0 + v * bsteps / WK, v1 = b0 + (v + 1) * bsteps / WK, s = v0 + j * kSyncChunk + st;
+            const bool ok = r < p.m_pad;
+            if (s < v1)
+                cp_async16(sbase + r * ld + (s - b0) * SS_STREAM_DENSE_STEP + half * 16,
+                           ok ? p.q + (size_t)r * p.kq + s * SS_STREAM_DENSE_STEP + half * 16 : p.q, ok ? 16 : 0);
+        }
+        cp_async_commit();
+    }
+
+    Acc acc[MT][4][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int G = 0; G < 4; G++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                acc[mt][G][e] = 0;
+    /* ldmatrix.x4: lanes 8i..8i+7 address matrix i's rows (+8 rows if i is odd, +16 bytes if i >= 2) */
+    const uint32_t xl = sbase + ((lane & 7) + ((lane >> 3) & 1) * 8) * ld + (lane >> 4) * 16 +
+                        (w0 - b0) * SS_STREAM_DENSE_STEP;
+    for (int j = 0; j < nchunks; j++) {
+        cp_async_wait_pending(nchunks - 1 - j);
+        __syncthreads(); /* chunk j of every slice has landed (every thread's copies) */
+        for (int sb = j * kSyncChunk; sb < (j + 1) * kSyncChunk && sb < ws; sb += D) {
+#pragma unroll
+            for (int d = 0; d < D; d++) {
+                const int s = sb + d;
+                if (s < ws) {
+                    uint32_t x[MT][4];
+#pragma unroll
+                    for (int mt = 0; mt < MT; mt++)
+                        ldsm_x4(x[mt], xl + mt * 16 * ld + s * SS_STREAM_DENSE_STEP);
+#pragma unroll
+                    for (int G = 0; G < 4; G++) {
+                        /* rows 8G..8G+7 of the warp's 32: b0 = v.x / v.y, b1 = v.z / v.w */
+                        const uint4 &v = a[d][G >> 1];
+                        const uint32_t lo = (G & 1) ? v.y : v.x, hi = (G & 1) ? v.w : v.z;
+#pragma unroll
+                        for (int mt = 0; mt < MT; mt++)
+                            mma_sync<FP8>(acc[mt][G], x[mt], lo, hi);
+                    }
+                    if (s + D < ws) {
+                        a[d][0] = ld_stream(w + (s + D) * 128);
+                        a[d][1] = ld_stream(w + (s + D) * 128 + 32);
+                    }
+                }
+            }
+        }
+    }
+    ss_pdl_trigger();
+
+    /* partials: acc[mt][G][e] is token 16 mt + g (+8 for e >= 2), block row 32 wr + 8 G + 2 q + (e & 1) */
+    __syncthreads(); /* the token columns are dead: their shared memory takes the partials */
+    Acc *part = reinterpret_cast<Acc *>(smem);
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int G = 0; G < 4; G++) {
+            Acc *pp = part + (wk * NT + mt * 16 + g) * LDP + wr * 32 + G * 8 + 2 * q;
+            pp[0] = acc[mt][G][0], pp[1] = acc[mt][G][1];
+            pp[8 * LDP] = acc[mt][G][2], pp[8 * LDP + 1] = acc[mt][G][3];
+        }
+    cg::cluster_group cl = cg::this_cluster();
+    cl.sync(); /* every block's partials are written */
+    /* this block's slice of the output items: (token, 4 block rows); GLU: 4 gate rows (+ their up rows) */
+    const int RO = glu ? R / 2 : R, items = NT * RO / 4;
+    const int lo = split * items / S, hi = (split + 1) * items / S;
+    for (int it = lo + tid; it < hi; it += kThreads) {
+        const int tok = it / (RO / 4), r = (it % (RO / 4)) * 4;
+        Acc sum[2][4];
+#pragma unroll
+        for (int h = 0; h < 2; h++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                sum[h][e] = 0;
+        for (int c = 0; c < S; c++) {
+            const Acc *pc = cl.map_shared_rank(part, c);
+#pragma unroll
+            for (int v = 0; v < WK; v++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    if (h == 1 && !glu)
+                        break;
+                    const uint4 u = *reinterpret_cast<const uint4 *>(pc + (v * NT + tok) * LDP + r + h * RO);
+                    A::add(sum[h][0], A::bits(u.x)), A::add(sum[h][1], A::bits(u.y));
+                    A::add(sum[h][2], A::bits(u.z)), A::add(sum[h][3], A::bits(u.w));
+                }
+        }
+        if (tok >= p.m)
+            continue;
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int col = chan(r + e);
+            if (col >= (glu ? p.n / 2 : p.n))
+                continue;
+            float v[2] = {0.0f, 0.0f};
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                if (h == 1 && !glu)
+                    break;
+                const int br = r + e + h * RO; /* the up row of a GLU pair is RO on */
+                v[h] = dequant_bf16(A::value(sum[h][e]), e_sa[tok], e_sb[br], e_bias[br]);
+            }
+            store_op(p.op, p.y + (size_t)tok * p.ldy + col, v[0], v[1]);
+        }
+    }
+    cl.sync(); /* the other blocks are done reading this block's partials */
 #endif
 }
 
@@ -402,13 +657,54 @@ __global__ void __launch_bounds__(WGS * 128) stream_kernel(const Params p) {
 
 typedef void (*kernel_fn)(const Params);
 
+/* wgmma form: warpgroups per block x blocks per SM aimed at; register
+ * (mma.sync) form: warps along rows x along K, blocks per SM aimed at. */
 struct Config {
-    int wgs, waves;
+    int wgs, waves, wr, wk;
     const char *name;
 };
-const Config kConfigs[SS_STREAM_CONFIGS] = {{1, 1, "wg1 w1"}, {1, 2, "wg1 w2"}, {1, 4, "wg1 w4"},
-                                            {2, 1, "wg2 w1"}, {2, 2, "wg2 w2"}, {2, 4, "wg2 w4"}};
+const Config kConfigs[SS_STREAM_CONFIGS] = {
+    {1, 1, 0, 0, "wg1 w1"}, {1, 2, 0, 0, "wg1 w2"}, {1, 4, 0, 0, "wg1 w4"},  {2, 1, 0, 0, "wg2 w1"},
+    {2, 2, 0, 0, "wg2 w2"}, {2, 4, 0, 0, "wg2 w4"}, {0, 2, 4, 2, "sync 4x2"}, {0, 2, 4, 1, "sync 4x1"},
+    {0, 2, 2, 4, "sync 2x4"}};
 constexpr int kMaxSplits = 8; /* portable cluster size */
+constexpr int kSyncD = 4;     /* the register form's steps in flight per warp */
+constexpr int kSyncTokenBytes = 160 * 1024; /* the register form's token columns per block, at most */
+
+bool is_sync(int config) { return config >= SS_STREAM_WGMMA_CONFIGS; }
+int sync_mt(int m_pad) { return m_pad <= 16 ? 1 : m_pad <= 32 ? 2 : 4; }
+int sync_token_bytes(int mt, int steps, int s) { return 16 * mt * ((steps / s + 1) * SS_STREAM_DENSE_STEP + 16); }
+
+template <bool FP8, int MT> kernel_fn pick_sync_cfg(int config) {
+    switch (config - SS_STREAM_WGMMA_CONFIGS) {
+    case 0: return sync_kernel<FP8, MT, 4, 2, kSyncD>;
+    case 1: return sync_kernel<FP8, MT, 4, 1, kSyncD>;
+    default: return sync_kernel<FP8, MT, 2, 4, kSyncD>;
+    }
+}
+template <bool FP8> kernel_fn pick_sync_mt(int mt, int config) {
+    return mt == 1 ? pick_sync_cfg<FP8, 1>(config) : mt == 2 ? pick_sync_cfg<FP8, 2>(config) : pick_sync_cfg<FP8, 4>(config);
+}
+kernel_fn pick_sync(int fp8, int mt, int config) {
+    return fp8 ? pick_sync_mt<true>(mt, config) : pick_sync_mt<false>(mt, config);
+}
+int sync_smem(int mt, int config, int steps, int s) {
+    const Config &c = kConfigs[config];
+    const int tokens = sync_token_bytes(mt, steps, s), parts = c.wk * 16 * mt * (32 * c.wr + 8) * 4;
+    return (tokens > parts ? tokens : parts) + (16 * mt + 2 * 32 * c.wr) * 4;
+}
+/* The register form's cluster size: about `waves` blocks per SM, at least
+ * one step per warp, the token columns within kSyncTokenBytes; 0 when even
+ * kMaxSplits ranges do not fit. */
+int sync_splits(int row_blocks, int steps, const Config &c, int sms, int mt) {
+    int s = (c.waves * sms + row_blocks - 1) / row_blocks;
+    s = s < 1 ? 1 : s > kMaxSplits ? kMaxSplits : s;
+    if (s > steps / c.wk)
+        s = steps / c.wk > 0 ? steps / c.wk : 1;
+    while (s < kMaxSplits && sync_token_bytes(mt, steps, s) > kSyncTokenBytes)
+        s++;
+    return sync_token_bytes(mt, steps, s) > kSyncTokenBytes ? 0 : s;
+}
 
 template <bool FP8, bool SP, int NT> kernel_fn pick_wgs(int wgs, int *smem) {
     if (wgs == 2) {
@@ -456,7 +752,25 @@ const char *ss_stream_config_name(int config) {
     return config >= 0 && config < SS_STREAM_CONFIGS ? kConfigs[config].name : "?";
 }
 
+int ss_stream_config_count(int sparse, int m_pad, int64_t kq) {
+    if (m_pad <= 0 || m_pad > SS_STREAM_MAX_M)
+        return 0;
+    const int steps = (int)ss_stream_steps(sparse, kq);
+    const bool sync = !sparse && m_pad <= SS_STREAM_SYNC_MAX_M &&
+                      sync_token_bytes(sync_mt(m_pad), steps, kMaxSplits) <= kSyncTokenBytes;
+    return sync ? SS_STREAM_CONFIGS : SS_STREAM_WGMMA_CONFIGS;
+}
+
 cudaError_t ss_stream_prepare(void) {
+    for (int fp8 = 0; fp8 < 2; fp8++)
+        for (int mt = 1; mt <= 4; mt *= 2)
+            for (int c = SS_STREAM_WGMMA_CONFIGS; c < SS_STREAM_CONFIGS; c++) {
+                cudaError_t e = cudaFuncSetAttribute(pick_sync(fp8, mt, c),
+                                                     cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                     kSyncTokenBytes + 64 * 1024);
+                if (e != cudaSuccess)
+                    return e;
+            }
     for (int fp8 = 0; fp8 < 2; fp8++)
         for (int sp = 0; sp < 2; sp++)
             for (int nt = 16; nt <= 128; nt *= 2)
@@ -481,6 +795,14 @@ Grid grid_of(const ss_stream_args *a) {
     const Config &cf = kConfigs[a->config];
     int glu = a->op == SS_STREAM_OP_GLU_RELU2 || a->op == SS_STREAM_OP_GLU_SILU;
     Grid g;
+    if (is_sync(a->config)) { /* blocks of 32 wr rows (GLU: 16 wr gate + 16 wr up rows) */
+        const int rows = 32 * cf.wr, steps = (int)ss_stream_steps(0, a->kq);
+        g.wgs = 0;
+        g.row_blocks = glu ? (a->n / 2) / (rows / 2) : ((int)ss_stream_tiles(a->n) * 64 + rows - 1) / rows;
+        g.splits = sync_splits(g.row_blocks, steps, cf, a->sms, sync_mt(a->m_pad));
+        g.steps_per_split = 0;
+        return g;
+    }
     g.wgs = glu ? 2 : cf.wgs; /* a gate tile and its up tile per block */
     g.row_blocks = ((int)ss_stream_tiles(a->n) + g.wgs - 1) / g.wgs;
     split_k(g.row_blocks, (int)ss_stream_steps(a->sparse, a->kq), chunk_steps(tokens_tile(a->m_pad)), cf.waves,
@@ -490,7 +812,7 @@ Grid grid_of(const ss_stream_args *a) {
 } // namespace
 
 cudaError_t ss_stream_grid(const ss_stream_args *a, int *grid_x, int *grid_y) {
-    if (a->config < 0 || a->config >= SS_STREAM_CONFIGS || a->m_pad > SS_STREAM_MAX_M || a->m_pad <= 0)
+    if (a->config < 0 || a->config >= ss_stream_config_count(a->sparse, a->m_pad, a->kq))
         return cudaErrorInvalidValue;
     Grid g = grid_of(a);
     *grid_x = g.row_blocks;
@@ -499,7 +821,7 @@ cudaError_t ss_stream_grid(const ss_stream_args *a, int *grid_x, int *grid_y) {
 }
 
 cudaError_t ss_stream_gemm(const ss_stream_args *a, cudaStream_t stream) {
-    if (a->config < 0 || a->config >= SS_STREAM_CONFIGS || a->m_pad > SS_STREAM_MAX_M || a->m <= 0 ||
+    if (a->config < 0 || a->config >= ss_stream_config_count(a->sparse, a->m_pad, a->kq) || a->m <= 0 ||
         a->m > a->m_pad || a->kq % 32 != 0)
         return cudaErrorInvalidValue;
     int nt = tokens_tile(a->m_pad);
@@ -525,11 +847,22 @@ cudaError_t ss_stream_gemm(const ss_stream_args *a, cudaStream_t stream) {
     Grid g = grid_of(a);
     p.steps_per_split = g.steps_per_split;
     int smem = 0;
-    kernel_fn f = pick(a->fp8, a->sparse, nt, g.wgs, &smem);
+    kernel_fn f;
+    unsigned threads = (unsigned)(g.wgs * 128);
+    if (is_sync(a->config)) {
+        const Config &cf = kConfigs[a->config];
+        if (g.splits == 0 || (glu && cf.wr % 2))
+            return cudaErrorInvalidValue;
+        f = pick_sync(a->fp8, sync_mt(a->m_pad), a->config);
+        smem = sync_smem(sync_mt(a->m_pad), a->config, p.steps, g.splits);
+        threads = (unsigned)(cf.wr * cf.wk * 32);
+    } else {
+        f = pick(a->fp8, a->sparse, nt, g.wgs, &smem);
+    }
 
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3((unsigned)g.row_blocks, (unsigned)g.splits, 1);
-    cfg.blockDim = dim3((unsigned)(g.wgs * 128), 1, 1);
+    cfg.blockDim = dim3(threads, 1, 1);
     cfg.dynamicSmemBytes = (size_t)smem;
     cfg.stream = stream;
     cudaLaunchAttribute attr[2];

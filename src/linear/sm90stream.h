@@ -18,6 +18,13 @@
  * fixed summation order), and the epilogue writes BF16 (+ GLU / residual).
  * With 2:4 weights the instruction is wgmma.sp and the stream is 0.625 bytes
  * per K' column instead of 1 per K column.
+ *
+ * A second, register form (dense weights, at most 64 tokens) reads the same
+ * layout with mma.sync: the weights go from global memory straight into
+ * registers (several steps in flight per warp, no barrier in the main
+ * loop), the tokens are the instruction's A operand from shared memory, and
+ * the cluster's partials meet by distributed-shared-memory loads
+ * (sm90stream.cu says why and how).
  */
 #ifndef SS_LINEAR_SM90STREAM_H
 #define SS_LINEAR_SM90STREAM_H
@@ -27,7 +34,12 @@
 #include <stdint.h>
 
 #define SS_STREAM_MAX_M 128 /* token rows per launch (wgmma N up to 128) */
-#define SS_STREAM_CONFIGS 6 /* the tuner's candidates: warpgroups per block x waves */
+#define SS_STREAM_SYNC_MAX_M 64 /* token rows of the register (mma.sync) form */
+/* The tuner's candidates: the wgmma form's warpgroups per block x waves
+ * (0 .. SS_STREAM_WGMMA_CONFIGS-1), then the register form's block shapes
+ * (dense weights, m_pad <= SS_STREAM_SYNC_MAX_M; ss_stream_config_count). */
+#define SS_STREAM_WGMMA_CONFIGS 6
+#define SS_STREAM_CONFIGS 9
 
 /* What the epilogue does with the BF16 projection output y (the engine's next
  * elementwise op, with the rounding points of kernels/dequant.cu, so the
@@ -52,13 +64,14 @@ typedef struct {
     uint16_t *y;            // (m, ldy) BF16: the output (op)
     int m, m_pad, n, kq, ldy;
     int fp8, sparse;
-    int config;             /* 0 .. SS_STREAM_CONFIGS-1 */
+    int config;             /* 0 .. ss_stream_config_count() - 1 */
     int sms;                /* multiprocessors of the device */
     int pdl;                /* launch as a programmatic dependent launch */
     int op;                 /* ss_stream_op */
     /* NULL in the library. A dev harness passes SS_STREAM_TRACE_SLOTS words
      * per block (block = y * grid.x + x; ss_stream_grid says the grid) and
-     * gets where the block's time went (SS_STREAM_TRACE_*). */
+     * gets where the block's time went (SS_STREAM_TRACE_*; the wgmma form
+     * only). */
     unsigned long long *trace;
 } ss_stream_args;
 
@@ -86,6 +99,11 @@ cudaError_t ss_stream_grid(const ss_stream_args *a, int *grid_x, int *grid_y);
 /* Whether the GLU epilogue can pair gate and up rows of an n-row projection:
  * n / 2 a multiple of the 64-row tile (a block holds gate tile i and up tile i). */
 int ss_stream_glu_fits(int n);
+
+/* Candidates 0 .. count-1 apply to (dense or 2:4, m_pad tokens, kq): the
+ * wgmma form's, and the register form's where it applies; 0 for m_pad
+ * outside 1 .. SS_STREAM_MAX_M. */
+int ss_stream_config_count(int sparse, int m_pad, int64_t kq);
 
 /* "wg1 w2" etc.: the candidate's name for the tuning table. */
 const char *ss_stream_config_name(int config);
