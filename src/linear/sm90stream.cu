@@ -83,7 +83,19 @@ __device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int by
                  : "memory");
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait1() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
+/* cp.async.wait_group takes an immediate: at most n groups still pending (n > 7: 7) */
+__device__ __forceinline__ void cp_async_wait_pending(int n) {
+    switch (n) {
+    case 0: asm volatile("cp.async.wait_group 0;" ::: "memory"); break;
+    case 1: asm volatile("cp.async.wait_group 1;" ::: "memory"); break;
+    case 2: asm volatile("cp.async.wait_group 2;" ::: "memory"); break;
+    case 3: asm volatile("cp.async.wait_group 3;" ::: "memory"); break;
+    case 4: asm volatile("cp.async.wait_group 4;" ::: "memory"); break;
+    case 5: asm volatile("cp.async.wait_group 5;" ::: "memory"); break;
+    case 6: asm volatile("cp.async.wait_group 6;" ::: "memory"); break;
+    default: asm volatile("cp.async.wait_group 7;" ::: "memory"); break;
+    }
+}
 __device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
@@ -305,7 +317,7 @@ __global__ void __launch_bounds__(WGS * 128) stream_kernel(const Params p) {
         if (c + 1 < nchunks)
             load_b(c + 1, buf((c + 1) & 1));
         cp_async_commit();
-        cp_async_wait1(); /* this chunk's rows have landed (this thread's copies) */
+        cp_async_wait_pending(1); /* this chunk's rows have landed (this thread's copies) */
         fence_async_smem();
         __syncthreads();
         pc.mark(SS_STREAM_TRACE_TOKEN_WAIT);
@@ -435,31 +447,21 @@ template <> struct SyncAcc<true> {
     static __device__ __forceinline__ T bits(uint32_t u) { return __uint_as_float(u); }
 };
 
-template <int MT, int WR, int WK> __host__ __device__ constexpr int sync_part_ld() { return 32 * WR + 8; }
 constexpr int kSyncChunk = 8; /* K steps per token chunk of the register form (a multiple of D) */
-/* Shared memory: the token columns of the block's K range (at most max_steps
- * steps), aliased afterwards by the WK partial tiles; then sa, sb, bias. */
-template <int MT, int WR, int WK> __host__ __device__ constexpr int sync_smem_bytes(int max_steps) {
-    return (16 * MT * (max_steps * SS_STREAM_DENSE_STEP + 16) > WK * 16 * MT * sync_part_ld<MT, WR, WK>() * 4
-                ? 16 * MT * (max_steps * SS_STREAM_DENSE_STEP + 16)
-                : WK * 16 * MT * sync_part_ld<MT, WR, WK>() * 4) +
-           (16 * MT + 2 * 32 * WR) * 4;
+/* The register form's shared memory, one formula for the kernel and its
+ * launch: the token columns of a block's K range (16 mt rows of at most
+ * steps / s + 1 steps, padded by 16 bytes: no ldmatrix bank conflict),
+ * aliased afterwards by the wk partial tiles (16 mt tokens x 32 wr rows,
+ * padded by 8 words); then sa, sb, bias. */
+__host__ __device__ constexpr int sync_token_ld(int steps, int s) { return (steps / s + 1) * SS_STREAM_DENSE_STEP + 16; }
+__host__ __device__ constexpr int sync_token_bytes(int mt, int steps, int s) { return 16 * mt * sync_token_ld(steps, s); }
+__host__ __device__ constexpr int sync_part_ld(int wr) { return 32 * wr + 8; }
+__host__ __device__ constexpr int sync_smem_bytes(int mt, int wr, int wk, int steps, int s) {
+    const int tokens = sync_token_bytes(mt, steps, s), parts = wk * 16 * mt * sync_part_ld(wr) * 4;
+    return (tokens > parts ? tokens : parts) + (16 * mt + 2 * 32 * wr) * 4;
 }
 
 #ifdef SS_STREAM_DEVICE
-/* cp.async.wait_group takes an immediate: at most n groups still pending (n > 7: 7) */
-__device__ __forceinline__ void cp_async_wait_pending(int n) {
-    switch (n) {
-    case 0: asm volatile("cp.async.wait_group 0;" ::: "memory"); break;
-    case 1: asm volatile("cp.async.wait_group 1;" ::: "memory"); break;
-    case 2: asm volatile("cp.async.wait_group 2;" ::: "memory"); break;
-    case 3: asm volatile("cp.async.wait_group 3;" ::: "memory"); break;
-    case 4: asm volatile("cp.async.wait_group 4;" ::: "memory"); break;
-    case 5: asm volatile("cp.async.wait_group 5;" ::: "memory"); break;
-    case 6: asm volatile("cp.async.wait_group 6;" ::: "memory"); break;
-    default: asm volatile("cp.async.wait_group 7;" ::: "memory"); break;
-    }
-}
 __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
@@ -494,7 +496,7 @@ __global__ void __launch_bounds__(WR *WK * 32) sync_kernel(const Params p) {
 #ifdef SS_STREAM_DEVICE
     typedef SyncAcc<FP8> A;
     typedef typename A::T Acc;
-    constexpr int NT = 16 * MT, kThreads = WR * WK * 32, R = 32 * WR, LDP = sync_part_ld<MT, WR, WK>();
+    constexpr int NT = 16 * MT, kThreads = WR * WK * 32, R = 32 * WR, LDP = sync_part_ld(WR);
     static_assert(kSyncChunk % D == 0, "a token chunk holds whole rounds of the D weight registers");
     extern __shared__ __align__(128) uint8_t smem[];
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, q = lane & 3;
@@ -521,8 +523,8 @@ __global__ void __launch_bounds__(WR *WK * 32) sync_kernel(const Params p) {
             a[d][0] = ld_stream(w + d * 128);
             a[d][1] = ld_stream(w + d * 128 + 32);
         }
-    const int ld = (steps / S + 1) * SS_STREAM_DENSE_STEP + 16; /* token row pitch: no ldmatrix bank conflict */
-    const int region = sync_smem_bytes<MT, WR, WK>(steps / S + 1) - (NT + 2 * R) * 4;
+    const int ld = sync_token_ld(steps, S); /* token row pitch */
+    const int region = sync_smem_bytes(MT, WR, WK, steps, S) - (NT + 2 * R) * 4;
     float *e_sa = reinterpret_cast<float *>(smem + region), *e_sb = e_sa + NT, *e_bias = e_sb + R;
     for (int r = tid; r < R; r += kThreads) { /* weights-side operands: before the wait */
         const int c = chan(r);
@@ -663,7 +665,7 @@ struct Config {
     int wgs, waves, wr, wk;
     const char *name;
 };
-const Config kConfigs[SS_STREAM_CONFIGS] = {
+constexpr Config kConfigs[SS_STREAM_CONFIGS] = {
     {1, 1, 0, 0, "wg1 w1"}, {1, 2, 0, 0, "wg1 w2"}, {1, 4, 0, 0, "wg1 w4"},  {2, 1, 0, 0, "wg2 w1"},
     {2, 2, 0, 0, "wg2 w2"}, {2, 4, 0, 0, "wg2 w4"}, {0, 2, 4, 2, "sync 4x2"}, {0, 2, 4, 1, "sync 4x1"},
     {0, 2, 2, 4, "sync 2x4"}};
@@ -673,13 +675,16 @@ constexpr int kSyncTokenBytes = 160 * 1024; /* the register form's token columns
 
 bool is_sync(int config) { return config >= SS_STREAM_WGMMA_CONFIGS; }
 int sync_mt(int m_pad) { return m_pad <= 16 ? 1 : m_pad <= 32 ? 2 : 4; }
-int sync_token_bytes(int mt, int steps, int s) { return 16 * mt * ((steps / s + 1) * SS_STREAM_DENSE_STEP + 16); }
 
+template <bool FP8, int MT, int C> kernel_fn sync_of() {
+    return sync_kernel<FP8, MT, kConfigs[C].wr, kConfigs[C].wk, kSyncD>;
+}
 template <bool FP8, int MT> kernel_fn pick_sync_cfg(int config) {
+    static_assert(SS_STREAM_CONFIGS - SS_STREAM_WGMMA_CONFIGS == 3, "one case per register-form candidate");
     switch (config - SS_STREAM_WGMMA_CONFIGS) {
-    case 0: return sync_kernel<FP8, MT, 4, 2, kSyncD>;
-    case 1: return sync_kernel<FP8, MT, 4, 1, kSyncD>;
-    default: return sync_kernel<FP8, MT, 2, 4, kSyncD>;
+    case 0: return sync_of<FP8, MT, SS_STREAM_WGMMA_CONFIGS>();
+    case 1: return sync_of<FP8, MT, SS_STREAM_WGMMA_CONFIGS + 1>();
+    default: return sync_of<FP8, MT, SS_STREAM_WGMMA_CONFIGS + 2>();
     }
 }
 template <bool FP8> kernel_fn pick_sync_mt(int mt, int config) {
@@ -687,11 +692,6 @@ template <bool FP8> kernel_fn pick_sync_mt(int mt, int config) {
 }
 kernel_fn pick_sync(int fp8, int mt, int config) {
     return fp8 ? pick_sync_mt<true>(mt, config) : pick_sync_mt<false>(mt, config);
-}
-int sync_smem(int mt, int config, int steps, int s) {
-    const Config &c = kConfigs[config];
-    const int tokens = sync_token_bytes(mt, steps, s), parts = c.wk * 16 * mt * (32 * c.wr + 8) * 4;
-    return (tokens > parts ? tokens : parts) + (16 * mt + 2 * 32 * c.wr) * 4;
 }
 /* The register form's cluster size: about `waves` blocks per SM, at least
  * one step per warp, the token columns within kSyncTokenBytes; 0 when even
@@ -854,7 +854,7 @@ cudaError_t ss_stream_gemm(const ss_stream_args *a, cudaStream_t stream) {
         if (g.splits == 0 || (glu && cf.wr % 2))
             return cudaErrorInvalidValue;
         f = pick_sync(a->fp8, sync_mt(a->m_pad), a->config);
-        smem = sync_smem(sync_mt(a->m_pad), a->config, p.steps, g.splits);
+        smem = sync_smem_bytes(sync_mt(a->m_pad), cf.wr, cf.wk, p.steps, g.splits);
         threads = (unsigned)(cf.wr * cf.wk * 32);
     } else {
         f = pick(a->fp8, a->sparse, nt, g.wgs, &smem);
