@@ -32,10 +32,21 @@
  * Block = WR x WK warps: WR warps along rows (32 each), WK along the block's
  * K range. Grid (S, N / (32 WR)), clusters of (S, 1, 1).
  *
+ * Two ways to keep weights in flight: D steps per warp in registers (the
+ * engine's register form), or P steps per warp in a shared-memory ring
+ * filled by cp.async. Why the ring: with 64 tokens the accumulators take 64
+ * registers per thread, so the register form holds at most ~32-64 KB of
+ * weights in flight per SM, where the read loop of dev_layer_stream needs
+ * ~128 KB per SM to reach the copy rate (§6.0c); the ring holds 8-16 KB per
+ * warp at no register cost (each lane reads back the 32 bytes it copied, so
+ * its own cp.async.wait_group is the only synchronization).
+ *
  * Checked against the CPU (bit for bit) for every configuration; timed per
  * projection over weight sets rotated past L2, and as a layer (qkv, o,
  * gate_up, down back to back, each its best configuration) against the same
- * four cuBLASLt GEMMs.
+ * four cuBLASLt GEMMs. Built with -DDG_SKIP=bits it leaves phases out to
+ * time the rest (1 = the MMAs, 2 = the cluster exchange, 4 = the token
+ * columns; results unchecked).
  * Usage: dev_decode_gemm
  */
 #include <cooperative_groups.h>
@@ -58,10 +69,10 @@ constexpr int kChunk = 8; /* K steps per token chunk (a multiple of every D) */
 template <int WR, int WK> __host__ __device__ constexpr int part_ld() { return 32 * WR + 8; }
 
 /* Shared memory: the token columns of the block's K range, then (aliased) the WK partial tiles. */
-template <int WR, int WK> size_t block_smem(int max_bsteps) {
+template <int WR, int WK> __host__ __device__ size_t block_smem(int max_bsteps) {
     size_t tokens = (size_t)kM * (max_bsteps * 32 + kPad);
     size_t parts = (size_t)WK * kM * part_ld<WR, WK>() * 4;
-    return std::max(tokens, parts);
+    return tokens > parts ? tokens : parts;
 }
 
 /* sm_90 only (clusters, griddepcontrol): the CI build compiles this file for sm_80 too */
@@ -85,19 +96,19 @@ __device__ __forceinline__ void cp_async16(void *smem, const void *gmem) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem));
 }
 
-/* cp.async.wait_group takes an immediate: at most n groups still pending (n > 7: 7) */
-__device__ __forceinline__ void wait_pending(int n) {
-    switch (n) {
-    case 0: asm volatile("cp.async.wait_group 0;" ::: "memory"); break;
-    case 1: asm volatile("cp.async.wait_group 1;" ::: "memory"); break;
-    case 2: asm volatile("cp.async.wait_group 2;" ::: "memory"); break;
-    case 3: asm volatile("cp.async.wait_group 3;" ::: "memory"); break;
-    case 4: asm volatile("cp.async.wait_group 4;" ::: "memory"); break;
-    case 5: asm volatile("cp.async.wait_group 5;" ::: "memory"); break;
-    case 6: asm volatile("cp.async.wait_group 6;" ::: "memory"); break;
-    default: asm volatile("cp.async.wait_group 7;" ::: "memory"); break;
+/* cp.async.wait_group takes an immediate: at most n groups still pending
+ * (n > 31: 31, which waits for more than asked: still correct) */
+template <int N> __device__ __forceinline__ void wait_pending_le(int n) {
+    if constexpr (N == 0) {
+        asm volatile("cp.async.wait_group 0;" ::: "memory");
+    } else {
+        if (n >= N)
+            asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+        else
+            wait_pending_le<N - 1>(n);
     }
 }
+__device__ __forceinline__ void wait_pending(int n) { wait_pending_le<31>(n); }
 
 /* Weights are read once: no L1 allocation. */
 __device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
@@ -110,7 +121,19 @@ __device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
 
 #endif
 
-template <int WR, int WK, int D, int MINB>
+/* Phase switches for timing only (results are wrong, the check is off):
+ * DG_SKIP bit 0 = no ldmatrix / MMA (the weights folded into the
+ * accumulators by XOR so their loads stay live), bit 1 = no cluster
+ * exchange (each block stores its own partial), bit 2 = no token columns. */
+#ifndef DG_SKIP
+#define DG_SKIP 0
+#endif
+constexpr bool kSkipMma = DG_SKIP & 1, kSkipExchange = DG_SKIP & 2, kSkipTokens = DG_SKIP & 4;
+
+/* Weight ring bytes per block: P steps of 1 KB per warp (P = 0: weights in registers). */
+template <int WR, int WK, int P> constexpr size_t ring_bytes() { return (size_t)WR * WK * P * 1024; }
+
+template <int WR, int WK, int D, int MINB, int P>
 __global__ void __launch_bounds__(WR *WK * 32, MINB)
     decode_gemm(const uint4 *__restrict__ wl, const int8_t *__restrict__ x, int n, int k, int *__restrict__ out) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -126,14 +149,34 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB)
     const int w0 = b0 + wk * bsteps / WK, w1 = b0 + (wk + 1) * bsteps / WK, ws = w1 - w0;
     const int rg = rb * WR + wr; /* 32-row group: half (rg & 1) of 64-row tile rg / 2 */
     const uint4 *w = wl + ((size_t)(rg >> 1) * steps + w0) * 128 + (rg & 1) * 64 + lane;
+    const int ld = (steps / S + 1) * 32 + kPad;
+    const int max_ws = (bsteps + WK - 1) / WK, nchunks = (max_ws + kChunk - 1) / kChunk;
 
-    uint4 a[D][2];
+    /* P = 0: D steps in registers. P > 0: P steps per warp in a shared-memory
+     * ring filled by cp.async (no registers held per step in flight); each
+     * lane reads back exactly the 32 bytes it copied, so its own
+     * cp.async.wait_group is the only synchronization the ring needs. Group
+     * order per thread: W0 .. W(P-1), the nchunks token chunks, then one
+     * group per step s (W(s + P), possibly empty). */
+    uint4 a[P ? 1 : D][2];
+    uint4 *ring = reinterpret_cast<uint4 *>(smem + block_smem<WR, WK>(steps / S + 1)) + warp * P * 64 + lane;
+    if constexpr (P == 0) {
 #pragma unroll
-    for (int d = 0; d < D; d++)
-        if (d < ws) {
-            a[d][0] = ld_stream(w + d * 128);
-            a[d][1] = ld_stream(w + d * 128 + 32);
+        for (int d = 0; d < D; d++)
+            if (d < ws) {
+                a[d][0] = ld_stream(w + d * 128);
+                a[d][1] = ld_stream(w + d * 128 + 32);
+            }
+    } else {
+#pragma unroll
+        for (int d = 0; d < P; d++) {
+            if (d < ws) {
+                cp_async16(ring + d * 64, w + d * 128);
+                cp_async16(ring + d * 64 + 32, w + d * 128 + 32);
+            }
+            asm volatile("cp.async.commit_group;" ::: "memory");
         }
+    }
     asm volatile("griddepcontrol.launch_dependents;");
     asm volatile("griddepcontrol.wait;" ::: "memory");
 
@@ -141,15 +184,15 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB)
      * every K slice (chunk j = steps w0 + j kChunk .. of each slice), one
      * cp.async group each: the MMAs of chunk j start when it has landed,
      * while the later chunks are still on their way */
-    const int ld = (steps / S + 1) * 32 + kPad;
-    const int max_ws = (bsteps + WK - 1) / WK, nchunks = (max_ws + kChunk - 1) / kChunk;
     for (int j = 0; j < nchunks; j++) {
-        for (int i = threadIdx.x; i < kM * WK * kChunk * 2; i += kThreads) {
-            const int half = i & 1, st = (i >> 1) % kChunk, v = (i >> 1) / kChunk % WK, r = (i >> 1) / kChunk / WK;
-            const int v0 = b0 + v * bsteps / WK, v1 = b0 + (v + 1) * bsteps / WK, s = v0 + j * kChunk + st;
-            if (s < v1)
-                cp_async16(smem + r * ld + (s - b0) * 32 + half * 16, x + (size_t)r * k + s * 32 + half * 16);
-        }
+        if (!kSkipTokens)
+            for (int i = threadIdx.x; i < kM * WK * kChunk * 2; i += kThreads) {
+                const int half = i & 1, st = (i >> 1) % kChunk, v = (i >> 1) / kChunk % WK,
+                          r = (i >> 1) / kChunk / WK;
+                const int v0 = b0 + v * bsteps / WK, v1 = b0 + (v + 1) * bsteps / WK, s = v0 + j * kChunk + st;
+                if (s < v1)
+                    cp_async16(smem + r * ld + (s - b0) * 32 + half * 16, x + (size_t)r * k + s * 32 + half * 16);
+            }
         asm volatile("cp.async.commit_group;" ::: "memory");
     }
 
@@ -161,36 +204,75 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB)
             acc[mt][G][0] = acc[mt][G][1] = acc[mt][G][2] = acc[mt][G][3] = 0;
     /* ldmatrix.x4: lanes 8i..8i+7 address the rows of matrix i = (rows +8 if i odd, bytes +16 if i >= 2) */
     const uint8_t *xl = smem + ((lane & 7) + ((lane >> 3) & 1) * 8) * ld + (lane >> 4) * 16 + (w0 - b0) * 32;
+    /* one step: the token fragments of step s against the weights (v0, v1) */
+    auto step = [&](int s, const uint4 &v0, const uint4 &v1) {
+        if constexpr (kSkipMma) {
+            acc[0][0][0] ^= v0.x ^ v0.y ^ v0.z ^ v0.w;
+            acc[0][0][1] ^= v1.x ^ v1.y ^ v1.z ^ v1.w;
+        } else {
+            uint32_t A[4][4];
+#pragma unroll
+            for (int mt = 0; mt < 4; mt++)
+                ldsm_x4(A[mt], xl + mt * 16 * ld + s * 32);
+#pragma unroll
+            for (int G = 0; G < 4; G++) {
+                /* row group G = rows 8G..8G+7 of the warp's 32: b0 = v.x / v.y, b1 = v.z / v.w */
+                const uint4 &v = (G >> 1) ? v1 : v0;
+                const uint32_t lo = (G & 1) ? v.y : v.x, hi = (G & 1) ? v.w : v.z;
+#pragma unroll
+                for (int mt = 0; mt < 4; mt++)
+                    mma_s8(acc[mt][G], A[mt], lo, hi);
+            }
+        }
+    };
     for (int j = 0; j < nchunks; j++) {
-        wait_pending(nchunks - 1 - j);
+        /* chunk j's group is followed by the later chunks' and one per step done */
+        wait_pending(P ? nchunks - 1 - j + min(j * kChunk, ws) : nchunks - 1 - j);
         __syncthreads(); /* chunk j of every slice has landed (every thread's copies) */
-        for (int sb = j * kChunk; sb < (j + 1) * kChunk && sb < ws; sb += D) {
+        if constexpr (P == 0) {
+            for (int sb = j * kChunk; sb < (j + 1) * kChunk && sb < ws; sb += D) {
 #pragma unroll
-            for (int d = 0; d < D; d++) {
-                const int s = sb + d;
-                if (s < ws) {
-                    uint32_t A[4][4];
-#pragma unroll
-                    for (int mt = 0; mt < 4; mt++)
-                        ldsm_x4(A[mt], xl + mt * 16 * ld + s * 32);
-#pragma unroll
-                    for (int G = 0; G < 4; G++) {
-                        /* row group G = rows 8G..8G+7 of the warp's 32: b0 = v.x / v.y, b1 = v.z / v.w */
-                        const uint4 &v = a[d][G >> 1];
-                        const uint32_t lo = (G & 1) ? v.y : v.x, hi = (G & 1) ? v.w : v.z;
-#pragma unroll
-                        for (int mt = 0; mt < 4; mt++)
-                            mma_s8(acc[mt][G], A[mt], lo, hi);
-                    }
-                    if (s + D < ws) {
-                        a[d][0] = ld_stream(w + (s + D) * 128);
-                        a[d][1] = ld_stream(w + (s + D) * 128 + 32);
+                for (int d = 0; d < D; d++) {
+                    const int s = sb + d;
+                    if (s < ws) {
+                        step(s, a[d][0], a[d][1]);
+                        if (s + D < ws) {
+                            a[d][0] = ld_stream(w + (s + D) * 128);
+                            a[d][1] = ld_stream(w + (s + D) * 128 + 32);
+                        }
                     }
                 }
             }
+        } else {
+            for (int s = j * kChunk; s < (j + 1) * kChunk && s < ws; s++) {
+                if (s < P)
+                    wait_pending(P + nchunks - 1);
+                else
+                    asm volatile("cp.async.wait_group %0;" ::"n"(P - 1) : "memory");
+                uint4 *slot = ring + (s % P) * 64;
+                const uint4 v0 = slot[0], v1 = slot[32];
+                step(s, v0, v1);
+                if (s + P < ws) { /* after the MMAs used v0 / v1: the slot is free */
+                    cp_async16(slot, w + (s + P) * 128);
+                    cp_async16(slot + 32, w + (s + P) * 128 + 32);
+                }
+                asm volatile("cp.async.commit_group;" ::: "memory");
+            }
         }
     }
+    if constexpr (P > 0)
+        asm volatile("cp.async.wait_group 0;" ::: "memory");
 
+    if constexpr (kSkipExchange) {
+        int sum = 0;
+#pragma unroll
+        for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+            for (int G = 0; G < 4; G++)
+                sum += acc[mt][G][0] + acc[mt][G][1] + acc[mt][G][2] + acc[mt][G][3];
+        out[((size_t)(rb * S + split) * kThreads + threadIdx.x) % ((size_t)kM * n)] = sum;
+        return;
+    }
     /* partials: acc[mt][G][e] is token mt*16 + g (+8 for e >= 2), row wr*32 + G*8 + 2q + (e & 1) */
     __syncthreads(); /* the token columns are dead: their shared memory takes the partials */
     int *part = (int *)smem;
@@ -246,12 +328,14 @@ typedef void (*Kern)(const uint4 *, const int8_t *, int, int, int *);
 
 struct Config {
     Kern kern;
-    int wr, wk, d, minb;
+    int wr, wk, d, minb, p;
     size_t (*smem)(int);
+    size_t ring;
 };
-template <int WR, int WK, int D, int MINB> Config config() {
-    return {decode_gemm<WR, WK, D, MINB>, WR, WK, D, MINB, block_smem<WR, WK>};
+template <int WR, int WK, int D, int MINB, int P = 0> Config config() {
+    return {decode_gemm<WR, WK, D, MINB, P>, WR, WK, D, MINB, P, block_smem<WR, WK>, ring_bytes<WR, WK, P>()};
 }
+constexpr size_t kMaxSmem = 227 * 1024;
 
 struct Launch {
     const Config *c;
@@ -260,7 +344,7 @@ struct Launch {
 
 void launch(const Launch &l, const uint8_t *wl, const int8_t *x, int n, int k, int *out, bool pdl) {
     const Config &c = *l.c;
-    const size_t smem = c.smem(k / 32 / l.s + 1);
+    const size_t smem = c.smem(k / 32 / l.s + 1) + c.ring;
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3(l.s, n / (32 * c.wr));
     cfg.blockDim = dim3(c.wr * c.wk * 32);
@@ -295,6 +379,8 @@ struct Proj {
 };
 
 void check(const Proj &p, const char *what) {
+    if (DG_SKIP)
+        return;
     std::vector<int> got(p.ref.size());
     CK(cudaMemcpy(got.data(), p.d_out, got.size() * 4, cudaMemcpyDeviceToHost));
     for (size_t i = 0; i < got.size(); i++)
@@ -312,11 +398,18 @@ int main() {
     const double copy_gbs = d2d_copy_gbs();
     printf("# device copy %.3f TB/s (read + write); M = %d tokens, INT8, int32 out\n", copy_gbs / 1e3, kM);
     const Shape shapes[] = {{"qkv", 3840, 2560}, {"o", 2560, 2560}, {"gate_up", 13824, 2560}, {"down", 2560, 6912}};
-    static const Config configs[] = {config<4, 2, 4, 2>(), config<4, 2, 4, 1>(), config<4, 2, 8, 1>(),
-                                     config<2, 4, 4, 2>(), config<4, 1, 4, 2>(), config<8, 1, 4, 1>(),
-                                     config<2, 2, 4, 4>(), config<2, 2, 8, 2>()};
+    /* registers (D steps in flight per warp), then the shared-memory ring (P steps) */
+    static const Config configs[] = {config<4, 2, 4, 2>(),     config<4, 2, 4, 1>(),     config<4, 2, 8, 1>(),
+                                     config<2, 4, 4, 2>(),     config<4, 1, 4, 2>(),     config<8, 1, 4, 1>(),
+                                     config<2, 2, 4, 4>(),     config<2, 2, 8, 2>(),     config<4, 2, 0, 1, 8>(),
+                                     config<4, 2, 0, 1, 12>(), config<4, 2, 0, 1, 16>(), config<4, 1, 0, 2, 8>(),
+                                     config<4, 1, 0, 1, 16>(), config<2, 2, 0, 2, 12>(), config<8, 1, 0, 1, 12>(),
+                                     config<2, 4, 0, 1, 16>()};
     for (const Config &c : configs)
-        CK(cudaFuncSetAttribute(c.kern, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
+        CK(cudaFuncSetAttribute(c.kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kMaxSmem));
+    if (DG_SKIP)
+        printf("# DG_SKIP %d: phases left out (%s%s%s), results not checked\n", DG_SKIP, kSkipMma ? "MMA " : "",
+               kSkipExchange ? "exchange " : "", kSkipTokens ? "tokens" : "");
     cublasLtHandle_t lt;
     if (cublasLtCreate(&lt) != CUBLAS_STATUS_SUCCESS) {
         fprintf(stderr, "cublasLtCreate failed\n");
@@ -392,12 +485,13 @@ int main() {
         }
 
         /* ours: every configuration x cluster size, PDL on (as the engine launches its kernels) */
-        double t_best = 1e30;
+        double t_best = 1e30, t_form[2] = {1e30, 1e30};
+        Launch best_form[2] = {};
         for (const Config &c : configs) {
             if (n % (32 * c.wr))
                 continue;
             for (int s = 1; s <= kMaxS; s++) {
-                if (k / 32 / s < c.wk || c.smem(k / 32 / s + 1) > 200 * 1024)
+                if (k / 32 / s < c.wk || c.smem(k / 32 / s + 1) + c.ring > kMaxSmem)
                     continue;
                 const Launch l = {&c, s};
                 auto run = [&](int i) { launch(l, p.d_wl + p.wb * i, p.d_x, n, k, p.d_out, true); };
@@ -408,13 +502,24 @@ int main() {
                 const double t = time_us(run, p.sets);
                 if (t < t_best)
                     t_best = t, p.best = l;
+                if (t < t_form[c.p > 0])
+                    t_form[c.p > 0] = t, best_form[c.p > 0] = l;
             }
         }
+        for (int f = 0; f < 2; f++)
+            if (t_form[f] < 1e30)
+                printf("#   %-8s best %s form: %dx%d %s %d, S %d: %.2f us\n", sh.name, f ? "ring" : "register",
+                       best_form[f].c->wr, best_form[f].c->wk, f ? "ring" : "D", f ? best_form[f].c->p : best_form[f].c->d,
+                       best_form[f].s, t_form[f]);
         const double t_nopdl =
             time_us([&](int i) { launch(p.best, p.d_wl + p.wb * i, p.d_x, n, k, p.d_out, false); }, p.sets);
         char cfg[40];
-        snprintf(cfg, sizeof cfg, "%dx%d, D %d, %d, S %d", p.best.c->wr, p.best.c->wk, p.best.c->d, p.best.c->minb,
-                 p.best.s);
+        if (p.best.c->p)
+            snprintf(cfg, sizeof cfg, "%dx%d, ring %d, %d, S %d", p.best.c->wr, p.best.c->wk, p.best.c->p,
+                     p.best.c->minb, p.best.s);
+        else
+            snprintf(cfg, sizeof cfg, "%dx%d, D %d, %d, S %d", p.best.c->wr, p.best.c->wk, p.best.c->d,
+                     p.best.c->minb, p.best.s);
         printf("%-8s %6d %6d %9.2f %7.3f | %-26s %8.2f %7.3f %7.2fx | %9.2f\n", sh.name, n, k, t_lt,
                p.wb / (t_lt * 1e6), cfg, t_best, p.wb / (t_best * 1e6), t_lt / t_best, t_nopdl);
         sum_lt += t_lt, sum_best += t_best, sum_bytes += (double)p.wb;
