@@ -14,6 +14,9 @@
 #   profile  bench decode --profile at M PROFILE_M (default 64) for the dense backends and 2_4
 #            (stage split)
 #   phases   dev_stream_phases: per-block phase times of the stream GEMM (BitNet-2B, M 64)
+#   gemm     dev_decode_gemm (nvcc alone, no CUTLASS build): the register form and the shared-memory
+#            ring per projection and as a layer against cuBLASLt, then the DG_SKIP builds (GEMM_SKIPS,
+#            default "1 2 4 7": without the MMAs / the cluster exchange / the token columns / all three)
 #   ceiling  dev_layer_stream: a step's projection weights streamed by one resident grid with grid
 #            barriers between projections, against one kernel per projection (plain, PDL)
 #   sanitize compute-sanitizer memcheck on test_engine_gpu's quick set, on its FP8 KV
@@ -140,6 +143,17 @@ for part in "$@"; do
   phases)
     timeout 120 $B/dev_stream_phases >"$out/stream_phases.log" 2>&1
     echo "dev_stream_phases rc=$?"; grep -A1 "wg1 w1\|wg2 w1" "$out/stream_phases.log" | head -40 ;;
+  gemm)
+    for v in 0 ${GEMM_SKIPS:-1 2 4 7}; do # the builds in parallel, the runs one at a time
+      nvcc -std=c++17 -O3 -arch=sm_90 -Idev -DDG_SKIP=$v dev/decode_gemm.cu -lcublasLt -o /tmp/dg$v \
+        >"$out/decode_gemm_build$v.log" 2>&1 &
+    done
+    wait
+    for v in 0 ${GEMM_SKIPS:-1 2 4 7}; do
+      timeout 120 /tmp/dg$v >"$out/decode_gemm_skip$v.log" 2>&1
+      echo "dev_decode_gemm DG_SKIP=$v rc=$?"; grep -v "^# " "$out/decode_gemm_skip$v.log" | tail -6
+      grep "^#   " "$out/decode_gemm_skip$v.log"
+    done ;;
   ab)
     [[ -f .carry/before/CMakeLists.txt ]] || { echo "ab: no .carry/before tree"; exit 1; }
     CUTLASS_ROOT=/nonexistent gpu_configure build-before .carry/before || exit 1
