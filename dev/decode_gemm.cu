@@ -130,9 +130,6 @@ __device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
 #endif
 constexpr bool kSkipMma = DG_SKIP & 1, kSkipExchange = DG_SKIP & 2, kSkipTokens = DG_SKIP & 4;
 
-/* Weight ring bytes per block: P steps of 1 KB per warp (P = 0: weights in registers). */
-template <int WR, int WK, int P> constexpr size_t ring_bytes() { return (size_t)WR * WK * P * 1024; }
-
 template <int WR, int WK, int D, int MINB, int P>
 __global__ void __launch_bounds__(WR *WK * 32, MINB)
     decode_gemm(const uint4 *__restrict__ wl, const int8_t *__restrict__ x, int n, int k, int *__restrict__ out) {
@@ -330,10 +327,11 @@ struct Config {
     Kern kern;
     int wr, wk, d, minb, p;
     size_t (*smem)(int);
-    size_t ring;
+    /* the block's shared memory: tokens / partials for max_bsteps steps, then the weight ring (P KB per warp) */
+    size_t bytes(int max_bsteps) const { return smem(max_bsteps) + (size_t)wr * wk * p * 1024; }
 };
 template <int WR, int WK, int D, int MINB, int P = 0> Config config() {
-    return {decode_gemm<WR, WK, D, MINB, P>, WR, WK, D, MINB, P, block_smem<WR, WK>, ring_bytes<WR, WK, P>()};
+    return {decode_gemm<WR, WK, D, MINB, P>, WR, WK, D, MINB, P, block_smem<WR, WK>};
 }
 constexpr size_t kMaxSmem = 227 * 1024;
 
@@ -342,9 +340,15 @@ struct Launch {
     int s;
 };
 
+/* "WRxWK, D d" or "WRxWK, ring P", then min blocks per SM and the cluster size */
+void describe(const Launch &l, char *buf, size_t len) {
+    const Config &c = *l.c;
+    snprintf(buf, len, "%dx%d, %s %d, %d, S %d", c.wr, c.wk, c.p ? "ring" : "D", c.p ? c.p : c.d, c.minb, l.s);
+}
+
 void launch(const Launch &l, const uint8_t *wl, const int8_t *x, int n, int k, int *out, bool pdl) {
     const Config &c = *l.c;
-    const size_t smem = c.smem(k / 32 / l.s + 1) + c.ring;
+    const size_t smem = c.bytes(k / 32 / l.s + 1);
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3(l.s, n / (32 * c.wr));
     cfg.blockDim = dim3(c.wr * c.wk * 32);
@@ -491,7 +495,7 @@ int main() {
             if (n % (32 * c.wr))
                 continue;
             for (int s = 1; s <= kMaxS; s++) {
-                if (k / 32 / s < c.wk || c.smem(k / 32 / s + 1) + c.ring > kMaxSmem)
+                if (k / 32 / s < c.wk || c.bytes(k / 32 / s + 1) > kMaxSmem)
                     continue;
                 const Launch l = {&c, s};
                 auto run = [&](int i) { launch(l, p.d_wl + p.wb * i, p.d_x, n, k, p.d_out, true); };
@@ -506,20 +510,15 @@ int main() {
                     t_form[c.p > 0] = t, best_form[c.p > 0] = l;
             }
         }
+        char cfg[40];
         for (int f = 0; f < 2; f++)
-            if (t_form[f] < 1e30)
-                printf("#   %-8s best %s form: %dx%d %s %d, S %d: %.2f us\n", sh.name, f ? "ring" : "register",
-                       best_form[f].c->wr, best_form[f].c->wk, f ? "ring" : "D", f ? best_form[f].c->p : best_form[f].c->d,
-                       best_form[f].s, t_form[f]);
+            if (t_form[f] < 1e30) {
+                describe(best_form[f], cfg, sizeof cfg);
+                printf("#   %-8s best %s form: %s: %.2f us\n", sh.name, f ? "ring" : "register", cfg, t_form[f]);
+            }
         const double t_nopdl =
             time_us([&](int i) { launch(p.best, p.d_wl + p.wb * i, p.d_x, n, k, p.d_out, false); }, p.sets);
-        char cfg[40];
-        if (p.best.c->p)
-            snprintf(cfg, sizeof cfg, "%dx%d, ring %d, %d, S %d", p.best.c->wr, p.best.c->wk, p.best.c->p,
-                     p.best.c->minb, p.best.s);
-        else
-            snprintf(cfg, sizeof cfg, "%dx%d, D %d, %d, S %d", p.best.c->wr, p.best.c->wk, p.best.c->d,
-                     p.best.c->minb, p.best.s);
+        describe(p.best, cfg, sizeof cfg);
         printf("%-8s %6d %6d %9.2f %7.3f | %-26s %8.2f %7.3f %7.2fx | %9.2f\n", sh.name, n, k, t_lt,
                p.wb / (t_lt * 1e6), cfg, t_best, p.wb / (t_best * 1e6), t_lt / t_best, t_nopdl);
         sum_lt += t_lt, sum_best += t_best, sum_bytes += (double)p.wb;
