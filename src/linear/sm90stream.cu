@@ -83,19 +83,18 @@ __device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int by
                  : "memory");
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-/* cp.async.wait_group takes an immediate: at most n groups still pending (n > 7: 7) */
-__device__ __forceinline__ void cp_async_wait_pending(int n) {
-    switch (n) {
-    case 0: asm volatile("cp.async.wait_group 0;" ::: "memory"); break;
-    case 1: asm volatile("cp.async.wait_group 1;" ::: "memory"); break;
-    case 2: asm volatile("cp.async.wait_group 2;" ::: "memory"); break;
-    case 3: asm volatile("cp.async.wait_group 3;" ::: "memory"); break;
-    case 4: asm volatile("cp.async.wait_group 4;" ::: "memory"); break;
-    case 5: asm volatile("cp.async.wait_group 5;" ::: "memory"); break;
-    case 6: asm volatile("cp.async.wait_group 6;" ::: "memory"); break;
-    default: asm volatile("cp.async.wait_group 7;" ::: "memory"); break;
+/* cp.async.wait_group takes an immediate: at most n groups still pending
+ * (n > 31: 31, which waits for more than asked, so is still correct) */
+template <int N> __device__ __forceinline__ void cp_async_wait_le(int n) {
+    if constexpr (N == 0) {
+        asm volatile("cp.async.wait_group 0;" ::: "memory");
+    } else if (n >= N) {
+        asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+    } else {
+        cp_async_wait_le<N - 1>(n);
     }
 }
+__device__ __forceinline__ void cp_async_wait_pending(int n) { cp_async_wait_le<31>(n); }
 __device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
@@ -456,9 +455,15 @@ constexpr int kSyncChunk = 8; /* K steps per token chunk of the register form (a
 __host__ __device__ constexpr int sync_token_ld(int steps, int s) { return (steps / s + 1) * SS_STREAM_DENSE_STEP + 16; }
 __host__ __device__ constexpr int sync_token_bytes(int mt, int steps, int s) { return 16 * mt * sync_token_ld(steps, s); }
 __host__ __device__ constexpr int sync_part_ld(int wr) { return 32 * wr + 8; }
-__host__ __device__ constexpr int sync_smem_bytes(int mt, int wr, int wk, int steps, int s) {
+__host__ __device__ constexpr int sync_region_bytes(int mt, int wr, int wk, int steps, int s) {
     const int tokens = sync_token_bytes(mt, steps, s), parts = wk * 16 * mt * sync_part_ld(wr) * 4;
-    return (tokens > parts ? tokens : parts) + (16 * mt + 2 * 32 * wr) * 4;
+    return tokens > parts ? tokens : parts;
+}
+__host__ __device__ constexpr int sync_scalar_bytes(int mt, int wr) { return (16 * mt + 2 * 32 * wr) * 4; }
+/* the weight ring: p steps of 1 KB (32 rows x 32 bytes) per warp */
+__host__ __device__ constexpr int sync_ring_bytes(int wr, int wk, int p) { return wr * wk * p * 1024; }
+__host__ __device__ constexpr int sync_smem_bytes(int mt, int wr, int wk, int p, int steps, int s) {
+    return sync_region_bytes(mt, wr, wk, steps, s) + sync_scalar_bytes(mt, wr) + sync_ring_bytes(wr, wk, p);
 }
 
 #ifdef SS_STREAM_DEVICE
@@ -491,7 +496,7 @@ __device__ __forceinline__ void mma_sync(typename SyncAcc<FP8>::T (&c)[4], const
 }
 #endif
 
-template <bool FP8, int MT, int WR, int WK, int D>
+template <bool FP8, int MT, int WR, int WK, int D, int P>
 __global__ void __launch_bounds__(WR *WK * 32) sync_kernel(const Params p) {
 #ifdef SS_STREAM_DEVICE
     typedef SyncAcc<FP8> A;
@@ -516,16 +521,35 @@ __global__ void __launch_bounds__(WR *WK * 32) sync_kernel(const Params p) {
     const int w0 = b0 + wk * bsteps / WK, ws = rg_ok ? b0 + (wk + 1) * bsteps / WK - w0 : 0;
     const uint4 *w = reinterpret_cast<const uint4 *>(p.w) + ((size_t)(rg >> 1) * steps + w0) * 128 + (rg & 1) * 64 + lane;
 
-    uint4 a[D][2];
-#pragma unroll
-    for (int d = 0; d < D; d++)
-        if (d < ws) {
-            a[d][0] = ld_stream(w + d * 128);
-            a[d][1] = ld_stream(w + d * 128 + 32);
-        }
     const int ld = sync_token_ld(steps, S); /* token row pitch */
-    const int region = sync_smem_bytes(MT, WR, WK, steps, S) - (NT + 2 * R) * 4;
+    const int region = sync_region_bytes(MT, WR, WK, steps, S);
     float *e_sa = reinterpret_cast<float *>(smem + region), *e_sb = e_sa + NT, *e_bias = e_sb + R;
+    const uint32_t sbase = (uint32_t)__cvta_generic_to_shared(smem);
+    /* P = 0: D steps in flight per warp, in registers. P > 0: P steps per
+     * warp in a shared-memory ring filled by cp.async, so the bytes in flight
+     * are not bounded by the registers the accumulators leave. Each lane reads
+     * back exactly the 32 bytes it copied: its own cp.async.wait_group is all
+     * the ring needs. A thread's groups, in order: W0 .. W(P-1), the token
+     * chunks, then one per step s (W(s + P), maybe empty). */
+    uint4 a[P ? 1 : D][2];
+    const uint32_t ring = sbase + region + sync_scalar_bytes(MT, WR) + (warp * P * 64 + lane) * 16;
+    if constexpr (P == 0) {
+#pragma unroll
+        for (int d = 0; d < D; d++)
+            if (d < ws) {
+                a[d][0] = ld_stream(w + d * 128);
+                a[d][1] = ld_stream(w + d * 128 + 32);
+            }
+    } else {
+#pragma unroll
+        for (int d = 0; d < P; d++) {
+            if (d < ws) {
+                cp_async16(ring + d * 1024, w + d * 128, 16);
+                cp_async16(ring + d * 1024 + 512, w + d * 128 + 32, 16);
+            }
+            cp_async_commit();
+        }
+    }
     for (int r = tid; r < R; r += kThreads) { /* weights-side operands: before the wait */
         const int c = chan(r);
         const bool ok = c < p.n && (group(r >> 5) >> 1) < p.tiles;
@@ -539,7 +563,6 @@ __global__ void __launch_bounds__(WR *WK * 32) sync_kernel(const Params p) {
      * of every K slice (chunk j = steps w0 + j kSyncChunk .. of each slice),
      * one cp.async group each: the MMAs of chunk j start when it has landed,
      * while the later chunks are still on their way */
-    const uint32_t sbase = (uint32_t)__cvta_generic_to_shared(smem);
     const int max_ws = (bsteps + WK - 1) / WK, nchunks = (max_ws + kSyncChunk - 1) / kSyncChunk;
     for (int j = 0; j < nchunks; j++) {
         for (int i = tid; i < NT * WK * kSyncChunk * 2; i += kThreads) {
@@ -565,35 +588,58 @@ __global__ void __launch_bounds__(WR *WK * 32) sync_kernel(const Params p) {
     /* ldmatrix.x4: lanes 8i..8i+7 address matrix i's rows (+8 rows if i is odd, +16 bytes if i >= 2) */
     const uint32_t xl = sbase + ((lane & 7) + ((lane >> 3) & 1) * 8) * ld + (lane >> 4) * 16 +
                         (w0 - b0) * SS_STREAM_DENSE_STEP;
+    /* one step: the token fragments of step s against the weights (v0, v1) */
+    auto step = [&](int s, const uint4 &v0, const uint4 &v1) {
+        uint32_t x[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+            ldsm_x4(x[mt], xl + mt * 16 * ld + s * SS_STREAM_DENSE_STEP);
+#pragma unroll
+        for (int G = 0; G < 4; G++) {
+            /* rows 8G..8G+7 of the warp's 32: b0 = v.x / v.y, b1 = v.z / v.w */
+            const uint4 &v = (G >> 1) ? v1 : v0;
+            const uint32_t lo = (G & 1) ? v.y : v.x, hi = (G & 1) ? v.w : v.z;
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+                mma_sync<FP8>(acc[mt][G], x[mt], lo, hi);
+        }
+    };
     for (int j = 0; j < nchunks; j++) {
-        cp_async_wait_pending(nchunks - 1 - j);
+        /* the ring's groups: chunk j is followed by the later chunks and one group per step done */
+        cp_async_wait_pending(P ? nchunks - 1 - j + min(j * kSyncChunk, ws) : nchunks - 1 - j);
         __syncthreads(); /* chunk j of every slice has landed (every thread's copies) */
-        for (int sb = j * kSyncChunk; sb < (j + 1) * kSyncChunk && sb < ws; sb += D) {
+        if constexpr (P == 0) {
+            for (int sb = j * kSyncChunk; sb < (j + 1) * kSyncChunk && sb < ws; sb += D) {
 #pragma unroll
-            for (int d = 0; d < D; d++) {
-                const int s = sb + d;
-                if (s < ws) {
-                    uint32_t x[MT][4];
-#pragma unroll
-                    for (int mt = 0; mt < MT; mt++)
-                        ldsm_x4(x[mt], xl + mt * 16 * ld + s * SS_STREAM_DENSE_STEP);
-#pragma unroll
-                    for (int G = 0; G < 4; G++) {
-                        /* rows 8G..8G+7 of the warp's 32: b0 = v.x / v.y, b1 = v.z / v.w */
-                        const uint4 &v = a[d][G >> 1];
-                        const uint32_t lo = (G & 1) ? v.y : v.x, hi = (G & 1) ? v.w : v.z;
-#pragma unroll
-                        for (int mt = 0; mt < MT; mt++)
-                            mma_sync<FP8>(acc[mt][G], x[mt], lo, hi);
-                    }
-                    if (s + D < ws) {
-                        a[d][0] = ld_stream(w + (s + D) * 128);
-                        a[d][1] = ld_stream(w + (s + D) * 128 + 32);
+                for (int d = 0; d < D; d++) {
+                    const int s = sb + d;
+                    if (s < ws) {
+                        step(s, a[d][0], a[d][1]);
+                        if (s + D < ws) {
+                            a[d][0] = ld_stream(w + (s + D) * 128);
+                            a[d][1] = ld_stream(w + (s + D) * 128 + 32);
+                        }
                     }
                 }
             }
+        } else {
+            for (int s = j * kSyncChunk; s < (j + 1) * kSyncChunk && s < ws; s++) {
+                if (s < P)
+                    cp_async_wait_pending(P + nchunks - 1);
+                else
+                    asm volatile("cp.async.wait_group %0;" ::"n"(P - 1) : "memory");
+                const uint32_t slot = ring + (s % P) * 1024;
+                step(s, lds128(slot), lds128(slot + 512));
+                if (s + P < ws) { /* the MMAs have consumed the slot */
+                    cp_async16(slot, w + (s + P) * 128, 16);
+                    cp_async16(slot + 512, w + (s + P) * 128 + 32, 16);
+                }
+                cp_async_commit();
+            }
         }
     }
+    if constexpr (P > 0)
+        cp_async_wait_pending(0); /* no copy outlives the loop */
     ss_pdl_trigger();
 
     /* partials: acc[mt][G][e] is token 16 mt + g (+8 for e >= 2), block row 32 wr + 8 G + 2 q + (e & 1) */
@@ -662,29 +708,35 @@ typedef void (*kernel_fn)(const Params);
 /* wgmma form: warpgroups per block x blocks per SM aimed at; register
  * (mma.sync) form: warps along rows x along K, blocks per SM aimed at. */
 struct Config {
-    int wgs, waves, wr, wk;
+    int wgs, waves, wr, wk, ring;
     const char *name;
 };
 constexpr Config kConfigs[SS_STREAM_CONFIGS] = {
-    {1, 1, 0, 0, "wg1 w1"}, {1, 2, 0, 0, "wg1 w2"}, {1, 4, 0, 0, "wg1 w4"},  {2, 1, 0, 0, "wg2 w1"},
-    {2, 2, 0, 0, "wg2 w2"}, {2, 4, 0, 0, "wg2 w4"}, {0, 2, 4, 2, "sync 4x2"}, {0, 2, 4, 1, "sync 4x1"},
-    {0, 2, 2, 4, "sync 2x4"}};
+    {1, 1, 0, 0, 0, "wg1 w1"},   {1, 2, 0, 0, 0, "wg1 w2"},   {1, 4, 0, 0, 0, "wg1 w4"},
+    {2, 1, 0, 0, 0, "wg2 w1"},   {2, 2, 0, 0, 0, "wg2 w2"},   {2, 4, 0, 0, 0, "wg2 w4"},
+    {0, 2, 4, 2, 0, "sync 4x2"}, {0, 2, 4, 1, 0, "sync 4x1"}, {0, 2, 2, 4, 0, "sync 2x4"},
+    {0, 1, 4, 2, 16, "ring 4x2"}, {0, 2, 4, 1, 16, "ring 4x1"}, {0, 2, 2, 2, 16, "ring 2x2"}};
 constexpr int kMaxSplits = 8; /* portable cluster size */
 constexpr int kSyncD = 4;     /* the register form's steps in flight per warp */
 constexpr int kSyncTokenBytes = 160 * 1024; /* the register form's token columns per block, at most */
+constexpr int kSyncSmemBytes = 227 * 1024;  /* a block's shared memory, at most (sm_90) */
 
 bool is_sync(int config) { return config >= SS_STREAM_WGMMA_CONFIGS; }
 int sync_mt(int m_pad) { return m_pad <= 16 ? 1 : m_pad <= 32 ? 2 : 4; }
 
 template <bool FP8, int MT, int C> kernel_fn sync_of() {
-    return sync_kernel<FP8, MT, kConfigs[C].wr, kConfigs[C].wk, kSyncD>;
+    return sync_kernel<FP8, MT, kConfigs[C].wr, kConfigs[C].wk, kSyncD, kConfigs[C].ring>;
 }
 template <bool FP8, int MT> kernel_fn pick_sync_cfg(int config) {
-    static_assert(SS_STREAM_CONFIGS - SS_STREAM_WGMMA_CONFIGS == 3, "one case per register-form candidate");
-    switch (config - SS_STREAM_WGMMA_CONFIGS) {
-    case 0: return sync_of<FP8, MT, SS_STREAM_WGMMA_CONFIGS>();
-    case 1: return sync_of<FP8, MT, SS_STREAM_WGMMA_CONFIGS + 1>();
-    default: return sync_of<FP8, MT, SS_STREAM_WGMMA_CONFIGS + 2>();
+    constexpr int W = SS_STREAM_WGMMA_CONFIGS;
+    static_assert(SS_STREAM_CONFIGS - W == 6, "one case per register-form candidate");
+    switch (config - W) {
+    case 0: return sync_of<FP8, MT, W>();
+    case 1: return sync_of<FP8, MT, W + 1>();
+    case 2: return sync_of<FP8, MT, W + 2>();
+    case 3: return sync_of<FP8, MT, W + 3>();
+    case 4: return sync_of<FP8, MT, W + 4>();
+    default: return sync_of<FP8, MT, W + 5>();
     }
 }
 template <bool FP8> kernel_fn pick_sync_mt(int mt, int config) {
@@ -694,16 +746,20 @@ kernel_fn pick_sync(int fp8, int mt, int config) {
     return fp8 ? pick_sync_mt<true>(mt, config) : pick_sync_mt<false>(mt, config);
 }
 /* The register form's cluster size: about `waves` blocks per SM, at least
- * one step per warp, the token columns within kSyncTokenBytes; 0 when even
- * kMaxSplits ranges do not fit. */
+ * one step per warp, the token columns within kSyncTokenBytes and the whole
+ * block within kSyncSmemBytes; 0 when even kMaxSplits ranges do not fit. */
 int sync_splits(int row_blocks, int steps, const Config &c, int sms, int mt) {
     int s = (c.waves * sms + row_blocks - 1) / row_blocks;
     s = s < 1 ? 1 : s > kMaxSplits ? kMaxSplits : s;
     if (s > steps / c.wk)
         s = steps / c.wk > 0 ? steps / c.wk : 1;
-    while (s < kMaxSplits && sync_token_bytes(mt, steps, s) > kSyncTokenBytes)
+    auto fits = [&](int s) {
+        return sync_token_bytes(mt, steps, s) <= kSyncTokenBytes &&
+               sync_smem_bytes(mt, c.wr, c.wk, c.ring, steps, s) <= kSyncSmemBytes;
+    };
+    while (s < kMaxSplits && !fits(s))
         s++;
-    return sync_token_bytes(mt, steps, s) > kSyncTokenBytes ? 0 : s;
+    return fits(s) ? s : 0;
 }
 
 template <bool FP8, bool SP, int NT> kernel_fn pick_wgs(int wgs, int *smem) {
@@ -755,10 +811,16 @@ const char *ss_stream_config_name(int config) {
 int ss_stream_config_count(int sparse, int m_pad, int64_t kq) {
     if (m_pad <= 0 || m_pad > SS_STREAM_MAX_M)
         return 0;
-    const int steps = (int)ss_stream_steps(sparse, kq);
-    const bool sync = !sparse && m_pad <= SS_STREAM_SYNC_MAX_M &&
-                      sync_token_bytes(sync_mt(m_pad), steps, kMaxSplits) <= kSyncTokenBytes;
-    return sync ? SS_STREAM_CONFIGS : SS_STREAM_WGMMA_CONFIGS;
+    const int steps = (int)ss_stream_steps(sparse, kq), mt = sync_mt(m_pad);
+    if (sparse || m_pad > SS_STREAM_SYNC_MAX_M || sync_token_bytes(mt, steps, kMaxSplits) > kSyncTokenBytes)
+        return SS_STREAM_WGMMA_CONFIGS;
+    /* the ring candidates come last: all of them where the largest ring fits beside the tokens */
+    for (int c = SS_STREAM_REG_CONFIGS; c < SS_STREAM_CONFIGS; c++) {
+        const Config &cf = kConfigs[c];
+        if (sync_smem_bytes(mt, cf.wr, cf.wk, cf.ring, steps, kMaxSplits) > kSyncSmemBytes)
+            return SS_STREAM_REG_CONFIGS;
+    }
+    return SS_STREAM_CONFIGS;
 }
 
 cudaError_t ss_stream_prepare(void) {
@@ -766,8 +828,7 @@ cudaError_t ss_stream_prepare(void) {
         for (int mt = 1; mt <= 4; mt *= 2)
             for (int c = SS_STREAM_WGMMA_CONFIGS; c < SS_STREAM_CONFIGS; c++) {
                 cudaError_t e = cudaFuncSetAttribute(pick_sync(fp8, mt, c),
-                                                     cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                     kSyncTokenBytes + 64 * 1024);
+                                                     cudaFuncAttributeMaxDynamicSharedMemorySize, kSyncSmemBytes);
                 if (e != cudaSuccess)
                     return e;
             }
@@ -854,7 +915,7 @@ cudaError_t ss_stream_gemm(const ss_stream_args *a, cudaStream_t stream) {
         if (g.splits == 0 || (glu && cf.wr % 2))
             return cudaErrorInvalidValue;
         f = pick_sync(a->fp8, sync_mt(a->m_pad), a->config);
-        smem = sync_smem_bytes(sync_mt(a->m_pad), cf.wr, cf.wk, p.steps, g.splits);
+        smem = sync_smem_bytes(sync_mt(a->m_pad), cf.wr, cf.wk, cf.ring, p.steps, g.splits);
         threads = (unsigned)(cf.wr * cf.wk * 32);
     } else {
         f = pick(a->fp8, a->sparse, nt, g.wgs, &smem);

@@ -37,9 +37,12 @@
 #define SS_STREAM_SYNC_MAX_M 64 /* token rows of the register (mma.sync) form */
 /* The tuner's candidates: the wgmma form's warpgroups per block x waves
  * (0 .. SS_STREAM_WGMMA_CONFIGS-1), then the register form's block shapes
- * (dense weights, m_pad <= SS_STREAM_SYNC_MAX_M; ss_stream_config_count). */
+ * with the weights in flight in registers (.. SS_STREAM_REG_CONFIGS-1), then
+ * with them in a shared-memory ring (dense weights, m_pad <=
+ * SS_STREAM_SYNC_MAX_M; ss_stream_config_count says which fit). */
 #define SS_STREAM_WGMMA_CONFIGS 6
-#define SS_STREAM_CONFIGS 9
+#define SS_STREAM_REG_CONFIGS 9
+#define SS_STREAM_CONFIGS 12
 
 /* What the epilogue does with the BF16 projection output y (the engine's next
  * elementwise op, with the rounding points of kernels/dequant.cu, so the
