@@ -67,6 +67,8 @@ constexpr int kMaxS = 8;  /* portable cluster size */
 constexpr int kChunk = 8; /* K steps per token chunk (a multiple of every D) */
 
 template <int WR, int WK> __host__ __device__ constexpr int part_ld() { return 32 * WR + 8; }
+/* the push exchange's receive slots: S shares of the 64 x 32 WR tile (+ the rounding of S) */
+constexpr size_t recv_bytes(int wr) { return ((size_t)kM * 8 * wr + kMaxS) * 16; }
 
 /* Shared memory: the token columns of the block's K range, then (aliased) the WK partial tiles. */
 template <int WR, int WK> __host__ __device__ size_t block_smem(int max_bsteps) {
@@ -129,6 +131,13 @@ __device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
 #define DG_SKIP 0
 #endif
 constexpr bool kSkipMma = DG_SKIP & 1, kSkipExchange = DG_SKIP & 2, kSkipTokens = DG_SKIP & 4;
+/* The split-K exchange, -DDG_EXCHANGE=x: 0 = pull, one rank after the other
+ * (the engine's form); 1 = pull with every rank's loads in flight at once;
+ * 2 = push into the owner's receive slots, one cluster barrier. */
+#ifndef DG_EXCHANGE
+#define DG_EXCHANGE 0
+#endif
+constexpr int kExchange = DG_EXCHANGE;
 
 template <int WR, int WK, int D, int MINB, int P>
 __global__ void __launch_bounds__(WR *WK * 32, MINB)
@@ -174,6 +183,8 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB)
             asm volatile("cp.async.commit_group;" ::: "memory");
         }
     }
+    if constexpr (kExchange == 2 && !kSkipExchange) /* a block may write another's shared memory only once that one runs */
+        asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
     asm volatile("griddepcontrol.launch_dependents;");
     asm volatile("griddepcontrol.wait;" ::: "memory");
 
@@ -281,22 +292,79 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB)
             *(int2 *)p = make_int2(acc[mt][G][0], acc[mt][G][1]);
             *(int2 *)(p + 8 * kLd) = make_int2(acc[mt][G][2], acc[mt][G][3]);
         }
-    cluster.sync(); /* every block's partials are written */
-    /* this block sums its slice of the 64 x kRows tile (4 rows per item) over the S ranks and WK warps */
+    /* block r of the cluster owns slice r of the 64 x kRows tile's items (a token, 4 rows) */
     constexpr int kItems = kM * kRows / 4;
     const int lo = split * kItems / S, hi = (split + 1) * kItems / S;
-    for (int i = lo + threadIdx.x; i < hi; i += kThreads) {
-        const int t = i / (kRows / 4), r = (i % (kRows / 4)) * 4;
-        int4 sum = make_int4(0, 0, 0, 0);
-        for (int c = 0; c < S; c++) {
-            const int *pc = cluster.map_shared_rank(part, c);
+    auto item_at = [&](const int *pt, int v, int i) {
+        return *(const int4 *)(pt + (v * kM + i / (kRows / 4)) * kLd + (i % (kRows / 4)) * 4);
+    };
+    auto store_item = [&](int i, int4 sum) {
+        *(int4 *)(out + (size_t)(i / (kRows / 4)) * n + rb * kRows + (i % (kRows / 4)) * 4) = sum;
+    };
+    if constexpr (kExchange == 2) {
+        /* push: the block sums its WK partials and sends each item to its owner's
+         * receive slots (slot `split` of S); one cluster barrier, then every
+         * owner sums S local slots. No block reads another's shared memory after
+         * the barrier, so none waits for the others before it exits. */
+        int4 *recv = reinterpret_cast<int4 *>(smem + block_smem<WR, WK>(steps / S + 1) + WR * WK * P * 1024);
+        const int slice = (kItems + S - 1) / S;
+        asm volatile("barrier.cluster.wait.aligned;" ::: "memory"); /* every block of the cluster has started */
+        __syncthreads();
+        for (int i = threadIdx.x; i < kItems; i += kThreads) {
+            int4 sum = item_at(part, 0, i);
 #pragma unroll
-            for (int v = 0; v < WK; v++) {
-                const int4 u = *(const int4 *)(pc + (v * kM + t) * kLd + r);
+            for (int v = 1; v < WK; v++) {
+                const int4 u = item_at(part, v, i);
                 sum.x += u.x, sum.y += u.y, sum.z += u.z, sum.w += u.w;
             }
+            int c = i * S / kItems;
+            while ((c + 1) * kItems / S <= i)
+                c++;
+            int4 *dst = cluster.map_shared_rank(recv, c);
+            dst[split * slice + i - c * kItems / S] = sum;
         }
-        *(int4 *)(out + (size_t)t * n + rb * kRows + r) = sum;
+        cluster.sync(); /* every item has reached its owner */
+        for (int i = lo + threadIdx.x; i < hi; i += kThreads) {
+            int4 sum = make_int4(0, 0, 0, 0);
+            for (int c = 0; c < S; c++) {
+                const int4 u = recv[c * slice + i - lo];
+                sum.x += u.x, sum.y += u.y, sum.z += u.z, sum.w += u.w;
+            }
+            store_item(i, sum);
+        }
+        return;
+    }
+    cluster.sync(); /* every block's partials are written */
+    for (int i = lo + threadIdx.x; i < hi; i += kThreads) {
+        int4 sum = make_int4(0, 0, 0, 0);
+        if constexpr (kExchange == 1) {
+            /* every rank's loads issued before the first add: one round trip, not S */
+            int4 u[kMaxS][WK];
+#pragma unroll
+            for (int c = 0; c < kMaxS; c++)
+                if (c < S) {
+                    const int *pc = cluster.map_shared_rank(part, c);
+#pragma unroll
+                    for (int v = 0; v < WK; v++)
+                        u[c][v] = item_at(pc, v, i);
+                }
+#pragma unroll
+            for (int c = 0; c < kMaxS; c++)
+                if (c < S)
+#pragma unroll
+                    for (int v = 0; v < WK; v++)
+                        sum.x += u[c][v].x, sum.y += u[c][v].y, sum.z += u[c][v].z, sum.w += u[c][v].w;
+        } else {
+            for (int c = 0; c < S; c++) {
+                const int *pc = cluster.map_shared_rank(part, c);
+#pragma unroll
+                for (int v = 0; v < WK; v++) {
+                    const int4 u = item_at(pc, v, i);
+                    sum.x += u.x, sum.y += u.y, sum.z += u.z, sum.w += u.w;
+                }
+            }
+        }
+        store_item(i, sum);
     }
     cluster.sync(); /* the other blocks are done reading this block's partials */
 #else
@@ -328,7 +396,9 @@ struct Config {
     int wr, wk, d, minb, p;
     size_t (*smem)(int);
     /* the block's shared memory: tokens / partials for max_bsteps steps, then the weight ring (P KB per warp) */
-    size_t bytes(int max_bsteps) const { return smem(max_bsteps) + (size_t)wr * wk * p * 1024; }
+    size_t bytes(int max_bsteps) const {
+        return smem(max_bsteps) + (size_t)wr * wk * p * 1024 + (kExchange == 2 ? recv_bytes(wr) : 0);
+    }
 };
 template <int WR, int WK, int D, int MINB, int P = 0> Config config() {
     return {decode_gemm<WR, WK, D, MINB, P>, WR, WK, D, MINB, P, block_smem<WR, WK>};
@@ -411,6 +481,9 @@ int main() {
                                      config<2, 4, 0, 1, 16>()};
     for (const Config &c : configs)
         CK(cudaFuncSetAttribute(c.kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kMaxSmem));
+    printf("# split-K exchange (DG_EXCHANGE %d): %s\n", kExchange,
+           kExchange == 2 ? "push to the owner, one cluster barrier"
+           : kExchange == 1 ? "pull, all ranks' loads at once" : "pull, one rank after the other");
     if (DG_SKIP)
         printf("# DG_SKIP %d: phases left out (%s%s%s), results not checked\n", DG_SKIP, kSkipMma ? "MMA " : "",
                kSkipExchange ? "exchange " : "", kSkipTokens ? "tokens" : "");
