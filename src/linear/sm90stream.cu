@@ -426,9 +426,10 @@ __global__ void __launch_bounds__(WGS * 128) stream_kernel(const Params p) {
  * barrier in the main loop (the block's token columns arrive once, after
  * the PDL wait; the weights are requested before it). Split-K over a
  * cluster of S blocks (grid y): each leaves its partial tile in its shared
- * memory, block r sums slice r of the tile over the S ranks (rank order,
- * then warp order: exact for S32, a fixed order for F32) by distributed
- * shared-memory loads, and applies the epilogue. GLU: the first WR / 2 warps
+ * memory (its WK warps' partials summed first, in warp order), block r
+ * sums slice r of the tile over the S ranks (rank order: exact for S32, a
+ * fixed order for F32) by distributed shared-memory loads, all S in flight
+ * at once, and applies the epilogue. GLU: the first WR / 2 warps
  * take gate rows, the others the up rows n / 2 further. Why: measured on the
  * H100 (dev/decode_gemm.cu) this keeps the weights streaming where the wgmma
  * form waits on its per-chunk barriers. */
@@ -438,12 +439,14 @@ template <> struct SyncAcc<false> {
     static __device__ __forceinline__ void add(T &a, T b) { a += b; }
     static __device__ __forceinline__ float value(T a) { return __int2float_rn(a); }
     static __device__ __forceinline__ T bits(uint32_t u) { return (T)u; }
+    static __device__ __forceinline__ uint32_t word(T a) { return (uint32_t)a; }
 };
 template <> struct SyncAcc<true> {
     typedef float T;
     static __device__ __forceinline__ void add(T &a, T b) { a = __fadd_rn(a, b); }
     static __device__ __forceinline__ float value(T a) { return a; }
     static __device__ __forceinline__ T bits(uint32_t u) { return __uint_as_float(u); }
+    static __device__ __forceinline__ uint32_t word(T a) { return __float_as_uint(a); }
 };
 
 constexpr int kSyncChunk = 8; /* K steps per token chunk of the register form (a multiple of D) */
@@ -653,6 +656,21 @@ __global__ void __launch_bounds__(WR *WK * 32) sync_kernel(const Params p) {
             pp[0] = acc[mt][G][0], pp[1] = acc[mt][G][1];
             pp[8 * LDP] = acc[mt][G][2], pp[8 * LDP + 1] = acc[mt][G][3];
         }
+    if constexpr (WK > 1) { /* the WK partials summed into the first, so a rank is one load per item below */
+        __syncthreads();
+        for (int i = tid; i < NT * R / 4; i += kThreads) {
+            Acc *p0 = part + (i / (R / 4)) * LDP + (i % (R / 4)) * 4;
+            const uint4 u0 = *reinterpret_cast<const uint4 *>(p0);
+            Acc s0[4] = {A::bits(u0.x), A::bits(u0.y), A::bits(u0.z), A::bits(u0.w)};
+#pragma unroll
+            for (int v = 1; v < WK; v++) {
+                const uint4 u = *reinterpret_cast<const uint4 *>(p0 + v * NT * LDP);
+                A::add(s0[0], A::bits(u.x)), A::add(s0[1], A::bits(u.y));
+                A::add(s0[2], A::bits(u.z)), A::add(s0[3], A::bits(u.w));
+            }
+            *reinterpret_cast<uint4 *>(p0) = make_uint4(A::word(s0[0]), A::word(s0[1]), A::word(s0[2]), A::word(s0[3]));
+        }
+    }
     cg::cluster_group cl = cg::this_cluster();
     cl.sync(); /* every block's partials are written */
     /* this block's slice of the output items: (token, 4 block rows); GLU: 4 gate rows (+ their up rows) */
@@ -660,25 +678,31 @@ __global__ void __launch_bounds__(WR *WK * 32) sync_kernel(const Params p) {
     const int lo = split * items / S, hi = (split + 1) * items / S;
     for (int it = lo + tid; it < hi; it += kThreads) {
         const int tok = it / (RO / 4), r = (it % (RO / 4)) * 4;
+        /* every rank's loads in flight before the first add: one round trip
+         * through distributed shared memory instead of S */
+        uint4 u[2][kMaxSplitsDev];
+#pragma unroll
+        for (int c = 0; c < kMaxSplitsDev; c++)
+            if (c < S) {
+                const Acc *pc = cl.map_shared_rank(part, c) + tok * LDP + r;
+                u[0][c] = *reinterpret_cast<const uint4 *>(pc);
+                if (glu)
+                    u[1][c] = *reinterpret_cast<const uint4 *>(pc + RO);
+            }
         Acc sum[2][4];
 #pragma unroll
         for (int h = 0; h < 2; h++)
 #pragma unroll
             for (int e = 0; e < 4; e++)
                 sum[h][e] = 0;
-        for (int c = 0; c < S; c++) {
-            const Acc *pc = cl.map_shared_rank(part, c);
 #pragma unroll
-            for (int v = 0; v < WK; v++)
+        for (int c = 0; c < kMaxSplitsDev; c++)
 #pragma unroll
-                for (int h = 0; h < 2; h++) {
-                    if (h == 1 && !glu)
-                        break;
-                    const uint4 u = *reinterpret_cast<const uint4 *>(pc + (v * NT + tok) * LDP + r + h * RO);
-                    A::add(sum[h][0], A::bits(u.x)), A::add(sum[h][1], A::bits(u.y));
-                    A::add(sum[h][2], A::bits(u.z)), A::add(sum[h][3], A::bits(u.w));
+            for (int h = 0; h < 2; h++)
+                if (c < S && (h == 0 || glu)) {
+                    A::add(sum[h][0], A::bits(u[h][c].x)), A::add(sum[h][1], A::bits(u[h][c].y));
+                    A::add(sum[h][2], A::bits(u[h][c].z)), A::add(sum[h][3], A::bits(u[h][c].w));
                 }
-        }
         if (tok >= p.m)
             continue;
 #pragma unroll
