@@ -64,6 +64,7 @@ namespace {
 constexpr int kM = 64;    /* tokens */
 constexpr int kPad = 16;  /* bytes of padding per token row in shared memory (ldmatrix: no bank conflict) */
 constexpr int kMaxS = 8;  /* portable cluster size */
+constexpr int kMaxS3 = 16; /* K ranges of the exchange through global memory (no cluster) */
 constexpr int kChunk = 8; /* K steps per token chunk (a multiple of every D) */
 
 template <int WR, int WK> __host__ __device__ constexpr int part_ld() { return 32 * WR + 8; }
@@ -133,7 +134,8 @@ __device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
 constexpr bool kSkipMma = DG_SKIP & 1, kSkipExchange = DG_SKIP & 2, kSkipTokens = DG_SKIP & 4;
 /* The split-K exchange, -DDG_EXCHANGE=x: 0 = pull, one rank after the other
  * (the engine's form); 1 = pull with every rank's loads in flight at once;
- * 2 = push into the owner's receive slots, one cluster barrier. */
+ * 2 = push into the owner's receive slots, one cluster barrier; 3 = no
+ * cluster: through a global workspace, the last block of a row block sums. */
 #ifndef DG_EXCHANGE
 #define DG_EXCHANGE 0
 #endif
@@ -141,7 +143,8 @@ constexpr int kExchange = DG_EXCHANGE;
 
 template <int WR, int WK, int D, int MINB, int P>
 __global__ void __launch_bounds__(WR *WK * 32, MINB)
-    decode_gemm(const uint4 *__restrict__ wl, const int8_t *__restrict__ x, int n, int k, int *__restrict__ out) {
+    decode_gemm(const uint4 *__restrict__ wl, const int8_t *__restrict__ x, int n, int k, int *__restrict__ out,
+                int *__restrict__ work, unsigned *__restrict__ count) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     constexpr int kThreads = WR * WK * 32, kRows = 32 * WR, kLd = part_ld<WR, WK>();
     extern __shared__ __align__(16) uint8_t smem[];
@@ -301,6 +304,47 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB)
     auto store_item = [&](int i, int4 sum) {
         *(int4 *)(out + (size_t)(i / (kRows / 4)) * n + rb * kRows + (i % (kRows / 4)) * 4) = sum;
     };
+    if constexpr (kExchange == 3) {
+        /* no cluster: the block's WK partials summed, stored to a global
+         * workspace (slot `split` of its row block), and the block exits unless
+         * it is the row block's last to arrive; that one sums the S slots in
+         * rank order (exact in int32) and stores the tile. Why: a block whose
+         * K range is done frees its SM for the next kernel at once, where a
+         * cluster barrier holds every block until the cluster's slowest. */
+        __syncthreads();
+        int *slot = work + ((size_t)rb * S + split) * kItems * 4;
+        for (int i = threadIdx.x; i < kItems; i += kThreads) {
+            int4 sum = item_at(part, 0, i);
+#pragma unroll
+            for (int v = 1; v < WK; v++) {
+                const int4 u = item_at(part, v, i);
+                sum.x += u.x, sum.y += u.y, sum.z += u.z, sum.w += u.w;
+            }
+            __stcg((int4 *)slot + i, sum);
+        }
+        __threadfence();
+        __syncthreads();
+        if (!__syncthreads_or(threadIdx.x == 0 && atomicAdd(count + rb, 1u) == (unsigned)S - 1))
+            return;
+        __threadfence(); /* the other blocks' slots, seen after their counts */
+        const int4 *slots = (const int4 *)(work + (size_t)rb * S * kItems * 4);
+        for (int i = threadIdx.x; i < kItems; i += kThreads) {
+            int4 u[kMaxS3];
+#pragma unroll
+            for (int c = 0; c < kMaxS3; c++)
+                if (c < S)
+                    u[c] = __ldcg(slots + (size_t)c * kItems + i);
+            int4 sum = make_int4(0, 0, 0, 0);
+#pragma unroll
+            for (int c = 0; c < kMaxS3; c++)
+                if (c < S)
+                    sum.x += u[c].x, sum.y += u[c].y, sum.z += u[c].z, sum.w += u[c].w;
+            store_item(i, sum);
+        }
+        if (threadIdx.x == 0)
+            count[rb] = 0; /* ready for the next launch */
+        return;
+    }
     if constexpr (kExchange == 2) {
         /* push: the block sums its WK partials and sends each item to its owner's
          * receive slots (slot `split` of S); one cluster barrier, then every
@@ -389,7 +433,7 @@ std::vector<uint8_t> stream_layout(const std::vector<int8_t> &w, int n, int k) {
     return o;
 }
 
-typedef void (*Kern)(const uint4 *, const int8_t *, int, int, int *);
+typedef void (*Kern)(const uint4 *, const int8_t *, int, int, int *, int *, unsigned *);
 
 struct Config {
     Kern kern;
@@ -416,6 +460,13 @@ void describe(const Launch &l, char *buf, size_t len) {
     snprintf(buf, len, "%dx%d, %s %d, %d, S %d", c.wr, c.wk, c.p ? "ring" : "D", c.p ? c.p : c.d, c.minb, l.s);
 }
 
+/* the exchange through global memory (DG_EXCHANGE 3): a workspace slot per K range of a row block
+ * (at most 13824 rows x 16 ranges x 64 tokens x int32), a zeroed arrival count per row block */
+int *g_ws;
+unsigned *g_count;
+constexpr size_t kWsBytes = (size_t)13824 * kMaxS3 * kM * 4;
+constexpr int kCounts = 1024;
+
 void launch(const Launch &l, const uint8_t *wl, const int8_t *x, int n, int k, int *out, bool pdl) {
     const Config &c = *l.c;
     const size_t smem = c.bytes(k / 32 / l.s + 1);
@@ -425,11 +476,11 @@ void launch(const Launch &l, const uint8_t *wl, const int8_t *x, int n, int k, i
     cfg.dynamicSmemBytes = smem;
     cudaLaunchAttribute at[2];
     at[0].id = cudaLaunchAttributeClusterDimension;
-    at[0].val.clusterDim.x = l.s, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+    at[0].val.clusterDim.x = kExchange == 3 ? 1 : l.s, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
     at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     at[1].val.programmaticStreamSerializationAllowed = pdl;
     cfg.attrs = at, cfg.numAttrs = 2;
-    CK(cudaLaunchKernelEx(&cfg, c.kern, (const uint4 *)wl, x, n, k, out));
+    CK(cudaLaunchKernelEx(&cfg, c.kern, (const uint4 *)wl, x, n, k, out, g_ws, g_count));
 }
 
 struct Shape {
@@ -479,10 +530,16 @@ int main() {
                                      config<4, 2, 0, 1, 12>(), config<4, 2, 0, 1, 16>(), config<4, 1, 0, 2, 8>(),
                                      config<4, 1, 0, 1, 16>(), config<2, 2, 0, 2, 12>(), config<8, 1, 0, 1, 12>(),
                                      config<2, 4, 0, 1, 16>()};
+    if (kExchange == 3) {
+        CK(cudaMalloc(&g_ws, kWsBytes));
+        CK(cudaMalloc(&g_count, kCounts * sizeof *g_count));
+        CK(cudaMemset(g_count, 0, kCounts * sizeof *g_count));
+    }
     for (const Config &c : configs)
         CK(cudaFuncSetAttribute(c.kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kMaxSmem));
     printf("# split-K exchange (DG_EXCHANGE %d): %s\n", kExchange,
-           kExchange == 2 ? "push to the owner, one cluster barrier"
+           kExchange == 3 ? "no cluster: global workspace, the row block's last block sums"
+           : kExchange == 2 ? "push to the owner, one cluster barrier"
            : kExchange == 1 ? "pull, all ranks' loads at once" : "pull, one rank after the other");
     if (DG_SKIP)
         printf("# DG_SKIP %d: phases left out (%s%s%s), results not checked\n", DG_SKIP, kSkipMma ? "MMA " : "",
@@ -567,7 +624,7 @@ int main() {
         for (const Config &c : configs) {
             if (n % (32 * c.wr))
                 continue;
-            for (int s = 1; s <= kMaxS; s++) {
+            for (int s = 1; s <= (kExchange == 3 ? kMaxS3 : kMaxS); s++) {
                 if (k / 32 / s < c.wk || c.bytes(k / 32 / s + 1) > kMaxSmem)
                     continue;
                 const Launch l = {&c, s};
@@ -636,6 +693,7 @@ int main() {
         cudaFree(p.d_w), cudaFree(p.d_wl), cudaFree(p.d_x), cudaFree(p.d_out);
     }
     CK(cudaFree(lt_ws));
+    cudaFree(g_ws), cudaFree(g_count);
     cublasLtDestroy(lt);
     return 0;
 }
