@@ -15,8 +15,9 @@
 #            (stage split)
 #   phases   dev_stream_phases: per-block phase times of the stream GEMM (BitNet-2B, M 64)
 #   gemm     dev_decode_gemm (nvcc alone, no CUTLASS build): the register form and the shared-memory
-#            ring per projection and as a layer against cuBLASLt, then the DG_SKIP builds (GEMM_SKIPS,
-#            default "1 2 4 7": without the MMAs / the cluster exchange / the token columns / all three)
+#            ring per projection and as a layer against cuBLASLt, then the DG_EXCHANGE builds
+#            (GEMM_EXCHANGES, default "3": the split-K exchange through global memory, no cluster) and
+#            the DG_SKIP builds (GEMM_SKIPS, default "2 3": without the cluster exchange / and the MMAs)
 #   ceiling  dev_layer_stream: a step's projection weights streamed by one resident grid with grid
 #            barriers between projections, against one kernel per projection (plain, PDL)
 #   sanitize compute-sanitizer memcheck on test_engine_gpu's quick set, on its FP8 KV
@@ -144,15 +145,19 @@ for part in "$@"; do
     timeout 120 $B/dev_stream_phases >"$out/stream_phases.log" 2>&1
     echo "dev_stream_phases rc=$?"; grep -A1 "wg1 w1\|wg2 w1" "$out/stream_phases.log" | head -40 ;;
   gemm)
-    for v in 0 ${GEMM_SKIPS:-1 2 4 7}; do # the builds in parallel, the runs one at a time
-      nvcc -std=c++17 -O3 -arch=sm_90 -Idev -DDG_SKIP=$v dev/decode_gemm.cu -lcublasLt -o /tmp/dg$v \
-        >"$out/decode_gemm_build$v.log" 2>&1 &
+    # builds: the default (pull exchange, everything), each exchange in GEMM_EXCHANGES, each DG_SKIP in GEMM_SKIPS
+    builds=(x0) && for x in ${GEMM_EXCHANGES:-3}; do builds+=(x$x); done
+    for v in ${GEMM_SKIPS:-2 3}; do builds+=(s$v); done
+    for b in "${builds[@]}"; do # the builds in parallel, the runs one at a time
+      flag=-DDG_EXCHANGE=${b#x}; [[ $b == s* ]] && flag=-DDG_SKIP=${b#s}
+      nvcc -std=c++17 -O3 -arch=sm_90 -Idev $flag dev/decode_gemm.cu -lcublasLt -o /tmp/dg$b \
+        >"$out/decode_gemm_build_$b.log" 2>&1 &
     done
     wait
-    for v in 0 ${GEMM_SKIPS:-1 2 4 7}; do
-      timeout 120 /tmp/dg$v >"$out/decode_gemm_skip$v.log" 2>&1
-      echo "dev_decode_gemm DG_SKIP=$v rc=$?"; grep -v "^# " "$out/decode_gemm_skip$v.log" | tail -6
-      grep "^#   " "$out/decode_gemm_skip$v.log"
+    for b in "${builds[@]}"; do
+      timeout 120 /tmp/dg$b >"$out/decode_gemm_$b.log" 2>&1
+      echo "dev_decode_gemm $b rc=$?"; grep -v "^# " "$out/decode_gemm_$b.log" | tail -6
+      grep "^#   " "$out/decode_gemm_$b.log"
     done ;;
   ab)
     [[ -f .carry/before/CMakeLists.txt ]] || { echo "ab: no .carry/before tree"; exit 1; }
