@@ -301,6 +301,15 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB)
     auto item_at = [&](const int *pt, int v, int i) {
         return *(const int4 *)(pt + (v * kM + i / (kRows / 4)) * kLd + (i % (kRows / 4)) * 4);
     };
+    auto warps_sum = [&](int i) { /* item i summed over the block's WK warps, in warp order */
+        int4 sum = item_at(part, 0, i);
+#pragma unroll
+        for (int v = 1; v < WK; v++) {
+            const int4 u = item_at(part, v, i);
+            sum.x += u.x, sum.y += u.y, sum.z += u.z, sum.w += u.w;
+        }
+        return sum;
+    };
     auto store_item = [&](int i, int4 sum) {
         *(int4 *)(out + (size_t)(i / (kRows / 4)) * n + rb * kRows + (i % (kRows / 4)) * 4) = sum;
     };
@@ -313,15 +322,8 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB)
          * cluster barrier holds every block until the cluster's slowest. */
         __syncthreads();
         int *slot = work + ((size_t)rb * S + split) * kItems * 4;
-        for (int i = threadIdx.x; i < kItems; i += kThreads) {
-            int4 sum = item_at(part, 0, i);
-#pragma unroll
-            for (int v = 1; v < WK; v++) {
-                const int4 u = item_at(part, v, i);
-                sum.x += u.x, sum.y += u.y, sum.z += u.z, sum.w += u.w;
-            }
-            __stcg((int4 *)slot + i, sum);
-        }
+        for (int i = threadIdx.x; i < kItems; i += kThreads)
+            __stcg((int4 *)slot + i, warps_sum(i));
         __threadfence();
         __syncthreads();
         if (!__syncthreads_or(threadIdx.x == 0 && atomicAdd(count + rb, 1u) == (unsigned)S - 1))
@@ -355,12 +357,7 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB)
         asm volatile("barrier.cluster.wait.aligned;" ::: "memory"); /* every block of the cluster has started */
         __syncthreads();
         for (int i = threadIdx.x; i < kItems; i += kThreads) {
-            int4 sum = item_at(part, 0, i);
-#pragma unroll
-            for (int v = 1; v < WK; v++) {
-                const int4 u = item_at(part, v, i);
-                sum.x += u.x, sum.y += u.y, sum.z += u.z, sum.w += u.w;
-            }
+            const int4 sum = warps_sum(i);
             int c = i * S / kItems;
             while ((c + 1) * kItems / S <= i)
                 c++;
