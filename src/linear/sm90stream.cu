@@ -630,7 +630,7 @@ __global__ void __launch_bounds__(WR *WK * 32) sync_kernel(const Params p) {
                 if (s < P)
                     cp_async_wait_pending(P + nchunks - 1);
                 else
-                    asm volatile("cp.async.wait_group %0;" ::"n"(P - 1) : "memory");
+                    cp_async_wait_le<P - 1>(P - 1); /* the immediate itself */
                 const uint32_t slot = ring + (s % P) * 1024;
                 step(s, lds128(slot), lds128(slot + 512));
                 if (s + P < ws) { /* the MMAs have consumed the slot */
