@@ -526,7 +526,7 @@ int main() {
                                      config<2, 2, 4, 4>(),     config<2, 2, 8, 2>(),     config<4, 2, 0, 1, 8>(),
                                      config<4, 2, 0, 1, 12>(), config<4, 2, 0, 1, 16>(), config<4, 1, 0, 2, 8>(),
                                      config<4, 1, 0, 1, 16>(), config<2, 2, 0, 2, 12>(), config<8, 1, 0, 1, 12>(),
-                                     config<2, 4, 0, 1, 16>()};
+                                     config<2, 4, 0, 1, 16>(), config<1, 8, 4, 2>(),     config<1, 4, 8, 2>()};
     if (kExchange == 3) {
         CK(cudaMalloc(&g_ws, kWsBytes));
         CK(cudaMalloc(&g_count, kCounts * sizeof *g_count));
