@@ -47,12 +47,13 @@
  * four cuBLASLt GEMMs. Built with -DDG_SKIP=bits it leaves phases out to
  * time the rest (1 = the MMAs, 2 = the cluster exchange, 4 = the token
  * columns; results unchecked).
- * Usage: dev_decode_gemm
+ * Usage: [DG_SHAPES=N:K,...] [DG_VERBOSE=1] dev_decode_gemm
  */
 #include <cooperative_groups.h>
 #include <cublasLt.h>
 #include <stdint.h>
 #include <string.h>
+#include <string>
 #include <vector>
 
 #include "dev_common.h"
@@ -519,7 +520,28 @@ int main() {
     dev_banner();
     const double copy_gbs = d2d_copy_gbs();
     printf("# device copy %.3f TB/s (read + write); M = %d tokens, INT8, int32 out\n", copy_gbs / 1e3, kM);
-    const Shape shapes[] = {{"qkv", 3840, 2560}, {"o", 2560, 2560}, {"gate_up", 13824, 2560}, {"down", 2560, 6912}};
+    /* DG_SHAPES="N:K,N:K,..." replaces BitNet-2B's four projections (e.g. a sweep of K at one N
+     * splits each kernel's time into a fixed part and a part per weight byte); DG_VERBOSE=1 prints
+     * every configuration and K split, not only the best of each form */
+    std::vector<Shape> shapes = {{"qkv", 3840, 2560}, {"o", 2560, 2560}, {"gate_up", 13824, 2560}, {"down", 2560, 6912}};
+    std::vector<std::string> names;
+    if (const char *env = getenv("DG_SHAPES")) {
+        shapes.clear();
+        for (const char *c = env; *c;) {
+            int n = 0, k = 0, used = 0;
+            if (sscanf(c, "%d:%d%n", &n, &k, &used) != 2 || n <= 0 || k <= 0 || n % 64 || k % 32) {
+                fprintf(stderr, "DG_SHAPES: expected N:K pairs (N a multiple of 64, K of 32) at '%s'\n", c);
+                return 1;
+            }
+            names.push_back(std::to_string(n) + "x" + std::to_string(k));
+            shapes.push_back({nullptr, n, k});
+            c += used;
+            c += *c == ',';
+        }
+        for (size_t i = 0; i < shapes.size(); i++)
+            shapes[i].name = names[i].c_str();
+    }
+    const bool verbose = getenv("DG_VERBOSE") && atoi(getenv("DG_VERBOSE"));
     /* registers (D steps in flight per warp), then the shared-memory ring (P steps) */
     static const Config configs[] = {config<4, 2, 4, 2>(),     config<4, 2, 4, 1>(),     config<4, 2, 8, 1>(),
                                      config<2, 4, 4, 2>(),     config<4, 1, 4, 2>(),     config<8, 1, 4, 1>(),
@@ -631,6 +653,11 @@ int main() {
                 CK(cudaDeviceSynchronize());
                 check(p, "ours");
                 const double t = time_us(run, p.sets);
+                if (verbose) {
+                    char cfg[40];
+                    describe(l, cfg, sizeof cfg);
+                    printf("##  %-8s %-26s %8.2f us\n", sh.name, cfg, t);
+                }
                 if (t < t_best)
                     t_best = t, p.best = l;
                 if (t < t_form[c.p > 0])
@@ -651,7 +678,7 @@ int main() {
         sum_lt += t_lt, sum_best += t_best, sum_bytes += (double)p.wb;
         projs.push_back(p);
     }
-    printf("%-8s %6s %6s %9.2f %7.3f | %-26s %8.2f %7.3f %7.2fx   (bytes at the copy rate: %.1f us)\n", "4 summed",
+    printf("%-8s %6s %6s %9.2f %7.3f | %-26s %8.2f %7.3f %7.2fx   (bytes at the copy rate: %.1f us)\n", "summed",
            "", "", sum_lt, sum_bytes / (sum_lt * 1e6), "best per projection", sum_best,
            sum_bytes / (sum_best * 1e6), sum_lt / sum_best, sum_bytes / (copy_gbs * 1e3));
 
@@ -679,9 +706,9 @@ int main() {
         CK(cudaDeviceSynchronize());
         check(p, "ours (layer)");
     }
-    printf("layer (4 back to back): cuBLASLt %.2f us (%.3f TB/s), ours %.2f us (%.3f TB/s, %.2fx), ours without PDL "
+    printf("layer (%zu back to back): cuBLASLt %.2f us (%.3f TB/s), ours %.2f us (%.3f TB/s, %.2fx), ours without PDL "
            "%.2f us\n",
-           layer_lt, sum_bytes / (layer_lt * 1e6), layer_ours[1], sum_bytes / (layer_ours[1] * 1e6),
+           projs.size(), layer_lt, sum_bytes / (layer_lt * 1e6), layer_ours[1], sum_bytes / (layer_ours[1] * 1e6),
            layer_lt / layer_ours[1], layer_ours[0]);
 
     for (Proj &p : projs) {
