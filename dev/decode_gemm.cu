@@ -47,7 +47,7 @@
  * four cuBLASLt GEMMs. Built with -DDG_SKIP=bits it leaves phases out to
  * time the rest (1 = the MMAs, 2 = the cluster exchange, 4 = the token
  * columns; results unchecked).
- * Usage: [DG_SHAPES=N:K,...] [DG_VERBOSE=1] dev_decode_gemm
+ * Usage: [DG_SHAPES=N:K,...] [DG_VERBOSE=1] [DG_NO_MULTICAST=1] dev_decode_gemm
  */
 #include <cooperative_groups.h>
 #include <cublasLt.h>
@@ -123,6 +123,45 @@ __device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
     return v;
 }
 
+/* mbarriers and the bulk copy engine (the multicast form) */
+__device__ __forceinline__ uint32_t smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+/* wait for the completion of the phase of parity `parity` */
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+    asm volatile("{\n"
+                 ".reg .pred p;\n"
+                 "WAIT_%=:\n"
+                 "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+                 "@!p bra WAIT_%=;\n"
+                 "}" ::"r"(bar), "r"(parity) : "memory");
+}
+/* one arrival on the barrier at the same offset in cluster block `rank` */
+__device__ __forceinline__ void mbar_arrive_at(uint32_t bar, int rank) {
+    uint32_t remote;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(bar), "r"(rank));
+    asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];" ::"r"(remote) : "memory");
+}
+__device__ __forceinline__ void bulk_load(uint32_t dst, const void *src, uint32_t bytes, uint32_t bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                 ::"r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
+}
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+/* the same bytes to the same offset in every block of `mask`, each block's barrier at `bar` told */
+__device__ __forceinline__ void bulk_load_multicast(uint32_t dst, const void *src, uint32_t bytes, uint32_t bar,
+                                                    uint16_t mask) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1], "
+                 "%2, [%3], %4;" ::"r"(dst), "l"(src), "r"(bytes), "r"(bar), "h"(mask) : "memory");
+}
+#endif
+__device__ __forceinline__ void cluster_barrier() {
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+
 #endif
 
 /* Phase switches for timing only (results are wrong, the check is off):
@@ -141,6 +180,23 @@ constexpr bool kSkipMma = DG_SKIP & 1, kSkipExchange = DG_SKIP & 2, kSkipTokens 
 #define DG_EXCHANGE 0
 #endif
 constexpr int kExchange = DG_EXCHANGE;
+/* the multicast form needs the arch-specific target (-arch=sm_90a): whether
+ * this build has it, asked of the device code (the host pass cannot tell) */
+__global__ void multicast_probe(int *built) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    *built = 1;
+#else
+    *built = 0;
+#endif
+}
+bool multicast_built() {
+    int *d, h = 0;
+    CK(cudaMalloc(&d, sizeof *d));
+    multicast_probe<<<1, 1>>>(d);
+    CK(cudaMemcpy(&h, d, sizeof h, cudaMemcpyDeviceToHost));
+    CK(cudaFree(d));
+    return h == 1;
+}
 
 template <int WR, int WK, int D, int MINB, int P>
 __global__ void __launch_bounds__(WR *WK * 32, MINB)
@@ -414,6 +470,178 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB)
 #endif
 }
 
+/* The multicast form: the 64 tokens split over a cluster of C blocks instead
+ * of K. Why: at 64 tokens a K range's int32 partial is 256 bytes per row,
+ * against K / S weight bytes per row, so every split of K exchanges 40% as
+ * many bytes as it streams (qkv, S 4), through distributed shared memory or
+ * global memory, and waits for it (§6.0e, §6.0f). Here each block owns 64 / C
+ * tokens over the whole K of its R = 32 WR rows, so it owns its outputs: no
+ * exchange. The weights still leave HBM and L2 once: the cluster's rank 0
+ * streams the row block's records (bulk copies of SK steps per 64-row tile)
+ * into every block's ring of NS stages at once (multicast); each block's
+ * barrier counts the bytes it received, and each consumer warp of the cluster
+ * frees a stage by one arrival on rank 0's barrier for it. One producer warp
+ * per block (lane 0) arms the block's barriers and, on rank 0, issues the
+ * copies; WR x WK consumer warps (WK along the steps of a stage, summed at
+ * the end). Grid (C, N / R), clusters of (C, 1, 1). sm_90a (multicast). */
+/* the token rows, later (WK > 1) the WK warps' partial tiles */
+template <int WR, int WK, int C> __host__ __device__ constexpr size_t mc_token_bytes(int k) {
+    const size_t rows = (size_t)(kM / C) * (k + kPad), parts = WK > 1 ? (size_t)WK * (kM / C) * (32 * WR + 8) * 4 : 0;
+    return ((rows > parts ? rows : parts) + 15) / 16 * 16;
+}
+template <int WR, int SK> __host__ __device__ constexpr int mc_stage_bytes() { return WR / 2 * SK * 2048; }
+template <int WR, int WK, int C, int SK, int NS> size_t mc_smem(int k) {
+    return (size_t)NS * mc_stage_bytes<WR, SK>() + mc_token_bytes<WR, WK, C>(k) + 2 * NS * 8;
+}
+
+template <int WR, int WK, int C, int SK, int NS>
+__global__ void __launch_bounds__(WR *WK * 32 + 32, 1)
+    decode_gemm_mc(const uint4 *__restrict__ wl, const int8_t *__restrict__ x, int n, int k, int *__restrict__ out,
+                   int *, unsigned *) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int T = kM / C, MT = T / 16, NW = WR * WK, R = 32 * WR, TILES = R / 64, SB = mc_stage_bytes<WR, SK>();
+    constexpr int CS = SK >= kChunk ? 1 : kChunk / SK; /* fills per token chunk */
+    static_assert(WR % 2 == 0 && T % 16 == 0, "whole 64-row tiles, whole m16 token tiles");
+    extern __shared__ __align__(16) uint8_t smem[]; /* the bulk copies need 16 */
+    const int steps = k / 32, fills = (steps + SK - 1) / SK, nch = (fills + CS - 1) / CS;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    const int rank = blockIdx.x, ld = k + kPad;
+    uint8_t *tok = smem + NS * SB;
+    const uint32_t full = smem_addr(tok + mc_token_bytes<WR, WK, C>(k)), empty = full + NS * 8;
+    if (threadIdx.x == 0)
+        for (int i = 0; i < NS; i++) {
+            mbar_init(full + i * 8, 1);
+            mbar_init(empty + i * 8, C * NW);
+        }
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    cluster_barrier(); /* every block's barriers exist before a copy or an arrival reaches them */
+    asm volatile("griddepcontrol.launch_dependents;");
+
+    if (warp == NW) { /* the producer: no kernel writes the weights, so no PDL wait */
+        if (lane == 0) {
+            const uint8_t *wrow = reinterpret_cast<const uint8_t *>(wl) + (size_t)blockIdx.y * TILES * steps * 2048;
+            for (int f = 0; f < fills; f++) {
+                const int st = f % NS;
+                const uint32_t prev = ((f / NS) & 1) ^ 1, run = (uint32_t)min(SK, steps - f * SK) * 2048;
+                if (f >= NS) /* this block's consumers have seen fill f - NS: its phase is over */
+                    mbar_wait(full + st * 8, prev);
+                mbar_expect_tx(full + st * 8, run * TILES);
+                if (rank == 0) {
+                    if (f >= NS) /* every consumer warp of the cluster is done with fill f - NS */
+                        mbar_wait(empty + st * 8, prev);
+                    for (int t = 0; t < TILES; t++) {
+                        const uint32_t dst = smem_addr(smem + st * SB + t * SK * 2048);
+                        const uint8_t *src = wrow + ((size_t)t * steps + (size_t)f * SK) * 2048;
+                        if constexpr (C == 1)
+                            bulk_load(dst, src, run, full + st * 8);
+                        else
+                            bulk_load_multicast(dst, src, run, full + st * 8, (uint16_t)((1u << C) - 1));
+                    }
+                }
+            }
+        }
+        __syncwarp();
+        cluster_barrier(); /* no block exits while a copy or an arrival may still reach it */
+        return;
+    }
+
+    const int wr = warp % WR, wk = warp / WR, tok0 = rank * T;
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    /* the block's token rows, in chunks of CS fills (one cp.async group each) */
+    for (int j = 0; j < nch; j++) {
+        if (!kSkipTokens)
+            for (int i = threadIdx.x; i < T * CS * SK * 2; i += NW * 32) {
+                const int r = i / (CS * SK * 2), piece = i % (CS * SK * 2), st = j * CS * SK + piece / 2;
+                if (st < steps)
+                    cp_async16(tok + r * ld + st * 32 + (piece & 1) * 16,
+                               x + (size_t)(tok0 + r) * k + st * 32 + (piece & 1) * 16);
+            }
+        asm volatile("cp.async.commit_group;" ::: "memory");
+    }
+    int acc[MT][4][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int G = 0; G < 4; G++)
+            acc[mt][G][0] = acc[mt][G][1] = acc[mt][G][2] = acc[mt][G][3] = 0;
+    const uint8_t *xl = tok + ((lane & 7) + ((lane >> 3) & 1) * 8) * ld + (lane >> 4) * 16;
+    for (int f = 0; f < fills; f++) {
+        if (f % CS == 0) {
+            wait_pending(nch - 1 - f / CS);
+            asm volatile("bar.sync 1, %0;" ::"n"(NW * 32) : "memory"); /* the chunk's rows, every thread's copies */
+        }
+        const int st = f % NS, in = min(SK, steps - f * SK);
+        mbar_wait(full + st * 8, (f / NS) & 1);
+        const uint4 *rec = reinterpret_cast<const uint4 *>(smem + st * SB) + (wr >> 1) * SK * 128 + (wr & 1) * 64 + lane;
+#pragma unroll
+        for (int j = wk; j < SK; j += WK) {
+            if (j < in) {
+                const uint4 v0 = rec[j * 128], v1 = rec[j * 128 + 32];
+                const int col = (f * SK + j) * 32;
+                if constexpr (kSkipMma) {
+                    acc[0][0][0] ^= v0.x ^ v0.y ^ v0.z ^ v0.w;
+                    acc[0][0][1] ^= v1.x ^ v1.y ^ v1.z ^ v1.w;
+                } else {
+                    uint32_t A[MT][4];
+#pragma unroll
+                    for (int mt = 0; mt < MT; mt++)
+                        ldsm_x4(A[mt], xl + mt * 16 * ld + col);
+#pragma unroll
+                    for (int G = 0; G < 4; G++) {
+                        const uint4 &v = (G >> 1) ? v1 : v0;
+                        const uint32_t lo = (G & 1) ? v.y : v.x, hi = (G & 1) ? v.w : v.z;
+#pragma unroll
+                        for (int mt = 0; mt < MT; mt++)
+                            mma_s8(acc[mt][G], A[mt], lo, hi);
+                    }
+                }
+            }
+        }
+        __syncwarp(); /* every lane's reads of the stage are done (the MMAs used them) */
+        if (lane == 0)
+            mbar_arrive_at(empty + st * 8, 0);
+    }
+    /* acc[mt][G][e]: token tok0 + mt*16 + g (+8 for e >= 2), row wr*32 + G*8 + 2q + (e & 1) */
+    const int row0 = blockIdx.y * R;
+    if constexpr (WK == 1) {
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int G = 0; G < 4; G++) {
+                int *o = out + (size_t)(tok0 + mt * 16 + g) * n + row0 + wr * 32 + G * 8 + 2 * q;
+                *(int2 *)o = make_int2(acc[mt][G][0], acc[mt][G][1]);
+                *(int2 *)(o + 8 * (size_t)n) = make_int2(acc[mt][G][2], acc[mt][G][3]);
+            }
+    } else { /* the WK warps' partials through shared memory (the token rows are dead) */
+        constexpr int LD = R + 8;
+        asm volatile("bar.sync 1, %0;" ::"n"(NW * 32) : "memory");
+        int *part = reinterpret_cast<int *>(tok);
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int G = 0; G < 4; G++) {
+                int *p = part + (wk * T + mt * 16 + g) * LD + wr * 32 + G * 8 + 2 * q;
+                *(int2 *)p = make_int2(acc[mt][G][0], acc[mt][G][1]);
+                *(int2 *)(p + 8 * LD) = make_int2(acc[mt][G][2], acc[mt][G][3]);
+            }
+        asm volatile("bar.sync 1, %0;" ::"n"(NW * 32) : "memory");
+        for (int i = threadIdx.x; i < T * R / 4; i += NW * 32) {
+            const int t = i / (R / 4), c4 = (i % (R / 4)) * 4;
+            int4 sum = *(const int4 *)(part + t * LD + c4);
+#pragma unroll
+            for (int v = 1; v < WK; v++) {
+                const int4 u = *(const int4 *)(part + (v * T + t) * LD + c4);
+                sum.x += u.x, sum.y += u.y, sum.z += u.z, sum.w += u.w;
+            }
+            *(int4 *)(out + (size_t)(tok0 + t) * n + row0 + c4) = sum;
+        }
+    }
+    cluster_barrier();
+#else
+    __trap(); /* multicast bulk copies: sm_90a */
+#endif
+}
+
 /* W (n x k, row-major; n a multiple of 64, k of 32) -> the stream layout (stream_layout.h, dense). */
 std::vector<uint8_t> stream_layout(const std::vector<int8_t> &w, int n, int k) {
     std::vector<uint8_t> o((size_t)n * k);
@@ -447,13 +675,31 @@ template <int WR, int WK, int D, int MINB, int P = 0> Config config() {
 }
 constexpr size_t kMaxSmem = 227 * 1024;
 
+/* the multicast form: C blocks along the tokens, SK steps per stage, NS stages */
+struct McConfig {
+    Kern kern;
+    int wr, wk, c, sk, ns;
+    size_t (*smem)(int k);
+};
+template <int WR, int WK, int C, int SK, int NS> McConfig mc_config() {
+    return {decode_gemm_mc<WR, WK, C, SK, NS>, WR, WK, C, SK, NS, mc_smem<WR, WK, C, SK, NS>};
+}
+
+/* one of the split-K forms with S K ranges, or (m set) the multicast form */
 struct Launch {
     const Config *c;
     int s;
+    const McConfig *m;
 };
+int form_of(const Launch &l) { return l.m ? 2 : l.c->p > 0; }
 
-/* "WRxWK, D d" or "WRxWK, ring P", then min blocks per SM and the cluster size */
+/* "WRxWK, D d" or "WRxWK, ring P", then min blocks per SM and the cluster size;
+ * "WRxWK, mc C, SK s x NS" for the multicast form */
 void describe(const Launch &l, char *buf, size_t len) {
+    if (l.m) {
+        snprintf(buf, len, "%dx%d, mc %d, SK %d x %d", l.m->wr, l.m->wk, l.m->c, l.m->sk, l.m->ns);
+        return;
+    }
     const Config &c = *l.c;
     snprintf(buf, len, "%dx%d, %s %d, %d, S %d", c.wr, c.wk, c.p ? "ring" : "D", c.p ? c.p : c.d, c.minb, l.s);
 }
@@ -466,19 +712,29 @@ constexpr size_t kWsBytes = (size_t)13824 * kMaxS3 * kM * 4;
 constexpr int kCounts = 1024;
 
 void launch(const Launch &l, const uint8_t *wl, const int8_t *x, int n, int k, int *out, bool pdl) {
-    const Config &c = *l.c;
-    const size_t smem = c.bytes(k / 32 / l.s + 1);
     cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(l.s, n / (32 * c.wr));
-    cfg.blockDim = dim3(c.wr * c.wk * 32);
-    cfg.dynamicSmemBytes = smem;
     cudaLaunchAttribute at[2];
     at[0].id = cudaLaunchAttributeClusterDimension;
-    at[0].val.clusterDim.x = kExchange == 3 ? 1 : l.s, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+    at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+    Kern kern;
+    if (l.m) { /* blocks along the tokens (the cluster), row blocks; one producer warp more */
+        cfg.gridDim = dim3(l.m->c, n / (32 * l.m->wr));
+        cfg.blockDim = dim3(l.m->wr * l.m->wk * 32 + 32);
+        cfg.dynamicSmemBytes = l.m->smem(k);
+        at[0].val.clusterDim.x = l.m->c;
+        kern = l.m->kern;
+    } else {
+        const Config &c = *l.c;
+        cfg.gridDim = dim3(l.s, n / (32 * c.wr));
+        cfg.blockDim = dim3(c.wr * c.wk * 32);
+        cfg.dynamicSmemBytes = c.bytes(k / 32 / l.s + 1);
+        at[0].val.clusterDim.x = kExchange == 3 ? 1 : l.s;
+        kern = c.kern;
+    }
     at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     at[1].val.programmaticStreamSerializationAllowed = pdl;
     cfg.attrs = at, cfg.numAttrs = 2;
-    CK(cudaLaunchKernelEx(&cfg, c.kern, (const uint4 *)wl, x, n, k, out, g_ws, g_count));
+    CK(cudaLaunchKernelEx(&cfg, kern, (const uint4 *)wl, x, n, k, out, g_ws, g_count));
 }
 
 struct Shape {
@@ -517,6 +773,7 @@ void check(const Proj &p, const char *what) {
 } // namespace
 
 int main() {
+    setvbuf(stdout, nullptr, _IOLBF, 0); /* a run stopped by a timeout keeps what it printed */
     dev_banner();
     const double copy_gbs = d2d_copy_gbs();
     printf("# device copy %.3f TB/s (read + write); M = %d tokens, INT8, int32 out\n", copy_gbs / 1e3, kM);
@@ -549,6 +806,17 @@ int main() {
                                      config<4, 2, 0, 1, 12>(), config<4, 2, 0, 1, 16>(), config<4, 1, 0, 2, 8>(),
                                      config<4, 1, 0, 1, 16>(), config<2, 2, 0, 2, 12>(), config<8, 1, 0, 1, 12>(),
                                      config<2, 4, 0, 1, 16>(), config<1, 8, 4, 2>(),     config<1, 4, 8, 2>()};
+    /* the multicast form: C blocks along the tokens x R rows, SK steps per stage, NS stages */
+    static const McConfig mc_configs[] = {
+        mc_config<4, 1, 4, 4, 6>(), mc_config<4, 2, 4, 4, 6>(), mc_config<2, 2, 4, 4, 8>(), mc_config<8, 1, 4, 2, 6>(),
+        mc_config<4, 1, 2, 4, 6>(), mc_config<2, 2, 2, 4, 8>(), mc_config<4, 2, 2, 2, 8>(), mc_config<2, 2, 1, 4, 6>(),
+        mc_config<4, 2, 1, 2, 4>()};
+    for (const McConfig &m : mc_configs)
+        CK(cudaFuncSetAttribute(m.kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kMaxSmem));
+    const bool multicast = multicast_built() && !getenv("DG_NO_MULTICAST");
+    if (!multicast)
+        printf("# the multicast form: skipped (%s)\n",
+               getenv("DG_NO_MULTICAST") ? "DG_NO_MULTICAST" : "built without -arch=sm_90a");
     if (kExchange == 3) {
         CK(cudaMalloc(&g_ws, kWsBytes));
         CK(cudaMalloc(&g_count, kCounts * sizeof *g_count));
@@ -638,37 +906,40 @@ int main() {
         }
 
         /* ours: every configuration x cluster size, PDL on (as the engine launches its kernels) */
-        double t_best = 1e30, t_form[2] = {1e30, 1e30};
-        Launch best_form[2] = {};
-        for (const Config &c : configs) {
-            if (n % (32 * c.wr))
-                continue;
-            for (int s = 1; s <= (kExchange == 3 ? kMaxS3 : kMaxS); s++) {
-                if (k / 32 / s < c.wk || c.bytes(k / 32 / s + 1) > kMaxSmem)
-                    continue;
-                const Launch l = {&c, s};
-                auto run = [&](int i) { launch(l, p.d_wl + p.wb * i, p.d_x, n, k, p.d_out, true); };
-                CK(cudaMemset(p.d_out, 0xff, p.ref.size() * 4));
-                run(0);
-                CK(cudaDeviceSynchronize());
-                check(p, "ours");
-                const double t = time_us(run, p.sets);
-                if (verbose) {
-                    char cfg[40];
-                    describe(l, cfg, sizeof cfg);
-                    printf("##  %-8s %-26s %8.2f us\n", sh.name, cfg, t);
-                }
-                if (t < t_best)
-                    t_best = t, p.best = l;
-                if (t < t_form[c.p > 0])
-                    t_form[c.p > 0] = t, best_form[c.p > 0] = l;
+        double t_best = 1e30, t_form[3] = {1e30, 1e30, 1e30};
+        Launch best_form[3] = {};
+        std::vector<Launch> launches;
+        for (const Config &c : configs)
+            for (int s = 1; s <= (kExchange == 3 ? kMaxS3 : kMaxS); s++)
+                if (n % (32 * c.wr) == 0 && k / 32 / s >= c.wk && c.bytes(k / 32 / s + 1) <= kMaxSmem)
+                    launches.push_back({&c, s, nullptr});
+        if (multicast) /* (no split of K: DG_SKIP 2 changes nothing in it) */
+            for (const McConfig &m : mc_configs)
+                if (n % (32 * m.wr) == 0 && m.smem(k) <= kMaxSmem)
+                    launches.push_back({nullptr, 0, &m});
+        for (const Launch &l : launches) {
+            auto run = [&](int i) { launch(l, p.d_wl + p.wb * i, p.d_x, n, k, p.d_out, true); };
+            CK(cudaMemset(p.d_out, 0xff, p.ref.size() * 4));
+            run(0);
+            CK(cudaDeviceSynchronize());
+            check(p, "ours");
+            const double t = time_us(run, p.sets);
+            if (verbose) {
+                char cfg[40];
+                describe(l, cfg, sizeof cfg);
+                printf("##  %-8s %-26s %8.2f us\n", sh.name, cfg, t);
             }
+            if (t < t_best)
+                t_best = t, p.best = l;
+            if (t < t_form[form_of(l)])
+                t_form[form_of(l)] = t, best_form[form_of(l)] = l;
         }
         char cfg[40];
-        for (int f = 0; f < 2; f++)
+        static const char *const form_names[3] = {"register", "ring", "multicast"};
+        for (int f = 0; f < 3; f++)
             if (t_form[f] < 1e30) {
                 describe(best_form[f], cfg, sizeof cfg);
-                printf("#   %-8s best %s form: %s: %.2f us\n", sh.name, f ? "ring" : "register", cfg, t_form[f]);
+                printf("#   %-8s best %s form: %s: %.2f us\n", sh.name, form_names[f], cfg, t_form[f]);
             }
         const double t_nopdl =
             time_us([&](int i) { launch(p.best, p.d_wl + p.wb * i, p.d_x, n, k, p.d_out, false); }, p.sets);
