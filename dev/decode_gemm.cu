@@ -48,6 +48,8 @@
  * time the rest (1 = the MMAs, 2 = the cluster exchange, 4 = the token
  * columns; results unchecked).
  * Usage: [DG_SHAPES=N:K,...] [DG_VERBOSE=1] [DG_NO_MULTICAST=1] dev_decode_gemm
+ * Build: the CMake target, or nvcc -std=c++17 -O3 -arch=sm_90a -Idev -Isrc/linear/include
+ *        dev/decode_gemm.cu -lcublasLt (add -DDG_SKIP=b or -DDG_EXCHANGE=x)
  */
 #include <cooperative_groups.h>
 #include <cublasLt.h>
@@ -57,6 +59,7 @@
 #include <vector>
 
 #include "dev_common.h"
+#include "linear/kernels/bulk_copy.cuh"
 
 namespace cg = cooperative_groups;
 
@@ -123,44 +126,25 @@ __device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
     return v;
 }
 
-/* mbarriers and the bulk copy engine (the multicast form) */
+/* the multicast form (sm_90a), beside linear/kernels/bulk_copy.cuh's mbarrier and bulk copy */
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 __device__ __forceinline__ uint32_t smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
-}
-/* wait for the completion of the phase of parity `parity` */
-__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
-    asm volatile("{\n"
-                 ".reg .pred p;\n"
-                 "WAIT_%=:\n"
-                 "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
-                 "@!p bra WAIT_%=;\n"
-                 "}" ::"r"(bar), "r"(parity) : "memory");
-}
 /* one arrival on the barrier at the same offset in cluster block `rank` */
 __device__ __forceinline__ void mbar_arrive_at(uint32_t bar, int rank) {
     uint32_t remote;
     asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(bar), "r"(rank));
     asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];" ::"r"(remote) : "memory");
 }
-__device__ __forceinline__ void bulk_load(uint32_t dst, const void *src, uint32_t bytes, uint32_t bar) {
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-                 ::"r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
-}
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 /* the same bytes to the same offset in every block of `mask`, each block's barrier at `bar` told */
 __device__ __forceinline__ void bulk_load_multicast(uint32_t dst, const void *src, uint32_t bytes, uint32_t bar,
                                                     uint16_t mask) {
     asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1], "
                  "%2, [%3], %4;" ::"r"(dst), "l"(src), "r"(bytes), "r"(bar), "h"(mask) : "memory");
 }
-#endif
 __device__ __forceinline__ void cluster_barrier() {
     asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
 }
+#endif
 
 #endif
 
@@ -197,6 +181,35 @@ bool multicast_built() {
     CK(cudaFree(d));
     return h == 1;
 }
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+/* One 32-column step of a warp's 32 rows against MT m-tiles of 16 tokens: the
+ * token fragments by ldmatrix from `xl` (the lane's row address, `ld` bytes
+ * per token row) at column `col`, the weights (v0, v1) as B. DG_SKIP bit 0:
+ * the weights folded into the accumulators instead, so their loads stay live. */
+template <int MT>
+__device__ __forceinline__ void mma_step(int (&acc)[MT][4][4], const uint8_t *xl, int ld, int col, const uint4 &v0,
+                                         const uint4 &v1) {
+    if constexpr (kSkipMma) {
+        acc[0][0][0] ^= v0.x ^ v0.y ^ v0.z ^ v0.w;
+        acc[0][0][1] ^= v1.x ^ v1.y ^ v1.z ^ v1.w;
+    } else {
+        uint32_t A[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+            ldsm_x4(A[mt], xl + mt * 16 * ld + col);
+#pragma unroll
+        for (int G = 0; G < 4; G++) {
+            /* row group G = rows 8G..8G+7 of the warp's 32: b0 = v.x / v.y, b1 = v.z / v.w */
+            const uint4 &v = (G >> 1) ? v1 : v0;
+            const uint32_t lo = (G & 1) ? v.y : v.x, hi = (G & 1) ? v.w : v.z;
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+                mma_s8(acc[mt][G], A[mt], lo, hi);
+        }
+    }
+}
+#endif
 
 template <int WR, int WK, int D, int MINB, int P>
 __global__ void __launch_bounds__(WR *WK * 32, MINB)
@@ -273,26 +286,7 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB)
     /* ldmatrix.x4: lanes 8i..8i+7 address the rows of matrix i = (rows +8 if i odd, bytes +16 if i >= 2) */
     const uint8_t *xl = smem + ((lane & 7) + ((lane >> 3) & 1) * 8) * ld + (lane >> 4) * 16 + (w0 - b0) * 32;
     /* one step: the token fragments of step s against the weights (v0, v1) */
-    auto step = [&](int s, const uint4 &v0, const uint4 &v1) {
-        if constexpr (kSkipMma) {
-            acc[0][0][0] ^= v0.x ^ v0.y ^ v0.z ^ v0.w;
-            acc[0][0][1] ^= v1.x ^ v1.y ^ v1.z ^ v1.w;
-        } else {
-            uint32_t A[4][4];
-#pragma unroll
-            for (int mt = 0; mt < 4; mt++)
-                ldsm_x4(A[mt], xl + mt * 16 * ld + s * 32);
-#pragma unroll
-            for (int G = 0; G < 4; G++) {
-                /* row group G = rows 8G..8G+7 of the warp's 32: b0 = v.x / v.y, b1 = v.z / v.w */
-                const uint4 &v = (G >> 1) ? v1 : v0;
-                const uint32_t lo = (G & 1) ? v.y : v.x, hi = (G & 1) ? v.w : v.z;
-#pragma unroll
-                for (int mt = 0; mt < 4; mt++)
-                    mma_s8(acc[mt][G], A[mt], lo, hi);
-            }
-        }
-    };
+    auto step = [&](int s, const uint4 &v0, const uint4 &v1) { mma_step<4>(acc, xl, ld, s * 32, v0, v1); };
     for (int j = 0; j < nchunks; j++) {
         /* chunk j's group is followed by the later chunks' and one per step done */
         wait_pending(P ? nchunks - 1 - j + min(j * kChunk, ws) : nchunks - 1 - j);
@@ -577,24 +571,7 @@ __global__ void __launch_bounds__(WR *WK * 32 + 32, 1)
         for (int j = wk; j < SK; j += WK) {
             if (j < in) {
                 const uint4 v0 = rec[j * 128], v1 = rec[j * 128 + 32];
-                const int col = (f * SK + j) * 32;
-                if constexpr (kSkipMma) {
-                    acc[0][0][0] ^= v0.x ^ v0.y ^ v0.z ^ v0.w;
-                    acc[0][0][1] ^= v1.x ^ v1.y ^ v1.z ^ v1.w;
-                } else {
-                    uint32_t A[MT][4];
-#pragma unroll
-                    for (int mt = 0; mt < MT; mt++)
-                        ldsm_x4(A[mt], xl + mt * 16 * ld + col);
-#pragma unroll
-                    for (int G = 0; G < 4; G++) {
-                        const uint4 &v = (G >> 1) ? v1 : v0;
-                        const uint32_t lo = (G & 1) ? v.y : v.x, hi = (G & 1) ? v.w : v.z;
-#pragma unroll
-                        for (int mt = 0; mt < MT; mt++)
-                            mma_s8(acc[mt][G], A[mt], lo, hi);
-                    }
-                }
+                mma_step<MT>(acc, xl, ld, (f * SK + j) * 32, v0, v1);
             }
         }
         __syncwarp(); /* every lane's reads of the stage are done (the MMAs used them) */

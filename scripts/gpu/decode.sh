@@ -150,7 +150,7 @@ for part in "$@"; do
     for v in ${GEMM_SKIPS:-2 3}; do builds+=(s$v); done
     for b in "${builds[@]}"; do # the builds in parallel, the runs one at a time
       flag=-DDG_EXCHANGE=${b#x}; [[ $b == s* ]] && flag=-DDG_SKIP=${b#s}
-      nvcc -std=c++17 -O3 -arch=sm_90a -Idev $flag dev/decode_gemm.cu -lcublasLt -o /tmp/dg$b \
+      nvcc -std=c++17 -O3 -arch=sm_90a -Idev -Isrc/linear/include $flag dev/decode_gemm.cu -lcublasLt -o /tmp/dg$b \
         >"$out/decode_gemm_build_$b.log" 2>&1 &
     done
     wait
