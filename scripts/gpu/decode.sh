@@ -14,8 +14,9 @@
 #   profile  bench decode --profile at M PROFILE_M (default 64) for the dense backends and 2_4
 #            (stage split)
 #   phases   dev_stream_phases: per-block phase times of the stream GEMM (BitNet-2B, M 64)
-#   gemm     dev_decode_gemm (nvcc alone, no CUTLASS build): the register form and the shared-memory
-#            ring per projection and as a layer against cuBLASLt, then the DG_EXCHANGE builds
+#   gemm     dev_decode_gemm (nvcc alone, sm_90a, no CUTLASS build): the register form, the shared-memory
+#            ring and the multicast form per projection and as a layer against cuBLASLt (GEMM_SHAPES
+#            passes DG_SHAPES, e.g. a K sweep), then the DG_EXCHANGE builds
 #            (GEMM_EXCHANGES, default "3": the split-K exchange through global memory, no cluster) and
 #            the DG_SKIP builds (GEMM_SKIPS, default "2 3": without the cluster exchange / and the MMAs)
 #   ceiling  dev_layer_stream: a step's projection weights streamed by one resident grid with grid
@@ -155,7 +156,7 @@ for part in "$@"; do
     done
     wait
     for b in "${builds[@]}"; do
-      timeout 120 /tmp/dg$b >"$out/decode_gemm_$b.log" 2>&1
+      ${GEMM_SHAPES:+env DG_SHAPES=$GEMM_SHAPES} timeout 120 /tmp/dg$b >"$out/decode_gemm_$b.log" 2>&1
       echo "dev_decode_gemm $b rc=$?"; grep -v "^# " "$out/decode_gemm_$b.log" | tail -6
       grep "^#   " "$out/decode_gemm_$b.log"
     done ;;
