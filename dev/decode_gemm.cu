@@ -751,9 +751,6 @@ void check(const Proj &p, const char *what) {
 
 int main() {
     setvbuf(stdout, nullptr, _IOLBF, 0); /* a run stopped by a timeout keeps what it printed */
-    dev_banner();
-    const double copy_gbs = d2d_copy_gbs();
-    printf("# device copy %.3f TB/s (read + write); M = %d tokens, INT8, int32 out\n", copy_gbs / 1e3, kM);
     /* DG_SHAPES="N:K,N:K,..." replaces BitNet-2B's four projections (e.g. a sweep of K at one N
      * splits each kernel's time into a fixed part and a part per weight byte); DG_VERBOSE=1 prints
      * every configuration and K split, not only the best of each form */
@@ -772,9 +769,16 @@ int main() {
             c += used;
             c += *c == ',';
         }
+        if (shapes.empty()) {
+            fprintf(stderr, "DG_SHAPES: empty (expected N:K pairs)\n");
+            return 1;
+        }
         for (size_t i = 0; i < shapes.size(); i++)
             shapes[i].name = names[i].c_str();
     }
+    dev_banner();
+    const double copy_gbs = d2d_copy_gbs();
+    printf("# device copy %.3f TB/s (read + write); M = %d tokens, INT8, int32 out\n", copy_gbs / 1e3, kM);
     const bool verbose = getenv("DG_VERBOSE") && atoi(getenv("DG_VERBOSE"));
     /* registers (D steps in flight per warp), then the shared-memory ring (P steps) */
     static const Config configs[] = {config<4, 2, 4, 2>(),     config<4, 2, 4, 1>(),     config<4, 2, 8, 1>(),
