@@ -47,7 +47,11 @@
  * four cuBLASLt GEMMs. Built with -DDG_SKIP=bits it leaves phases out to
  * time the rest (1 = the MMAs, 2 = the cluster exchange, 4 = the token
  * columns; results unchecked).
- * Usage: [DG_SHAPES=N:K,...] [DG_VERBOSE=1] [DG_NO_MULTICAST=1] dev_decode_gemm
+ * Then the resident form (below): the projections as one dependent chain
+ * (each one's outputs requantized into the next one's tokens) in one kernel,
+ * against the same chain run one kernel per projection (cuBLASLt, and the
+ * best launches above) with a requant kernel between; DG_RESIDENT=0 skips it.
+ * Usage: [DG_SHAPES=N:K,...] [DG_VERBOSE=1] [DG_NO_MULTICAST=1] [DG_RESIDENT=0] dev_decode_gemm
  * Build: the CMake target, or nvcc -std=c++17 -O3 -arch=sm_90a -Idev -Isrc/linear/include
  *        dev/decode_gemm.cu -lcublasLt (add -DDG_SKIP=b or -DDG_EXCHANGE=x)
  */
@@ -209,6 +213,102 @@ __device__ __forceinline__ void mma_step(int (&acc)[MT][4][4], const uint8_t *xl
         }
     }
 }
+
+/* The token columns of a block's K range (steps [b0, b0 + bsteps) of the 64
+ * token rows, row stride ld in shared memory), in nchunks chunks of kChunk
+ * steps of every one of the WK warp slices (chunk j = steps w0 + j kChunk ..
+ * of each slice), one cp.async group each: the MMAs of chunk j start when it
+ * has landed, while the later chunks are still on their way. */
+template <int WR, int WK>
+__device__ __forceinline__ void load_tokens(uint8_t *smem, const int8_t *x, int k, int b0, int bsteps, int ld,
+                                            int nchunks) {
+    for (int j = 0; j < nchunks; j++) {
+        if (!kSkipTokens)
+            for (int i = threadIdx.x; i < kM * WK * kChunk * 2; i += WR * WK * 32) {
+                const int half = i & 1, st = (i >> 1) % kChunk, v = (i >> 1) / kChunk % WK,
+                          r = (i >> 1) / kChunk / WK;
+                const int v0 = b0 + v * bsteps / WK, v1 = b0 + (v + 1) * bsteps / WK, s = v0 + j * kChunk + st;
+                if (s < v1)
+                    cp_async16(smem + r * ld + (s - b0) * 32 + half * 16, x + (size_t)r * k + s * 32 + half * 16);
+            }
+        asm volatile("cp.async.commit_group;" ::: "memory");
+    }
+}
+
+/* The first D steps of a warp's weights (w: the lane's first record of its K slice, ws steps). */
+template <int D> __device__ __forceinline__ void preload(uint4 (&a)[D][2], const uint4 *w, int ws) {
+#pragma unroll
+    for (int d = 0; d < D; d++)
+        if (d < ws) {
+            a[d][0] = ld_stream(w + d * 128);
+            a[d][1] = ld_stream(w + d * 128 + 32);
+        }
+}
+
+/* The register form's main loop: ws steps of the warp's K slice against the
+ * token columns as their chunks land (load_tokens' groups being the last
+ * committed), D steps of weights in flight, each refilled once its MMAs
+ * have used it. xl: the lane's ldmatrix address of the slice's first step. */
+template <int D>
+__device__ __forceinline__ void register_loop(int (&acc)[4][4][4], uint4 (&a)[D][2], const uint4 *w, int ws,
+                                              const uint8_t *xl, int ld, int nchunks) {
+    for (int j = 0; j < nchunks; j++) {
+        wait_pending(nchunks - 1 - j);
+        __syncthreads(); /* chunk j of every slice has landed (every thread's copies) */
+        for (int sb = j * kChunk; sb < (j + 1) * kChunk && sb < ws; sb += D) {
+#pragma unroll
+            for (int d = 0; d < D; d++) {
+                const int s = sb + d;
+                if (s < ws) {
+                    mma_step<4>(acc, xl, ld, s * 32, a[d][0], a[d][1]);
+                    if (s + D < ws) {
+                        a[d][0] = ld_stream(w + (s + D) * 128);
+                        a[d][1] = ld_stream(w + (s + D) * 128 + 32);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* A block's partial tile into shared memory (the token columns are dead):
+ * acc[mt][G][e] is token mt*16 + g (+8 for e >= 2), row wr*32 + G*8 + 2q + (e & 1);
+ * warp slice wk's tile at part + wk * kM * part_ld. */
+template <int WR, int WK> __device__ __forceinline__ void store_partials(int *part, const int (&acc)[4][4][4]) {
+    constexpr int kLd = part_ld<WR, WK>();
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    const int wr = warp % WR, wk = warp / WR;
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int G = 0; G < 4; G++) {
+            int *p = part + (wk * kM + mt * 16 + g) * kLd + wr * 32 + G * 8 + 2 * q;
+            *(int2 *)p = make_int2(acc[mt][G][0], acc[mt][G][1]);
+            *(int2 *)(p + 8 * kLd) = make_int2(acc[mt][G][2], acc[mt][G][3]);
+        }
+}
+
+/* item i (a token, 4 rows) of warp slice v's partial tile */
+template <int WR, int WK> __device__ __forceinline__ int4 item_at(const int *pt, int v, int i) {
+    constexpr int kLd = part_ld<WR, WK>(), kRows = 32 * WR;
+    return *(const int4 *)(pt + (v * kM + i / (kRows / 4)) * kLd + (i % (kRows / 4)) * 4);
+}
+
+/* Item i summed over the S cluster ranks rank0 .. rank0 + S - 1 and their WK
+ * warp slices, rank after rank (the pull exchange; int32: exact in any order). */
+template <int WR, int WK>
+__device__ __forceinline__ int4 pull_sum(cg::cluster_group &cluster, int *part, int rank0, int S, int i) {
+    int4 sum = make_int4(0, 0, 0, 0);
+    for (int c = 0; c < S; c++) {
+        const int *pc = cluster.map_shared_rank(part, rank0 + c);
+#pragma unroll
+        for (int v = 0; v < WK; v++) {
+            const int4 u = item_at<WR, WK>(pc, v, i);
+            sum.x += u.x, sum.y += u.y, sum.z += u.z, sum.w += u.w;
+        }
+    }
+    return sum;
+}
 #endif
 
 template <int WR, int WK, int D, int MINB, int P>
@@ -216,11 +316,11 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB)
     decode_gemm(const uint4 *__restrict__ wl, const int8_t *__restrict__ x, int n, int k, int *__restrict__ out,
                 int *__restrict__ work, unsigned *__restrict__ count) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    constexpr int kThreads = WR * WK * 32, kRows = 32 * WR, kLd = part_ld<WR, WK>();
+    constexpr int kThreads = WR * WK * 32, kRows = 32 * WR;
     extern __shared__ __align__(16) uint8_t smem[];
     cg::cluster_group cluster = cg::this_cluster();
     const int S = gridDim.x, split = blockIdx.x, rb = blockIdx.y;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int wr = warp % WR, wk = warp / WR;
     const int steps = k / 32;
     /* the block's steps [b0, b1) of K, the warp's [w0, w1) within them */
@@ -240,12 +340,7 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB)
     uint4 a[P ? 1 : D][2];
     uint4 *ring = reinterpret_cast<uint4 *>(smem + block_smem<WR, WK>(steps / S + 1)) + warp * P * 64 + lane;
     if constexpr (P == 0) {
-#pragma unroll
-        for (int d = 0; d < D; d++)
-            if (d < ws) {
-                a[d][0] = ld_stream(w + d * 128);
-                a[d][1] = ld_stream(w + d * 128 + 32);
-            }
+        preload<D>(a, w, ws);
     } else {
 #pragma unroll
         for (int d = 0; d < P; d++) {
@@ -261,21 +356,7 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB)
     asm volatile("griddepcontrol.launch_dependents;");
     asm volatile("griddepcontrol.wait;" ::: "memory");
 
-    /* the token columns of the block's K range, in chunks of kChunk steps of
-     * every K slice (chunk j = steps w0 + j kChunk .. of each slice), one
-     * cp.async group each: the MMAs of chunk j start when it has landed,
-     * while the later chunks are still on their way */
-    for (int j = 0; j < nchunks; j++) {
-        if (!kSkipTokens)
-            for (int i = threadIdx.x; i < kM * WK * kChunk * 2; i += kThreads) {
-                const int half = i & 1, st = (i >> 1) % kChunk, v = (i >> 1) / kChunk % WK,
-                          r = (i >> 1) / kChunk / WK;
-                const int v0 = b0 + v * bsteps / WK, v1 = b0 + (v + 1) * bsteps / WK, s = v0 + j * kChunk + st;
-                if (s < v1)
-                    cp_async16(smem + r * ld + (s - b0) * 32 + half * 16, x + (size_t)r * k + s * 32 + half * 16);
-            }
-        asm volatile("cp.async.commit_group;" ::: "memory");
-    }
+    load_tokens<WR, WK>(smem, x, k, b0, bsteps, ld, nchunks);
 
     int acc[4][4][4];
 #pragma unroll
@@ -285,27 +366,13 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB)
             acc[mt][G][0] = acc[mt][G][1] = acc[mt][G][2] = acc[mt][G][3] = 0;
     /* ldmatrix.x4: lanes 8i..8i+7 address the rows of matrix i = (rows +8 if i odd, bytes +16 if i >= 2) */
     const uint8_t *xl = smem + ((lane & 7) + ((lane >> 3) & 1) * 8) * ld + (lane >> 4) * 16 + (w0 - b0) * 32;
-    /* one step: the token fragments of step s against the weights (v0, v1) */
-    auto step = [&](int s, const uint4 &v0, const uint4 &v1) { mma_step<4>(acc, xl, ld, s * 32, v0, v1); };
-    for (int j = 0; j < nchunks; j++) {
-        /* chunk j's group is followed by the later chunks' and one per step done */
-        wait_pending(P ? nchunks - 1 - j + min(j * kChunk, ws) : nchunks - 1 - j);
-        __syncthreads(); /* chunk j of every slice has landed (every thread's copies) */
-        if constexpr (P == 0) {
-            for (int sb = j * kChunk; sb < (j + 1) * kChunk && sb < ws; sb += D) {
-#pragma unroll
-                for (int d = 0; d < D; d++) {
-                    const int s = sb + d;
-                    if (s < ws) {
-                        step(s, a[d][0], a[d][1]);
-                        if (s + D < ws) {
-                            a[d][0] = ld_stream(w + (s + D) * 128);
-                            a[d][1] = ld_stream(w + (s + D) * 128 + 32);
-                        }
-                    }
-                }
-            }
-        } else {
+    if constexpr (P == 0)
+        register_loop<D>(acc, a, w, ws, xl, ld, nchunks);
+    else
+        for (int j = 0; j < nchunks; j++) {
+            /* chunk j's group is followed by the later chunks' and one per step done */
+            wait_pending(nchunks - 1 - j + min(j * kChunk, ws));
+            __syncthreads(); /* chunk j of every slice has landed (every thread's copies) */
             for (int s = j * kChunk; s < (j + 1) * kChunk && s < ws; s++) {
                 if (s < P)
                     wait_pending(P + nchunks - 1);
@@ -313,7 +380,7 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB)
                     asm volatile("cp.async.wait_group %0;" ::"n"(P - 1) : "memory");
                 uint4 *slot = ring + (s % P) * 64;
                 const uint4 v0 = slot[0], v1 = slot[32];
-                step(s, v0, v1);
+                mma_step<4>(acc, xl, ld, s * 32, v0, v1);
                 if (s + P < ws) { /* after the MMAs used v0 / v1: the slot is free */
                     cp_async16(slot, w + (s + P) * 128);
                     cp_async16(slot + 32, w + (s + P) * 128 + 32);
@@ -321,7 +388,6 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB)
                 asm volatile("cp.async.commit_group;" ::: "memory");
             }
         }
-    }
     if constexpr (P > 0)
         asm volatile("cp.async.wait_group 0;" ::: "memory");
 
@@ -335,28 +401,17 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB)
         out[((size_t)(rb * S + split) * kThreads + threadIdx.x) % ((size_t)kM * n)] = sum;
         return;
     }
-    /* partials: acc[mt][G][e] is token mt*16 + g (+8 for e >= 2), row wr*32 + G*8 + 2q + (e & 1) */
     __syncthreads(); /* the token columns are dead: their shared memory takes the partials */
     int *part = (int *)smem;
-#pragma unroll
-    for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-        for (int G = 0; G < 4; G++) {
-            int *p = part + (wk * kM + mt * 16 + g) * kLd + wr * 32 + G * 8 + 2 * q;
-            *(int2 *)p = make_int2(acc[mt][G][0], acc[mt][G][1]);
-            *(int2 *)(p + 8 * kLd) = make_int2(acc[mt][G][2], acc[mt][G][3]);
-        }
+    store_partials<WR, WK>(part, acc);
     /* block r of the cluster owns slice r of the 64 x kRows tile's items (a token, 4 rows) */
     constexpr int kItems = kM * kRows / 4;
     const int lo = split * kItems / S, hi = (split + 1) * kItems / S;
-    auto item_at = [&](const int *pt, int v, int i) {
-        return *(const int4 *)(pt + (v * kM + i / (kRows / 4)) * kLd + (i % (kRows / 4)) * 4);
-    };
     auto warps_sum = [&](int i) { /* item i summed over the block's WK warps, in warp order */
-        int4 sum = item_at(part, 0, i);
+        int4 sum = item_at<WR, WK>(part, 0, i);
 #pragma unroll
         for (int v = 1; v < WK; v++) {
-            const int4 u = item_at(part, v, i);
+            const int4 u = item_at<WR, WK>(part, v, i);
             sum.x += u.x, sum.y += u.y, sum.z += u.z, sum.w += u.w;
         }
         return sum;
@@ -438,7 +493,7 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB)
                     const int *pc = cluster.map_shared_rank(part, c);
 #pragma unroll
                     for (int v = 0; v < WK; v++)
-                        u[c][v] = item_at(pc, v, i);
+                        u[c][v] = item_at<WR, WK>(pc, v, i);
                 }
 #pragma unroll
             for (int c = 0; c < kMaxS; c++)
@@ -447,14 +502,7 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB)
                     for (int v = 0; v < WK; v++)
                         sum.x += u[c][v].x, sum.y += u[c][v].y, sum.z += u[c][v].z, sum.w += u[c][v].w;
         } else {
-            for (int c = 0; c < S; c++) {
-                const int *pc = cluster.map_shared_rank(part, c);
-#pragma unroll
-                for (int v = 0; v < WK; v++) {
-                    const int4 u = item_at(pc, v, i);
-                    sum.x += u.x, sum.y += u.y, sum.z += u.z, sum.w += u.w;
-                }
-            }
+            sum = pull_sum<WR, WK>(cluster, part, 0, S, i);
         }
         store_item(i, sum);
     }
@@ -619,6 +667,202 @@ __global__ void __launch_bounds__(WR *WK * 32 + 32, 1)
 #endif
 }
 
+/* The resident form: one kernel runs a chain of dependent projections (a
+ * layer: qkv -> o -> gate_up -> down), each projection's outputs requantized
+ * into the next one's tokens, with a grid-wide barrier between them.
+ * Why: swept over K, each projection kernel pays a fixed 4-7 µs (launch, the
+ * first loads, the split-K exchange's wait, the last block's drain) on top of
+ * its bytes (§6.0f); a grid that stays resident pays the launch once per
+ * chain, and each block requests the next projection's weights (into L2 by a
+ * bulk prefetch, then its first D steps into registers) before it waits for
+ * the exchange and the barrier, so the weight stream does not stop while the
+ * partials are summed.
+ * Grid: as many clusters of C blocks as fit at once (the barrier needs every
+ * block resident); projection p splits K S_p ways (S_p divides C), so a
+ * cluster holds C / S_p row blocks at a time, and the clusters take the row
+ * blocks round by round. Each register-form step is the per-projection
+ * kernel's (load_tokens, register_loop, store_partials, pull_sum). */
+constexpr int kMaxChain = 4;
+/* x0 = X; x(p+1)[t][c] = requant(out_p[t][c]) for c < K(p+1): the next projection's tokens */
+__host__ __device__ inline int8_t requant(int v, int shift) {
+    v >>= shift; /* arithmetic: the CPU reference shifts the same way */
+    return (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
+}
+struct ChainProj {
+    const uint4 *wl;  /* weights, stream layout */
+    const int8_t *x;  /* its tokens, 64 x k */
+    int8_t *next;     /* the next projection's tokens (64 x kn), or null: int32 to out */
+    int *out;
+    int n, k, kn, shift, s;
+};
+struct Chain {
+    ChainProj p[kMaxChain];
+    int count;
+    int prefetch;   /* steps per 64-row tile of the next projection requested into L2 ahead (0: none) */
+    unsigned base;  /* the barrier count when this launch starts (it only grows) */
+    unsigned *bar;  /* [0] the arrival count, [1] set when a wait timed out (blocks not co-resident) */
+    long long *stamps; /* or null: per block and projection kStamps clock64 readings (phase ends) */
+};
+/* phase ends of a projection in a block: its start (the barrier passed), the MMAs done, the
+ * cluster's partials visible (the exchange's wait), the block's slice summed and stored */
+constexpr int kStamps = 4;
+
+/* A block's share of one round of a projection (every field uniform over the
+ * block but ws and w, which are the warp's K slice). */
+struct Share {
+    bool on;
+    int rb, split, b0, bsteps, w0, ws, ld, nchunks;
+    const uint4 *w;
+};
+template <int WR, int WK>
+__host__ __device__ inline int rounds_of(const ChainProj &p, int C, int ncl) {
+    const int groups = ncl * (C / p.s), rbs = p.n / (32 * WR);
+    return (rbs + groups - 1) / groups;
+}
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+template <int WR, int WK> __device__ Share share_of(const ChainProj &p, int round, int rank, int C, int ncl) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, wr = warp % WR, wk = warp / WR;
+    const int steps = p.k / 32, per = C / p.s;
+    Share sh;
+    sh.split = rank % p.s;
+    sh.rb = (round * ncl + (int)blockIdx.x / C) * per + rank / p.s;
+    sh.on = sh.rb < p.n / (32 * WR);
+    sh.b0 = sh.split * steps / p.s;
+    sh.bsteps = (sh.split + 1) * steps / p.s - sh.b0;
+    sh.w0 = sh.b0 + wk * sh.bsteps / WK;
+    sh.ws = sh.b0 + (wk + 1) * sh.bsteps / WK - sh.w0;
+    const int rg = sh.rb * WR + wr; /* 32-row group: half (rg & 1) of 64-row tile rg / 2 */
+    sh.w = p.wl + ((size_t)(rg >> 1) * steps + sh.w0) * 128 + (rg & 1) * 64 + lane;
+    sh.ld = (steps / p.s + 1) * 32 + kPad;
+    sh.nchunks = ((sh.bsteps + WK - 1) / WK + kChunk - 1) / kChunk;
+    return sh;
+}
+
+/* the first `steps` steps of each of the block's 64-row tiles of share `sh` into L2 */
+template <int WR> __device__ __forceinline__ void prefetch_l2(const ChainProj &p, const Share &sh, int steps) {
+    if (threadIdx.x < WR / 2 && sh.on && steps > 0) {
+        const int tile = sh.rb * (WR / 2) + threadIdx.x, n = min(steps, sh.bsteps);
+        const uint4 *src = p.wl + ((size_t)tile * (p.k / 32) + sh.b0) * 128;
+        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(src), "r"(n * 2048) : "memory");
+    }
+}
+
+/* The grid barrier: arrivals count up from the launch's base; a block waits
+ * until the count reaches `target` (every block of the grid arrived). */
+__device__ __forceinline__ void grid_arrive(unsigned *bar) {
+    __syncthreads(); /* the block's stores are issued */
+    if (threadIdx.x == 0) {
+        __threadfence();
+        atomicAdd(bar, 1u);
+    }
+}
+__device__ __forceinline__ void grid_wait(unsigned *bar, unsigned target) {
+    if (threadIdx.x == 0) {
+        const long long t0 = clock64();
+        unsigned v;
+        for (;;) {
+            asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(bar) : "memory");
+            if ((int)(v - target) >= 0)
+                break;
+            if (clock64() - t0 > (1ll << 28)) { /* ~0.1 s: some block never started; say so, do not hang */
+                atomicExch(bar + 1, 1u);
+                break;
+            }
+        }
+        __threadfence();
+    }
+    __syncthreads();
+}
+#endif
+
+template <int WR, int WK, int D, int MINB>
+__global__ void __launch_bounds__(WR *WK * 32, MINB) resident_chain(const __grid_constant__ Chain ch) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    constexpr int kThreads = WR * WK * 32, kRows = 32 * WR, kItems = kM * kRows / 4;
+    static_assert(WR % 2 == 0, "whole 64-row tiles per block (the L2 prefetch)");
+    extern __shared__ __align__(16) uint8_t smem[];
+    cg::cluster_group cluster = cg::this_cluster();
+    const int C = (int)cluster.num_blocks(), rank = (int)cluster.block_rank(), ncl = gridDim.x / C;
+    const int lane = threadIdx.x & 31;
+    int *part = (int *)smem;
+    uint4 a[D][2];
+    int acc[4][4][4];
+    unsigned target = ch.base;
+    long long *stamp = ch.stamps ? ch.stamps + (size_t)blockIdx.x * kMaxChain * kStamps : nullptr;
+    auto mark = [&](int pi, int phase) { /* thread 0, after a block-wide synchronization */
+        if (stamp && threadIdx.x == 0)
+            stamp[pi * kStamps + phase] = clock64();
+    };
+    Share sh = share_of<WR, WK>(ch.p[0], 0, rank, C, ncl);
+    if (sh.on) /* no kernel writes the weights: requested before the PDL wait */
+        preload<D>(a, sh.w, sh.ws);
+    asm volatile("griddepcontrol.launch_dependents;");
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    mark(0, 0);
+    for (int pi = 0; pi < ch.count; pi++) {
+        const ChainProj &p = ch.p[pi];
+        const int rounds = rounds_of<WR, WK>(p, C, ncl);
+        for (int r = 0; r < rounds; r++) {
+            if (r > 0) {
+                sh = share_of<WR, WK>(p, r, rank, C, ncl);
+                if (sh.on)
+                    preload<D>(a, sh.w, sh.ws);
+            }
+#pragma unroll
+            for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+                for (int G = 0; G < 4; G++)
+                    acc[mt][G][0] = acc[mt][G][1] = acc[mt][G][2] = acc[mt][G][3] = 0;
+            if (sh.on) {
+                load_tokens<WR, WK>(smem, p.x, p.k, sh.b0, sh.bsteps, sh.ld, sh.nchunks);
+                const uint8_t *xl =
+                    smem + ((lane & 7) + ((lane >> 3) & 1) * 8) * sh.ld + (lane >> 4) * 16 + (sh.w0 - sh.b0) * 32;
+                register_loop<D>(acc, a, sh.w, sh.ws, xl, sh.ld, sh.nchunks);
+            }
+            if (r == rounds - 1 && pi + 1 < ch.count) /* the next projection's bytes stream meanwhile */
+                prefetch_l2<WR>(ch.p[pi + 1], share_of<WR, WK>(ch.p[pi + 1], 0, rank, C, ncl), ch.prefetch);
+            __syncthreads(); /* the token columns are dead: their shared memory takes the partials */
+            mark(pi, 1);
+            store_partials<WR, WK>(part, acc);
+            cluster.sync(); /* every block's partials are written */
+            mark(pi, 2);
+            if (sh.on) {
+                /* rank `split` of the row block's S ranks owns slice `split` of its items */
+                const int lo = sh.split * kItems / p.s, hi = (sh.split + 1) * kItems / p.s;
+                for (int i = lo + (int)threadIdx.x; i < hi; i += kThreads) {
+                    const int4 sum = pull_sum<WR, WK>(cluster, part, rank - sh.split, p.s, i);
+                    const int t = i / (kRows / 4), row = sh.rb * kRows + (i % (kRows / 4)) * 4;
+                    if (!p.next)
+                        *(int4 *)(p.out + (size_t)t * p.n + row) = sum;
+                    else if (row < p.kn)
+                        *(char4 *)(p.next + (size_t)t * p.kn + row) =
+                            make_char4(requant(sum.x, p.shift), requant(sum.y, p.shift), requant(sum.z, p.shift),
+                                       requant(sum.w, p.shift));
+                }
+            }
+            /* the other blocks are done reading this block's partials before it
+             * refills its shared memory (between projections the barrier says so) */
+            if (r + 1 < rounds || pi + 1 == ch.count)
+                cluster.sync();
+        }
+        if (pi + 1 < ch.count) {
+            grid_arrive(ch.bar);
+            mark(pi, 3);
+            sh = share_of<WR, WK>(ch.p[pi + 1], 0, rank, C, ncl);
+            if (sh.on) /* while the other blocks finish */
+                preload<D>(a, sh.w, sh.ws);
+            target += gridDim.x;
+            grid_wait(ch.bar, target);
+            mark(pi + 1, 0);
+        } else {
+            mark(pi, 3);
+        }
+    }
+#else
+    __trap(); /* clusters, griddepcontrol, bulk prefetch: sm_90 */
+#endif
+}
+
 /* W (n x k, row-major; n a multiple of 64, k of 32) -> the stream layout (stream_layout.h, dense). */
 std::vector<uint8_t> stream_layout(const std::vector<int8_t> &w, int n, int k) {
     std::vector<uint8_t> o((size_t)n * k);
@@ -728,6 +972,7 @@ struct Proj {
     uint8_t *d_wl;
     int *d_out;
     std::vector<int> ref;
+    std::vector<int8_t> w, x; /* the resident form's chain reference starts from them */
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t la, lb, lc;
     cublasLtMatmulAlgo_t lt_algo;
@@ -745,6 +990,332 @@ void check(const Proj &p, const char *what) {
                     i % p.sh.n, got[i], p.ref[i]);
             exit(1);
         }
+}
+
+
+/* ---- the resident form's host side ---- */
+__global__ void requant_rows(const int *out, int n, int8_t *next, int kn, int shift) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < kM * kn)
+        next[i] = requant(out[(size_t)(i / kn) * n + i % kn], shift);
+}
+
+typedef void (*ChainKern)(Chain);
+struct ResidentConfig {
+    ChainKern kern;
+    int wr, wk, d, minb;
+    size_t (*smem)(int max_bsteps);
+    /* shared memory per block: all of it at one block per SM, else an even share (so the
+     * occupancy, and with it the number of clusters, is the same for every chain) */
+    size_t budget() const { return minb == 1 ? kMaxSmem : (228 / minb - 1) * 1024; }
+    size_t need(int k, int s) const { return smem(k / 32 / s + 1); }
+};
+template <int WR, int WK, int D, int MINB> ResidentConfig resident_config() {
+    return {resident_chain<WR, WK, D, MINB>, WR, WK, D, MINB, block_smem<WR, WK>};
+}
+
+/* the chain's buffers: tokens x_p (x_0 = the first projection's), int32 outputs, and the CPU's */
+struct ChainData {
+    std::vector<Proj> *projs;
+    std::vector<int8_t *> d_x;
+    std::vector<int *> d_out;
+    std::vector<int> shift;
+    std::vector<std::vector<int8_t>> x;
+    std::vector<std::vector<int>> out;
+    unsigned *d_bar; /* the barrier's count and timeout flag */
+    unsigned bar_count; /* arrivals so far: the next launch's base */
+};
+
+/* out_p = W_p . x_p on the CPU; x_(p+1) = requant(out_p) with a shift that brings its RMS near 32 */
+void chain_reference(ChainData &cd) {
+    std::vector<Proj> &projs = *cd.projs;
+    const size_t count = projs.size();
+    cd.x.assign(count, {}), cd.out.assign(count, {}), cd.shift.assign(count, 0);
+    cd.x[0] = projs[0].x;
+    for (size_t p = 0; p < count; p++) {
+        const int n = projs[p].sh.n, k = projs[p].sh.k;
+        std::vector<int> &o = cd.out[p];
+        o.assign((size_t)kM * n, 0);
+        double sq = 0;
+        for (int t = 0; t < kM; t++)
+            for (int r = 0; r < n; r++) {
+                int sum = 0;
+                const int8_t *xr = cd.x[p].data() + (size_t)t * k, *wr = projs[p].w.data() + (size_t)r * k;
+                for (int c = 0; c < k; c++)
+                    sum += (int)xr[c] * (int)wr[c];
+                o[(size_t)t * n + r] = sum;
+                sq += (double)sum * sum;
+            }
+        if (p + 1 == count)
+            break;
+        const double rms = sqrt(sq / o.size());
+        int sh = 0;
+        while (sh < 30 && rms / (double)(1 << (sh + 1)) >= 32)
+            sh++;
+        cd.shift[p] = sh;
+        const int kn = projs[p + 1].sh.k;
+        cd.x[p + 1].resize((size_t)kM * kn);
+        for (int t = 0; t < kM; t++)
+            for (int c = 0; c < kn; c++)
+                cd.x[p + 1][(size_t)t * kn + c] = requant(o[(size_t)t * n + c], sh);
+    }
+}
+
+/* every x_p and the last projection's int32 out (or, one projection alone, its out) as the CPU has them */
+void chain_check(const ChainData &cd, const char *what, size_t first, size_t count, const int *d_last) {
+    std::vector<Proj> &projs = *cd.projs;
+    for (size_t p = first + 1; p < first + count; p++) {
+        std::vector<int8_t> got(cd.x[p].size());
+        CK(cudaMemcpy(got.data(), cd.d_x[p], got.size(), cudaMemcpyDeviceToHost));
+        for (size_t i = 0; i < got.size(); i++)
+            if (got[i] != cd.x[p][i]) {
+                fprintf(stderr, "%s: tokens of %s: mismatch at token %zu column %zu: %d != %d\n", what,
+                        projs[p].sh.name, i / projs[p].sh.k, i % projs[p].sh.k, got[i], cd.x[p][i]);
+                exit(1);
+            }
+    }
+    const size_t last = first + count - 1;
+    std::vector<int> got(cd.out[last].size());
+    CK(cudaMemcpy(got.data(), d_last, got.size() * 4, cudaMemcpyDeviceToHost));
+    for (size_t i = 0; i < got.size(); i++)
+        if (got[i] != cd.out[last][i]) {
+            fprintf(stderr, "%s: %s: mismatch at token %zu row %zu: %d != %d\n", what, projs[last].sh.name,
+                    i / projs[last].sh.n, i % projs[last].sh.n, got[i], cd.out[last][i]);
+            exit(1);
+        }
+}
+
+/* one launch of the resident kernel over projections [first, first + count) with splits s[],
+ * weights of rotation set i, the last one's int32 into d_out[first + count - 1] */
+void launch_chain(ChainData &cd, const ResidentConfig &rc, int C, int ncl, size_t first, size_t count,
+                  const int *s, int prefetch, int i, bool pdl, long long *stamps = nullptr) {
+    std::vector<Proj> &projs = *cd.projs;
+    Chain ch = {};
+    ch.count = (int)count, ch.prefetch = prefetch, ch.base = cd.bar_count, ch.bar = cd.d_bar, ch.stamps = stamps;
+    for (size_t j = 0; j < count; j++) {
+        const Proj &p = projs[first + j];
+        const bool last = j + 1 == count;
+        ch.p[j] = {(const uint4 *)(p.d_wl + p.wb * (i % p.sets)), cd.d_x[first + j], last ? nullptr : cd.d_x[first + j + 1],
+                   cd.d_out[first + j], p.sh.n, p.sh.k, last ? 0 : projs[first + j + 1].sh.k, cd.shift[first + j], s[j]};
+    }
+    cd.bar_count += (unsigned)(count - 1) * ncl * C;
+    cudaLaunchConfig_t cfg = {};
+    cudaLaunchAttribute at[2];
+    at[0].id = cudaLaunchAttributeClusterDimension;
+    at[0].val.clusterDim.x = C, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+    at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[1].val.programmaticStreamSerializationAllowed = pdl;
+    cfg.gridDim = dim3(ncl * C), cfg.blockDim = dim3(rc.wr * rc.wk * 32), cfg.dynamicSmemBytes = rc.budget();
+    cfg.attrs = at, cfg.numAttrs = 2;
+    CK(cudaLaunchKernelEx(&cfg, rc.kern, ch));
+}
+
+/* Where the best resident chain's time goes: per projection, the median and the slowest block's
+ * time in each phase (clock64 in each block; the last of a few timed runs). */
+void chain_phases(ChainData &cd, const ResidentConfig &rc, int C, int ncl, const int *s, int pf, int sets) {
+    std::vector<Proj> &projs = *cd.projs;
+    const size_t count = projs.size(), blocks = (size_t)ncl * C;
+    long long *d_st;
+    CK(cudaMalloc(&d_st, blocks * kMaxChain * kStamps * sizeof *d_st));
+    for (int i = 0; i < 2 * sets; i++)
+        launch_chain(cd, rc, C, ncl, 0, count, s, pf, i, true, i + 1 == 2 * sets ? d_st : nullptr);
+    CK(cudaDeviceSynchronize());
+    std::vector<long long> st(blocks * kMaxChain * kStamps);
+    CK(cudaMemcpy(st.data(), d_st, st.size() * sizeof st[0], cudaMemcpyDeviceToHost));
+    CK(cudaFree(d_st));
+    int khz = 0;
+    CK(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, 0));
+    const double per_us = khz / 1e3;
+    printf("# the best chain's phases per projection (us; median / slowest block, %.0f MHz clock64):\n", per_us);
+    printf("#   %-8s %6s | %15s %15s %15s %15s\n", "proj", "blocks", "MMAs", "exchange wait", "sum + store",
+           "grid barrier");
+    for (size_t p = 0; p < count; p++) {
+        std::vector<double> ph[4];
+        const int per = C / s[p], rbs = projs[p].sh.n / (32 * rc.wr);
+        for (size_t b = 0; b < blocks; b++) {
+            if ((int)(b / C) * per + (int)(b % C) / s[p] >= rbs)
+                continue; /* idle in the first round */
+            const long long *t = st.data() + (b * kMaxChain + p) * kStamps;
+            ph[0].push_back((t[1] - t[0]) / per_us);
+            ph[1].push_back((t[2] - t[1]) / per_us);
+            ph[2].push_back((t[3] - t[2]) / per_us);
+            if (p + 1 < count)
+                ph[3].push_back((t[kStamps] - t[3]) / per_us);
+        }
+        printf("#   %-8s %6zu |", projs[p].sh.name, ph[0].size());
+        for (auto &v : ph) {
+            if (v.empty()) {
+                printf(" %15s", "-");
+                continue;
+            }
+            std::sort(v.begin(), v.end());
+            printf("   %5.2f / %5.2f", v[v.size() / 2], v.back());
+        }
+        printf("\n");
+    }
+}
+
+/* The resident form against the same chain run one kernel per projection (cuBLASLt, and the
+ * best split-K launches above), each followed by a requant kernel. */
+void resident(std::vector<Proj> &projs, cublasLtHandle_t lt, void *lt_ws, size_t lt_ws_bytes, int sets,
+              double layer_lt) {
+    if (getenv("DG_RESIDENT") && !atoi(getenv("DG_RESIDENT"))) {
+        printf("# the resident form: skipped (DG_RESIDENT=0)\n");
+        return;
+    }
+    const size_t count = projs.size();
+    for (size_t p = 0; p + 1 < count; p++)
+        if (count > (size_t)kMaxChain || projs[p + 1].sh.k > projs[p].sh.n) {
+            printf("# the resident form: skipped (a chain needs at most %d projections, each K <= the previous N)\n",
+                   kMaxChain);
+            return;
+        }
+    if (DG_SKIP || kExchange) { /* it sums by pulling (DG_EXCHANGE 0) and checks its results */
+        printf("# the resident form: skipped (a DG_SKIP or DG_EXCHANGE build)\n");
+        return;
+    }
+    ChainData cd = {};
+    cd.projs = &projs;
+    chain_reference(cd);
+    cd.d_x.assign(count, nullptr), cd.d_out.assign(count, nullptr);
+    cd.d_x[0] = projs[0].d_x;
+    for (size_t p = 0; p < count; p++) {
+        if (p)
+            CK(cudaMalloc(&cd.d_x[p], cd.x[p].size()));
+        CK(cudaMalloc(&cd.d_out[p], cd.out[p].size() * 4));
+    }
+    CK(cudaMalloc(&cd.d_bar, 2 * sizeof *cd.d_bar));
+    CK(cudaMemset(cd.d_bar, 0, 2 * sizeof *cd.d_bar));
+    printf("# the resident form: %zu projections as one chain, x(p+1) = requant(out_p >> shift) (shifts", count);
+    for (size_t p = 0; p + 1 < count; p++)
+        printf(" %d", cd.shift[p]);
+    printf("), against the chain as one kernel per projection + a requant kernel\n");
+    auto requant_launch = [&](size_t p) {
+        const int kn = projs[p + 1].sh.k;
+        requant_rows<<<(kM * kn + 255) / 256, 256>>>(cd.d_out[p], projs[p].sh.n, cd.d_x[p + 1], kn, cd.shift[p]);
+    };
+    const int one = 1, zero = 0;
+    auto lt_chain = [&](int i) {
+        for (size_t p = 0; p < count; p++) {
+            const Proj &q = projs[p];
+            cublasLtMatmul(lt, q.op, &one, q.d_w + q.wb * (i % q.sets), q.la, cd.d_x[p], q.lb, &zero, cd.d_out[p], q.lc,
+                           cd.d_out[p], q.lc, &q.lt_algo, lt_ws, lt_ws_bytes, 0);
+            if (p + 1 < count)
+                requant_launch(p);
+        }
+    };
+    auto ours_chain = [&](int i) {
+        for (size_t p = 0; p < count; p++) {
+            const Proj &q = projs[p];
+            launch(q.best, q.d_wl + q.wb * (i % q.sets), cd.d_x[p], q.sh.n, q.sh.k, cd.d_out[p], true);
+            if (p + 1 < count)
+                requant_launch(p);
+        }
+    };
+    lt_chain(0);
+    CK(cudaDeviceSynchronize());
+    chain_check(cd, "cuBLASLt chain", 0, count, cd.d_out[count - 1]);
+    const double t_lt = time_us(lt_chain, sets);
+    ours_chain(0);
+    CK(cudaDeviceSynchronize());
+    chain_check(cd, "per-projection chain", 0, count, cd.d_out[count - 1]);
+    const double t_ours = time_us(ours_chain, sets);
+
+    static const ResidentConfig rconfigs[] = {resident_config<4, 2, 8, 1>(), resident_config<4, 2, 4, 1>(),
+                                              resident_config<4, 2, 4, 2>(), resident_config<2, 4, 4, 2>(),
+                                              resident_config<2, 2, 8, 2>(), resident_config<8, 1, 4, 1>(),
+                                              resident_config<4, 4, 4, 1>()};
+    static const int prefetches[] = {0, 4, 16, 1 << 16};
+    const bool verbose = getenv("DG_VERBOSE") && atoi(getenv("DG_VERBOSE"));
+    double t_best = 1e30;
+    char best[160] = "";
+    struct {
+        const ResidentConfig *rc;
+        int C, ncl, pf, s[kMaxChain];
+    } bl = {};
+    for (const ResidentConfig &rc : rconfigs) {
+        CK(cudaFuncSetAttribute(rc.kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)rc.budget()));
+        for (int C = 2; C <= kMaxS; C *= 2) {
+            cudaLaunchConfig_t q = {};
+            cudaLaunchAttribute at;
+            at.id = cudaLaunchAttributeClusterDimension;
+            at.val.clusterDim.x = C, at.val.clusterDim.y = 1, at.val.clusterDim.z = 1;
+            q.gridDim = dim3(C), q.blockDim = dim3(rc.wr * rc.wk * 32), q.dynamicSmemBytes = rc.budget();
+            q.attrs = &at, q.numAttrs = 1;
+            int ncl = 0;
+            if (cudaOccupancyMaxActiveClusters(&ncl, rc.kern, &q) != cudaSuccess || ncl < 1) {
+                cudaGetLastError();
+                continue;
+            }
+            /* each projection's split: the fastest alone (one projection, no barrier) */
+            int s[kMaxChain];
+            double alone[kMaxChain], alone_sum = 0;
+            bool ok = true;
+            for (size_t p = 0; p < count && ok; p++) {
+                alone[p] = 1e30, s[p] = 0;
+                for (int sp = 1; sp <= C; sp *= 2) {
+                    const int k = projs[p].sh.k;
+                    if (k / 32 / sp < rc.wk || rc.need(k, sp) > rc.budget() || projs[p].sh.n % (32 * rc.wr))
+                        continue;
+                    auto run = [&](int i) { launch_chain(cd, rc, C, ncl, p, 1, &sp, 0, i, true); };
+                    CK(cudaMemset(cd.d_out[p], 0xff, cd.out[p].size() * 4));
+                    run(0);
+                    CK(cudaDeviceSynchronize());
+                    chain_check(cd, "resident, one projection", p, 1, cd.d_out[p]);
+                    const double t = time_us(run, projs[p].sets);
+                    if (t < alone[p])
+                        alone[p] = t, s[p] = sp;
+                }
+                ok = s[p] > 0;
+                alone_sum += alone[p];
+            }
+            if (!ok)
+                continue;
+            char desc[160];
+            int len = snprintf(desc, sizeof desc, "%dx%d, D %d, %d/SM, %d clusters of %d, S", rc.wr, rc.wk, rc.d,
+                               rc.minb, ncl, C);
+            for (size_t p = 0; p < count; p++)
+                len += snprintf(desc + len, sizeof desc - len, "%s%d", p ? "/" : " ", s[p]);
+            if (verbose)
+                for (size_t p = 0; p < count; p++)
+                    printf("##  resident %-44s %s alone: %.2f us\n", desc, projs[p].sh.name, alone[p]);
+            for (int pf : prefetches) {
+                auto run = [&](int i) { launch_chain(cd, rc, C, ncl, 0, count, s, pf, i, true); };
+                for (size_t p = 1; p < count; p++)
+                    CK(cudaMemset(cd.d_x[p], 0, cd.x[p].size()));
+                CK(cudaMemset(cd.d_out[count - 1], 0xff, cd.out[count - 1].size() * 4));
+                run(0);
+                CK(cudaDeviceSynchronize());
+                unsigned timed_out = 0;
+                CK(cudaMemcpy(&timed_out, cd.d_bar + 1, sizeof timed_out, cudaMemcpyDeviceToHost));
+                if (timed_out) { /* (every block still arrived: the count stays right) */
+                    printf("##  resident %-44s skipped: a grid barrier timed out (not every block resident)\n", desc);
+                    CK(cudaMemset(cd.d_bar + 1, 0, sizeof timed_out));
+                    break;
+                }
+                chain_check(cd, "resident chain", 0, count, cd.d_out[count - 1]);
+                const double t = time_us(run, sets);
+                if (verbose || pf == 0)
+                    printf("##  resident %-44s L2 ahead %5d: %8.2f us (alone summed %.2f)\n", desc, pf, t, alone_sum);
+                if (t < t_best) {
+                    t_best = t;
+                    snprintf(best, sizeof best, "%s, L2 ahead %d", desc, pf);
+                    bl.rc = &rc, bl.C = C, bl.ncl = ncl, bl.pf = pf;
+                    std::copy(s, s + kMaxChain, bl.s);
+                }
+            }
+        }
+    }
+    if (bl.rc)
+        chain_phases(cd, *bl.rc, bl.C, bl.ncl, bl.s, bl.pf, sets);
+    printf("chain (%zu, requantized between): cuBLASLt + requant kernels %.2f us, ours per projection + requant "
+           "kernels %.2f us, resident %.2f us (%s): %.2fx cuBLASLt's chain, %.2fx its GEMMs alone (%.2f us)\n",
+           count, t_lt, t_ours, t_best, best, t_lt / t_best, layer_lt / t_best, layer_lt);
+    for (size_t p = 1; p < count; p++)
+        cudaFree(cd.d_x[p]);
+    for (size_t p = 0; p < count; p++)
+        cudaFree(cd.d_out[p]);
+    cudaFree(cd.d_bar);
 }
 
 } // namespace
@@ -832,7 +1403,8 @@ int main() {
         p.wb = (size_t)n * k;
         p.sets = rotation_sets(p.wb);
         uint64_t seed = 42 + n + k;
-        std::vector<int8_t> w(p.wb), x((size_t)kM * k);
+        std::vector<int8_t> &w = p.w, &x = p.x;
+        w.resize(p.wb), x.resize((size_t)kM * k);
         for (auto &v : w)
             v = (int8_t)(lcg(&seed) % 255 - 127);
         for (auto &v : x)
@@ -962,6 +1534,8 @@ int main() {
            "%.2f us\n",
            projs.size(), layer_lt, sum_bytes / (layer_lt * 1e6), layer_ours[1], sum_bytes / (layer_ours[1] * 1e6),
            layer_lt / layer_ours[1], layer_ours[0]);
+
+    resident(projs, lt, lt_ws, lt_ws_bytes, sets, layer_lt);
 
     for (Proj &p : projs) {
         cublasLtMatrixLayoutDestroy(p.la), cublasLtMatrixLayoutDestroy(p.lb), cublasLtMatrixLayoutDestroy(p.lc);
