@@ -747,6 +747,40 @@ template <int WR> __device__ __forceinline__ void prefetch_l2(const ChainProj &p
     }
 }
 
+/* The block's WK warp slices summed into slice 0, in place (each item by one thread), so that
+ * the exchange pulls one int4 per rank and item instead of WK. */
+template <int WR, int WK> __device__ __forceinline__ void fold_slices(int *part) {
+    constexpr int kLd = part_ld<WR, WK>(), kRows = 32 * WR;
+    if constexpr (WK > 1) {
+        __syncthreads(); /* every warp's partials are stored */
+        for (int i = threadIdx.x; i < kM * kRows / 4; i += WR * WK * 32) {
+            int4 sum = item_at<WR, WK>(part, 0, i);
+#pragma unroll
+            for (int v = 1; v < WK; v++) {
+                const int4 u = item_at<WR, WK>(part, v, i);
+                sum.x += u.x, sum.y += u.y, sum.z += u.z, sum.w += u.w;
+            }
+            *(int4 *)(part + (i / (kRows / 4)) * kLd + (i % (kRows / 4)) * 4) = sum;
+        }
+    }
+}
+/* Item i of the folded slices summed over ranks rank0 .. rank0 + S - 1 with every rank's
+ * load issued before the first add: one round trip through distributed shared memory, not S. */
+template <int WR, int WK>
+__device__ __forceinline__ int4 pull_folded(cg::cluster_group &cluster, int *part, int rank0, int S, int i) {
+    int4 u[kMaxS];
+#pragma unroll
+    for (int c = 0; c < kMaxS; c++)
+        if (c < S)
+            u[c] = item_at<WR, WK>(cluster.map_shared_rank(part, rank0 + c), 0, i);
+    int4 sum = make_int4(0, 0, 0, 0);
+#pragma unroll
+    for (int c = 0; c < kMaxS; c++)
+        if (c < S)
+            sum.x += u[c].x, sum.y += u[c].y, sum.z += u[c].z, sum.w += u[c].w;
+    return sum;
+}
+
 /* The grid barrier: arrivals count up from the launch's base; a block waits
  * until the count reaches `target` (every block of the grid arrived). */
 __device__ __forceinline__ void grid_arrive(unsigned *bar) {
@@ -824,13 +858,14 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB) resident_chain(const __grid
             __syncthreads(); /* the token columns are dead: their shared memory takes the partials */
             mark(pi, 1);
             store_partials<WR, WK>(part, acc);
+            fold_slices<WR, WK>(part);
             cluster.sync(); /* every block's partials are written */
             mark(pi, 2);
             if (sh.on) {
                 /* rank `split` of the row block's S ranks owns slice `split` of its items */
                 const int lo = sh.split * kItems / p.s, hi = (sh.split + 1) * kItems / p.s;
                 for (int i = lo + (int)threadIdx.x; i < hi; i += kThreads) {
-                    const int4 sum = pull_sum<WR, WK>(cluster, part, rank - sh.split, p.s, i);
+                    const int4 sum = pull_folded<WR, WK>(cluster, part, rank - sh.split, p.s, i);
                     const int t = i / (kRows / 4), row = sh.rb * kRows + (i % (kRows / 4)) * 4;
                     if (!p.next)
                         *(int4 *)(p.out + (size_t)t * p.n + row) = sum;
@@ -1221,10 +1256,11 @@ void resident(std::vector<Proj> &projs, cublasLtHandle_t lt, void *lt_ws, size_t
     chain_check(cd, "per-projection chain", 0, count, cd.d_out[count - 1]);
     const double t_ours = time_us(ours_chain, sets);
 
+    /* one block per SM: at two, the grid barrier timed out once launches overlapped (PDL),
+     * most likely because the next grid's first clusters, placed early in the free slots, left
+     * a packing in which the rest no longer fit (see the docs) */
     static const ResidentConfig rconfigs[] = {resident_config<4, 2, 8, 1>(), resident_config<4, 2, 4, 1>(),
-                                              resident_config<4, 2, 4, 2>(), resident_config<2, 4, 4, 2>(),
-                                              resident_config<2, 2, 8, 2>(), resident_config<8, 1, 4, 1>(),
-                                              resident_config<4, 4, 4, 1>()};
+                                              resident_config<8, 1, 4, 1>(), resident_config<8, 1, 8, 1>()};
     static const int prefetches[] = {0, 4, 16, 1 << 16};
     const bool verbose = getenv("DG_VERBOSE") && atoi(getenv("DG_VERBOSE"));
     double t_best = 1e30;
