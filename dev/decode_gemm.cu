@@ -1155,6 +1155,14 @@ void chain_phases(ChainData &cd, const ResidentConfig &rc, int C, int ncl, const
     for (int i = 0; i < 2 * sets; i++)
         launch_chain(cd, rc, C, ncl, 0, count, s, pf, i, true, i + 1 == 2 * sets ? d_st : nullptr);
     CK(cudaDeviceSynchronize());
+    unsigned flag = 0;
+    CK(cudaMemcpy(&flag, cd.d_bar + 1, sizeof flag, cudaMemcpyDeviceToHost));
+    if (flag) {
+        printf("# the best chain's phases: not shown (a grid barrier timed out in these runs)\n");
+        CK(cudaMemset(cd.d_bar + 1, 0, sizeof flag));
+        CK(cudaFree(d_st));
+        return;
+    }
     std::vector<long long> st(blocks * kMaxChain * kStamps);
     CK(cudaMemcpy(st.data(), d_st, st.size() * sizeof st[0], cudaMemcpyDeviceToHost));
     CK(cudaFree(d_st));
@@ -1322,15 +1330,24 @@ void resident(std::vector<Proj> &projs, cublasLtHandle_t lt, void *lt_ws, size_t
                 CK(cudaMemset(cd.d_out[count - 1], 0xff, cd.out[count - 1].size() * 4));
                 run(0);
                 CK(cudaDeviceSynchronize());
-                unsigned timed_out = 0;
-                CK(cudaMemcpy(&timed_out, cd.d_bar + 1, sizeof timed_out, cudaMemcpyDeviceToHost));
-                if (timed_out) { /* (every block still arrived: the count stays right) */
-                    printf("##  resident %-44s skipped: a grid barrier timed out (not every block resident)\n", desc);
-                    CK(cudaMemset(cd.d_bar + 1, 0, sizeof timed_out));
+                /* a barrier that timed out (the first launch's or a timed one's) voids the configuration;
+                 * every block still arrived, so the count stays right for the next one */
+                auto timed_out = [&] {
+                    unsigned flag = 0;
+                    CK(cudaMemcpy(&flag, cd.d_bar + 1, sizeof flag, cudaMemcpyDeviceToHost));
+                    if (flag) {
+                        printf("##  resident %-44s skipped: a grid barrier timed out (not every block resident)\n",
+                               desc);
+                        CK(cudaMemset(cd.d_bar + 1, 0, sizeof flag));
+                    }
+                    return flag != 0;
+                };
+                if (timed_out())
                     break;
-                }
                 chain_check(cd, "resident chain", 0, count, cd.d_out[count - 1]);
                 const double t = time_us(run, sets);
+                if (timed_out())
+                    break;
                 if (verbose || pf == 0)
                     printf("##  resident %-44s L2 ahead %5d: %8.2f us (alone summed %.2f)\n", desc, pf, t, alone_sum);
                 if (t < t_best) {
