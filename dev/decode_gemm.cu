@@ -214,6 +214,32 @@ __device__ __forceinline__ void mma_step(int (&acc)[MT][4][4], const uint8_t *xl
     }
 }
 
+/* A block's share of a projection: its K split `split` of S and row block rb
+ * (every field uniform over the block but ws and w, which are the warp's K
+ * slice; `on` is the resident form's: whether the block has work this round). */
+struct Share {
+    bool on;
+    int rb, split, b0, bsteps, w0, ws, ld, nchunks;
+    const uint4 *w;
+};
+template <int WR, int WK>
+__device__ __forceinline__ Share share_at(const uint4 *wl, int k, int S, int split, int rb) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, wr = warp % WR, wk = warp / WR;
+    const int steps = k / 32;
+    Share sh;
+    sh.on = true, sh.rb = rb, sh.split = split;
+    /* the block's steps [b0, b0 + bsteps) of K, the warp's [w0, w0 + ws) within them */
+    sh.b0 = split * steps / S;
+    sh.bsteps = (split + 1) * steps / S - sh.b0;
+    sh.w0 = sh.b0 + wk * sh.bsteps / WK;
+    sh.ws = sh.b0 + (wk + 1) * sh.bsteps / WK - sh.w0;
+    const int rg = rb * WR + wr; /* 32-row group: half (rg & 1) of 64-row tile rg / 2 */
+    sh.w = wl + ((size_t)(rg >> 1) * steps + sh.w0) * 128 + (rg & 1) * 64 + lane;
+    sh.ld = (steps / S + 1) * 32 + kPad;
+    sh.nchunks = ((sh.bsteps + WK - 1) / WK + kChunk - 1) / kChunk;
+    return sh;
+}
+
 /* The token columns of a block's K range (steps [b0, b0 + bsteps) of the 64
  * token rows, row stride ld in shared memory), in nchunks chunks of kChunk
  * steps of every one of the WK warp slices (chunk j = steps w0 + j kChunk ..
@@ -321,15 +347,10 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB)
     cg::cluster_group cluster = cg::this_cluster();
     const int S = gridDim.x, split = blockIdx.x, rb = blockIdx.y;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int wr = warp % WR, wk = warp / WR;
     const int steps = k / 32;
-    /* the block's steps [b0, b1) of K, the warp's [w0, w1) within them */
-    const int b0 = split * steps / S, b1 = (split + 1) * steps / S, bsteps = b1 - b0;
-    const int w0 = b0 + wk * bsteps / WK, w1 = b0 + (wk + 1) * bsteps / WK, ws = w1 - w0;
-    const int rg = rb * WR + wr; /* 32-row group: half (rg & 1) of 64-row tile rg / 2 */
-    const uint4 *w = wl + ((size_t)(rg >> 1) * steps + w0) * 128 + (rg & 1) * 64 + lane;
-    const int ld = (steps / S + 1) * 32 + kPad;
-    const int max_ws = (bsteps + WK - 1) / WK, nchunks = (max_ws + kChunk - 1) / kChunk;
+    const Share sh = share_at<WR, WK>(wl, k, S, split, rb);
+    const int b0 = sh.b0, bsteps = sh.bsteps, w0 = sh.w0, ws = sh.ws, ld = sh.ld, nchunks = sh.nchunks;
+    const uint4 *w = sh.w;
 
     /* P = 0: D steps in registers. P > 0: P steps per warp in a shared-memory
      * ring filled by cp.async (no registers held per step in flight); each
@@ -707,34 +728,18 @@ struct Chain {
  * cluster's partials visible (the exchange's wait), the block's slice summed and stored */
 constexpr int kStamps = 4;
 
-/* A block's share of one round of a projection (every field uniform over the
- * block but ws and w, which are the warp's K slice). */
-struct Share {
-    bool on;
-    int rb, split, b0, bsteps, w0, ws, ld, nchunks;
-    const uint4 *w;
-};
-template <int WR, int WK>
+template <int WR>
 __host__ __device__ inline int rounds_of(const ChainProj &p, int C, int ncl) {
     const int groups = ncl * (C / p.s), rbs = p.n / (32 * WR);
     return (rbs + groups - 1) / groups;
 }
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+/* the block's share of round `round` of projection p: cluster rank `rank` holds split rank % S
+ * of row block (round * ncl + cluster) * (C / S) + rank / S */
 template <int WR, int WK> __device__ Share share_of(const ChainProj &p, int round, int rank, int C, int ncl) {
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, wr = warp % WR, wk = warp / WR;
-    const int steps = p.k / 32, per = C / p.s;
-    Share sh;
-    sh.split = rank % p.s;
-    sh.rb = (round * ncl + (int)blockIdx.x / C) * per + rank / p.s;
-    sh.on = sh.rb < p.n / (32 * WR);
-    sh.b0 = sh.split * steps / p.s;
-    sh.bsteps = (sh.split + 1) * steps / p.s - sh.b0;
-    sh.w0 = sh.b0 + wk * sh.bsteps / WK;
-    sh.ws = sh.b0 + (wk + 1) * sh.bsteps / WK - sh.w0;
-    const int rg = sh.rb * WR + wr; /* 32-row group: half (rg & 1) of 64-row tile rg / 2 */
-    sh.w = p.wl + ((size_t)(rg >> 1) * steps + sh.w0) * 128 + (rg & 1) * 64 + lane;
-    sh.ld = (steps / p.s + 1) * 32 + kPad;
-    sh.nchunks = ((sh.bsteps + WK - 1) / WK + kChunk - 1) / kChunk;
+    const int rb = (round * ncl + (int)blockIdx.x / C) * (C / p.s) + rank / p.s;
+    Share sh = share_at<WR, WK>(p.wl, p.k, p.s, rank % p.s, rb);
+    sh.on = rb < p.n / (32 * WR);
     return sh;
 }
 
@@ -835,7 +840,7 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB) resident_chain(const __grid
     mark(0, 0);
     for (int pi = 0; pi < ch.count; pi++) {
         const ChainProj &p = ch.p[pi];
-        const int rounds = rounds_of<WR, WK>(p, C, ncl);
+        const int rounds = rounds_of<WR>(p, C, ncl);
         for (int r = 0; r < rounds; r++) {
             if (r > 0) {
                 sh = share_of<WR, WK>(p, r, rank, C, ncl);
@@ -967,28 +972,32 @@ unsigned *g_count;
 constexpr size_t kWsBytes = (size_t)13824 * kMaxS3 * kM * 4;
 constexpr int kCounts = 1024;
 
+/* a launch's attributes: clusters of `cluster` blocks along x, PDL on or off (the second one) */
+void launch_attrs(cudaLaunchAttribute (&at)[2], int cluster, bool pdl) {
+    at[0].id = cudaLaunchAttributeClusterDimension;
+    at[0].val.clusterDim.x = cluster, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+    at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[1].val.programmaticStreamSerializationAllowed = pdl;
+}
+
 void launch(const Launch &l, const uint8_t *wl, const int8_t *x, int n, int k, int *out, bool pdl) {
     cudaLaunchConfig_t cfg = {};
     cudaLaunchAttribute at[2];
-    at[0].id = cudaLaunchAttributeClusterDimension;
-    at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
     Kern kern;
     if (l.m) { /* blocks along the tokens (the cluster), row blocks; one producer warp more */
         cfg.gridDim = dim3(l.m->c, n / (32 * l.m->wr));
         cfg.blockDim = dim3(l.m->wr * l.m->wk * 32 + 32);
         cfg.dynamicSmemBytes = l.m->smem(k);
-        at[0].val.clusterDim.x = l.m->c;
+        launch_attrs(at, l.m->c, pdl);
         kern = l.m->kern;
     } else {
         const Config &c = *l.c;
         cfg.gridDim = dim3(l.s, n / (32 * c.wr));
         cfg.blockDim = dim3(c.wr * c.wk * 32);
         cfg.dynamicSmemBytes = c.bytes(k / 32 / l.s + 1);
-        at[0].val.clusterDim.x = kExchange == 3 ? 1 : l.s;
+        launch_attrs(at, kExchange == 3 ? 1 : l.s, pdl);
         kern = c.kern;
     }
-    at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    at[1].val.programmaticStreamSerializationAllowed = pdl;
     cfg.attrs = at, cfg.numAttrs = 2;
     CK(cudaLaunchKernelEx(&cfg, kern, (const uint4 *)wl, x, n, k, out, g_ws, g_count));
 }
@@ -1013,6 +1022,19 @@ struct Proj {
     cublasLtMatmulAlgo_t lt_algo;
     Launch best;
 };
+
+/* out[t][r] = sum_c x[t][c] w[r][c] over the kM token rows, exact in int32 */
+std::vector<int> cpu_gemm(const int8_t *x, const int8_t *w, int n, int k) {
+    std::vector<int> out((size_t)kM * n);
+    for (int t = 0; t < kM; t++)
+        for (int r = 0; r < n; r++) {
+            int s = 0;
+            for (int c = 0; c < k; c++)
+                s += (int)x[(size_t)t * k + c] * (int)w[(size_t)r * k + c];
+            out[(size_t)t * n + r] = s;
+        }
+    return out;
+}
 
 void check(const Proj &p, const char *what) {
     if (DG_SKIP)
@@ -1070,19 +1092,12 @@ void chain_reference(ChainData &cd) {
     for (size_t p = 0; p < count; p++) {
         const int n = projs[p].sh.n, k = projs[p].sh.k;
         std::vector<int> &o = cd.out[p];
-        o.assign((size_t)kM * n, 0);
-        double sq = 0;
-        for (int t = 0; t < kM; t++)
-            for (int r = 0; r < n; r++) {
-                int sum = 0;
-                const int8_t *xr = cd.x[p].data() + (size_t)t * k, *wr = projs[p].w.data() + (size_t)r * k;
-                for (int c = 0; c < k; c++)
-                    sum += (int)xr[c] * (int)wr[c];
-                o[(size_t)t * n + r] = sum;
-                sq += (double)sum * sum;
-            }
+        o = p ? cpu_gemm(cd.x[p].data(), projs[p].w.data(), n, k) : projs[0].ref; /* x_0 is its own tokens */
         if (p + 1 == count)
             break;
+        double sq = 0;
+        for (int v : o)
+            sq += (double)v * v;
         const double rms = sqrt(sq / o.size());
         int sh = 0;
         while (sh < 30 && rms / (double)(1 << (sh + 1)) >= 32)
@@ -1120,6 +1135,16 @@ void chain_check(const ChainData &cd, const char *what, size_t first, size_t cou
         }
 }
 
+/* whether a grid barrier of the launches since the last call timed out (the flag is cleared);
+ * every block still arrived, so the count stays right for the next launch */
+bool barrier_timed_out(ChainData &cd) {
+    unsigned flag = 0;
+    CK(cudaMemcpy(&flag, cd.d_bar + 1, sizeof flag, cudaMemcpyDeviceToHost));
+    if (flag)
+        CK(cudaMemset(cd.d_bar + 1, 0, sizeof flag));
+    return flag != 0;
+}
+
 /* one launch of the resident kernel over projections [first, first + count) with splits s[],
  * weights of rotation set i, the last one's int32 into d_out[first + count - 1] */
 void launch_chain(ChainData &cd, const ResidentConfig &rc, int C, int ncl, size_t first, size_t count,
@@ -1136,10 +1161,7 @@ void launch_chain(ChainData &cd, const ResidentConfig &rc, int C, int ncl, size_
     cd.bar_count += (unsigned)(count - 1) * ncl * C;
     cudaLaunchConfig_t cfg = {};
     cudaLaunchAttribute at[2];
-    at[0].id = cudaLaunchAttributeClusterDimension;
-    at[0].val.clusterDim.x = C, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
-    at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    at[1].val.programmaticStreamSerializationAllowed = pdl;
+    launch_attrs(at, C, pdl);
     cfg.gridDim = dim3(ncl * C), cfg.blockDim = dim3(rc.wr * rc.wk * 32), cfg.dynamicSmemBytes = rc.budget();
     cfg.attrs = at, cfg.numAttrs = 2;
     CK(cudaLaunchKernelEx(&cfg, rc.kern, ch));
@@ -1155,11 +1177,8 @@ void chain_phases(ChainData &cd, const ResidentConfig &rc, int C, int ncl, const
     for (int i = 0; i < 2 * sets; i++)
         launch_chain(cd, rc, C, ncl, 0, count, s, pf, i, true, i + 1 == 2 * sets ? d_st : nullptr);
     CK(cudaDeviceSynchronize());
-    unsigned flag = 0;
-    CK(cudaMemcpy(&flag, cd.d_bar + 1, sizeof flag, cudaMemcpyDeviceToHost));
-    if (flag) {
+    if (barrier_timed_out(cd)) {
         printf("# the best chain's phases: not shown (a grid barrier timed out in these runs)\n");
-        CK(cudaMemset(cd.d_bar + 1, 0, sizeof flag));
         CK(cudaFree(d_st));
         return;
     }
@@ -1207,12 +1226,14 @@ void resident(std::vector<Proj> &projs, cublasLtHandle_t lt, void *lt_ws, size_t
         return;
     }
     const size_t count = projs.size();
+    bool chains = count <= (size_t)kMaxChain;
     for (size_t p = 0; p + 1 < count; p++)
-        if (count > (size_t)kMaxChain || projs[p + 1].sh.k > projs[p].sh.n) {
-            printf("# the resident form: skipped (a chain needs at most %d projections, each K <= the previous N)\n",
-                   kMaxChain);
-            return;
-        }
+        chains = chains && projs[p + 1].sh.k <= projs[p].sh.n;
+    if (!chains) {
+        printf("# the resident form: skipped (a chain needs at most %d projections, each K <= the previous N)\n",
+               kMaxChain);
+        return;
+    }
     if (DG_SKIP || kExchange) { /* it sums by pulling (DG_EXCHANGE 0) and checks its results */
         printf("# the resident form: skipped (a DG_SKIP or DG_EXCHANGE build)\n");
         return;
@@ -1281,11 +1302,10 @@ void resident(std::vector<Proj> &projs, cublasLtHandle_t lt, void *lt_ws, size_t
         CK(cudaFuncSetAttribute(rc.kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)rc.budget()));
         for (int C = 2; C <= kMaxS; C *= 2) {
             cudaLaunchConfig_t q = {};
-            cudaLaunchAttribute at;
-            at.id = cudaLaunchAttributeClusterDimension;
-            at.val.clusterDim.x = C, at.val.clusterDim.y = 1, at.val.clusterDim.z = 1;
+            cudaLaunchAttribute at[2];
+            launch_attrs(at, C, false);
             q.gridDim = dim3(C), q.blockDim = dim3(rc.wr * rc.wk * 32), q.dynamicSmemBytes = rc.budget();
-            q.attrs = &at, q.numAttrs = 1;
+            q.attrs = at, q.numAttrs = 1; /* the cluster's size alone */
             int ncl = 0;
             if (cudaOccupancyMaxActiveClusters(&ncl, rc.kern, &q) != cudaSuccess || ncl < 1) {
                 cudaGetLastError();
@@ -1330,17 +1350,13 @@ void resident(std::vector<Proj> &projs, cublasLtHandle_t lt, void *lt_ws, size_t
                 CK(cudaMemset(cd.d_out[count - 1], 0xff, cd.out[count - 1].size() * 4));
                 run(0);
                 CK(cudaDeviceSynchronize());
-                /* a barrier that timed out (the first launch's or a timed one's) voids the configuration;
-                 * every block still arrived, so the count stays right for the next one */
+                /* a barrier that timed out (the first launch's or a timed one's) voids the configuration */
                 auto timed_out = [&] {
-                    unsigned flag = 0;
-                    CK(cudaMemcpy(&flag, cd.d_bar + 1, sizeof flag, cudaMemcpyDeviceToHost));
-                    if (flag) {
+                    const bool out = barrier_timed_out(cd);
+                    if (out)
                         printf("##  resident %-44s skipped: a grid barrier timed out (not every block resident)\n",
                                desc);
-                        CK(cudaMemset(cd.d_bar + 1, 0, sizeof flag));
-                    }
-                    return flag != 0;
+                    return out;
                 };
                 if (timed_out())
                     break;
@@ -1462,14 +1478,7 @@ int main() {
             v = (int8_t)(lcg(&seed) % 255 - 127);
         for (auto &v : x)
             v = (int8_t)(lcg(&seed) % 255 - 127);
-        p.ref.assign((size_t)kM * n, 0);
-        for (int t = 0; t < kM; t++)
-            for (int r = 0; r < n; r++) {
-                int s = 0;
-                for (int c = 0; c < k; c++)
-                    s += (int)x[(size_t)t * k + c] * (int)w[(size_t)r * k + c];
-                p.ref[(size_t)t * n + r] = s;
-            }
+        p.ref = cpu_gemm(x.data(), w.data(), n, k);
         std::vector<uint8_t> wl = stream_layout(w, n, k);
         CK(cudaMalloc(&p.d_w, p.wb * p.sets));
         CK(cudaMalloc(&p.d_wl, p.wb * p.sets));
