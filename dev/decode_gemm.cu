@@ -297,6 +297,48 @@ __device__ __forceinline__ void register_loop(int (&acc)[4][4][4], uint4 (&a)[D]
     }
 }
 
+/* The ring form: P steps per warp in a shared-memory ring filled by cp.async
+ * (no registers held per step in flight); `ring` is the lane's slot of the
+ * warp's ring, and each lane reads back exactly the 32 bytes it copied, so
+ * its own cp.async.wait_group is the only synchronization the ring needs.
+ * Group order per thread: W0 .. W(P-1) (ring_preload), the nchunks token
+ * chunks (load_tokens), then one group per step s (W(s + P), possibly empty). */
+template <int P> __device__ __forceinline__ void ring_preload(uint4 *ring, const uint4 *w, int ws) {
+#pragma unroll
+    for (int d = 0; d < P; d++) {
+        if (d < ws) {
+            cp_async16(ring + d * 64, w + d * 128);
+            cp_async16(ring + d * 64 + 32, w + d * 128 + 32);
+        }
+        asm volatile("cp.async.commit_group;" ::: "memory");
+    }
+}
+/* The ring form's main loop (register_loop's counterpart); the ring is empty when it returns. */
+template <int P>
+__device__ __forceinline__ void ring_loop(int (&acc)[4][4][4], uint4 *ring, const uint4 *w, int ws,
+                                          const uint8_t *xl, int ld, int nchunks) {
+    for (int j = 0; j < nchunks; j++) {
+        /* chunk j's group is followed by the later chunks' and one per step done */
+        wait_pending(nchunks - 1 - j + min(j * kChunk, ws));
+        __syncthreads(); /* chunk j of every slice has landed (every thread's copies) */
+        for (int s = j * kChunk; s < (j + 1) * kChunk && s < ws; s++) {
+            if (s < P)
+                wait_pending(P + nchunks - 1);
+            else
+                asm volatile("cp.async.wait_group %0;" ::"n"(P - 1) : "memory");
+            uint4 *slot = ring + (s % P) * 64;
+            const uint4 v0 = slot[0], v1 = slot[32];
+            mma_step<4>(acc, xl, ld, s * 32, v0, v1);
+            if (s + P < ws) { /* after the MMAs used v0 / v1: the slot is free */
+                cp_async16(slot, w + (s + P) * 128);
+                cp_async16(slot + 32, w + (s + P) * 128 + 32);
+            }
+            asm volatile("cp.async.commit_group;" ::: "memory");
+        }
+    }
+    asm volatile("cp.async.wait_group 0;" ::: "memory");
+}
+
 /* A block's partial tile into shared memory (the token columns are dead):
  * acc[mt][G][e] is token mt*16 + g (+8 for e >= 2), row wr*32 + G*8 + 2q + (e & 1);
  * warp slice wk's tile at part + wk * kM * part_ld. */
@@ -353,25 +395,13 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB)
     const uint4 *w = sh.w;
 
     /* P = 0: D steps in registers. P > 0: P steps per warp in a shared-memory
-     * ring filled by cp.async (no registers held per step in flight); each
-     * lane reads back exactly the 32 bytes it copied, so its own
-     * cp.async.wait_group is the only synchronization the ring needs. Group
-     * order per thread: W0 .. W(P-1), the nchunks token chunks, then one
-     * group per step s (W(s + P), possibly empty). */
+     * ring (ring_preload, ring_loop), after the token columns. */
     uint4 a[P ? 1 : D][2];
     uint4 *ring = reinterpret_cast<uint4 *>(smem + block_smem<WR, WK>(steps / S + 1)) + warp * P * 64 + lane;
-    if constexpr (P == 0) {
+    if constexpr (P == 0)
         preload<D>(a, w, ws);
-    } else {
-#pragma unroll
-        for (int d = 0; d < P; d++) {
-            if (d < ws) {
-                cp_async16(ring + d * 64, w + d * 128);
-                cp_async16(ring + d * 64 + 32, w + d * 128 + 32);
-            }
-            asm volatile("cp.async.commit_group;" ::: "memory");
-        }
-    }
+    else
+        ring_preload<P>(ring, w, ws);
     if constexpr (kExchange == 2 && !kSkipExchange) /* a block may write another's shared memory only once that one runs */
         asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
     asm volatile("griddepcontrol.launch_dependents;");
@@ -390,27 +420,7 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB)
     if constexpr (P == 0)
         register_loop<D>(acc, a, w, ws, xl, ld, nchunks);
     else
-        for (int j = 0; j < nchunks; j++) {
-            /* chunk j's group is followed by the later chunks' and one per step done */
-            wait_pending(nchunks - 1 - j + min(j * kChunk, ws));
-            __syncthreads(); /* chunk j of every slice has landed (every thread's copies) */
-            for (int s = j * kChunk; s < (j + 1) * kChunk && s < ws; s++) {
-                if (s < P)
-                    wait_pending(P + nchunks - 1);
-                else
-                    asm volatile("cp.async.wait_group %0;" ::"n"(P - 1) : "memory");
-                uint4 *slot = ring + (s % P) * 64;
-                const uint4 v0 = slot[0], v1 = slot[32];
-                mma_step<4>(acc, xl, ld, s * 32, v0, v1);
-                if (s + P < ws) { /* after the MMAs used v0 / v1: the slot is free */
-                    cp_async16(slot, w + (s + P) * 128);
-                    cp_async16(slot + 32, w + (s + P) * 128 + 32);
-                }
-                asm volatile("cp.async.commit_group;" ::: "memory");
-            }
-        }
-    if constexpr (P > 0)
-        asm volatile("cp.async.wait_group 0;" ::: "memory");
+        ring_loop<P>(acc, ring, w, ws, xl, ld, nchunks);
 
     if constexpr (kSkipExchange) {
         int sum = 0;
@@ -715,6 +725,7 @@ struct ChainProj {
     int8_t *next;     /* the next projection's tokens (64 x kn), or null: int32 to out */
     int *out;
     int n, k, kn, shift, s;
+    int ring; /* the ring form (the kernel's P steps per warp in shared memory), else the register form */
 };
 struct Chain {
     ChainProj p[kMaxChain];
@@ -723,6 +734,7 @@ struct Chain {
     unsigned base;  /* the barrier count when this launch starts (it only grows) */
     unsigned *bar;  /* [0] the arrival count, [1] set when a wait timed out (blocks not co-resident) */
     long long *stamps; /* or null: per block and projection kStamps clock64 readings (phase ends) */
+    int ring_at;       /* the weight rings' byte offset in shared memory (after the token columns) */
 };
 /* phase ends of a projection in a block: its start (the barrier passed), the MMAs done, the
  * cluster's partials visible (the exchange's wait), the block's slice summed and stored */
@@ -814,7 +826,7 @@ __device__ __forceinline__ void grid_wait(unsigned *bar, unsigned target) {
 }
 #endif
 
-template <int WR, int WK, int D, int MINB>
+template <int WR, int WK, int D, int MINB, int P>
 __global__ void __launch_bounds__(WR *WK * 32, MINB) resident_chain(const __grid_constant__ Chain ch) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     constexpr int kThreads = WR * WK * 32, kRows = 32 * WR, kItems = kM * kRows / 4;
@@ -825,7 +837,23 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB) resident_chain(const __grid
     const int lane = threadIdx.x & 31;
     int *part = (int *)smem;
     uint4 a[D][2];
+    uint4 *ring = reinterpret_cast<uint4 *>(smem + ch.ring_at) + (threadIdx.x >> 5) * P * 64 + lane;
     int acc[4][4][4];
+    /* a share's first weights requested (registers, or the ring), then its main loop */
+    auto request = [&](const ChainProj &q, const Share &s) {
+        if (!s.on)
+            return;
+        if constexpr (P > 0)
+            if (q.ring)
+                return ring_preload<P>(ring, s.w, s.ws);
+        preload<D>(a, s.w, s.ws);
+    };
+    auto main_loop = [&](const ChainProj &q, const Share &s, const uint8_t *xl) {
+        if constexpr (P > 0)
+            if (q.ring)
+                return ring_loop<P>(acc, ring, s.w, s.ws, xl, s.ld, s.nchunks);
+        register_loop<D>(acc, a, s.w, s.ws, xl, s.ld, s.nchunks);
+    };
     unsigned target = ch.base;
     long long *stamp = ch.stamps ? ch.stamps + (size_t)blockIdx.x * kMaxChain * kStamps : nullptr;
     auto mark = [&](int pi, int phase) { /* thread 0, after a block-wide synchronization */
@@ -833,8 +861,7 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB) resident_chain(const __grid
             stamp[pi * kStamps + phase] = clock64();
     };
     Share sh = share_of<WR, WK>(ch.p[0], 0, rank, C, ncl);
-    if (sh.on) /* no kernel writes the weights: requested before the PDL wait */
-        preload<D>(a, sh.w, sh.ws);
+    request(ch.p[0], sh); /* no kernel writes the weights: requested before the PDL wait */
     asm volatile("griddepcontrol.launch_dependents;");
     asm volatile("griddepcontrol.wait;" ::: "memory");
     mark(0, 0);
@@ -844,8 +871,7 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB) resident_chain(const __grid
         for (int r = 0; r < rounds; r++) {
             if (r > 0) {
                 sh = share_of<WR, WK>(p, r, rank, C, ncl);
-                if (sh.on)
-                    preload<D>(a, sh.w, sh.ws);
+                request(p, sh);
             }
 #pragma unroll
             for (int mt = 0; mt < 4; mt++)
@@ -856,7 +882,7 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB) resident_chain(const __grid
                 load_tokens<WR, WK>(smem, p.x, p.k, sh.b0, sh.bsteps, sh.ld, sh.nchunks);
                 const uint8_t *xl =
                     smem + ((lane & 7) + ((lane >> 3) & 1) * 8) * sh.ld + (lane >> 4) * 16 + (sh.w0 - sh.b0) * 32;
-                register_loop<D>(acc, a, sh.w, sh.ws, xl, sh.ld, sh.nchunks);
+                main_loop(p, sh, xl);
             }
             if (r == rounds - 1 && pi + 1 < ch.count) /* the next projection's bytes stream meanwhile */
                 prefetch_l2<WR>(ch.p[pi + 1], share_of<WR, WK>(ch.p[pi + 1], 0, rank, C, ncl), ch.prefetch);
@@ -889,8 +915,7 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB) resident_chain(const __grid
             grid_arrive(ch.bar);
             mark(pi, 3);
             sh = share_of<WR, WK>(ch.p[pi + 1], 0, rank, C, ncl);
-            if (sh.on) /* while the other blocks finish */
-                preload<D>(a, sh.w, sh.ws);
+            request(ch.p[pi + 1], sh); /* while the other blocks finish */
             target += gridDim.x;
             grid_wait(ch.bar, target);
             mark(pi + 1, 0);
@@ -1060,15 +1085,17 @@ __global__ void requant_rows(const int *out, int n, int8_t *next, int kn, int sh
 typedef void (*ChainKern)(Chain);
 struct ResidentConfig {
     ChainKern kern;
-    int wr, wk, d, minb;
+    int wr, wk, d, minb, p;
     size_t (*smem)(int max_bsteps);
     /* shared memory per block: all of it at one block per SM, else an even share (so the
      * occupancy, and with it the number of clusters, is the same for every chain) */
     size_t budget() const { return minb == 1 ? kMaxSmem : (228 / minb - 1) * 1024; }
-    size_t need(int k, int s) const { return smem(k / 32 / s + 1); }
+    size_t ring_bytes() const { return (size_t)wr * wk * p * 1024; }
+    /* the rings sit at the end of the budget, the token columns / partials at the start */
+    size_t need(int k, int s, bool ring) const { return smem(k / 32 / s + 1) + (ring ? ring_bytes() : 0); }
 };
-template <int WR, int WK, int D, int MINB> ResidentConfig resident_config() {
-    return {resident_chain<WR, WK, D, MINB>, WR, WK, D, MINB, block_smem<WR, WK>};
+template <int WR, int WK, int D, int MINB, int P = 0> ResidentConfig resident_config() {
+    return {resident_chain<WR, WK, D, MINB, P>, WR, WK, D, MINB, P, block_smem<WR, WK>};
 }
 
 /* the chain's buffers: tokens x_p (x_0 = the first projection's), int32 outputs, and the CPU's */
@@ -1148,15 +1175,17 @@ bool barrier_timed_out(ChainData &cd) {
 /* one launch of the resident kernel over projections [first, first + count) with splits s[],
  * weights of rotation set i, the last one's int32 into d_out[first + count - 1] */
 void launch_chain(ChainData &cd, const ResidentConfig &rc, int C, int ncl, size_t first, size_t count,
-                  const int *s, int prefetch, int i, bool pdl, long long *stamps = nullptr) {
+                  const int *s, const int *ring, int prefetch, int i, bool pdl, long long *stamps = nullptr) {
     std::vector<Proj> &projs = *cd.projs;
     Chain ch = {};
     ch.count = (int)count, ch.prefetch = prefetch, ch.base = cd.bar_count, ch.bar = cd.d_bar, ch.stamps = stamps;
+    ch.ring_at = (int)(rc.budget() - rc.ring_bytes());
     for (size_t j = 0; j < count; j++) {
         const Proj &p = projs[first + j];
         const bool last = j + 1 == count;
         ch.p[j] = {(const uint4 *)(p.d_wl + p.wb * (i % p.sets)), cd.d_x[first + j], last ? nullptr : cd.d_x[first + j + 1],
-                   cd.d_out[first + j], p.sh.n, p.sh.k, last ? 0 : projs[first + j + 1].sh.k, cd.shift[first + j], s[j]};
+                   cd.d_out[first + j], p.sh.n, p.sh.k, last ? 0 : projs[first + j + 1].sh.k, cd.shift[first + j], s[j],
+                   ring[j]};
     }
     cd.bar_count += (unsigned)(count - 1) * ncl * C;
     cudaLaunchConfig_t cfg = {};
@@ -1169,13 +1198,14 @@ void launch_chain(ChainData &cd, const ResidentConfig &rc, int C, int ncl, size_
 
 /* Where the best resident chain's time goes: per projection, the median and the slowest block's
  * time in each phase (clock64 in each block; the last of a few timed runs). */
-void chain_phases(ChainData &cd, const ResidentConfig &rc, int C, int ncl, const int *s, int pf, int sets) {
+void chain_phases(ChainData &cd, const ResidentConfig &rc, int C, int ncl, const int *s, const int *ring, int pf,
+                  int sets) {
     std::vector<Proj> &projs = *cd.projs;
     const size_t count = projs.size(), blocks = (size_t)ncl * C;
     long long *d_st;
     CK(cudaMalloc(&d_st, blocks * kMaxChain * kStamps * sizeof *d_st));
     for (int i = 0; i < 2 * sets; i++)
-        launch_chain(cd, rc, C, ncl, 0, count, s, pf, i, true, i + 1 == 2 * sets ? d_st : nullptr);
+        launch_chain(cd, rc, C, ncl, 0, count, s, ring, pf, i, true, i + 1 == 2 * sets ? d_st : nullptr);
     CK(cudaDeviceSynchronize());
     if (barrier_timed_out(cd)) {
         printf("# the best chain's phases: not shown (a grid barrier timed out in these runs)\n");
@@ -1288,15 +1318,19 @@ void resident(std::vector<Proj> &projs, cublasLtHandle_t lt, void *lt_ws, size_t
     /* one block per SM: at two, the grid barrier timed out once launches overlapped (PDL),
      * most likely because the next grid's first clusters, placed early in the free slots, left
      * a packing in which the rest no longer fit (see the docs) */
-    static const ResidentConfig rconfigs[] = {resident_config<4, 2, 8, 1>(), resident_config<4, 2, 4, 1>(),
-                                              resident_config<8, 1, 4, 1>(), resident_config<8, 1, 8, 1>()};
+    /* registers (D steps per warp), then with a ring of P steps per warp that each projection
+     * may take instead */
+    static const ResidentConfig rconfigs[] = {
+        resident_config<4, 2, 8, 1>(),     resident_config<8, 1, 4, 1>(),     resident_config<8, 1, 8, 1>(),
+        resident_config<8, 1, 12, 1>(),    resident_config<8, 1, 16, 1>(),    resident_config<8, 1, 4, 1, 8>(),
+        resident_config<8, 1, 4, 1, 12>(), resident_config<4, 2, 8, 1, 12>()};
     static const int prefetches[] = {0, 4, 16, 1 << 16};
     const bool verbose = getenv("DG_VERBOSE") && atoi(getenv("DG_VERBOSE"));
     double t_best = 1e30;
     char best[160] = "";
     struct {
         const ResidentConfig *rc;
-        int C, ncl, pf, s[kMaxChain];
+        int C, ncl, pf, s[kMaxChain], ring[kMaxChain];
     } bl = {};
     for (const ResidentConfig &rc : rconfigs) {
         CK(cudaFuncSetAttribute(rc.kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)rc.budget()));
@@ -1311,40 +1345,43 @@ void resident(std::vector<Proj> &projs, cublasLtHandle_t lt, void *lt_ws, size_t
                 cudaGetLastError();
                 continue;
             }
-            /* each projection's split: the fastest alone (one projection, no barrier) */
-            int s[kMaxChain];
+            /* each projection's split and form: the fastest alone (one projection, no barrier) */
+            int s[kMaxChain], ring[kMaxChain] = {};
             double alone[kMaxChain], alone_sum = 0;
             bool ok = true;
             for (size_t p = 0; p < count && ok; p++) {
                 alone[p] = 1e30, s[p] = 0;
-                for (int sp = 1; sp <= C; sp *= 2) {
-                    const int k = projs[p].sh.k;
-                    if (k / 32 / sp < rc.wk || rc.need(k, sp) > rc.budget() || projs[p].sh.n % (32 * rc.wr))
-                        continue;
-                    auto run = [&](int i) { launch_chain(cd, rc, C, ncl, p, 1, &sp, 0, i, true); };
-                    CK(cudaMemset(cd.d_out[p], 0xff, cd.out[p].size() * 4));
-                    run(0);
-                    CK(cudaDeviceSynchronize());
-                    chain_check(cd, "resident, one projection", p, 1, cd.d_out[p]);
-                    const double t = time_us(run, projs[p].sets);
-                    if (t < alone[p])
-                        alone[p] = t, s[p] = sp;
-                }
+                for (int form = 0; form <= (rc.p > 0); form++)
+                    for (int sp = 1; sp <= C; sp *= 2) {
+                        const int k = projs[p].sh.k;
+                        if (k / 32 / sp < rc.wk || rc.need(k, sp, form) > rc.budget() || projs[p].sh.n % (32 * rc.wr))
+                            continue;
+                        auto run = [&](int i) { launch_chain(cd, rc, C, ncl, p, 1, &sp, &form, 0, i, true); };
+                        CK(cudaMemset(cd.d_out[p], 0xff, cd.out[p].size() * 4));
+                        run(0);
+                        CK(cudaDeviceSynchronize());
+                        chain_check(cd, "resident, one projection", p, 1, cd.d_out[p]);
+                        const double t = time_us(run, projs[p].sets);
+                        if (t < alone[p])
+                            alone[p] = t, s[p] = sp, ring[p] = form;
+                    }
                 ok = s[p] > 0;
                 alone_sum += alone[p];
             }
             if (!ok)
                 continue;
             char desc[160];
-            int len = snprintf(desc, sizeof desc, "%dx%d, D %d, %d/SM, %d clusters of %d, S", rc.wr, rc.wk, rc.d,
-                               rc.minb, ncl, C);
-            for (size_t p = 0; p < count; p++)
-                len += snprintf(desc + len, sizeof desc - len, "%s%d", p ? "/" : " ", s[p]);
+            int len = snprintf(desc, sizeof desc, "%dx%d, D %d", rc.wr, rc.wk, rc.d);
+            if (rc.p)
+                len += snprintf(desc + len, sizeof desc - len, ", ring %d", rc.p);
+            len += snprintf(desc + len, sizeof desc - len, ", %d/SM, %d clusters of %d, S", rc.minb, ncl, C);
+            for (size_t p = 0; p < count; p++) /* "r": that projection in the ring form */
+                len += snprintf(desc + len, sizeof desc - len, "%s%d%s", p ? "/" : " ", s[p], ring[p] ? "r" : "");
             if (verbose)
                 for (size_t p = 0; p < count; p++)
                     printf("##  resident %-44s %s alone: %.2f us\n", desc, projs[p].sh.name, alone[p]);
             for (int pf : prefetches) {
-                auto run = [&](int i) { launch_chain(cd, rc, C, ncl, 0, count, s, pf, i, true); };
+                auto run = [&](int i) { launch_chain(cd, rc, C, ncl, 0, count, s, ring, pf, i, true); };
                 for (size_t p = 1; p < count; p++)
                     CK(cudaMemset(cd.d_x[p], 0, cd.x[p].size()));
                 CK(cudaMemset(cd.d_out[count - 1], 0xff, cd.out[count - 1].size() * 4));
@@ -1371,12 +1408,13 @@ void resident(std::vector<Proj> &projs, cublasLtHandle_t lt, void *lt_ws, size_t
                     snprintf(best, sizeof best, "%s, L2 ahead %d", desc, pf);
                     bl.rc = &rc, bl.C = C, bl.ncl = ncl, bl.pf = pf;
                     std::copy(s, s + kMaxChain, bl.s);
+                    std::copy(ring, ring + kMaxChain, bl.ring);
                 }
             }
         }
     }
     if (bl.rc)
-        chain_phases(cd, *bl.rc, bl.C, bl.ncl, bl.s, bl.pf, sets);
+        chain_phases(cd, *bl.rc, bl.C, bl.ncl, bl.s, bl.ring, bl.pf, sets);
     printf("chain (%zu, requantized between): cuBLASLt + requant kernels %.2f us, ours per projection + requant "
            "kernels %.2f us, resident %.2f us (%s): %.2fx cuBLASLt's chain, %.2fx its GEMMs alone (%.2f us)\n",
            count, t_lt, t_ours, t_best, best, t_lt / t_best, layer_lt / t_best, layer_lt);
