@@ -278,6 +278,7 @@ template <int D> __device__ __forceinline__ void preload(uint4 (&a)[D][2], const
 template <int D>
 __device__ __forceinline__ void register_loop(int (&acc)[4][4][4], uint4 (&a)[D][2], const uint4 *w, int ws,
                                               const uint8_t *xl, int ld, int nchunks) {
+    static_assert(kChunk % D == 0, "a step's token columns must have landed with its chunk");
     for (int j = 0; j < nchunks; j++) {
         wait_pending(nchunks - 1 - j);
         __syncthreads(); /* chunk j of every slice has landed (every thread's copies) */
@@ -1320,10 +1321,8 @@ void resident(std::vector<Proj> &projs, cublasLtHandle_t lt, void *lt_ws, size_t
      * a packing in which the rest no longer fit (see the docs) */
     /* registers (D steps per warp), then with a ring of P steps per warp that each projection
      * may take instead */
-    static const ResidentConfig rconfigs[] = {
-        resident_config<4, 2, 8, 1>(),     resident_config<8, 1, 4, 1>(),     resident_config<8, 1, 8, 1>(),
-        resident_config<8, 1, 12, 1>(),    resident_config<8, 1, 16, 1>(),    resident_config<8, 1, 4, 1, 8>(),
-        resident_config<8, 1, 4, 1, 12>(), resident_config<4, 2, 8, 1, 12>()};
+    static const ResidentConfig rconfigs[] = {resident_config<8, 1, 4, 1, 8>(), resident_config<8, 1, 4, 1, 12>(),
+                                              resident_config<4, 2, 8, 1, 12>(), resident_config<8, 1, 8, 1, 8>()};
     static const int prefetches[] = {0, 4, 16, 1 << 16};
     const bool verbose = getenv("DG_VERBOSE") && atoi(getenv("DG_VERBOSE"));
     double t_best = 1e30;
@@ -1347,10 +1346,10 @@ void resident(std::vector<Proj> &projs, cublasLtHandle_t lt, void *lt_ws, size_t
             }
             /* each projection's split and form: the fastest alone (one projection, no barrier) */
             int s[kMaxChain], ring[kMaxChain] = {};
-            double alone[kMaxChain], alone_sum = 0;
+            double alone[kMaxChain], alone_sum = 0, form_best[kMaxChain][2];
             bool ok = true;
             for (size_t p = 0; p < count && ok; p++) {
-                alone[p] = 1e30, s[p] = 0;
+                alone[p] = 1e30, s[p] = 0, form_best[p][0] = form_best[p][1] = 0;
                 for (int form = 0; form <= (rc.p > 0); form++)
                     for (int sp = 1; sp <= C; sp *= 2) {
                         const int k = projs[p].sh.k;
@@ -1364,6 +1363,8 @@ void resident(std::vector<Proj> &projs, cublasLtHandle_t lt, void *lt_ws, size_t
                         const double t = time_us(run, projs[p].sets);
                         if (t < alone[p])
                             alone[p] = t, s[p] = sp, ring[p] = form;
+                        if (!form_best[p][form] || t < form_best[p][form])
+                            form_best[p][form] = t;
                     }
                 ok = s[p] > 0;
                 alone_sum += alone[p];
@@ -1379,7 +1380,8 @@ void resident(std::vector<Proj> &projs, cublasLtHandle_t lt, void *lt_ws, size_t
                 len += snprintf(desc + len, sizeof desc - len, "%s%d%s", p ? "/" : " ", s[p], ring[p] ? "r" : "");
             if (verbose)
                 for (size_t p = 0; p < count; p++)
-                    printf("##  resident %-44s %s alone: %.2f us\n", desc, projs[p].sh.name, alone[p]);
+                    printf("##  resident %-44s %s alone: %.2f us (best register form %.2f, ring %.2f)\n", desc,
+                           projs[p].sh.name, alone[p], form_best[p][0], form_best[p][1]);
             for (int pf : prefetches) {
                 auto run = [&](int i) { launch_chain(cd, rc, C, ncl, 0, count, s, ring, pf, i, true); };
                 for (size_t p = 1; p < count; p++)
