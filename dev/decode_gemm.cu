@@ -738,8 +738,9 @@ struct Chain {
     int ring_at;       /* the weight rings' byte offset in shared memory (after the token columns) */
 };
 /* phase ends of a projection in a block: its start (the barrier passed), the MMAs done, the
- * cluster's partials visible (the exchange's wait), the block's slice summed and stored */
-constexpr int kStamps = 4;
+ * cluster's partials visible (the exchange's wait), the block's slice summed and its stores
+ * issued, the arrival at the grid barrier (its fence and count) done */
+constexpr int kStamps = 5;
 
 template <int WR>
 __host__ __device__ inline int rounds_of(const ChainProj &p, int C, int ncl) {
@@ -800,9 +801,9 @@ __device__ __forceinline__ int4 pull_folded(cg::cluster_group &cluster, int *par
 }
 
 /* The grid barrier: arrivals count up from the launch's base; a block waits
- * until the count reaches `target` (every block of the grid arrived). */
+ * until the count reaches `target` (every block of the grid arrived). The
+ * caller synchronizes the block before it arrives (its stores issued). */
 __device__ __forceinline__ void grid_arrive(unsigned *bar) {
-    __syncthreads(); /* the block's stores are issued */
     if (threadIdx.x == 0) {
         __threadfence();
         atomicAdd(bar, 1u);
@@ -912,16 +913,16 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB) resident_chain(const __grid
             if (r + 1 < rounds || pi + 1 == ch.count)
                 cluster.sync();
         }
+        __syncthreads(); /* the block's stores are issued */
+        mark(pi, 3);
         if (pi + 1 < ch.count) {
             grid_arrive(ch.bar);
-            mark(pi, 3);
+            mark(pi, 4); /* thread 0 arrived: its fence and count are done */
             sh = share_of<WR, WK>(ch.p[pi + 1], 0, rank, C, ncl);
             request(ch.p[pi + 1], sh); /* while the other blocks finish */
             target += gridDim.x;
             grid_wait(ch.bar, target);
             mark(pi + 1, 0);
-        } else {
-            mark(pi, 3);
         }
     }
 #else
@@ -1220,10 +1221,10 @@ void chain_phases(ChainData &cd, const ResidentConfig &rc, int C, int ncl, const
     CK(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, 0));
     const double per_us = khz / 1e3;
     printf("# the best chain's phases per projection (us; median / slowest block, %.0f MHz clock64):\n", per_us);
-    printf("#   %-8s %6s | %15s %15s %15s %15s\n", "proj", "blocks", "MMAs", "exchange wait", "sum + store",
-           "grid barrier");
+    printf("#   %-8s %6s | %15s %15s %15s %15s %15s\n", "proj", "blocks", "MMAs", "exchange wait", "sum + store",
+           "arrival fence", "grid barrier");
     for (size_t p = 0; p < count; p++) {
-        std::vector<double> ph[4];
+        std::vector<double> ph[5];
         const int per = C / s[p], rbs = projs[p].sh.n / (32 * rc.wr);
         for (size_t b = 0; b < blocks; b++) {
             if ((int)(b / C) * per + (int)(b % C) / s[p] >= rbs)
@@ -1232,8 +1233,10 @@ void chain_phases(ChainData &cd, const ResidentConfig &rc, int C, int ncl, const
             ph[0].push_back((t[1] - t[0]) / per_us);
             ph[1].push_back((t[2] - t[1]) / per_us);
             ph[2].push_back((t[3] - t[2]) / per_us);
-            if (p + 1 < count)
-                ph[3].push_back((t[kStamps] - t[3]) / per_us);
+            if (p + 1 < count) {
+                ph[3].push_back((t[4] - t[3]) / per_us);
+                ph[4].push_back((t[kStamps] - t[4]) / per_us);
+            }
         }
         printf("#   %-8s %6zu |", projs[p].sh.name, ph[0].size());
         for (auto &v : ph) {
