@@ -1431,14 +1431,10 @@ void resident(std::vector<Proj> &projs, cublasLtHandle_t lt, void *lt_ws, size_t
             printf("##  alternating round %d: cuBLASLt chain %.2f us, ours per projection %.2f, resident %.2f\n", round,
                    r_lt.back(), r_ours.back(), r_res.back());
         }
-        auto median = [](std::vector<double> v) {
-            std::sort(v.begin(), v.end());
-            return v[v.size() / 2];
-        };
         chain_check(cd, "resident chain (after the rounds)", 0, count, cd.d_out[count - 1]);
         printf("chain, median of 5 alternating rounds: cuBLASLt + requant kernels %.2f us, ours per projection + "
                "requant kernels %.2f us, resident %.2f us: %.2fx cuBLASLt's chain\n",
-               median(r_lt), median(r_ours), median(r_res), median(r_lt) / median(r_res));
+               median_of(r_lt), median_of(r_ours), median_of(r_res), median_of(r_lt) / median_of(r_res));
     }
     printf("chain (%zu, requantized between): cuBLASLt + requant kernels %.2f us, ours per projection + requant "
            "kernels %.2f us, resident %.2f us (%s): %.2fx cuBLASLt's chain, %.2fx its GEMMs alone (%.2f us)\n",

@@ -43,6 +43,12 @@ static inline void dev_banner(void) {
            p.multiProcessorCount, p.l2CacheSize >> 20, p.totalGlobalMem / 1073741824.0);
 }
 
+/* The middle element of v once sorted (the upper one of an even count); 0 when empty. */
+static inline double median_of(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[v.size() / 2];
+}
+
 /* Median over `reps` timed batches of `iters` calls of fn(i), i cycling over
  * the input sets; µs per call. Warm-up first. */
 template <class F> static double time_us(F fn, int sets, int iters = 20, int reps = 9) {
@@ -65,10 +71,9 @@ template <class F> static double time_us(F fn, int sets, int iters = 20, int rep
         t.push_back(ms * 1000.0 / iters);
     }
     CK(cudaGetLastError());
-    std::sort(t.begin(), t.end());
     cudaEventDestroy(a);
     cudaEventDestroy(b);
-    return t[t.size() / 2];
+    return median_of(t);
 }
 
 /* Input sets needed so that the sets together exceed 4x L2. */

@@ -66,11 +66,6 @@ std::vector<int8_t> weights(int n, int k, int sparse, uint64_t seed) {
     return w;
 }
 
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[v.size() / 2];
-}
-
 void run_shape(const Shape &s, int sparse, int m, int sms, double sm_ghz) {
     size_t wbytes = ss_stream_bytes(sparse, s.n, s.k);
     int sets = rotation_sets(wbytes);
@@ -130,10 +125,10 @@ void run_shape(const Shape &s, int sparse, int m, int sms, double sm_ghz) {
         printf("%-7s %-5s M %3d %s: %7.1f us (%.2f TB/s), grid %d x %d, chunks/block %.0f | starts spread "
                "%.1f us, ends spread %.1f us, first start to last end %.1f us\n",
                s.name, sparse ? "2:4" : "dense", m, ss_stream_config_name(cfg), us, wbytes / us * 1e-6, gx, gy,
-               median(chunks), (s1 - s0) * 1e-3, (e1 - e0) * 1e-3, (e1 - s0) * 1e-3);
+               median_of(chunks), (s1 - s0) * 1e-3, (e1 - e0) * 1e-3, (e1 - s0) * 1e-3);
         printf("        per block, median / max µs:");
         for (int p = 0; p < kPhases; p++)
-            printf("  %s %.2f / %.2f", kPhase[p], median(ph[p]), *std::max_element(ph[p].begin(), ph[p].end()));
+            printf("  %s %.2f / %.2f", kPhase[p], median_of(ph[p]), *std::max_element(ph[p].begin(), ph[p].end()));
         printf("\n");
     }
     for (void *p : w)
