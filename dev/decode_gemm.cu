@@ -51,14 +51,19 @@
  * (each one's outputs requantized into the next one's tokens) in one kernel,
  * against the same chain run one kernel per projection (cuBLASLt, and the
  * best launches above) with a requant kernel between; DG_RESIDENT=0 skips it.
+ * Its best configuration is then compared in alternating rounds, with the
+ * grid barrier fenced and in release/acquire form, first with the shift as
+ * the seam and then with the engine's (BF16 dequant, per-token absmax quant).
  * Usage: [DG_SHAPES=N:K,...] [DG_VERBOSE=1] [DG_NO_MULTICAST=1] [DG_RESIDENT=0] dev_decode_gemm
  * Build: the CMake target, or nvcc -std=c++17 -O3 -arch=sm_90a -Idev -Isrc/linear/include
  *        dev/decode_gemm.cu -lcublasLt (add -DDG_SKIP=b or -DDG_EXCHANGE=x)
  */
 #include <cooperative_groups.h>
 #include <cublasLt.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -720,11 +725,49 @@ __host__ __device__ inline int8_t requant(int v, int shift) {
     v >>= shift; /* arithmetic: the CPU reference shifts the same way */
     return (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
 }
+/* The engine's seam instead of the shift (Chain::seam): out_p dequantized by a
+ * per-channel scale into BF16 (the engine's hidden state), then each token row
+ * quantized by its absmax over the whole row (quant.h: a = max(absmax, 1e-12),
+ * q = rint(v * RN(127 / a))). The absmax needs every block's outputs, so the
+ * resident chain pays a second grid barrier per seam; norms and residuals are
+ * elementwise around it (an RMS factor cancels out of q). Host and device
+ * round the same way (RN products, no contraction). */
+__host__ __device__ inline float seam_dequant(int sum, float sw) {
+#ifdef __CUDA_ARCH__
+    const float v = __fmul_rn(__int2float_rn(sum), sw);
+#else
+    const float v = (float)sum * sw;
+#endif
+    uint32_t u; /* to BF16, round to nearest even (finite: |sum| < 2^31, sw ~1) */
+    memcpy(&u, &v, 4);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    float r;
+    memcpy(&r, &u, 4);
+    return r;
+}
+__host__ __device__ inline float seam_inv(float absmax) {
+    const float a = absmax > 1e-12f ? absmax : 1e-12f;
+#ifdef __CUDA_ARCH__
+    return __fdiv_rn(127.0f, a);
+#else
+    return 127.0f / a;
+#endif
+}
+__host__ __device__ inline int8_t seam_quant(float v, float inv) {
+#ifdef __CUDA_ARCH__
+    const float t = rintf(__fmul_rn(v, inv));
+#else
+    const float t = rintf(v * inv);
+#endif
+    return (int8_t)(t < -128.0f ? -128.0f : t > 127.0f ? 127.0f : t);
+}
 struct ChainProj {
     const uint4 *wl;  /* weights, stream layout */
     const int8_t *x;  /* its tokens, 64 x k */
     int8_t *next;     /* the next projection's tokens (64 x kn), or null: int32 to out */
     int *out;
+    const float *sw;  /* the token-quant seam's per-channel scales (n) */
+    uint16_t *h;      /* its dequantized outputs (64 x kn, BF16 bits) */
     int n, k, kn, shift, s;
     int ring; /* the ring form (the kernel's P steps per warp in shared memory), else the register form */
 };
@@ -736,11 +779,17 @@ struct Chain {
     unsigned *bar;  /* [0] the arrival count, [1] set when a wait timed out (blocks not co-resident) */
     long long *stamps; /* or null: per block and projection kStamps clock64 readings (phase ends) */
     int ring_at;       /* the weight rings' byte offset in shared memory (after the token columns) */
+    int seam;          /* 0: the shift; 1: the token-quant seam (two grid barriers per seam) */
+    unsigned *amax;    /* the token-quant seam's per-token absmax (float bits): [2][kMaxChain][kM] */
+    int bank;          /* this launch's half of amax; it zeroes the other one for the next launch */
+    int release;       /* the grid barrier's release/acquire form (grid_arrive) */
 };
 /* phase ends of a projection in a block: its start (the barrier passed), the MMAs done, the
  * cluster's partials visible (the exchange's wait), the block's slice summed and its stores
- * issued, the arrival at the grid barrier (its fence and count) done */
-constexpr int kStamps = 5;
+ * issued, the arrival at the grid barrier (its fence and count) done; with the token-quant
+ * seam also the first barrier passed and the quantized tokens stored (the next projection's
+ * start is then the second barrier passed) */
+constexpr int kStamps = 7;
 
 template <int WR>
 __host__ __device__ inline int rounds_of(const ChainProj &p, int C, int ncl) {
@@ -802,14 +851,22 @@ __device__ __forceinline__ int4 pull_folded(cg::cluster_group &cluster, int *par
 
 /* The grid barrier: arrivals count up from the launch's base; a block waits
  * until the count reaches `target` (every block of the grid arrived). The
- * caller synchronizes the block before it arrives (its stores issued). */
-__device__ __forceinline__ void grid_arrive(unsigned *bar) {
+ * caller synchronizes the block before it arrives (its stores issued).
+ * `release`: the arrival is one release reduction and the wait's acquire load
+ * is its only fence, instead of a full fence on each side (what the
+ * acquire/release pattern needs, at less cost if the fences are what the
+ * barrier's time goes to). */
+__device__ __forceinline__ void grid_arrive(unsigned *bar, bool release) {
     if (threadIdx.x == 0) {
-        __threadfence();
-        atomicAdd(bar, 1u);
+        if (release) {
+            asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(bar) : "memory");
+        } else {
+            __threadfence();
+            atomicAdd(bar, 1u);
+        }
     }
 }
-__device__ __forceinline__ void grid_wait(unsigned *bar, unsigned target) {
+__device__ __forceinline__ void grid_wait(unsigned *bar, unsigned target, bool release) {
     if (threadIdx.x == 0) {
         const long long t0 = clock64();
         unsigned v;
@@ -822,9 +879,53 @@ __device__ __forceinline__ void grid_wait(unsigned *bar, unsigned target) {
                 break;
             }
         }
-        __threadfence();
+        if (!release)
+            __threadfence();
     }
     __syncthreads();
+}
+
+/* The token-quant seam's first half, for one item of the block's sum (4 rows of token t from
+ * `row`): dequantized to BF16 and stored, the warp's absmax into the block's per-token max
+ * (a warp's items are one token: slices start at multiples of 32 items, 64 items a token). */
+__device__ __forceinline__ void seam_store(const ChainProj &p, const int4 &sum, int t, int row, unsigned *smax) {
+    float m = 0.0f;
+    if (row < p.kn) {
+        const float v[4] = {seam_dequant(sum.x, p.sw[row]), seam_dequant(sum.y, p.sw[row + 1]),
+                            seam_dequant(sum.z, p.sw[row + 2]), seam_dequant(sum.w, p.sw[row + 3])};
+        uint2 b;
+        b.x = (__float_as_uint(v[0]) >> 16) | (__float_as_uint(v[1]) & 0xffff0000u);
+        b.y = (__float_as_uint(v[2]) >> 16) | (__float_as_uint(v[3]) & 0xffff0000u);
+        *(uint2 *)(p.h + (size_t)t * p.kn + row) = b;
+        m = fmaxf(fmaxf(fabsf(v[0]), fabsf(v[1])), fmaxf(fabsf(v[2]), fabsf(v[3])));
+    }
+    /* |v| as bits orders as the floats do */
+    const unsigned w = __reduce_max_sync(__activemask(), __float_as_uint(m));
+    if ((threadIdx.x & 31) == 0 && w)
+        atomicMax(smax + t, w);
+}
+/* Its second half, after the grid barrier (every token's absmax final): the block's own items
+ * of projection p read back and quantized into the next projection's tokens. */
+template <int WR, int WK>
+__device__ __forceinline__ void seam_quantize(const ChainProj &p, const unsigned *amax, int C, int ncl, int rank) {
+    constexpr int kThreads = WR * WK * 32, kRows = 32 * WR, kItems = kM * kRows / 4;
+    const int rounds = rounds_of<WR>(p, C, ncl);
+    for (int r = 0; r < rounds; r++) {
+        const Share q = share_of<WR, WK>(p, r, rank, C, ncl);
+        if (!q.on)
+            continue;
+        const int lo = q.split * kItems / p.s, hi = (q.split + 1) * kItems / p.s;
+        for (int i = lo + (int)threadIdx.x; i < hi; i += kThreads) {
+            const int t = i / (kRows / 4), row = q.rb * kRows + (i % (kRows / 4)) * 4;
+            if (row >= p.kn)
+                continue;
+            const float inv = seam_inv(__uint_as_float(__ldcg(amax + t)));
+            const uint2 b = *(const uint2 *)(p.h + (size_t)t * p.kn + row);
+            *(char4 *)(p.next + (size_t)t * p.kn + row) =
+                make_char4(seam_quant(__uint_as_float(b.x << 16), inv), seam_quant(__uint_as_float(b.x & 0xffff0000u), inv),
+                           seam_quant(__uint_as_float(b.y << 16), inv), seam_quant(__uint_as_float(b.y & 0xffff0000u), inv));
+        }
+    }
 }
 #endif
 
@@ -862,10 +963,16 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB) resident_chain(const __grid
         if (stamp && threadIdx.x == 0)
             stamp[pi * kStamps + phase] = clock64();
     };
+    __shared__ unsigned smax[kM]; /* the token-quant seam: the block's per-token absmax */
+    if (threadIdx.x < kM)
+        smax[threadIdx.x] = 0;
     Share sh = share_of<WR, WK>(ch.p[0], 0, rank, C, ncl);
     request(ch.p[0], sh); /* no kernel writes the weights: requested before the PDL wait */
     asm volatile("griddepcontrol.launch_dependents;");
     asm volatile("griddepcontrol.wait;" ::: "memory");
+    if (blockIdx.x == 0) /* the previous launch, which used that half, is complete */
+        for (int i = threadIdx.x; i < kMaxChain * kM; i += kThreads)
+            ch.amax[(ch.bank ^ 1) * kMaxChain * kM + i] = 0;
     mark(0, 0);
     for (int pi = 0; pi < ch.count; pi++) {
         const ChainProj &p = ch.p[pi];
@@ -902,6 +1009,8 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB) resident_chain(const __grid
                     const int t = i / (kRows / 4), row = sh.rb * kRows + (i % (kRows / 4)) * 4;
                     if (!p.next)
                         *(int4 *)(p.out + (size_t)t * p.n + row) = sum;
+                    else if (ch.seam)
+                        seam_store(p, sum, t, row, smax);
                     else if (row < p.kn)
                         *(char4 *)(p.next + (size_t)t * p.kn + row) =
                             make_char4(requant(sum.x, p.shift), requant(sum.y, p.shift), requant(sum.z, p.shift),
@@ -913,15 +1022,33 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB) resident_chain(const __grid
             if (r + 1 < rounds || pi + 1 == ch.count)
                 cluster.sync();
         }
+        unsigned *amax = ch.amax + (ch.bank * kMaxChain + pi) * kM;
+        if (ch.seam && pi + 1 < ch.count) { /* the block's per-token absmax into the grid's */
+            __syncthreads();
+            if (threadIdx.x < kM) {
+                if (smax[threadIdx.x])
+                    atomicMax(amax + threadIdx.x, smax[threadIdx.x]);
+                smax[threadIdx.x] = 0;
+            }
+        }
         __syncthreads(); /* the block's stores are issued */
         mark(pi, 3);
         if (pi + 1 < ch.count) {
-            grid_arrive(ch.bar);
+            grid_arrive(ch.bar, ch.release);
             mark(pi, 4); /* thread 0 arrived: its fence and count are done */
             sh = share_of<WR, WK>(ch.p[pi + 1], 0, rank, C, ncl);
             request(ch.p[pi + 1], sh); /* while the other blocks finish */
             target += gridDim.x;
-            grid_wait(ch.bar, target);
+            grid_wait(ch.bar, target, ch.release);
+            if (ch.seam) { /* every absmax is final: quantize, then wait until every token is */
+                mark(pi, 5);
+                seam_quantize<WR, WK>(p, amax, C, ncl, rank);
+                __syncthreads();
+                mark(pi, 6);
+                grid_arrive(ch.bar, ch.release);
+                target += gridDim.x;
+                grid_wait(ch.bar, target, ch.release);
+            }
             mark(pi + 1, 0);
         }
     }
@@ -1083,6 +1210,34 @@ __global__ void requant_rows(const int *out, int n, int8_t *next, int kn, int sh
     if (i < kM * kn)
         next[i] = requant(out[(size_t)(i / kn) * n + i % kn], shift);
 }
+/* The token-quant seam as one kernel per seam (a block per token row): dequantized into BF16 and
+ * stored, the row's absmax, the row quantized (the engine's dequant and quant kernels fused). */
+__global__ void seam_rows(const int *out, int n, const float *sw, uint16_t *h, int8_t *next, int kn) {
+    const int t = blockIdx.x;
+    __shared__ float wmax[32];
+    float m = 0.0f;
+    for (int c = threadIdx.x * 4; c < kn; c += blockDim.x * 4) {
+        const int4 sum = *(const int4 *)(out + (size_t)t * n + c);
+        const float v[4] = {seam_dequant(sum.x, sw[c]), seam_dequant(sum.y, sw[c + 1]), seam_dequant(sum.z, sw[c + 2]),
+                            seam_dequant(sum.w, sw[c + 3])};
+        for (int j = 0; j < 4; j++) {
+            h[(size_t)t * kn + c + j] = (uint16_t)(__float_as_uint(v[j]) >> 16);
+            m = fmaxf(m, fabsf(v[j]));
+        }
+    }
+    for (int o = 16; o; o >>= 1)
+        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+    if ((threadIdx.x & 31) == 0)
+        wmax[threadIdx.x >> 5] = m;
+    __syncthreads();
+    m = 0.0f;
+    for (int w = 0; w < (int)blockDim.x / 32; w++)
+        m = fmaxf(m, wmax[w]);
+    const float inv = seam_inv(m);
+    for (int c = threadIdx.x * 4; c < kn; c += blockDim.x * 4) /* the thread's own stores read back */
+        for (int j = 0; j < 4; j++)
+            next[(size_t)t * kn + c + j] = seam_quant(__uint_as_float((uint32_t)h[(size_t)t * kn + c + j] << 16), inv);
+}
 
 typedef void (*ChainKern)(Chain);
 struct ResidentConfig {
@@ -1106,17 +1261,25 @@ struct ChainData {
     std::vector<int8_t *> d_x;
     std::vector<int *> d_out;
     std::vector<int> shift;
+    int seam; /* Chain::seam: which seam the references and the launches use */
+    std::vector<std::vector<float>> sw; /* the token-quant seam's per-channel scales */
+    std::vector<float *> d_sw;
+    std::vector<uint16_t *> d_h;
+    unsigned *d_amax;
+    int bank;
+    int release; /* Chain::release */
     std::vector<std::vector<int8_t>> x;
     std::vector<std::vector<int>> out;
     unsigned *d_bar; /* the barrier's count and timeout flag */
     unsigned bar_count; /* arrivals so far: the next launch's base */
 };
 
-/* out_p = W_p . x_p on the CPU; x_(p+1) = requant(out_p) with a shift that brings its RMS near 32 */
+/* out_p = W_p . x_p on the CPU; x_(p+1) = requant(out_p) with a shift that brings its RMS near 32,
+ * or (cd.seam) the token-quant seam with per-channel scales of about 2^-shift */
 void chain_reference(ChainData &cd) {
     std::vector<Proj> &projs = *cd.projs;
     const size_t count = projs.size();
-    cd.x.assign(count, {}), cd.out.assign(count, {}), cd.shift.assign(count, 0);
+    cd.x.assign(count, {}), cd.out.assign(count, {}), cd.shift.assign(count, 0), cd.sw.assign(count, {});
     cd.x[0] = projs[0].x;
     for (size_t p = 0; p < count; p++) {
         const int n = projs[p].sh.n, k = projs[p].sh.k;
@@ -1134,9 +1297,20 @@ void chain_reference(ChainData &cd) {
         cd.shift[p] = sh;
         const int kn = projs[p + 1].sh.k;
         cd.x[p + 1].resize((size_t)kM * kn);
-        for (int t = 0; t < kM; t++)
+        cd.sw[p].resize(n);
+        for (int c = 0; c < n; c++)
+            cd.sw[p][c] = ldexpf(0.75f + (float)(((uint32_t)c * 2654435761u) >> 24) / 512.0f, -sh);
+        for (int t = 0; t < kM; t++) {
+            float a = 0.0f;
+            std::vector<float> v(kn);
+            for (int c = 0; c < kn; c++) {
+                v[c] = seam_dequant(o[(size_t)t * n + c], cd.sw[p][c]);
+                a = std::max(a, fabsf(v[c]));
+            }
+            const float inv = seam_inv(a);
             for (int c = 0; c < kn; c++)
-                cd.x[p + 1][(size_t)t * kn + c] = requant(o[(size_t)t * n + c], sh);
+                cd.x[p + 1][(size_t)t * kn + c] = cd.seam ? seam_quant(v[c], inv) : requant(o[(size_t)t * n + c], sh);
+        }
     }
 }
 
@@ -1182,14 +1356,16 @@ void launch_chain(ChainData &cd, const ResidentConfig &rc, int C, int ncl, size_
     Chain ch = {};
     ch.count = (int)count, ch.prefetch = prefetch, ch.base = cd.bar_count, ch.bar = cd.d_bar, ch.stamps = stamps;
     ch.ring_at = (int)(rc.budget() - rc.ring_bytes());
+    ch.seam = cd.seam, ch.amax = cd.d_amax, ch.bank = cd.bank, ch.release = cd.release;
+    cd.bank ^= 1;
     for (size_t j = 0; j < count; j++) {
         const Proj &p = projs[first + j];
         const bool last = j + 1 == count;
         ch.p[j] = {(const uint4 *)(p.d_wl + p.wb * (i % p.sets)), cd.d_x[first + j], last ? nullptr : cd.d_x[first + j + 1],
-                   cd.d_out[first + j], p.sh.n, p.sh.k, last ? 0 : projs[first + j + 1].sh.k, cd.shift[first + j], s[j],
-                   ring[j]};
+                   cd.d_out[first + j], cd.d_sw[first + j], cd.d_h[first + j], p.sh.n, p.sh.k,
+                   last ? 0 : projs[first + j + 1].sh.k, cd.shift[first + j], s[j], ring[j]};
     }
-    cd.bar_count += (unsigned)(count - 1) * ncl * C;
+    cd.bar_count += (unsigned)(count - 1) * (cd.seam ? 2 : 1) * ncl * C;
     cudaLaunchConfig_t cfg = {};
     cudaLaunchAttribute at[2];
     launch_attrs(at, C, pdl);
@@ -1221,10 +1397,13 @@ void chain_phases(ChainData &cd, const ResidentConfig &rc, int C, int ncl, const
     CK(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, 0));
     const double per_us = khz / 1e3;
     printf("# the best chain's phases per projection (us; median / slowest block, %.0f MHz clock64):\n", per_us);
-    printf("#   %-8s %6s | %15s %15s %15s %15s %15s\n", "proj", "blocks", "MMAs", "exchange wait", "sum + store",
+    printf("#   %-8s %6s | %15s %15s %15s %15s %15s", "proj", "blocks", "MMAs", "exchange wait", "sum + store",
            "arrival fence", "grid barrier");
+    if (cd.seam) /* the token-quant seam: the quantization, then the second barrier */
+        printf(" %15s %15s", "quantize", "barrier 2");
+    printf("\n");
     for (size_t p = 0; p < count; p++) {
-        std::vector<double> ph[5];
+        std::vector<double> ph[7];
         const int per = C / s[p], rbs = projs[p].sh.n / (32 * rc.wr);
         for (size_t b = 0; b < blocks; b++) {
             if ((int)(b / C) * per + (int)(b % C) / s[p] >= rbs)
@@ -1235,11 +1414,18 @@ void chain_phases(ChainData &cd, const ResidentConfig &rc, int C, int ncl, const
             ph[2].push_back((t[3] - t[2]) / per_us);
             if (p + 1 < count) {
                 ph[3].push_back((t[4] - t[3]) / per_us);
-                ph[4].push_back((t[kStamps] - t[4]) / per_us);
+                if (cd.seam) {
+                    ph[4].push_back((t[5] - t[4]) / per_us);
+                    ph[5].push_back((t[6] - t[5]) / per_us);
+                    ph[6].push_back((t[kStamps] - t[6]) / per_us);
+                } else {
+                    ph[4].push_back((t[kStamps] - t[4]) / per_us);
+                }
             }
         }
         printf("#   %-8s %6zu |", projs[p].sh.name, ph[0].size());
-        for (auto &v : ph) {
+        for (int c = 0; c < (cd.seam ? 7 : 5); c++) {
+            std::vector<double> &v = ph[c];
             if (v.empty()) {
                 printf(" %15s", "-");
                 continue;
@@ -1249,6 +1435,47 @@ void chain_phases(ChainData &cd, const ResidentConfig &rc, int C, int ncl, const
         }
         printf("\n");
     }
+}
+
+/* Named chains compared under one seam: each checked, the resident one's phases (both barrier
+ * forms), then 5 alternating rounds, the medians against the first (cuBLASLt's chain moves by
+ * several % from process to process: its pick among the top 8, clocks). */
+typedef std::pair<std::string, std::function<void(int)>> NamedChain;
+void compare_chains(ChainData &cd, const char *seam, const std::vector<NamedChain> &chains,
+                    const std::function<void()> &phases, int sets) {
+    const size_t count = cd.projs->size();
+    for (const NamedChain &c : chains) {
+        for (size_t p = 1; p < count; p++)
+            CK(cudaMemset(cd.d_x[p], 0, cd.x[p].size()));
+        c.second(0);
+        CK(cudaDeviceSynchronize());
+        if (barrier_timed_out(cd)) {
+            printf("# the chains with %s: skipped (a grid barrier timed out)\n", seam);
+            return;
+        }
+        chain_check(cd, c.first.c_str(), 0, count, cd.d_out[count - 1]);
+    }
+    for (cd.release = 0; cd.release < 2; cd.release++) {
+        printf("# with %s, the %s barrier:\n", seam, cd.release ? "release/acquire" : "fenced");
+        phases();
+    }
+    cd.release = 0;
+    std::vector<std::vector<double>> r(chains.size());
+    for (int round = 0; round < 5; round++) {
+        printf("##  %s, alternating round %d:", seam, round);
+        for (size_t c = 0; c < chains.size(); c++) {
+            r[c].push_back(time_us(chains[c].second, sets));
+            printf("%s %s %.2f us", c ? "," : "", chains[c].first.c_str(), r[c].back());
+        }
+        printf("\n");
+    }
+    chain_check(cd, "the last chain (after the rounds)", 0, count, cd.d_out[count - 1]);
+    printf("chain with %s, median of 5 alternating rounds:", seam);
+    for (size_t c = 0; c < chains.size(); c++)
+        printf("%s %s %.2f us", c ? "," : "", chains[c].first.c_str(), median_of(r[c]));
+    for (size_t c = 1; c < chains.size(); c++)
+        printf("%s %s %.2fx", c > 1 ? "," : ";", chains[c].first.c_str(), median_of(r[0]) / median_of(r[c]));
+    printf(" %s's chain\n", chains[0].first.c_str());
 }
 
 /* The resident form against the same chain run one kernel per projection (cuBLASLt, and the
@@ -1284,13 +1511,24 @@ void resident(std::vector<Proj> &projs, cublasLtHandle_t lt, void *lt_ws, size_t
     }
     CK(cudaMalloc(&cd.d_bar, 2 * sizeof *cd.d_bar));
     CK(cudaMemset(cd.d_bar, 0, 2 * sizeof *cd.d_bar));
+    cd.d_sw.assign(count, nullptr), cd.d_h.assign(count, nullptr);
+    for (size_t p = 0; p + 1 < count; p++) {
+        CK(cudaMalloc(&cd.d_sw[p], cd.sw[p].size() * 4));
+        CK(cudaMemcpy(cd.d_sw[p], cd.sw[p].data(), cd.sw[p].size() * 4, cudaMemcpyHostToDevice));
+        CK(cudaMalloc(&cd.d_h[p], cd.x[p + 1].size() * 2));
+    }
+    CK(cudaMalloc(&cd.d_amax, 2 * kMaxChain * kM * sizeof *cd.d_amax));
+    CK(cudaMemset(cd.d_amax, 0, 2 * kMaxChain * kM * sizeof *cd.d_amax));
     printf("# the resident form: %zu projections as one chain, x(p+1) = requant(out_p >> shift) (shifts", count);
     for (size_t p = 0; p + 1 < count; p++)
         printf(" %d", cd.shift[p]);
     printf("), against the chain as one kernel per projection + a requant kernel\n");
     auto requant_launch = [&](size_t p) {
         const int kn = projs[p + 1].sh.k;
-        requant_rows<<<(kM * kn + 255) / 256, 256>>>(cd.d_out[p], projs[p].sh.n, cd.d_x[p + 1], kn, cd.shift[p]);
+        if (cd.seam)
+            seam_rows<<<kM, 256>>>(cd.d_out[p], projs[p].sh.n, cd.d_sw[p], cd.d_h[p], cd.d_x[p + 1], kn);
+        else
+            requant_rows<<<(kM * kn + 255) / 256, 256>>>(cd.d_out[p], projs[p].sh.n, cd.d_x[p + 1], kn, cd.shift[p]);
     };
     const int one = 1, zero = 0;
     auto lt_chain = [&](int i) {
@@ -1418,23 +1656,28 @@ void resident(std::vector<Proj> &projs, cublasLtHandle_t lt, void *lt_ws, size_t
             }
         }
     }
-    if (bl.rc) {
-        chain_phases(cd, *bl.rc, bl.C, bl.ncl, bl.s, bl.ring, bl.pf, sets);
-        /* cuBLASLt's chain moves by several % from process to process (its pick among the top 8,
-         * clocks): the three chains again, alternating, and their medians compared */
+    if (bl.rc) { /* the best configuration again: both barrier forms, then the engine's seam */
+        auto phases = [&] { chain_phases(cd, *bl.rc, bl.C, bl.ncl, bl.s, bl.ring, bl.pf, sets); };
         auto best_run = [&](int i) { launch_chain(cd, *bl.rc, bl.C, bl.ncl, 0, count, bl.s, bl.ring, bl.pf, i, true); };
-        std::vector<double> r_lt, r_ours, r_res;
-        for (int round = 0; round < 5; round++) {
-            r_lt.push_back(time_us(lt_chain, sets));
-            r_ours.push_back(time_us(ours_chain, sets));
-            r_res.push_back(time_us(best_run, sets));
-            printf("##  alternating round %d: cuBLASLt chain %.2f us, ours per projection %.2f, resident %.2f\n", round,
-                   r_lt.back(), r_ours.back(), r_res.back());
-        }
-        chain_check(cd, "resident chain (after the rounds)", 0, count, cd.d_out[count - 1]);
-        printf("chain, median of 5 alternating rounds: cuBLASLt + requant kernels %.2f us, ours per projection + "
-               "requant kernels %.2f us, resident %.2f us: %.2fx cuBLASLt's chain\n",
-               median_of(r_lt), median_of(r_ours), median_of(r_res), median_of(r_lt) / median_of(r_res));
+        auto best_release = [&](int i) {
+            cd.release = 1;
+            best_run(i);
+            cd.release = 0;
+        };
+        compare_chains(cd, "the shift",
+                       {{"cuBLASLt + requant kernels", lt_chain}, {"ours per projection + requant kernels", ours_chain},
+                        {"resident", best_run}, {"resident, release/acquire barrier", best_release}},
+                       phases, sets);
+        cd.seam = 1;
+        chain_reference(cd);
+        printf("# the token-quant seam: BF16 dequant by per-channel scales, each token row's absmax, quant; the "
+               "resident chain with two grid barriers per seam, the others with a seam kernel\n");
+        compare_chains(cd, "the token-quant seam",
+                       {{"cuBLASLt + seam kernels", lt_chain}, {"ours per projection + seam kernels", ours_chain},
+                        {"resident", best_run}, {"resident, release/acquire barrier", best_release}},
+                       phases, sets);
+        cd.seam = 0;
+        chain_reference(cd);
     }
     printf("chain (%zu, requantized between): cuBLASLt + requant kernels %.2f us, ours per projection + requant "
            "kernels %.2f us, resident %.2f us (%s): %.2fx cuBLASLt's chain, %.2fx its GEMMs alone (%.2f us)\n",
