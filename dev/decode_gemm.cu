@@ -779,7 +779,8 @@ struct Chain {
     unsigned *bar;  /* [0] the arrival count, [1] set when a wait timed out (blocks not co-resident) */
     long long *stamps; /* or null: per block and projection kStamps clock64 readings (phase ends) */
     int ring_at;       /* the weight rings' byte offset in shared memory (after the token columns) */
-    int seam;          /* 0: the shift; 1: the token-quant seam (two grid barriers per seam) */
+    int seam;          /* 0: the shift; the token-quant seam 1: quantized by its producers between two
+                        * grid barriers, 2: by its consumers as they load their token columns (one) */
     unsigned *amax;    /* the token-quant seam's per-token absmax (float bits): [2][kMaxChain][kM] */
     int bank;          /* this launch's half of amax; it zeroes the other one for the next launch */
     int release;       /* the grid barrier's release/acquire form (grid_arrive) */
@@ -927,6 +928,52 @@ __device__ __forceinline__ void seam_quantize(const ChainProj &p, const unsigned
         }
     }
 }
+
+__device__ __forceinline__ uint32_t seam_quant4(uint32_t lo, uint32_t hi, float inv) {
+    return (uint32_t)(uint8_t)seam_quant(__uint_as_float(lo << 16), inv) |
+           (uint32_t)(uint8_t)seam_quant(__uint_as_float(lo & 0xffff0000u), inv) << 8 |
+           (uint32_t)(uint8_t)seam_quant(__uint_as_float(hi << 16), inv) << 16 |
+           (uint32_t)(uint8_t)seam_quant(__uint_as_float(hi & 0xffff0000u), inv) << 24;
+}
+/* The token-quant seam without its second barrier (Chain::seam 2): a block quantizes the token
+ * columns of its K range from the previous projection's BF16 outputs as it loads them (plain
+ * loads, kB units of 16 columns in flight per thread; then the nchunks groups load_tokens would
+ * have committed, empty, so that the main loops' group counts hold). Twice the bytes of int8
+ * tokens, and not overlapped with the first MMAs: what it costs against a barrier. `x`, for
+ * one cluster's blocks (every K range), also gets them in global memory, for the bit check. */
+template <int WR, int WK>
+__device__ __forceinline__ void load_tokens_quant(uint8_t *smem, const uint16_t *h, const unsigned *amax, int8_t *x,
+                                                  int k, int b0, int bsteps, int ld, int nchunks) {
+    constexpr int kThreads = WR * WK * 32, kB = 4;
+    const int units = bsteps * 2, total = kM * units;
+    for (int i0 = threadIdx.x; i0 < total; i0 += kB * kThreads) {
+        uint4 u[kB][2];
+        float inv[kB];
+#pragma unroll
+        for (int b = 0; b < kB; b++) {
+            const int i = i0 + b * kThreads;
+            if (i < total) {
+                const uint4 *src = (const uint4 *)(h + (size_t)(i / units) * k + b0 * 32 + (i % units) * 16);
+                u[b][0] = __ldcg(src), u[b][1] = __ldcg(src + 1);
+                inv[b] = __uint_as_float(__ldcg(amax + i / units));
+            }
+        }
+#pragma unroll
+        for (int b = 0; b < kB; b++) {
+            const int i = i0 + b * kThreads;
+            if (i < total) {
+                const float v = seam_inv(inv[b]);
+                const uint4 q = make_uint4(seam_quant4(u[b][0].x, u[b][0].y, v), seam_quant4(u[b][0].z, u[b][0].w, v),
+                                           seam_quant4(u[b][1].x, u[b][1].y, v), seam_quant4(u[b][1].z, u[b][1].w, v));
+                *(uint4 *)(smem + (i / units) * ld + (i % units) * 16) = q;
+                if (x)
+                    *(uint4 *)(x + (size_t)(i / units) * k + b0 * 32 + (i % units) * 16) = q;
+            }
+        }
+    }
+    for (int j = 0; j < nchunks; j++)
+        asm volatile("cp.async.commit_group;" ::: "memory");
+}
 #endif
 
 template <int WR, int WK, int D, int MINB, int P>
@@ -988,7 +1035,12 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB) resident_chain(const __grid
                 for (int G = 0; G < 4; G++)
                     acc[mt][G][0] = acc[mt][G][1] = acc[mt][G][2] = acc[mt][G][3] = 0;
             if (sh.on) {
-                load_tokens<WR, WK>(smem, p.x, p.k, sh.b0, sh.bsteps, sh.ld, sh.nchunks);
+                if (ch.seam == 2 && pi > 0)
+                    load_tokens_quant<WR, WK>(smem, ch.p[pi - 1].h, ch.amax + (ch.bank * kMaxChain + pi - 1) * kM,
+                                              r == 0 && (int)blockIdx.x < C ? const_cast<int8_t *>(p.x) : nullptr,
+                                              p.k, sh.b0, sh.bsteps, sh.ld, sh.nchunks);
+                else
+                    load_tokens<WR, WK>(smem, p.x, p.k, sh.b0, sh.bsteps, sh.ld, sh.nchunks);
                 const uint8_t *xl =
                     smem + ((lane & 7) + ((lane >> 3) & 1) * 8) * sh.ld + (lane >> 4) * 16 + (sh.w0 - sh.b0) * 32;
                 main_loop(p, sh, xl);
@@ -1040,7 +1092,7 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB) resident_chain(const __grid
             request(ch.p[pi + 1], sh); /* while the other blocks finish */
             target += gridDim.x;
             grid_wait(ch.bar, target, ch.release);
-            if (ch.seam) { /* every absmax is final: quantize, then wait until every token is */
+            if (ch.seam == 1) { /* every absmax is final: quantize, then wait until every token is */
                 mark(pi, 5);
                 seam_quantize<WR, WK>(p, amax, C, ncl, rank);
                 __syncthreads();
@@ -1365,7 +1417,7 @@ void launch_chain(ChainData &cd, const ResidentConfig &rc, int C, int ncl, size_
                    cd.d_out[first + j], cd.d_sw[first + j], cd.d_h[first + j], p.sh.n, p.sh.k,
                    last ? 0 : projs[first + j + 1].sh.k, cd.shift[first + j], s[j], ring[j]};
     }
-    cd.bar_count += (unsigned)(count - 1) * (cd.seam ? 2 : 1) * ncl * C;
+    cd.bar_count += (unsigned)(count - 1) * (cd.seam == 1 ? 2 : 1) * ncl * C;
     cudaLaunchConfig_t cfg = {};
     cudaLaunchAttribute at[2];
     launch_attrs(at, C, pdl);
@@ -1399,7 +1451,7 @@ void chain_phases(ChainData &cd, const ResidentConfig &rc, int C, int ncl, const
     printf("# the best chain's phases per projection (us; median / slowest block, %.0f MHz clock64):\n", per_us);
     printf("#   %-8s %6s | %15s %15s %15s %15s %15s", "proj", "blocks", "MMAs", "exchange wait", "sum + store",
            "arrival fence", "grid barrier");
-    if (cd.seam) /* the token-quant seam: the quantization, then the second barrier */
+    if (cd.seam == 1) /* the token-quant seam: the quantization, then the second barrier */
         printf(" %15s %15s", "quantize", "barrier 2");
     printf("\n");
     for (size_t p = 0; p < count; p++) {
@@ -1414,7 +1466,7 @@ void chain_phases(ChainData &cd, const ResidentConfig &rc, int C, int ncl, const
             ph[2].push_back((t[3] - t[2]) / per_us);
             if (p + 1 < count) {
                 ph[3].push_back((t[4] - t[3]) / per_us);
-                if (cd.seam) {
+                if (cd.seam == 1) {
                     ph[4].push_back((t[5] - t[4]) / per_us);
                     ph[5].push_back((t[6] - t[5]) / per_us);
                     ph[6].push_back((t[kStamps] - t[6]) / per_us);
@@ -1424,7 +1476,7 @@ void chain_phases(ChainData &cd, const ResidentConfig &rc, int C, int ncl, const
             }
         }
         printf("#   %-8s %6zu |", projs[p].sh.name, ph[0].size());
-        for (int c = 0; c < (cd.seam ? 7 : 5); c++) {
+        for (int c = 0; c < (cd.seam == 1 ? 7 : 5); c++) {
             std::vector<double> &v = ph[c];
             if (v.empty()) {
                 printf(" %15s", "-");
@@ -1438,11 +1490,12 @@ void chain_phases(ChainData &cd, const ResidentConfig &rc, int C, int ncl, const
 }
 
 /* Named chains compared under one seam: each checked, the resident one's phases (both barrier
- * forms), then 5 alternating rounds, the medians against the first (cuBLASLt's chain moves by
- * several % from process to process: its pick among the top 8, clocks). */
+ * forms, each of `forms`: Chain::seam values), then 5 alternating rounds, the medians against the
+ * first (cuBLASLt's chain moves by several % from process to process: its pick among the top 8,
+ * clocks). A chain may set cd.seam / cd.release for its launches; it restores them. */
 typedef std::pair<std::string, std::function<void(int)>> NamedChain;
 void compare_chains(ChainData &cd, const char *seam, const std::vector<NamedChain> &chains,
-                    const std::function<void()> &phases, int sets) {
+                    const std::vector<int> &forms, const std::function<void()> &phases, int sets) {
     const size_t count = cd.projs->size();
     for (const NamedChain &c : chains) {
         for (size_t p = 1; p < count; p++)
@@ -1455,11 +1508,14 @@ void compare_chains(ChainData &cd, const char *seam, const std::vector<NamedChai
         }
         chain_check(cd, c.first.c_str(), 0, count, cd.d_out[count - 1]);
     }
-    for (cd.release = 0; cd.release < 2; cd.release++) {
-        printf("# with %s, the %s barrier:\n", seam, cd.release ? "release/acquire" : "fenced");
-        phases();
-    }
-    cd.release = 0;
+    const int seam0 = cd.seam;
+    for (int form : forms)
+        for (cd.release = 0; cd.release < 2; cd.release++) {
+            cd.seam = form;
+            printf("# with %s (form %d), the %s barrier:\n", seam, form, cd.release ? "release/acquire" : "fenced");
+            phases();
+        }
+    cd.release = 0, cd.seam = seam0;
     std::vector<std::vector<double>> r(chains.size());
     for (int round = 0; round < 5; round++) {
         printf("##  %s, alternating round %d:", seam, round);
@@ -1667,15 +1723,25 @@ void resident(std::vector<Proj> &projs, cublasLtHandle_t lt, void *lt_ws, size_t
         compare_chains(cd, "the shift",
                        {{"cuBLASLt + requant kernels", lt_chain}, {"ours per projection + requant kernels", ours_chain},
                         {"resident", best_run}, {"resident, release/acquire barrier", best_release}},
-                       phases, sets);
+                       {0}, phases, sets);
         cd.seam = 1;
         chain_reference(cd);
         printf("# the token-quant seam: BF16 dequant by per-channel scales, each token row's absmax, quant; the "
-               "resident chain with two grid barriers per seam, the others with a seam kernel\n");
+               "resident chain quantizing at its producers between two grid barriers per seam (form 1) or at "
+               "its consumers' token loads after one (form 2), the others with a seam kernel\n");
+        auto at_load = [&](const std::function<void(int)> &run) {
+            return [&, run](int i) {
+                cd.seam = 2;
+                run(i);
+                cd.seam = 1;
+            };
+        };
         compare_chains(cd, "the token-quant seam",
                        {{"cuBLASLt + seam kernels", lt_chain}, {"ours per projection + seam kernels", ours_chain},
-                        {"resident", best_run}, {"resident, release/acquire barrier", best_release}},
-                       phases, sets);
+                        {"resident", best_run}, {"resident, release/acquire barrier", best_release},
+                        {"resident, quantized at load", at_load(best_run)},
+                        {"resident, quantized at load, release/acquire barrier", at_load(best_release)}},
+                       {1, 2}, phases, sets);
         cd.seam = 0;
         chain_reference(cd);
     }
