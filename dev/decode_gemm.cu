@@ -1327,11 +1327,14 @@ struct ChainData {
 };
 
 /* out_p = W_p . x_p on the CPU; x_(p+1) = requant(out_p) with a shift that brings its RMS near 32,
- * or (cd.seam) the token-quant seam with per-channel scales of about 2^-shift */
+ * or (cd.seam) the token-quant seam with per-channel scales of about 2^-shift (the shift's, set
+ * by the first call: the device has its copy) */
 void chain_reference(ChainData &cd) {
     std::vector<Proj> &projs = *cd.projs;
     const size_t count = projs.size();
-    cd.x.assign(count, {}), cd.out.assign(count, {}), cd.shift.assign(count, 0), cd.sw.assign(count, {});
+    cd.x.assign(count, {}), cd.out.assign(count, {}), cd.shift.assign(count, 0);
+    if (cd.sw.size() != count)
+        cd.sw.assign(count, {});
     cd.x[0] = projs[0].x;
     for (size_t p = 0; p < count; p++) {
         const int n = projs[p].sh.n, k = projs[p].sh.k;
@@ -1349,9 +1352,9 @@ void chain_reference(ChainData &cd) {
         cd.shift[p] = sh;
         const int kn = projs[p + 1].sh.k;
         cd.x[p + 1].resize((size_t)kM * kn);
-        cd.sw[p].resize(n);
-        for (int c = 0; c < n; c++)
-            cd.sw[p][c] = ldexpf(0.75f + (float)(((uint32_t)c * 2654435761u) >> 24) / 512.0f, -sh);
+        if (cd.sw[p].empty())
+            for (int c = 0; c < n; c++)
+                cd.sw[p].push_back(ldexpf(0.75f + (float)(((uint32_t)c * 2654435761u) >> 24) / 512.0f, -sh));
         for (int t = 0; t < kM; t++) {
             float a = 0.0f;
             std::vector<float> v(kn);
