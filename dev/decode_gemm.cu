@@ -779,12 +779,17 @@ struct Chain {
     unsigned *bar;  /* [0] the arrival count, [1] set when a wait timed out (blocks not co-resident) */
     long long *stamps; /* or null: per block and projection kStamps clock64 readings (phase ends) */
     int ring_at;       /* the weight rings' byte offset in shared memory (after the token columns) */
+    int seam_at;       /* the token-quant seam's per-token absmax and 127 / absmax (kSeamSmem bytes, last) */
     int seam;          /* 0: the shift; the token-quant seam 1: quantized by its producers between two
                         * grid barriers, 2: by its consumers as they load their token columns (one) */
     unsigned *amax;    /* the token-quant seam's per-token absmax (float bits): [2][kMaxChain][kM] */
     int bank;          /* this launch's half of amax; it zeroes the other one for the next launch */
     int release;       /* the grid barrier's release/acquire form (grid_arrive) */
+    int check;         /* seam 2: one block per K range also stores its tokens (the bit check's launch) */
 };
+/* dynamic, not static: one block per SM takes the whole opt-in maximum, and static shared
+ * memory would push it over */
+constexpr int kSeamSmem = 2 * kM * 4;
 /* phase ends of a projection in a block: its start (the barrier passed), the MMAs done, the
  * cluster's partials visible (the exchange's wait), the block's slice summed and its stores
  * issued, the arrival at the grid barrier (its fence and count) done; with the token-quant
@@ -887,8 +892,9 @@ __device__ __forceinline__ void grid_wait(unsigned *bar, unsigned target, bool r
 }
 
 /* The token-quant seam's first half, for one item of the block's sum (4 rows of token t from
- * `row`): dequantized to BF16 and stored, the warp's absmax into the block's per-token max
- * (a warp's items are one token: slices start at multiples of 32 items, 64 items a token). */
+ * `row`): dequantized to BF16 and stored, the warp's absmax into the block's per-token max.
+ * Every lane of the warp calls it with the same t: a slice is a multiple of 256 items (the
+ * block's threads) and starts at one, 32 WR / 4 items a token. */
 __device__ __forceinline__ void seam_store(const ChainProj &p, const int4 &sum, int t, int row, unsigned *smax) {
     float m = 0.0f;
     if (row < p.kn) {
@@ -901,15 +907,24 @@ __device__ __forceinline__ void seam_store(const ChainProj &p, const int4 &sum, 
         m = fmaxf(fmaxf(fabsf(v[0]), fabsf(v[1])), fmaxf(fabsf(v[2]), fabsf(v[3])));
     }
     /* |v| as bits orders as the floats do */
-    const unsigned w = __reduce_max_sync(__activemask(), __float_as_uint(m));
+    const unsigned w = __reduce_max_sync(0xffffffffu, __float_as_uint(m));
     if ((threadIdx.x & 31) == 0 && w)
         atomicMax(smax + t, w);
 }
-/* Its second half, after the grid barrier (every token's absmax final): the block's own items
- * of projection p read back and quantized into the next projection's tokens. */
+/* Each token's 127 / absmax once per block (block-wide: every thread calls it), after the grid
+ * barrier that makes every absmax final. */
+__device__ __forceinline__ void seam_inverses(const unsigned *amax, float *sinv) {
+    if (threadIdx.x < kM)
+        sinv[threadIdx.x] = seam_inv(__uint_as_float(__ldcg(amax + threadIdx.x)));
+    __syncthreads();
+}
+/* Its second half, after the grid barrier: the block's own items of projection p read back and
+ * quantized into the next projection's tokens. */
 template <int WR, int WK>
-__device__ __forceinline__ void seam_quantize(const ChainProj &p, const unsigned *amax, int C, int ncl, int rank) {
+__device__ __forceinline__ void seam_quantize(const ChainProj &p, const unsigned *amax, float *sinv, int C, int ncl,
+                                              int rank) {
     constexpr int kThreads = WR * WK * 32, kRows = 32 * WR, kItems = kM * kRows / 4;
+    seam_inverses(amax, sinv);
     const int rounds = rounds_of<WR>(p, C, ncl);
     for (int r = 0; r < rounds; r++) {
         const Share q = share_of<WR, WK>(p, r, rank, C, ncl);
@@ -920,7 +935,7 @@ __device__ __forceinline__ void seam_quantize(const ChainProj &p, const unsigned
             const int t = i / (kRows / 4), row = q.rb * kRows + (i % (kRows / 4)) * 4;
             if (row >= p.kn)
                 continue;
-            const float inv = seam_inv(__uint_as_float(__ldcg(amax + t)));
+            const float inv = sinv[t];
             const uint2 b = *(const uint2 *)(p.h + (size_t)t * p.kn + row);
             *(char4 *)(p.next + (size_t)t * p.kn + row) =
                 make_char4(seam_quant(__uint_as_float(b.x << 16), inv), seam_quant(__uint_as_float(b.x & 0xffff0000u), inv),
@@ -940,29 +955,28 @@ __device__ __forceinline__ uint32_t seam_quant4(uint32_t lo, uint32_t hi, float 
  * loads, kB units of 16 columns in flight per thread; then the nchunks groups load_tokens would
  * have committed, empty, so that the main loops' group counts hold). Twice the bytes of int8
  * tokens, and not overlapped with the first MMAs: what it costs against a barrier. `x`, for
- * one cluster's blocks (every K range), also gets them in global memory, for the bit check. */
+ * one block per K range in the checked launch, also gets them in global memory. */
 template <int WR, int WK>
-__device__ __forceinline__ void load_tokens_quant(uint8_t *smem, const uint16_t *h, const unsigned *amax, int8_t *x,
-                                                  int k, int b0, int bsteps, int ld, int nchunks) {
+__device__ __forceinline__ void load_tokens_quant(uint8_t *smem, const uint16_t *h, const unsigned *amax, float *sinv,
+                                                  int8_t *x, int k, int b0, int bsteps, int ld, int nchunks) {
     constexpr int kThreads = WR * WK * 32, kB = 4;
     const int units = bsteps * 2, total = kM * units;
+    seam_inverses(amax, sinv);
     for (int i0 = threadIdx.x; i0 < total; i0 += kB * kThreads) {
         uint4 u[kB][2];
-        float inv[kB];
 #pragma unroll
         for (int b = 0; b < kB; b++) {
             const int i = i0 + b * kThreads;
             if (i < total) {
                 const uint4 *src = (const uint4 *)(h + (size_t)(i / units) * k + b0 * 32 + (i % units) * 16);
                 u[b][0] = __ldcg(src), u[b][1] = __ldcg(src + 1);
-                inv[b] = __uint_as_float(__ldcg(amax + i / units));
             }
         }
 #pragma unroll
         for (int b = 0; b < kB; b++) {
             const int i = i0 + b * kThreads;
             if (i < total) {
-                const float v = seam_inv(inv[b]);
+                const float v = sinv[i / units];
                 const uint4 q = make_uint4(seam_quant4(u[b][0].x, u[b][0].y, v), seam_quant4(u[b][0].z, u[b][0].w, v),
                                            seam_quant4(u[b][1].x, u[b][1].y, v), seam_quant4(u[b][1].z, u[b][1].w, v));
                 *(uint4 *)(smem + (i / units) * ld + (i % units) * 16) = q;
@@ -1010,7 +1024,8 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB) resident_chain(const __grid
         if (stamp && threadIdx.x == 0)
             stamp[pi * kStamps + phase] = clock64();
     };
-    __shared__ unsigned smax[kM]; /* the token-quant seam: the block's per-token absmax */
+    unsigned *smax = (unsigned *)(smem + ch.seam_at); /* the token-quant seam: the block's per-token absmax */
+    float *sinv = (float *)(smax + kM);
     if (threadIdx.x < kM)
         smax[threadIdx.x] = 0;
     Share sh = share_of<WR, WK>(ch.p[0], 0, rank, C, ncl);
@@ -1037,7 +1052,10 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB) resident_chain(const __grid
             if (sh.on) {
                 if (ch.seam == 2 && pi > 0)
                     load_tokens_quant<WR, WK>(smem, ch.p[pi - 1].h, ch.amax + (ch.bank * kMaxChain + pi - 1) * kM,
-                                              r == 0 && (int)blockIdx.x < C ? const_cast<int8_t *>(p.x) : nullptr,
+                                              sinv,
+                                              ch.check && r == 0 && (int)blockIdx.x < C && rank < p.s
+                                                  ? const_cast<int8_t *>(p.x)
+                                                  : nullptr,
                                               p.k, sh.b0, sh.bsteps, sh.ld, sh.nchunks);
                 else
                     load_tokens<WR, WK>(smem, p.x, p.k, sh.b0, sh.bsteps, sh.ld, sh.nchunks);
@@ -1094,7 +1112,7 @@ __global__ void __launch_bounds__(WR *WK * 32, MINB) resident_chain(const __grid
             grid_wait(ch.bar, target, ch.release);
             if (ch.seam == 1) { /* every absmax is final: quantize, then wait until every token is */
                 mark(pi, 5);
-                seam_quantize<WR, WK>(p, amax, C, ncl, rank);
+                seam_quantize<WR, WK>(p, amax, sinv, C, ncl, rank);
                 __syncthreads();
                 mark(pi, 6);
                 grid_arrive(ch.bar, ch.release);
@@ -1300,8 +1318,10 @@ struct ResidentConfig {
      * occupancy, and with it the number of clusters, is the same for every chain) */
     size_t budget() const { return minb == 1 ? kMaxSmem : (228 / minb - 1) * 1024; }
     size_t ring_bytes() const { return (size_t)wr * wk * p * 1024; }
-    /* the rings sit at the end of the budget, the token columns / partials at the start */
-    size_t need(int k, int s, bool ring) const { return smem(k / 32 / s + 1) + (ring ? ring_bytes() : 0); }
+    /* the token columns / partials at the start, then the rings, the seam's per-token values last */
+    size_t need(int k, int s, bool ring) const {
+        return smem(k / 32 / s + 1) + (ring ? ring_bytes() : 0) + kSeamSmem;
+    }
 };
 template <int WR, int WK, int D, int MINB, int P = 0> ResidentConfig resident_config() {
     return {resident_chain<WR, WK, D, MINB, P>, WR, WK, D, MINB, P, block_smem<WR, WK>};
@@ -1320,6 +1340,7 @@ struct ChainData {
     unsigned *d_amax;
     int bank;
     int release; /* Chain::release */
+    int check;   /* Chain::check */
     std::vector<std::vector<int8_t>> x;
     std::vector<std::vector<int>> out;
     unsigned *d_bar; /* the barrier's count and timeout flag */
@@ -1410,7 +1431,9 @@ void launch_chain(ChainData &cd, const ResidentConfig &rc, int C, int ncl, size_
     std::vector<Proj> &projs = *cd.projs;
     Chain ch = {};
     ch.count = (int)count, ch.prefetch = prefetch, ch.base = cd.bar_count, ch.bar = cd.d_bar, ch.stamps = stamps;
-    ch.ring_at = (int)(rc.budget() - rc.ring_bytes());
+    ch.seam_at = (int)(rc.budget() - kSeamSmem);
+    ch.ring_at = (int)(ch.seam_at - rc.ring_bytes());
+    ch.check = cd.check;
     ch.seam = cd.seam, ch.amax = cd.d_amax, ch.bank = cd.bank, ch.release = cd.release;
     cd.bank ^= 1;
     for (size_t j = 0; j < count; j++) {
@@ -1503,7 +1526,9 @@ void compare_chains(ChainData &cd, const char *seam, const std::vector<NamedChai
     for (const NamedChain &c : chains) {
         for (size_t p = 1; p < count; p++)
             CK(cudaMemset(cd.d_x[p], 0, cd.x[p].size()));
+        cd.check = 1;
         c.second(0);
+        cd.check = 0;
         CK(cudaDeviceSynchronize());
         if (barrier_timed_out(cd)) {
             printf("# the chains with %s: skipped (a grid barrier timed out)\n", seam);
@@ -1754,8 +1779,9 @@ void resident(std::vector<Proj> &projs, cublasLtHandle_t lt, void *lt_ws, size_t
     for (size_t p = 1; p < count; p++)
         cudaFree(cd.d_x[p]);
     for (size_t p = 0; p < count; p++)
-        cudaFree(cd.d_out[p]);
+        cudaFree(cd.d_out[p]), cudaFree(cd.d_sw[p]), cudaFree(cd.d_h[p]);
     cudaFree(cd.d_bar);
+    cudaFree(cd.d_amax);
 }
 
 } // namespace
