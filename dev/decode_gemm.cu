@@ -1553,6 +1553,7 @@ void compare_chains(ChainData &cd, const char *seam, const std::vector<NamedChai
         }
         printf("\n");
     }
+    /* the last chain's output (a consumer-quantized chain stores no tokens outside its checked launch) */
     chain_check(cd, "the last chain (after the rounds)", 0, count, cd.d_out[count - 1]);
     printf("chain with %s, median of 5 alternating rounds:", seam);
     for (size_t c = 0; c < chains.size(); c++)
