@@ -55,8 +55,8 @@
  * grid barrier fenced and in release/acquire form, first with the shift as
  * the seam and then with the engine's (BF16 dequant, per-token absmax quant).
  * Usage: [DG_SHAPES=N:K,...] [DG_VERBOSE=1] [DG_NO_MULTICAST=1] [DG_RESIDENT=0] dev_decode_gemm
- * Build: the CMake target, or nvcc -std=c++17 -O3 -arch=sm_90a -Idev -Isrc/linear/include
- *        dev/decode_gemm.cu -lcublasLt (add -DDG_SKIP=b or -DDG_EXCHANGE=x)
+ * Build: the CMake target, or nvcc -std=c++17 -O3 -arch=sm_90a -Idev -Isrc -Isrc/linear/include
+ *        -Isrc/core/include dev/decode_gemm.cu -lcublasLt (add -DDG_SKIP=b or -DDG_EXCHANGE=x)
  */
 #include <cooperative_groups.h>
 #include <cublasLt.h>
@@ -67,7 +67,9 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype_inline.h"
 #include "dev_common.h"
+#include "engine/cuda/bf16.cuh"
 #include "linear/kernels/bulk_copy.cuh"
 
 namespace cg = cooperative_groups;
@@ -732,18 +734,12 @@ __host__ __device__ inline int8_t requant(int v, int shift) {
  * resident chain pays a second grid barrier per seam; norms and residuals are
  * elementwise around it (an RMS factor cancels out of q). Host and device
  * round the same way (RN products, no contraction). */
-__host__ __device__ inline float seam_dequant(int sum, float sw) {
+__host__ __device__ inline float seam_dequant(int sum, float sw) { /* the BF16 value, as a float */
 #ifdef __CUDA_ARCH__
-    const float v = __fmul_rn(__int2float_rn(sum), sw);
+    return ss_bf(ss_to_bf(__fmul_rn(__int2float_rn(sum), sw)));
 #else
-    const float v = (float)sum * sw;
+    return ss_bf16_to_f32_inline(ss_f32_to_bf16_inline((float)sum * sw));
 #endif
-    uint32_t u; /* to BF16, round to nearest even (finite: |sum| < 2^31, sw ~1) */
-    memcpy(&u, &v, 4);
-    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-    float r;
-    memcpy(&r, &u, 4);
-    return r;
 }
 __host__ __device__ inline float seam_inv(float absmax) {
     const float a = absmax > 1e-12f ? absmax : 1e-12f;
@@ -918,6 +914,13 @@ __device__ __forceinline__ void seam_inverses(const unsigned *amax, float *sinv)
         sinv[threadIdx.x] = seam_inv(__uint_as_float(__ldcg(amax + threadIdx.x)));
     __syncthreads();
 }
+/* Four BF16 (two words, element 0 the low half of lo) quantized into four int8 bytes, in order. */
+__device__ __forceinline__ uint32_t seam_quant4(uint32_t lo, uint32_t hi, float inv) {
+    return (uint32_t)(uint8_t)seam_quant(__uint_as_float(lo << 16), inv) |
+           (uint32_t)(uint8_t)seam_quant(__uint_as_float(lo & 0xffff0000u), inv) << 8 |
+           (uint32_t)(uint8_t)seam_quant(__uint_as_float(hi << 16), inv) << 16 |
+           (uint32_t)(uint8_t)seam_quant(__uint_as_float(hi & 0xffff0000u), inv) << 24;
+}
 /* Its second half, after the grid barrier: the block's own items of projection p read back and
  * quantized into the next projection's tokens. */
 template <int WR, int WK>
@@ -935,21 +938,12 @@ __device__ __forceinline__ void seam_quantize(const ChainProj &p, const unsigned
             const int t = i / (kRows / 4), row = q.rb * kRows + (i % (kRows / 4)) * 4;
             if (row >= p.kn)
                 continue;
-            const float inv = sinv[t];
             const uint2 b = *(const uint2 *)(p.h + (size_t)t * p.kn + row);
-            *(char4 *)(p.next + (size_t)t * p.kn + row) =
-                make_char4(seam_quant(__uint_as_float(b.x << 16), inv), seam_quant(__uint_as_float(b.x & 0xffff0000u), inv),
-                           seam_quant(__uint_as_float(b.y << 16), inv), seam_quant(__uint_as_float(b.y & 0xffff0000u), inv));
+            *(uint32_t *)(p.next + (size_t)t * p.kn + row) = seam_quant4(b.x, b.y, sinv[t]);
         }
     }
 }
 
-__device__ __forceinline__ uint32_t seam_quant4(uint32_t lo, uint32_t hi, float inv) {
-    return (uint32_t)(uint8_t)seam_quant(__uint_as_float(lo << 16), inv) |
-           (uint32_t)(uint8_t)seam_quant(__uint_as_float(lo & 0xffff0000u), inv) << 8 |
-           (uint32_t)(uint8_t)seam_quant(__uint_as_float(hi << 16), inv) << 16 |
-           (uint32_t)(uint8_t)seam_quant(__uint_as_float(hi & 0xffff0000u), inv) << 24;
-}
 /* The token-quant seam without its second barrier (Chain::seam 2): a block quantizes the token
  * columns of its K range from the previous projection's BF16 outputs as it loads them (plain
  * loads, kB units of 16 columns in flight per thread; then the nchunks groups load_tokens would
@@ -1306,7 +1300,7 @@ __global__ void seam_rows(const int *out, int n, const float *sw, uint16_t *h, i
     const float inv = seam_inv(m);
     for (int c = threadIdx.x * 4; c < kn; c += blockDim.x * 4) /* the thread's own stores read back */
         for (int j = 0; j < 4; j++)
-            next[(size_t)t * kn + c + j] = seam_quant(__uint_as_float((uint32_t)h[(size_t)t * kn + c + j] << 16), inv);
+            next[(size_t)t * kn + c + j] = seam_quant(ss_bf(h[(size_t)t * kn + c + j]), inv);
 }
 
 typedef void (*ChainKern)(Chain);
@@ -1376,16 +1370,21 @@ void chain_reference(ChainData &cd) {
         if (cd.sw[p].empty())
             for (int c = 0; c < n; c++)
                 cd.sw[p].push_back(ldexpf(0.75f + (float)(((uint32_t)c * 2654435761u) >> 24) / 512.0f, -sh));
+        std::vector<float> v(kn);
         for (int t = 0; t < kM; t++) {
-            float a = 0.0f;
-            std::vector<float> v(kn);
-            for (int c = 0; c < kn; c++) {
-                v[c] = seam_dequant(o[(size_t)t * n + c], cd.sw[p][c]);
-                a = std::max(a, fabsf(v[c]));
+            const int *ot = o.data() + (size_t)t * n;
+            int8_t *xt = cd.x[p + 1].data() + (size_t)t * kn;
+            if (!cd.seam) {
+                for (int c = 0; c < kn; c++)
+                    xt[c] = requant(ot[c], sh);
+                continue;
             }
+            float a = 0.0f;
+            for (int c = 0; c < kn; c++)
+                a = std::max(a, fabsf(v[c] = seam_dequant(ot[c], cd.sw[p][c])));
             const float inv = seam_inv(a);
             for (int c = 0; c < kn; c++)
-                cd.x[p + 1][(size_t)t * kn + c] = cd.seam ? seam_quant(v[c], inv) : requant(o[(size_t)t * n + c], sh);
+                xt[c] = seam_quant(v[c], inv);
         }
     }
 }
